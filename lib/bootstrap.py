@@ -1,0 +1,185 @@
+"""Node-local cluster operations that cannot be jobs: init, join, master failover, destroy."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+from genet import config, daemon_util, errors, luxi, netutils, paths, ssl_utils
+from genet.rpc import RpcClient
+
+
+def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size: int,
+                 noded_port: int, secondary_ip: str | None = None) -> dict:
+    """Make this node the master of a new one-node cluster and start its daemons."""
+    if paths.config_file().exists():
+        raise errors.OpPrereqError(f"this node is already part of a cluster ({paths.config_file()} exists);"
+                                   " run 'gnt-cluster destroy' first", errors.ECode.EXISTS)
+    name = paths.node_name()
+    address = netutils.resolve(name)
+    paths.ensure_dirs()
+    ssl_utils.generate_cluster_cert(paths.cluster_cert(), cluster_name)
+    data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
+    if secondary_ip:
+        data["nodes"][name]["secondary_ip"] = secondary_ip
+    write_local_state(data)
+    try:
+        daemon_util.start("genet-noded")
+        daemon_util.start("genet-masterd")
+        if not luxi.wait_for_socket(paths.master_socket()):
+            raise errors.CommandError("genet-masterd did not answer on its socket")
+    except errors.GenericError:
+        for daemon in ("genet-masterd", "genet-noded"):
+            daemon_util.stop(daemon)
+        for path in [paths.config_file(), paths.cluster_cert()] + [paths.ssconf_file(k) for k in config.SSCONF_KEYS]:
+            path.unlink(missing_ok=True)
+        raise
+    return data
+
+
+def write_local_state(data: dict) -> None:
+    config.write_atomic(paths.config_file(), config.dumps(data))
+    for key, value in config.ssconf_values(data).items():
+        config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+
+
+def prepare_node_join(request: dict) -> dict:
+    """On a new node (run over SSH by gnt-node add): install the certificate, start noded."""
+    try:
+        cert, ssconf = request["cert"], request["ssconf"]
+    except (KeyError, TypeError):
+        raise errors.OpPrereqError("join request needs 'cert' and 'ssconf'") from None
+    if paths.config_file().exists() and not request.get("readd"):
+        raise errors.OpPrereqError(f"node {paths.node_name()} already belongs to a cluster"
+                                   f" ({paths.config_file()} exists)", errors.ECode.EXISTS)
+    paths.ensure_dirs()
+    daemon_util.stop("genet-noded")
+    config.write_atomic(paths.cluster_cert(), cert.encode(), mode=0o600)
+    for key, value in ssconf.items():
+        if key in config.SSCONF_KEYS:
+            config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+    pid = daemon_util.start("genet-noded")
+    return {"node": paths.node_name(), "noded_pid": pid}
+
+
+def prepare_node_join_main() -> int:
+    """Entry point of genet-prepare-node-join: JSON request on stdin, JSON reply on stdout."""
+    try:
+        reply = {"ok": True, **prepare_node_join(json.load(sys.stdin))}
+    except (ValueError, errors.GenericError) as err:
+        reply = {"ok": False, "error": str(err.args[0] if err.args else err)}
+    print(json.dumps(reply))
+    return 0 if reply["ok"] else 1
+
+
+def _rpc(data: dict) -> RpcClient:
+    return RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"], timeout=10)
+
+
+def gather_votes(data: dict, rpc: RpcClient, me: str) -> tuple[Counter, int, list[str]]:
+    """Ask every other online node who it believes the master is."""
+    others = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
+              if not n["offline"] and n["name"] != me}
+    results = rpc.call_many(others, "master_vote", timeout=5) if others else {}
+    votes = Counter(r.payload for r in results.values() if not r.failed and r.payload)
+    unreachable = sorted(n for n, r in results.items() if r.failed)
+    return votes, len(others) + 1, unreachable
+
+
+def check_master_votes(data: dict, me: str, no_voting: bool) -> None:
+    """Refuse to act as master unless a majority of reachable nodes agrees (Ganeti's vote)."""
+    if no_voting:
+        return
+    votes, total, unreachable = gather_votes(data, _rpc(data), me)
+    answered = sum(votes.values()) + 1
+    if answered * 2 <= total:
+        raise errors.OpPrereqError(
+            f"only {answered} of {total} nodes answered the master vote (unreachable: {', '.join(unreachable)});"
+            " use --no-voting if you are sure the others are down", errors.ECode.ENVIRON)
+    if votes:
+        winner, count = votes.most_common(1)[0]
+        if winner != me and count * 2 >= answered:
+            raise errors.NotMasterError(f"{count} of {answered} nodes say the master is {winner}, not {me}")
+
+
+def master_failover(no_voting: bool) -> dict:
+    """Run on a master candidate: take over the master role and start masterd here."""
+    me = paths.node_name()
+    data = config.load(paths.config_file())
+    old = data["cluster"]["master_node"]
+    node = data["nodes"].get(me)
+    if node is None or not node["master_candidate"]:
+        raise errors.OpPrereqError(f"node {me} is not a master candidate; the master is {old}",
+                                   errors.ECode.WRONG_STATE)
+    if old == me:
+        raise errors.OpPrereqError(f"node {me} is already the master", errors.ECode.WRONG_STATE)
+    rpc = _rpc(data)
+    others = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me}
+    infos = rpc.call_many(others, "node_info", timeout=5)
+    reachable = {n for n, r in infos.items() if not r.failed}
+    if not no_voting:
+        votes = Counter(infos[n].payload["ssconf"].get("master_node") for n in reachable)
+        total = len(others) + 1
+        if (len(reachable) + 1) * 2 <= total:
+            raise errors.OpPrereqError(
+                f"only {len(reachable) + 1} of {total} nodes are reachable, no majority for the vote;"
+                " use --no-voting if you are sure the unreachable nodes are down", errors.ECode.ENVIRON)
+        if votes and votes.most_common(1)[0][0] not in (old, me):
+            raise errors.OpPrereqError(f"nodes disagree about the master: {dict(votes)}", errors.ECode.ENVIRON)
+    # take the newest config any reachable candidate holds
+    for name in sorted(reachable):
+        serial = infos[name].payload.get("config_serial")
+        if serial and serial > data["serial_no"] and data["nodes"][name]["master_candidate"]:
+            res = rpc.call(name, others[name], "get_config")
+            if not res.failed:
+                data = config.parse(res.payload, f"config from {name}")
+    if old in reachable:
+        rpc.call(old, others[old], "stop_masterd", timeout=20)
+    data["cluster"]["master_node"] = me
+    data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
+    data["serial_no"] += 1
+    config.write_atomic(paths.config_file(), config.dumps(data))
+    content = config.dumps(data).decode()
+    ssconf = config.ssconf_values(data)
+    for name in sorted(reachable):
+        if data["nodes"][name]["master_candidate"]:
+            rpc.call(name, others[name], "upload_config", [content])
+        rpc.call(name, others[name], "write_ssconf", [ssconf])
+    for key, value in ssconf.items():
+        config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+    daemon_util.start("genet-masterd", ["--no-voting"] if no_voting else [])
+    if not luxi.wait_for_socket(paths.master_socket()):
+        raise errors.CommandError("genet-masterd did not start on the new master")
+    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
+
+
+def destroy_local() -> None:
+    """Stop the daemons and remove every piece of cluster state on this node."""
+    for daemon in ("genet-masterd", "genet-noded"):
+        daemon_util.stop(daemon)
+    for path in [paths.config_file(), paths.queue_db(), paths.cluster_cert(), paths.queue_drain_file(),
+                 paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
+        path.unlink(missing_ok=True)
+    for key in config.SSCONF_KEYS:
+        paths.ssconf_file(key).unlink(missing_ok=True)
+
+
+def daemon_main(argv: list[str] | None = None) -> int:
+    """genet-daemon start|stop: (re)start this node's daemons, masterd only on the master."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="genet-daemon")
+    parser.add_argument("action", choices=["start", "stop"])
+    ns = parser.parse_args(argv)
+    try:
+        if ns.action == "stop":
+            for daemon in ("genet-masterd", "genet-noded"):
+                daemon_util.stop(daemon)
+            return 0
+        daemon_util.start("genet-noded")
+        master = paths.ssconf_file("master_node")
+        if master.exists() and master.read_text().strip() == paths.node_name():
+            daemon_util.start("genet-masterd")
+    except errors.GenericError as err:
+        print(errors.format_error(err), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,282 @@
+"""What every gnt-* command shares: options derived from opcodes, job submission
+and polling, table output, error reporting and exit codes.
+
+Kept free of Twisted and TLS imports so that a command starts quickly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from genet import errors, luxi, opcodes
+from genet.opcodes import POSITIONAL, OpCode, Param
+from genet.ptypes import Bool, Maybe
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# --- options derived from opcode parameters ---------------------------------
+
+def add_opcode_options(parser: argparse.ArgumentParser, opclass: type[OpCode],
+                       skip: Sequence[str] = ()) -> None:
+    """Add one argparse option per opcode parameter that declares a CLI spelling."""
+    for param in opclass.all_params():
+        if param.cli is None or param.name in skip:
+            continue
+        if param.cli == POSITIONAL:
+            many = isinstance(param.type, opcodes.ListOf)
+            parser.add_argument(param.name, metavar=param.metavar or param.name.upper(),
+                                nargs="+" if many and param.required else "*" if many else None,
+                                help=param.doc)
+            continue
+        flags = (param.cli,) if isinstance(param.cli, str) else param.cli
+        inner = param.type.inner if isinstance(param.type, Maybe) else param.type
+        if isinstance(inner, Bool) and not isinstance(param.type, Maybe):
+            # plain switches; "--no-master" style switches turn a default True off
+            action = "store_false" if param.default is True else "store_true"
+            parser.add_argument(*flags, dest=param.name, action=action, help=param.doc)
+        elif isinstance(param.type, opcodes.ListOf) and not isinstance(param.type.item, opcodes.ListOf):
+            parser.add_argument(*flags, dest=param.name, action="append", metavar=param.metavar or "VALUE",
+                                type=_parser_for(param.type.item, param), default=None, help=param.doc)
+        else:
+            parser.add_argument(*flags, dest=param.name, type=_parser_for(inner, param),
+                                metavar=param.metavar or param.name.upper(), default=None, help=param.doc)
+
+
+def _parser_for(ptype, param: Param):
+    def parse(text: str):
+        try:
+            return ptype.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{param.name}: {err}") from None
+    parse.__name__ = param.name
+    return parse
+
+
+def opcode_from_args(opclass: type[OpCode], ns: argparse.Namespace, **extra: Any) -> OpCode:
+    """Build the opcode from parsed options; unset options keep the opcode's defaults."""
+    values = {}
+    for param in opclass.all_params():
+        if param.cli is None or not hasattr(ns, param.name):
+            continue
+        value = getattr(ns, param.name)
+        if param.cli == POSITIONAL and isinstance(value, str):
+            try:
+                value = param.type.parse(value)
+            except ValueError as err:
+                raise errors.OpPrereqError(f"{param.name}: {err}", errors.ECode.INVAL) from None
+        if value is None or value == [] and not param.required:
+            continue
+        if isinstance(param.type, Bool) and value == param.default:
+            continue
+        values[param.name] = value
+    values.update(extra)
+    return opclass(**values)
+
+
+def add_submit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--submit", action="store_true", help="Submit the job and print its ID, do not wait")
+    parser.add_argument("--print-jobid", action="store_true", help="Print the job ID before waiting")
+
+
+# --- jobs -------------------------------------------------------------------
+
+def format_timestamp(ts: Sequence[int] | None) -> str:
+    if not ts:
+        return "N/A"
+    sec, usec = ts
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sec)) + f".{usec:06d}"
+
+
+def print_log_entry(entry: list) -> None:
+    _, ts, _kind, message = entry
+    print(f"{time.ctime(ts[0])} {message}", flush=True)
+
+
+def poll_job(client: luxi.Client, job_id: int, feedback: Callable[[list], None] = print_log_entry) -> list:
+    """Wait for a job, streaming its log; returns the opcode results or raises its error."""
+    prev_info, prev_serial = None, 0
+    while True:
+        change = client.wait_for_job_change(job_id, ["status"], prev_info, prev_serial, 10.0)
+        if change is None:
+            raise errors.JobLost(f"job {job_id} not found")
+        if change == "nochange":
+            continue
+        for entry in change["log_entries"]:
+            feedback(entry)
+            prev_serial = max(prev_serial, entry[0])
+        prev_info = change["job_info"]
+        if prev_info[0] in ("success", "error", "canceled"):
+            break
+    status, results = client.query_jobs([job_id], ["status", "opresult"])[0]
+    if status == "success":
+        return results
+    if status == "canceled":
+        raise errors.OpExecError(f"job {job_id} was canceled")
+    for result in results:
+        if isinstance(result, list) and len(result) == 2 and isinstance(result[0], str):
+            raise errors.from_wire(result)
+    raise errors.OpExecError(f"job {job_id} failed: {results}")
+
+
+def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client | None = None) -> list | None:
+    """Submit one job; with --submit print its id and return None, else wait for it."""
+    client = client or luxi.Client()
+    job_id = client.submit_job([op.to_dict() for op in ops])
+    if getattr(ns, "submit", False):
+        print(f"JobID: {job_id}")
+        return None
+    if getattr(ns, "print_jobid", False):
+        print(f"JobID: {job_id}")
+    return poll_job(client, job_id)
+
+
+# --- output -----------------------------------------------------------------
+
+def format_value(value: Any, kind: str = "text") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if kind == "timestamp" and isinstance(value, (int, float)):
+        return time.ctime(value)
+    if kind == "timestamp" and isinstance(value, list) and len(value) == 2:
+        return format_timestamp(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def format_table(headers: list[str] | None, rows: list[list[str]], separator: str | None,
+                 numeric: Sequence[bool] = ()) -> list[str]:
+    """Ganeti-style table: columns padded with one space, numbers right aligned."""
+    if separator is not None:
+        lines = [separator.join(headers)] if headers else []
+        return lines + [separator.join(row) for row in rows]
+    table = ([headers] if headers else []) + rows
+    if not table:
+        return []
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = []
+    for row in table:
+        cells = []
+        for i, cell in enumerate(row):
+            last = i == len(row) - 1
+            if i < len(numeric) and numeric[i]:
+                cells.append(cell.rjust(widths[i]))
+            else:
+                cells.append(cell if last else cell.ljust(widths[i]))
+        lines.append(" ".join(cells).rstrip())
+    return lines
+
+
+def add_list_options(parser: argparse.ArgumentParser, names_metavar: str) -> None:
+    parser.add_argument("-o", "--output", dest="output", metavar="FIELDS",
+                        help="Comma-separated fields to show; a leading + adds to the defaults")
+    parser.add_argument("--no-headers", action="store_true", help="Do not print column headers")
+    parser.add_argument("--separator", default=None, help="Separate columns with this string")
+    parser.add_argument("-F", "--filter", dest="use_filter", action="store_true",
+                        help="Treat the arguments as a query filter expression")
+    parser.add_argument("--units", default=None, help="Units for sizes (accepted for compatibility)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Verbose output")
+    parser.add_argument("names", nargs="*", metavar=names_metavar)
+
+
+def fields_from(output: str | None, default: list[str]) -> list[str]:
+    if not output:
+        return list(default)
+    if output.startswith("+"):
+        return list(default) + [f for f in output[1:].split(",") if f]
+    return [f for f in output.split(",") if f]
+
+
+def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: str = "name",
+             client: luxi.Client | None = None) -> int:
+    """The shared body of `gnt-* list`: query, filter, print a table."""
+    from genet import qfilter as qf
+    fields = fields_from(ns.output, default)
+    if ns.use_filter:
+        try:
+            qfilter = qf.parse_filter(" ".join(ns.names))
+        except qf.FilterError as err:
+            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+    else:
+        qfilter = qf.names_filter(name_field, ns.names)
+    client = client or luxi.Client()
+    result = client.query(what, fields, qfilter)
+    defs = result["fields"]
+    unknown = [d["name"] for d in defs if d["kind"] == "unknown"]
+    if unknown:
+        raise errors.ParameterError(f"unknown field(s): {', '.join(unknown)}")
+    if ns.names and not ns.use_filter:
+        found = {row[fields.index(name_field)][1] for row in result["data"]} if name_field in fields else None
+        if found is not None:
+            missing = [n for n in ns.names if n not in found]
+            if missing:
+                raise errors.OpPrereqError(f"{what}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    rows = []
+    for row in result["data"]:
+        cells = []
+        for (status, value), fdef in zip(row, defs):
+            cells.append(format_value(value, fdef["kind"]) if status == 0 else
+                         {1: "??", 2: "?", 3: "-", 4: "*"}.get(status, "?"))
+        rows.append(cells)
+    headers = None if ns.no_headers else [d["title"] for d in defs]
+    numeric = [d["kind"] in ("number", "unit") for d in defs]
+    for line in format_table(headers, rows, ns.separator, numeric):
+        print(line)
+    return 0
+
+
+def run_list_fields(ns: argparse.Namespace, what: str, client: luxi.Client | None = None) -> int:
+    client = client or luxi.Client()
+    defs = client.call("QueryFields", what, ns.names or None)["fields"]
+    unknown = [d["name"] for d in defs if d["kind"] == "unknown"]
+    if unknown:
+        raise errors.ParameterError(f"unknown field(s): {', '.join(unknown)}")
+    rows = [[d["name"], d["title"], d["doc"]] for d in defs]
+    headers = None if ns.no_headers else ["Name", "Title", "Description"]
+    for line in format_table(headers, rows, ns.separator):
+        print(line)
+    return 0
+
+
+def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-headers", action="store_true")
+    parser.add_argument("--separator", default=None)
+    parser.add_argument("names", nargs="*", metavar="FIELD")
+
+
+# --- entry point ------------------------------------------------------------
+
+def confirm_or_fail(ns: argparse.Namespace, flag: str, message: str) -> None:
+    if not getattr(ns, flag.lstrip("-").replace("-", "_"), False):
+        raise errors.ConfirmationNeeded(f"{message}; add {flag} to confirm")
+
+
+def run(prog: str, build: Callable[[argparse.ArgumentParser], None], argv: list[str] | None = None) -> int:
+    """Parse arguments, run the chosen command, turn errors into messages and exit codes."""
+    parser = argparse.ArgumentParser(prog=prog)
+    build(parser)
+    ns = parser.parse_args(argv)
+    if not hasattr(ns, "handler"):
+        parser.print_usage(sys.stderr)
+        print(f"{prog}: error: a command is required", file=sys.stderr)
+        return 2
+    try:
+        return int(ns.handler(ns) or 0)
+    except errors.GenericError as err:
+        print(errors.format_error(err), file=sys.stderr)
+        return errors.exit_code(err)
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 1
+
+
+def subcommands(parser: argparse.ArgumentParser) -> "argparse._SubParsersAction":
+    return parser.add_subparsers(dest="command", metavar="COMMAND")

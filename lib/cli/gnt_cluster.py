@@ -1,0 +1,167 @@
+"""gnt-cluster: create, inspect, verify, modify and fail over the cluster."""
+from __future__ import annotations
+
+import sys
+
+from genet import bootstrap, config, errors, luxi, opcodes, paths
+from genet.cli import base
+
+
+def cmd_init(ns) -> int:
+    hypervisors = [h for h in ns.enabled_hypervisors.split(",") if h]
+    for hv in hypervisors:
+        if hv not in ("fake", "kvm"):
+            raise errors.OpPrereqError(f"unknown hypervisor {hv!r} (known: fake, kvm)", errors.ECode.INVAL)
+    data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
+                                  ns.secondary_ip)
+    print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
+    return 0
+
+
+def cmd_destroy(ns) -> int:
+    base.confirm_or_fail(ns, "--yes-do-it", "destroying the cluster removes its configuration and job queue")
+    base.submit_or_run(ns, [opcodes.OpClusterDestroy()])
+    bootstrap.destroy_local()
+    return 0
+
+
+def cmd_getmaster(ns) -> int:
+    try:
+        print(paths.ssconf_file("master_node").read_text().strip())
+    except OSError:
+        raise errors.ConfigurationError("this node is not part of a cluster (no ssconf)") from None
+    return 0
+
+
+def cmd_info(ns) -> int:
+    info = luxi.Client().call("QueryClusterInfo")
+    print(f"Cluster name: {info['name']}")
+    print(f"Cluster UUID: {info['uuid']}")
+    print(f"Creation time: {base.format_value(info['ctime'], 'timestamp')}")
+    print(f"Modification time: {base.format_value(info['mtime'], 'timestamp')}")
+    print(f"Master node: {info['master']}")
+    print(f"Architecture (this node): {info['architecture'][0]} ({info['architecture'][1]})")
+    print(f"Tags: {', '.join(info['tags']) or '(none)'}")
+    print(f"Default hypervisor: {info['default_hypervisor']}")
+    print(f"Enabled hypervisors: {', '.join(info['enabled_hypervisors'])}")
+    print("Cluster parameters:")
+    print(f"  - candidate pool size: {info['candidate_pool_size']}")
+    print(f"  - maximum running jobs: {info['max_running_jobs']}")
+    print(f"  - node daemon port: {info['noded_port']}")
+    print(f"  - config serial: {info['serial_no']}")
+    print(f"  - software version: {info['software_version']} (protocol {info['protocol_version']})")
+    print(f"Nodes: {info['node_count']}, instances: {info['instance_count']}")
+    return 0
+
+
+def cmd_verify(ns) -> int:
+    op = base.opcode_from_args(opcodes.OpClusterVerify, ns)
+    results = base.submit_or_run(ns, [op])
+    if results is None:
+        return 0
+    return 0 if results[0]["ok"] else 1
+
+
+def cmd_modify(ns) -> int:
+    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns)
+    if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS):
+        raise errors.OpPrereqError("no parameters to change given", errors.ECode.INVAL)
+    base.submit_or_run(ns, [op])
+    return 0
+
+
+def cmd_redist(ns) -> int:
+    base.submit_or_run(ns, [opcodes.OpClusterRedistConf()])
+    return 0
+
+
+def cmd_master_failover(ns) -> int:
+    if ns.no_voting:
+        base.confirm_or_fail(ns, "--yes-do-it", "failing over without a vote may give the cluster two masters")
+    result = bootstrap.master_failover(ns.no_voting)
+    print(f"Master role moved from {result['old_master']} to {result['new_master']}")
+    if result["unreachable"]:
+        print(f"Unreachable nodes (not updated): {', '.join(result['unreachable'])}")
+    return 0
+
+
+def cmd_queue(ns) -> int:
+    client = luxi.Client()
+    if ns.action == "info":
+        print(f"The drain flag is {'set' if client.call('QueryQueueInfo')['drained'] else 'unset'}")
+    else:
+        client.call("SetDrainFlag", ns.action == "drain")
+    return 0
+
+
+def cmd_list_tags(ns) -> int:
+    for tag in luxi.Client().call("QueryTags", "cluster", ""):
+        print(tag)
+    return 0
+
+
+def cmd_tags(opclass):
+    def handler(ns) -> int:
+        base.submit_or_run(ns, [opclass(kind="cluster", tags=ns.tags)])
+        return 0
+    return handler
+
+
+def build(parser) -> None:
+    sub = base.subcommands(parser)
+    p = sub.add_parser("init", help="Create a new cluster with this node as master")
+    p.add_argument("cluster_name", metavar="CLUSTER_NAME")
+    p.add_argument("--enabled-hypervisors", default="fake", help="Comma-separated hypervisors (fake, kvm)")
+    p.add_argument("-C", "--candidate-pool-size", type=int, default=10, help="Wanted master candidates")
+    p.add_argument("-s", "--secondary-ip", default=None, help="This node's replication address")
+    p.add_argument("--noded-port", type=int, default=config.DEFAULT_NODED_PORT, help="Port of genet-noded")
+    p.add_argument("--master-netdev", default=None, help="Accepted for Ganeti compatibility (no floating IP)")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("destroy", help="Destroy the cluster (only the master may be left)")
+    p.add_argument("--yes-do-it", action="store_true", help="Confirm the destruction")
+    p.set_defaults(handler=cmd_destroy)
+
+    p = sub.add_parser("getmaster", help="Print the master node's name")
+    p.set_defaults(handler=cmd_getmaster)
+    p = sub.add_parser("info", help="Show cluster information")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("verify", help="Check the cluster and report problems")
+    base.add_opcode_options(p, opcodes.OpClusterVerify)
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("modify", help="Change cluster parameters")
+    base.add_opcode_options(p, opcodes.OpClusterSetParams)
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_modify)
+
+    p = sub.add_parser("redist-conf", help="Push the configuration to all nodes again")
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_redist)
+
+    p = sub.add_parser("master-failover", help="Make this master candidate the master")
+    p.add_argument("--no-voting", action="store_true", help="Do not ask the other nodes (two-node clusters)")
+    p.add_argument("--yes-do-it", action="store_true", help="Confirm --no-voting")
+    p.set_defaults(handler=cmd_master_failover)
+
+    p = sub.add_parser("queue", help="Drain, undrain or inspect the job queue")
+    p.add_argument("action", choices=["drain", "undrain", "info"])
+    p.set_defaults(handler=cmd_queue)
+
+    p = sub.add_parser("list-tags", help="List the cluster's tags")
+    p.set_defaults(handler=cmd_list_tags)
+    for name, opclass in (("add-tags", opcodes.OpTagsSet), ("remove-tags", opcodes.OpTagsDel)):
+        p = sub.add_parser(name, help=f"{name.split('-')[0].capitalize()} cluster tags")
+        p.add_argument("tags", nargs="+", metavar="TAG")
+        base.add_submit_options(p)
+        p.set_defaults(handler=cmd_tags(opclass))
+
+
+def main(argv=None) -> int:
+    return base.run("gnt-cluster", build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

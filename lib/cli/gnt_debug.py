@@ -1,0 +1,29 @@
+"""gnt-debug: debugging commands (delay)."""
+from __future__ import annotations
+
+import sys
+
+from genet import opcodes
+from genet.cli import base
+
+
+def cmd_delay(ns) -> int:
+    op = base.opcode_from_args(opcodes.OpTestDelay, ns)
+    base.submit_or_run(ns, [op])
+    return 0
+
+
+def build(parser) -> None:
+    sub = base.subcommands(parser)
+    p = sub.add_parser("delay", help="Run a job that sleeps for DURATION seconds")
+    base.add_opcode_options(p, opcodes.OpTestDelay)
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_delay)
+
+
+def main(argv=None) -> int:
+    return base.run("gnt-debug", build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""gnt-job: list, inspect, watch, cancel and archive jobs."""
+from __future__ import annotations
+
+import sys
+
+from genet import errors, luxi
+from genet.cli import base
+
+DEFAULT_FIELDS = ["id", "status", "summary"]
+
+
+def _job_ids(names: list[str]) -> list[int]:
+    try:
+        return [int(n) for n in names]
+    except ValueError:
+        raise errors.OpPrereqError(f"job ids must be numbers, got {' '.join(names)}", errors.ECode.INVAL) from None
+
+
+def cmd_list(ns) -> int:
+    from genet import qfilter
+    if ns.use_filter:
+        try:
+            return _list_with(ns, qfilter.parse_filter(" ".join(ns.names)))
+        except qfilter.FilterError as err:
+            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+    clauses = []
+    ids = _job_ids(ns.names)
+    if ids:
+        clauses.append(["|", *[["=", "id", i] for i in ids]])
+    statuses = ((["running", "waiting", "canceling"] if ns.running else []) + (["queued"] if ns.pending else [])
+                + (["success", "error", "canceled"] if ns.finished else []))
+    if statuses:
+        clauses.append(["|", *[["=", "status", s] for s in statuses]])
+    return _list_with(ns, ["&", *clauses] if len(clauses) > 1 else clauses[0] if clauses else None)
+
+
+def _list_with(ns, qfilter_list) -> int:
+    fields = base.fields_from(ns.output, DEFAULT_FIELDS)
+    result = luxi.Client().query("job", fields, qfilter_list)
+    defs = result["fields"]
+    unknown = [d["name"] for d in defs if d["kind"] == "unknown"]
+    if unknown:
+        raise errors.ParameterError(f"unknown field(s): {', '.join(unknown)}")
+    rows = [[base.format_value(v, d["kind"]) for (_, v), d in zip(row, defs)] for row in result["data"]]
+    headers = None if ns.no_headers else [d["title"] for d in defs]
+    for line in base.format_table(headers, rows, ns.separator, [d["kind"] == "number" for d in defs]):
+        print(line)
+    return 0
+
+
+def cmd_info(ns) -> int:
+    fields = ["id", "status", "received_ts", "start_ts", "end_ts", "ops", "opstatus", "opresult",
+              "oplog", "opstart", "opexec", "opend", "priority"]
+    rows = luxi.Client().query_jobs(_job_ids(ns.job_ids), fields)
+    code = 0
+    for job_id, row in zip(ns.job_ids, rows):
+        if row is None:
+            print(f"Job ID: {job_id} not found", file=sys.stderr)
+            code = 1
+            continue
+        job = dict(zip(fields, row))
+        print(f"- Job ID: {job['id']}")
+        print(f"  Status: {job['status']}")
+        print(f"  Priority: {job['priority']}")
+        print(f"  Received:         {base.format_timestamp(job['received_ts'])}")
+        print(f"  Processing start: {base.format_timestamp(job['start_ts'])}")
+        print(f"  Processing end:   {base.format_timestamp(job['end_ts'])}")
+        print("  Opcodes:")
+        for idx, op in enumerate(job["ops"]):
+            print(f"    - Opcode: {op['OP_ID']}")
+            print(f"      Status: {job['opstatus'][idx]}")
+            print(f"      Processing start: {base.format_timestamp(job['opstart'][idx])}")
+            print(f"      Execution start:  {base.format_timestamp(job['opexec'][idx])}")
+            print(f"      Processing end:   {base.format_timestamp(job['opend'][idx])}")
+            print("      Input fields:")
+            for key in sorted(op):
+                if key != "OP_ID":
+                    print(f"        {key}: {op[key]}")
+            print(f"      Result: {job['opresult'][idx]}")
+            print("      Execution log:")
+            for serial, ts, kind, message in job["oplog"][idx]:
+                print(f"        - Time: {base.format_timestamp(ts)}, Type: {kind}, Message: {message}")
+    return code
+
+
+def cmd_watch(ns) -> int:
+    job_id = _job_ids([ns.job_id])[0]
+    print(f"Output from job {job_id} follows")
+    print("-----")
+    try:
+        base.poll_job(luxi.Client(), job_id)
+    except errors.JobLost:
+        raise errors.OpPrereqError(f"job {job_id} not found", errors.ECode.NOENT) from None
+    return 0
+
+
+def cmd_cancel(ns) -> int:
+    client = luxi.Client()
+    code = 0
+    for job_id in _job_ids(ns.job_ids):
+        ok, message = client.call("CancelJob", job_id)
+        print(message)
+        code = code or (0 if ok else 1)
+    return code
+
+
+def cmd_archive(ns) -> int:
+    client = luxi.Client()
+    code = 0
+    for job_id in _job_ids(ns.job_ids):
+        if not client.call("ArchiveJob", job_id):
+            print(f"Job {job_id}: not archived (unknown, unfinished or archived already)", file=sys.stderr)
+            code = 1
+    return code
+
+
+def parse_age(text: str) -> float:
+    """Ganeti's ages: a number with an optional unit s, m, h, d, w; 'all' means 0."""
+    if text == "all":
+        return 0.0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise errors.OpPrereqError(f"invalid age {text!r}: use a number with s, m, h, d or w, or 'all'",
+                                   errors.ECode.INVAL) from None
+    if value < 0:
+        raise errors.OpPrereqError(f"invalid age {text!r}: must not be negative", errors.ECode.INVAL)
+    return value * units[unit]
+
+
+def cmd_autoarchive(ns) -> int:
+    archived, left = luxi.Client().call("AutoArchiveJobs", parse_age(ns.age), 60.0)
+    print(f"Archived {archived} jobs, {left} unchecked left")
+    return 0
+
+
+def build(parser) -> None:
+    sub = base.subcommands(parser)
+    p = sub.add_parser("list", help="List jobs")
+    base.add_list_options(p, "JOB_ID")
+    p.add_argument("--running", action="store_true", help="Show only running jobs")
+    p.add_argument("--pending", action="store_true", help="Show only queued jobs")
+    p.add_argument("--finished", action="store_true", help="Show only finished jobs")
+    p.set_defaults(handler=cmd_list)
+    p = sub.add_parser("info", help="Show details of jobs")
+    p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    p.set_defaults(handler=cmd_info)
+    p = sub.add_parser("watch", help="Follow a job's log until it ends")
+    p.add_argument("job_id", metavar="JOB_ID")
+    p.set_defaults(handler=cmd_watch)
+    p = sub.add_parser("cancel", help="Cancel queued or waiting jobs")
+    p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    p.set_defaults(handler=cmd_cancel)
+    p = sub.add_parser("archive", help="Archive finished jobs")
+    p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    p.set_defaults(handler=cmd_archive)
+    p = sub.add_parser("autoarchive", help="Archive jobs older than AGE (e.g. 1d, 2h, all)")
+    p.add_argument("age", metavar="AGE")
+    p.set_defaults(handler=cmd_autoarchive)
+    p = sub.add_parser("list-fields", help="List the fields gnt-job list knows")
+    base.add_list_fields_options(p)
+    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "job"))
+
+
+def main(argv=None) -> int:
+    return base.run("gnt-job", build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

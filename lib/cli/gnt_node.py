@@ -1,0 +1,162 @@
+"""gnt-node: add, remove, list, inspect and change nodes."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from genet import config, errors, luxi, netutils, opcodes, paths
+from genet.cli import base
+
+SSH_TIMEOUT = 20
+
+
+def ssh_prepare_node(name: str, address: str, readd: bool, check_host_key: bool) -> dict:
+    """Log in to the new node as root (paramiko) and run genet-prepare-node-join there."""
+    import paramiko
+    request = {"cert": paths.cluster_cert().read_text(), "readd": readd,
+               "ssconf": {k: paths.ssconf_file(k).read_text().rstrip("\n") for k in config.SSCONF_KEYS
+                          if paths.ssconf_file(k).exists()}}
+    client = paramiko.SSHClient()
+    client.load_system_host_keys()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy() if check_host_key else paramiko.AutoAddPolicy())
+    key = os.environ.get("GENET_SSH_KEY")
+    try:
+        client.connect(address, username="root", key_filename=key, timeout=SSH_TIMEOUT,
+                       allow_agent=False, look_for_keys=key is None)
+        stdin, stdout, stderr = client.exec_command("genet-prepare-node-join", timeout=60)
+        stdin.write(json.dumps(request))
+        stdin.channel.shutdown_write()
+        out = stdout.read().decode(errors="replace")
+        err = stderr.read().decode(errors="replace")
+        status = stdout.channel.recv_exit_status()
+    except (paramiko.SSHException, OSError) as exc:
+        raise errors.OpPrereqError(f"cannot prepare node {name} over SSH ({address}): {exc}",
+                                   errors.ECode.ENVIRON) from None
+    finally:
+        client.close()
+    try:
+        reply = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise errors.OpPrereqError(f"node {name}: genet-prepare-node-join failed (exit {status}): "
+                                   f"{(err or out).strip()[-500:]}", errors.ECode.ENVIRON) from None
+    if not reply.get("ok"):
+        raise errors.OpPrereqError(f"node {name}: {reply.get('error')}", errors.ECode.ENVIRON)
+    return reply
+
+
+def cmd_add(ns) -> int:
+    op = base.opcode_from_args(opcodes.OpNodeAdd, ns)
+    client = luxi.Client()
+    known = client.query("node", ["name"], ["=", "name", op.node_name])["data"]
+    if known and not op.readd:
+        raise errors.OpPrereqError(f"node {op.node_name!r} is already in the cluster; use --readd",
+                                   errors.ECode.EXISTS)
+    address = netutils.resolve(op.node_name)
+    print(f"-- Preparing node {op.node_name} ({address}) over SSH")
+    ssh_prepare_node(op.node_name, address, op.readd, not ns.no_ssh_key_check)
+    base.submit_or_run(ns, [op], client)
+    return 0
+
+
+def cmd_remove(ns) -> int:
+    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeRemove, ns)])
+    return 0
+
+
+def cmd_modify(ns) -> int:
+    results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeSetParams, ns)])
+    if results:
+        print(f"Modified node {ns.node_name}")
+        for name, value in results[0]:
+            print(f" - {name} -> {value}")
+    return 0
+
+
+INFO_FIELDS = ["name", "uuid", "pip", "sip", "role", "master_candidate", "master_capable", "vm_capable",
+               "offline", "drained", "group", "tags", "serial_no"]
+
+
+def cmd_info(ns) -> int:
+    from genet import qfilter
+    result = luxi.Client().query("node", INFO_FIELDS, qfilter.names_filter("name", ns.names))
+    found = {row[0][1] for row in result["data"]}
+    missing = [n for n in ns.names if n not in found]
+    if missing:
+        raise errors.OpPrereqError(f"node(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    roles = {"M": "master", "C": "master candidate", "R": "regular", "D": "drained", "O": "offline"}
+    for row in result["data"]:
+        node = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+        print(f"Node name: {node['name']}")
+        print(f"  UUID: {node['uuid']}")
+        print(f"  primary ip: {node['pip']}")
+        print(f"  secondary ip: {node['sip']}")
+        print(f"  role: {roles[node['role']]}")
+        for flag in ("master_candidate", "master_capable", "vm_capable", "offline", "drained"):
+            print(f"  {flag.replace('_', ' ')}: {'True' if node[flag] else 'False'}")
+        print(f"  node group: {node['group']}")
+        print(f"  tags: {', '.join(node['tags']) or '(none)'}")
+    return 0
+
+
+def cmd_list_tags(ns) -> int:
+    for tag in luxi.Client().call("QueryTags", "node", ns.node_name):
+        print(tag)
+    return 0
+
+
+def cmd_tags(opclass):
+    def handler(ns) -> int:
+        base.submit_or_run(ns, [opclass(kind="node", name=ns.node_name, tags=ns.tags)])
+        return 0
+    return handler
+
+
+def build(parser) -> None:
+    from genet.query import NODE_DEFAULT
+    sub = base.subcommands(parser)
+    p = sub.add_parser("add", help="Add a node to the cluster (prepares it over SSH)")
+    base.add_opcode_options(p, opcodes.OpNodeAdd)
+    p.add_argument("--no-ssh-key-check", action="store_true", help="Do not check the node's SSH host key")
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_add)
+
+    p = sub.add_parser("remove", help="Remove a node from the cluster")
+    base.add_opcode_options(p, opcodes.OpNodeRemove)
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_remove)
+
+    p = sub.add_parser("modify", help="Change a node's role flags")
+    base.add_opcode_options(p, opcodes.OpNodeSetParams)
+    base.add_submit_options(p)
+    p.set_defaults(handler=cmd_modify)
+
+    p = sub.add_parser("list", help="List nodes")
+    base.add_list_options(p, "NODE")
+    p.set_defaults(handler=lambda ns: base.run_list(ns, "node", NODE_DEFAULT))
+
+    p = sub.add_parser("info", help="Show node details")
+    p.add_argument("names", nargs="*", metavar="NODE")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("list-fields", help="List the fields gnt-node list knows")
+    base.add_list_fields_options(p)
+    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "node"))
+
+    p = sub.add_parser("list-tags", help="List a node's tags")
+    p.add_argument("node_name", metavar="NODE")
+    p.set_defaults(handler=cmd_list_tags)
+    for name, opclass in (("add-tags", opcodes.OpTagsSet), ("remove-tags", opcodes.OpTagsDel)):
+        p = sub.add_parser(name, help=f"{name.split('-')[0].capitalize()} node tags")
+        p.add_argument("node_name", metavar="NODE")
+        p.add_argument("tags", nargs="+", metavar="TAG")
+        base.add_submit_options(p)
+        p.set_defaults(handler=cmd_tags(opclass))
+
+
+def main(argv=None) -> int:
+    return base.run("gnt-node", build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Cluster-wide logical units: info, verify, modify, redistribute, destroy."""
+from __future__ import annotations
+
+import platform
+import time
+
+from genet import __version__, config, errors, opcodes, ssl_utils, paths
+from genet.cmdlib.base import LogicalUnit
+from genet.noded import PROTOCOL_VERSION
+
+CERT_WARN_DAYS = 30
+
+
+class LUClusterQuery(LogicalUnit):
+    """What `gnt-cluster info` and RAPI /2/info show."""
+    OPCODE = opcodes.OpClusterQuery
+    REQ_BGL = False
+
+    def exec(self):
+        def info(data):
+            cluster = data["cluster"]
+            return {
+                "name": cluster["cluster_name"], "uuid": cluster["uuid"],
+                "master": cluster["master_node"], "master_ip": cluster["master_ip"],
+                "architecture": [platform.architecture()[0], platform.machine()],
+                "software_version": __version__, "protocol_version": PROTOCOL_VERSION,
+                "config_version": data["version"], "serial_no": data["serial_no"],
+                "candidate_pool_size": cluster["candidate_pool_size"],
+                "max_running_jobs": cluster["max_running_jobs"],
+                "noded_port": cluster["noded_port"],
+                "enabled_hypervisors": cluster["enabled_hypervisors"],
+                "default_hypervisor": cluster["enabled_hypervisors"][0],
+                "modify_etc_hosts": cluster["modify_etc_hosts"],
+                "ctime": cluster["ctime"], "mtime": data["mtime"], "tags": cluster["tags"],
+                "node_count": len(data["nodes"]), "instance_count": len(data["instances"]),
+            }
+        return self.cfg.read(info)
+
+
+class LUClusterVerify(LogicalUnit):
+    """Check every node over TLS: reachability, versions, config serial, certs, clocks, ssconf."""
+    OPCODE = opcodes.OpClusterVerify
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.lock_all_nodes()
+
+    def exec(self):
+        data = self.cfg.snapshot()
+        self.problems: list[list[str]] = []
+        master = data["cluster"]["master_node"]
+        own_cert = ssl_utils.cert_info(paths.cluster_cert())
+        expected_ssconf = config.ssconf_values(data)
+        online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+        self.feedback(f"* Verifying {len(online)} online node(s)")
+        started = time.time()
+        results = self.ctx.rpc.call_many(online, "node_info", timeout=10)
+        rtt = time.time() - started
+        if own_cert["not_after"] - time.time() < CERT_WARN_DAYS * 86400:
+            self._error("ECLUSTERCERT", "cluster", data["cluster"]["cluster_name"],
+                        "cluster certificate expires in less than %d days" % CERT_WARN_DAYS)
+        for name in sorted(online):
+            res = results[name]
+            if res.failed:
+                self._error("ENODENET", "node", name, f"cannot reach node over TLS: {res.fail_msg}")
+                continue
+            info = res.payload
+            node = data["nodes"][name]
+            if info["name"] != name:
+                self._error("ENODEHOSTNAME", "node", name, f"node calls itself {info['name']!r}")
+            if info["protocol"] != PROTOCOL_VERSION or info["version"] != __version__:
+                self._error("ENODEVERSION", "node", name,
+                            f"version {info['version']} (protocol {info['protocol']}), "
+                            f"master has {__version__} (protocol {PROTOCOL_VERSION})")
+            if node["master_candidate"] and info["config_serial"] != data["serial_no"]:
+                self._error("ENODECONFIG", "node", name,
+                            f"config serial {info['config_serial']} differs from the master's {data['serial_no']}")
+            if info["cert"]["fingerprint"] != own_cert["fingerprint"]:
+                self._error("ENODECERT", "node", name, "node's certificate differs from the cluster certificate")
+            skew = abs(info["time"] - (started + rtt / 2))
+            if skew > self.op.max_clock_skew:
+                self._error("ENODETIME", "node", name, f"clock skew of {skew:.1f}s (limit {self.op.max_clock_skew:.0f}s)")
+            diff = sorted(k for k, v in expected_ssconf.items() if info["ssconf"].get(k) != v)
+            if diff:
+                self._error("ENODESSCONF", "node", name, f"ssconf differs from the config: {', '.join(diff)}")
+            if name != master and info.get("masterd_pid"):
+                self._error("ENODEMASTERD", "node", name, "a master daemon runs on a node that is not the master")
+        for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
+            if node["offline"]:
+                self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
+        wanted = min(data["cluster"]["candidate_pool_size"],
+                     sum(1 for n in data["nodes"].values() if n["master_capable"] and not n["offline"]
+                         and not n["drained"]))
+        have = len(config.candidates(data))
+        if have < wanted:
+            self._error("ECLUSTERCFG", "cluster", data["cluster"]["cluster_name"],
+                        f"only {have} master candidates, {wanted} wanted")
+        return {"ok": not self.problems, "errors": self.problems}
+
+    def _error(self, code: str, kind: str, name: str, message: str) -> None:
+        if code in self.op.ignore_errors:
+            return
+        self.problems.append([code, kind, name, message])
+        if self.op.error_codes:
+            self.feedback(f"  - ERROR:{code}:{kind}:{name}:{message}")
+        else:
+            self.feedback(f"  - ERROR: {kind} {name}: {message}")
+
+
+class LUClusterSetParams(LogicalUnit):
+    OPCODE = opcodes.OpClusterSetParams
+
+    def exec(self):
+        def change(data):
+            cluster = data["cluster"]
+            for key in ("candidate_pool_size", "max_running_jobs", "modify_etc_hosts"):
+                value = getattr(self.op, key)
+                if value is not None:
+                    cluster[key] = value
+            cluster["mtime"] = time.time()
+            return config.maintain_candidates(data)
+        promoted = self.cfg.update(change)
+        for name in promoted:
+            self.feedback(f"Promoted node {name} to master candidate")
+            self.ctx.sync_new_candidate(name)
+        return promoted
+
+
+class LUClusterRedistConf(LogicalUnit):
+    OPCODE = opcodes.OpClusterRedistConf
+
+    def exec(self):
+        self.ctx.redistribute(self.feedback)
+        return True
+
+
+class LUClusterDestroy(LogicalUnit):
+    """Refuses while other nodes or instances remain; the CLI then stops the daemons."""
+    OPCODE = opcodes.OpClusterDestroy
+
+    def check_prereq(self):
+        data = self.cfg.snapshot()
+        others = sorted(n for n in data["nodes"] if n != data["cluster"]["master_node"])
+        if others:
+            raise errors.OpPrereqError(f"cluster still has {len(others)} other node(s): {', '.join(others)};"
+                                       " remove them first", errors.ECode.WRONG_STATE)
+        if data["instances"]:
+            raise errors.OpPrereqError(f"cluster still has {len(data['instances'])} instance(s)",
+                                       errors.ECode.WRONG_STATE)
+
+    def exec(self):
+        return self.cfg.read(lambda d: d["cluster"]["master_node"])

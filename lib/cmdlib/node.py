@@ -1,0 +1,170 @@
+"""Node logical units: add, remove, modify roles."""
+from __future__ import annotations
+
+import time
+
+from genet import config, errors, netutils, opcodes, paths, ssl_utils
+from genet.cmdlib.base import LogicalUnit
+from genet.locking import Level
+from genet.noded import PROTOCOL_VERSION
+
+
+class LUNodeAdd(LogicalUnit):
+    """Join a prepared node: it runs noded with the cluster certificate already."""
+    OPCODE = opcodes.OpNodeAdd
+
+    def check_prereq(self):
+        name = self.op.node_name
+        existing = self.cfg.read(lambda d: d["nodes"].get(name))
+        if existing is not None and not self.op.readd:
+            raise errors.OpPrereqError(f"node {name!r} is already in the cluster", errors.ECode.EXISTS)
+        if existing is None and self.op.readd:
+            raise errors.OpPrereqError(f"node {name!r} is not in the cluster, cannot re-add", errors.ECode.NOENT)
+        if existing is not None and name == self.cfg.read(lambda d: d["cluster"]["master_node"]):
+            raise errors.OpPrereqError("the master node cannot be re-added", errors.ECode.INVAL)
+        self.address = self.op.primary_ip or netutils.resolve(name)
+        taken = self.cfg.read(lambda d: {n["primary_ip"]: n["name"] for n in d["nodes"].values()})
+        if taken.get(self.address, name) != name:
+            raise errors.OpPrereqError(f"address {self.address} is already used by node {taken[self.address]!r}",
+                                       errors.ECode.NOTUNIQUE)
+        res = self.ctx.rpc.call(name, self.address, "node_info", timeout=10)
+        if res.failed:
+            raise errors.OpPrereqError(f"cannot contact node {name!r} at {self.address}: {res.fail_msg};"
+                                       " is it prepared (noded running with the cluster certificate)?",
+                                       errors.ECode.ENVIRON)
+        info = res.payload
+        if info["protocol"] != PROTOCOL_VERSION:
+            raise errors.OpPrereqError(f"node {name!r} speaks protocol {info['protocol']}, "
+                                       f"the master {PROTOCOL_VERSION}", errors.ECode.ENVIRON)
+        if info["name"] != name:
+            raise errors.OpPrereqError(f"node at {self.address} calls itself {info['name']!r}, not {name!r}",
+                                       errors.ECode.ENVIRON)
+        if info["cert"]["fingerprint"] != ssl_utils.cert_info(paths.cluster_cert())["fingerprint"]:
+            raise errors.OpPrereqError(f"node {name!r} does not hold the cluster certificate", errors.ECode.ENVIRON)
+
+    def exec(self):
+        name = self.op.node_name
+
+        def change(data):
+            old = data["nodes"].pop(name, None)
+            node = config.add_node(data, name, self.address, self.op.secondary_ip,
+                                   master_capable=self.op.master_capable is not False,
+                                   vm_capable=self.op.vm_capable is not False)
+            if old is not None:
+                node.update(uuid=old["uuid"], ctime=old["ctime"], tags=old["tags"])
+            return config.maintain_candidates(data)
+        promoted = self.cfg.update(change)
+        if name not in self.ctx.glm.names(Level.NODE):
+            self.ctx.glm.add(Level.NODE, [name])
+        for candidate in promoted:
+            self.feedback(f"Promoted node {candidate} to master candidate")
+            self.ctx.sync_new_candidate(candidate)
+        self.feedback(f"Node {name} added ({self.address})")
+        return {"name": name, "primary_ip": self.address, "promoted": promoted}
+
+
+class LUNodeRemove(LogicalUnit):
+    OPCODE = opcodes.OpNodeRemove
+
+    def check_prereq(self):
+        node = self.node(self.op.node_name)
+        if node["name"] == self.cfg.read(lambda d: d["cluster"]["master_node"]):
+            raise errors.OpPrereqError("the master node cannot be removed; fail the master over first",
+                                       errors.ECode.INVAL)
+        users = self.cfg.read(lambda d: sorted(
+            i["name"] for i in d["instances"].values()
+            if node["name"] in [i.get("primary_node")] + i.get("secondary_nodes", [])))
+        if users:
+            raise errors.OpPrereqError(f"node {node['name']!r} still holds instance(s) {', '.join(users)}",
+                                       errors.ECode.WRONG_STATE)
+        self.removed = node
+
+    def exec(self):
+        name = self.removed["name"]
+
+        def change(data):
+            del data["nodes"][name]
+            return config.maintain_candidates(data)
+        promoted = self.cfg.update(change)
+        self.ctx.glm.remove(Level.NODE, [name])
+        for candidate in promoted:
+            self.feedback(f"Promoted node {candidate} to master candidate")
+            self.ctx.sync_new_candidate(candidate)
+        if not self.removed["offline"]:
+            res = self.ctx.rpc.call(name, self.removed["primary_ip"], "leave_cluster", timeout=20)
+            if res.failed:
+                self.feedback(f"Warning: node {name} did not clean up: {res.fail_msg}")
+        return True
+
+
+class LUNodeSetParams(LogicalUnit):
+    OPCODE = opcodes.OpNodeSetParams
+
+    def expand_names(self):
+        self.needed_locks[Level.NODE] = [self.op.node_name]
+
+    def check_prereq(self):
+        op = self.op
+        node = self.node(op.node_name)
+        flags = [f for f in ("master_candidate", "offline", "drained") if getattr(op, f) is True]
+        if len(flags) > 1:
+            raise errors.OpPrereqError(f"only one of master_candidate, offline and drained can be true,"
+                                       f" got {', '.join(flags)}", errors.ECode.INVAL)
+        if all(getattr(op, f) is None for f in ("master_candidate", "offline", "drained", "master_capable",
+                                                "vm_capable", "secondary_ip")):
+            raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
+        data = self.cfg.snapshot()
+        is_master = node["name"] == data["cluster"]["master_node"]
+        if is_master and (op.master_candidate is False or op.offline or op.drained or op.master_capable is False):
+            raise errors.OpPrereqError(f"the master node {node['name']!r} cannot be demoted, drained or"
+                                       " set offline; fail the master over first", errors.ECode.INVAL)
+        if op.master_candidate and (node["offline"] and op.offline is not False
+                                    or node["drained"] and op.drained is not False
+                                    or not node["master_capable"] and not op.master_capable):
+            raise errors.OpPrereqError(f"node {node['name']!r} is offline, drained or not master capable;"
+                                       " it cannot become a candidate", errors.ECode.WRONG_STATE)
+        self.draft_check(data)
+
+    def _apply(self, data: dict) -> None:
+        node = data["nodes"][self.op.node_name]
+        for flag in ("offline", "drained", "master_capable", "vm_capable", "secondary_ip"):
+            value = getattr(self.op, flag)
+            if value is not None:
+                node[flag] = value
+        if self.op.master_candidate is not None:
+            node["master_candidate"] = self.op.master_candidate
+        if node["offline"] or node["drained"] or not node["master_capable"]:
+            node["master_candidate"] = False
+        node["mtime"] = time.time()
+        node["serial_no"] += 1
+
+    def draft_check(self, data: dict) -> None:
+        """Refuse a demotion that leaves fewer candidates than wanted, unless promoting others."""
+        before = len(config.candidates(data))
+        self._apply(data)
+        eligible = sum(1 for n in data["nodes"].values()
+                       if n["master_capable"] and not n["offline"] and not n["drained"])
+        wanted = min(data["cluster"]["candidate_pool_size"], eligible)
+        after = len(config.candidates(data))
+        if after < before and after < wanted and not (self.op.auto_promote or self.op.force):
+            raise errors.OpPrereqError(
+                f"not enough master candidates (desired {wanted}, new value will be {after});"
+                " use --auto-promote to promote other nodes", errors.ECode.WRONG_STATE)
+
+    def exec(self):
+        def change(data):
+            self._apply(data)
+            return config.maintain_candidates(data) if self.op.auto_promote or self.op.offline is False \
+                or self.op.drained is False else []
+        promoted = self.cfg.update(change)
+        if self.op.offline:
+            self.feedback(f"Node {self.op.node_name} marked offline: it no longer counts for the majority")
+        result = []
+        for flag in ("master_candidate", "offline", "drained", "master_capable", "vm_capable", "secondary_ip"):
+            if getattr(self.op, flag) is not None:
+                result.append([flag, str(getattr(self.op, flag))])
+        if self.op.master_candidate:
+            promoted.append(self.op.node_name)
+        for candidate in promoted:
+            self.ctx.sync_new_candidate(candidate)
+        return result

@@ -1,0 +1,33 @@
+"""Logical units for testing the job machinery."""
+from __future__ import annotations
+
+import time
+
+from genet import opcodes
+from genet.cmdlib.base import LogicalUnit
+from genet.locking import Level
+
+
+class LUTestDelay(LogicalUnit):
+    """Sleep on the master and/or nodes; exercises queue, locks and RPC."""
+    OPCODE = opcodes.OpTestDelay
+    REQ_BGL = False
+
+    def expand_names(self):
+        if self.op.on_nodes:
+            self.needed_locks[Level.NODE] = sorted(set(self.op.on_nodes))
+            self.share_locks[Level.NODE] = True
+
+    def check_prereq(self):
+        self.addresses = {name: self.node(name)["primary_ip"] for name in self.op.on_nodes}
+
+    def exec(self):
+        for round_ in range(self.op.repeat + 1):
+            self.feedback(f"Delay round {round_ + 1} of {self.op.repeat + 1}: sleeping {self.op.duration:g}s")
+            if self.op.on_master:
+                time.sleep(self.op.duration)
+            if self.addresses:
+                for name, res in self.ctx.rpc.call_many(self.addresses, "test_delay",
+                                                        [self.op.duration]).items():
+                    res.raise_on_error("test_delay")
+        return True

@@ -1,0 +1,233 @@
+"""The cluster configuration: one JSON document with a ``serial_no``.
+
+Writes are atomic (temp file, fsync, rename). In masterd a :class:`ConfigWriter`
+owns the document; every change bumps the serial, is written locally and then
+pushed to the master candidates, and counts as done once a majority of the
+online candidates (the master included) hold it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+import uuid as uuidlib
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from genet import errors
+
+T = TypeVar("T")
+CONFIG_VERSION = 1
+DEFAULT_NODED_PORT = 1811
+SSCONF_KEYS = ("cluster_name", "master_node", "master_ip", "node_list", "master_candidates",
+               "online_nodes", "noded_port")
+
+
+def now() -> float:
+    return time.time()
+
+
+def new_cluster(cluster_name: str, master_node: str, master_ip: str,
+                noded_port: int = DEFAULT_NODED_PORT, candidate_pool_size: int = 10,
+                enabled_hypervisors: list[str] | None = None) -> dict:
+    """The config document of a freshly initialised one-node cluster."""
+    ts = now()
+    group_uuid = str(uuidlib.uuid4())
+    data = {
+        "version": CONFIG_VERSION,
+        "serial_no": 1,
+        "ctime": ts,
+        "mtime": ts,
+        "cluster": {
+            "cluster_name": cluster_name,
+            "uuid": str(uuidlib.uuid4()),
+            "master_node": master_node,
+            "master_ip": master_ip,
+            "noded_port": noded_port,
+            "candidate_pool_size": candidate_pool_size,
+            "max_running_jobs": 20,
+            "enabled_hypervisors": enabled_hypervisors or ["fake"],
+            "modify_etc_hosts": False,
+            "tags": [],
+            "ctime": ts,
+            "mtime": ts,
+        },
+        "nodegroups": {group_uuid: {"name": "default", "uuid": group_uuid, "tags": [],
+                                    "ctime": ts, "mtime": ts, "serial_no": 1}},
+        "nodes": {},
+        "instances": {},
+        "networks": {},
+    }
+    add_node(data, master_node, master_ip, master_candidate=True)
+    return data
+
+
+def add_node(data: dict, name: str, primary_ip: str, secondary_ip: str | None = None,
+             master_candidate: bool = False, master_capable: bool = True,
+             vm_capable: bool = True, group: str | None = None) -> dict:
+    ts = now()
+    group_uuid = group or next(iter(data["nodegroups"]))
+    node = {
+        "name": name, "uuid": str(uuidlib.uuid4()),
+        "primary_ip": primary_ip, "secondary_ip": secondary_ip or primary_ip,
+        "master_candidate": master_candidate, "offline": False, "drained": False,
+        "master_capable": master_capable, "vm_capable": vm_capable,
+        "group": group_uuid, "tags": [], "ctime": ts, "mtime": ts, "serial_no": 1,
+    }
+    data["nodes"][name] = node
+    return node
+
+
+def node_role(data: dict, node: dict) -> str:
+    """Ganeti's one-word role: master, candidate, regular, drained or offline."""
+    if node["name"] == data["cluster"]["master_node"]:
+        return "master"
+    if node["offline"]:
+        return "offline"
+    if node["drained"]:
+        return "drained"
+    return "candidate" if node["master_candidate"] else "regular"
+
+
+def candidates(data: dict, online_only: bool = True) -> list[str]:
+    return sorted(n["name"] for n in data["nodes"].values()
+                  if n["master_candidate"] and not (online_only and n["offline"]))
+
+
+def maintain_candidates(data: dict) -> list[str]:
+    """Promote capable nodes until the pool is full; returns the names promoted."""
+    wanted = data["cluster"]["candidate_pool_size"]
+    have = len(candidates(data))
+    promoted = []
+    for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
+        if have >= wanted:
+            break
+        if (not node["master_candidate"] and node["master_capable"]
+                and not node["offline"] and not node["drained"]):
+            node["master_candidate"] = True
+            promoted.append(node["name"])
+            have += 1
+    return promoted
+
+
+def ssconf_values(data: dict) -> dict[str, str]:
+    """The small files every node keeps so it knows the master without the config."""
+    cluster = data["cluster"]
+    nodes = sorted(data["nodes"].values(), key=lambda n: n["name"])
+    return {
+        "cluster_name": cluster["cluster_name"],
+        "master_node": cluster["master_node"],
+        "master_ip": cluster["master_ip"],
+        "noded_port": str(cluster["noded_port"]),
+        "node_list": "\n".join(f"{n['name']} {n['primary_ip']}" for n in nodes),
+        "master_candidates": "\n".join(candidates(data)),
+        "online_nodes": "\n".join(n["name"] for n in nodes if not n["offline"]),
+    }
+
+
+def write_atomic(path: Path, content: bytes, mode: int = 0o640) -> None:
+    """Replace ``path`` with ``content`` so readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.rename(tmp, path)
+    dirfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def dumps(data: dict) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def parse(text: bytes | str, source: str = "config") -> dict:
+    """Parse and sanity-check a config document; ConfigurationError says what is wrong."""
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise errors.ConfigurationError(f"{source} is corrupt (not valid JSON: {err})") from None
+    if not isinstance(data, dict):
+        raise errors.ConfigurationError(f"{source} is corrupt: top level is not an object")
+    for key, kind in (("serial_no", int), ("cluster", dict), ("nodes", dict),
+                      ("nodegroups", dict), ("instances", dict)):
+        if not isinstance(data.get(key), kind):
+            raise errors.ConfigurationError(f"{source} is corrupt: {key!r} missing or not {kind.__name__}")
+    if data.get("version") != CONFIG_VERSION:
+        raise errors.ConfigurationError(f"{source} has version {data.get('version')!r}, expected {CONFIG_VERSION}")
+    if data["cluster"].get("master_node") not in data["nodes"]:
+        raise errors.ConfigurationError(f"{source} is corrupt: master node not among the nodes")
+    data.setdefault("networks", {})
+    return data
+
+
+def load(path: Path) -> dict:
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise errors.ConfigurationError(
+            f"no cluster configuration at {path}: this node is not part of a cluster") from None
+    except OSError as err:
+        raise errors.ConfigurationError(f"cannot read {path}: {err}") from None
+    return parse(text, str(path))
+
+
+Replicator = Callable[[dict, bytes], None]
+
+
+class ConfigWriter:
+    """Owns the configuration in masterd; every change is a serialised, replicated write."""
+
+    def __init__(self, path: Path, replicate: Replicator | None = None):
+        self.path = path
+        self._data = load(path)
+        self._lock = threading.RLock()
+        self._replicate = replicate
+
+    def set_replicator(self, replicate: Replicator | None) -> None:
+        self._replicate = replicate
+
+    def snapshot(self) -> dict:
+        """A deep copy for readers that must not see later changes."""
+        with self._lock:
+            return copy.deepcopy(self._data)
+
+    def read(self, reader: Callable[[dict], T]) -> T:
+        """Run ``reader`` on the live document under the lock (it must not mutate it)."""
+        with self._lock:
+            return reader(self._data)
+
+    @property
+    def serial(self) -> int:
+        with self._lock:
+            return self._data["serial_no"]
+
+    def update(self, mutator: Callable[[dict], T]) -> T:
+        """Apply ``mutator`` to a copy; on success it becomes the config, written and replicated.
+
+        A mutator that raises leaves the config untouched.
+        """
+        with self._lock:
+            draft = copy.deepcopy(self._data)
+            result = mutator(draft)
+            draft["serial_no"] = self._data["serial_no"] + 1
+            draft["mtime"] = now()
+            content = dumps(draft)
+            write_atomic(self.path, content)
+            self._data = draft
+            if self._replicate is not None:
+                self._replicate(draft, content)
+            return result

@@ -1,0 +1,103 @@
+"""Start and stop genet's daemons for this node's root, by pid file.
+
+A daemon writes its pid file only once it serves, so :func:`start` returning
+means the daemon is ready.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from genet import errors, paths
+
+MODULES = {"genet-noded": "genet.noded", "genet-masterd": "genet.masterd"}
+
+
+def pid_of(daemon: str) -> int | None:
+    """The pid of ``daemon`` if its pid file names a live process."""
+    try:
+        pid = int(paths.pid_file(daemon).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    try:   # a zombie counts as dead
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+    except OSError:
+        return None
+    return pid
+
+
+def write_pid_file(daemon: str) -> None:
+    from genet.config import write_atomic
+    write_atomic(paths.pid_file(daemon), f"{os.getpid()}\n".encode())
+
+
+def start(daemon: str, args: list[str] | None = None, timeout: float = 20.0) -> int:
+    """Start ``daemon`` detached unless it runs already; returns its pid once it serves."""
+    pid = pid_of(daemon)
+    if pid:
+        return pid
+    paths.ensure_dirs()
+    paths.pid_file(daemon).unlink(missing_ok=True)
+    log = open(paths.log_file(daemon), "ab")
+    proc = subprocess.Popen([sys.executable, "-m", MODULES[daemon], *(args or [])],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, close_fds=True)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise errors.CommandError(
+                f"{daemon} exited with code {proc.returncode} at start; "
+                f"last log lines:\n{_tail(paths.log_file(daemon))}")
+        pid = pid_of(daemon)
+        if pid == proc.pid:
+            return pid
+        time.sleep(0.02)
+    proc.kill()
+    raise errors.CommandError(f"{daemon} did not become ready within {timeout:.0f}s")
+
+
+def stop(daemon: str, timeout: float = 10.0) -> bool:
+    """Stop ``daemon`` (SIGTERM, then SIGKILL); True if one was running."""
+    pid = pid_of(daemon)
+    if pid is None:
+        paths.pid_file(daemon).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.02)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    paths.pid_file(daemon).unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _tail(path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,268 @@
+"""genet-masterd: the master daemon (job queue, config, luxi server).
+
+The luxi server runs on the Twisted reactor; every request is handled in the
+reactor's thread pool because the queue, the config and RPC block.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import time
+
+from genet import config, daemon_util, errors, paths
+from genet.config import ConfigWriter
+from genet.jobqueue import JobQueue
+from genet.locking import Level, LockManager
+from genet.processor import Processor
+from genet.queue_store import QueueStore
+from genet.rpc import RpcClient
+
+log = logging.getLogger("genet-masterd")
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class MasterContext:
+    """Everything a logical unit reaches: config, RPC, locks, queue."""
+
+    def __init__(self, workers: int | None = None, no_voting: bool = False):
+        self.node_name = paths.node_name()
+        self.cfg = ConfigWriter(paths.config_file())
+        data = self.cfg.snapshot()
+        if data["cluster"]["master_node"] != self.node_name:
+            raise errors.NotMasterError(
+                f"this node ({self.node_name}) is not the master; the master is {data['cluster']['master_node']}")
+        from genet.bootstrap import check_master_votes
+        check_master_votes(data, self.node_name, no_voting)
+        self.rpc = RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"])
+        self.glm = LockManager()
+        self.glm.add(Level.NODE, list(data["nodes"]))
+        self._last_ssconf: dict | None = None
+        self.cfg.set_replicator(self._replicate_config)
+        self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs,
+                              on_final=lambda job: self.processor.job_finished(job))
+        self.processor = Processor(self, workers or data["cluster"]["max_running_jobs"])
+        self.processor.recover(self.node_name)
+
+    # --- replication --------------------------------------------------------
+
+    def _peers(self, data: dict) -> tuple[dict[str, str], int]:
+        """Online candidates other than the master, and the acks (master included) needed."""
+        cands = config.candidates(data)
+        peers = {n: data["nodes"][n]["primary_ip"] for n in cands if n != self.node_name}
+        return peers, len(cands) // 2 + 1
+
+    def _replicate_config(self, data: dict, content: bytes) -> None:
+        peers, needed = self._peers(data)
+        results = self.rpc.call_many(peers, "upload_config", [content.decode()], timeout=15) if peers else {}
+        ssconf = config.ssconf_values(data)
+        if ssconf != self._last_ssconf:
+            online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+            for name, res in self.rpc.call_many(online, "write_ssconf", [ssconf], timeout=15).items():
+                if res.failed:
+                    log.warning("ssconf not written on %s: %s", name, res.fail_msg)
+            self._last_ssconf = ssconf
+        acks = 1 + sum(1 for r in results.values() if not r.failed and r.payload == data["serial_no"])
+        if acks < needed:
+            failed = sorted(n for n, r in results.items() if r.failed)
+            raise errors.QuorumError(
+                f"config serial {data['serial_no']} saved on the master but acknowledged by only {acks} of"
+                f" {len(peers) + 1} master candidates (need {needed}); unreachable: {', '.join(failed)}")
+
+    def _replicate_jobs(self, records: list) -> None:
+        peers, needed = self.cfg.read(self._peers)
+        if not peers:
+            return
+        results = self.rpc.call_many(peers, "jobqueue_update", [records], timeout=15)
+        acks = 1 + sum(1 for r in results.values() if not r.failed)
+        if acks < needed:
+            raise errors.QuorumError(f"job queue update acknowledged by {acks} of {len(peers) + 1}"
+                                     f" master candidates (need {needed})")
+
+    def sync_new_candidate(self, name: str) -> None:
+        """Give a freshly promoted candidate the config and the whole job queue."""
+        data = self.cfg.snapshot()
+        address = data["nodes"][name]["primary_ip"]
+        self.rpc.call(name, address, "upload_config", [config.dumps(data).decode()]).raise_on_error("upload_config")
+        store = self.queue.store
+        ids = store.ids(None)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            records = []
+            for job_id in chunk:
+                found = store.get(job_id)
+                if found:
+                    records.append([job_id, int(found[1]), json.dumps(found[0])])
+            self.rpc.call(name, address, "jobqueue_update", [records]).raise_on_error("jobqueue_update")
+
+    def redistribute(self, feedback) -> None:
+        data = self.cfg.snapshot()
+        peers, _ = self._peers(data)
+        content = config.dumps(data).decode()
+        for name, res in self.rpc.call_many(peers, "upload_config", [content]).items():
+            feedback(f"config to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
+        online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+        for name, res in self.rpc.call_many(online, "write_ssconf", [config.ssconf_values(data)]).items():
+            feedback(f"ssconf to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
+        self._last_ssconf = config.ssconf_values(data)
+
+    # --- jobs ---------------------------------------------------------------
+
+    def submit(self, jobs: list[list[dict]]) -> list[int]:
+        return self.processor.submit(jobs)
+
+    def stop(self) -> None:
+        self.processor.stop()
+        self.queue.stop()
+        self.rpc.close()
+
+
+class LuxiHandlers:
+    """The luxi methods; each runs in a pool thread."""
+
+    def __init__(self, ctx: MasterContext):
+        self.ctx = ctx
+
+    def SubmitJob(self, ops):
+        return self.ctx.submit([ops])[0]
+
+    def SubmitManyJobs(self, jobs):
+        return [[True, job_id] for job_id in self.ctx.submit(jobs)]
+
+    def WaitForJobChange(self, job_id, fields, prev_info, prev_serial, timeout=10.0):
+        return self.ctx.queue.wait_for_change(int(job_id), list(fields), prev_info, prev_serial, float(timeout))
+
+    def CancelJob(self, job_id):
+        return self.ctx.processor.cancel(int(job_id))
+
+    def ArchiveJob(self, job_id):
+        return bool(self.ctx.queue.archive([int(job_id)]))
+
+    def AutoArchiveJobs(self, age, timeout=60.0):
+        return list(self.ctx.queue.auto_archive(float(age), float(timeout)))
+
+    def QueryJobs(self, ids, fields):
+        return self.ctx.queue.query([int(i) for i in ids] if ids else None, list(fields), archived=False)
+
+    def Query(self, what, fields, qfilter=None):
+        from genet import query
+        if what == "job":
+            extra = sorted(query.filter_fields(qfilter) - set(fields))
+            query.check_fields("job", [f for f in extra])
+            rows = self.ctx.queue.query(None, list(fields) + extra, archived=True)
+            return query.query_jobs(rows, [], list(fields), qfilter)
+        data = self.ctx.cfg.snapshot()
+        if what == "node":
+            return query.query_nodes(data, list(fields), qfilter, self._live_nodes)
+        if what == "cluster":
+            return query.query_cluster(data, list(fields))
+        return query.field_definitions(what, [])   # raises for an unknown resource
+
+    def _live_nodes(self, nodes: list[dict]) -> dict:
+        results = self.ctx.rpc.call_many({n["name"]: n["primary_ip"] for n in nodes}, "node_info", timeout=10)
+        return {name: None if res.failed else res.payload for name, res in results.items()}
+
+    def QueryFields(self, what, fields=None):
+        from genet import query
+        return {"fields": query.field_definitions(what, fields)}
+
+    def QueryClusterInfo(self):
+        from genet import opcodes
+        from genet.cmdlib import lu_for
+        op = opcodes.OpClusterQuery()
+        return lu_for(op.OP_ID)(self.ctx, op, lambda msg: None).exec()
+
+    def QueryConfigValues(self, fields):
+        data = self.ctx.cfg.snapshot()
+        values = {"cluster_name": data["cluster"]["cluster_name"], "master_node": data["cluster"]["master_node"],
+                  "drain_flag": self.ctx.queue.drained(), "serial_no": data["serial_no"]}
+        unknown = [f for f in fields if f not in values]
+        if unknown:
+            raise errors.ParameterError(f"unknown config value(s): {', '.join(unknown)}")
+        return [values[f] for f in fields]
+
+    def QueryTags(self, kind, name):
+        from genet.cmdlib.tags import _target
+        return self.ctx.cfg.read(lambda d: sorted(_target(d, kind, name or None).get("tags", [])))
+
+    def SetDrainFlag(self, flag):
+        self.ctx.queue.set_drain(bool(flag))
+        return True
+
+    def QueryQueueInfo(self):
+        return {"drained": self.ctx.queue.drained(), "master": self.ctx.node_name}
+
+
+def make_factory(handlers: LuxiHandlers):
+    from twisted.internet import protocol, threads
+    from twisted.protocols import basic
+
+    class LuxiProtocol(basic.LineOnlyReceiver):
+        delimiter = b"\x03"
+        MAX_LENGTH = MAX_MESSAGE
+
+        def lineReceived(self, line):
+            threads.deferToThread(self._handle, line).addCallback(self._send)
+
+        def lineLengthExceeded(self, line):
+            self._send({"success": False, "result": ["LuxiError", ["message too long"]]})
+            self.transport.loseConnection()
+
+        def _send(self, reply):
+            if self.transport is not None:
+                self.sendLine(json.dumps(reply).encode())
+
+        @staticmethod
+        def _handle(line: bytes) -> dict:
+            try:
+                request = json.loads(line)
+                method, args = request["method"], request.get("args", [])
+                if not isinstance(method, str) or not isinstance(args, list):
+                    raise TypeError("method must be a string and args a list")
+            except (ValueError, KeyError, TypeError) as err:
+                return {"success": False, "result": ["LuxiError", [f"malformed luxi request: {err}"]]}
+            func = getattr(handlers, method, None) if not method.startswith("_") else None
+            if func is None:
+                return {"success": False, "result": ["LuxiError", [f"unknown luxi method {method!r}"]]}
+            try:
+                return {"success": True, "result": func(*args)}
+            except TypeError as err:
+                return {"success": False, "result": ["LuxiError", [f"bad arguments for {method}: {err}"]]}
+            except errors.GenericError as err:
+                return {"success": False, "result": errors.to_wire(err)}
+            except Exception as err:
+                log.exception("luxi %s failed", method)
+                return {"success": False, "result": errors.to_wire(err)}
+
+    factory = protocol.ServerFactory()
+    factory.protocol = LuxiProtocol
+    return factory
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="genet-masterd", description="genet master daemon")
+    parser.add_argument("--workers", type=int, default=None, help="concurrent jobs (default: cluster setting)")
+    parser.add_argument("--no-voting", action="store_true", help="start without asking the other nodes")
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s genet-masterd %(levelname)s %(message)s")
+    from twisted.internet import reactor
+
+    paths.ensure_dirs()
+    ctx = MasterContext(opts.workers, opts.no_voting)
+    reactor.suggestThreadPoolSize(128)
+    sock = paths.master_socket()
+    sock.unlink(missing_ok=True)
+    reactor.listenUNIX(str(sock), make_factory(LuxiHandlers(ctx)), mode=0o660)
+    daemon_util.write_pid_file("genet-masterd")
+    log.info("master daemon of %s serving on %s", ctx.node_name, sock)
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    reactor.run()
+    ctx.stop()
+    paths.pid_file("genet-masterd").unlink(missing_ok=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

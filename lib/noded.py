@@ -1,0 +1,218 @@
+"""genet-noded: the node daemon, JSON over mutually authenticated HTTPS.
+
+Each request is ``POST /<procedure>`` with a JSON list of arguments; the reply is
+``[true, result]`` or ``[false, [error class, args]]``. Procedures run in the
+reactor's thread pool because they block (files, SQLite, subprocesses).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from genet import __version__, config, daemon_util, errors, paths, ssl_utils
+from genet.queue_store import QueueStore
+
+PROTOCOL_VERSION = 1
+MAX_BODY = 256 * 1024 * 1024
+log = logging.getLogger("genet-noded")
+
+
+class NodeProcedures:
+    """Every procedure a node offers; ``rpc_<name>`` is callable as ``/<name>``."""
+
+    def __init__(self, stop_daemon=None):
+        self._queue: QueueStore | None = None
+        self._stop_daemon = stop_daemon or (lambda: None)
+
+    def _queue_store(self) -> QueueStore:
+        if self._queue is None:
+            self._queue = QueueStore(paths.queue_db())
+        return self._queue
+
+    def rpc_version(self) -> dict:
+        return {"protocol": PROTOCOL_VERSION, "version": __version__}
+
+    def rpc_node_info(self) -> dict:
+        """Who this node thinks it is, its clock, config serial and ssconf (for verify)."""
+        try:
+            serial = config.load(paths.config_file())["serial_no"]
+        except errors.ConfigurationError:
+            serial = None
+        return {"name": paths.node_name(), "time": time.time(), "config_serial": serial,
+                "version": __version__, "protocol": PROTOCOL_VERSION,
+                "ssconf": read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
+                "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
+
+    def rpc_test_delay(self, duration: float) -> bool:
+        time.sleep(max(0.0, float(duration)))
+        return True
+
+    def rpc_upload_config(self, text: str) -> int:
+        """Store a config pushed by the master unless ours is newer; returns our serial."""
+        data = config.parse(text, "uploaded config")
+        try:
+            current = config.load(paths.config_file())["serial_no"]
+        except errors.ConfigurationError:
+            current = -1
+        if data["serial_no"] >= current:
+            config.write_atomic(paths.config_file(), text.encode())
+            return data["serial_no"]
+        return current
+
+    def rpc_get_config(self) -> str:
+        return paths.config_file().read_text()
+
+    def rpc_write_ssconf(self, values: dict) -> bool:
+        for key, value in values.items():
+            if key not in config.SSCONF_KEYS:
+                raise errors.OpPrereqError(f"unknown ssconf key {key!r}")
+            path = paths.ssconf_file(key)
+            content = f"{value}\n".encode()
+            try:
+                if path.read_bytes() == content:
+                    continue
+            except OSError:
+                pass
+            config.write_atomic(path, content)
+        return True
+
+    def rpc_jobqueue_update(self, records: list) -> int:
+        self._queue_store().write((int(i), int(a), str(t)) for i, a, t in records)
+        return len(records)
+
+    def rpc_jobqueue_purge(self) -> bool:
+        self._queue_store().purge()
+        return True
+
+    def rpc_master_vote(self) -> str | None:
+        """The master this node believes in (its ssconf), for master-failover's vote."""
+        return read_ssconf().get("master_node")
+
+    def rpc_start_masterd(self, args: list | None = None) -> int:
+        return daemon_util.start("genet-masterd", [str(a) for a in (args or [])])
+
+    def rpc_stop_masterd(self) -> bool:
+        return daemon_util.stop("genet-masterd")
+
+    def rpc_leave_cluster(self) -> bool:
+        """Forget the cluster: stop masterd, remove state, then stop noded itself."""
+        daemon_util.stop("genet-masterd")
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+        for path in [paths.config_file(), paths.queue_db(), Path(f"{paths.queue_db()}-wal"),
+                     Path(f"{paths.queue_db()}-shm"), paths.cluster_cert()]:
+            path.unlink(missing_ok=True)
+        for key in config.SSCONF_KEYS:
+            paths.ssconf_file(key).unlink(missing_ok=True)
+        self._stop_daemon()
+        return True
+
+
+def resources() -> dict[str, int]:
+    """Memory (MiB), disk of the state directory (MiB) and CPUs, for node list fields."""
+    mem = {}
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            key, value = line.split(":", 1)
+            mem[key] = int(value.split()[0]) // 1024
+    paths.data_dir().mkdir(parents=True, exist_ok=True)
+    st = os.statvfs(paths.data_dir())
+    return {"mtotal": mem["MemTotal"], "mfree": mem.get("MemAvailable", mem["MemFree"]),
+            "dtotal": st.f_blocks * st.f_frsize >> 20, "dfree": st.f_bavail * st.f_frsize >> 20,
+            "ctotal": os.cpu_count() or 1}
+
+
+def read_ssconf() -> dict[str, str]:
+    values = {}
+    for key in config.SSCONF_KEYS:
+        try:
+            values[key] = paths.ssconf_file(key).read_text().rstrip("\n")
+        except OSError:
+            pass
+    return values
+
+
+def make_site(procedures: NodeProcedures):
+    from twisted.internet import threads
+    from twisted.web import resource, server
+
+    class RpcResource(resource.Resource):
+        isLeaf = True
+
+        def render_POST(self, request):
+            name = request.path.decode(errors="replace").lstrip("/")
+            method = getattr(procedures, f"rpc_{name}", None)
+            try:
+                length = int(request.getHeader("content-length") or 0)
+                if length > MAX_BODY:
+                    raise errors.OpPrereqError(f"request body too large ({length} bytes)")
+                args = json.loads(request.content.read() or b"[]")
+                if not isinstance(args, list):
+                    raise errors.OpPrereqError("RPC arguments must be a JSON list")
+                if method is None:
+                    raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
+            except (ValueError, errors.GenericError) as err:
+                request.setResponseCode(400)
+                return _reply(False, errors.to_wire(
+                    err if isinstance(err, errors.GenericError) else errors.OpPrereqError(f"invalid JSON: {err}")))
+
+            def run():
+                try:
+                    return _reply(True, method(*args))
+                except TypeError as err:
+                    return _reply(False, errors.to_wire(errors.OpPrereqError(f"{name}: {err}")))
+                except Exception as err:  # every failure goes back to the caller
+                    log.exception("RPC %s failed", name)
+                    return _reply(False, errors.to_wire(err))
+
+            def done(body):
+                request.setHeader("content-type", "application/json")
+                request.write(body)
+                request.finish()
+
+            threads.deferToThread(run).addCallback(done)
+            return server.NOT_DONE_YET
+
+        def render_GET(self, request):
+            request.setResponseCode(405)
+            return _reply(False, ["OpPrereqError", ["use POST", "wrong_input"]])
+
+    site = server.Site(RpcResource())
+    site.displayTracebacks = False
+    return site
+
+
+def _reply(success: bool, payload) -> bytes:
+    return json.dumps([success, payload]).encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="genet-noded", description="genet node daemon")
+    parser.add_argument("--bind", help="address to listen on (default: this node's address)")
+    parser.add_argument("--port", type=int, default=None)
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s genet-noded %(levelname)s %(message)s")
+
+    from twisted.internet import reactor
+
+    from genet import netutils
+    ssconf = read_ssconf()
+    port = opts.port or int(ssconf.get("noded_port") or os.environ.get("GENET_NODED_PORT") or config.DEFAULT_NODED_PORT)
+    bind = opts.bind or netutils.resolve(paths.node_name())
+    procedures = NodeProcedures(stop_daemon=lambda: reactor.callFromThread(reactor.stop))
+    reactor.suggestThreadPoolSize(32)
+    reactor.listenSSL(port, make_site(procedures), ssl_utils.server_context_factory(paths.cluster_cert()),
+                      interface=bind)
+    daemon_util.write_pid_file("genet-noded")
+    log.info("listening on %s:%d", bind, port)
+    reactor.run()
+    paths.pid_file("genet-noded").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

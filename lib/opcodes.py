@@ -1,0 +1,238 @@
+"""Opcodes: plain records of what a user asked for, each declaring its parameters once.
+
+From each :class:`Param` come the validation here, the gnt-* options (cli/base.py)
+and the RAPI body handling, so the three cannot disagree.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from genet import errors
+from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
+                          OneOf, ParamType, String)
+
+REQUIRED = object()
+POSITIONAL = "positional"
+
+NAME = String(non_empty=True, max_len=255)
+TAG_KINDS = ("cluster", "node", "instance", "nodegroup", "network")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One opcode parameter: its type, default, documentation and CLI spelling."""
+    name: str
+    type: ParamType
+    default: Any = REQUIRED
+    doc: str = ""
+    cli: str | tuple[str, ...] | None = None   # "--opt", ("-C", "--master-candidate"), POSITIONAL or None
+    metavar: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+COMMON_PARAMS = (
+    Param("dry_run", Bool(), False, "Only check prerequisites, change nothing", "--dry-run"),
+    Param("debug_level", Int(0, 10), 0, "Debug level"),
+    Param("priority", Int(-20, 19), 0, "Job priority (-20 highest .. 19 lowest)", "--priority"),
+    Param("depends", Maybe(JobDepends()), None, "Jobs this one waits for: [[job id, [statuses]]]"),
+    Param("comment", Maybe(String()), None, "Free-form comment stored with the opcode"),
+    Param("reason", ListOf(ListOf(ParamType()), 100), [],
+          "Trail of reasons: [[source, reason, timestamp]]"),
+)
+
+_REGISTRY: dict[str, type["OpCode"]] = {}
+
+
+def _op_id(class_name: str) -> str:
+    return "OP_" + re.sub(r"(?<!^)(?=[A-Z])", "_", class_name[2:]).upper()
+
+
+class OpCode:
+    """Base class; subclasses set PARAMS and a docstring whose first line is the summary."""
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+    OP_ID: ClassVar[str] = ""
+    SUMMARY_FIELD: ClassVar[str | None] = None   # parameter shown in job summaries
+    WITH_LU: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.OP_ID = _op_id(cls.__name__)
+        _REGISTRY[cls.OP_ID] = cls
+
+    @classmethod
+    def all_params(cls) -> tuple[Param, ...]:
+        return cls.PARAMS + COMMON_PARAMS
+
+    def __init__(self, **kwargs: Any):
+        params = {p.name: p for p in self.all_params()}
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise errors.OpPrereqError(
+                f"{self.OP_ID}: unknown parameter(s) {', '.join(unknown)}", errors.ECode.INVAL)
+        for name, param in params.items():
+            value = kwargs.get(name)
+            if value is None and not isinstance(param.type, Maybe):
+                value = REQUIRED   # a null from RAPI means "use the default"
+            if name in kwargs and value is not REQUIRED:
+                try:
+                    value = param.type.check(value)
+                except ValueError as err:
+                    raise errors.OpPrereqError(
+                        f"{self.OP_ID}: parameter {name!r}: {err}", errors.ECode.INVAL) from None
+            elif param.required:
+                raise errors.OpPrereqError(
+                    f"{self.OP_ID}: missing required parameter {name!r}", errors.ECode.INVAL)
+            else:
+                value = _copy_default(param.default)
+            setattr(self, name, value)
+
+    def to_dict(self) -> dict:
+        data = {p.name: getattr(self, p.name) for p in self.all_params()}
+        data["OP_ID"] = self.OP_ID
+        return data
+
+    def summary(self) -> str:
+        """Ganeti's job summary: ``OP_ID`` without the prefix, with its main field."""
+        text = self.OP_ID.removeprefix("OP_")
+        if self.SUMMARY_FIELD:
+            text += f"({getattr(self, self.SUMMARY_FIELD)})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()!r})"
+
+
+def _copy_default(value: Any) -> Any:
+    return [*value] if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+
+
+def from_dict(data: Any) -> OpCode:
+    """Build and validate an opcode from its wire form; OpPrereqError names what is wrong."""
+    if not isinstance(data, dict):
+        raise errors.OpPrereqError(f"an opcode must be an object, got {type(data).__name__}")
+    data = dict(data)
+    op_id = data.pop("OP_ID", None)
+    cls = _REGISTRY.get(op_id) if isinstance(op_id, str) else None
+    if cls is None:
+        raise errors.OpPrereqError(f"unknown opcode {op_id!r}", errors.ECode.INVAL)
+    return cls(**data)
+
+
+def registry() -> dict[str, type[OpCode]]:
+    return dict(_REGISTRY)
+
+
+# --- test / debug -----------------------------------------------------------
+
+class OpTestDelay(OpCode):
+    """Sleep for a while on the master and/or some nodes (gnt-debug delay)."""
+    SUMMARY_FIELD = "duration"
+    PARAMS = (
+        Param("duration", Float(minimum=0.0), REQUIRED, "Seconds to sleep", POSITIONAL, "DURATION"),
+        Param("on_master", Bool(), True, "Sleep on the master", "--no-master"),
+        Param("on_nodes", ListOf(NAME), [], "Nodes to sleep on as well", ("-n", "--node")),
+        Param("repeat", Int(0, 1000), 0, "Repeat the sleep this many times", ("-r", "--repeat")),
+        Param("interruptible", Bool(), False, "Allow cancelling while sleeping", "--interruptible"),
+    )
+
+
+# --- cluster ----------------------------------------------------------------
+
+class OpClusterQuery(OpCode):
+    """Return the cluster's information (gnt-cluster info)."""
+
+
+class OpClusterVerify(OpCode):
+    """Check the whole cluster and report every problem with a code."""
+    PARAMS = (
+        Param("error_codes", Bool(), False, "Print errors in a machine-readable form", "--error-codes"),
+        Param("ignore_errors", ListOf(String()), [], "Error codes to ignore", ("-I", "--ignore-errors")),
+        Param("verbose", Bool(), False, "Show details", ("-v", "--verbose")),
+        Param("max_clock_skew", Float(minimum=0.0), 150.0, "Tolerated clock skew in seconds"),
+    )
+
+
+class OpClusterSetParams(OpCode):
+    """Change cluster parameters (gnt-cluster modify)."""
+    PARAMS = (
+        Param("candidate_pool_size", Maybe(Int(1, 1000)), None,
+              "Wanted number of master candidates", ("-C", "--candidate-pool-size")),
+        Param("max_running_jobs", Maybe(Int(1, 1000)), None,
+              "Jobs run at the same time by the master", "--max-running-jobs"),
+        Param("modify_etc_hosts", Maybe(Bool()), None, "Manage /etc/hosts (recorded only)", "--modify-etc-hosts"),
+    )
+
+
+class OpClusterRedistConf(OpCode):
+    """Push the configuration and ssconf files to every node again."""
+
+
+class OpClusterDestroy(OpCode):
+    """Tear the cluster down; only the master remains, without cluster state."""
+
+
+# --- tags -------------------------------------------------------------------
+
+_TAG_PARAMS = (
+    Param("kind", OneOf(*TAG_KINDS), REQUIRED, "Kind of object"),
+    Param("name", Maybe(String()), None, "Object name (none for the cluster)"),
+)
+TAG = String(non_empty=True, max_len=128)
+
+
+class OpTagsGet(OpCode):
+    """List the tags of an object."""
+    PARAMS = _TAG_PARAMS
+
+
+class OpTagsSet(OpCode):
+    """Add tags to an object."""
+    PARAMS = _TAG_PARAMS + (Param("tags", ListOf(TAG, 4096), REQUIRED, "Tags to add", POSITIONAL, "TAG"),)
+
+
+class OpTagsDel(OpCode):
+    """Remove tags from an object."""
+    PARAMS = _TAG_PARAMS + (Param("tags", ListOf(TAG, 4096), REQUIRED, "Tags to remove", POSITIONAL, "TAG"),)
+
+
+# --- nodes ------------------------------------------------------------------
+
+class OpNodeAdd(OpCode):
+    """Add a prepared node (noded running, certificate in place) to the cluster."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Name of the new node", POSITIONAL, "NODE"),
+        Param("primary_ip", Maybe(String()), None, "Primary address (default: resolved name)"),
+        Param("secondary_ip", Maybe(String()), None, "Replication address", ("-s", "--secondary-ip")),
+        Param("readd", Bool(), False, "Re-add a node that was in the cluster", "--readd"),
+        Param("group", Maybe(String()), None, "Node group", ("-g", "--node-group")),
+        Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
+        Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
+    )
+
+
+class OpNodeRemove(OpCode):
+    """Remove a node from the cluster."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (Param("node_name", NAME, REQUIRED, "Node to remove", POSITIONAL, "NODE"),)
+
+
+class OpNodeSetParams(OpCode):
+    """Change a node's role flags (gnt-node modify)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to change", POSITIONAL, "NODE"),
+        Param("force", Bool(), False, "Force the change", ("-f", "--force")),
+        Param("master_candidate", Maybe(Bool()), None, "Master candidate flag", ("-C", "--master-candidate")),
+        Param("offline", Maybe(Bool()), None, "Offline flag", ("-O", "--offline")),
+        Param("drained", Maybe(Bool()), None, "Drained flag", ("-D", "--drained")),
+        Param("auto_promote", Bool(), False, "Promote other nodes to keep the candidate pool full", "--auto-promote"),
+        Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
+        Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
+        Param("secondary_ip", Maybe(String()), None, "Replication address", ("-s", "--secondary-ip")),
+    )

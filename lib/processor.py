@@ -1,0 +1,259 @@
+"""Runs jobs: a pool of worker threads, locks per logical unit, dependencies.
+
+Jobs are picked by priority, then id. A job whose dependencies are unfinished is
+parked (status waiting) and re-queued when the last of them ends.
+"""
+from __future__ import annotations
+
+import logging
+import queue as queuelib
+import threading
+from typing import TYPE_CHECKING
+
+from genet import errors, opcodes
+from genet.cmdlib import lu_for
+from genet.jobs import FINAL_NAMES, Job, JobStatus, timestamp
+from genet.locking import Level, LockError, LockTimeout
+
+if TYPE_CHECKING:
+    from genet.masterd import MasterContext
+
+log = logging.getLogger("genet.processor")
+LOCK_POLL = 0.2       # how often a job waiting for locks checks for cancellation
+UNCLEAN_STOP = ("job was {status} when the master daemon on {node} stopped (unclean shutdown or master"
+                " failover); it was marked failed and will not run again")
+
+
+class Processor:
+    def __init__(self, ctx: "MasterContext", workers: int = 20):
+        self.ctx = ctx
+        self._queue: queuelib.PriorityQueue = queuelib.PriorityQueue()
+        self._parked: dict[int, list[Job]] = {}      # dependency id -> jobs waiting for it
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._work, name=f"worker{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, jobs: list[list[dict]]) -> list[int]:
+        created = self.ctx.queue.submit_many(jobs)
+        for job in created:
+            self.enqueue(job)
+        return [job.id for job in created]
+
+    def recover(self, node_name: str) -> None:
+        """After a restart or failover: resume queued jobs, fail those that were running."""
+        for data in self.ctx.queue.store.unfinished():
+            job = Job.from_dict(data)
+            self.ctx.queue.adopt(job)
+            if job.status == JobStatus.QUEUED.value:
+                self.enqueue(job)
+                continue
+            reason = UNCLEAN_STOP.format(status=job.status, node=node_name)
+            status = JobStatus.CANCELED if job.status == JobStatus.CANCELING.value else JobStatus.ERROR
+            self._finish(job, status, errors.OpExecError(reason))
+            log.warning("job %d: %s", job.id, reason)
+
+    def cancel(self, job_id: int) -> list:
+        """Cancel a job that has not started running; returns Ganeti's [success, message]."""
+        job = self.ctx.queue.active_job(job_id)
+        if job is None or job.is_final:
+            return [False, f"Job {job_id} not found in queue"]
+        with job.lock:
+            if job.status == JobStatus.RUNNING.value:
+                return [False, f"Job {job_id} is running, it cannot be canceled"]
+            job.cancel_requested = True
+            queued = job.status == JobStatus.QUEUED.value and not job.claimed
+            if not queued:
+                job.status = JobStatus.CANCELING.value
+        if queued or self.unpark(job):
+            self._finish(job, JobStatus.CANCELED, None)
+        else:
+            self.ctx.queue.save(job)
+        return [True, f"Job {job_id} will be canceled"]
+
+    def enqueue(self, job: Job) -> None:
+        self._queue.put((job.priority, job.id, job))
+
+    def job_finished(self, job: Job) -> None:
+        """Called once a job's final state is published: wake the jobs parked on it."""
+        with self._lock:
+            waiting = self._parked.pop(job.id, [])
+        for parked in waiting:
+            self.enqueue(parked)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put((-10**9, 0, None))
+
+    def _work(self) -> None:
+        while True:
+            _, _, job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            except Exception:   # a bug must not kill the worker
+                log.exception("job %s crashed the worker", job.id)
+                self._finish(job, JobStatus.ERROR, errors.OpExecError("internal error, see masterd log"))
+
+    # --- one job --------------------------------------------------------------
+
+    def unpark(self, job: Job) -> bool:
+        """Take a job off every dependency wait list; True if it was parked."""
+        with self._lock:
+            found = False
+            for waiting in self._parked.values():
+                if job in waiting:
+                    waiting.remove(job)
+                    found = True
+            return found
+
+    def _run(self, job: Job) -> None:
+        queue = self.ctx.queue
+        with job.lock:
+            if job.is_final:
+                return
+            if job.cancel_requested:
+                cancel = True
+            else:
+                cancel, job.claimed = False, True
+        if cancel:
+            return self._finish(job, JobStatus.CANCELED, None)
+        for index, opdata in enumerate(job.ops):
+            if job.opstatus[index] in FINAL_NAMES:
+                continue
+            op = opcodes.from_dict(opdata)
+            blocker = self._unmet_dependency(job, op)
+            if blocker is not None:
+                if isinstance(blocker, errors.GenericError):
+                    return self._finish(job, JobStatus.ERROR, blocker, index)
+                return
+            self._set(job, index, JobStatus.WAITING, start=True)
+            feedback = self._feedback(job, index)
+            try:
+                lu = lu_for(op.OP_ID)(self.ctx, op, feedback)
+                lu.expand_names()
+                self._acquire(job, lu)
+                self._set(job, index, JobStatus.RUNNING)
+                lu.check_prereq()
+                result = None if op.dry_run else lu.exec()
+            except _Canceled:
+                return self._finish(job, JobStatus.CANCELED, None, index)
+            except errors.GenericError as err:
+                return self._finish(job, JobStatus.ERROR, err, index)
+            except Exception as err:
+                log.exception("job %s opcode %s failed", job.id, op.OP_ID)
+                return self._finish(job, JobStatus.ERROR, errors.OpExecError(f"{type(err).__name__}: {err}"), index)
+            finally:
+                self.ctx.glm.release(job.id)
+            with job.lock:
+                job.opresult[index] = result
+                job.opstatus[index] = JobStatus.SUCCESS.value
+                job.opend[index] = timestamp()
+            queue.save(job)
+        self._finish(job, JobStatus.SUCCESS, None)
+
+    def _unmet_dependency(self, job: Job, op) -> errors.GenericError | int | None:
+        """None if every dependency is final with an accepted status.
+
+        Returns the id of a dependency still running (the job is parked on it) or an
+        error when a dependency ended in a status the job does not accept.
+        """
+        for dep_id, statuses in op.depends or []:
+            found = self.ctx.queue.get(dep_id)
+            if found is None and self.ctx.queue.active_job(dep_id) is None:
+                return errors.OpExecError(f"job {job.id} depends on unknown job {dep_id}")
+            status = found[0]["status"] if found else None
+            if status in FINAL_NAMES:
+                if statuses and status not in statuses:
+                    return errors.OpExecError(
+                        f"dependency job {dep_id} has status {status!r}, job {job.id} needed one of {statuses}")
+                continue
+            with self._lock:
+                dep = self.ctx.queue.active_job(dep_id)
+                if dep is None:    # finished meanwhile: look again
+                    return self._unmet_dependency(job, op)
+                self._parked.setdefault(dep_id, []).append(job)
+            if job.status != JobStatus.WAITING.value:
+                with job.lock:
+                    job.status = JobStatus.WAITING.value
+                self.ctx.queue.save(job)
+            # the dependency may have been published between the check and parking
+            if self.ctx.queue.active_job(dep_id) is None:
+                with self._lock:
+                    parked = self._parked.get(dep_id, [])
+                    if job in parked:
+                        parked.remove(job)
+                        return self._unmet_dependency(job, op)
+            return dep_id
+        return None
+
+    def _acquire(self, job: Job, lu) -> None:
+        lu.needed_locks[Level.CLUSTER] = ["BGL"]
+        lu.share_locks[Level.CLUSTER] = not lu.REQ_BGL
+        for level in Level:
+            if level != Level.CLUSTER:
+                lu.declare_locks(level)
+            names = lu.needed_locks.get(level)
+            if names:
+                self._acquire_level(job, level, names, lu.share_locks.get(level, False))
+
+    def _acquire_level(self, job: Job, level: Level, names, shared: bool) -> None:
+        """Wait for locks, checking now and then whether the job was canceled."""
+        while True:
+            if job.cancel_requested:
+                raise _Canceled()
+            try:
+                self.ctx.glm.acquire(job.id, level, names, shared=shared, timeout=LOCK_POLL,
+                                     priority=job.priority)
+                return
+            except LockTimeout:
+                continue
+            except LockError as err:
+                raise errors.OpPrereqError(str(err), errors.ECode.NOENT) from None
+
+    def _set(self, job: Job, index: int, status: JobStatus, start: bool = False) -> None:
+        with job.lock:
+            job.opstatus[index] = status.value
+            job.status = status.value
+            if start:
+                job.opstart[index] = timestamp()
+                if job.start_ts is None:
+                    job.start_ts = job.opstart[index]
+            if status == JobStatus.RUNNING:
+                job.opexec[index] = timestamp()
+        self.ctx.queue.save(job)
+
+    def _feedback(self, job: Job, index: int):
+        def feedback(message: str, kind: str = "message") -> None:
+            with job.lock:
+                job.add_log(index, str(message), kind)
+            self.ctx.queue.save(job)
+        return feedback
+
+    def _finish(self, job: Job, status: JobStatus, err: errors.GenericError | None,
+                index: int | None = None) -> None:
+        """Record the final state; later opcodes share the failure (as in Ganeti)."""
+        with job.lock:
+            now = timestamp()
+            for i in range(len(job.ops)):
+                if job.opstatus[i] in FINAL_NAMES:
+                    continue
+                if status == JobStatus.SUCCESS:
+                    job.opstatus[i] = status.value
+                elif status == JobStatus.CANCELED:
+                    job.opstatus[i] = status.value
+                    job.opresult[i] = "Job canceled by request"
+                else:
+                    job.opstatus[i] = status.value
+                    job.opresult[i] = (errors.to_wire(err) if index is None or i == index else
+                                       errors.to_wire(errors.OpExecError("Error in previous opcode")))
+                job.opend[i] = job.opend[i] or now
+            job.status = status.value
+            job.end_ts = now
+        self.ctx.queue.save(job)
+
+
+class _Canceled(Exception):
+    """The job was canceled while it waited for locks."""

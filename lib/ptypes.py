@@ -1,0 +1,217 @@
+"""Parameter types: each checks a value, parses it from a CLI string and describes itself.
+
+One declaration per opcode parameter feeds validation, the gnt-* options and the
+RAPI body checks, so the three cannot drift apart.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class ParamType:
+    """Base: ``check`` returns the (possibly normalised) value or raises ValueError."""
+    name = "any"
+    schema: dict = {}
+
+    def check(self, value: Any) -> Any:
+        return value
+
+    def parse(self, text: str) -> Any:
+        """Turn a command-line string into a value of this type."""
+        return self.check(text)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class String(ParamType):
+    name = "string"
+    schema = {"type": "string"}
+
+    def __init__(self, non_empty: bool = False, max_len: int = 1024):
+        self.non_empty = non_empty
+        self.max_len = max_len
+
+    def check(self, value):
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {type(value).__name__}")
+        if self.non_empty and not value:
+            raise ValueError("must not be empty")
+        if len(value) > self.max_len:
+            raise ValueError(f"longer than {self.max_len} characters")
+        return value
+
+
+class Bool(ParamType):
+    name = "bool"
+    schema = {"type": "boolean"}
+    _WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+
+    def check(self, value):
+        if not isinstance(value, bool):
+            raise ValueError(f"expected a boolean, got {type(value).__name__}")
+        return value
+
+    def parse(self, text):
+        try:
+            return self._WORDS[text.lower()]
+        except KeyError:
+            raise ValueError(f"expected yes or no, got {text!r}") from None
+
+
+class Int(ParamType):
+    name = "int"
+    schema = {"type": "integer"}
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None):
+        self.minimum, self.maximum = minimum, maximum
+
+    def check(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {type(value).__name__}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be at least {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be at most {self.maximum}, got {value}")
+        return value
+
+    def parse(self, text):
+        try:
+            return self.check(int(text))
+        except ValueError as err:
+            raise ValueError(f"expected an integer, got {text!r}" if "invalid literal" in str(err) else str(err)) from None
+
+
+class Float(ParamType):
+    name = "float"
+    schema = {"type": "number"}
+
+    def __init__(self, minimum: float | None = None):
+        self.minimum = minimum
+
+    def check(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {type(value).__name__}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be at least {self.minimum}, got {value}")
+        return float(value)
+
+    def parse(self, text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+        return self.check(value)
+
+
+class OneOf(ParamType):
+    def __init__(self, *choices: str):
+        self.choices = tuple(choices)
+        self.name = "|".join(choices)
+        self.schema = {"type": "string", "enum": list(choices)}
+
+    def check(self, value):
+        if value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+
+class ListOf(ParamType):
+    def __init__(self, item: ParamType, max_items: int = 10000):
+        self.item = item
+        self.max_items = max_items
+        self.name = f"list of {item.name}"
+        self.schema = {"type": "array", "items": item.schema}
+
+    def check(self, value):
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        if len(value) > self.max_items:
+            raise ValueError(f"more than {self.max_items} items")
+        out = []
+        for idx, item in enumerate(value):
+            try:
+                out.append(self.item.check(item))
+            except ValueError as err:
+                raise ValueError(f"item {idx}: {err}") from None
+        return out
+
+    def parse(self, text):
+        return self.check([self.item.parse(part) for part in text.split(",") if part])
+
+
+class Dict(ParamType):
+    """A JSON object; on the CLI ``key=value,key=value`` (Ganeti's -B/-H style)."""
+    name = "dict"
+    schema = {"type": "object"}
+
+    def check(self, value):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"expected an object with string keys, got {type(value).__name__}")
+        return value
+
+    def parse(self, text):
+        result: dict[str, Any] = {}
+        for part in text.split(","):
+            if not part:
+                continue
+            key, sep, val = part.partition("=")
+            if not key:
+                raise ValueError(f"empty key in {text!r}")
+            if not sep:
+                result[key.removeprefix("no_")] = not key.startswith("no_")
+            else:
+                result[key] = val
+        return result
+
+
+class Json(ParamType):
+    name = "json"
+    schema = {}
+
+    def parse(self, text):
+        try:
+            return json.loads(text)
+        except ValueError as err:
+            raise ValueError(f"invalid JSON: {err}") from None
+
+
+class Maybe(ParamType):
+    def __init__(self, inner: ParamType):
+        self.inner = inner
+        self.name = f"{inner.name} or none"
+        self.schema = dict(inner.schema, nullable=True)
+
+    def check(self, value):
+        return None if value is None else self.inner.check(value)
+
+    def parse(self, text):
+        return self.inner.parse(text)
+
+
+class JobDepends(ParamType):
+    """Ganeti's ``depends``: [[job id (negative = relative), [final statuses]], ...]."""
+    name = "job dependencies"
+    schema = {"type": "array", "items": {"type": "array"}}
+    FINAL = ("success", "error", "canceled")
+
+    def check(self, value):
+        if not isinstance(value, list):
+            raise ValueError("expected a list of [job id, [statuses]]")
+        out = []
+        for dep in value:
+            if (not isinstance(dep, (list, tuple)) or len(dep) != 2 or isinstance(dep[0], bool)
+                    or not isinstance(dep[0], int) or not isinstance(dep[1], list)):
+                raise ValueError(f"bad dependency {dep!r}: expected [job id, [statuses]]")
+            for status in dep[1]:
+                if status not in self.FINAL:
+                    raise ValueError(f"bad dependency status {status!r}")
+            out.append([dep[0], list(dep[1])])
+        return out
+
+    def parse(self, text):
+        return self.check(json.loads(text))
+

@@ -1,0 +1,129 @@
+"""Client side of node RPC: JSON over HTTPS with the cluster certificate.
+
+Blocking by design: logical units run in worker threads. Calls to several nodes
+run in parallel; connections are kept open per node and reused.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from genet import errors
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class RpcResult:
+    """Outcome of one call on one node: either ``payload`` or ``fail_msg``."""
+
+    def __init__(self, node: str, payload: Any = None, error: errors.GenericError | None = None):
+        self.node, self.payload, self.error = node, payload, error
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @property
+    def fail_msg(self) -> str:
+        return "" if self.error is None else " ".join(str(a) for a in self.error.args)
+
+    def raise_on_error(self, what: str = "") -> Any:
+        if self.error is not None:
+            raise errors.OpExecError(f"{what or 'RPC'} failed on node {self.node}: {self.fail_msg}")
+        return self.payload
+
+
+class RpcClient:
+    def __init__(self, cert_path: Path, port: int, timeout: float = DEFAULT_TIMEOUT):
+        self.port = port
+        self.timeout = timeout
+        self._ctx = None
+        self._cert_path = cert_path
+        self._idle: dict[str, list[http.client.HTTPSConnection]] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc")
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ctx is None:
+            from genet.ssl_utils import client_context
+            self._ctx = client_context(self._cert_path)
+        return self._ctx
+
+    def _connection(self, address: str, timeout: float) -> http.client.HTTPSConnection:
+        with self._lock:
+            idle = self._idle.get(address)
+            if idle:
+                conn = idle.pop()
+                conn.timeout = timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout)
+                return conn
+        return http.client.HTTPSConnection(address, self.port, timeout=timeout, context=self._context())
+
+    def _release(self, address: str, conn: http.client.HTTPSConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(address, []).append(conn)
+
+    def call(self, node: str, address: str, procedure: str, args: list | None = None,
+             timeout: float | None = None) -> RpcResult:
+        """Call ``procedure`` on one node; never raises for remote or network failures."""
+        body = json.dumps(args or []).encode()
+        timeout = self.timeout if timeout is None else timeout
+        for attempt in (1, 2):     # a reused connection may have been closed by the peer
+            conn = self._connection(address, timeout)
+            fresh = conn.sock is None
+            try:
+                conn.request("POST", f"/{procedure}", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException, ssl.SSLError) as err:
+                conn.close()
+                if fresh or attempt == 2:
+                    return RpcResult(node, error=errors.RpcError(
+                        f"node {node} ({address}:{self.port}) unreachable: {err}"))
+                continue
+            self._release(address, conn)
+            return self._decode(node, response.status, data)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _decode(node: str, status: int, data: bytes) -> RpcResult:
+        try:
+            success, payload = json.loads(data)
+        except (ValueError, TypeError):
+            return RpcResult(node, error=errors.RpcError(
+                f"node {node} sent an invalid reply (HTTP {status}): {data[:200]!r}"))
+        if success:
+            return RpcResult(node, payload)
+        return RpcResult(node, error=errors.from_wire(payload))
+
+    def call_many(self, nodes: dict[str, str], procedure: str, args: list | None = None,
+                  timeout: float | None = None) -> dict[str, RpcResult]:
+        """Call ``procedure`` on every node of ``{name: address}`` at once."""
+        if len(nodes) == 1:
+            (name, address), = nodes.items()
+            return {name: self.call(name, address, procedure, args, timeout)}
+        futures = {name: self._pool.submit(self.call, name, address, procedure, args, timeout)
+                   for name, address in nodes.items()}
+        return {name: fut.result() for name, fut in futures.items()}
+
+    def close(self) -> None:
+        with self._lock:
+            for conns in self._idle.values():
+                for conn in conns:
+                    conn.close()
+            self._idle.clear()
+
+
+def can_connect(address: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,33 @@
+"""Installs genet: the core package and its backends, the daemons and the gnt-* commands."""
+from setuptools import setup
+
+setup(
+    name="genet",
+    version="0.1.0",
+    description="A cluster manager for KVM virtual machines in the mould of Ganeti",
+    python_requires=">=3.11",
+    package_dir={
+        "genet": "lib",
+        "genet.cli": "lib/cli",
+        "genet.cmdlib": "lib/cmdlib",
+        "genet.hypervisor": "hypervisor",
+        "genet.storage": "storage",
+        "genet.rapi": "rapi",
+    },
+    packages=["genet", "genet.cli", "genet.cmdlib", "genet.hypervisor",
+              "genet.storage", "genet.rapi"],
+    install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing",
+                      "paramiko", "bitarray", "service-identity"],
+    entry_points={
+        "console_scripts": [
+            "gnt-cluster = genet.cli.gnt_cluster:main",
+            "gnt-node = genet.cli.gnt_node:main",
+            "gnt-job = genet.cli.gnt_job:main",
+            "gnt-debug = genet.cli.gnt_debug:main",
+            "genet-masterd = genet.masterd:main",
+            "genet-noded = genet.noded:main",
+            "genet-daemon = genet.bootstrap:daemon_main",
+            "genet-prepare-node-join = genet.bootstrap:prepare_node_join_main",
+        ],
+    },
+)

@@ -1,0 +1,211 @@
+"""Job queue and processor: states, persistence, replication gate, priorities, deps, cancel."""
+import threading
+import time
+
+import pytest
+
+from genet import config, errors, opcodes
+from genet.config import ConfigWriter
+from genet.jobqueue import JobQueue
+from genet.locking import Level, LockManager
+from genet.processor import Processor
+from genet.queue_store import QueueStore
+
+
+class Ctx:
+    """The parts of MasterContext a processor needs, with replication recorded."""
+
+    def __init__(self, tmp_path, workers=4, replicate=None):
+        path = tmp_path / "config.data"
+        if not path.exists():
+            config.write_atomic(path, config.dumps(config.new_cluster("c", "node1", "127.0.0.11")))
+        self.cfg = ConfigWriter(path)
+        self.glm = LockManager()
+        self.glm.add(Level.NODE, ["node1"])
+        self.replicated = []
+        self.queue = JobQueue(QueueStore(tmp_path / "queue.db"),
+                              replicate or self.replicated.extend,
+                              on_final=lambda job: self.processor.job_finished(job))
+        self.processor = Processor(self, workers)
+
+    def wait(self, job_id, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.queue.get(job_id)
+            if found and found[0]["status"] in ("success", "error", "canceled"):
+                return found[0]
+            time.sleep(0.005)
+        raise AssertionError(f"job {job_id} did not finish")
+
+    def close(self):
+        self.processor.stop()
+        self.queue.stop()
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    c = Ctx(tmp_path)
+    yield c
+    c.close()
+
+
+def delay(seconds=0.0, **kw):
+    return opcodes.OpTestDelay(duration=seconds, **kw).to_dict()
+
+
+def test_job_runs_to_success_with_timestamps_and_result(ctx):
+    [job_id] = ctx.processor.submit([[delay()]])
+    job = ctx.wait(job_id)
+    assert job["status"] == "success" and job["opstatus"] == ["success"] and job["opresult"] == [True]
+    assert job["received_ts"] <= job["start_ts"] <= job["end_ts"]
+    assert job["summary"] == ["TEST_DELAY(0.0)"]
+
+
+def test_final_state_is_stored_and_replicated_before_it_is_visible(ctx):
+    """When a job is reported final, its final record was already replicated."""
+    [job_id] = ctx.processor.submit([[delay()]])
+    ctx.wait(job_id)
+    statuses = [__import__("json").loads(text)["status"] for jid, _, text in ctx.replicated if jid == job_id]
+    assert statuses[-1] == "success"
+    assert ctx.queue.store.get(job_id)[0]["status"] == "success"
+
+
+def test_failed_prereq_records_error_in_opresult(ctx):
+    op = opcodes.OpNodeRemove(node_name="ghost").to_dict()
+    [job_id] = ctx.processor.submit([[op, delay()]])
+    job = ctx.wait(job_id)
+    assert job["status"] == "error"
+    assert job["opresult"][0] == ["OpPrereqError", ["node 'ghost' is not in the cluster", "unknown_entity"]]
+    assert job["opresult"][1] == ["OpExecError", ["Error in previous opcode"]]
+
+
+def test_jobs_without_conflicting_locks_run_in_parallel(ctx):
+    """When four 0.3 s jobs share no exclusive lock, they take about 0.3 s together."""
+    start = time.monotonic()
+    ids = ctx.processor.submit([[delay(0.3)] for _ in range(4)])
+    for job_id in ids:
+        ctx.wait(job_id)
+    assert time.monotonic() - start < 1.0
+
+
+def test_dependency_waits_for_and_follows_the_other_job(ctx):
+    ids = ctx.processor.submit([[delay(0.3)], [delay(0, depends=[[-1, ["success"]]])]])
+    second = ctx.wait(ids[1])
+    first = ctx.wait(ids[0])
+    assert second["status"] == "success"
+    assert second["start_ts"] >= first["end_ts"]
+
+
+def test_dependency_with_unaccepted_status_fails_the_job(ctx):
+    bad = opcodes.OpNodeRemove(node_name="ghost").to_dict()
+    ids = ctx.processor.submit([[bad], [delay(0, depends=[[-1, ["success"]]])]])
+    job = ctx.wait(ids[1])
+    assert job["status"] == "error"
+    assert "has status 'error'" in job["opresult"][0][1][0]
+
+
+def test_relative_dependency_outside_the_submission_is_refused(ctx):
+    with pytest.raises(errors.OpPrereqError, match="outside its submission"):
+        ctx.processor.submit([[delay(0, depends=[[-1, []]])]])
+
+
+def test_queued_job_can_be_canceled_and_never_runs(tmp_path):
+    ctx = Ctx(tmp_path, workers=1)
+    try:
+        blocker, victim = ctx.processor.submit([[delay(0.5)], [delay(0)]])
+        time.sleep(0.05)
+        assert ctx.processor.cancel(victim) == [True, f"Job {victim} will be canceled"]
+        job = ctx.wait(victim)
+        assert job["status"] == "canceled" and job["start_ts"] is None
+        assert ctx.wait(blocker)["status"] == "success"
+        assert ctx.processor.cancel(victim) == [False, f"Job {victim} not found in queue"]
+    finally:
+        ctx.close()
+
+
+def test_higher_priority_job_is_picked_first(tmp_path):
+    ctx = Ctx(tmp_path, workers=1)
+    try:
+        first = ctx.processor.submit([[delay(0.3)]])[0]
+        time.sleep(0.05)
+        low, high = ctx.processor.submit([[delay(0, priority=10)], [delay(0, priority=-10)]])
+        low_job, high_job = ctx.wait(low), ctx.wait(high)
+        assert high_job["end_ts"] <= low_job["start_ts"]
+        ctx.wait(first)
+    finally:
+        ctx.close()
+
+
+def test_drained_queue_refuses_new_jobs(ctx, node_env):
+    ctx.queue.set_drain(True)
+    with pytest.raises(errors.JobQueueDrainError):
+        ctx.processor.submit([[delay()]])
+    ctx.queue.set_drain(False)
+    assert ctx.processor.submit([[delay()]])
+
+
+def test_wait_for_change_reports_log_entries_and_final_status(ctx):
+    [job_id] = ctx.processor.submit([[delay(0.2)]])
+    seen, info, serial = [], None, 0
+    while True:
+        change = ctx.queue.wait_for_change(job_id, ["status"], info, serial, 5)
+        assert change not in (None, "nochange")
+        info = change["job_info"]
+        seen.append(info[0])
+        if info[0] in ("success", "error"):
+            break
+    assert seen[-1] == "success"
+    assert ctx.queue.wait_for_change(99999, ["status"], None, 0, 0.1) is None
+
+
+def test_restart_resumes_queued_and_fails_running_jobs(tmp_path):
+    """When masterd dies, queued jobs run after restart; running ones end as errors, never twice."""
+    ctx = Ctx(tmp_path, workers=1)
+    running, queued = ctx.processor.submit([[delay(2)], [delay(0)]])
+    time.sleep(0.2)
+    ctx.processor.stop()
+    ctx.queue.stop()
+    ctx.queue.store.close()
+    again = Ctx(tmp_path, workers=2)
+    try:
+        again.processor.recover("node1")
+        failed = again.wait(running)
+        assert failed["status"] == "error"
+        assert "marked failed" in failed["opresult"][0][1][0]
+        assert again.wait(queued)["status"] == "success"
+        assert again.processor.submit([[delay()]])[0] == queued + 1
+    finally:
+        again.close()
+
+
+def test_archive_and_autoarchive_keep_jobs_queryable(ctx):
+    ids = ctx.processor.submit([[delay()] for _ in range(3)])
+    for job_id in ids:
+        ctx.wait(job_id)
+    assert ctx.queue.archive([ids[0]]) == [ids[0]]
+    assert ctx.queue.archive([ids[0]]) == []
+    assert ctx.queue.query([ids[0]], ["id", "archived"]) == [[ids[0], True]]
+    assert ctx.queue.auto_archive(0, 10) == (2, 0)
+    assert [r[1] for r in ctx.queue.query(ids, ["id", "archived"])] == [True, True, True]
+
+
+def test_quorum_failure_blocks_publication_until_replication_succeeds(tmp_path):
+    """When candidates do not acknowledge, the job is not reported; once they do, it is."""
+    state = {"up": False, "calls": 0}
+
+    def replicate(records):
+        state["calls"] += 1
+        if not state["up"]:
+            raise errors.QuorumError("no candidates")
+    ctx = Ctx(tmp_path, replicate=replicate)
+    try:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(ids=ctx.processor.submit([[delay()]])))
+        thread.start()
+        time.sleep(0.8)
+        assert "ids" not in result and state["calls"] >= 2
+        state["up"] = True
+        thread.join(5)
+        assert ctx.wait(result["ids"][0])["status"] == "success"
+    finally:
+        ctx.close()
