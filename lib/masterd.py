@@ -83,9 +83,8 @@ class MasterContext:
 
     def sync_new_candidate(self, name: str) -> None:
         """Give a freshly promoted candidate the config and the whole job queue."""
-        data = self.cfg.snapshot()
-        address = data["nodes"][name]["primary_ip"]
-        self.rpc.call(name, address, "upload_config", [config.dumps(data).decode()]).raise_on_error("upload_config")
+        address = self.cfg.read(lambda d: d["nodes"][name]["primary_ip"])
+        self.rpc.call(name, address, "upload_config", [self.cfg.content().decode()]).raise_on_error("upload_config")
         store = self.queue.store
         ids = store.ids(None)
         for start in range(0, len(ids), 500):
@@ -100,7 +99,7 @@ class MasterContext:
     def redistribute(self, feedback) -> None:
         data = self.cfg.snapshot()
         peers, _ = self._peers(data)
-        content = config.dumps(data).decode()
+        content = self.cfg.content().decode()
         for name, res in self.rpc.call_many(peers, "upload_config", [content]).items():
             feedback(f"config to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}

@@ -137,7 +137,6 @@ class OpTestDelay(OpCode):
         Param("on_master", Bool(), True, "Sleep on the master", "--no-master"),
         Param("on_nodes", ListOf(NAME), [], "Nodes to sleep on as well", ("-n", "--node")),
         Param("repeat", Int(0, 1000), 0, "Repeat the sleep this many times", ("-r", "--repeat")),
-        Param("interruptible", Bool(), False, "Allow cancelling while sleeping", "--interruptible"),
     )
 
 

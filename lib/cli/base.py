@@ -30,6 +30,7 @@ def add_opcode_options(parser: argparse.ArgumentParser, opclass: type[OpCode],
             many = isinstance(param.type, opcodes.ListOf)
             parser.add_argument(param.name, metavar=param.metavar or param.name.upper(),
                                 nargs="+" if many and param.required else "*" if many else None,
+                                type=_parser_for(param.type.item if many else param.type, param),
                                 help=param.doc)
             continue
         flags = (param.cli,) if isinstance(param.cli, str) else param.cli
@@ -63,11 +64,6 @@ def opcode_from_args(opclass: type[OpCode], ns: argparse.Namespace, **extra: Any
         if param.cli is None or not hasattr(ns, param.name):
             continue
         value = getattr(ns, param.name)
-        if param.cli == POSITIONAL and isinstance(value, str):
-            try:
-                value = param.type.parse(value)
-            except ValueError as err:
-                raise errors.OpPrereqError(f"{param.name}: {err}", errors.ECode.INVAL) from None
         if value is None or value == [] and not param.required:
             continue
         if isinstance(param.type, Bool) and value == param.default:

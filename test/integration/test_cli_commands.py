@@ -1,0 +1,174 @@
+"""Every gnt-* command of the cluster core, run as a user would, on a loopback cluster."""
+import json
+import time
+
+import pytest
+
+
+def lines(proc):
+    return [line for line in proc.stdout.splitlines() if line]
+
+
+def test_node_list_output_options(cluster):
+    out = cluster.run("node1", "gnt-node", "list", "--separator=|", "-o", "name,pip,offline").stdout
+    assert lines_of(out) == ["Node|PrimaryIP|Offline", "node1|127.0.0.11|N", "node2|127.0.0.12|N",
+                             "node3|127.0.0.13|N"]
+    plus = cluster.run("node1", "gnt-node", "list", "--no-headers", "-o", "+role", "node2").stdout.split()
+    assert plus[0] == "node2" and plus[-1] == "C"
+    filtered = cluster.run("node1", "gnt-node", "list", "--no-headers", "-o", "name", "--filter",
+                           'name =~ /[23]$/ and not offline').stdout.split()
+    assert filtered == ["node2", "node3"]
+
+
+def lines_of(text):
+    return [line for line in text.splitlines() if line]
+
+
+def test_unknown_field_exits_14_and_unknown_node_names_it(cluster):
+    proc = cluster.run("node1", "gnt-node", "list", "-o", "name,bogus", check=False)
+    assert proc.returncode == 14 and "bogus" in proc.stderr
+    proc = cluster.run("node1", "gnt-node", "list", "nodeX", check=False)
+    assert proc.returncode == 1 and "nodeX" in proc.stderr
+    proc = cluster.run("node1", "gnt-node", "list", "--filter", "name ==", check=False)
+    assert proc.returncode == 1 and "cannot parse filter" in proc.stderr
+
+
+def test_node_list_fields_and_info(cluster):
+    out = cluster.run("node1", "gnt-node", "list-fields").stdout
+    assert "mfree" in out and "master_candidate" in out
+    assert cluster.run("node1", "gnt-node", "list-fields", "bogus", check=False).returncode == 14
+    info = cluster.run("node1", "gnt-node", "info", "node2").stdout
+    assert "Node name: node2" in info and "role: master candidate" in info
+    assert cluster.run("node1", "gnt-node", "info", "nodeX", check=False).returncode == 1
+
+
+def test_node_modify_roles_and_candidate_pool_guard(cluster):
+    """When demoting would leave too few candidates, modify refuses unless --auto-promote."""
+    proc = cluster.run("node1", "gnt-node", "modify", "-C", "no", "node3", check=False)
+    assert proc.returncode == 1 and "not enough master candidates" in proc.stderr
+    cluster.run("node1", "gnt-cluster", "modify", "-C", "2")
+    cluster.run("node1", "gnt-node", "modify", "-C", "no", "node3")
+    assert role(cluster, "node3") == "R"
+    cluster.run("node1", "gnt-node", "modify", "-D", "yes", "node3")
+    assert role(cluster, "node3") == "D"
+    cluster.run("node1", "gnt-node", "modify", "-D", "no", "node3")
+    cluster.run("node1", "gnt-node", "modify", "--master-capable", "no", "node3")
+    proc = cluster.run("node1", "gnt-node", "modify", "-C", "yes", "node3", check=False)
+    assert proc.returncode == 1 and "cannot become a candidate" in proc.stderr
+    cluster.run("node1", "gnt-node", "modify", "--master-capable", "yes", "--vm-capable", "no", "node3")
+    out = cluster.run("node1", "gnt-node", "list", "--no-headers", "-o", "master_capable,vm_capable",
+                      "node3").stdout.split()
+    assert out == ["Y", "N"]
+    proc = cluster.run("node1", "gnt-node", "modify", "-O", "yes", "node1", check=False)
+    assert proc.returncode == 1 and "master node" in proc.stderr
+    proc = cluster.run("node1", "gnt-node", "modify", "-O", "yes", "-D", "yes", "node3", check=False)
+    assert proc.returncode == 1 and "only one of" in proc.stderr
+
+
+def role(cluster, node):
+    return cluster.run("node1", "gnt-node", "list", "--no-headers", "-o", "role", node).stdout.strip()
+
+
+def test_offline_node_leaves_the_majority_and_returns(cluster):
+    cluster.run("node1", "gnt-node", "modify", "-O", "yes", "node3")
+    assert role(cluster, "node3") == "O"
+    cluster.run("node1", "gnt-debug", "delay", "0")
+    cluster.run("node1", "gnt-node", "modify", "-O", "no", "node3")
+    assert role(cluster, "node3") == "C"
+    serials = {json.loads((cluster.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+               for n in cluster.names}
+    assert len(serials) == 1
+
+
+def test_node_remove_cleans_the_node_and_it_can_join_again(cluster):
+    cluster.run("node1", "gnt-node", "remove", "node3")
+    assert [l.split()[0] for l in lines(cluster.run("node1", "gnt-node", "list", "--no-headers"))] == \
+        ["node1", "node2"]
+    time.sleep(0.5)
+    assert not (cluster.root("node3") / "var/lib/genet/config.data").exists()
+    proc = cluster.run("node1", "gnt-node", "remove", "node3", check=False)
+    assert proc.returncode == 1 and "not in the cluster" in proc.stderr
+    cluster.join("node3")
+    assert role(cluster, "node3") == "C"
+
+
+def test_tags_on_cluster_and_nodes(cluster):
+    cluster.run("node1", "gnt-cluster", "add-tags", "a", "b")
+    cluster.run("node1", "gnt-cluster", "remove-tags", "a")
+    assert lines(cluster.run("node1", "gnt-cluster", "list-tags")) == ["b"]
+    cluster.run("node1", "gnt-node", "add-tags", "node2", "rack:1")
+    assert lines(cluster.run("node1", "gnt-node", "list-tags", "node2")) == ["rack:1"]
+    cluster.run("node1", "gnt-node", "remove-tags", "node2", "rack:1")
+    proc = cluster.run("node1", "gnt-node", "remove-tags", "node2", "rack:1", check=False)
+    assert proc.returncode == 1 and "not found" in proc.stderr
+    proc = cluster.run("node1", "gnt-cluster", "add-tags", "bad tag", check=False)
+    assert proc.returncode == 1 and "invalid tag" in proc.stderr
+
+
+def test_cluster_info_modify_redist_getmaster(cluster):
+    cluster.run("node1", "gnt-cluster", "modify", "--candidate-pool-size", "5", "--max-running-jobs", "8")
+    info = cluster.run("node1", "gnt-cluster", "info").stdout
+    assert "candidate pool size: 5" in info and "maximum running jobs: 8" in info
+    assert "Master node: node1" in info
+    assert cluster.run("node1", "gnt-cluster", "modify", check=False).returncode == 1
+    out = cluster.run("node1", "gnt-cluster", "redist-conf").stdout
+    assert "config to node2: ok" in out and "ssconf to node3: ok" in out
+    assert cluster.run("node2", "gnt-cluster", "getmaster").stdout.strip() == "node1"
+
+
+def test_job_commands(cluster):
+    job = cluster.run("node1", "gnt-debug", "delay", "--submit", "0").stdout.split()[-1]
+    cluster.run("node1", "gnt-job", "watch", job)
+    info = cluster.run("node1", "gnt-job", "info", job).stdout
+    assert f"Job ID: {job}" in info and "OP_TEST_DELAY" in info and "Status: success" in info
+    listed = cluster.run("node1", "gnt-job", "list", "--no-headers", "--finished").stdout
+    assert job in listed.split()
+    blocker = cluster.run("node1", "gnt-debug", "delay", "--submit", "10").stdout.split()[-1]
+    time.sleep(0.3)
+    # a BGL-exclusive job waiting for the running delay's shared BGL can be canceled
+    waiting = cluster.run("node1", "gnt-cluster", "add-tags", "--submit", "never").stdout.split()[-1]
+    time.sleep(0.3)
+    out = cluster.run("node1", "gnt-job", "cancel", waiting).stdout
+    assert "will be canceled" in out
+    status = lambda j: cluster.run("node1", "gnt-job", "list", "--no-headers", "-o", "status", j).stdout.strip()
+    deadline = time.monotonic() + 5
+    while status(waiting) != "canceled" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status(waiting) == "canceled"
+    assert "never" not in cluster.run("node1", "gnt-cluster", "list-tags").stdout
+    proc = cluster.run("node1", "gnt-job", "cancel", blocker, check=False)
+    assert proc.returncode == 1 and "running" in proc.stdout
+    cluster.run("node1", "gnt-job", "archive", job)
+    assert cluster.run("node1", "gnt-job", "archive", job, check=False).returncode == 1
+    assert "Archived" in cluster.run("node1", "gnt-job", "autoarchive", "all").stdout
+    assert cluster.run("node1", "gnt-job", "autoarchive", "soon", check=False).returncode == 1
+    assert cluster.run("node1", "gnt-job", "info", "99999", check=False).returncode == 1
+    assert "status" in cluster.run("node1", "gnt-job", "list-fields").stdout
+
+
+def test_debug_delay_on_nodes_and_bad_input(cluster):
+    cluster.run("node1", "gnt-debug", "delay", "--no-master", "-n", "node2", "-n", "node3", "0.1")
+    proc = cluster.run("node1", "gnt-debug", "delay", "-n", "nodeX", "0", check=False)
+    assert proc.returncode == 1 and "nodeX" in proc.stderr
+    proc = cluster.run("node1", "gnt-debug", "delay", "abc", check=False)
+    assert proc.returncode == 2 and "expected a number" in proc.stderr
+
+
+def test_commands_off_the_master_fail_clearly(cluster):
+    proc = cluster.run("node2", "gnt-node", "list", check=False)
+    assert proc.returncode == 1 and "master daemon" in proc.stderr
+
+
+def test_init_twice_is_refused_and_destroy_needs_confirmation(cluster):
+    proc = cluster.run("node1", "gnt-cluster", "init", "again", check=False)
+    assert proc.returncode == 1 and "already part of a cluster" in proc.stderr
+    proc = cluster.run("node1", "gnt-cluster", "destroy", check=False)
+    assert proc.returncode == 13 and "--yes-do-it" in proc.stderr
+    proc = cluster.run("node1", "gnt-cluster", "destroy", "--yes-do-it", check=False)
+    assert proc.returncode == 1 and "remove them first" in proc.stderr
+    cluster.run("node1", "gnt-node", "remove", "node2")
+    cluster.run("node1", "gnt-node", "remove", "node3")
+    cluster.run("node1", "gnt-cluster", "destroy", "--yes-do-it")
+    assert not (cluster.root("node1") / "var/lib/genet/config.data").exists()
+    proc = cluster.run("node1", "gnt-cluster", "getmaster", check=False)
+    assert proc.returncode == 2
