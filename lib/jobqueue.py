@@ -117,8 +117,15 @@ class JobQueue:
         with self._lock:
             for job in created:
                 self._active[job.id] = job
-        for waiter in [self.save(job) for job in created]:
-            waiter.wait()
+        try:
+            for waiter in [self.save(job) for job in created]:
+                waiter.wait()
+        except errors.GenericError:
+            with self._lock:      # not stored: the jobs never existed
+                for job in created:
+                    self._active.pop(job.id, None)
+                    self._published.pop(job.id, None)
+            raise
         return created
 
     # --- persistence --------------------------------------------------------
@@ -153,6 +160,7 @@ class JobQueue:
                 log.error("cannot store %d job updates: %s", len(records), err)
                 for p in batch.values():
                     p.finish(err)
+                self._retry_later(batch)
                 continue
             while True:
                 try:
@@ -171,6 +179,15 @@ class JobQueue:
                     records = [(job_id, int(p.archived), p.text) for job_id, p in batch.items()]
                     self.store.write(records)
             self._publish(batch)
+
+    def _retry_later(self, batch: dict[int, _Pending]) -> None:
+        """Keep unstored states of live jobs (not newer ones) for the next batch."""
+        time.sleep(REPLICATION_RETRY)
+        with self._lock:
+            for job_id, pending in batch.items():
+                if job_id in self._active and job_id not in self._pending:
+                    self._pending[job_id] = _Pending(pending.text, pending.archived, [])
+        self._wake.set()
 
     def _publish(self, batch: dict[int, _Pending]) -> None:
         finals = []
