@@ -14,6 +14,10 @@ cluster again (also on errors and Ctrl-C / SIGTERM). What it measures (see bench
 4. bigcfg   latency again with 10,000 instances in the config (ratio big/empty), and the
             time of one config-changing job (OpTagsSet on the cluster), empty vs big
 
+Order: latency on the fresh cluster, batch, cli; then bigcfg restarts the master's daemons
+with the small config and measures the baseline, grows the config, restarts and measures
+again, so both sides of the ratio run on daemons in the same state.
+
 Exit code: 0 when everything ran (whether or not targets were met; see "ok" in the JSON),
 1 when the benchmark itself failed.
 """
@@ -174,10 +178,15 @@ def wait_final(client: luxi.Client, job_id: int, timeout: float = 60.0) -> str:
             return prev_info[0]
 
 
-def run_job(client: luxi.Client, ops: list[dict]) -> tuple[float, str]:
-    """Submit one job and wait for it; returns (seconds, final status)."""
+def run_job(client: luxi.Client, ops: list[dict], phases: list | None = None) -> tuple[float, str]:
+    """Submit one job and wait for it; returns (seconds, final status).
+
+    With ``phases``, appends the seconds SubmitJob took (the job is durable and
+    replicated when it returns)."""
     t0 = time.perf_counter()
     job_id = client.submit_job(ops)
+    if phases is not None:
+        phases.append(time.perf_counter() - t0)
     status = wait_final(client, job_id)
     return time.perf_counter() - t0, status
 
@@ -226,16 +235,17 @@ def bench_latency(client: luxi.Client, runs: int, warmup: int = 5, label: str = 
     op = delay_op()
     for _ in range(warmup):
         run_job(client, [op])
-    times = []
+    times, submits = [], []
     for _ in range(runs):
-        elapsed, status = run_job(client, [op])
+        elapsed, status = run_job(client, [op], submits)
         if status != "success":
             raise BenchError(f"latency job ended {status}")
         times.append(elapsed)
     result = summary_ms(times)
     result["warmup"] = warmup
+    result["submit_median_ms"] = round(1000 * median(submits), 3)
     log(f"latency{label}: median {result['median_ms']:.2f} ms, p90 {result['p90_ms']:.2f} ms "
-        f"({runs} runs)")
+        f"({runs} runs; SubmitJob alone {result['submit_median_ms']:.2f} ms)")
     return result
 
 
@@ -257,6 +267,9 @@ def bench_tags(client: luxi.Client, runs: int, label: str) -> dict:
 
 def bench_cli(node: dict, runs: int, goal_ms: float) -> dict:
     env = node_env(node)
+    # measure what an installed genet costs: with its bytecode cache written, even when the
+    # caller (e.g. a sandbox) sets PYTHONDONTWRITEBYTECODE
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     bindir = node["env"]["PATH"].split(":", 1)[0]
     exe = shutil.which("gnt-debug", path=node["env"]["PATH"])
     if exe is None or os.path.dirname(exe) != bindir:
@@ -328,6 +341,25 @@ def write_file(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
+def start_daemons(cluster: dict) -> None:
+    """genet-daemon start on the master, inside its namespace (noded binds its address)."""
+    master = next(n for n in cluster["nodes"] if n["name"] == cluster["master"])
+    run_checked([sys.executable, str(DEV_CLUSTER), "exec", "--dir", cluster["dir"],
+                 master["name"], "--", "genet-daemon", "start"], timeout=300)
+    sock = Path(master["root"]) / "var/run/genet/socket/master.sock"
+    if not luxi.wait_for_socket(sock, timeout=120):
+        raise BenchError("masterd does not answer after genet-daemon start")
+
+
+def restart_daemons(cluster: dict) -> float:
+    """Stop and start the master's daemons with the config as it is; returns seconds."""
+    master = next(n for n in cluster["nodes"] if n["name"] == cluster["master"])
+    t0 = time.perf_counter()
+    run_checked(["genet-daemon", "stop"], node_env(master))
+    start_daemons(cluster)
+    return time.perf_counter() - t0
+
+
 def grow_config(cluster: dict, count: int) -> dict:
     """Stop node1's daemons, add ``count`` instances to its config, copy it to every master
     candidate, start node1's daemons again. Returns timings and sizes."""
@@ -359,13 +391,9 @@ def grow_config(cluster: dict, count: int) -> dict:
             copied.append(name)
     t_written = time.perf_counter()
 
-    # noded binds node1's address: start the daemons inside node1's namespace
-    run_checked([sys.executable, str(DEV_CLUSTER), "exec", "--dir", cluster["dir"],
-                 master["name"], "--", "genet-daemon", "start"], timeout=300)
-    sock = Path(master["root"]) / "var/run/genet/socket/master.sock"
-    if not luxi.wait_for_socket(sock, timeout=120):
-        raise BenchError("masterd does not answer after the restart with the big config")
+    start_daemons(cluster)
     t_started = time.perf_counter()
+    sock = Path(master["root"]) / "var/run/genet/socket/master.sock"
     serial = luxi.Client(sock).call("QueryConfigValues", ["serial_no"])[0]
     if serial != data["serial_no"]:
         raise BenchError(f"masterd reports config serial {serial}, wrote {data['serial_no']}")
@@ -420,8 +448,10 @@ def table_rows(results: dict) -> list[dict]:
             "cli_median_ms")
     if "bigcfg" in results:
         big = results["bigcfg"]
-        add(f"latency at {big['instances']} instances, median", big["latency"]["median_ms"],
+        add("latency, small config (restarted), median", big["latency_empty"]["median_ms"],
             "ms")
+        add(f"latency at {big['instances']} instances (restarted), median",
+            big["latency"]["median_ms"], "ms")
         add("latency ratio big/empty", big["latency_ratio"], "x", "bigcfg_latency_ratio")
         add("config-changing job (OpTagsSet), empty", big["tags_empty"]["median_ms"], "ms")
         add(f"config-changing job at {big['instances']} instances",
@@ -431,6 +461,9 @@ def table_rows(results: dict) -> list[dict]:
 
 def print_table(rows: list[dict]) -> None:
     headers = ("figure", "measured", "target", "Ganeti", "status")
+    if not rows:
+        print("(no results)")
+        return
     cells = [(r["figure"], r["measured_text"], r["target"], r["ganeti"], r.get("status", ""))
              for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
@@ -467,8 +500,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # make SIGTERM unwind through the finally below, like Ctrl-C does
     def on_sigterm(signum, frame):
+        signal.signal(signum, signal.SIG_IGN)   # a second one must not cut the cleanup short
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGHUP, on_sigterm)
 
     directory = Path(tempfile.mkdtemp(prefix="genet-bench-", dir="/tmp"))
     results: dict = {}
@@ -487,22 +522,32 @@ def main(argv: list[str] | None = None) -> int:
             raise BenchError(f"no master daemon on {sock}")
         client = luxi.Client(sock, timeout=120)
 
+        if "latency" not in args.skip:
+            results["latency"] = bench_latency(client, args.latency_runs, label=" (fresh cluster)")
         if "batch" not in args.skip:
             results["batch"] = bench_batch(client, args.batch_jobs, args.batch_repeats)
-        if "latency" not in args.skip or "bigcfg" not in args.skip:
-            results["latency"] = bench_latency(client, args.latency_runs, label=" (empty)")
         if "cli" not in args.skip:
             results["cli"] = bench_cli(master, args.cli_runs, TARGETS["cli_median_ms"][1])
         if "bigcfg" not in args.skip:
+            # baseline in the same state as the big measurement: daemons just restarted
+            client.close()
+            restart_s = restart_daemons(cluster)
+            log(f"daemons restarted with the small config in {1000 * restart_s:.0f} ms")
+            client = luxi.Client(sock, timeout=120)
+            latency_empty = bench_latency(client, args.latency_runs,
+                                          label=" (small config, restarted)")
             tags_empty = bench_tags(client, args.tag_runs, "empty")
             client.close()
             grown = grow_config(cluster, args.instances)
             client = luxi.Client(sock, timeout=120)
-            latency = bench_latency(client, args.latency_runs, label=" (big config)")
+            latency = bench_latency(client, args.latency_runs,
+                                    label=f" ({args.instances} instances, restarted)")
             tags_big = bench_tags(client, args.tag_runs, "big")
             results["bigcfg"] = {
-                **grown, "latency": latency, "tags_empty": tags_empty, "tags_big": tags_big,
-                "latency_ratio": round(latency["median_ms"] / results["latency"]["median_ms"], 3),
+                **grown, "restart_small_ms": round(1000 * restart_s, 1),
+                "latency_empty": latency_empty, "latency": latency,
+                "tags_empty": tags_empty, "tags_big": tags_big,
+                "latency_ratio": round(latency["median_ms"] / latency_empty["median_ms"], 3),
                 "tags_ratio": round(tags_big["median_ms"] / tags_empty["median_ms"], 3)}
         client.close()
     except (BenchError, errors.GenericError, subprocess.SubprocessError, OSError) as err:
@@ -512,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         failure = "interrupted"
         log("interrupted")
     finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)   # let the cluster be stopped
         if args.keep:
             log(f"--keep: cluster left running in {directory}; "
                 f"stop it with {DEV_CLUSTER} stop --dir {directory}")

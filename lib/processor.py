@@ -155,38 +155,29 @@ class Processor:
         self._finish(job, JobStatus.SUCCESS, None)
 
     def _unmet_dependency(self, job: Job, op) -> errors.GenericError | int | None:
-        """None if every dependency is final with an accepted status.
+        """None if every dependency ended in an accepted status.
 
-        Returns the id of a dependency still running (the job is parked on it) or an
-        error when a dependency ended in a status the job does not accept.
+        Returns the id of a dependency still unfinished (the job is parked on it and
+        re-queued by :meth:`job_finished`) or an error for a dependency that ended in
+        a status the job does not accept.
         """
         for dep_id, statuses in op.depends or []:
-            found = self.ctx.queue.get(dep_id)
-            if found is None and self.ctx.queue.active_job(dep_id) is None:
-                return errors.OpExecError(f"job {job.id} depends on unknown job {dep_id}")
-            status = found[0]["status"] if found else None
-            if status in FINAL_NAMES:
-                if statuses and status not in statuses:
-                    return errors.OpExecError(
-                        f"dependency job {dep_id} has status {status!r}, job {job.id} needed one of {statuses}")
-                continue
-            with self._lock:
-                dep = self.ctx.queue.active_job(dep_id)
-                if dep is None:    # finished meanwhile: look again
-                    return self._unmet_dependency(job, op)
-                self._parked.setdefault(dep_id, []).append(job)
-            if job.status != JobStatus.WAITING.value:
+            with self._lock:    # job_finished takes this lock too: no wake-up is lost
+                parked = self.ctx.queue.active_job(dep_id) is not None
+                if parked:
+                    self._parked.setdefault(dep_id, []).append(job)
+            if parked:
                 with job.lock:
                     job.status = JobStatus.WAITING.value
                 self.ctx.queue.save(job)
-            # the dependency may have been published between the check and parking
-            if self.ctx.queue.active_job(dep_id) is None:
-                with self._lock:
-                    parked = self._parked.get(dep_id, [])
-                    if job in parked:
-                        parked.remove(job)
-                        return self._unmet_dependency(job, op)
-            return dep_id
+                return dep_id
+            found = self.ctx.queue.get(dep_id)
+            if found is None:
+                return errors.OpExecError(f"job {job.id} depends on unknown job {dep_id}")
+            status = found[0]["status"]
+            if statuses and status not in statuses:
+                return errors.OpExecError(
+                    f"dependency job {dep_id} has status {status!r}, job {job.id} needed one of {statuses}")
         return None
 
     def _acquire(self, job: Job, lu) -> None:
