@@ -25,6 +25,7 @@ log = logging.getLogger("genet.jobqueue")
 Replicator = Callable[[list[Record]], None]
 MAX_UNFINISHED = 10000
 REPLICATION_RETRY = 0.5
+LAZY_DELAY = 0.01       # longest wait before progress updates are committed
 
 
 class _Waiter:
@@ -67,7 +68,9 @@ class JobQueue:
         self._published: dict[int, dict] = {}         # last durable+replicated form of active jobs
         self._next_id = store.max_id() + 1
         self._pending: dict[int, _Pending] = {}
-        self._wake = threading.Event()
+        self._commit_cv = threading.Condition(self._lock)
+        self._urgent = False                      # an update someone waits for is pending
+        self._lazy_deadline: float | None = None  # when pending progress updates are due
         self._stopping = False
         self._committer = threading.Thread(target=self._commit_loop, name="committer", daemon=True)
         self._committer.start()
@@ -130,27 +133,48 @@ class JobQueue:
 
     # --- persistence --------------------------------------------------------
 
-    def save(self, job: Job, archived: bool = False) -> _Waiter:
-        """Queue the job's current state for the next commit batch."""
+    def save(self, job: Job, archived: bool = False, urgent: bool | None = None) -> _Waiter:
+        """Queue the job's current state for the next commit batch.
+
+        New and final states are committed at once; progress (waiting, running, log
+        lines) may wait up to LAZY_DELAY, so a quick job costs two commits, not four.
+        """
         with job.lock:
             text = job.to_json()
+            if urgent is None:
+                urgent = job.is_final or job.status == "queued"
         waiter = _Waiter()
         with self._lock:
             old = self._pending.get(job.id)
             # a newer state supersedes an unwritten older one; its waiters wait for this one
             self._pending[job.id] = _Pending(text, archived, (old.waiters if old else []) + [waiter])
-        self._wake.set()
+            if urgent:
+                self._urgent = True
+            elif self._lazy_deadline is None:
+                self._lazy_deadline = time.monotonic() + LAZY_DELAY
+            self._commit_cv.notify()
         return waiter
 
     def save_and_wait(self, job: Job, timeout: float = 60.0) -> None:
         self.save(job).wait(timeout)
 
+    def _next_batch(self) -> dict[int, _Pending]:
+        with self._lock:
+            while not self._stopping and not self._urgent:
+                if self._lazy_deadline is None:
+                    self._commit_cv.wait()
+                    continue
+                remaining = self._lazy_deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._commit_cv.wait(remaining)
+            batch, self._pending = self._pending, {}
+            self._urgent, self._lazy_deadline = False, None
+            return batch
+
     def _commit_loop(self) -> None:
         while not self._stopping:
-            self._wake.wait()
-            self._wake.clear()
-            with self._lock:
-                batch, self._pending = self._pending, {}
+            batch = self._next_batch()
             if not batch:
                 continue
             records = [(job_id, int(p.archived), p.text) for job_id, p in batch.items()]
@@ -187,7 +211,8 @@ class JobQueue:
             for job_id, pending in batch.items():
                 if job_id in self._active and job_id not in self._pending:
                     self._pending[job_id] = _Pending(pending.text, pending.archived, [])
-        self._wake.set()
+            self._urgent = True
+            self._commit_cv.notify()
 
     def _publish(self, batch: dict[int, _Pending]) -> None:
         finals = []
@@ -300,8 +325,9 @@ class JobQueue:
         return done, len(candidates) - done
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
+        with self._lock:
+            self._stopping = True
+            self._commit_cv.notify()
         self._committer.join(timeout=5)
 
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class NodeProcedures:
 
     def __init__(self, stop_daemon=None):
         self._queue: QueueStore | None = None
+        self._config_lock = threading.Lock()
+        self._serial_cache: tuple = (None, -1)
         self._stop_daemon = stop_daemon or (lambda: None)
 
     def _queue_store(self) -> QueueStore:
@@ -38,11 +41,8 @@ class NodeProcedures:
 
     def rpc_node_info(self) -> dict:
         """Who this node thinks it is, its clock, config serial and ssconf (for verify)."""
-        try:
-            serial = config.load(paths.config_file())["serial_no"]
-        except errors.ConfigurationError:
-            serial = None
-        return {"name": paths.node_name(), "time": time.time(), "config_serial": serial,
+        serial = self._config_serial()
+        return {"name": paths.node_name(), "time": time.time(), "config_serial": None if serial < 0 else serial,
                 "version": __version__, "protocol": PROTOCOL_VERSION,
                 "ssconf": read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
                 "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
@@ -51,17 +51,30 @@ class NodeProcedures:
         time.sleep(max(0.0, float(duration)))
         return True
 
+    def _config_serial(self) -> int:
+        """Serial of the stored config, parsed once per file version (it may be megabytes)."""
+        path = paths.config_file()
+        try:
+            stamp = path.stat()
+        except FileNotFoundError:
+            return -1
+        key = (stamp.st_ino, stamp.st_mtime_ns, stamp.st_size)
+        if self._serial_cache[0] != key:
+            try:
+                self._serial_cache = (key, config.load(path)["serial_no"])
+            except errors.ConfigurationError:
+                return -1
+        return self._serial_cache[1]
+
     def rpc_upload_config(self, text: str) -> int:
         """Store a config pushed by the master unless ours is newer; returns our serial."""
         data = config.parse(text, "uploaded config")
-        try:
-            current = config.load(paths.config_file())["serial_no"]
-        except errors.ConfigurationError:
-            current = -1
-        if data["serial_no"] >= current:
+        with self._config_lock:
+            current = self._config_serial()
+            if data["serial_no"] < current:
+                return current
             config.write_atomic(paths.config_file(), text.encode())
             return data["serial_no"]
-        return current
 
     def rpc_get_config(self) -> str:
         return paths.config_file().read_text()

@@ -6,7 +6,6 @@ and the RAPI body handling, so the three cannot disagree.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from genet import errors
@@ -20,15 +19,18 @@ NAME = String(non_empty=True, max_len=255)
 TAG_KINDS = ("cluster", "node", "instance", "nodegroup", "network")
 
 
-@dataclass(frozen=True)
 class Param:
-    """One opcode parameter: its type, default, documentation and CLI spelling."""
-    name: str
-    type: ParamType
-    default: Any = REQUIRED
-    doc: str = ""
-    cli: str | tuple[str, ...] | None = None   # "--opt", ("-C", "--master-candidate"), POSITIONAL or None
-    metavar: str | None = None
+    """One opcode parameter: its type, default, documentation and CLI spelling.
+
+    ``cli`` is "--opt", a tuple of spellings, POSITIONAL, or None (RAPI/luxi only).
+    A plain class rather than a dataclass: gnt-* commands import this at every start.
+    """
+    __slots__ = ("name", "type", "default", "doc", "cli", "metavar")
+
+    def __init__(self, name: str, type: ParamType, default: Any = REQUIRED, doc: str = "",
+                 cli: str | tuple[str, ...] | None = None, metavar: str | None = None):
+        self.name, self.type, self.default, self.doc, self.cli, self.metavar = \
+            name, type, default, doc, cli, metavar
 
     @property
     def required(self) -> bool:

@@ -71,9 +71,13 @@ class RpcClient:
             self._idle.setdefault(address, []).append(conn)
 
     def call(self, node: str, address: str, procedure: str, args: list | None = None,
-             timeout: float | None = None) -> RpcResult:
-        """Call ``procedure`` on one node; never raises for remote or network failures."""
-        body = json.dumps(args or []).encode()
+             timeout: float | None = None, body: bytes | None = None) -> RpcResult:
+        """Call ``procedure`` on one node; never raises for remote or network failures.
+
+        ``body`` is ``args`` already encoded, so a call to many nodes encodes once.
+        """
+        if body is None:
+            body = json.dumps(args or []).encode()
         timeout = self.timeout if timeout is None else timeout
         for attempt in (1, 2):     # a reused connection may have been closed by the peer
             conn = self._connection(address, timeout)
@@ -106,10 +110,11 @@ class RpcClient:
     def call_many(self, nodes: dict[str, str], procedure: str, args: list | None = None,
                   timeout: float | None = None) -> dict[str, RpcResult]:
         """Call ``procedure`` on every node of ``{name: address}`` at once."""
+        body = json.dumps(args or []).encode()
         if len(nodes) == 1:
             (name, address), = nodes.items()
-            return {name: self.call(name, address, procedure, args, timeout)}
-        futures = {name: self._pool.submit(self.call, name, address, procedure, args, timeout)
+            return {name: self.call(name, address, procedure, timeout=timeout, body=body)}
+        futures = {name: self._pool.submit(self.call, name, address, procedure, None, timeout, body)
                    for name, address in nodes.items()}
         return {name: fut.result() for name, fut in futures.items()}
 
