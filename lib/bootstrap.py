@@ -106,13 +106,8 @@ def master_failover(no_voting: bool) -> dict:
     """Run on a master candidate: take over the master role and start masterd here."""
     me = paths.node_name()
     data = config.load(paths.config_file())
-    old = data["cluster"]["master_node"]
-    node = data["nodes"].get(me)
-    if node is None or not node["master_candidate"]:
-        raise errors.OpPrereqError(f"node {me} is not a master candidate; the master is {old}",
-                                   errors.ECode.WRONG_STATE)
-    if old == me:
-        raise errors.OpPrereqError(f"node {me} is already the master", errors.ECode.WRONG_STATE)
+    if me not in data["nodes"]:
+        raise errors.OpPrereqError(f"node {me} is not in its own cluster config", errors.ECode.WRONG_STATE)
     rpc = _rpc(data)
     others = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me}
     infos = rpc.call_many(others, "node_info", timeout=5)
@@ -124,15 +119,22 @@ def master_failover(no_voting: bool) -> dict:
             raise errors.OpPrereqError(
                 f"only {len(reachable) + 1} of {total} nodes are reachable, no majority for the vote;"
                 " use --no-voting if you are sure the unreachable nodes are down", errors.ECode.ENVIRON)
-        if votes and votes.most_common(1)[0][0] not in (old, me):
+        if votes and votes.most_common(1)[0][0] not in (data["cluster"]["master_node"], me):
             raise errors.OpPrereqError(f"nodes disagree about the master: {dict(votes)}", errors.ECode.ENVIRON)
-    # take the newest config any reachable candidate holds
+    # judge with the newest config any reachable candidate holds: ours may be stale
     for name in sorted(reachable):
         serial = infos[name].payload.get("config_serial")
         if serial and serial > data["serial_no"] and data["nodes"][name]["master_candidate"]:
             res = rpc.call(name, others[name], "get_config")
             if not res.failed:
                 data = config.parse(res.payload, f"config from {name}")
+    old = data["cluster"]["master_node"]
+    node = data["nodes"].get(me)
+    if node is None or not node["master_candidate"] or node["offline"]:
+        raise errors.OpPrereqError(f"node {me} is not a master candidate; the master is {old}",
+                                   errors.ECode.WRONG_STATE)
+    if old == me:
+        raise errors.OpPrereqError(f"node {me} is already the master", errors.ECode.WRONG_STATE)
     if old in reachable:
         rpc.call(old, others[old], "stop_masterd", timeout=20)
     data["cluster"]["master_node"] = me

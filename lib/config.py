@@ -177,7 +177,7 @@ def load(path: Path) -> dict:
     try:
         text = path.read_bytes()
     except FileNotFoundError:
-        raise errors.ConfigurationError(
+        raise errors.NotClusterError(
             f"no cluster configuration at {path}: this node is not part of a cluster") from None
     except OSError as err:
         raise errors.ConfigurationError(f"cannot read {path}: {err}") from None

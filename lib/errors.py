@@ -112,9 +112,14 @@ class NotMasterError(GenericError):
     """This node is not the master."""
 
 
+class NotClusterError(GenericError):
+    """This node is not part of a cluster."""
+
+
 _EXIT_CODES = {
     ConfigurationError: ExitCode.CONFIG_CORRUPT,
     NotMasterError: ExitCode.NOT_MASTER,
+    NotClusterError: ExitCode.NOT_CLUSTER,
     ParameterError: ExitCode.UNKNOWN_FIELD,
     ConfirmationNeeded: ExitCode.CONFIRMATION,
     CertificateError: ExitCode.NODE_SETUP,

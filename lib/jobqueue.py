@@ -16,7 +16,7 @@ import time
 from typing import Callable, Iterable
 
 from genet import errors, opcodes, paths
-from genet.jobs import FINAL_NAMES, Job, job_field
+from genet.jobs import FINAL_NAMES, Job, job_field, timestamp
 from genet.queue_store import QueueStore, Record
 
 log = logging.getLogger("genet.jobqueue")
@@ -67,6 +67,7 @@ class JobQueue:
         self._active: dict[int, Job] = {}            # unfinished jobs, and final ones until published
         self._published: dict[int, dict] = {}         # last durable+replicated form of active jobs
         self._next_id = store.max_id() + 1
+        self._seq = store.max_seq()               # version of the last committed batch
         self._pending: dict[int, _Pending] = {}
         self._commit_cv = threading.Condition(self._lock)
         self._urgent = False                      # an update someone waits for is pending
@@ -123,11 +124,11 @@ class JobQueue:
         try:
             for waiter in [self.save(job) for job in created]:
                 waiter.wait()
-        except errors.GenericError:
-            with self._lock:      # not stored: the jobs never existed
-                for job in created:
-                    self._active.pop(job.id, None)
-                    self._published.pop(job.id, None)
+        except errors.GenericError as err:
+            # The client gets no job id; the jobs end as errors, so none runs later by surprise.
+            for job in created:
+                _refuse(job, err)
+                self.save(job)
             raise
         return created
 
@@ -158,6 +159,11 @@ class JobQueue:
     def save_and_wait(self, job: Job, timeout: float = 60.0) -> None:
         self.save(job).wait(timeout)
 
+    def _next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
     def _next_batch(self) -> dict[int, _Pending]:
         with self._lock:
             while not self._stopping and not self._urgent:
@@ -177,7 +183,8 @@ class JobQueue:
             batch = self._next_batch()
             if not batch:
                 continue
-            records = [(job_id, int(p.archived), p.text) for job_id, p in batch.items()]
+            seq = self._next_seq()
+            records = [(job_id, int(p.archived), p.text, seq) for job_id, p in batch.items()]
             try:
                 self.store.write(records)
             except errors.GenericError as err:
@@ -186,6 +193,7 @@ class JobQueue:
                     p.finish(err)
                 self._retry_later(batch)
                 continue
+            failed_once = False
             while True:
                 try:
                     if self._replicate is not None:
@@ -193,15 +201,24 @@ class JobQueue:
                     break
                 except Exception as err:   # keep committing whatever failed
                     log.warning("job queue replication failed, retrying: %s", err)
+                    if not failed_once:    # submitters learn it now, not after a timeout
+                        failed_once = True
+                        quorum = err if isinstance(err, errors.QuorumError) else errors.QuorumError(str(err))
+                        for pending in batch.values():
+                            pending.finish(quorum)
+                            pending.waiters = []
                     if self._stopping:
                         return
                     time.sleep(REPLICATION_RETRY)
-                    with self._lock:   # fold newer updates of other jobs into the retry
-                        newer = {i: p for i, p in self._pending.items() if i not in batch}
-                        for i in newer:
-                            batch[i] = self._pending.pop(i)
-                    records = [(job_id, int(p.archived), p.text) for job_id, p in batch.items()]
-                    self.store.write(records)
+                    with self._lock:   # newer states (of any job) join and supersede the retry
+                        batch.update(self._pending)
+                        self._pending = {}
+                    seq = self._next_seq()
+                    records = [(job_id, int(p.archived), p.text, seq) for job_id, p in batch.items()]
+                    try:
+                        self.store.write(records)
+                    except errors.GenericError as store_err:
+                        log.error("cannot store job updates: %s", store_err)
             self._publish(batch)
 
     def _retry_later(self, batch: dict[int, _Pending]) -> None:
@@ -308,7 +325,7 @@ class JobQueue:
             if found is not None and found[0]["status"] in FINAL_NAMES and not found[1]:
                 ids.append(job_id)
         if ids:
-            records = self.store.set_archived(ids)
+            records = self.store.set_archived(ids, self._next_seq())
             if self._replicate is not None:
                 self._replicate(records)
         return ids
@@ -329,6 +346,17 @@ class JobQueue:
             self._stopping = True
             self._commit_cv.notify()
         self._committer.join(timeout=5)
+
+
+def _refuse(job: Job, err: errors.GenericError) -> None:
+    reason = errors.to_wire(errors.OpExecError(f"job {job.id} was not accepted: {err}"))
+    with job.lock:
+        job.status = "error"
+        job.opstatus = ["error"] * len(job.ops)
+        job.opresult = [reason] * len(job.ops)
+        job.end_ts = timestamp()
+        job.claimed = True
+        job.cancel_requested = True
 
 
 def _absolute(dep: int, job_id: int, first_of_batch: int) -> int:

@@ -35,9 +35,7 @@ class Client:
                 sock.connect(str(self.address))
             except OSError as err:
                 sock.close()
-                raise errors.LuxiError(
-                    f"cannot connect to the master daemon at {self.address}: {err.strerror or err};"
-                    " is this the master node and is genet-masterd running?") from None
+                raise _why_no_master(self.address, err) from None
             self._sock = sock
         return self._sock
 
@@ -82,6 +80,18 @@ class Client:
 
     def query_jobs(self, ids: list[int] | None, fields: list[str]) -> list:
         return self.call("QueryJobs", ids, fields)
+
+
+def _why_no_master(address: Path, err: OSError) -> errors.GenericError:
+    """Tell apart: not in a cluster (exit 5), not the master (11), master daemon down."""
+    try:
+        master = paths.ssconf_file("master_node").read_text().strip()
+    except OSError:
+        return errors.NotClusterError(f"this node ({paths.node_name()}) is not part of a cluster")
+    if master != paths.node_name():
+        return errors.NotMasterError(f"this is not the master node; the master is {master}")
+    return errors.LuxiError(f"cannot connect to the master daemon at {address}: {err.strerror or err};"
+                            " is genet-masterd running?")
 
 
 def wait_for_socket(address: Path, timeout: float = 10.0) -> bool:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import signal
-import time
+import threading
 
 from genet import config, daemon_util, errors, paths
 from genet.config import ConfigWriter
@@ -40,6 +40,8 @@ class MasterContext:
         self.glm = LockManager()
         self.glm.add(Level.NODE, list(data["nodes"]))
         self._last_ssconf: dict | None = None
+        self.excluded: set[str] = set()     # see _peers
+        self._lagging: set[str] = set()     # candidates that missed job updates
         self.cfg.set_replicator(self._replicate_config)
         self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs,
                               on_final=lambda job: self.processor.job_finished(job))
@@ -49,14 +51,22 @@ class MasterContext:
     # --- replication --------------------------------------------------------
 
     def _peers(self, data: dict) -> tuple[dict[str, str], int]:
-        """Online candidates other than the master, and the acks (master included) needed."""
-        cands = config.candidates(data)
+        """Online candidates other than the master, and the acks (master included) needed.
+
+        Candidates the admin has just declared offline while they were unreachable
+        (``excluded``) no longer count: that decision is what lets a cluster that
+        lost its majority of candidates go on.
+        """
+        cands = [n for n in config.candidates(data) if n not in self.excluded]
         peers = {n: data["nodes"][n]["primary_ip"] for n in cands if n != self.node_name}
         return peers, len(cands) // 2 + 1
 
     def _replicate_config(self, data: dict, content: bytes) -> None:
         peers, needed = self._peers(data)
-        results = self.rpc.call_many(peers, "upload_config", [content.decode()], timeout=15) if peers else {}
+        serial = data["serial_no"]
+        acks, results = self.rpc.call_quorum(peers, "upload_config", [content.decode()], needed - 1,
+                                             accept=lambda r: not r.failed and r.payload == serial,
+                                             timeout=30)
         ssconf = config.ssconf_values(data)
         if ssconf != self._last_ssconf:
             online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
@@ -64,37 +74,64 @@ class MasterContext:
                 if res.failed:
                     log.warning("ssconf not written on %s: %s", name, res.fail_msg)
             self._last_ssconf = ssconf
-        acks = 1 + sum(1 for r in results.values() if not r.failed and r.payload == data["serial_no"])
-        if acks < needed:
+        if acks + 1 < needed:
             failed = sorted(n for n, r in results.items() if r.failed)
             raise errors.QuorumError(
-                f"config serial {data['serial_no']} saved on the master but acknowledged by only {acks} of"
+                f"config serial {serial} saved on the master but acknowledged by only {acks + 1} of"
                 f" {len(peers) + 1} master candidates (need {needed}); unreachable: {', '.join(failed)}")
 
     def _replicate_jobs(self, records: list) -> None:
         peers, needed = self.cfg.read(self._peers)
         if not peers:
             return
-        results = self.rpc.call_many(peers, "jobqueue_update", [records], timeout=15)
-        acks = 1 + sum(1 for r in results.values() if not r.failed)
-        if acks < needed:
-            raise errors.QuorumError(f"job queue update acknowledged by {acks} of {len(peers) + 1}"
+        acks, results = self.rpc.call_quorum(peers, "jobqueue_update", [records], needed - 1, timeout=15)
+        for name, res in results.items():
+            if res.failed:
+                self._lagging.add(name)
+            elif name in self._lagging:
+                self._lagging.discard(name)
+                threading.Thread(target=self._resync, args=(name,), daemon=True).start()
+        if acks + 1 < needed:
+            raise errors.QuorumError(f"job queue update acknowledged by {acks + 1} of {len(peers) + 1}"
                                      f" master candidates (need {needed})")
 
+    def _resync(self, name: str) -> None:
+        try:
+            self.sync_new_candidate(name)
+            log.info("candidate %s is back and has caught up", name)
+        except errors.GenericError as err:
+            log.warning("catching up candidate %s failed: %s", name, err)
+            self._lagging.add(name)
+
     def sync_new_candidate(self, name: str) -> None:
-        """Give a freshly promoted candidate the config and the whole job queue."""
+        """Give a candidate (new, or back after missing writes) the config and every job."""
         address = self.cfg.read(lambda d: d["nodes"][name]["primary_ip"])
         self.rpc.call(name, address, "upload_config", [self.cfg.content().decode()]).raise_on_error("upload_config")
         store = self.queue.store
         ids = store.ids(None)
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            records = []
-            for job_id in chunk:
-                found = store.get(job_id)
-                if found:
-                    records.append([job_id, int(found[1]), json.dumps(found[0])])
+            records = store.records(ids[start:start + 500])
             self.rpc.call(name, address, "jobqueue_update", [records]).raise_on_error("jobqueue_update")
+
+    def note_offline_decision(self, jobs: list) -> None:
+        """An unreachable candidate being set offline stops counting for the majority now.
+
+        Otherwise the very job that records the decision could not be replicated
+        when the dead candidates are the majority.
+        """
+        for ops in jobs if isinstance(jobs, list) else []:
+            for op in ops if isinstance(ops, list) else []:
+                if not (isinstance(op, dict) and op.get("OP_ID") == "OP_NODE_SET_PARAMS"
+                        and op.get("offline") is True):
+                    continue
+                name = op.get("node_name")
+                node = self.cfg.read(lambda d: d["nodes"].get(name))
+                if node is None or name == self.node_name or not node["master_candidate"]:
+                    continue
+                if self.rpc.call(name, node["primary_ip"], "version", timeout=3).failed:
+                    log.warning("candidate %s is unreachable and being set offline: it no longer counts"
+                                " for the majority", name)
+                    self.excluded.add(name)
 
     def redistribute(self, feedback) -> None:
         data = self.cfg.snapshot()
@@ -110,6 +147,7 @@ class MasterContext:
     # --- jobs ---------------------------------------------------------------
 
     def submit(self, jobs: list[list[dict]]) -> list[int]:
+        self.note_offline_decision(jobs)
         return self.processor.submit(jobs)
 
     def stop(self) -> None:

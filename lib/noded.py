@@ -94,7 +94,7 @@ class NodeProcedures:
         return True
 
     def rpc_jobqueue_update(self, records: list) -> int:
-        self._queue_store().write((int(i), int(a), str(t)) for i, a, t in records)
+        self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
         return len(records)
 
     def rpc_jobqueue_purge(self) -> bool:
@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     ssconf = read_ssconf()
     port = opts.port or int(ssconf.get("noded_port") or os.environ.get("GENET_NODED_PORT") or config.DEFAULT_NODED_PORT)
     bind = opts.bind or netutils.resolve(paths.node_name())
-    procedures = NodeProcedures(stop_daemon=lambda: reactor.callFromThread(reactor.stop))
+    # stop a little later, so the reply to leave_cluster still goes out
+    procedures = NodeProcedures(stop_daemon=lambda: reactor.callFromThread(reactor.callLater, 0.5, reactor.stop))
     reactor.suggestThreadPoolSize(32)
     reactor.listenSSL(port, make_site(procedures), ssl_utils.server_context_factory(paths.cluster_cert()),
                       interface=bind)

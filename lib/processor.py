@@ -30,10 +30,20 @@ class Processor:
         self._queue: queuelib.PriorityQueue = queuelib.PriorityQueue()
         self._parked: dict[int, list[Job]] = {}      # dependency id -> jobs waiting for it
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._work, name=f"worker{i}", daemon=True)
-                         for i in range(workers)]
-        for thread in self._threads:
-            thread.start()
+        self._threads: list[threading.Thread] = []
+        self._wanted = 0
+        self.set_workers(workers)
+
+    def set_workers(self, count: int) -> None:
+        """Grow or shrink the pool (gnt-cluster modify --max-running-jobs); running jobs finish."""
+        with self._lock:
+            self._wanted = count
+            for i in range(len(self._threads), count):
+                thread = threading.Thread(target=self._work, name=f"worker{i}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            for _ in range(len(self._threads) - count):
+                self._queue.put((-10**9, 0, None))
 
     def submit(self, jobs: list[list[dict]]) -> list[int]:
         created = self.ctx.queue.submit_many(jobs)
@@ -83,14 +93,17 @@ class Processor:
             self.enqueue(parked)
 
     def stop(self) -> None:
-        for _ in self._threads:
-            self._queue.put((-10**9, 0, None))
+        self.set_workers(0)
 
     def _work(self) -> None:
         while True:
             _, _, job = self._queue.get()
             if job is None:
-                return
+                with self._lock:
+                    if len(self._threads) > self._wanted:
+                        self._threads.remove(threading.current_thread())
+                        return
+                continue
             try:
                 self._run(job)
             except Exception:   # a bug must not kill the worker

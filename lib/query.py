@@ -88,8 +88,15 @@ def check_fields(what: str, names: list[str]) -> None:
 
 
 def _compile(what: str, qfilter_list: Any) -> Callable[[dict], bool]:
+    fields = _fields_of(what)
     try:
-        return qfilter.compile_filter(qfilter_list, set(_fields_of(what)))
+        unknown = sorted(filter_fields(qfilter_list) - set(fields))
+    except TypeError:
+        unknown = []
+    if unknown:
+        raise errors.ParameterError(f"unknown {what} field(s) in filter: {', '.join(unknown)}")
+    try:
+        return qfilter.compile_filter(qfilter_list, set(fields))
     except qfilter.FilterError as err:
         raise errors.OpPrereqError(f"invalid filter: {err}", errors.ECode.INVAL) from None
 

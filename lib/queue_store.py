@@ -19,13 +19,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     archived INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
     end_ts REAL,
+    seq INTEGER NOT NULL DEFAULT 0,
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status) WHERE archived = 0;
 """
 
-# (id, archived, json text of the job)
-Record = tuple[int, int, str]
+# (id, archived, json text of the job, commit sequence number)
+# The sequence number orders versions of a job: a replica never lets an older
+# version (a late full resync) overwrite a newer one.
+Record = tuple[int, int, str, int]
 
 
 class QueueStore:
@@ -44,20 +47,37 @@ class QueueStore:
     def write(self, records: Iterable[Record]) -> None:
         """Insert or replace jobs in one transaction (one fsync for the whole batch)."""
         rows = []
-        for job_id, archived, text in records:
+        for job_id, archived, text, seq in records:
             job = json.loads(text)
-            rows.append((job_id, archived, job["status"], _end(job), text))
+            rows.append((job_id, archived, job["status"], _end(job), seq, text))
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO jobs(id, archived, status, end_ts, data) VALUES (?,?,?,?,?)",
-                    rows)
+                    "INSERT INTO jobs(id, archived, status, end_ts, seq, data) VALUES (?,?,?,?,?,?)"
+                    " ON CONFLICT(id) DO UPDATE SET archived=excluded.archived, status=excluded.status,"
+                    " end_ts=excluded.end_ts, seq=excluded.seq, data=excluded.data"
+                    " WHERE excluded.seq >= jobs.seq", rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as err:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise errors.JobQueueFull(f"cannot write job queue {self.path}: {err}") from None
+
+    def max_seq(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) FROM jobs").fetchone()
+        return row[0] or 0
+
+    def records(self, ids: list[int]) -> list[Record]:
+        """Stored rows in replication form, for a full resync of a candidate."""
+        if not ids:
+            return []
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, archived, data, seq FROM jobs WHERE id IN ({','.join('?' * len(ids))})",
+                ids).fetchall()
+        return [tuple(r) for r in rows]
 
     def max_id(self) -> int:
         with self._lock:
@@ -99,16 +119,13 @@ class QueueStore:
                 " AND end_ts IS NOT NULL AND end_ts < ? ORDER BY id", (older_than,)).fetchall()
         return [r[0] for r in rows]
 
-    def set_archived(self, ids: list[int]) -> list[Record]:
-        """Mark jobs archived; returns the changed records for replication."""
+    def set_archived(self, ids: list[int], seq: int) -> list[Record]:
+        """Mark jobs archived as version ``seq``; returns the changed records for replication."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE jobs SET archived=1 WHERE id=?", [(i,) for i in ids])
-            rows = self._db.execute(
-                f"SELECT id, archived, data FROM jobs WHERE id IN ({','.join('?' * len(ids))})",
-                ids).fetchall() if ids else []
+            self._db.executemany("UPDATE jobs SET archived=1, seq=? WHERE id=?", [(seq, i) for i in ids])
             self._db.execute("COMMIT")
-        return [tuple(r) for r in rows]
+        return self.records(ids)
 
     def purge(self) -> None:
         with self._lock:

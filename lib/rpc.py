@@ -10,13 +10,15 @@ import json
 import socket
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from genet import errors
 
 DEFAULT_TIMEOUT = 30.0
+DOWN_BACKOFF = 3.0      # after a failed connection, calls fail fast for this long
 
 
 class RpcResult:
@@ -48,6 +50,7 @@ class RpcClient:
         self._idle: dict[str, list[http.client.HTTPSConnection]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc")
+        self._down_until: dict[str, float] = {}
 
     def _context(self) -> ssl.SSLContext:
         if self._ctx is None:
@@ -79,6 +82,10 @@ class RpcClient:
         if body is None:
             body = json.dumps(args or []).encode()
         timeout = self.timeout if timeout is None else timeout
+        down_until = self._down_until.get(address)
+        if down_until is not None and time.monotonic() < down_until:
+            return RpcResult(node, error=errors.RpcError(
+                f"node {node} ({address}) unreachable a moment ago; not retried yet"))
         for attempt in (1, 2):     # a reused connection may have been closed by the peer
             conn = self._connection(address, timeout)
             fresh = conn.sock is None
@@ -89,10 +96,12 @@ class RpcClient:
             except (OSError, http.client.HTTPException, ssl.SSLError) as err:
                 conn.close()
                 if fresh or attempt == 2:
+                    self._down_until[address] = time.monotonic() + DOWN_BACKOFF
                     return RpcResult(node, error=errors.RpcError(
                         f"node {node} ({address}:{self.port}) unreachable: {err}"))
                 continue
             self._release(address, conn)
+            self._down_until.pop(address, None)
             return self._decode(node, response.status, data)
         raise AssertionError("unreachable")
 
@@ -117,6 +126,28 @@ class RpcClient:
         futures = {name: self._pool.submit(self.call, name, address, procedure, None, timeout, body)
                    for name, address in nodes.items()}
         return {name: fut.result() for name, fut in futures.items()}
+
+    def call_quorum(self, nodes: dict[str, str], procedure: str, args: list, needed: int,
+                    accept=lambda result: not result.failed, timeout: float | None = None
+                    ) -> tuple[int, dict[str, RpcResult]]:
+        """Call every node; return once ``needed`` accepted results arrived (or all did).
+
+        Stragglers finish in the background, so one dead node does not slow a
+        replicated write down to its timeout. Returns (accepted, results so far).
+        """
+        body = json.dumps(args).encode()
+        futures = {self._pool.submit(self.call, name, address, procedure, None, timeout, body): name
+                   for name, address in nodes.items()}
+        results: dict[str, RpcResult] = {}
+        accepted = 0
+        pending = set(futures)
+        while pending and accepted < needed:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                result = fut.result()
+                results[futures[fut]] = result
+                accepted += bool(accept(result))
+        return accepted, results
 
     def close(self) -> None:
         with self._lock:

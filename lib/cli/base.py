@@ -38,7 +38,8 @@ def add_opcode_options(parser: argparse.ArgumentParser, opclass: type[OpCode],
         if isinstance(inner, Bool) and not isinstance(param.type, Maybe):
             # plain switches; "--no-master" style switches turn a default True off
             action = "store_false" if param.default is True else "store_true"
-            parser.add_argument(*flags, dest=param.name, action=action, help=param.doc)
+            helptext = f"Do not: {param.doc[0].lower()}{param.doc[1:]}" if param.default is True else param.doc
+            parser.add_argument(*flags, dest=param.name, action=action, help=helptext)
         elif isinstance(param.type, opcodes.ListOf) and not isinstance(param.type.item, opcodes.ListOf):
             parser.add_argument(*flags, dest=param.name, action="append", metavar=param.metavar or "VALUE",
                                 type=_parser_for(param.type.item, param), default=None, help=param.doc)

@@ -29,7 +29,7 @@ def cmd_getmaster(ns) -> int:
     try:
         print(paths.ssconf_file("master_node").read_text().strip())
     except OSError:
-        raise errors.ConfigurationError("this node is not part of a cluster (no ssconf)") from None
+        raise errors.NotClusterError("this node is not part of a cluster (no ssconf)") from None
     return 0
 
 
@@ -57,7 +57,7 @@ def cmd_info(ns) -> int:
 def cmd_verify(ns) -> int:
     op = base.opcode_from_args(opcodes.OpClusterVerify, ns)
     results = base.submit_or_run(ns, [op])
-    if results is None:
+    if not results or results[0] is None:     # --submit or --dry-run
         return 0
     return 0 if results[0]["ok"] else 1
 

@@ -31,6 +31,8 @@ def cmd_list(ns) -> int:
                 + (["success", "error", "canceled"] if ns.finished else []))
     if statuses:
         clauses.append(["|", *[["=", "status", s] for s in statuses]])
+    if not ns.archived and not ids:
+        clauses.append(["!", ["?", "archived"]])
     return _list_with(ns, ["&", *clauses] if len(clauses) > 1 else clauses[0] if clauses else None)
 
 
@@ -143,6 +145,7 @@ def build(parser) -> None:
     p.add_argument("--running", action="store_true", help="Show only running jobs")
     p.add_argument("--pending", action="store_true", help="Show only queued jobs")
     p.add_argument("--finished", action="store_true", help="Show only finished jobs")
+    p.add_argument("--archived", action="store_true", help="Include archived jobs")
     p.set_defaults(handler=cmd_list)
     p = sub.add_parser("info", help="Show details of jobs")
     p.add_argument("job_ids", nargs="+", metavar="JOB_ID")

@@ -85,6 +85,9 @@ class LUClusterVerify(LogicalUnit):
                 self._error("ENODESSCONF", "node", name, f"ssconf differs from the config: {', '.join(diff)}")
             if name != master and info.get("masterd_pid"):
                 self._error("ENODEMASTERD", "node", name, "a master daemon runs on a node that is not the master")
+            if self.op.verbose:
+                self.feedback(f"  - node {name}: checked (version {info['version']}, config serial"
+                              f" {info['config_serial']}, clock skew {skew:.3f}s)")
         for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
             if node["offline"]:
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
@@ -120,6 +123,8 @@ class LUClusterSetParams(LogicalUnit):
             cluster["mtime"] = time.time()
             return config.maintain_candidates(data)
         promoted = self.cfg.update(change)
+        if self.op.max_running_jobs is not None:
+            self.ctx.processor.set_workers(self.op.max_running_jobs)
         for name in promoted:
             self.feedback(f"Promoted node {name} to master candidate")
             self.ctx.sync_new_candidate(name)

@@ -23,6 +23,12 @@ class LUNodeAdd(LogicalUnit):
             raise errors.OpPrereqError(f"node {name!r} is not in the cluster, cannot re-add", errors.ECode.NOENT)
         if existing is not None and name == self.cfg.read(lambda d: d["cluster"]["master_node"]):
             raise errors.OpPrereqError("the master node cannot be re-added", errors.ECode.INVAL)
+        self.group = None
+        if self.op.group:
+            groups = self.cfg.read(lambda d: {g["name"]: uuid for uuid, g in d["nodegroups"].items()})
+            if self.op.group not in groups:
+                raise errors.OpPrereqError(f"node group {self.op.group!r} does not exist", errors.ECode.NOENT)
+            self.group = groups[self.op.group]
         self.address = self.op.primary_ip or netutils.resolve(name)
         taken = self.cfg.read(lambda d: {n["primary_ip"]: n["name"] for n in d["nodes"].values()})
         if taken.get(self.address, name) != name:
@@ -50,7 +56,7 @@ class LUNodeAdd(LogicalUnit):
             old = data["nodes"].pop(name, None)
             node = config.add_node(data, name, self.address, self.op.secondary_ip,
                                    master_capable=self.op.master_capable is not False,
-                                   vm_capable=self.op.vm_capable is not False)
+                                   vm_capable=self.op.vm_capable is not False, group=self.group)
             if old is not None:
                 node.update(uuid=old["uuid"], ctime=old["ctime"], tags=old["tags"])
             return config.maintain_candidates(data)
@@ -164,6 +170,8 @@ class LUNodeSetParams(LogicalUnit):
         for flag in ("master_candidate", "offline", "drained", "master_capable", "vm_capable", "secondary_ip"):
             if getattr(self.op, flag) is not None:
                 result.append([flag, str(getattr(self.op, flag))])
+        if self.op.offline is False:
+            self.ctx.excluded.discard(self.op.node_name)
         if self.op.master_candidate:
             promoted.append(self.op.node_name)
         for candidate in promoted:

@@ -31,6 +31,8 @@ def test_unknown_field_exits_14_and_unknown_node_names_it(cluster):
     assert proc.returncode == 1 and "nodeX" in proc.stderr
     proc = cluster.run("node1", "gnt-node", "list", "--filter", "name ==", check=False)
     assert proc.returncode == 1 and "cannot parse filter" in proc.stderr
+    proc = cluster.run("node1", "gnt-node", "list", "--filter", "bogus == 1", check=False)
+    assert proc.returncode == 14 and "bogus" in proc.stderr
 
 
 def test_node_list_fields_and_info(cluster):
@@ -156,7 +158,7 @@ def test_debug_delay_on_nodes_and_bad_input(cluster):
 
 def test_commands_off_the_master_fail_clearly(cluster):
     proc = cluster.run("node2", "gnt-node", "list", check=False)
-    assert proc.returncode == 1 and "master daemon" in proc.stderr
+    assert proc.returncode == 11 and "the master is node1" in proc.stderr
 
 
 def test_init_twice_is_refused_and_destroy_needs_confirmation(cluster):
@@ -171,4 +173,6 @@ def test_init_twice_is_refused_and_destroy_needs_confirmation(cluster):
     cluster.run("node1", "gnt-cluster", "destroy", "--yes-do-it")
     assert not (cluster.root("node1") / "var/lib/genet/config.data").exists()
     proc = cluster.run("node1", "gnt-cluster", "getmaster", check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 5 and "not part of a cluster" in proc.stderr
+    proc = cluster.run("node1", "gnt-node", "list", check=False)
+    assert proc.returncode == 5

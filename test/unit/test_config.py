@@ -81,8 +81,9 @@ def test_truncated_real_config_is_refused(tmp_path):
 
 
 def test_missing_config_says_not_part_of_a_cluster(tmp_path):
-    with pytest.raises(errors.ConfigurationError, match="not part of a cluster"):
+    with pytest.raises(errors.NotClusterError, match="not part of a cluster"):
         config.load(tmp_path / "nope")
+    assert errors.exit_code(errors.NotClusterError("x")) == 5
 
 
 def test_ssconf_lists_master_nodes_and_candidates():

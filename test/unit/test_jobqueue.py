@@ -1,4 +1,5 @@
 """Job queue and processor: states, persistence, replication gate, priorities, deps, cancel."""
+import json
 import threading
 import time
 
@@ -65,7 +66,7 @@ def test_final_state_is_stored_and_replicated_before_it_is_visible(ctx):
     """When a job is reported final, its final record was already replicated."""
     [job_id] = ctx.processor.submit([[delay()]])
     ctx.wait(job_id)
-    statuses = [__import__("json").loads(text)["status"] for jid, _, text in ctx.replicated if jid == job_id]
+    statuses = [json.loads(text)["status"] for jid, _, text, _ in ctx.replicated if jid == job_id]
     assert statuses[-1] == "success"
     assert ctx.queue.store.get(job_id)[0]["status"] == "success"
 
@@ -190,8 +191,8 @@ def test_archive_and_autoarchive_keep_jobs_queryable(ctx):
 
 
 def test_quorum_failure_blocks_publication_until_replication_succeeds(tmp_path):
-    """When candidates do not acknowledge, the job is not reported; once they do, it is."""
-    state = {"up": False, "calls": 0}
+    """When candidates stop acknowledging, a job's final state is not reported; once they do, it is."""
+    state = {"up": True, "calls": 0}
 
     def replicate(records):
         state["calls"] += 1
@@ -199,13 +200,58 @@ def test_quorum_failure_blocks_publication_until_replication_succeeds(tmp_path):
             raise errors.QuorumError("no candidates")
     ctx = Ctx(tmp_path, replicate=replicate)
     try:
-        result = {}
-        thread = threading.Thread(target=lambda: result.update(ids=ctx.processor.submit([[delay()]])))
-        thread.start()
-        time.sleep(0.8)
-        assert "ids" not in result and state["calls"] >= 2
+        [job_id] = ctx.processor.submit([[delay(0.3)]])
+        state["up"] = False
+        time.sleep(1.0)
+        assert ctx.queue.get(job_id)[0]["status"] != "success"
+        assert ctx.queue.store.get(job_id)[0]["status"] == "success"   # durable on the master
         state["up"] = True
-        thread.join(5)
-        assert ctx.wait(result["ids"][0])["status"] == "success"
+        assert ctx.wait(job_id)["status"] == "success"
     finally:
         ctx.close()
+
+
+def test_replica_never_takes_an_older_version_of_a_job(tmp_path):
+    """When a late full resync carries an older version of a job, the replica keeps the newer one."""
+    store = QueueStore(tmp_path / "replica.db")
+    new = json.dumps({"id": 1, "status": "success", "end_ts": [1, 0]})
+    old = json.dumps({"id": 1, "status": "running", "end_ts": None})
+    store.write([(1, 0, new, 7)])
+    store.write([(1, 0, old, 5)])
+    assert store.get(1)[0]["status"] == "success"
+    store.write([(1, 1, new, 8)])
+    assert store.get(1)[1] is True
+
+
+def test_failed_replication_refuses_the_submission_quickly_and_the_job_never_runs(tmp_path):
+    """When candidates do not acknowledge a submission, the client gets QuorumError at once
+    and the stored job ends as an error instead of running later."""
+    def replicate(records):
+        raise errors.QuorumError("acknowledged by 1 of 3")
+    ctx = Ctx(tmp_path, replicate=replicate)
+    try:
+        start = time.monotonic()
+        with pytest.raises(errors.QuorumError, match="1 of 3"):
+            ctx.processor.submit([[delay()]])
+        assert time.monotonic() - start < 5
+        time.sleep(0.7)
+        [job] = ctx.queue.store.load()
+        assert job["status"] == "error" and "was not accepted" in job["opresult"][0][1][0]
+        assert job["start_ts"] is None
+    finally:
+        ctx.close()
+
+
+def test_worker_pool_grows_and_shrinks(ctx):
+    ctx.processor.set_workers(1)
+    start = time.monotonic()
+    ids = ctx.processor.submit([[delay(0.2)] for _ in range(3)])
+    for job_id in ids:
+        ctx.wait(job_id)
+    assert time.monotonic() - start >= 0.6
+    ctx.processor.set_workers(3)
+    start = time.monotonic()
+    ids = ctx.processor.submit([[delay(0.2)] for _ in range(3)])
+    for job_id in ids:
+        ctx.wait(job_id)
+    assert time.monotonic() - start < 0.5
