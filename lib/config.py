@@ -13,7 +13,7 @@ import threading
 import time
 import uuid as uuidlib
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from genet import errors
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue as queuelib
 import threading
 import time
 from typing import Callable, Iterable

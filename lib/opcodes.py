@@ -9,7 +9,7 @@ import re
 from typing import Any, ClassVar
 
 from genet import errors
-from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
+from genet.ptypes import (Bool, Float, Int, JobDepends, ListOf, Maybe,
                           OneOf, ParamType, String)
 
 REQUIRED = object()

@@ -4,12 +4,11 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
 import time
 
 import pytest
 
-from genet import errors, opcodes, ssl_utils
+from genet import opcodes, ssl_utils
 from loopback import PORT
 
 

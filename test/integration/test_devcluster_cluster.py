@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from devnet import free_subnet
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
-SUBNET = "203.0.113.128/26"
 
 
 def tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ class Dev:
 def dev(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dev") / "cluster"
     try:
-        proc = tool("start", "--nodes", "3", "--dir", str(directory), "--subnet", SUBNET, timeout=300)
+        proc = tool("start", "--nodes", "3", "--dir", str(directory), "--subnet", free_subnet(), timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield Dev(directory)
     finally:

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from devnet import TEST_NET, free_subnet
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
-TEST_NET = ipaddress.IPv4Network("203.0.113.0/24")
 
 
 # An ICMP echo in python, for machines without ping(8); exit 0 iff the address answers.
@@ -52,18 +52,6 @@ def tool(*args: str, check: bool = False, timeout: float = 30) -> subprocess.Com
         assert proc.returncode == 0, f"dev-cluster {args} -> {proc.returncode}\n" \
                                      f"{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def free_subnet() -> str:
-    """203.0.113.0/24 unless something on this machine uses it (another dev cluster)."""
-    out = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True,
-                         check=True).stdout
-    used = [ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False)
-            for link in json.loads(out) for a in link.get("addr_info", [])]
-    for candidate in [TEST_NET, *TEST_NET.subnets(new_prefix=27)]:
-        if not any(candidate.overlaps(u) for u in used):
-            return str(candidate)
-    pytest.skip("no free subnet in 203.0.113.0/24 on this machine")
 
 
 class DevCluster:

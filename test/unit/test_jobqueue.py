@@ -1,6 +1,5 @@
 """Job queue and processor: states, persistence, replication gate, priorities, deps, cancel."""
 import json
-import threading
 import time
 
 import pytest

@@ -1,0 +1,22 @@
+"""Picking a subnet for a test's dev cluster that no other cluster on this machine uses."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+
+import pytest
+
+TEST_NET = ipaddress.IPv4Network("203.0.113.0/24")
+
+
+def free_subnet(prefix: int = 27) -> str:
+    """203.0.113.0/24 if it is unused, else a free /``prefix`` inside it."""
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    used = [ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False)
+            for link in json.loads(out) for a in link.get("addr_info", [])]
+    for candidate in [TEST_NET, *TEST_NET.subnets(new_prefix=prefix)]:
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    pytest.fail("no free subnet in 203.0.113.0/24 on this machine: stop the other dev clusters")
