@@ -74,15 +74,18 @@ class RpcClient:
             self._idle.setdefault(address, []).append(conn)
 
     def call(self, node: str, address: str, procedure: str, args: list | None = None,
-             timeout: float | None = None, body: bytes | None = None) -> RpcResult:
+             timeout: float | None = None, body: bytes | None = None,
+             fail_fast: bool = False) -> RpcResult:
         """Call ``procedure`` on one node; never raises for remote or network failures.
 
         ``body`` is ``args`` already encoded, so a call to many nodes encodes once.
+        With ``fail_fast`` a node whose connection failed within DOWN_BACKOFF seconds
+        is not tried again (replication must not stall on a dead node every time).
         """
         if body is None:
             body = json.dumps(args or []).encode()
         timeout = self.timeout if timeout is None else timeout
-        down_until = self._down_until.get(address)
+        down_until = self._down_until.get(address) if fail_fast else None
         if down_until is not None and time.monotonic() < down_until:
             return RpcResult(node, error=errors.RpcError(
                 f"node {node} ({address}) unreachable a moment ago; not retried yet"))
@@ -136,7 +139,7 @@ class RpcClient:
         replicated write down to its timeout. Returns (accepted, results so far).
         """
         body = json.dumps(args).encode()
-        futures = {self._pool.submit(self.call, name, address, procedure, None, timeout, body): name
+        futures = {self._pool.submit(self.call, name, address, procedure, None, timeout, body, True): name
                    for name, address in nodes.items()}
         results: dict[str, RpcResult] = {}
         accepted = 0

@@ -5,18 +5,42 @@ The tests share one cluster and run in file order; the last ones kill the master
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from devnet import free_subnet
+
+from genet import luxi, opcodes, ssl_utils
+from genet.rpc import RpcClient
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
 
 
 def tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def delay(seconds: float = 0.0) -> dict:
+    return opcodes.OpTestDelay(duration=seconds).to_dict()
+
+
+def wait_all(client, ids, timeout: float = 120) -> list:
+    """Wait for jobs to end; returns [opresult, status] for each."""
+    deadline = time.monotonic() + timeout
+    for job_id in ids:
+        info = None
+        while not info or info[0] not in ("success", "error", "canceled"):
+            assert time.monotonic() < deadline, f"job {job_id} did not finish"
+            change = client.wait_for_job_change(job_id, ["status"], info, 0, 10)
+            info = change["job_info"] if isinstance(change, dict) else info
+    return [[row[0], row[1]] for row in client.call("QueryJobs", ids, ["opresult", "status"])]
 
 
 class Dev:
@@ -79,6 +103,57 @@ def test_partitioned_node_is_reported_by_verify_until_healed(dev):
     finally:
         assert tool("heal", "--dir", str(dev.dir), "node3").returncode == 0
     dev.run("node1", "gnt-cluster", "verify")
+
+
+def test_two_hundred_jobs_at_once_all_succeed(dev):
+    client = luxi.Client(dev.root("node1") / "var/run/genet/socket/master.sock")
+    ids = [job_id for ok, job_id in client.call("SubmitManyJobs", [[delay()]] * 200)]
+    assert len(set(ids)) == 200
+    assert {status for _, status in wait_all(client, ids)} == {"success"}
+
+
+def test_gnt_job_watch_streams_a_jobs_log(dev):
+    job_id = dev.run("node1", "gnt-debug", "delay", "--submit", "-r", "2", "0.3").stdout.split()[-1]
+    out = dev.run("node1", "gnt-job", "watch", job_id).stdout
+    assert [line.split(" ", 5)[-1] for line in out.splitlines() if "Delay round" in line] == \
+        [f"Delay round {i} of 3: sleeping 0.3s" for i in (1, 2, 3)]
+
+
+def test_kill_9_masterd_with_300_jobs_in_flight(dev):
+    """When masterd is SIGKILLed with 300 jobs in flight and restarted, each id ends final, once,
+    and every candidate holds the same config serial."""
+    sock = dev.root("node1") / "var/run/genet/socket/master.sock"
+    ids = [job_id for _, job_id in luxi.Client(sock).call("SubmitManyJobs", [[delay(0.01)]] * 300)]
+    pid = int((dev.root("node1") / "var/run/genet/genet-masterd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    dev.run("node1", "genet-daemon", "start")
+    results = wait_all(luxi.Client(sock), ids)
+    assert {status for _, status in results} <= {"success", "error"}
+    for opresult, status in results:
+        if status == "error":
+            assert "marked failed" in json.dumps(opresult)
+    rows = luxi.Client(sock).call("QueryJobs", ids, ["opstart"])
+    assert all(len(row[0]) == 1 for row in rows)
+    serials = {json.loads((dev.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+               for n in ("node1", "node2", "node3")}
+    assert len(serials) == 1
+
+
+def test_tls_client_without_the_cluster_certificate_is_refused(dev, tmp_path):
+    address = json.loads((dev.dir / "cluster.json").read_text())["nodes"][1]["ip"]
+    foreign = tmp_path / "foreign.pem"
+    ssl_utils.generate_cluster_cert(foreign, "intruder")
+    refused = RpcClient(foreign, 1811, timeout=5).call("node2", address, "version")
+    assert refused.failed
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with pytest.raises(OSError):
+        with socket.create_connection((address, 1811), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+            tls.sendall(b"POST /version HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]")
+            if not tls.recv(100):
+                raise ConnectionResetError("closed without a reply")
+    own = RpcClient(dev.root("node1") / "var/lib/genet/server.pem", 1811, timeout=5)
+    assert own.call("node2", address, "version").payload["protocol"] == 1
 
 
 def test_removing_the_master_is_refused(dev):
