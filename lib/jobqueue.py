@@ -192,7 +192,6 @@ class JobQueue:
                     p.finish(err)
                 self._retry_later(batch)
                 continue
-            failed_once = False
             while True:
                 try:
                     if self._replicate is not None:
@@ -200,12 +199,11 @@ class JobQueue:
                     break
                 except Exception as err:   # keep committing whatever failed
                     log.warning("job queue replication failed, retrying: %s", err)
-                    if not failed_once:    # submitters learn it now, not after a timeout
-                        failed_once = True
-                        quorum = err if isinstance(err, errors.QuorumError) else errors.QuorumError(str(err))
-                        for pending in batch.values():
-                            pending.finish(quorum)
-                            pending.waiters = []
+                    # whoever waits (a submitter) learns it now, not after a timeout
+                    quorum = err if isinstance(err, errors.QuorumError) else errors.QuorumError(str(err))
+                    for pending in batch.values():
+                        pending.finish(quorum)
+                        pending.waiters = []
                     if self._stopping:
                         return
                     time.sleep(REPLICATION_RETRY)

@@ -42,6 +42,7 @@ class MasterContext:
         self._last_ssconf: dict | None = None
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
+        self._lagging_lock = threading.Lock()
         self.cfg.set_replicator(self._replicate_config)
         self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs,
                               on_final=lambda job: self.processor.job_finished(job))
@@ -84,16 +85,22 @@ class MasterContext:
         peers, needed = self.cfg.read(self._peers)
         if not peers:
             return
-        acks, results = self.rpc.call_quorum(peers, "jobqueue_update", [records], needed - 1, timeout=15)
-        for name, res in results.items():
-            if res.failed:
-                self._lagging.add(name)
-            elif name in self._lagging:
-                self._lagging.discard(name)
-                threading.Thread(target=self._resync, args=(name,), daemon=True).start()
+        acks, _ = self.rpc.call_quorum(peers, "jobqueue_update", [records], needed - 1, timeout=15,
+                                       on_result=self._track_candidate)
         if acks + 1 < needed:
             raise errors.QuorumError(f"job queue update acknowledged by {acks + 1} of {len(peers) + 1}"
                                      f" master candidates (need {needed})")
+
+    def _track_candidate(self, name: str, result) -> None:
+        """Note candidates that missed a job update; give them everything once they answer."""
+        with self._lagging_lock:
+            if result.failed:
+                self._lagging.add(name)
+                return
+            if name not in self._lagging:
+                return
+            self._lagging.discard(name)
+        threading.Thread(target=self._resync, args=(name,), daemon=True).start()
 
     def _resync(self, name: str) -> None:
         try:
@@ -101,7 +108,8 @@ class MasterContext:
             log.info("candidate %s is back and has caught up", name)
         except errors.GenericError as err:
             log.warning("catching up candidate %s failed: %s", name, err)
-            self._lagging.add(name)
+            with self._lagging_lock:
+                self._lagging.add(name)
 
     def sync_new_candidate(self, name: str) -> None:
         """Give a candidate (new, or back after missing writes) the config and every job."""
@@ -187,7 +195,7 @@ class LuxiHandlers:
         from genet import query
         if what == "job":
             extra = sorted(query.filter_fields(qfilter) - set(fields))
-            query.check_fields("job", [f for f in extra])
+            query.check_fields("job", list(fields) + extra)
             rows = self.ctx.queue.query(None, list(fields) + extra, archived=True)
             return query.query_jobs(rows, [], list(fields), qfilter)
         data = self.ctx.cfg.snapshot()

@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from genet import errors
 
@@ -69,6 +69,11 @@ class RpcClient:
                 return conn
         return http.client.HTTPSConnection(address, self.port, timeout=timeout, context=self._context())
 
+    def _drop_idle(self, address: str) -> None:
+        with self._lock:
+            for conn in self._idle.pop(address, []):
+                conn.close()
+
     def _release(self, address: str, conn: http.client.HTTPSConnection) -> None:
         with self._lock:
             self._idle.setdefault(address, []).append(conn)
@@ -98,6 +103,8 @@ class RpcClient:
                 data = response.read()
             except (OSError, http.client.HTTPException, ssl.SSLError) as err:
                 conn.close()
+                if not fresh:      # the peer restarted: every kept connection to it is dead
+                    self._drop_idle(address)
                 if fresh or attempt == 2:
                     self._down_until[address] = time.monotonic() + DOWN_BACKOFF
                     return RpcResult(node, error=errors.RpcError(
@@ -131,16 +138,22 @@ class RpcClient:
         return {name: fut.result() for name, fut in futures.items()}
 
     def call_quorum(self, nodes: dict[str, str], procedure: str, args: list, needed: int,
-                    accept=lambda result: not result.failed, timeout: float | None = None
+                    accept=lambda result: not result.failed, timeout: float | None = None,
+                    on_result: Callable[[str, RpcResult], None] | None = None,
                     ) -> tuple[int, dict[str, RpcResult]]:
         """Call every node; return once ``needed`` accepted results arrived (or all did).
 
         Stragglers finish in the background, so one dead node does not slow a
-        replicated write down to its timeout. Returns (accepted, results so far).
+        replicated write down to its timeout; ``on_result`` sees every result, late
+        ones included. Returns (accepted, results so far).
         """
         body = json.dumps(args).encode()
-        futures = {self._pool.submit(self.call, name, address, procedure, None, timeout, body, True): name
-                   for name, address in nodes.items()}
+        futures = {}
+        for name, address in nodes.items():
+            fut = self._pool.submit(self.call, name, address, procedure, None, timeout, body, True)
+            futures[fut] = name
+            if on_result is not None:
+                fut.add_done_callback(lambda f, n=name: on_result(n, f.result()))
         results: dict[str, RpcResult] = {}
         accepted = 0
         pending = set(futures)

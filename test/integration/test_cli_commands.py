@@ -145,6 +145,8 @@ def test_job_commands(cluster):
     assert cluster.run("node1", "gnt-job", "autoarchive", "soon", check=False).returncode == 1
     assert cluster.run("node1", "gnt-job", "info", "99999", check=False).returncode == 1
     assert "status" in cluster.run("node1", "gnt-job", "list-fields").stdout
+    proc = cluster.run("node1", "gnt-job", "list", "-o", "id,badfield", check=False)
+    assert proc.returncode == 14 and "badfield" in proc.stderr
 
 
 def test_debug_delay_on_nodes_and_bad_input(cluster):
@@ -175,3 +177,15 @@ def test_init_twice_is_refused_and_destroy_needs_confirmation(cluster):
     assert proc.returncode == 5 and "not part of a cluster" in proc.stderr
     proc = cluster.run("node1", "gnt-node", "list", check=False)
     assert proc.returncode == 5
+
+
+def test_master_reconnects_after_a_node_daemon_restart(cluster):
+    """When a node's noded restarts, the master's kept connections to it are replaced at once."""
+    ids = [cluster.run("node1", "gnt-debug", "delay", "--submit", "--no-master", "-n", "node2", "0.5")
+           .stdout.split()[-1] for _ in range(6)]
+    for job_id in ids:      # six parallel calls leave six kept connections to node2
+        cluster.run("node1", "gnt-job", "watch", job_id)
+    cluster.run("node2", "genet-daemon", "stop")
+    cluster.run("node2", "genet-daemon", "start")
+    cluster.run("node1", "gnt-cluster", "verify")
+    cluster.run("node1", "gnt-debug", "delay", "-n", "node2", "0")
