@@ -137,6 +137,7 @@ def master_failover(no_voting: bool) -> dict:
         raise errors.OpPrereqError(f"node {me} is already the master", errors.ECode.WRONG_STATE)
     if old in reachable:
         rpc.call(old, others[old], "stop_masterd", timeout=20)
+    merge_job_queues(rpc, {n: others[n] for n in sorted(reachable) if data["nodes"][n]["master_candidate"]})
     data["cluster"]["master_node"] = me
     data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
     data["serial_no"] += 1
@@ -153,6 +154,33 @@ def master_failover(no_voting: bool) -> dict:
     if not luxi.wait_for_socket(paths.master_socket()):
         raise errors.CommandError("genet-masterd did not start on the new master")
     return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
+
+
+def merge_job_queues(rpc: RpcClient, candidates: dict[str, str]) -> int:
+    """Take every job version newer than ours from the other candidates' replicas.
+
+    A candidate may have missed updates while it was unreachable; the majority that
+    acknowledged each update means some reachable candidate holds it. Returns the
+    number of job records taken.
+    """
+    from genet.queue_store import QueueStore
+    store = QueueStore(paths.queue_db())
+    taken = 0
+    try:
+        for name, address in candidates.items():
+            res = rpc.call(name, address, "jobqueue_versions", timeout=30)
+            if res.failed:
+                continue
+            ours = store.versions()
+            newer = [job_id for job_id, seq in res.payload if seq > ours.get(job_id, -1)]
+            for start in range(0, len(newer), 500):
+                got = rpc.call(name, address, "jobqueue_records", [newer[start:start + 500]], timeout=30)
+                if not got.failed:
+                    store.write([tuple(r) for r in got.payload])
+                    taken += len(got.payload)
+    finally:
+        store.close()
+    return taken
 
 
 def destroy_local() -> None:

@@ -97,6 +97,12 @@ class NodeProcedures:
         self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
         return len(records)
 
+    def rpc_jobqueue_versions(self) -> list:
+        return list(self._queue_store().versions().items())
+
+    def rpc_jobqueue_records(self, ids: list) -> list:
+        return self._queue_store().records([int(i) for i in ids])
+
     def rpc_jobqueue_purge(self) -> bool:
         self._queue_store().purge()
         return True

@@ -79,6 +79,11 @@ class QueueStore:
                 ids).fetchall()
         return [tuple(r) for r in rows]
 
+    def versions(self) -> dict[int, int]:
+        """Every job's id and version (commit sequence number)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT id, seq FROM jobs").fetchall())
+
     def max_id(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT MAX(id) FROM jobs").fetchone()
