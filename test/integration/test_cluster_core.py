@@ -163,3 +163,45 @@ def test_master_failover_after_master_dies_keeps_jobs_and_config(cluster):
     # the old master comes back: its masterd refuses to start, the vote says node2
     proc = cluster.run("node1", "genet-masterd", check=False, timeout=30)
     assert proc.returncode != 0 and "node2" in proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    from loopback import LoopbackCluster
+    c = LoopbackCluster(tmp_path, nodes=2)
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def test_two_node_cluster_fails_over_only_with_no_voting(two_nodes):
+    """When one of two nodes (the master) dies, the vote cannot reach a majority;
+    --no-voting (confirmed with --yes-do-it) takes over anyway and keeps the jobs."""
+    two_nodes.run("node1", "gnt-debug", "delay", "0")
+    for daemon in ("genet-masterd", "genet-noded"):
+        pid = int((two_nodes.root("node1") / f"var/run/genet/{daemon}.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+    proc = two_nodes.run("node2", "gnt-cluster", "master-failover", check=False)
+    assert proc.returncode == 1 and "--no-voting" in proc.stderr
+    proc = two_nodes.run("node2", "gnt-cluster", "master-failover", "--no-voting", check=False)
+    assert proc.returncode == 13 and "--yes-do-it" in proc.stderr
+    two_nodes.run("node2", "gnt-cluster", "master-failover", "--no-voting", "--yes-do-it")
+    two_nodes.run("node2", "gnt-node", "modify", "-O", "yes", "node1")
+    two_nodes.run("node2", "gnt-debug", "delay", "0")
+    statuses = two_nodes.run("node2", "gnt-job", "list", "--no-headers", "-o", "status").stdout.split()
+    assert statuses and set(statuses) == {"success"}
+
+
+def test_corrupt_config_stops_masterd_from_starting_with_a_clear_error(cluster):
+    """When the master's config file is truncated, masterd refuses to start and says why;
+    a good copy (here from a candidate) brings it back."""
+    path = cluster.root("node1") / "var/lib/genet/config.data"
+    good = path.read_bytes()
+    cluster.run("node1", "genet-daemon", "stop")
+    path.write_bytes(good[: len(good) // 2])
+    proc = cluster.run("node1", "genet-daemon", "start", check=False)
+    assert proc.returncode == 1 and "corrupt" in proc.stderr and "config.data" in proc.stderr
+    path.write_bytes((cluster.root("node2") / "var/lib/genet/config.data").read_bytes())
+    cluster.run("node1", "genet-daemon", "start")
+    cluster.run("node1", "gnt-cluster", "verify")
