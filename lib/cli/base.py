@@ -249,6 +249,48 @@ def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="FIELD")
 
 
+# --- shared subcommands -----------------------------------------------------
+
+def opcode_command(sub, name: str, helptext: str, opclass: type[OpCode], handler: Handler,
+                   ) -> argparse.ArgumentParser:
+    """A subcommand whose options are the opcode's parameters, plus --submit."""
+    parser = sub.add_parser(name, help=helptext)
+    add_opcode_options(parser, opclass)
+    add_submit_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def add_tag_commands(sub, kind: str, name_metavar: str | None = None) -> None:
+    """list-tags, add-tags and remove-tags for one kind of object (Ganeti's shape)."""
+    def name_of(ns) -> str:
+        return getattr(ns, "name", None) or ""
+
+    def list_tags(ns) -> int:
+        for tag in luxi.Client().call("QueryTags", kind, name_of(ns)):
+            print(tag)
+        return 0
+
+    def change_tags(opclass):
+        def handler(ns) -> int:
+            submit_or_run(ns, [opclass(kind=kind, name=name_of(ns) or None, tags=ns.tags)])
+            return 0
+        return handler
+
+    p = sub.add_parser("list-tags", help=f"List the {kind}'s tags")
+    if name_metavar:
+        p.add_argument("name", metavar=name_metavar)
+    p.set_defaults(handler=list_tags)
+    for command, opclass, verb in (("add-tags", opcodes.OpTagsSet, "Add"),
+                                   ("remove-tags", opcodes.OpTagsDel, "Remove")):
+        p = sub.add_parser(command, help=f"{verb} {kind} tags")
+        if name_metavar:
+            p.add_argument("name", metavar=name_metavar)
+        p.add_argument("tags", nargs="+", metavar="TAG")
+        add_submit_options(p)
+        p.set_defaults(handler=change_tags(opclass))
+
+
 # --- entry point ------------------------------------------------------------
 
 def confirm_or_fail(ns: argparse.Namespace, flag: str, message: str) -> None:

@@ -94,19 +94,6 @@ def cmd_queue(ns) -> int:
     return 0
 
 
-def cmd_list_tags(ns) -> int:
-    for tag in luxi.Client().call("QueryTags", "cluster", ""):
-        print(tag)
-    return 0
-
-
-def cmd_tags(opclass):
-    def handler(ns) -> int:
-        base.submit_or_run(ns, [opclass(kind="cluster", tags=ns.tags)])
-        return 0
-    return handler
-
-
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = sub.add_parser("init", help="Create a new cluster with this node as master")
@@ -127,15 +114,9 @@ def build(parser) -> None:
     p = sub.add_parser("info", help="Show cluster information")
     p.set_defaults(handler=cmd_info)
 
-    p = sub.add_parser("verify", help="Check the cluster and report problems")
-    base.add_opcode_options(p, opcodes.OpClusterVerify)
-    base.add_submit_options(p)
-    p.set_defaults(handler=cmd_verify)
-
-    p = sub.add_parser("modify", help="Change cluster parameters")
-    base.add_opcode_options(p, opcodes.OpClusterSetParams)
-    base.add_submit_options(p)
-    p.set_defaults(handler=cmd_modify)
+    base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
+                        cmd_verify)
+    base.opcode_command(sub, "modify", "Change cluster parameters", opcodes.OpClusterSetParams, cmd_modify)
 
     p = sub.add_parser("redist-conf", help="Push the configuration to all nodes again")
     base.add_submit_options(p)
@@ -150,13 +131,7 @@ def build(parser) -> None:
     p.add_argument("action", choices=["drain", "undrain", "info"])
     p.set_defaults(handler=cmd_queue)
 
-    p = sub.add_parser("list-tags", help="List the cluster's tags")
-    p.set_defaults(handler=cmd_list_tags)
-    for name, opclass in (("add-tags", opcodes.OpTagsSet), ("remove-tags", opcodes.OpTagsDel)):
-        p = sub.add_parser(name, help=f"{name.split('-')[0].capitalize()} cluster tags")
-        p.add_argument("tags", nargs="+", metavar="TAG")
-        base.add_submit_options(p)
-        p.set_defaults(handler=cmd_tags(opclass))
+    base.add_tag_commands(sub, "cluster")
 
 
 def main(argv=None) -> int:

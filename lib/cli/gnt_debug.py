@@ -15,10 +15,8 @@ def cmd_delay(ns) -> int:
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    p = sub.add_parser("delay", help="Run a job that sleeps for DURATION seconds")
-    base.add_opcode_options(p, opcodes.OpTestDelay)
-    base.add_submit_options(p)
-    p.set_defaults(handler=cmd_delay)
+    base.opcode_command(sub, "delay", "Run a job that sleeps for DURATION seconds", opcodes.OpTestDelay,
+                        cmd_delay)
 
 
 def main(argv=None) -> int:

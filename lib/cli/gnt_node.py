@@ -99,37 +99,14 @@ def cmd_info(ns) -> int:
     return 0
 
 
-def cmd_list_tags(ns) -> int:
-    for tag in luxi.Client().call("QueryTags", "node", ns.node_name):
-        print(tag)
-    return 0
-
-
-def cmd_tags(opclass):
-    def handler(ns) -> int:
-        base.submit_or_run(ns, [opclass(kind="node", name=ns.node_name, tags=ns.tags)])
-        return 0
-    return handler
-
-
 def build(parser) -> None:
     from genet.query import NODE_DEFAULT
     sub = base.subcommands(parser)
-    p = sub.add_parser("add", help="Add a node to the cluster (prepares it over SSH)")
-    base.add_opcode_options(p, opcodes.OpNodeAdd)
+    p = base.opcode_command(sub, "add", "Add a node to the cluster (prepares it over SSH)", opcodes.OpNodeAdd,
+                            cmd_add)
     p.add_argument("--no-ssh-key-check", action="store_true", help="Do not check the node's SSH host key")
-    base.add_submit_options(p)
-    p.set_defaults(handler=cmd_add)
-
-    p = sub.add_parser("remove", help="Remove a node from the cluster")
-    base.add_opcode_options(p, opcodes.OpNodeRemove)
-    base.add_submit_options(p)
-    p.set_defaults(handler=cmd_remove)
-
-    p = sub.add_parser("modify", help="Change a node's role flags")
-    base.add_opcode_options(p, opcodes.OpNodeSetParams)
-    base.add_submit_options(p)
-    p.set_defaults(handler=cmd_modify)
+    base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove, cmd_remove)
+    base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams, cmd_modify)
 
     p = sub.add_parser("list", help="List nodes")
     base.add_list_options(p, "NODE")
@@ -143,15 +120,7 @@ def build(parser) -> None:
     base.add_list_fields_options(p)
     p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "node"))
 
-    p = sub.add_parser("list-tags", help="List a node's tags")
-    p.add_argument("node_name", metavar="NODE")
-    p.set_defaults(handler=cmd_list_tags)
-    for name, opclass in (("add-tags", opcodes.OpTagsSet), ("remove-tags", opcodes.OpTagsDel)):
-        p = sub.add_parser(name, help=f"{name.split('-')[0].capitalize()} node tags")
-        p.add_argument("node_name", metavar="NODE")
-        p.add_argument("tags", nargs="+", metavar="TAG")
-        base.add_submit_options(p)
-        p.set_defaults(handler=cmd_tags(opclass))
+    base.add_tag_commands(sub, "node", "NODE")
 
 
 def main(argv=None) -> int:
