@@ -11,12 +11,13 @@ setup(
         "genet.cli": "lib/cli",
         "genet.cmdlib": "lib/cmdlib",
         "genet.hypervisor": "hypervisor",
+        "genet.hypervisor.kvm": "hypervisor/kvm",
         "genet.storage": "storage",
         "genet.rapi": "rapi",
     },
-    packages=["genet", "genet.cli", "genet.cmdlib", "genet.hypervisor",
+    packages=["genet", "genet.cli", "genet.cmdlib", "genet.hypervisor", "genet.hypervisor.kvm",
               "genet.storage", "genet.rapi"],
-    install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing",
+    install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
                       "paramiko", "bitarray", "service-identity"],
     entry_points={
         "console_scripts": [
@@ -24,6 +25,7 @@ setup(
             "gnt-node = genet.cli.gnt_node:main",
             "gnt-job = genet.cli.gnt_job:main",
             "gnt-debug = genet.cli.gnt_debug:main",
+            "gnt-instance = genet.cli.gnt_instance:main",
             "genet-masterd = genet.masterd:main",
             "genet-noded = genet.noded:main",
             "genet-daemon = genet.bootstrap:daemon_main",

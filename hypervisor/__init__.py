@@ -1,0 +1,1 @@
+"""Hypervisor backends behind one interface (base.Hypervisor): kvm, fake."""

@@ -20,6 +20,7 @@ from genet import errors
 T = TypeVar("T")
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
+DEFAULT_BEPARAMS = {"maxmem": 128, "minmem": 128, "vcpus": 1, "auto_balance": True}
 SSCONF_KEYS = ("cluster_name", "master_node", "master_ip", "node_list", "master_candidates",
                "online_nodes", "noded_port")
 
@@ -49,6 +50,11 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
             "max_running_jobs": 20,
             "enabled_hypervisors": enabled_hypervisors or ["fake"],
             "modify_etc_hosts": False,
+            "mac_prefix": "aa:00:00",
+            "file_storage_dir": "srv/genet/file-storage",
+            "shared_file_storage_dir": "/srv/genet/shared-file-storage",
+            "beparams": dict(DEFAULT_BEPARAMS),
+            "hvparams": {},
             "tags": [],
             "ctime": ts,
             "mtime": ts,
@@ -77,6 +83,13 @@ def add_node(data: dict, name: str, primary_ip: str, secondary_ip: str | None = 
     }
     data["nodes"][name] = node
     return node
+
+
+def storage_params(data: dict) -> dict:
+    """What a node needs to find the disks of any template."""
+    cluster = data["cluster"]
+    return {"file_storage_dir": cluster.get("file_storage_dir", "srv/genet/file-storage"),
+            "shared_file_storage_dir": cluster.get("shared_file_storage_dir", "/srv/genet/shared-file-storage")}
 
 
 def node_role(data: dict, node: dict) -> str:

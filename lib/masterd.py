@@ -39,6 +39,7 @@ class MasterContext:
         self.rpc = RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"])
         self.glm = LockManager()
         self.glm.add(Level.NODE, list(data["nodes"]))
+        self.glm.add(Level.INSTANCE, list(data["instances"]))
         self._last_ssconf: dict | None = None
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
@@ -203,10 +204,16 @@ class LuxiHandlers:
             return query.query_nodes(data, list(fields), qfilter, self._live_nodes)
         if what == "cluster":
             return query.query_cluster(data, list(fields))
+        if what == "instance":
+            return query.query_instances(data, list(fields), qfilter, self._live_instances)
         return query.field_definitions(what, [])   # raises for an unknown resource
 
     def _live_nodes(self, nodes: list[dict]) -> dict:
         results = self.ctx.rpc.call_many({n["name"]: n["primary_ip"] for n in nodes}, "node_info", timeout=10)
+        return {name: None if res.failed else res.payload for name, res in results.items()}
+
+    def _live_instances(self, nodes: dict[str, str], hypervisors: list[str]) -> dict:
+        results = self.ctx.rpc.call_many(nodes, "instances_info", [hypervisors], timeout=10)
         return {name: None if res.failed else res.payload for name, res in results.items()}
 
     def QueryFields(self, what, fields=None):

@@ -28,6 +28,7 @@ class NodeProcedures:
     def __init__(self, stop_daemon=None):
         self._queue: QueueStore | None = None
         self._config_lock = threading.Lock()
+        self._hypervisors: dict = {}
         self._serial_cache: tuple = (None, -1)
         self._stop_daemon = stop_daemon or (lambda: None)
 
@@ -96,6 +97,60 @@ class NodeProcedures:
     def rpc_jobqueue_update(self, records: list) -> int:
         self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
         return len(records)
+
+    # --- instances and disks (see genet.hypervisor.base, genet.storage.base) ---
+
+    def _hv(self, name: str):
+        from genet.hypervisor import base as hvbase
+        if name not in self._hypervisors:
+            kwargs = {"state_dir": paths.data_dir() / "fake-hv"} if name == "fake" else {}
+            self._hypervisors[name] = hvbase.get(name, **kwargs)
+        return self._hypervisors[name]
+
+    def rpc_hv_node_info(self, hypervisor: str) -> dict:
+        return self._hv(hypervisor).node_info()
+
+    def rpc_blockdev_create(self, instance: str, template: str, disk: dict, index: int,
+                            storage_params: dict) -> dict:
+        from genet.storage.base import get
+        return get(template, storage_params).create(instance, disk, index)
+
+    def rpc_blockdev_remove(self, instance: str, template: str, disk: dict, index: int,
+                            storage_params: dict) -> bool:
+        from genet.storage.base import get
+        get(template, storage_params).remove(instance, disk, index)
+        return True
+
+    def rpc_instance_start(self, inst: dict, storage_params: dict, paused: bool = False) -> dict:
+        """Resolve the disks on this node, then start the instance."""
+        from genet.storage.base import get
+        template = get(inst["disk_template"], storage_params)
+        runtime = dict(inst, disks=[template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])])
+        hv = self._hv(inst["hypervisor"])
+        hv.start(runtime, paused)
+        return hv.info(inst["name"]) or {}
+
+    def rpc_instance_stop(self, name: str, hypervisor: str, timeout: float, force: bool = False) -> bool:
+        self._hv(hypervisor).stop(name, timeout, force)
+        return True
+
+    def rpc_instance_reboot(self, name: str, hypervisor: str, hard: bool) -> bool:
+        self._hv(hypervisor).reboot(name, hard)
+        return True
+
+    def rpc_instance_info(self, name: str, hypervisor: str) -> dict | None:
+        return self._hv(hypervisor).info(name)
+
+    def rpc_instances_info(self, hypervisors: list) -> dict:
+        """Every instance this node runs, per hypervisor: {name: info}."""
+        found = {}
+        for hv in hypervisors:
+            for name, info in self._hv(hv).all_info().items():
+                found[name] = dict(info, hypervisor=hv)
+        return found
+
+    def rpc_instance_console(self, name: str, hypervisor: str) -> dict:
+        return self._hv(hypervisor).console(name)
 
     def rpc_jobqueue_versions(self) -> list:
         return list(self._queue_store().versions().items())

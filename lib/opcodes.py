@@ -9,8 +9,8 @@ import re
 from typing import Any, ClassVar
 
 from genet import errors
-from genet.ptypes import (Bool, Float, Int, JobDepends, ListOf, Maybe,
-                          OneOf, ParamType, String)
+from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
+                          OneOf, ParamType, Record, Size, String)
 
 REQUIRED = object()
 POSITIONAL = "positional"
@@ -236,4 +236,92 @@ class OpNodeSetParams(OpCode):
         Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
         Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
         Param("secondary_ip", Maybe(String()), None, "Replication address", ("-s", "--secondary-ip")),
+    )
+
+
+# --- instances --------------------------------------------------------------
+
+DISK_TEMPLATES = ("diskless", "file", "sharedfile")
+HYPERVISORS = ("fake", "kvm")
+INSTANCE_NAME = String(non_empty=True, max_len=63)
+DISK = Record("disk", {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"),
+                       "name": String()}, required=("size",))
+NIC = Record("nic", {"mode": OneOf("bridged", "routed"), "link": String(), "mac": String(),
+                     "ip": Maybe(String()), "vlan": Maybe(String()), "name": String()})
+BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
+                               "vcpus": Int(1, 256), "auto_balance": Bool()})
+_INSTANCE = Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE")
+
+
+class HvParams(Dict):
+    """Hypervisor parameters; the CLI form may name the hypervisor first (Ganeti's ``kvm:k=v``)."""
+
+    def parse(self, text):
+        head, colon, rest = text.partition(":")
+        if colon and "=" not in head and "," not in head:
+            if head not in HYPERVISORS:
+                raise ValueError(f"unknown hypervisor {head!r} in {text!r} (known: {', '.join(HYPERVISORS)})")
+            text = rest
+        return super().parse(text)
+
+
+class OpInstanceCreate(OpCode):
+    """Create an instance: disks on its node, config entry, optionally started."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("disk_template", OneOf(*DISK_TEMPLATES), REQUIRED, "Disk template", ("-t", "--disk-template")),
+        Param("disks", ListOf(DISK, 16), [], "Disks: size (MiB or with unit), mode, format", "--disk",
+              "N:size=SIZE[,mode=rw|ro][,format=raw|qcow2]"),
+        Param("nics", ListOf(NIC, 8), [], "NICs: mode, link, mac, ip", "--net",
+              "N:[mode=bridged|routed][,link=LINK][,mac=MAC][,ip=IP]"),
+        Param("pnode", Maybe(NAME), None, "Primary node (default: the one with most free memory)",
+              ("-n", "--node")),
+        Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type")),
+        Param("hypervisor", Maybe(OneOf(*HYPERVISORS)), None, "Hypervisor (default: the cluster's)",
+              "--hypervisor"),
+        Param("beparams", BEPARAMS, {}, "Backend parameters: memory, maxmem, minmem, vcpus",
+              ("-B", "--backend-parameters"), "KEY=VALUE,..."),
+        Param("hvparams", HvParams(), {}, "Hypervisor parameters", ("-H", "--hypervisor-parameters"),
+              "[HV:]KEY=VALUE,..."),
+        Param("start", Bool(), True, "Start the instance after creating it", "--no-start"),
+        Param("no_install", Bool(), False, "Do not run the OS create script", "--no-install"),
+    )
+
+
+class OpInstanceRemove(OpCode):
+    """Stop an instance and remove its disks and config entry."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+        Param("ignore_failures", Bool(), False, "Remove from the config even if the node fails",
+              "--ignore-failures"),
+    )
+
+
+class OpInstanceStartup(OpCode):
+    """Start an instance on its primary node."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (_INSTANCE,)
+
+
+class OpInstanceShutdown(OpCode):
+    """Stop an instance (ACPI power-off, killed after the timeout)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("timeout", Int(0, 3600), 120, "Seconds to wait for the guest to power off", "--timeout"),
+    )
+
+
+class OpInstanceReboot(OpCode):
+    """Reboot an instance: soft (ACPI), hard (reset) or full (stop and start)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("reboot_type", OneOf("soft", "hard", "full"), "soft", "Kind of reboot", "--type"),
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
     )

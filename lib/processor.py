@@ -144,13 +144,16 @@ class Processor:
                 return
             self._set(job, index, JobStatus.WAITING, start=True)
             feedback = self._feedback(job, index)
+            lu, failed = None, True
             try:
                 lu = lu_for(op.OP_ID)(self.ctx, op, feedback)
+                lu.owner = job.id
                 lu.expand_names()
                 self._acquire(job, lu)
                 self._set(job, index, JobStatus.RUNNING)
                 lu.check_prereq()
                 result = None if op.dry_run else lu.exec()
+                failed = False
             except _Canceled:
                 return self._finish(job, JobStatus.CANCELED, None, index)
             except errors.GenericError as err:
@@ -159,6 +162,11 @@ class Processor:
                 log.exception("job %s opcode %s failed", job.id, op.OP_ID)
                 return self._finish(job, JobStatus.ERROR, errors.OpExecError(f"{type(err).__name__}: {err}"), index)
             finally:
+                if lu is not None:
+                    try:
+                        lu.cleanup(failed)
+                    except Exception:
+                        log.exception("cleanup of job %s opcode %s failed", job.id, op.OP_ID)
                 self.ctx.glm.release(job.id)
             with job.lock:
                 job.opresult[index] = result

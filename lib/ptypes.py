@@ -215,3 +215,72 @@ class JobDepends(ParamType):
     def parse(self, text):
         return self.check(json.loads(text))
 
+
+
+def parse_size(text: str | int) -> int:
+    """A size in MiB from '512', '512M', '1G', '1.5G' or '1T' (Ganeti's units)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"invalid size {text!r}")
+    value, unit = text.strip(), "M"
+    if value[-1].upper() in "MGT" or value[-1] in "mgt":
+        value, unit = value[:-1], value[-1].upper()
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"invalid size {text!r}: use a number with an optional unit M, G or T") from None
+    return int(number * {"M": 1, "G": 1024, "T": 1024 * 1024}[unit])
+
+
+class Size(ParamType):
+    """A size in MiB; strings with units are accepted (CLI and RAPI)."""
+    name = "size"
+    schema = {"type": "integer", "minimum": 1}
+
+    def check(self, value):
+        if isinstance(value, str):
+            value = parse_size(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a size in MiB, got {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"size must be positive, got {value}")
+        return value
+
+
+class Record(ParamType):
+    """A dict with known keys, each with its type; on the CLI ``[N:]key=value,key=value``."""
+
+    def __init__(self, name: str, fields: dict[str, ParamType], required: tuple[str, ...] = ()):
+        self.name, self.fields, self.required = name, fields, required
+        self.schema = {"type": "object", "properties": {k: t.schema for k, t in fields.items()},
+                       "required": list(required), "additionalProperties": False}
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            raise ValueError(f"{self.name}: expected an object, got {type(value).__name__}")
+        unknown = sorted(set(value) - set(self.fields))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown key(s) {', '.join(map(str, unknown))}"
+                             f" (known: {', '.join(self.fields)})")
+        missing = [k for k in self.required if k not in value]
+        if missing:
+            raise ValueError(f"{self.name}: missing {', '.join(missing)}")
+        out = {}
+        for key, item in value.items():
+            try:
+                out[key] = self.fields[key].check(item)
+            except ValueError as err:
+                raise ValueError(f"{self.name} {key}: {err}") from None
+        return out
+
+    def parse(self, text):
+        _, colon, rest = text.partition(":")
+        if colon and _.isdigit():
+            text = rest
+        raw = Dict().parse(text)
+        typed = {}
+        for key, value in raw.items():
+            field = self.fields.get(key)
+            typed[key] = field.parse(value) if field is not None and isinstance(value, str) else value
+        return self.check(typed)

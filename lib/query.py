@@ -55,7 +55,65 @@ CLUSTER_FIELDS = {
     "uuid": ("UUID", "text", "Cluster UUID", lambda c, d: c["uuid"]),
 }
 
-RESOURCES = {"node": NODE_FIELDS, "job": JOB_FIELDS, "cluster": CLUSTER_FIELDS}
+def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool) -> str:
+    """Ganeti's instance status from the admin state and what the primary node reports."""
+    if node is None or node["offline"]:
+        return "ERROR_nodeoffline"
+    if not reachable:
+        return "ERROR_nodedown"
+    up = inst["admin_state"] == "up"
+    if live is not None and live.get("state") == "running":
+        return "running" if up else "ERROR_up"
+    if live is not None and live.get("state") == "shutdown" and up:
+        return "USER_down"
+    return "ERROR_down" if up else "ADMIN_down"
+
+
+def _live(name: str):
+    return lambda i, d, live: (live or {}).get(name)
+
+
+# name: (title, kind, doc, getter(instance, data, live info or None), needs live data)
+INSTANCE_FIELDS: dict[str, tuple[str, str, str, Callable, bool]] = {
+    "name": ("Instance", "text", "Instance name", lambda i, d, l: i["name"], False),
+    "uuid": ("UUID", "text", "Instance UUID", lambda i, d, l: i["uuid"], False),
+    "os": ("OS", "text", "Operating system", lambda i, d, l: i["os"], False),
+    "pnode": ("Primary_node", "text", "Primary node", lambda i, d, l: i["primary_node"], False),
+    "snodes": ("Secondary_Nodes", "other", "Secondary nodes", lambda i, d, l: i["secondary_nodes"], False),
+    "admin_state": ("InstanceState", "text", "Desired state of the instance (up or down)",
+                    lambda i, d, l: i["admin_state"], False),
+    "admin_up": ("Autostart", "bool", "Whether the instance should be running",
+                 lambda i, d, l: i["admin_state"] == "up", False),
+    "disk_template": ("Disk_template", "text", "Disk template", lambda i, d, l: i["disk_template"], False),
+    "hypervisor": ("Hypervisor", "text", "Hypervisor", lambda i, d, l: i["hypervisor"], False),
+    "beparams": ("BackendParameters", "other", "Backend parameters", lambda i, d, l: i["beparams"], False),
+    "hvparams": ("HypervisorParameters", "other", "Hypervisor parameters", lambda i, d, l: i["hvparams"], False),
+    "be/maxmem": ("ConfigMaxMem", "unit", "Maximum memory (MiB)", lambda i, d, l: i["beparams"]["maxmem"], False),
+    "be/minmem": ("ConfigMinMem", "unit", "Minimum memory (MiB)", lambda i, d, l: i["beparams"]["minmem"], False),
+    "be/vcpus": ("ConfigVCPUs", "number", "Virtual CPUs", lambda i, d, l: i["beparams"]["vcpus"], False),
+    "disk.count": ("Disks", "number", "Number of disks", lambda i, d, l: len(i["disks"]), False),
+    "disk.sizes": ("Disk_sizes", "other", "Disk sizes (MiB)", lambda i, d, l: [x["size"] for x in i["disks"]], False),
+    "disk_usage": ("DiskUsage", "unit", "Total disk space used (MiB)",
+                   lambda i, d, l: sum(x["size"] for x in i["disks"]), False),
+    "nic.count": ("NICs", "number", "Number of NICs", lambda i, d, l: len(i["nics"]), False),
+    "nic.macs": ("NIC_MACs", "other", "MAC addresses", lambda i, d, l: [n["mac"] for n in i["nics"]], False),
+    "nic.ips": ("NIC_IPs", "other", "IP addresses", lambda i, d, l: [n["ip"] for n in i["nics"]], False),
+    "nic.modes": ("NIC_modes", "other", "NIC modes", lambda i, d, l: [n["mode"] for n in i["nics"]], False),
+    "nic.links": ("NIC_links", "other", "NIC links", lambda i, d, l: [n["link"] for n in i["nics"]], False),
+    "tags": ("Tags", "other", "Tags", lambda i, d, l: i["tags"], False),
+    "serial_no": ("SerialNo", "number", "Instance object serial number", lambda i, d, l: i["serial_no"], False),
+    "ctime": ("CTime", "timestamp", "Creation timestamp", lambda i, d, l: i["ctime"], False),
+    "mtime": ("MTime", "timestamp", "Modification timestamp", lambda i, d, l: i["mtime"], False),
+    "status": ("Status", "text", "Instance status (running, ADMIN_down, USER_down, ERROR_down, ERROR_up,"
+               " ERROR_nodedown, ERROR_nodeoffline)", None, True),
+    "oper_state": ("Running", "bool", "Whether the instance runs", None, True),
+    "oper_ram": ("Memory", "unit", "Memory of the running instance (MiB)", _live("memory"), True),
+    "oper_vcpus": ("VCPUs", "number", "Virtual CPUs of the running instance", _live("vcpus"), True),
+    "oper_uptime": ("Uptime", "number", "Seconds since the instance's process started", _live("uptime"), True),
+}
+INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
+
+RESOURCES = {"node": NODE_FIELDS, "job": JOB_FIELDS, "cluster": CLUSTER_FIELDS, "instance": INSTANCE_FIELDS}
 
 
 def field_definitions(what: str, names: list[str] | None) -> list[dict]:
@@ -164,3 +222,43 @@ def query_jobs(rows: list[list | None], ids: list[int], fields: list[str], qfilt
         if predicate(values):
             out.append([[RS_NORMAL, values[f]] if f in JOB_FIELDS else [RS_UNKNOWN, None] for f in fields])
     return {"fields": field_definitions("job", fields), "data": out}
+
+
+def query_instances(data: dict, fields: list[str], qfilter_list: Any,
+                    live: Callable[[dict[str, str], list[str]], dict[str, dict | None]]) -> dict:
+    """Rows for instances; ``live`` asks the nodes what runs ({node: {instance: info}} or None)."""
+    predicate = _compile("instance", qfilter_list)
+    wanted = set(fields) | filter_fields(qfilter_list)
+    instances = sorted(data["instances"].values(), key=lambda i: i["name"])
+    reports: dict[str, dict | None] = {}
+    if any(INSTANCE_FIELDS.get(f, (0, 0, 0, 0, False))[4] for f in wanted):
+        nodes = {i["primary_node"] for i in instances}
+        online = {n: data["nodes"][n]["primary_ip"] for n in nodes
+                  if n in data["nodes"] and not data["nodes"][n]["offline"]}
+        hypervisors = sorted({i["hypervisor"] for i in instances})
+        reports = live(online, hypervisors) if online else {}
+    rows = []
+    for inst in instances:
+        node = data["nodes"].get(inst["primary_node"])
+        report = reports.get(inst["primary_node"])
+        info = None if report is None else report.get(inst["name"])
+        values: dict[str, tuple[int, Any]] = {}
+        for name in wanted:
+            spec = INSTANCE_FIELDS.get(name)
+            if spec is None:
+                values[name] = (RS_UNKNOWN, None)
+            elif not spec[4]:
+                values[name] = (RS_NORMAL, spec[3](inst, data, None))
+            elif node is None or node["offline"]:
+                values[name] = (RS_OFFLINE, None) if name != "status" else (RS_NORMAL, "ERROR_nodeoffline")
+            elif report is None:
+                values[name] = (RS_NODATA, None) if name != "status" else (RS_NORMAL, "ERROR_nodedown")
+            elif name == "status":
+                values[name] = (RS_NORMAL, instance_status(inst, node, info, True))
+            elif name == "oper_state":
+                values[name] = (RS_NORMAL, bool(info) and info.get("state") == "running")
+            else:
+                values[name] = (RS_NORMAL, spec[3](inst, data, info))
+        if predicate({k: v for k, (_, v) in values.items()}):
+            rows.append([list(values[f]) for f in fields])
+    return {"fields": field_definitions("instance", fields), "data": rows}

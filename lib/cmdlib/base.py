@@ -41,6 +41,7 @@ class LogicalUnit:
         self.cfg = ctx.cfg
         self.op = op
         self.feedback = feedback
+        self.owner: Any = None           # the lock owner (job id), set by the processor
         self.needed_locks: dict[Level, Any] = {}
         self.share_locks: dict[Level, bool] = {}
 
@@ -55,6 +56,9 @@ class LogicalUnit:
 
     def exec(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement exec")
+
+    def cleanup(self, failed: bool) -> None:
+        """Runs after the opcode, before its locks are released (e.g. drop a new lock on failure)."""
 
     # helpers shared by LUs
 

@@ -18,7 +18,7 @@ import pytest
 
 from genet import bootstrap, errors, masterd, noded, qfilter
 from genet.jobs import JOB_FIELDS, JobStatus
-from genet.query import NODE_FIELDS
+from genet.query import INSTANCE_FIELDS, NODE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 MAN = ROOT / "man"
@@ -28,12 +28,13 @@ GNT_MODULES = {
     "gnt-node": "genet.cli.gnt_node",
     "gnt-job": "genet.cli.gnt_job",
     "gnt-debug": "genet.cli.gnt_debug",
+    "gnt-instance": "genet.cli.gnt_instance",
 }
 REQUIRED_PAGES = {  # page name -> manual section
     "genet": 7,
-    "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8,
+    "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8,
     "genet-masterd": 8, "genet-noded": 8, "genet-daemon": 8,
-    "genet-prepare-node-join": 8, "dev-cluster": 8,
+    "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
 }
 ALL_PAGES = sorted(set(REQUIRED_PAGES) | {p.stem for p in MAN.glob("*.rst")})
 TITLE = re.compile(r"^([\w.-]+)\((\d)\) genet$")
@@ -204,6 +205,14 @@ def test_every_gnt_debug_option_is_documented():
     assert undocumented_options("gnt-debug", gnt_parser("gnt-debug")) == []
 
 
+def test_every_gnt_instance_subcommand_has_a_section_with_its_synopsis():
+    assert missing_subcommand_sections("gnt-instance", gnt_parser("gnt-instance")) == []
+
+
+def test_every_gnt_instance_option_is_documented():
+    assert undocumented_options("gnt-instance", gnt_parser("gnt-instance")) == []
+
+
 def test_the_option_check_catches_an_undocumented_option():
     parser = gnt_parser("gnt-debug")
     subcommands(parser)["delay"].add_argument("--no-such-option", action="store_true")
@@ -214,6 +223,31 @@ def test_the_option_check_catches_an_undocumented_option():
 def test_every_node_list_field_is_documented_under_list():
     body = section(page("gnt-node"), "LIST", "~")
     assert [f for f in NODE_FIELDS if f"``{f}``" not in body] == []
+
+
+def test_every_instance_list_field_is_documented_under_list():
+    body = section(page("gnt-instance"), "LIST", "~")
+    assert [f for f in INSTANCE_FIELDS if f"``{f}``" not in body] == []
+
+
+def test_every_instance_status_is_described():
+    doc = INSTANCE_FIELDS["status"][2]
+    statuses = re.search(r"\(([\w, ]+)\)", doc).group(1).split(", ")
+    assert "running" in statuses and "ERROR_nodeoffline" in statuses
+    body = section(page("gnt-instance"), "INSTANCE STATUS")
+    assert [s for s in statuses if f"*{s}*" not in body] == []
+
+
+def test_every_kvm_hypervisor_parameter_is_documented():
+    from genet.hypervisor.kvm import validation
+    body = section(page("gnt-instance"), "HYPERVISOR PARAMETERS")
+    assert [p for p in validation.PARAMS if f"``{p}``" not in body] == []
+
+
+def test_every_disk_template_is_documented():
+    from genet.opcodes import DISK_TEMPLATES
+    body = section(page("gnt-instance"), "DISK TEMPLATES")
+    assert [t for t in DISK_TEMPLATES if f"``{t}``" not in body] == []
 
 
 def test_every_job_list_field_is_documented_under_list():
@@ -284,6 +318,27 @@ def test_every_dev_cluster_option_is_documented():
     assert undocumented_options("dev-cluster", devcluster.build_parser()) == []
 
 
+def test_build_test_guest_page_documents_every_option(capsys):
+    from genet import testguest
+    options, _ = help_options(testguest.main, capsys)
+    assert {"--cache", "--force"} <= set(options)
+    body = section(page("build-test-guest"), "OPTIONS")
+    assert [o for o in options if not mentions(body, o)] == []
+
+
+def test_build_test_guest_page_documents_the_guest_interface():
+    from genet import testguest
+    text = page("build-test-guest")
+    args = set(re.findall(r"(genet\.\w+)=", testguest.INIT_SCRIPT))
+    assert {"genet.ip", "genet.gw", "genet.hostname"} <= args
+    guest = section(text, "THE GUEST")
+    assert sorted(a for a in args if f"``{a}=" not in guest) == []
+    assert testguest.READY_MARKER in guest
+    assert str(testguest.DEFAULT_CACHE) in section(text, "THE CACHE")
+    assert [f for f in (*testguest.FILES, testguest.MANIFEST)
+            if f"``{f}``" not in section(text, "THE CACHE")] == []
+
+
 def test_every_installed_command_has_a_man_page():
     scripts = re.findall(r'"([\w-]+)\s*=\s*genet[\w.]*:\w+"', (ROOT / "setup.py").read_text())
     assert len(scripts) >= 8
@@ -297,7 +352,8 @@ def test_genet_page_documents_every_environment_variable_the_code_reads():
     used = set()
     for text in sources:
         used |= set(re.findall(r'environ(?:\.get\(|\[)\s*"(GENET_\w+)"', text))
-    assert {"GENET_ROOT", "GENET_HOSTNAME", "GENET_HOSTS", "GENET_SSH_KEY"} <= used
+        used |= set(re.findall(r'^\w*ENV\w*\s*=\s*"(GENET_\w+)"', text, re.MULTILINE))
+    assert {"GENET_ROOT", "GENET_HOSTNAME", "GENET_HOSTS", "GENET_SSH_KEY", "GENET_GUEST_CACHE"} <= used
     body = section(page("genet"), "ENVIRONMENT")
     assert sorted(v for v in used if f"``{v}``" not in body) == []
 
@@ -310,7 +366,8 @@ def test_genet_page_describes_every_node_role():
 
 
 def test_every_filter_example_parses_and_names_known_fields():
-    known = {"gnt-node": set(NODE_FIELDS), "gnt-job": set(JOB_FIELDS)}
+    known = {"gnt-node": set(NODE_FIELDS), "gnt-job": set(JOB_FIELDS),
+             "gnt-instance": set(INSTANCE_FIELDS)}
     examples = 0
     for name in ALL_PAGES:
         for line in page(name).splitlines():

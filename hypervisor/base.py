@@ -1,0 +1,129 @@
+"""The hypervisor interface: what noded asks of a backend, one small set of steps.
+
+Instances cross RPC as plain dicts (the config's instance object plus resolved
+disks and NICs), so backends need nothing from the master. Long operations
+(migration) are split into steps the master drives and polls; repeating a step
+is harmless where it can be.
+"""
+from __future__ import annotations
+
+import abc
+import enum
+from typing import Any
+
+
+class HvState(str, enum.Enum):
+    RUNNING = "running"      # the guest runs (or is paused for migration)
+    SHUTDOWN = "shutdown"    # the guest powered itself off; the process still exists
+    CRASHED = "crashed"      # the process died without being asked to stop
+
+
+class HypervisorError(Exception):
+    """A backend operation failed; the message names the instance and the reason."""
+
+
+# What a backend receives for one instance (all JSON-able):
+#   inst  = {"name", "uuid", "hypervisor", "hvparams": {...}, "beparams": {"maxmem", "minmem", "vcpus"},
+#            "nics": [{"mac", "mode": "bridged"|"routed", "link", "ip", "vlan"}],
+#            "disks": [{"path", "format": "raw"|"qcow2", "mode": "rw"|"ro", "size" (MiB), "uuid"}]}
+Instance = dict[str, Any]
+
+
+class Hypervisor(abc.ABC):
+    """One backend (kvm, fake). Every method raises HypervisorError on failure."""
+    name: str = ""
+
+    @abc.abstractmethod
+    def start(self, inst: Instance, paused: bool = False) -> None:
+        """Start the instance; returns once the guest runs (or is paused)."""
+
+    @abc.abstractmethod
+    def stop(self, name: str, timeout: float = 120.0, force: bool = False) -> None:
+        """Ask the guest to power off (ACPI), wait up to ``timeout``, then kill; ``force`` kills at once.
+        Stopping an instance that does not run is not an error."""
+
+    @abc.abstractmethod
+    def reboot(self, name: str, hard: bool = False) -> None:
+        """Soft (ACPI) or hard (system_reset) reboot of a running instance."""
+
+    @abc.abstractmethod
+    def info(self, name: str) -> dict | None:
+        """{"state": HvState value, "memory": MiB, "vcpus", "pid", "uptime": s, plus backend extras
+        such as "runstate", "machine", "accel"} or None if unknown."""
+
+    @abc.abstractmethod
+    def list_instances(self) -> list[str]:
+        """Names of the instances this backend has a process (or record) for."""
+
+    def all_info(self) -> dict[str, dict]:
+        return {name: info for name in self.list_instances() if (info := self.info(name)) is not None}
+
+    @abc.abstractmethod
+    def node_info(self) -> dict:
+        """{"memory_total", "memory_free", "memory_hv" (used by guests), "cpu_total"} in MiB / count."""
+
+    @abc.abstractmethod
+    def console(self, name: str) -> dict:
+        """How to reach the console: {"kind": "serial", "path": unix socket, "vnc": {"host", "port"}},
+        or kind "vnc" / "none"."""
+
+    def check_parameters(self, hvparams: dict) -> None:
+        """Refuse unknown or malformed hvparams before anything is created."""
+
+    # --- live migration (target: accept_incoming, finish_incoming; source: migrate, status, abort)
+
+    @abc.abstractmethod
+    def migration_info(self, name: str) -> dict:
+        """On the source: what the target must reproduce (pinned machine type, device layout)."""
+
+    @abc.abstractmethod
+    def accept_incoming(self, inst: Instance, address: str, port: int, info: dict | None = None) -> None:
+        """Start a process that waits for the migration stream on address:port; ``info`` comes from
+        the source's migration_info."""
+
+    @abc.abstractmethod
+    def migrate(self, name: str, address: str, port: int, live: bool = True,
+                bandwidth: int | None = None, downtime_ms: int | None = None) -> None:
+        """Start sending the instance to a target that is accepting; returns at once."""
+
+    @abc.abstractmethod
+    def migration_status(self, name: str) -> dict:
+        """{"status": "active"|"completed"|"failed"|"cancelled"|"none", "ram_total", "ram_remaining",
+        "total_time_ms", "downtime_ms", "error"}."""
+
+    @abc.abstractmethod
+    def abort_migration(self, name: str) -> None:
+        """Cancel an active outgoing migration; the source keeps running."""
+
+    @abc.abstractmethod
+    def finish_incoming(self, name: str, success: bool) -> None:
+        """On the target: resume the migrated guest, or kill the waiting process on failure."""
+
+    # --- hotplug
+
+    @abc.abstractmethod
+    def hotplug_disk(self, name: str, disk: dict, index: int) -> None:
+        """Attach a disk to a running guest."""
+
+    @abc.abstractmethod
+    def unplug_disk(self, name: str, index: int) -> None:
+        """Detach a disk from a running guest."""
+
+    @abc.abstractmethod
+    def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
+        """Attach a NIC to a running guest."""
+
+    @abc.abstractmethod
+    def unplug_nic(self, name: str, index: int) -> None:
+        """Detach a NIC from a running guest."""
+
+
+def get(name: str, **kwargs) -> Hypervisor:
+    """The backend called ``name``; OSError-free import so noded starts without QEMU."""
+    if name == "fake":
+        from genet.hypervisor.fake import FakeHypervisor
+        return FakeHypervisor(**kwargs)
+    if name == "kvm":
+        from genet.hypervisor.kvm import KvmHypervisor
+        return KvmHypervisor(**kwargs)
+    raise HypervisorError(f"unknown hypervisor {name!r} (known: fake, kvm)")

@@ -1,0 +1,383 @@
+"""KvmHypervisor: the base.Hypervisor steps, composed from the kvm package's parts.
+
+Lifecycle of one instance on a node (the runtime record decides):
+  no record                      → not here (info None)
+  record + live QEMU             → RUNNING (or SHUTDOWN when the guest powered off:
+                                   -no-shutdown keeps QEMU in runstate "shutdown")
+  record + no QEMU               → CRASHED until stop() cleans up (None while a stop
+                                   is under way: a stopped guest never looks crashed)
+Operations on one instance are serialised by a per-instance lock; info() takes
+no lock (it reads the atomically written record and asks QMP).
+
+Decisions (see also capabilities.choose_accel, migration):
+- soft reboot = stop with ACPI (reboot_timeout, then kill) + start from the
+  saved runtime (same machine type, device layout and hvparams), as Ganeti does:
+  QMP has no guest-initiated reboot. hard reboot = system_reset in the same process.
+- stop of a guest that cannot react to ACPI (paused, migrated away, powered off)
+  quits QEMU at once instead of waiting for the timeout.
+- a migration target starts without -S and resumes by itself when the stream
+  completes; finish_incoming waits for that and continues a guest that arrives
+  paused (non-live migration).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from genet.hypervisor.base import HvState, Hypervisor, HypervisorError, Instance
+from genet.hypervisor.kvm import capabilities, cmdline, devices, hotplug, migration, netdev, process, validation
+from genet.hypervisor.kvm.monitor import Monitor
+from genet.hypervisor.kvm.runtime import Files, Runtime, names
+
+log = logging.getLogger("genet.hypervisor.kvm")
+
+# runstates in which the guest cannot answer an ACPI power button
+_DEAF_RUNSTATES = {"paused", "postmigrate", "inmigrate", "prelaunch", "shutdown", "guest-panicked",
+                   "internal-error", "io-error", "finish-migrate"}
+_CRASHED_RUNSTATES = {"guest-panicked", "internal-error"}
+_RUNSTATE_NAMES = {"prelaunch": "paused"}      # started with -S: paused before the first instruction
+
+
+class KvmHypervisor(Hypervisor):
+    """QEMU/KVM guests, one daemonized QEMU per instance, driven over QMP."""
+    name = "kvm"
+
+    def __init__(self, run_dir: Path | None = None, log_dir: Path | None = None,
+                 reboot_timeout: float = 120.0, monitor_timeout: float = 10.0):
+        self._run_root = run_dir          # None: genet.paths.run_dir()/"kvm", read at each call
+        self._log_root = log_dir
+        self.reboot_timeout = reboot_timeout
+        self.monitor_timeout = monitor_timeout
+        self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
+        self._locks_guard = threading.Lock()
+
+    # --- plumbing
+
+    def _lock(self, name: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks[name]
+
+    def _files(self, name: str) -> Files:
+        return Files(name, self._run_root, self._log_root)
+
+    def _mon(self, files: Files) -> Monitor:
+        return Monitor(files.qmp, files.name, self.monitor_timeout)
+
+    def _running(self, name: str) -> tuple[Files, Runtime]:
+        """The record of an instance whose QEMU is alive, else HypervisorError."""
+        files = self._files(name)
+        rt = files.load()
+        if rt is None or not process.alive(rt.pid, files.pidfile):
+            raise HypervisorError(f"instance {name} is not running on this node")
+        return files, rt
+
+    def _runstate(self, files: Files) -> str:
+        return self._mon(files).execute("query-status")["status"]
+
+    # --- start and stop
+
+    def check_parameters(self, hvparams: dict) -> None:
+        validation.check(hvparams)
+
+    def start(self, inst: Instance, paused: bool = False) -> None:
+        with self._lock(inst["name"]):
+            self._start(inst, paused=paused)
+
+    def _start(self, inst: Instance, paused: bool = False, incoming: str | None = None,
+               machine: str | None = None, previous_layout: devices.Layout | None = None) -> None:
+        name = inst["name"]
+        files = self._files(name)
+        old = files.load()
+        pid = old.pid if old else process.read_pid(files.pidfile)
+        if process.alive(pid, files.pidfile):
+            raise HypervisorError(f"instance {name} is already running (pid {pid})")
+        if old is not None:
+            log.info("instance %s: cleaning up after a QEMU that is gone", name)
+        self._cleanup(files, old)
+        try:
+            params = validation.fill(inst.get("hvparams", {}))
+        except HypervisorError as err:
+            raise HypervisorError(f"instance {name}: {err}") from None
+        caps = capabilities.probe(params["kvm_path"])
+        if machine is None:
+            machine = caps.resolve_machine(params["machine_version"])
+        elif machine not in caps.machines:
+            raise HypervisorError(f"instance {name}: QEMU {caps.version} here has no machine type {machine!r}")
+        accel = capabilities.choose_accel(params["accel"], caps, name)
+        layout = devices.plan(inst, params["disk_type"], previous_layout)
+        files.prepare()
+        try:
+            for entry in layout["nics"]:
+                entry["tap"] = netdev.create_tap(entry["nic"], name)
+            argv = cmdline.build(inst, params, machine, accel, layout, files, paused, incoming)
+            log.info("instance %s: starting %s", name, " ".join(argv))
+            process.launch(argv, files.dir, files.log, name)
+            rt = Runtime(name=name, inst=inst, machine=machine, accel=accel, binary=caps.binary,
+                         layout=layout, argv=argv, pid=process.read_pid(files.pidfile),
+                         start_time=time.time(), incoming=incoming)
+            if params["vnc_bind_address"]:
+                vnc = self._mon(files).execute("query-vnc")
+                rt.vnc = {"host": vnc.get("host", params["vnc_bind_address"]), "port": int(vnc["service"])}
+            files.save(rt)
+        except BaseException:
+            pid = process.read_pid(files.pidfile)
+            process.kill(pid, files.pidfile)
+            process.wait_gone(pid, files.pidfile, 5.0)
+            for entry in layout["nics"]:
+                netdev.remove_tap(entry.get("tap"))
+            files.remove()
+            raise
+
+    def stop(self, name: str, timeout: float = 120.0, force: bool = False) -> None:
+        with self._lock(name):
+            self._stop(name, timeout, force)
+
+    def _stop(self, name: str, timeout: float, force: bool) -> None:
+        files = self._files(name)
+        rt = files.load()
+        pid = rt.pid if rt else process.read_pid(files.pidfile)
+        if process.alive(pid, files.pidfile):
+            if rt is not None:
+                rt.stopping = True
+                files.save(rt)
+            if not force:
+                self._powerdown(files, pid, timeout)
+            process.kill(pid, files.pidfile)
+            if not process.wait_gone(pid, files.pidfile, 10.0):
+                raise HypervisorError(f"instance {name}: QEMU pid {pid} survives SIGKILL")
+        self._cleanup(files, rt)
+
+    def _powerdown(self, files: Files, pid: int, timeout: float) -> None:
+        """ACPI power button; quit QEMU once the guest is off; return when gone or at the deadline."""
+        mon = self._mon(files)
+        deadline = time.monotonic() + timeout
+        pressed = False
+        while process.alive(pid, files.pidfile) and time.monotonic() < deadline:
+            try:
+                state = self._runstate(files)
+                if state in _DEAF_RUNSTATES:
+                    mon.execute("quit")
+                    process.wait_gone(pid, files.pidfile, max(0.0, min(5.0, deadline - time.monotonic())))
+                    return
+                if not pressed:
+                    mon.execute("system_powerdown")
+                    pressed = True
+            except HypervisorError as err:      # QEMU exiting or its monitor wedged
+                log.debug("instance %s: during powerdown: %s", files.name, err)
+            time.sleep(0.1)
+        if process.alive(pid, files.pidfile):
+            log.warning("instance %s: guest did not power off within %.0f s; killing it", files.name, timeout)
+
+    def _cleanup(self, files: Files, rt: Runtime | None) -> None:
+        for entry in (rt.layout["nics"] if rt else []):
+            netdev.remove_tap(entry.get("tap"))
+        files.remove()
+
+    def reboot(self, name: str, hard: bool = False) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            if hard:
+                mon = self._mon(files)
+                mon.execute("system_reset")
+                if self._runstate(files) == "prelaunch":      # reset out of "shutdown" waits for cont
+                    mon.execute("cont")
+                return
+            self._stop(name, self.reboot_timeout, force=False)
+            self._start(rt.inst, machine=rt.machine, previous_layout=rt.layout)
+
+    # --- state
+
+    def info(self, name: str) -> dict | None:
+        files = self._files(name)
+        rt = files.load()
+        if rt is None:
+            return None
+        info = {"memory": rt.memory, "vcpus": rt.vcpus, "pid": rt.pid, "uptime": 0.0,
+                "machine": rt.machine, "accel": rt.accel}
+        if not process.alive(rt.pid, files.pidfile):
+            if rt.stopping:                 # asked to stop, the rest of stop() is under way
+                return None
+            return {**info, "state": HvState.CRASHED.value, "pid": 0, "runstate": "gone"}
+        try:
+            runstate = self._runstate(files)
+        except HypervisorError as err:
+            log.warning("%s", err)
+            runstate = "unknown"
+        state = (HvState.SHUTDOWN if runstate == "shutdown" else
+                 HvState.CRASHED if runstate in _CRASHED_RUNSTATES else HvState.RUNNING)
+        return {**info, "state": state.value, "runstate": _RUNSTATE_NAMES.get(runstate, runstate),
+                "uptime": round(process.uptime(rt.pid), 2)}
+
+    def list_instances(self) -> list[str]:
+        return names(self._run_root)
+
+    def node_info(self) -> dict:
+        mem: dict[str, int] = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, value = line.split(":", 1)
+                mem[key] = int(value.split()[0]) // 1024
+        used = 0
+        for name in self.list_instances():
+            files = self._files(name)
+            rt = files.load()
+            if rt is not None and process.alive(rt.pid, files.pidfile):
+                used += rt.memory
+        return {"memory_total": mem["MemTotal"], "memory_free": mem.get("MemAvailable", mem["MemFree"]),
+                "memory_hv": used, "cpu_total": os.cpu_count() or 1}
+
+    def console(self, name: str) -> dict:
+        files = self._files(name)
+        rt = files.load()
+        if rt is None:
+            raise HypervisorError(f"instance {name} is not running on this node")
+        serial = validation.fill(rt.inst.get("hvparams", {}))["serial_console"]
+        out: dict = {"kind": "serial", "path": str(files.serial)} if serial else {"kind": "vnc" if rt.vnc else "none"}
+        if rt.vnc:
+            out["vnc"] = rt.vnc
+        return out
+
+    # --- migration: target
+
+    def migration_info(self, name: str) -> dict:
+        """On the source, before accept_incoming: what the target must reproduce
+        (pinned machine type, device layout). Pass it as accept_incoming's ``info``."""
+        return self._running(name)[1].to_info()
+
+    def accept_incoming(self, inst: Instance, address: str, port: int, info: dict | None = None) -> None:
+        if info is None:
+            log.warning("instance %s: accept_incoming without the source's migration_info: machine type "
+                        "from hvparams and device layout by position", inst["name"])
+        uri = migration.tcp_uri(address, port)
+        with self._lock(inst["name"]):
+            files = self._files(inst["name"])
+            rt = files.load()
+            if rt is not None and rt.incoming == uri and process.alive(rt.pid, files.pidfile):
+                return                                  # repeated: already waiting there
+            self._start(inst, incoming=uri,
+                        machine=(info or {}).get("machine"), previous_layout=(info or {}).get("layout"))
+
+    def finish_incoming(self, name: str, success: bool) -> None:
+        with self._lock(name):
+            if not success:
+                self._stop(name, 0, force=True)
+                return
+            files = self._files(name)
+            rt = files.load()
+            if rt is None:
+                raise HypervisorError(f"instance {name}: no incoming migration here")
+            deadline = time.monotonic() + 30.0
+            while True:
+                if not process.alive(rt.pid, files.pidfile):
+                    raise HypervisorError(f"instance {name}: target QEMU exited: "
+                                          f"{process.log_tail(files.log) or 'no log'}")
+                state = self._runstate(files)
+                if state != "inmigrate":
+                    break
+                if time.monotonic() > deadline:
+                    raise HypervisorError(f"instance {name}: the migration stream has not completed")
+                time.sleep(0.05)
+            if state in ("paused", "prelaunch"):
+                self._mon(files).execute("cont")
+            rt.incoming = None
+            files.save(rt)
+
+    # --- migration: source
+
+    def migrate(self, name: str, address: str, port: int, live: bool = True,
+                bandwidth: int | None = None, downtime_ms: int | None = None) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            params = validation.fill(rt.inst.get("hvparams", {}))
+            migration.start(self._mon(files), address, port, live,
+                            bandwidth or params["migration_bandwidth"], downtime_ms or params["migration_downtime"])
+
+    def migration_status(self, name: str) -> dict:
+        files, _ = self._running(name)
+        return migration.status(self._mon(files))
+
+    def abort_migration(self, name: str) -> None:
+        with self._lock(name):
+            files, _ = self._running(name)
+            mon = self._mon(files)
+            status = migration.status(mon)
+            if status["status"] == "completed":
+                raise HypervisorError(f"instance {name}: migration already completed; the guest runs on the target")
+            if status["status"] == "active":
+                migration.cancel(mon)
+                deadline = time.monotonic() + 10.0
+                while migration.status(mon)["status"] == "active" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            if self._runstate(files) == "paused":     # a non-live migration paused it
+                mon.execute("cont")
+
+    # --- hotplug
+
+    def hotplug_disk(self, name: str, disk: dict, index: int) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            params = validation.fill(rt.inst.get("hvparams", {}))
+            hotplug.check_supported("disk", params["disk_type"], rt.machine)
+            entries = rt.layout["disks"]
+            _check_index(name, "disk", index, len(entries) + 1)
+            if _same(entries, index, "disk", disk, "uuid"):
+                return                                  # repeated: already plugged
+            entry = devices.new_entry("disk", disk, entries, params["disk_type"])
+            hotplug.add_disk(self._mon(files), entry, params, rt.machine)
+            entries.insert(index, entry)
+            rt.inst.setdefault("disks", []).insert(index, disk)
+            files.save(rt)
+
+    def unplug_disk(self, name: str, index: int) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            entries = rt.layout["disks"]
+            _check_index(name, "disk", index, len(entries))
+            hotplug.remove_disk(self._mon(files), entries[index])
+            del entries[index]
+            del rt.inst["disks"][index]
+            files.save(rt)
+
+    def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            params = validation.fill(rt.inst.get("hvparams", {}))
+            hotplug.check_supported("nic", params["disk_type"], rt.machine)
+            entries = rt.layout["nics"]
+            _check_index(name, "NIC", index, len(entries) + 1)
+            if _same(entries, index, "nic", nic, "mac"):
+                return                                  # repeated: already plugged
+            entry = devices.new_entry("nic", nic, entries)
+            entry["tap"] = netdev.create_tap(nic, name)
+            try:
+                hotplug.add_nic(self._mon(files), entry, params)
+            except BaseException:
+                netdev.remove_tap(entry["tap"])
+                raise
+            entries.insert(index, entry)
+            rt.inst.setdefault("nics", []).insert(index, nic)
+            files.save(rt)
+
+    def unplug_nic(self, name: str, index: int) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            entries = rt.layout["nics"]
+            _check_index(name, "NIC", index, len(entries))
+            hotplug.remove_nic(self._mon(files), entries[index])
+            netdev.remove_tap(entries[index].get("tap"))
+            del entries[index]
+            del rt.inst["nics"][index]
+            files.save(rt)
+
+
+def _check_index(name: str, what: str, index: int, limit: int) -> None:
+    if not 0 <= index < limit:
+        raise HypervisorError(f"instance {name}: {what} index {index} out of range (0..{limit - 1})")
+
+
+def _same(entries: list[devices.Entry], index: int, kind: str, item: dict, key: str) -> bool:
+    return index < len(entries) and bool(item.get(key)) and entries[index][kind].get(key) == item.get(key)

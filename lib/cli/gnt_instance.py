@@ -1,0 +1,92 @@
+"""gnt-instance: create, start, stop, reboot, remove, list and inspect instances."""
+from __future__ import annotations
+
+import sys
+
+from genet import errors, luxi, opcodes
+from genet.cli import base
+
+INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "admin_state", "status", "oper_state",
+               "pnode", "snodes", "os", "hypervisor", "hvparams", "beparams", "disk_template",
+               "disk.sizes", "nic.macs", "nic.ips", "nic.modes", "nic.links", "oper_ram", "oper_vcpus",
+               "oper_uptime", "tags"]
+
+
+def run_opcode(opclass):
+    def handler(ns) -> int:
+        base.submit_or_run(ns, [base.opcode_from_args(opclass, ns)])
+        return 0
+    return handler
+
+
+def cmd_info(ns) -> int:
+    from genet import qfilter
+    result = luxi.Client().query("instance", INFO_FIELDS, qfilter.names_filter("name", ns.names))
+    found = {row[0][1] for row in result["data"]}
+    missing = [n for n in ns.names if n not in found]
+    if missing:
+        raise errors.OpPrereqError(f"instance(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    for row in result["data"]:
+        i = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+        print(f"Instance name: {i['name']}")
+        print(f"UUID: {i['uuid']}")
+        print(f"Serial number: {i['serial_no']}")
+        print(f"Creation time: {base.format_value(i['ctime'], 'timestamp')}")
+        print(f"Modification time: {base.format_value(i['mtime'], 'timestamp')}")
+        actual = {True: "up", False: "down", None: "unknown"}[i["oper_state"]]
+        print(f"State: configured to be {i['admin_state']}, actual state is {actual} ({i['status']})")
+        print("  Nodes:")
+        print(f"    - primary: {i['pnode']}")
+        print(f"    - secondaries: {', '.join(i['snodes'])}")
+        print(f"  Operating system: {i['os']}")
+        print(f"  Hypervisor: {i['hypervisor']}")
+        for key in sorted(i["hvparams"]):
+            print(f"    - {key}: {i['hvparams'][key]}")
+        print("  Back-end parameters:")
+        for key in sorted(i["beparams"]):
+            print(f"    - {key}: {i['beparams'][key]}")
+        if i["oper_state"]:
+            print(f"  Runtime: memory {i['oper_ram']} MiB, {i['oper_vcpus']} VCPUs, up {i['oper_uptime']} s")
+        print("  NICs:")
+        for idx, mac in enumerate(i["nic.macs"]):
+            print(f"    - nic/{idx}: MAC: {mac}, IP: {i['nic.ips'][idx] or '-'}, mode: {i['nic.modes'][idx]},"
+                  f" link: {i['nic.links'][idx]}")
+        print(f"  Disk template: {i['disk_template']}")
+        print("  Disks:")
+        for idx, size in enumerate(i["disk.sizes"]):
+            print(f"    - disk/{idx}: {i['disk_template']}, size {size} MiB")
+        print(f"  Tags: {', '.join(i['tags']) or '(none)'}")
+    return 0
+
+
+def build(parser) -> None:
+    from genet.query import INSTANCE_DEFAULT
+    sub = base.subcommands(parser)
+    base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
+                        run_opcode(opcodes.OpInstanceCreate))
+    base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove,
+                        run_opcode(opcodes.OpInstanceRemove))
+    base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup,
+                        run_opcode(opcodes.OpInstanceStartup))
+    base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown,
+                        run_opcode(opcodes.OpInstanceShutdown))
+    base.opcode_command(sub, "reboot", "Reboot an instance", opcodes.OpInstanceReboot,
+                        run_opcode(opcodes.OpInstanceReboot))
+    p = sub.add_parser("list", help="List instances")
+    base.add_list_options(p, "INSTANCE")
+    p.set_defaults(handler=lambda ns: base.run_list(ns, "instance", INSTANCE_DEFAULT))
+    p = sub.add_parser("info", help="Show instance details")
+    p.add_argument("names", nargs="*", metavar="INSTANCE")
+    p.set_defaults(handler=cmd_info)
+    p = sub.add_parser("list-fields", help="List the fields gnt-instance list knows")
+    base.add_list_fields_options(p)
+    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "instance"))
+    base.add_tag_commands(sub, "instance", "INSTANCE")
+
+
+def main(argv=None) -> int:
+    return base.run("gnt-instance", build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

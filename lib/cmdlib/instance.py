@@ -1,0 +1,336 @@
+"""Instance lifecycle: create, remove, start, stop, reboot.
+
+Every exec either completes or undoes what it did (disks removed, config entry
+dropped), so a failed job leaves no half-created instance behind.
+"""
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid as uuidlib
+
+from genet import config, errors, opcodes
+from genet.cmdlib.base import LogicalUnit
+from genet.locking import Level
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+KNOWN_OS = ("noop",)
+
+
+def instance_of(lu: LogicalUnit, name: str) -> dict:
+    inst = lu.cfg.read(lambda d: d["instances"].get(name))
+    if inst is None:
+        raise errors.OpPrereqError(f"instance {name!r} does not exist", errors.ECode.NOENT)
+    return inst
+
+
+def storage_params(lu: LogicalUnit) -> dict:
+    return lu.cfg.read(config.storage_params)
+
+
+def node_address(lu: LogicalUnit, name: str) -> str:
+    return lu.node(name)["primary_ip"]
+
+
+def check_node_online(lu: LogicalUnit, name: str) -> dict:
+    node = lu.node(name)
+    if node["offline"]:
+        raise errors.OpPrereqError(f"node {name} is offline", errors.ECode.WRONG_STATE)
+    return node
+
+
+def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
+    res = lu.ctx.rpc.call(node, node_address(lu, node), "hv_node_info", [hypervisor], timeout=15)
+    if res.failed:
+        raise errors.OpPrereqError(f"cannot get memory of node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+    return int(res.payload["memory_free"])
+
+
+def start_instance(lu: LogicalUnit, inst: dict) -> dict:
+    """Start on the primary node; raises OpExecError with the node's reason."""
+    res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_start",
+                          [inst, storage_params(lu)], timeout=300)
+    if res.failed:
+        raise errors.OpExecError(f"could not start instance {inst['name']} on {inst['primary_node']}:"
+                                 f" {res.fail_msg}")
+    return res.payload
+
+
+def stop_instance(lu: LogicalUnit, inst: dict, timeout: float, force: bool = False) -> None:
+    res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_stop",
+                          [inst["name"], inst["hypervisor"], timeout, force], timeout=timeout + 60)
+    if res.failed:
+        raise errors.OpExecError(f"could not stop instance {inst['name']} on {inst['primary_node']}:"
+                                 f" {res.fail_msg}")
+
+
+def set_admin_state(lu: LogicalUnit, name: str, state: str) -> None:
+    def change(data):
+        inst = data["instances"][name]
+        inst["admin_state"] = state
+        inst["serial_no"] += 1
+        inst["mtime"] = time.time()
+    lu.cfg.update(change)
+
+
+def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None) -> list[str]:
+    """Remove disks 0..upto-1 (all by default) on ``node``; returns failures (best effort)."""
+    failures = []
+    for index, disk in enumerate(inst["disks"][:upto]):
+        res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_remove",
+                              [inst["name"], inst["disk_template"], disk, index, storage_params(lu)])
+        if res.failed:
+            failures.append(f"disk {index}: {res.fail_msg}")
+    return failures
+
+
+class InstanceLU(LogicalUnit):
+    """An LU acting on one existing instance: locks it and its primary node."""
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
+
+    def declare_locks(self, level):
+        if level == Level.NODE:
+            inst = instance_of(self, self.op.instance_name)
+            self.needed_locks[Level.NODE] = [inst["primary_node"], *inst.get("secondary_nodes", [])]
+
+    def check_prereq(self):
+        self.inst = instance_of(self, self.op.instance_name)
+        check_node_online(self, self.inst["primary_node"])
+
+
+class LUInstanceCreate(LogicalUnit):
+    OPCODE = opcodes.OpInstanceCreate
+    REQ_BGL = False
+
+    def expand_names(self):
+        name = self.op.instance_name
+        if self.op.pnode:
+            self.node(self.op.pnode)          # an unknown node is named before anything else
+        if not NAME_RE.match(name):
+            raise errors.OpPrereqError(f"invalid instance name {name!r}: use a host name", errors.ECode.INVAL)
+        if self.cfg.read(lambda d: name in d["instances"]):
+            raise errors.OpPrereqError(f"instance {name!r} already exists", errors.ECode.EXISTS)
+        try:
+            self.ctx.glm.add(Level.INSTANCE, [name])
+        except Exception:
+            raise errors.OpPrereqError(f"instance {name!r} is being created by another job",
+                                       errors.ECode.EXISTS) from None
+        self.lock_added = True
+        self.needed_locks[Level.INSTANCE] = [name]
+        if self.op.pnode:
+            self.needed_locks[Level.NODE] = [self.op.pnode]
+        else:
+            self.lock_all_nodes()
+
+    def check_prereq(self):
+        op = self.op
+        data = self.cfg.snapshot()
+        cluster = data["cluster"]
+        self.hypervisor = op.hypervisor or cluster["enabled_hypervisors"][0]
+        if self.hypervisor not in cluster["enabled_hypervisors"]:
+            raise errors.OpPrereqError(f"hypervisor {self.hypervisor!r} is not enabled in this cluster"
+                                       f" (enabled: {', '.join(cluster['enabled_hypervisors'])})",
+                                       errors.ECode.INVAL)
+        self.os = op.os_type or "noop"
+        if self.os.split("+")[0] not in KNOWN_OS:
+            raise errors.OpPrereqError(f"unknown OS {self.os!r} (known: {', '.join(KNOWN_OS)})",
+                                       errors.ECode.NOENT)
+        if op.disk_template == "diskless" and op.disks:
+            raise errors.OpPrereqError("a diskless instance cannot have disks", errors.ECode.INVAL)
+        if op.disk_template != "diskless" and not op.disks:
+            raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
+                                       errors.ECode.INVAL)
+        self.beparams = dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}))
+        be = dict(op.beparams)
+        if "memory" in be:
+            be["maxmem"] = be["minmem"] = be.pop("memory")
+        self.beparams.update(be)
+        if self.beparams["minmem"] > self.beparams["maxmem"]:
+            raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+        self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **op.hvparams)
+        from genet.hypervisor import base as hvbase
+        try:
+            hvbase.get(self.hypervisor).check_parameters(self.hvparams)
+        except hvbase.HypervisorError as err:
+            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+        self.nics = self._nics(data)
+        self.pnode = op.pnode or self._allocate(data)
+        node = check_node_online(self, self.pnode)
+        if not node["vm_capable"]:
+            raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
+        free = free_memory(self, self.pnode, self.hypervisor)
+        if op.start and free < self.beparams["maxmem"]:
+            raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
+                                       f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
+                                       f" free {free} MiB", errors.ECode.NORES)
+
+    def _nics(self, data: dict) -> list[dict]:
+        used = {nic["mac"] for inst in data["instances"].values() for nic in inst["nics"]}
+        prefix = data["cluster"].get("mac_prefix", "aa:00:00")
+        nics = []
+        for index, spec in enumerate(self.op.nics):
+            mac = spec.get("mac", "auto").lower()
+            if mac in ("auto", "generate"):
+                mac = self._new_mac(prefix, used)
+            elif not MAC_RE.match(mac):
+                raise errors.OpPrereqError(f"NIC {index}: invalid MAC address {mac!r}", errors.ECode.INVAL)
+            elif mac in used:
+                raise errors.OpPrereqError(f"NIC {index}: MAC address {mac} is already in use",
+                                           errors.ECode.NOTUNIQUE)
+            used.add(mac)
+            nics.append({"uuid": str(uuidlib.uuid4()), "mac": mac, "mode": spec.get("mode", "bridged"),
+                         "link": spec.get("link", "gnt-br0" if spec.get("mode", "bridged") == "bridged" else ""),
+                         "ip": spec.get("ip"), "vlan": spec.get("vlan"), "name": spec.get("name")})
+        return nics
+
+    @staticmethod
+    def _new_mac(prefix: str, used: set[str]) -> str:
+        for _ in range(1000):
+            mac = prefix + "".join(f":{random.randrange(256):02x}" for _ in range(3))
+            if mac not in used:
+                return mac
+        raise errors.OpPrereqError("no free MAC address left in the cluster's prefix", errors.ECode.NORES)
+
+    def _allocate(self, data: dict) -> str:
+        """The online vm-capable node with the most free memory that can hold the instance."""
+        nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
+                 if n["vm_capable"] and not n["offline"] and not n["drained"]}
+        results = self.ctx.rpc.call_many(nodes, "hv_node_info", [self.hypervisor], timeout=15)
+        free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
+        if not free:
+            raise errors.OpPrereqError("no vm-capable node is reachable", errors.ECode.NORES)
+        best = max(sorted(free), key=lambda n: free[n])
+        if free[best] < self.beparams["maxmem"]:
+            raise errors.OpPrereqError(f"no node has {self.beparams['maxmem']} MiB free for instance"
+                                       f" {self.op.instance_name} (most free: {best}, {free[best]} MiB)",
+                                       errors.ECode.NORES)
+        return best
+
+    def exec(self):
+        op = self.op
+        now = time.time()
+        inst = {
+            "name": op.instance_name, "uuid": str(uuidlib.uuid4()), "primary_node": self.pnode,
+            "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
+            "disk_template": op.disk_template, "admin_state": "down", "beparams": self.beparams,
+            "hvparams": self.hvparams, "osparams": {}, "nics": self.nics,
+            "disks": [{"uuid": str(uuidlib.uuid4()), "size": d["size"], "mode": d.get("mode", "rw"),
+                       "format": d.get("format", "raw"), "name": d.get("name")} for d in op.disks],
+            "tags": [], "serial_no": 1, "ctime": now, "mtime": now,
+        }
+        for index, disk in enumerate(inst["disks"]):
+            self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {self.pnode}")
+            res = self.ctx.rpc.call(self.pnode, node_address(self, self.pnode), "blockdev_create",
+                                    [inst["name"], inst["disk_template"], disk, index, storage_params(self)],
+                                    timeout=300)
+            if res.failed:
+                remove_disks(self, inst, self.pnode, index)
+                raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
+                                         f" {self.pnode}: {res.fail_msg}")
+        self.cfg.update(lambda d: d["instances"].__setitem__(inst["name"], inst))
+        self.lock_added = False       # the instance exists: its lock stays
+        if op.start:
+            self.feedback(f"* starting instance {inst['name']} on {self.pnode}")
+            try:
+                start_instance(self, inst)
+                set_admin_state(self, inst["name"], "up")
+            except errors.GenericError:
+                self.cfg.update(lambda d: d["instances"].pop(inst["name"]))
+                remove_disks(self, inst, self.pnode)
+                self.lock_added = True
+                raise
+        return [self.pnode]
+
+    def cleanup(self, failed: bool) -> None:
+        """A create that failed (or was a dry run) drops the lock it added for the new name."""
+        if (failed or self.op.dry_run) and getattr(self, "lock_added", False):
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+class LUInstanceRemove(InstanceLU):
+    OPCODE = opcodes.OpInstanceRemove
+
+    def check_prereq(self):
+        self.inst = instance_of(self, self.op.instance_name)
+
+    def exec(self):
+        inst = self.inst
+        node = self.cfg.read(lambda d: d["nodes"].get(inst["primary_node"]))
+        if node is not None and not node["offline"]:
+            self.feedback(f"* shutting down instance {inst['name']} on {inst['primary_node']}")
+            try:
+                stop_instance(self, inst, self.op.shutdown_timeout)
+            except errors.OpExecError:
+                if not self.op.ignore_failures:
+                    raise
+                self.feedback("Warning: could not stop the instance, removing it anyway")
+            failures = remove_disks(self, inst, inst["primary_node"])
+            if failures and not self.op.ignore_failures:
+                raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
+        self.cfg.update(lambda d: d["instances"].pop(inst["name"]))
+        self.removed = True
+        return True
+
+    def cleanup(self, failed: bool) -> None:
+        if getattr(self, "removed", False):
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+class LUInstanceStartup(InstanceLU):
+    OPCODE = opcodes.OpInstanceStartup
+
+    def check_prereq(self):
+        super().check_prereq()
+        node = self.inst["primary_node"]
+        res = self.ctx.rpc.call(node, node_address(self, node), "instance_info",
+                                [self.inst["name"], self.inst["hypervisor"]], timeout=15)
+        if res.failed:
+            raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+        self.running = bool(res.payload) and res.payload.get("state") == "running"
+        self.leftover = bool(res.payload) and not self.running    # e.g. a guest that powered off
+        if not self.running:
+            free = free_memory(self, node, self.inst["hypervisor"])
+            need = self.inst["beparams"]["maxmem"]
+            if free < need:
+                raise errors.OpPrereqError(f"not enough memory on node {node} to start {self.inst['name']}:"
+                                           f" needed {need} MiB, free {free} MiB", errors.ECode.NORES)
+
+    def exec(self):
+        if not self.running:
+            if self.leftover:
+                stop_instance(self, self.inst, 0, force=True)   # clear a powered-off process
+            start_instance(self, self.inst)
+        set_admin_state(self, self.inst["name"], "up")
+        return True
+
+
+class LUInstanceShutdown(InstanceLU):
+    OPCODE = opcodes.OpInstanceShutdown
+
+    def exec(self):
+        stop_instance(self, self.inst, self.op.timeout)
+        set_admin_state(self, self.inst["name"], "down")
+        return True
+
+
+class LUInstanceReboot(InstanceLU):
+    OPCODE = opcodes.OpInstanceReboot
+
+    def exec(self):
+        inst = self.inst
+        if self.op.reboot_type == "full":
+            stop_instance(self, inst, self.op.shutdown_timeout)
+            start_instance(self, inst)
+        else:
+            res = self.ctx.rpc.call(inst["primary_node"], node_address(self, inst["primary_node"]),
+                                    "instance_reboot", [inst["name"], inst["hypervisor"],
+                                                        self.op.reboot_type == "hard"], timeout=300)
+            if res.failed:
+                raise errors.OpExecError(f"could not reboot {inst['name']}: {res.fail_msg}")
+        set_admin_state(self, inst["name"], "up")
+        return True

@@ -1,0 +1,89 @@
+"""The storage interface: how a node creates, finds and removes an instance's disks.
+
+Disks cross RPC as dicts from the config ({"uuid", "size" (MiB), "mode", "format"});
+a template turns one into a local path the hypervisor can open. Every step is
+idempotent: creating an existing disk of the right size or removing a missing
+one succeeds, so a failed job can be rolled back or repeated.
+"""
+from __future__ import annotations
+
+import abc
+import subprocess
+from pathlib import Path
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message names the disk and the reason."""
+
+
+class DiskTemplate(abc.ABC):
+    name = ""
+    needs_disks = True       # diskless: False
+    shared = False           # every node sees the same data (failover without copying)
+    mirrored = False         # data on a second node
+
+    def __init__(self, params: dict | None = None):
+        self.params = params or {}      # cluster storage settings (directories)
+
+    @abc.abstractmethod
+    def path(self, instance: str, disk: dict, index: int) -> Path:
+        """Where the disk lives on this node."""
+
+    def create(self, instance: str, disk: dict, index: int) -> dict:
+        """Create the disk if missing; returns the access dict for the hypervisor."""
+        path = self.path(instance, disk, index)
+        fmt = disk.get("format", "raw")
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            run(["qemu-img", "create", "-q", "-f", fmt, str(path), f"{int(disk['size'])}M"],
+                f"creating disk {index} of {instance}")
+        return self.access(instance, disk, index)
+
+    def access(self, instance: str, disk: dict, index: int) -> dict:
+        path = self.path(instance, disk, index)
+        if not path.exists():
+            raise StorageError(f"disk {index} of {instance} is missing ({path})")
+        return {"path": str(path), "format": disk.get("format", "raw"), "mode": disk.get("mode", "rw"),
+                "size": disk["size"], "uuid": disk["uuid"]}
+
+    def remove(self, instance: str, disk: dict, index: int) -> None:
+        path = self.path(instance, disk, index)
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()      # the instance's directory, once empty
+        except OSError:
+            pass
+
+    def grow(self, instance: str, disk: dict, index: int, new_size: int) -> None:
+        path = self.path(instance, disk, index)
+        run(["qemu-img", "resize", "-q", "-f", disk.get("format", "raw"), str(path), f"{int(new_size)}M"],
+            f"growing disk {index} of {instance}")
+
+    def rename(self, old: str, new: str, disks: list[dict]) -> None:
+        for index, disk in enumerate(disks):
+            src, dst = self.path(old, disk, index), self.path(new, disk, index)
+            if src.exists() and src != dst:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                src.rename(dst)
+        if disks:
+            try:
+                self.path(old, disks[0], 0).parent.rmdir()
+            except OSError:
+                pass
+
+
+def run(argv: list[str], what: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StorageError(f"{what} failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+def get(template: str, params: dict | None = None) -> DiskTemplate:
+    from genet.storage import diskless, filestore
+    templates = {"diskless": diskless.Diskless, "file": filestore.FileStorage,
+                 "sharedfile": filestore.SharedFileStorage}
+    try:
+        return templates[template](params)
+    except KeyError:
+        raise StorageError(f"unknown disk template {template!r} (known: {', '.join(templates)})") from None

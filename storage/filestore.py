@@ -1,0 +1,28 @@
+"""File-backed disks: raw or qcow2 files, per node (file) or on a directory all nodes see (sharedfile)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from genet import paths
+from genet.storage.base import DiskTemplate
+
+
+class FileStorage(DiskTemplate):
+    """One file per disk under ROOT/<file_storage_dir>/INSTANCE/ on the primary node."""
+    name = "file"
+
+    def base_dir(self) -> Path:
+        return paths.root() / self.params.get("file_storage_dir", "srv/genet/file-storage").lstrip("/")
+
+    def path(self, instance: str, disk: dict, index: int) -> Path:
+        suffix = "qcow2" if disk.get("format") == "qcow2" else "raw"
+        return self.base_dir() / instance / f"disk{index}-{disk['uuid'][:8]}.{suffix}"
+
+
+class SharedFileStorage(FileStorage):
+    """Like file, in a directory every node mounts (the cluster's shared_file_storage_dir)."""
+    name = "sharedfile"
+    shared = True
+
+    def base_dir(self) -> Path:
+        return Path(self.params.get("shared_file_storage_dir", "/srv/genet/shared-file-storage"))

@@ -1,0 +1,92 @@
+"""Instance lifecycle on a loopback cluster with the fake hypervisor: checks and rollback."""
+import json
+
+import pytest
+
+
+def listing(cluster, *fields):
+    out = cluster.run("node1", "gnt-instance", "list", "--no-headers", "--separator=|", "-o", ",".join(fields))
+    return [line.split("|") for line in out.stdout.splitlines() if line]
+
+
+def test_add_start_stop_reboot_remove_diskless(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node2", "-B", "memory=64M", "web1")
+    assert listing(cluster, "name", "pnode", "status", "oper_ram") == [["web1", "node2", "running", "64"]]
+    cluster.run("node1", "gnt-instance", "shutdown", "--timeout", "5", "web1")
+    assert listing(cluster, "status", "admin_state") == [["ADMIN_down", "down"]]
+    cluster.run("node1", "gnt-instance", "startup", "web1")
+    cluster.run("node1", "gnt-instance", "reboot", "--type", "hard", "web1")
+    cluster.run("node1", "gnt-instance", "reboot", "--type", "full", "web1")
+    assert listing(cluster, "status") == [["running"]]
+    info = cluster.run("node1", "gnt-instance", "info", "web1").stdout
+    assert "primary: node2" in info and "actual state is up" in info
+    cluster.run("node1", "gnt-instance", "remove", "web1")
+    assert listing(cluster, "name") == []
+
+
+def test_add_file_instance_creates_its_disk_and_remove_deletes_it(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node3", "--disk", "0:size=8M",
+                "--disk", "1:size=4M,format=qcow2", "--no-start", "db1")
+    files = sorted(p.name for p in (cluster.root("node3") / "srv/genet/file-storage/db1").iterdir())
+    assert len(files) == 2 and files[0].startswith("disk0-") and files[1].endswith(".qcow2")
+    assert listing(cluster, "name", "status", "disk.sizes") == [["db1", "ADMIN_down", "8,4"]]
+    cluster.run("node1", "gnt-instance", "remove", "db1")
+    assert not (cluster.root("node3") / "srv/genet/file-storage/db1").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-t", "diskless", "-o", "nosuchos", "x1"], "unknown OS 'nosuchos'"),
+    (["-t", "diskless", "-n", "node9", "x1"], "node 'node9' is not in the cluster"),
+    (["-t", "diskless", "-B", "memory=1000000G", "x1"], "no node has"),
+    (["-t", "diskless", "-n", "node2", "-B", "memory=1000000G", "x1"], "not enough memory on node node2"),
+    (["-t", "file", "x1"], "needs at least one disk"),
+    (["-t", "diskless", "--net", "0:mac=zz", "x1"], "invalid MAC address"),
+    (["-t", "diskless", "Bad_Name"], "invalid instance name"),
+])
+def test_bad_create_is_refused_and_leaves_nothing(cluster, args, message):
+    proc = cluster.run("node1", "gnt-instance", "add", *args, check=False)
+    assert proc.returncode == 1 and message in proc.stderr
+    assert listing(cluster, "name") == []
+
+
+@pytest.mark.parametrize("disk", ["0:size=0", "0:size=abc"])
+def test_bad_disk_size_is_a_usage_error(cluster, disk):
+    proc = cluster.run("node1", "gnt-instance", "add", "-t", "file", "--disk", disk, "x1", check=False)
+    assert proc.returncode == 2 and "size" in proc.stderr
+
+
+def test_duplicate_name_and_mac_are_refused(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--net", "0:mac=aa:00:00:00:00:01",
+                "--no-start", "one")
+    proc = cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--no-start", "one", check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    proc = cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--net", "0:mac=aa:00:00:00:00:01",
+                       "--no-start", "two", check=False)
+    assert proc.returncode == 1 and "already in use" in proc.stderr
+    assert [r[0] for r in listing(cluster, "name")] == ["one"]
+
+
+def test_failed_start_rolls_back_disks_and_config(cluster):
+    """When the hypervisor cannot start the instance, its disks and config entry are removed."""
+    from genet.hypervisor.fake import FakeHypervisor
+    FakeHypervisor(state_dir=cluster.root("node2") / "var/lib/genet/fake-hv").fail_next(
+        "start", "qemu: could not open disk image: Permission denied")
+    proc = cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M",
+                       "broken", check=False)
+    assert proc.returncode == 1 and "could not start instance broken" in proc.stderr
+    assert "Permission denied" in proc.stderr
+    assert listing(cluster, "name") == []
+    assert not (cluster.root("node2") / "srv/genet/file-storage/broken").exists()
+    data = json.loads((cluster.root("node1") / "var/lib/genet/config.data").read_text())
+    assert "broken" not in data["instances"]
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--no-start", "broken")
+
+
+def test_instance_tags_and_fields(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--no-start", "tagged")
+    cluster.run("node1", "gnt-instance", "add-tags", "tagged", "env:prod")
+    assert cluster.run("node1", "gnt-instance", "list-tags", "tagged").stdout.split() == ["env:prod"]
+    cluster.run("node1", "gnt-instance", "remove-tags", "tagged", "env:prod")
+    assert "oper_ram" in cluster.run("node1", "gnt-instance", "list-fields").stdout
+    proc = cluster.run("node1", "gnt-instance", "startup", "ghost", check=False)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
