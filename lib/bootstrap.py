@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 
@@ -10,11 +11,15 @@ from genet.rpc import RpcClient
 
 
 def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size: int,
-                 noded_port: int, secondary_ip: str | None = None) -> dict:
+                 noded_port: int, secondary_ip: str | None = None, storage: dict | None = None) -> dict:
     """Make this node the master of a new one-node cluster and start its daemons."""
     if paths.config_file().exists():
         raise errors.OpPrereqError(f"this node is already part of a cluster ({paths.config_file()} exists);"
                                    " run 'gnt-cluster destroy' first", errors.ECode.EXISTS)
+    prefix = (storage or {}).get("mac_prefix", "aa:00:00")
+    if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", prefix):
+        raise errors.OpPrereqError(f"invalid MAC prefix {prefix!r}: three hex bytes like aa:00:00",
+                                   errors.ECode.INVAL)
     name = paths.node_name()
     address = netutils.resolve(name)
     paths.ensure_dirs()
@@ -22,6 +27,7 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
     if secondary_ip:
         data["nodes"][name]["secondary_ip"] = secondary_ip
+    data["cluster"].update(storage or {})
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")

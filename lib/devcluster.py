@@ -50,6 +50,8 @@ LOCK_FILE = Path("/run/lock/genet-devcluster.lock")
 CLUSTER_FILE = "cluster.json"
 STATE_FILE = "devcluster-state.json"
 CLUSTER_NAME = "genet-dev"
+GUEST_BRIDGE = "gnt-br0"             # in every node's namespace, for the guests' taps
+GUEST_GATEWAY = "10.199.0.1/24"      # the node's address on it (inside its own namespace only)
 HYPERVISORS = ("fake", "kvm")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "dev-cluster"
@@ -420,6 +422,7 @@ def node_env(directory: Path, i: int, bindir: Path) -> dict[str, str]:
             "GENET_HOSTNAME": f"node{i}",
             "GENET_HOSTS": str(directory / "hosts"),
             "GENET_SSH_KEY": str(directory / "id_ed25519"),
+            "GENET_SSH_KNOWN_HOSTS": str(directory / "known_hosts"),
             "PATH": f"{bindir}:{SYSTEM_PATH}"}
 
 
@@ -703,6 +706,10 @@ def cmd_start(args: argparse.Namespace) -> int:
             ip("-n", ns, "route", "add", "default", "via", gateway)
             ip("link", "set", veth, "master", bridge)
             ip("link", "set", veth, "up")
+            # the bridge guests' taps join (NIC link gnt-br0); each node routes its guests alone
+            ip("-n", ns, "link", "add", GUEST_BRIDGE, "type", "bridge")
+            ip("-n", ns, "addr", "add", GUEST_GATEWAY, "dev", GUEST_BRIDGE)
+            ip("-n", ns, "link", "set", GUEST_BRIDGE, "up")
             root = directory / name / "root"
             root.mkdir(parents=True, exist_ok=True)
             nodes.append({"name": name, "ip": address, "netns": ns, "veth": veth,
@@ -739,6 +746,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         cluster = Cluster(directory, {
             "dir": str(directory), "tag": tag, "bridge": bridge, "subnet": str(net),
             "gateway": gateway, "hypervisor": args.hypervisor, "master": "node1",
+            "guest_bridge": GUEST_BRIDGE, "guest_gateway": GUEST_GATEWAY,
+            "shared_dir": str(directory / "shared"),
             "cluster_name": CLUSTER_NAME, "initialized": False,
             "ssh": {"user": "root", "port": 22, "key": str(key),
                     "known_hosts": str(directory / "known_hosts")},
@@ -750,8 +759,10 @@ def cmd_start(args: argparse.Namespace) -> int:
     if not args.no_init:
         master = nodes[0]
         try:
+            (directory / "shared").mkdir(exist_ok=True)
             run_in_node(master, ["gnt-cluster", "init",
-                                 f"--enabled-hypervisors={args.hypervisor}", CLUSTER_NAME],
+                                 f"--enabled-hypervisors={args.hypervisor}",
+                                 f"--shared-file-storage-dir={directory / 'shared'}", CLUSTER_NAME],
                         timeout=args.timeout)
             for node in nodes[1:]:
                 run_in_node(master, ["gnt-node", "add", "--no-ssh-key-check", node["name"]],

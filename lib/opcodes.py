@@ -325,3 +325,9 @@ class OpInstanceReboot(OpCode):
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
     )
+
+
+class OpInstanceConsole(OpCode):
+    """How to reach a running instance's console (gnt-instance console)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (_INSTANCE,)

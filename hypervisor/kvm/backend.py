@@ -236,7 +236,8 @@ class KvmHypervisor(Hypervisor):
         if rt is None:
             raise HypervisorError(f"instance {name} is not running on this node")
         serial = validation.fill(rt.inst.get("hvparams", {}))["serial_console"]
-        out: dict = {"kind": "serial", "path": str(files.serial)} if serial else {"kind": "vnc" if rt.vnc else "none"}
+        out: dict = ({"kind": "serial", "path": str(files.serial), "log": str(files.serial_log)} if serial
+                     else {"kind": "vnc" if rt.vnc else "none"})
         if rt.vnc:
             out["vnc"] = rt.vnc
         return out

@@ -61,7 +61,8 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
              "-chardev", f"socket,id=qmp,path={files.qmp.name},server=on,wait=off",
              "-mon", "chardev=qmp,mode=control"]
     if params["serial_console"]:
-        argv += ["-chardev", f"socket,id=serial0,path={files.serial.name},server=on,wait=off",
+        argv += ["-chardev", f"socket,id=serial0,path={files.serial.name},server=on,wait=off,"
+                             f"logfile={files.serial_log.name},logappend=on",
                  "-serial", "chardev:serial0"]
     if params["vnc_bind_address"]:
         argv += ["-device", f"VGA,id=video0,addr={hex(devices.VGA_SLOT)}", "-vnc", vnc_option(params, inst)]

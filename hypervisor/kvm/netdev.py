@@ -10,6 +10,7 @@ and a host route for the NIC's IP via the tap (in table ``link`` when set).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import subprocess
 from pathlib import Path
@@ -31,18 +32,37 @@ def _must(*args: str) -> None:
         raise HypervisorError(f"{' '.join(args)}: {r.stderr.strip() or f'exit {r.returncode}'}")
 
 
+def _link(name: str) -> dict | None:
+    """The link called ``name`` in this network namespace, from netlink (not /sys, which shows the
+    namespace that mounted it)."""
+    if not name:
+        return None
+    r = _run("ip", "-j", "-d", "link", "show", "dev", name)
+    if r.returncode != 0:
+        return None
+    try:
+        return json.loads(r.stdout)[0]
+    except (ValueError, IndexError):
+        return None
+
+
+def _is_bridge(name: str) -> bool:
+    link = _link(name)
+    return bool(link) and link.get("linkinfo", {}).get("info_kind") == "bridge"
+
+
 def create_tap(nic: dict, instance: str) -> str:
     """A new tap, attached as the NIC's mode asks; the name is returned."""
     mode = nic.get("mode", "bridged")
     if mode not in ("bridged", "routed"):
         raise HypervisorError(f"instance {instance}: NIC mode {mode!r} is not supported (bridged, routed)")
-    if mode == "bridged" and not Path("/sys/class/net", nic.get("link") or "", "bridge").is_dir():
+    if mode == "bridged" and not _is_bridge(nic.get("link") or ""):
         raise HypervisorError(f"instance {instance}: bridge {nic.get('link')!r} does not exist on this node")
     if mode == "routed" and not nic.get("ip"):
         raise HypervisorError(f"instance {instance}: a routed NIC needs an IP address")
     for n in range(MAX_TAPS):
         name = f"{TAP_PREFIX}{n:04d}"
-        if Path("/sys/class/net", name).exists():
+        if _link(name) is not None:
             continue
         r = _run("ip", "tuntap", "add", "name", name, "mode", "tap")
         if r.returncode != 0:
@@ -90,5 +110,5 @@ def remove_tap(tap: str | None) -> None:
     if not tap:
         return
     r = _run("ip", "link", "del", tap)
-    if r.returncode != 0 and Path("/sys/class/net", tap).exists():
+    if r.returncode != 0 and _link(tap) is not None:
         log.warning("cannot remove tap %s: %s", tap, r.stderr.strip())

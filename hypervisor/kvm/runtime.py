@@ -73,6 +73,11 @@ class Files:
     def serial(self) -> Path:
         return self.dir / "serial.sock"
 
+    @property
+    def serial_log(self) -> Path:
+        """Everything the guest wrote on its serial console (also while nobody is attached)."""
+        return self.dir / "serial.log"
+
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.log.parent.mkdir(parents=True, exist_ok=True, mode=0o750)

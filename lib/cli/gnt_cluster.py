@@ -13,7 +13,9 @@ def cmd_init(ns) -> int:
         if hv not in ("fake", "kvm"):
             raise errors.OpPrereqError(f"unknown hypervisor {hv!r} (known: fake, kvm)", errors.ECode.INVAL)
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
-                                  ns.secondary_ip)
+                                  ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
+                                                            "shared_file_storage_dir": ns.shared_file_storage_dir,
+                                                            "mac_prefix": ns.mac_prefix})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
     return 0
 
@@ -103,6 +105,11 @@ def build(parser) -> None:
     p.add_argument("-s", "--secondary-ip", default=None, help="This node's replication address")
     p.add_argument("--noded-port", type=int, default=config.DEFAULT_NODED_PORT, help="Port of genet-noded")
     p.add_argument("--master-netdev", default=None, help="Accepted for Ganeti compatibility (no floating IP)")
+    p.add_argument("--file-storage-dir", default="srv/genet/file-storage",
+                   help="Directory for file disks, below each node's root")
+    p.add_argument("--shared-file-storage-dir", default="/srv/genet/shared-file-storage",
+                   help="Directory for sharedfile disks that every node mounts")
+    p.add_argument("--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("destroy", help="Destroy the cluster (only the master may be left)")

@@ -1,6 +1,8 @@
 """gnt-instance: create, start, stop, reboot, remove, list and inspect instances."""
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 
 from genet import errors, luxi, opcodes
@@ -59,6 +61,34 @@ def cmd_info(ns) -> int:
     return 0
 
 
+def ssh_argv(console: dict, interactive: bool) -> list[str]:
+    """The ssh command Ganeti's console description asks for, with genet's key and known hosts."""
+    argv = ["ssh", "-q", "-t" if interactive else "-T", "-o", "BatchMode=yes"]
+    if os.environ.get("GENET_SSH_KEY"):
+        argv += ["-i", os.environ["GENET_SSH_KEY"]]
+    if os.environ.get("GENET_SSH_KNOWN_HOSTS"):
+        argv += ["-o", f"UserKnownHostsFile={os.environ['GENET_SSH_KNOWN_HOSTS']}"]
+    command = console["command"]
+    if not interactive and command[0] == "socat":
+        # no terminal to put in raw mode; keep the line open until the guest has been quiet for 3 s
+        command = ["socat", "-T", "3", "STDIO,ignoreeof", command[-1]]
+    return argv + [f"{console['user']}@{console['host']}", "--", *command]
+
+
+def cmd_console(ns) -> int:
+    [console] = base.submit_or_run(ns, [opcodes.OpInstanceConsole(instance_name=ns.instance_name)])
+    if console["kind"] == "vnc":
+        print(f"Instance {console['instance']} has a VNC console at {console['host']}:{console['port']}"
+              f" (display {console['display']})")
+        return 0
+    argv = ssh_argv(console, sys.stdin.isatty())
+    if ns.show_cmd:
+        print(" ".join(shlex.quote(a) for a in argv))
+        return 0
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
 def build(parser) -> None:
     from genet.query import INSTANCE_DEFAULT
     sub = base.subcommands(parser)
@@ -81,6 +111,10 @@ def build(parser) -> None:
     p = sub.add_parser("list-fields", help="List the fields gnt-instance list knows")
     base.add_list_fields_options(p)
     p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "instance"))
+    p = sub.add_parser("console", help="Connect to the instance's serial console")
+    p.add_argument("instance_name", metavar="INSTANCE")
+    p.add_argument("--show-cmd", action="store_true", help="Print the command instead of running it")
+    p.set_defaults(handler=cmd_console)
     base.add_tag_commands(sub, "instance", "INSTANCE")
 
 

@@ -334,3 +334,31 @@ class LUInstanceReboot(InstanceLU):
                 raise errors.OpExecError(f"could not reboot {inst['name']}: {res.fail_msg}")
         set_admin_state(self, inst["name"], "up")
         return True
+
+
+class LUInstanceConsole(InstanceLU):
+    """Ganeti's console description: a command to run on the primary node over SSH."""
+    OPCODE = opcodes.OpInstanceConsole
+
+    def check_prereq(self):
+        super().check_prereq()
+        node = self.inst["primary_node"]
+        res = self.ctx.rpc.call(node, node_address(self, node), "instance_console",
+                                [self.inst["name"], self.inst["hypervisor"]], timeout=15)
+        if res.failed:
+            raise errors.OpPrereqError(f"instance {self.inst['name']} is not running, it has no console",
+                                       errors.ECode.WRONG_STATE)
+        self.console = res.payload
+
+    def exec(self):
+        node = self.node(self.inst["primary_node"])
+        out = {"instance": self.inst["name"], "kind": self.console["kind"], "host": node["primary_ip"]}
+        if self.console["kind"] == "serial":
+            out.update(kind="ssh", user="root",
+                       command=["socat", "STDIO,raw,echo=0,escape=0x1d", f"UNIX-CONNECT:{self.console['path']}"])
+        elif "vnc" in self.console:
+            out.update(kind="vnc", host=self.console["vnc"]["host"], port=self.console["vnc"]["port"],
+                       display=self.console["vnc"]["port"] - 5900)
+        else:
+            raise errors.OpExecError(f"instance {self.inst['name']} has neither a serial console nor VNC")
+        return out

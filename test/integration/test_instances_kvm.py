@@ -1,0 +1,133 @@
+"""Real QEMU instances on a 3-node dev cluster: boot, console, disk, network, ACPI, user-down.
+
+The tests share one cluster (kvm hypervisor, TCG) and one instance, in file order.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from devnet import free_subnet
+
+from genet import testguest
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
+GUEST_IP = "10.199.0.50"
+
+
+def tool(*args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
+                          input=input, timeout=timeout)
+
+
+class Dev:
+    def __init__(self, directory: Path):
+        self.dir = directory
+
+    def run(self, node: str, *cmd: str, ok: bool = True, input: str | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess:
+        proc = tool("exec", "--dir", str(self.dir), node, "--", *cmd, input=input, timeout=timeout)
+        if ok:
+            assert proc.returncode == 0, f"{' '.join(cmd)} on {node}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def instance_dir(self, node: str, name: str) -> Path:
+        return self.dir / node / "root/var/run/genet/kvm" / name
+
+    def console(self, name: str, commands: str) -> str:
+        """Type commands on the instance's serial console (through gnt-instance console over SSH)."""
+        return self.run("node1", "gnt-instance", "console", name, input=commands, timeout=60).stdout
+
+    def field(self, name: str, field: str) -> str:
+        return self.run("node1", "gnt-instance", "list", "--no-headers", "-o", field, name).stdout.strip()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    testguest.ensure()
+    directory = tmp_path_factory.mktemp("kvm") / "cluster"
+    try:
+        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory),
+                    "--subnet", free_subnet(), timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        yield Dev(directory)
+    finally:
+        stop = tool("stop", "--dir", str(directory))
+        assert stop.returncode == 0, stop.stderr
+
+
+def guest_hvparams(ip: str = GUEST_IP) -> str:
+    guest = testguest.ensure()
+    return (f"kernel_path={guest['kernel']},initrd_path={guest['initrd']},accel=tcg,serial_console=true,"
+            f"kernel_args=console=ttyS0 quiet genet.ip={ip}/24 genet.gw=10.199.0.1")
+
+
+def test_add_file_instance_boots_to_the_ready_marker(dev):
+    dev.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node1", "--disk", "0:size=64M",
+            "--net", "0:link=gnt-br0", "-B", "memory=256M", "-H", guest_hvparams(), "vm1")
+    log = dev.instance_dir("node1", "vm1") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60,
+             "the guest's ready marker")
+    assert dev.field("vm1", "status") == "running"
+    assert dev.field("vm1", "oper_ram") == "256"
+
+
+def test_console_reaches_the_guest_shell(dev):
+    out = dev.console("vm1", "echo CONSOLE-$((6*7))\n")
+    assert "CONSOLE-42" in out
+    show = dev.run("node1", "gnt-instance", "console", "--show-cmd", "vm1").stdout
+    assert show.startswith("ssh ") and "socat" in show and "serial.sock" in show
+
+
+def test_guest_writes_its_disk_and_answers_ping_from_its_node(dev):
+    out = dev.console("vm1", "echo GENET-MARKER-77 | dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null;"
+                             " echo WROTE-$((1+1))\n")
+    assert "WROTE-2" in out
+    disk = next((dev.dir / "node1/root/srv/genet/file-storage/vm1").glob("disk0-*"))
+    with open(disk, "rb") as f:
+        f.seek(51200)
+        assert f.read(15) == b"GENET-MARKER-77"
+    dev.run("node1", "ping", "-c", "1", "-W", "3", GUEST_IP)
+
+
+def test_acpi_shutdown_then_startup(dev):
+    dev.run("node1", "gnt-instance", "shutdown", "--timeout", "30", "vm1")
+    assert dev.field("vm1", "status") == "ADMIN_down"
+    assert not (dev.instance_dir("node1", "vm1") / "qmp.sock").exists()
+    dev.run("node1", "gnt-instance", "startup", "vm1")
+    log = dev.instance_dir("node1", "vm1") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60,
+             "the ready marker after startup")
+    assert dev.field("vm1", "status") == "running"
+
+
+def test_guest_that_powers_off_is_user_down(dev):
+    dev.console("vm1", "poweroff -f\n")
+    wait_for(lambda: dev.field("vm1", "status") == "USER_down", 30, "USER_down")
+    dev.run("node1", "gnt-instance", "startup", "vm1")
+    assert dev.field("vm1", "status") == "running"
+
+
+def test_console_of_a_stopped_instance_is_refused(dev):
+    dev.run("node1", "gnt-instance", "shutdown", "--timeout", "30", "vm1")
+    proc = dev.run("node1", "gnt-instance", "console", "vm1", ok=False)
+    assert proc.returncode == 1 and "not running" in proc.stderr
+
+
+def test_remove_deletes_the_disk(dev):
+    dev.run("node1", "gnt-instance", "remove", "vm1")
+    assert not (dev.dir / "node1/root/srv/genet/file-storage/vm1").exists()
+    assert dev.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name").stdout.split() == []
