@@ -152,6 +152,37 @@ class NodeProcedures:
     def rpc_instance_console(self, name: str, hypervisor: str) -> dict:
         return self._hv(hypervisor).console(name)
 
+    def rpc_instance_migration_info(self, name: str, hypervisor: str) -> dict:
+        return self._hv(hypervisor).migration_info(name)
+
+    def rpc_instance_accept_incoming(self, inst: dict, storage_params: dict, address: str,
+                                     info: dict | None) -> int:
+        """Start the target side of a migration on a free port; returns the port."""
+        import socket
+        from genet.storage.base import get
+        template = get(inst["disk_template"], storage_params)
+        runtime = dict(inst, disks=[template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])])
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+            port = probe.getsockname()[1]
+        self._hv(inst["hypervisor"]).accept_incoming(runtime, address, port, info)
+        return port
+
+    def rpc_instance_migrate(self, name: str, hypervisor: str, address: str, port: int, live: bool) -> bool:
+        self._hv(hypervisor).migrate(name, address, port, live)
+        return True
+
+    def rpc_instance_migration_status(self, name: str, hypervisor: str) -> dict:
+        return self._hv(hypervisor).migration_status(name)
+
+    def rpc_instance_abort_migration(self, name: str, hypervisor: str) -> bool:
+        self._hv(hypervisor).abort_migration(name)
+        return True
+
+    def rpc_instance_finish_incoming(self, name: str, hypervisor: str, success: bool) -> bool:
+        self._hv(hypervisor).finish_incoming(name, success)
+        return True
+
     def rpc_jobqueue_versions(self) -> list:
         return list(self._queue_store().versions().items())
 

@@ -331,3 +331,59 @@ class OpInstanceConsole(OpCode):
     """How to reach a running instance's console (gnt-instance console)."""
     SUMMARY_FIELD = "instance_name"
     PARAMS = (_INSTANCE,)
+
+
+_TARGET = Param("target_node", Maybe(NAME), None, "Target node (default: the one with most free memory)",
+                ("-n", "--target-node"))
+
+
+class OpInstanceMigrate(OpCode):
+    """Move a running instance to another node without stopping it."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE, _TARGET,
+        Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
+              "--migration-mode"),
+        Param("live", Maybe(Bool()), None, "Deprecated form of mode"),
+        Param("cleanup", Bool(), False, "Recover from a failed migration: keep exactly one copy running",
+              "--cleanup"),
+        Param("allow_failover", Bool(), False, "Fail over instead when the instance cannot migrate",
+              "--allow-failover"),
+    )
+
+
+class OpInstanceFailover(OpCode):
+    """Stop an instance and start it on another node (shared or mirrored disks)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE, _TARGET,
+        Param("ignore_consistency", Bool(), False, "Go ahead even if the primary node is down",
+              "--ignore-consistency"),
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+    )
+
+
+class OpNodeMigrate(OpCode):
+    """Live-migrate every instance off a node."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
+        Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
+              "--migration-mode"),
+        _TARGET,
+    )
+
+
+class OpNodeEvacuate(OpCode):
+    """Move every primary instance off a node (migrate running ones, fail over the others)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
+        Param("primary_only", Bool(), False, "Move only the instances whose primary is the node",
+              ("-p", "--primary-only")),
+        Param("secondary_only", Bool(), False, "Move only the mirrors whose secondary is the node",
+              ("-s", "--secondary-only")),
+        Param("remote_node", Maybe(NAME), None, "Target node (default: most free memory)",
+              ("-n", "--new-secondary")),
+    )

@@ -251,13 +251,21 @@ def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
 
 # --- shared subcommands -----------------------------------------------------
 
-def opcode_command(sub, name: str, helptext: str, opclass: type[OpCode], handler: Handler,
+def run_opcode(opclass: type[OpCode]) -> Handler:
+    """A handler that builds the opcode from the options and runs it as one job."""
+    def handler(ns) -> int:
+        submit_or_run(ns, [opcode_from_args(opclass, ns)])
+        return 0
+    return handler
+
+
+def opcode_command(sub, name: str, helptext: str, opclass: type[OpCode], handler: Handler | None = None,
                    ) -> argparse.ArgumentParser:
     """A subcommand whose options are the opcode's parameters, plus --submit."""
     parser = sub.add_parser(name, help=helptext)
     add_opcode_options(parser, opclass)
     add_submit_options(parser)
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler or run_opcode(opclass))
     return parser
 
 

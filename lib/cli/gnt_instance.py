@@ -14,13 +14,6 @@ INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "admin_state", "st
                "oper_uptime", "tags"]
 
 
-def run_opcode(opclass):
-    def handler(ns) -> int:
-        base.submit_or_run(ns, [base.opcode_from_args(opclass, ns)])
-        return 0
-    return handler
-
-
 def cmd_info(ns) -> int:
     from genet import qfilter
     result = luxi.Client().query("instance", INFO_FIELDS, qfilter.names_filter("name", ns.names))
@@ -92,16 +85,15 @@ def cmd_console(ns) -> int:
 def build(parser) -> None:
     from genet.query import INSTANCE_DEFAULT
     sub = base.subcommands(parser)
-    base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
-                        run_opcode(opcodes.OpInstanceCreate))
-    base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove,
-                        run_opcode(opcodes.OpInstanceRemove))
-    base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup,
-                        run_opcode(opcodes.OpInstanceStartup))
-    base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown,
-                        run_opcode(opcodes.OpInstanceShutdown))
-    base.opcode_command(sub, "reboot", "Reboot an instance", opcodes.OpInstanceReboot,
-                        run_opcode(opcodes.OpInstanceReboot))
+    base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate)
+    base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove)
+    base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup)
+    base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown)
+    base.opcode_command(sub, "reboot", "Reboot an instance", opcodes.OpInstanceReboot)
+    base.opcode_command(sub, "migrate", "Move a running instance to another node, live",
+                        opcodes.OpInstanceMigrate)
+    base.opcode_command(sub, "failover", "Stop an instance and start it on another node",
+                        opcodes.OpInstanceFailover)
     p = sub.add_parser("list", help="List instances")
     base.add_list_options(p, "INSTANCE")
     p.set_defaults(handler=lambda ns: base.run_list(ns, "instance", INSTANCE_DEFAULT))

@@ -59,11 +59,6 @@ def cmd_add(ns) -> int:
     return 0
 
 
-def cmd_remove(ns) -> int:
-    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeRemove, ns)])
-    return 0
-
-
 def cmd_modify(ns) -> int:
     results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeSetParams, ns)])
     if results:
@@ -105,8 +100,10 @@ def build(parser) -> None:
     p = base.opcode_command(sub, "add", "Add a node to the cluster (prepares it over SSH)", opcodes.OpNodeAdd,
                             cmd_add)
     p.add_argument("--no-ssh-key-check", action="store_true", help="Do not check the node's SSH host key")
-    base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove, cmd_remove)
+    base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove)
     base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams, cmd_modify)
+    base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate)
+    base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate)
 
     p = sub.add_parser("list", help="List nodes")
     base.add_list_options(p, "NODE")

@@ -47,7 +47,8 @@ class LoopbackCluster:
         return luxi.Client(self.root(node) / "var/run/genet/socket/master.sock")
 
     def start(self) -> "LoopbackCluster":
-        self.run("node1", "gnt-cluster", "init", "--noded-port", str(PORT), "genet-test")
+        self.run("node1", "gnt-cluster", "init", "--noded-port", str(PORT),
+                 f"--shared-file-storage-dir={self.base / 'shared'}", "genet-test")
         for node in self.names[1:]:
             self.join(node)
         return self

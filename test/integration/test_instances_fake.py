@@ -90,3 +90,49 @@ def test_instance_tags_and_fields(cluster):
     assert "oper_ram" in cluster.run("node1", "gnt-instance", "list-fields").stdout
     proc = cluster.run("node1", "gnt-instance", "startup", "ghost", check=False)
     assert proc.returncode == 1 and "does not exist" in proc.stderr
+
+
+def test_migrate_sharedfile_instance_and_back(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node1", "--disk", "0:size=4M", "mig1")
+    out = cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "mig1").stdout
+    assert "migration done" in out and "memory transfer progress" in out
+    assert listing(cluster, "name", "pnode", "status") == [["mig1", "node2", "running"]]
+    cluster.run("node1", "gnt-instance", "migrate", "mig1")        # target chosen by free memory
+    assert listing(cluster, "pnode")[0][0] in ("node1", "node3")
+
+
+def test_migrate_refusals(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node1", "--disk", "0:size=4M", "local1")
+    proc = cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "local1", check=False)
+    assert proc.returncode == 1 and "cannot move to another node" in proc.stderr
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-start", "off1")
+    proc = cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "off1", check=False)
+    assert proc.returncode == 1 and "not running" in proc.stderr
+    cluster.run("node1", "gnt-instance", "migrate", "--allow-failover", "-n", "node2", "off1")
+    assert listing(cluster, "name", "pnode") == [["local1", "node1"], ["off1", "node2"]]
+    cluster.run("node1", "gnt-instance", "startup", "off1")
+    cluster.run("node1", "gnt-node", "modify", "-O", "yes", "node3")
+    proc = cluster.run("node1", "gnt-instance", "migrate", "-n", "node3", "off1", check=False)
+    assert proc.returncode == 1 and "target node node3 is offline" in proc.stderr
+    cluster.run("node1", "gnt-node", "modify", "-O", "no", "node3")
+
+
+def test_failover_and_node_evacuate_and_migrate(cluster):
+    for name in ("e1", "e2"):
+        cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node1", "--disk", "0:size=4M", name)
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-start", "e3")
+    cluster.run("node1", "gnt-instance", "failover", "-n", "node3", "e1")
+    assert listing(cluster, "name", "pnode", "status")[0] == ["e1", "node3", "running"]
+    cluster.run("node1", "gnt-node", "evacuate", "-n", "node2", "node1")
+    rows = listing(cluster, "name", "pnode", "status")
+    assert rows == [["e1", "node3", "running"], ["e2", "node2", "running"], ["e3", "node2", "ADMIN_down"]]
+    cluster.run("node1", "gnt-node", "migrate", "node2")
+    rows = listing(cluster, "name", "pnode")
+    assert dict(rows)["e2"] != "node2" and dict(rows)["e3"] == "node2"   # e3 is down: not migrated
+
+
+def test_migrate_cleanup_keeps_the_running_copy(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "c1")
+    out = cluster.run("node1", "gnt-instance", "migrate", "--cleanup", "c1").stdout
+    assert "runs on node1" in out
+    assert listing(cluster, "name", "pnode", "status") == [["c1", "node1", "running"]]

@@ -1,0 +1,270 @@
+"""Moving instances between nodes: live migration and failover, shared by several LUs.
+
+``MovePlan`` holds what the prerequisites decided (instance, source, target); its
+``migrate`` and ``failover`` act and leave exactly one running copy, whatever fails.
+"""
+from __future__ import annotations
+
+import time
+
+from genet import errors, opcodes
+from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.instance import (free_memory, instance_of, node_address, start_instance,
+                                   stop_instance, storage_params)
+from genet.locking import ALL_SET, Level
+from genet.storage import base as storage
+
+POLL = 0.5
+
+
+def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str]) -> str:
+    """The online vm-capable node (not in ``exclude``) with the most free memory that fits."""
+    data = lu.cfg.snapshot()
+    nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
+             if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
+    results = lu.ctx.rpc.call_many(nodes, "hv_node_info", [inst["hypervisor"]], timeout=15)
+    free = {n: r.payload["memory_free"] for n, r in results.items() if not r.failed}
+    fitting = [n for n in sorted(free) if free[n] >= inst["beparams"]["maxmem"]]
+    if not fitting:
+        raise errors.OpPrereqError(f"no node can take instance {inst['name']} ({inst['beparams']['maxmem']}"
+                                   " MiB)", errors.ECode.NORES)
+    return max(fitting, key=lambda n: free[n])
+
+
+class MovePlan:
+    """One instance going from its primary to a target node."""
+
+    def __init__(self, lu: LogicalUnit, inst: dict, target: str | None, need_running: bool):
+        self.lu = lu
+        self.inst = inst
+        self.source = inst["primary_node"]
+        template = storage.get(inst["disk_template"])
+        if not template.shared:
+            raise errors.OpPrereqError(
+                f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
+                f" {self.source}; it cannot move to another node", errors.ECode.WRONG_STATE)
+        self.target = target or choose_target(lu, inst, {self.source})
+        if self.target == self.source:
+            raise errors.OpPrereqError(f"instance {inst['name']} is already on {self.target}",
+                                       errors.ECode.INVAL)
+        node = lu.node(self.target)
+        if node["offline"]:
+            raise errors.OpPrereqError(f"target node {self.target} is offline", errors.ECode.WRONG_STATE)
+        if not node["vm_capable"]:
+            raise errors.OpPrereqError(f"target node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
+        self.running = False
+        if need_running:
+            self.running = self._source_state() == "running"
+            if not self.running:
+                raise errors.OpPrereqError(f"instance {inst['name']} is not running, it cannot be migrated",
+                                           errors.ECode.WRONG_STATE)
+        free = free_memory(lu, self.target, inst["hypervisor"])
+        if free < inst["beparams"]["maxmem"]:
+            raise errors.OpPrereqError(f"not enough memory on target node {self.target} for instance"
+                                       f" {inst['name']}: needed {inst['beparams']['maxmem']} MiB, free {free}"
+                                       " MiB", errors.ECode.NORES)
+
+    def _call(self, node: str, procedure: str, *args, timeout: float = 60):
+        return self.lu.ctx.rpc.call(node, node_address(self.lu, node), procedure, list(args), timeout=timeout)
+
+    def _source_state(self) -> str | None:
+        res = self._call(self.source, "instance_info", self.inst["name"], self.inst["hypervisor"])
+        if res.failed:
+            raise errors.OpPrereqError(f"cannot reach the primary node {self.source}: {res.fail_msg}",
+                                       errors.ECode.ENVIRON)
+        return (res.payload or {}).get("state")
+
+    def _set_primary(self) -> None:
+        name, target = self.inst["name"], self.target
+
+        def change(data):
+            inst = data["instances"][name]
+            inst["primary_node"] = target
+            inst["serial_no"] += 1
+            inst["mtime"] = time.time()
+        self.lu.cfg.update(change)
+
+    def migrate(self, live: bool = True) -> dict:
+        """Live (or paused) migration; on failure the source keeps running and the target is cleaned."""
+        inst, feedback, hv = self.inst, self.lu.feedback, self.inst["hypervisor"]
+        feedback(f"* migrating instance {inst['name']} from {self.source} to {self.target}"
+                 f" ({'live' if live else 'non-live'})")
+        info = self._call(self.source, "instance_migration_info", inst["name"], hv).raise_on_error("migration info")
+        target_ip = node_address(self.lu, self.target)
+        res = self._call(self.target, "instance_accept_incoming", inst, storage_params(self.lu), target_ip, info,
+                         timeout=120)
+        port = res.raise_on_error(f"preparing {self.target} for the incoming instance")
+        try:
+            self._call(self.source, "instance_migrate", inst["name"], hv, target_ip, port, live) \
+                .raise_on_error("starting the migration")
+            status = self._wait()
+        except errors.GenericError:
+            self._call(self.source, "instance_abort_migration", inst["name"], hv)
+            self._call(self.target, "instance_finish_incoming", inst["name"], hv, False)
+            raise
+        self._call(self.target, "instance_finish_incoming", inst["name"], hv, True, timeout=120) \
+            .raise_on_error("resuming the instance on the target")
+        self._set_primary()
+        res = self._call(self.source, "instance_stop", inst["name"], hv, 0, True)
+        if res.failed:
+            feedback(f"Warning: the source copy on {self.source} was not stopped: {res.fail_msg}")
+        feedback(f"* migration done: downtime {status.get('downtime_ms')} ms, total"
+                 f" {status.get('total_time_ms')} ms")
+        return {"source": self.source, "target": self.target, "downtime_ms": status.get("downtime_ms"),
+                "total_time_ms": status.get("total_time_ms")}
+
+    def _wait(self) -> dict:
+        last = -1
+        while True:
+            status = self._call(self.source, "instance_migration_status", self.inst["name"],
+                                self.inst["hypervisor"]).raise_on_error("migration status")
+            state = status.get("status")
+            if state == "completed":
+                return status
+            if state in ("failed", "cancelled", "none"):
+                raise errors.OpExecError(f"migration of {self.inst['name']} {state}: {status.get('error') or ''}")
+            total, remaining = status.get("ram_total") or 0, status.get("ram_remaining") or 0
+            if total:
+                percent = int(100 * (total - remaining) / total)
+                if percent != last:
+                    self.lu.feedback(f"* memory transfer progress: {percent}% ({remaining >> 20} MiB remaining)")
+                    last = percent
+            time.sleep(POLL)
+
+    def failover(self, ignore_consistency: bool, shutdown_timeout: int) -> dict:
+        """Stop on the source (if it can be reached), start on the target."""
+        inst, feedback = self.inst, self.lu.feedback
+        feedback(f"* failing over instance {inst['name']} from {self.source} to {self.target}")
+        source = self.lu.node(self.source)
+        if not source["offline"]:
+            try:
+                stop_instance(self.lu, inst, shutdown_timeout)
+            except errors.OpExecError as err:
+                if not ignore_consistency:
+                    raise errors.OpExecError(f"{err}; the primary node may be down: use --ignore-consistency"
+                                             " if you are sure the instance no longer runs there") from None
+                feedback(f"Warning: {err}; continuing (--ignore-consistency)")
+        was_up = inst["admin_state"] == "up"
+        self._set_primary()
+        if was_up:
+            start_instance(self.lu, dict(inst, primary_node=self.target))
+        return {"source": self.source, "target": self.target}
+
+
+class LUInstanceMigrate(LogicalUnit):
+    OPCODE = opcodes.OpInstanceMigrate
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
+        self.lock_all_nodes()
+
+    def check_prereq(self):
+        inst = instance_of(self, self.op.instance_name)
+        if self.op.cleanup:
+            self.plan = None
+            self.inst = inst
+            return
+        try:
+            self.plan = MovePlan(self, inst, self.op.target_node, need_running=True)
+            self.failover = False
+        except errors.OpPrereqError as err:
+            if not (self.op.allow_failover and "not running" in str(err)):
+                raise
+            self.plan = MovePlan(self, inst, self.op.target_node, need_running=False)
+            self.failover = True
+
+    def exec(self):
+        if self.plan is None:
+            return cleanup_migration(self, self.inst)
+        if self.failover:
+            return self.plan.failover(False, 120)
+        live = self.op.mode != "non-live" and self.op.live is not False
+        return self.plan.migrate(live)
+
+
+def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
+    """After a failed migration: find where the instance runs, keep that copy, kill the other."""
+    data = lu.cfg.snapshot()
+    online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+    results = lu.ctx.rpc.call_many(online, "instance_info", [inst["name"], inst["hypervisor"]], timeout=15)
+    running = sorted(n for n, r in results.items() if not r.failed and (r.payload or {}).get("state") == "running")
+    present = sorted(n for n, r in results.items() if not r.failed and r.payload)
+    if not running:
+        raise errors.OpExecError(f"instance {inst['name']} runs nowhere; start it with gnt-instance startup")
+    keep = inst["primary_node"] if inst["primary_node"] in running else running[0]
+    for node in present:
+        if node != keep:
+            lu.feedback(f"* removing the stale copy of {inst['name']} on {node}")
+            lu.ctx.rpc.call(node, online[node], "instance_stop", [inst["name"], inst["hypervisor"], 0, True])
+    if keep != inst["primary_node"]:
+        lu.cfg.update(lambda d: d["instances"][inst["name"]].update(primary_node=keep))
+    lu.feedback(f"* instance {inst['name']} runs on {keep}")
+    return {"node": keep}
+
+
+class LUInstanceFailover(LogicalUnit):
+    OPCODE = opcodes.OpInstanceFailover
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
+        self.lock_all_nodes()
+
+    def check_prereq(self):
+        self.plan = MovePlan(self, instance_of(self, self.op.instance_name), self.op.target_node,
+                             need_running=False)
+
+    def exec(self):
+        return self.plan.failover(self.op.ignore_consistency, self.op.shutdown_timeout)
+
+
+class _NodeEmptying(LogicalUnit):
+    """Moves every instance whose primary is the node; one instance at a time."""
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.node(self.op.node_name)
+        self.needed_locks[Level.INSTANCE] = ALL_SET
+        self.lock_all_nodes()
+
+    def primaries(self) -> list[dict]:
+        return self.cfg.read(lambda d: sorted((dict(i) for i in d["instances"].values()
+                                               if i["primary_node"] == self.op.node_name),
+                                              key=lambda i: i["name"]))
+
+
+class LUNodeMigrate(_NodeEmptying):
+    OPCODE = opcodes.OpNodeMigrate
+
+    def check_prereq(self):
+        self.plans = [MovePlan(self, inst, self.op.target_node, need_running=True)
+                      for inst in self.primaries() if inst["admin_state"] == "up"]
+
+    def exec(self):
+        live = self.op.mode != "non-live"
+        return [plan.migrate(live) for plan in self.plans]
+
+
+class LUNodeEvacuate(_NodeEmptying):
+    OPCODE = opcodes.OpNodeEvacuate
+
+    def check_prereq(self):
+        if self.op.remote_node == self.op.node_name:
+            raise errors.OpPrereqError("the new node must differ from the node being evacuated",
+                                       errors.ECode.INVAL)
+        self.moves = []
+        if self.op.secondary_only:
+            return       # no template with secondaries yet: nothing to move
+        for inst in self.primaries():
+            running = inst["admin_state"] == "up"
+            self.moves.append((MovePlan(self, inst, self.op.remote_node, need_running=False), running))
+
+    def exec(self):
+        results = []
+        for plan, running in self.moves:
+            if running and plan._source_state() == "running":
+                results.append(plan.migrate(True))
+            else:
+                results.append(plan.failover(False, 120))
+        return results
