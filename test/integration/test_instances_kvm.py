@@ -131,3 +131,49 @@ def test_remove_deletes_the_disk(dev):
     dev.run("node1", "gnt-instance", "remove", "vm1")
     assert not (dev.dir / "node1/root/srv/genet/file-storage/vm1").exists()
     assert dev.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name").stdout.split() == []
+
+
+def uptime(dev: Dev, name: str) -> float:
+    out = dev.console(name, "echo UP$((1))-$(cut -d' ' -f1 /proc/uptime)-END\n")   # the echo of the
+    return float(out.split("UP1-", 1)[1].split("-END", 1)[0])                       # typed line differs
+
+
+def test_live_migration_keeps_the_guest_running(dev):
+    """When migrated live, the guest runs on node2 with its disk, address and growing uptime."""
+    dev.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node1", "--disk", "0:size=64M",
+            "--net", "0:link=gnt-br0", "-B", "memory=256M",
+            "-H", guest_hvparams("10.199.0.51") + ",migration_bandwidth=1000", "vm2")
+    log = dev.instance_dir("node1", "vm2") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")
+    dev.console("vm2", "echo SHARED-MARK | dd of=/dev/vda bs=512 seek=200 conv=fsync 2>/dev/null\n")
+    before = uptime(dev, "vm2")
+    out = dev.run("node1", "gnt-instance", "migrate", "-n", "node2", "vm2").stdout
+    assert "migration done: downtime" in out
+    assert dev.field("vm2", "pnode") == "node2" and dev.field("vm2", "status") == "running"
+    assert not (dev.instance_dir("node1", "vm2") / "qmp.sock").exists()
+    assert uptime(dev, "vm2") > before
+    assert "SHARED-MARK" in dev.console("vm2", "dd if=/dev/vda bs=512 skip=200 count=1 2>/dev/null | head -c 11;"
+                                               " echo\n")
+    dev.run("node2", "ping", "-c", "1", "-W", "3", "10.199.0.51")
+
+
+def test_failover_after_the_primary_node_dies(dev):
+    """When node2 dies, failover --ignore-consistency restarts vm2 on node3 with its data."""
+    assert tool("kill-node", "--dir", str(dev.dir), "node2").returncode == 0
+    proc = dev.run("node1", "gnt-instance", "failover", "-n", "node3", "vm2", ok=False)
+    assert proc.returncode == 1 and "--ignore-consistency" in proc.stderr
+    dev.run("node1", "gnt-instance", "failover", "--ignore-consistency", "-n", "node3", "vm2")
+    assert dev.field("vm2", "pnode") == "node3"
+    log = dev.instance_dir("node3", "vm2") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")
+    assert "SHARED-MARK" in dev.console("vm2", "dd if=/dev/vda bs=512 skip=200 count=1 2>/dev/null | head -c 11;"
+                                               " echo\n")
+
+
+def test_node_evacuate_moves_every_instance(dev):
+    dev.run("node1", "gnt-node", "modify", "-O", "yes", "node2")
+    dev.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node3", "-B", "memory=128M",
+            "-H", guest_hvparams("10.199.0.52") + ",migration_bandwidth=1000", "vm3")
+    dev.run("node1", "gnt-node", "evacuate", "-n", "node1", "node3")
+    out = dev.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name,pnode,status").stdout
+    assert out.split("\n")[:2] == ["vm2 node1 running", "vm3 node1 running"]
