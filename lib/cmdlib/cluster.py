@@ -91,6 +91,7 @@ class LUClusterVerify(LogicalUnit):
         for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
             if node["offline"]:
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
+        self._verify_instances(data, {n: a for n, a in online.items() if not results[n].failed})
         wanted = min(data["cluster"]["candidate_pool_size"],
                      sum(1 for n in data["nodes"].values() if n["master_capable"] and not n["offline"]
                          and not n["drained"]))
@@ -99,6 +100,35 @@ class LUClusterVerify(LogicalUnit):
             self._error("ECLUSTERCFG", "cluster", data["cluster"]["cluster_name"],
                         f"only {have} master candidates, {wanted} wanted")
         return {"ok": not self.problems, "errors": self.problems}
+
+    def _verify_instances(self, data: dict, reachable: dict[str, str]) -> None:
+        """Every instance runs where the config says and nowhere else; nodes run nothing unknown."""
+        hypervisors = data["cluster"]["enabled_hypervisors"]
+        reports = self.ctx.rpc.call_many(reachable, "instances_info", [hypervisors], timeout=15) if reachable else {}
+        running: dict[str, list[str]] = {}
+        for node, res in sorted(reports.items()):
+            if res.failed:
+                self._error("ENODEHV", "node", node, f"cannot list its instances: {res.fail_msg}")
+                continue
+            for name, info in sorted(res.payload.items()):
+                if info.get("state") != "running":
+                    continue
+                running.setdefault(name, []).append(node)
+                if name not in data["instances"]:
+                    self._error("ENODEORPHANINSTANCE", "node", node, f"runs unknown instance {name}")
+        for name, inst in sorted(data["instances"].items()):
+            primary = inst["primary_node"]
+            where = running.get(name, [])
+            if primary not in reachable:
+                continue              # reported as a node problem already
+            if inst["admin_state"] == "up" and primary not in where:
+                self._error("EINSTANCEDOWN", "instance", name, f"not running on its primary node {primary}")
+            if inst["admin_state"] != "up" and primary in where:
+                self._error("EINSTANCEUP", "instance", name, f"running on {primary} although it is marked down")
+            for node in where:
+                if node != primary:
+                    self._error("EINSTANCEWRONGNODE", "instance", name,
+                                f"running on {node}, which is not its primary node {primary}")
 
     def _error(self, code: str, kind: str, name: str, message: str) -> None:
         if code in self.op.ignore_errors:

@@ -136,3 +136,20 @@ def test_migrate_cleanup_keeps_the_running_copy(cluster):
     out = cluster.run("node1", "gnt-instance", "migrate", "--cleanup", "c1").stdout
     assert "runs on node1" in out
     assert listing(cluster, "name", "pnode", "status") == [["c1", "node1", "running"]]
+
+
+def test_verify_finds_instances_running_in_the_wrong_place(cluster):
+    """When an instance stopped behind genet's back or a node runs an unknown one, verify says so."""
+    from genet.hypervisor.fake import FakeHypervisor
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node2", "v1")
+    cluster.run("node1", "gnt-cluster", "verify")
+    node2 = FakeHypervisor(state_dir=cluster.root("node2") / "var/lib/genet/fake-hv")
+    node3 = FakeHypervisor(state_dir=cluster.root("node3") / "var/lib/genet/fake-hv")
+    node2.stop("v1", force=True)
+    node3.start({"name": "stray", "hvparams": {}, "beparams": {"maxmem": 64, "vcpus": 1}, "disks": [], "nics": []})
+    node3.start({"name": "v1", "hvparams": {}, "beparams": {"maxmem": 64, "vcpus": 1}, "disks": [], "nics": []})
+    proc = cluster.run("node1", "gnt-cluster", "verify", check=False)
+    assert proc.returncode == 1
+    assert "instance v1: not running on its primary node node2" in proc.stdout
+    assert "node node3: runs unknown instance stray" in proc.stdout
+    assert "instance v1: running on node3, which is not its primary node node2" in proc.stdout
