@@ -121,6 +121,35 @@ class NodeProcedures:
         get(template, storage_params).remove(instance, disk, index)
         return True
 
+    def rpc_blockdev_grow(self, instance: str, template: str, disk: dict, index: int, new_size: int,
+                          storage_params: dict) -> bool:
+        from genet.storage.base import get
+        get(template, storage_params).grow(instance, disk, index, new_size)
+        return True
+
+    def rpc_blockdev_rename(self, old: str, new: str, template: str, disks: list, storage_params: dict) -> bool:
+        from genet.storage.base import get
+        get(template, storage_params).rename(old, new, disks)
+        return True
+
+    def rpc_blockdev_access(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
+        """Where each disk is on this node; fails naming a missing one."""
+        from genet.storage.base import get
+        backend = get(template, storage_params)
+        return [backend.access(instance, disk, index) for index, disk in enumerate(disks)]
+
+    def rpc_instance_hotplug(self, name: str, hypervisor: str, kind: str, action: str, index: int,
+                             device: dict | None) -> bool:
+        """Plug (``add``) or unplug (``remove``) a disk or NIC of a running instance."""
+        hv = self._hv(hypervisor)
+        if kind == "disk":
+            hv.hotplug_disk(name, device, index) if action == "add" else hv.unplug_disk(name, index)
+        elif kind == "nic":
+            hv.hotplug_nic(name, device, index) if action == "add" else hv.unplug_nic(name, index)
+        else:
+            raise errors.OpPrereqError(f"cannot hot-plug a {kind!r}")
+        return True
+
     def rpc_instance_start(self, inst: dict, storage_params: dict, paused: bool = False) -> dict:
         """Resolve the disks on this node, then start the instance."""
         from genet.storage.base import get

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from genet import errors
 from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
-                          OneOf, ParamType, Record, Size, String)
+                          Modification, OneOf, ParamType, Record, Size, String)
 
 REQUIRED = object()
 POSITIONAL = "positional"
@@ -386,4 +386,55 @@ class OpNodeEvacuate(OpCode):
               ("-s", "--secondary-only")),
         Param("remote_node", Maybe(NAME), None, "Target node (default: most free memory)",
               ("-n", "--new-secondary")),
+    )
+
+
+
+class OpInstanceGrowDisk(OpCode):
+    """Grow one disk of an instance (the guest sees it after its next boot)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("disk", Int(0, 15), REQUIRED, "Index of the disk", POSITIONAL, "DISK"),
+        Param("amount", Size(), REQUIRED, "How much to add (or the new size with --absolute)",
+              POSITIONAL, "AMOUNT"),
+        Param("absolute", Bool(), False, "AMOUNT is the new size, not an increase", "--absolute"),
+    )
+
+
+class OpInstanceActivateDisks(OpCode):
+    """Make an instance's disks usable on its primary node; reports where they are."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (_INSTANCE,)
+
+
+class OpInstanceDeactivateDisks(OpCode):
+    """Release an instance's disks on its nodes (the instance must be stopped)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (_INSTANCE, Param("force", Bool(), False, "Deactivate even if the instance runs", ("-f", "--force")))
+
+
+class OpInstanceRename(OpCode):
+    """Give a stopped instance a new name (its disks follow)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("new_name", INSTANCE_NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"),
+    )
+
+
+class OpInstanceSetParams(OpCode):
+    """Change an instance: parameters, and disks or NICs added or removed (hot-plugged when running)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("beparams", BEPARAMS, {}, "Backend parameters to change", ("-B", "--backend-parameters"),
+              "KEY=VALUE,..."),
+        Param("hvparams", HvParams(), {}, "Hypervisor parameters to change",
+              ("-H", "--hypervisor-parameters"), "[HV:]KEY=VALUE,..."),
+        Param("disks", ListOf(Modification(DISK), 16), [], "Disks to add or remove", "--disk",
+              "add:size=SIZE[,...]|N:remove"),
+        Param("nics", ListOf(Modification(NIC), 8), [], "NICs to add or remove", "--net",
+              "add:[mode=...,link=...,mac=...]|N:remove"),
+        Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
     )

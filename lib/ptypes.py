@@ -284,3 +284,37 @@ class Record(ParamType):
             field = self.fields.get(key)
             typed[key] = field.parse(value) if field is not None and isinstance(value, str) else value
         return self.check(typed)
+
+
+class Modification(ParamType):
+    """Ganeti's list modifications: ``[action, index, params]``; CLI ``add:k=v`` or ``N:remove``."""
+
+    def __init__(self, record: Record):
+        self.record = record
+        self.name = f"{record.name} modification"
+        self.schema = {"type": "array", "items": [{"enum": ["add", "remove"]}, {"type": "integer"},
+                                                   record.schema]}
+
+    def check(self, value):
+        if not isinstance(value, (list, tuple)) or len(value) != 3:
+            raise ValueError(f"{self.name}: expected [action, index, params]")
+        action, index, params = value
+        if action not in ("add", "remove"):
+            raise ValueError(f"{self.name}: unknown action {action!r} (add or remove)")
+        if isinstance(index, bool) or not isinstance(index, int) or index < -1:
+            raise ValueError(f"{self.name}: index must be -1 (at the end) or a position")
+        if action == "add":
+            params = self.record.check(params or {})
+        elif params:
+            raise ValueError(f"{self.name}: remove takes no parameters")
+        return [action, index, params or {}]
+
+    def parse(self, text):
+        head, _, rest = text.partition(":")
+        if head == "add":
+            return self.check(["add", -1, self.record.parse(rest) if rest else {}])
+        if head.isdigit() and rest == "remove":
+            return self.check(["remove", int(head), {}])
+        if head == "remove" and not rest:
+            return self.check(["remove", -1, {}])
+        raise ValueError(f"{self.name}: use add:key=value,... or N:remove, got {text!r}")

@@ -15,8 +15,9 @@ class FileStorage(DiskTemplate):
         return paths.root() / self.params.get("file_storage_dir", "srv/genet/file-storage").lstrip("/")
 
     def path(self, instance: str, disk: dict, index: int) -> Path:
+        """Named by the disk's UUID, so removing another disk never renames this one."""
         suffix = "qcow2" if disk.get("format") == "qcow2" else "raw"
-        return self.base_dir() / instance / f"disk{index}-{disk['uuid'][:8]}.{suffix}"
+        return self.base_dir() / instance / f"disk-{disk['uuid']}.{suffix}"
 
 
 class SharedFileStorage(FileStorage):

@@ -82,6 +82,22 @@ def cmd_console(ns) -> int:
     os.execvp(argv[0], argv)
 
 
+def cmd_activate_disks(ns) -> int:
+    [disks] = base.submit_or_run(ns, [opcodes.OpInstanceActivateDisks(instance_name=ns.instance_name)]) or [[]]
+    for node, name, path in disks:
+        print(f"{node}:{name}:{path}")
+    return 0
+
+
+def cmd_modify(ns) -> int:
+    results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceSetParams, ns)])
+    if results:
+        print(f"Modified instance {ns.instance_name}")
+        for name, value in results[0]:
+            print(f" - {name} -> {value}")
+    return 0
+
+
 def build(parser) -> None:
     from genet.query import INSTANCE_DEFAULT
     sub = base.subcommands(parser)
@@ -94,6 +110,14 @@ def build(parser) -> None:
                         opcodes.OpInstanceMigrate)
     base.opcode_command(sub, "failover", "Stop an instance and start it on another node",
                         opcodes.OpInstanceFailover)
+    base.opcode_command(sub, "grow-disk", "Grow a disk of an instance", opcodes.OpInstanceGrowDisk)
+    base.opcode_command(sub, "activate-disks", "Make the disks usable and show where they are",
+                        opcodes.OpInstanceActivateDisks, cmd_activate_disks)
+    base.opcode_command(sub, "deactivate-disks", "Release the disks of a stopped instance",
+                        opcodes.OpInstanceDeactivateDisks)
+    base.opcode_command(sub, "rename", "Rename a stopped instance", opcodes.OpInstanceRename)
+    base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
+                        opcodes.OpInstanceSetParams, cmd_modify)
     p = sub.add_parser("list", help="List instances")
     base.add_list_options(p, "INSTANCE")
     p.set_defaults(handler=lambda ns: base.run_list(ns, "instance", INSTANCE_DEFAULT))

@@ -19,6 +19,35 @@ MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 KNOWN_OS = ("noop",)
 
 
+def make_nics(data: dict, specs: list[dict]) -> list[dict]:
+    """NIC objects for ``specs``: MACs generated from the cluster prefix or checked for uniqueness."""
+    used = {nic["mac"] for inst in data["instances"].values() for nic in inst["nics"]}
+    prefix = data["cluster"].get("mac_prefix", "aa:00:00")
+    nics = []
+    for index, spec in enumerate(specs):
+        mac = spec.get("mac", "auto").lower()
+        if mac in ("auto", "generate"):
+            mac = _new_mac(prefix, used)
+        elif not MAC_RE.match(mac):
+            raise errors.OpPrereqError(f"NIC {index}: invalid MAC address {mac!r}", errors.ECode.INVAL)
+        elif mac in used:
+            raise errors.OpPrereqError(f"NIC {index}: MAC address {mac} is already in use", errors.ECode.NOTUNIQUE)
+        used.add(mac)
+        mode = spec.get("mode", "bridged")
+        nics.append({"uuid": str(uuidlib.uuid4()), "mac": mac, "mode": mode,
+                     "link": spec.get("link", "gnt-br0" if mode == "bridged" else ""),
+                     "ip": spec.get("ip"), "vlan": spec.get("vlan"), "name": spec.get("name")})
+    return nics
+
+
+def _new_mac(prefix: str, used: set[str]) -> str:
+    for _ in range(1000):
+        mac = prefix + "".join(f":{random.randrange(256):02x}" for _ in range(3))
+        if mac not in used:
+            return mac
+    raise errors.OpPrereqError("no free MAC address left in the cluster's prefix", errors.ECode.NORES)
+
+
 def instance_of(lu: LogicalUnit, name: str) -> dict:
     inst = lu.cfg.read(lambda d: d["instances"].get(name))
     if inst is None:
@@ -158,7 +187,7 @@ class LUInstanceCreate(LogicalUnit):
             hvbase.get(self.hypervisor).check_parameters(self.hvparams)
         except hvbase.HypervisorError as err:
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
-        self.nics = self._nics(data)
+        self.nics = make_nics(data, self.op.nics)
         self.pnode = op.pnode or self._allocate(data)
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
@@ -168,33 +197,6 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
-
-    def _nics(self, data: dict) -> list[dict]:
-        used = {nic["mac"] for inst in data["instances"].values() for nic in inst["nics"]}
-        prefix = data["cluster"].get("mac_prefix", "aa:00:00")
-        nics = []
-        for index, spec in enumerate(self.op.nics):
-            mac = spec.get("mac", "auto").lower()
-            if mac in ("auto", "generate"):
-                mac = self._new_mac(prefix, used)
-            elif not MAC_RE.match(mac):
-                raise errors.OpPrereqError(f"NIC {index}: invalid MAC address {mac!r}", errors.ECode.INVAL)
-            elif mac in used:
-                raise errors.OpPrereqError(f"NIC {index}: MAC address {mac} is already in use",
-                                           errors.ECode.NOTUNIQUE)
-            used.add(mac)
-            nics.append({"uuid": str(uuidlib.uuid4()), "mac": mac, "mode": spec.get("mode", "bridged"),
-                         "link": spec.get("link", "gnt-br0" if spec.get("mode", "bridged") == "bridged" else ""),
-                         "ip": spec.get("ip"), "vlan": spec.get("vlan"), "name": spec.get("name")})
-        return nics
-
-    @staticmethod
-    def _new_mac(prefix: str, used: set[str]) -> str:
-        for _ in range(1000):
-            mac = prefix + "".join(f":{random.randrange(256):02x}" for _ in range(3))
-            if mac not in used:
-                return mac
-        raise errors.OpPrereqError("no free MAC address left in the cluster's prefix", errors.ECode.NORES)
 
     def _allocate(self, data: dict) -> str:
         """The online vm-capable node with the most free memory that can hold the instance."""
@@ -362,3 +364,202 @@ class LUInstanceConsole(InstanceLU):
         else:
             raise errors.OpExecError(f"instance {self.inst['name']} has neither a serial console nor VNC")
         return out
+
+
+def node_call(lu: LogicalUnit, node: str, procedure: str, *args, timeout: float = 120, what: str = ""):
+    """One RPC to one node; OpExecError naming the node and ``what`` failed."""
+    res = lu.ctx.rpc.call(node, node_address(lu, node), procedure, list(args), timeout=timeout)
+    if res.failed:
+        raise errors.OpExecError(f"{what or procedure} failed on {node}: {res.fail_msg}")
+    return res.payload
+
+
+def is_running(lu: LogicalUnit, inst: dict) -> bool:
+    info = node_call(lu, inst["primary_node"], "instance_info", inst["name"], inst["hypervisor"],
+                     timeout=15, what="asking whether the instance runs")
+    return bool(info) and info.get("state") == "running"
+
+
+class LUInstanceGrowDisk(InstanceLU):
+    OPCODE = opcodes.OpInstanceGrowDisk
+
+    def check_prereq(self):
+        super().check_prereq()
+        disks = self.inst["disks"]
+        if self.op.disk >= len(disks):
+            raise errors.OpPrereqError(f"instance {self.inst['name']} has no disk {self.op.disk}"
+                                       f" (it has {len(disks)})", errors.ECode.INVAL)
+        old = disks[self.op.disk]["size"]
+        self.new_size = self.op.amount if self.op.absolute else old + self.op.amount
+        if self.new_size <= old:
+            raise errors.OpPrereqError(f"disk {self.op.disk} of {self.inst['name']} has {old} MiB; the new size"
+                                       f" {self.new_size} MiB would not grow it", errors.ECode.INVAL)
+
+    def exec(self):
+        inst, index = self.inst, self.op.disk
+        node_call(self, inst["primary_node"], "blockdev_grow", inst["name"], inst["disk_template"],
+                  inst["disks"][index], index, self.new_size, storage_params(self), what=f"growing disk {index}")
+
+        def change(data):
+            data["instances"][inst["name"]]["disks"][index]["size"] = self.new_size
+            data["instances"][inst["name"]]["serial_no"] += 1
+        self.cfg.update(change)
+        self.feedback(f"* disk {index} of {inst['name']} is now {self.new_size} MiB"
+                      " (a running guest sees it after its next boot)")
+        return self.new_size
+
+
+class LUInstanceActivateDisks(InstanceLU):
+    OPCODE = opcodes.OpInstanceActivateDisks
+
+    def exec(self):
+        inst = self.inst
+        access = node_call(self, inst["primary_node"], "blockdev_access", inst["name"], inst["disk_template"],
+                           inst["disks"], storage_params(self), what="activating the disks")
+        return [[inst["primary_node"], f"disk/{i}", a["path"]] for i, a in enumerate(access)]
+
+
+class LUInstanceDeactivateDisks(InstanceLU):
+    """File-backed disks need no assembly: after the check that the instance is down, nothing to undo."""
+    OPCODE = opcodes.OpInstanceDeactivateDisks
+
+    def check_prereq(self):
+        super().check_prereq()
+        if not self.op.force and is_running(self, self.inst):
+            raise errors.OpPrereqError(f"instance {self.inst['name']} is running; stop it first or use --force",
+                                       errors.ECode.WRONG_STATE)
+
+    def exec(self):
+        return True
+
+
+class LUInstanceRename(InstanceLU):
+    OPCODE = opcodes.OpInstanceRename
+    REQ_BGL = True        # a new name: nothing else may take it meanwhile
+
+    def check_prereq(self):
+        super().check_prereq()
+        new = self.op.new_name
+        if not NAME_RE.match(new):
+            raise errors.OpPrereqError(f"invalid instance name {new!r}: use a host name", errors.ECode.INVAL)
+        if self.cfg.read(lambda d: new in d["instances"]):
+            raise errors.OpPrereqError(f"instance {new!r} already exists", errors.ECode.EXISTS)
+        if is_running(self, self.inst):
+            raise errors.OpPrereqError(f"instance {self.inst['name']} is running; stop it before renaming",
+                                       errors.ECode.WRONG_STATE)
+
+    def exec(self):
+        inst, old, new = self.inst, self.inst["name"], self.op.new_name
+        if inst["disks"]:
+            node_call(self, inst["primary_node"], "blockdev_rename", old, new, inst["disk_template"],
+                      inst["disks"], storage_params(self), what="renaming the disks")
+
+        def change(data):
+            moved = data["instances"].pop(old)
+            moved.update(name=new, serial_no=moved["serial_no"] + 1, mtime=time.time())
+            data["instances"][new] = moved
+        self.cfg.update(change)
+        self.ctx.glm.add(Level.INSTANCE, [new])
+        self.renamed = True
+        return new
+
+    def cleanup(self, failed: bool) -> None:
+        if getattr(self, "renamed", False):
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+class LUInstanceSetParams(InstanceLU):
+    """Ganeti's modify; disk and NIC changes reach a running guest by hot-plugging."""
+    OPCODE = opcodes.OpInstanceSetParams
+
+    def check_prereq(self):
+        super().check_prereq()
+        op, inst = self.op, self.inst
+        if not (op.beparams or op.hvparams or op.disks or op.nics):
+            raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
+        self.beparams = dict(inst["beparams"])
+        be = dict(op.beparams)
+        if "memory" in be:
+            be["maxmem"] = be["minmem"] = be.pop("memory")
+        self.beparams.update(be)
+        if self.beparams["minmem"] > self.beparams["maxmem"]:
+            raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+        self.hvparams = dict(inst["hvparams"], **op.hvparams)
+        from genet.hypervisor import base as hvbase
+        try:
+            hvbase.get(inst["hypervisor"]).check_parameters(self.hvparams)
+        except hvbase.HypervisorError as err:
+            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+        if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
+            raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
+                                       " stop it before changing disks or NICs", errors.ECode.WRONG_STATE)
+        self.running = bool(op.disks or op.nics) and is_running(self, inst)
+        if op.disks and inst["disk_template"] == "diskless":
+            raise errors.OpPrereqError(f"instance {inst['name']} is diskless", errors.ECode.WRONG_STATE)
+        self._check_removals("disk", op.disks, len(inst["disks"]))
+        self._check_removals("nic", op.nics, len(inst["nics"]))
+        self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"])
+
+    @staticmethod
+    def _check_removals(kind: str, mods: list, count: int) -> None:
+        for action, index, _ in mods:
+            if action == "remove" and not (-1 <= index < count) or action == "remove" and count == 0:
+                raise errors.OpPrereqError(f"there is no {kind} {index} to remove", errors.ECode.INVAL)
+
+    def exec(self):
+        inst, changes = self.inst, []
+        name = inst["name"]
+        if self.op.beparams or self.op.hvparams:
+            def params(data):
+                target = data["instances"][name]
+                target["beparams"], target["hvparams"] = self.beparams, self.hvparams
+            self.cfg.update(params)
+            changes += [[f"be/{k}", v] for k, v in sorted(self.op.beparams.items())]
+            changes += [[f"hv/{k}", v] for k, v in sorted(self.op.hvparams.items())]
+        nics = iter(self.new_nics)
+        for kind, mods in (("disk", self.op.disks), ("nic", self.op.nics)):
+            for action, index, spec in mods:
+                current = self.cfg.read(lambda d: [dict(x) for x in d["instances"][name][f"{kind}s"]])
+                if action == "add":
+                    index = len(current)
+                    device = self._new_disk(spec) if kind == "disk" else next(nics)
+                    self._add(kind, index, device)
+                else:
+                    index = len(current) - 1 if index == -1 else index
+                    self._remove(kind, index, current[index])
+                changes.append([f"{kind}/{index}", action])
+        return changes
+
+    @staticmethod
+    def _new_disk(spec: dict) -> dict:
+        return {"uuid": str(uuidlib.uuid4()), "size": spec["size"], "mode": spec.get("mode", "rw"),
+                "format": spec.get("format", "raw"), "name": spec.get("name")}
+
+    def _add(self, kind: str, index: int, device: dict) -> None:
+        inst, node = self.inst, self.inst["primary_node"]
+        plugged = device
+        if kind == "disk":
+            self.feedback(f"* creating disk {index} ({device['size']} MiB)")
+            plugged = node_call(self, node, "blockdev_create", inst["name"], inst["disk_template"], device, index,
+                                storage_params(self), what=f"creating disk {index}")
+        if self.running:
+            try:
+                node_call(self, node, "instance_hotplug", inst["name"], inst["hypervisor"], kind, "add", index,
+                          plugged, what=f"hot-plugging {kind} {index}")
+            except errors.OpExecError:
+                if kind == "disk":
+                    node_call(self, node, "blockdev_remove", inst["name"], inst["disk_template"], device, index,
+                              storage_params(self))
+                raise
+            self.feedback(f"* {kind} {index} hot-plugged into the running guest")
+        self.cfg.update(lambda d: d["instances"][inst["name"]][f"{kind}s"].append(device))
+
+    def _remove(self, kind: str, index: int, device: dict) -> None:
+        inst, node = self.inst, self.inst["primary_node"]
+        if self.running:
+            node_call(self, node, "instance_hotplug", inst["name"], inst["hypervisor"], kind, "remove", index,
+                      None, what=f"unplugging {kind} {index}")
+        self.cfg.update(lambda d: d["instances"][inst["name"]][f"{kind}s"].pop(index))
+        if kind == "disk":
+            node_call(self, node, "blockdev_remove", inst["name"], inst["disk_template"], device, index,
+                      storage_params(self), what=f"removing disk {index}")

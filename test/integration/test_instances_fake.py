@@ -28,7 +28,7 @@ def test_add_file_instance_creates_its_disk_and_remove_deletes_it(cluster):
     cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node3", "--disk", "0:size=8M",
                 "--disk", "1:size=4M,format=qcow2", "--no-start", "db1")
     files = sorted(p.name for p in (cluster.root("node3") / "srv/genet/file-storage/db1").iterdir())
-    assert len(files) == 2 and files[0].startswith("disk0-") and files[1].endswith(".qcow2")
+    assert len(files) == 2 and sorted(f.rsplit(".", 1)[1] for f in files) == ["qcow2", "raw"]
     assert listing(cluster, "name", "status", "disk.sizes") == [["db1", "ADMIN_down", "8,4"]]
     cluster.run("node1", "gnt-instance", "remove", "db1")
     assert not (cluster.root("node3") / "srv/genet/file-storage/db1").exists()
@@ -153,3 +153,48 @@ def test_verify_finds_instances_running_in_the_wrong_place(cluster):
     assert "instance v1: not running on its primary node node2" in proc.stdout
     assert "node node3: runs unknown instance stray" in proc.stdout
     assert "instance v1: running on node3, which is not its primary node node2" in proc.stdout
+
+
+def test_grow_disk_activate_deactivate_rename(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "g1")
+    cluster.run("node1", "gnt-instance", "grow-disk", "g1", "0", "4M")
+    cluster.run("node1", "gnt-instance", "grow-disk", "--absolute", "g1", "0", "16M")
+    assert listing(cluster, "disk.sizes") == [["16"]]
+    [disk] = (cluster.root("node2") / "srv/genet/file-storage/g1").iterdir()
+    assert disk.stat().st_size == 16 << 20
+    proc = cluster.run("node1", "gnt-instance", "grow-disk", "--absolute", "g1", "0", "8M", check=False)
+    assert proc.returncode == 1 and "would not grow" in proc.stderr
+    out = cluster.run("node1", "gnt-instance", "activate-disks", "g1").stdout
+    assert out.strip() == f"node2:disk/0:{disk}"
+    proc = cluster.run("node1", "gnt-instance", "deactivate-disks", "g1", check=False)
+    assert proc.returncode == 1 and "is running" in proc.stderr
+    proc = cluster.run("node1", "gnt-instance", "rename", "g1", "g2", check=False)
+    assert proc.returncode == 1 and "stop it before renaming" in proc.stderr
+    cluster.run("node1", "gnt-instance", "shutdown", "g1")
+    cluster.run("node1", "gnt-instance", "deactivate-disks", "g1")
+    cluster.run("node1", "gnt-instance", "rename", "g1", "g2")
+    assert listing(cluster, "name") == [["g2"]]
+    assert (cluster.root("node2") / f"srv/genet/file-storage/g2/{disk.name}").exists()
+    cluster.run("node1", "gnt-instance", "startup", "g2")
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--no-start", "g1")   # the old name is free
+
+
+def test_modify_params_and_hotplug_disks_and_nics(cluster):
+    from genet.hypervisor.fake import FakeHypervisor
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "m1")
+    out = cluster.run("node1", "gnt-instance", "modify", "-B", "vcpus=2", "--disk", "add:size=8M",
+                      "--net", "add:link=br9", "m1").stdout
+    assert "be/vcpus -> 2" in out and "disk/1 -> add" in out and "nic/0 -> add" in out
+    assert listing(cluster, "be/vcpus", "disk.sizes", "nic.links") == [["2", "4,8", "br9"]]
+    fake = FakeHypervisor(state_dir=cluster.root("node2") / "var/lib/genet/fake-hv")
+    devices = fake.devices("m1")
+    assert len(devices["disks"]) == 2 and len(devices["nics"]) == 1      # hot-plugged into the guest
+    cluster.run("node1", "gnt-instance", "modify", "--disk", "0:remove", "--net", "0:remove", "m1")
+    assert listing(cluster, "disk.sizes", "nic.count") == [["8", "0"]]
+    assert len(list((cluster.root("node2") / "srv/genet/file-storage/m1").iterdir())) == 1
+    proc = cluster.run("node1", "gnt-instance", "modify", "--disk", "5:remove", "m1", check=False)
+    assert proc.returncode == 1 and "no disk 5" in proc.stderr
+    proc = cluster.run("node1", "gnt-instance", "modify", "m1", check=False)
+    assert proc.returncode == 1 and "no changes" in proc.stderr
+    proc = cluster.run("node1", "gnt-instance", "modify", "-H", "bogus_param=1", "m1", check=False)
+    assert proc.returncode == 1 and "bogus_param" in proc.stderr

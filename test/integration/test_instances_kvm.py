@@ -96,7 +96,7 @@ def test_guest_writes_its_disk_and_answers_ping_from_its_node(dev):
     out = dev.console("vm1", "echo GENET-MARKER-77 | dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null;"
                              " echo WROTE-$((1+1))\n")
     assert "WROTE-2" in out
-    disk = next((dev.dir / "node1/root/srv/genet/file-storage/vm1").glob("disk0-*"))
+    disk = next((dev.dir / "node1/root/srv/genet/file-storage/vm1").glob("disk-*"))
     with open(disk, "rb") as f:
         f.seek(51200)
         assert f.read(15) == b"GENET-MARKER-77"
@@ -177,3 +177,16 @@ def test_node_evacuate_moves_every_instance(dev):
     dev.run("node1", "gnt-node", "evacuate", "-n", "node1", "node3")
     out = dev.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name,pnode,status").stdout
     assert out.split("\n")[:2] == ["vm2 node1 running", "vm3 node1 running"]
+
+
+def test_hotplug_a_disk_into_the_running_guest(dev):
+    dev.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node3", "--disk", "0:size=16M",
+            "-B", "memory=128M", "-H", guest_hvparams("10.199.0.53"), "vm4")
+    log = dev.instance_dir("node3", "vm4") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")
+    assert "/dev/vdb" not in dev.console("vm4", "ls /dev/vd*\n")
+    out = dev.run("node1", "gnt-instance", "modify", "--disk", "add:size=8M", "vm4").stdout
+    assert "disk/1 -> add" in out
+    wait_for(lambda: "/dev/vdb" in dev.console("vm4", "ls /dev/vd*\n"), 30, "/dev/vdb in the guest")
+    dev.run("node1", "gnt-instance", "modify", "--disk", "1:remove", "vm4")
+    wait_for(lambda: "/dev/vdb" not in dev.console("vm4", "ls /dev/vd*\n"), 30, "/dev/vdb gone")
