@@ -16,9 +16,14 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     if paths.config_file().exists():
         raise errors.OpPrereqError(f"this node is already part of a cluster ({paths.config_file()} exists);"
                                    " run 'gnt-cluster destroy' first", errors.ECode.EXISTS)
-    prefix = (storage or {}).get("mac_prefix", "aa:00:00")
-    if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", prefix):
-        raise errors.OpPrereqError(f"invalid MAC prefix {prefix!r}: three hex bytes like aa:00:00",
+    storage = dict(storage or {})
+    prefix = storage["mac_prefix"] = storage.get("mac_prefix", "aa:00:00").lower()
+    if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", prefix) or int(prefix[:2], 16) & 1:
+        raise errors.OpPrereqError(f"invalid MAC prefix {prefix!r}: three hex bytes of a unicast address,"
+                                   " like aa:00:00", errors.ECode.INVAL)
+    shared = storage.get("shared_file_storage_dir")
+    if shared is not None and not shared.startswith("/"):
+        raise errors.OpPrereqError(f"the shared file storage directory must be absolute, got {shared!r}",
                                    errors.ECode.INVAL)
     name = paths.node_name()
     address = netutils.resolve(name)
@@ -27,7 +32,7 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
     if secondary_ip:
         data["nodes"][name]["secondary_ip"] = secondary_ip
-    data["cluster"].update(storage or {})
+    data["cluster"].update(storage)
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")

@@ -223,7 +223,7 @@ def _candidates() -> list[tuple[str, Path]]:
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
         for entry in entries:
-            if entry.is_dir() and not entry.name.startswith("."):
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name != "__pycache__":
                 found.append((entry.name, entry))
     return found
 
@@ -514,8 +514,9 @@ def _execute(os_def: OsDefinition, op: str, env: dict[str, str], target: str, ar
         env = dict(env, EXP_SIZE_FD=str(size_w))
     start = time.monotonic()
     with open(log_path, "wb") as log:
-        log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} genet: {script}"
-                  f" {' '.join(args)} for {target} (OS API {env.get('OS_API_VERSION')})\n".encode())
+        command = " ".join([str(script), *args])
+        log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} genet: {command} for {target}"
+                  f" (OS API {env.get('OS_API_VERSION')})\n".encode())
         log.flush()
         header_end = log.tell()
         try:

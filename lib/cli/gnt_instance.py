@@ -79,7 +79,10 @@ def cmd_console(ns) -> int:
         print(" ".join(shlex.quote(a) for a in argv))
         return 0
     sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as err:
+        raise errors.CommandError(f"cannot run {argv[0]}: {err.strerror}; install the OpenSSH client") from None
 
 
 def cmd_activate_disks(ns) -> int:

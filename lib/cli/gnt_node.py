@@ -19,6 +19,8 @@ def ssh_prepare_node(name: str, address: str, readd: bool, check_host_key: bool)
                           if paths.ssconf_file(k).exists()}}
     client = paramiko.SSHClient()
     client.load_system_host_keys()
+    if os.environ.get("GENET_SSH_KNOWN_HOSTS"):
+        client.load_host_keys(os.environ["GENET_SSH_KNOWN_HOSTS"])
     client.set_missing_host_key_policy(paramiko.RejectPolicy() if check_host_key else paramiko.AutoAddPolicy())
     key = os.environ.get("GENET_SSH_KEY")
     try:

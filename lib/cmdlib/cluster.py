@@ -31,6 +31,8 @@ class LUClusterQuery(LogicalUnit):
                 "enabled_hypervisors": cluster["enabled_hypervisors"],
                 "default_hypervisor": cluster["enabled_hypervisors"][0],
                 "modify_etc_hosts": cluster["modify_etc_hosts"],
+                "mac_prefix": cluster.get("mac_prefix", "aa:00:00"),
+                **config.storage_params(data),
                 "ctime": cluster["ctime"], "mtime": data["mtime"], "tags": cluster["tags"],
                 "node_count": len(data["nodes"]), "instance_count": len(data["instances"]),
             }

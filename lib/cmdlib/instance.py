@@ -347,6 +347,8 @@ class LUInstanceConsole(InstanceLU):
         node = self.inst["primary_node"]
         res = self.ctx.rpc.call(node, node_address(self, node), "instance_console",
                                 [self.inst["name"], self.inst["hypervisor"]], timeout=15)
+        if res.failed and isinstance(res.error, errors.RpcError):
+            raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
         if res.failed:
             raise errors.OpPrereqError(f"instance {self.inst['name']} is not running, it has no console",
                                        errors.ECode.WRONG_STATE)
@@ -356,10 +358,12 @@ class LUInstanceConsole(InstanceLU):
         node = self.node(self.inst["primary_node"])
         out = {"instance": self.inst["name"], "kind": self.console["kind"], "host": node["primary_ip"]}
         if self.console["kind"] == "serial":
-            out.update(kind="ssh", user="root",
+            out.update(kind="ssh", user="root", log=self.console.get("log"),
                        command=["socat", "STDIO,raw,echo=0,escape=0x1d", f"UNIX-CONNECT:{self.console['path']}"])
         elif "vnc" in self.console:
-            out.update(kind="vnc", host=self.console["vnc"]["host"], port=self.console["vnc"]["port"],
+            host = self.console["vnc"]["host"]
+            out.update(kind="vnc", host=node["primary_ip"] if host in ("0.0.0.0", "::") else host,
+                       port=self.console["vnc"]["port"],
                        display=self.console["vnc"]["port"] - 5900)
         else:
             raise errors.OpExecError(f"instance {self.inst['name']} has neither a serial console nor VNC")

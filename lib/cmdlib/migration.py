@@ -15,15 +15,24 @@ from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
 
 POLL = 0.5
+MIGRATION_TIMEOUT = 3600.0     # a migration that has not converged by then is cancelled
 
 
-def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str]) -> str:
-    """The online vm-capable node (not in ``exclude``) with the most free memory that fits."""
+class NotRunning(errors.OpPrereqError):
+    """The instance to migrate does not run (so it could be failed over instead)."""
+
+    def __init__(self, msg: str):
+        super().__init__(msg, errors.ECode.WRONG_STATE)
+
+
+def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict[str, int]) -> str:
+    """The online vm-capable node (not in ``exclude``) with the most free memory that fits,
+    counting memory ``reserved`` by moves planned before this one."""
     data = lu.cfg.snapshot()
     nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
              if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
     results = lu.ctx.rpc.call_many(nodes, "hv_node_info", [inst["hypervisor"]], timeout=15)
-    free = {n: r.payload["memory_free"] for n, r in results.items() if not r.failed}
+    free = {n: r.payload["memory_free"] - reserved.get(n, 0) for n, r in results.items() if not r.failed}
     fitting = [n for n in sorted(free) if free[n] >= inst["beparams"]["maxmem"]]
     if not fitting:
         raise errors.OpPrereqError(f"no node can take instance {inst['name']} ({inst['beparams']['maxmem']}"
@@ -34,16 +43,19 @@ def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str]) -> str:
 class MovePlan:
     """One instance going from its primary to a target node."""
 
-    def __init__(self, lu: LogicalUnit, inst: dict, target: str | None, need_running: bool):
+    def __init__(self, lu: LogicalUnit, inst: dict, target: str | None, need_running: bool,
+                 reserved: dict[str, int] | None = None):
         self.lu = lu
         self.inst = inst
         self.source = inst["primary_node"]
+        reserved = {} if reserved is None else reserved
+        self.source_offline = lu.node(self.source)["offline"]
         template = storage.get(inst["disk_template"])
         if not template.shared:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
                 f" {self.source}; it cannot move to another node", errors.ECode.WRONG_STATE)
-        self.target = target or choose_target(lu, inst, {self.source})
+        self.target = target or choose_target(lu, inst, {self.source}, reserved)
         if self.target == self.source:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {self.target}",
                                        errors.ECode.INVAL)
@@ -52,13 +64,16 @@ class MovePlan:
             raise errors.OpPrereqError(f"target node {self.target} is offline", errors.ECode.WRONG_STATE)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"target node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
-        self.running = False
-        if need_running:
-            self.running = self._source_state() == "running"
-            if not self.running:
-                raise errors.OpPrereqError(f"instance {inst['name']} is not running, it cannot be migrated",
-                                           errors.ECode.WRONG_STATE)
-        free = free_memory(lu, self.target, inst["hypervisor"])
+        self.running = not self.source_offline and self._source_state() == "running"
+        if need_running and self.source_offline:
+            raise errors.OpPrereqError(f"the primary node {self.source} of {inst['name']} is offline; use"
+                                       " failover instead of migrate", errors.ECode.WRONG_STATE)
+        if need_running and not self.running:
+            raise NotRunning(f"instance {inst['name']} is not running, it cannot be migrated")
+        if not (self.running or inst["admin_state"] == "up"):
+            return                    # it will not run on the target: no memory needed there
+        free = free_memory(lu, self.target, inst["hypervisor"]) - reserved.get(self.target, 0)
+        reserved[self.target] = reserved.get(self.target, 0) + inst["beparams"]["maxmem"]
         if free < inst["beparams"]["maxmem"]:
             raise errors.OpPrereqError(f"not enough memory on target node {self.target} for instance"
                                        f" {inst['name']}: needed {inst['beparams']['maxmem']} MiB, free {free}"
@@ -102,8 +117,10 @@ class MovePlan:
             self._call(self.source, "instance_abort_migration", inst["name"], hv)
             self._call(self.target, "instance_finish_incoming", inst["name"], hv, False)
             raise
-        self._call(self.target, "instance_finish_incoming", inst["name"], hv, True, timeout=120) \
-            .raise_on_error("resuming the instance on the target")
+        res = self._call(self.target, "instance_finish_incoming", inst["name"], hv, True, timeout=120)
+        if res.failed:
+            raise errors.OpExecError(f"the memory of {inst['name']} reached {self.target} but it could not be"
+                                     f" resumed there ({res.fail_msg}); run gnt-instance migrate --cleanup")
         self._set_primary()
         res = self._call(self.source, "instance_stop", inst["name"], hv, 0, True)
         if res.failed:
@@ -115,7 +132,12 @@ class MovePlan:
 
     def _wait(self) -> dict:
         last = -1
+        deadline = time.monotonic() + MIGRATION_TIMEOUT
         while True:
+            if time.monotonic() > deadline:
+                raise errors.OpExecError(f"migration of {self.inst['name']} did not converge within"
+                                         f" {MIGRATION_TIMEOUT:.0f} s; raise migration_bandwidth or"
+                                         " migration_downtime, or use --migration-mode=non-live")
             status = self._call(self.source, "instance_migration_status", self.inst["name"],
                                 self.inst["hypervisor"]).raise_on_error("migration status")
             state = status.get("status")
@@ -168,8 +190,8 @@ class LUInstanceMigrate(LogicalUnit):
         try:
             self.plan = MovePlan(self, inst, self.op.target_node, need_running=True)
             self.failover = False
-        except errors.OpPrereqError as err:
-            if not (self.op.allow_failover and "not running" in str(err)):
+        except NotRunning:
+            if not self.op.allow_failover:
                 raise
             self.plan = MovePlan(self, inst, self.op.target_node, need_running=False)
             self.failover = True
@@ -188,7 +210,9 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
     data = lu.cfg.snapshot()
     online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
     results = lu.ctx.rpc.call_many(online, "instance_info", [inst["name"], inst["hypervisor"]], timeout=15)
-    running = sorted(n for n, r in results.items() if not r.failed and (r.payload or {}).get("state") == "running")
+    def runs(info: dict | None) -> bool:    # a paused source (postmigrate) or target (inmigrate) does not
+        return bool(info) and info.get("runstate", info.get("state")) == "running"
+    running = sorted(n for n, r in results.items() if not r.failed and runs(r.payload))
     present = sorted(n for n, r in results.items() if not r.failed and r.payload)
     if not running:
         raise errors.OpExecError(f"instance {inst['name']} runs nowhere; start it with gnt-instance startup")
@@ -198,7 +222,10 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
             lu.feedback(f"* removing the stale copy of {inst['name']} on {node}")
             lu.ctx.rpc.call(node, online[node], "instance_stop", [inst["name"], inst["hypervisor"], 0, True])
     if keep != inst["primary_node"]:
-        lu.cfg.update(lambda d: d["instances"][inst["name"]].update(primary_node=keep))
+        def change(data):
+            target = data["instances"][inst["name"]]
+            target.update(primary_node=keep, serial_no=target["serial_no"] + 1, mtime=time.time())
+        lu.cfg.update(change)
     lu.feedback(f"* instance {inst['name']} runs on {keep}")
     return {"node": keep}
 
@@ -238,7 +265,8 @@ class LUNodeMigrate(_NodeEmptying):
     OPCODE = opcodes.OpNodeMigrate
 
     def check_prereq(self):
-        self.plans = [MovePlan(self, inst, self.op.target_node, need_running=True)
+        reserved: dict[str, int] = {}
+        self.plans = [MovePlan(self, inst, self.op.target_node, need_running=True, reserved=reserved)
                       for inst in self.primaries() if inst["admin_state"] == "up"]
 
     def exec(self):
@@ -253,18 +281,16 @@ class LUNodeEvacuate(_NodeEmptying):
         if self.op.remote_node == self.op.node_name:
             raise errors.OpPrereqError("the new node must differ from the node being evacuated",
                                        errors.ECode.INVAL)
-        self.moves = []
-        if self.op.secondary_only:
-            return       # no template with secondaries yet: nothing to move
-        for inst in self.primaries():
-            running = inst["admin_state"] == "up"
-            self.moves.append((MovePlan(self, inst, self.op.remote_node, need_running=False), running))
+        if self.op.primary_only and self.op.secondary_only:
+            raise errors.OpPrereqError("--primary-only and --secondary-only exclude each other",
+                                       errors.ECode.INVAL)
+        # no template keeps a secondary yet: --secondary-only has nothing to move
+        reserved: dict[str, int] = {}
+        self.plans = [] if self.op.secondary_only else [
+            MovePlan(self, inst, self.op.remote_node, need_running=False, reserved=reserved)
+            for inst in self.primaries()]
 
     def exec(self):
-        results = []
-        for plan, running in self.moves:
-            if running and plan._source_state() == "running":
-                results.append(plan.migrate(True))
-            else:
-                results.append(plan.failover(False, 120))
-        return results
+        """Running instances migrate live; the others (or all, from a dead node) fail over."""
+        return [plan.migrate(True) if plan.running else plan.failover(plan.source_offline, 120)
+                for plan in self.plans]

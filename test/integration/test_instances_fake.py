@@ -198,3 +198,26 @@ def test_modify_params_and_hotplug_disks_and_nics(cluster):
     assert proc.returncode == 1 and "no changes" in proc.stderr
     proc = cluster.run("node1", "gnt-instance", "modify", "-H", "bogus_param=1", "m1", check=False)
     assert proc.returncode == 1 and "bogus_param" in proc.stderr
+
+
+def test_evacuating_an_offline_node_fails_its_instances_over(cluster):
+    """When the node is dead and marked offline, evacuate restarts its instances elsewhere."""
+    cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node3", "--disk", "0:size=4M", "d1")
+    cluster.run("node1", "gnt-node", "modify", "-O", "yes", "node3")
+    proc = cluster.run("node1", "gnt-instance", "migrate", "d1", check=False)
+    assert proc.returncode == 1 and "offline; use failover" in proc.stderr
+    cluster.run("node1", "gnt-node", "evacuate", "node3")
+    [[pnode, status]] = listing(cluster, "pnode", "status")
+    assert pnode in ("node1", "node2") and status == "running"
+    proc = cluster.run("node1", "gnt-node", "evacuate", "-p", "-s", "node2", check=False)
+    assert proc.returncode == 1 and "exclude each other" in proc.stderr
+
+
+def test_init_refuses_a_multicast_mac_prefix_and_a_relative_shared_dir(tmp_path):
+    from loopback import LoopbackCluster
+    solo = LoopbackCluster(tmp_path, nodes=1)
+    proc = solo.run("node1", "gnt-cluster", "init", "--mac-prefix", "01:00:00", "c", check=False)
+    assert proc.returncode == 1 and "unicast" in proc.stderr
+    proc = solo.run("node1", "gnt-cluster", "init", "--shared-file-storage-dir", "rel/dir", "c", check=False)
+    assert proc.returncode == 1 and "must be absolute" in proc.stderr
+    assert not (solo.root("node1") / "var/lib/genet/config.data").exists()
