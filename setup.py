@@ -1,5 +1,11 @@
 """Installs genet: the core package and its backends, the daemons and the gnt-* commands."""
+from pathlib import Path
+
 from setuptools import setup
+
+# the bundled OS definitions (noop, image) go to share/genet/os/NAME
+OS_FILES = [(f"share/genet/os/{d.name}", [str(f) for f in sorted(d.iterdir()) if f.is_file()])
+            for d in sorted(Path("os").iterdir()) if d.is_dir()]
 
 setup(
     name="genet",
@@ -17,6 +23,7 @@ setup(
     },
     packages=["genet", "genet.cli", "genet.cmdlib", "genet.hypervisor", "genet.hypervisor.kvm",
               "genet.storage", "genet.rapi"],
+    data_files=OS_FILES,
     install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
                       "paramiko", "bitarray", "service-identity"],
     entry_points={
@@ -26,6 +33,7 @@ setup(
             "gnt-job = genet.cli.gnt_job:main",
             "gnt-debug = genet.cli.gnt_debug:main",
             "gnt-instance = genet.cli.gnt_instance:main",
+            "gnt-os = genet.cli.gnt_os:main",
             "genet-masterd = genet.masterd:main",
             "genet-noded = genet.noded:main",
             "genet-daemon = genet.bootstrap:daemon_main",

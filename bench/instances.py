@@ -430,20 +430,30 @@ def wait_ready(node: dict, name: str, timeout: float) -> float:
 
 def migrate_series(cluster: dict, client: luxi.Client, name: str, hvparams: dict,
                    count: int, boot_timeout: float) -> dict:
-    """Create and boot ``name`` on node1, then ``count`` migrations node1 <-> node2."""
+    """Create and boot ``name`` on node1, then ``count`` migrations node1 <-> node2.
+
+    A failed migration job is recorded (with the nodes' logs saved) and ends the series;
+    the figures come from the migrations that succeeded."""
     node1 = node_of(cluster, "node1")
     t_create, _, _ = submit_wait(client, opcodes.OpInstanceCreate(
         instance_name=name, disk_template="diskless", pnode=node1["name"], nics=[],
         beparams={"memory": GUEST_MEMORY}, hvparams=hvparams, start=True), timeout=300)
-    migrations = []
+    migrations, failed = [], []
     try:
         boot = wait_ready(node1, name, boot_timeout)
         log(f"{name}: created and started in {t_create:.2f}s, guest ready {boot:.1f}s later")
         here = "node1"
         for i in range(count):
             target = "node2" if here == "node1" else "node1"
-            elapsed, job_id, res = submit_wait(client, opcodes.OpInstanceMigrate(
-                instance_name=name, target_node=target), timeout=600)
+            try:
+                elapsed, job_id, res = submit_wait(client, opcodes.OpInstanceMigrate(
+                    instance_name=name, target_node=target), timeout=600)
+            except BenchError as err:
+                saved = save_logs(Path(cluster["dir"]))
+                failed.append({"source": here, "target": target, "number": i + 1,
+                               "error": str(err), "logs": str(saved) if saved else None})
+                log(f"{name}: migration {i + 1} {here} -> {target} FAILED: {err}")
+                break
             if not isinstance(res, dict) or res.get("downtime_ms") is None:
                 raise BenchError(f"migration job {job_id} returned {res!r}")
             state = instance_fields(client, name, ["pnode", "status"])
@@ -461,13 +471,16 @@ def migrate_series(cluster: dict, client: luxi.Client, name: str, hvparams: dict
             remove_instance(client, name)
         except (BenchError, errors.GenericError) as err:
             log(f"could not remove {name}: {err}")
+
+    def med(key):
+        return median([m[key] for m in migrations]) if migrations else None
     return {"instance": name, "hvparams": {k: v for k, v in hvparams.items()
                                            if k not in ("kernel_path", "initrd_path")},
             "memory_mib": GUEST_MEMORY, "boot_to_ready_s": round(boot, 2),
-            "migrations": migrations,
-            "downtime_median_ms": median([m["downtime_ms"] for m in migrations]),
-            "total_time_median_ms": median([m["total_time_ms"] for m in migrations]),
-            "job_median_ms": median([m["job_ms"] for m in migrations])}
+            "planned": count, "migrations": migrations, "failed": failed,
+            "downtime_median_ms": med("downtime_ms"),
+            "downtime_max_ms": max((m["downtime_ms"] for m in migrations), default=None),
+            "total_time_median_ms": med("total_time_ms"), "job_median_ms": med("job_ms")}
 
 
 def bench_migrate(cluster: dict, client: luxi.Client, count: int, default_count: int,
@@ -477,14 +490,31 @@ def bench_migrate(cluster: dict, client: luxi.Client, count: int, default_count:
                                      boot_timeout)}
     f = result["fast"]
     log(f"migrate (bandwidth 1000 MiB/s): downtime median {f['downtime_median_ms']} ms, total "
-        f"{f['total_time_median_ms']} ms ({count} migrations)")
+        f"{f['total_time_median_ms']} ms ({len(f['migrations'])} migrations, "
+        f"{len(f['failed'])} failed)")
     if default_count:
         result["default"] = migrate_series(cluster, client, "bench-mig-dflt", guest_hvparams(),
                                            default_count, boot_timeout)
         d = result["default"]
         log(f"migrate (default bandwidth): downtime median {d['downtime_median_ms']} ms, total "
-            f"{d['total_time_median_ms']} ms ({default_count} migrations)")
+            f"{d['total_time_median_ms']} ms ({len(d['migrations'])} migrations, "
+            f"{len(d['failed'])} failed)")
     return result
+
+
+def save_logs(directory: Path) -> Path | None:
+    """After a failure: copy every node's var/log (daemon and QEMU logs) next to the cluster
+    directory, which dev-cluster stop deletes."""
+    dest = directory.with_name(directory.name + "-logs")
+    copied = False
+    for node_dir in sorted(directory.glob("node*")):
+        logs = node_dir / "root" / "var" / "log"
+        if logs.is_dir():
+            shutil.copytree(logs, dest / node_dir.name, dirs_exist_ok=True)
+            copied = True
+    if copied:
+        log(f"the nodes' logs are kept in {dest}")
+    return dest if copied else None
 
 
 # ---------------------------------------------------------------- report
@@ -529,20 +559,25 @@ def table_rows(results: dict) -> list[dict]:
         add("kvm start overhead (paired a - b), median", r["overhead_median_ms"], "ms",
             "start_overhead_median_ms")
     if "migrate" in results:
-        f = results["migrate"]["fast"]
-        n = len(f["migrations"])
-        add(f"migration downtime, 256 MiB idle, bandwidth 1000, median of {n}",
-            f["downtime_median_ms"], "ms", "migration_downtime_median_ms")
-        add("migration total time (QEMU), bandwidth 1000, median", f["total_time_median_ms"],
-            "ms")
-        add("migration job (submit -> final), bandwidth 1000, median", f["job_median_ms"], "ms")
-        d = results["migrate"].get("default")
-        if d:
-            n = len(d["migrations"])
-            add(f"migration downtime, default bandwidth (32 MiB/s), median of {n}",
-                d["downtime_median_ms"], "ms")
-            add("migration total time (QEMU), default bandwidth", d["total_time_median_ms"],
-                "ms")
+        for key, label in (("fast", "bandwidth 1000"), ("default", "default bandwidth (32)")):
+            series = results["migrate"].get(key)
+            if not series:
+                continue
+            n = len(series["migrations"])
+            if n:
+                add(f"migration downtime, 256 MiB idle, {label}, median of {n}",
+                    series["downtime_median_ms"], "ms",
+                    "migration_downtime_median_ms" if key == "fast" else None)
+                add(f"migration downtime, {label}, max", series["downtime_max_ms"], "ms")
+                add(f"migration total time (QEMU), {label}, median",
+                    series["total_time_median_ms"], "ms")
+                add(f"migration job (submit -> final), {label}, median",
+                    series["job_median_ms"], "ms")
+            if series["failed"]:
+                rows.append({"figure": f"failed migrations, {label}",
+                             "measured": len(series["failed"]), "unit": "",
+                             "measured_text": f"{len(series['failed'])} of {n + len(series['failed'])}",
+                             "target": "0", "ganeti": "-", "status": "MISSED"})
     return rows
 
 
@@ -588,6 +623,10 @@ def main(argv: list[str] | None = None) -> int:
     directories: list[Path] = []
 
     def stop(directory: Path) -> None:
+        if failure is not None:
+            saved = save_logs(directory)
+            if saved:
+                doc.setdefault("saved_logs", []).append(str(saved))
         if args.keep:
             log(f"--keep: cluster left running in {directory}; "
                 f"stop it with {DEV_CLUSTER} stop --dir {directory}")

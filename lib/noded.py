@@ -150,6 +150,36 @@ class NodeProcedures:
             raise errors.OpPrereqError(f"cannot hot-plug a {kind!r}")
         return True
 
+    # --- OS definitions (genet.osinterface) ---
+
+    def rpc_os_diagnose(self) -> list:
+        from genet import osinterface
+        return osinterface.diagnose()
+
+    def rpc_os_validate(self, name: str, osparams: dict) -> bool:
+        from genet import osinterface
+        return osinterface.validate(name, osparams)
+
+    def _resolved(self, inst: dict, storage_params: dict) -> list[dict]:
+        from genet.storage.base import get
+        template = get(inst["disk_template"], storage_params)
+        return [template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
+
+    def rpc_os_create(self, inst: dict, storage_params: dict, reinstall: bool = False) -> str:
+        """Run the OS create script on the instance's disks; returns the log path."""
+        from genet import osinterface
+        name, variant = osinterface.split_name(inst["os"])
+        result = osinterface.create(inst, self._resolved(inst, storage_params), variant=variant or None,
+                                    osparams=inst.get("osparams", {}), reinstall=reinstall)
+        return str(result.log_path)
+
+    def rpc_os_rename(self, inst: dict, old_name: str, storage_params: dict) -> str:
+        from genet import osinterface
+        _, variant = osinterface.split_name(inst["os"])
+        result = osinterface.rename(inst, self._resolved(inst, storage_params), old_name, variant=variant or None,
+                                    osparams=inst.get("osparams", {}))
+        return str(result.log_path)
+
     def rpc_instance_start(self, inst: dict, storage_params: dict, paused: bool = False) -> dict:
         """Resolve the disks on this node, then start the instance."""
         from genet.storage.base import get

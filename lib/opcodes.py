@@ -278,6 +278,7 @@ class OpInstanceCreate(OpCode):
         Param("pnode", Maybe(NAME), None, "Primary node (default: the one with most free memory)",
               ("-n", "--node")),
         Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type")),
+        Param("osparams", Dict(), {}, "OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
         Param("hypervisor", Maybe(OneOf(*HYPERVISORS)), None, "Hypervisor (default: the cluster's)",
               "--hypervisor"),
         Param("beparams", BEPARAMS, {}, "Backend parameters: memory, maxmem, minmem, vcpus",
@@ -438,3 +439,18 @@ class OpInstanceSetParams(OpCode):
               "add:[mode=...,link=...,mac=...]|N:remove"),
         Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
     )
+
+
+
+class OpInstanceReinstall(OpCode):
+    """Run the OS create script again on a stopped instance's disks (optionally another OS)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("os_type", Maybe(String()), None, "Install this OS instead", ("-o", "--os-type")),
+        Param("osparams", Maybe(Dict()), None, "New OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
+    )
+
+
+class OpOsDiagnose(OpCode):
+    """Report the OS definitions on every node (gnt-os list, info, diagnose)."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
+import sys
 import re
 import signal
 import stat
@@ -124,8 +125,9 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def bundled_dir() -> Path:
-    """The definitions shipped with genet (the repository's ``os/``)."""
-    return Path(__file__).resolve().parents[1] / "os"
+    """The definitions shipped with genet: the repository's ``os/``, or share/genet/os of an install."""
+    source = Path(__file__).resolve().parents[1] / "os"
+    return source if source.is_dir() else Path(sys.prefix) / "share/genet/os"
 
 
 def search_path() -> list[Path]:

@@ -119,6 +119,7 @@ def build(parser) -> None:
     base.opcode_command(sub, "deactivate-disks", "Release the disks of a stopped instance",
                         opcodes.OpInstanceDeactivateDisks)
     base.opcode_command(sub, "rename", "Rename a stopped instance", opcodes.OpInstanceRename)
+    base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall)
     base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
                         opcodes.OpInstanceSetParams, cmd_modify)
     p = sub.add_parser("list", help="List instances")

@@ -16,7 +16,6 @@ from genet.locking import Level
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
-KNOWN_OS = ("noop",)
 
 
 def make_nics(data: dict, specs: list[dict]) -> list[dict]:
@@ -46,6 +45,14 @@ def _new_mac(prefix: str, used: set[str]) -> str:
         if mac not in used:
             return mac
     raise errors.OpPrereqError("no free MAC address left in the cluster's prefix", errors.ECode.NORES)
+
+
+def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
+    """The OS (and variant) exists and takes these parameters on ``node``."""
+    res = lu.ctx.rpc.call(node, node_address(lu, node), "os_validate", [os_name, osparams], timeout=150)
+    if res.failed:
+        raise errors.OpPrereqError(f"OS {os_name!r} cannot be used on node {node}: {res.fail_msg}",
+                                   errors.ECode.INVAL)
 
 
 def instance_of(lu: LogicalUnit, name: str) -> dict:
@@ -166,9 +173,6 @@ class LUInstanceCreate(LogicalUnit):
                                        f" (enabled: {', '.join(cluster['enabled_hypervisors'])})",
                                        errors.ECode.INVAL)
         self.os = op.os_type or "noop"
-        if self.os.split("+")[0] not in KNOWN_OS:
-            raise errors.OpPrereqError(f"unknown OS {self.os!r} (known: {', '.join(KNOWN_OS)})",
-                                       errors.ECode.NOENT)
         if op.disk_template == "diskless" and op.disks:
             raise errors.OpPrereqError("a diskless instance cannot have disks", errors.ECode.INVAL)
         if op.disk_template != "diskless" and not op.disks:
@@ -192,6 +196,7 @@ class LUInstanceCreate(LogicalUnit):
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
+        check_os(self, self.pnode, self.os, op.osparams)
         free = free_memory(self, self.pnode, self.hypervisor)
         if op.start and free < self.beparams["maxmem"]:
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
@@ -220,7 +225,7 @@ class LUInstanceCreate(LogicalUnit):
             "name": op.instance_name, "uuid": str(uuidlib.uuid4()), "primary_node": self.pnode,
             "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
             "disk_template": op.disk_template, "admin_state": "down", "beparams": self.beparams,
-            "hvparams": self.hvparams, "osparams": {}, "nics": self.nics,
+            "hvparams": self.hvparams, "osparams": dict(op.osparams), "nics": self.nics,
             "disks": [{"uuid": str(uuidlib.uuid4()), "size": d["size"], "mode": d.get("mode", "rw"),
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in op.disks],
             "tags": [], "serial_no": 1, "ctime": now, "mtime": now,
@@ -234,6 +239,14 @@ class LUInstanceCreate(LogicalUnit):
                 remove_disks(self, inst, self.pnode, index)
                 raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
                                          f" {self.pnode}: {res.fail_msg}")
+        if inst["disks"] and not op.no_install:
+            self.feedback(f"* running the OS create script of {inst['os']}")
+            try:
+                node_call(self, self.pnode, "os_create", inst, storage_params(self), False, timeout=3700,
+                          what=f"installing {inst['os']}")
+            except errors.OpExecError:
+                remove_disks(self, inst, self.pnode)
+                raise
         self.cfg.update(lambda d: d["instances"].__setitem__(inst["name"], inst))
         self.lock_added = False       # the instance exists: its lock stays
         if op.start:
@@ -465,6 +478,11 @@ class LUInstanceRename(InstanceLU):
         self.cfg.update(change)
         self.ctx.glm.add(Level.INSTANCE, [new])
         self.renamed = True
+        if inst["disks"]:
+            res = self.ctx.rpc.call(inst["primary_node"], node_address(self, inst["primary_node"]), "os_rename",
+                                    [dict(inst, name=new), old, storage_params(self)], timeout=700)
+            if res.failed:
+                self.feedback(f"Warning: the OS rename script failed: {res.fail_msg}")
         return new
 
     def cleanup(self, failed: bool) -> None:
@@ -567,3 +585,32 @@ class LUInstanceSetParams(InstanceLU):
         if kind == "disk":
             node_call(self, node, "blockdev_remove", inst["name"], inst["disk_template"], device, index,
                       storage_params(self), what=f"removing disk {index}")
+
+
+
+class LUInstanceReinstall(InstanceLU):
+    OPCODE = opcodes.OpInstanceReinstall
+
+    def check_prereq(self):
+        super().check_prereq()
+        inst = self.inst
+        if is_running(self, inst):
+            raise errors.OpPrereqError(f"instance {inst['name']} is running; stop it before reinstalling",
+                                       errors.ECode.WRONG_STATE)
+        if not inst["disks"]:
+            raise errors.OpPrereqError(f"instance {inst['name']} has no disks to install on", errors.ECode.WRONG_STATE)
+        self.os = self.op.os_type or inst["os"]
+        self.osparams = inst.get("osparams", {}) if self.op.osparams is None else self.op.osparams
+        check_os(self, inst["primary_node"], self.os, self.osparams)
+
+    def exec(self):
+        inst = dict(self.inst, os=self.os, osparams=self.osparams)
+        self.feedback(f"* running the OS create script of {self.os} (reinstall)")
+        node_call(self, inst["primary_node"], "os_create", inst, storage_params(self), True, timeout=3700,
+                  what=f"reinstalling {self.os}")
+
+        def change(data):
+            target = data["instances"][inst["name"]]
+            target.update(os=self.os, osparams=self.osparams, serial_no=target["serial_no"] + 1, mtime=time.time())
+        self.cfg.update(change)
+        return True

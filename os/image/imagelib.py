@@ -182,7 +182,7 @@ def seed_files(hostname: str | None = None) -> dict[str, bytes]:
             net.append(f"    addresses: [{_yaml_str(ip)}]")
             gateway = getenv("NIC_0_NETWORK_GATEWAY")
             if gateway:
-                net += ["    routes:", f"      - to: default", f"        via: {_yaml_str(gateway)}"]
+                net += ["    routes:", "      - to: default", f"        via: {_yaml_str(gateway)}"]
         else:
             net.append("    dhcp4: true")
         files["network-config"] = ("\n".join(net) + "\n").encode()

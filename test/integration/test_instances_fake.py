@@ -35,7 +35,7 @@ def test_add_file_instance_creates_its_disk_and_remove_deletes_it(cluster):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-t", "diskless", "-o", "nosuchos", "x1"], "unknown OS 'nosuchos'"),
+    (["-t", "diskless", "-o", "nosuchos", "x1"], "OS 'nosuchos' cannot be used"),
     (["-t", "diskless", "-n", "node9", "x1"], "node 'node9' is not in the cluster"),
     (["-t", "diskless", "-B", "memory=1000000G", "x1"], "no node has"),
     (["-t", "diskless", "-n", "node2", "-B", "memory=1000000G", "x1"], "not enough memory on node node2"),
@@ -221,3 +221,33 @@ def test_init_refuses_a_multicast_mac_prefix_and_a_relative_shared_dir(tmp_path)
     proc = solo.run("node1", "gnt-cluster", "init", "--shared-file-storage-dir", "rel/dir", "c", check=False)
     assert proc.returncode == 1 and "must be absolute" in proc.stderr
     assert not (solo.root("node1") / "var/lib/genet/config.data").exists()
+
+
+def test_os_list_info_diagnose(cluster):
+    names = cluster.run("node1", "gnt-os", "list", "--no-headers").stdout.split()
+    assert {"noop", "image"} <= set(names)
+    info = cluster.run("node1", "gnt-os", "info").stdout
+    assert "OS: image" in info and "image:" in info
+    out = cluster.run("node1", "gnt-os", "diagnose").stdout
+    assert "OS: noop [global status: valid]" in out and "Node: node3, status: valid" in out
+
+
+def test_image_os_writes_the_disk_and_reinstall_and_rename_run_the_scripts(cluster):
+    from genet import testguest
+    image = testguest.ensure()["disk_raw"]
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=64M",
+                "-o", "image", "-O", f"image={image}", "--no-start", "img1")
+    [disk] = (cluster.root("node2") / "srv/genet/file-storage/img1").iterdir()
+    assert disk.read_bytes()[:16] == b"GENET-TEST-DISK\n"
+    disk.write_bytes(b"\0" * 16 + disk.read_bytes()[16:])
+    cluster.run("node1", "gnt-instance", "reinstall", "img1")
+    assert disk.read_bytes()[:16] == b"GENET-TEST-DISK\n"
+    cluster.run("node1", "gnt-instance", "rename", "img1", "img2")
+    logs = sorted(p.name for p in (cluster.root("node2") / "var/log/genet/os").iterdir())
+    assert any(n.startswith("create-img1") for n in logs) and any(n.startswith("rename-img2") for n in logs)
+    proc = cluster.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=64M", "-o", "image",
+                       "-O", "image=/nonexistent.raw", "--no-start", "img3", check=False)
+    assert proc.returncode == 1 and "nonexistent" in proc.stderr
+    assert [r[0] for r in listing(cluster, "name")] == ["img2"]
+    proc = cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-o", "nosuchos", "x9", check=False)
+    assert proc.returncode == 1 and "nosuchos" in proc.stderr
