@@ -83,8 +83,11 @@ class Hypervisor(abc.ABC):
 
     @abc.abstractmethod
     def migrate(self, name: str, address: str, port: int, live: bool = True,
-                bandwidth: int | None = None, downtime_ms: int | None = None) -> None:
-        """Start sending the instance to a target that is accepting; returns at once."""
+                bandwidth: int | None = None, downtime_ms: int | None = None,
+                nbd_port: int | None = None) -> None:
+        """Start sending the instance to a target that is accepting; returns once the memory
+        transfer started. With ``nbd_port`` the local disks are first mirrored to the target
+        (which exports them there: accept_incoming's info["nbd_port"]) until in sync."""
 
     @abc.abstractmethod
     def migration_status(self, name: str) -> dict:

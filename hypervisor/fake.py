@@ -221,7 +221,8 @@ class FakeHypervisor(Hypervisor):
             self.fabric.listeners[key] = (self, inst["name"])
 
     def migrate(self, name: str, address: str, port: int, live: bool = True,
-                bandwidth: int | None = None, downtime_ms: int | None = None) -> None:
+                bandwidth: int | None = None, downtime_ms: int | None = None,
+                nbd_port: int | None = None) -> None:
         self._fault("migrate")
         with self._state() as state:
             rec = self._live(state, name)

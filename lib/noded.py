@@ -215,20 +215,18 @@ class NodeProcedures:
         return self._hv(hypervisor).migration_info(name)
 
     def rpc_instance_accept_incoming(self, inst: dict, storage_params: dict, address: str,
-                                     info: dict | None) -> int:
-        """Start the target side of a migration on a free port; returns the port."""
-        import socket
-        from genet.storage.base import get
-        template = get(inst["disk_template"], storage_params)
-        runtime = dict(inst, disks=[template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])])
-        with socket.socket() as probe:
-            probe.bind((address, 0))
-            port = probe.getsockname()[1]
-        self._hv(inst["hypervisor"]).accept_incoming(runtime, address, port, info)
-        return port
+                                     info: dict | None, copy_disks: bool = False) -> dict:
+        """Start the target side of a migration on free ports: {"port", "nbd_port" (copy_disks)}."""
+        info = dict(info or {})
+        ports = {"port": _free_port(address), "nbd_port": _free_port(address) if copy_disks else None}
+        info["nbd_port"] = ports["nbd_port"]
+        self._hv(inst["hypervisor"]).accept_incoming(dict(inst, disks=self._resolved(inst, storage_params)),
+                                                     address, ports["port"], info)
+        return ports
 
-    def rpc_instance_migrate(self, name: str, hypervisor: str, address: str, port: int, live: bool) -> bool:
-        self._hv(hypervisor).migrate(name, address, port, live)
+    def rpc_instance_migrate(self, name: str, hypervisor: str, address: str, port: int, live: bool,
+                             nbd_port: int | None = None) -> bool:
+        self._hv(hypervisor).migrate(name, address, port, live, nbd_port=nbd_port)
         return True
 
     def rpc_instance_migration_status(self, name: str, hypervisor: str) -> dict:
@@ -275,6 +273,14 @@ class NodeProcedures:
             paths.ssconf_file(key).unlink(missing_ok=True)
         self._stop_daemon()
         return True
+
+
+def _free_port(address: str) -> int:
+    """A TCP port free on ``address`` now (QEMU binds it a moment later)."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
 
 
 def resources() -> dict[str, int]:

@@ -43,7 +43,6 @@ NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
     "dfree": ("DFree", "unit", "Available disk space in the state directory", None),
     "ctotal": ("CTotal", "number", "Total number of logical processors", None),
 }
-NODE_DEFAULT = ["name", "dtotal", "dfree", "mtotal", "mfree", "pinst_cnt", "sinst_cnt"]
 
 CLUSTER_FIELDS = {
     "name": ("Name", "text", "Cluster name", lambda c, d: c["cluster_name"]),
@@ -111,7 +110,6 @@ INSTANCE_FIELDS: dict[str, tuple[str, str, str, Callable, bool]] = {
     "oper_vcpus": ("VCPUs", "number", "Virtual CPUs of the running instance", _live("vcpus"), True),
     "oper_uptime": ("Uptime", "number", "Seconds since the instance's process started", _live("uptime"), True),
 }
-INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 
 RESOURCES = {"node": NODE_FIELDS, "job": JOB_FIELDS, "cluster": CLUSTER_FIELDS, "instance": INSTANCE_FIELDS}
 

@@ -34,6 +34,7 @@ from genet.hypervisor.kvm.monitor import Monitor
 from genet.hypervisor.kvm.runtime import Files, Runtime, names
 
 log = logging.getLogger("genet.hypervisor.kvm")
+MIRROR_MARK = "mirror-exports"      # on a migration target: how many disks it exports over NBD
 
 # runstates in which the guest cannot answer an ACPI power button
 _DEAF_RUNSTATES = {"paused", "postmigrate", "inmigrate", "prelaunch", "shutdown", "guest-panicked",
@@ -261,6 +262,16 @@ class KvmHypervisor(Hypervisor):
                 return                                  # repeated: already waiting there
             self._start(inst, incoming=uri,
                         machine=(info or {}).get("machine"), previous_layout=(info or {}).get("layout"))
+            nbd_port = (info or {}).get("nbd_port")
+            if nbd_port:           # local disks: the source mirrors them here before the memory
+                files = self._files(inst["name"])
+                try:
+                    migration.export_disks(self._mon(files), address, int(nbd_port), len(inst["disks"]))
+                except Exception as err:
+                    self._stop(inst["name"], 0, force=True)
+                    raise HypervisorError(f"instance {inst['name']}: cannot export its disks for the"
+                                          f" migration: {err}") from None
+                (files.dir / MIRROR_MARK).write_text(str(len(inst["disks"])))
 
     def finish_incoming(self, name: str, success: bool) -> None:
         with self._lock(name):
@@ -282,6 +293,10 @@ class KvmHypervisor(Hypervisor):
                 if time.monotonic() > deadline:
                     raise HypervisorError(f"instance {name}: the migration stream has not completed")
                 time.sleep(0.05)
+            mark = files.dir / MIRROR_MARK
+            if mark.exists():
+                migration.unexport_disks(self._mon(files), int(mark.read_text()))
+                mark.unlink()
             if state in ("paused", "prelaunch"):
                 self._mon(files).execute("cont")
             rt.incoming = None
@@ -290,10 +305,17 @@ class KvmHypervisor(Hypervisor):
     # --- migration: source
 
     def migrate(self, name: str, address: str, port: int, live: bool = True,
-                bandwidth: int | None = None, downtime_ms: int | None = None) -> None:
+                bandwidth: int | None = None, downtime_ms: int | None = None,
+                nbd_port: int | None = None) -> None:
         with self._lock(name):
             files, rt = self._running(name)
             params = validation.fill(rt.inst.get("hvparams", {}))
+            if nbd_port:
+                try:
+                    migration.mirror_disks(self._mon(files), address, nbd_port, len(rt.inst["disks"]))
+                except (migration.MirrorError, Exception) as err:
+                    migration.cancel_mirrors(self._mon(files), len(rt.inst["disks"]))
+                    raise HypervisorError(f"instance {name}: copying the disks to {address} failed: {err}") from None
             migration.start(self._mon(files), address, port, live,
                             bandwidth or params["migration_bandwidth"], downtime_ms or params["migration_downtime"])
 
@@ -303,8 +325,9 @@ class KvmHypervisor(Hypervisor):
 
     def abort_migration(self, name: str) -> None:
         with self._lock(name):
-            files, _ = self._running(name)
+            files, rt = self._running(name)
             mon = self._mon(files)
+            migration.cancel_mirrors(mon, len(rt.inst["disks"]))
             status = migration.status(mon)
             if status["status"] == "completed":
                 raise HypervisorError(f"instance {name}: migration already completed; the guest runs on the target")

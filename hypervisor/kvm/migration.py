@@ -9,6 +9,7 @@ master's next poll.
 from __future__ import annotations
 
 import ipaddress
+import time
 
 from genet.hypervisor.kvm.monitor import Monitor
 
@@ -60,3 +61,69 @@ def status(mon: Monitor) -> dict:
 
 def cancel(mon: Monitor) -> None:
     mon.execute("migrate_cancel")
+
+
+# --- local disks: mirrored to the target over NBD while the memory follows ---
+# The target QEMU (started with -incoming) exports its fresh, empty disks over NBD; the
+# source mirrors each disk there in write-blocking mode, so once the job is ready every
+# write the guest sees completed is on both sides, and the memory migration then ends
+# with identical disks. No kernel module is involved.
+
+MIRROR_READY_TIMEOUT = 3600.0
+
+
+def export_disks(mon: Monitor, address: str, port: int, count: int) -> None:
+    """On the target: serve disk0..diskN-1 writable over NBD on address:port."""
+    mon.execute("nbd-server-start", {"addr": {"type": "inet", "data": {"host": address, "port": str(port)}}})
+    for n in range(count):
+        mon.execute("block-export-add", {"type": "nbd", "id": f"mig-export{n}", "node-name": f"disk{n}",
+                                         "name": f"disk{n}", "writable": True})
+
+
+def unexport_disks(mon: Monitor, count: int) -> None:
+    """On the target, once the guest runs there (or the migration failed)."""
+    for n in range(count):
+        try:
+            mon.execute("block-export-del", {"id": f"mig-export{n}", "mode": "hard"})
+        except Exception:          # already gone
+            pass
+    try:
+        mon.execute("nbd-server-stop")
+    except Exception:
+        pass
+
+
+def mirror_disks(mon: Monitor, address: str, port: int, count: int, wait=time.sleep) -> None:
+    """On the source: mirror every disk to the target's NBD export; returns once all are in sync."""
+    for n in range(count):
+        mon.execute("blockdev-add", {"driver": "nbd", "node-name": f"mig-target{n}", "export": f"disk{n}",
+                                     "server": {"type": "inet", "host": address, "port": str(port)}})
+        mon.execute("blockdev-mirror", {"job-id": f"mig-mirror{n}", "device": f"disk{n}",
+                                        "target": f"mig-target{n}", "sync": "full",
+                                        "copy-mode": "write-blocking"})
+    started = time.monotonic()
+    while True:
+        jobs = {j["device"]: j for j in mon.execute("query-block-jobs")}
+        mine = [jobs.get(f"mig-mirror{n}") for n in range(count)]
+        if any(job is None for job in mine):
+            raise MirrorError("a disk mirror to the target stopped")
+        if all(job["ready"] for job in mine):
+            return
+        if time.monotonic() - started > MIRROR_READY_TIMEOUT:
+            raise MirrorError("the disks did not reach the target in time")
+        wait(0.1)
+
+
+def cancel_mirrors(mon: Monitor, count: int) -> None:
+    """On the source after a failure: stop the mirrors and drop the NBD clients."""
+    for n in range(count):
+        for cmd, args in (("block-job-cancel", {"device": f"mig-mirror{n}", "force": True}),
+                          ("blockdev-del", {"node-name": f"mig-target{n}"})):
+            try:
+                mon.execute(cmd, args)
+            except Exception:
+                pass
+
+
+class MirrorError(Exception):
+    """Mirroring the local disks to the target failed."""

@@ -8,6 +8,9 @@ import sys
 from genet import errors, luxi, opcodes
 from genet.cli import base
 
+# the default columns of `list` (Ganeti's); the field table itself lives in genet.query, which
+# the command does not import: it pulls in pyparsing and would slow every gnt-instance down
+INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "admin_state", "status", "oper_state",
                "pnode", "snodes", "os", "hypervisor", "hvparams", "beparams", "disk_template",
                "disk.sizes", "nic.macs", "nic.ips", "nic.modes", "nic.links", "oper_ram", "oper_vcpus",
@@ -86,15 +89,15 @@ def cmd_console(ns) -> int:
 
 
 def cmd_activate_disks(ns) -> int:
-    [disks] = base.submit_or_run(ns, [opcodes.OpInstanceActivateDisks(instance_name=ns.instance_name)]) or [[]]
-    for node, name, path in disks:
+    results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceActivateDisks, ns)])
+    for node, name, path in (results or [None])[0] or []:      # nothing with --submit or --dry-run
         print(f"{node}:{name}:{path}")
     return 0
 
 
 def cmd_modify(ns) -> int:
     results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceSetParams, ns)])
-    if results:
+    if results and results[0]:
         print(f"Modified instance {ns.instance_name}")
         for name, value in results[0]:
             print(f" - {name} -> {value}")
@@ -102,7 +105,6 @@ def cmd_modify(ns) -> int:
 
 
 def build(parser) -> None:
-    from genet.query import INSTANCE_DEFAULT
     sub = base.subcommands(parser)
     base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate)
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove)

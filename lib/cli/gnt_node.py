@@ -9,6 +9,7 @@ from genet import config, errors, luxi, netutils, opcodes, paths
 from genet.cli import base
 
 SSH_TIMEOUT = 20
+NODE_DEFAULT = ["name", "dtotal", "dfree", "mtotal", "mfree", "pinst_cnt", "sinst_cnt"]   # Ganeti's list columns
 
 
 def ssh_prepare_node(name: str, address: str, readd: bool, check_host_key: bool) -> dict:
@@ -63,7 +64,7 @@ def cmd_add(ns) -> int:
 
 def cmd_modify(ns) -> int:
     results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeSetParams, ns)])
-    if results:
+    if results and results[0]:
         print(f"Modified node {ns.node_name}")
         for name, value in results[0]:
             print(f" - {name} -> {value}")
@@ -97,7 +98,6 @@ def cmd_info(ns) -> int:
 
 
 def build(parser) -> None:
-    from genet.query import NODE_DEFAULT
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Add a node to the cluster (prepares it over SSH)", opcodes.OpNodeAdd,
                             cmd_add)

@@ -108,9 +108,11 @@ class LUClusterVerify(LogicalUnit):
         hypervisors = data["cluster"]["enabled_hypervisors"]
         reports = self.ctx.rpc.call_many(reachable, "instances_info", [hypervisors], timeout=15) if reachable else {}
         running: dict[str, list[str]] = {}
+        unknown = set()           # nodes whose instances are unknown: no conclusion about them
         for node, res in sorted(reports.items()):
             if res.failed:
                 self._error("ENODEHV", "node", node, f"cannot list its instances: {res.fail_msg}")
+                unknown.add(node)
                 continue
             for name, info in sorted(res.payload.items()):
                 if info.get("state") != "running":
@@ -121,7 +123,7 @@ class LUClusterVerify(LogicalUnit):
         for name, inst in sorted(data["instances"].items()):
             primary = inst["primary_node"]
             where = running.get(name, [])
-            if primary not in reachable:
+            if primary not in reachable or primary in unknown:
                 continue              # reported as a node problem already
             if inst["admin_state"] == "up" and primary not in where:
                 self._error("EINSTANCEDOWN", "instance", name, f"not running on its primary node {primary}")

@@ -397,6 +397,13 @@ def is_running(lu: LogicalUnit, inst: dict) -> bool:
     return bool(info) and info.get("state") == "running"
 
 
+def clear_leftover(lu: LogicalUnit, inst: dict) -> None:
+    """A guest that powered itself off leaves its process; remove it before touching the disks."""
+    info = node_call(lu, inst["primary_node"], "instance_info", inst["name"], inst["hypervisor"], timeout=15)
+    if info and info.get("state") != "running":
+        stop_instance(lu, inst, 0, force=True)
+
+
 class LUInstanceGrowDisk(InstanceLU):
     OPCODE = opcodes.OpInstanceGrowDisk
 
@@ -418,8 +425,10 @@ class LUInstanceGrowDisk(InstanceLU):
                   inst["disks"][index], index, self.new_size, storage_params(self), what=f"growing disk {index}")
 
         def change(data):
-            data["instances"][inst["name"]]["disks"][index]["size"] = self.new_size
-            data["instances"][inst["name"]]["serial_no"] += 1
+            target = data["instances"][inst["name"]]
+            target["disks"][index]["size"] = self.new_size
+            target["serial_no"] += 1
+            target["mtime"] = time.time()
         self.cfg.update(change)
         self.feedback(f"* disk {index} of {inst['name']} is now {self.new_size} MiB"
                       " (a running guest sees it after its next boot)")
@@ -467,6 +476,7 @@ class LUInstanceRename(InstanceLU):
 
     def exec(self):
         inst, old, new = self.inst, self.inst["name"], self.op.new_name
+        clear_leftover(self, inst)
         if inst["disks"]:
             node_call(self, inst["primary_node"], "blockdev_rename", old, new, inst["disk_template"],
                       inst["disks"], storage_params(self), what="renaming the disks")
@@ -518,15 +528,23 @@ class LUInstanceSetParams(InstanceLU):
         self.running = bool(op.disks or op.nics) and is_running(self, inst)
         if op.disks and inst["disk_template"] == "diskless":
             raise errors.OpPrereqError(f"instance {inst['name']} is diskless", errors.ECode.WRONG_STATE)
-        self._check_removals("disk", op.disks, len(inst["disks"]))
-        self._check_removals("nic", op.nics, len(inst["nics"]))
+        self._check_changes("disk", op.disks, len(inst["disks"]))
+        self._check_changes("nic", op.nics, len(inst["nics"]))
         self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"])
 
     @staticmethod
-    def _check_removals(kind: str, mods: list, count: int) -> None:
+    def _check_changes(kind: str, mods: list, count: int) -> None:
+        """Replay the changes on the count, so every removal refers to a device that will exist."""
+        limit = {"disk": 16, "nic": 8}[kind]
         for action, index, _ in mods:
-            if action == "remove" and not (-1 <= index < count) or action == "remove" and count == 0:
+            if action == "add":
+                count += 1
+                if count > limit:
+                    raise errors.OpPrereqError(f"an instance can have at most {limit} {kind}s", errors.ECode.INVAL)
+            elif count == 0 or not -1 <= index < count:
                 raise errors.OpPrereqError(f"there is no {kind} {index} to remove", errors.ECode.INVAL)
+            else:
+                count -= 1
 
     def exec(self):
         inst, changes = self.inst, []
@@ -605,6 +623,7 @@ class LUInstanceReinstall(InstanceLU):
 
     def exec(self):
         inst = dict(self.inst, os=self.os, osparams=self.osparams)
+        clear_leftover(self, inst)
         self.feedback(f"* running the OS create script of {self.os} (reinstall)")
         node_call(self, inst["primary_node"], "os_create", inst, storage_params(self), True, timeout=3700,
                   what=f"reinstalling {self.os}")

@@ -44,17 +44,18 @@ class MovePlan:
     """One instance going from its primary to a target node."""
 
     def __init__(self, lu: LogicalUnit, inst: dict, target: str | None, need_running: bool,
-                 reserved: dict[str, int] | None = None):
+                 reserved: dict[str, int] | None = None, can_copy: bool = False):
         self.lu = lu
         self.inst = inst
         self.source = inst["primary_node"]
         reserved = {} if reserved is None else reserved
         self.source_offline = lu.node(self.source)["offline"]
-        template = storage.get(inst["disk_template"])
-        if not template.shared:
+        # local disks (file) travel with a live migration: mirrored to the target first
+        self.copy_disks = not storage.get(inst["disk_template"]).shared
+        if self.copy_disks and not can_copy:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
-                f" {self.source}; it cannot move to another node", errors.ECode.WRONG_STATE)
+                f" {self.source}; only a live migration can take them along", errors.ECode.WRONG_STATE)
         self.target = target or choose_target(lu, inst, {self.source}, reserved)
         if self.target == self.source:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {self.target}",
@@ -64,12 +65,21 @@ class MovePlan:
             raise errors.OpPrereqError(f"target node {self.target} is offline", errors.ECode.WRONG_STATE)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"target node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
-        self.running = not self.source_offline and self._source_state() == "running"
+        try:
+            self.running = not self.source_offline and self._source_state() == "running"
+        except errors.OpPrereqError:
+            if need_running:
+                raise
+            self.running = False      # a dead primary: failover decides with --ignore-consistency
         if need_running and self.source_offline:
             raise errors.OpPrereqError(f"the primary node {self.source} of {inst['name']} is offline; use"
                                        " failover instead of migrate", errors.ECode.WRONG_STATE)
         if need_running and not self.running:
             raise NotRunning(f"instance {inst['name']} is not running, it cannot be migrated")
+        if self.copy_disks and not self.running:
+            raise errors.OpPrereqError(
+                f"instance {inst['name']} is stopped and its {inst['disk_template']} disks are local to"
+                f" {self.source}; start it to migrate it live with its disks", errors.ECode.WRONG_STATE)
         if not (self.running or inst["admin_state"] == "up"):
             return                    # it will not run on the target: no memory needed there
         free = free_memory(lu, self.target, inst["hypervisor"]) - reserved.get(self.target, 0)
@@ -106,16 +116,25 @@ class MovePlan:
                  f" ({'live' if live else 'non-live'})")
         info = self._call(self.source, "instance_migration_info", inst["name"], hv).raise_on_error("migration info")
         target_ip = node_address(self.lu, self.target)
-        res = self._call(self.target, "instance_accept_incoming", inst, storage_params(self.lu), target_ip, info,
-                         timeout=120)
-        port = res.raise_on_error(f"preparing {self.target} for the incoming instance")
+        if self.copy_disks:
+            self._create_target_disks()
         try:
-            self._call(self.source, "instance_migrate", inst["name"], hv, target_ip, port, live) \
-                .raise_on_error("starting the migration")
+            res = self._call(self.target, "instance_accept_incoming", inst, storage_params(self.lu), target_ip,
+                             info, self.copy_disks, timeout=120)
+            ports = res.raise_on_error(f"preparing {self.target} for the incoming instance")
+        except errors.GenericError:
+            self._remove_target_disks()
+            raise
+        try:
+            if self.copy_disks:
+                feedback(f"* mirroring {len(inst['disks'])} disk(s) to {self.target}")
+            self._call(self.source, "instance_migrate", inst["name"], hv, target_ip, ports["port"], live,
+                       ports["nbd_port"], timeout=3700).raise_on_error("starting the migration")
             status = self._wait()
         except errors.GenericError:
             self._call(self.source, "instance_abort_migration", inst["name"], hv)
             self._call(self.target, "instance_finish_incoming", inst["name"], hv, False)
+            self._remove_target_disks()
             raise
         res = self._call(self.target, "instance_finish_incoming", inst["name"], hv, True, timeout=120)
         if res.failed:
@@ -125,14 +144,38 @@ class MovePlan:
         res = self._call(self.source, "instance_stop", inst["name"], hv, 0, True)
         if res.failed:
             feedback(f"Warning: the source copy on {self.source} was not stopped: {res.fail_msg}")
+        elif self.copy_disks:
+            for index, disk in enumerate(inst["disks"]):
+                gone = self._call(self.source, "blockdev_remove", inst["name"], inst["disk_template"], disk, index,
+                                  storage_params(self.lu))
+                if gone.failed:
+                    feedback(f"Warning: disk {index} stays on {self.source}: {gone.fail_msg}")
         feedback(f"* migration done: downtime {status.get('downtime_ms')} ms, total"
                  f" {status.get('total_time_ms')} ms")
         return {"source": self.source, "target": self.target, "downtime_ms": status.get("downtime_ms"),
                 "total_time_ms": status.get("total_time_ms")}
 
+    def _create_target_disks(self) -> None:
+        inst = self.inst
+        for index, disk in enumerate(inst["disks"]):
+            res = self._call(self.target, "blockdev_create", inst["name"], inst["disk_template"], disk, index,
+                             storage_params(self.lu), timeout=300)
+            if res.failed:
+                self._remove_target_disks()
+                raise errors.OpExecError(f"could not create disk {index} on {self.target}: {res.fail_msg}")
+
+    def _remove_target_disks(self) -> None:
+        if not self.copy_disks:
+            return
+        inst = self.inst
+        for index, disk in enumerate(inst["disks"]):
+            self._call(self.target, "blockdev_remove", inst["name"], inst["disk_template"], disk, index,
+                       storage_params(self.lu))
+
     def _wait(self) -> dict:
         last = -1
         deadline = time.monotonic() + MIGRATION_TIMEOUT
+        pause = 0.05              # quick migrations end quickly; long ones are polled every POLL
         while True:
             if time.monotonic() > deadline:
                 raise errors.OpExecError(f"migration of {self.inst['name']} did not converge within"
@@ -151,7 +194,8 @@ class MovePlan:
                 if percent != last:
                     self.lu.feedback(f"* memory transfer progress: {percent}% ({remaining >> 20} MiB remaining)")
                     last = percent
-            time.sleep(POLL)
+            time.sleep(pause)
+            pause = min(POLL, pause * 2)
 
     def failover(self, ignore_consistency: bool, shutdown_timeout: int) -> dict:
         """Stop on the source (if it can be reached), start on the target."""
@@ -188,7 +232,7 @@ class LUInstanceMigrate(LogicalUnit):
             self.inst = inst
             return
         try:
-            self.plan = MovePlan(self, inst, self.op.target_node, need_running=True)
+            self.plan = MovePlan(self, inst, self.op.target_node, need_running=True, can_copy=True)
             self.failover = False
         except NotRunning:
             if not self.op.allow_failover:
@@ -266,7 +310,8 @@ class LUNodeMigrate(_NodeEmptying):
 
     def check_prereq(self):
         reserved: dict[str, int] = {}
-        self.plans = [MovePlan(self, inst, self.op.target_node, need_running=True, reserved=reserved)
+        self.plans = [MovePlan(self, inst, self.op.target_node, need_running=True, reserved=reserved,
+                               can_copy=True)
                       for inst in self.primaries() if inst["admin_state"] == "up"]
 
     def exec(self):
@@ -287,7 +332,7 @@ class LUNodeEvacuate(_NodeEmptying):
         # no template keeps a secondary yet: --secondary-only has nothing to move
         reserved: dict[str, int] = {}
         self.plans = [] if self.op.secondary_only else [
-            MovePlan(self, inst, self.op.remote_node, need_running=False, reserved=reserved)
+            MovePlan(self, inst, self.op.remote_node, need_running=False, reserved=reserved, can_copy=True)
             for inst in self.primaries()]
 
     def exec(self):

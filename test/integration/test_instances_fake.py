@@ -103,8 +103,19 @@ def test_migrate_sharedfile_instance_and_back(cluster):
 
 def test_migrate_refusals(cluster):
     cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node1", "--disk", "0:size=4M", "local1")
+    proc = cluster.run("node1", "gnt-instance", "failover", "-n", "node2", "local1", check=False)
+    assert proc.returncode == 1 and "only a live migration can take them along" in proc.stderr
+    cluster.run("node1", "gnt-instance", "shutdown", "local1")
     proc = cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "local1", check=False)
-    assert proc.returncode == 1 and "cannot move to another node" in proc.stderr
+    assert proc.returncode == 1 and "is not running" in proc.stderr
+    proc = cluster.run("node1", "gnt-instance", "migrate", "--allow-failover", "-n", "node2", "local1", check=False)
+    assert proc.returncode == 1 and "only a live migration can take them along" in proc.stderr
+    cluster.run("node1", "gnt-instance", "startup", "local1")
+    out = cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "local1").stdout
+    assert "mirroring 1 disk(s) to node2" in out
+    assert not (cluster.root("node1") / "srv/genet/file-storage/local1").exists()
+    assert len(list((cluster.root("node2") / "srv/genet/file-storage/local1").iterdir())) == 1
+    cluster.run("node1", "gnt-instance", "migrate", "-n", "node1", "local1")
     cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-start", "off1")
     proc = cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "off1", check=False)
     assert proc.returncode == 1 and "not running" in proc.stderr

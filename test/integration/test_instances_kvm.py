@@ -121,6 +121,25 @@ def test_guest_that_powers_off_is_user_down(dev):
     assert dev.field("vm1", "status") == "running"
 
 
+def test_live_migration_takes_the_local_disk_along(dev):
+    """When a file-disk instance migrates live, its disk is mirrored to node2 first: the guest keeps
+    running (uptime grows), its marker is on the new disk, node1 keeps nothing, it answers ping."""
+    before = uptime(dev, "vm1")
+    out = dev.run("node1", "gnt-instance", "migrate", "-n", "node2", "vm1").stdout
+    assert "mirroring 1 disk(s) to node2" in out and "migration done" in out
+    assert dev.field("vm1", "pnode") == "node2" and dev.field("vm1", "status") == "running"
+    assert not (dev.instance_dir("node1", "vm1") / "qmp.sock").exists()
+    assert not (dev.dir / "node1/root/srv/genet/file-storage/vm1").exists()
+    assert uptime(dev, "vm1") > before
+    out = dev.console("vm1", "dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | head -c 15; echo\n")
+    assert "GENET-MARKER-77" in out
+    disk = next((dev.dir / "node2/root/srv/genet/file-storage/vm1").glob("disk-*"))
+    with open(disk, "rb") as f:
+        f.seek(51200)
+        assert f.read(15) == b"GENET-MARKER-77"
+    dev.run("node2", "ping", "-c", "1", "-W", "3", GUEST_IP)
+
+
 def test_console_of_a_stopped_instance_is_refused(dev):
     dev.run("node1", "gnt-instance", "shutdown", "--timeout", "30", "vm1")
     proc = dev.run("node1", "gnt-instance", "console", "vm1", ok=False)
@@ -129,7 +148,7 @@ def test_console_of_a_stopped_instance_is_refused(dev):
 
 def test_remove_deletes_the_disk(dev):
     dev.run("node1", "gnt-instance", "remove", "vm1")
-    assert not (dev.dir / "node1/root/srv/genet/file-storage/vm1").exists()
+    assert not (dev.dir / "node2/root/srv/genet/file-storage/vm1").exists()
     assert dev.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name").stdout.split() == []
 
 

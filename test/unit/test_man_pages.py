@@ -29,10 +29,11 @@ GNT_MODULES = {
     "gnt-job": "genet.cli.gnt_job",
     "gnt-debug": "genet.cli.gnt_debug",
     "gnt-instance": "genet.cli.gnt_instance",
+    "gnt-os": "genet.cli.gnt_os",
 }
 REQUIRED_PAGES = {  # page name -> manual section
     "genet": 7,
-    "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8,
+    "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8, "gnt-os": 8,
     "genet-masterd": 8, "genet-noded": 8, "genet-daemon": 8,
     "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
 }
@@ -211,6 +212,14 @@ def test_every_gnt_instance_subcommand_has_a_section_with_its_synopsis():
 
 def test_every_gnt_instance_option_is_documented():
     assert undocumented_options("gnt-instance", gnt_parser("gnt-instance")) == []
+
+
+def test_every_gnt_os_subcommand_has_a_section_with_its_synopsis():
+    assert missing_subcommand_sections("gnt-os", gnt_parser("gnt-os")) == []
+
+
+def test_every_gnt_os_option_is_documented():
+    assert undocumented_options("gnt-os", gnt_parser("gnt-os")) == []
 
 
 def test_the_option_check_catches_an_undocumented_option():

@@ -51,7 +51,7 @@ def test_cli_options_build_the_same_opcode_as_the_wire(opclass):
     argv = []
     for param in opclass.all_params():
         if param.cli == opcodes.POSITIONAL and param.required:
-            argv.append({"duration": "0.5"}.get(param.name, "node1"))
+            argv.append({"duration": "0.5", "disk": "0", "amount": "1G"}.get(param.name, "node1"))
     ns = parser.parse_args(argv)
     samples = {"kind": "cluster", "disk_template": "diskless"}
     extra = {p.name: samples[p.name] for p in opclass.PARAMS if p.required and p.cli != opcodes.POSITIONAL}
