@@ -138,6 +138,7 @@ def test_cluster_json_shape(cluster):
         assert node["env"] == {"GENET_ROOT": node["root"], "GENET_HOSTNAME": f"node{i}",
                                "GENET_HOSTS": str(cluster.dir / "hosts"),
                                "GENET_SSH_KEY": str(cluster.dir / "id_ed25519"),
+                               "GENET_SSH_KNOWN_HOSTS": str(cluster.dir / "known_hosts"),
                                "PATH": f"{bindir}:/usr/sbin:/usr/bin:/sbin:/bin"}
         assert pid_alive(doc["pids"][f"node{i}"]["sshd"])
         assert link_up(node["veth"])
