@@ -345,7 +345,8 @@ class OpInstanceMigrate(OpCode):
         _INSTANCE, _TARGET,
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
               "--migration-mode"),
-        Param("live", Maybe(Bool()), None, "Deprecated form of mode"),
+        Param("live", Maybe(Bool()), None, "Ganeti's older form of mode (RAPI): false is non-live"),
+        Param("non_live", Bool(), False, "Pause the guest while its memory moves", "--non-live"),
         Param("cleanup", Bool(), False, "Recover from a failed migration: keep exactly one copy running",
               "--cleanup"),
         Param("allow_failover", Bool(), False, "Fail over instead when the instance cannot migrate",
@@ -372,6 +373,16 @@ class OpNodeMigrate(OpCode):
         Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
               "--migration-mode"),
+        _TARGET,
+    )
+
+
+class OpNodeFailover(OpCode):
+    """Fail over every instance whose primary is the node (shared disks), e.g. a dead node."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
+        Param("ignore_consistency", Bool(), False, "Go ahead even if the node is down", "--ignore-consistency"),
         _TARGET,
     )
 

@@ -106,6 +106,7 @@ def build(parser) -> None:
     base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams, cmd_modify)
     base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate)
     base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate)
+    base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover)
 
     p = sub.add_parser("list", help="List nodes")
     base.add_list_options(p, "NODE")

@@ -245,7 +245,7 @@ class LUInstanceMigrate(LogicalUnit):
             return cleanup_migration(self, self.inst)
         if self.failover:
             return self.plan.failover(False, 120)
-        live = self.op.mode != "non-live" and self.op.live is not False
+        live = self.op.mode != "non-live" and self.op.live is not False and not self.op.non_live
         return self.plan.migrate(live)
 
 
@@ -339,3 +339,16 @@ class LUNodeEvacuate(_NodeEmptying):
         """Running instances migrate live; the others (or all, from a dead node) fail over."""
         return [plan.migrate(True) if plan.running else plan.failover(plan.source_offline, 120)
                 for plan in self.plans]
+
+
+class LUNodeFailover(_NodeEmptying):
+    """Every primary instance of the node restarts elsewhere (its disks must be shared)."""
+    OPCODE = opcodes.OpNodeFailover
+
+    def check_prereq(self):
+        reserved: dict[str, int] = {}
+        self.plans = [MovePlan(self, inst, self.op.target_node, need_running=False, reserved=reserved)
+                      for inst in self.primaries()]
+
+    def exec(self):
+        return [plan.failover(self.op.ignore_consistency or plan.source_offline, 120) for plan in self.plans]

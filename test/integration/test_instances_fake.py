@@ -262,3 +262,13 @@ def test_image_os_writes_the_disk_and_reinstall_and_rename_run_the_scripts(clust
     assert [r[0] for r in listing(cluster, "name")] == ["img2"]
     proc = cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-o", "nosuchos", "x9", check=False)
     assert proc.returncode == 1 and "nosuchos" in proc.stderr
+
+
+def test_node_failover_and_non_live_migration(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node2", "--disk", "0:size=4M", "f1")
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node2", "--no-start", "f2")
+    out = cluster.run("node1", "gnt-instance", "migrate", "--non-live", "-n", "node3", "f1").stdout
+    assert "(non-live)" in out
+    cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "f1")
+    cluster.run("node1", "gnt-node", "failover", "-n", "node3", "node2")
+    assert listing(cluster, "name", "pnode", "status") == [["f1", "node3", "running"], ["f2", "node3", "ADMIN_down"]]

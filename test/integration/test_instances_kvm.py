@@ -209,3 +209,15 @@ def test_hotplug_a_disk_into_the_running_guest(dev):
     wait_for(lambda: "/dev/vdb" in dev.console("vm4", "ls /dev/vd*\n"), 30, "/dev/vdb in the guest")
     dev.run("node1", "gnt-instance", "modify", "--disk", "1:remove", "vm4")
     wait_for(lambda: "/dev/vdb" not in dev.console("vm4", "ls /dev/vd*\n"), 30, "/dev/vdb gone")
+
+
+def test_rename_and_reinstall_a_real_instance(dev):
+    """When stopped, vm4 is renamed (its disk follows) and reinstalled, and it boots again."""
+    dev.run("node1", "gnt-instance", "shutdown", "--timeout", "30", "vm4")
+    dev.run("node1", "gnt-instance", "rename", "vm4", "vm5")
+    assert (dev.dir / "node3/root/srv/genet/file-storage/vm5").is_dir()
+    dev.run("node1", "gnt-instance", "reinstall", "vm5")
+    dev.run("node1", "gnt-instance", "startup", "vm5")
+    log = dev.instance_dir("node3", "vm5") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")
+    assert dev.field("vm5", "status") == "running"
