@@ -29,6 +29,7 @@ class NodeProcedures:
         self._queue: QueueStore | None = None
         self._config_lock = threading.Lock()
         self._hypervisors: dict = {}
+        self._receivers: dict = {}       # port -> genet.transfer.Receiver
         self._serial_cache: tuple = (None, -1)
         self._stop_daemon = stop_daemon or (lambda: None)
 
@@ -131,6 +132,27 @@ class NodeProcedures:
         from genet.storage.base import get
         get(template, storage_params).rename(old, new, disks)
         return True
+
+    def rpc_blockdev_receive(self, instance: str, template: str, disk: dict, index: int, storage_params: dict,
+                             address: str) -> int:
+        """Wait for the data of an (already created) disk from another node; returns the port."""
+        from genet import transfer
+        from genet.storage.base import get
+        receiver = transfer.Receiver(get(template, storage_params).path(instance, disk, index), address)
+        self._receivers[receiver.port] = receiver
+        return receiver.port
+
+    def rpc_blockdev_received(self, port: int, timeout: float) -> dict:
+        receiver = self._receivers.pop(int(port), None)
+        if receiver is None:
+            raise errors.OpPrereqError(f"no transfer is waiting on port {port}")
+        return receiver.result(timeout)
+
+    def rpc_blockdev_send(self, instance: str, template: str, disk: dict, index: int, storage_params: dict,
+                          address: str, port: int) -> dict:
+        from genet import transfer
+        from genet.storage.base import get
+        return transfer.send(get(template, storage_params).path(instance, disk, index), address, port)
 
     def rpc_blockdev_access(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
         """Where each disk is on this node; fails naming a missing one."""

@@ -465,3 +465,15 @@ class OpInstanceReinstall(OpCode):
 
 class OpOsDiagnose(OpCode):
     """Report the OS definitions on every node (gnt-os list, info, diagnose)."""
+
+
+
+class OpInstanceMove(OpCode):
+    """Move a file-disk instance to another node: stop, copy its disks, start there."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("target_node", NAME, REQUIRED, "Node to move to", ("-n", "--target-node")),
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+    )

@@ -115,6 +115,8 @@ def build(parser) -> None:
                         opcodes.OpInstanceMigrate)
     base.opcode_command(sub, "failover", "Stop an instance and start it on another node",
                         opcodes.OpInstanceFailover)
+    base.opcode_command(sub, "move", "Move a file-disk instance to another node (copies its disks)",
+                        opcodes.OpInstanceMove)
     base.opcode_command(sub, "grow-disk", "Grow a disk of an instance", opcodes.OpInstanceGrowDisk)
     base.opcode_command(sub, "activate-disks", "Make the disks usable and show where they are",
                         opcodes.OpInstanceActivateDisks, cmd_activate_disks)

@@ -352,3 +352,77 @@ class LUNodeFailover(_NodeEmptying):
 
     def exec(self):
         return [plan.failover(self.op.ignore_consistency or plan.source_offline, 120) for plan in self.plans]
+
+
+class LUInstanceMove(LogicalUnit):
+    """Copies the disks over a TLS stream (checked by SHA-256), then starts the instance there."""
+    OPCODE = opcodes.OpInstanceMove
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
+        self.needed_locks[Level.NODE] = sorted({self.op.target_node,
+                                                instance_of(self, self.op.instance_name)["primary_node"]})
+
+    def check_prereq(self):
+        inst = self.inst = instance_of(self, self.op.instance_name)
+        if inst["disk_template"] != "file":
+            raise errors.OpPrereqError(f"instance {inst['name']} uses disk template {inst['disk_template']!r};"
+                                       " move copies file disks only (shared disks fail over)",
+                                       errors.ECode.WRONG_STATE)
+        target = self.node(self.op.target_node)
+        if target["name"] == inst["primary_node"]:
+            raise errors.OpPrereqError(f"instance {inst['name']} is already on {target['name']}", errors.ECode.INVAL)
+        if target["offline"] or not target["vm_capable"]:
+            raise errors.OpPrereqError(f"node {target['name']} is offline or not vm capable",
+                                       errors.ECode.WRONG_STATE)
+        if self.node(inst["primary_node"])["offline"]:
+            raise errors.OpPrereqError(f"the primary node {inst['primary_node']} is offline: its disks cannot be"
+                                       " copied", errors.ECode.WRONG_STATE)
+        if inst["admin_state"] == "up":
+            free = free_memory(self, target["name"], inst["hypervisor"])
+            if free < inst["beparams"]["maxmem"]:
+                raise errors.OpPrereqError(f"not enough memory on node {target['name']} for {inst['name']}:"
+                                           f" needed {inst['beparams']['maxmem']} MiB, free {free} MiB",
+                                           errors.ECode.NORES)
+
+    def _call(self, node: str, procedure: str, *args, timeout: float = 120):
+        return self.ctx.rpc.call(node, node_address(self, node), procedure, list(args), timeout=timeout)
+
+    def exec(self):
+        inst, source, target = self.inst, self.inst["primary_node"], self.op.target_node
+        sp, target_ip = storage_params(self), node_address(self, target)
+        self.feedback(f"* shutting down {inst['name']} on {source}")
+        stop_instance(self, inst, self.op.shutdown_timeout)
+        done = 0
+        try:
+            for index, disk in enumerate(inst["disks"]):
+                self._call(target, "blockdev_create", inst["name"], "file", disk, index, sp, timeout=300) \
+                    .raise_on_error(f"creating disk {index} on {target}")
+                done = index + 1
+                port = self._call(target, "blockdev_receive", inst["name"], "file", disk, index, sp, target_ip) \
+                    .raise_on_error("preparing the copy")
+                self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
+                sent = self._call(source, "blockdev_send", inst["name"], "file", disk, index, sp, target_ip, port,
+                                  timeout=7200).raise_on_error(f"sending disk {index}")
+                got = self._call(target, "blockdev_received", port, 600, timeout=700) \
+                    .raise_on_error(f"receiving disk {index}")
+                if got != sent:
+                    raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")
+        except errors.GenericError:
+            for index, disk in enumerate(inst["disks"][:done]):
+                self._call(target, "blockdev_remove", inst["name"], "file", disk, index, sp)
+            if inst["admin_state"] == "up":
+                start_instance(self, inst)          # back where it was
+            raise
+
+        def change(data):
+            moved = data["instances"][inst["name"]]
+            moved.update(primary_node=target, serial_no=moved["serial_no"] + 1, mtime=time.time())
+        self.cfg.update(change)
+        for index, disk in enumerate(inst["disks"]):
+            self._call(source, "blockdev_remove", inst["name"], "file", disk, index, sp)
+        if inst["admin_state"] == "up":
+            self.feedback(f"* starting {inst['name']} on {target}")
+            start_instance(self, dict(inst, primary_node=target))
+        return {"source": source, "target": target}

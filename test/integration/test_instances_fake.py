@@ -272,3 +272,28 @@ def test_node_failover_and_non_live_migration(cluster):
     cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "f1")
     cluster.run("node1", "gnt-node", "failover", "-n", "node3", "node2")
     assert listing(cluster, "name", "pnode", "status") == [["f1", "node3", "running"], ["f2", "node3", "ADMIN_down"]]
+
+
+def test_move_copies_file_disks_to_another_node(cluster):
+    """When moved, a file instance's disks arrive byte for byte on the new node and it runs there."""
+    import os
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node1", "--disk", "0:size=8M",
+                "--disk", "1:size=4M,format=qcow2", "mv1")
+    src_dir = cluster.root("node1") / "srv/genet/file-storage/mv1"
+    raw = next(p for p in src_dir.iterdir() if p.suffix == ".raw")
+    payload = os.urandom(3 << 20)
+    with open(raw, "r+b") as f:
+        f.seek(1 << 20)
+        f.write(payload)
+    before = {p.name: p.read_bytes() for p in src_dir.iterdir()}
+    out = cluster.run("node1", "gnt-instance", "move", "-n", "node3", "mv1").stdout
+    assert "copying disk 0 (8 MiB) to node3" in out and "copying disk 1" in out
+    after = {p.name: p.read_bytes() for p in (cluster.root("node3") / "srv/genet/file-storage/mv1").iterdir()}
+    assert after == before
+    assert not src_dir.exists()
+    assert listing(cluster, "name", "pnode", "status") == [["mv1", "node3", "running"]]
+    proc = cluster.run("node1", "gnt-instance", "move", "-n", "node3", "mv1", check=False)
+    assert proc.returncode == 1 and "already on node3" in proc.stderr
+    cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "--disk", "0:size=4M", "--no-start", "sh1")
+    proc = cluster.run("node1", "gnt-instance", "move", "-n", "node2", "sh1", check=False)
+    assert proc.returncode == 1 and "copies file disks only" in proc.stderr
