@@ -86,7 +86,9 @@ def _attach(tap: str, nic: dict) -> None:
         if vlan:
             _set_vlans(tap, vlan)
         return
+    # proxy ARP answers for the guest's gateway only where the tap forwards (ip_route_input)
     Path(f"/proc/sys/net/ipv4/conf/{tap}/proxy_arp").write_text("1\n")
+    Path(f"/proc/sys/net/ipv4/conf/{tap}/forwarding").write_text("1\n")
     _must("ip", "link", "set", tap, "up")
     addr = ipaddress.ip_address(nic["ip"])
     route = ["ip", "-6" if addr.version == 6 else "-4", "route", "replace",

@@ -221,3 +221,17 @@ def test_rename_and_reinstall_a_real_instance(dev):
     log = dev.instance_dir("node3", "vm5") / "serial.log"
     wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")
     assert dev.field("vm5", "status") == "running"
+
+
+def test_routed_nic_answers_ping_from_its_node(dev):
+    """When the NIC is routed, the node routes the guest's address to its tap (proxy ARP)."""
+    guest = testguest.ensure()
+    hv = (f"kernel_path={guest['kernel']},initrd_path={guest['initrd']},accel=tcg,serial_console=true,"
+          "kernel_args=console=ttyS0 quiet genet.ip=10.200.0.5/24 genet.gw=10.200.0.1")
+    dev.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "-B", "memory=128M",
+            "--net", "0:mode=routed,ip=10.200.0.5", "-H", hv, "vm6")
+    log = dev.instance_dir("node1", "vm6") / "serial.log"
+    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")
+    wait_for(lambda: dev.run("node1", "ping", "-c", "1", "-W", "2", "10.200.0.5", ok=False).returncode == 0,
+             20, "an answer to ping over the routed NIC")
+    dev.run("node1", "gnt-instance", "remove", "vm6")
