@@ -15,6 +15,7 @@ import concurrent.futures
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -70,6 +71,13 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(lambda: asyncio.run(factory())).result()   # type: ignore[arg-type]
 
 
+CONNECT_ATTEMPTS = 3
+
+
+class _ConnectFailed(HypervisorError):
+    """The QMP session could not be opened (worth another try)."""
+
+
 class Monitor:
     """The QMP monitor of one instance."""
 
@@ -82,9 +90,20 @@ class Monitor:
         return self.execute_many([(cmd, args)])[0]
 
     def execute_many(self, calls: list[tuple[str, dict | None]]) -> list[Any]:
-        """Run commands in order in one session; the first error stops the rest."""
+        """Run commands in order in one session; the first error stops the rest.
+
+        Opening the session is retried a few times: a QEMU that has just taken over a
+        migrated guest sometimes fails the QMP negotiation once.
+        """
         with _lock_for(self.sock):
-            return run_async(lambda: self._session(calls))
+            for attempt in range(CONNECT_ATTEMPTS):
+                try:
+                    return run_async(lambda: self._session(calls))
+                except _ConnectFailed:
+                    if attempt == CONNECT_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def _session(self, calls: list[tuple[str, dict | None]]) -> list[Any]:
         if QMPClient is None:
@@ -102,7 +121,9 @@ class Monitor:
             raise MonitorError(f"instance {self.instance}: QMP {current} failed: {err}", err.error_class) from None
         except (ConnectError, QMPError, OSError, EOFError, asyncio.TimeoutError) as err:
             reason = str(err) or type(err).__name__
-            raise HypervisorError(f"instance {self.instance}: QMP monitor {self.sock} ({current}): {reason}") from None
+            negotiation = isinstance(err, ConnectError) and not isinstance(getattr(err, "exc", None), OSError)
+            failure = _ConnectFailed if current == "connect" and negotiation else HypervisorError
+            raise failure(f"instance {self.instance}: QMP monitor {self.sock} ({current}): {reason}") from None
         finally:
             try:
                 await client.disconnect()
