@@ -267,7 +267,7 @@ class KvmHypervisor(Hypervisor):
                 files = self._files(inst["name"])
                 try:
                     migration.export_disks(self._mon(files), address, int(nbd_port), len(inst["disks"]))
-                except Exception as err:
+                except HypervisorError as err:
                     self._stop(inst["name"], 0, force=True)
                     raise HypervisorError(f"instance {inst['name']}: cannot export its disks for the"
                                           f" migration: {err}") from None
@@ -313,7 +313,7 @@ class KvmHypervisor(Hypervisor):
             if nbd_port:
                 try:
                     migration.mirror_disks(self._mon(files), address, nbd_port, len(rt.inst["disks"]))
-                except (migration.MirrorError, Exception) as err:
+                except (migration.MirrorError, HypervisorError) as err:
                     migration.cancel_mirrors(self._mon(files), len(rt.inst["disks"]))
                     raise HypervisorError(f"instance {name}: copying the disks to {address} failed: {err}") from None
             migration.start(self._mon(files), address, port, live,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
+from genet.hypervisor.base import HypervisorError
 from genet.hypervisor.kvm.monitor import Monitor
 
 MiB = 1024 * 1024
@@ -85,11 +86,11 @@ def unexport_disks(mon: Monitor, count: int) -> None:
     for n in range(count):
         try:
             mon.execute("block-export-del", {"id": f"mig-export{n}", "mode": "hard"})
-        except Exception:          # already gone
+        except HypervisorError:    # already gone
             pass
     try:
         mon.execute("nbd-server-stop")
-    except Exception:
+    except HypervisorError:    # not running any more
         pass
 
 
@@ -121,7 +122,7 @@ def cancel_mirrors(mon: Monitor, count: int) -> None:
                           ("blockdev-del", {"node-name": f"mig-target{n}"})):
             try:
                 mon.execute(cmd, args)
-            except Exception:
+            except HypervisorError:    # the job or node is gone already
                 pass
 
 

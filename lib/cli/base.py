@@ -251,6 +251,19 @@ def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
 
 # --- shared subcommands -----------------------------------------------------
 
+def modify_command(opclass: type[OpCode], what: str) -> Handler:
+    """Run a modify opcode and list its changes as Ganeti does ("Modified node X", " - key -> value")."""
+    def handler(ns) -> int:
+        results = submit_or_run(ns, [opcode_from_args(opclass, ns)])
+        if results and results[0]:          # nothing with --submit or --dry-run
+            name = getattr(ns, f"{what}_name")
+            print(f"Modified {what} {name}")
+            for key, value in results[0]:
+                print(f" - {key} -> {value}")
+        return 0
+    return handler
+
+
 def run_opcode(opclass: type[OpCode]) -> Handler:
     """A handler that builds the opcode from the options and runs it as one job."""
     def handler(ns) -> int:

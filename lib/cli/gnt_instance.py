@@ -95,15 +95,6 @@ def cmd_activate_disks(ns) -> int:
     return 0
 
 
-def cmd_modify(ns) -> int:
-    results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceSetParams, ns)])
-    if results and results[0]:
-        print(f"Modified instance {ns.instance_name}")
-        for name, value in results[0]:
-            print(f" - {name} -> {value}")
-    return 0
-
-
 def build(parser) -> None:
     sub = base.subcommands(parser)
     base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate)
@@ -125,7 +116,8 @@ def build(parser) -> None:
     base.opcode_command(sub, "rename", "Rename a stopped instance", opcodes.OpInstanceRename)
     base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall)
     base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
-                        opcodes.OpInstanceSetParams, cmd_modify)
+                        opcodes.OpInstanceSetParams,
+                        base.modify_command(opcodes.OpInstanceSetParams, "instance"))
     p = sub.add_parser("list", help="List instances")
     base.add_list_options(p, "INSTANCE")
     p.set_defaults(handler=lambda ns: base.run_list(ns, "instance", INSTANCE_DEFAULT))

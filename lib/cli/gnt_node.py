@@ -62,15 +62,6 @@ def cmd_add(ns) -> int:
     return 0
 
 
-def cmd_modify(ns) -> int:
-    results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeSetParams, ns)])
-    if results and results[0]:
-        print(f"Modified node {ns.node_name}")
-        for name, value in results[0]:
-            print(f" - {name} -> {value}")
-    return 0
-
-
 INFO_FIELDS = ["name", "uuid", "pip", "sip", "role", "master_candidate", "master_capable", "vm_capable",
                "offline", "drained", "group", "tags", "serial_no"]
 
@@ -103,7 +94,8 @@ def build(parser) -> None:
                             cmd_add)
     p.add_argument("--no-ssh-key-check", action="store_true", help="Do not check the node's SSH host key")
     base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove)
-    base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams, cmd_modify)
+    base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams,
+                        base.modify_command(opcodes.OpNodeSetParams, "node"))
     base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate)
     base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate)
     base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover)
