@@ -189,3 +189,25 @@ def test_master_reconnects_after_a_node_daemon_restart(cluster):
     cluster.run("node2", "genet-daemon", "start")
     cluster.run("node1", "gnt-cluster", "verify")
     cluster.run("node1", "gnt-debug", "delay", "-n", "node2", "0")
+
+
+def test_job_options_print_jobid_priority_and_dry_run(cluster):
+    out = cluster.run("node1", "gnt-debug", "delay", "--print-jobid", "--priority", "-5", "0").stdout
+    job_id = out.split("JobID: ", 1)[1].split()[0]
+    info = cluster.run("node1", "gnt-job", "info", job_id).stdout
+    assert "Priority: -5" in info and "Status: success" in info
+    cluster.run("node1", "gnt-cluster", "modify", "--dry-run", "-C", "3")
+    assert "candidate pool size: 10" in cluster.run("node1", "gnt-cluster", "info").stdout
+
+
+def test_init_with_a_file_storage_dir_puts_file_disks_there(tmp_path):
+    from loopback import LoopbackCluster
+    solo = LoopbackCluster(tmp_path, nodes=1)
+    try:
+        solo.run("node1", "gnt-cluster", "init", "--noded-port", "21811", "--file-storage-dir", "data/disks",
+                 f"--shared-file-storage-dir={tmp_path / 'shared'}", "solo")
+        assert "file storage directory: data/disks" in solo.run("node1", "gnt-cluster", "info").stdout
+        solo.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "f1")
+        assert len(list((solo.root("node1") / "data/disks/f1").iterdir())) == 1
+    finally:
+        solo.stop()
