@@ -25,7 +25,7 @@ setup(
               "genet.storage", "genet.rapi"],
     data_files=OS_FILES,
     install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
-                      "paramiko", "bitarray", "service-identity"],
+                      "paramiko", "bitarray", "service-identity", "prometheus-client"],
     entry_points={
         "console_scripts": [
             "gnt-cluster = genet.cli.gnt_cluster:main",
@@ -34,8 +34,12 @@ setup(
             "gnt-debug = genet.cli.gnt_debug:main",
             "gnt-instance = genet.cli.gnt_instance:main",
             "gnt-os = genet.cli.gnt_os:main",
+            "gnt-group = genet.cli.gnt_group:main",
+            "gnt-network = genet.cli.gnt_network:main",
+            "gnt-backup = genet.cli.gnt_backup:main",
             "genet-masterd = genet.masterd:main",
             "genet-noded = genet.noded:main",
+            "genet-rapi = genet.rapi.server:main",
             "genet-daemon = genet.bootstrap:daemon_main",
             "genet-prepare-node-join = genet.bootstrap:prepare_node_join_main",
         ],

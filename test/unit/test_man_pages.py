@@ -30,11 +30,15 @@ GNT_MODULES = {
     "gnt-debug": "genet.cli.gnt_debug",
     "gnt-instance": "genet.cli.gnt_instance",
     "gnt-os": "genet.cli.gnt_os",
+    "gnt-group": "genet.cli.gnt_group",
+    "gnt-network": "genet.cli.gnt_network",
+    "gnt-backup": "genet.cli.gnt_backup",
 }
 REQUIRED_PAGES = {  # page name -> manual section
     "genet": 7,
     "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8, "gnt-os": 8,
-    "genet-masterd": 8, "genet-noded": 8, "genet-daemon": 8,
+    "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8,
+    "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8,
     "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
 }
 ALL_PAGES = sorted(set(REQUIRED_PAGES) | {p.stem for p in MAN.glob("*.rst")})
