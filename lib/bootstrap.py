@@ -36,12 +36,12 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")
-        daemon_util.start("genet-masterd")
+        daemon_util.start_master_daemons()
         if not luxi.wait_for_socket(paths.master_socket()):
             raise errors.CommandError("genet-masterd did not answer on its socket")
     except errors.GenericError:
-        for daemon in ("genet-masterd", "genet-noded"):
-            daemon_util.stop(daemon)
+        daemon_util.stop_master_daemons()
+        daemon_util.stop("genet-noded")
         for path in [paths.config_file(), paths.cluster_cert()] + [paths.ssconf_file(k) for k in config.SSCONF_KEYS]:
             path.unlink(missing_ok=True)
         raise
@@ -161,7 +161,7 @@ def master_failover(no_voting: bool) -> dict:
         rpc.call(name, others[name], "write_ssconf", [ssconf])
     for key, value in ssconf.items():
         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
-    daemon_util.start("genet-masterd", ["--no-voting"] if no_voting else [])
+    daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
     if not luxi.wait_for_socket(paths.master_socket()):
         raise errors.CommandError("genet-masterd did not start on the new master")
     return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
@@ -196,8 +196,8 @@ def merge_job_queues(rpc: RpcClient, candidates: dict[str, str]) -> int:
 
 def destroy_local() -> None:
     """Stop the daemons and remove every piece of cluster state on this node."""
-    for daemon in ("genet-masterd", "genet-noded"):
-        daemon_util.stop(daemon)
+    daemon_util.stop_master_daemons()
+    daemon_util.stop("genet-noded")
     for path in [paths.config_file(), paths.queue_db(), paths.cluster_cert(), paths.queue_drain_file(),
                  paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
         path.unlink(missing_ok=True)
@@ -213,13 +213,13 @@ def daemon_main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         if ns.action == "stop":
-            for daemon in ("genet-masterd", "genet-noded"):
-                daemon_util.stop(daemon)
+            daemon_util.stop_master_daemons()
+            daemon_util.stop("genet-noded")
             return 0
         daemon_util.start("genet-noded")
         master = paths.ssconf_file("master_node")
         if master.exists() and master.read_text().strip() == paths.node_name():
-            daemon_util.start("genet-masterd")
+            daemon_util.start_master_daemons()
     except errors.GenericError as err:
         print(errors.format_error(err), file=sys.stderr)
         return 1

@@ -108,15 +108,15 @@ def candidates(data: dict, online_only: bool = True) -> list[str]:
                   if n["master_candidate"] and not (online_only and n["offline"]))
 
 
-def maintain_candidates(data: dict) -> list[str]:
-    """Promote capable nodes until the pool is full; returns the names promoted."""
+def maintain_candidates(data: dict, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """Promote capable nodes (not ``exclude``) until the pool is full; returns the names promoted."""
     wanted = data["cluster"]["candidate_pool_size"]
     have = len(candidates(data))
     promoted = []
     for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
         if have >= wanted:
             break
-        if (not node["master_candidate"] and node["master_capable"]
+        if (not node["master_candidate"] and node["master_capable"] and node["name"] not in exclude
                 and not node["offline"] and not node["drained"]):
             node["master_candidate"] = True
             promoted.append(node["name"])

@@ -5,7 +5,9 @@ means the daemon is ready.
 """
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,7 +15,40 @@ import time
 
 from genet import errors, paths
 
-MODULES = {"genet-noded": "genet.noded", "genet-masterd": "genet.masterd"}
+MODULES = {"genet-noded": "genet.noded", "genet-masterd": "genet.masterd", "genet-rapi": "genet.rapi.server"}
+log = logging.getLogger("genet")
+
+
+def defaults_args(daemon: str) -> list[str]:
+    """Extra arguments from ROOT/etc/default/genet (Ganeti's ``RAPI_ARGS="..."`` lines)."""
+    key = daemon.removeprefix("genet-").upper() + "_ARGS"
+    try:
+        lines = (paths.root() / "etc/default/genet").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip() == key:
+            try:   # the shell's view: the quoted value, then split into words
+                return [word for part in shlex.split(value) for word in shlex.split(part)]
+            except ValueError:
+                log.warning("%s: cannot parse %s", paths.root() / "etc/default/genet", key)
+                return []
+    return []
+
+
+def start_master_daemons(masterd_args: list[str] | None = None) -> None:
+    """masterd, then the RAPI; a RAPI that cannot start is logged, the master still works."""
+    start("genet-masterd", masterd_args)
+    try:
+        start("genet-rapi", defaults_args("genet-rapi"))
+    except errors.GenericError as err:
+        log.warning("genet-rapi did not start: %s", err)
+
+
+def stop_master_daemons() -> bool:
+    stopped = stop("genet-rapi")
+    return stop("genet-masterd") or stopped
 
 
 def pid_of(daemon: str) -> int | None:

@@ -17,7 +17,7 @@ from genet import errors, paths
 ETX = b"\x03"
 METHODS = ("SubmitJob", "SubmitManyJobs", "WaitForJobChange", "CancelJob", "ArchiveJob",
            "AutoArchiveJobs", "Query", "QueryFields", "QueryJobs", "QueryClusterInfo",
-           "QueryConfigValues", "QueryTags", "SetDrainFlag", "QueryQueueInfo")
+           "QueryConfigValues", "QueryTags", "SetDrainFlag", "QueryQueueInfo", "QueryMetrics")
 
 
 class Client:

@@ -24,6 +24,33 @@ log = logging.getLogger("genet-masterd")
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
+class LatencyHistogram:
+    """Seconds from a job's submission to its end, in Prometheus-style cumulative buckets."""
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts = [0] * len(self.BUCKETS)
+        self.total = 0.0
+        self.count = 0
+
+    def observe_job(self, job) -> None:
+        if not job.received_ts or not job.end_ts:
+            return
+        seconds = max(0.0, (job.end_ts[0] - job.received_ts[0]) + (job.end_ts[1] - job.received_ts[1]) / 1e6)
+        with self._lock:
+            for index, bound in enumerate(self.BUCKETS):
+                if seconds <= bound:
+                    self.counts[index] += 1
+            self.total += seconds
+            self.count += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"buckets": [[b, c] for b, c in zip(self.BUCKETS, self.counts)],
+                    "sum": self.total, "count": self.count}
+
+
 class MasterContext:
     """Everything a logical unit reaches: config, RPC, locks, queue."""
 
@@ -45,10 +72,14 @@ class MasterContext:
         self._lagging: set[str] = set()     # candidates that missed job updates
         self._lagging_lock = threading.Lock()
         self.cfg.set_replicator(self._replicate_config)
-        self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs,
-                              on_final=lambda job: self.processor.job_finished(job))
+        self.job_latency = LatencyHistogram()
+        self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs, on_final=self._job_final)
         self.processor = Processor(self, workers or data["cluster"]["max_running_jobs"])
         self.processor.recover(self.node_name)
+
+    def _job_final(self, job) -> None:
+        self.job_latency.observe_job(job)
+        self.processor.job_finished(job)
 
     # --- replication --------------------------------------------------------
 
@@ -116,6 +147,7 @@ class MasterContext:
         """Give a candidate (new, or back after missing writes) the config and every job."""
         address = self.cfg.read(lambda d: d["nodes"][name]["primary_ip"])
         self.rpc.call(name, address, "upload_config", [self.cfg.content().decode()]).raise_on_error("upload_config")
+        self.rpc.call(name, address, "write_rapi_users", [_read_or_none(paths.rapi_users_file())])
         store = self.queue.store
         ids = store.ids(None)
         for start in range(0, len(ids), 500):
@@ -151,6 +183,9 @@ class MasterContext:
         online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
         for name, res in self.rpc.call_many(online, "write_ssconf", [config.ssconf_values(data)]).items():
             feedback(f"ssconf to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
+        users = _read_or_none(paths.rapi_users_file())
+        for name, res in self.rpc.call_many(peers, "write_rapi_users", [users]).items():
+            feedback(f"RAPI users file to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         self._last_ssconf = config.ssconf_values(data)
 
     # --- jobs ---------------------------------------------------------------
@@ -163,6 +198,13 @@ class MasterContext:
         self.processor.stop()
         self.queue.stop()
         self.rpc.close()
+
+
+def _read_or_none(path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 class LuxiHandlers:
@@ -206,6 +248,10 @@ class LuxiHandlers:
             return query.query_cluster(data, list(fields))
         if what == "instance":
             return query.query_instances(data, list(fields), qfilter, self._live_instances)
+        if what == "group":
+            return query.query_groups(data, list(fields), qfilter)
+        if what == "network":
+            return query.query_networks(data, list(fields), qfilter)
         return query.field_definitions(what, [])   # raises for an unknown resource
 
     def _live_nodes(self, nodes: list[dict]) -> dict:
@@ -242,6 +288,10 @@ class LuxiHandlers:
     def SetDrainFlag(self, flag):
         self.ctx.queue.set_drain(bool(flag))
         return True
+
+    def QueryMetrics(self):
+        """What /metrics shows of the queue: jobs by status and the job latency histogram."""
+        return {"jobs": self.ctx.queue.store.status_counts(), "job_latency": self.ctx.job_latency.snapshot()}
 
     def QueryQueueInfo(self):
         return {"drained": self.ctx.queue.drained(), "master": self.ctx.node_name}

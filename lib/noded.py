@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -80,6 +81,18 @@ class NodeProcedures:
 
     def rpc_get_config(self) -> str:
         return paths.config_file().read_text()
+
+    def rpc_write_rapi_users(self, text: str | None) -> bool:
+        """The RAPI users file, kept on every candidate so a new master's RAPI knows the users."""
+        path = paths.rapi_users_file()
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            if not isinstance(text, str) or len(text) > 1 << 20:
+                raise errors.OpPrereqError("the RAPI users file must be a string of at most 1 MiB")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            config.write_atomic(path, text.encode(), mode=0o600)
+        return True
 
     def rpc_write_ssconf(self, values: dict) -> bool:
         for key, value in values.items():
@@ -159,6 +172,82 @@ class NodeProcedures:
         from genet.storage.base import get
         backend = get(template, storage_params)
         return [backend.access(instance, disk, index) for index, disk in enumerate(disks)]
+
+    def rpc_blockdev_find(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
+        """Ganeti's disk status per disk: [path, major, minor, sync %, eta, degraded, ldisk], None if missing."""
+        from genet.storage.base import get
+        backend = get(template, storage_params)
+        found = []
+        for index, disk in enumerate(disks):
+            path = backend.path(instance, disk, index)
+            found.append([str(path), None, None, None, None, False, LDS_OKAY] if path.exists() else None)
+        return found
+
+    # --- exports (gnt-backup): one directory per export under export_dir() ---
+
+    def rpc_export_list(self) -> list:
+        """Names of the complete exports on this node."""
+        root = export_dir()
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir()
+                      if not p.name.startswith(".") and (p / EXPORT_CONF).is_file())
+
+    def rpc_export_info(self, name: str) -> str:
+        """The config.ini of an export (by name, or by its full directory)."""
+        conf = export_path(name) / EXPORT_CONF
+        try:
+            return conf.read_text()
+        except FileNotFoundError:
+            raise errors.OpPrereqError(f"node {paths.node_name()} has no export {name!r}", errors.ECode.NOENT) from None
+
+    def rpc_export_start(self, name: str) -> str:
+        """A fresh, hidden staging directory for export ``name``; a leftover one is discarded."""
+        staging = export_path(name, staging=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True, mode=0o750)
+        return str(staging)
+
+    def rpc_export_receive(self, name: str, dump: str, address: str) -> int:
+        """Wait for one disk image of a staged export from another node; returns the port."""
+        from genet import transfer
+        target = export_path(name, staging=True) / export_file_name(dump)
+        target.touch(exist_ok=False)
+        receiver = transfer.Receiver(target, address)
+        self._receivers[receiver.port] = receiver
+        return receiver.port
+
+    def rpc_export_finish(self, name: str, conf_text: str) -> bool:
+        """Write config.ini and put the staged export in place of any older one of that name."""
+        staging, final = export_path(name, staging=True), export_path(name)
+        config.write_atomic(staging / EXPORT_CONF, conf_text.encode())
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return True
+
+    def rpc_export_abort(self, name: str) -> bool:
+        shutil.rmtree(export_path(name, staging=True), ignore_errors=True)
+        return True
+
+    def rpc_export_remove(self, name: str) -> bool:
+        target = export_path(name)
+        if not target.is_dir():
+            raise errors.OpPrereqError(f"node {paths.node_name()} has no export {name!r}", errors.ECode.NOENT)
+        shutil.rmtree(target)
+        return True
+
+    def rpc_export_send(self, name: str, dump: str, address: str, port: int) -> dict:
+        """Stream one disk image of an export to a Receiver (an import's new disk)."""
+        from genet import transfer
+        source = export_path(name) / export_file_name(dump)
+        if not source.is_file():
+            raise errors.OpPrereqError(f"export {name!r} on {paths.node_name()} has no image {dump!r}",
+                                       errors.ECode.NOENT)
+        return transfer.send(source, address, port)
 
     def rpc_instance_hotplug(self, name: str, hypervisor: str, kind: str, action: str, index: int,
                              device: dict | None) -> bool:
@@ -277,14 +366,15 @@ class NodeProcedures:
         return read_ssconf().get("master_node")
 
     def rpc_start_masterd(self, args: list | None = None) -> int:
-        return daemon_util.start("genet-masterd", [str(a) for a in (args or [])])
+        daemon_util.start_master_daemons([str(a) for a in (args or [])])
+        return daemon_util.pid_of("genet-masterd")
 
     def rpc_stop_masterd(self) -> bool:
-        return daemon_util.stop("genet-masterd")
+        return daemon_util.stop_master_daemons()
 
     def rpc_leave_cluster(self) -> bool:
         """Forget the cluster: stop masterd, remove state, then stop noded itself."""
-        daemon_util.stop("genet-masterd")
+        daemon_util.stop_master_daemons()
         if self._queue is not None:
             self._queue.close()
             self._queue = None
@@ -295,6 +385,35 @@ class NodeProcedures:
             paths.ssconf_file(key).unlink(missing_ok=True)
         self._stop_daemon()
         return True
+
+
+LDS_OKAY = 1                 # Ganeti's ldisk status "ok" (rpc_blockdev_find)
+EXPORT_CONF = "config.ini"   # an export's description, in Ganeti's format
+
+
+def export_dir() -> Path:
+    return paths.data_dir() / "export"
+
+
+def export_file_name(name: str) -> str:
+    """``name`` if it is a plain file name; anything that could leave the directory is refused."""
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or ".." in name or name.startswith("."):
+        raise errors.OpPrereqError(f"invalid export name {name!r}: use a plain name without '/' or '..'",
+                                   errors.ECode.INVAL)
+    return name
+
+
+def export_path(name: str, staging: bool = False) -> Path:
+    """The directory of export ``name`` (a plain name, or its full path in export_dir());
+    ``staging``: the hidden directory it is assembled in before it replaces the real one."""
+    if isinstance(name, str) and name.startswith("/"):
+        full = Path(name)
+        if full.parent != export_dir():
+            raise errors.OpPrereqError(f"invalid export directory {name!r}: exports live in {export_dir()}",
+                                       errors.ECode.INVAL)
+        name = full.name
+    name = export_file_name(name)
+    return export_dir() / (f".{name}.new" if staging else name)
 
 
 def _free_port(address: str) -> int:
@@ -316,7 +435,20 @@ def resources() -> dict[str, int]:
     st = os.statvfs(paths.data_dir())
     return {"mtotal": mem["MemTotal"], "mfree": mem.get("MemAvailable", mem["MemFree"]),
             "dtotal": st.f_blocks * st.f_frsize >> 20, "dfree": st.f_bavail * st.f_frsize >> 20,
-            "ctotal": os.cpu_count() or 1}
+            "ctotal": os.cpu_count() or 1, "mnode": max(0, mem["MemTotal"] - mem.get("MemAvailable", mem["MemFree"])),
+            **cpu_topology()}
+
+
+def cpu_topology() -> dict[str, int]:
+    """Sockets and NUMA nodes, from sysfs (1 each when it says nothing)."""
+    sockets = set()
+    for package in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/physical_package_id"):
+        try:
+            sockets.add(package.read_text().strip())
+        except OSError:
+            pass
+    numa = len(list(Path("/sys/devices/system/node").glob("node[0-9]*")))
+    return {"csockets": len(sockets) or 1, "cnodes": numa or 1, "cnos": 1}
 
 
 def read_ssconf() -> dict[str, str]:

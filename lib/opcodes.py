@@ -239,6 +239,242 @@ class OpNodeSetParams(OpCode):
     )
 
 
+# --- node groups ------------------------------------------------------------
+
+ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
+# disk templates a group may hold parameters for (Ganeti's, and genet's mirror)
+DISKPARAM_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd", "mirror", "blockdev", "rbd",
+                       "ext", "gluster")
+RESET = "default"     # a group parameter set to this goes back to the cluster's value
+
+
+class ParamOverrides(Record):
+    """Parameters a group sets over the cluster's; the value ``default`` drops one again."""
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            return super().check(value)
+        resets = {k: v for k, v in value.items() if v == RESET and k in self.fields}
+        return {**super().check({k: v for k, v in value.items() if k not in resets}), **resets}
+
+    def parse(self, text):
+        typed = {}
+        for key, value in Dict().parse(text).items():
+            field = self.fields.get(key)
+            plain = field is None or not isinstance(value, str) or value == RESET
+            typed[key] = value if plain else field.parse(value)
+        return self.check(typed)
+
+
+class DiskParams(ParamType):
+    """Parameters per disk template, ``{template: {key: value}}``; CLI ``TEMPLATE:key=value,...``."""
+    name = "disk parameters"
+    schema = {"type": "object", "additionalProperties": {"type": "object"}}
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object of disk templates, got {type(value).__name__}")
+        out = {}
+        for template, params in value.items():
+            if template not in DISKPARAM_TEMPLATES:
+                raise ValueError(f"unknown disk template {template!r} (known: {', '.join(DISKPARAM_TEMPLATES)})")
+            if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
+                raise ValueError(f"{template}: expected an object of parameters")
+            for key, item in params.items():
+                if not isinstance(item, (str, int, float, bool)):
+                    raise ValueError(f"{template} {key}: expected a string, number or boolean")
+            out[template] = dict(params)
+        return out
+
+    def parse(self, text):
+        template, colon, rest = text.partition(":")
+        if not colon or not template:
+            raise ValueError(f"use TEMPLATE:key=value,... (got {text!r})")
+        return self.check({template: Dict().parse(rest)})
+
+
+NDPARAMS = ParamOverrides("ndparams", {
+    "oob_program": String(), "spindle_count": Int(1, 1024), "exclusive_storage": Bool(), "ovs": Bool(),
+    "ovs_name": String(), "ovs_link": String(), "ssh_port": Int(1, 65535), "cpu_speed": Float(minimum=0.0)})
+IPOLICY = ParamOverrides("ipolicy", {
+    "minmax": ListOf(Record("minmax", {"min": Dict(), "max": Dict()}, required=("min", "max")), 16),
+    "std": Dict(), "disk-templates": ListOf(OneOf(*DISKPARAM_TEMPLATES), 16),
+    "vcpu-ratio": Float(minimum=0.0), "spindle-ratio": Float(minimum=0.0)})
+_GROUP = Param("group_name", NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
+_GROUP_SETTINGS = (
+    Param("alloc_policy", Maybe(OneOf(*ALLOC_POLICIES)), None,
+          "Allocation policy: preferred, last_resort or unallocable", "--alloc-policy", "POLICY"),
+    Param("ndparams", Maybe(NDPARAMS), None, "Node parameters", "--node-parameters", "KEY=VALUE,..."),
+    Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
+          ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
+    Param("ipolicy", Maybe(IPOLICY), None, "Instance policy (recorded, not enforced yet)"),
+)
+
+
+class OpGroupAdd(OpCode):
+    """Create an empty node group."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP,) + _GROUP_SETTINGS
+
+
+class OpGroupRemove(OpCode):
+    """Remove an empty node group (never the last one)."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP,)
+
+
+class OpGroupRename(OpCode):
+    """Give a node group a new name."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP, Param("new_name", NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"))
+
+
+class OpGroupSetParams(OpCode):
+    """Change a node group's allocation policy and parameters (gnt-group modify)."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP,) + _GROUP_SETTINGS
+
+
+class OpGroupAssignNodes(OpCode):
+    """Move nodes into a node group."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (
+        _GROUP,
+        Param("force", Bool(), False, "Move even if an instance ends up split between groups or"
+              " loses its network", "--force"),
+        Param("nodes", ListOf(NAME, 10000), REQUIRED, "Nodes to move", POSITIONAL, "NODE"),
+    )
+
+
+# --- networks ---------------------------------------------------------------
+
+NIC_MODES = ("bridged", "routed", "openvswitch")
+CLEAR = "none"        # what a modify sets gateway, network6, gateway6 or mac_prefix to, to remove them
+
+
+class Address(ParamType):
+    """An IPv4 or IPv6 address or network, normalised (checked by genet.network_pool)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind    # network, network6, address or address6
+        self.name = {"network": "IPv4 network", "network6": "IPv6 network", "address": "IPv4 address",
+                     "address6": "IPv6 address"}[kind]
+        self.schema = {"type": "string"}
+
+    def check(self, value):
+        if not isinstance(value, str):
+            raise ValueError(f"expected an {self.name} as a string, got {type(value).__name__}")
+        from genet import network_pool     # ipaddress and bitarray only where needed
+        return str(getattr(network_pool, f"parse_{self.kind}")(value))
+
+
+class AddressList(ParamType):
+    """IPv4 addresses; on the CLI comma-separated (Ganeti's ``--add-reserved-ips=IP,IP``)."""
+    name = "list of IPv4 addresses"
+    schema = {"type": "array", "items": {"type": "string"}}
+
+    def check(self, value):
+        return ListOf(Address("address"), 65536).check(value)
+
+    def parse(self, text):
+        return self.check([part.strip() for part in text.split(",") if part.strip()])
+
+
+class MacPrefix(ParamType):
+    name = "MAC prefix"
+    schema = {"type": "string"}
+
+    def check(self, value):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){2}", value):
+            raise ValueError(f"{value!r} is not a MAC prefix of three octets (like aa:00:00)")
+        return value.lower()
+
+
+class Clearable(ParamType):
+    """A value a modify may also set to ``none``, which removes it."""
+
+    def __init__(self, inner: ParamType):
+        self.inner = inner
+        self.name = f"{inner.name} or {CLEAR}"
+        self.schema = inner.schema
+
+    def check(self, value):
+        return CLEAR if value == CLEAR else self.inner.check(value)
+
+
+_NETWORK = Param("network_name", NAME, REQUIRED, "Network name", POSITIONAL, "NETWORK_NAME")
+_GROUP_OF_NETWORK = Param("group_name", NAME, REQUIRED, "Node group (the CLI names groups after the network)")
+
+
+class OpNetworkAdd(OpCode):
+    """Define an IPv4 network with its address pool (connected to no group yet)."""
+    SUMMARY_FIELD = "network_name"
+    PARAMS = (
+        _NETWORK,
+        Param("network", Address("network"), REQUIRED, "IPv4 network in CIDR notation", "--network", "NETWORK"),
+        Param("gateway", Maybe(Address("address")), None, "IPv4 gateway", "--gateway", "GATEWAY"),
+        Param("network6", Maybe(Address("network6")), None, "IPv6 network in CIDR notation", "--network6",
+              "NETWORK6"),
+        Param("gateway6", Maybe(Address("address6")), None, "IPv6 gateway", "--gateway6", "GATEWAY6"),
+        Param("mac_prefix", Maybe(MacPrefix()), None, "MAC prefix of the network's NICs", "--mac-prefix",
+              "MACPREFIX"),
+        Param("add_reserved_ips", Maybe(AddressList()), None, "Addresses to reserve externally",
+              "--add-reserved-ips", "IP,..."),
+        Param("conflicts_check", Bool(), True, "Reserve the addresses of nodes and master inside the network",
+              "--no-conflicts-check"),
+        Param("tags", ListOf(TAG, 4096), [], "Tags of the new network"),
+    )
+
+
+class OpNetworkRemove(OpCode):
+    """Remove a network that no instance uses."""
+    SUMMARY_FIELD = "network_name"
+    PARAMS = (
+        _NETWORK,
+        Param("force", Bool(), False, "Remove even if still connected to node groups", ("-f", "--force")),
+    )
+
+
+class OpNetworkSetParams(OpCode):
+    """Change a network's gateways, IPv6 network, MAC prefix and external reservations."""
+    SUMMARY_FIELD = "network_name"
+    PARAMS = (
+        _NETWORK,
+        Param("gateway", Maybe(Clearable(Address("address"))), None, "IPv4 gateway (none removes it)",
+              "--gateway", "GATEWAY"),
+        Param("network6", Maybe(Clearable(Address("network6"))), None, "IPv6 network (none removes it)",
+              "--network6", "NETWORK6"),
+        Param("gateway6", Maybe(Clearable(Address("address6"))), None, "IPv6 gateway (none removes it)",
+              "--gateway6", "GATEWAY6"),
+        Param("mac_prefix", Maybe(Clearable(MacPrefix())), None, "MAC prefix (none removes it)",
+              "--mac-prefix", "MACPREFIX"),
+        Param("add_reserved_ips", Maybe(AddressList()), None, "Addresses to reserve externally",
+              "--add-reserved-ips", "IP,..."),
+        Param("remove_reserved_ips", Maybe(AddressList()), None, "External reservations to release",
+              "--remove-reserved-ips", "IP,..."),
+    )
+
+
+class OpNetworkConnect(OpCode):
+    """Connect a network to a node group with the NIC mode, link and VLAN its instances use there."""
+    SUMMARY_FIELD = "network_name"
+    PARAMS = (
+        _GROUP_OF_NETWORK, _NETWORK,
+        Param("network_mode", OneOf(*NIC_MODES), REQUIRED, "NIC mode in the group"),
+        Param("network_link", String(max_len=255), REQUIRED, "NIC link in the group (bridge, routing table"
+              " or switch)"),
+        Param("network_vlan", String(max_len=255), "", "VLAN (openvswitch), e.g. .100 or :100:200"),
+        Param("conflicts_check", Bool(), True, "Refuse if instances of the group have addresses in the"
+              " network without using it", "--no-conflicts-check"),
+    )
+
+
+class OpNetworkDisconnect(OpCode):
+    """Disconnect a network from a node group where no instance uses it."""
+    SUMMARY_FIELD = "network_name"
+    PARAMS = (_GROUP_OF_NETWORK, _NETWORK)
+
+
 # --- instances --------------------------------------------------------------
 
 DISK_TEMPLATES = ("diskless", "file", "sharedfile")
@@ -287,6 +523,13 @@ class OpInstanceCreate(OpCode):
               "[HV:]KEY=VALUE,..."),
         Param("start", Bool(), True, "Start the instance after creating it", "--no-start"),
         Param("no_install", Bool(), False, "Do not run the OS create script", "--no-install"),
+        Param("mode", OneOf("create", "import", "remote-import"), "create",
+              "create: new disks (OS create script); import: disks and defaults from an export"),
+        Param("src_node", Maybe(NAME), None, "Node holding the export (import; default: search every node)",
+              "--src-node", "NODE"),
+        Param("src_path", Maybe(String(non_empty=True, max_len=4096)), None,
+              "Export to import: its name or its directory on the source node (default: the instance name)",
+              "--src-dir", "DIR"),
     )
 
 
@@ -302,10 +545,15 @@ class OpInstanceRemove(OpCode):
     )
 
 
+_NO_REMEMBER = Param("no_remember", Bool(), False,
+                     "Do not record the new state: the watcher and verify keep expecting the old one",
+                     "--no-remember")
+
+
 class OpInstanceStartup(OpCode):
     """Start an instance on its primary node."""
     SUMMARY_FIELD = "instance_name"
-    PARAMS = (_INSTANCE,)
+    PARAMS = (_INSTANCE, _NO_REMEMBER)
 
 
 class OpInstanceShutdown(OpCode):
@@ -314,6 +562,7 @@ class OpInstanceShutdown(OpCode):
     PARAMS = (
         _INSTANCE,
         Param("timeout", Int(0, 3600), 120, "Seconds to wait for the guest to power off", "--timeout"),
+        _NO_REMEMBER,
     )
 
 
@@ -477,3 +726,139 @@ class OpInstanceMove(OpCode):
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
     )
+
+
+# --- instance disks, data and backups ----------------------------------------
+
+class DiskIndices(ParamType):
+    """Disk indices; on the CLI one comma-separated value (Ganeti's ``--disks 0,2``)."""
+    name = "list of disk indices"
+    schema = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 15}}
+    _INDEX = Int(0, 15)
+
+    def check(self, value):
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of disk indices, got {type(value).__name__}")
+        return [self._INDEX.check(v) for v in value]
+
+    def parse(self, text):
+        return self.check([self._INDEX.parse(part) for part in text.split(",") if part])
+
+
+RECREATE_PARAMS = Record("disk", {"size": Size(), "name": String()})
+
+
+class RecreateDisk(ParamType):
+    """One disk to recreate: its index, or Ganeti's ``[index, {size, name}]``; CLI ``N[:size=SIZE]``.
+
+    Both forms are kept as ``[index, params]``, so one list never mixes them.
+    """
+    name = "disk index or [index, parameters]"
+    schema = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 15},
+                        {"type": "array", "items": [{"type": "integer"}, RECREATE_PARAMS.schema]}]}
+    _INDEX = Int(0, 15)
+
+    def check(self, value):
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return [self._INDEX.check(value[0]), RECREATE_PARAMS.check(value[1] or {})]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [self._INDEX.check(value), {}]
+        raise ValueError(f"expected a disk index or [index, {{size, name}}], got {value!r}")
+
+    def parse(self, text):
+        head, colon, rest = text.partition(":")
+        index = self._INDEX.parse(head)
+        return self.check([index, RECREATE_PARAMS.parse(rest) if colon and rest else {}])
+
+
+class ExportTarget(ParamType):
+    """Ganeti's ``target_node``: a node name (local export) or the remote destination's list."""
+    name = "node name or remote destination"
+    schema = {"oneOf": [{"type": "string", "minLength": 1}, {"type": "array"}]}
+
+    def check(self, value):
+        if isinstance(value, str) and value:
+            return NAME.check(value)
+        if isinstance(value, list):
+            return value
+        raise ValueError(f"expected a node name (or a list for a remote export), got {value!r}")
+
+
+REPLACE_MODES = ("replace_on_primary", "replace_on_secondary", "replace_new_secondary", "replace_auto")
+EXPORT_NAME = String(non_empty=True, max_len=255)
+
+
+class OpInstanceQueryData(OpCode):
+    """Detailed information about instances: configuration and, unless static, their live state."""
+    PARAMS = (
+        Param("instances", ListOf(INSTANCE_NAME), [], "Instances to describe (none: all)", POSITIONAL,
+              "INSTANCE"),
+        Param("static", Bool(), False, "Only the configuration: do not ask the nodes", ("-s", "--static")),
+        Param("use_locking", Bool(), False, "Hold the instances' locks (shared) while reading"),
+    )
+
+
+class OpInstanceRecreateDisks(OpCode):
+    """Create the missing disks of a stopped instance again (empty), optionally on a new node."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("disks", ListOf(RecreateDisk(), 16), [], "Disks to recreate (default: all), optionally"
+              " with a new size or name", "--disk", "N[:size=SIZE][,name=NAME]"),
+        Param("nodes", ListOf(NAME, 2), [], "New node of the instance (default: its primary node)",
+              ("-n", "--node"), "NODE"),
+        Param("iallocator", Maybe(String(non_empty=True)), None,
+              "Choose the new node automatically (genet's allocator: most free memory)",
+              ("-I", "--iallocator"), "NAME"),
+    )
+
+
+class OpInstanceReplaceDisks(OpCode):
+    """Rebuild one side of a mirrored instance's disks or move the mirror to a new secondary node."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("mode", OneOf(*REPLACE_MODES), "replace_auto", "Replacement mode (the CLI sets it from -p, -s,"
+              " -a, -n or -I)"),
+        Param("disks", DiskIndices(), [], "Disk indices to replace (default: all)", "--disks", "N[,N...]"),
+        Param("remote_node", Maybe(NAME), None, "New secondary node (replace_new_secondary)",
+              ("-n", "--new-secondary"), "NODE"),
+        Param("iallocator", Maybe(String(non_empty=True)), None,
+              "Choose the new secondary automatically (replace_new_secondary)", ("-I", "--iallocator"), "NAME"),
+        Param("early_release", Bool(), False, "Release locks as soon as possible", "--early-release"),
+        Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations", "--ignore-ipolicy"),
+    )
+
+
+class OpBackupQuery(OpCode):
+    """List the exports each node holds."""
+    PARAMS = (
+        Param("nodes", ListOf(NAME), [], "Nodes to ask (none: all)", "--node", "NODE"),
+        Param("use_locking", Bool(), False, "Hold the nodes' locks (shared) while asking"),
+    )
+
+
+class OpBackupExport(OpCode):
+    """Copy a stopped (or briefly stopped) instance's disks and configuration to a node's export directory."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        _INSTANCE,
+        Param("target_node", ExportTarget(), REQUIRED, "Node to export to", ("-n", "--node"), "NODE"),
+        Param("mode", OneOf("local", "remote"), "local", "Export mode (genet exports locally only)"),
+        Param("shutdown", Bool(), True, "Shut the instance down while its disks are copied", "--noshutdown"),
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+        Param("remove_instance", Bool(), False, "Remove the instance once it is exported", "--remove-instance"),
+        Param("ignore_remove_failures", Bool(), False, "Remove the instance even if its disks cannot be deleted",
+              "--ignore-remove-failures"),
+        Param("compress", OneOf("none"), "none", "Compression of the copy (none)"),
+        Param("destination_x509_ca", Maybe(String(non_empty=True)), None, "Destination CA (remote export only)"),
+        Param("x509_key_name", Maybe(ListOf(ParamType())), None, "Name of the X509 key (remote export only)"),
+    )
+
+
+class OpBackupRemove(OpCode):
+    """Delete an export from every node that holds it."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (Param("instance_name", EXPORT_NAME, REQUIRED, "Name of the export (the exported instance's name)",
+                    POSITIONAL, "INSTANCE"),)

@@ -55,6 +55,11 @@ def log_file(daemon: str) -> Path:
     return log_dir() / f"{daemon}.log"
 
 
+def rapi_users_file() -> Path:
+    """RAPI users (Ganeti's format), copied to every master candidate by redist-conf."""
+    return data_dir() / "rapi/users"
+
+
 def queue_drain_file() -> Path:
     return data_dir() / "queue/drain"
 

@@ -296,8 +296,10 @@ class Modification(ParamType):
                                                    record.schema]}
 
     def check(self, value):
+        if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] in ("add", "remove"):
+            value = [value[0], -1, value[1]]          # Ganeti's older [action, params] form
         if not isinstance(value, (list, tuple)) or len(value) != 3:
-            raise ValueError(f"{self.name}: expected [action, index, params]")
+            raise ValueError(f"{self.name}: expected [action, index, params] or [action, params]")
         action, index, params = value
         if action not in ("add", "remove"):
             raise ValueError(f"{self.name}: unknown action {action!r} (add or remove)")

@@ -110,6 +110,12 @@ class QueueStore:
             rows = self._db.execute(query, () if archived is None else (int(archived),)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def status_counts(self) -> dict[str, int]:
+        """Jobs not archived, by status (for /metrics)."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, count(*) FROM jobs WHERE archived=0 GROUP BY status").fetchall()
+        return dict(rows)
+
     def unfinished(self) -> list[dict]:
         with self._lock:
             rows = self._db.execute(

@@ -95,9 +95,34 @@ def cmd_activate_disks(ns) -> int:
     return 0
 
 
+REPLACE_FLAGS = (("on_primary", "replace_on_primary"), ("on_secondary", "replace_on_secondary"),
+                 ("auto", "replace_auto"))
+
+
+def cmd_replace_disks(ns) -> int:
+    """Ganeti's rule: exactly one of -p, -s, -a, -n and -I chooses the mode."""
+    chosen = [mode for flag, mode in REPLACE_FLAGS if getattr(ns, flag)]
+    if ns.remote_node is not None or ns.iallocator is not None:
+        chosen += ["replace_new_secondary"] * ((ns.remote_node is not None) + (ns.iallocator is not None))
+    if len(chosen) != 1:
+        raise errors.OpPrereqError("one and only one of the -p, -s, -a, -n and -I options must be given",
+                                   errors.ECode.INVAL)
+    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceReplaceDisks, ns, mode=chosen[0])])
+    return 0
+
+
+def add_parser(sub, name: str, helptext: str, opclass, handler=None, skip=()):
+    """Like base.opcode_command, leaving out the parameters in ``skip``."""
+    p = sub.add_parser(name, help=helptext)
+    base.add_opcode_options(p, opclass, skip)
+    base.add_submit_options(p)
+    p.set_defaults(handler=handler or base.run_opcode(opclass))
+    return p
+
+
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate)
+    add_parser(sub, "add", "Create an instance", opcodes.OpInstanceCreate, skip=("src_node", "src_path"))
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove)
     base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup)
     base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown)
@@ -115,6 +140,14 @@ def build(parser) -> None:
                         opcodes.OpInstanceDeactivateDisks)
     base.opcode_command(sub, "rename", "Rename a stopped instance", opcodes.OpInstanceRename)
     base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall)
+    base.opcode_command(sub, "recreate-disks", "Create the missing disks of a stopped instance again",
+                        opcodes.OpInstanceRecreateDisks)
+    p = add_parser(sub, "replace-disks", "Rebuild the disks of a mirrored instance", opcodes.OpInstanceReplaceDisks,
+                   cmd_replace_disks)
+    for flags, dest, text in ((("-p", "--on-primary"), "on_primary", "Replace the disks on the primary node"),
+                              (("-s", "--on-secondary"), "on_secondary", "Replace the disks on the secondary node"),
+                              (("-a", "--auto"), "auto", "Replace the faulty disks on whichever node has them")):
+        p.add_argument(*flags, dest=dest, action="store_true", help=text)
     base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
                         opcodes.OpInstanceSetParams,
                         base.modify_command(opcodes.OpInstanceSetParams, "instance"))

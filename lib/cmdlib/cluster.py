@@ -1,6 +1,7 @@
 """Cluster-wide logical units: info, verify, modify, redistribute, destroy."""
 from __future__ import annotations
 
+import functools
 import platform
 import time
 
@@ -9,6 +10,12 @@ from genet.cmdlib.base import LogicalUnit
 from genet.noded import PROTOCOL_VERSION
 
 CERT_WARN_DAYS = 30
+
+
+@functools.lru_cache(maxsize=1)
+def _architecture() -> list[str]:
+    """platform.architecture() may run file(1): once per masterd is enough."""
+    return [platform.architecture()[0], platform.machine()]
 
 
 class LUClusterQuery(LogicalUnit):
@@ -22,7 +29,7 @@ class LUClusterQuery(LogicalUnit):
             return {
                 "name": cluster["cluster_name"], "uuid": cluster["uuid"],
                 "master": cluster["master_node"], "master_ip": cluster["master_ip"],
-                "architecture": [platform.architecture()[0], platform.machine()],
+                "architecture": _architecture(),
                 "software_version": __version__, "protocol_version": PROTOCOL_VERSION,
                 "config_version": data["version"], "serial_no": data["serial_no"],
                 "candidate_pool_size": cluster["candidate_pool_size"],

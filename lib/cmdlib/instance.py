@@ -12,7 +12,7 @@ import uuid as uuidlib
 
 from genet import config, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.locking import Level
+from genet.locking import ALL_SET, Level
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -144,9 +144,16 @@ class LUInstanceCreate(LogicalUnit):
     REQ_BGL = False
 
     def expand_names(self):
-        name = self.op.instance_name
-        if self.op.pnode:
-            self.node(self.op.pnode)          # an unknown node is named before anything else
+        name, op = self.op.instance_name, self.op
+        if op.mode == "remote-import":
+            raise errors.OpPrereqError("remote imports (mode 'remote-import') are not supported: genet imports"
+                                       " exports held by its own nodes (mode 'import')", errors.ECode.INVAL)
+        if op.mode == "create" and (op.src_node or op.src_path):
+            raise errors.OpPrereqError("src_node and src_path (--src-node, --src-dir) are for imports only",
+                                       errors.ECode.INVAL)
+        for node in (op.pnode, op.src_node):
+            if node:
+                self.node(node)               # an unknown node is named before anything else
         if not NAME_RE.match(name):
             raise errors.OpPrereqError(f"invalid instance name {name!r}: use a host name", errors.ECode.INVAL)
         if self.cfg.read(lambda d: name in d["instances"]):
@@ -158,45 +165,58 @@ class LUInstanceCreate(LogicalUnit):
                                        errors.ECode.EXISTS) from None
         self.lock_added = True
         self.needed_locks[Level.INSTANCE] = [name]
-        if self.op.pnode:
-            self.needed_locks[Level.NODE] = [self.op.pnode]
+        if op.pnode and (op.mode == "create" or op.src_node):
+            self.needed_locks[Level.NODE] = sorted({op.pnode, op.src_node or op.pnode})
         else:
-            self.lock_all_nodes()
+            self.lock_all_nodes()             # an import without src_node looks for its export everywhere
+
+    def _request(self) -> dict:
+        """What to create: the opcode's values, or for an import the export's where the opcode gives none."""
+        op = self.op
+        self.export, self.images = None, []
+        if op.mode == "import":
+            from genet.cmdlib import backup
+            self.export = backup.find_export(self, op.src_node, op.src_path or op.instance_name)
+            return backup.import_request(self, self.export)
+        return {"disks": op.disks, "nics": op.nics, "os_type": op.os_type, "osparams": dict(op.osparams),
+                "hypervisor": op.hypervisor, "beparams": dict(op.beparams), "hvparams": dict(op.hvparams),
+                "tags": []}
 
     def check_prereq(self):
         op = self.op
         data = self.cfg.snapshot()
         cluster = data["cluster"]
-        self.hypervisor = op.hypervisor or cluster["enabled_hypervisors"][0]
+        req = self.req = self._request()
+        self.hypervisor = req["hypervisor"] or cluster["enabled_hypervisors"][0]
         if self.hypervisor not in cluster["enabled_hypervisors"]:
             raise errors.OpPrereqError(f"hypervisor {self.hypervisor!r} is not enabled in this cluster"
                                        f" (enabled: {', '.join(cluster['enabled_hypervisors'])})",
                                        errors.ECode.INVAL)
-        self.os = op.os_type or "noop"
-        if op.disk_template == "diskless" and op.disks:
+        self.os = req["os_type"] or "noop"
+        if op.disk_template == "diskless" and req["disks"]:
             raise errors.OpPrereqError("a diskless instance cannot have disks", errors.ECode.INVAL)
-        if op.disk_template != "diskless" and not op.disks:
+        if op.disk_template != "diskless" and not req["disks"]:
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
                                        errors.ECode.INVAL)
         self.beparams = dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}))
-        be = dict(op.beparams)
+        be = dict(req["beparams"])
         if "memory" in be:
             be["maxmem"] = be["minmem"] = be.pop("memory")
         self.beparams.update(be)
         if self.beparams["minmem"] > self.beparams["maxmem"]:
             raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
-        self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **op.hvparams)
+        self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **req["hvparams"])
         from genet.hypervisor import base as hvbase
         try:
             hvbase.get(self.hypervisor).check_parameters(self.hvparams)
         except hvbase.HypervisorError as err:
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
-        self.nics = make_nics(data, self.op.nics)
+        self.nics = make_nics(data, req["nics"])
         self.pnode = op.pnode or self._allocate(data)
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
-        check_os(self, self.pnode, self.os, op.osparams)
+        check_os(self, self.pnode, self.os, req["osparams"])
         free = free_memory(self, self.pnode, self.hypervisor)
         if op.start and free < self.beparams["maxmem"]:
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
@@ -225,10 +245,10 @@ class LUInstanceCreate(LogicalUnit):
             "name": op.instance_name, "uuid": str(uuidlib.uuid4()), "primary_node": self.pnode,
             "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
             "disk_template": op.disk_template, "admin_state": "down", "beparams": self.beparams,
-            "hvparams": self.hvparams, "osparams": dict(op.osparams), "nics": self.nics,
+            "hvparams": self.hvparams, "osparams": dict(self.req["osparams"]), "nics": self.nics,
             "disks": [{"uuid": str(uuidlib.uuid4()), "size": d["size"], "mode": d.get("mode", "rw"),
-                       "format": d.get("format", "raw"), "name": d.get("name")} for d in op.disks],
-            "tags": [], "serial_no": 1, "ctime": now, "mtime": now,
+                       "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
+            "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
         }
         for index, disk in enumerate(inst["disks"]):
             self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {self.pnode}")
@@ -239,7 +259,14 @@ class LUInstanceCreate(LogicalUnit):
                 remove_disks(self, inst, self.pnode, index)
                 raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
                                          f" {self.pnode}: {res.fail_msg}")
-        if inst["disks"] and not op.no_install:
+        if self.export is not None:
+            from genet.cmdlib import backup
+            try:
+                backup.import_disks(self, inst, self.export, self.images)
+            except errors.GenericError:
+                remove_disks(self, inst, self.pnode)
+                raise
+        elif inst["disks"] and not op.no_install:
             self.feedback(f"* running the OS create script of {inst['os']}")
             try:
                 node_call(self, self.pnode, "os_create", inst, storage_params(self), False, timeout=3700,
@@ -320,7 +347,8 @@ class LUInstanceStartup(InstanceLU):
             if self.leftover:
                 stop_instance(self, self.inst, 0, force=True)   # clear a powered-off process
             start_instance(self, self.inst)
-        set_admin_state(self, self.inst["name"], "up")
+        if not self.op.no_remember:
+            set_admin_state(self, self.inst["name"], "up")
         return True
 
 
@@ -329,7 +357,8 @@ class LUInstanceShutdown(InstanceLU):
 
     def exec(self):
         stop_instance(self, self.inst, self.op.timeout)
-        set_admin_state(self, self.inst["name"], "down")
+        if not self.op.no_remember:
+            set_admin_state(self, self.inst["name"], "down")
         return True
 
 
@@ -633,3 +662,253 @@ class LUInstanceReinstall(InstanceLU):
             target.update(os=self.os, osparams=self.osparams, serial_no=target["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
         return True
+
+
+# --- detailed information, recreating and replacing disks -----------------------
+
+def disk_logical_id(template: str, sp: dict, inst: dict, disk: dict, index: int) -> list:
+    """Ganeti's logical_id of a file disk: [driver, path], the path as on a node with GENET_ROOT unset."""
+    from genet import paths
+    from genet.storage import base as storage
+    path = storage.get(template, sp).path(inst["name"], disk, index)
+    if path.is_relative_to(paths.root()):
+        path = "/" / path.relative_to(paths.root())
+    return ["loop", str(path)]
+
+
+def run_state(info: dict | None) -> str:
+    """Ganeti's run_state from the hypervisor's report: up, user down (powered itself off) or down."""
+    if info is not None and info.get("state") == "running":
+        return "up"
+    return "user down" if info is not None and info.get("state") == "shutdown" else "down"
+
+
+class LUInstanceQueryData(LogicalUnit):
+    """Ganeti's per-instance details (RAPI /2/instances/NAME/info): the configuration, the
+    parameters with the cluster's values filled in and, unless static, what the primary node reports."""
+    OPCODE = opcodes.OpInstanceQueryData
+    REQ_BGL = False
+
+    def expand_names(self):
+        if self.op.use_locking:
+            self.needed_locks[Level.INSTANCE] = list(self.op.instances) or ALL_SET
+            self.share_locks[Level.INSTANCE] = True
+
+    def check_prereq(self):
+        names = self.op.instances or self.cfg.read(lambda d: sorted(d["instances"]))
+        self.wanted = [instance_of(self, name) for name in names]
+
+    def exec(self):
+        data = self.cfg.snapshot()
+        live: dict[str, dict] = {}
+        if not self.op.static:
+            nodes = {i["primary_node"] for i in self.wanted if not data["nodes"][i["primary_node"]]["offline"]}
+            hypervisors = sorted({i["hypervisor"] for i in self.wanted})
+            results = self.ctx.rpc.call_many({n: data["nodes"][n]["primary_ip"] for n in nodes}, "instances_info",
+                                             [hypervisors], timeout=15) if nodes else {}
+            for node, res in sorted(results.items()):
+                if res.failed:
+                    raise errors.OpExecError(f"cannot get the instances of node {node}: {res.fail_msg}")
+                live[node] = res.payload
+        return {inst["name"]: self._describe(data, inst, live) for inst in self.wanted}
+
+    def _describe(self, data: dict, inst: dict, live: dict[str, dict]) -> dict:
+        cluster, pnode = data["cluster"], data["nodes"][inst["primary_node"]]
+        sp = config.storage_params(data)
+        report = live.get(pnode["name"])
+        if report is None and not self.op.static:
+            self.feedback(f"Warning: primary node {pnode['name']} is offline: static information only"
+                          f" for instance {inst['name']}")
+        status = [None] * len(inst["disks"])
+        if report is not None and inst["disks"]:
+            status = node_call(self, pnode["name"], "blockdev_find", inst["name"], inst["disk_template"],
+                               inst["disks"], sp, timeout=30, what=f"finding the disks of {inst['name']}")
+        hv_actual = dict(cluster.get("hvparams", {}).get(inst["hypervisor"], {}), **inst["hvparams"])
+        try:
+            from genet.hypervisor.kvm import validation       # the parameter table of both hypervisors
+            hv_actual = validation.fill(hv_actual)
+        except Exception:                # a value the hypervisor refuses: show what is recorded
+            pass
+        group = data["nodegroups"].get(pnode["group"], {})
+        networks = data.get("networks", {})
+        return {
+            "name": inst["name"], "uuid": inst["uuid"],
+            "config_state": inst["admin_state"],
+            "run_state": None if report is None else run_state(report.get(inst["name"])),
+            "pnode": pnode["name"], "pnode_group_uuid": pnode["group"], "pnode_group_name": group.get("name"),
+            "snodes": list(inst.get("secondary_nodes", [])),
+            "snodes_group_uuids": [data["nodes"][n]["group"] for n in inst.get("secondary_nodes", [])],
+            "snodes_group_names": [data["nodegroups"].get(data["nodes"][n]["group"], {}).get("name")
+                                   for n in inst.get("secondary_nodes", [])],
+            "os": inst["os"], "hypervisor": inst["hypervisor"], "network_port": inst.get("network_port"),
+            "disk_template": inst["disk_template"],
+            "disks": [{"iv_name": f"disk/{i}", "dev_type": inst["disk_template"],
+                       "logical_id": disk_logical_id(inst["disk_template"], sp, inst, d, i),
+                       "drbd_info": None, "pstatus": status[i], "sstatus": None, "children": [],
+                       "mode": d.get("mode", "rw"), "size": d["size"], "spindles": None,
+                       "name": d.get("name"), "uuid": d["uuid"]} for i, d in enumerate(inst["disks"])],
+            "nics": [[n.get("name"), n["uuid"], n.get("ip"), n["mac"], n["mode"], n["link"], n.get("vlan"),
+                      n.get("network"), networks.get(n.get("network")) if n.get("network") else None]
+                     for n in inst["nics"]],
+            "hv_instance": dict(inst["hvparams"]), "hv_actual": hv_actual,
+            "be_instance": dict(inst["beparams"]),
+            "be_actual": {**config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}), **inst["beparams"]},
+            "os_instance": dict(inst.get("osparams", {})),
+            "os_actual": dict(cluster.get("osparams", {}).get(inst["os"], {}), **inst.get("osparams", {})),
+            "tags": list(inst.get("tags", [])),
+            "serial_no": inst["serial_no"], "ctime": inst["ctime"], "mtime": inst["mtime"],
+        }
+
+
+class LUInstanceRecreateDisks(InstanceLU):
+    """Creates missing disks of a stopped instance again, empty, on its node or a new one.
+
+    A disk that still exists is never touched: naming one is refused, as in Ganeti (recreate-disks
+    is for disks that were lost). Moving to new nodes recreates every disk.
+    """
+    OPCODE = opcodes.OpInstanceRecreateDisks
+
+    def expand_names(self):
+        op = self.op
+        if op.nodes and op.iallocator:
+            raise errors.OpPrereqError("give either new nodes or an iallocator, not both", errors.ECode.INVAL)
+        indices = [index for index, _ in op.disks]
+        duplicates = sorted({i for i in indices if indices.count(i) > 1})
+        if duplicates:
+            raise errors.OpPrereqError(f"disk(s) {', '.join(map(str, duplicates))} given more than once",
+                                       errors.ECode.INVAL)
+        instance_of(self, op.instance_name)
+        for name in op.nodes:
+            self.node(name)
+        super().expand_names()
+        if op.iallocator:
+            self.lock_all_nodes()
+
+    def declare_locks(self, level):
+        if level == Level.NODE and not self.op.iallocator:
+            inst = instance_of(self, self.op.instance_name)
+            self.needed_locks[Level.NODE] = sorted({inst["primary_node"], *self.op.nodes})
+
+    def check_prereq(self):
+        op = self.op
+        inst = self.inst = instance_of(self, op.instance_name)
+        if inst["disk_template"] == "diskless" or not inst["disks"]:
+            raise errors.OpPrereqError(f"instance {inst['name']} has no disks", errors.ECode.INVAL)
+        if op.nodes and len(op.nodes) != 1 + len(inst.get("secondary_nodes", [])):
+            raise errors.OpPrereqError(f"instance {inst['name']} has {1 + len(inst.get('secondary_nodes', []))}"
+                                       f" node(s), {len(op.nodes)} given", errors.ECode.INVAL)
+        count = len(inst["disks"])
+        bad = sorted(i for i, _ in op.disks if i >= count)
+        if bad:
+            raise errors.OpPrereqError(f"instance {inst['name']} has no disk {bad[0]} (it has {count})",
+                                       errors.ECode.INVAL)
+        self.changes = dict(op.disks) if op.disks else {i: {} for i in range(count)}
+        moving = bool(op.nodes or op.iallocator)
+        if moving and sorted(self.changes) != list(range(count)):
+            raise errors.OpPrereqError("cannot recreate only some disks and change the nodes at the same time",
+                                       errors.ECode.INVAL)
+        old = self.node(inst["primary_node"])
+        if not (moving and old["offline"]):
+            check_node_online(self, inst["primary_node"])
+            if is_running(self, inst):
+                raise errors.OpPrereqError(f"instance {inst['name']} is running; stop it before recreating its"
+                                           " disks", errors.ECode.WRONG_STATE)
+        if op.iallocator:
+            from genet.cmdlib.migration import choose_target
+            self.target = choose_target(self, inst, set(), {})
+        else:
+            self.target = op.nodes[0] if op.nodes else inst["primary_node"]
+        node = check_node_online(self, self.target)
+        if not node["vm_capable"]:
+            raise errors.OpPrereqError(f"node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
+        self.new_disks = [dict(d, **self.changes.get(i, {})) for i, d in enumerate(inst["disks"])]
+        found = node_call(self, self.target, "blockdev_find", inst["name"], inst["disk_template"], self.new_disks,
+                          storage_params(self), timeout=30, what="looking for the disks")
+        existing = [i for i in sorted(self.changes) if found[i] is not None]
+        if existing:
+            raise errors.OpPrereqError(f"disk {existing[0]} of {inst['name']} exists on {self.target}"
+                                       f" ({found[existing[0]][0]}): recreate-disks only creates missing disks;"
+                                       " name the missing ones with --disk", errors.ECode.EXISTS)
+
+    def exec(self):
+        inst, target, sp = self.inst, self.target, storage_params(self)
+        done: list[int] = []
+        try:
+            for index in sorted(self.changes):
+                disk = self.new_disks[index]
+                self.feedback(f"* recreating disk {index} ({disk['size']} MiB) on {target}")
+                node_call(self, target, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
+                          timeout=300, what=f"creating disk {index}")
+                done.append(index)
+        except errors.GenericError:
+            for index in done:
+                self.ctx.rpc.call(target, node_address(self, target), "blockdev_remove",
+                                  [inst["name"], inst["disk_template"], self.new_disks[index], index, sp])
+            raise
+
+        def change(data):
+            target_inst = data["instances"][inst["name"]]
+            target_inst["disks"] = self.new_disks
+            target_inst.update(primary_node=target, serial_no=target_inst["serial_no"] + 1, mtime=time.time())
+        self.cfg.update(change)
+        return None
+
+
+REPLACERS: dict = {}     # mirrored disk template -> function(lu) doing the replacement (none yet)
+
+
+class LUInstanceReplaceDisks(InstanceLU):
+    """Rebuilds one side of a mirrored instance's disks, or moves the mirror to a new secondary.
+
+    The work depends on the mirrored template and is looked up in REPLACERS; an instance whose
+    template keeps no mirror is refused before any node is asked.
+    """
+    OPCODE = opcodes.OpInstanceReplaceDisks
+
+    def expand_names(self):
+        op = self.op
+        if op.mode == "replace_new_secondary":
+            if (op.remote_node is None) == (op.iallocator is None):
+                raise errors.OpPrereqError("to change the secondary node give either the new node (remote_node)"
+                                           " or an iallocator", errors.ECode.INVAL)
+        elif op.remote_node is not None or op.iallocator is not None:
+            raise errors.OpPrereqError("remote_node and iallocator are only used to change the secondary node"
+                                       " (mode replace_new_secondary)", errors.ECode.INVAL)
+        instance_of(self, op.instance_name)
+        if op.remote_node:
+            self.node(op.remote_node)
+        super().expand_names()
+        if op.iallocator:
+            self.lock_all_nodes(shared=False)
+
+    def declare_locks(self, level):
+        super().declare_locks(level)
+        if level == Level.NODE and self.op.remote_node:
+            self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], self.op.remote_node})
+
+    def check_prereq(self):
+        from genet.storage import base as storage
+        inst = self.inst = instance_of(self, self.op.instance_name)
+        template = inst["disk_template"]
+        if not storage.get(template).mirrored:
+            raise errors.OpPrereqError(f"Instance's disk layout '{template}' is not mirrored, replace-disks needs a"
+                                       " mirrored template (drbd or mirror)", errors.ECode.INVAL)
+        self.replace = REPLACERS.get(template)
+        if self.replace is None:
+            raise errors.OpPrereqError(f"replace-disks does not support disk template {template!r} yet",
+                                       errors.ECode.INVAL)
+        check_node_online(self, inst["primary_node"])
+        bad = [i for i in self.op.disks if i >= len(inst["disks"])]
+        if bad:
+            raise errors.OpPrereqError(f"instance {inst['name']} has no disk {bad[0]}", errors.ECode.INVAL)
+        remote = self.op.remote_node
+        if remote is not None:
+            node = check_node_online(self, remote)
+            if remote == inst["primary_node"] or remote in inst.get("secondary_nodes", []):
+                raise errors.OpPrereqError(f"node {remote} already holds the disks of {inst['name']}",
+                                           errors.ECode.INVAL)
+            if not node["vm_capable"]:
+                raise errors.OpPrereqError(f"node {remote} is not vm capable", errors.ECode.WRONG_STATE)
+
+    def exec(self):
+        return self.replace(self)

@@ -161,8 +161,11 @@ class LUNodeSetParams(LogicalUnit):
     def exec(self):
         def change(data):
             self._apply(data)
-            return config.maintain_candidates(data) if self.op.auto_promote or self.op.offline is False \
-                or self.op.drained is False else []
+            if not (self.op.auto_promote or self.op.offline is False or self.op.drained is False):
+                return []
+            # a node explicitly demoted stays demoted; others fill the pool
+            keep_out = frozenset([self.op.node_name]) if self.op.master_candidate is False else frozenset()
+            return config.maintain_candidates(data, keep_out)
         promoted = self.cfg.update(change)
         if self.op.offline:
             self.feedback(f"Node {self.op.node_name} marked offline: it no longer counts for the majority")

@@ -1,4 +1,4 @@
-"""Tags on the cluster and on nodes (instances, groups and networks as they come)."""
+"""Tags on the cluster, nodes, instances, node groups and networks."""
 from __future__ import annotations
 
 import re
@@ -16,9 +16,9 @@ def _target(data: dict, kind: str, name: str | None) -> dict:
         return data["cluster"]
     if not name:
         raise errors.OpPrereqError(f"a {kind} name is required", errors.ECode.INVAL)
-    objects = data[_COLLECTIONS[kind]]
-    if kind == "nodegroup":
-        objects = {g["name"]: g for g in objects.values()}
+    objects = data.get(_COLLECTIONS[kind], {})
+    if kind in ("nodegroup", "network"):      # stored by UUID, named by name
+        objects = {o["name"]: o for o in objects.values()}
     try:
         return objects[name]
     except KeyError:

@@ -226,6 +226,29 @@ def test_every_gnt_os_option_is_documented():
     assert undocumented_options("gnt-os", gnt_parser("gnt-os")) == []
 
 
+def test_every_gnt_group_subcommand_has_a_section_with_its_synopsis():
+    assert missing_subcommand_sections("gnt-group", gnt_parser("gnt-group")) == []
+
+
+def test_every_gnt_group_option_is_documented():
+    assert undocumented_options("gnt-group", gnt_parser("gnt-group")) == []
+
+
+def test_every_gnt_network_subcommand_has_a_section_with_its_synopsis():
+    assert missing_subcommand_sections("gnt-network", gnt_parser("gnt-network")) == []
+
+
+def test_every_gnt_network_option_is_documented():
+    assert undocumented_options("gnt-network", gnt_parser("gnt-network")) == []
+
+
+def test_every_group_and_network_list_field_is_documented_under_list():
+    from genet.query import GROUP_FIELDS, NETWORK_FIELDS
+    for name, fields in (("gnt-group", GROUP_FIELDS), ("gnt-network", NETWORK_FIELDS)):
+        body = section(page(name), "LIST", "~")
+        assert [f for f in fields if f"``{f}``" not in body] == [], name
+
+
 def test_the_option_check_catches_an_undocumented_option():
     parser = gnt_parser("gnt-debug")
     subcommands(parser)["delay"].add_argument("--no-such-option", action="store_true")
@@ -305,6 +328,14 @@ def test_genet_noded_page_documents_every_option(capsys):
     assert [o for o in options if not mentions(body, o)] == []
 
 
+def test_genet_rapi_page_documents_every_option(capsys):
+    from genet.rapi import server
+    options, _ = help_options(server.main, capsys)
+    assert {"--port", "--bind", "--require-authentication"} <= set(options)
+    body = section(page("genet-rapi"), "OPTIONS")
+    assert [o for o in options if not mentions(body, o)] == []
+
+
 def test_genet_daemon_page_documents_every_action(capsys):
     _, usage = help_options(bootstrap.daemon_main, capsys)
     actions = re.search(r"\{([\w,]+)\}", usage).group(1).split(",")
@@ -379,8 +410,10 @@ def test_genet_page_describes_every_node_role():
 
 
 def test_every_filter_example_parses_and_names_known_fields():
+    from genet.query import GROUP_FIELDS, NETWORK_FIELDS
     known = {"gnt-node": set(NODE_FIELDS), "gnt-job": set(JOB_FIELDS),
-             "gnt-instance": set(INSTANCE_FIELDS)}
+             "gnt-instance": set(INSTANCE_FIELDS), "gnt-group": set(GROUP_FIELDS),
+             "gnt-network": set(NETWORK_FIELDS)}
     examples = 0
     for name in ALL_PAGES:
         for line in page(name).splitlines():

@@ -53,7 +53,9 @@ def test_cli_options_build_the_same_opcode_as_the_wire(opclass):
         if param.cli == opcodes.POSITIONAL and param.required:
             argv.append({"duration": "0.5", "disk": "0", "amount": "1G"}.get(param.name, "node1"))
     ns = parser.parse_args(argv)
-    samples = {"kind": "cluster", "disk_template": "diskless", "target_node": "node2"}
+    samples = {"kind": "cluster", "disk_template": "diskless", "target_node": "node2",
+               "network": "192.0.2.0/24", "group_name": "default", "network_mode": "bridged",
+               "network_link": "br0"}
     extra = {p.name: samples[p.name] for p in opclass.PARAMS if p.required and p.cli != opcodes.POSITIONAL}
     op = base.opcode_from_args(opclass, ns, **extra)
     assert opcodes.from_dict(op.to_dict()).to_dict() == op.to_dict()
@@ -90,3 +92,60 @@ def test_errors_cross_the_wire_with_their_class_and_ecode():
     assert again.args == ("node 'x' is not in the cluster", "unknown_entity")
     assert isinstance(errors.from_wire(["NoSuchClass", ["boom"]]), errors.OpExecError)
     assert errors.exit_code(errors.ParameterError("x")) == 14
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "n"}, "missing required parameter 'network'"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "n", "network": "192.0.2.1/24"}, "host bits set"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "n", "network": "10.0.0.0/8"}, "prefix length /8"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "n", "network": "192.0.2.0/24", "gateway": "192.0.2"},
+     "parameter 'gateway': '192.0.2' is not an IPv4 address"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "n", "network": "192.0.2.0/24", "mac_prefix": "aa:bb"},
+     "not a MAC prefix"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "n", "network": "192.0.2.0/24", "add_reserved_ips": ["x"]},
+     "item 0: 'x' is not an IPv4 address"),
+    ({"OP_ID": "OP_NETWORK_SET_PARAMS", "network_name": "n", "network6": "2001:db8::1/64"}, "host bits set"),
+    ({"OP_ID": "OP_NETWORK_CONNECT", "group_name": "g", "network_name": "n", "network_mode": "nat",
+      "network_link": "br0"}, "must be one of bridged, routed, openvswitch"),
+    ({"OP_ID": "OP_GROUP_ADD", "group_name": "g", "alloc_policy": "sometimes"}, "must be one of preferred"),
+    ({"OP_ID": "OP_GROUP_ADD", "group_name": "g", "ndparams": {"ssh_port": 0}}, "ssh_port: must be at least 1"),
+    ({"OP_ID": "OP_GROUP_ADD", "group_name": "g", "ndparams": {"colour": "red"}}, "unknown key\\(s\\) colour"),
+    ({"OP_ID": "OP_GROUP_ADD", "group_name": "g", "diskparams": {"floppy": {}}}, "unknown disk template 'floppy'"),
+    ({"OP_ID": "OP_GROUP_SET_PARAMS", "group_name": "g", "ipolicy": {"vcpu-ratio": "x"}}, "expected a number"),
+    ({"OP_ID": "OP_GROUP_ASSIGN_NODES", "group_name": "g"}, "missing required parameter 'nodes'"),
+])
+def test_bad_group_or_network_opcode_is_refused(data, message):
+    """When a group or network opcode has an invalid address, policy or parameter, the error names it."""
+    with pytest.raises(errors.OpPrereqError, match=message) as info:
+        opcodes.from_dict(data)
+    assert info.value.ecode == "wrong_input"
+
+
+def test_group_and_network_values_are_normalised():
+    op = opcodes.OpNetworkAdd(network_name="n", network="192.0.2.0/24", mac_prefix="AA:0B:CC",
+                              network6="2001:DB8:0::/64", gateway6="2001:db8:0:0::1")
+    assert (op.mac_prefix, op.network6, op.gateway6) == ("aa:0b:cc", "2001:db8::/64", "2001:db8::1")
+    op = opcodes.OpNetworkSetParams(network_name="n", gateway="none", mac_prefix="none")
+    assert (op.gateway, op.mac_prefix) == ("none", "none")
+    op = opcodes.OpGroupSetParams(group_name="g", ndparams={"ovs": "default", "spindle_count": 2})
+    assert op.ndparams == {"ovs": "default", "spindle_count": 2}
+    assert op.summary() == "GROUP_SET_PARAMS(g)"
+    assert opcodes.OpNetworkConnect(group_name="g", network_name="n", network_mode="routed",
+                                    network_link="").summary() == "NETWORK_CONNECT(n)"
+
+
+def test_group_and_network_cli_options_parse_ganeti_spellings():
+    parser = argparse.ArgumentParser()
+    base.add_opcode_options(parser, opcodes.OpGroupAdd)
+    ns = parser.parse_args(["rack1", "--alloc-policy", "last_resort", "--node-parameters", "ssh_port=2222,ovs=yes",
+                            "-D", "plain:stripes=2"])
+    op = base.opcode_from_args(opcodes.OpGroupAdd, ns)
+    assert (op.alloc_policy, op.ndparams, op.diskparams) == ("last_resort", {"ssh_port": 2222, "ovs": True},
+                                                             {"plain": {"stripes": "2"}})
+    parser = argparse.ArgumentParser()
+    base.add_opcode_options(parser, opcodes.OpNetworkAdd)
+    ns = parser.parse_args(["net1", "--network=192.0.2.0/24", "--gateway=192.0.2.1",
+                            "--add-reserved-ips=192.0.2.5,192.0.2.6", "--no-conflicts-check"])
+    op = base.opcode_from_args(opcodes.OpNetworkAdd, ns)
+    assert (op.network, op.gateway, op.add_reserved_ips, op.conflicts_check) == \
+        ("192.0.2.0/24", "192.0.2.1", ["192.0.2.5", "192.0.2.6"], False)

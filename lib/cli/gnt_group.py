@@ -1,0 +1,138 @@
+"""gnt-group: add, remove, rename and change node groups, and move nodes between them."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from genet import errors, luxi, opcodes
+from genet.cli import base
+
+GROUP_DEFAULT = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]   # Ganeti's list columns
+INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "alloc_policy", "node_list", "pinst_list",
+               "ndparams", "custom_ndparams", "diskparams", "custom_diskparams", "ipolicy", "custom_ipolicy",
+               "tags"]
+# the instance policy options: option -> key of the opcode's ipolicy
+IPOLICY_OPTIONS = {"--ipolicy-vcpu-ratio": "vcpu-ratio", "--ipolicy-spindle-ratio": "spindle-ratio",
+                   "--ipolicy-disk-templates": "disk-templates"}
+
+
+def _ipolicy_parser(key: str):
+    field = opcodes.IPOLICY.fields[key]
+
+    def parse(text: str):
+        try:
+            if isinstance(field, opcodes.ListOf):
+                return field.check([part for part in text.split(",") if part])
+            return field.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{key}: {err}") from None
+    return parse
+
+
+def add_ipolicy_options(parser: argparse.ArgumentParser) -> None:
+    """Ganeti's --ipolicy-* options; together they make the opcode's ipolicy."""
+    helps = {"vcpu-ratio": ("RATIO", "Maximum ratio of virtual to physical CPUs"),
+             "spindle-ratio": ("RATIO", "Maximum ratio of instances to spindles"),
+             "disk-templates": ("TEMPLATE,...", "Disk templates allowed in the group")}
+    for option, key in IPOLICY_OPTIONS.items():
+        metavar, helptext = helps[key]
+        parser.add_argument(option, dest=f"ipolicy_{key.replace('-', '_')}", type=_ipolicy_parser(key),
+                            metavar=metavar, default=None, help=f"{helptext} (recorded, not enforced yet)")
+
+
+def ipolicy_from_args(ns: argparse.Namespace) -> dict:
+    values = {key: getattr(ns, f"ipolicy_{key.replace('-', '_')}") for key in IPOLICY_OPTIONS.values()}
+    return {"ipolicy": {k: v for k, v in values.items() if v is not None}} if any(
+        v is not None for v in values.values()) else {}
+
+
+def cmd_add(ns) -> int:
+    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpGroupAdd, ns, **ipolicy_from_args(ns))])
+    return 0
+
+
+def cmd_modify(ns) -> int:
+    op = base.opcode_from_args(opcodes.OpGroupSetParams, ns, **ipolicy_from_args(ns))
+    results = base.submit_or_run(ns, [op])
+    if results and results[0]:          # nothing with --submit or --dry-run
+        print(f"Modified node group {op.group_name}")
+        for key, value in results[0]:
+            print(f" - {key} -> {value}")
+    return 0
+
+
+def _print_params(title: str, merged: dict, custom: dict) -> None:
+    print(f"  {title}:")
+    for key in sorted(merged):
+        mark = " (custom)" if key in custom else ""
+        print(f"    - {key}: {base.format_value(merged[key])}{mark}")
+
+
+def cmd_info(ns) -> int:
+    from genet import qfilter
+    client = luxi.Client()
+    result = client.query("group", INFO_FIELDS, qfilter.names_filter("name", ns.names))
+    found = {row[0][1] for row in result["data"]}
+    missing = [n for n in ns.names if n not in found]
+    if missing:
+        raise errors.OpPrereqError(f"node group(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    connections: dict[str, list[str]] = {}
+    for (_, net), (_, groups) in client.query("network", ["name", "group_list"])["data"]:
+        for group, mode, link, vlan in groups:
+            connections.setdefault(group, []).append(
+                f"{net}: mode {mode}, link {link or '-'}" + (f", vlan {vlan}" if vlan else ""))
+    for row in result["data"]:
+        g = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+        print(f"Node group: {g['name']}")
+        print(f"  UUID: {g['uuid']}")
+        print(f"  Serial number: {g['serial_no']}")
+        print(f"  Creation time: {base.format_value(g['ctime'], 'timestamp')}")
+        print(f"  Modification time: {base.format_value(g['mtime'], 'timestamp')}")
+        print(f"  Allocation policy: {g['alloc_policy']}")
+        print(f"  Nodes: {', '.join(g['node_list']) or '(none)'}")
+        print(f"  Primary instances: {', '.join(g['pinst_list']) or '(none)'}")
+        networks = sorted(connections.get(g["name"], []))
+        print("  Networks:" + ("" if networks else " (none)"))
+        for line in networks:
+            print(f"    - {line}")
+        _print_params("Node parameters", g["ndparams"], g["custom_ndparams"])
+        print("  Disk parameters:" + ("" if g["diskparams"] else " (none)"))
+        for template, params in sorted(g["diskparams"].items()):
+            print(f"    - {template}: {','.join(f'{k}={v}' for k, v in sorted(params.items()))}")
+        _print_params("Instance policy", g["ipolicy"], g["custom_ipolicy"])
+        print(f"  Tags: {', '.join(g['tags']) or '(none)'}")
+    return 0
+
+
+def build(parser) -> None:
+    sub = base.subcommands(parser)
+    p = base.opcode_command(sub, "add", "Create an empty node group", opcodes.OpGroupAdd, cmd_add)
+    add_ipolicy_options(p)
+    base.opcode_command(sub, "remove", "Remove an empty node group", opcodes.OpGroupRemove)
+    base.opcode_command(sub, "rename", "Rename a node group", opcodes.OpGroupRename)
+    p = base.opcode_command(sub, "modify", "Change a node group's policy and parameters",
+                            opcodes.OpGroupSetParams, cmd_modify)
+    add_ipolicy_options(p)
+    base.opcode_command(sub, "assign-nodes", "Move nodes into a node group", opcodes.OpGroupAssignNodes)
+
+    p = sub.add_parser("list", help="List node groups")
+    base.add_list_options(p, "GROUP")
+    p.set_defaults(handler=lambda ns: base.run_list(ns, "group", GROUP_DEFAULT))
+
+    p = sub.add_parser("info", help="Show node group details")
+    p.add_argument("names", nargs="*", metavar="GROUP")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("list-fields", help="List the fields gnt-group list knows")
+    base.add_list_fields_options(p)
+    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "group"))
+
+    base.add_tag_commands(sub, "nodegroup", "GROUP")
+
+
+def main(argv=None) -> int:
+    return base.run("gnt-group", build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

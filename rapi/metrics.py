@@ -1,0 +1,82 @@
+"""/metrics: Prometheus text format via prometheus-client.
+
+RAPI's own counters live here; the queue's figures (jobs by status, job latency)
+and the cluster's (nodes by role, instances by status) are read from masterd at
+each scrape, so they are never stale and nothing is counted twice.
+"""
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+from genet import errors
+
+log = logging.getLogger("genet-rapi")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+NODE_ROLES = {"M": "master", "C": "candidate", "R": "regular", "D": "drained", "O": "offline"}
+
+
+class ClusterCollector:
+    """Collects from masterd over luxi; a master that does not answer gives genet_up 0."""
+
+    def __init__(self, call):
+        self.call = call
+
+    def collect(self):
+        up = GaugeMetricFamily("genet_master_up", "Whether masterd answered this scrape")
+        try:
+            queue = self.call("QueryMetrics")
+            nodes = self.call("Query", "node", ["role"], None)["data"]
+            instances = self.call("Query", "instance", ["status"], None)["data"]
+        except errors.GenericError as err:
+            log.warning("metrics: masterd did not answer: %s", err)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        jobs = GaugeMetricFamily("genet_jobs", "Jobs in the queue (not archived) by status", labels=["status"])
+        for status in ("queued", "waiting", "running", "canceling", "success", "error", "canceled"):
+            jobs.add_metric([status], queue["jobs"].get(status, 0))
+        yield jobs
+        latency = queue["job_latency"]
+        hist = HistogramMetricFamily("genet_job_latency_seconds",
+                                     "Seconds from job submission to its end (since masterd started)")
+        hist.add_metric([], [(repr(float(b)), c) for b, c in latency["buckets"]] + [("+Inf", latency["count"])],
+                        sum_value=latency["sum"])
+        yield hist
+        by_role = GaugeMetricFamily("genet_nodes", "Nodes by role", labels=["role"])
+        counts = {role: 0 for role in NODE_ROLES.values()}
+        for (_, role), in nodes:
+            counts[NODE_ROLES.get(role, "regular")] += 1
+        for role, count in counts.items():
+            by_role.add_metric([role], count)
+        yield by_role
+        by_status = GaugeMetricFamily("genet_instances", "Instances by status", labels=["status"])
+        statuses: dict[str, int] = {}
+        for (_, status), in instances:
+            statuses[status or "unknown"] = statuses.get(status or "unknown", 0) + 1
+        for status, count in sorted(statuses.items()):
+            by_status.add_metric([status], count)
+        yield by_status
+
+
+class Metrics:
+    def __init__(self, call):
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        self.requests = Counter("genet_rapi_requests", "RAPI requests by method and HTTP status",
+                                ["method", "code"], registry=self.registry)
+        self.seconds = Histogram("genet_rapi_request_seconds", "Time to answer a RAPI request",
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0))
+        self.registry.register(ClusterCollector(call))
+
+    def observe(self, method: str, code: int, seconds: float) -> None:
+        self.requests.labels(method if method in ("GET", "PUT", "POST", "DELETE") else "other", str(code)).inc()
+        self.seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,252 @@
+"""genet-rapi: Ganeti's remote API v2 over HTTPS, on the master node.
+
+Twisted accepts and parses; each request is answered in a pool thread because
+resources talk luxi to masterd, which blocks. Status codes follow Ganeti: 400
+bad request, 401 no or wrong credentials, 403 not permitted, 404 unknown
+resource or object, 405 method, 413 body too large, 501 unknown feature,
+502 no master, 503 queue drained or full. Nothing else ever answers 500 unless
+genet itself is broken.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import signal
+import time
+from urllib.parse import parse_qs, unquote
+
+from genet import config, daemon_util, errors, paths
+from genet.rapi import baserlib, rlib2
+from genet.rapi.auth import REALM, AuthError, UsersFile
+from genet.rapi.baserlib import HttpError, Request
+
+log = logging.getLogger("genet-rapi")
+DEFAULT_PORT = 5080
+MAX_BODY = 1024 * 1024
+# Ganeti URLs genet knows but does not offer: 501, not 404
+NOT_IMPLEMENTED = [re.compile(p) for p in (
+    r"^/2/instances-multi-alloc$", r"^/2/filters(/.*)?$", r"^/2/nodes/[^/]+/storage(/.*)?$",
+    r"^/2/nodes/[^/]+/powercycle$", r"^/2/instances/[^/]+/prepare-export$",
+    r"^/2/instances/[^/]+/snapshot$", r"^/2/instances/[^/]+/open-port$")]
+
+
+class Router:
+    """Path → resource, authentication and authorisation, errors → Ganeti's replies."""
+
+    def __init__(self, users: UsersFile, require_auth: bool, metrics=None):
+        self.users = users
+        self.require_auth = require_auth
+        self.metrics = metrics
+        self.table = [(re.compile(f"^{r.PATTERN}$"), r()) for r in rlib2.resources()]
+
+    def route(self, path: str):
+        for regex, resource in self.table:
+            match = regex.match(path)
+            if match:
+                return resource, [unquote(g) for g in match.groups()]
+        return None, []
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes | None) -> tuple[int, dict, bytes]:
+        """One request to (status, headers, body); never raises."""
+        start = time.monotonic()
+        try:
+            code, extra, payload = 200, {}, self._dispatch(method, raw_path, headers, body)
+            content_type = "application/json"
+            if isinstance(payload, RawReply):
+                content_type, payload = payload.content_type, payload.data
+            else:
+                payload = json.dumps(payload).encode()
+        except HttpError as err:
+            code, content_type = err.code, "application/json"
+            extra = {"WWW-Authenticate": f'Basic realm="{REALM}"'} if err.code == 401 else {}
+            if isinstance(err, baserlib.HttpMethodNotAllowed) and getattr(err, "allow", None):
+                extra["Allow"] = ", ".join(err.allow)
+            payload = json.dumps({"code": err.code, "message": err.reason, "explain": err.message}).encode()
+        except Exception as err:     # a bug in genet: say so, keep serving
+            log.exception("%s %s failed", method, raw_path)
+            code, content_type, extra = 500, "application/json", {}
+            payload = json.dumps({"code": 500, "message": "Internal Server Error",
+                                  "explain": f"{type(err).__name__}: {err}"}).encode()
+        if self.metrics is not None:
+            self.metrics.observe(method, code, time.monotonic() - start)
+        return code, {"Content-Type": content_type, **extra}, payload
+
+    def _dispatch(self, method: str, raw_path: str, headers: dict[str, str], body: bytes | None):
+        path, _, query_string = raw_path.partition("?")
+        try:
+            query = parse_qs(query_string, keep_blank_values=True, strict_parsing=False, max_num_fields=200)
+        except ValueError as err:
+            raise baserlib.HttpBadRequest(f"malformed query string: {err}") from None
+        try:
+            user = self.users.authenticate(headers.get("authorization"))
+        except AuthError as err:
+            raise baserlib.HttpUnauthorized(str(err)) from None
+        if user is None and self.require_auth:
+            raise baserlib.HttpUnauthorized("authentication required")
+        if path == "/metrics" and method == "GET" and self.metrics is not None:
+            return RawReply(self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/2/openapi.json" and method == "GET":
+            from genet.rapi import openapi
+            return openapi.document()
+        resource, items = self.route(path)
+        if resource is None:
+            if any(p.match(path) for p in NOT_IMPLEMENTED):
+                raise baserlib.HttpNotImplemented(f"{path} is a Ganeti resource genet does not offer")
+            raise baserlib.HttpNotFound(f"no resource {path[:200]!r}")
+        handler = getattr(resource, method, None) if method in ("GET", "PUT", "POST", "DELETE") else None
+        if handler is None:
+            err = baserlib.HttpMethodNotAllowed(f"{method[:20]} is not allowed on {path[:200]}"
+                                                f" (allowed: {', '.join(resource.methods())})")
+            err.allow = resource.methods()
+            raise err
+        if method in resource.WRITE_METHODS:
+            if user is None:
+                raise baserlib.HttpUnauthorized(f"{method} {path[:200]} needs a user with write access")
+            if not user.can_write:
+                raise baserlib.HttpForbidden(f"user {user.name} may not write")
+        data = None
+        if body and body.strip():
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as err:
+                raise baserlib.HttpBadRequest(f"the request body is not valid JSON: {err}") from None
+            except RecursionError:
+                raise baserlib.HttpBadRequest("the request body is nested too deeply") from None
+        try:
+            return handler(Request(method, path, items, query, data, user, headers))
+        except errors.GenericError as err:
+            raise baserlib.http_error_for(err) from None
+        except RecursionError:
+            raise baserlib.HttpBadRequest("the request body is nested too deeply") from None
+
+
+class RawReply:
+    """A reply that is not JSON (the Prometheus text)."""
+
+    def __init__(self, data: bytes, content_type: str):
+        self.data, self.content_type = data, content_type
+
+
+class BoundedBody(io.BytesIO):
+    """A request body kept up to MAX_BODY bytes; beyond that only counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.size += len(data)
+        if self.size <= MAX_BODY:
+            return super().write(data)
+        return len(data)
+
+    @property
+    def too_large(self) -> bool:
+        return self.size > MAX_BODY
+
+
+def make_site(router: Router):
+    from twisted.internet import threads
+    from twisted.web import resource, server
+
+    class RapiRequest(server.Request):
+        def gotLength(self, length):
+            super().gotLength(length)
+            self.content = BoundedBody()      # never a temporary file, never more than MAX_BODY
+
+    class RapiResource(resource.Resource):
+        isLeaf = True
+
+        def render(self, request):
+            method = request.method.decode("latin-1")
+            raw_path = request.uri.decode("latin-1")
+            headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1")
+                       for k, v in request.requestHeaders.getAllRawHeaders()}
+            content = request.content
+            if isinstance(content, BoundedBody) and content.too_large:
+                err = baserlib.HttpRequestEntityTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+                reply = (413, {"Content-Type": "application/json"},
+                         json.dumps({"code": 413, "message": err.reason, "explain": err.message}).encode())
+                if router.metrics is not None:
+                    router.metrics.observe(method, 413, 0.0)
+                return self._write(request, reply)
+            body = content.getvalue() if isinstance(content, io.BytesIO) else (content.read() if content else b"")
+            d = threads.deferToThread(router.handle, method, raw_path, headers, body)
+            d.addCallback(lambda reply: self._write(request, reply, finish=True))
+            return server.NOT_DONE_YET
+
+        @staticmethod
+        def _write(request, reply, finish: bool = False):
+            code, headers, payload = reply
+            if request._disconnected:
+                return None
+            request.setResponseCode(code)
+            for key, value in headers.items():
+                request.setHeader(key, value)
+            if not finish:
+                return payload
+            request.setHeader("Content-Length", str(len(payload)))
+            request.write(payload)
+            request.finish()
+            return None
+
+    site = server.Site(RapiResource())
+    site.requestFactory = RapiRequest
+    site.displayTracebacks = False
+    site.noisy = False
+    return site
+
+
+def context_factory():
+    """TLS with the cluster certificate; clients are not asked for one (Basic auth is the check)."""
+    from OpenSSL import crypto
+    from twisted.internet import ssl as tssl
+    pem = paths.cluster_cert().read_bytes()
+    return tssl.CertificateOptions(privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, pem),
+                                   certificate=crypto.load_certificate(crypto.FILETYPE_PEM, pem),
+                                   raiseMinimumTo=tssl.TLSVersion.TLSv1_2)
+
+
+def default_bind_address() -> str:
+    """The master's primary address: several nodes of a dev cluster share one host."""
+    try:
+        data = config.load(paths.config_file())
+        return data["nodes"][paths.node_name()]["primary_ip"]
+    except (errors.GenericError, KeyError):
+        return "0.0.0.0"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="genet-rapi", description="genet remote API daemon (Ganeti RAPI v2)")
+    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("GENET_RAPI_PORT", DEFAULT_PORT)),
+                        help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("-b", "--bind", default=None, help="address to listen on (default: this node's primary IP)")
+    parser.add_argument("--require-authentication", action="store_true",
+                        help="refuse anonymous requests, reads included")
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s genet-rapi %(levelname)s %(message)s")
+    from twisted.internet import reactor
+
+    from genet.rapi.metrics import Metrics
+    paths.ensure_dirs()
+    users = UsersFile(paths.rapi_users_file())
+    router = Router(users, opts.require_authentication, Metrics(baserlib.call))
+    reactor.suggestThreadPoolSize(64)
+    address = opts.bind or default_bind_address()
+    reactor.listenSSL(opts.port, make_site(router), context_factory(), interface=address, backlog=256)
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(users.reload))
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    daemon_util.write_pid_file("genet-rapi")
+    log.info("RAPI serving on https://%s:%d/ (%s)", address, opts.port,
+             "authentication required" if opts.require_authentication else "anonymous reads allowed")
+    reactor.run()
+    paths.pid_file("genet-rapi").unlink(missing_ok=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
