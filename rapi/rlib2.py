@@ -73,7 +73,8 @@ def listing(req: Request, what: str, prefix: str, bulk_fields: list[str]) -> lis
     if query_flag(req, "bulk"):
         rows = query_items(what, bulk_fields)
         return [with_memory(r) for r in rows] if what == "instance" else rows
-    return [{"id": row["name"], "uri": f"{prefix}/{row['name']}"} for row in query_items(what, ["name"])]
+    key = "name" if what in ("group", "network") else "id"     # as Ganeti answers
+    return [{key: row["name"], "uri": f"{prefix}/{row['name']}"} for row in query_items(what, ["name"])]
 
 
 # --- root, cluster ---------------------------------------------------------------
@@ -285,7 +286,7 @@ class R_2_nodes_name_role(Resource):
                  "offline": dict(offline=True)}
         if role == "master":
             raise HttpBadRequest("the master role cannot be set; run 'gnt-cluster master-failover' on the new master")
-        if role not in flags:
+        if not isinstance(role, str) or role not in flags:
             raise HttpBadRequest(f"unknown node role {role!r} (regular, candidate, drained or offline)")
         return submit([build_opcode(opcodes.OpNodeSetParams, req, {}, node_name=name,
                                     force=query_flag(req, "force"),

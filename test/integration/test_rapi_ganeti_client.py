@@ -105,9 +105,12 @@ def anon(dev):
 
 
 def wait(api, job_id: int) -> dict:
+    """The job's status once it ended (WaitForJobCompletion is False for a failed job)."""
     assert isinstance(job_id, int)
-    assert api.WaitForJobCompletion(job_id, 0.2, 600), api.GetJobStatus(job_id)
-    return api.GetJobStatus(job_id)
+    api.WaitForJobCompletion(job_id, 0.2, 600)
+    status = api.GetJobStatus(job_id)
+    assert status["status"] in ("success", "error", "canceled"), status
+    return status
 
 
 def test_version_features_and_info(anon, dev):
@@ -239,6 +242,42 @@ def test_job_list_status_and_wait_for_change(api, anon):
 def test_console_of_a_running_instance(api):
     console = api.GetInstanceConsole("web2")
     assert console["instance"] == "web2" and console["kind"] in ("ssh", "vnc")
+
+
+def test_node_groups(api, anon):
+    assert wait(api, api.CreateGroup("rack2", alloc_policy="last_resort"))["status"] == "success"
+    assert "rack2" in anon.GetGroups()
+    assert wait(api, api.AssignGroupNodes("rack2", ["node3"]))["status"] == "success"
+    group = anon.GetGroup("rack2")
+    assert group["node_list"] == ["node3"] and group["alloc_policy"] == "last_resort"
+    wait(api, api.ModifyGroup("rack2", alloc_policy="preferred"))
+    wait(api, api.RenameGroup("rack2", "rack3"))
+    wait(api, api.AddGroupTags("rack3", ["row:b"]))
+    bulk = {g["name"]: g for g in anon.GetGroups(bulk=True)}
+    assert bulk["rack3"]["alloc_policy"] == "preferred" and bulk["rack3"]["tags"] == ["row:b"]
+    failed = wait(api, api.DeleteGroup("rack3"))            # it still holds node3
+    assert failed["status"] == "error" and "node" in str(failed["opresult"])
+    wait(api, api.AssignGroupNodes("default", ["node3"]))
+    assert wait(api, api.DeleteGroup("rack3"))["status"] == "success"
+    assert "rack3" not in anon.GetGroups()
+
+
+def test_networks(api, anon):
+    job = api.CreateNetwork("lan", "192.0.2.0/24", gateway="192.0.2.1", add_reserved_ips="192.0.2.10,192.0.2.11",
+                            tags="site:x")
+    assert wait(api, job)["status"] == "success"
+    assert anon.GetNetworks() == ["lan"]
+    net = anon.GetNetwork("lan")
+    assert net["network"] == "192.0.2.0/24" and net["gateway"] == "192.0.2.1"
+    assert set(net["external_reservations"].split(", ")) >= {"192.0.2.10", "192.0.2.11"}
+    assert wait(api, api.ConnectNetwork("lan", "default", "bridged", "gnt-br0"))["status"] == "success"
+    assert anon.GetNetwork("lan")["group_list"][0][0] == "default"
+    wait(api, api.ModifyNetwork("lan", add_reserved_ips=["192.0.2.12"]))
+    wait(api, api.AddNetworkTags("lan", ["vlan:7"]))
+    assert sorted(anon.GetNetworkTags("lan")) == ["site:x", "vlan:7"]
+    wait(api, api.DisconnectNetwork("lan", "default"))
+    assert wait(api, api.DeleteNetwork("lan"))["status"] == "success"
+    assert anon.GetNetworks() == []
 
 
 def test_errors_401_403_404(dev, api):
