@@ -18,8 +18,11 @@ users file with a write user on the master, measures, and always stops the clust
            job is final: instances/s from the first submit to the last job's end; once
            with "start": false, once with "start": true
 
-With --profile, py-spy samples every daemon of the cluster during each workload again
-and the top functions per process are printed (and kept in the JSON).
+Each figure comes with the CPU time every daemon spent on it (/proc, per request or
+instance), and the bulk listing with a breakdown below the RAPI (the same luxi query
+straight to masterd, without the live fields, and each node's instances_info RPC).
+With --profile rapi|masterd|noded, node1's daemon is then restarted under cProfile (every
+thread) for each workload again and its top functions are printed (and kept in the JSON).
 
 Exit code: 0 when everything ran (whether or not targets were met; see "ok" in the JSON),
 1 when the benchmark itself failed.
@@ -250,22 +253,27 @@ def create_running(cluster: BenchCluster, count: int, prefix: str) -> float:
     return time.perf_counter() - t0
 
 
-def bench_get(rapi: Rapi, path: str, runs: int, warmup: int, check) -> dict:
-    """``runs`` sequential GETs of ``path`` on one connection after ``warmup`` untimed ones."""
+def bench_get(rapi: Rapi, path: str, runs: int, warmup: int, check,
+              cluster: BenchCluster) -> dict:
+    """``runs`` sequential GETs of ``path`` on one connection after ``warmup`` untimed ones;
+    with the CPU time each daemon spent per request."""
     for _ in range(warmup):
         check(rapi.json("GET", path))
     connects = rapi.connects
     times, sizes = [], set()
+    cpu_before = cpu_snapshot(cluster)
     for _ in range(runs):
         status, payload, elapsed = rapi.request("GET", path)
         if status != 200:
             raise BenchError(f"GET {path}: HTTP {status}: {payload[:500]!r}")
         times.append(elapsed)
         sizes.add(len(payload))
+    cpu = cpu_used(cpu_before, cpu_snapshot(cluster), runs)
     check(json.loads(payload))
     result = summary_ms(times)
     result.update(path=path, warmup=warmup, reply_bytes=sorted(sizes),
-                  reconnects=rapi.connects - connects)
+                  reconnects=rapi.connects - connects, cpu_ms_per_request=cpu)
+    log(f"GET {path}: CPU ms per request: {cpu_text(cpu)}")
     return result
 
 
@@ -324,7 +332,7 @@ def bench_list(cluster: BenchCluster, auth, runs: int, count: int) -> dict:
 
     rapi = Rapi(cluster.address("node1"), RAPI_PORT, auth)
     handshake = rapi.connect()
-    result = bench_get(rapi, "/2/instances?bulk=1", runs, 10, check)
+    result = bench_get(rapi, "/2/instances?bulk=1", runs, 10, check, cluster)
     rapi.close()
     result["tls_handshake_ms"] = round(1000 * handshake, 2)
     result["instances"] = count
@@ -348,7 +356,7 @@ def bench_info(cluster: BenchCluster, auth, runs: int) -> dict:
 
     rapi = Rapi(cluster.address("node1"), RAPI_PORT, auth)
     rapi.connect()
-    result = bench_get(rapi, "/2/info", runs, 10, check)
+    result = bench_get(rapi, "/2/info", runs, 10, check, cluster)
     rapi.close()
     client = cluster.client("node1")
     samples = []
@@ -433,13 +441,15 @@ def bench_create(cluster: BenchCluster, auth, count: int, start: bool, prefix: s
         barrier.wait(timeout=60)
     except threading.BrokenBarrierError:
         raise BenchError(f"{count} threads could not all connect within 60s") from None
+    cpu_before = cpu_snapshot(cluster)
     for thread in threads:
         thread.join(timeout + 60)
+    cpu = cpu_used(cpu_before, cpu_snapshot(cluster), count)
     failed = [r for r in rows if "error" in r]
     done = [r for r in rows if "error" not in r]
     result: dict = {"instances": count, "start": start, "poll_interval_s": poll,
                     "failed": len(failed), "errors": [r["error"] for r in failed][:10],
-                    "jobs": rows}
+                    "cpu_ms_per_instance": cpu, "jobs": rows}
     if not done:
         raise BenchError(f"every creation failed; first: {failed[0]['error'] if failed else '?'}")
     first_submit = min(r["submit_at"] for r in rows if "submit_at" in r)
@@ -463,6 +473,7 @@ def bench_create(cluster: BenchCluster, auth, count: int, start: bool, prefix: s
         f"{result['submit']['median_ms']:.1f} ms, max {result['submit']['max_ms']:.1f} ms; job "
         f"queue wait median {result['queue_wait_median_ms']:.0f} ms, run {result['run_median_ms']:.0f}"
         f" ms" + (f"; {len(failed)} FAILED: {failed[0]['error']}" if failed else ""))
+    log(f"create (start {str(start).lower()}): CPU ms per instance: {cpu_text(cpu)}")
     return result
 
 
@@ -478,105 +489,178 @@ def check_created(cluster: BenchCluster, prefix: str, count: int, start: bool) -
                          f"not {want}: {dict(list(wrong.items())[:5])}")
 
 
-# ---------------------------------------------------------------- --profile (py-spy)
+# ---------------------------------------------------------------- CPU accounting
 
-def find_py_spy(given: str | None) -> str | None:
-    for candidate in (given, shutil.which("py-spy"), "/tmp/pyspy/bin/py-spy"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def frame_name(frame: str) -> str:
-    """``func (path/file.py:123)`` -> ``func (path/file.py)``: lines of a function add up."""
-    name, sep, where = frame.rpartition(" (")
-    if not sep:
-        return frame
-    return f"{name} ({where.rsplit(':', 1)[0]})" if ":" in where else frame
-
-
-def summarise_raw(path: Path, rate: int, top: int) -> dict:
-    """Own and inclusive sampled time per function from py-spy's raw (collapsed) stacks."""
-    own: collections.Counter = collections.Counter()
-    inclusive: collections.Counter = collections.Counter()
-    total = 0
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return {"samples": 0, "error": f"no output {path}"}
-    for line in lines:
-        stack, _, count_text = line.rpartition(" ")
-        try:
-            count = int(count_text)
-        except ValueError:
-            continue
-        frames = [frame_name(f) for f in stack.split(";") if f]
-        if not frames:
-            continue
-        total += count
-        own[frames[-1]] += count
-        for name in set(frames):
-            inclusive[name] += count
-    ms = 1000.0 / rate
-    return {"samples": total, "busy_ms": round(total * ms, 1),
-            "own": [[n, round(c * ms, 1)] for n, c in own.most_common(top)],
-            "inclusive": [[n, round(c * ms, 1)] for n, c in inclusive.most_common(top * 3)
-                          if not n.startswith(("_run_module_as_main", "_run_code", "<module>",
-                                               "Thread._bootstrap", "Thread.run",
-                                               "ReactorBase.run", "ReactorBase.mainLoop",
-                                               "main (", "ThreadWorker"))][:top]}
-
-
-def profile_workload(cluster: BenchCluster, py_spy: str, name: str, workload, rate: int,
-                     top: int, outdir: Path) -> dict:
-    """Sample every daemon of the cluster with py-spy while ``workload()`` runs."""
-    targets = {}
+def cpu_snapshot(cluster: BenchCluster) -> dict[str, tuple[float, float]]:
+    """(user, system) CPU seconds so far of every daemon of the cluster, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
     for node in cluster.names:
         for daemon in DAEMONS:
             pid = cluster.pid(node, daemon)
-            if pid:
-                targets[f"{node}/{daemon}"] = pid
-    procs = {}
-    for label, pid in targets.items():
-        out = outdir / f"{name}-{label.replace('/', '-')}.raw"
-        procs[label] = (subprocess.Popen(
-            [py_spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-             "--nonblocking", "--output", str(out)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), out)
-    time.sleep(1.0)                      # py-spy attaches
-    t0 = time.perf_counter()
+            if not pid:
+                continue
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[f"{node}/{daemon}"] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return out
+
+
+def cpu_used(before: dict, after: dict, units: int) -> dict:
+    """CPU per process between two snapshots, in ms per request or instance."""
+    used = {}
+    for label, (user, system) in after.items():
+        if label in before:
+            u, s = user - before[label][0], system - before[label][1]
+            used[label] = {"user_ms": round(1000 * u / units, 2), "system_ms": round(1000 * s / units, 2),
+                           "total_ms": round(1000 * (u + s) / units, 2)}
+    used["all"] = {"total_ms": round(sum(v["total_ms"] for v in used.values()), 2)}
+    return used
+
+
+def cpu_text(used: dict) -> str:
+    return ", ".join(f"{label.replace('genet-', '')} {v['total_ms']:.1f}"
+                     for label, v in sorted(used.items(), key=lambda kv: -kv[1]["total_ms"])
+                     if label != "all")
+
+
+# ---------------------------------------------------------------- --profile (cProfile)
+
+PROFILED = {"rapi": ("genet-rapi", "genet.rapi.server"),
+            "masterd": ("genet-masterd", "genet.masterd"),
+            "noded": ("genet-noded", "genet.noded")}
+
+
+def serve_profiled(module: str, out: str, clock: str) -> None:
+    """Inside node1's environment: run ``module``'s main() with a cProfile profiler in every
+    thread (as bench/profile_masterd.py does for masterd); SIGUSR1 empties every profile (so
+    start-up and warm-up are left out), the merged statistics are written to ``out`` when
+    the daemon ends (SIGTERM)."""
+    import cProfile
+    import importlib
+    import pstats
+    timer = time.thread_time if clock == "cpu" else time.perf_counter
+    profiles: list = []
+    lock = threading.Lock()
+
+    def start_thread_profile(frame, event, arg):
+        prof = cProfile.Profile(timer)
+        with lock:
+            profiles.append(prof)
+        prof.enable()   # replaces this hook for the calling thread
+
+    main_prof = cProfile.Profile(timer)
+    profiles.append(main_prof)
+    threading.setprofile(start_thread_profile)
+    real_exit = os._exit
+
+    def dump_and_exit(code):
+        threading.setprofile(None)
+        main_prof.disable()
+        stats = None
+        with lock:
+            for prof in profiles:
+                try:
+                    if stats is None:
+                        stats = pstats.Stats(prof)
+                    else:
+                        stats.add(prof)
+                except (TypeError, ValueError):   # a profile that saw no call at all
+                    continue
+        if stats is not None:
+            stats.dump_stats(out)
+        real_exit(code)
+
+    def clear(signum, frame):
+        with lock:             # the functions running now lose their totals, nothing else
+            for prof in profiles:
+                prof.clear()
+
+    os._exit = dump_and_exit   # masterd and genet-rapi end with os._exit(0)
+    signal.signal(signal.SIGUSR1, clear)
+    daemon = importlib.import_module(module)
+    main_prof.enable()
     try:
+        daemon.main([])
+    finally:
+        dump_and_exit(0)       # genet-noded returns from main()
+
+
+def run_in_node(cluster: BenchCluster, code: str) -> None:
+    cluster.run("node1", sys.executable, "-c", code)
+
+
+def profile_workload(cluster: BenchCluster, which: str, name: str, warmup, workload, clock: str,
+                     outdir: Path, top: int) -> dict:
+    """Restart node1's ``which`` daemon under cProfile, run ``warmup()``, empty the profiles,
+    run ``workload()``, stop the daemon (the statistics are written), start the normal one
+    again; the top functions per request or instance."""
+    import pstats
+    daemon, module = PROFILED[which]
+    out = outdir / f"{which}-{name}-{clock}.pstats"
+    out.unlink(missing_ok=True)
+    run_in_node(cluster, f"from genet import daemon_util; daemon_util.stop({daemon!r})")
+    logfile = open(cluster.root("node1") / f"var/log/genet/{daemon}-profiled.log", "ab")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-profiled",
+                             module, "--profile-out", str(out), "--profile-clock", clock],
+                            env=cluster.env("node1"), stdin=subprocess.DEVNULL, stdout=logfile,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    logfile.close()
+    try:
+        deadline = time.monotonic() + 60
+        while cluster.pid("node1", daemon) != proc.pid:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"profiled {daemon} did not start; see its log:\n"
+                                 + cluster.log_tail("node1", f"{daemon}-profiled"))
+            time.sleep(0.05)
+        if which == "masterd":
+            time.sleep(0.5)             # its start-up work (vote, queue recovery) is done
+        warmup()
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(0.2)
         detail = workload()
     finally:
-        elapsed = time.perf_counter() - t0
-        for proc, _ in procs.values():
-            proc.send_signal(signal.SIGINT)
-        for proc, _ in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    result = {"workload": name, "seconds": round(elapsed, 3), "detail": detail, "rate": rate,
-              "processes": {}}
-    for label, (proc, out) in procs.items():
-        summary = summarise_raw(out, rate, top)
-        summary["raw"] = str(out)
-        if proc.returncode not in (0, None) and not summary.get("samples"):
-            summary["error"] = proc.stderr.read().decode(errors="replace")[-500:]
-        result["processes"][label] = summary
-    return result
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        cluster.run("node1", "genet-daemon", "start")
+    if not out.exists():
+        raise BenchError(f"no profile written to {out}; see "
+                         f"{cluster.root('node1')}/var/log/genet/{daemon}-profiled.log")
+    stats = pstats.Stats(str(out))
+    units = detail.get("units") or 1
+    rows = []
+    for (path, line, func), (cc, nc, tt, ct, _) in stats.stats.items():
+        where = path
+        for marker in ("/genet/", "/site-packages/", "/lib/python3"):
+            if marker in path:
+                where = path.split(marker, 1)[1]
+                break
+        rows.append({"function": f"{func} ({where}:{line})", "calls": nc,
+                     "own_ms": 1000 * tt / units, "cumulative_ms": 1000 * ct / units})
+    return {"daemon": daemon, "workload": name, "clock": clock, "detail": detail,
+            "pstats": str(out), "unit": detail.get("unit"),
+            "top_own": [dict(r, own_ms=round(r["own_ms"], 3), cumulative_ms=round(r["cumulative_ms"], 3))
+                        for r in sorted(rows, key=lambda r: -r["own_ms"])[:top]],
+            "top_cumulative": [dict(r, own_ms=round(r["own_ms"], 3),
+                                    cumulative_ms=round(r["cumulative_ms"], 3))
+                               for r in sorted(rows, key=lambda r: -r["cumulative_ms"])[:top * 2]]}
 
 
-def run_profiles(cluster: BenchCluster, auth, py_spy: str, args) -> dict:
-    outdir = Path(args.profile_dir or tempfile.mkdtemp(prefix="genet-bench-rapi-prof-",
-                                                       dir="/tmp"))
+def run_profiles(cluster: BenchCluster, auth, read_auth, args, names: list[str],
+                 outdir: Path) -> list[dict]:
+    """cProfile of node1's daemons (args.profile) during the workloads ``names``."""
     outdir.mkdir(parents=True, exist_ok=True)
     host = cluster.address("node1")
-    profiles = {}
 
     def gets(path: str, runs: int):
         def run():
-            rapi = Rapi(host, RAPI_PORT, auth)
+            rapi = Rapi(host, RAPI_PORT, read_auth)
             samples = []
             for _ in range(runs):
                 status, _, elapsed = rapi.request("GET", path)
@@ -584,43 +668,45 @@ def run_profiles(cluster: BenchCluster, auth, py_spy: str, args) -> dict:
                     raise BenchError(f"GET {path}: HTTP {status}")
                 samples.append(elapsed)
             rapi.close()
-            return {"requests": runs, "median_ms": summary_ms(samples)["median_ms"]}
+            return {"units": runs, "unit": "request", "median_ms": summary_ms(samples)["median_ms"]}
         return run
 
-    profiles["list"] = profile_workload(cluster, py_spy, "list",
-                                        gets("/2/instances?bulk=1", args.profile_requests),
-                                        args.profile_rate, args.profile_top, outdir)
-    profiles["info"] = profile_workload(cluster, py_spy, "info",
-                                        gets("/2/info", args.profile_requests),
-                                        args.profile_rate, args.profile_top, outdir)
+    counter = iter(range(1000))
 
-    def creates():
-        r = bench_create(cluster, auth, args.creates, False, "bench-prof", args.poll_interval)
-        return {"instances": r["instances"], "per_s": r["per_s"], "failed": r["failed"]}
-    profiles["create"] = profile_workload(cluster, py_spy, "create", creates,
-                                          args.profile_rate, args.profile_top, outdir)
-    log(f"profiles (py-spy raw stacks) in {outdir}")
+    def creates(start: bool, count: int):
+        def run():
+            r = bench_create(cluster, auth, count, start, f"bench-p{next(counter):03d}-",
+                             args.poll_interval)
+            return {"units": r["instances"], "unit": "instance", "per_s": r["per_s"],
+                    "failed": r["failed"]}
+        return run
+
+    workloads = {"list": (gets("/2/instances?bulk=1", 3), gets("/2/instances?bulk=1",
+                                                             args.profile_requests)),
+                 "info": (gets("/2/info", 3), gets("/2/info", args.profile_requests)),
+                 "create": (creates(False, 2), creates(False, args.creates)),
+                 "create-start": (creates(True, 2), creates(True, args.creates))}
+    profiles = []
+    for which in args.profile:
+        for name in names:
+            warmup, workload = workloads[name]
+            log(f"profiling {PROFILED[which][0]} ({args.profile_clock} clock) during '{name}'")
+            profiles.append(profile_workload(cluster, which, name, warmup, workload,
+                                             args.profile_clock, outdir, args.profile_top))
     return profiles
 
 
-def print_profiles(profiles: dict) -> None:
-    for name, prof in profiles.items():
-        print(f"\nprofile '{name}': {prof['seconds']:.2f}s of workload {prof['detail']}; "
-              f"py-spy at {prof['rate']} Hz, non-idle time per process:")
-        for label, summary in sorted(prof["processes"].items(),
-                                     key=lambda kv: -kv[1].get("busy_ms", 0)):
-            print(f"  {label:22s} {summary.get('busy_ms', 0):8.1f} ms"
-                  + (f"  ({summary['error'].strip()[:120]})" if summary.get("error") else ""))
-        for label, summary in sorted(prof["processes"].items(),
-                                     key=lambda kv: -kv[1].get("busy_ms", 0))[:3]:
-            if not summary.get("samples"):
-                continue
-            print(f"  {label}: own time")
-            for fn, ms in summary["own"][:12]:
-                print(f"    {ms:8.1f} ms  {fn}")
-            print(f"  {label}: inclusive time")
-            for fn, ms in summary["inclusive"][:15]:
-                print(f"    {ms:8.1f} ms  {fn}")
+def print_profiles(profiles: list[dict], lines: int = 15) -> None:
+    for prof in profiles:
+        unit = prof["unit"]
+        print(f"\n{prof['daemon']} under cProfile ({prof['clock']} clock, summed over threads) "
+              f"during '{prof['workload']}': {prof['detail']}")
+        print(f"  by own time:        {'calls':>8}  own ms/{unit}  cum ms/{unit}")
+        for r in prof["top_own"][:lines]:
+            print(f"  {r['calls']:>28}  {r['own_ms']:10.3f}  {r['cumulative_ms']:10.3f}  {r['function']}")
+        print(f"  by cumulative time: {'calls':>8}  own ms/{unit}  cum ms/{unit}")
+        for r in prof["top_cumulative"][:lines + 10]:
+            print(f"  {r['calls']:>28}  {r['own_ms']:10.3f}  {r['cumulative_ms']:10.3f}  {r['function']}")
 
 
 # ---------------------------------------------------------------- report
@@ -701,28 +787,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["list", "info", "create", "create-start"],
                         help="leave out a benchmark (repeatable)")
-    parser.add_argument("--profile", action="store_true",
-                        help="afterwards, sample every daemon with py-spy during each workload")
-    parser.add_argument("--py-spy", help="the py-spy binary (default: on PATH or "
-                                         "/tmp/pyspy/bin/py-spy)")
-    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
+    parser.add_argument("--profile", action="append", default=[], choices=sorted(PROFILED),
+                        help="afterwards, run node1's daemon under cProfile during each "
+                             "workload again (repeatable)")
+    parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu",
+                        help="cpu: thread CPU time; wall: elapsed time, blocking included "
+                             "(summed over threads)")
     parser.add_argument("--profile-requests", type=int, default=100)
-    parser.add_argument("--profile-top", type=int, default=25)
-    parser.add_argument("--profile-dir", help="where py-spy's raw stacks go (default: a new "
+    parser.add_argument("--profile-top", type=int, default=30)
+    parser.add_argument("--profile-dir", help="where the pstats files go (default: a new "
                                               "/tmp/genet-bench-rapi-prof-* directory)")
+    parser.add_argument("--serve-profiled", metavar="MODULE", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true",
                         help="debugging: do not stop the cluster at the end")
     args = parser.parse_args(argv)
+    if args.serve_profiled:
+        serve_profiled(args.serve_profiled, args.profile_out, args.profile_clock)
+        return 0
     if os.geteuid() != 0:
         print("bench: needs root (as the other benchmarks)", file=sys.stderr)
         return 1
-    py_spy = None
-    if args.profile:
-        py_spy = find_py_spy(args.py_spy)
-        if py_spy is None:
-            print("bench: --profile needs py-spy: /tmp/venvtest/bin/pip install --target "
-                  "/tmp/pyspy py-spy (or --py-spy PATH)", file=sys.stderr)
-            return 1
 
     def on_sigterm(signum, frame):
         signal.signal(signum, signal.SIG_IGN)   # a second one must not cut the cleanup short
@@ -763,6 +848,14 @@ def main(argv: list[str] | None = None) -> int:
             results["list"] = bench_list(cluster, read_auth, args.list_requests, args.instances)
         if "info" not in args.skip:
             results["info"] = bench_info(cluster, read_auth, args.info_requests)
+        outdir = None
+        if args.profile:
+            outdir = Path(args.profile_dir or tempfile.mkdtemp(prefix="genet-bench-rapi-prof-",
+                                                               dir="/tmp"))
+        if args.profile:    # the reads while the cluster has just the listed instances
+            results["profiles"] = run_profiles(cluster, auth, read_auth, args,
+                                               [n for n in ("list", "info") if n not in args.skip],
+                                               outdir)
         if "create" not in args.skip:
             results["create"] = bench_create(cluster, auth, args.creates, False, "bench-cs",
                                              args.poll_interval)
@@ -773,7 +866,10 @@ def main(argv: list[str] | None = None) -> int:
             check_created(cluster, "bench-cr", args.creates - results["create_start"]["failed"],
                           True)
         if args.profile:
-            results["profiles"] = run_profiles(cluster, auth, py_spy, args)
+            results.setdefault("profiles", []).extend(run_profiles(
+                cluster, auth, read_auth, args,
+                [n for n in ("create", "create-start") if n not in args.skip], outdir))
+            log(f"profiles (pstats) in {outdir}")
     except (BenchError, errors.GenericError, subprocess.SubprocessError, OSError,
             http.client.HTTPException) as err:
         failure = f"{type(err).__name__}: {err}"

@@ -252,10 +252,16 @@ class LuxiHandlers:
             return query.query_groups(data, list(fields), qfilter)
         if what == "network":
             return query.query_networks(data, list(fields), qfilter)
+        if what == "export":
+            return query.query_exports(data, list(fields), qfilter, self._live_exports)
         return query.field_definitions(what, [])   # raises for an unknown resource
 
     def _live_nodes(self, nodes: list[dict]) -> dict:
         results = self.ctx.rpc.call_many({n["name"]: n["primary_ip"] for n in nodes}, "node_info", timeout=10)
+        return {name: None if res.failed else res.payload for name, res in results.items()}
+
+    def _live_exports(self, nodes: dict[str, str]) -> dict:
+        results = self.ctx.rpc.call_many(nodes, "export_list", timeout=30)
         return {name: None if res.failed else res.payload for name, res in results.items()}
 
     def _live_instances(self, nodes: dict[str, str], hypervisors: list[str]) -> dict:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from genet import errors
 from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
-                          Modification, OneOf, ParamType, Record, Size, String)
+                          Modification, OneOf, ParamType, Record, Size, String, Tag)
 
 REQUIRED = object()
 POSITIONAL = "positional"
@@ -183,7 +183,7 @@ _TAG_PARAMS = (
     Param("kind", OneOf(*TAG_KINDS), REQUIRED, "Kind of object"),
     Param("name", Maybe(String()), None, "Object name (none for the cluster)"),
 )
-TAG = String(non_empty=True, max_len=128)
+TAG = Tag()
 
 
 class OpTagsGet(OpCode):
@@ -483,7 +483,8 @@ INSTANCE_NAME = String(non_empty=True, max_len=63)
 DISK = Record("disk", {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"),
                        "name": String()}, required=("size",))
 NIC = Record("nic", {"mode": OneOf("bridged", "routed"), "link": String(), "mac": String(),
-                     "ip": Maybe(String()), "vlan": Maybe(String()), "name": String()})
+                     "ip": Maybe(String()), "vlan": Maybe(String()), "name": String(),
+                     "network": Maybe(String())})
 BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
                                "vcpus": Int(1, 256), "auto_balance": Bool()})
 _INSTANCE = Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE")
@@ -530,6 +531,17 @@ class OpInstanceCreate(OpCode):
         Param("src_path", Maybe(String(non_empty=True, max_len=4096)), None,
               "Export to import: its name or its directory on the source node (default: the instance name)",
               "--src-dir", "DIR"),
+        Param("tags", ListOf(TAG, 4096, csv=True), [], "Tags of the new instance", "--tags", "TAG,..."),
+        Param("iallocator", Maybe(String(non_empty=True)), None,
+              "Pick the primary node with an allocator (genet has one: most free memory); not with pnode",
+              ("-I", "--iallocator"), "NAME"),
+        Param("snode", Maybe(NAME), None, "Secondary node (mirrored disk templates only)"),
+        Param("name_check", Bool(), False, "Refuse a name that does not resolve (DNS or hosts file)",
+              "--name-check"),
+        Param("ip_check", Bool(), False, "Refuse if the address the name resolves to answers ping"
+              " (needs name_check)", "--ip-check"),
+        Param("conflicts_check", Bool(), True, "Refuse NIC addresses already taken in their network",
+              "--no-conflicts-check"),
     )
 
 
@@ -731,12 +743,14 @@ class OpInstanceMove(OpCode):
 # --- instance disks, data and backups ----------------------------------------
 
 class DiskIndices(ParamType):
-    """Disk indices; on the CLI one comma-separated value (Ganeti's ``--disks 0,2``)."""
+    """Disk indices; on the CLI (and, as Ganeti's RAPI allows, in a body) one comma-separated string."""
     name = "list of disk indices"
     schema = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 15}}
     _INDEX = Int(0, 15)
 
     def check(self, value):
+        if isinstance(value, str):
+            return self.parse(value)
         if not isinstance(value, list):
             raise ValueError(f"expected a list of disk indices, got {type(value).__name__}")
         return [self._INDEX.check(v) for v in value]

@@ -6,6 +6,7 @@ RAPI body checks, so the three cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -40,6 +41,22 @@ class String(ParamType):
             raise ValueError("must not be empty")
         if len(value) > self.max_len:
             raise ValueError(f"longer than {self.max_len} characters")
+        return value
+
+
+class Tag(String):
+    """Ganeti's tag: 1 to 128 of letters, digits and ``.+*/:@-_``."""
+    name = "tag"
+    schema = {"type": "string", "pattern": r"^[\w.+*/:@-]{1,128}$"}
+    _RE = re.compile(r"^[\w.+*/:@-]+$")
+
+    def __init__(self):
+        super().__init__(non_empty=True, max_len=128)
+
+    def check(self, value):
+        value = super().check(value)
+        if not self._RE.match(value):
+            raise ValueError(f"invalid tag {value!r}: use letters, digits and .+*/:@-_")
         return value
 
 
@@ -120,9 +137,12 @@ class OneOf(ParamType):
 
 
 class ListOf(ParamType):
-    def __init__(self, item: ParamType, max_items: int = 10000):
+    """A list; ``csv`` makes its CLI option one comma-separated value instead of a repeated option."""
+
+    def __init__(self, item: ParamType, max_items: int = 10000, csv: bool = False):
         self.item = item
         self.max_items = max_items
+        self.csv = csv
         self.name = f"list of {item.name}"
         self.schema = {"type": "array", "items": item.schema}
 

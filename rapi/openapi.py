@@ -14,6 +14,7 @@ PATH_PARAMS = {"/2/instances/": "instance_name", "/2/nodes/": "node_name", "/2/g
                "/2/networks/": "network_name", "/2/jobs/": "job_id", "/2/query/": "resource"}
 # parameters a resource takes from its path or sets itself, so not from the body
 FROM_PATH = {"instance_name", "node_name", "group_name", "network_name", "kind", "name", "tags"}
+SET_BY_RESOURCE = {"kind", "name", "tags"}
 COMMON_QUERY = [{"name": "dry-run", "in": "query", "schema": {"type": "integer", "enum": [0, 1]},
                  "description": "Only check prerequisites"},
                 {"name": "reason", "in": "query", "schema": {"type": "string"},
@@ -36,10 +37,11 @@ def openapi_path(pattern: str) -> tuple[str, list[str]]:
     return re.sub(r"\(\[\^/\]\+\)", repl, pattern), names
 
 
-def body_schema(opclass: type[opcodes.OpCode], extra: dict | None = None) -> dict:
+def body_schema(opclass: type[opcodes.OpCode], extra: dict | None = None,
+                from_path: set[str] | frozenset[str] = frozenset(FROM_PATH)) -> dict:
     props, required = {}, []
     for param in opclass.all_params():
-        if param.name in FROM_PATH:
+        if param.name in from_path:
             continue
         props[param.name] = dict(param.type.schema, description=param.doc)
         if param.required:
@@ -76,7 +78,8 @@ def document() -> dict:
                                                     "style": "form", "explode": True})
                 elif resource is not rlib2.R_2_nodes_name_role:
                     extra = {"__version__": {"type": "integer", "enum": [1]}} if resource is rlib2.R_2_instances else None
-                    schema = body_schema(opclass, extra)
+                    # only what this path names is left out: a create body carries the new name
+                    schema = body_schema(opclass, extra, set(names) | SET_BY_RESOURCE)
                     if extra:
                         schema["required"] = ["__version__"] + schema.get("required", [])
                     operation["requestBody"] = {"content": {"application/json": {"schema": schema}}}

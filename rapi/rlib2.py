@@ -433,9 +433,21 @@ R_2_instances_name_deactivate_disks = _action(
 R_2_instances_name_recreate_disks = _action(
     "R_2_instances_name_recreate_disks", "recreate-disks", "POST", "OpInstanceRecreateDisks",
     "Recreate an instance's disks (body: disks, nodes)")
-R_2_instances_name_replace_disks = _action(
-    "R_2_instances_name_replace_disks", "replace-disks", "POST", "OpInstanceReplaceDisks",
-    "Replace the disks of a mirrored instance (body: mode, disks, remote_node, iallocator)")
+
+
+class R_2_instances_name_replace_disks(InstanceAction):
+    PATTERN = "/2/instances/([^/]+)/replace-disks"
+    DOC = "Replace the disks of a mirrored instance (mode, disks, remote_node, iallocator; body or query)"
+    OPCODE = "OpInstanceReplaceDisks"
+
+    def POST(self, req):
+        body = body_dict(req)
+        for arg in ("mode", "remote_node", "iallocator", "disks"):    # Ganeti's client sends the query
+            if arg in req.query:
+                body.setdefault(arg, query_value(req, arg))
+        if "early_release" in req.query:
+            body.setdefault("early_release", query_flag(req, "early_release"))
+        return self._submit(req, body)
 R_2_instances_name_migrate = _action(
     "R_2_instances_name_migrate", "migrate", "PUT", "OpInstanceMigrate",
     "Live-migrate an instance (body: mode, cleanup, target_node, allow_failover)")

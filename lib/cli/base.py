@@ -40,6 +40,9 @@ def add_opcode_options(parser: argparse.ArgumentParser, opclass: type[OpCode],
             action = "store_false" if param.default is True else "store_true"
             helptext = f"Do not: {param.doc[0].lower()}{param.doc[1:]}" if param.default is True else param.doc
             parser.add_argument(*flags, dest=param.name, action=action, help=helptext)
+        elif isinstance(param.type, opcodes.ListOf) and param.type.csv:
+            parser.add_argument(*flags, dest=param.name, metavar=param.metavar or "VALUE,...",
+                                type=_parser_for(param.type, param), default=None, help=param.doc)
         elif isinstance(param.type, opcodes.ListOf) and not isinstance(param.type.item, opcodes.ListOf):
             parser.add_argument(*flags, dest=param.name, action="append", metavar=param.metavar or "VALUE",
                                 type=_parser_for(param.type.item, param), default=None, help=param.doc)

@@ -13,15 +13,22 @@ import uuid as uuidlib
 from genet import config, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import ALL_SET, Level
+from genet.network_pool import AddressPool, find_network
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
-def make_nics(data: dict, specs: list[dict]) -> list[dict]:
-    """NIC objects for ``specs``: MACs generated from the cluster prefix or checked for uniqueness."""
+def make_nics(data: dict, specs: list[dict], node: str | None = None, conflicts_check: bool = True) -> list[dict]:
+    """NIC objects for ``specs``: MACs generated from the cluster prefix or checked for uniqueness.
+
+    A NIC on a network takes its mode and link from the network's connection to the
+    node's group, and its address from the network's pool (``ip=pool``) or as given;
+    reserve_nic_ips records the addresses when the instance is written.
+    """
     used = {nic["mac"] for inst in data["instances"].values() for nic in inst["nics"]}
     prefix = data["cluster"].get("mac_prefix", "aa:00:00")
+    pools: dict[str, AddressPool] = {}      # working copies: two NICs never get one address
     nics = []
     for index, spec in enumerate(specs):
         mac = spec.get("mac", "auto").lower()
@@ -32,11 +39,78 @@ def make_nics(data: dict, specs: list[dict]) -> list[dict]:
         elif mac in used:
             raise errors.OpPrereqError(f"NIC {index}: MAC address {mac} is already in use", errors.ECode.NOTUNIQUE)
         used.add(mac)
-        mode = spec.get("mode", "bridged")
-        nics.append({"uuid": str(uuidlib.uuid4()), "mac": mac, "mode": mode,
-                     "link": spec.get("link", "gnt-br0" if mode == "bridged" else ""),
-                     "ip": spec.get("ip"), "vlan": spec.get("vlan"), "name": spec.get("name")})
+        net, mode, link, vlan = _nic_network(data, spec, node, index)
+        ip = spec.get("ip")
+        if ip and ip.lower() == "pool":
+            if net is None:
+                raise errors.OpPrereqError(f"NIC {index}: ip=pool needs a network (network=NAME)", errors.ECode.INVAL)
+            pool = pools.setdefault(net["uuid"], AddressPool.of(net))
+            ip = pool.generate_free()
+            pool.reserve(ip)
+        elif ip and net is not None:
+            pool = pools.setdefault(net["uuid"], AddressPool.of(net))
+            try:
+                inside = pool.contains(ip)
+            except ValueError as err:
+                raise errors.OpPrereqError(f"NIC {index}: {err}", errors.ECode.INVAL) from None
+            if not inside:
+                raise errors.OpPrereqError(f"NIC {index}: address {ip} is not in network {net['name']}"
+                                           f" ({net['network']})", errors.ECode.INVAL)
+            if not pool.is_reserved(ip):
+                pool.reserve(ip)
+            elif conflicts_check:
+                raise errors.OpPrereqError(f"NIC {index}: address {ip} of network {net['name']} is already"
+                                           " taken (--no-conflicts-check to use it anyway)", errors.ECode.NOTUNIQUE)
+        nics.append({"uuid": str(uuidlib.uuid4()), "mac": mac, "mode": mode, "link": link, "ip": ip,
+                     "vlan": vlan, "name": spec.get("name"), "network": net["uuid"] if net else None})
     return nics
+
+
+def _nic_network(data: dict, spec: dict, node: str | None, index: int) -> tuple[dict | None, str, str, str | None]:
+    """The NIC's network (or None) and its mode, link and VLAN."""
+    if not spec.get("network"):
+        mode = spec.get("mode", "bridged")
+        return None, mode, spec.get("link", "gnt-br0" if mode == "bridged" else ""), spec.get("vlan")
+    net = find_network(data, spec["network"])
+    if net is None:
+        raise errors.OpPrereqError(f"NIC {index}: network {spec['network']!r} does not exist", errors.ECode.NOENT)
+    conn = {}
+    if node is not None:
+        group = data["nodegroups"][data["nodes"][node]["group"]]
+        conn = group.get("networks", {}).get(net["uuid"])
+        if conn is None:
+            raise errors.OpPrereqError(f"NIC {index}: network {net['name']} is not connected to node group"
+                                       f" {group['name']} of node {node}", errors.ECode.WRONG_STATE)
+    mode = spec.get("mode") or conn.get("mode") or "bridged"
+    if mode not in ("bridged", "routed"):
+        raise errors.OpPrereqError(f"NIC {index}: network {net['name']} is connected in mode {mode}, which genet's"
+                                   " hypervisors cannot plug (bridged or routed)", errors.ECode.INVAL)
+    return net, mode, spec.get("link") or conn.get("link") or "", spec.get("vlan") or conn.get("vlan") or None
+
+
+def reserve_nic_ips(data: dict, nics: list[dict]) -> None:
+    """Record the addresses of NICs on networks in their pools (inside a config update)."""
+    for nic in nics:
+        net = data.get("networks", {}).get(nic.get("network") or "")
+        if net is not None and nic.get("ip"):
+            pool = AddressPool.of(net)
+            if not pool.is_reserved(nic["ip"]):
+                pool.reserve(nic["ip"])
+                net.update(pool.to_config())
+
+
+def release_nic_ips(data: dict, nics: list[dict]) -> None:
+    """Give the addresses of NICs on networks back to their pools (inside a config update)."""
+    for nic in nics:
+        net = data.get("networks", {}).get(nic.get("network") or "")
+        if net is not None and nic.get("ip"):
+            pool = AddressPool.of(net)
+            try:
+                if pool.is_reserved(nic["ip"], external=False):
+                    pool.release(nic["ip"])
+                    net.update(pool.to_config())
+            except errors.OpPrereqError:
+                pass        # an address outside the network (changed since): nothing to give back
 
 
 def _new_mac(prefix: str, used: set[str]) -> str:
@@ -177,10 +251,12 @@ class LUInstanceCreate(LogicalUnit):
         if op.mode == "import":
             from genet.cmdlib import backup
             self.export = backup.find_export(self, op.src_node, op.src_path or op.instance_name)
-            return backup.import_request(self, self.export)
+            req = backup.import_request(self, self.export)
+            req["tags"] = sorted(set(req.get("tags") or []) | set(op.tags))
+            return req
         return {"disks": op.disks, "nics": op.nics, "os_type": op.os_type, "osparams": dict(op.osparams),
                 "hypervisor": op.hypervisor, "beparams": dict(op.beparams), "hvparams": dict(op.hvparams),
-                "tags": []}
+                "tags": sorted(set(op.tags))}
 
     def check_prereq(self):
         op = self.op
@@ -211,8 +287,17 @@ class LUInstanceCreate(LogicalUnit):
             hvbase.get(self.hypervisor).check_parameters(self.hvparams)
         except hvbase.HypervisorError as err:
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
-        self.nics = make_nics(data, req["nics"])
+        if op.iallocator and op.pnode:
+            raise errors.OpPrereqError("give either a primary node or an allocator, not both", errors.ECode.INVAL)
+        if op.snode:
+            raise errors.OpPrereqError(f"disk template {op.disk_template} is not mirrored: it takes no secondary"
+                                       f" node ({op.snode} given)", errors.ECode.INVAL)
+        if op.ip_check and not op.name_check:
+            raise errors.OpPrereqError("the IP check needs the name check (name_check)", errors.ECode.INVAL)
+        if op.name_check:
+            self._check_name()
         self.pnode = op.pnode or self._allocate(data)
+        self.nics = make_nics(data, req["nics"], self.pnode, op.conflicts_check)
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
@@ -222,6 +307,18 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
+
+    def _check_name(self) -> None:
+        """Ganeti's name and IP checks: the name resolves, and (ip_check) nothing answers there yet."""
+        from genet import netutils
+        address = netutils.resolve(self.op.instance_name)
+        if self.op.ip_check:
+            import subprocess
+            alive = subprocess.run(["ping", "-c", "1", "-W", "1", address], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL).returncode == 0
+            if alive:
+                raise errors.OpPrereqError(f"IP address {address} of {self.op.instance_name} already answers"
+                                           " (ip_check)", errors.ECode.NOTUNIQUE)
 
     def _allocate(self, data: dict) -> str:
         """The online vm-capable node with the most free memory that can hold the instance."""
@@ -274,7 +371,14 @@ class LUInstanceCreate(LogicalUnit):
             except errors.OpExecError:
                 remove_disks(self, inst, self.pnode)
                 raise
-        self.cfg.update(lambda d: d["instances"].__setitem__(inst["name"], inst))
+        def add(data):
+            reserve_nic_ips(data, inst["nics"])
+            data["instances"][inst["name"]] = inst
+        try:
+            self.cfg.update(add)
+        except errors.GenericError:
+            remove_disks(self, inst, self.pnode)
+            raise
         self.lock_added = False       # the instance exists: its lock stays
         if op.start:
             self.feedback(f"* starting instance {inst['name']} on {self.pnode}")
@@ -282,7 +386,7 @@ class LUInstanceCreate(LogicalUnit):
                 start_instance(self, inst)
                 set_admin_state(self, inst["name"], "up")
             except errors.GenericError:
-                self.cfg.update(lambda d: d["instances"].pop(inst["name"]))
+                self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
                 remove_disks(self, inst, self.pnode)
                 self.lock_added = True
                 raise
@@ -314,7 +418,7 @@ class LUInstanceRemove(InstanceLU):
             failures = remove_disks(self, inst, inst["primary_node"])
             if failures and not self.op.ignore_failures:
                 raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
-        self.cfg.update(lambda d: d["instances"].pop(inst["name"]))
+        self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
         self.removed = True
         return True
 
@@ -559,7 +663,7 @@ class LUInstanceSetParams(InstanceLU):
             raise errors.OpPrereqError(f"instance {inst['name']} is diskless", errors.ECode.WRONG_STATE)
         self._check_changes("disk", op.disks, len(inst["disks"]))
         self._check_changes("nic", op.nics, len(inst["nics"]))
-        self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"])
+        self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst["primary_node"])
 
     @staticmethod
     def _check_changes(kind: str, mods: list, count: int) -> None:
@@ -621,14 +725,22 @@ class LUInstanceSetParams(InstanceLU):
                               storage_params(self))
                 raise
             self.feedback(f"* {kind} {index} hot-plugged into the running guest")
-        self.cfg.update(lambda d: d["instances"][inst["name"]][f"{kind}s"].append(device))
+        def add(data):
+            if kind == "nic":
+                reserve_nic_ips(data, [device])
+            data["instances"][inst["name"]][f"{kind}s"].append(device)
+        self.cfg.update(add)
 
     def _remove(self, kind: str, index: int, device: dict) -> None:
         inst, node = self.inst, self.inst["primary_node"]
         if self.running:
             node_call(self, node, "instance_hotplug", inst["name"], inst["hypervisor"], kind, "remove", index,
                       None, what=f"unplugging {kind} {index}")
-        self.cfg.update(lambda d: d["instances"][inst["name"]][f"{kind}s"].pop(index))
+        def remove(data):
+            removed = data["instances"][inst["name"]][f"{kind}s"].pop(index)
+            if kind == "nic":
+                release_nic_ips(data, [removed])
+        self.cfg.update(remove)
         if kind == "disk":
             node_call(self, node, "blockdev_remove", inst["name"], inst["disk_template"], device, index,
                       storage_params(self), what=f"removing disk {index}")
@@ -882,8 +994,10 @@ class LUInstanceReplaceDisks(InstanceLU):
             self.lock_all_nodes(shared=False)
 
     def declare_locks(self, level):
+        if level != Level.NODE or self.op.iallocator:       # with an iallocator: all nodes already
+            return
         super().declare_locks(level)
-        if level == Level.NODE and self.op.remote_node:
+        if self.op.remote_node:
             self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], self.op.remote_node})
 
     def check_prereq(self):

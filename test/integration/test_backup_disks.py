@@ -104,9 +104,12 @@ def test_export_of_a_stopped_instance_with_remove_replaces_the_older_export(clus
                 "old1")
     cluster.run("node1", "gnt-backup", "export", "-n", "node2", "old1")
     assert listing(cluster, "status") == [["ADMIN_down"]]
+    out = cluster.run("node1", "gnt-backup", "export", "-n", "node1", "old1").stdout      # its own node
+    assert "removing the older export of old1 on node2" in out
+    assert exports_on(cluster, "node1") == ["old1"] and exports_on(cluster, "node2") == []
     out = cluster.run("node1", "gnt-backup", "export", "-n", "node3", "--remove-instance", "old1").stdout
-    assert "removing the older export of old1 on node2" in out and "removing instance old1" in out
-    assert exports_on(cluster, "node2") == [] and exports_on(cluster, "node3") == ["old1"]
+    assert "removing the older export of old1 on node1" in out and "removing instance old1" in out
+    assert exports_on(cluster, "node1") == [] and exports_on(cluster, "node3") == ["old1"]
     assert listing(cluster, "name") == []
     assert not (cluster.root("node1") / STORAGE / "old1").exists()
     cluster.run("node1", "gnt-backup", "import", "-n", "node2", "-t", "file", "--no-start", "old1")
@@ -256,7 +259,8 @@ def test_recreate_disks_on_a_new_node_and_refusals(cluster):
 
 
 def test_replace_disks_is_refused_for_templates_without_a_mirror(cluster):
-    """When an instance's disks are not mirrored, replace-disks is refused and nothing is asked of a node."""
+    """When an instance's disks are not mirrored, replace-disks is refused whatever the mode, and the
+    instances stay as they were; bad mode options are named."""
     cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "rp1")
     cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "--disk", "0:size=4M", "--no-start", "rp2")
     for args, template in ((["-p", "rp1"], "file"), (["-a", "--disks", "0", "rp1"], "file"),

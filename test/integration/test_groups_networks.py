@@ -211,3 +211,45 @@ def test_tags_on_groups_and_networks(cluster):
     cluster.refused("gnt-network", "remove-tags", "net1", "nosuch", message="tag(s) nosuch not found")
     cluster.refused("gnt-group", "add-tags", "rack9", "x", message="nodegroup 'rack9' does not exist")
     cluster.refused("gnt-network", "list-tags", "net9", message="network 'net9' does not exist")
+
+
+def test_instance_nics_take_their_addresses_from_the_network_pool(cluster):
+    cluster.gnt("gnt-network", "add", "--network=198.51.100.0/29", "--gateway=198.51.100.1", "lan")
+    cluster.gnt("gnt-network", "connect", "-N", "mode=bridged,link=br-lan", "lan", "default")
+
+    def add(name, net, *extra, node="node1"):
+        return cluster.gnt("gnt-instance", "add", "-t", "diskless", "--no-start", "--hypervisor", "fake",
+                           "-n", node, "--net", net, *extra, name)
+
+    def counts():
+        out = cluster.gnt("gnt-network", "list", "--no-headers", "-o", "free_count,reserved_count", "lan")
+        return [int(x) for x in out.stdout.split()]
+
+    add("vm1", "0:network=lan,ip=pool", "--tags", "web,blue")
+    add("vm2", "0:network=lan,ip=pool")
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "--separator=|",
+                      "-o", "name,nic.ips,nic.modes,nic.links,nic.networks.names,tags")
+    assert out.stdout.splitlines() == ["vm1|198.51.100.2|bridged|br-lan|lan|blue,web",
+                                       "vm2|198.51.100.3|bridged|br-lan|lan|"]
+    assert counts() == [3, 5]          # of 8: network, gateway, broadcast and two instances taken
+
+    cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node1",
+                    "--net", "0:network=lan,ip=198.51.100.2", "vm3", message="198.51.100.2 of network lan is already taken")
+    cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node1",
+                    "--net", "0:network=lan,ip=192.0.2.5", "vm3", message="not in network lan")
+    cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node1",
+                    "--net", "0:ip=pool", "vm3", message="ip=pool needs a network")
+    cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node1", "-I", "hail",
+                    "--net", "0:", "vm3", message="either a primary node or an allocator")
+    cluster.gnt("gnt-group", "add", "rack2")
+    cluster.gnt("gnt-group", "assign-nodes", "rack2", "node3")
+    cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node3",
+                    "--net", "0:network=lan,ip=pool", "vm3", message="not connected to node group rack2")
+
+    cluster.gnt("gnt-instance", "modify", "--net", "add:network=lan,ip=pool", "vm2")
+    assert counts() == [2, 6]
+    cluster.gnt("gnt-instance", "modify", "--net", "1:remove", "vm2")
+    cluster.gnt("gnt-instance", "remove", "vm1")
+    assert counts() == [4, 4]
+    add("vm4", "0:network=lan,ip=pool")
+    assert cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.ips", "vm4").stdout.strip() == "198.51.100.2"

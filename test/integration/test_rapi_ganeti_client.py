@@ -244,6 +244,24 @@ def test_console_of_a_running_instance(api):
     assert console["instance"] == "web2" and console["kind"] in ("ssh", "vnc")
 
 
+def test_disk_operations_and_export(api, anon):
+    job = api.CreateInstance("create", "files1", "file", [{"size": 16}], [], os="noop", pnode="node1",
+                             hypervisor="fake", beparams={"memory": 32}, start=False)
+    assert wait(api, job)["status"] == "success"
+    assert wait(api, api.GrowInstanceDisk("files1", 0, 8))["status"] == "success"
+    assert anon.GetInstance("files1")["disk.sizes"] == [24]
+    assert wait(api, api.ActivateInstanceDisks("files1"))["status"] == "success"
+    assert wait(api, api.DeactivateInstanceDisks("files1"))["status"] == "success"
+    refused = wait(api, api.ReplaceInstanceDisks("files1", disks=[0], mode="replace_auto"))
+    assert refused["status"] == "error" and "not mirrored" in str(refused["opresult"])
+    existing = wait(api, api.RecreateInstanceDisks("files1"))      # the disk is there: nothing to do
+    assert existing["status"] == "error" and "exist" in str(existing["opresult"])
+    assert wait(api, api.ExportInstance("files1", "local", "node2"))["status"] == "success"
+    exports = anon.Query("export", ["node", "export"])["data"]
+    assert [[0, "node2"], [0, "files1"]] in exports
+    assert wait(api, api.DeleteInstance("files1"))["status"] == "success"
+
+
 def test_node_groups(api, anon):
     assert wait(api, api.CreateGroup("rack2", alloc_policy="last_resort"))["status"] == "success"
     assert "rack2" in anon.GetGroups()

@@ -461,7 +461,7 @@ def test_export_to_the_other_node(cluster):
 
 def test_group_add_modify_rename_assign_tags_remove(cluster):
     run_job("POST", "/2/groups", {"name": "rack1", "alloc_policy": "preferred"})
-    assert {"id": "rack1", "uri": "/2/groups/rack1"} in ok("GET", "/2/groups")
+    assert {"name": "rack1", "uri": "/2/groups/rack1"} in ok("GET", "/2/groups")
     run_job("PUT", "/2/groups/rack1/modify", {"alloc_policy": "last_resort"})
     assert ok("GET", "/2/groups/rack1")["alloc_policy"] == "last_resort"
     run_job("PUT", "/2/groups/rack1/rename", {"new_name": "rack2"})
@@ -474,12 +474,12 @@ def test_group_add_modify_rename_assign_tags_remove(cluster):
     assert {g["name"] for g in ok("GET", "/2/groups?bulk=1")} == {"default", "rack2"}
     run_job("PUT", "/2/groups/default/assign-nodes", {"nodes": ["node2"], "force": True})
     run_job("DELETE", "/2/groups/rack2")
-    assert ok("GET", "/2/groups") == [{"id": "default", "uri": "/2/groups/default"}]
+    assert ok("GET", "/2/groups") == [{"name": "default", "uri": "/2/groups/default"}]
 
 
 def test_network_add_connect_modify_tags_disconnect_remove(cluster):
     run_job("POST", "/2/networks", {"network_name": "net1", "network": "10.77.0.0/24", "gateway": "10.77.0.1"})
-    assert ok("GET", "/2/networks") == [{"id": "net1", "uri": "/2/networks/net1"}]
+    assert ok("GET", "/2/networks") == [{"name": "net1", "uri": "/2/networks/net1"}]
     run_job("PUT", "/2/networks/net1/connect", {"group_name": "default", "network_mode": "bridged",
                                                 "network_link": "br0"})
     assert ok("GET", "/2/networks/net1")["group_list"] == [["default", "bridged", "br0", ""]]
@@ -528,6 +528,7 @@ CREATE = {"__version__": 1, "name": "x1", "disk_template": "diskless", "pnode": 
     ("PUT", "/2/modify", {"candidate_pool_size": 0}, None, 400, "at least 1"),
     ("PUT", "/2/modify", None, b'{"candidate_pool_size": ' + b"9" * 5000 + b"}", 400, "not valid JSON"),
     ("PUT", "/2/tags", None, None, 400, "?tag=a"),
+    ("PUT", "/2/nodes/node2/role", ["candidate"], None, 400, "unknown node role"),
     ("POST", "/2/nodes/node2/evacuate", {"mode": "sideways"}, None, 400, "unknown evacuation mode"),
     ("POST", "/2/nodes/node2/migrate", {"live": "yes"}, None, 400, "'live' must be a boolean"),
     ("GET", "/2/jobs/abc", None, None, 400, "invalid job id"),
@@ -632,9 +633,13 @@ def test_drained_queue_is_503_and_creates_nothing(cluster):
         with nothing_submitted(cluster):
             status, reply = request("POST", "/2/instances", CREATE)
             assert status == 503 and "drained" in reply["explain"]
+            assert request("POST", "/2/instances", dict(CREATE, name="x2", disk_template="file",
+                                                         disks=[{"size": 4}]))[0] == 503
             assert request("PUT", "/2/tags?tag=drained")[0] == 503
             assert request("PUT", "/2/instances/web2/shutdown", None)[0] == 503
         assert ok("GET", "/2/info")["name"] == "genet-test"       # reads still work
+        assert not (cluster.root("node1") / "srv/genet/file-storage/x2").exists()
+        assert ok("GET", "/2/instances/web2")["status"] == "running"
     finally:
         gnt(cluster, "gnt-cluster", "queue", "undrain")
     run_job("PUT", "/2/tags?tag=undrained")
@@ -669,8 +674,15 @@ def test_openapi_document_lists_every_resource_and_the_create_schema(cluster):
             assert declared == names, (path, declared)
             assert "200" in operation["responses"] and operation["operationId"]
     create = doc["paths"]["/2/instances"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert "__version__" in create["required"] and "disk_template" in create["required"]
+    assert {"__version__", "instance_name", "disk_template"} <= set(create["required"])
     assert create["properties"]["__version__"]["enum"] == [1] and create["additionalProperties"] is False
+    body = lambda path, method: doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    assert "group_name" in body("/2/groups", "post")["required"]
+    assert "network_name" in body("/2/networks", "post")["required"]
+    assert "group_name" in body("/2/networks/{network_name}/connect", "put")["required"]
+    assert "network_name" not in body("/2/networks/{network_name}/connect", "put")["properties"]
+    assert "instance_name" not in body("/2/instances/{instance_name}/modify", "put")["properties"]
+    assert "disk" not in body("/2/instances/{instance_name}/disk/{disk}/grow", "post")["properties"]
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
 

@@ -144,6 +144,7 @@ def test_recreate_disk_accepts_indices_and_pairs_and_keeps_one_form():
 
 def test_replace_disks_indices_and_export_target_types():
     assert opcodes.DiskIndices().parse("0,2") == [0, 2]
+    assert opcodes.OpInstanceReplaceDisks(instance_name="web1", disks="1,3").disks == [1, 3]
     with pytest.raises(ValueError):
         opcodes.DiskIndices().parse("0,x")
     op = opcodes.OpInstanceReplaceDisks(instance_name="web1")
@@ -176,3 +177,41 @@ def test_export_query_has_a_row_per_export_and_marks_silent_and_offline_nodes():
                               [[0, "node3"], [query.RS_NODATA, None]], [[0, "node4"], [query.RS_OFFLINE, None]]]
     only = query.query_exports(data, ["export"], qfilter.names_filter("node", ["node2"]), live)
     assert only["data"] == [[[0, "db1"]], [[0, "web1"]]]
+
+
+class FakeCtx:
+    """Just enough of MasterContext for prerequisite checks: the config and an RPC that records calls."""
+
+    def __init__(self, data):
+        self.cfg = self
+        self.rpc = self
+        self.data = data
+        self.calls = []
+
+    def read(self, reader):
+        return reader(self.data)
+
+    def snapshot(self):
+        return self.data
+
+    def call(self, *args, **kwargs):
+        self.calls.append(args)
+        raise AssertionError(f"unexpected RPC {args}")
+
+
+@pytest.mark.parametrize("template", ["file", "sharedfile", "diskless"])
+def test_replace_disks_refuses_a_template_without_mirror_before_any_rpc(template):
+    """When the instance's disks are not mirrored, replace-disks is refused and no node is contacted."""
+    from genet import config
+    from genet.cmdlib import instance as cmd
+    data = config.new_cluster("c1", "node1", "127.0.0.11")
+    data["instances"]["web1"] = instance(disk_template=template, primary_node="node1", secondary_nodes=[])
+    ctx = FakeCtx(data)
+    lu = cmd.LUInstanceReplaceDisks(ctx, opcodes.OpInstanceReplaceDisks(instance_name="web1",
+                                                                        mode="replace_on_secondary"), print)
+    lu.expand_names()
+    with pytest.raises(errors.OpPrereqError) as info:
+        lu.check_prereq()
+    assert info.value.args == (f"Instance's disk layout '{template}' is not mirrored, replace-disks needs a"
+                               " mirrored template (drbd or mirror)", "wrong_input")
+    assert ctx.calls == []

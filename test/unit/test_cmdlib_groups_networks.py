@@ -179,11 +179,18 @@ def test_network_add_reserves_node_addresses_inside_it(cluster):
      "IPv6 gateway 2001:db8::1 is outside IPv6 network", "wrong_input"),
     ({"network": "203.0.113.0/24", "network6": "2001:db8::/48"}, "IPv6 network 2001:db8::/48 overlaps",
      "resource_not_unique"),
-    ({"network": "203.0.113.0/24", "tags": ["bad tag"]}, "invalid tag", "wrong_input"),
 ])
 def test_network_add_refusals(cluster, params, match, ecode):
     cluster.run(opcodes.OpNetworkAdd(network_name="net1", network="198.51.100.0/24", network6="2001:db8::/64"))
     cluster.refused(opcodes.OpNetworkAdd(network_name="net2", **params), match, ecode)
+
+
+def test_bad_tags_are_refused_before_any_job():
+    from genet import errors
+    with pytest.raises(errors.OpPrereqError, match="invalid tag 'bad tag'"):
+        opcodes.OpNetworkAdd(network_name="net2", network="203.0.113.0/24", tags=["bad tag"])
+    with pytest.raises(errors.OpPrereqError, match="invalid tag 'a,b'"):
+        opcodes.OpInstanceCreate(instance_name="i1", disk_template="diskless", tags=["a,b"])
 
 
 def test_network_add_refuses_a_taken_name(cluster):
