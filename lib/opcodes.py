@@ -597,13 +597,16 @@ class OpInstanceConsole(OpCode):
 
 _TARGET = Param("target_node", Maybe(NAME), None, "Target node (default: the one with most free memory)",
                 ("-n", "--target-node"))
+_IALLOCATOR = Param("iallocator", Maybe(String(non_empty=True)), None,
+                    "Let an allocator pick the target (genet's built-in one: most free memory); not with a"
+                    " target node", ("-I", "--iallocator"), "NAME")
 
 
 class OpInstanceMigrate(OpCode):
     """Move a running instance to another node without stopping it."""
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
-        _INSTANCE, _TARGET,
+        _INSTANCE, _TARGET, _IALLOCATOR,
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
               "--migration-mode"),
         Param("live", Maybe(Bool()), None, "Ganeti's older form of mode (RAPI): false is non-live"),
@@ -619,7 +622,7 @@ class OpInstanceFailover(OpCode):
     """Stop an instance and start it on another node (shared or mirrored disks)."""
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
-        _INSTANCE, _TARGET,
+        _INSTANCE, _TARGET, _IALLOCATOR,
         Param("ignore_consistency", Bool(), False, "Go ahead even if the primary node is down",
               "--ignore-consistency"),
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
@@ -634,7 +637,7 @@ class OpNodeMigrate(OpCode):
         Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
               "--migration-mode"),
-        _TARGET,
+        _TARGET, _IALLOCATOR,
     )
 
 
@@ -659,6 +662,7 @@ class OpNodeEvacuate(OpCode):
               ("-s", "--secondary-only")),
         Param("remote_node", Maybe(NAME), None, "Target node (default: most free memory)",
               ("-n", "--new-secondary")),
+        _IALLOCATOR,
     )
 
 

@@ -170,9 +170,10 @@ def wait_job(job_id: int) -> Any:
 class Resource:
     """One URL pattern; subclasses define GET/PUT/POST/DELETE taking a Request.
 
-    ``WRITE_METHODS`` need a user with write access (and authentication always).
+    ``WRITE_METHODS`` need a user with write access, ``AUTH_METHODS`` any user.
     """
     WRITE_METHODS: ClassVar[frozenset[str]] = frozenset({"PUT", "POST", "DELETE"})
+    AUTH_METHODS: ClassVar[frozenset[str]] = frozenset()     # need a user, read access is enough
     PATTERN: ClassVar[str] = ""
     DOC: ClassVar[str] = ""
 

@@ -28,7 +28,7 @@ NET_FIELDS = ["name", "network", "gateway", "network6", "gateway6", "mac_prefix"
 J_FIELDS_BULK = ["id", "ops", "status", "summary", "opstatus", "received_ts", "start_ts", "end_ts"]
 J_FIELDS = J_FIELDS_BULK + ["oplog", "opresult"]
 NODE_ROLES = {"M": "master", "C": "candidate", "R": "regular", "D": "drained", "O": "offline"}
-QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "os", "export")
+QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "export")
 MAX_NAMES = 1000
 
 
@@ -680,6 +680,7 @@ class R_2_query(Resource):
     PATTERN = "/2/query/([^/]+)"
     DOC = "Query2: GET ?fields=a,b, or PUT a body {fields, qfilter}"
     WRITE_METHODS = frozenset()      # PUT only reads (Ganeti: PUT_ACCESS = GET_ACCESS)
+    AUTH_METHODS = frozenset({"GET", "PUT"})      # as Ganeti: queries need a user
 
     def GET(self, req):
         return call("Query", _query_resource(req), _fields_arg(req, True), None)
@@ -704,6 +705,7 @@ class R_2_query(Resource):
 class R_2_query_fields(Resource):
     PATTERN = "/2/query/([^/]+)/fields"
     DOC = "Query2 field definitions (?fields=a,b)"
+    AUTH_METHODS = frozenset({"GET"})
 
     def GET(self, req):
         return call("QueryFields", _query_resource(req), _fields_arg(req, False))

@@ -103,6 +103,8 @@ class Router:
                                                 f" (allowed: {', '.join(resource.methods())})")
             err.allow = resource.methods()
             raise err
+        if method in resource.AUTH_METHODS and user is None:
+            raise baserlib.HttpUnauthorized(f"{method} {path[:200]} needs a user (read access is enough)")
         if method in resource.WRITE_METHODS:
             if user is None:
                 raise baserlib.HttpUnauthorized(f"{method} {path[:200]} needs a user with write access")

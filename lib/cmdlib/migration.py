@@ -56,6 +56,8 @@ class MovePlan:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
                 f" {self.source}; only a live migration can take them along", errors.ECode.WRONG_STATE)
+        if target and getattr(lu.op, "iallocator", None):
+            raise errors.OpPrereqError("give either a target node or an allocator, not both", errors.ECode.INVAL)
         self.target = target or choose_target(lu, inst, {self.source}, reserved)
         if self.target == self.source:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {self.target}",

@@ -604,6 +604,15 @@ def test_wrong_password_is_401_even_for_reads(cluster):
     assert status == 401 and "www-authenticate" in headers
 
 
+def test_queries_need_a_user_as_in_ganeti(cluster):
+    """When nobody logs in, /2/query answers 401; the read-only user may query (GET and PUT)."""
+    for method, path, body in (("GET", "/2/query/node?fields=name", None), ("GET", "/2/query/node/fields", None),
+                               ("PUT", "/2/query/node", {"fields": ["name"]})):
+        status, reply = request(method, path, body, user=None)
+        assert status == 401 and "needs a user" in reply["explain"], (method, path)
+        assert request(method, path, body, user=READER)[0] == 200
+
+
 def test_read_user_cannot_write_or_wait(cluster):
     """When the read-only user writes or waits on a job, the answer is 403 and nothing is submitted."""
     with nothing_submitted(cluster):
