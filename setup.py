@@ -25,7 +25,7 @@ setup(
               "genet.storage", "genet.rapi"],
     data_files=OS_FILES,
     install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
-                      "paramiko", "bitarray", "service-identity", "prometheus-client"],
+                      "paramiko", "bitarray", "service-identity", "prometheus-client", "orjson"],
     entry_points={
         "console_scripts": [
             "gnt-cluster = genet.cli.gnt_cluster:main",

@@ -68,26 +68,34 @@ class FakeHypervisor(Hypervisor):
     # --- state storage
 
     @contextlib.contextmanager
-    def _state(self) -> Iterator[dict]:
-        """The state, locked for this call and saved after it (unless it raised)."""
+    def _state(self, write: bool = True) -> Iterator[dict]:
+        """The state, locked for this call and, when ``write``, saved after it (unless it raised).
+
+        Readers (info, lists, node_info) take the file lock shared and write nothing:
+        a node's live query must not cost a rewrite of every instance's record.
+        """
         with self._lock:
             if self.state_dir is None:
                 yield self._mem_state
                 return
             self.state_dir.mkdir(parents=True, exist_ok=True)
             with open(self.state_dir / "fake-hv.lock", "a") as lockf:
-                fcntl.flock(lockf, fcntl.LOCK_EX)
+                fcntl.flock(lockf, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
                 path = self.state_dir / "fake-hv.json"
                 try:
                     state = json.loads(path.read_text())
                 except FileNotFoundError:
                     state = {"next_pid": FIRST_PID, "instances": {}}
                 yield state
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-                os.replace(tmp, path)
+                if write:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(state, separators=(",", ":")))
+                    os.replace(tmp, path)
 
     def _fault(self, op: str) -> None:
+        with self._state(write=False) as state:
+            if not state.get("faults", {}).get(op):
+                return
         with self._state() as state:
             queue = state.get("faults", {}).get(op)
             message = queue.pop(0) if queue else None
@@ -177,20 +185,25 @@ class FakeHypervisor(Hypervisor):
                 rec["start_time"] = self.clock()
 
     def info(self, name: str) -> dict | None:
-        with self._state() as state:
+        with self._state(write=False) as state:
             rec = state["instances"].get(name)
-            if rec is None:
-                return None
-            up = 0.0 if rec["state"] == HvState.CRASHED.value else max(0.0, self.clock() - rec["start_time"])
-            return {"state": rec["state"], "memory": rec["memory"], "vcpus": rec["vcpus"], "pid": rec["pid"],
-                    "uptime": round(up, 2), "runstate": rec["runstate"]}
+            return None if rec is None else self._info(rec)
+
+    def _info(self, rec: dict) -> dict:
+        up = 0.0 if rec["state"] == HvState.CRASHED.value else max(0.0, self.clock() - rec["start_time"])
+        return {"state": rec["state"], "memory": rec["memory"], "vcpus": rec["vcpus"], "pid": rec["pid"],
+                "uptime": round(up, 2), "runstate": rec["runstate"]}
+
+    def all_info(self) -> dict[str, dict]:
+        with self._state(write=False) as state:
+            return {name: self._info(rec) for name, rec in sorted(state["instances"].items())}
 
     def list_instances(self) -> list[str]:
-        with self._state() as state:
+        with self._state(write=False) as state:
             return sorted(state["instances"])
 
     def node_info(self) -> dict:
-        with self._state() as state:
+        with self._state(write=False) as state:
             used = sum(r["memory"] for r in state["instances"].values() if r["state"] != HvState.CRASHED.value)
         return {"memory_total": self.memory_total, "memory_free": max(0, self.memory_total - used),
                 "memory_hv": used, "cpu_total": self.cpu_total}

@@ -212,7 +212,8 @@ class ConfigWriter:
         self._data = load(path)
         self._content = dumps(self._data)
         self._snapshot: dict | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()          # the live document
+        self._write_lock = threading.RLock()    # one writer at a time, replication included
         self._replicate = replicate
 
     def set_replicator(self, replicate: Replicator | None) -> None:
@@ -244,18 +245,20 @@ class ConfigWriter:
 
         A mutator that raises leaves the config as it was.
         """
-        with self._lock:
-            try:
-                result = mutator(self._data)
-                self._data["serial_no"] += 1
-                self._data["mtime"] = now()
-                content = dumps(self._data)
-                write_atomic(self.path, content)
-            except BaseException:
-                self._data = json.loads(self._content)
-                raise
-            self._content = content
-            self._snapshot = None
+        with self._write_lock:
+            with self._lock:
+                try:
+                    result = mutator(self._data)
+                    self._data["serial_no"] += 1
+                    self._data["mtime"] = now()
+                    content = dumps(self._data)
+                    write_atomic(self.path, content)
+                except BaseException:
+                    self._data = json.loads(self._content)
+                    raise
+                self._content = content
+                self._snapshot = None
+            # readers go on while the candidates store it; the next writer waits (serials stay in order)
             if self._replicate is not None:
                 self._replicate(self._data, content)
             return result

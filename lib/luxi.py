@@ -6,13 +6,12 @@ client; it stays free of heavy imports so gnt-* commands start fast.
 """
 from __future__ import annotations
 
-import json
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from genet import errors, paths
+from genet import errors, paths, serializer
 
 ETX = b"\x03"
 METHODS = ("SubmitJob", "SubmitManyJobs", "WaitForJobChange", "CancelJob", "ArchiveJob",
@@ -42,7 +41,7 @@ class Client:
     def call(self, method: str, *args: Any) -> Any:
         sock = self._connect()
         try:
-            sock.sendall(json.dumps({"method": method, "args": list(args)}).encode() + ETX)
+            sock.sendall(serializer.dumps({"method": method, "args": list(args)}) + ETX)
             while ETX not in self._buffer:
                 chunk = sock.recv(1 << 20)
                 if not chunk:
@@ -53,7 +52,7 @@ class Client:
             raise errors.LuxiError(f"error talking to the master daemon: {err}") from None
         message, _, self._buffer = self._buffer.partition(ETX)
         try:
-            reply = json.loads(message)
+            reply = serializer.loads(message)
             success, result = reply["success"], reply["result"]
         except (ValueError, KeyError, TypeError):
             raise errors.LuxiError(f"malformed reply from the master daemon: {message[:200]!r}") from None

@@ -6,13 +6,12 @@ reactor's thread pool because the queue, the config and RPC block.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import threading
 
-from genet import config, daemon_util, errors, paths
+from genet import config, daemon_util, errors, paths, serializer
 from genet.config import ConfigWriter
 from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager
@@ -320,12 +319,12 @@ def make_factory(handlers: LuxiHandlers):
 
         def _send(self, reply):
             if self.transport is not None:
-                self.sendLine(json.dumps(reply).encode())
+                self.sendLine(serializer.dumps(reply))
 
         @staticmethod
         def _handle(line: bytes) -> dict:
             try:
-                request = json.loads(line)
+                request = serializer.loads(line)
                 method, args = request["method"], request.get("args", [])
                 if not isinstance(method, str) or not isinstance(args, list):
                     raise TypeError("method must be a string and args a list")

@@ -7,7 +7,6 @@ reactor's thread pool because they block (files, SQLite, subprocesses).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -15,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from genet import __version__, config, daemon_util, errors, paths, ssl_utils
+from genet import __version__, config, daemon_util, errors, paths, serializer, ssl_utils
 from genet.queue_store import QueueStore
 
 PROTOCOL_VERSION = 1
@@ -475,7 +474,7 @@ def make_site(procedures: NodeProcedures):
                 length = int(request.getHeader("content-length") or 0)
                 if length > MAX_BODY:
                     raise errors.OpPrereqError(f"request body too large ({length} bytes)")
-                args = json.loads(request.content.read() or b"[]")
+                args = serializer.loads(request.content.read() or b"[]")
                 if not isinstance(args, list):
                     raise errors.OpPrereqError("RPC arguments must be a JSON list")
                 if method is None:
@@ -512,7 +511,7 @@ def make_site(procedures: NodeProcedures):
 
 
 def _reply(success: bool, payload) -> bytes:
-    return json.dumps([success, payload]).encode()
+    return serializer.dumps([success, payload])
 
 
 def main(argv: list[str] | None = None) -> None:

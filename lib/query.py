@@ -390,19 +390,20 @@ def query_instances(data: dict, fields: list[str], qfilter_list: Any,
                   if n in data["nodes"] and not data["nodes"][n]["offline"]}
         hypervisors = sorted({i["hypervisor"] for i in instances})
         reports = live(online, hypervisors) if online else {}
+    specs = [(name, INSTANCE_FIELDS.get(name)) for name in wanted]     # looked up once, not per instance
+    static = [(name, spec[3]) for name, spec in specs if spec is not None and not spec[4]]
+    dynamic = [(name, spec[3]) for name, spec in specs if spec is not None and spec[4]]
+    unknown = {name: (RS_UNKNOWN, None) for name, spec in specs if spec is None}
     rows = []
     for inst in instances:
         node = data["nodes"].get(inst["primary_node"])
         report = reports.get(inst["primary_node"])
         info = None if report is None else report.get(inst["name"])
-        values: dict[str, tuple[int, Any]] = {}
-        for name in wanted:
-            spec = INSTANCE_FIELDS.get(name)
-            if spec is None:
-                values[name] = (RS_UNKNOWN, None)
-            elif not spec[4]:
-                values[name] = (RS_NORMAL, spec[3](inst, data, None))
-            elif node is None or node["offline"]:
+        values: dict[str, tuple[int, Any]] = dict(unknown)
+        for name, getter in static:
+            values[name] = (RS_NORMAL, getter(inst, data, None))
+        for name, getter in dynamic:
+            if node is None or node["offline"]:
                 values[name] = (RS_OFFLINE, None) if name != "status" else (RS_NORMAL, "ERROR_nodeoffline")
             elif report is None:
                 values[name] = (RS_NODATA, None) if name != "status" else (RS_NORMAL, "ERROR_nodedown")
@@ -411,8 +412,8 @@ def query_instances(data: dict, fields: list[str], qfilter_list: Any,
             elif name == "oper_state":
                 values[name] = (RS_NORMAL, bool(info) and info.get("state") == "running")
             else:
-                values[name] = (RS_NORMAL, spec[3](inst, data, info))
-        if predicate({k: v for k, (_, v) in values.items()}):
+                values[name] = (RS_NORMAL, getter(inst, data, info))
+        if qfilter_list is None or predicate({k: v for k, (_, v) in values.items()}):
             rows.append([list(values[f]) for f in fields])
     return {"fields": field_definitions("instance", fields), "data": rows}
 

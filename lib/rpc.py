@@ -6,7 +6,6 @@ run in parallel; connections are kept open per node and reused.
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import ssl
 import threading
@@ -15,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from genet import errors
+from genet import errors, serializer
 
 DEFAULT_TIMEOUT = 30.0
 DOWN_BACKOFF = 3.0      # after a failed connection, calls fail fast for this long
@@ -88,7 +87,7 @@ class RpcClient:
         is not tried again (replication must not stall on a dead node every time).
         """
         if body is None:
-            body = json.dumps(args or []).encode()
+            body = serializer.dumps(args or [])
         timeout = self.timeout if timeout is None else timeout
         down_until = self._down_until.get(address) if fail_fast else None
         if down_until is not None and time.monotonic() < down_until:
@@ -118,7 +117,7 @@ class RpcClient:
     @staticmethod
     def _decode(node: str, status: int, data: bytes) -> RpcResult:
         try:
-            success, payload = json.loads(data)
+            success, payload = serializer.loads(data)
         except (ValueError, TypeError):
             return RpcResult(node, error=errors.RpcError(
                 f"node {node} sent an invalid reply (HTTP {status}): {data[:200]!r}"))
@@ -129,7 +128,7 @@ class RpcClient:
     def call_many(self, nodes: dict[str, str], procedure: str, args: list | None = None,
                   timeout: float | None = None) -> dict[str, RpcResult]:
         """Call ``procedure`` on every node of ``{name: address}`` at once."""
-        body = json.dumps(args or []).encode()
+        body = serializer.dumps(args or [])
         if len(nodes) == 1:
             (name, address), = nodes.items()
             return {name: self.call(name, address, procedure, timeout=timeout, body=body)}
@@ -147,7 +146,7 @@ class RpcClient:
         replicated write down to its timeout; ``on_result`` sees every result, late
         ones included. Returns (accepted, results so far).
         """
-        body = json.dumps(args).encode()
+        body = serializer.dumps(args)
         futures = {}
         for name, address in nodes.items():
             fut = self._pool.submit(self.call, name, address, procedure, None, timeout, body, True)

@@ -19,7 +19,7 @@ import signal
 import time
 from urllib.parse import parse_qs, unquote
 
-from genet import config, daemon_util, errors, paths
+from genet import config, daemon_util, errors, paths, serializer
 from genet.rapi import baserlib, rlib2
 from genet.rapi.auth import REALM, AuthError, UsersFile
 from genet.rapi.baserlib import HttpError, Request
@@ -59,7 +59,7 @@ class Router:
             if isinstance(payload, RawReply):
                 content_type, payload = payload.content_type, payload.data
             else:
-                payload = json.dumps(payload).encode()
+                payload = serializer.dumps(payload)
         except HttpError as err:
             code, content_type = err.code, "application/json"
             extra = {"WWW-Authenticate": f'Basic realm="{REALM}"'} if err.code == 401 else {}
@@ -113,7 +113,7 @@ class Router:
         data = None
         if body and body.strip():
             try:
-                data = json.loads(body)
+                data = serializer.loads(body)
             except (ValueError, UnicodeDecodeError) as err:
                 raise baserlib.HttpBadRequest(f"the request body is not valid JSON: {err}") from None
             except RecursionError:

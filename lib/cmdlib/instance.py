@@ -341,7 +341,9 @@ class LUInstanceCreate(LogicalUnit):
         inst = {
             "name": op.instance_name, "uuid": str(uuidlib.uuid4()), "primary_node": self.pnode,
             "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
-            "disk_template": op.disk_template, "admin_state": "down", "beparams": self.beparams,
+            # marked up before it starts (as Ganeti): one config write less; a failed start removes it
+            "disk_template": op.disk_template, "admin_state": "up" if op.start else "down",
+            "beparams": self.beparams,
             "hvparams": self.hvparams, "osparams": dict(self.req["osparams"]), "nics": self.nics,
             "disks": [{"uuid": str(uuidlib.uuid4()), "size": d["size"], "mode": d.get("mode", "rw"),
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
@@ -384,7 +386,6 @@ class LUInstanceCreate(LogicalUnit):
             self.feedback(f"* starting instance {inst['name']} on {self.pnode}")
             try:
                 start_instance(self, inst)
-                set_admin_state(self, inst["name"], "up")
             except errors.GenericError:
                 self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
                 remove_disks(self, inst, self.pnode)
