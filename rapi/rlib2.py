@@ -27,7 +27,7 @@ NET_FIELDS = ["name", "network", "gateway", "network6", "gateway6", "mac_prefix"
               "reserved_count", "map", "group_list", "inst_list", "external_reservations"] + COMMON_FIELDS
 J_FIELDS_BULK = ["id", "ops", "status", "summary", "opstatus", "received_ts", "start_ts", "end_ts"]
 J_FIELDS = J_FIELDS_BULK + ["oplog", "opresult"]
-NODE_ROLES = {"M": "master", "C": "candidate", "R": "regular", "D": "drained", "O": "offline"}
+NODE_ROLES = {"M": "master", "C": "master-candidate", "R": "regular", "D": "drained", "O": "offline"}
 QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "export")
 MAX_NAMES = 1000
 
@@ -282,12 +282,13 @@ class R_2_nodes_name_role(Resource):
         name = _node_name(req)
         role = req.body
         flags = {"regular": dict(master_candidate=False, offline=False, drained=False),
-                 "candidate": dict(master_candidate=True), "drained": dict(drained=True),
+                 "master-candidate": dict(master_candidate=True), "candidate": dict(master_candidate=True),
+                 "drained": dict(drained=True),
                  "offline": dict(offline=True)}
         if role == "master":
             raise HttpBadRequest("the master role cannot be set; run 'gnt-cluster master-failover' on the new master")
         if not isinstance(role, str) or role not in flags:
-            raise HttpBadRequest(f"unknown node role {role!r} (regular, candidate, drained or offline)")
+            raise HttpBadRequest(f"unknown node role {role!r} (regular, master-candidate, drained or offline)")
         return submit([build_opcode(opcodes.OpNodeSetParams, req, {}, node_name=name,
                                     force=query_flag(req, "force"),
                                     auto_promote=query_flag(req, "auto-promote"), **flags[role])])
@@ -517,6 +518,7 @@ class R_2_instances_name_disk_grow(InstanceAction):
 class R_2_instances_name_console(Resource):
     PATTERN = "/2/instances/([^/]+)/console"
     DOC = "How to reach a running instance's console"
+    WRITE_METHODS = frozenset({"GET"})      # as Ganeti: a console is a way in, not a read
 
     def GET(self, req):
         try:

@@ -114,10 +114,12 @@ class Router:
         if body and body.strip():
             try:
                 data = serializer.loads(body)
-            except (ValueError, UnicodeDecodeError) as err:
-                raise baserlib.HttpBadRequest(f"the request body is not valid JSON: {err}") from None
             except RecursionError:
                 raise baserlib.HttpBadRequest("the request body is nested too deeply") from None
+            except (ValueError, UnicodeDecodeError) as err:
+                if "depth" in str(err):      # orjson's nesting limit
+                    raise baserlib.HttpBadRequest("the request body is nested too deeply") from None
+                raise baserlib.HttpBadRequest(f"the request body is not valid JSON: {err}") from None
         try:
             return handler(Request(method, path, items, query, data, user, headers))
         except errors.GenericError as err:

@@ -205,13 +205,13 @@ def test_migrate_and_failover(api):
 
 
 def test_node_role_round_trip(api, anon):
-    assert anon.GetNodeRole("node3") == "candidate"
+    assert anon.GetNodeRole("node3") == "master-candidate"
     assert wait(api, api.SetNodeRole("node3", "drained"))["status"] == "success"
     assert anon.GetNodeRole("node3") == "drained"
     wait(api, api.SetNodeRole("node3", "regular"))
     assert anon.GetNodeRole("node3") == "regular"
-    wait(api, api.SetNodeRole("node3", "candidate"))
-    assert anon.GetNodeRole("node3") == "candidate"
+    wait(api, api.SetNodeRole("node3", "master-candidate"))      # Ganeti's NODE_ROLE_MASTER_CANDIDATE
+    assert anon.GetNodeRole("node3") == "master-candidate"
     with pytest.raises(RapiFailure) as err:
         api.SetNodeRole("node3", "master")
     assert err.value.code == 400
@@ -257,7 +257,7 @@ def test_disk_operations_and_export(api, anon):
     existing = wait(api, api.RecreateInstanceDisks("files1"))      # the disk is there: nothing to do
     assert existing["status"] == "error" and "exist" in str(existing["opresult"])
     assert wait(api, api.ExportInstance("files1", "local", "node2"))["status"] == "success"
-    exports = anon.Query("export", ["node", "export"])["data"]
+    exports = api.Query("export", ["node", "export"])["data"]
     assert [[0, "node2"], [0, "files1"]] in exports
     assert wait(api, api.DeleteInstance("files1"))["status"] == "success"
 

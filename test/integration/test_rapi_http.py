@@ -269,10 +269,10 @@ def test_node_role_get_and_put_round_trip(cluster):
     run_job("PUT", "/2/modify", {"candidate_pool_size": 1})
     try:
         assert ok("GET", "/2/nodes/node1/role") == "master"
-        for role, letter in (("regular", "R"), ("candidate", "C"), ("drained", "D"), ("regular", "R"),
-                             ("candidate", "C")):
+        for role, letter in (("regular", "R"), ("master-candidate", "C"), ("drained", "D"), ("regular", "R"),
+                             ("candidate", "C")):      # "candidate" is accepted as well
             run_job("PUT", "/2/nodes/node2/role?force=1", role)
-            assert ok("GET", "/2/nodes/node2/role", user=READER) == role
+            assert ok("GET", "/2/nodes/node2/role", user=READER) == {"candidate": "master-candidate"}.get(role, role)
             assert gnt_list(cluster, "gnt-node", "name", "role") == [["node1", "M"], ["node2", letter]]
         with nothing_submitted(cluster):
             assert request("PUT", "/2/nodes/node2/role", "master")[0] == 400
