@@ -55,6 +55,12 @@ def one_item(what: str, kind: str, name: str, fields: list[str]) -> dict:
     return found[0]
 
 
+def _named(req: Request, kind: str) -> str:
+    """The object name in the path (the first variable part), checked."""
+    _check_name(req.items[0], kind)
+    return req.items[0]
+
+
 def _check_name(name: str, kind: str) -> None:
     """Names come from the path: refuse the ones no object can have before asking anyone."""
     if not name or len(name) > 255 or "/" in name or name in (".", "..") or any(ord(c) < 32 for c in name):
@@ -247,12 +253,45 @@ class R_2_jobs_id_wait(Resource):
         return {"job_info": change["job_info"], "log_entries": change["log_entries"]}
 
 
+# --- actions on named objects ------------------------------------------------------
+
+# the objects actions name in their path: URL prefix and the opcode parameter that takes the name
+OBJECTS = {"instance": ("/2/instances", "instance_name"), "node": ("/2/nodes", "node_name"),
+           "group": ("/2/groups", "group_name"), "network": ("/2/networks", "network_name")}
+
+
+class ObjectAction(Resource):
+    """An action on one named object: the body's fields plus the object's name make the opcode."""
+    KIND = "instance"
+    OPCODE = ""
+    RENAME: dict[str, str] = {}
+    QUERY_FLAGS: dict[str, str] = {}       # query argument -> opcode parameter (boolean)
+
+    def _submit(self, req, body: dict | None = None, **extra) -> int:
+        opclass = getattr(opcodes, self.OPCODE)
+        body = body_dict(req) if body is None else body
+        known = {p.name for p in opclass.all_params()}
+        for arg, param in self.QUERY_FLAGS.items():
+            if arg in req.query:
+                flag = query_flag(req, arg)     # a bad value is a 400 even where genet ignores the flag
+                if param in known:
+                    body.setdefault(param, flag)
+        extra[OBJECTS[self.KIND][1]] = _named(req, self.KIND)
+        return submit([build_opcode(opclass, req, body, rename=self.RENAME, **extra)])
+
+
+
+def _action(name: str, path: str, method: str, opcode: str, doc: str, rename: dict | None = None,
+            flags: dict | None = None, kind: str = "instance") -> type[ObjectAction]:
+    """A resource class for ``PREFIX/NAME/path`` whose ``method`` submits ``opcode``."""
+    def handler(self, req):
+        return self._submit(req)
+    return type(name, (ObjectAction,), {"PATTERN": f"{OBJECTS[kind][0]}/([^/]+)/{path}", "DOC": doc,
+                                        "KIND": kind, "OPCODE": opcode, "RENAME": rename or {},
+                                        "QUERY_FLAGS": flags or {}, method: handler})
+
+
 # --- nodes ---------------------------------------------------------------------------
-
-def _node_name(req) -> str:
-    _check_name(req.items[0], "node")
-    return req.items[0]
-
 
 class R_2_nodes(Resource):
     PATTERN = "/2/nodes"
@@ -279,7 +318,7 @@ class R_2_nodes_name_role(Resource):
         return NODE_ROLES.get(role, role)
 
     def PUT(self, req):
-        name = _node_name(req)
+        name = _named(req, "node")
         role = req.body
         flags = {"regular": dict(master_candidate=False, offline=False, drained=False),
                  "master-candidate": dict(master_candidate=True), "candidate": dict(master_candidate=True),
@@ -294,12 +333,8 @@ class R_2_nodes_name_role(Resource):
                                     auto_promote=query_flag(req, "auto-promote"), **flags[role])])
 
 
-class R_2_nodes_name_modify(Resource):
-    PATTERN = "/2/nodes/([^/]+)/modify"
-    DOC = "Change a node (OpNodeSetParams)"
-
-    def POST(self, req):
-        return submit([build_opcode(opcodes.OpNodeSetParams, req, node_name=_node_name(req))])
+R_2_nodes_name_modify = _action(
+    "R_2_nodes_name_modify", "modify", "POST", "OpNodeSetParams", "Change a node (OpNodeSetParams)", kind="node")
 
 
 class R_2_nodes_name_evacuate(Resource):
@@ -312,7 +347,7 @@ class R_2_nodes_name_evacuate(Resource):
         mode = body.pop("mode", "all")
         if mode not in self.MODES:
             raise HttpBadRequest(f"unknown evacuation mode {mode!r} (primary-only, secondary-only or all)")
-        return submit([build_opcode(opcodes.OpNodeEvacuate, req, body, node_name=_node_name(req),
+        return submit([build_opcode(opcodes.OpNodeEvacuate, req, body, node_name=_named(req, "node"),
                                     **self.MODES[mode])])
 
 
@@ -329,7 +364,7 @@ class R_2_nodes_name_migrate(Resource):
             body.setdefault("mode", "live" if live else "non-live")
         if "mode" in req.query:
             body.setdefault("mode", query_value(req, "mode"))
-        return submit([build_opcode(opcodes.OpNodeMigrate, req, body, node_name=_node_name(req))])
+        return submit([build_opcode(opcodes.OpNodeMigrate, req, body, node_name=_named(req, "node"))])
 
 
 class R_2_nodes_name_tags(TagsResource):
@@ -339,11 +374,6 @@ class R_2_nodes_name_tags(TagsResource):
 
 
 # --- instances ------------------------------------------------------------------------
-
-def _inst(req) -> str:
-    _check_name(req.items[0], "instance")
-    return req.items[0]
-
 
 class R_2_instances(Resource):
     PATTERN = "/2/instances"
@@ -372,7 +402,8 @@ class R_2_instances_name(Resource):
         extra = {}
         if "shutdown_timeout" in req.query:
             extra["shutdown_timeout"] = _int_arg(req, "shutdown_timeout")
-        return submit([build_opcode(opcodes.OpInstanceRemove, req, {}, instance_name=_inst(req), **extra)])
+        return submit([build_opcode(opcodes.OpInstanceRemove, req, {}, instance_name=_named(req, "instance"),
+                                    **extra)])
 
 
 def _int_arg(req, name: str) -> int:
@@ -388,35 +419,8 @@ class R_2_instances_name_info(Resource):
     DOC = "Submit a job gathering an instance's detailed information (?static=1: config only)"
 
     def GET(self, req):
-        return submit([build_opcode(opcodes.OpInstanceQueryData, req, {}, instances=[_inst(req)],
+        return submit([build_opcode(opcodes.OpInstanceQueryData, req, {}, instances=[_named(req, "instance")],
                                     static=query_flag(req, "static"))])
-
-
-class InstanceAction(Resource):
-    """An action on one instance: the body's fields plus the instance name make the opcode."""
-    OPCODE = ""
-    RENAME: dict[str, str] = {}
-    QUERY_FLAGS: dict[str, str] = {}       # query argument -> opcode parameter (boolean)
-
-    def _submit(self, req, body: dict | None = None, **extra) -> int:
-        opclass = getattr(opcodes, self.OPCODE)
-        body = body_dict(req) if body is None else body
-        known = {p.name for p in opclass.all_params()}
-        for arg, param in self.QUERY_FLAGS.items():
-            if arg in req.query:
-                flag = query_flag(req, arg)     # a bad value is a 400 even where genet ignores the flag
-                if param in known:
-                    body.setdefault(param, flag)
-        return submit([build_opcode(opclass, req, body, rename=self.RENAME, instance_name=_inst(req), **extra)])
-
-
-def _action(name: str, path: str, method: str, opcode: str, doc: str, rename: dict | None = None,
-            flags: dict | None = None) -> type[InstanceAction]:
-    def handler(self, req):
-        return self._submit(req)
-    return type(name, (InstanceAction,), {"PATTERN": f"/2/instances/([^/]+)/{path}", "DOC": doc,
-                                          "OPCODE": opcode, "RENAME": rename or {},
-                                          "QUERY_FLAGS": flags or {}, method: handler})
 
 
 R_2_instances_name_startup = _action(
@@ -436,7 +440,7 @@ R_2_instances_name_recreate_disks = _action(
     "Recreate an instance's disks (body: disks, nodes)")
 
 
-class R_2_instances_name_replace_disks(InstanceAction):
+class R_2_instances_name_replace_disks(ObjectAction):
     PATTERN = "/2/instances/([^/]+)/replace-disks"
     DOC = "Replace the disks of a mirrored instance (mode, disks, remote_node, iallocator; body or query)"
     OPCODE = "OpInstanceReplaceDisks"
@@ -466,7 +470,7 @@ R_2_instances_name_export = _action(
     rename={"destination": "target_node"})
 
 
-class R_2_instances_name_reboot(InstanceAction):
+class R_2_instances_name_reboot(ObjectAction):
     PATTERN = "/2/instances/([^/]+)/reboot"
     DOC = "Reboot an instance (?type=soft|hard|full)"
     OPCODE = "OpInstanceReboot"
@@ -480,7 +484,7 @@ class R_2_instances_name_reboot(InstanceAction):
         return self._submit(req, body)
 
 
-class R_2_instances_name_reinstall(InstanceAction):
+class R_2_instances_name_reinstall(ObjectAction):
     PATTERN = "/2/instances/([^/]+)/reinstall"
     DOC = "Reinstall an instance's OS (body: os, start, osparams)"
     OPCODE = "OpInstanceReinstall"
@@ -493,15 +497,15 @@ class R_2_instances_name_reinstall(InstanceAction):
         start = body.pop("start", not query_flag(req, "nostartup"))
         if not isinstance(start, bool):
             raise HttpBadRequest("'start' must be a boolean")
-        ops = [build_opcode(opcodes.OpInstanceShutdown, req, {}, instance_name=_inst(req)),
+        ops = [build_opcode(opcodes.OpInstanceShutdown, req, {}, instance_name=_named(req, "instance")),
                build_opcode(opcodes.OpInstanceReinstall, req, body, rename={"os": "os_type"},
-                            instance_name=_inst(req))]
+                            instance_name=_named(req, "instance"))]
         if start:
-            ops.append(build_opcode(opcodes.OpInstanceStartup, req, {}, instance_name=_inst(req)))
+            ops.append(build_opcode(opcodes.OpInstanceStartup, req, {}, instance_name=_named(req, "instance")))
         return submit(ops)
 
 
-class R_2_instances_name_disk_grow(InstanceAction):
+class R_2_instances_name_disk_grow(ObjectAction):
     PATTERN = "/2/instances/([^/]+)/disk/([^/]+)/grow"
     DOC = "Grow one disk (body: amount, absolute, wait_for_sync)"
     OPCODE = "OpInstanceGrowDisk"
@@ -522,7 +526,8 @@ class R_2_instances_name_console(Resource):
 
     def GET(self, req):
         try:
-            return wait_job(submit([build_opcode(opcodes.OpInstanceConsole, req, {}, instance_name=_inst(req))]))
+            op = build_opcode(opcodes.OpInstanceConsole, req, {}, instance_name=_named(req, "instance"))
+            return wait_job(submit([op]))
         except errors.OpPrereqError as err:
             if len(err.args) > 1 and err.args[1] == errors.ECode.WRONG_STATE.value:
                 raise HttpServiceUnavailable(str(err.args[0])) from None
@@ -536,11 +541,6 @@ class R_2_instances_name_tags(TagsResource):
 
 
 # --- node groups ---------------------------------------------------------------------
-
-def _group(req) -> str:
-    _check_name(req.items[0], "group")
-    return req.items[0]
-
 
 class R_2_groups(Resource):
     PATTERN = "/2/groups"
@@ -561,34 +561,17 @@ class R_2_groups_name(Resource):
         return one_item("group", "group", req.items[0], G_FIELDS)
 
     def DELETE(self, req):
-        return submit([build_opcode(opcodes.OpGroupRemove, req, {}, group_name=_group(req))])
+        return submit([build_opcode(opcodes.OpGroupRemove, req, {}, group_name=_named(req, "group"))])
 
 
-class R_2_groups_name_modify(Resource):
-    PATTERN = "/2/groups/([^/]+)/modify"
-    DOC = "Change a node group (body: alloc_policy, ndparams, diskparams, ipolicy)"
-
-    def PUT(self, req):
-        return submit([build_opcode(opcodes.OpGroupSetParams, req, group_name=_group(req))])
-
-
-class R_2_groups_name_rename(Resource):
-    PATTERN = "/2/groups/([^/]+)/rename"
-    DOC = "Rename a node group (body: new_name)"
-
-    def PUT(self, req):
-        return submit([build_opcode(opcodes.OpGroupRename, req, group_name=_group(req))])
-
-
-class R_2_groups_name_assign_nodes(Resource):
-    PATTERN = "/2/groups/([^/]+)/assign-nodes"
-    DOC = "Move nodes into a node group (body: nodes, force)"
-
-    def PUT(self, req):
-        body = body_dict(req)
-        if "force" in req.query:
-            body.setdefault("force", query_flag(req, "force"))
-        return submit([build_opcode(opcodes.OpGroupAssignNodes, req, body, group_name=_group(req))])
+R_2_groups_name_modify = _action(
+    "R_2_groups_name_modify", "modify", "PUT", "OpGroupSetParams",
+    "Change a node group (body: alloc_policy, ndparams, diskparams, ipolicy)", kind="group")
+R_2_groups_name_rename = _action(
+    "R_2_groups_name_rename", "rename", "PUT", "OpGroupRename", "Rename a node group (body: new_name)", kind="group")
+R_2_groups_name_assign_nodes = _action(
+    "R_2_groups_name_assign_nodes", "assign-nodes", "PUT", "OpGroupAssignNodes",
+    "Move nodes into a node group (body: nodes, force)", flags={"force": "force"}, kind="group")
 
 
 class R_2_groups_name_tags(TagsResource):
@@ -598,11 +581,6 @@ class R_2_groups_name_tags(TagsResource):
 
 
 # --- networks ------------------------------------------------------------------------
-
-def _network(req) -> str:
-    _check_name(req.items[0], "network")
-    return req.items[0]
-
 
 class R_2_networks(Resource):
     PATTERN = "/2/networks"
@@ -624,31 +602,18 @@ class R_2_networks_name(Resource):
 
     def DELETE(self, req):
         extra = {"force": query_flag(req, "force")} if "force" in req.query else {}
-        return submit([build_opcode(opcodes.OpNetworkRemove, req, {}, network_name=_network(req), **extra)])
+        return submit([build_opcode(opcodes.OpNetworkRemove, req, {}, network_name=_named(req, "network"), **extra)])
 
 
-class R_2_networks_name_modify(Resource):
-    PATTERN = "/2/networks/([^/]+)/modify"
-    DOC = "Change a network (body: gateway, mac_prefix, add_reserved_ips, remove_reserved_ips, ...)"
-
-    def PUT(self, req):
-        return submit([build_opcode(opcodes.OpNetworkSetParams, req, network_name=_network(req))])
-
-
-class R_2_networks_name_connect(Resource):
-    PATTERN = "/2/networks/([^/]+)/connect"
-    DOC = "Connect a network to a node group (body: group_name, network_mode, network_link, network_vlan)"
-
-    def PUT(self, req):
-        return submit([build_opcode(opcodes.OpNetworkConnect, req, network_name=_network(req))])
-
-
-class R_2_networks_name_disconnect(Resource):
-    PATTERN = "/2/networks/([^/]+)/disconnect"
-    DOC = "Disconnect a network from a node group (body: group_name)"
-
-    def PUT(self, req):
-        return submit([build_opcode(opcodes.OpNetworkDisconnect, req, network_name=_network(req))])
+R_2_networks_name_modify = _action(
+    "R_2_networks_name_modify", "modify", "PUT", "OpNetworkSetParams",
+    "Change a network (body: gateway, mac_prefix, add_reserved_ips, remove_reserved_ips, ...)", kind="network")
+R_2_networks_name_connect = _action(
+    "R_2_networks_name_connect", "connect", "PUT", "OpNetworkConnect",
+    "Connect a network to a node group (body: group_name, network_mode, network_link, network_vlan)", kind="network")
+R_2_networks_name_disconnect = _action(
+    "R_2_networks_name_disconnect", "disconnect", "PUT", "OpNetworkDisconnect",
+    "Disconnect a network from a node group (body: group_name)", kind="network")
 
 
 class R_2_networks_name_tags(TagsResource):
@@ -722,19 +687,15 @@ def resources() -> list[type[Resource]]:
 def opcode_for(resource: type[Resource], method: str) -> str | None:
     """The opcode behind a mutating method, for the OpenAPI document."""
     names = {"R_2_modify": "OpClusterSetParams", "R_2_redist_config": "OpClusterRedistConf",
-             "R_2_nodes_name_role": "OpNodeSetParams", "R_2_nodes_name_modify": "OpNodeSetParams",
+             "R_2_nodes_name_role": "OpNodeSetParams",
              "R_2_nodes_name_evacuate": "OpNodeEvacuate", "R_2_nodes_name_migrate": "OpNodeMigrate",
              "R_2_instances": "OpInstanceCreate", "R_2_instances_name": "OpInstanceRemove",
              "R_2_groups": "OpGroupAdd", "R_2_groups_name": "OpGroupRemove",
-             "R_2_groups_name_modify": "OpGroupSetParams", "R_2_groups_name_rename": "OpGroupRename",
-             "R_2_groups_name_assign_nodes": "OpGroupAssignNodes",
-             "R_2_networks": "OpNetworkAdd", "R_2_networks_name": "OpNetworkRemove",
-             "R_2_networks_name_modify": "OpNetworkSetParams", "R_2_networks_name_connect": "OpNetworkConnect",
-             "R_2_networks_name_disconnect": "OpNetworkDisconnect"}
+             "R_2_networks": "OpNetworkAdd", "R_2_networks_name": "OpNetworkRemove"}
     if method == "GET":
         return None
     if issubclass(resource, TagsResource):
         return "OpTagsSet" if method == "PUT" else "OpTagsDel"
-    if issubclass(resource, InstanceAction):
+    if issubclass(resource, ObjectAction):
         return resource.OPCODE
     return names.get(resource.__name__)

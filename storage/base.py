@@ -72,6 +72,43 @@ class DiskTemplate(abc.ABC):
                 pass
 
 
+SYNC_STATES = ("in sync", "syncing", "degraded", "stale")
+
+
+class MirroredTemplate(DiskTemplate):
+    """A disk kept on two nodes, synchronously: this is one node's side of it.
+
+    ``disk["logical_id"]`` (kept in the config, made by the master) says who the two
+    sides are and how they meet: ``{"nodes": [primary, secondary], "addresses":
+    [replication addresses], "ports": [...], "minors": [...], "secret": ...}``;
+    each template uses the keys it needs. ``create`` makes the local storage of a
+    side, ``assemble`` brings it up in a role and connects it to the other side;
+    every call is idempotent, as for the other templates.
+    """
+    mirrored = True
+
+    @abc.abstractmethod
+    def assemble(self, instance: str, disk: dict, index: int, role: str) -> dict:
+        """Bring this node's side up as "primary" (returns the access dict) or "secondary"."""
+
+    @abc.abstractmethod
+    def shutdown(self, instance: str, disk: dict, index: int) -> None:
+        """Disconnect and release this node's side; its data stays."""
+
+    @abc.abstractmethod
+    def status(self, instance: str, disk: dict, index: int) -> dict:
+        """Ganeti's view of this side: {"role", "connected", "local_ok", "sync_percent" (None when
+        not syncing), "estimated_time", "state": one of SYNC_STATES}."""
+
+    def promote(self, instance: str, disk: dict, index: int, allow_dual: bool = False) -> None:
+        """Make this side the one the guest writes to; refuses an outdated side."""
+        raise StorageError(f"{self.name} disks cannot change roles")
+
+    def demote(self, instance: str, disk: dict, index: int) -> None:
+        """Make this side a secondary again."""
+        raise StorageError(f"{self.name} disks cannot change roles")
+
+
 def run(argv: list[str], what: str) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -80,9 +117,9 @@ def run(argv: list[str], what: str) -> str:
 
 
 def get(template: str, params: dict | None = None) -> DiskTemplate:
-    from genet.storage import diskless, filestore
+    from genet.storage import diskless, filestore, lvm
     templates = {"diskless": diskless.Diskless, "file": filestore.FileStorage,
-                 "sharedfile": filestore.SharedFileStorage}
+                 "sharedfile": filestore.SharedFileStorage, "plain": lvm.PlainStorage}
     try:
         return templates[template](params)
     except KeyError:

@@ -281,16 +281,16 @@ def test_node_groups(api, anon):
 
 
 def test_networks(api, anon):
-    job = api.CreateNetwork("lan", "192.0.2.0/24", gateway="192.0.2.1", add_reserved_ips="192.0.2.10,192.0.2.11",
+    job = api.CreateNetwork("lan", "10.250.0.0/24", gateway="10.250.0.1", add_reserved_ips="10.250.0.10,10.250.0.11",
                             tags="site:x")
     assert wait(api, job)["status"] == "success"
     assert anon.GetNetworks() == ["lan"]
     net = anon.GetNetwork("lan")
-    assert net["network"] == "192.0.2.0/24" and net["gateway"] == "192.0.2.1"
-    assert set(net["external_reservations"].split(", ")) >= {"192.0.2.10", "192.0.2.11"}
+    assert net["network"] == "10.250.0.0/24" and net["gateway"] == "10.250.0.1"
+    assert set(net["external_reservations"].split(", ")) >= {"10.250.0.10", "10.250.0.11"}
     assert wait(api, api.ConnectNetwork("lan", "default", "bridged", "gnt-br0"))["status"] == "success"
     assert anon.GetNetwork("lan")["group_list"][0][0] == "default"
-    wait(api, api.ModifyNetwork("lan", add_reserved_ips=["192.0.2.12"]))
+    wait(api, api.ModifyNetwork("lan", add_reserved_ips=["10.250.0.12"]))
     wait(api, api.AddNetworkTags("lan", ["vlan:7"]))
     assert sorted(anon.GetNetworkTags("lan")) == ["site:x", "vlan:7"]
     wait(api, api.DisconnectNetwork("lan", "default"))
