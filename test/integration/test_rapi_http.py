@@ -16,6 +16,8 @@ import os
 import re
 import signal
 import ssl
+import subprocess
+import sys
 import time
 
 import pytest
@@ -653,6 +655,22 @@ def test_drained_queue_is_503_and_creates_nothing(cluster):
         gnt(cluster, "gnt-cluster", "queue", "undrain")
     run_job("PUT", "/2/tags?tag=undrained")
     run_job("DELETE", "/2/tags?tag=undrained")
+
+
+def test_no_master_daemon_is_502_until_it_is_back(cluster):
+    """When masterd is down, the RAPI answers 502 naming it, and recovers once masterd is back."""
+    env = cluster.env("node1")
+    subprocess.run([sys.executable, "-c", "from genet import daemon_util; daemon_util.stop('genet-masterd')"],
+                   env=env, check=True)
+    try:
+        status, reply = request("GET", "/2/info")
+        assert status == 502 and "master daemon" in reply["explain"]
+        assert request("POST", "/2/instances", CREATE)[0] == 502
+    finally:
+        subprocess.run([sys.executable, "-c", "from genet import daemon_util; daemon_util.start('genet-masterd')"],
+                       env=env, check=True)
+    assert ok("GET", "/2/info")["master"] == "node1"
+    assert "x1" not in [i["id"] for i in ok("GET", "/2/instances")]
 
 
 def test_remove_instances(cluster):
