@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 from genet import errors, luxi, opcodes
 
-ACCESS_READ, ACCESS_WRITE = "read", "write"
 
 
 class HttpError(Exception):
@@ -42,7 +41,7 @@ HttpServiceUnavailable = _http_error(503, "Service Unavailable")
 
 def http_error_for(err: errors.GenericError) -> HttpError:
     """The HTTP error Ganeti's RAPI gives for a luxi error."""
-    text = errors.format_error(err) if hasattr(errors, "format_error") else str(err)
+    text = str(err.args[0]) if err.args else type(err).__name__
     if isinstance(err, errors.OpPrereqError):
         ecode = err.args[1] if len(err.args) > 1 else None
         return (HttpNotFound if ecode == errors.ECode.NOENT.value else HttpBadRequest)(text)

@@ -29,7 +29,6 @@ J_FIELDS_BULK = ["id", "ops", "status", "summary", "opstatus", "received_ts", "s
 J_FIELDS = J_FIELDS_BULK + ["oplog", "opresult"]
 NODE_ROLES = {"M": "master", "C": "master-candidate", "R": "regular", "D": "drained", "O": "offline"}
 QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "export")
-MAX_NAMES = 1000
 
 
 # --- queries ------------------------------------------------------------------
