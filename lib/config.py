@@ -20,6 +20,7 @@ from genet import errors
 T = TypeVar("T")
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
+DEFAULT_VG_NAME = "xenvg"         # Ganeti's default volume group for plain (LVM) disks
 DEFAULT_BEPARAMS = {"maxmem": 128, "minmem": 128, "vcpus": 1, "auto_balance": True}
 SSCONF_KEYS = ("cluster_name", "master_node", "master_ip", "node_list", "master_candidates",
                "online_nodes", "noded_port")
@@ -53,6 +54,7 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
             "mac_prefix": "aa:00:00",
             "file_storage_dir": "srv/genet/file-storage",
             "shared_file_storage_dir": "/srv/genet/shared-file-storage",
+            "volume_group_name": DEFAULT_VG_NAME,
             "beparams": dict(DEFAULT_BEPARAMS),
             "hvparams": {},
             "tags": [],
@@ -89,7 +91,8 @@ def storage_params(data: dict) -> dict:
     """What a node needs to find the disks of any template."""
     cluster = data["cluster"]
     return {"file_storage_dir": cluster.get("file_storage_dir", "srv/genet/file-storage"),
-            "shared_file_storage_dir": cluster.get("shared_file_storage_dir", "/srv/genet/shared-file-storage")}
+            "shared_file_storage_dir": cluster.get("shared_file_storage_dir", "/srv/genet/shared-file-storage"),
+            "volume_group_name": cluster.get("volume_group_name", DEFAULT_VG_NAME)}
 
 
 def node_role(data: dict, node: dict) -> str:

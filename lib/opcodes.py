@@ -158,6 +158,19 @@ class OpClusterVerify(OpCode):
     )
 
 
+class VgName(String):
+    """An LVM volume group name (lvm2's rule: up to 127 of letters, digits and ``+_.-``)."""
+    name = "volume group name"
+    schema = {"type": "string", "pattern": r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$"}
+
+    def __init__(self):
+        super().__init__(non_empty=True, max_len=127)
+
+    def check(self, value):
+        from genet.storage.lvm import check_vg_name     # one rule, kept with the plain template
+        return check_vg_name(super().check(value))
+
+
 class OpClusterSetParams(OpCode):
     """Change cluster parameters (gnt-cluster modify)."""
     PARAMS = (
@@ -166,6 +179,7 @@ class OpClusterSetParams(OpCode):
         Param("max_running_jobs", Maybe(Int(1, 1000)), None,
               "Jobs run at the same time by the master", "--max-running-jobs"),
         Param("modify_etc_hosts", Maybe(Bool()), None, "Manage /etc/hosts (recorded only)", "--modify-etc-hosts"),
+        Param("vg_name", Maybe(VgName()), None, "LVM volume group of plain disks", "--vg-name", "VG"),
     )
 
 

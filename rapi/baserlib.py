@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from genet import errors, luxi, opcodes
 
 
-
 class HttpError(Exception):
     """An HTTP error reply: status, reason phrase and an explanation for the client."""
     code = 500

@@ -12,9 +12,14 @@ def cmd_init(ns) -> int:
     for hv in hypervisors:
         if hv not in ("fake", "kvm"):
             raise errors.OpPrereqError(f"unknown hypervisor {hv!r} (known: fake, kvm)", errors.ECode.INVAL)
+    try:
+        vg_name = opcodes.VgName().check(ns.vg_name)
+    except ValueError as err:
+        raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
                                   ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
                                                             "shared_file_storage_dir": ns.shared_file_storage_dir,
+                                                            "volume_group_name": vg_name,
                                                             "mac_prefix": ns.mac_prefix})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
     return 0
@@ -53,6 +58,7 @@ def cmd_info(ns) -> int:
     print(f"  - MAC prefix: {info['mac_prefix']}")
     print(f"  - file storage directory: {info['file_storage_dir']}")
     print(f"  - shared file storage directory: {info['shared_file_storage_dir']}")
+    print(f"  - lvm volume group: {info['volume_group_name']}")
     print(f"  - config serial: {info['serial_no']}")
     print(f"  - software version: {info['software_version']} (protocol {info['protocol_version']})")
     print(f"Nodes: {info['node_count']}, instances: {info['instance_count']}")
@@ -112,6 +118,7 @@ def build(parser) -> None:
                    help="Directory for file disks, below each node's root")
     p.add_argument("--shared-file-storage-dir", default="/srv/genet/shared-file-storage",
                    help="Directory for sharedfile disks that every node mounts")
+    p.add_argument("--vg-name", default=config.DEFAULT_VG_NAME, help="LVM volume group of plain disks")
     p.add_argument("--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
     p.set_defaults(handler=cmd_init)
 

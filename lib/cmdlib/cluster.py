@@ -154,6 +154,14 @@ class LUClusterVerify(LogicalUnit):
 class LUClusterSetParams(LogicalUnit):
     OPCODE = opcodes.OpClusterSetParams
 
+    def check_prereq(self):
+        if self.op.vg_name is not None:
+            data = self.cfg.snapshot()
+            plain = sorted(name for name, inst in data["instances"].items() if inst["disk_template"] == "plain")
+            if plain and self.op.vg_name != config.storage_params(data)["volume_group_name"]:
+                raise errors.OpPrereqError(f"cannot change the volume group while instances have plain disks in"
+                                           f" it: {', '.join(plain)}", errors.ECode.WRONG_STATE)
+
     def exec(self):
         def change(data):
             cluster = data["cluster"]
@@ -161,6 +169,8 @@ class LUClusterSetParams(LogicalUnit):
                 value = getattr(self.op, key)
                 if value is not None:
                     cluster[key] = value
+            if self.op.vg_name is not None:
+                cluster["volume_group_name"] = self.op.vg_name
             cluster["mtime"] = time.time()
             return config.maintain_candidates(data)
         promoted = self.cfg.update(change)
