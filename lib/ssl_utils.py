@@ -43,6 +43,54 @@ def generate_cluster_cert(path: Path, cluster_name: str, days: int = 5 * 365) ->
     write_atomic(path, pem, mode=0o600)
 
 
+REPLICATION_CN = "genet-replication"
+
+
+def issue_replication_creds(cluster_pem: Path, directory: Path, days: int = 365) -> Path:
+    """QEMU's TLS credentials directory for disk replication, made once per node.
+
+    GnuTLS will not use a CA certificate as a server's, so each node issues itself
+    a leaf certificate (CN ``genet-replication``) signed by the cluster key; the
+    peers trust the cluster certificate as CA. Returns ``directory``.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from genet.config import write_atomic
+
+    pem = cluster_pem.read_bytes()
+    ca_cert = x509.load_pem_x509_certificate(pem)
+    if (directory / "ca-cert.pem").exists() and (directory / "ca-cert.pem").read_bytes() == \
+            ca_cert.public_bytes(serialization.Encoding.PEM):
+        return directory
+    ca_key = serialization.load_pem_private_key(pem, password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, REPLICATION_CN)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(REPLICATION_CN)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for role in ("server", "client"):
+        write_atomic(directory / f"{role}-key.pem", key_pem, mode=0o600)
+        write_atomic(directory / f"{role}-cert.pem", leaf_pem)
+    write_atomic(directory / "ca-cert.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+    return directory
+
+
 def cert_info(path: Path) -> dict:
     """Fingerprint and validity of the certificate in ``path`` (for verify and info)."""
     from cryptography import x509

@@ -1,0 +1,284 @@
+"""mirror: a disk kept on two nodes by QEMU's own tools, without any kernel module.
+
+Each side has a local raw image (where the file template keeps its disks). On the
+secondary node a qemu-storage-daemon exports the image over NBD, with TLS, on the
+node's replication address, in writethrough mode: a write is on the disk before
+it is acknowledged. On the primary node a qemu-storage-daemon opens the local
+image, connects to that export and runs a write-blocking ``blockdev-mirror``: a
+write of the guest completes only once both images hold it. The guest (and OS
+scripts) reach the disk through an NBD unix socket exported from the mirror's
+filter node, so no write can bypass the mirror.
+
+``disk["logical_id"]`` is ``{"nodes": [a, b], "addresses": [replication address
+of a, of b], "port": P}``: whichever node is the secondary listens on its own
+address and port P. Measured facts this relies on: ../shared/notes/qemu-mirror.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from genet import paths, ssl_utils
+from genet.storage.base import MirroredTemplate, StorageError, run
+from genet.storage.filestore import FileStorage
+
+EXPORT = "disk0"
+JOB = "mirror0"
+FILTER = "mirror-filter"
+START_TIMEOUT = 10.0
+RESUME_WAIT = 3.0
+
+
+def replication_creds() -> Path:
+    """This node's TLS credentials for QEMU (a leaf certificate under the cluster's)."""
+    return ssl_utils.issue_replication_creds(paths.cluster_cert(), paths.data_dir() / "replication-tls")
+
+
+class MirrorStorage(FileStorage, MirroredTemplate):
+    """One side of a mirrored disk: the local image plus the storage daemon that serves it."""
+    name = "mirror"
+    mirrored = True
+
+    # --- where things are -----------------------------------------------------
+
+    def run_dir(self, disk: dict) -> Path:
+        return paths.run_dir() / "mirror" / disk["uuid"]
+
+    def _sides(self, disk: dict) -> tuple[int, int]:
+        """Indices of this node and of its peer in the logical_id."""
+        lid = disk.get("logical_id") or {}
+        nodes = lid.get("nodes") or []
+        me = paths.node_name()
+        if me not in nodes or len(nodes) != 2:
+            raise StorageError(f"disk {disk.get('uuid')} is not mirrored on node {me} (nodes: {nodes})")
+        mine = nodes.index(me)
+        return mine, 1 - mine
+
+    def _state(self, disk: dict) -> dict | None:
+        """Role and pid of this disk's daemon, if it runs."""
+        try:
+            state = json.loads((self.run_dir(disk) / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return state if _alive(state.get("pid")) else None
+
+    def _monitor(self, disk: dict):
+        from genet.hypervisor.kvm.monitor import Monitor
+        return Monitor(self.run_dir(disk) / "qmp.sock", f"mirror {disk['uuid']}")
+
+    def _qmp(self, disk: dict, calls: list[tuple[str, dict | None]], what: str) -> list:
+        from genet.hypervisor.base import HypervisorError
+        try:
+            return self._monitor(disk).execute_many(calls)
+        except HypervisorError as err:
+            raise StorageError(f"{what}: {err}") from None
+
+    def create(self, instance: str, disk: dict, index: int) -> dict:
+        """The local image of this side (raw: the mirror copies blocks, not a format)."""
+        if disk.get("format", "raw") != "raw":
+            raise StorageError(f"disk {index} of {instance}: mirrored disks are raw images")
+        image = self.path(instance, disk, index)
+        if not image.exists():
+            image.parent.mkdir(parents=True, exist_ok=True)
+            run(["qemu-img", "create", "-q", "-f", "raw", str(image), f"{int(disk['size'])}M"],
+                f"creating disk {index} of {instance}")
+        return {"path": str(image), "size": disk["size"], "uuid": disk["uuid"]}
+
+    # --- roles ------------------------------------------------------------------
+
+    def assemble(self, instance: str, disk: dict, index: int, role: str) -> dict:
+        if role not in ("primary", "secondary"):
+            raise StorageError(f"unknown role {role!r} for disk {index} of {instance}")
+        self._sides(disk)
+        state = self._state(disk)
+        if state is not None and state["role"] != role:
+            self.shutdown(instance, disk, index)
+            state = None
+        if state is None:
+            image = self.path(instance, disk, index)
+            if not image.exists():
+                raise StorageError(f"disk {index} of {instance} is missing ({image})")
+            self._start(instance, disk, index, role, image)
+        if role == "primary":
+            self._ensure_mirror(instance, disk, index)
+            return self.access(instance, disk, index)
+        return {"role": "secondary"}
+
+    def access(self, instance: str, disk: dict, index: int) -> dict:
+        """How a guest opens this disk: the primary daemon's NBD unix socket."""
+        sock = self.run_dir(disk) / "nbd.sock"
+        if not sock.exists():
+            raise StorageError(f"disk {index} of {instance} is not assembled as primary on {paths.node_name()}")
+        return {"nbd_socket": str(sock), "export": EXPORT, "format": "raw", "mode": disk.get("mode", "rw"),
+                "size": disk["size"], "uuid": disk["uuid"]}
+
+    def _start(self, instance: str, disk: dict, index: int, role: str, image: Path) -> None:
+        run = self.run_dir(disk)
+        run.mkdir(parents=True, exist_ok=True)
+        for leftover in ("qmp.sock", "nbd.sock", "daemon.pid"):
+            (run / leftover).unlink(missing_ok=True)
+        creds = replication_creds()
+        lid = disk["logical_id"]
+        mine, _ = self._sides(disk)
+        argv = ["qemu-storage-daemon",
+                "--object", f"tls-creds-x509,id=tls0,dir={creds},endpoint={'server' if role == 'secondary' else 'client'}"
+                + (",verify-peer=on" if role == "secondary" else ""),
+                "--blockdev", f"driver=file,node-name=local,filename={_escape(image)},aio=threads",
+                # sockets relative to the run directory (the daemon's cwd): sun_path holds 107 bytes
+                "--chardev", "socket,id=qmp,path=qmp.sock,server=on,wait=off",
+                "--monitor", "chardev=qmp",
+                "--daemonize", "--pidfile", str(run / "daemon.pid")]
+        if role == "secondary":
+            argv += ["--nbd-server", f"addr.type=inet,addr.host={lid['addresses'][mine]},addr.port={lid['port']},"
+                                     "tls-creds=tls0",
+                     "--export", f"type=nbd,id=replica,node-name=local,name={EXPORT},writable=on,writethrough=on"]
+        else:
+            argv += ["--nbd-server", "addr.type=unix,addr.path=nbd.sock"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=START_TIMEOUT, cwd=run)
+        if proc.returncode != 0:
+            raise StorageError(f"disk {index} of {instance}: the storage daemon did not start as {role}:"
+                               f" {proc.stderr.strip() or proc.stdout.strip()}")
+        pid = int((run / "daemon.pid").read_text().split()[0])
+        (run / "state.json").write_text(json.dumps({"role": role, "pid": pid, "instance": instance, "index": index}))
+
+    def _ensure_mirror(self, instance: str, disk: dict, index: int) -> bool:
+        """Connect to the secondary and mirror to it; False (degraded) when it cannot be reached."""
+        jobs = self._qmp(disk, [("query-block-jobs", None)], f"disk {index} of {instance}")[0]
+        if any(job["device"] == JOB for job in jobs):
+            return True
+        exports = self._qmp(disk, [("query-block-exports", None)], f"disk {index} of {instance}")[0]
+        lid = disk["logical_id"]
+        _, peer = self._sides(disk)
+        names = {n["node-name"] for n in self._qmp(disk, [("query-named-block-nodes", {"flat": True})],
+                                                    f"disk {index} of {instance}")[0]}
+        calls: list[tuple[str, dict | None]] = []
+        if "remote" not in names:
+            calls.append(("blockdev-add", {"driver": "nbd", "node-name": "remote", "export": EXPORT,
+                                           "server": {"type": "inet", "host": lid["addresses"][peer],
+                                                      "port": str(lid["port"])},
+                                           "tls-creds": "tls0", "tls-hostname": ssl_utils.REPLICATION_CN,
+                                           "reconnect-delay": 5}))
+        # an export below the mirror's filter would let writes bypass it: move it above
+        if any(e["id"] == "guest" for e in exports):
+            calls.append(("block-export-del", {"id": "guest", "mode": "hard"}))
+        calls += [("blockdev-mirror", {"job-id": JOB, "device": "local", "target": "remote", "sync": "full",
+                                       "copy-mode": "write-blocking", "on-target-error": "stop",
+                                       "filter-node-name": FILTER}),
+                  ("block-export-add", {"type": "nbd", "id": "guest", "node-name": FILTER, "name": EXPORT,
+                                        "writable": True})]
+        try:
+            self._qmp(disk, calls, f"disk {index} of {instance}")
+            return True
+        except StorageError:
+            self._export_degraded(disk, index, instance)
+            return False
+
+    def _export_degraded(self, disk: dict, index: int, instance: str) -> None:
+        """No secondary: the guest writes to the local image alone (a full resync follows)."""
+        exports = self._qmp(disk, [("query-block-exports", None)], f"disk {index} of {instance}")[0]
+        if not any(e["id"] == "guest" for e in exports):
+            self._qmp(disk, [("block-export-add", {"type": "nbd", "id": "guest", "node-name": "local",
+                                                   "name": EXPORT, "writable": True})],
+                      f"disk {index} of {instance}")
+
+    def resync(self, instance: str, disk: dict, index: int) -> str:
+        """After the secondary came back: resume a paused mirror (only changed data moves) when
+        its connection recovers, otherwise start a new one (a full copy; QEMU 7.2 cannot
+        restart a mirror from a dirty bitmap). Returns "resumed", "started" or "in sync"."""
+        what = f"disk {index} of {instance}"
+        job = self._job(disk, what)
+        if job is not None and job["io-status"] == "ok" and not job["paused"]:
+            return "in sync"
+        if job is not None:
+            self._qmp(disk, [("block-job-resume", {"device": JOB})], what)
+            deadline = time.monotonic() + RESUME_WAIT
+            while time.monotonic() < deadline:
+                job = self._job(disk, what)
+                if job is not None and job["io-status"] == "ok" and not job["paused"]:
+                    return "resumed"
+                time.sleep(0.05)
+            # the old connection is gone for good (the secondary restarted): start over
+            self._qmp(disk, [("block-export-del", {"id": "guest", "mode": "hard"}),
+                             ("block-job-cancel", {"device": JOB, "force": True})], what)
+            deadline = time.monotonic() + RESUME_WAIT
+            while self._job(disk, what) is not None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self._qmp(disk, [("blockdev-del", {"node-name": "remote"})], what)
+        if not self._ensure_mirror(instance, disk, index):
+            raise StorageError(f"{what}: the secondary ({disk['logical_id']['nodes'][self._sides(disk)[1]]})"
+                               " cannot be reached; the disk stays degraded")
+        return "started"
+
+    def _job(self, disk: dict, what: str) -> dict | None:
+        jobs = self._qmp(disk, [("query-block-jobs", None)], what)[0]
+        return next((j for j in jobs if j["device"] == JOB), None)
+
+    def status(self, instance: str, disk: dict, index: int) -> dict:
+        state = self._state(disk)
+        out = {"role": state["role"] if state else None, "connected": False, "local_ok": True,
+               "sync_percent": None, "estimated_time": None, "state": "degraded"}
+        if state is None or state["role"] == "secondary":
+            out["connected"] = state is not None
+            out["state"] = "in sync" if state is not None else "stale"
+            return out
+        jobs = [j for j in self._qmp(disk, [("query-block-jobs", None)], f"disk {index} of {instance}")[0]
+                if j["device"] == JOB]
+        if not jobs:
+            return out
+        job = jobs[0]
+        out["connected"] = job["io-status"] == "ok" and not job["paused"]
+        if not out["connected"]:
+            return out
+        if job["ready"]:
+            out["state"] = "in sync"
+        else:
+            out["state"] = "syncing"
+            out["sync_percent"] = round(100.0 * job["offset"] / job["len"], 1) if job["len"] else 0.0
+        return out
+
+    def shutdown(self, instance: str, disk: dict, index: int) -> None:
+        state = self._state(disk)
+        if state is not None:
+            try:
+                os.kill(state["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 10
+            while _alive(state["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _alive(state["pid"]):
+                os.kill(state["pid"], signal.SIGKILL)
+        run = self.run_dir(disk)
+        for name in ("state.json", "qmp.sock", "nbd.sock", "daemon.pid"):
+            (run / name).unlink(missing_ok=True)
+        try:
+            run.rmdir()
+        except OSError:
+            pass
+
+    def remove(self, instance: str, disk: dict, index: int) -> None:
+        self.shutdown(instance, disk, index)
+        super().remove(instance, disk, index)
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _escape(path: Path) -> str:
+    """QEMU's option syntax doubles commas."""
+    return str(path).replace(",", ",,")
