@@ -173,14 +173,44 @@ class NodeProcedures:
         return [backend.access(instance, disk, index) for index, disk in enumerate(disks)]
 
     def rpc_blockdev_find(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
-        """Ganeti's disk status per disk: [path, major, minor, sync %, eta, degraded, ldisk], None if missing."""
+        """Ganeti's disk status per disk: [path, major, minor, sync %, eta, degraded, ldisk], None if missing.
+
+        A mirrored disk adds its side's status (role, state) as an eighth item.
+        """
         from genet.storage.base import get
         backend = get(template, storage_params)
         found = []
         for index, disk in enumerate(disks):
             path = backend.path(instance, disk, index)
-            found.append([str(path), None, None, None, None, False, LDS_OKAY] if path.exists() else None)
+            if not path.exists():
+                found.append(None)
+            elif backend.mirrored:
+                st = backend.status(instance, disk, index)
+                found.append([str(path), None, None, st["sync_percent"], st["estimated_time"],
+                              st["state"] != "in sync", LDS_OKAY if st["local_ok"] else LDS_FAULTY, st])
+            else:
+                found.append([str(path), None, None, None, None, False, LDS_OKAY])
         return found
+
+    def rpc_blockdev_assemble(self, instance: str, template: str, disks: list, role: str,
+                              storage_params: dict) -> list:
+        """Bring this node's side of every disk up in ``role``; the primary's access dicts."""
+        from genet.storage.base import get
+        backend = get(template, storage_params)
+        return [backend.assemble(instance, disk, index, role) for index, disk in enumerate(disks)]
+
+    def rpc_blockdev_shutdown(self, instance: str, template: str, disks: list, storage_params: dict) -> bool:
+        from genet.storage.base import get
+        backend = get(template, storage_params)
+        for index, disk in enumerate(disks):
+            backend.shutdown(instance, disk, index)
+        return True
+
+    def rpc_blockdev_resync(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
+        """On the primary: mirror again to a secondary that came back; what each disk did."""
+        from genet.storage.base import get
+        backend = get(template, storage_params)
+        return [backend.resync(instance, disk, index) for index, disk in enumerate(disks)]
 
     # --- exports (gnt-backup): one directory per export under export_dir() ---
 
@@ -271,8 +301,12 @@ class NodeProcedures:
         return osinterface.validate(name, osparams)
 
     def _resolved(self, inst: dict, storage_params: dict) -> list[dict]:
+        """The disks for OS scripts; mirrored ones as their local images, which the next
+        assembly copies to the secondary in full."""
         from genet.storage.base import get
         template = get(inst["disk_template"], storage_params)
+        if template.mirrored:
+            return [template.offline_access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
         return [template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
 
     def rpc_os_create(self, inst: dict, storage_params: dict, reinstall: bool = False) -> str:
@@ -387,6 +421,7 @@ class NodeProcedures:
 
 
 LDS_OKAY = 1                 # Ganeti's ldisk status "ok" (rpc_blockdev_find)
+LDS_FAULTY = 3               # ... and "faulty"
 EXPORT_CONF = "config.ini"   # an export's description, in Ganeti's format
 
 

@@ -491,7 +491,7 @@ class OpNetworkDisconnect(OpCode):
 
 # --- instances --------------------------------------------------------------
 
-DISK_TEMPLATES = ("diskless", "file", "sharedfile")
+DISK_TEMPLATES = ("diskless", "file", "sharedfile", "mirror")
 HYPERVISORS = ("fake", "kvm")
 INSTANCE_NAME = String(non_empty=True, max_len=63)
 DISK = Record("disk", {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"),
@@ -526,8 +526,8 @@ class OpInstanceCreate(OpCode):
               "N:size=SIZE[,mode=rw|ro][,format=raw|qcow2]"),
         Param("nics", ListOf(NIC, 8), [], "NICs: mode, link, mac, ip", "--net",
               "N:[mode=bridged|routed][,link=LINK][,mac=MAC][,ip=IP]"),
-        Param("pnode", Maybe(NAME), None, "Primary node (default: the one with most free memory)",
-              ("-n", "--node")),
+        Param("pnode", Maybe(NAME), None, "Primary node, PRIMARY:SECONDARY for mirrored templates"
+              " (default: the one with most free memory)", ("-n", "--node")),
         Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type")),
         Param("osparams", Dict(), {}, "OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
         Param("hypervisor", Maybe(OneOf(*HYPERVISORS)), None, "Hypervisor (default: the cluster's)",

@@ -80,7 +80,7 @@ class MirroredTemplate(DiskTemplate):
 
     ``disk["logical_id"]`` (kept in the config, made by the master) says who the two
     sides are and how they meet: ``{"nodes": [primary, secondary], "addresses":
-    [replication addresses], "ports": [...], "minors": [...], "secret": ...}``;
+    [replication addresses], "port": P, "minors": [...], "secret": ...}``;
     each template uses the keys it needs. ``create`` makes the local storage of a
     side, ``assemble`` brings it up in a role and connects it to the other side;
     every call is idempotent, as for the other templates.
@@ -117,9 +117,10 @@ def run(argv: list[str], what: str) -> str:
 
 
 def get(template: str, params: dict | None = None) -> DiskTemplate:
-    from genet.storage import diskless, filestore, lvm
+    from genet.storage import diskless, drbd, filestore, lvm, mirror
     templates = {"diskless": diskless.Diskless, "file": filestore.FileStorage,
-                 "sharedfile": filestore.SharedFileStorage, "plain": lvm.PlainStorage}
+                 "sharedfile": filestore.SharedFileStorage, "plain": lvm.PlainStorage,
+                 "drbd": drbd.DrbdStorage, "mirror": mirror.MirrorStorage}
     try:
         return templates[template](params)
     except KeyError:

@@ -15,6 +15,7 @@ address and port P. Measured facts this relies on: ../shared/notes/qemu-mirror.m
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ EXPORT = "disk0"
 JOB = "mirror0"
 FILTER = "mirror-filter"
 START_TIMEOUT = 10.0
+SOCKET_DIR = Path("/run/genet-nbd")
 RESUME_WAIT = 3.0
 
 
@@ -57,6 +59,12 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             raise StorageError(f"disk {disk.get('uuid')} is not mirrored on node {me} (nodes: {nodes})")
         mine = nodes.index(me)
         return mine, 1 - mine
+
+    def nbd_socket(self, disk: dict) -> Path:
+        """The guest's socket: short and absolute, because QEMU (the guest's, here the client)
+        cannot reach a unix socket whose path exceeds sun_path's 107 bytes."""
+        digest = hashlib.sha256(str(self.run_dir(disk)).encode()).hexdigest()[:20]
+        return SOCKET_DIR / f"{digest}.sock"
 
     def _state(self, disk: dict) -> dict | None:
         """Role and pid of this disk's daemon, if it runs."""
@@ -110,16 +118,26 @@ class MirrorStorage(FileStorage, MirroredTemplate):
 
     def access(self, instance: str, disk: dict, index: int) -> dict:
         """How a guest opens this disk: the primary daemon's NBD unix socket."""
-        sock = self.run_dir(disk) / "nbd.sock"
+        sock = self.nbd_socket(disk)
         if not sock.exists():
             raise StorageError(f"disk {index} of {instance} is not assembled as primary on {paths.node_name()}")
         return {"nbd_socket": str(sock), "export": EXPORT, "format": "raw", "mode": disk.get("mode", "rw"),
                 "size": disk["size"], "uuid": disk["uuid"]}
 
+    def offline_access(self, instance: str, disk: dict, index: int) -> dict:
+        """The local image for OS scripts, with this side's daemon stopped: what they write
+        reaches the other side through the full copy of the next assembly."""
+        self.shutdown(instance, disk, index)
+        image = self.path(instance, disk, index)
+        if not image.exists():
+            raise StorageError(f"disk {index} of {instance} is missing ({image})")
+        return {"path": str(image), "format": "raw", "mode": disk.get("mode", "rw"), "size": disk["size"],
+                "uuid": disk["uuid"]}
+
     def _start(self, instance: str, disk: dict, index: int, role: str, image: Path) -> None:
         run = self.run_dir(disk)
         run.mkdir(parents=True, exist_ok=True)
-        for leftover in ("qmp.sock", "nbd.sock", "daemon.pid"):
+        for leftover in ("qmp.sock", "daemon.pid"):
             (run / leftover).unlink(missing_ok=True)
         creds = replication_creds()
         lid = disk["logical_id"]
@@ -137,7 +155,9 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                                      "tls-creds=tls0",
                      "--export", f"type=nbd,id=replica,node-name=local,name={EXPORT},writable=on,writethrough=on"]
         else:
-            argv += ["--nbd-server", "addr.type=unix,addr.path=nbd.sock"]
+            SOCKET_DIR.mkdir(mode=0o700, exist_ok=True)
+            self.nbd_socket(disk).unlink(missing_ok=True)
+            argv += ["--nbd-server", f"addr.type=unix,addr.path={self.nbd_socket(disk)}"]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=START_TIMEOUT, cwd=run)
         if proc.returncode != 0:
             raise StorageError(f"disk {index} of {instance}: the storage daemon did not start as {role}:"
@@ -188,11 +208,11 @@ class MirrorStorage(FileStorage, MirroredTemplate):
     def resync(self, instance: str, disk: dict, index: int) -> str:
         """After the secondary came back: resume a paused mirror (only changed data moves) when
         its connection recovers, otherwise start a new one (a full copy; QEMU 7.2 cannot
-        restart a mirror from a dirty bitmap). Returns "resumed", "started" or "in sync"."""
+        restart a mirror from a dirty bitmap). Returns "resumed", "started", "syncing" or "in sync"."""
         what = f"disk {index} of {instance}"
         job = self._job(disk, what)
         if job is not None and job["io-status"] == "ok" and not job["paused"]:
-            return "in sync"
+            return "in sync" if job["ready"] else "syncing"
         if job is not None:
             self._qmp(disk, [("block-job-resume", {"device": JOB})], what)
             deadline = time.monotonic() + RESUME_WAIT
@@ -253,8 +273,9 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             if _alive(state["pid"]):
                 os.kill(state["pid"], signal.SIGKILL)
         run = self.run_dir(disk)
-        for name in ("state.json", "qmp.sock", "nbd.sock", "daemon.pid"):
+        for name in ("state.json", "qmp.sock", "daemon.pid"):
             (run / name).unlink(missing_ok=True)
+        self.nbd_socket(disk).unlink(missing_ok=True)
         try:
             run.rmdir()
         except OSError:

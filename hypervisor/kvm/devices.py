@@ -22,6 +22,7 @@ NIC_SLOTS = range(0x03, 0x0b)       # 8 NICs
 DISK_SLOTS = range(0x0b, 0x1b)      # 16 disks (virtio-blk); IDE and SCSI disks use no slot
 SCSI_SLOT = 0x1b                    # the virtio-scsi controller when disk_type=scsi-hd
 IDE_MAX = 4
+NBD_RECONNECT_DELAY = 10            # seconds a guest request waits for its storage daemon to come back
 
 NIC_MODELS = {"paravirtual": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139"}
 
@@ -81,11 +82,21 @@ def _cache_flags(path: str, mode: str) -> tuple[bool, bool]:
 
 
 def blockdev_nodes(entry: Entry, cache: str) -> list[dict]:
-    """blockdev-add arguments: the protocol node, then the format node the device uses."""
+    """blockdev-add arguments: the protocol node, then the format node the device uses.
+
+    A disk served by a storage daemon (the mirror template) is an NBD client of its
+    unix socket; it reconnects, so the daemon may move the export (resync) under it.
+    """
     disk, n = entry["disk"], entry["n"]
+    ro = disk.get("mode", "rw") == "ro"
+    if disk.get("nbd_socket"):
+        return [
+            {"driver": "nbd", "server": {"type": "unix", "path": disk["nbd_socket"]}, "export": disk["export"],
+             "node-name": f"disk{n}-file", "read-only": ro, "reconnect-delay": NBD_RECONNECT_DELAY},
+            {"driver": "raw", "file": f"disk{n}-file", "node-name": f"disk{n}", "read-only": ro},
+        ]
     path = disk["path"]
     direct, _ = _cache_flags(path, cache)
-    ro = disk.get("mode", "rw") == "ro"
     try:
         block = stat.S_ISBLK(os.stat(path).st_mode)
     except OSError:
@@ -115,7 +126,7 @@ def disk_device(entry: Entry, disk_type: str, machine: str, cache: str, boot: bo
         dev = {"driver": "ide-hd", **dev, "bus": f"ide.{bus}", "unit": str(unit)}
     else:
         dev = {"driver": "scsi-hd", **dev, "bus": "scsi0.0", "scsi-id": str(n), "lun": "0"}
-    if not _cache_flags(disk["path"], cache)[1]:
+    if not _cache_flags(disk.get("path", ""), cache)[1]:
         dev["write-cache"] = "off"
     if boot:
         dev["bootindex"] = "1"

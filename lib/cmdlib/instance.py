@@ -14,6 +14,7 @@ from genet import config, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import ALL_SET, Level
 from genet.network_pool import AddressPool, find_network
+from genet.storage import base as storage
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -159,7 +160,8 @@ def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
 
 
 def start_instance(lu: LogicalUnit, inst: dict) -> dict:
-    """Start on the primary node; raises OpExecError with the node's reason."""
+    """Start on the primary node (mirrored disks assembled first); raises OpExecError with the node's reason."""
+    assemble_disks(lu, inst)
     res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_start",
                           [inst, storage_params(lu)], timeout=300)
     if res.failed:
@@ -196,6 +198,100 @@ def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None
     return failures
 
 
+def remove_all_disks(lu: LogicalUnit, inst: dict) -> list[str]:
+    """Remove the disks on the primary and on every secondary node (best effort)."""
+    failures = []
+    for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
+        failures += [f"{node}: {f}" for f in remove_disks(lu, inst, node)]
+    return failures
+
+
+def split_nodes(pnode: str | None, snode: str | None) -> tuple[str | None, str | None]:
+    """Ganeti's ``-n PRIMARY:SECONDARY``."""
+    if pnode and ":" in pnode:
+        pnode, _, second = pnode.partition(":")
+        if snode and snode != second:
+            raise errors.OpPrereqError(f"two secondary nodes given: {second} and {snode}", errors.ECode.INVAL)
+        snode = second
+    return pnode or None, snode or None
+
+
+MIRROR_PORTS = range(11000, 15000)
+
+
+def give_logical_ids(data: dict, inst: dict) -> None:
+    """Mirrored disks: who holds the two sides and where the secondary listens (a free port)."""
+    used = {d["logical_id"]["port"] for i in data["instances"].values() for d in i["disks"]
+            if isinstance(d.get("logical_id"), dict) and "port" in d["logical_id"]}
+    free = (p for p in MIRROR_PORTS if p not in used)
+    nodes = [inst["primary_node"], *inst["secondary_nodes"]]
+    addresses = [data["nodes"][n].get("secondary_ip") or data["nodes"][n]["primary_ip"] for n in nodes]
+    for disk in inst["disks"]:
+        try:
+            port = next(free)
+        except StopIteration:
+            raise errors.OpPrereqError(f"no free replication port left in {MIRROR_PORTS.start}-"
+                                       f"{MIRROR_PORTS.stop - 1}", errors.ECode.NORES) from None
+        disk["logical_id"] = {"nodes": nodes, "addresses": addresses, "port": port}
+
+
+def assemble_disks(lu: LogicalUnit, inst: dict) -> list:
+    """Mirrored templates: the secondary side first, then the primary, which mirrors to it.
+
+    A secondary that cannot be reached leaves the disks degraded (logged); the
+    primary must come up. Returns the primary's access dicts ([] when not mirrored).
+    """
+    template = storage.get(inst["disk_template"])
+    if not template.mirrored:
+        return []
+    params = storage_params(lu)
+    for node in inst.get("secondary_nodes", []):
+        if lu.node(node)["offline"]:
+            lu.feedback(f"Warning: secondary node {node} is offline: the disks of {inst['name']} run degraded")
+            continue
+        res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
+                              [inst["name"], inst["disk_template"], inst["disks"], "secondary", params], timeout=60)
+        if res.failed:
+            lu.feedback(f"Warning: the disks of {inst['name']} could not be assembled on the secondary node"
+                        f" {node}: {res.fail_msg}; they run degraded")
+    node = inst["primary_node"]
+    res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
+                          [inst["name"], inst["disk_template"], inst["disks"], "primary", params], timeout=120)
+    if res.failed:
+        raise errors.OpExecError(f"could not assemble the disks of {inst['name']} on {node}: {res.fail_msg}")
+    return res.payload
+
+
+SYNC_POLL = 0.25
+
+
+def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None) -> list:
+    """blockdev_find of the instance's disks on a node (the primary by default)."""
+    node = node or inst["primary_node"]
+    return node_call(lu, node, "blockdev_find", inst["name"], inst["disk_template"], inst["disks"],
+                     storage_params(lu), timeout=30, what="asking for the disks' status")
+
+
+def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600) -> None:
+    """Follow the mirror's copy to the secondary until every disk is in sync, with progress."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        found = disk_status(lu, inst)
+        states = [(f or [None] * 8)[7] or {} for f in found]
+        if all(st.get("state") == "in sync" for st in states):
+            lu.feedback(f"* the disks of {inst['name']} are in sync")
+            return
+        if any(st.get("state") in ("degraded", "stale", None) for st in states):
+            raise errors.OpExecError(f"the disks of {inst['name']} are degraded (is the secondary reachable?)")
+        progress = ", ".join(f"disk {i}: {st.get('sync_percent') or 0:.0f}%" for i, st in enumerate(states))
+        if progress != last:
+            lu.feedback(f"* syncing: {progress}")
+            last = progress
+        if time.monotonic() > deadline:
+            raise errors.OpExecError(f"the disks of {inst['name']} did not reach sync in {timeout:.0f} s")
+        time.sleep(SYNC_POLL)
+
+
 class InstanceLU(LogicalUnit):
     """An LU acting on one existing instance: locks it and its primary node."""
     REQ_BGL = False
@@ -225,7 +321,8 @@ class LUInstanceCreate(LogicalUnit):
         if op.mode == "create" and (op.src_node or op.src_path):
             raise errors.OpPrereqError("src_node and src_path (--src-node, --src-dir) are for imports only",
                                        errors.ECode.INVAL)
-        for node in (op.pnode, op.src_node):
+        self.wanted_pnode, self.wanted_snode = split_nodes(op.pnode, op.snode)
+        for node in (self.wanted_pnode, self.wanted_snode, op.src_node):
             if node:
                 self.node(node)               # an unknown node is named before anything else
         if not NAME_RE.match(name):
@@ -239,8 +336,9 @@ class LUInstanceCreate(LogicalUnit):
                                        errors.ECode.EXISTS) from None
         self.lock_added = True
         self.needed_locks[Level.INSTANCE] = [name]
-        if op.pnode and (op.mode == "create" or op.src_node):
-            self.needed_locks[Level.NODE] = sorted({op.pnode, op.src_node or op.pnode})
+        if self.wanted_pnode and (op.mode == "create" or op.src_node):
+            self.needed_locks[Level.NODE] = sorted({self.wanted_pnode, self.wanted_snode or self.wanted_pnode,
+                                                    op.src_node or self.wanted_pnode})
         else:
             self.lock_all_nodes()             # an import without src_node looks for its export everywhere
 
@@ -289,14 +387,26 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
         if op.iallocator and op.pnode:
             raise errors.OpPrereqError("give either a primary node or an allocator, not both", errors.ECode.INVAL)
-        if op.snode:
+        self.mirrored = storage.get(op.disk_template).mirrored
+        snode = self.wanted_snode
+        if snode and not self.mirrored:
             raise errors.OpPrereqError(f"disk template {op.disk_template} is not mirrored: it takes no secondary"
-                                       f" node ({op.snode} given)", errors.ECode.INVAL)
+                                       f" node ({snode} given)", errors.ECode.INVAL)
+        if self.mirrored and not snode:
+            raise errors.OpPrereqError(f"disk template {op.disk_template} needs a secondary node:"
+                                       " -n PRIMARY:SECONDARY", errors.ECode.INVAL)
         if op.ip_check and not op.name_check:
             raise errors.OpPrereqError("the IP check needs the name check (name_check)", errors.ECode.INVAL)
         if op.name_check:
             self._check_name()
-        self.pnode = op.pnode or self._allocate(data)
+        self.pnode = self.wanted_pnode or self._allocate(data)
+        self.snode = snode
+        if snode:
+            if snode == self.pnode:
+                raise errors.OpPrereqError(f"the secondary node must differ from the primary ({snode})",
+                                           errors.ECode.INVAL)
+            if not check_node_online(self, snode)["vm_capable"]:
+                raise errors.OpPrereqError(f"node {snode} is not vm capable", errors.ECode.WRONG_STATE)
         self.nics = make_nics(data, req["nics"], self.pnode, op.conflicts_check)
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
@@ -349,21 +459,29 @@ class LUInstanceCreate(LogicalUnit):
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
             "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
         }
-        for index, disk in enumerate(inst["disks"]):
-            self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {self.pnode}")
-            res = self.ctx.rpc.call(self.pnode, node_address(self, self.pnode), "blockdev_create",
-                                    [inst["name"], inst["disk_template"], disk, index, storage_params(self)],
-                                    timeout=300)
-            if res.failed:
-                remove_disks(self, inst, self.pnode, index)
-                raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
-                                         f" {self.pnode}: {res.fail_msg}")
+        nodes = [self.pnode]
+        if self.snode:
+            inst["secondary_nodes"] = [self.snode]
+            nodes.append(self.snode)
+            self.cfg.read(lambda d: give_logical_ids(d, inst))
+        for node in nodes:
+            for index, disk in enumerate(inst["disks"]):
+                self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
+                res = self.ctx.rpc.call(node, node_address(self, node), "blockdev_create",
+                                        [inst["name"], inst["disk_template"], disk, index, storage_params(self)],
+                                        timeout=300)
+                if res.failed:
+                    remove_disks(self, inst, node, index)
+                    for done in nodes[:nodes.index(node)]:
+                        remove_disks(self, inst, done)
+                    raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
+                                             f" {node}: {res.fail_msg}")
         if self.export is not None:
             from genet.cmdlib import backup
             try:
                 backup.import_disks(self, inst, self.export, self.images)
             except errors.GenericError:
-                remove_disks(self, inst, self.pnode)
+                remove_all_disks(self, inst)
                 raise
         elif inst["disks"] and not op.no_install:
             self.feedback(f"* running the OS create script of {inst['os']}")
@@ -371,7 +489,7 @@ class LUInstanceCreate(LogicalUnit):
                 node_call(self, self.pnode, "os_create", inst, storage_params(self), False, timeout=3700,
                           what=f"installing {inst['os']}")
             except errors.OpExecError:
-                remove_disks(self, inst, self.pnode)
+                remove_all_disks(self, inst)
                 raise
         def add(data):
             reserve_nic_ips(data, inst["nics"])
@@ -379,16 +497,22 @@ class LUInstanceCreate(LogicalUnit):
         try:
             self.cfg.update(add)
         except errors.GenericError:
-            remove_disks(self, inst, self.pnode)
+            remove_all_disks(self, inst)
             raise
         self.lock_added = False       # the instance exists: its lock stays
+        if self.mirrored:
+            try:
+                assemble_disks(self, inst)
+                wait_for_sync(self, inst)
+            except errors.GenericError as err:
+                self.feedback(f"Warning: the mirror of {inst['name']} is not in sync yet: {err}")
         if op.start:
             self.feedback(f"* starting instance {inst['name']} on {self.pnode}")
             try:
                 start_instance(self, inst)
             except errors.GenericError:
                 self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
-                remove_disks(self, inst, self.pnode)
+                remove_all_disks(self, inst)
                 self.lock_added = True
                 raise
         return [self.pnode]
@@ -416,7 +540,7 @@ class LUInstanceRemove(InstanceLU):
                 if not self.op.ignore_failures:
                     raise
                 self.feedback("Warning: could not stop the instance, removing it anyway")
-            failures = remove_disks(self, inst, inst["primary_node"])
+            failures = remove_all_disks(self, inst)
             if failures and not self.op.ignore_failures:
                 raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
         self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
@@ -574,13 +698,20 @@ class LUInstanceActivateDisks(InstanceLU):
 
     def exec(self):
         inst = self.inst
+        if storage.get(inst["disk_template"]).mirrored:
+            access = assemble_disks(self, inst)
+            done = node_call(self, inst["primary_node"], "blockdev_resync", inst["name"], inst["disk_template"],
+                             inst["disks"], storage_params(self), what="mirroring to the secondary")
+            for index, what in enumerate(done):
+                self.feedback(f"* disk {index}: {what}")
+            return [[inst["primary_node"], f"disk/{i}", a["nbd_socket"]] for i, a in enumerate(access)]
         access = node_call(self, inst["primary_node"], "blockdev_access", inst["name"], inst["disk_template"],
                            inst["disks"], storage_params(self), what="activating the disks")
         return [[inst["primary_node"], f"disk/{i}", a["path"]] for i, a in enumerate(access)]
 
 
 class LUInstanceDeactivateDisks(InstanceLU):
-    """File-backed disks need no assembly: after the check that the instance is down, nothing to undo."""
+    """File-backed disks need no assembly; mirrored ones stop their storage daemons on both nodes."""
     OPCODE = opcodes.OpInstanceDeactivateDisks
 
     def check_prereq(self):
@@ -590,6 +721,13 @@ class LUInstanceDeactivateDisks(InstanceLU):
                                        errors.ECode.WRONG_STATE)
 
     def exec(self):
+        inst = self.inst
+        if storage.get(inst["disk_template"]).mirrored:
+            for node in [inst["primary_node"], *inst["secondary_nodes"]]:
+                res = self.ctx.rpc.call(node, node_address(self, node), "blockdev_shutdown",
+                                        [inst["name"], inst["disk_template"], inst["disks"], storage_params(self)])
+                if res.failed:
+                    self.feedback(f"Warning: the disks of {inst['name']} on {node}: {res.fail_msg}")
         return True
 
 

@@ -9,7 +9,7 @@ import time
 
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (free_memory, instance_of, node_address, start_instance,
+from genet.cmdlib.instance import (assemble_disks, free_memory, instance_of, node_address, start_instance,
                                    stop_instance, storage_params)
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
@@ -50,8 +50,21 @@ class MovePlan:
         self.source = inst["primary_node"]
         reserved = {} if reserved is None else reserved
         self.source_offline = lu.node(self.source)["offline"]
-        # local disks (file) travel with a live migration: mirrored to the target first
-        self.copy_disks = not storage.get(inst["disk_template"]).shared
+        # local disks (file) travel with a live migration: mirrored to the target first;
+        # mirrored templates already have a copy on their secondary node, the only target
+        template = storage.get(inst["disk_template"])
+        self.mirrored = template.mirrored
+        self.copy_disks = not template.shared and not self.mirrored
+        if self.mirrored:
+            secondary = inst["secondary_nodes"][0]
+            if target and target != secondary:
+                raise errors.OpPrereqError(f"instance {inst['name']} has its disks mirrored to {secondary}; it can"
+                                           f" only move there, not to {target}", errors.ECode.INVAL)
+            if can_copy and need_running:
+                raise errors.OpPrereqError(f"live migration of {inst['disk_template']} instances is not"
+                                           f" implemented yet: use failover ({secondary} holds every write"
+                                           " the guest completed)", errors.ECode.INVAL)
+            target = secondary
         if self.copy_disks and not can_copy:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
@@ -102,11 +115,13 @@ class MovePlan:
         return (res.payload or {}).get("state")
 
     def _set_primary(self) -> None:
-        name, target = self.inst["name"], self.target
+        name, target, source, mirrored = self.inst["name"], self.target, self.source, self.mirrored
 
         def change(data):
             inst = data["instances"][name]
             inst["primary_node"] = target
+            if mirrored:                  # the old primary keeps the other copy
+                inst["secondary_nodes"] = [source]
             inst["serial_no"] += 1
             inst["mtime"] = time.time()
         self.lu.cfg.update(change)
@@ -213,10 +228,31 @@ class MovePlan:
                                              " if you are sure the instance no longer runs there") from None
                 feedback(f"Warning: {err}; continuing (--ignore-consistency)")
         was_up = inst["admin_state"] == "up"
+        if self.mirrored and not source["offline"]:
+            self._check_in_sync(ignore_consistency)
         self._set_primary()
+        moved = dict(inst, primary_node=self.target,
+                     secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
         if was_up:
-            start_instance(self.lu, dict(inst, primary_node=self.target))
+            start_instance(self.lu, moved)
+        elif self.mirrored:
+            assemble_disks(self.lu, moved)
         return {"source": self.source, "target": self.target}
+
+    def _check_in_sync(self, ignore_consistency: bool) -> None:
+        """The secondary must hold every write before it takes over, unless the admin says so."""
+        res = self._call(self.source, "blockdev_find", self.inst["name"], self.inst["disk_template"],
+                         self.inst["disks"], storage_params(self.lu))
+        states = [] if res.failed else [((f or [None] * 8)[7] or {}).get("state") for f in res.payload]
+        if res.failed or any(state != "in sync" for state in states):
+            why = res.fail_msg if res.failed else f"disk states {', '.join(map(str, states))}"
+            if not ignore_consistency:
+                raise errors.OpExecError(f"the disks of {self.inst['name']} are not in sync on {self.target}"
+                                         f" ({why}); use --ignore-consistency to fail over anyway")
+            self.lu.feedback(f"Warning: failing over with disks not in sync ({why}) (--ignore-consistency)")
+        # the old primary becomes the secondary: its primary side (and its mirror) goes
+        self._call(self.source, "blockdev_shutdown", self.inst["name"], self.inst["disk_template"],
+                   self.inst["disks"], storage_params(self.lu))
 
 
 class LUInstanceMigrate(LogicalUnit):
