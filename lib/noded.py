@@ -206,11 +206,14 @@ class NodeProcedures:
             backend.shutdown(instance, disk, index)
         return True
 
-    def rpc_blockdev_resync(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
-        """On the primary: mirror again to a secondary that came back; what each disk did."""
+    def rpc_blockdev_resync(self, instance: str, template: str, disks: list, storage_params: dict,
+                            retarget: bool = False) -> list:
+        """On the primary: mirror again to a secondary that came back, or (``retarget``) to the
+        secondary the disks now name; what each disk did."""
         from genet.storage.base import get
         backend = get(template, storage_params)
-        return [backend.resync(instance, disk, index) for index, disk in enumerate(disks)]
+        step = backend.retarget if retarget else backend.resync
+        return [step(instance, disk, index) for index, disk in enumerate(disks)]
 
     # --- exports (gnt-backup): one directory per export under export_dir() ---
 

@@ -173,8 +173,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         exports = self._qmp(disk, [("query-block-exports", None)], f"disk {index} of {instance}")[0]
         lid = disk["logical_id"]
         _, peer = self._sides(disk)
-        names = {n["node-name"] for n in self._qmp(disk, [("query-named-block-nodes", {"flat": True})],
-                                                    f"disk {index} of {instance}")[0]}
+        names = self._node_names(disk, f"disk {index} of {instance}")
         calls: list[tuple[str, dict | None]] = []
         if "remote" not in names:
             calls.append(("blockdev-add", {"driver": "nbd", "node-name": "remote", "export": EXPORT,
@@ -221,17 +220,34 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                 if job is not None and job["io-status"] == "ok" and not job["paused"]:
                     return "resumed"
                 time.sleep(0.05)
-            # the old connection is gone for good (the secondary restarted): start over
-            self._qmp(disk, [("block-export-del", {"id": "guest", "mode": "hard"}),
-                             ("block-job-cancel", {"device": JOB, "force": True})], what)
-            deadline = time.monotonic() + RESUME_WAIT
-            while self._job(disk, what) is not None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            self._qmp(disk, [("blockdev-del", {"node-name": "remote"})], what)
+            self._stop_mirror(disk, what)     # the old connection is gone for good: start over
         if not self._ensure_mirror(instance, disk, index):
             raise StorageError(f"{what}: the secondary ({disk['logical_id']['nodes'][self._sides(disk)[1]]})"
                                " cannot be reached; the disk stays degraded")
         return "started"
+
+    def retarget(self, instance: str, disk: dict, index: int) -> str:
+        """Mirror to the secondary ``disk["logical_id"]`` names now (replace-disks): a full copy."""
+        what = f"disk {index} of {instance}"
+        if self._job(disk, what) is not None:
+            self._stop_mirror(disk, what)
+        elif "remote" in self._node_names(disk, what):
+            self._qmp(disk, [("blockdev-del", {"node-name": "remote"})], what)
+        if not self._ensure_mirror(instance, disk, index):
+            raise StorageError(f"{what}: the new secondary cannot be reached")
+        return "started"
+
+    def _stop_mirror(self, disk: dict, what: str) -> None:
+        """Take the guest's export off the filter, end the mirror and drop the connection to the secondary."""
+        self._qmp(disk, [("block-export-del", {"id": "guest", "mode": "hard"}),
+                         ("block-job-cancel", {"device": JOB, "force": True})], what)
+        deadline = time.monotonic() + RESUME_WAIT
+        while self._job(disk, what) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._qmp(disk, [("blockdev-del", {"node-name": "remote"})], what)
+
+    def _node_names(self, disk: dict, what: str) -> set[str]:
+        return {n["node-name"] for n in self._qmp(disk, [("query-named-block-nodes", {"flat": True})], what)[0]}
 
     def _job(self, disk: dict, what: str) -> dict | None:
         jobs = self._qmp(disk, [("query-block-jobs", None)], what)[0]

@@ -1105,7 +1105,70 @@ class LUInstanceRecreateDisks(InstanceLU):
         return None
 
 
-REPLACERS: dict = {}     # mirrored disk template -> function(lu) doing the replacement (none yet)
+def replace_mirror(lu: LogicalUnit) -> list:
+    """replace-disks for the mirror template: a new secondary (-n/-I) or a fresh copy on the
+    current one (-s, -a); the primary's image is the source either way."""
+    op, inst, sp = lu.op, lu.inst, storage_params(lu)
+    mode = op.mode
+    if mode == "replace_on_primary":
+        raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one the guest uses; to rebuild it,"
+                                   " fail over to the secondary first, then replace the secondary (-s)",
+                                   errors.ECode.INVAL)
+    old = inst["secondary_nodes"][0]
+    new = old
+    if mode == "replace_new_secondary":
+        new = op.remote_node
+        if new is None:
+            from genet.cmdlib.migration import choose_target
+            new = choose_target(lu, inst, {inst["primary_node"], old}, {})
+    elif mode == "replace_auto":
+        states = [((f or [None] * 8)[7] or {}).get("state") for f in disk_status(lu, inst)]
+        if all(state == "in sync" for state in states):
+            lu.feedback(f"* the disks of {inst['name']} are in sync: nothing to replace")
+            return []
+    disks = [dict(d) for d in inst["disks"]]
+    moved = dict(inst, secondary_nodes=[new], disks=disks)
+    lu.cfg.read(lambda data: give_logical_ids_keeping_ports(data, moved))
+    if new == old:                       # a fresh copy on the same node
+        lu.ctx.rpc.call(old, node_address(lu, old), "blockdev_shutdown", [inst["name"], inst["disk_template"],
+                                                                          inst["disks"], sp])
+        remove_disks(lu, inst, old)
+    for index, disk in enumerate(disks):
+        lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {new}")
+        node_call(lu, new, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp, timeout=300,
+                  what=f"creating disk {index} on {new}")
+    node_call(lu, new, "blockdev_assemble", inst["name"], inst["disk_template"], disks, "secondary", sp,
+              what=f"assembling the disks on {new}")
+    lu.feedback(f"* mirroring from {inst['primary_node']} to {new}")
+    node_call(lu, inst["primary_node"], "blockdev_resync", inst["name"], inst["disk_template"], disks, sp, True,
+              what="mirroring to the new secondary")
+    wait_for_sync(lu, moved)
+
+    def change(data):
+        target = data["instances"][inst["name"]]
+        target.update(secondary_nodes=[new], disks=disks, serial_no=target["serial_no"] + 1, mtime=time.time())
+    lu.cfg.update(change)
+    if new != old:
+        if lu.node(old)["offline"]:
+            lu.feedback(f"Warning: {old} is offline; remove its copy of {inst['name']} by hand when it is back")
+        else:
+            lu.ctx.rpc.call(old, node_address(lu, old), "blockdev_shutdown",
+                            [inst["name"], inst["disk_template"], inst["disks"], sp])
+            failures = remove_disks(lu, inst, old)
+            for failure in failures:
+                lu.feedback(f"Warning: the old copy on {old} stays: {failure}")
+    return [[index, new] for index in range(len(disks))]
+
+
+def give_logical_ids_keeping_ports(data: dict, inst: dict) -> None:
+    """New nodes and addresses in the disks' logical_id; each disk keeps its port."""
+    ports = [d["logical_id"]["port"] for d in inst["disks"]]
+    give_logical_ids(data, inst)
+    for disk, port in zip(inst["disks"], ports):
+        disk["logical_id"]["port"] = port
+
+
+REPLACERS: dict = {"mirror": replace_mirror}     # mirrored disk template -> function(lu) doing the replacement
 
 
 class LUInstanceReplaceDisks(InstanceLU):

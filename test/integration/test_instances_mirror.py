@@ -166,7 +166,22 @@ def test_old_primary_comes_back_as_secondary_and_is_resynced(dev):
         assert guest_md5(dev, "vm1", seek, count) == md5
 
 
+def test_replace_disks_moves_the_secondary_to_another_node(dev):
+    proc = dev.gnt("gnt-instance", "replace-disks", "-p", "vm1", ok=False)
+    assert proc.returncode == 1 and "fail over to the secondary first" in proc.stderr
+    old_copy = dev.image("node2", "vm1")
+    WRITTEN[400] = (2, guest_write_blocks(dev, "vm1", 400, 2))
+    out = dev.gnt("gnt-instance", "replace-disks", "-n", "node1", "vm1").stdout
+    assert "in sync" in out
+    assert dev.field("vm1", "snodes") == "node1" and dev.field("vm1", "pnode") == "node3"
+    assert not old_copy.exists()
+    WRITTEN[450] = (2, guest_write_blocks(dev, "vm1", 450, 2))      # mirrored to node1 from now on
+    for seek, (count, md5) in WRITTEN.items():
+        assert image_md5(dev.image("node1", "vm1"), seek, count) == md5
+        assert guest_md5(dev, "vm1", seek, count) == md5
+
+
 def test_remove_deletes_both_copies(dev):
-    images = [dev.image("node2", "vm1"), dev.image("node3", "vm1")]
+    images = [dev.image("node3", "vm1"), dev.image("node1", "vm1")]
     dev.gnt("gnt-instance", "remove", "vm1")
     assert not any(image.exists() for image in images)
