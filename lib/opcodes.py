@@ -183,6 +183,10 @@ class OpClusterSetParams(OpCode):
     )
 
 
+class OpClusterVerifyDisks(OpCode):
+    """Check every mirrored disk and mirror again where a secondary is back (gnt-cluster verify-disks)."""
+
+
 class OpClusterRedistConf(OpCode):
     """Push the configuration and ssconf files to every node again."""
 

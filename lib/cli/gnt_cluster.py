@@ -105,6 +105,20 @@ def cmd_queue(ns) -> int:
     return 0
 
 
+def cmd_verify_disks(ns) -> int:
+    """Print every mirrored disk that is not in sync; exit 1 while any stays so."""
+    result = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpClusterVerifyDisks, ns)])
+    if result is None or result[0] is None:       # --submit, --dry-run
+        return 0
+    rows = result[0]
+    bad = [row for row in rows if row[3] != "in sync"]
+    for name, index, was, now in rows:
+        if was != now:
+            print(f"instance {name}: disk {index} was {was}, now {now}")
+    print(f"{len(rows) - len(bad)} of {len(rows)} mirrored disk(s) in sync")
+    return 1 if bad else 0
+
+
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = sub.add_parser("init", help="Create a new cluster with this node as master")
@@ -134,6 +148,8 @@ def build(parser) -> None:
     base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
                         cmd_verify)
     base.opcode_command(sub, "modify", "Change cluster parameters", opcodes.OpClusterSetParams, cmd_modify)
+    base.opcode_command(sub, "verify-disks", "Check the mirrored disks and mirror again where possible",
+                        opcodes.OpClusterVerifyDisks, cmd_verify_disks)
 
     p = sub.add_parser("redist-conf", help="Push the configuration to all nodes again")
     base.add_submit_options(p)

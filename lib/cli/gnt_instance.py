@@ -51,10 +51,28 @@ def cmd_info(ns) -> int:
                   f" link: {i['nic.links'][idx]}")
         print(f"  Disk template: {i['disk_template']}")
         print("  Disks:")
+        sync = mirror_states(i["name"]) if i["snodes"] else {}
         for idx, size in enumerate(i["disk.sizes"]):
-            print(f"    - disk/{idx}: {i['disk_template']}, size {size} MiB")
+            where = f", on {i['pnode']} and {', '.join(i['snodes'])}: {sync.get(idx, 'unknown')}" if i["snodes"] else ""
+            print(f"    - disk/{idx}: {i['disk_template']}, size {size} MiB{where}")
         print(f"  Tags: {', '.join(i['tags']) or '(none)'}")
     return 0
+
+
+def mirror_states(name: str) -> dict[int, str]:
+    """Each mirrored disk's sync state as the primary sees it ("in sync", "syncing 45%", "degraded")."""
+    client = luxi.Client()
+    job_id = client.submit_job([opcodes.OpInstanceQueryData(instances=[name]).to_dict()])
+    info = base.poll_job(client, job_id, feedback=lambda entry: None)[0].get(name, {})
+    states = {}
+    for idx, disk in enumerate(info.get("disks", [])):
+        status = disk.get("pstatus")
+        side = status[7] if isinstance(status, list) and len(status) > 7 and isinstance(status[7], dict) else {}
+        state = side.get("state") or "unknown"
+        if state == "syncing" and side.get("sync_percent") is not None:
+            state = f"syncing {side['sync_percent']:.0f}%"
+        states[idx] = state
+    return states
 
 
 def ssh_argv(console: dict, interactive: bool) -> list[str]:

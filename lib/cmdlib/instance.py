@@ -1168,6 +1168,59 @@ def give_logical_ids_keeping_ports(data: dict, inst: dict) -> None:
         disk["logical_id"]["port"] = port
 
 
+class LUClusterVerifyDisks(LogicalUnit):
+    """Every mirrored instance's disks as its primary sees them; a degraded one is mirrored again
+    (its secondary assembled, the copy resumed or restarted) when its secondary is online.
+    Returns [instance, disk index, state before, state after] per disk."""
+    OPCODE = opcodes.OpClusterVerifyDisks
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.needed_locks[Level.INSTANCE] = ALL_SET
+        self.lock_all_nodes()
+
+    def exec(self):
+        data = self.cfg.snapshot()
+        rows = []
+        for inst in sorted(data["instances"].values(), key=lambda i: i["name"]):
+            if not inst.get("secondary_nodes") or not storage.get(inst["disk_template"]).mirrored:
+                continue
+            if data["nodes"][inst["primary_node"]]["offline"]:
+                self.feedback(f"instance {inst['name']}: primary node {inst['primary_node']} is offline")
+                rows += [[inst["name"], i, "unknown", "unknown"] for i in range(len(inst["disks"]))]
+                continue
+            before = self._states(inst)
+            after = before
+            if any(state != "in sync" for state in before) and inst["admin_state"] == "up":
+                self.feedback(f"* activating the disks of {inst['name']}")
+                try:
+                    assemble_disks(self, inst)
+                    node_call(self, inst["primary_node"], "blockdev_resync", inst["name"], inst["disk_template"],
+                              inst["disks"], storage_params(self), what="mirroring to the secondary")
+                    after = self._states(inst)
+                except errors.GenericError as err:
+                    self.feedback(f"Warning: instance {inst['name']}: {err}")
+            for index, (was, now) in enumerate(zip(before, after)):
+                if now != "in sync":
+                    self.feedback(f"instance {inst['name']}: disk {index} is {now}")
+                rows.append([inst["name"], index, was, now])
+        return rows
+
+    def _states(self, inst: dict) -> list[str]:
+        try:
+            found = disk_status(self, inst)
+        except errors.GenericError:
+            return ["unknown"] * len(inst["disks"])
+        out = []
+        for entry in found:
+            side = (entry or [None] * 8)[7] or {}
+            state = side.get("state") or "missing"
+            if state == "syncing" and side.get("sync_percent") is not None:
+                state = f"syncing {side['sync_percent']:.0f}%"
+            out.append(state)
+        return out
+
+
 REPLACERS: dict = {"mirror": replace_mirror}     # mirrored disk template -> function(lu) doing the replacement
 
 

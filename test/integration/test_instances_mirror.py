@@ -151,6 +151,9 @@ def test_failover_needs_ignore_consistency_when_the_primary_is_dead(dev):
     booted(dev, "node3", "vm1")
     for seek, (count, md5) in WRITTEN.items():
         assert guest_md5(dev, "vm1", seek, count) == md5
+    assert "on node3 and node2: degraded" in dev.gnt("gnt-instance", "info", "vm1").stdout
+    proc = dev.gnt("gnt-cluster", "verify-disks", ok=False)
+    assert proc.returncode == 1 and "0 of 1 mirrored disk(s) in sync" in proc.stdout
 
 
 def test_old_primary_comes_back_as_secondary_and_is_resynced(dev):
@@ -164,6 +167,8 @@ def test_old_primary_comes_back_as_secondary_and_is_resynced(dev):
     assert not any((dev.dir / "node2/root/var/run/genet/kvm").glob("vm1/pid*"))     # never started twice
     for seek, (count, md5) in WRITTEN.items():
         assert guest_md5(dev, "vm1", seek, count) == md5
+    wait_for(lambda: dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0, 60, "verify-disks clean")
+    assert "on node3 and node2: in sync" in dev.gnt("gnt-instance", "info", "vm1").stdout
 
 
 def test_replace_disks_moves_the_secondary_to_another_node(dev):
