@@ -42,6 +42,8 @@ from typing import Any, Iterator
 TEST_NET = ipaddress.IPv4Network("203.0.113.0/24")   # TEST-NET-3: the only range we touch
 MAX_NODES = 20
 GATEWAY_OFFSET = 1          # bridge address: subnet + 1
+TCP_RETRIES2 = 5            # in each node's namespace: a dead TCP peer is given up after ~6-13 s
+TCP_SYN_RETRIES = 2         # ... and a connection attempt to it after ~7 s
 NODE_OFFSET = 10            # node i: subnet + 10 + i
 NETNS_DIR = Path("/var/run/netns")
 SSHD = "/usr/sbin/sshd"
@@ -704,6 +706,10 @@ def cmd_start(args: argparse.Namespace) -> int:
             ip("-n", ns, "link", "set", "lo", "up")
             ip("-n", ns, "link", "set", "eth0", "up")
             ip("-n", ns, "route", "add", "default", "via", gateway)
+            # a peer cut off must fail a blocked TCP write in seconds, not the default ~15 minutes:
+            # a mirror's primary then goes on degraded (see man/dev-cluster.rst)
+            run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv4.tcp_retries2={TCP_RETRIES2}",
+                 f"net.ipv4.tcp_syn_retries={TCP_SYN_RETRIES}"])
             ip("link", "set", veth, "master", bridge)
             ip("link", "set", veth, "up")
             # the bridge guests' taps join (NIC link gnt-br0); each node routes its guests alone

@@ -92,14 +92,18 @@ def booted(dev: Dev, node: str, name: str) -> None:
              f"{name} to boot on {node}")
 
 
-def guest_write_blocks(dev: Dev, name: str, seek_blocks: int, count: int) -> str:
-    """The guest writes ``count`` random 64 KiB blocks at ``seek_blocks`` (fsync) and reports their md5."""
-    out = dev.console(name, f"dd if=/dev/urandom of=/tmp/blk bs={BLOCK_KIB}k count={count} 2>/dev/null;"
-                            f" dd if=/tmp/blk of=/dev/vda bs={BLOCK_KIB}k seek={seek_blocks} conv=fsync 2>/dev/null"
-                            " && echo WRITTEN-$(md5sum < /tmp/blk | cut -c1-32)\n")
-    found = re.search(r"WRITTEN-([0-9a-f]{32})", out)
-    assert found, out
-    return found.group(1)
+def guest_write_blocks(dev: Dev, name: str, seek_blocks: int, count: int, timeout: float = 120) -> str:
+    """The guest writes ``count`` random 64 KiB blocks at ``seek_blocks`` (fsync) and reports their md5
+    once dd returned: the write is then complete as far as the guest knows."""
+    done = f"/tmp/written-{seek_blocks}"
+    dev.console(name, f"(dd if=/dev/urandom of=/tmp/blk{seek_blocks} bs={BLOCK_KIB}k count={count} 2>/dev/null;"
+                      f" dd if=/tmp/blk{seek_blocks} of=/dev/vda bs={BLOCK_KIB}k seek={seek_blocks} conv=fsync"
+                      f" 2>/dev/null && md5sum < /tmp/blk{seek_blocks} | cut -c1-32 > {done}) &\n")
+
+    def finished():
+        found = re.search(r"WRITTEN-([0-9a-f]{32})", dev.console(name, f"echo WRITTEN-$(cat {done} 2>/dev/null)\n"))
+        return found.group(1) if found else None
+    return wait_for(finished, timeout, f"the guest's write at block {seek_blocks}")
 
 
 def image_md5(path: Path, seek_blocks: int, count: int) -> str:
@@ -169,6 +173,27 @@ def test_old_primary_comes_back_as_secondary_and_is_resynced(dev):
         assert guest_md5(dev, "vm1", seek, count) == md5
     wait_for(lambda: dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0, 60, "verify-disks clean")
     assert "on node3 and node2: in sync" in dev.gnt("gnt-instance", "info", "vm1").stdout
+
+
+def test_secondary_cut_off_runs_degraded_then_resumes_only_the_changes(dev):
+    """node2 (the secondary) loses its link: the guest goes on, verify-disks says degraded; after
+    the link is back the same copy resumes (the secondary's daemon lived on) and holds every block."""
+    assert tool("partition", "--dir", str(dev.dir), "node2").returncode == 0
+    try:
+        started = time.monotonic()
+        WRITTEN[200] = (4, guest_write_blocks(dev, "vm1", 200, 4))
+        assert time.monotonic() - started < 60          # held at most until TCP gives up
+        proc = dev.gnt("gnt-cluster", "verify-disks", ok=False)
+        assert proc.returncode == 1
+        assert "degraded" in dev.gnt("gnt-instance", "info", "vm1").stdout
+    finally:
+        assert tool("heal", "--dir", str(dev.dir), "node2").returncode == 0
+    out = dev.gnt("gnt-instance", "activate-disks", "vm1").stdout
+    assert re.search(r"disk 0: (resumed|started|syncing|in sync)", out), out
+    wait_for(lambda: dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0, 60, "the mirror back in sync")
+    image = dev.image("node2", "vm1")
+    for seek, (count, md5) in WRITTEN.items():
+        assert image_md5(image, seek, count) == md5
 
 
 def test_replace_disks_moves_the_secondary_to_another_node(dev):
