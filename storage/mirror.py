@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from genet import paths, ssl_utils
+from genet.daemon_util import process_alive
 from genet.storage.base import MirroredTemplate, StorageError, run
 from genet.storage.filestore import FileStorage
 
@@ -72,7 +73,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             state = json.loads((self.run_dir(disk) / "state.json").read_text())
         except (OSError, ValueError):
             return None
-        return state if _alive(state.get("pid")) else None
+        return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
 
     def _monitor(self, disk: dict):
         from genet.hypervisor.kvm.monitor import Monitor
@@ -284,9 +285,9 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 10
-            while _alive(state["pid"]) and time.monotonic() < deadline:
+            while process_alive(state["pid"]) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if _alive(state["pid"]):
+            if process_alive(state["pid"]):
                 os.kill(state["pid"], signal.SIGKILL)
         run = self.run_dir(disk)
         for name in ("state.json", "qmp.sock", "daemon.pid"):
@@ -300,20 +301,6 @@ class MirrorStorage(FileStorage, MirroredTemplate):
     def remove(self, instance: str, disk: dict, index: int) -> None:
         self.shutdown(instance, disk, index)
         super().remove(instance, disk, index)
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _escape(path: Path) -> str:
