@@ -57,7 +57,8 @@ def parse_users(text: str, source: str = "users file") -> dict[str, User]:
         if len(parts) < 2 or len(parts) > 3:
             log.warning("%s line %d ignored: expected 'user password [options]'", source, number)
             continue
-        options = frozenset(o.strip().lower() for o in parts[2].split(",") if o.strip()) if len(parts) == 3 else frozenset()
+        words = parts[2].split(",") if len(parts) == 3 else []
+        options = frozenset(o.strip().lower() for o in words if o.strip())
         unknown = options - {"read", "write"}
         if unknown:
             log.warning("%s line %d: unknown option(s) %s ignored", source, number, ", ".join(sorted(unknown)))

@@ -77,7 +77,9 @@ def document() -> dict:
                                                     "schema": {"type": "array", "items": {"type": "string"}},
                                                     "style": "form", "explode": True})
                 elif resource is not rlib2.R_2_nodes_name_role:
-                    extra = {"__version__": {"type": "integer", "enum": [1]}} if resource is rlib2.R_2_instances else None
+                    extra = None
+                    if resource is rlib2.R_2_instances:
+                        extra = {"__version__": {"type": "integer", "enum": [1]}}
                     # only what this path names is left out: a create body carries the new name
                     schema = body_schema(opclass, extra, set(names) | SET_BY_RESOURCE)
                     if extra:

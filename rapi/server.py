@@ -50,7 +50,8 @@ class Router:
                 return resource, [unquote(g) for g in match.groups()]
         return None, []
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes | None) -> tuple[int, dict, bytes]:
+    def handle(self, method: str, raw_path: str, headers: dict[str, str],
+               body: bytes | None) -> tuple[int, dict, bytes]:
         """One request to (status, headers, body); never raises."""
         start = time.monotonic()
         try:

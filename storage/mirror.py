@@ -143,9 +143,9 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         creds = replication_creds()
         lid = disk["logical_id"]
         mine, _ = self._sides(disk)
-        argv = ["qemu-storage-daemon",
-                "--object", f"tls-creds-x509,id=tls0,dir={creds},endpoint={'server' if role == 'secondary' else 'client'}"
-                + (",verify-peer=on" if role == "secondary" else ""),
+        tls = f"tls-creds-x509,id=tls0,dir={creds}," + \
+            ("endpoint=server,verify-peer=on" if role == "secondary" else "endpoint=client")
+        argv = ["qemu-storage-daemon", "--object", tls,
                 "--blockdev", f"driver=file,node-name=local,filename={_escape(image)},aio=threads",
                 # sockets relative to the run directory (the daemon's cwd): sun_path holds 107 bytes
                 "--chardev", "socket,id=qmp,path=qmp.sock,server=on,wait=off",
