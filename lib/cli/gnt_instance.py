@@ -61,18 +61,11 @@ def cmd_info(ns) -> int:
 
 def mirror_states(name: str) -> dict[int, str]:
     """Each mirrored disk's sync state as the primary sees it ("in sync", "syncing 45%", "degraded")."""
+    from genet.storage.base import mirror_side, sync_label
     client = luxi.Client()
     job_id = client.submit_job([opcodes.OpInstanceQueryData(instances=[name]).to_dict()])
     info = base.poll_job(client, job_id, feedback=lambda entry: None)[0].get(name, {})
-    states = {}
-    for idx, disk in enumerate(info.get("disks", [])):
-        status = disk.get("pstatus")
-        side = status[7] if isinstance(status, list) and len(status) > 7 and isinstance(status[7], dict) else {}
-        state = side.get("state") or "unknown"
-        if state == "syncing" and side.get("sync_percent") is not None:
-            state = f"syncing {side['sync_percent']:.0f}%"
-        states[idx] = state
-    return states
+    return {idx: sync_label(mirror_side(disk.get("pstatus"))) for idx, disk in enumerate(info.get("disks", []))}
 
 
 def ssh_argv(console: dict, interactive: bool) -> list[str]:

@@ -261,7 +261,7 @@ class LUBackupExport(InstanceLU):
         self.lock_all_nodes()           # shared: older exports of the instance go from other nodes
 
     def declare_locks(self, level):
-        pass
+        """Keep every node locked (InstanceLU would narrow the lock to the instance's nodes)."""
 
     def check_prereq(self):
         super().check_prereq()

@@ -277,7 +277,7 @@ def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600) -> None:
     deadline, last = time.monotonic() + timeout, None
     while True:
         found = disk_status(lu, inst)
-        states = [(f or [None] * 8)[7] or {} for f in found]
+        states = [storage.mirror_side(f) for f in found]
         if all(st.get("state") == "in sync" for st in states):
             lu.feedback(f"* the disks of {inst['name']} are in sync")
             return
@@ -920,7 +920,6 @@ class LUInstanceReinstall(InstanceLU):
 def disk_logical_id(template: str, sp: dict, inst: dict, disk: dict, index: int) -> list:
     """Ganeti's logical_id of a file disk: [driver, path], the path as on a node with GENET_ROOT unset."""
     from genet import paths
-    from genet.storage import base as storage
     path = storage.get(template, sp).path(inst["name"], disk, index)
     if path.is_relative_to(paths.root()):
         path = "/" / path.relative_to(paths.root())
@@ -975,10 +974,11 @@ class LUInstanceQueryData(LogicalUnit):
             status = node_call(self, pnode["name"], "blockdev_find", inst["name"], inst["disk_template"],
                                inst["disks"], sp, timeout=30, what=f"finding the disks of {inst['name']}")
         hv_actual = dict(cluster.get("hvparams", {}).get(inst["hypervisor"], {}), **inst["hvparams"])
+        from genet.hypervisor.base import HypervisorError
+        from genet.hypervisor.kvm import validation           # the parameter table of both hypervisors
         try:
-            from genet.hypervisor.kvm import validation       # the parameter table of both hypervisors
             hv_actual = validation.fill(hv_actual)
-        except Exception:                # a value the hypervisor refuses: show what is recorded
+        except HypervisorError:          # a value the hypervisor refuses: show what is recorded
             pass
         group = data["nodegroups"].get(pnode["group"], {})
         networks = data.get("networks", {})
@@ -1122,7 +1122,7 @@ def replace_mirror(lu: LogicalUnit) -> list:
             from genet.cmdlib.migration import choose_target
             new = choose_target(lu, inst, {inst["primary_node"], old}, {})
     elif mode == "replace_auto":
-        states = [((f or [None] * 8)[7] or {}).get("state") for f in disk_status(lu, inst)]
+        states = [storage.mirror_side(f).get("state") for f in disk_status(lu, inst)]
         if all(state == "in sync" for state in states):
             lu.feedback(f"* the disks of {inst['name']} are in sync: nothing to replace")
             return []
@@ -1211,14 +1211,7 @@ class LUClusterVerifyDisks(LogicalUnit):
             found = disk_status(self, inst)
         except errors.GenericError:
             return ["unknown"] * len(inst["disks"])
-        out = []
-        for entry in found:
-            side = (entry or [None] * 8)[7] or {}
-            state = side.get("state") or "missing"
-            if state == "syncing" and side.get("sync_percent") is not None:
-                state = f"syncing {side['sync_percent']:.0f}%"
-            out.append(state)
-        return out
+        return [storage.sync_label(storage.mirror_side(entry)) for entry in found]
 
 
 REPLACERS: dict = {"mirror": replace_mirror}     # mirrored disk template -> function(lu) doing the replacement
@@ -1256,7 +1249,6 @@ class LUInstanceReplaceDisks(InstanceLU):
             self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], self.op.remote_node})
 
     def check_prereq(self):
-        from genet.storage import base as storage
         inst = self.inst = instance_of(self, self.op.instance_name)
         template = inst["disk_template"]
         if not storage.get(template).mirrored:

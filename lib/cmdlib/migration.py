@@ -243,7 +243,7 @@ class MovePlan:
         """The secondary must hold every write before it takes over, unless the admin says so."""
         res = self._call(self.source, "blockdev_find", self.inst["name"], self.inst["disk_template"],
                          self.inst["disks"], storage_params(self.lu))
-        states = [] if res.failed else [((f or [None] * 8)[7] or {}).get("state") for f in res.payload]
+        states = [] if res.failed else [storage.mirror_side(f).get("state") for f in res.payload]
         if res.failed or any(state != "in sync" for state in states):
             why = res.fail_msg if res.failed else f"disk states {', '.join(map(str, states))}"
             if not ignore_consistency:
