@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 
 from genet import errors
 from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
-                          Modification, OneOf, ParamType, Record, Size, String, Tag)
+                          Modification, ObjectName, OneOf, ParamType, Record, Size, String,
+                          Tag)
 
 REQUIRED = object()
 POSITIONAL = "positional"
 
 NAME = String(non_empty=True, max_len=255)
+OBJECT_NAME = ObjectName()
 TAG_KINDS = ("cluster", "node", "instance", "nodegroup", "network")
 
 
@@ -318,7 +320,7 @@ IPOLICY = ParamOverrides("ipolicy", {
     "minmax": ListOf(Record("minmax", {"min": Dict(), "max": Dict()}, required=("min", "max")), 16),
     "std": Dict(), "disk-templates": ListOf(OneOf(*DISKPARAM_TEMPLATES), 16),
     "vcpu-ratio": Float(minimum=0.0), "spindle-ratio": Float(minimum=0.0)})
-_GROUP = Param("group_name", NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
+_GROUP = Param("group_name", OBJECT_NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
 _GROUP_SETTINGS = (
     Param("alloc_policy", Maybe(OneOf(*ALLOC_POLICIES)), None,
           "Allocation policy: preferred, last_resort or unallocable", "--alloc-policy", "POLICY"),
@@ -344,7 +346,7 @@ class OpGroupRemove(OpCode):
 class OpGroupRename(OpCode):
     """Give a node group a new name."""
     SUMMARY_FIELD = "group_name"
-    PARAMS = (_GROUP, Param("new_name", NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"))
+    PARAMS = (_GROUP, Param("new_name", OBJECT_NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"))
 
 
 class OpGroupSetParams(OpCode):
@@ -420,8 +422,8 @@ class Clearable(ParamType):
         return CLEAR if value == CLEAR else self.inner.check(value)
 
 
-_NETWORK = Param("network_name", NAME, REQUIRED, "Network name", POSITIONAL, "NETWORK_NAME")
-_GROUP_OF_NETWORK = Param("group_name", NAME, REQUIRED, "Node group (the CLI names groups after the network)")
+_NETWORK = Param("network_name", OBJECT_NAME, REQUIRED, "Network name", POSITIONAL, "NETWORK_NAME")
+_GROUP_OF_NETWORK = Param("group_name", OBJECT_NAME, REQUIRED, "Node group (the CLI names groups after the network)")
 
 
 class OpNetworkAdd(OpCode):

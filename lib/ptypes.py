@@ -44,6 +44,23 @@ class String(ParamType):
         return value
 
 
+class ObjectName(String):
+    """A name users type and URLs carry: printable, no whitespace, no "/"."""
+    name = "object-name"
+    schema = {"type": "string", "pattern": r"^[^\s/]{1,255}$"}
+
+    def __init__(self):
+        super().__init__(non_empty=True, max_len=255)
+
+    def check(self, value):
+        value = super().check(value)
+        if not value.isprintable() or "/" in value or any(c.isspace() for c in value) \
+                or value in (".", ".."):
+            raise ValueError(f"invalid name {value!r}: use printable characters other than"
+                             " whitespace and '/'")
+        return value
+
+
 class Tag(String):
     """Ganeti's tag: 1 to 128 of letters, digits and ``.+*/:@-_``."""
     name = "tag"

@@ -113,6 +113,11 @@ def test_errors_cross_the_wire_with_their_class_and_ecode():
     ({"OP_ID": "OP_GROUP_ADD", "group_name": "g", "diskparams": {"floppy": {}}}, "unknown disk template 'floppy'"),
     ({"OP_ID": "OP_GROUP_SET_PARAMS", "group_name": "g", "ipolicy": {"vcpu-ratio": "x"}}, "expected a number"),
     ({"OP_ID": "OP_GROUP_ASSIGN_NODES", "group_name": "g"}, "missing required parameter 'nodes'"),
+    ({"OP_ID": "OP_GROUP_ADD", "group_name": "rack\x021"}, "invalid name 'rack.*use printable"),
+    ({"OP_ID": "OP_GROUP_ADD", "group_name": "rack 1"}, "invalid name 'rack 1'"),
+    ({"OP_ID": "OP_GROUP_RENAME", "group_name": "g", "new_name": "a/b"}, "invalid name 'a/b'"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "\U000ed97c", "network": "192.0.2.0/24"}, "invalid name"),
+    ({"OP_ID": "OP_NETWORK_ADD", "network_name": "..", "network": "192.0.2.0/24"}, "invalid name '..'"),
 ])
 def test_bad_group_or_network_opcode_is_refused(data, message):
     """When a group or network opcode has an invalid address, policy or parameter, the error names it."""
