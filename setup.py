@@ -40,6 +40,7 @@ setup(
             "genet-masterd = genet.masterd:main",
             "genet-noded = genet.noded:main",
             "genet-rapi = genet.rapi.server:main",
+            "genet-watcher = genet.watcher:main",
             "genet-daemon = genet.bootstrap:daemon_main",
             "genet-prepare-node-join = genet.bootstrap:prepare_node_join_main",
         ],

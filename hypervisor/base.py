@@ -79,7 +79,8 @@ class Hypervisor(abc.ABC):
     @abc.abstractmethod
     def accept_incoming(self, inst: Instance, address: str, port: int, info: dict | None = None) -> None:
         """Start a process that waits for the migration stream on address:port; ``info`` comes from
-        the source's migration_info."""
+        the source's migration_info. ``info["hold"]``: the guest stays paused after the stream
+        until finish_incoming (mirrored disks switch roles in between)."""
 
     @abc.abstractmethod
     def migrate(self, name: str, address: str, port: int, live: bool = True,
@@ -95,8 +96,10 @@ class Hypervisor(abc.ABC):
         "total_time_ms", "downtime_ms", "error"}."""
 
     @abc.abstractmethod
-    def abort_migration(self, name: str) -> None:
-        """Cancel an active outgoing migration; the source keeps running."""
+    def abort_migration(self, name: str, resume_completed: bool = False) -> None:
+        """Cancel an active outgoing migration; the source keeps running. ``resume_completed``:
+        the target was held paused (accept_incoming's info["hold"]) and is gone, so a source whose
+        migration completed may run again."""
 
     @abc.abstractmethod
     def finish_incoming(self, name: str, success: bool) -> None:

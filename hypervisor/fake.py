@@ -284,11 +284,14 @@ class FakeHypervisor(Hypervisor):
             if rec is not None:
                 rec["received"] = True
 
-    def abort_migration(self, name: str) -> None:
+    def abort_migration(self, name: str, resume_completed: bool = False) -> None:
         self._fault("abort_migration")
         with self._state() as state:
             rec = self._live(state, name)
             mig = rec["migration"]
+            if mig and mig["status"] == "completed" and resume_completed:
+                rec.update(runstate="running", migration=None)
+                return
             if mig and mig["status"] == "completed":
                 raise HypervisorError(f"instance {name}: migration already completed; the guest runs on the target")
             if mig and mig["status"] == "active":

@@ -41,7 +41,7 @@ def start_master_daemons(masterd_args: list[str] | None = None) -> None:
     """masterd, then the RAPI; a RAPI that cannot start is logged, the master still works."""
     start("genet-masterd", masterd_args)
     try:
-        start("genet-rapi", defaults_args("genet-rapi"))
+        start("genet-rapi")
     except errors.GenericError as err:
         log.warning("genet-rapi did not start: %s", err)
 
@@ -78,7 +78,10 @@ def write_pid_file(daemon: str) -> None:
 
 
 def start(daemon: str, args: list[str] | None = None, timeout: float = 20.0) -> int:
-    """Start ``daemon`` detached unless it runs already; returns its pid once it serves."""
+    """Start ``daemon`` detached unless it runs already; returns its pid once it serves.
+    Without ``args``, those of /etc/default/genet (NODED_ARGS, MASTERD_ARGS, RAPI_ARGS)."""
+    if args is None:
+        args = defaults_args(daemon)
     pid = pid_of(daemon)
     if pid:
         return pid

@@ -717,7 +717,9 @@ def cmd_start(args: argparse.Namespace) -> int:
             ip("-n", ns, "addr", "add", GUEST_GATEWAY, "dev", GUEST_BRIDGE)
             ip("-n", ns, "link", "set", GUEST_BRIDGE, "up")
             root = directory / name / "root"
-            root.mkdir(parents=True, exist_ok=True)
+            (root / "etc/default").mkdir(parents=True, exist_ok=True)
+            (root / "etc/default/genet").write_text(
+                f'NODED_ARGS="--watcher-interval {args.watcher_interval:g}"\n')
             nodes.append({"name": name, "ip": address, "netns": ns, "veth": veth,
                           "root": str(root), "env": node_env(directory, i, bindir),
                           "state": "up"})
@@ -939,6 +941,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, required=True, metavar="N",
                    help=f"number of nodes, 1..{MAX_NODES}")
     p.add_argument("--hypervisor", choices=HYPERVISORS, default="fake")
+    p.add_argument("--watcher-interval", type=float, default=0, metavar="SECONDS",
+                   help="genet-noded runs genet-watcher this often (default 0: never; tests run it)")
     p.add_argument("--no-init", action="store_true",
                    help="only build the network and sshds; run no genet command")
     p.add_argument("--subnet", default=str(TEST_NET),

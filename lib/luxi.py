@@ -16,7 +16,8 @@ from genet import errors, paths, serializer
 ETX = b"\x03"
 METHODS = ("SubmitJob", "SubmitManyJobs", "WaitForJobChange", "CancelJob", "ArchiveJob",
            "AutoArchiveJobs", "Query", "QueryFields", "QueryJobs", "QueryClusterInfo",
-           "QueryConfigValues", "QueryTags", "SetDrainFlag", "QueryQueueInfo", "QueryMetrics")
+           "QueryConfigValues", "QueryTags", "SetDrainFlag", "QueryQueueInfo", "QueryMetrics",
+           "SetWatcherPause")
 
 
 class Client:

@@ -280,7 +280,8 @@ class LuxiHandlers:
     def QueryConfigValues(self, fields):
         data = self.ctx.cfg.snapshot()
         values = {"cluster_name": data["cluster"]["cluster_name"], "master_node": data["cluster"]["master_node"],
-                  "drain_flag": self.ctx.queue.drained(), "serial_no": data["serial_no"]}
+                  "drain_flag": self.ctx.queue.drained(), "serial_no": data["serial_no"],
+                  "watcher_pause": data["cluster"].get("watcher_pause")}
         unknown = [f for f in fields if f not in values]
         if unknown:
             raise errors.ParameterError(f"unknown config value(s): {', '.join(unknown)}")
@@ -293,6 +294,17 @@ class LuxiHandlers:
     def SetDrainFlag(self, flag):
         self.ctx.queue.set_drain(bool(flag))
         return True
+
+    def SetWatcherPause(self, until):
+        """Pause genet-watcher until a time (seconds since the epoch), or resume it (None).
+        Kept in the configuration, so the pause holds on every node and across master failovers."""
+        if until is not None and (isinstance(until, bool) or not isinstance(until, (int, float))):
+            raise errors.ParameterError(f"the pause must end at a number of seconds since the epoch, not {until!r}")
+
+        def change(data):
+            data["cluster"]["watcher_pause"] = until
+        self.ctx.cfg.update(change)
+        return until
 
     def QueryMetrics(self):
         """What /metrics shows of the queue: jobs by status and the job latency histogram."""

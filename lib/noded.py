@@ -215,6 +215,19 @@ class NodeProcedures:
         step = backend.retarget if retarget else backend.resync
         return [step(instance, disk, index) for index, disk in enumerate(disks)]
 
+    def rpc_blockdev_migration(self, instance: str, template: str, disks: list, storage_params: dict,
+                               step: str, role: str) -> list:
+        """One step of a live migration of mirrored disks (storage.base.MirroredTemplate)."""
+        from genet.storage.base import get
+        backend = get(template, storage_params)
+        if step not in ("prepare", "switch", "finish", "abort") or role not in ("source", "target"):
+            raise errors.OpPrereqError(f"unknown migration step {step!r} or role {role!r}")
+        if step in ("finish", "abort"):
+            call = backend.migration_finish if step == "finish" else backend.migration_abort
+            return [call(instance, disk, index) for index, disk in enumerate(disks)]
+        call = backend.migration_prepare if step == "prepare" else backend.migration_switch
+        return [call(instance, disk, index, role) for index, disk in enumerate(disks)]
+
     # --- exports (gnt-backup): one directory per export under export_dir() ---
 
     def rpc_export_list(self) -> list:
@@ -367,8 +380,14 @@ class NodeProcedures:
         info = dict(info or {})
         ports = {"port": _free_port(address), "nbd_port": _free_port(address) if copy_disks else None}
         info["nbd_port"] = ports["nbd_port"]
-        self._hv(inst["hypervisor"]).accept_incoming(dict(inst, disks=self._resolved(inst, storage_params)),
-                                                     address, ports["port"], info)
+        from genet.storage.base import get
+        template = get(inst["disk_template"], storage_params)
+        if template.mirrored:      # the side blockdev_migration prepared; held until the switch
+            disks = [template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
+            info["hold"] = True
+        else:
+            disks = self._resolved(inst, storage_params)
+        self._hv(inst["hypervisor"]).accept_incoming(dict(inst, disks=disks), address, ports["port"], info)
         return ports
 
     def rpc_instance_migrate(self, name: str, hypervisor: str, address: str, port: int, live: bool,
@@ -379,8 +398,8 @@ class NodeProcedures:
     def rpc_instance_migration_status(self, name: str, hypervisor: str) -> dict:
         return self._hv(hypervisor).migration_status(name)
 
-    def rpc_instance_abort_migration(self, name: str, hypervisor: str) -> bool:
-        self._hv(hypervisor).abort_migration(name)
+    def rpc_instance_abort_migration(self, name: str, hypervisor: str, resume_completed: bool = False) -> bool:
+        self._hv(hypervisor).abort_migration(name, resume_completed)
         return True
 
     def rpc_instance_finish_incoming(self, name: str, hypervisor: str, success: bool) -> bool:
@@ -556,7 +575,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="genet-noded", description="genet node daemon")
     parser.add_argument("--bind", help="address to listen on (default: this node's address)")
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--watcher-interval", type=float, default=300.0, metavar="SECONDS",
+                        help="Run genet-watcher this often (0: never; run it from cron instead)")
     opts = parser.parse_args(argv)
+    if opts.watcher_interval < 0:
+        parser.error("--watcher-interval must not be negative")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s genet-noded %(levelname)s %(message)s")
 
     from twisted.internet import reactor
@@ -572,6 +595,9 @@ def main(argv: list[str] | None = None) -> None:
                       interface=bind)
     daemon_util.write_pid_file("genet-noded")
     log.info("listening on %s:%d", bind, port)
+    if opts.watcher_interval:
+        from genet import watcher
+        watcher.schedule(reactor, opts.watcher_interval)
     reactor.run()
     paths.pid_file("genet-noded").unlink(missing_ok=True)
 

@@ -734,6 +734,11 @@ class OpInstanceSetParams(OpCode):
         Param("nics", ListOf(Modification(NIC), 8), [], "NICs to add or remove", "--net",
               "add:[mode=...,link=...,mac=...]|N:remove"),
         Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
+        Param("disk_template", Maybe(OneOf(*DISK_TEMPLATES)), None,
+              "Convert the disks to this template (file or mirror; the instance must be stopped)",
+              ("-t", "--disk-template")),
+        Param("remote_node", Maybe(NAME), None, "Secondary node when converting to a mirrored template",
+              ("-n", "--node")),
     )
 
 

@@ -121,6 +121,27 @@ class MirroredTemplate(DiskTemplate):
         """Make this side a secondary again."""
         raise StorageError(f"{self.name} disks cannot change roles")
 
+    # A live migration moves the guest to the secondary node; the master calls, per disk:
+    # migration_prepare on the source, then on the target, before the memory moves (the
+    # target's answer is what the incoming guest opens), migration_switch on the target once
+    # the memory arrived and before the guest resumes there, migration_switch on the source
+    # once its guest is gone, then migration_finish on the target; migration_abort on the
+    # target, then the source, if the migration failed before the target's switch.
+
+    def migration_prepare(self, instance: str, disk: dict, index: int, role: str) -> dict:
+        """``role`` is "source" or "target"; on the target returns the access dict."""
+        raise StorageError(f"{self.name} disks cannot be migrated live")
+
+    def migration_switch(self, instance: str, disk: dict, index: int, role: str) -> str:
+        """Take the new role; the target returns its sync state afterwards."""
+        raise StorageError(f"{self.name} disks cannot be migrated live")
+
+    def migration_finish(self, instance: str, disk: dict, index: int) -> None:
+        """On the target, after the source switched: close what the migration opened."""
+
+    def migration_abort(self, instance: str, disk: dict, index: int) -> None:
+        """Undo migration_prepare on this node."""
+
 
 def run(argv: list[str], what: str) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True)

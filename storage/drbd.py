@@ -859,6 +859,39 @@ class DrbdStorage(MirroredTemplate):
         _run(cmds.dual_primary(res, enabled),
              f"{res.owner}: {'allowing' if enabled else 'forbidding'} two primaries on {self.node}")
 
+    # --- live migration (storage.base.MirroredTemplate): a dual-primary window, as Ganeti does
+
+    def migration_prepare(self, instance: str, disk: dict, index: int, role: str) -> dict:
+        """Both sides allow two primaries (the source first); the target is promoted, with the
+        same refusals as any promotion except that the peer may be primary."""
+        self.set_dual_primary(instance, disk, index, True)
+        if role != "target":
+            return {"role": "primary"}
+        self.promote(instance, disk, index, allow_dual=True)
+        return self.access(instance, disk, index)
+
+    def migration_switch(self, instance: str, disk: dict, index: int, role: str) -> str:
+        """The source, once its guest is gone, becomes the secondary and forbids two primaries."""
+        if role == "target":
+            return self.status(instance, disk, index)["state"]
+        self.demote(instance, disk, index)
+        self.set_dual_primary(instance, disk, index, False)
+        return "secondary"
+
+    def migration_finish(self, instance: str, disk: dict, index: int) -> None:
+        self.set_dual_primary(instance, disk, index, False)
+
+    def migration_abort(self, instance: str, disk: dict, index: int) -> None:
+        """The target (asked first) steps back while the source is still primary; both forbid
+        two primaries again."""
+        res = self.resource(instance, disk, index)
+        state = self._state(res, self._cmds())
+        if state is None:
+            return
+        if state.role == "Primary" and state.peer_role == "Primary":
+            self.demote(instance, disk, index)
+        self.set_dual_primary(instance, disk, index, False)
+
     def grow(self, instance: str, disk: dict, index: int, new_size: int) -> None:
         """Grow this side's data volume; on the primary also the DRBD device (grow the secondary first)."""
         res = self.resource(instance, disk, index)

@@ -51,6 +51,10 @@ class MirrorStorage(FileStorage, MirroredTemplate):
     def run_dir(self, disk: dict) -> Path:
         return paths.run_dir() / "mirror" / disk["uuid"]
 
+    def _next_dir(self, disk: dict) -> Path:
+        """Where the daemon of a live migration's next role waits until switch-over."""
+        return paths.run_dir() / "mirror" / f"{disk['uuid']}.next"
+
     def _sides(self, disk: dict) -> tuple[int, int]:
         """Indices of this node and of its peer in the logical_id."""
         lid = disk.get("logical_id") or {}
@@ -67,10 +71,10 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         digest = hashlib.sha256(str(self.run_dir(disk)).encode()).hexdigest()[:20]
         return SOCKET_DIR / f"{digest}.sock"
 
-    def _state(self, disk: dict) -> dict | None:
-        """Role and pid of this disk's daemon, if it runs."""
+    def _state(self, disk: dict, directory: Path | None = None) -> dict | None:
+        """Role and pid of this disk's daemon (or of the one in ``directory``), if it runs."""
         try:
-            state = json.loads((self.run_dir(disk) / "state.json").read_text())
+            state = json.loads(((directory or self.run_dir(disk)) / "state.json").read_text())
         except (OSError, ValueError):
             return None
         return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
@@ -111,7 +115,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             image = self.path(instance, disk, index)
             if not image.exists():
                 raise StorageError(f"disk {index} of {instance} is missing ({image})")
-            self._start(instance, disk, index, role, image)
+            self._start(instance, disk, index, role, image, self.run_dir(disk))
         if role == "primary":
             self._ensure_mirror(instance, disk, index)
             return self.access(instance, disk, index)
@@ -135,8 +139,10 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         return {"path": str(image), "format": "raw", "mode": disk.get("mode", "rw"), "size": disk["size"],
                 "uuid": disk["uuid"]}
 
-    def _start(self, instance: str, disk: dict, index: int, role: str, image: Path) -> None:
-        run = self.run_dir(disk)
+    def _start(self, instance: str, disk: dict, index: int, role: str, image: Path, run: Path) -> None:
+        """A daemon in ``run`` serving the image as ``role``: a secondary exports it over NBD
+        with TLS; a primary exports it to the guest (the mirror comes with _ensure_mirror).
+        The guest's export exists before any mirror job, so the job's filter moves it above itself."""
         run.mkdir(parents=True, exist_ok=True)
         for leftover in ("qmp.sock", "daemon.pid"):
             (run / leftover).unlink(missing_ok=True)
@@ -158,7 +164,8 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         else:
             SOCKET_DIR.mkdir(mode=0o700, exist_ok=True)
             self.nbd_socket(disk).unlink(missing_ok=True)
-            argv += ["--nbd-server", f"addr.type=unix,addr.path={self.nbd_socket(disk)}"]
+            argv += ["--nbd-server", f"addr.type=unix,addr.path={self.nbd_socket(disk)}",
+                     "--export", f"type=nbd,id=guest,node-name=local,name={EXPORT},writable=on"]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=START_TIMEOUT, cwd=run)
         if proc.returncode != 0:
             raise StorageError(f"disk {index} of {instance}: the storage daemon did not start as {role}:"
@@ -166,47 +173,49 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         pid = int((run / "daemon.pid").read_text().split()[0])
         (run / "state.json").write_text(json.dumps({"role": role, "pid": pid, "instance": instance, "index": index}))
 
-    def _ensure_mirror(self, instance: str, disk: dict, index: int) -> bool:
-        """Connect to the secondary and mirror to it; False (degraded) when it cannot be reached."""
-        jobs = self._qmp(disk, [("query-block-jobs", None)], f"disk {index} of {instance}")[0]
+    def _ensure_mirror(self, instance: str, disk: dict, index: int, sync: str = "full") -> bool:
+        """Connect to the secondary and mirror to it; False (degraded) when it cannot be reached.
+
+        ``sync`` "none" when both images are known to be identical (a live migration's switch-over).
+        """
+        what = f"disk {index} of {instance}"
+        jobs = self._qmp(disk, [("query-block-jobs", None)], what)[0]
         if any(job["device"] == JOB for job in jobs):
             return True
-        exports = self._qmp(disk, [("query-block-exports", None)], f"disk {index} of {instance}")[0]
         lid = disk["logical_id"]
         _, peer = self._sides(disk)
-        names = self._node_names(disk, f"disk {index} of {instance}")
         calls: list[tuple[str, dict | None]] = []
-        if "remote" not in names:
+        if "remote" not in self._node_names(disk, what):
             calls.append(("blockdev-add", {"driver": "nbd", "node-name": "remote", "export": EXPORT,
                                            "server": {"type": "inet", "host": lid["addresses"][peer],
                                                       "port": str(lid["port"])},
                                            "tls-creds": "tls0", "tls-hostname": ssl_utils.REPLICATION_CN,
                                            "reconnect-delay": 5}))
-        # an export below the mirror's filter would let writes bypass it: move it above
-        if any(e["id"] == "guest" for e in exports):
-            calls.append(("block-export-del", {"id": "guest", "mode": "hard"}))
-        calls += [("blockdev-mirror", {"job-id": JOB, "device": "local", "target": "remote", "sync": "full",
-                                       "copy-mode": "write-blocking", "on-target-error": "stop",
-                                       # 1 MiB chunks, 64 MiB in flight: the initial copy ran at
-                                       # 148 MiB/s with QEMU's defaults, 255 MiB/s so (loopback, TLS)
-                                       "granularity": 1 << 20, "buf-size": 64 << 20,
-                                       "filter-node-name": FILTER}),
-                  ("block-export-add", {"type": "nbd", "id": "guest", "node-name": FILTER, "name": EXPORT,
-                                        "writable": True})]
+        calls.append(("blockdev-mirror", {"job-id": JOB, "device": "local", "target": "remote", "sync": sync,
+                                          "copy-mode": "write-blocking", "on-target-error": "stop",
+                                          # 1 MiB chunks, 64 MiB in flight: the initial copy ran at
+                                          # 148 MiB/s with QEMU's defaults, 255 MiB/s so (loopback, TLS)
+                                          "granularity": 1 << 20, "buf-size": 64 << 20,
+                                          "filter-node-name": FILTER}))
         try:
-            self._qmp(disk, calls, f"disk {index} of {instance}")
-            return True
+            self._qmp(disk, calls, what)
         except StorageError:
-            self._export_degraded(disk, index, instance)
+            self._export_guest(disk, "local", what)
             return False
+        self._export_guest(disk, FILTER, what)
+        return True
 
-    def _export_degraded(self, disk: dict, index: int, instance: str) -> None:
-        """No secondary: the guest writes to the local image alone (a full resync follows)."""
-        exports = self._qmp(disk, [("query-block-exports", None)], f"disk {index} of {instance}")[0]
-        if not any(e["id"] == "guest" for e in exports):
-            self._qmp(disk, [("block-export-add", {"type": "nbd", "id": "guest", "node-name": "local",
-                                                   "name": EXPORT, "writable": True})],
-                      f"disk {index} of {instance}")
+    def _export_guest(self, disk: dict, node: str, what: str) -> None:
+        """The guest's export on ``node``. One that existed before the mirror job was moved above
+        its filter by QEMU; one added below a running job would let writes bypass the mirror, so
+        that is checked, not assumed."""
+        exports = {e["id"]: e for e in self._qmp(disk, [("query-block-exports", None)], what)[0]}
+        if "guest" not in exports:
+            self._qmp(disk, [("block-export-add", {"type": "nbd", "id": "guest", "node-name": node,
+                                                   "name": EXPORT, "writable": True})], what)
+        elif exports["guest"]["node-name"] != node:
+            raise StorageError(f"{what}: the guest's export sits on {exports['guest']['node-name']},"
+                               f" not on {node}")
 
     def resync(self, instance: str, disk: dict, index: int) -> str:
         """After the secondary came back: resume a paused mirror (only changed data moves) when
@@ -242,9 +251,9 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         return "started"
 
     def _stop_mirror(self, disk: dict, what: str) -> None:
-        """Take the guest's export off the filter, end the mirror and drop the connection to the secondary."""
-        self._qmp(disk, [("block-export-del", {"id": "guest", "mode": "hard"}),
-                         ("block-job-cancel", {"device": JOB, "force": True})], what)
+        """End the mirror (QEMU moves the guest's export back onto the local image) and drop
+        the connection to the secondary."""
+        self._qmp(disk, [("block-job-cancel", {"device": JOB, "force": True})], what)
         deadline = time.monotonic() + RESUME_WAIT
         while self._job(disk, what) is not None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -281,10 +290,15 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         return out
 
     def shutdown(self, instance: str, disk: dict, index: int) -> None:
-        state = self._state(disk)
+        self._stop_daemon(self._next_dir(disk))
+        self._stop_daemon(self.run_dir(disk))
+        self.nbd_socket(disk).unlink(missing_ok=True)
+
+    def _stop_daemon(self, run: Path, sig: int = signal.SIGTERM) -> None:
+        state = self._state({}, run)
         if state is not None:
             try:
-                os.kill(state["pid"], signal.SIGTERM)
+                os.kill(state["pid"], sig)
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 10
@@ -292,14 +306,82 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                 time.sleep(0.02)
             if process_alive(state["pid"]):
                 os.kill(state["pid"], signal.SIGKILL)
-        run = self.run_dir(disk)
         for name in ("state.json", "qmp.sock", "daemon.pid"):
             (run / name).unlink(missing_ok=True)
-        self.nbd_socket(disk).unlink(missing_ok=True)
         try:
             run.rmdir()
         except OSError:
             pass
+
+    # --- live migration -----------------------------------------------------------
+    # Both images are identical while the source's write-blocking mirror is in sync. Before
+    # the memory moves, each node starts a second daemon on the same image in the role it
+    # takes at switch-over (QEMU's image locks allow it: neither takes exclusive rights):
+    # the target a primary, which the incoming guest connects to but does not write through
+    # until it resumes, the source a secondary on its replication address. At switch-over
+    # (the source guest stopped, its mirror still in sync, the target guest held paused)
+    # the target's old secondary stops and its new primary mirrors to the source with
+    # sync "none": nothing to copy, every later write goes to both.
+
+    def migration_prepare(self, instance: str, disk: dict, index: int, role: str) -> dict:
+        state = self._state(disk)
+        expected = "secondary" if role == "target" else "primary"
+        if state is None or state["role"] != expected:
+            raise StorageError(f"disk {index} of {instance} is not assembled as {expected} on"
+                               f" {paths.node_name()}")
+        nxt = self._next_dir(disk)
+        self._stop_daemon(nxt)                   # a leftover of an earlier attempt
+        new_role = "primary" if role == "target" else "secondary"
+        self._start(instance, disk, index, new_role, self.path(instance, disk, index), nxt)
+        return self.access(instance, disk, index) if role == "target" else {"role": "secondary"}
+
+    def migration_switch(self, instance: str, disk: dict, index: int, role: str) -> str:
+        """Retire this side's old daemon for the prepared one; on the target, start mirroring."""
+        nxt, run = self._next_dir(disk), self.run_dir(disk)
+        if self._state(disk, nxt) is None:
+            raise StorageError(f"disk {index} of {instance}: no prepared daemon on {paths.node_name()}")
+        # the source's primary: its guest is gone and every write it took is in the image, but
+        # its mirror waits to reconnect to the target's retired secondary, which a SIGTERM would
+        # wait for (5 s)
+        self._stop_daemon(run, signal.SIGKILL if role == "source" else signal.SIGTERM)
+        nxt.rename(run)
+        if role != "target":
+            self.nbd_socket(disk).unlink(missing_ok=True)      # the old primary's
+            return "secondary"
+        return "in sync" if self._ensure_mirror(instance, disk, index, sync="none") else "degraded"
+
+    def migration_abort(self, instance: str, disk: dict, index: int) -> None:
+        self._stop_daemon(self._next_dir(disk))
+
+    def grow(self, instance: str, disk: dict, index: int, new_size: int) -> None:
+        """Grow this side's image; grow the secondary first. A running secondary daemon is
+        restarted on the grown image; a primary's mirror is stopped, the image grown and a full
+        copy started (QEMU 7.2 cannot carry a mirror over a resize). The guest sees the new
+        size after its next boot, when it connects anew."""
+        state = self._state(disk)
+        if state is None:
+            super().grow(instance, disk, index, new_size)
+            return
+        if state["role"] == "secondary":
+            self._stop_daemon(self.run_dir(disk))
+            super().grow(instance, disk, index, new_size)
+            self._start(instance, disk, index, "secondary", self.path(instance, disk, index), self.run_dir(disk))
+            return
+        what = f"disk {index} of {instance}"
+        if self._job(disk, what) is not None:
+            self._stop_mirror(disk, what)
+        elif "remote" in self._node_names(disk, what):
+            self._qmp(disk, [("blockdev-del", {"node-name": "remote"})], what)
+        # the guest's export forbids resizing, and keeps the size it was made with anyway: it
+        # goes and comes back (a connected guest reconnects by itself, a new one sees the size)
+        self._qmp(disk, [("block-export-del", {"id": "guest", "mode": "hard"})], what)
+        deadline = time.monotonic() + RESUME_WAIT
+        while any(e["id"] == "guest" for e in self._qmp(disk, [("query-block-exports", None)], what)[0]):
+            if time.monotonic() > deadline:
+                raise StorageError(f"{what}: the guest's export did not close")
+            time.sleep(0.02)
+        self._qmp(disk, [("block_resize", {"node-name": "local", "size": int(new_size) << 20})], what)
+        self._ensure_mirror(instance, disk, index)
 
     def remove(self, instance: str, disk: dict, index: int) -> None:
         self.shutdown(instance, disk, index)

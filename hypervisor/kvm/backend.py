@@ -260,7 +260,7 @@ class KvmHypervisor(Hypervisor):
             rt = files.load()
             if rt is not None and rt.incoming == uri and process.alive(rt.pid, files.pidfile):
                 return                                  # repeated: already waiting there
-            self._start(inst, incoming=uri,
+            self._start(inst, paused=bool((info or {}).get("hold")), incoming=uri,
                         machine=(info or {}).get("machine"), previous_layout=(info or {}).get("layout"))
             nbd_port = (info or {}).get("nbd_port")
             if nbd_port:           # local disks: the source mirrors them here before the memory
@@ -323,12 +323,15 @@ class KvmHypervisor(Hypervisor):
         files, _ = self._running(name)
         return migration.status(self._mon(files))
 
-    def abort_migration(self, name: str) -> None:
+    def abort_migration(self, name: str, resume_completed: bool = False) -> None:
         with self._lock(name):
             files, rt = self._running(name)
             mon = self._mon(files)
             migration.cancel_mirrors(mon, len(rt.inst["disks"]))
             status = migration.status(mon)
+            if status["status"] == "completed" and resume_completed:
+                mon.execute("cont")          # postmigrate: QEMU takes its images back and runs on
+                return
             if status["status"] == "completed":
                 raise HypervisorError(f"instance {name}: migration already completed; the guest runs on the target")
             if status["status"] == "active":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from genet import bootstrap, config, errors, luxi, opcodes, paths
 from genet.cli import base
@@ -105,6 +106,30 @@ def cmd_queue(ns) -> int:
     return 0
 
 
+def cmd_watcher(ns) -> int:
+    """Ganeti's watcher pause: until a time, cluster-wide."""
+    from genet.cli.gnt_job import parse_age
+    client = luxi.Client()
+    if ns.action == "pause":
+        if ns.duration is None:
+            raise errors.OpPrereqError("gnt-cluster watcher pause needs a duration (e.g. 30m, 2h)",
+                                       errors.ECode.INVAL)
+        until = client.call("SetWatcherPause", time.time() + parse_age(ns.duration))
+    elif ns.duration is not None:
+        raise errors.OpPrereqError(f"gnt-cluster watcher {ns.action} takes no duration", errors.ECode.INVAL)
+    elif ns.action == "continue":
+        until = client.call("SetWatcherPause", None)
+    else:
+        [until] = client.call("QueryConfigValues", ["watcher_pause"])
+        if until is not None and until <= time.time():
+            until = None
+    if until is None:
+        print("The watcher is not paused.")
+    else:
+        print(f"The watcher is paused until {time.ctime(until)}.")
+    return 0
+
+
 def cmd_verify_disks(ns) -> int:
     """Print every mirrored disk that is not in sync; exit 1 while any stays so."""
     result = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpClusterVerifyDisks, ns)])
@@ -163,6 +188,12 @@ def build(parser) -> None:
     p = sub.add_parser("queue", help="Drain, undrain or inspect the job queue")
     p.add_argument("action", choices=["drain", "undrain", "info"])
     p.set_defaults(handler=cmd_queue)
+
+    p = sub.add_parser("watcher", help="Pause genet-watcher for a while, let it continue, or ask")
+    p.add_argument("action", choices=["pause", "continue", "info"])
+    p.add_argument("duration", nargs="?", default=None, metavar="DURATION",
+                   help="How long to pause (s, m, h, d, w; a bare number is seconds)")
+    p.set_defaults(handler=cmd_watcher)
 
     base.add_tag_commands(sub, "cluster")
 

@@ -671,6 +671,8 @@ class LUInstanceGrowDisk(InstanceLU):
         if self.op.disk >= len(disks):
             raise errors.OpPrereqError(f"instance {self.inst['name']} has no disk {self.op.disk}"
                                        f" (it has {len(disks)})", errors.ECode.INVAL)
+        for node in self.inst.get("secondary_nodes", []):
+            check_node_online(self, node)           # both copies grow, or none
         old = disks[self.op.disk]["size"]
         self.new_size = self.op.amount if self.op.absolute else old + self.op.amount
         if self.new_size <= old:
@@ -679,8 +681,13 @@ class LUInstanceGrowDisk(InstanceLU):
 
     def exec(self):
         inst, index = self.inst, self.op.disk
-        node_call(self, inst["primary_node"], "blockdev_grow", inst["name"], inst["disk_template"],
-                  inst["disks"][index], index, self.new_size, storage_params(self), what=f"growing disk {index}")
+        # the secondary first: a mirror can only copy to a target at least as large
+        for node in [*inst.get("secondary_nodes", []), inst["primary_node"]]:
+            node_call(self, node, "blockdev_grow", inst["name"], inst["disk_template"], inst["disks"][index],
+                      index, self.new_size, storage_params(self), what=f"growing disk {index} on {node}")
+        if storage.get(inst["disk_template"]).mirrored and \
+                any(storage.mirror_side(found).get("role") == "primary" for found in disk_status(self, inst)):
+            wait_for_sync(self, inst)          # the copy to the grown secondary starts over
 
         def change(data):
             target = data["instances"][inst["name"]]
@@ -776,11 +783,26 @@ class LUInstanceSetParams(InstanceLU):
     """Ganeti's modify; disk and NIC changes reach a running guest by hot-plugging."""
     OPCODE = opcodes.OpInstanceSetParams
 
+    def declare_locks(self, level):
+        super().declare_locks(level)
+        if level == Level.NODE and self.op.remote_node:
+            self.node(self.op.remote_node)
+            self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], self.op.remote_node})
+
     def check_prereq(self):
         super().check_prereq()
         op, inst = self.op, self.inst
-        if not (op.beparams or op.hvparams or op.disks or op.nics):
+        if not (op.beparams or op.hvparams or op.disks or op.nics or op.disk_template):
             raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
+        if op.disk_template:
+            from genet.cmdlib.convert import check_conversion
+            check_conversion(self, inst, op.disk_template, op.remote_node)
+        elif op.remote_node:
+            raise errors.OpPrereqError("-n (remote_node) is only used with -t (a disk template conversion)",
+                                       errors.ECode.INVAL)
+        if op.disks and storage.get(inst["disk_template"]).mirrored:
+            raise errors.OpPrereqError(f"adding or removing disks of {inst['disk_template']} instances is not"
+                                       " supported yet: convert to file first (-t file)", errors.ECode.INVAL)
         self.beparams = dict(inst["beparams"])
         be = dict(op.beparams)
         if "memory" in be:
@@ -840,6 +862,9 @@ class LUInstanceSetParams(InstanceLU):
                     index = len(current) - 1 if index == -1 else index
                     self._remove(kind, index, current[index])
                 changes.append([f"{kind}/{index}", action])
+        if self.op.disk_template:
+            from genet.cmdlib.convert import convert
+            changes += convert(self, self.inst, self.op.disk_template, self.op.remote_node)
         return changes
 
     @staticmethod
@@ -1105,11 +1130,10 @@ class LUInstanceRecreateDisks(InstanceLU):
         return None
 
 
-def replace_mirror(lu: LogicalUnit) -> list:
+def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | None) -> list:
     """replace-disks for the mirror template: a new secondary (-n/-I) or a fresh copy on the
     current one (-s, -a); the primary's image is the source either way."""
-    op, inst, sp = lu.op, lu.inst, storage_params(lu)
-    mode = op.mode
+    sp = storage_params(lu)
     if mode == "replace_on_primary":
         raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one the guest uses; to rebuild it,"
                                    " fail over to the secondary first, then replace the secondary (-s)",
@@ -1117,7 +1141,7 @@ def replace_mirror(lu: LogicalUnit) -> list:
     old = inst["secondary_nodes"][0]
     new = old
     if mode == "replace_new_secondary":
-        new = op.remote_node
+        new = remote_node
         if new is None:
             from genet.cmdlib.migration import choose_target
             new = choose_target(lu, inst, {inst["primary_node"], old}, {})
@@ -1214,7 +1238,8 @@ class LUClusterVerifyDisks(LogicalUnit):
         return [storage.sync_label(storage.mirror_side(entry)) for entry in found]
 
 
-REPLACERS: dict = {"mirror": replace_mirror}     # mirrored disk template -> function(lu) doing the replacement
+# mirrored disk template -> function(lu, inst, mode, remote_node) doing the replacement
+REPLACERS: dict = {"mirror": replace_mirror}
 
 
 class LUInstanceReplaceDisks(InstanceLU):
@@ -1272,4 +1297,4 @@ class LUInstanceReplaceDisks(InstanceLU):
                 raise errors.OpPrereqError(f"node {remote} is not vm capable", errors.ECode.WRONG_STATE)
 
     def exec(self):
-        return self.replace(self)
+        return self.replace(self, self.inst, self.op.mode, self.op.remote_node)

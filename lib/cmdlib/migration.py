@@ -60,10 +60,6 @@ class MovePlan:
             if target and target != secondary:
                 raise errors.OpPrereqError(f"instance {inst['name']} has its disks mirrored to {secondary}; it can"
                                            f" only move there, not to {target}", errors.ECode.INVAL)
-            if can_copy and need_running:
-                raise errors.OpPrereqError(f"live migration of {inst['disk_template']} instances is not"
-                                           f" implemented yet: use failover ({secondary} holds every write"
-                                           " the guest completed)", errors.ECode.INVAL)
             target = secondary
         if self.copy_disks and not can_copy:
             raise errors.OpPrereqError(
@@ -91,6 +87,12 @@ class MovePlan:
                                        " failover instead of migrate", errors.ECode.WRONG_STATE)
         if need_running and not self.running:
             raise NotRunning(f"instance {inst['name']} is not running, it cannot be migrated")
+        if need_running and self.mirrored:
+            out_of_sync = self._mirror_trouble()
+            if out_of_sync:
+                raise errors.OpPrereqError(f"the disks of {inst['name']} are not in sync on {self.target}"
+                                           f" ({out_of_sync}); wait for the sync or run gnt-instance"
+                                           " activate-disks, then migrate", errors.ECode.WRONG_STATE)
         if self.copy_disks and not self.running:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} is stopped and its {inst['disk_template']} disks are local to"
@@ -136,11 +138,14 @@ class MovePlan:
         if self.copy_disks:
             self._create_target_disks()
         try:
+            if self.mirrored:
+                self._mirror_step(self.source, "prepare", "source")
+                self._mirror_step(self.target, "prepare", "target")
             res = self._call(self.target, "instance_accept_incoming", inst, storage_params(self.lu), target_ip,
                              info, self.copy_disks, timeout=120)
             ports = res.raise_on_error(f"preparing {self.target} for the incoming instance")
         except errors.GenericError:
-            self._remove_target_disks()
+            self._undo_target()
             raise
         try:
             if self.copy_disks:
@@ -148,12 +153,18 @@ class MovePlan:
             self._call(self.source, "instance_migrate", inst["name"], hv, target_ip, ports["port"], live,
                        ports["nbd_port"], timeout=3700).raise_on_error("starting the migration")
             status = self._wait()
+            held = time.monotonic()
+            if self.mirrored:
+                self._switch_target_disks()
         except errors.GenericError:
-            self._call(self.source, "instance_abort_migration", inst["name"], hv)
+            # the target goes first: a held target never ran, so the source may run on
             self._call(self.target, "instance_finish_incoming", inst["name"], hv, False)
-            self._remove_target_disks()
+            self._call(self.source, "instance_abort_migration", inst["name"], hv, self.mirrored)
+            self._undo_target()
             raise
         res = self._call(self.target, "instance_finish_incoming", inst["name"], hv, True, timeout=120)
+        if self.mirrored:           # the guest was held paused while the disks switched roles
+            status["downtime_ms"] = (status.get("downtime_ms") or 0) + int(1000 * (time.monotonic() - held))
         if res.failed:
             raise errors.OpExecError(f"the memory of {inst['name']} reached {self.target} but it could not be"
                                      f" resumed there ({res.fail_msg}); run gnt-instance migrate --cleanup")
@@ -161,6 +172,12 @@ class MovePlan:
         res = self._call(self.source, "instance_stop", inst["name"], hv, 0, True)
         if res.failed:
             feedback(f"Warning: the source copy on {self.source} was not stopped: {res.fail_msg}")
+        elif self.mirrored:
+            for node, step, role in ((self.source, "switch", "source"), (self.target, "finish", "target")):
+                res = self._mirror_rpc(node, step, role)
+                if res.failed:
+                    feedback(f"Warning: the disks' {step} on {node} failed: {res.fail_msg}; run"
+                             f" gnt-instance activate-disks {inst['name']}")
         elif self.copy_disks:
             for index, disk in enumerate(inst["disks"]):
                 gone = self._call(self.source, "blockdev_remove", inst["name"], inst["disk_template"], disk, index,
@@ -178,16 +195,39 @@ class MovePlan:
             res = self._call(self.target, "blockdev_create", inst["name"], inst["disk_template"], disk, index,
                              storage_params(self.lu), timeout=300)
             if res.failed:
-                self._remove_target_disks()
+                self._undo_target()
                 raise errors.OpExecError(f"could not create disk {index} on {self.target}: {res.fail_msg}")
 
-    def _remove_target_disks(self) -> None:
+    def _undo_target(self) -> None:
+        """After a failed migration: the target's new disks go, mirrored ones keep their roles."""
+        inst = self.inst
+        if self.mirrored:
+            for node in (self.target, self.source):
+                self._mirror_rpc(node, "abort", "source")
         if not self.copy_disks:
             return
-        inst = self.inst
         for index, disk in enumerate(inst["disks"]):
             self._call(self.target, "blockdev_remove", inst["name"], inst["disk_template"], disk, index,
                        storage_params(self.lu))
+
+    def _mirror_rpc(self, node: str, step: str, role: str):
+        """One step of the mirrored disks' migration (storage.base.MirroredTemplate) on a node."""
+        return self._call(node, "blockdev_migration", self.inst["name"], self.inst["disk_template"],
+                          self.inst["disks"], storage_params(self.lu), step, role, timeout=120)
+
+    def _mirror_step(self, node: str, step: str, role: str) -> list:
+        return self._mirror_rpc(node, step, role).raise_on_error(f"{step} of the mirrored disks on {node} ({role})")
+
+    def _switch_target_disks(self) -> None:
+        """The memory arrived and the guest is held paused on the target. The source's mirror
+        must have stayed in sync until its guest stopped, else the target's copy may lack a
+        write the guest saw completed; then the target takes the primary role."""
+        trouble = self._mirror_trouble()
+        if trouble:
+            raise errors.OpExecError(f"the mirror to {self.target} broke during the migration ({trouble});"
+                                     f" {self.inst['name']} goes on running on {self.source}")
+        states = self._mirror_step(self.target, "switch", "target")
+        self.lu.feedback(f"* {self.target} took over the disks: {', '.join(states)}")
 
     def _wait(self) -> dict:
         last = -1
@@ -212,7 +252,8 @@ class MovePlan:
                     self.lu.feedback(f"* memory transfer progress: {percent}% ({remaining >> 20} MiB remaining)")
                     last = percent
             time.sleep(pause)
-            pause = min(POLL, pause * 2)
+            # mirrored disks: the guest is held paused from completion to the switch of roles
+            pause = min(POLL / 5 if self.mirrored else POLL, pause * 2)
 
     def failover(self, ignore_consistency: bool, shutdown_timeout: int) -> dict:
         """Stop on the source (if it can be reached), start on the target."""
@@ -229,7 +270,15 @@ class MovePlan:
                 feedback(f"Warning: {err}; continuing (--ignore-consistency)")
         was_up = inst["admin_state"] == "up"
         if self.mirrored and not source["offline"]:
-            self._check_in_sync(ignore_consistency)
+            trouble = self._mirror_trouble()
+            if trouble:
+                if not ignore_consistency:
+                    raise errors.OpExecError(f"the disks of {inst['name']} are not in sync on {self.target}"
+                                             f" ({trouble}); use --ignore-consistency to fail over anyway")
+                feedback(f"Warning: failing over with disks not in sync ({trouble}) (--ignore-consistency)")
+            # the old primary becomes the secondary: its primary side (and its mirror) goes
+            self._call(self.source, "blockdev_shutdown", inst["name"], inst["disk_template"], inst["disks"],
+                       storage_params(self.lu))
         self._set_primary()
         moved = dict(inst, primary_node=self.target,
                      secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
@@ -239,20 +288,15 @@ class MovePlan:
             assemble_disks(self.lu, moved)
         return {"source": self.source, "target": self.target}
 
-    def _check_in_sync(self, ignore_consistency: bool) -> None:
-        """The secondary must hold every write before it takes over, unless the admin says so."""
+    def _mirror_trouble(self) -> str:
+        """Why the target's copy may lack writes ("" when every disk is in sync), from the source."""
         res = self._call(self.source, "blockdev_find", self.inst["name"], self.inst["disk_template"],
                          self.inst["disks"], storage_params(self.lu))
-        states = [] if res.failed else [storage.mirror_side(f).get("state") for f in res.payload]
-        if res.failed or any(state != "in sync" for state in states):
-            why = res.fail_msg if res.failed else f"disk states {', '.join(map(str, states))}"
-            if not ignore_consistency:
-                raise errors.OpExecError(f"the disks of {self.inst['name']} are not in sync on {self.target}"
-                                         f" ({why}); use --ignore-consistency to fail over anyway")
-            self.lu.feedback(f"Warning: failing over with disks not in sync ({why}) (--ignore-consistency)")
-        # the old primary becomes the secondary: its primary side (and its mirror) goes
-        self._call(self.source, "blockdev_shutdown", self.inst["name"], self.inst["disk_template"],
-                   self.inst["disks"], storage_params(self.lu))
+        if res.failed:
+            return res.fail_msg
+        states = [storage.mirror_side(found).get("state") for found in res.payload]
+        return "" if all(state == "in sync" for state in states) else \
+            f"disk states {', '.join(map(str, states))}"
 
 
 class LUInstanceMigrate(LogicalUnit):
@@ -367,16 +411,35 @@ class LUNodeEvacuate(_NodeEmptying):
         if self.op.primary_only and self.op.secondary_only:
             raise errors.OpPrereqError("--primary-only and --secondary-only exclude each other",
                                        errors.ECode.INVAL)
-        # no template keeps a secondary yet: --secondary-only has nothing to move
         reserved: dict[str, int] = {}
         self.plans = [] if self.op.secondary_only else [
             MovePlan(self, inst, self.op.remote_node, need_running=False, reserved=reserved, can_copy=True)
             for inst in self.primaries()]
+        remote = self.op.remote_node
+        if not self.op.primary_only and remote is not None:
+            for inst in self.secondaries():
+                if remote == inst["primary_node"]:
+                    raise errors.OpPrereqError(f"{remote} is the primary node of {inst['name']}; it cannot also"
+                                               " hold its secondary copy", errors.ECode.INVAL)
+
+    def secondaries(self) -> list[dict]:
+        """Mirrored instances whose secondary copy is on the node."""
+        return self.cfg.read(lambda d: sorted((dict(i) for i in d["instances"].values()
+                                               if self.op.node_name in i.get("secondary_nodes", [])),
+                                              key=lambda i: i["name"]))
 
     def exec(self):
-        """Running instances migrate live; the others (or all, from a dead node) fail over."""
-        return [plan.migrate(True) if plan.running else plan.failover(plan.source_offline, 120)
+        """Running instances migrate live, the others (or all, from a dead node) fail over; then
+        every secondary copy still on the node (also those the moves left there) goes elsewhere."""
+        from genet.cmdlib.instance import REPLACERS
+        done = [plan.migrate(True) if plan.running else plan.failover(plan.source_offline, 120)
                 for plan in self.plans]
+        if not self.op.primary_only:
+            for inst in self.secondaries():
+                self.feedback(f"* moving the secondary copy of {inst['name']} off {self.op.node_name}")
+                new = REPLACERS[inst["disk_template"]](self, inst, "replace_new_secondary", self.op.remote_node)
+                done.append({"instance": inst["name"], "secondary": new[0][1] if new else None})
+        return done
 
 
 class LUNodeFailover(_NodeEmptying):

@@ -16,6 +16,7 @@ from genet import luxi, opcodes
 
 BIN = Path(sys.executable).parent
 PORT = 21811
+NO_WATCHER = 'NODED_ARGS="--watcher-interval 0"\n'
 
 
 class LoopbackCluster:
@@ -24,6 +25,10 @@ class LoopbackCluster:
         self.names = [f"node{i}" for i in range(1, nodes + 1)]
         self.hosts = base / "hosts"
         self.hosts.write_text("".join(f"127.0.0.{10 + i} node{i}\n" for i in range(1, nodes + 1)))
+        for name in self.names:      # no genet-watcher runs of its own: tests run it when they mean to
+            defaults = self.root(name) / "etc/default/genet"
+            defaults.parent.mkdir(parents=True, exist_ok=True)
+            defaults.write_text(NO_WATCHER)
 
     def env(self, node: str) -> dict:
         env = dict(os.environ)

@@ -81,15 +81,28 @@ def dev(tmp_path_factory):
 
 
 def hvparams() -> str:
+    """The test guest under TCG. migration_downtime 10 s: QEMU 7.2's TCG loses pages a busy guest
+    dirties between the passes of an iterating migration (measured: the guest's kernel crashed after
+    about one migration in six with the default limit, never in 14 that end after one pass); KVM's
+    dirty log does not have this problem (../shared/notes/qemu-tcg-migration.md)."""
     guest = testguest.ensure()
     return (f"kernel_path={guest['kernel']},initrd_path={guest['initrd']},accel=tcg,serial_console=true,"
+            "migration_downtime=10000,"
             f"kernel_args=console=ttyS0 quiet genet.ip={GUEST_IP}/24 genet.gw=10.199.0.1")
 
 
-def booted(dev: Dev, node: str, name: str) -> None:
+def serial_text(dev: Dev, node: str, name: str) -> str:
     log = dev.serial_log(node, name)
-    wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 90,
-             f"{name} to boot on {node}")
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
+def booted(dev: Dev, node: str, name: str, before: str = "") -> None:
+    """The guest finished booting on the node since its serial log read ``before`` (a new QEMU
+    process starts a new log)."""
+    def ready():
+        text = serial_text(dev, node, name)
+        return testguest.READY_MARKER in (text[len(before):] if text.startswith(before) else text)
+    wait_for(ready, 90, f"{name} to boot on {node}")
 
 
 def guest_write_blocks(dev: Dev, name: str, seek_blocks: int, count: int, timeout: float = 120) -> str:
@@ -140,9 +153,69 @@ def test_every_block_the_guest_wrote_is_on_the_secondary(dev):
         assert image_md5(dev.image("node2", "vm1"), seek, count) == md5
 
 
-def test_migration_is_refused_clearly(dev):
-    proc = dev.gnt("gnt-instance", "migrate", "vm1", ok=False)
-    assert proc.returncode == 1 and "use failover" in proc.stderr
+def start_writer(dev: Dev, name: str, first: int, span: int) -> None:
+    """In the background the guest writes random 64 KiB blocks one after the other, cycling over
+    ``span`` blocks from ``first``, each with fsync, and logs "W block md5" once dd returned; it stops
+    when /tmp/stop-FIRST appears and then logs END."""
+    log = f"/tmp/wlog-{first}"
+    dev.console(name, f"(i=0; while [ ! -e /tmp/stop-{first} ]; do b=$(({first}+i%{span}));"
+                      f" dd if=/dev/urandom of=/tmp/w{first} bs={BLOCK_KIB}k count=1 2>/dev/null;"
+                      f" dd if=/tmp/w{first} of=/dev/vda bs={BLOCK_KIB}k seek=$b conv=fsync 2>/dev/null &&"
+                      f" echo W $b $(md5sum < /tmp/w{first} | cut -c1-32) >> {log}; i=$((i+1)); done;"
+                      f" echo END >> {log}) &\n")
+
+
+def stop_writer(dev: Dev, name: str, first: int) -> dict[int, str]:
+    """Every block the writer wrote, with the md5 of what it wrote there last."""
+    dev.console(name, f"touch /tmp/stop-{first}\n")
+
+    def log():
+        out = dev.console(name, f"cat /tmp/wlog-{first}\n")
+        return out if re.search(r"^END", out, re.M) else None
+    out = wait_for(log, 60, "the guest's writer to stop")
+    return {int(block): md5 for block, md5 in re.findall(r"^W (\d+) ([0-9a-f]{32})", out, re.M)}
+
+
+def guest_block_md5s(dev: Dev, name: str, blocks: list[int]) -> dict[int, str]:
+    """What the guest reads at each of ``blocks`` (one console session)."""
+    out = dev.console(name, f"for b in {' '.join(map(str, blocks))}; do echo R $b $(dd if=/dev/vda"
+                            f" bs={BLOCK_KIB}k skip=$b count=1 2>/dev/null | md5sum | cut -c1-32); done\n")
+    return {int(block): md5 for block, md5 in re.findall(r"^R (\d+) ([0-9a-f]{32})", out, re.M)}
+
+
+def test_live_migration_there_and_back_keeps_every_block(dev):
+    """The guest writes blocks all through two live migrations (node2 → node3 → node2): the roles of
+    the copies swap each time, and every block the guest saw written is on both copies."""
+    for first, source, target in ((10, "node2", "node3"), (110, "node3", "node2")):
+        start_writer(dev, "vm1", first, 80)
+        out = dev.gnt("gnt-instance", "migrate", "vm1").stdout
+        assert f"{target} took over the disks: in sync" in out, out
+        assert dev.field("vm1", "pnode") == target and dev.field("vm1", "snodes") == source
+        written = stop_writer(dev, "vm1", first)
+        assert len(written) >= 10, written            # it wrote before, during and after the move
+        for block, md5 in written.items():
+            for node in (source, target):
+                assert image_md5(dev.image(node, "vm1"), block, 1) == md5, (node, block)
+        assert guest_block_md5s(dev, "vm1", sorted(written)) == written
+        assert f"on {target} and {source}: in sync" in dev.gnt("gnt-instance", "info", "vm1").stdout
+        assert dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0
+    for seek, (count, md5) in WRITTEN.items():
+        assert guest_md5(dev, "vm1", seek, count) == md5
+    assert not list((dev.dir / "node3/root/var/run/genet/kvm").glob("vm1/pid*"))   # runs once
+
+
+def test_migration_of_a_degraded_mirror_is_refused(dev):
+    assert tool("partition", "--dir", str(dev.dir), "node3").returncode == 0
+    try:
+        WRITTEN[90] = (1, guest_write_blocks(dev, "vm1", 90, 1))      # this write meets the cut
+        wait_for(lambda: dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 1, 60, "degraded")
+        proc = dev.gnt("gnt-instance", "migrate", "vm1", ok=False)
+        assert proc.returncode == 1 and "not in sync on node3" in proc.stderr, proc.stderr
+        assert dev.field("vm1", "pnode") == "node2"
+    finally:
+        assert tool("heal", "--dir", str(dev.dir), "node3").returncode == 0
+    dev.gnt("gnt-instance", "activate-disks", "vm1")
+    wait_for(lambda: dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0, 60, "the mirror back in sync")
 
 
 def test_failover_needs_ignore_consistency_when_the_primary_is_dead(dev):
@@ -209,6 +282,59 @@ def test_replace_disks_moves_the_secondary_to_another_node(dev):
     for seek, (count, md5) in WRITTEN.items():
         assert image_md5(dev.image("node1", "vm1"), seek, count) == md5
         assert guest_md5(dev, "vm1", seek, count) == md5
+
+
+def every_block_on(dev: Dev, node: str) -> None:
+    image = dev.image(node, "vm1")
+    for seek, (count, md5) in WRITTEN.items():
+        assert image_md5(image, seek, count) == md5, (node, seek)
+
+
+def test_grow_disk_grows_both_copies_and_mirrors_again(dev):
+    """The running instance's disk grows on both nodes (32 → 48 MiB); the copy starts over and
+    holds every block; the guest sees the new size after a reboot."""
+    out = dev.gnt("gnt-instance", "grow-disk", "vm1", "0", "16M").stdout
+    assert "in sync" in out and "is now 48 MiB" in out
+    for node in ("node3", "node1"):
+        assert dev.image(node, "vm1").stat().st_size == 48 << 20
+        every_block_on(dev, node)
+    WRITTEN[470] = (2, guest_write_blocks(dev, "vm1", 470, 2))      # the guest still writes, mirrored
+    every_block_on(dev, "node1")
+    before = serial_text(dev, "node3", "vm1")
+    dev.gnt("gnt-instance", "reboot", "vm1")
+    booted(dev, "node3", "vm1", before)
+    WRITTEN[600] = (4, guest_write_blocks(dev, "vm1", 600, 4))      # beyond the old end
+    every_block_on(dev, "node1")
+    assert dev.field("vm1", "disk.sizes") == "48"
+
+
+def test_evacuate_secondary_moves_the_copy_to_another_node(dev):
+    dev.gnt("gnt-node", "evacuate", "-s", "node1")
+    assert dev.field("vm1", "snodes") == "node2" and dev.field("vm1", "pnode") == "node3"
+    assert not list((dev.dir / "node1/root/srv/genet/file-storage").glob("vm1/*"))
+    every_block_on(dev, "node2")
+    assert dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0
+
+
+def test_convert_to_file_and_back_to_mirror(dev):
+    proc = dev.gnt("gnt-instance", "modify", "-t", "file", "vm1", ok=False)
+    assert proc.returncode == 1 and "must be stopped" in proc.stderr
+    dev.gnt("gnt-instance", "shutdown", "--timeout", "60", "vm1")
+    dev.gnt("gnt-instance", "modify", "-t", "file", "vm1")
+    assert dev.field("vm1", "disk_template") == "file" and dev.field("vm1", "snodes") == ""
+    assert not list((dev.dir / "node2/root/srv/genet/file-storage").glob("vm1/*"))
+    every_block_on(dev, "node3")
+    proc = dev.gnt("gnt-instance", "modify", "-t", "mirror", "vm1", ok=False)
+    assert proc.returncode == 1 and "needs the secondary node (-n NODE)" in proc.stderr
+    out = dev.gnt("gnt-instance", "modify", "-t", "mirror", "-n", "node1", "vm1").stdout
+    assert "in sync" in out
+    assert dev.field("vm1", "disk_template") == "mirror" and dev.field("vm1", "snodes") == "node1"
+    every_block_on(dev, "node1")
+    before = serial_text(dev, "node3", "vm1")
+    dev.gnt("gnt-instance", "startup", "vm1")
+    booted(dev, "node3", "vm1", before)
+    WRITTEN[480] = (2, guest_write_blocks(dev, "vm1", 480, 2))
+    every_block_on(dev, "node1")
 
 
 def test_remove_deletes_both_copies(dev):

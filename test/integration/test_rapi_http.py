@@ -766,8 +766,8 @@ def restart_rapi(cluster) -> None:
 def test_require_authentication_from_etc_default(cluster):
     """When RAPI_ARGS has --require-authentication, anonymous reads are 401 and users still work."""
     defaults = cluster.root("node1") / "etc/default/genet"
-    defaults.parent.mkdir(parents=True, exist_ok=True)
-    defaults.write_text('# genet daemons\nRAPI_ARGS="--require-authentication"\n')
+    before = defaults.read_text()
+    defaults.write_text(before + '# genet daemons\nRAPI_ARGS="--require-authentication"\n')
     try:
         restart_rapi(cluster)
         for path in ("/2/info", "/version", "/2/instances", "/metrics"):
@@ -779,7 +779,7 @@ def test_require_authentication_from_etc_default(cluster):
         run_job("PUT", "/2/tags?tag=authed")
         run_job("DELETE", "/2/tags?tag=authed")
     finally:
-        defaults.unlink()
+        defaults.write_text(before)
         restart_rapi(cluster)
     assert ok("GET", "/2/info", user=None)["name"] == "genet-test"
 

@@ -164,3 +164,53 @@ def test_refusals_name_the_disk_and_the_reason(nodes):
     with pytest.raises(storage.StorageError, match="raw images"):
         nodes.on("nodea").create("inst1", dict(nodes.disk, format="qcow2"), 0)
     assert storage.get("mirror").mirrored
+
+
+def test_live_migration_swaps_the_roles_without_copying(nodes):
+    """prepare on both nodes, switch the target (it mirrors back with nothing to copy), switch the
+    source: every write before, between and after lands on both images."""
+    source_access = start_pair(nodes)
+    guest_write(source_access, 1, 256, 0x10)
+    target_access = nodes.on("nodeb").migration_prepare("inst1", nodes.disk, 0, "target")
+    assert nodes.on("nodea").migration_prepare("inst1", nodes.disk, 0, "source") == {"role": "secondary"}
+    guest_write(source_access, 2, 256, 0x20)          # the guest still runs on the source
+    assert nodes.on("nodeb").migration_switch("inst1", nodes.disk, 0, "target") == "in sync"
+    job = nodes.on("nodeb")._job(nodes.disk, "test")
+    assert job["ready"] and job["len"] == 0            # sync "none": nothing was copied
+    guest_write(target_access, 3, 256, 0x30)          # the guest runs on the target now
+    assert nodes.on("nodea").migration_switch("inst1", nodes.disk, 0, "source") == "secondary"
+    guest_write(target_access, 4, 256, 0x40)
+    for offset, pattern in ((1, 0x10), (2, 0x20), (3, 0x30), (4, 0x40)):
+        assert region(nodes.image("nodea"), offset, 256) == expected(256, pattern)
+    assert nodes.image("nodea").read_bytes() == nodes.image("nodeb").read_bytes()
+    assert nodes.on("nodeb").status("inst1", nodes.disk, 0)["role"] == "primary"
+    assert nodes.on("nodea").status("inst1", nodes.disk, 0)["role"] == "secondary"
+    assert not nodes.on("nodeb")._next_dir(nodes.disk).exists()
+
+
+def test_aborted_migration_leaves_the_roles_as_they_were(nodes):
+    access = start_pair(nodes)
+    nodes.on("nodeb").migration_prepare("inst1", nodes.disk, 0, "target")
+    nodes.on("nodea").migration_prepare("inst1", nodes.disk, 0, "source")
+    for node in ("nodeb", "nodea"):
+        nodes.on(node).migration_abort("inst1", nodes.disk, 0)
+        assert not nodes.on(node)._next_dir(nodes.disk).exists()
+    guest_write(access, 6, 128, 0x66)
+    assert nodes.on("nodea").status("inst1", nodes.disk, 0)["state"] == "in sync"
+    assert region(nodes.image("nodeb"), 6, 128) == expected(128, 0x66)
+    with pytest.raises(storage.StorageError, match="no prepared daemon"):
+        nodes.on("nodeb").migration_switch("inst1", nodes.disk, 0, "target")
+    with pytest.raises(storage.StorageError, match="not assembled as secondary"):
+        nodes.on("nodea").migration_prepare("inst1", nodes.disk, 0, "target")
+
+
+def test_grow_the_secondary_then_the_primary_mirrors_the_larger_disk(nodes):
+    start_pair(nodes)
+    nodes.on("nodeb").grow("inst1", nodes.disk, 0, SIZE_MIB + 16)
+    nodes.on("nodea").grow("inst1", nodes.disk, 0, SIZE_MIB + 16)
+    nodes.wait_state("nodea", "in sync")
+    access = nodes.on("nodea").access("inst1", nodes.disk, 0)
+    guest_write(access, SIZE_MIB + 8, 256, 0x48)       # beyond the old end: a new client sees the new size
+    for node in ("nodea", "nodeb"):
+        assert nodes.image(node).stat().st_size == (SIZE_MIB + 16) << 20
+    assert region(nodes.image("nodeb"), SIZE_MIB + 8, 256) == expected(256, 0x48)

@@ -38,7 +38,7 @@ REQUIRED_PAGES = {  # page name -> manual section
     "genet": 7,
     "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8, "gnt-os": 8,
     "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8,
-    "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8,
+    "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8, "genet-watcher": 8,
     "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
 }
 ALL_PAGES = sorted(set(REQUIRED_PAGES) | {p.stem for p in MAN.glob("*.rst")})
@@ -323,8 +323,16 @@ def test_genet_masterd_page_documents_every_option(capsys):
 
 def test_genet_noded_page_documents_every_option(capsys):
     options, _ = help_options(noded.main, capsys)
-    assert {"--bind", "--port"} <= set(options)
+    assert {"--bind", "--port", "--watcher-interval"} <= set(options)
     body = section(page("genet-noded"), "OPTIONS")
+    assert [o for o in options if not mentions(body, o)] == []
+
+
+def test_genet_watcher_page_documents_every_option(capsys):
+    from genet import watcher
+    options, _ = help_options(watcher.main, capsys)
+    assert {"--debug", "--job-age", "--ignore-pause"} <= set(options)
+    body = section(page("genet-watcher"), "OPTIONS")
     assert [o for o in options if not mentions(body, o)] == []
 
 

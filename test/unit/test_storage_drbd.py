@@ -872,3 +872,32 @@ def test_drbd9_status_json_samples():
 def test_status_of_a_side_that_is_not_assembled():
     st = sync_status(None)
     assert (st["assembled"], st["role"], st["connected"], st["state"]) == (False, None, False, "degraded")
+
+
+def test_live_migration_through_the_generic_steps_swaps_the_roles(cluster):
+    """The master's sequence (storage.base.MirroredTemplate): prepare source, prepare target,
+    switch target, switch source, finish target."""
+    disk = cluster.mirrored()
+    src, dst = cluster["node1"].storage, cluster["node2"].storage
+    assert src.migration_prepare("inst1", disk, 0, "source") == {"role": "primary"}
+    access = dst.migration_prepare("inst1", disk, 0, "target")
+    assert access["path"].endswith(f"drbd{disk['logical_id']['minors'][1]}")
+    assert dst.migration_switch("inst1", disk, 0, "target") == "in sync"
+    assert src.migration_switch("inst1", disk, 0, "source") == "secondary"
+    dst.migration_finish("inst1", disk, 0)
+    s, d = cluster["node1"].status(disk), cluster["node2"].status(disk)
+    assert (s["role"], d["role"], s["state"], d["state"]) == ("secondary", "primary", "in sync", "in sync")
+    with pytest.raises(StorageError, match="node2 is primary"):
+        cluster["node1"].promote(disk)                  # two primaries are forbidden again
+
+
+def test_aborted_live_migration_leaves_the_source_primary_alone(cluster):
+    disk = cluster.mirrored()
+    src, dst = cluster["node1"].storage, cluster["node2"].storage
+    src.migration_prepare("inst1", disk, 0, "source")
+    dst.migration_prepare("inst1", disk, 0, "target")
+    dst.migration_abort("inst1", disk, 0)
+    src.migration_abort("inst1", disk, 0)
+    assert (cluster["node1"].status(disk)["role"], cluster["node2"].status(disk)["role"]) == ("primary", "secondary")
+    with pytest.raises(StorageError, match="node1 is primary and dual-primary was not asked for"):
+        cluster["node2"].promote(disk)
