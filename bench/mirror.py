@@ -11,6 +11,10 @@
 3. outage: the secondary's link is cut for 10 s while the guest writes 8 MiB, then healed and
    the disks activated again: whether the copy resumed (only what changed moves) and how many
    bytes the mirror job still had to copy, against the disk size.
+4. live migration: an idle guest with a 256 MiB disk, migrated live as mirror (to its
+   secondary: the copies swap roles) and as file (the disk is copied to the target while the
+   memory moves): the guest's downtime as the job reports it (for mirror including the switch
+   of roles) and the wall time of `gnt-instance migrate`.
 """
 from __future__ import annotations
 
@@ -140,6 +144,24 @@ def outage(c: Cluster) -> dict:
             "images_identical_after": same}
 
 
+def migration(c: Cluster) -> dict:
+    from genet import testguest
+    out = {}
+    for template, nodes, target in (("mirror", "node2:node3", []), ("file", "node2", ["-n", "node3"])):
+        name = f"mig{template}"
+        c.run("gnt-instance", "add", "-t", template, "-n", nodes, "--disk", "0:size=256M",
+              "-B", "memory=256M", "-H", hvparams("10.199.0.73"), name)
+        log = c.dir / "node2/root/var/run/genet/kvm" / name / "serial.log"
+        wait(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 120, "boot")
+        started = time.monotonic()
+        job = c.run("gnt-instance", "migrate", *target, name)
+        wall = time.monotonic() - started
+        downtime = re.search(r"downtime (\d+) ms", job)
+        out[template] = {"downtime_ms": int(downtime.group(1)) if downtime else None, "wall_s": round(wall, 2)}
+        c.run("gnt-instance", "remove", name)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -166,6 +188,8 @@ def main() -> int:
         print("guest writes:", results["guest_write"], flush=True)
         results["outage"] = outage(c)
         print("outage:", results["outage"], flush=True)
+        results["migration"] = migration(c)
+        print("live migration:", results["migration"], flush=True)
     finally:
         if not opts.keep:
             tool("stop", "--dir", str(directory))

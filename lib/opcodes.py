@@ -497,7 +497,7 @@ class OpNetworkDisconnect(OpCode):
 
 # --- instances --------------------------------------------------------------
 
-DISK_TEMPLATES = ("diskless", "file", "sharedfile", "mirror")
+DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "mirror")
 HYPERVISORS = ("fake", "kvm")
 INSTANCE_NAME = String(non_empty=True, max_len=63)
 DISK = Record("disk", {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"),

@@ -19,9 +19,14 @@ PORT = 21811
 NO_WATCHER = 'NODED_ARGS="--watcher-interval 0"\n'
 
 
+FAKE_LVM_BIN = Path(__file__).resolve().parents[1] / "fakes" / "lvm-bin"
+
+
 class LoopbackCluster:
-    def __init__(self, base: Path, nodes: int = 3):
+    def __init__(self, base: Path, nodes: int = 3, lvm: bool = False):
+        """``lvm``: each node gets a fake LVM (test/fakes/lvm) with a 1 GiB volume group xenvg."""
         self.base = base
+        self.lvm = lvm
         self.names = [f"node{i}" for i in range(1, nodes + 1)]
         self.hosts = base / "hosts"
         self.hosts.write_text("".join(f"127.0.0.{10 + i} node{i}\n" for i in range(1, nodes + 1)))
@@ -34,7 +39,14 @@ class LoopbackCluster:
         env = dict(os.environ)
         env.update(GENET_ROOT=str(self.root(node)), GENET_HOSTNAME=node, GENET_HOSTS=str(self.hosts),
                    PATH=f"{BIN}:{env['PATH']}")
+        if self.lvm:
+            env.update(GENET_LVM_BINDIR=str(FAKE_LVM_BIN), GENET_LVM_DEV_DIR=str(self.base / node / "dev"),
+                       GENET_FAKE_LVM_DEV=str(self.base / node / "dev"),
+                       GENET_FAKE_LVM_STATE=str(self.lvm_state(node)))
         return env
+
+    def lvm_state(self, node: str) -> Path:
+        return self.base / node / "lvm-state.json"
 
     def root(self, node: str) -> Path:
         return self.base / node / "root"
@@ -52,6 +64,9 @@ class LoopbackCluster:
         return luxi.Client(self.root(node) / "var/run/genet/socket/master.sock")
 
     def start(self) -> "LoopbackCluster":
+        if self.lvm:
+            for node in self.names:
+                self.run(node, str(FAKE_LVM_BIN / "lvm"), "fake", "vgcreate", "xenvg", "1024")
         self.run("node1", "gnt-cluster", "init", "--noded-port", str(PORT),
                  f"--shared-file-storage-dir={self.base / 'shared'}", "genet-test")
         for node in self.names[1:]:

@@ -95,7 +95,7 @@ def cluster(tmp_path_factory):
     dc = DevCluster(directory, subnet)
     try:
         proc = tool("start", "--nodes", "3", "--dir", str(directory), "--no-init",
-                    "--subnet", subnet, check=True)
+                    "--subnet", subnet, "--watcher-interval", "90", check=True)
         dc.doc = json.loads(proc.stdout)
         yield dc
     finally:
@@ -149,6 +149,12 @@ def test_cluster_json_shape(cluster):
     assert (cluster.dir / "authorized_keys").read_text() == \
         (cluster.dir / "id_ed25519.pub").read_text()
     assert (cluster.dir / "devcluster-state.json").exists()
+
+
+def test_each_node_tells_its_noded_how_often_to_run_the_watcher(cluster):
+    for i in (1, 2, 3):
+        defaults = cluster.dir / f"node{i}" / "root/etc/default/genet"
+        assert defaults.read_text() == 'NODED_ARGS="--watcher-interval 90"\n'
 
 
 def test_nodes_reach_each_other(cluster):
