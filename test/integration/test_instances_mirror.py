@@ -309,10 +309,10 @@ def test_grow_disk_grows_both_copies_and_mirrors_again(dev):
 
 
 def test_evacuate_secondary_moves_the_copy_to_another_node(dev):
-    proc = dev.gnt("gnt-node", "remove", "node1", ok=False)       # it holds vm1's secondary copy
-    assert proc.returncode == 1 and "node 'node1' still holds instance(s) vm1" in proc.stderr
     dev.gnt("gnt-node", "evacuate", "-s", "node1")
     assert dev.field("vm1", "snodes") == "node2" and dev.field("vm1", "pnode") == "node3"
+    proc = dev.gnt("gnt-node", "remove", "node2", ok=False)       # it holds vm1's secondary copy now
+    assert proc.returncode == 1 and "node 'node2' still holds instance(s) vm1" in proc.stderr
     assert not list((dev.dir / "node1/root/srv/genet/file-storage").glob("vm1/*"))
     every_block_on(dev, "node2")
     assert dev.gnt("gnt-cluster", "verify-disks", ok=False).returncode == 0
