@@ -57,13 +57,8 @@ class Cluster:
 
 
 def wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise SystemExit(f"bench: timed out waiting for {what}")
+    from devnet import wait_for
+    return wait_for(predicate, timeout, what, interval=0.1)
 
 
 def hvparams(ip: str) -> str:

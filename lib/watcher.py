@@ -98,14 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from genet.cli.gnt_job import parse_age
     ns = build_parser().parse_args(argv)
-    handlers: list[logging.Handler] = []
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if ns.debug else []
     try:
         paths.log_dir().mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(paths.log_dir() / "watcher.log"))
-    except OSError:
-        pass
-    if ns.debug or not handlers:
-        handlers.append(logging.StreamHandler(sys.stderr))
+    except OSError:              # no log directory: standard error instead
+        handlers = [logging.StreamHandler(sys.stderr)]
     logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(name)s: %(message)s")
     try:
         age = parse_age(ns.job_age)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from devnet import free_subnet
+from devnet import free_subnet, wait_for
 
 from genet import testguest
 
@@ -43,16 +42,6 @@ class Dev:
 
     def field(self, name: str, field: str) -> str:
         return self.run("node1", "gnt-instance", "list", "--no-headers", "-o", field, name).stdout.strip()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from devnet import free_subnet
+from devnet import free_subnet, wait_for
 
 from genet import testguest
 
@@ -54,16 +54,6 @@ class Dev:
 
     def serial_log(self, node: str, name: str) -> Path:
         return self.dir / node / "root/var/run/genet/kvm" / name / "serial.log"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
