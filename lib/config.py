@@ -92,7 +92,8 @@ def storage_params(data: dict) -> dict:
     cluster = data["cluster"]
     return {"file_storage_dir": cluster.get("file_storage_dir", "srv/genet/file-storage"),
             "shared_file_storage_dir": cluster.get("shared_file_storage_dir", "/srv/genet/shared-file-storage"),
-            "volume_group_name": cluster.get("volume_group_name", DEFAULT_VG_NAME)}
+            "volume_group_name": cluster.get("volume_group_name", DEFAULT_VG_NAME),
+            "drbd_backing": "lvm"}                  # drbd volumes: LVs beside the plain template's
 
 
 def node_role(data: dict, node: dict) -> str:

@@ -2,7 +2,8 @@
 
 Nothing of this is stored on its own: the configuration already says it. Every disk of a
 ``drbd`` instance carries a ``logical_id`` (``{"nodes": [a, b], "addresses": [...],
-"port": p, "minors": [ma, mb], "secret": s}``), so :meth:`DrbdPool.from_config` rebuilds
+"port": p, "minors": [ma, mb], "secret": s}``; a ``mirror`` disk's has no minors and no
+secret but takes its port from the same range), so :meth:`DrbdPool.from_config` rebuilds
 two kinds of bit maps from the instances: one per node over its minors (bit *m* = minor
 *m* in use there) and one over the cluster's port range (bit *i* = port ``first + i``).
 A job that creates disks takes minors and ports from the pool before its config write;
@@ -39,13 +40,12 @@ def _bits(size: int) -> bitarray:
 
 
 def drbd_disks(data: dict) -> Iterator[tuple[str, int, dict]]:
-    """(instance name, disk index, logical_id) of every disk that holds DRBD minors and a port."""
+    """(instance name, disk index, logical_id) of every disk that holds a replication port
+    (drbd and mirror; the minors only drbd disks have)."""
     for inst in sorted(data.get("instances", {}).values(), key=lambda i: i["name"]):
-        if inst.get("disk_template") != "drbd":
-            continue
         for index, disk in enumerate(inst.get("disks", [])):
             lid = disk.get("logical_id")
-            if lid:
+            if isinstance(lid, dict) and "port" in lid:
                 yield inst["name"], index, lid
 
 
@@ -243,7 +243,8 @@ class Reservations:
     def add_logical_id(self, job: str, lid: dict, owner: Owner) -> None:
         with self._lock:
             held = self._held.setdefault(job, [])
-            held.extend(("minor", (node, int(minor)), owner) for node, minor in zip(lid["nodes"], lid["minors"]))
+            held.extend(("minor", (node, int(minor)), owner)
+                        for node, minor in zip(lid["nodes"], lid.get("minors", [])))
             held.append(("port", int(lid["port"]), owner))
 
     def release(self, job: str) -> None:

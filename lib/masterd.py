@@ -13,6 +13,7 @@ import threading
 
 from genet import config, daemon_util, errors, paths, serializer
 from genet.config import ConfigWriter
+from genet.drbd_pool import Reservations
 from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager
 from genet.processor import Processor
@@ -66,6 +67,7 @@ class MasterContext:
         self.glm = LockManager()
         self.glm.add(Level.NODE, list(data["nodes"]))
         self.glm.add(Level.INSTANCE, list(data["instances"]))
+        self.drbd_reservations = Reservations()   # minors and ports picked by running jobs
         self._last_ssconf: dict | None = None
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates

@@ -193,17 +193,21 @@ class NodeProcedures:
         return found
 
     def rpc_blockdev_assemble(self, instance: str, template: str, disks: list, role: str,
-                              storage_params: dict) -> list:
-        """Bring this node's side of every disk up in ``role``; the primary's access dicts."""
+                              storage_params: dict, force: bool = False) -> list:
+        """Bring this node's side of every disk up in ``role``; the primary's access dicts.
+        ``force``: promote even where nothing shows this side is the newest (see MirroredTemplate)."""
         from genet.storage.base import get
         backend = get(template, storage_params)
-        return [backend.assemble(instance, disk, index, role) for index, disk in enumerate(disks)]
+        return [backend.assemble(instance, disk, index, role, force=force) for index, disk in enumerate(disks)]
 
-    def rpc_blockdev_shutdown(self, instance: str, template: str, disks: list, storage_params: dict) -> bool:
+    def rpc_blockdev_shutdown(self, instance: str, template: str, disks: list, storage_params: dict,
+                              unmirror: bool = False) -> bool:
+        """Take this node's side of every disk down; ``unmirror``: also drop what the mirror added,
+        leaving the data to the single-node template (MirroredTemplate.unmirror)."""
         from genet.storage.base import get
         backend = get(template, storage_params)
         for index, disk in enumerate(disks):
-            backend.shutdown(instance, disk, index)
+            (backend.unmirror if unmirror else backend.shutdown)(instance, disk, index)
         return True
 
     def rpc_blockdev_resync(self, instance: str, template: str, disks: list, storage_params: dict,

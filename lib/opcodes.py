@@ -497,7 +497,7 @@ class OpNetworkDisconnect(OpCode):
 
 # --- instances --------------------------------------------------------------
 
-DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "mirror")
+DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd", "mirror")
 HYPERVISORS = ("fake", "kvm")
 INSTANCE_NAME = String(non_empty=True, max_len=63)
 DISK = Record("disk", {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"),
@@ -735,7 +735,7 @@ class OpInstanceSetParams(OpCode):
               "add:[mode=...,link=...,mac=...]|N:remove"),
         Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
         Param("disk_template", Maybe(OneOf(*DISK_TEMPLATES)), None,
-              "Convert the disks to this template (file or mirror; the instance must be stopped)",
+              "Convert the disks to this template (file<->mirror, plain<->drbd; the instance must be stopped)",
               ("-t", "--disk-template")),
         Param("remote_node", Maybe(NAME), None, "Secondary node when converting to a mirrored template",
               ("-n", "--node")),

@@ -167,6 +167,7 @@ class Processor:
                         lu.cleanup(failed)
                     except Exception:
                         log.exception("cleanup of job %s opcode %s failed", job.id, op.OP_ID)
+                self.ctx.drbd_reservations.release(job.id)     # its picks are in the config, or dropped
                 self.ctx.glm.release(job.id)
             with job.lock:
                 job.opresult[index] = result

@@ -99,10 +99,33 @@ class MirroredTemplate(DiskTemplate):
     every call is idempotent, as for the other templates.
     """
     mirrored = True
+    # OS scripts write to the assembled primary device (True: every write is mirrored as it
+    # happens) rather than to offline_access's local image (copied whole at the next assembly)
+    install_assembled = False
 
     @abc.abstractmethod
-    def assemble(self, instance: str, disk: dict, index: int, role: str) -> dict:
-        """Bring this node's side up as "primary" (returns the access dict) or "secondary"."""
+    def assemble(self, instance: str, disk: dict, index: int, role: str, force: bool = False) -> dict:
+        """Bring this node's side up as "primary" (returns the access dict) or "secondary".
+
+        ``force`` (a new disk's first promotion, failover --ignore-consistency) makes this
+        side the primary even when nothing shows that its data is the newest."""
+
+    @abc.abstractmethod
+    def offline_access(self, instance: str, disk: dict, index: int) -> dict:
+        """The access dict OS scripts write to (see install_assembled)."""
+
+    @abc.abstractmethod
+    def resync(self, instance: str, disk: dict, index: int) -> str:
+        """On the primary: mirror again to a secondary that came back; says what happened."""
+
+    @abc.abstractmethod
+    def retarget(self, instance: str, disk: dict, index: int) -> str:
+        """On the primary: mirror to the secondary the logical_id names now (replace-disks)."""
+
+    @abc.abstractmethod
+    def unmirror(self, instance: str, disk: dict, index: int) -> None:
+        """Take this side down and drop what the mirror added to it, keeping the data where the
+        single-node template (file for mirror, plain for drbd) finds it: gnt-instance modify -t."""
 
     @abc.abstractmethod
     def shutdown(self, instance: str, disk: dict, index: int) -> None:

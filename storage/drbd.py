@@ -3,8 +3,9 @@
 Every disk has, on each of its two nodes, a data volume of the disk's size and a 128 MiB
 volume for DRBD's external meta data (enough for about 4 TiB of data). Where those volumes
 come from is a :class:`Backing`: sparse files (optionally on loop devices) or anything that
-can make, find, grow and remove a named block device (the plain template's LVM volumes, wired
-in through :class:`CallableBacking`). ``disk["logical_id"]`` (made by the master from
+can make, find, grow and remove a named block device: the plain template's LVM volumes
+(:func:`lvm_backing`, the cluster's default: ``<uuid>.disk`` is the same volume a plain disk
+has, so converting between plain and drbd keeps the data where it is, and ``<uuid>.meta``). ``disk["logical_id"]`` (made by the master from
 genet.drbd_pool) names the pair: ``{"nodes": [a, b], "addresses": [ip_a, ip_b], "port": p,
 "minors": [ma, mb], "secret": s}``; index *i* of each list belongs to ``nodes[i]``, and in
 DRBD 9 that index is also the node-id.
@@ -211,6 +212,24 @@ class CallableBacking(Backing):
     def remove(self, name: str) -> None:
         if self.exists(name):
             self._remove(name)
+
+
+def lvm_backing(params: dict) -> CallableBacking:
+    """The volumes as logical volumes of the cluster's volume group, made by the plain template."""
+    from genet.storage.lvm import PlainStorage
+    plain = PlainStorage(params)
+    vg = plain.volume_group()
+
+    def lv(name: str) -> str:           # volume_names(): "<uuid>_data" / "<uuid>_meta"
+        uuid, _, kind = name.rpartition("_")
+        return f"{uuid}.disk" if kind == "data" else f"{uuid}.{kind}"
+
+    return CallableBacking(
+        path=lambda name: str(plain.dev_dir() / vg / lv(name)),
+        create=lambda name, size: plain.create_volume(vg, lv(name), size, f"DRBD volume {lv(name)}"),
+        grow=lambda name, size: plain.grow_volume(vg, lv(name), size, f"DRBD volume {lv(name)}"),
+        remove=lambda name: plain.remove_volume(vg, lv(name), f"DRBD volume {lv(name)}"),
+        exists=lambda name: plain.lv_info(vg, lv(name)) is not None)
 
 
 # --- one resource ---------------------------------------------------------------
@@ -598,8 +617,10 @@ class DrbdStorage(MirroredTemplate):
         elif backing in (None, "file"):
             directory = paths.root() / str(p.get("drbd_file_dir", "srv/genet/drbd-storage")).lstrip("/")
             self.backing = FileBacking(directory, loop=bool(p.get("drbd_file_loop", False)))
+        elif backing == "lvm":
+            self.backing = lvm_backing(p)
         else:
-            raise StorageError(f"unknown DRBD backing {backing!r} (file, or a Backing object)")
+            raise StorageError(f"unknown DRBD backing {backing!r} (lvm, file, or a Backing object)")
         self._node = p.get("node_name")
 
     # --- helpers ---------------------------------------------------------------
@@ -697,8 +718,11 @@ class DrbdStorage(MirroredTemplate):
         cmds = self._cmds()
         data_name, meta_name = volume_names(disk)
         existed = self.backing.exists(data_name) and self.backing.exists(meta_name)
-        self.backing.create(data_name, int(disk["size"]))
-        self.backing.create(meta_name, META_SIZE_MIB)
+        try:
+            self.backing.create(data_name, int(disk["size"]))
+            self.backing.create(meta_name, META_SIZE_MIB)
+        except StorageError as err:
+            raise StorageError(f"{res.owner} on {self.node}: {err}") from None
         res = self._local_devices(res, disk)
         if self._state(res, cmds) is None:           # an assembled side has valid meta data
             valid = existed and subprocess.run(cmds.md_dstate(res), capture_output=True).returncode == 0
@@ -708,8 +732,8 @@ class DrbdStorage(MirroredTemplate):
         return {"path": str(self.dev_dir / f"drbd{res.local.minor}"), "resource": res.name,
                 "minor": res.local.minor, "data": res.local.data, "meta": res.local.meta}
 
-    def assemble(self, instance: str, disk: dict, index: int, role: str, discard_my_data: bool = False,
-                 force: bool = False) -> dict:
+    def assemble(self, instance: str, disk: dict, index: int, role: str, force: bool = False,
+                 discard_my_data: bool = False) -> dict:
         """Attach this side, connect it to the peer and give it ``role``.
 
         A side already up is only completed: reattached if it lost its disk, reconnected if
@@ -753,6 +777,25 @@ class DrbdStorage(MirroredTemplate):
             self._runs(cmds.new_peer(new), what)
         self._runs(cmds.connect(new, discard), what)
 
+    def resync(self, instance: str, disk: dict, index: int) -> str:
+        """The primary connects again (or to the peer the logical_id names now); DRBD's
+        handshake then resyncs only what its bitmap marked, or everything to a fresh peer."""
+        res = self.resource(instance, disk, index)
+        self.assemble(instance, disk, index, "primary")
+        st = sync_status(self._settled(res, self._cmds()))
+        if not st["connected"]:
+            raise StorageError(f"{res.owner}: the secondary ({res.peer.node}) cannot be reached; the disk"
+                               " stays degraded")
+        return st["state"]
+
+    retarget = resync
+
+    def offline_access(self, instance: str, disk: dict, index: int) -> dict:
+        """OS scripts write through the primary's DRBD device, like the guest."""
+        return self.access(instance, disk, index)
+
+    install_assembled = True
+
     def shutdown(self, instance: str, disk: dict, index: int) -> None:
         res = self.resource(instance, disk, index)
         cmds = self._cmds()
@@ -775,11 +818,13 @@ class DrbdStorage(MirroredTemplate):
         return {"path": str(self.dev_dir / f"drbd{res.local.minor}"), "format": "raw",
                 "mode": disk.get("mode", "rw"), "size": disk["size"], "uuid": disk["uuid"]}
 
-    def _settled(self, res: Resource, cmds: Commands) -> DrbdState | None:
-        """The state once the handshake with a reachable peer is over (or the wait timed out)."""
+    def _settled(self, res: Resource, cmds: Commands, primary_done: bool = False) -> DrbdState | None:
+        """The state once the handshake with a reachable peer is over (or the wait timed out);
+        ``primary_done``: a side that is primary already needs no wait."""
         deadline = time.monotonic() + self.connect_timeout
         state = self._state(res, cmds)
         while (state is not None and time.monotonic() < deadline
+               and not (primary_done and state.role == "Primary")
                and (state.connection == "Connecting" or state.replication in _HANDSHAKING)):
             time.sleep(self.poll_interval)
             state = self._state(res, cmds)
@@ -799,7 +844,7 @@ class DrbdStorage(MirroredTemplate):
         """
         res = self.resource(instance, disk, index)
         cmds = self._cmds()
-        state = self._state(res, cmds) if force else self._settled(res, cmds)
+        state = self._state(res, cmds) if force else self._settled(res, cmds, primary_done=True)
         if state is None:
             raise StorageError(f"{res.owner} is not assembled on {self.node}")
         if state.role == "Primary":
@@ -909,6 +954,12 @@ class DrbdStorage(MirroredTemplate):
 
     def remove(self, instance: str, disk: dict, index: int) -> None:
         """Take the side down, wipe its meta data and remove both volumes."""
+        self.unmirror(instance, disk, index)
+        self.backing.remove(volume_names(disk)[0])
+
+    def unmirror(self, instance: str, disk: dict, index: int) -> None:
+        """Take the side down, wipe its meta data and remove the meta volume; the data volume
+        stays, holding the disk as it is (meta data is external), as a plain disk."""
         res = self.resource(instance, disk, index)
         cmds = self._cmds()
         if self._state(res, cmds) is not None:
@@ -917,8 +968,8 @@ class DrbdStorage(MirroredTemplate):
         if self.backing.exists(meta_name):
             local = replace(res.local, meta=self.backing.device(meta_name))
             _run(cmds.wipe_md(replace(res, local=local)), f"{res.owner}: wiping DRBD meta data on {self.node}")
-        for name in (meta_name, data_name):
-            self.backing.remove(name)
+        self.backing.remove(meta_name)
+        self.backing.release(data_name)
         for suffix in (".res", ".json"):
             (self.conf_dir / f"{res.name}{suffix}").unlink(missing_ok=True)
 

@@ -213,13 +213,17 @@ class PlainStorage(DiskTemplate):
         fmt = disk.get("format", "raw")
         if fmt != "raw":
             raise StorageError(f"{what}: plain disks are raw logical volumes, format {fmt!r} is not supported")
-        vg, lv, size = self.volume_group(disk), self.lv_name(disk), int(disk["size"])
+        self.create_volume(self.volume_group(disk), self.lv_name(disk), int(disk["size"]), what)
+        return self._access_dict(instance, disk, index)
+
+    def create_volume(self, vg: str, lv: str, size: int, what: str) -> None:
+        """Make (or find, at least ``size`` MiB) and activate ``vg/lv``; ``what`` names it in errors."""
         existing = self.lv_info(vg, lv)
         if existing is None:
             rc, _, err = self.lvm.run("lvcreate", "--yes", "--wipesignatures", "y", "-L", f"{size}m",
                                       "-n", lv, vg)
             if rc == 0:
-                return self._access_dict(instance, disk, index)
+                return
             if self._vg_missing(vg, err):
                 raise self._no_vg(vg, f"cannot create {what}")
             if "insufficient free space" in err:
@@ -235,7 +239,6 @@ class PlainStorage(DiskTemplate):
             raise StorageError(f"{what}: logical volume {vg}/{lv} exists with {existing.size} MiB,"
                                f" less than the {size} MiB asked")
         self._activate(existing, what)
-        return self._access_dict(instance, disk, index)
 
     def _access_dict(self, instance: str, disk: dict, index: int) -> dict:
         return {"path": str(self.path(instance, disk, index)), "format": "raw", "mode": disk.get("mode", "rw"),
@@ -255,18 +258,22 @@ class PlainStorage(DiskTemplate):
 
         A missing LV, or a missing volume group, counts as removed (as in Ganeti).
         """
-        vg, lv = self.volume_group(disk), self.lv_name(disk)
+        self.remove_volume(self.volume_group(disk), self.lv_name(disk), f"disk {index} of {instance}")
+
+    def remove_volume(self, vg: str, lv: str, what: str) -> None:
         rc, _, err = self.lvm.run("lvremove", "-f", f"{vg}/{lv}")
         if rc != 0 and "Failed to find logical volume" not in err and not self._vg_missing(vg, err):
             if "in use" in err:
-                raise StorageError(f"cannot remove disk {index} of {instance}: logical volume {vg}/{lv}"
+                raise StorageError(f"cannot remove {what}: logical volume {vg}/{lv}"
                                    f" (or a snapshot of it) is in use; is the instance still running?"
                                    f" ({_reason(err)})")
-            raise StorageError(f"removing disk {index} of {instance} ({vg}/{lv}) failed: {_reason(err)}")
+            raise StorageError(f"removing {what} ({vg}/{lv}) failed: {_reason(err)}")
 
     def grow(self, instance: str, disk: dict, index: int, new_size: int) -> None:
-        what = f"disk {index} of {instance}"
-        vg, lv, new_size = self.volume_group(disk), self.lv_name(disk), int(new_size)
+        self.grow_volume(self.volume_group(disk), self.lv_name(disk), int(new_size), f"disk {index} of {instance}")
+
+    def grow_volume(self, vg: str, lv: str, new_size: int, what: str) -> None:
+        """Extend ``vg/lv`` to ``new_size`` MiB (one that is that large already is left alone)."""
         volume = self.lv_info(vg, lv)
         if volume is None:
             raise StorageError(f"cannot grow {what}: logical volume {vg}/{lv} not found")

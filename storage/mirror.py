@@ -103,7 +103,8 @@ class MirrorStorage(FileStorage, MirroredTemplate):
 
     # --- roles ------------------------------------------------------------------
 
-    def assemble(self, instance: str, disk: dict, index: int, role: str) -> dict:
+    def assemble(self, instance: str, disk: dict, index: int, role: str, force: bool = False) -> dict:
+        """``force`` changes nothing: the master checks the sync state before it moves roles."""
         if role not in ("primary", "secondary"):
             raise StorageError(f"unknown role {role!r} for disk {index} of {instance}")
         self._sides(disk)
@@ -352,6 +353,10 @@ class MirrorStorage(FileStorage, MirroredTemplate):
 
     def migration_abort(self, instance: str, disk: dict, index: int) -> None:
         self._stop_daemon(self._next_dir(disk))
+
+    def unmirror(self, instance: str, disk: dict, index: int) -> None:
+        """The image is where the file template keeps it: only the daemons go."""
+        self.shutdown(instance, disk, index)
 
     def grow(self, instance: str, disk: dict, index: int, new_size: int) -> None:
         """Grow this side's image; grow the secondary first. A running secondary daemon is

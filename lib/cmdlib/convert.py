@@ -1,9 +1,12 @@
 """gnt-instance modify -t: an instance's disks from one template to another, while it is down.
 
-file → mirror keeps the primary's images (both templates keep raw images in the same
-place) and gives them a copy on the new secondary node; mirror → file drops the
-secondary's copy. The configuration changes only once the disks are in their new
-shape, so a failure leaves the instance as it was.
+Each mirrored template keeps its primary's data where a single-node template does: mirror
+uses the raw images of file, drbd the logical volumes of plain (``<uuid>.disk``, beside a
+new meta data volume). So file → mirror and plain → drbd keep the primary's data, give
+it a copy on the new secondary node and wait until that copy is in sync; mirror → file and
+drbd → plain drop the secondary's copy and what the mirror added on the primary. The
+configuration changes only once the disks are in their new shape, so a failure leaves the
+instance as it was.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.instance import (assemble_disks, check_node_online, give_logical_ids, node_address, node_call,
                                    remove_disks, storage_params, wait_for_sync)
 
-CONVERSIONS = {("file", "mirror"), ("mirror", "file")}
+MIRRORED = {"file": "mirror", "plain": "drbd"}          # single-node template -> its mirrored one
+CONVERSIONS = {*MIRRORED.items(), *((m, s) for s, m in MIRRORED.items())}
 
 
 def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: str | None) -> None:
@@ -32,9 +36,10 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
     if inst["admin_state"] == "up":
         raise errors.OpPrereqError(f"instance {inst['name']} must be stopped (gnt-instance shutdown) for a disk"
                                    " template conversion", errors.ECode.WRONG_STATE)
-    if template == "mirror":
+    if template in MIRRORED.values():
         if remote_node is None:
-            raise errors.OpPrereqError("converting to mirror needs the secondary node (-n NODE)", errors.ECode.INVAL)
+            raise errors.OpPrereqError(f"converting to {template} needs the secondary node (-n NODE)",
+                                       errors.ECode.INVAL)
         if remote_node == inst["primary_node"]:
             raise errors.OpPrereqError(f"the secondary node must differ from the primary ({remote_node})",
                                        errors.ECode.INVAL)
@@ -45,15 +50,20 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
         if qcow2:
             raise errors.OpPrereqError(f"disk {qcow2[0]} of {inst['name']} is not raw; mirrored disks are raw"
                                        " images", errors.ECode.INVAL)
+        adopted = [i for i, d in enumerate(inst["disks"]) if isinstance(d.get("logical_id"), list)]
+        if adopted:
+            raise errors.OpPrereqError(f"disk {adopted[0]} of {inst['name']} is an adopted volume"
+                                       f" ({'/'.join(inst['disks'][adopted[0]]['logical_id'])}); {template} keeps"
+                                       " its data in the volume named after the disk", errors.ECode.INVAL)
     elif remote_node is not None:
-        raise errors.OpPrereqError(f"-n is only used when converting to mirror, not to {template}",
+        raise errors.OpPrereqError(f"-n is only used when converting to a mirrored template, not to {template}",
                                    errors.ECode.INVAL)
 
 
 def convert(lu: LogicalUnit, inst: dict, template: str, remote_node: str | None) -> list:
-    if template == "mirror":
-        return _to_mirror(lu, inst, remote_node)
-    return _to_file(lu, inst)
+    if template in MIRRORED.values():
+        return _to_mirrored(lu, inst, template, remote_node)
+    return _to_single(lu, inst, template)
 
 
 def _record(lu: LogicalUnit, name: str, template: str, secondaries: list[str], disks: list[dict]) -> None:
@@ -64,49 +74,58 @@ def _record(lu: LogicalUnit, name: str, template: str, secondaries: list[str], d
     lu.cfg.update(change)
 
 
-def _to_mirror(lu: LogicalUnit, inst: dict, secondary: str) -> list:
-    sp = storage_params(lu)
+def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> list:
+    sp, primary = storage_params(lu), inst["primary_node"]
     disks = [dict(d) for d in inst["disks"]]
-    mirrored = dict(inst, disk_template="mirror", secondary_nodes=[secondary], disks=disks)
-    lu.cfg.read(lambda data: give_logical_ids(data, mirrored))
+    mirrored = dict(inst, disk_template=template, secondary_nodes=[secondary], disks=disks)
+    give_logical_ids(lu, mirrored)
     created = 0
     try:
-        for index, disk in enumerate(disks):
-            lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {secondary}")
-            node_call(lu, secondary, "blockdev_create", inst["name"], "mirror", disk, index, sp, timeout=300,
-                      what=f"creating disk {index} on {secondary}")
-            created = index + 1
-        lu.feedback(f"* copying the disks of {inst['name']} from {inst['primary_node']} to {secondary}")
-        assemble_disks(lu, mirrored)
+        for node in (primary, secondary):         # on the primary: the mirror's additions only
+            for index, disk in enumerate(disks):
+                lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
+                node_call(lu, node, "blockdev_create", inst["name"], template, disk, index, sp, timeout=300,
+                          what=f"creating disk {index} on {node}")
+                created = index + 1 if node == secondary else 0
+        lu.feedback(f"* copying the disks of {inst['name']} from {primary} to {secondary}")
+        assemble_disks(lu, mirrored, force=True)  # the primary's data is the data
         wait_for_sync(lu, mirrored)
     except errors.GenericError:
-        for node in (inst["primary_node"], secondary):
-            lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_shutdown",
-                            [inst["name"], "mirror", disks, sp])
+        _shutdown(lu, mirrored, check=False)
+        lu.ctx.rpc.call(primary, node_address(lu, primary), "blockdev_shutdown",
+                        [inst["name"], template, disks, sp, True])
         remove_disks(lu, mirrored, secondary, created)
         raise
-    _record(lu, inst["name"], "mirror", [secondary], disks)
+    _record(lu, inst["name"], template, [secondary], disks)
     _shutdown(lu, mirrored)            # the instance is down: its next start assembles them
-    return [["disk_template", "mirror"], ["secondary_nodes", [secondary]]]
+    return [["disk_template", template], ["secondary_nodes", [secondary]]]
 
 
-def _to_file(lu: LogicalUnit, inst: dict) -> list:
-    old_secondaries = inst.get("secondary_nodes", [])
+def _to_single(lu: LogicalUnit, inst: dict, template: str) -> list:
+    primary, old_secondaries = inst["primary_node"], inst.get("secondary_nodes", [])
     _shutdown(lu, inst)
     disks = [{k: v for k, v in d.items() if k != "logical_id"} for d in inst["disks"]]
-    _record(lu, inst["name"], "file", [], disks)
+    _record(lu, inst["name"], template, [], disks)
+    res = lu.ctx.rpc.call(primary, node_address(lu, primary), "blockdev_shutdown",
+                          [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu), True])
+    if res.failed:
+        lu.feedback(f"Warning: what the {inst['disk_template']} template added on {primary} stays: {res.fail_msg}")
     for node in old_secondaries:
         if lu.node(node)["offline"]:
             lu.feedback(f"Warning: {node} is offline; remove its copy of {inst['name']} by hand when it is back")
             continue
         for failure in remove_disks(lu, inst, node):
             lu.feedback(f"Warning: the copy on {node} stays: {failure}")
-    return [["disk_template", "file"], ["secondary_nodes", []]]
+    return [["disk_template", template], ["secondary_nodes", []]]
 
 
-def _shutdown(lu: LogicalUnit, inst: dict) -> None:
-    """Stop the storage daemons of a mirrored instance on both nodes."""
+def _shutdown(lu: LogicalUnit, inst: dict, check: bool = True) -> None:
+    """Take a mirrored instance's disks down on both nodes (``check``: a failure is an error)."""
     for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
-        if not lu.node(node)["offline"]:
-            node_call(lu, node, "blockdev_shutdown", inst["name"], inst["disk_template"], inst["disks"],
-                      storage_params(lu), what="stopping the disks' storage daemons")
+        if lu.node(node)["offline"]:
+            continue
+        args = [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu)]
+        if check:
+            node_call(lu, node, "blockdev_shutdown", *args, what="taking the disks down")
+        else:
+            lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_shutdown", args)

@@ -5,12 +5,13 @@ dropped), so a failed job leaves no half-created instance behind.
 """
 from __future__ import annotations
 
+import copy
 import random
 import re
 import time
 import uuid as uuidlib
 
-from genet import config, errors, opcodes
+from genet import config, drbd_pool, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import ALL_SET, Level
 from genet.network_pool import AddressPool, find_network
@@ -131,7 +132,8 @@ def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
 
 
 def instance_of(lu: LogicalUnit, name: str) -> dict:
-    inst = lu.cfg.read(lambda d: d["instances"].get(name))
+    """A copy of the instance's config: the LU's view stays as it was while the config changes."""
+    inst = lu.cfg.read(lambda d: copy.deepcopy(d["instances"].get(name)))
     if inst is None:
         raise errors.OpPrereqError(f"instance {name!r} does not exist", errors.ECode.NOENT)
     return inst
@@ -159,9 +161,10 @@ def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
     return int(res.payload["memory_free"])
 
 
-def start_instance(lu: LogicalUnit, inst: dict) -> dict:
-    """Start on the primary node (mirrored disks assembled first); raises OpExecError with the node's reason."""
-    assemble_disks(lu, inst)
+def start_instance(lu: LogicalUnit, inst: dict, force: bool = False) -> dict:
+    """Start on the primary node (mirrored disks assembled first, ``force`` as there); raises
+    OpExecError with the node's reason."""
+    assemble_disks(lu, inst, force)
     res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_start",
                           [inst, storage_params(lu)], timeout=300)
     if res.failed:
@@ -216,30 +219,49 @@ def split_nodes(pnode: str | None, snode: str | None) -> tuple[str | None, str |
     return pnode or None, snode or None
 
 
-MIRROR_PORTS = range(11000, 15000)
+def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
+    """Who holds the two sides of each mirrored disk and how they meet: replication addresses
+    and a port (drbd: a minor per node and a shared secret), from genet.drbd_pool, so neither
+    the config nor a job running meanwhile holds them already.
+
+    A disk that has a logical_id keeps its port, secret and the places of the nodes that stay
+    (DRBD 9's node-ids are those places); a node that leaves gives its place to the new one.
+    """
+    template = inst["disk_template"]
+    wanted = [inst["primary_node"], *inst["secondary_nodes"]]
+
+    def build(data: dict) -> None:
+        pool = drbd_pool.DrbdPool.from_config(data, lu.ctx.drbd_reservations)
+
+        def address(node: str) -> str:
+            return data["nodes"][node].get("secondary_ip") or data["nodes"][node]["primary_ip"]
+        for index, disk in enumerate(inst["disks"]):
+            owner = (inst["name"], index)
+            old = disk.get("logical_id")
+            if isinstance(old, dict) and "port" in old:
+                lid = {key: list(value) if isinstance(value, list) else value for key, value in old.items()}
+                for new in (n for n in wanted if n not in lid["nodes"]):
+                    place = next(i for i, n in enumerate(lid["nodes"]) if n not in wanted)
+                    lid["nodes"][place], lid["addresses"][place] = new, address(new)
+                    if "minors" in lid:
+                        lid["minors"][place] = pool.allocate_minors([new], owner)[0]
+            elif template == "drbd":
+                lid = pool.allocate_logical_id(wanted, [address(n) for n in wanted], owner)
+            else:
+                lid = {"nodes": list(wanted), "addresses": [address(n) for n in wanted],
+                       "port": pool.allocate_port(owner)}
+            disk["logical_id"] = lid
+            lu.ctx.drbd_reservations.add_logical_id(lu.owner, lid, owner)
+    lu.cfg.read(build)
 
 
-def give_logical_ids(data: dict, inst: dict) -> None:
-    """Mirrored disks: who holds the two sides and where the secondary listens (a free port)."""
-    used = {d["logical_id"]["port"] for i in data["instances"].values() for d in i["disks"]
-            if isinstance(d.get("logical_id"), dict) and "port" in d["logical_id"]}
-    free = (p for p in MIRROR_PORTS if p not in used)
-    nodes = [inst["primary_node"], *inst["secondary_nodes"]]
-    addresses = [data["nodes"][n].get("secondary_ip") or data["nodes"][n]["primary_ip"] for n in nodes]
-    for disk in inst["disks"]:
-        try:
-            port = next(free)
-        except StopIteration:
-            raise errors.OpPrereqError(f"no free replication port left in {MIRROR_PORTS.start}-"
-                                       f"{MIRROR_PORTS.stop - 1}", errors.ECode.NORES) from None
-        disk["logical_id"] = {"nodes": nodes, "addresses": addresses, "port": port}
-
-
-def assemble_disks(lu: LogicalUnit, inst: dict) -> list:
+def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False) -> list:
     """Mirrored templates: the secondary side first, then the primary, which mirrors to it.
 
     A secondary that cannot be reached leaves the disks degraded (logged); the
     primary must come up. Returns the primary's access dicts ([] when not mirrored).
+    ``force``: the primary takes its role even if nothing shows its data is the newest
+    (a new disk; failover --ignore-consistency).
     """
     template = storage.get(inst["disk_template"])
     if not template.mirrored:
@@ -256,7 +278,8 @@ def assemble_disks(lu: LogicalUnit, inst: dict) -> list:
                         f" {node}: {res.fail_msg}; they run degraded")
     node = inst["primary_node"]
     res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
-                          [inst["name"], inst["disk_template"], inst["disks"], "primary", params], timeout=120)
+                          [inst["name"], inst["disk_template"], inst["disks"], "primary", params, force],
+                          timeout=120)
     if res.failed:
         raise errors.OpExecError(f"could not assemble the disks of {inst['name']} on {node}: {res.fail_msg}")
     return res.payload
@@ -463,7 +486,7 @@ class LUInstanceCreate(LogicalUnit):
         if self.snode:
             inst["secondary_nodes"] = [self.snode]
             nodes.append(self.snode)
-            self.cfg.read(lambda d: give_logical_ids(d, inst))
+            give_logical_ids(self, inst)
         for node in nodes:
             for index, disk in enumerate(inst["disks"]):
                 self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
@@ -476,6 +499,13 @@ class LUInstanceCreate(LogicalUnit):
                         remove_disks(self, inst, done)
                     raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
                                              f" {node}: {res.fail_msg}")
+        template = storage.get(op.disk_template)
+        if self.mirrored and template.install_assembled:
+            try:          # a new disk's first promotion: neither side has data yet, so forced
+                assemble_disks(self, inst, force=True)
+            except errors.GenericError:
+                remove_all_disks(self, inst)
+                raise
         if self.export is not None:
             from genet.cmdlib import backup
             try:
@@ -711,7 +741,8 @@ class LUInstanceActivateDisks(InstanceLU):
                              inst["disks"], storage_params(self), what="mirroring to the secondary")
             for index, what in enumerate(done):
                 self.feedback(f"* disk {index}: {what}")
-            return [[inst["primary_node"], f"disk/{i}", a["nbd_socket"]] for i, a in enumerate(access)]
+            return [[inst["primary_node"], f"disk/{i}", a.get("nbd_socket") or a["path"]]
+                    for i, a in enumerate(access)]
         access = node_call(self, inst["primary_node"], "blockdev_access", inst["name"], inst["disk_template"],
                            inst["disks"], storage_params(self), what="activating the disks")
         return [[inst["primary_node"], f"disk/{i}", a["path"]] for i, a in enumerate(access)]
@@ -802,7 +833,8 @@ class LUInstanceSetParams(InstanceLU):
                                        errors.ECode.INVAL)
         if op.disks and storage.get(inst["disk_template"]).mirrored:
             raise errors.OpPrereqError(f"adding or removing disks of {inst['disk_template']} instances is not"
-                                       " supported yet: convert to file first (-t file)", errors.ECode.INVAL)
+                                       " supported yet: convert to a single-node template first (-t file or -t"
+                                       " plain)", errors.ECode.INVAL)
         self.beparams = dict(inst["beparams"])
         be = dict(op.beparams)
         if "memory" in be:
@@ -943,12 +975,31 @@ class LUInstanceReinstall(InstanceLU):
 # --- detailed information, recreating and replacing disks -----------------------
 
 def disk_logical_id(template: str, sp: dict, inst: dict, disk: dict, index: int) -> list:
-    """Ganeti's logical_id of a file disk: [driver, path], the path as on a node with GENET_ROOT unset."""
+    """Ganeti's logical_id of a disk: drbd [node, node, port, minor, minor, secret], plain [vg, lv],
+    the others [driver, path] (the path as on a node with GENET_ROOT unset)."""
     from genet import paths
+    lid = disk.get("logical_id")
+    if template == "drbd":
+        return [*lid["nodes"], lid["port"], *lid["minors"], lid["secret"]]
+    if template == "plain":
+        plain = storage.get("plain", sp)
+        return [plain.volume_group(disk), plain.lv_name(disk)]
     path = storage.get(template, sp).path(inst["name"], disk, index)
     if path.is_relative_to(paths.root()):
         path = "/" / path.relative_to(paths.root())
     return ["loop", str(path)]
+
+
+def drbd_info(inst: dict, disk: dict) -> dict | None:
+    """Ganeti's drbd_info of a drbd disk (None for other templates): who is primary, the minors."""
+    if inst["disk_template"] != "drbd":
+        return None
+    lid = disk["logical_id"]
+    minors = dict(zip(lid["nodes"], lid["minors"]))
+    secondary = next(n for n in lid["nodes"] if n != inst["primary_node"])
+    return {"primary_node": inst["primary_node"], "primary_minor": minors[inst["primary_node"]],
+            "secondary_node": secondary, "secondary_minor": minors[secondary], "port": lid["port"],
+            "secret": lid["secret"]}
 
 
 def run_state(info: dict | None) -> str:
@@ -1020,7 +1071,7 @@ class LUInstanceQueryData(LogicalUnit):
             "disk_template": inst["disk_template"],
             "disks": [{"iv_name": f"disk/{i}", "dev_type": inst["disk_template"],
                        "logical_id": disk_logical_id(inst["disk_template"], sp, inst, d, i),
-                       "drbd_info": None, "pstatus": status[i], "sstatus": None, "children": [],
+                       "drbd_info": drbd_info(inst, d), "pstatus": status[i], "sstatus": None, "children": [],
                        "mode": d.get("mode", "rw"), "size": d["size"], "spindles": None,
                        "name": d.get("name"), "uuid": d["uuid"]} for i, d in enumerate(inst["disks"])],
             "nics": [[n.get("name"), n["uuid"], n.get("ip"), n["mac"], n["mode"], n["link"], n.get("vlan"),
@@ -1131,8 +1182,8 @@ class LUInstanceRecreateDisks(InstanceLU):
 
 
 def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | None) -> list:
-    """replace-disks for the mirror template: a new secondary (-n/-I) or a fresh copy on the
-    current one (-s, -a); the primary's image is the source either way."""
+    """replace-disks for the mirror and drbd templates: a new secondary (-n/-I) or a fresh copy
+    on the current one (-s, -a); the primary's copy is the source either way."""
     sp = storage_params(lu)
     if mode == "replace_on_primary":
         raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one the guest uses; to rebuild it,"
@@ -1152,7 +1203,7 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
             return []
     disks = [dict(d) for d in inst["disks"]]
     moved = dict(inst, secondary_nodes=[new], disks=disks)
-    lu.cfg.read(lambda data: give_logical_ids_keeping_ports(data, moved))
+    give_logical_ids(lu, moved)
     if new == old:                       # a fresh copy on the same node
         lu.ctx.rpc.call(old, node_address(lu, old), "blockdev_shutdown", [inst["name"], inst["disk_template"],
                                                                           inst["disks"], sp])
@@ -1182,14 +1233,6 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
             for failure in failures:
                 lu.feedback(f"Warning: the old copy on {old} stays: {failure}")
     return [[index, new] for index in range(len(disks))]
-
-
-def give_logical_ids_keeping_ports(data: dict, inst: dict) -> None:
-    """New nodes and addresses in the disks' logical_id; each disk keeps its port."""
-    ports = [d["logical_id"]["port"] for d in inst["disks"]]
-    give_logical_ids(data, inst)
-    for disk, port in zip(inst["disks"], ports):
-        disk["logical_id"]["port"] = port
 
 
 class LUClusterVerifyDisks(LogicalUnit):
@@ -1238,15 +1281,10 @@ class LUClusterVerifyDisks(LogicalUnit):
         return [storage.sync_label(storage.mirror_side(entry)) for entry in found]
 
 
-# mirrored disk template -> function(lu, inst, mode, remote_node) doing the replacement
-REPLACERS: dict = {"mirror": replace_mirror}
-
-
 class LUInstanceReplaceDisks(InstanceLU):
     """Rebuilds one side of a mirrored instance's disks, or moves the mirror to a new secondary.
 
-    The work depends on the mirrored template and is looked up in REPLACERS; an instance whose
-    template keeps no mirror is refused before any node is asked.
+    An instance whose template keeps no mirror is refused before any node is asked.
     """
     OPCODE = opcodes.OpInstanceReplaceDisks
 
@@ -1279,10 +1317,6 @@ class LUInstanceReplaceDisks(InstanceLU):
         if not storage.get(template).mirrored:
             raise errors.OpPrereqError(f"Instance's disk layout '{template}' is not mirrored, replace-disks needs a"
                                        " mirrored template (drbd or mirror)", errors.ECode.INVAL)
-        self.replace = REPLACERS.get(template)
-        if self.replace is None:
-            raise errors.OpPrereqError(f"replace-disks does not support disk template {template!r} yet",
-                                       errors.ECode.INVAL)
         check_node_online(self, inst["primary_node"])
         bad = [i for i in self.op.disks if i >= len(inst["disks"])]
         if bad:
@@ -1297,4 +1331,4 @@ class LUInstanceReplaceDisks(InstanceLU):
                 raise errors.OpPrereqError(f"node {remote} is not vm capable", errors.ECode.WRONG_STATE)
 
     def exec(self):
-        return self.replace(self, self.inst, self.op.mode, self.op.remote_node)
+        return replace_mirror(self, self.inst, self.op.mode, self.op.remote_node)

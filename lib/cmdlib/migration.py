@@ -9,8 +9,8 @@ import time
 
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (assemble_disks, free_memory, instance_of, node_address, start_instance,
-                                   stop_instance, storage_params)
+from genet.cmdlib.instance import (assemble_disks, free_memory, instance_of, node_address, replace_mirror,
+                                   start_instance, stop_instance, storage_params)
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
 
@@ -279,13 +279,13 @@ class MovePlan:
             # the old primary becomes the secondary: its primary side (and its mirror) goes
             self._call(self.source, "blockdev_shutdown", inst["name"], inst["disk_template"], inst["disks"],
                        storage_params(self.lu))
-        self._set_primary()
         moved = dict(inst, primary_node=self.target,
                      secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
+        if self.mirrored:     # before the config names the new primary: a refusal changes nothing
+            assemble_disks(self.lu, moved, force=ignore_consistency)
+        self._set_primary()
         if was_up:
             start_instance(self.lu, moved)
-        elif self.mirrored:
-            assemble_disks(self.lu, moved)
         return {"source": self.source, "target": self.target}
 
     def _mirror_trouble(self) -> str:
@@ -431,13 +431,12 @@ class LUNodeEvacuate(_NodeEmptying):
     def exec(self):
         """Running instances migrate live, the others (or all, from a dead node) fail over; then
         every secondary copy still on the node (also those the moves left there) goes elsewhere."""
-        from genet.cmdlib.instance import REPLACERS
         done = [plan.migrate(True) if plan.running else plan.failover(plan.source_offline, 120)
                 for plan in self.plans]
         if not self.op.primary_only:
             for inst in self.secondaries():
                 self.feedback(f"* moving the secondary copy of {inst['name']} off {self.op.node_name}")
-                new = REPLACERS[inst["disk_template"]](self, inst, "replace_new_secondary", self.op.remote_node)
+                new = replace_mirror(self, inst, "replace_new_secondary", self.op.remote_node)
                 done.append({"instance": inst["name"], "secondary": new[0][1] if new else None})
         return done
 

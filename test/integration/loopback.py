@@ -19,14 +19,18 @@ PORT = 21811
 NO_WATCHER = 'NODED_ARGS="--watcher-interval 0"\n'
 
 
-FAKE_LVM_BIN = Path(__file__).resolve().parents[1] / "fakes" / "lvm-bin"
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+FAKE_LVM_BIN = FAKES / "lvm-bin"
+FAKE_DRBD_BIN = FAKES / "drbd-bin"
 
 
 class LoopbackCluster:
-    def __init__(self, base: Path, nodes: int = 3, lvm: bool = False):
-        """``lvm``: each node gets a fake LVM (test/fakes/lvm) with a 1 GiB volume group xenvg."""
+    def __init__(self, base: Path, nodes: int = 3, lvm: bool = False, drbd: str | None = None):
+        """``lvm``: each node gets a fake LVM (test/fakes/lvm) with a 1 GiB volume group xenvg;
+        ``drbd`` ("8.4" or "9", with lvm): and the fake DRBD (test/fakes/drbd) of that version."""
         self.base = base
-        self.lvm = lvm
+        self.lvm = lvm or drbd is not None
+        self.drbd = drbd
         self.names = [f"node{i}" for i in range(1, nodes + 1)]
         self.hosts = base / "hosts"
         self.hosts.write_text("".join(f"127.0.0.{10 + i} node{i}\n" for i in range(1, nodes + 1)))
@@ -43,7 +47,19 @@ class LoopbackCluster:
             env.update(GENET_LVM_BINDIR=str(FAKE_LVM_BIN), GENET_LVM_DEV_DIR=str(self.base / node / "dev"),
                        GENET_FAKE_LVM_DEV=str(self.base / node / "dev"),
                        GENET_FAKE_LVM_STATE=str(self.lvm_state(node)))
+        if self.drbd:
+            env.update(GENET_DRBD_BINDIR=str(FAKE_DRBD_BIN), GENET_DRBD_DEV_DIR=str(self.base / node / "dev"),
+                       GENET_DRBD_PROC=str(self.base / node / "drbd.proc"),
+                       GENET_FAKE_DRBD_STATE=str(self.drbd_state(node)),
+                       GENET_FAKE_DRBD_WIRE=str(self.base / "drbd-wire.json"))
         return env
+
+    def drbd_state(self, node: str) -> Path:
+        return self.base / node / "drbd-state.json"
+
+    def fake_drbd(self, node: str, *args: str) -> str:
+        """A control of the fake DRBD on ``node`` (fake write, cut, heal, crash, show...)."""
+        return self.run(node, sys.executable, "-S", str(FAKES / "drbd"), "fake", *args).stdout
 
     def lvm_state(self, node: str) -> Path:
         return self.base / node / "lvm-state.json"
@@ -67,6 +83,10 @@ class LoopbackCluster:
         if self.lvm:
             for node in self.names:
                 self.run(node, str(FAKE_LVM_BIN / "lvm"), "fake", "vgcreate", "xenvg", "1024")
+        if self.drbd:
+            for node in self.names:
+                self.fake_drbd(node, "init", node, self.drbd, f"--proc={self.base / node / 'drbd.proc'}",
+                               f"--dev-dir={self.base / node / 'dev'}", "--step=25")
         self.run("node1", "gnt-cluster", "init", "--noded-port", str(PORT),
                  f"--shared-file-storage-dir={self.base / 'shared'}", "genet-test")
         for node in self.names[1:]:

@@ -152,3 +152,15 @@ def test_generated_secret_fits_drbd():
     secret = generate_secret()
     assert len(secret) == 40 and int(secret, 16) >= 0
     assert generate_secret() != secret
+
+
+def test_mirror_disks_hold_ports_of_the_same_range_but_no_minors():
+    """mirror disks listen on a port of the same range: a new drbd disk must not take it."""
+    mirror_lid = {"nodes": ["n1", "n2"], "addresses": ["203.0.113.1", "203.0.113.2"], "port": 11000}
+    pool = DrbdPool.from_config(config(drbd_instance("m1", [mirror_lid], template="mirror")))
+    assert pool.port_owner(11000) == ("m1", 0) and pool.used_minors("n1") == []
+    lid2 = pool.allocate_logical_id(["n1", "n2"], ["203.0.113.1", "203.0.113.2"], ("d1", 0))
+    assert lid2["port"] == 11001 and lid2["minors"] == [0, 0]
+    reservations = Reservations()
+    reservations.add_logical_id("job1", mirror_lid, ("m2", 0))
+    assert DrbdPool.from_config(config(), reservations).port_owner(11000) == ("m2", 0)

@@ -7,6 +7,7 @@ import pytest
 from genet import config, errors, opcodes
 from genet.config import ConfigWriter
 from genet.jobqueue import JobQueue
+from genet.drbd_pool import Reservations
 from genet.locking import Level, LockManager
 from genet.processor import Processor
 from genet.queue_store import QueueStore
@@ -22,6 +23,7 @@ class Ctx:
         self.cfg = ConfigWriter(path)
         self.glm = LockManager()
         self.glm.add(Level.NODE, ["node1"])
+        self.drbd_reservations = Reservations()
         self.replicated = []
         self.queue = JobQueue(QueueStore(tmp_path / "queue.db"),
                               replicate or self.replicated.extend,

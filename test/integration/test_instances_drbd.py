@@ -1,0 +1,248 @@
+"""The drbd template end to end: a loopback cluster of three nodes, each with the fake LVM
+(its 1 GiB volume group xenvg holds the data and meta volumes) and the fake DRBD 9
+(test/fakes/drbd: the kernel's state machine, shared by the nodes through one wire file),
+and the fake hypervisor. What each node's "kernel" holds is read with ``fake show``.
+
+The fake moves no data (its devices are links to the data volumes), so these tests check
+roles, connections, sync decisions and volumes; the data itself is checked through the
+mirror template's tests with real QEMU (test_instances_mirror.py).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from loopback import LoopbackCluster
+
+ADDRESS = {"node1": "127.0.0.11", "node2": "127.0.0.12", "node3": "127.0.0.13"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = LoopbackCluster(tmp_path_factory.mktemp("drbd"), nodes=3, drbd="9")
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def gnt(c, *argv, check=True):
+    return c.run("node1", *argv, check=check)
+
+
+def field(c, name: str, fields: str) -> str:
+    return gnt(c, "gnt-instance", "list", "--no-headers", "--separator=|", "-o", fields, name).stdout.strip()
+
+
+def disk_uuids(c, name: str) -> list[str]:
+    return field(c, name, "disk.uuids").split(",")
+
+
+def kernel(c, node: str, disk_uuid: str) -> dict | None:
+    """The fake DRBD's view of the disk's resource on ``node`` (None: not configured there)."""
+    return json.loads(c.fake_drbd(node, "show"))["resources"].get(f"genet-{disk_uuid}")
+
+
+def roles(c, disk_uuid: str) -> dict[str, str]:
+    """node -> "Primary"/"Secondary" for every node where the resource is up."""
+    return {n: r["role"] for n in c.names if (r := kernel(c, n, disk_uuid)) is not None}
+
+
+def volumes(c, node: str) -> set[str]:
+    """The names of the logical volumes on ``node``."""
+    return set(json.loads(c.lvm_state(node).read_text())["vgs"]["xenvg"]["lvs"])
+
+
+def config_of(c, name: str) -> dict:
+    data = json.loads((c.root("node1") / "var/lib/genet/config.data").read_text())
+    return data["instances"][name]
+
+
+def in_sync(c, node: str, disk_uuid: str) -> bool:
+    res = kernel(c, node, disk_uuid)
+    return res["disk"] == "UpToDate" and res["net"]["cstate"] == "Connected" and res["net"]["peer_disk"] == "UpToDate"
+
+
+def last_handshake(c, node: str, disk_uuid: str) -> str:
+    """How the last handshake of the disk on ``node`` ended: "none" (nothing to copy), "sync"..."""
+    log = json.loads(c.fake_drbd(node, "show"))["log"]
+    found = [line for line in log if line.startswith(f"genet-{disk_uuid}: connected (")]
+    return found[-1].rpartition("(")[2].rstrip(")") if found else ""
+
+
+def test_new_drbd_instance_is_primary_on_one_node_secondary_on_the_other(cluster):
+    c = cluster
+    c.run("node1", "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=64M",
+          "--disk", "1:size=32M", "-B", "memory=64M", "web1")
+    assert field(c, "web1", "disk_template,pnode,snodes,status") == "drbd|node1|node2|running"
+    disks = disk_uuids(c, "web1")
+    for uuid in disks:
+        assert roles(c, uuid) == {"node1": "Primary", "node2": "Secondary"}
+        assert in_sync(c, "node1", uuid) and in_sync(c, "node2", uuid)
+        # two volumes per side: the data in the plain template's name, DRBD's meta data beside it
+        for node in ("node1", "node2"):
+            assert {f"{uuid}.disk", f"{uuid}.meta"} <= volumes(c, node)
+        assert not any(v.startswith(uuid) for v in volumes(c, "node3"))
+    # minors per node and ports per cluster come from the pool; the secret is shared
+    lids = [d["logical_id"] for d in config_of(c, "web1")["disks"]]
+    assert [lid["minors"] for lid in lids] == [[0, 0], [1, 1]]
+    assert len({lid["port"] for lid in lids}) == 2 and all(11000 <= lid["port"] < 15000 for lid in lids)
+    assert len({lid["secret"] for lid in lids}) == 2
+    # the resource file genet writes for administrators parses with drbd-utils' own parser
+    res_file = c.root("node1") / f"var/lib/genet/drbd/genet-{disks[0]}.res"
+    drbdadm = shutil.which("drbdadm") or "/usr/sbin/drbdadm"
+    dump = subprocess.run([drbdadm, "-c", str(res_file), "dump", "all"], capture_output=True, text=True)
+    assert dump.returncode == 0, dump.stderr
+    assert f"genet-{disks[0]}" in dump.stdout and "protocol" in dump.stdout
+    info = gnt(c, "gnt-instance", "info", "web1").stdout
+    assert info.count("on node1 and node2: in sync") == 2
+
+
+def test_migration_and_failover_swap_the_roles(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node2:node3", "--disk", "0:size=32M", "-B", "memory=64M",
+        "mig1")
+    [uuid] = disk_uuids(c, "mig1")
+    out = gnt(c, "gnt-instance", "migrate", "mig1").stdout
+    assert "node3 took over the disks: in sync" in out
+    assert field(c, "mig1", "pnode,snodes,status") == "node3|node2|running"
+    assert roles(c, uuid) == {"node3": "Primary", "node2": "Secondary"}
+    # two primaries were allowed only for the switch-over
+    for node in ("node2", "node3"):
+        assert kernel(c, node, uuid)["net"]["opts"].get("allow-two-primaries", "no") == "no"
+    gnt(c, "gnt-instance", "failover", "mig1")
+    assert field(c, "mig1", "pnode,snodes,status") == "node2|node3|running"
+    assert roles(c, uuid) == {"node2": "Primary", "node3": "Secondary"}
+    assert in_sync(c, "node2", uuid)
+    gnt(c, "gnt-instance", "remove", "mig1")
+
+
+def test_cut_link_runs_degraded_and_resyncs_only_what_changed(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node2:node3", "--disk", "0:size=64M", "-B", "memory=64M",
+        "cut1")
+    [uuid] = disk_uuids(c, "cut1")
+    c.fake_drbd("node2", "cut", ADDRESS["node2"], ADDRESS["node3"])
+    try:
+        c.fake_drbd("node2", "write", f"genet-{uuid}", "1024")        # the guest writes 1 MiB meanwhile
+        proc = gnt(c, "gnt-cluster", "verify-disks", check=False)
+        assert proc.returncode == 1 and "instance cut1: disk 0 is degraded" in proc.stdout + proc.stderr
+        assert "on node2 and node3: degraded" in gnt(c, "gnt-instance", "info", "cut1").stdout
+        assert field(c, "cut1", "status") == "running"               # the primary keeps running
+    finally:
+        c.fake_drbd("node2", "heal", ADDRESS["node2"], ADDRESS["node3"])
+    # DRBD's bitmap: the resync moves the 1 MiB written, not the 64 MiB disk
+    assert kernel(c, "node2", uuid)["net"]["sync"] == {"total": 1024, "left": 1024}
+    proc = gnt(c, "gnt-cluster", "verify-disks")
+    assert "in sync" in proc.stdout
+    assert in_sync(c, "node2", uuid) and roles(c, uuid) == {"node2": "Primary", "node3": "Secondary"}
+    gnt(c, "gnt-instance", "remove", "cut1")
+
+
+def test_dead_primary_fails_over_only_with_ignore_consistency_and_comes_back_as_secondary(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node3:node2", "--disk", "0:size=32M", "-B", "memory=64M",
+        "dead1")
+    [uuid] = disk_uuids(c, "dead1")
+    c.run("node3", "genet-daemon", "stop")
+    c.fake_drbd("node3", "crash")                   # node3's kernel state is gone, its meta data stays
+    try:
+        gnt(c, "gnt-node", "modify", "-O", "yes", "node3")
+        proc = gnt(c, "gnt-instance", "failover", "dead1", check=False)
+        assert proc.returncode == 1
+        assert "refusing to promote" in proc.stderr and "--ignore-consistency" in proc.stderr
+        assert kernel(c, "node2", uuid)["role"] == "Secondary"
+        gnt(c, "gnt-instance", "failover", "--ignore-consistency", "dead1")
+        assert field(c, "dead1", "pnode,snodes") == "node2|node3"
+        assert kernel(c, "node2", uuid)["role"] == "Primary"
+        c.fake_drbd("node2", "write", f"genet-{uuid}", "512")         # written without node3
+    finally:
+        c.run("node3", "genet-daemon", "start")
+        gnt(c, "gnt-node", "modify", "-O", "no", "node3")
+    gnt(c, "gnt-cluster", "verify-disks")
+    # the old primary came back as the secondary and took node2's newer data
+    assert roles(c, uuid) == {"node2": "Primary", "node3": "Secondary"}
+    assert in_sync(c, "node3", uuid)
+    assert last_handshake(c, "node3", uuid) == "sync"
+    gnt(c, "gnt-instance", "remove", "dead1")
+
+
+def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=32M", "-B", "memory=64M",
+        "rep1")
+    [uuid] = disk_uuids(c, "rep1")
+    before = config_of(c, "rep1")["disks"][0]["logical_id"]
+    gnt(c, "gnt-instance", "replace-disks", "-n", "node3", "rep1")
+    assert field(c, "rep1", "pnode,snodes") == "node1|node3"
+    after = config_of(c, "rep1")["disks"][0]["logical_id"]
+    # node3 took node2's place (node-id 1); node1 keeps its place, minor, the port and the secret
+    assert after["nodes"] == ["node1", "node3"] and after["addresses"][1] == ADDRESS["node3"]
+    assert (after["minors"][0], after["port"], after["secret"]) == (before["minors"][0], before["port"],
+                                                                      before["secret"])
+    assert roles(c, uuid) == {"node1": "Primary", "node3": "Secondary"} and in_sync(c, "node1", uuid)
+    assert not any(v.startswith(uuid) for v in volumes(c, "node2"))
+    assert not (c.root("node2") / f"var/lib/genet/drbd/genet-{uuid}.res").exists()
+
+    gnt(c, "gnt-instance", "replace-disks", "-s", "rep1")          # a fresh copy on node3, synced anew
+    assert last_handshake(c, "node3", uuid) == "sync"
+    assert roles(c, uuid) == {"node1": "Primary", "node3": "Secondary"} and in_sync(c, "node3", uuid)
+
+    proc = gnt(c, "gnt-instance", "replace-disks", "-p", "rep1", check=False)
+    assert proc.returncode == 1 and "fail over to the secondary first" in proc.stderr
+
+    gnt(c, "gnt-node", "evacuate", "-s", "-n", "node2", "node3")
+    assert field(c, "rep1", "pnode,snodes") == "node1|node2"
+    assert roles(c, uuid) == {"node1": "Primary", "node2": "Secondary"} and in_sync(c, "node2", uuid)
+    gnt(c, "gnt-instance", "grow-disk", "rep1", "0", "16M")
+    assert field(c, "rep1", "disk.sizes") == "48"
+    for node in ("node1", "node2"):
+        vg = json.loads(c.lvm_state(node).read_text())["vgs"]["xenvg"]
+        assert vg["lvs"][f"{uuid}.disk"]["extents"] * vg["extent_size"] == 48
+    assert kernel(c, "node1", uuid)["size_kib"] == 48 * 1024 and in_sync(c, "node1", uuid)
+
+    gnt(c, "gnt-instance", "remove", "rep1")
+    for node in c.names:
+        assert not any(v.startswith(uuid) for v in volumes(c, node)) and kernel(c, node, uuid) is None
+
+
+def test_plain_to_drbd_and_back_keeps_the_data_volume(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "plain", "-n", "node2", "--disk", "0:size=16M", "-B", "memory=64M",
+        "--no-start", "conv1")
+    [uuid] = disk_uuids(c, "conv1")
+    lv = c.base / "node2/dev/xenvg" / f"{uuid}.disk"
+    with open(lv, "r+b") as f:
+        f.write(b"genet-marker")
+    proc = gnt(c, "gnt-instance", "modify", "-t", "drbd", "conv1", check=False)
+    assert proc.returncode == 1 and "needs the secondary node (-n NODE)" in proc.stderr
+    gnt(c, "gnt-instance", "modify", "-t", "drbd", "-n", "node1", "conv1")
+    assert field(c, "conv1", "disk_template,pnode,snodes") == "drbd|node2|node1"
+    assert {f"{uuid}.disk", f"{uuid}.meta"} <= volumes(c, "node1") & volumes(c, "node2")
+    assert lv.read_bytes().startswith(b"genet-marker")
+    gnt(c, "gnt-instance", "startup", "conv1")
+    assert roles(c, uuid) == {"node2": "Primary", "node1": "Secondary"} and in_sync(c, "node2", uuid)
+    gnt(c, "gnt-instance", "shutdown", "conv1")
+    gnt(c, "gnt-instance", "modify", "-t", "plain", "conv1")
+    assert field(c, "conv1", "disk_template,pnode,snodes") == "plain|node2|"
+    assert f"{uuid}.meta" not in volumes(c, "node2") and not any(v.startswith(uuid) for v in volumes(c, "node1"))
+    assert lv.read_bytes().startswith(b"genet-marker") and kernel(c, "node2", uuid) is None
+    gnt(c, "gnt-instance", "remove", "conv1")
+
+
+def test_drbd_refusals_leave_nothing_behind(cluster):
+    c = cluster
+    proc = gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1", "--disk", "0:size=32M", "bad1", check=False)
+    assert proc.returncode == 1 and "needs a secondary node" in proc.stderr
+    proc = gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1:node1", "--disk", "0:size=32M", "bad1",
+               check=False)
+    assert proc.returncode == 1 and "must differ from the primary" in proc.stderr
+    before = {n: volumes(c, n) for n in c.names}
+    proc = gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=2G", "bad1",
+               check=False)
+    assert proc.returncode == 1 and "volume group xenvg has" in proc.stderr
+    assert {n: volumes(c, n) for n in c.names} == before
+    assert "bad1" not in gnt(c, "gnt-instance", "list", "--no-headers", "-o", "name").stdout
