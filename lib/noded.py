@@ -128,6 +128,19 @@ class NodeProcedures:
         from genet.storage.base import get
         return get(template, storage_params).create(instance, disk, index)
 
+    def rpc_blockdev_adopt(self, instance: str, template: str, disk: dict, index: int, volume: str,
+                           storage_params: dict) -> dict:
+        """An existing volume becomes the disk (plain): its access dict, with its size."""
+        from genet.storage.base import get
+        return get(template, storage_params).adopt(instance, disk, index, volume)
+
+    def rpc_blockdev_release_adopted(self, instance: str, template: str, disk: dict, index: int, volume: str,
+                                     storage_params: dict) -> bool:
+        """Undo rpc_blockdev_adopt: the volume gets its old name back."""
+        from genet.storage.base import get
+        get(template, storage_params).release_adopted(instance, disk, index, volume)
+        return True
+
     def rpc_blockdev_remove(self, instance: str, template: str, disk: dict, index: int,
                             storage_params: dict) -> bool:
         from genet.storage.base import get
@@ -182,7 +195,7 @@ class NodeProcedures:
         found = []
         for index, disk in enumerate(disks):
             path = backend.path(instance, disk, index)
-            if not path.exists():
+            if not backend.exists(instance, disk, index):
                 found.append(None)
             elif backend.mirrored:
                 st = backend.status(instance, disk, index)

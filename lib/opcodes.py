@@ -500,8 +500,10 @@ class OpNetworkDisconnect(OpCode):
 DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd", "mirror")
 HYPERVISORS = ("fake", "kvm")
 INSTANCE_NAME = String(non_empty=True, max_len=63)
-DISK = Record("disk", {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"),
-                       "name": String()}, required=("size",))
+DISK_FIELDS = {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"), "name": String()}
+DISK = Record("disk", DISK_FIELDS, required=("size",))
+# a new instance's disk: its size, or (plain) an existing logical volume to adopt
+NEW_DISK = Record("disk", {**DISK_FIELDS, "adopt": String(non_empty=True)})
 NIC = Record("nic", {"mode": OneOf("bridged", "routed"), "link": String(), "mac": String(),
                      "ip": Maybe(String()), "vlan": Maybe(String()), "name": String(),
                      "network": Maybe(String())})
@@ -528,8 +530,8 @@ class OpInstanceCreate(OpCode):
     PARAMS = (
         _INSTANCE,
         Param("disk_template", OneOf(*DISK_TEMPLATES), REQUIRED, "Disk template", ("-t", "--disk-template")),
-        Param("disks", ListOf(DISK, 16), [], "Disks: size (MiB or with unit), mode, format", "--disk",
-              "N:size=SIZE[,mode=rw|ro][,format=raw|qcow2]"),
+        Param("disks", ListOf(NEW_DISK, 16), [], "Disks: size (MiB or with unit) or a logical volume to adopt"
+              " (plain), mode, format", "--disk", "N:{size=SIZE|adopt=LV}[,mode=rw|ro][,format=raw|qcow2]"),
         Param("nics", ListOf(NIC, 8), [], "NICs: mode, link, mac, ip", "--net",
               "N:[mode=bridged|routed][,link=LINK][,mac=MAC][,ip=IP]"),
         Param("pnode", Maybe(NAME), None, "Primary node, PRIMARY:SECONDARY for mirrored templates"
@@ -848,8 +850,8 @@ class OpInstanceRecreateDisks(OpCode):
         _INSTANCE,
         Param("disks", ListOf(RecreateDisk(), 16), [], "Disks to recreate (default: all), optionally"
               " with a new size or name", "--disk", "N[:size=SIZE][,name=NAME]"),
-        Param("nodes", ListOf(NAME, 2), [], "New node of the instance (default: its primary node)",
-              ("-n", "--node"), "NODE"),
+        Param("nodes", ListOf(NAME, 2, csv=True, sep=":"), [], "New nodes of the instance, PRIMARY[:SECONDARY]"
+              " (default: its nodes)", ("-n", "--node"), "PRIMARY[:SECONDARY]"),
         Param("iallocator", Maybe(String(non_empty=True)), None,
               "Choose the new node automatically (genet's allocator: most free memory)",
               ("-I", "--iallocator"), "NAME"),

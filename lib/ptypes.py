@@ -154,12 +154,14 @@ class OneOf(ParamType):
 
 
 class ListOf(ParamType):
-    """A list; ``csv`` makes its CLI option one comma-separated value instead of a repeated option."""
+    """A list; ``csv`` makes its CLI option one value, its items separated by ``sep``, instead of
+    a repeated option."""
 
-    def __init__(self, item: ParamType, max_items: int = 10000, csv: bool = False):
+    def __init__(self, item: ParamType, max_items: int = 10000, csv: bool = False, sep: str = ","):
         self.item = item
         self.max_items = max_items
         self.csv = csv
+        self.sep = sep
         self.name = f"list of {item.name}"
         self.schema = {"type": "array", "items": item.schema}
 
@@ -177,7 +179,7 @@ class ListOf(ParamType):
         return out
 
     def parse(self, text):
-        return self.check([self.item.parse(part) for part in text.split(",") if part])
+        return self.check([self.item.parse(part) for part in text.split(self.sep) if part])
 
 
 class Dict(ParamType):

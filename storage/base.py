@@ -29,6 +29,10 @@ class DiskTemplate(abc.ABC):
     def path(self, instance: str, disk: dict, index: int) -> Path:
         """Where the disk lives on this node."""
 
+    def exists(self, instance: str, disk: dict, index: int) -> bool:
+        """Whether this node holds the disk's data (assembled or not)."""
+        return self.path(instance, disk, index).exists()
+
     def create(self, instance: str, disk: dict, index: int) -> dict:
         """Create the disk if missing; returns the access dict for the hypervisor."""
         path = self.path(instance, disk, index)

@@ -665,6 +665,11 @@ class DrbdStorage(MirroredTemplate):
     def path(self, instance: str, disk: dict, index: int) -> Path:
         return self.dev_dir / f"drbd{self.resource(instance, disk, index).local.minor}"
 
+    def exists(self, instance: str, disk: dict, index: int) -> bool:
+        """The data volume is here (the device only while assembled)."""
+        self.resource(instance, disk, index)
+        return self.backing.exists(volume_names(disk)[0])
+
     def _state(self, res: Resource, cmds: Commands) -> DrbdState | None:
         if isinstance(cmds, Commands9):
             proc = subprocess.run(cmds.status(res), capture_output=True, text=True)

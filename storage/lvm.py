@@ -378,3 +378,14 @@ class PlainStorage(DiskTemplate):
         self._activate(volume, what)
         return {"path": str(self.dev_dir() / vg / target), "format": "raw", "mode": disk.get("mode", "rw"),
                 "size": volume.size, "uuid": disk["uuid"], "adopted": f"{vg}/{name}"}
+
+    def release_adopted(self, instance: str, disk: dict, index: int, adopted: str) -> None:
+        """Give a volume :meth:`adopt` renamed its old name back (``adopted``: VG/LV, as adopt said)."""
+        vg, target = self.volume_group(disk), self.lv_name(disk)
+        name = adopted.rpartition("/")[2]
+        if name == target or self.lv_info(vg, target) is None:
+            return
+        rc, _, err = self.lvm.run("lvrename", vg, target, name)
+        if rc != 0:
+            raise StorageError(f"giving disk {index} of {instance} ({vg}/{target}) its old name {name} back"
+                               f" failed: {_reason(err)}")

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +34,10 @@ JOB = "mirror0"
 FILTER = "mirror-filter"
 START_TIMEOUT = 10.0
 SOCKET_DIR = Path("/run/genet-nbd")
-RESUME_WAIT = 3.0
+STOP_WAIT = 3.0          # for a job to end or an export to close
+RESUME_WINDOW = 25.0     # how long resync tries to resume a paused mirror (QEMU's NBD reconnect backoff: 16 s)
+RESUME_HOLD = 1.0        # a resumed job that runs this long without pausing again has its connection back
+RESUME_RETRY = 0.5
 
 
 def replication_creds() -> Path:
@@ -219,26 +223,58 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                                f" not on {node}")
 
     def resync(self, instance: str, disk: dict, index: int) -> str:
-        """After the secondary came back: resume a paused mirror (only changed data moves) when
-        its connection recovers, otherwise start a new one (a full copy; QEMU 7.2 cannot
-        restart a mirror from a dirty bitmap). Returns "resumed", "started", "syncing" or "in sync"."""
+        """After the secondary came back: resume the paused mirror once its connection recovers
+        (only what changed while it was away moves), otherwise start a new one (a full copy;
+        QEMU 7.2 cannot restart a mirror from a dirty bitmap). Returns "resumed", "started",
+        "syncing" or "in sync"."""
         what = f"disk {index} of {instance}"
         job = self._job(disk, what)
         if job is not None and job["io-status"] == "ok" and not job["paused"]:
             return "in sync" if job["ready"] else "syncing"
+        unreachable = StorageError(f"{what}: the secondary ({disk['logical_id']['nodes'][self._sides(disk)[1]]})"
+                                   " cannot be reached; the disk stays degraded")
         if job is not None:
-            self._qmp(disk, [("block-job-resume", {"device": JOB})], what)
-            deadline = time.monotonic() + RESUME_WAIT
-            while time.monotonic() < deadline:
-                job = self._job(disk, what)
-                if job is not None and job["io-status"] == "ok" and not job["paused"]:
-                    return "resumed"
-                time.sleep(0.05)
-            self._stop_mirror(disk, what)     # the old connection is gone for good: start over
+            if not self._secondary_listens(disk):
+                raise unreachable             # the paused job stays, to resume once it is back
+            if self._resume(disk, what):
+                return "resumed"
+            self._stop_mirror(disk, what)     # it listens, but the old connection is gone for good
         if not self._ensure_mirror(instance, disk, index):
-            raise StorageError(f"{what}: the secondary ({disk['logical_id']['nodes'][self._sides(disk)[1]]})"
-                               " cannot be reached; the disk stays degraded")
+            raise unreachable
         return "started"
+
+    def _secondary_listens(self, disk: dict) -> bool:
+        """Whether the secondary's NBD server accepts a TCP connection now."""
+        lid = disk["logical_id"]
+        try:
+            with socket.create_connection((lid["addresses"][self._sides(disk)[1]], lid["port"]), timeout=3):
+                return True
+        except OSError:
+            return False
+
+    def _resume(self, disk: dict, what: str) -> bool:
+        """Resume the paused mirror job until it keeps running: QEMU's NBD client reconnects in
+        the background with a backoff of up to 16 s, and until it has, the job's writes to the
+        secondary fail at once and pause it again. False if it never held within RESUME_WINDOW."""
+        deadline = time.monotonic() + RESUME_WINDOW
+        while time.monotonic() < deadline:
+            job = self._job(disk, what)
+            if job is None:
+                return False
+            if job["paused"]:
+                self._qmp(disk, [("block-job-resume", {"device": JOB})], what)
+            held = time.monotonic() + RESUME_HOLD
+            while True:
+                job = self._job(disk, what)
+                if job is None:
+                    return False
+                if job["paused"] or job["io-status"] != "ok":
+                    break                     # the connection is not back yet
+                if time.monotonic() > held:
+                    return True
+                time.sleep(0.05)
+            time.sleep(RESUME_RETRY)
+        return False
 
     def retarget(self, instance: str, disk: dict, index: int) -> str:
         """Mirror to the secondary ``disk["logical_id"]`` names now (replace-disks): a full copy."""
@@ -255,7 +291,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         """End the mirror (QEMU moves the guest's export back onto the local image) and drop
         the connection to the secondary."""
         self._qmp(disk, [("block-job-cancel", {"device": JOB, "force": True})], what)
-        deadline = time.monotonic() + RESUME_WAIT
+        deadline = time.monotonic() + STOP_WAIT
         while self._job(disk, what) is not None and time.monotonic() < deadline:
             time.sleep(0.02)
         self._qmp(disk, [("blockdev-del", {"node-name": "remote"})], what)
@@ -380,7 +416,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         # the guest's export forbids resizing, and keeps the size it was made with anyway: it
         # goes and comes back (a connected guest reconnects by itself, a new one sees the size)
         self._qmp(disk, [("block-export-del", {"id": "guest", "mode": "hard"})], what)
-        deadline = time.monotonic() + RESUME_WAIT
+        deadline = time.monotonic() + STOP_WAIT
         while any(e["id"] == "guest" for e in self._qmp(disk, [("query-block-exports", None)], what)[0]):
             if time.monotonic() > deadline:
                 raise StorageError(f"{what}: the guest's export did not close")

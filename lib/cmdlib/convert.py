@@ -15,7 +15,7 @@ import time
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.instance import (assemble_disks, check_node_online, give_logical_ids, node_address, node_call,
-                                   remove_disks, storage_params, wait_for_sync)
+                                   remove_disks, shutdown_disks, storage_params, wait_for_sync)
 
 MIRRORED = {"file": "mirror", "plain": "drbd"}          # single-node template -> its mirrored one
 CONVERSIONS = {*MIRRORED.items(), *((m, s) for s, m in MIRRORED.items())}
@@ -91,19 +91,19 @@ def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> 
         assemble_disks(lu, mirrored, force=True)  # the primary's data is the data
         wait_for_sync(lu, mirrored)
     except errors.GenericError:
-        _shutdown(lu, mirrored, check=False)
+        shutdown_disks(lu, mirrored, strict=False)
         lu.ctx.rpc.call(primary, node_address(lu, primary), "blockdev_shutdown",
                         [inst["name"], template, disks, sp, True])
         remove_disks(lu, mirrored, secondary, created)
         raise
     _record(lu, inst["name"], template, [secondary], disks)
-    _shutdown(lu, mirrored)            # the instance is down: its next start assembles them
+    shutdown_disks(lu, mirrored)       # the instance is down: its next start assembles them
     return [["disk_template", template], ["secondary_nodes", [secondary]]]
 
 
 def _to_single(lu: LogicalUnit, inst: dict, template: str) -> list:
     primary, old_secondaries = inst["primary_node"], inst.get("secondary_nodes", [])
-    _shutdown(lu, inst)
+    shutdown_disks(lu, inst)
     disks = [{k: v for k, v in d.items() if k != "logical_id"} for d in inst["disks"]]
     _record(lu, inst["name"], template, [], disks)
     res = lu.ctx.rpc.call(primary, node_address(lu, primary), "blockdev_shutdown",
@@ -117,15 +117,3 @@ def _to_single(lu: LogicalUnit, inst: dict, template: str) -> list:
         for failure in remove_disks(lu, inst, node):
             lu.feedback(f"Warning: the copy on {node} stays: {failure}")
     return [["disk_template", template], ["secondary_nodes", []]]
-
-
-def _shutdown(lu: LogicalUnit, inst: dict, check: bool = True) -> None:
-    """Take a mirrored instance's disks down on both nodes (``check``: a failure is an error)."""
-    for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
-        if lu.node(node)["offline"]:
-            continue
-        args = [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu)]
-        if check:
-            node_call(lu, node, "blockdev_shutdown", *args, what="taking the disks down")
-        else:
-            lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_shutdown", args)

@@ -285,6 +285,20 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False) -> list:
     return res.payload
 
 
+def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True) -> None:
+    """Take a mirrored instance's disks down on its online nodes; a failure is an error
+    (``strict``) or a warning in the job log."""
+    for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
+        if lu.node(node)["offline"]:
+            continue
+        res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_shutdown",
+                              [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu)])
+        if res.failed and strict:
+            raise errors.OpExecError(f"taking the disks of {inst['name']} down failed on {node}: {res.fail_msg}")
+        if res.failed:
+            lu.feedback(f"Warning: the disks of {inst['name']} on {node}: {res.fail_msg}")
+
+
 SYNC_POLL = 0.25
 
 
@@ -395,6 +409,7 @@ class LUInstanceCreate(LogicalUnit):
         if op.disk_template != "diskless" and not req["disks"]:
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
                                        errors.ECode.INVAL)
+        self._check_adoption(req["disks"])
         self.beparams = dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}))
         be = dict(req["beparams"])
         if "memory" in be:
@@ -441,6 +456,35 @@ class LUInstanceCreate(LogicalUnit):
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
 
+    def _check_adoption(self, disks: list[dict]) -> None:
+        """Ganeti's rules: every disk adopts an existing volume or none does, plain only, no
+        allocator, no import; a disk gives either its size or the volume to adopt."""
+        adopting = [i for i, d in enumerate(disks) if "adopt" in d]
+        self.adopt, self.adopted = bool(adopting), {}
+        for index, disk in enumerate(disks):
+            if "adopt" in disk and "size" in disk:
+                raise errors.OpPrereqError(f"disk {index}: give either its size or a volume to adopt, not both"
+                                           " (an adopted disk has its volume's size)", errors.ECode.INVAL)
+            if "adopt" not in disk and "size" not in disk:
+                raise errors.OpPrereqError(f"disk {index}: give its size (size=) or a logical volume to adopt"
+                                           " (adopt=)", errors.ECode.INVAL)
+        if not adopting:
+            return
+        if len(adopting) != len(disks):
+            raise errors.OpPrereqError("either all disks are adopted or none is", errors.ECode.INVAL)
+        if self.op.disk_template != "plain":
+            raise errors.OpPrereqError(f"disk adoption is not supported for the '{self.op.disk_template}' disk"
+                                       " template (only plain)", errors.ECode.INVAL)
+        if self.op.iallocator or not self.wanted_pnode:
+            raise errors.OpPrereqError("disk adoption needs the node that holds the volumes (-n NODE), not an"
+                                       " allocator", errors.ECode.INVAL)
+        if self.export is not None:
+            raise errors.OpPrereqError("disk adoption is not allowed for an instance import", errors.ECode.INVAL)
+        names = [d["adopt"].rpartition("/")[2] for d in disks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise errors.OpPrereqError(f"volume {twice[0]} is adopted twice", errors.ECode.INVAL)
+
     def _check_name(self) -> None:
         """Ganeti's name and IP checks: the name resolves, and (ip_check) nothing answers there yet."""
         from genet import netutils
@@ -478,7 +522,7 @@ class LUInstanceCreate(LogicalUnit):
             "disk_template": op.disk_template, "admin_state": "up" if op.start else "down",
             "beparams": self.beparams,
             "hvparams": self.hvparams, "osparams": dict(self.req["osparams"]), "nics": self.nics,
-            "disks": [{"uuid": str(uuidlib.uuid4()), "size": d["size"], "mode": d.get("mode", "rw"),
+            "disks": [{"uuid": str(uuidlib.uuid4()), "size": d.get("size", 0), "mode": d.get("mode", "rw"),
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
             "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
         }
@@ -487,47 +531,22 @@ class LUInstanceCreate(LogicalUnit):
             inst["secondary_nodes"] = [self.snode]
             nodes.append(self.snode)
             give_logical_ids(self, inst)
-        for node in nodes:
-            for index, disk in enumerate(inst["disks"]):
-                self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
-                res = self.ctx.rpc.call(node, node_address(self, node), "blockdev_create",
-                                        [inst["name"], inst["disk_template"], disk, index, storage_params(self)],
-                                        timeout=300)
-                if res.failed:
-                    remove_disks(self, inst, node, index)
-                    for done in nodes[:nodes.index(node)]:
-                        remove_disks(self, inst, done)
-                    raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
-                                             f" {node}: {res.fail_msg}")
-        template = storage.get(op.disk_template)
-        if self.mirrored and template.install_assembled:
-            try:          # a new disk's first promotion: neither side has data yet, so forced
-                assemble_disks(self, inst, force=True)
-            except errors.GenericError:
-                remove_all_disks(self, inst)
-                raise
-        if self.export is not None:
-            from genet.cmdlib import backup
-            try:
-                backup.import_disks(self, inst, self.export, self.images)
-            except errors.GenericError:
-                remove_all_disks(self, inst)
-                raise
-        elif inst["disks"] and not op.no_install:
-            self.feedback(f"* running the OS create script of {inst['os']}")
-            try:
-                node_call(self, self.pnode, "os_create", inst, storage_params(self), False, timeout=3700,
-                          what=f"installing {inst['os']}")
-            except errors.OpExecError:
-                remove_all_disks(self, inst)
-                raise
+        if self.adopt:
+            self._adopt_disks(inst)
+        else:
+            self._create_disks(inst, nodes)
+        try:
+            self._fill_disks(inst)
+        except errors.GenericError:
+            self._undo_disks(inst)
+            raise
         def add(data):
             reserve_nic_ips(data, inst["nics"])
             data["instances"][inst["name"]] = inst
         try:
             self.cfg.update(add)
         except errors.GenericError:
-            remove_all_disks(self, inst)
+            self._undo_disks(inst)
             raise
         self.lock_added = False       # the instance exists: its lock stays
         if self.mirrored:
@@ -542,10 +561,65 @@ class LUInstanceCreate(LogicalUnit):
                 start_instance(self, inst)
             except errors.GenericError:
                 self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
-                remove_all_disks(self, inst)
+                self._undo_disks(inst)
                 self.lock_added = True
                 raise
         return [self.pnode]
+
+    def _create_disks(self, inst: dict, nodes: list[str]) -> None:
+        """Every disk on every node of the instance; on a failure, none."""
+        for node in nodes:
+            for index, disk in enumerate(inst["disks"]):
+                self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
+                res = self.ctx.rpc.call(node, node_address(self, node), "blockdev_create",
+                                        [inst["name"], inst["disk_template"], disk, index, storage_params(self)],
+                                        timeout=300)
+                if res.failed:
+                    remove_disks(self, inst, node, index)
+                    for done in nodes[:nodes.index(node)]:
+                        remove_disks(self, inst, done)
+                    raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
+                                             f" {node}: {res.fail_msg}")
+
+    def _adopt_disks(self, inst: dict) -> None:
+        """Existing volumes of the primary become the disks (renamed after them, as Ganeti does);
+        each disk's size is its volume's. On a failure the volumes get their names back."""
+        for index, (disk, wanted) in enumerate(zip(inst["disks"], self.req["disks"])):
+            self.feedback(f"* adopting {wanted['adopt']} as disk {index}")
+            res = self.ctx.rpc.call(self.pnode, node_address(self, self.pnode), "blockdev_adopt",
+                                    [inst["name"], inst["disk_template"], disk, index, wanted["adopt"],
+                                     storage_params(self)], timeout=120)
+            if res.failed:
+                self._undo_disks(inst)
+                raise errors.OpExecError(f"could not adopt {wanted['adopt']} as disk {index} of {inst['name']}"
+                                         f" on {self.pnode}: {res.fail_msg}")
+            disk["size"] = res.payload["size"]
+            self.adopted[index] = res.payload["adopted"]
+
+    def _fill_disks(self, inst: dict) -> None:
+        """The data: an export's images, or the OS installed (not on adopted volumes)."""
+        if self.mirrored and storage.get(inst["disk_template"]).install_assembled:
+            # a new disk's first promotion: neither side has data yet, so forced
+            assemble_disks(self, inst, force=True)
+        if self.export is not None:
+            from genet.cmdlib import backup
+            backup.import_disks(self, inst, self.export, self.images)
+        elif inst["disks"] and not self.op.no_install and not self.adopt:
+            self.feedback(f"* running the OS create script of {inst['os']}")
+            node_call(self, self.pnode, "os_create", inst, storage_params(self), False, timeout=3700,
+                      what=f"installing {inst['os']}")
+
+    def _undo_disks(self, inst: dict) -> None:
+        """A failed creation: created disks go, adopted volumes get their old names back."""
+        if not self.adopt:
+            remove_all_disks(self, inst)
+            return
+        for index, old_name in sorted(self.adopted.items()):
+            res = self.ctx.rpc.call(self.pnode, node_address(self, self.pnode), "blockdev_release_adopted",
+                                    [inst["name"], inst["disk_template"], inst["disks"][index], index, old_name,
+                                     storage_params(self)])
+            if res.failed:
+                self.feedback(f"Warning: disk {index} keeps its new volume name: {res.fail_msg}")
 
     def cleanup(self, failed: bool) -> None:
         """A create that failed (or was a dry run) drops the lock it added for the new name."""
@@ -759,13 +833,8 @@ class LUInstanceDeactivateDisks(InstanceLU):
                                        errors.ECode.WRONG_STATE)
 
     def exec(self):
-        inst = self.inst
-        if storage.get(inst["disk_template"]).mirrored:
-            for node in [inst["primary_node"], *inst["secondary_nodes"]]:
-                res = self.ctx.rpc.call(node, node_address(self, node), "blockdev_shutdown",
-                                        [inst["name"], inst["disk_template"], inst["disks"], storage_params(self)])
-                if res.failed:
-                    self.feedback(f"Warning: the disks of {inst['name']} on {node}: {res.fail_msg}")
+        if storage.get(self.inst["disk_template"]).mirrored:
+            shutdown_disks(self, self.inst, strict=False)
         return True
 
 
@@ -1088,10 +1157,12 @@ class LUInstanceQueryData(LogicalUnit):
 
 
 class LUInstanceRecreateDisks(InstanceLU):
-    """Creates missing disks of a stopped instance again, empty, on its node or a new one.
+    """Creates missing disks of a stopped instance again, empty, on its nodes or new ones.
 
-    A disk that still exists is never touched: naming one is refused, as in Ganeti (recreate-disks
-    is for disks that were lost). Moving to new nodes recreates every disk.
+    A disk that still exists is never touched: naming one that exists on every node is
+    refused, as in Ganeti (recreate-disks is for disks that were lost); a mirrored disk is
+    recreated on the nodes that lost it and filled from the copy that remains. Moving to new
+    nodes recreates every disk (mirrored ones with new logical_ids), empty.
     """
     OPCODE = opcodes.OpInstanceRecreateDisks
 
@@ -1114,69 +1185,104 @@ class LUInstanceRecreateDisks(InstanceLU):
     def declare_locks(self, level):
         if level == Level.NODE and not self.op.iallocator:
             inst = instance_of(self, self.op.instance_name)
-            self.needed_locks[Level.NODE] = sorted({inst["primary_node"], *self.op.nodes})
+            self.needed_locks[Level.NODE] = sorted({inst["primary_node"], *inst.get("secondary_nodes", []),
+                                                    *self.op.nodes})
 
     def check_prereq(self):
         op = self.op
         inst = self.inst = instance_of(self, op.instance_name)
         if inst["disk_template"] == "diskless" or not inst["disks"]:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disks", errors.ECode.INVAL)
-        if op.nodes and len(op.nodes) != 1 + len(inst.get("secondary_nodes", [])):
-            raise errors.OpPrereqError(f"instance {inst['name']} has {1 + len(inst.get('secondary_nodes', []))}"
-                                       f" node(s), {len(op.nodes)} given", errors.ECode.INVAL)
+        nodes_now = [inst["primary_node"], *inst.get("secondary_nodes", [])]
+        if op.nodes and len(op.nodes) != len(nodes_now):
+            raise errors.OpPrereqError(f"instance {inst['name']} has {len(nodes_now)} node(s), {len(op.nodes)}"
+                                       " given", errors.ECode.INVAL)
         count = len(inst["disks"])
         bad = sorted(i for i, _ in op.disks if i >= count)
         if bad:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disk {bad[0]} (it has {count})",
                                        errors.ECode.INVAL)
         self.changes = dict(op.disks) if op.disks else {i: {} for i in range(count)}
-        moving = bool(op.nodes or op.iallocator)
-        if moving and sorted(self.changes) != list(range(count)):
-            raise errors.OpPrereqError("cannot recreate only some disks and change the nodes at the same time",
-                                       errors.ECode.INVAL)
+        mirrored = storage.get(inst["disk_template"]).mirrored
+        if op.iallocator and mirrored:
+            raise errors.OpPrereqError(f"instance {inst['name']} is mirrored: give its new nodes with -n"
+                                       " PRIMARY:SECONDARY, the allocator picks one", errors.ECode.INVAL)
         old = self.node(inst["primary_node"])
-        if not (moving and old["offline"]):
+        if not ((op.nodes or op.iallocator) and old["offline"]):
             check_node_online(self, inst["primary_node"])
             if is_running(self, inst):
                 raise errors.OpPrereqError(f"instance {inst['name']} is running; stop it before recreating its"
                                            " disks", errors.ECode.WRONG_STATE)
         if op.iallocator:
             from genet.cmdlib.migration import choose_target
-            self.target = choose_target(self, inst, set(), {})
+            self.targets = [choose_target(self, inst, set(), {})]
         else:
-            self.target = op.nodes[0] if op.nodes else inst["primary_node"]
-        node = check_node_online(self, self.target)
-        if not node["vm_capable"]:
-            raise errors.OpPrereqError(f"node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
-        self.new_disks = [dict(d, **self.changes.get(i, {})) for i, d in enumerate(inst["disks"])]
-        found = node_call(self, self.target, "blockdev_find", inst["name"], inst["disk_template"], self.new_disks,
-                          storage_params(self), timeout=30, what="looking for the disks")
-        existing = [i for i in sorted(self.changes) if found[i] is not None]
-        if existing:
-            raise errors.OpPrereqError(f"disk {existing[0]} of {inst['name']} exists on {self.target}"
-                                       f" ({found[existing[0]][0]}): recreate-disks only creates missing disks;"
-                                       " name the missing ones with --disk", errors.ECode.EXISTS)
+            self.targets = list(op.nodes) or nodes_now
+        moving = self.targets != nodes_now
+        if moving and sorted(self.changes) != list(range(count)):
+            raise errors.OpPrereqError("cannot recreate only some disks and change the nodes at the same time",
+                                       errors.ECode.INVAL)
+        if len(set(self.targets)) != len(self.targets):
+            raise errors.OpPrereqError(f"the nodes of {inst['name']} must differ ({', '.join(self.targets)})",
+                                       errors.ECode.INVAL)
+        for target in self.targets:
+            if not check_node_online(self, target)["vm_capable"]:
+                raise errors.OpPrereqError(f"node {target} is not vm capable", errors.ECode.WRONG_STATE)
+        disks = [dict(d, **self.changes.get(i, {})) for i, d in enumerate(inst["disks"])]
+        self.moved = dict(inst, primary_node=self.targets[0], secondary_nodes=self.targets[1:], disks=disks)
+        if moving and mirrored:
+            for disk in disks:
+                disk.pop("logical_id", None)
+            give_logical_ids(self, self.moved)
+        missing = {}
+        for target in self.targets:
+            found = node_call(self, target, "blockdev_find", inst["name"], inst["disk_template"], disks,
+                              storage_params(self), timeout=30, what="looking for the disks")
+            missing[target] = [i for i in sorted(self.changes) if found[i] is None]
+        everywhere = [i for i in sorted(self.changes) if not any(i in m for m in missing.values())]
+        if everywhere:
+            where = " and ".join(self.targets)
+            raise errors.OpPrereqError(f"disk {everywhere[0]} of {inst['name']} exists on {where}: recreate-disks"
+                                       " only creates missing disks; name the missing ones with --disk",
+                                       errors.ECode.EXISTS)
+        if mirrored and not moving:
+            lost = [i for i in missing[self.targets[0]] if not all(i in m for m in missing.values())]
+            if lost:
+                raise errors.OpPrereqError(
+                    f"disk {lost[0]} of {inst['name']} is missing on its primary node {self.targets[0]} but its"
+                    f" copy on {', '.join(self.targets[1:])} exists: fail over to it (gnt-instance failover), then"
+                    " recreate the disk on the old primary, now the secondary", errors.ECode.WRONG_STATE)
+        self.missing = missing
 
     def exec(self):
-        inst, target, sp = self.inst, self.target, storage_params(self)
-        done: list[int] = []
+        inst, moved, sp = self.inst, self.moved, storage_params(self)
+        created: list[tuple[str, int]] = []
         try:
-            for index in sorted(self.changes):
-                disk = self.new_disks[index]
-                self.feedback(f"* recreating disk {index} ({disk['size']} MiB) on {target}")
-                node_call(self, target, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
-                          timeout=300, what=f"creating disk {index}")
-                done.append(index)
+            for target in self.targets:
+                for index in self.missing[target]:
+                    disk = moved["disks"][index]
+                    self.feedback(f"* recreating disk {index} ({disk['size']} MiB) on {target}")
+                    node_call(self, target, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
+                              timeout=300, what=f"creating disk {index}")
+                    created.append((target, index))
+            if storage.get(inst["disk_template"]).mirrored:
+                # the primary's side is either new (no data anywhere: its first promotion is
+                # forced) or the one that kept the data; the new sides are filled from it
+                assemble_disks(self, moved, force=True)
+                wait_for_sync(self, moved)
+                shutdown_disks(self, moved)
         except errors.GenericError:
-            for index in done:
+            shutdown_disks(self, moved, strict=False)
+            for target, index in created:
                 self.ctx.rpc.call(target, node_address(self, target), "blockdev_remove",
-                                  [inst["name"], inst["disk_template"], self.new_disks[index], index, sp])
+                                  [inst["name"], inst["disk_template"], moved["disks"][index], index, sp])
             raise
 
         def change(data):
             target_inst = data["instances"][inst["name"]]
-            target_inst["disks"] = self.new_disks
-            target_inst.update(primary_node=target, serial_no=target_inst["serial_no"] + 1, mtime=time.time())
+            target_inst.update(disks=moved["disks"], primary_node=moved["primary_node"],
+                               secondary_nodes=moved["secondary_nodes"], serial_no=target_inst["serial_no"] + 1,
+                               mtime=time.time())
         self.cfg.update(change)
         return None
 

@@ -442,7 +442,8 @@ class LUNodeEvacuate(_NodeEmptying):
 
 
 class LUNodeFailover(_NodeEmptying):
-    """Every primary instance of the node restarts elsewhere (its disks must be shared)."""
+    """Every primary instance of the node restarts elsewhere (shared disks), or on its
+    secondary node (mirrored disks)."""
     OPCODE = opcodes.OpNodeFailover
 
     def check_prereq(self):

@@ -117,6 +117,9 @@ def test_migration_and_failover_swap_the_roles(cluster):
     assert field(c, "mig1", "pnode,snodes,status") == "node2|node3|running"
     assert roles(c, uuid) == {"node2": "Primary", "node3": "Secondary"}
     assert in_sync(c, "node2", uuid)
+    gnt(c, "gnt-node", "failover", "node2")                       # every primary of node2 moves
+    assert field(c, "mig1", "pnode,snodes,status") == "node3|node2|running"
+    assert roles(c, uuid) == {"node3": "Primary", "node2": "Secondary"}
     gnt(c, "gnt-instance", "remove", "mig1")
 
 
@@ -246,3 +249,43 @@ def test_drbd_refusals_leave_nothing_behind(cluster):
     assert proc.returncode == 1 and "volume group xenvg has" in proc.stderr
     assert {n: volumes(c, n) for n in c.names} == before
     assert "bad1" not in gnt(c, "gnt-instance", "list", "--no-headers", "-o", "name").stdout
+
+
+def lose_volumes(c, node: str, disk_uuid: str) -> None:
+    """The node's volumes of the disk are gone (a replaced disk, an lvremove by mistake)."""
+    from loopback import FAKE_LVM_BIN
+    for suffix in ("disk", "meta"):
+        c.run(node, str(FAKE_LVM_BIN / "lvremove"), "-f", f"xenvg/{disk_uuid}.{suffix}")
+
+
+def test_recreate_disks_refills_a_lost_secondary_and_moves_to_new_nodes(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=16M", "-B", "memory=64M",
+        "--no-start", "rec1")
+    [uuid] = disk_uuids(c, "rec1")
+    gnt(c, "gnt-instance", "deactivate-disks", "rec1")
+    proc = gnt(c, "gnt-instance", "recreate-disks", "rec1", check=False)
+    assert proc.returncode == 1 and "exists on node1 and node2" in proc.stderr
+    lose_volumes(c, "node2", uuid)
+    out = gnt(c, "gnt-instance", "recreate-disks", "rec1").stdout
+    assert "recreating disk 0 (16 MiB) on node2" in out and "on node1" not in out
+    assert {f"{uuid}.disk", f"{uuid}.meta"} <= volumes(c, "node2")
+    assert last_handshake(c, "node2", uuid) == "sync" and roles(c, uuid) == {}     # filled, then taken down
+
+    proc = gnt(c, "gnt-instance", "recreate-disks", "-n", "node3", "rec1", check=False)
+    assert proc.returncode == 1 and "has 2 node(s), 1 given" in proc.stderr
+    lose_volumes(c, "node1", uuid)                      # the primary's copy: fail over first
+    proc = gnt(c, "gnt-instance", "recreate-disks", "rec1", check=False)
+    assert proc.returncode == 1 and "missing on its primary node node1 but its copy on node2 exists" in proc.stderr
+    assert not any(v.startswith(uuid) for v in volumes(c, "node1"))
+
+    gnt(c, "gnt-instance", "recreate-disks", "-n", "node3:node1", "rec1")
+    assert field(c, "rec1", "pnode,snodes") == "node3|node1"
+    lid = config_of(c, "rec1")["disks"][0]["logical_id"]
+    assert lid["nodes"] == ["node3", "node1"]
+    for node in ("node3", "node1"):
+        assert {f"{uuid}.disk", f"{uuid}.meta"} <= volumes(c, node)
+    gnt(c, "gnt-instance", "startup", "rec1")
+    assert roles(c, uuid) == {"node3": "Primary", "node1": "Secondary"} and in_sync(c, "node3", uuid)
+    gnt(c, "gnt-instance", "remove", "rec1")
+    assert not any(v.startswith(uuid) for v in volumes(c, "node3") | volumes(c, "node1"))

@@ -54,3 +54,49 @@ def test_plain_disk_larger_than_the_group_is_refused_and_leaves_nothing(lvm_clus
     assert proc.returncode == 1 and "volume group xenvg has" in proc.stderr and "needs 2048 MiB" in proc.stderr
     assert c.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name").stdout == ""
     assert volumes(c, "node2") == {}
+
+
+def make_volume(cluster, node: str, name: str, size_mib: int, marker: bytes) -> None:
+    """An LV made outside genet (as an administrator would), with a marker at its start."""
+    from loopback import FAKE_LVM_BIN
+    cluster.run(node, str(FAKE_LVM_BIN / "lvcreate"), "-L", f"{size_mib}m", "-n", name, "xenvg")
+    with open(cluster.base / node / "dev/xenvg" / name, "r+b") as f:
+        f.write(marker)
+
+
+def test_existing_volumes_are_adopted_with_their_data_and_size(lvm_cluster):
+    c = lvm_cluster
+    make_volume(c, "node2", "legacy-root", 24, b"legacy-root-data")
+    make_volume(c, "node2", "legacy-swap", 8, b"legacy-swap-data")
+    out = c.run("node1", "gnt-instance", "add", "-t", "plain", "-n", "node2", "--disk", "0:adopt=legacy-root",
+                "--disk", "1:adopt=xenvg/legacy-swap", "-B", "memory=64M", "old1").stdout
+    assert "adopting legacy-root as disk 0" in out and "OS create script" not in out
+    assert field(c, "old1", "disk_template,pnode,status,disk.sizes") == "plain|node2|running|24,8"
+    uuids = field(c, "old1", "disk.uuids").split(",")
+    # renamed after the disks, as Ganeti does; the data is untouched (no OS was installed on it)
+    assert set(volumes(c, "node2")) == {f"{u}.disk" for u in uuids}
+    assert (c.base / "node2/dev/xenvg" / f"{uuids[0]}.disk").read_bytes().startswith(b"legacy-root-data")
+    assert (c.base / "node2/dev/xenvg" / f"{uuids[1]}.disk").read_bytes().startswith(b"legacy-swap-data")
+    c.run("node1", "gnt-instance", "remove", "old1")
+    assert volumes(c, "node2") == {}
+
+
+def test_adoption_refusals_leave_the_volumes_as_they_were(lvm_cluster):
+    c = lvm_cluster
+    make_volume(c, "node2", "keep1", 8, b"keep1")
+
+    def refused(*argv: str) -> str:
+        proc = c.run("node1", "gnt-instance", "add", "-n", "node2", "-B", "memory=64M", *argv, "bad", check=False)
+        assert proc.returncode == 1, proc.stdout
+        return proc.stderr
+    assert "either its size or a volume to adopt" in refused("-t", "plain", "--disk", "0:adopt=keep1,size=8M")
+    assert "either all disks are adopted or none is" in refused("-t", "plain", "--disk", "0:adopt=keep1",
+                                                                "--disk", "1:size=8M")
+    assert "not supported for the 'file' disk template" in refused("-t", "file", "--disk", "0:adopt=keep1")
+    assert "give its size (size=) or a logical volume to adopt" in refused("-t", "plain", "--disk", "0:mode=rw")
+    # the second volume is missing: the first, already renamed, gets its name back
+    err = refused("-t", "plain", "--disk", "0:adopt=keep1", "--disk", "1:adopt=nosuchlv")
+    assert "could not adopt nosuchlv as disk 1 of bad" in err and "no such logical volume" in err
+    assert set(volumes(c, "node2")) == {"keep1"}
+    assert (c.base / "node2/dev/xenvg/keep1").read_bytes().startswith(b"keep1")
+    assert c.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name").stdout == ""
