@@ -334,8 +334,8 @@ class NodeProcedures:
         return osinterface.validate(name, osparams)
 
     def _resolved(self, inst: dict, storage_params: dict) -> list[dict]:
-        """The disks for OS scripts; mirrored ones as their local images, which the next
-        assembly copies to the secondary in full."""
+        """The disks for OS scripts; mirrored ones as their template's offline_access says (mirror:
+        the local images, copied in full by the next assembly; drbd: the assembled device)."""
         from genet.storage.base import get
         template = get(inst["disk_template"], storage_params)
         if template.mirrored:

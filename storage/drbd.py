@@ -601,6 +601,7 @@ class DrbdStorage(MirroredTemplate):
     first, then the primary (whose ``grow`` also resizes the DRBD device).
     """
     name = "drbd"
+    install_assembled = True          # the OS is installed through the device: mirrored as written
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
@@ -798,8 +799,6 @@ class DrbdStorage(MirroredTemplate):
     def offline_access(self, instance: str, disk: dict, index: int) -> dict:
         """OS scripts write through the primary's DRBD device, like the guest."""
         return self.access(instance, disk, index)
-
-    install_assembled = True
 
     def shutdown(self, instance: str, disk: dict, index: int) -> None:
         res = self.resource(instance, disk, index)

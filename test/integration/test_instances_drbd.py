@@ -41,6 +41,14 @@ def disk_uuids(c, name: str) -> list[str]:
     return field(c, name, "disk.uuids").split(",")
 
 
+def add_drbd(c, name: str, nodes: str, *disk_sizes: str, start: bool = True) -> list[str]:
+    """A drbd instance on ``nodes`` (PRIMARY:SECONDARY) with disks of these sizes; their UUIDs."""
+    disks = [arg for i, size in enumerate(disk_sizes) for arg in ("--disk", f"{i}:size={size}")]
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", nodes, *disks, "-B", "memory=64M",
+        *([] if start else ["--no-start"]), name)
+    return disk_uuids(c, name)
+
+
 def kernel(c, node: str, disk_uuid: str) -> dict | None:
     """The fake DRBD's view of the disk's resource on ``node`` (None: not configured there)."""
     return json.loads(c.fake_drbd(node, "show"))["resources"].get(f"genet-{disk_uuid}")
@@ -75,10 +83,8 @@ def last_handshake(c, node: str, disk_uuid: str) -> str:
 
 def test_new_drbd_instance_is_primary_on_one_node_secondary_on_the_other(cluster):
     c = cluster
-    c.run("node1", "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=64M",
-          "--disk", "1:size=32M", "-B", "memory=64M", "web1")
+    disks = add_drbd(c, "web1", "node1:node2", "64M", "32M")
     assert field(c, "web1", "disk_template,pnode,snodes,status") == "drbd|node1|node2|running"
-    disks = disk_uuids(c, "web1")
     for uuid in disks:
         assert roles(c, uuid) == {"node1": "Primary", "node2": "Secondary"}
         assert in_sync(c, "node1", uuid) and in_sync(c, "node2", uuid)
@@ -103,9 +109,7 @@ def test_new_drbd_instance_is_primary_on_one_node_secondary_on_the_other(cluster
 
 def test_migration_and_failover_swap_the_roles(cluster):
     c = cluster
-    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node2:node3", "--disk", "0:size=32M", "-B", "memory=64M",
-        "mig1")
-    [uuid] = disk_uuids(c, "mig1")
+    [uuid] = add_drbd(c, "mig1", "node2:node3", "32M")
     out = gnt(c, "gnt-instance", "migrate", "mig1").stdout
     assert "node3 took over the disks: in sync" in out
     assert field(c, "mig1", "pnode,snodes,status") == "node3|node2|running"
@@ -125,9 +129,7 @@ def test_migration_and_failover_swap_the_roles(cluster):
 
 def test_cut_link_runs_degraded_and_resyncs_only_what_changed(cluster):
     c = cluster
-    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node2:node3", "--disk", "0:size=64M", "-B", "memory=64M",
-        "cut1")
-    [uuid] = disk_uuids(c, "cut1")
+    [uuid] = add_drbd(c, "cut1", "node2:node3", "64M")
     c.fake_drbd("node2", "cut", ADDRESS["node2"], ADDRESS["node3"])
     try:
         c.fake_drbd("node2", "write", f"genet-{uuid}", "1024")        # the guest writes 1 MiB meanwhile
@@ -147,9 +149,7 @@ def test_cut_link_runs_degraded_and_resyncs_only_what_changed(cluster):
 
 def test_dead_primary_fails_over_only_with_ignore_consistency_and_comes_back_as_secondary(cluster):
     c = cluster
-    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node3:node2", "--disk", "0:size=32M", "-B", "memory=64M",
-        "dead1")
-    [uuid] = disk_uuids(c, "dead1")
+    [uuid] = add_drbd(c, "dead1", "node3:node2", "32M")
     c.run("node3", "genet-daemon", "stop")
     c.fake_drbd("node3", "crash")                   # node3's kernel state is gone, its meta data stays
     try:
@@ -175,9 +175,7 @@ def test_dead_primary_fails_over_only_with_ignore_consistency_and_comes_back_as_
 
 def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
     c = cluster
-    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=32M", "-B", "memory=64M",
-        "rep1")
-    [uuid] = disk_uuids(c, "rep1")
+    [uuid] = add_drbd(c, "rep1", "node1:node2", "32M")
     before = config_of(c, "rep1")["disks"][0]["logical_id"]
     gnt(c, "gnt-instance", "replace-disks", "-n", "node3", "rep1")
     assert field(c, "rep1", "pnode,snodes") == "node1|node3"
@@ -260,9 +258,7 @@ def lose_volumes(c, node: str, disk_uuid: str) -> None:
 
 def test_recreate_disks_refills_a_lost_secondary_and_moves_to_new_nodes(cluster):
     c = cluster
-    gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1:node2", "--disk", "0:size=16M", "-B", "memory=64M",
-        "--no-start", "rec1")
-    [uuid] = disk_uuids(c, "rec1")
+    [uuid] = add_drbd(c, "rec1", "node1:node2", "16M", start=False)
     gnt(c, "gnt-instance", "deactivate-disks", "rec1")
     proc = gnt(c, "gnt-instance", "recreate-disks", "rec1", check=False)
     assert proc.returncode == 1 and "exists on node1 and node2" in proc.stderr
