@@ -536,6 +536,19 @@ def run_in_node(node: dict, argv: list[str], timeout: float) -> subprocess.Compl
 
 # ---------------------------------------------------------------- teardown
 
+def sweep_nbd_sockets(directory: Path) -> list[str]:
+    """The guests' NBD sockets of the nodes' mirror disks live outside the cluster directory
+    (/run/genet-nbd, short paths); a killed node leaves them behind."""
+    from genet.storage.mirror import nbd_socket_for
+    done = []
+    for run_dir in sorted(directory.glob("*/root/var/run/genet/mirror/*")):
+        sock = nbd_socket_for(run_dir)
+        if sock.exists():
+            sock.unlink()
+            done.append(f"removed {sock}")
+    return done
+
+
 def teardown(directory: Path, tag: str) -> list[str]:
     """Removes everything of the cluster of ``directory``; idempotent. Returns what it did."""
     done: list[str] = []
@@ -603,6 +616,7 @@ def teardown(directory: Path, tag: str) -> list[str]:
             for point in mounts_below(directory):
                 run(["umount", "-l", point], check=False)
                 done.append(f"unmounted {point}")
+            done += sweep_nbd_sockets(directory)
             shutil.rmtree(directory, ignore_errors=True)
             if directory.exists():
                 problems.append(f"could not remove {directory} completely")

@@ -40,6 +40,14 @@ RESUME_HOLD = 1.0        # a resumed job that runs this long without pausing aga
 RESUME_RETRY = 0.5
 
 
+def nbd_socket_for(run_dir: Path) -> Path:
+    """The guest's socket of the disk whose daemon runs in ``run_dir``: short and absolute,
+    because QEMU (the guest's, here the client) cannot reach a unix socket whose path exceeds
+    sun_path's 107 bytes."""
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:20]
+    return SOCKET_DIR / f"{digest}.sock"
+
+
 def replication_creds() -> Path:
     """This node's TLS credentials for QEMU (a leaf certificate under the cluster's)."""
     return ssl_utils.issue_replication_creds(paths.cluster_cert(), paths.data_dir() / "replication-tls")
@@ -70,10 +78,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         return mine, 1 - mine
 
     def nbd_socket(self, disk: dict) -> Path:
-        """The guest's socket: short and absolute, because QEMU (the guest's, here the client)
-        cannot reach a unix socket whose path exceeds sun_path's 107 bytes."""
-        digest = hashlib.sha256(str(self.run_dir(disk)).encode()).hexdigest()[:20]
-        return SOCKET_DIR / f"{digest}.sock"
+        return nbd_socket_for(self.run_dir(disk))
 
     def _state(self, disk: dict, directory: Path | None = None) -> dict | None:
         """Role and pid of this disk's daemon (or of the one in ``directory``), if it runs."""

@@ -1292,9 +1292,7 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
     on the current one (-s, -a); the primary's copy is the source either way."""
     sp = storage_params(lu)
     if mode == "replace_on_primary":
-        raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one the guest uses; to rebuild it,"
-                                   " fail over to the secondary first, then replace the secondary (-s)",
-                                   errors.ECode.INVAL)
+        return _replace_primary_copy(lu, inst)
     old = inst["secondary_nodes"][0]
     new = old
     if mode == "replace_new_secondary":
@@ -1339,6 +1337,41 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
             for failure in failures:
                 lu.feedback(f"Warning: the old copy on {old} stays: {failure}")
     return [[index, new] for index in range(len(disks))]
+
+
+def _replace_primary_copy(lu: LogicalUnit, inst: dict) -> list:
+    """replace-disks -p: a fresh copy on the primary node, filled from the secondary's. The guest
+    uses the primary's copy, so the instance must be stopped, and the copies must reach sync
+    first (both assembled) so that the secondary's holds every write."""
+    primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
+    if is_running(lu, inst):
+        raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one its guest uses: stop the"
+                                   " instance first, or fail over to the secondary and replace that copy (-s)",
+                                   errors.ECode.WRONG_STATE)
+    check_node_online(lu, secondary)
+    try:           # assembled, the copies sync up (mirror: the primary's is copied anew)
+        assemble_disks(lu, inst)
+        wait_for_sync(lu, inst)
+    except errors.GenericError as err:
+        shutdown_disks(lu, inst, strict=False)
+        raise errors.OpExecError(f"the disks of {inst['name']} did not reach sync ({err}): the copy on"
+                                 f" {secondary} may lack writes, so it cannot replace the primary's") from None
+    shutdown_disks(lu, inst)
+    failures = remove_disks(lu, inst, primary)
+    if failures:
+        raise errors.OpExecError(f"could not remove the old copy on {primary}: {'; '.join(failures)}")
+    sp = storage_params(lu)
+    for index, disk in enumerate(inst["disks"]):
+        lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {primary}")
+        node_call(lu, primary, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
+                  timeout=300, what=f"creating disk {index} on {primary}")
+    # the roles swapped for the copy: the secondary's side is the source
+    swapped = dict(inst, primary_node=secondary, secondary_nodes=[primary])
+    lu.feedback(f"* copying from {secondary} to {primary}")
+    assemble_disks(lu, swapped)
+    wait_for_sync(lu, swapped)
+    shutdown_disks(lu, swapped)
+    return [[index, primary] for index in range(len(inst["disks"]))]
 
 
 class LUClusterVerifyDisks(LogicalUnit):

@@ -260,3 +260,22 @@ def test_bad_node_count_is_refused(tmp_path, nodes):
     assert proc.returncode == 2
     assert "--nodes must be between 1 and 20" in proc.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_teardown_sweeps_the_nbd_sockets_its_nodes_left(tmp_path):
+    """A killed node's mirror disks leave their guest sockets in /run/genet-nbd; stop removes
+    those of the cluster's nodes and no others."""
+    from genet.devcluster import sweep_nbd_sockets
+    from genet.storage.mirror import SOCKET_DIR, nbd_socket_for
+    ours = tmp_path / "cluster/node2/root/var/run/genet/mirror/3f2a9c1e-disk"
+    ours.mkdir(parents=True)
+    other = nbd_socket_for(tmp_path / "elsewhere/var/run/genet/mirror/other")
+    SOCKET_DIR.mkdir(mode=0o700, exist_ok=True)
+    for sock in (nbd_socket_for(ours), other):
+        sock.touch()
+    try:
+        assert sweep_nbd_sockets(tmp_path / "cluster") == [f"removed {nbd_socket_for(ours)}"]
+        assert not nbd_socket_for(ours).exists() and other.exists()
+    finally:
+        other.unlink(missing_ok=True)
+        nbd_socket_for(ours).unlink(missing_ok=True)

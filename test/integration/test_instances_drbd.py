@@ -16,6 +16,8 @@ import subprocess
 import pytest
 from loopback import LoopbackCluster
 
+from genet import opcodes
+
 ADDRESS = {"node1": "127.0.0.11", "node2": "127.0.0.12", "node3": "127.0.0.13"}
 
 
@@ -105,6 +107,12 @@ def test_new_drbd_instance_is_primary_on_one_node_secondary_on_the_other(cluster
     assert f"genet-{disks[0]}" in dump.stdout and "protocol" in dump.stdout
     info = gnt(c, "gnt-instance", "info", "web1").stdout
     assert info.count("on node1 and node2: in sync") == 2
+    # Ganeti's shapes in the instance data (RAPI /2/instances/NAME/info)
+    job = c.submit_and_wait([opcodes.OpInstanceQueryData(instances=["web1"]).to_dict()])
+    disk = job["opresult"][0]["web1"]["disks"][0]
+    assert disk["logical_id"] == ["node1", "node2", lids[0]["port"], 0, 0, lids[0]["secret"]]
+    assert disk["drbd_info"] == {"primary_node": "node1", "primary_minor": 0, "secondary_node": "node2",
+                                 "secondary_minor": 0, "port": lids[0]["port"], "secret": lids[0]["secret"]}
 
 
 def test_migration_and_failover_swap_the_roles(cluster):
@@ -193,7 +201,7 @@ def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
     assert roles(c, uuid) == {"node1": "Primary", "node3": "Secondary"} and in_sync(c, "node3", uuid)
 
     proc = gnt(c, "gnt-instance", "replace-disks", "-p", "rep1", check=False)
-    assert proc.returncode == 1 and "fail over to the secondary first" in proc.stderr
+    assert proc.returncode == 1 and "stop the instance first" in proc.stderr
 
     gnt(c, "gnt-node", "evacuate", "-s", "-n", "node2", "node3")
     assert field(c, "rep1", "pnode,snodes") == "node1|node2"
@@ -204,6 +212,18 @@ def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
         vg = json.loads(c.lvm_state(node).read_text())["vgs"]["xenvg"]
         assert vg["lvs"][f"{uuid}.disk"]["extents"] * vg["extent_size"] == 48
     assert kernel(c, "node1", uuid)["size_kib"] == 48 * 1024 and in_sync(c, "node1", uuid)
+
+    # -p on the stopped instance: node1's volumes made anew and filled from node2's
+    gnt(c, "gnt-instance", "shutdown", "rep1")
+    old_data = c.base / "node1/dev/xenvg" / f"{uuid}.disk"
+    with open(old_data, "r+b") as f:
+        f.write(b"old primary volume")
+    out = gnt(c, "gnt-instance", "replace-disks", "-p", "rep1").stdout
+    assert "creating disk 0 (48 MiB) on node1" in out and "copying from node2 to node1" in out
+    assert not old_data.read_bytes().startswith(b"old primary volume")
+    assert last_handshake(c, "node1", uuid) == "sync" and roles(c, uuid) == {}
+    gnt(c, "gnt-instance", "startup", "rep1")
+    assert roles(c, uuid) == {"node1": "Primary", "node2": "Secondary"} and in_sync(c, "node1", uuid)
 
     gnt(c, "gnt-instance", "remove", "rep1")
     for node in c.names:

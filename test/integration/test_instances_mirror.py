@@ -261,7 +261,7 @@ def test_secondary_cut_off_runs_degraded_then_resumes_only_the_changes(dev):
 
 def test_replace_disks_moves_the_secondary_to_another_node(dev):
     proc = dev.gnt("gnt-instance", "replace-disks", "-p", "vm1", ok=False)
-    assert proc.returncode == 1 and "fail over to the secondary first" in proc.stderr
+    assert proc.returncode == 1 and "stop the instance first" in proc.stderr
     old_copy = dev.image("node2", "vm1")
     WRITTEN[400] = (2, guest_write_blocks(dev, "vm1", 400, 2))
     out = dev.gnt("gnt-instance", "replace-disks", "-n", "node1", "vm1").stdout
@@ -322,6 +322,12 @@ def test_convert_to_file_and_back_to_mirror(dev):
     assert "in sync" in out
     assert dev.field("vm1", "disk_template") == "mirror" and dev.field("vm1", "snodes") == "node1"
     every_block_on(dev, "node1")
+    # replace-disks -p, the instance stopped: the copies synced, node3's image made anew and
+    # filled from node1's
+    out = dev.gnt("gnt-instance", "replace-disks", "-p", "vm1").stdout
+    assert "creating disk 0 (48 MiB) on node3" in out and "copying from node1 to node3" in out
+    assert dev.image("node3", "vm1").read_bytes() == dev.image("node1", "vm1").read_bytes()
+    every_block_on(dev, "node3")
     before = serial_text(dev, "node3", "vm1")
     dev.gnt("gnt-instance", "startup", "vm1")
     booted(dev, "node3", "vm1", before)
