@@ -5,10 +5,10 @@ volume for DRBD's external meta data (enough for about 4 TiB of data). Where tho
 come from is a :class:`Backing`: sparse files (optionally on loop devices) or anything that
 can make, find, grow and remove a named block device: the plain template's LVM volumes
 (:func:`lvm_backing`, the cluster's default: ``<uuid>.disk`` is the same volume a plain disk
-has, so converting between plain and drbd keeps the data where it is, and ``<uuid>.meta``). ``disk["logical_id"]`` (made by the master from
-genet.drbd_pool) names the pair: ``{"nodes": [a, b], "addresses": [ip_a, ip_b], "port": p,
-"minors": [ma, mb], "secret": s}``; index *i* of each list belongs to ``nodes[i]``, and in
-DRBD 9 that index is also the node-id.
+has, so converting between plain and drbd keeps the data where it is, and ``<uuid>.meta``).
+``disk["logical_id"]`` (made by the master from genet.drbd_pool) names the pair:
+``{"nodes": [a, b], "addresses": [ip_a, ip_b], "port": p, "minors": [ma, mb], "secret": s}``;
+index *i* of each list belongs to ``nodes[i]``, and in DRBD 9 that index is also the node-id.
 
 genet drives the kernel with drbdsetup and drbdmeta directly, as Ganeti does, so no state of
 its own sits between the config and the kernel; the commands are exactly those drbdadm
