@@ -430,14 +430,17 @@ class LUInstanceCreate(LogicalUnit):
         if snode and not self.mirrored:
             raise errors.OpPrereqError(f"disk template {op.disk_template} is not mirrored: it takes no secondary"
                                        f" node ({snode} given)", errors.ECode.INVAL)
-        if self.mirrored and not snode:
+        if self.mirrored and not snode and self.wanted_pnode:
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs a secondary node:"
-                                       " -n PRIMARY:SECONDARY", errors.ECode.INVAL)
+                                       " -n PRIMARY:SECONDARY (or no -n, to let the allocator choose both)",
+                                       errors.ECode.INVAL)
         if op.ip_check and not op.name_check:
             raise errors.OpPrereqError("the IP check needs the name check (name_check)", errors.ECode.INVAL)
         if op.name_check:
             self._check_name()
         self.pnode = self.wanted_pnode or self._allocate(data)
+        if self.mirrored and not snode:      # the secondary: where a failover would take it
+            snode = self._allocate(data, exclude=self.pnode)
         self.snode = snode
         if snode:
             if snode == self.pnode:
@@ -497,14 +500,17 @@ class LUInstanceCreate(LogicalUnit):
                 raise errors.OpPrereqError(f"IP address {address} of {self.op.instance_name} already answers"
                                            " (ip_check)", errors.ECode.NOTUNIQUE)
 
-    def _allocate(self, data: dict) -> str:
-        """The online vm-capable node with the most free memory that can hold the instance."""
+    def _allocate(self, data: dict, exclude: str | None = None) -> str:
+        """The online vm-capable node (not ``exclude``, the primary when choosing the secondary)
+        with the most free memory that can hold the instance."""
         nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
-                 if n["vm_capable"] and not n["offline"] and not n["drained"]}
+                 if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude}
         results = self.ctx.rpc.call_many(nodes, "hv_node_info", [self.hypervisor], timeout=15)
         free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
         if not free:
-            raise errors.OpPrereqError("no vm-capable node is reachable", errors.ECode.NORES)
+            raise errors.OpPrereqError(f"no vm-capable node other than {exclude} is reachable for the secondary"
+                                       f" copy of {self.op.instance_name}" if exclude else
+                                       "no vm-capable node is reachable", errors.ECode.NORES)
         best = max(sorted(free), key=lambda n: free[n])
         if free[best] < self.beparams["maxmem"]:
             raise errors.OpPrereqError(f"no node has {self.beparams['maxmem']} MiB free for instance"

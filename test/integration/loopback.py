@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,9 @@ class LoopbackCluster:
     def stop(self) -> None:
         for node in self.names:
             self.run(node, "genet-daemon", "stop", check=False)
+            # storage daemons of mirror disks (e.g. instances the RAPI fuzz made) outlive noded
+            for pidfile in self.root(node).glob("var/run/genet/mirror/*/daemon.pid"):
+                try:
+                    os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass

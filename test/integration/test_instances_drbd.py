@@ -254,6 +254,16 @@ def test_plain_to_drbd_and_back_keeps_the_data_volume(cluster):
     gnt(c, "gnt-instance", "remove", "conv1")
 
 
+def test_allocator_chooses_both_nodes(cluster):
+    c = cluster
+    gnt(c, "gnt-instance", "add", "-t", "drbd", "-I", "hail", "--disk", "0:size=16M", "-B", "memory=64M", "auto1")
+    primary, secondary = field(c, "auto1", "pnode,snodes").split("|")
+    assert primary in c.names and secondary in c.names and primary != secondary
+    [uuid] = disk_uuids(c, "auto1")
+    assert roles(c, uuid) == {primary: "Primary", secondary: "Secondary"} and in_sync(c, primary, uuid)
+    gnt(c, "gnt-instance", "remove", "auto1")
+
+
 def test_drbd_refusals_leave_nothing_behind(cluster):
     c = cluster
     proc = gnt(c, "gnt-instance", "add", "-t", "drbd", "-n", "node1", "--disk", "0:size=32M", "bad1", check=False)
