@@ -132,7 +132,10 @@ class NodeProcedures:
                            storage_params: dict) -> dict:
         """An existing volume becomes the disk (plain): its access dict, with its size."""
         from genet.storage.base import get
-        return get(template, storage_params).adopt(instance, disk, index, volume)
+        backend = get(template, storage_params)
+        if not hasattr(backend, "adopt"):
+            raise errors.OpPrereqError(f"disk template {template} cannot adopt volumes (only plain)")
+        return backend.adopt(instance, disk, index, volume)
 
     def rpc_blockdev_release_adopted(self, instance: str, template: str, disk: dict, index: int, volume: str,
                                      storage_params: dict) -> bool:

@@ -79,14 +79,15 @@ def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> 
     disks = [dict(d) for d in inst["disks"]]
     mirrored = dict(inst, disk_template=template, secondary_nodes=[secondary], disks=disks)
     give_logical_ids(lu, mirrored)
-    created = 0
+    created = 0                                   # disks made on the secondary, removed on failure
     try:
         for node in (primary, secondary):         # on the primary: the mirror's additions only
             for index, disk in enumerate(disks):
                 lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
                 node_call(lu, node, "blockdev_create", inst["name"], template, disk, index, sp, timeout=300,
                           what=f"creating disk {index} on {node}")
-                created = index + 1 if node == secondary else 0
+                if node == secondary:
+                    created = index + 1
         lu.feedback(f"* copying the disks of {inst['name']} from {primary} to {secondary}")
         assemble_disks(lu, mirrored, force=True)  # the primary's data is the data
         wait_for_sync(lu, mirrored)

@@ -557,7 +557,8 @@ class LUInstanceCreate(LogicalUnit):
         self.lock_added = False       # the instance exists: its lock stays
         if self.mirrored:
             try:
-                assemble_disks(self, inst)
+                if not storage.get(op.disk_template).install_assembled:    # else _fill_disks did
+                    assemble_disks(self, inst)
                 wait_for_sync(self, inst)
             except errors.GenericError as err:
                 self.feedback(f"Warning: the mirror of {inst['name']} is not in sync yet: {err}")

@@ -6,6 +6,7 @@ job-queue and replication tests can use real daemons without the dev cluster.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,7 +128,5 @@ class LoopbackCluster:
             self.run(node, "genet-daemon", "stop", check=False)
             # storage daemons of mirror disks (e.g. instances the RAPI fuzz made) outlive noded
             for pidfile in self.root(node).glob("var/run/genet/mirror/*/daemon.pid"):
-                try:
+                with contextlib.suppress(OSError, ValueError):      # gone already, or no pid yet
                     os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
