@@ -27,7 +27,7 @@ print the cache directory; ``--force`` rebuilds.
 The guest's ``/init`` (PID 1) mounts proc, sys and devtmpfs, insmods the modules, brings
 ``eth0`` up from ``genet.ip=ADDR/PREFIX`` [``genet.gw=GW``] on the kernel command line (or
 tries DHCP with ``udhcpc`` when there is no ``genet.ip``), starts busybox ``acpid`` (ACPI
-power button -> ``poweroff -f``), prints ``GENET-GUEST-READY uptime=<seconds>`` on ttyS0
+power button -> ``poweroff -f``) and waits until it holds the event devices open, prints ``GENET-GUEST-READY uptime=<seconds>`` on ttyS0
 and runs a shell on ttyS0 (restarted if it exits).  Kernel arguments: start from
 ``KERNEL_ARGS_BASE``.
 
@@ -120,8 +120,17 @@ if [ -e /sys/class/net/eth0 ]; then
     fi
 fi
 
-# ACPI power button (QMP system_powerdown) -> /etc/acpi/PWRF/00000080 -> poweroff -f
-acpid -c /etc/acpi -l /var/log/acpid.log
+# ACPI power button (QMP system_powerdown) -> /etc/acpi/PWRF/00000080 -> poweroff -f.
+# acpid stays in the foreground (in this script's background) so that READY waits until it
+# holds the event devices open: a daemonizing acpid opens them after it returns, and a
+# button pressed in between is lost.
+acpid -f -c /etc/acpi -l /var/log/acpid.log </dev/null >/dev/null 2>&1 &
+acpid_pid=$!
+n=0
+while [ -e /dev/input/event0 ] && [ $n -lt 100 ] \
+        && ! ls -l /proc/$acpid_pid/fd 2>/dev/null | grep -q /dev/input/event; do
+    sleep 0.1; n=$((n+1))
+done
 
 echo "@READY_MARKER@ uptime=$(cut -d' ' -f1 /proc/uptime)" > /dev/ttyS0
 while true; do
