@@ -276,11 +276,18 @@ def run_opcode(opclass: type[OpCode]) -> Handler:
 
 
 def opcode_command(sub, name: str, helptext: str, opclass: type[OpCode], handler: Handler | None = None,
-                   ) -> argparse.ArgumentParser:
-    """A subcommand whose options are the opcode's parameters, plus --submit."""
+                   asks: bool = False) -> argparse.ArgumentParser:
+    """A subcommand whose options are the opcode's parameters, plus --submit.
+
+    ``asks``: Ganeti asks for confirmation before this command and skips the question with
+    -f; genet never asks, and accepts -f so that scripts written for Ganeti run unchanged.
+    """
     parser = sub.add_parser(name, help=helptext)
     add_opcode_options(parser, opclass)
     add_submit_options(parser)
+    if asks:
+        parser.add_argument("-f", "--force", dest="no_ask", action="store_true",
+                            help="Do not ask for confirmation (genet never asks; accepted for Ganeti scripts)")
     parser.set_defaults(handler=handler or run_opcode(opclass))
     return parser
 

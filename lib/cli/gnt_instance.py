@@ -134,23 +134,24 @@ def add_parser(sub, name: str, helptext: str, opclass, handler=None, skip=()):
 def build(parser) -> None:
     sub = base.subcommands(parser)
     add_parser(sub, "add", "Create an instance", opcodes.OpInstanceCreate, skip=("src_node", "src_path"))
-    base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove)
+    base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)
     base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup)
     base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown)
     base.opcode_command(sub, "reboot", "Reboot an instance", opcodes.OpInstanceReboot)
     base.opcode_command(sub, "migrate", "Move a running instance to another node, live",
-                        opcodes.OpInstanceMigrate)
+                        opcodes.OpInstanceMigrate, asks=True)
     base.opcode_command(sub, "failover", "Stop an instance and start it on another node",
-                        opcodes.OpInstanceFailover)
+                        opcodes.OpInstanceFailover, asks=True)
     base.opcode_command(sub, "move", "Move a file-disk instance to another node (copies its disks)",
-                        opcodes.OpInstanceMove)
+                        opcodes.OpInstanceMove, asks=True)
     base.opcode_command(sub, "grow-disk", "Grow a disk of an instance", opcodes.OpInstanceGrowDisk)
     base.opcode_command(sub, "activate-disks", "Make the disks usable and show where they are",
                         opcodes.OpInstanceActivateDisks, cmd_activate_disks)
     base.opcode_command(sub, "deactivate-disks", "Release the disks of a stopped instance",
                         opcodes.OpInstanceDeactivateDisks)
     base.opcode_command(sub, "rename", "Rename a stopped instance", opcodes.OpInstanceRename)
-    base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall)
+    base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall,
+                        asks=True)
     base.opcode_command(sub, "recreate-disks", "Create the missing disks of a stopped instance again",
                         opcodes.OpInstanceRecreateDisks)
     p = add_parser(sub, "replace-disks", "Rebuild the disks of a mirrored instance", opcodes.OpInstanceReplaceDisks,

@@ -96,9 +96,9 @@ def build(parser) -> None:
     base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove)
     base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams,
                         base.modify_command(opcodes.OpNodeSetParams, "node"))
-    base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate)
-    base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate)
-    base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover)
+    base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate, asks=True)
+    base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate, asks=True)
+    base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover, asks=True)
 
     p = sub.add_parser("list", help="List nodes")
     base.add_list_options(p, "NODE")

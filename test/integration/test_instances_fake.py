@@ -30,7 +30,7 @@ def test_add_file_instance_creates_its_disk_and_remove_deletes_it(cluster):
     files = sorted(p.name for p in (cluster.root("node3") / "srv/genet/file-storage/db1").iterdir())
     assert len(files) == 2 and sorted(f.rsplit(".", 1)[1] for f in files) == ["qcow2", "raw"]
     assert listing(cluster, "name", "status", "disk.sizes") == [["db1", "ADMIN_down", "8,4"]]
-    cluster.run("node1", "gnt-instance", "remove", "db1")
+    cluster.run("node1", "gnt-instance", "remove", "-f", "db1")     # Ganeti's no-ask flag
     assert not (cluster.root("node3") / "srv/genet/file-storage/db1").exists()
 
 
@@ -132,12 +132,12 @@ def test_failover_and_node_evacuate_and_migrate(cluster):
     for name in ("e1", "e2"):
         cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node1", "--disk", "0:size=4M", name)
     cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-start", "e3")
-    cluster.run("node1", "gnt-instance", "failover", "-n", "node3", "e1")
+    cluster.run("node1", "gnt-instance", "failover", "-f", "-n", "node3", "e1")
     assert listing(cluster, "name", "pnode", "status")[0] == ["e1", "node3", "running"]
-    cluster.run("node1", "gnt-node", "evacuate", "-n", "node2", "node1")
+    cluster.run("node1", "gnt-node", "evacuate", "--force", "-n", "node2", "node1")
     rows = listing(cluster, "name", "pnode", "status")
     assert rows == [["e1", "node3", "running"], ["e2", "node2", "running"], ["e3", "node2", "ADMIN_down"]]
-    cluster.run("node1", "gnt-node", "migrate", "node2")
+    cluster.run("node1", "gnt-node", "migrate", "-f", "node2")
     rows = listing(cluster, "name", "pnode")
     assert dict(rows)["e2"] != "node2" and dict(rows)["e3"] == "node2"   # e3 is down: not migrated
 
@@ -251,7 +251,7 @@ def test_image_os_writes_the_disk_and_reinstall_and_rename_run_the_scripts(clust
     [disk] = (cluster.root("node2") / "srv/genet/file-storage/img1").iterdir()
     assert disk.read_bytes()[:16] == b"GENET-TEST-DISK\n"
     disk.write_bytes(b"\0" * 16 + disk.read_bytes()[16:])
-    cluster.run("node1", "gnt-instance", "reinstall", "img1")
+    cluster.run("node1", "gnt-instance", "reinstall", "-f", "img1")
     assert disk.read_bytes()[:16] == b"GENET-TEST-DISK\n"
     cluster.run("node1", "gnt-instance", "rename", "img1", "img2")
     logs = sorted(p.name for p in (cluster.root("node2") / "var/log/genet/os").iterdir())
@@ -269,8 +269,8 @@ def test_node_failover_and_non_live_migration(cluster):
     cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node2", "--no-start", "f2")
     out = cluster.run("node1", "gnt-instance", "migrate", "--non-live", "-n", "node3", "f1").stdout
     assert "(non-live)" in out
-    cluster.run("node1", "gnt-instance", "migrate", "-n", "node2", "f1")
-    cluster.run("node1", "gnt-node", "failover", "-n", "node3", "node2")
+    cluster.run("node1", "gnt-instance", "migrate", "-f", "-n", "node2", "f1")
+    cluster.run("node1", "gnt-node", "failover", "-f", "-n", "node3", "node2")
     assert listing(cluster, "name", "pnode", "status") == [["f1", "node3", "running"], ["f2", "node3", "ADMIN_down"]]
 
 
@@ -286,7 +286,7 @@ def test_move_copies_file_disks_to_another_node(cluster):
         f.seek(1 << 20)
         f.write(payload)
     before = {p.name: p.read_bytes() for p in src_dir.iterdir()}
-    out = cluster.run("node1", "gnt-instance", "move", "-n", "node3", "mv1").stdout
+    out = cluster.run("node1", "gnt-instance", "move", "-f", "-n", "node3", "mv1").stdout
     assert "copying disk 0 (8 MiB) to node3" in out and "copying disk 1" in out
     after = {p.name: p.read_bytes() for p in (cluster.root("node3") / "srv/genet/file-storage/mv1").iterdir()}
     assert after == before

@@ -154,3 +154,25 @@ def test_group_and_network_cli_options_parse_ganeti_spellings():
     op = base.opcode_from_args(opcodes.OpNetworkAdd, ns)
     assert (op.network, op.gateway, op.add_reserved_ips, op.conflicts_check) == \
         ("192.0.2.0/24", "192.0.2.1", ["192.0.2.5", "192.0.2.6"], False)
+
+
+@pytest.mark.parametrize("prog, opclass, argv", [
+    ("gnt_instance", opcodes.OpInstanceRemove, ["remove", "web1"]),
+    ("gnt_instance", opcodes.OpInstanceMigrate, ["migrate", "-n", "node2", "web1"]),
+    ("gnt_instance", opcodes.OpInstanceFailover, ["failover", "--ignore-consistency", "web1"]),
+    ("gnt_instance", opcodes.OpInstanceMove, ["move", "-n", "node3", "web1"]),
+    ("gnt_instance", opcodes.OpInstanceReinstall, ["reinstall", "web1"]),
+    ("gnt_node", opcodes.OpNodeMigrate, ["migrate", "node2"]),
+    ("gnt_node", opcodes.OpNodeEvacuate, ["evacuate", "-s", "node2"]),
+    ("gnt_node", opcodes.OpNodeFailover, ["failover", "node2"]),
+])
+def test_ganeti_no_ask_flag_is_accepted_and_changes_nothing(prog, opclass, argv):
+    """When a Ganeti script passes -f/--force to a command Ganeti asks before, the job is the same."""
+    import importlib
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"genet.cli.{prog}").build(parser)
+    plain, *forced = (parser.parse_args(args) for args in
+                      (argv, [argv[0], "-f", *argv[1:]], [argv[0], "--force", *argv[1:]]))
+    assert all(ns.no_ask for ns in forced) and not plain.no_ask
+    ops = [base.opcode_from_args(opclass, ns).to_dict() for ns in (plain, *forced)]
+    assert ops[0] == ops[1] == ops[2]
