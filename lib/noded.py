@@ -188,15 +188,17 @@ class NodeProcedures:
         backend = get(template, storage_params)
         return [backend.access(instance, disk, index) for index, disk in enumerate(disks)]
 
-    def rpc_blockdev_find(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
+    def rpc_blockdev_find(self, instance: str, template: str, disks: list, storage_params: dict,
+                          first: int = 0) -> list:
         """Ganeti's disk status per disk: [path, major, minor, sync %, eta, degraded, ldisk], None if missing.
 
-        A mirrored disk adds its side's status (role, state) as an eighth item.
+        A mirrored disk adds its side's status (role, state) as an eighth item. ``first``: the
+        index of ``disks[0]`` when they are not all the instance's disks (here and below).
         """
         from genet.storage.base import get
         backend = get(template, storage_params)
         found = []
-        for index, disk in enumerate(disks):
+        for index, disk in enumerate(disks, first):
             path = backend.path(instance, disk, index)
             if not backend.exists(instance, disk, index):
                 found.append(None)
@@ -209,20 +211,21 @@ class NodeProcedures:
         return found
 
     def rpc_blockdev_assemble(self, instance: str, template: str, disks: list, role: str,
-                              storage_params: dict, force: bool = False) -> list:
+                              storage_params: dict, force: bool = False, first: int = 0) -> list:
         """Bring this node's side of every disk up in ``role``; the primary's access dicts.
         ``force``: promote even where nothing shows this side is the newest (see MirroredTemplate)."""
         from genet.storage.base import get
         backend = get(template, storage_params)
-        return [backend.assemble(instance, disk, index, role, force=force) for index, disk in enumerate(disks)]
+        return [backend.assemble(instance, disk, index, role, force=force)
+                for index, disk in enumerate(disks, first)]
 
     def rpc_blockdev_shutdown(self, instance: str, template: str, disks: list, storage_params: dict,
-                              unmirror: bool = False) -> bool:
+                              unmirror: bool = False, first: int = 0) -> bool:
         """Take this node's side of every disk down; ``unmirror``: also drop what the mirror added,
         leaving the data to the single-node template (MirroredTemplate.unmirror)."""
         from genet.storage.base import get
         backend = get(template, storage_params)
-        for index, disk in enumerate(disks):
+        for index, disk in enumerate(disks, first):
             (backend.unmirror if unmirror else backend.shutdown)(instance, disk, index)
         return True
 

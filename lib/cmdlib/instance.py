@@ -190,10 +190,11 @@ def set_admin_state(lu: LogicalUnit, name: str, state: str) -> None:
     lu.cfg.update(change)
 
 
-def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None) -> list[str]:
-    """Remove disks 0..upto-1 (all by default) on ``node``; returns failures (best effort)."""
+def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None, first: int = 0) -> list[str]:
+    """Remove disks 0..upto-1 (all by default) on ``node``; returns failures (best effort).
+    ``first``: ``inst``'s disks are some of the instance's, the first of them has this index."""
     failures = []
-    for index, disk in enumerate(inst["disks"][:upto]):
+    for index, disk in enumerate(inst["disks"][:upto], first):
         res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_remove",
                               [inst["name"], inst["disk_template"], disk, index, storage_params(lu)])
         if res.failed:
@@ -201,11 +202,11 @@ def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None
     return failures
 
 
-def remove_all_disks(lu: LogicalUnit, inst: dict) -> list[str]:
+def remove_all_disks(lu: LogicalUnit, inst: dict, first: int = 0) -> list[str]:
     """Remove the disks on the primary and on every secondary node (best effort)."""
     failures = []
     for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
-        failures += [f"{node}: {f}" for f in remove_disks(lu, inst, node)]
+        failures += [f"{node}: {f}" for f in remove_disks(lu, inst, node, first=first)]
     return failures
 
 
@@ -255,13 +256,14 @@ def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
     lu.cfg.read(build)
 
 
-def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False) -> list:
+def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int = 0) -> list:
     """Mirrored templates: the secondary side first, then the primary, which mirrors to it.
 
     A secondary that cannot be reached leaves the disks degraded (logged); the
     primary must come up. Returns the primary's access dicts ([] when not mirrored).
     ``force``: the primary takes its role even if nothing shows its data is the newest
-    (a new disk; failover --ignore-consistency).
+    (a new disk; failover --ignore-consistency). ``first``: ``inst``'s disks are some of
+    the instance's, the first of them has this index (here and in the helpers below).
     """
     template = storage.get(inst["disk_template"])
     if not template.mirrored:
@@ -272,27 +274,28 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False) -> list:
             lu.feedback(f"Warning: secondary node {node} is offline: the disks of {inst['name']} run degraded")
             continue
         res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
-                              [inst["name"], inst["disk_template"], inst["disks"], "secondary", params], timeout=60)
+                              [inst["name"], inst["disk_template"], inst["disks"], "secondary", params, False, first],
+                              timeout=60)
         if res.failed:
             lu.feedback(f"Warning: the disks of {inst['name']} could not be assembled on the secondary node"
                         f" {node}: {res.fail_msg}; they run degraded")
     node = inst["primary_node"]
     res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
-                          [inst["name"], inst["disk_template"], inst["disks"], "primary", params, force],
+                          [inst["name"], inst["disk_template"], inst["disks"], "primary", params, force, first],
                           timeout=120)
     if res.failed:
         raise errors.OpExecError(f"could not assemble the disks of {inst['name']} on {node}: {res.fail_msg}")
     return res.payload
 
 
-def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True) -> None:
+def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True, first: int = 0) -> None:
     """Take a mirrored instance's disks down on its online nodes; a failure is an error
     (``strict``) or a warning in the job log."""
     for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
         if lu.node(node)["offline"]:
             continue
         res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_shutdown",
-                              [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu)])
+                              [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu), False, first])
         if res.failed and strict:
             raise errors.OpExecError(f"taking the disks of {inst['name']} down failed on {node}: {res.fail_msg}")
         if res.failed:
@@ -302,25 +305,25 @@ def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True) -> None:
 SYNC_POLL = 0.25
 
 
-def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None) -> list:
+def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None, first: int = 0) -> list:
     """blockdev_find of the instance's disks on a node (the primary by default)."""
     node = node or inst["primary_node"]
     return node_call(lu, node, "blockdev_find", inst["name"], inst["disk_template"], inst["disks"],
-                     storage_params(lu), timeout=30, what="asking for the disks' status")
+                     storage_params(lu), first, timeout=30, what="asking for the disks' status")
 
 
-def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600) -> None:
+def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600, first: int = 0) -> None:
     """Follow the mirror's copy to the secondary until every disk is in sync, with progress."""
     deadline, last = time.monotonic() + timeout, None
     while True:
-        found = disk_status(lu, inst)
+        found = disk_status(lu, inst, first=first)
         states = [storage.mirror_side(f) for f in found]
         if all(st.get("state") == "in sync" for st in states):
             lu.feedback(f"* the disks of {inst['name']} are in sync")
             return
         if any(st.get("state") in ("degraded", "stale", None) for st in states):
             raise errors.OpExecError(f"the disks of {inst['name']} are degraded (is the secondary reachable?)")
-        progress = ", ".join(f"disk {i}: {st.get('sync_percent') or 0:.0f}%" for i, st in enumerate(states))
+        progress = ", ".join(f"disk {i}: {st.get('sync_percent') or 0:.0f}%" for i, st in enumerate(states, first))
         if progress != last:
             lu.feedback(f"* syncing: {progress}")
             last = progress
@@ -907,10 +910,9 @@ class LUInstanceSetParams(InstanceLU):
         elif op.remote_node:
             raise errors.OpPrereqError("-n (remote_node) is only used with -t (a disk template conversion)",
                                        errors.ECode.INVAL)
-        if op.disks and storage.get(inst["disk_template"]).mirrored:
-            raise errors.OpPrereqError(f"adding or removing disks of {inst['disk_template']} instances is not"
-                                       " supported yet: convert to a single-node template first (-t file or -t"
-                                       " plain)", errors.ECode.INVAL)
+        self.mirrored = storage.get(inst["disk_template"]).mirrored
+        if op.disks and self.mirrored:
+            self._check_mirrored_changes()
         self.beparams = dict(inst["beparams"])
         be = dict(op.beparams)
         if "memory" in be:
@@ -933,6 +935,18 @@ class LUInstanceSetParams(InstanceLU):
         self._check_changes("disk", op.disks, len(inst["disks"]))
         self._check_changes("nic", op.nics, len(inst["nics"]))
         self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst["primary_node"])
+
+    def _check_mirrored_changes(self) -> None:
+        """A mirrored disk is added or removed on both nodes, as a raw image."""
+        inst = self.inst
+        for node in inst["secondary_nodes"]:
+            if self.node(node)["offline"]:
+                raise errors.OpPrereqError(f"the secondary node {node} of {inst['name']} is offline: disks cannot"
+                                           " be added or removed there", errors.ECode.WRONG_STATE)
+        for action, _, spec in self.op.disks:
+            if action == "add" and spec.get("format", "raw") != "raw":
+                raise errors.OpPrereqError(f"{inst['disk_template']} disks are raw images, not"
+                                           f" {spec['format']}", errors.ECode.INVAL)
 
     @staticmethod
     def _check_changes(kind: str, mods: list, count: int) -> None:
@@ -965,7 +979,7 @@ class LUInstanceSetParams(InstanceLU):
                 if action == "add":
                     index = len(current)
                     device = self._new_disk(spec) if kind == "disk" else next(nics)
-                    self._add(kind, index, device)
+                    self._add(kind, index, device, current)
                 else:
                     index = len(current) - 1 if index == -1 else index
                     self._remove(kind, index, current[index])
@@ -980,21 +994,18 @@ class LUInstanceSetParams(InstanceLU):
         return {"uuid": str(uuidlib.uuid4()), "size": spec["size"], "mode": spec.get("mode", "rw"),
                 "format": spec.get("format", "raw"), "name": spec.get("name")}
 
-    def _add(self, kind: str, index: int, device: dict) -> None:
+    def _add(self, kind: str, index: int, device: dict, current: list[dict]) -> None:
         inst, node = self.inst, self.inst["primary_node"]
         plugged = device
         if kind == "disk":
-            self.feedback(f"* creating disk {index} ({device['size']} MiB)")
-            plugged = node_call(self, node, "blockdev_create", inst["name"], inst["disk_template"], device, index,
-                                storage_params(self), what=f"creating disk {index}")
+            plugged = self._create_disk(index, device, current)
         if self.running:
             try:
                 node_call(self, node, "instance_hotplug", inst["name"], inst["hypervisor"], kind, "add", index,
                           plugged, what=f"hot-plugging {kind} {index}")
             except errors.OpExecError:
                 if kind == "disk":
-                    node_call(self, node, "blockdev_remove", inst["name"], inst["disk_template"], device, index,
-                              storage_params(self))
+                    remove_all_disks(self, dict(inst, disks=[device]), first=index)
                 raise
             self.feedback(f"* {kind} {index} hot-plugged into the running guest")
         def add(data):
@@ -1002,6 +1013,33 @@ class LUInstanceSetParams(InstanceLU):
                 reserve_nic_ips(data, [device])
             data["instances"][inst["name"]][f"{kind}s"].append(device)
         self.cfg.update(add)
+
+    def _create_disk(self, index: int, device: dict, current: list[dict]) -> dict:
+        """The new disk on the primary; a mirrored one also on the secondary, assembled and
+        synced (Ganeti waits for the sync too). Returns how the guest opens it."""
+        inst = self.inst
+        self.feedback(f"* creating disk {index} ({device['size']} MiB)")
+        if not self.mirrored:
+            return node_call(self, inst["primary_node"], "blockdev_create", inst["name"], inst["disk_template"],
+                             device, index, storage_params(self), what=f"creating disk {index}")
+        give_logical_ids(self, dict(inst, disks=[*current, device]))     # sets device["logical_id"]
+        new = dict(inst, disks=[device])
+        try:
+            for node in [*inst["secondary_nodes"], inst["primary_node"]]:
+                node_call(self, node, "blockdev_create", inst["name"], inst["disk_template"], device, index,
+                          storage_params(self), timeout=300, what=f"creating disk {index} on {node}")
+            # neither side has data yet: the first promotion is forced, as at creation
+            [access] = assemble_disks(self, new, force=True, first=index)
+        except errors.GenericError:
+            remove_all_disks(self, new, first=index)
+            raise
+        try:
+            wait_for_sync(self, new, first=index)
+        except errors.GenericError as err:
+            self.feedback(f"Warning: disk {index} of {inst['name']} is not in sync yet: {err}")
+        if not self.running:
+            shutdown_disks(self, new, strict=False, first=index)      # its next start assembles it
+        return access
 
     def _remove(self, kind: str, index: int, device: dict) -> None:
         inst, node = self.inst, self.inst["primary_node"]
@@ -1014,8 +1052,9 @@ class LUInstanceSetParams(InstanceLU):
                 release_nic_ips(data, [removed])
         self.cfg.update(remove)
         if kind == "disk":
-            node_call(self, node, "blockdev_remove", inst["name"], inst["disk_template"], device, index,
-                      storage_params(self), what=f"removing disk {index}")
+            failures = remove_all_disks(self, dict(inst, disks=[device]), first=index)
+            if failures:
+                raise errors.OpExecError(f"removing disk {index} of {inst['name']} failed: {'; '.join(failures)}")
 
 
 

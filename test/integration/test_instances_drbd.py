@@ -315,3 +315,49 @@ def test_recreate_disks_refills_a_lost_secondary_and_moves_to_new_nodes(cluster)
     assert roles(c, uuid) == {"node3": "Primary", "node1": "Secondary"} and in_sync(c, "node3", uuid)
     gnt(c, "gnt-instance", "remove", "rec1")
     assert not any(v.startswith(uuid) for v in volumes(c, "node3") | volumes(c, "node1"))
+
+
+def test_disks_added_and_removed_on_both_nodes(cluster):
+    """gnt-instance modify --disk on a drbd instance: a new disk gets its own port and minors,
+    volumes and a synced DRBD resource on both nodes (hot-plugged while the instance runs,
+    taken down again while it is stopped); a removed one goes on both nodes."""
+    from genet.hypervisor.fake import FakeHypervisor
+    c = cluster
+    [first] = add_drbd(c, "dsk1", "node2:node3", "32M")
+    out = gnt(c, "gnt-instance", "modify", "--disk", "add:size=16M", "dsk1").stdout
+    assert "disk/1 -> add" in out and "the disks of dsk1 are in sync" in out and "disk 1 hot-plugged" in out
+    _, added = disk_uuids(c, "dsk1")
+    assert roles(c, added) == {"node2": "Primary", "node3": "Secondary"}
+    assert in_sync(c, "node2", added) and in_sync(c, "node3", added)
+    for node in ("node2", "node3"):
+        assert {f"{added}.disk", f"{added}.meta"} <= volumes(c, node)
+    lids = [d["logical_id"] for d in config_of(c, "dsk1")["disks"]]
+    assert lids[1]["nodes"] == ["node2", "node3"] and lids[1]["port"] != lids[0]["port"]
+    assert all(a != b for a, b in zip(lids[0]["minors"], lids[1]["minors"]))
+    guest = FakeHypervisor(state_dir=c.root("node2") / "var/lib/genet/fake-hv").devices("dsk1")
+    assert [d["uuid"] for d in guest["disks"]] == [first, added]
+
+    proc = gnt(c, "gnt-instance", "modify", "--disk", "add:size=8M,format=qcow2", "dsk1", check=False)
+    assert proc.returncode == 1 and "drbd disks are raw images, not qcow2" in proc.stderr
+    gnt(c, "gnt-node", "modify", "-O", "yes", "node3")
+    try:
+        proc = gnt(c, "gnt-instance", "modify", "--disk", "add:size=8M", "dsk1", check=False)
+    finally:
+        gnt(c, "gnt-node", "modify", "-O", "no", "node3")
+    assert proc.returncode == 1 and "the secondary node node3 of dsk1 is offline" in proc.stderr
+    assert len(disk_uuids(c, "dsk1")) == 2
+
+    gnt(c, "gnt-instance", "shutdown", "dsk1")
+    gnt(c, "gnt-instance", "modify", "--disk", "add:size=8M", "dsk1")
+    third = disk_uuids(c, "dsk1")[2]
+    log = json.loads(c.fake_drbd("node2", "show"))["log"]
+    assert f"genet-{third}: Forced to consider local data as UpToDate!" in log and roles(c, third) == {}
+    gnt(c, "gnt-instance", "startup", "dsk1")
+    assert roles(c, third) == {"node2": "Primary", "node3": "Secondary"} and in_sync(c, "node2", third)
+    assert last_handshake(c, "node3", third) == "none"     # filled before it was taken down: nothing to copy
+
+    gnt(c, "gnt-instance", "modify", "--disk", "1:remove", "dsk1")
+    assert disk_uuids(c, "dsk1") == [first, third]
+    for node in ("node2", "node3"):
+        assert kernel(c, node, added) is None and not any(v.startswith(added) for v in volumes(c, node))
+    gnt(c, "gnt-instance", "remove", "dsk1")

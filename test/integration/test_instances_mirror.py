@@ -95,12 +95,13 @@ def booted(dev: Dev, node: str, name: str, before: str = "") -> None:
     wait_for(ready, 90, f"{name} to boot on {node}")
 
 
-def guest_write_blocks(dev: Dev, name: str, seek_blocks: int, count: int, timeout: float = 120) -> str:
+def guest_write_blocks(dev: Dev, name: str, seek_blocks: int, count: int, timeout: float = 120,
+                       device: str = "/dev/vda") -> str:
     """The guest writes ``count`` random 64 KiB blocks at ``seek_blocks`` (fsync) and reports their md5
     once dd returned: the write is then complete as far as the guest knows."""
     done = f"/tmp/written-{seek_blocks}"
     dev.console(name, f"(dd if=/dev/urandom of=/tmp/blk{seek_blocks} bs={BLOCK_KIB}k count={count} 2>/dev/null;"
-                      f" dd if=/tmp/blk{seek_blocks} of=/dev/vda bs={BLOCK_KIB}k seek={seek_blocks} conv=fsync"
+                      f" dd if=/tmp/blk{seek_blocks} of={device} bs={BLOCK_KIB}k seek={seek_blocks} conv=fsync"
                       f" 2>/dev/null && md5sum < /tmp/blk{seek_blocks} | cut -c1-32 > {done}) &\n")
 
     def finished():
@@ -332,6 +333,29 @@ def test_convert_to_file_and_back_to_mirror(dev):
     dev.gnt("gnt-instance", "startup", "vm1")
     booted(dev, "node3", "vm1", before)
     WRITTEN[480] = (2, guest_write_blocks(dev, "vm1", 480, 2))
+    every_block_on(dev, "node1")
+
+
+def test_a_disk_added_to_the_running_instance_is_mirrored_and_removed_from_both_nodes(dev):
+    """modify --disk add: the new disk is made on both nodes, synced and hot-plugged; what the
+    guest writes to it is on the secondary; 1:remove unplugs it and deletes both copies."""
+    out = dev.gnt("gnt-instance", "modify", "--disk", "add:size=8M", "vm1").stdout
+    assert "the disks of vm1 are in sync" in out and "disk 1 hot-plugged" in out
+    added = dev.field("vm1", "disk.uuids").split(",")[1]
+    copies = [dev.dir / node / f"root/srv/genet/file-storage/vm1/disk-{added}.raw" for node in ("node3", "node1")]
+    assert all(copy.stat().st_size == 8 << 20 for copy in copies)
+    wait_for(lambda: "/dev/vdb" in dev.console("vm1", "ls /dev/vd*\n"), 30, "/dev/vdb in the guest")
+    for seek, count in ((0, 2), (64, 4)):
+        md5 = guest_write_blocks(dev, "vm1", seek, count, device="/dev/vdb")
+        assert image_md5(copies[1], seek, count) == md5         # on the secondary as soon as written
+    proc = dev.gnt("gnt-instance", "modify", "--disk", "add:size=8M,format=qcow2", "vm1", ok=False)
+    assert proc.returncode == 1 and "mirror disks are raw images, not qcow2" in proc.stderr
+
+    out = dev.gnt("gnt-instance", "modify", "--disk", "1:remove", "vm1").stdout
+    assert "disk/1 -> remove" in out
+    wait_for(lambda: "/dev/vdb" not in dev.console("vm1", "ls /dev/vd*\n"), 30, "/dev/vdb gone from the guest")
+    assert not any(copy.exists() for copy in copies)
+    assert dev.field("vm1", "disk.sizes") == "48"
     every_block_on(dev, "node1")
 
 
