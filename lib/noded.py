@@ -230,13 +230,13 @@ class NodeProcedures:
         return True
 
     def rpc_blockdev_resync(self, instance: str, template: str, disks: list, storage_params: dict,
-                            retarget: bool = False) -> list:
+                            retarget: bool = False, first: int = 0) -> list:
         """On the primary: mirror again to a secondary that came back, or (``retarget``) to the
         secondary the disks now name; what each disk did."""
         from genet.storage.base import get
         backend = get(template, storage_params)
         step = backend.retarget if retarget else backend.resync
-        return [step(instance, disk, index) for index, disk in enumerate(disks)]
+        return [step(instance, disk, index) for index, disk in enumerate(disks, first)]
 
     def rpc_blockdev_migration(self, instance: str, template: str, disks: list, storage_params: dict,
                                step: str, role: str) -> list:

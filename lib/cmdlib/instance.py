@@ -1333,31 +1333,67 @@ class LUInstanceRecreateDisks(InstanceLU):
         return None
 
 
-def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | None) -> list:
-    """replace-disks for the mirror and drbd templates: a new secondary (-n/-I) or a fresh copy
-    on the current one (-s, -a); the primary's copy is the source either way."""
-    sp = storage_params(lu)
-    if mode == "replace_on_primary":
-        return _replace_primary_copy(lu, inst)
-    old = inst["secondary_nodes"][0]
-    new = old
-    if mode == "replace_new_secondary":
-        new = remote_node
-        if new is None:
-            from genet.cmdlib.migration import choose_target
-            new = choose_target(lu, inst, {inst["primary_node"], old}, {})
-    elif mode == "replace_auto":
-        states = [storage.mirror_side(f).get("state") for f in disk_status(lu, inst)]
-        if all(state == "in sync" for state in states):
-            lu.feedback(f"* the disks of {inst['name']} are in sync: nothing to replace")
+def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | None, wanted: list[int]) -> list:
+    """replace-disks for the mirror and drbd templates: every disk to a new secondary (-n/-I), or
+    fresh copies of the disks in ``wanted`` (default all) on the secondary (-s) or the primary
+    (-p), filled from the other side; -a finds the faulty disks and their side."""
+    wanted = sorted(set(wanted)) or list(range(len(inst["disks"])))
+    if mode == "replace_auto":
+        mode, wanted = _faulty_side(lu, inst, wanted)
+        if not wanted:
+            lu.feedback(f"* no disk of {inst['name']} is faulty: nothing to replace (a mirror that is only"
+                        " out of sync is mirrored again by gnt-cluster verify-disks)")
             return []
+    if mode == "replace_on_primary":
+        return _replace_primary_copy(lu, inst, wanted)
+    if mode == "replace_on_secondary":
+        return _replace_secondary_copy(lu, inst, wanted)
+    if len(wanted) < len(inst["disks"]):
+        lu.feedback("* every disk moves to the new secondary (--disks chooses disks for -p, -s and -a only)")
+    return _move_secondary(lu, inst, remote_node)
+
+
+def each_disk(inst: dict, indices: list[int]):
+    """(index, the instance with only that disk): one disk at a time for the helpers' ``first``."""
+    for index in indices:
+        yield index, dict(inst, disks=[inst["disks"][index]])
+
+
+def _faulty(lu: LogicalUnit, inst: dict, node: str, wanted: list[int]) -> list[int]:
+    """The disks among ``wanted`` whose copy on ``node`` is missing or lost its local storage."""
+    found = disk_status(lu, inst, node)
+    return [i for i in wanted
+            if found[i] is None or storage.mirror_side(found[i]).get("disk_state") in ("Diskless", "Failed")]
+
+
+def _faulty_side(lu: LogicalUnit, inst: dict, wanted: list[int]) -> tuple[str, list[int]]:
+    """-a: the faulty disks and the mode that replaces them; faults on both sides are refused, as
+    in Ganeti (which side's data would fill the other?)."""
+    primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
+    on_primary = _faulty(lu, inst, primary, wanted)
+    on_secondary = [] if lu.node(secondary)["offline"] else _faulty(lu, inst, secondary, wanted)
+    if on_primary and on_secondary:
+        raise errors.OpPrereqError(f"the disks of {inst['name']} are faulty on both nodes (disk(s)"
+                                   f" {','.join(map(str, on_primary))} on {primary},"
+                                   f" {','.join(map(str, on_secondary))} on {secondary}): -a cannot choose a side;"
+                                   " replace them with -p --disks or -s --disks", errors.ECode.WRONG_STATE)
+    if on_primary:
+        return "replace_on_primary", on_primary
+    return "replace_on_secondary", on_secondary
+
+
+def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> list:
+    """-n/-I: every disk gets a copy on the new node, filled from the primary; then the old
+    secondary's copies go."""
+    sp = storage_params(lu)
+    old = inst["secondary_nodes"][0]
+    new = remote_node
+    if new is None:
+        from genet.cmdlib.migration import choose_target
+        new = choose_target(lu, inst, {inst["primary_node"], old}, {})
     disks = [dict(d) for d in inst["disks"]]
     moved = dict(inst, secondary_nodes=[new], disks=disks)
     give_logical_ids(lu, moved)
-    if new == old:                       # a fresh copy on the same node
-        lu.ctx.rpc.call(old, node_address(lu, old), "blockdev_shutdown", [inst["name"], inst["disk_template"],
-                                                                          inst["disks"], sp])
-        remove_disks(lu, inst, old)
     for index, disk in enumerate(disks):
         lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {new}")
         node_call(lu, new, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp, timeout=300,
@@ -1373,22 +1409,40 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
         target = data["instances"][inst["name"]]
         target.update(secondary_nodes=[new], disks=disks, serial_no=target["serial_no"] + 1, mtime=time.time())
     lu.cfg.update(change)
-    if new != old:
-        if lu.node(old)["offline"]:
-            lu.feedback(f"Warning: {old} is offline; remove its copy of {inst['name']} by hand when it is back")
-        else:
-            lu.ctx.rpc.call(old, node_address(lu, old), "blockdev_shutdown",
-                            [inst["name"], inst["disk_template"], inst["disks"], sp])
-            failures = remove_disks(lu, inst, old)
-            for failure in failures:
-                lu.feedback(f"Warning: the old copy on {old} stays: {failure}")
+    if lu.node(old)["offline"]:
+        lu.feedback(f"Warning: {old} is offline; remove its copy of {inst['name']} by hand when it is back")
+    else:
+        for failure in remove_disks(lu, inst, old):
+            lu.feedback(f"Warning: the old copy on {old} stays: {failure}")
     return [[index, new] for index in range(len(disks))]
 
 
-def _replace_primary_copy(lu: LogicalUnit, inst: dict) -> list:
-    """replace-disks -p: a fresh copy on the primary node, filled from the secondary's. The guest
-    uses the primary's copy, so the instance must be stopped, and the copies must reach sync
-    first (both assembled) so that the secondary's holds every write."""
+def _replace_secondary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> list:
+    """-s: the secondary's copies of these disks made anew (the old ones removed first: they may
+    be what failed) and filled from the primary's, one disk at a time."""
+    sp = storage_params(lu)
+    primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
+    check_node_online(lu, secondary)
+    for index, one in each_disk(inst, wanted):
+        for failure in remove_disks(lu, one, secondary, first=index):
+            lu.feedback(f"Warning: the old copy on {secondary}: {failure}")
+        disk = one["disks"][0]
+        lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {secondary}")
+        node_call(lu, secondary, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
+                  timeout=300, what=f"creating disk {index} on {secondary}")
+        node_call(lu, secondary, "blockdev_assemble", inst["name"], inst["disk_template"], [disk], "secondary",
+                  sp, False, index, what=f"assembling disk {index} on {secondary}")
+        lu.feedback(f"* mirroring disk {index} from {primary} to {secondary}")
+        node_call(lu, primary, "blockdev_resync", inst["name"], inst["disk_template"], [disk], sp, True, index,
+                  what=f"mirroring disk {index} to {secondary}")
+        wait_for_sync(lu, one, first=index)
+    return [[index, secondary] for index in wanted]
+
+
+def _replace_primary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> list:
+    """replace-disks -p: fresh copies of these disks on the primary node, filled from the
+    secondary's. The guest uses the primary's copy, so the instance must be stopped, and the
+    copies must reach sync first (all assembled) so that the secondary's holds every write."""
     primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
     if is_running(lu, inst):
         raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one its guest uses: stop the"
@@ -1403,21 +1457,23 @@ def _replace_primary_copy(lu: LogicalUnit, inst: dict) -> list:
         raise errors.OpExecError(f"the disks of {inst['name']} did not reach sync ({err}): the copy on"
                                  f" {secondary} may lack writes, so it cannot replace the primary's") from None
     shutdown_disks(lu, inst)
-    failures = remove_disks(lu, inst, primary)
-    if failures:
-        raise errors.OpExecError(f"could not remove the old copy on {primary}: {'; '.join(failures)}")
     sp = storage_params(lu)
-    for index, disk in enumerate(inst["disks"]):
+    # the roles swapped for the copy: the secondary's side is the source
+    swapped = dict(inst, primary_node=secondary, secondary_nodes=[primary])
+    for index, one in each_disk(inst, wanted):
+        failures = remove_disks(lu, one, primary, first=index)
+        if failures:
+            raise errors.OpExecError(f"could not remove the old copy on {primary}: {'; '.join(failures)}")
+        disk = one["disks"][0]
         lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {primary}")
         node_call(lu, primary, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
                   timeout=300, what=f"creating disk {index} on {primary}")
-    # the roles swapped for the copy: the secondary's side is the source
-    swapped = dict(inst, primary_node=secondary, secondary_nodes=[primary])
-    lu.feedback(f"* copying from {secondary} to {primary}")
-    assemble_disks(lu, swapped)
-    wait_for_sync(lu, swapped)
-    shutdown_disks(lu, swapped)
-    return [[index, primary] for index in range(len(inst["disks"]))]
+        lu.feedback(f"* copying disk {index} from {secondary} to {primary}")
+        one_swapped = dict(swapped, disks=one["disks"])
+        assemble_disks(lu, one_swapped, first=index)
+        wait_for_sync(lu, one_swapped, first=index)
+        shutdown_disks(lu, one_swapped, first=index)
+    return [[index, primary] for index in wanted]
 
 
 class LUClusterVerifyDisks(LogicalUnit):
@@ -1516,4 +1572,4 @@ class LUInstanceReplaceDisks(InstanceLU):
                 raise errors.OpPrereqError(f"node {remote} is not vm capable", errors.ECode.WRONG_STATE)
 
     def exec(self):
-        return replace_mirror(self, self.inst, self.op.mode, self.op.remote_node)
+        return replace_mirror(self, self.inst, self.op.mode, self.op.remote_node, self.op.disks)

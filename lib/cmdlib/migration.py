@@ -436,7 +436,7 @@ class LUNodeEvacuate(_NodeEmptying):
         if not self.op.primary_only:
             for inst in self.secondaries():
                 self.feedback(f"* moving the secondary copy of {inst['name']} off {self.op.node_name}")
-                new = replace_mirror(self, inst, "replace_new_secondary", self.op.remote_node)
+                new = replace_mirror(self, inst, "replace_new_secondary", self.op.remote_node, [])
                 done.append({"instance": inst["name"], "secondary": new[0][1] if new else None})
         return done
 

@@ -219,7 +219,7 @@ def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
     with open(old_data, "r+b") as f:
         f.write(b"old primary volume")
     out = gnt(c, "gnt-instance", "replace-disks", "-p", "rep1").stdout
-    assert "creating disk 0 (48 MiB) on node1" in out and "copying from node2 to node1" in out
+    assert "creating disk 0 (48 MiB) on node1" in out and "copying disk 0 from node2 to node1" in out
     assert not old_data.read_bytes().startswith(b"old primary volume")
     assert last_handshake(c, "node1", uuid) == "sync" and roles(c, uuid) == {}
     gnt(c, "gnt-instance", "startup", "rep1")
@@ -361,3 +361,33 @@ def test_disks_added_and_removed_on_both_nodes(cluster):
     for node in ("node2", "node3"):
         assert kernel(c, node, added) is None and not any(v.startswith(added) for v in volumes(c, node))
     gnt(c, "gnt-instance", "remove", "dsk1")
+
+
+def test_replace_disks_chosen_with_disks_or_found_faulty_with_auto(cluster):
+    """-s --disks 1 makes only disk 1's secondary copy anew; -a does nothing while no copy is
+    faulty, replaces a lost secondary copy (only that disk), and refuses faults on both sides."""
+    c = cluster
+    d0, d1 = add_drbd(c, "rpa1", "node1:node2", "16M", "16M")
+    out = gnt(c, "gnt-instance", "replace-disks", "-a", "rpa1").stdout
+    assert "no disk of rpa1 is faulty: nothing to replace" in out and "creating" not in out
+    out = gnt(c, "gnt-instance", "replace-disks", "-s", "--disks", "1", "rpa1").stdout
+    assert "creating disk 1 (16 MiB) on node2" in out and "disk 0" not in out
+    assert last_handshake(c, "node2", d1) == "sync" and last_handshake(c, "node2", d0) == "none"
+    assert in_sync(c, "node1", d0) and in_sync(c, "node1", d1)
+
+    c.fake_drbd("node2", "crash")                   # node2 restarts and finds disk 1's volumes gone
+    lose_volumes(c, "node2", d1)
+    out = gnt(c, "gnt-instance", "replace-disks", "-a", "rpa1").stdout
+    assert "creating disk 1 (16 MiB) on node2" in out and "disk 0 (" not in out
+    assert in_sync(c, "node1", d1) and {f"{d1}.disk", f"{d1}.meta"} <= volumes(c, "node2")
+    gnt(c, "gnt-cluster", "verify-disks")           # disk 0's copy was only disconnected
+    assert in_sync(c, "node1", d0)
+
+    gnt(c, "gnt-instance", "shutdown", "rpa1")
+    gnt(c, "gnt-instance", "deactivate-disks", "rpa1")
+    lose_volumes(c, "node1", d0)
+    lose_volumes(c, "node2", d1)
+    proc = gnt(c, "gnt-instance", "replace-disks", "-a", "rpa1", check=False)
+    assert proc.returncode == 1
+    assert "faulty on both nodes (disk(s) 0 on node1, 1 on node2): -a cannot choose a side" in proc.stderr
+    gnt(c, "gnt-instance", "remove", "rpa1")

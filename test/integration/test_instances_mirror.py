@@ -326,7 +326,7 @@ def test_convert_to_file_and_back_to_mirror(dev):
     # replace-disks -p, the instance stopped: the copies synced, node3's image made anew and
     # filled from node1's
     out = dev.gnt("gnt-instance", "replace-disks", "-p", "vm1").stdout
-    assert "creating disk 0 (48 MiB) on node3" in out and "copying from node1 to node3" in out
+    assert "creating disk 0 (48 MiB) on node3" in out and "copying disk 0 from node1 to node3" in out
     assert dev.image("node3", "vm1").read_bytes() == dev.image("node1", "vm1").read_bytes()
     every_block_on(dev, "node3")
     before = serial_text(dev, "node3", "vm1")
