@@ -116,6 +116,11 @@ class Hypervisor(abc.ABC):
         """Detach a disk from a running guest."""
 
     @abc.abstractmethod
+    def resize_disk(self, name: str, index: int, size: int) -> None:
+        """Give a running guest's disk its new size (MiB): an image file the guest holds open
+        is grown here; a block device must have grown already. The guest is told at once."""
+
+    @abc.abstractmethod
     def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
         """Attach a NIC to a running guest."""
 

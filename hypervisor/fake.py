@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -339,6 +340,23 @@ class FakeHypervisor(Hypervisor):
 
     def unplug_disk(self, name: str, index: int) -> None:
         self._plug(name, "disks", None, index)
+
+    def resize_disk(self, name: str, index: int, size: int) -> None:
+        """As QEMU's block_resize: a qcow2 image or a smaller raw file grows (qemu-img here, the
+        fake holds no lock); a raw volume already large enough (LVM rounds up) stays."""
+        self._fault("resize_disk")
+        with self._state() as state:
+            disks = self._live(state, name)["disks"]
+            if not 0 <= index < len(disks):
+                raise HypervisorError(f"instance {name}: disk index {index} out of range (0..{len(disks) - 1})")
+            disk = disks[index]
+            path, fmt = disk.get("path"), disk.get("format", "raw")
+            if path and os.path.isfile(path) and (fmt != "raw" or os.path.getsize(path) < int(size) << 20):
+                proc = subprocess.run(["qemu-img", "resize", "-q", "-f", fmt, path, f"{int(size)}M"],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise HypervisorError(f"instance {name}: disk {index}: {proc.stderr.strip()}")
+            disk["size"] = size
 
     def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
         self._plug(name, "nics", nic, index)

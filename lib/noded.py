@@ -317,6 +317,11 @@ class NodeProcedures:
                                        errors.ECode.NOENT)
         return transfer.send(source, address, port)
 
+    def rpc_instance_resize_disk(self, name: str, hypervisor: str, index: int, size: int) -> bool:
+        """Give a running guest's disk its new size (Hypervisor.resize_disk)."""
+        self._hv(hypervisor).resize_disk(name, index, size)
+        return True
+
     def rpc_instance_hotplug(self, name: str, hypervisor: str, kind: str, action: str, index: int,
                              device: dict | None) -> bool:
         """Plug (``add``) or unplug (``remove``) a disk or NIC of a running instance."""

@@ -21,6 +21,10 @@ class DiskTemplate(abc.ABC):
     needs_disks = True       # diskless: False
     shared = False           # every node sees the same data (failover without copying)
     mirrored = False         # data on a second node
+    # How grow-disk reaches a running guest: "storage" (grown here, then the hypervisor gives
+    # the guest the new size), "hypervisor" (an image file the guest's QEMU holds locked, so
+    # the hypervisor grows it) or "" (the guest sees the new size after its next boot).
+    running_grow = "storage"
 
     def __init__(self, params: dict | None = None):
         self.params = params or {}      # cluster storage settings (directories)

@@ -10,6 +10,7 @@ from genet.storage.base import DiskTemplate
 class FileStorage(DiskTemplate):
     """One file per disk under ROOT/<file_storage_dir>/INSTANCE/ on the primary node."""
     name = "file"
+    running_grow = "hypervisor"
 
     def base_dir(self) -> Path:
         return paths.root() / self.params.get("file_storage_dir", "srv/genet/file-storage").lstrip("/")

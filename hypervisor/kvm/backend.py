@@ -369,6 +369,18 @@ class KvmHypervisor(Hypervisor):
             del rt.inst["disks"][index]
             files.save(rt)
 
+    def resize_disk(self, name: str, index: int, size: int) -> None:
+        """QMP block_resize on the disk's format node: QEMU grows an image file it holds (locked
+        against qemu-img), checks a block device, and the guest's device reports the new size."""
+        with self._lock(name):
+            files, rt = self._running(name)
+            entries = rt.layout["disks"]
+            _check_index(name, "disk", index, len(entries))
+            self._mon(files).execute("block_resize", {"node-name": f"disk{entries[index]['n']}",
+                                                      "size": int(size) << 20})
+            rt.inst["disks"][index]["size"] = size
+            files.save(rt)
+
     def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
         with self._lock(name):
             files, rt = self._running(name)

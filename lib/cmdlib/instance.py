@@ -795,13 +795,28 @@ class LUInstanceGrowDisk(InstanceLU):
 
     def exec(self):
         inst, index = self.inst, self.op.disk
+        template = storage.get(inst["disk_template"])
+        live = bool(template.running_grow) and is_running(self, inst)
         # the secondary first: a mirror can only copy to a target at least as large
         for node in [*inst.get("secondary_nodes", []), inst["primary_node"]]:
+            if live and template.running_grow == "hypervisor" and node == inst["primary_node"]:
+                continue                       # the guest's QEMU holds the image: it grows it below
             node_call(self, node, "blockdev_grow", inst["name"], inst["disk_template"], inst["disks"][index],
                       index, self.new_size, storage_params(self), what=f"growing disk {index} on {node}")
-        if storage.get(inst["disk_template"]).mirrored and \
+        if template.mirrored and \
                 any(storage.mirror_side(found).get("role") == "primary" for found in disk_status(self, inst)):
             wait_for_sync(self, inst)          # the copy to the grown secondary starts over
+        seen = "" if template.running_grow else " (a running guest sees it after its next boot)"
+        if live:
+            try:
+                node_call(self, inst["primary_node"], "instance_resize_disk", inst["name"], inst["hypervisor"],
+                          index, self.new_size, what=f"growing disk {index} of the running guest")
+                seen = " (the running guest sees it at once)"
+            except errors.OpExecError as err:
+                if template.running_grow == "hypervisor":
+                    raise                      # nothing grew
+                self.feedback(f"Warning: {err}")
+                seen = " (the running guest sees it after its next boot)"
 
         def change(data):
             target = data["instances"][inst["name"]]
@@ -809,8 +824,7 @@ class LUInstanceGrowDisk(InstanceLU):
             target["serial_no"] += 1
             target["mtime"] = time.time()
         self.cfg.update(change)
-        self.feedback(f"* disk {index} of {inst['name']} is now {self.new_size} MiB"
-                      " (a running guest sees it after its next boot)")
+        self.feedback(f"* disk {index} of {inst['name']} is now {self.new_size} MiB{seen}")
         return self.new_size
 
 

@@ -206,8 +206,10 @@ def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
     gnt(c, "gnt-node", "evacuate", "-s", "-n", "node2", "node3")
     assert field(c, "rep1", "pnode,snodes") == "node1|node2"
     assert roles(c, uuid) == {"node1": "Primary", "node2": "Secondary"} and in_sync(c, "node2", uuid)
-    gnt(c, "gnt-instance", "grow-disk", "rep1", "0", "16M")
-    assert field(c, "rep1", "disk.sizes") == "48"
+    out = gnt(c, "gnt-instance", "grow-disk", "rep1", "0", "16M").stdout
+    assert field(c, "rep1", "disk.sizes") == "48" and "(the running guest sees it at once)" in out
+    from genet.hypervisor.fake import FakeHypervisor
+    assert FakeHypervisor(state_dir=c.root("node1") / "var/lib/genet/fake-hv").devices("rep1")["disks"][0]["size"] == 48
     for node in ("node1", "node2"):
         vg = json.loads(c.lvm_state(node).read_text())["vgs"]["xenvg"]
         assert vg["lvs"][f"{uuid}.disk"]["extents"] * vg["extent_size"] == 48

@@ -4,6 +4,7 @@ The tests share one cluster (kvm hypervisor, TCG) and one instance, in file orde
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,28 @@ def test_hotplug_a_disk_into_the_running_guest(dev):
     wait_for(lambda: "/dev/vdb" in dev.console("vm4", "ls /dev/vd*\n"), 30, "/dev/vdb in the guest")
     dev.run("node1", "gnt-instance", "modify", "--disk", "1:remove", "vm4")
     wait_for(lambda: "/dev/vdb" not in dev.console("vm4", "ls /dev/vd*\n"), 30, "/dev/vdb gone")
+
+
+def test_grow_disk_of_the_running_guest_is_seen_at_once(dev):
+    """grow-disk while vm4 runs: its QEMU holds the image locked, so QEMU grows it (block_resize)
+    and the guest's virtio disk reports the new size without a reboot; a qcow2 disk too."""
+    def sectors(device: str) -> int:
+        out = dev.console("vm4", f"echo SECTORS-$(cat /sys/block/{device}/size)-END\n")
+        found = re.search(r"SECTORS-(\d+)-END", out)
+        return int(found.group(1)) if found else -1
+    assert sectors("vda") == 16 << 11
+    out = dev.run("node1", "gnt-instance", "grow-disk", "vm4", "0", "8M").stdout
+    assert "disk 0 of vm4 is now 24 MiB (the running guest sees it at once)" in out
+    wait_for(lambda: sectors("vda") == 24 << 11, 30, "the guest to see 24 MiB")
+    [image] = (dev.dir / "node3/root/srv/genet/file-storage/vm4").glob("disk-*.raw")
+    assert image.stat().st_size == 24 << 20
+    dev.run("node1", "gnt-instance", "modify", "--disk", "add:size=4M,format=qcow2", "vm4")
+    wait_for(lambda: sectors("vdb") == 4 << 11, 30, "/dev/vdb in the guest")
+    dev.run("node1", "gnt-instance", "grow-disk", "--absolute", "vm4", "1", "12M")
+    wait_for(lambda: sectors("vdb") == 12 << 11, 30, "the guest to see 12 MiB on vdb")
+    assert dev.run("node1", "gnt-instance", "list", "--no-headers", "-o", "disk.sizes", "vm4").stdout.strip() == "24,12"
+    dev.run("node1", "gnt-instance", "modify", "--disk", "1:remove", "vm4")
+    wait_for(lambda: sectors("vdb") == -1, 30, "/dev/vdb gone")
 
 
 def test_rename_and_reinstall_a_real_instance(dev):

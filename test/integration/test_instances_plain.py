@@ -36,8 +36,14 @@ def test_plain_instance_lives_in_logical_volumes_of_its_node(lvm_cluster):
     info = c.run("node1", "gnt-instance", "activate-disks", "db1").stdout
     assert info.count(str(c.base / "node2/dev/xenvg/")) == 2
 
-    c.run("node1", "gnt-instance", "grow-disk", "db1", "1", "20M")
-    assert field(c, "db1", "disk.sizes") == "64,30"
+    out = c.run("node1", "gnt-instance", "grow-disk", "db1", "1", "20M").stdout
+    assert field(c, "db1", "disk.sizes") == "64,30" and "(the running guest sees it at once)" in out
+    vg = json.loads(c.lvm_state("node2").read_text())["vgs"]["xenvg"]
+    # lvextend (30 MiB in 4 MiB extents), then the running guest was told the disk's size
+    assert sorted(lv["extents"] * vg["extent_size"] for lv in vg["lvs"].values()) == [32, 64]
+    from genet.hypervisor.fake import FakeHypervisor
+    guest = FakeHypervisor(state_dir=c.root("node2") / "var/lib/genet/fake-hv").devices("db1")
+    assert [d["size"] for d in guest["disks"]] == [64, 30]
 
     c.run("node1", "gnt-instance", "migrate", "db1")             # the volumes travel with it
     assert field(c, "db1", "pnode") == "node1"

@@ -7,9 +7,11 @@ guest) is in test/integration/test_kvm.py.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -316,6 +318,33 @@ def test_fake_hotplug_keeps_the_master_order_and_refuses_bad_indexes():
     assert hv.devices("inst1")["disks"] == [{"path": "/b"}]
     with pytest.raises(HypervisorError, match="index 5 out of range"):
         hv.hotplug_nic("inst1", {"mac": "aa:00:00:00:00:01"}, 5)
+
+
+def image_size(path: Path) -> int:
+    """The virtual size in bytes (-U: QEMU may hold the image)."""
+    info = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True,
+                          text=True, check=True)
+    return json.loads(info.stdout)["virtual-size"]
+
+
+def test_resize_disk_grows_the_images_a_running_guest_holds(hv, tmp_path):
+    """When a running guest's disk is resized, its raw and qcow2 image files have the new size
+    (kvm: QEMU's block_resize, as qemu-img cannot lock them); bad index and unknown instance
+    are errors naming them."""
+    raw, qcow2 = tmp_path / "d0.raw", tmp_path / "d1.qcow2"
+    for path, fmt in ((raw, "raw"), (qcow2, "qcow2")):
+        subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path), "1M"], check=True)
+    inst = make_inst()
+    inst["disks"] = [{"path": str(raw), "format": "raw", "mode": "rw", "size": 1, "uuid": "d0"},
+                     {"path": str(qcow2), "format": "qcow2", "mode": "rw", "size": 1, "uuid": "d1"}]
+    hv.start(inst)
+    hv.resize_disk("inst1", 0, 3)
+    hv.resize_disk("inst1", 1, 5)
+    assert raw.stat().st_size == 3 << 20 and image_size(qcow2) == 5 << 20
+    with pytest.raises(HypervisorError, match="index 2 out of range"):
+        hv.resize_disk("inst1", 2, 8)
+    with pytest.raises(HypervisorError, match="ghost"):
+        hv.resize_disk("ghost", 0, 8)
 
 
 def test_fake_fail_next_makes_one_call_fail():
