@@ -312,10 +312,42 @@ def kill_netns_processes(name: str, timeout: float = 10.0) -> int:
         time.sleep(0.02)
 
 
+LINK_UP_TIMEOUT = 5.0
+BRPORT_FORWARDING = "3"
+
+
 def set_link(name: str, up: bool) -> None:
     if not link_exists(name):
         raise Failure(f"link {name} does not exist")
     ip("link", "set", name, "up" if up else "down")
+    if up:
+        wait_forwarding(name)
+
+
+def wait_forwarding(name: str, timeout: float = LINK_UP_TIMEOUT) -> None:
+    """A link set up again carries traffic once it has carrier and its bridge port forwards."""
+    sysfs = Path("/sys/class/net") / name
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            carrier = (sysfs / "operstate").read_text().strip() == "up"
+            port = sysfs / "brport/state"
+            forwarding = not port.exists() or port.read_text().strip() == BRPORT_FORWARDING
+        except OSError:
+            carrier = forwarding = False
+        if carrier and forwarding:
+            return
+        if time.monotonic() > deadline:
+            raise Failure(f"link {name} does not forward {timeout:.0f} s after it was set up")
+        time.sleep(0.05)
+
+
+def forget_neighbours(cluster: "Cluster") -> None:
+    """Drop every node's ARP entries: those that failed while a link was down would answer
+    "No route to host" for seconds after it is back, until the kernel probes again."""
+    for node in cluster.doc["nodes"]:
+        if netns_inode(node["netns"]) is not None:
+            run(in_netns_argv(node["netns"], ["ip", "neigh", "flush", "all"]), check=False)
 
 
 def in_netns_argv(netns: str, argv: list[str]) -> list[str]:
@@ -843,6 +875,8 @@ def _set_partition(args: argparse.Namespace, up: bool) -> int:
         cluster = Cluster.load(directory)
         node = cluster.node(args.node)
         set_link(node["veth"], up=up)
+        if up:
+            forget_neighbours(cluster)
         if node.get("state") != "killed":
             node["state"] = "up" if up else "partitioned"
         cluster.save()
@@ -868,6 +902,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
             raise Failure(f"namespace {node['netns']} of {node['name']} is gone; "
                           "stop and start the cluster again")
         set_link(node["veth"], up=True)
+        forget_neighbours(cluster)
         pid = sshd_pid(directory, node["name"])
         if pid is None:
             pid = start_sshd(directory, node["name"], node["netns"])
