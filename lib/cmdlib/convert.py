@@ -14,7 +14,7 @@ import time
 
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (assemble_disks, check_node_online, give_logical_ids, node_address, node_call,
+from genet.cmdlib.instance import (assemble_disks, check_node_online, create_disk_on, give_logical_ids, node_address,
                                    remove_disks, shutdown_disks, storage_params, wait_for_sync)
 
 MIRRORED = {"file": "mirror", "plain": "drbd"}          # single-node template -> its mirrored one
@@ -83,9 +83,7 @@ def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> 
     try:
         for node in (primary, secondary):         # on the primary: the mirror's additions only
             for index, disk in enumerate(disks):
-                lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
-                node_call(lu, node, "blockdev_create", inst["name"], template, disk, index, sp, timeout=300,
-                          what=f"creating disk {index} on {node}")
+                create_disk_on(lu, node, inst["name"], template, disk, index)
                 if node == secondary:
                     created = index + 1
         lu.feedback(f"* copying the disks of {inst['name']} from {primary} to {secondary}")

@@ -202,6 +202,13 @@ def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None
     return failures
 
 
+def create_disk_on(lu: LogicalUnit, node: str, instance: str, template: str, disk: dict, index: int) -> dict:
+    """One disk made on one node, logged; its access dict (OpExecError naming the node if not)."""
+    lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
+    return node_call(lu, node, "blockdev_create", instance, template, disk, index, storage_params(lu), timeout=300,
+                     what=f"creating disk {index} on {node}")
+
+
 def remove_all_disks(lu: LogicalUnit, inst: dict, first: int = 0) -> list[str]:
     """Remove the disks on the primary and on every secondary node (best effort)."""
     failures = []
@@ -1032,16 +1039,13 @@ class LUInstanceSetParams(InstanceLU):
         """The new disk on the primary; a mirrored one also on the secondary, assembled and
         synced (Ganeti waits for the sync too). Returns how the guest opens it."""
         inst = self.inst
-        self.feedback(f"* creating disk {index} ({device['size']} MiB)")
         if not self.mirrored:
-            return node_call(self, inst["primary_node"], "blockdev_create", inst["name"], inst["disk_template"],
-                             device, index, storage_params(self), what=f"creating disk {index}")
+            return create_disk_on(self, inst["primary_node"], inst["name"], inst["disk_template"], device, index)
         give_logical_ids(self, dict(inst, disks=[*current, device]))     # sets device["logical_id"]
         new = dict(inst, disks=[device])
         try:
             for node in [*inst["secondary_nodes"], inst["primary_node"]]:
-                node_call(self, node, "blockdev_create", inst["name"], inst["disk_template"], device, index,
-                          storage_params(self), timeout=300, what=f"creating disk {index} on {node}")
+                create_disk_on(self, node, inst["name"], inst["disk_template"], device, index)
             # neither side has data yet: the first promotion is forced, as at creation
             [access] = assemble_disks(self, new, force=True, first=index)
         except errors.GenericError:
@@ -1409,9 +1413,7 @@ def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> lis
     moved = dict(inst, secondary_nodes=[new], disks=disks)
     give_logical_ids(lu, moved)
     for index, disk in enumerate(disks):
-        lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {new}")
-        node_call(lu, new, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp, timeout=300,
-                  what=f"creating disk {index} on {new}")
+        create_disk_on(lu, new, inst["name"], inst["disk_template"], disk, index)
     node_call(lu, new, "blockdev_assemble", inst["name"], inst["disk_template"], disks, "secondary", sp,
               what=f"assembling the disks on {new}")
     lu.feedback(f"* mirroring from {inst['primary_node']} to {new}")
@@ -1441,9 +1443,7 @@ def _replace_secondary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> l
         for failure in remove_disks(lu, one, secondary, first=index):
             lu.feedback(f"Warning: the old copy on {secondary}: {failure}")
         disk = one["disks"][0]
-        lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {secondary}")
-        node_call(lu, secondary, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
-                  timeout=300, what=f"creating disk {index} on {secondary}")
+        create_disk_on(lu, secondary, inst["name"], inst["disk_template"], disk, index)
         node_call(lu, secondary, "blockdev_assemble", inst["name"], inst["disk_template"], [disk], "secondary",
                   sp, False, index, what=f"assembling disk {index} on {secondary}")
         lu.feedback(f"* mirroring disk {index} from {primary} to {secondary}")
@@ -1471,17 +1471,13 @@ def _replace_primary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> lis
         raise errors.OpExecError(f"the disks of {inst['name']} did not reach sync ({err}): the copy on"
                                  f" {secondary} may lack writes, so it cannot replace the primary's") from None
     shutdown_disks(lu, inst)
-    sp = storage_params(lu)
     # the roles swapped for the copy: the secondary's side is the source
     swapped = dict(inst, primary_node=secondary, secondary_nodes=[primary])
     for index, one in each_disk(inst, wanted):
         failures = remove_disks(lu, one, primary, first=index)
         if failures:
             raise errors.OpExecError(f"could not remove the old copy on {primary}: {'; '.join(failures)}")
-        disk = one["disks"][0]
-        lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {primary}")
-        node_call(lu, primary, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
-                  timeout=300, what=f"creating disk {index} on {primary}")
+        create_disk_on(lu, primary, inst["name"], inst["disk_template"], one["disks"][0], index)
         lu.feedback(f"* copying disk {index} from {secondary} to {primary}")
         one_swapped = dict(swapped, disks=one["disks"])
         assemble_disks(lu, one_swapped, first=index)
