@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jobs import (DEV_CLUSTER, BenchError, dev_cluster, free_subnets, importtime,  # noqa: E402
+from jobs import (DEV_CLUSTER, BenchError, importtime, start_cluster,  # noqa: E402
                   log, median, node_env, print_table, stop_cluster, summary_ms, wait_final)
 
 from genet import errors, luxi, opcodes, testguest  # noqa: E402
@@ -60,28 +60,6 @@ GUEST_MEMORY = 256
 
 
 # ---------------------------------------------------------------- clusters
-
-def start_cluster(directory: Path, subnet: str | None, hypervisor: str) -> dict:
-    """dev-cluster start --nodes 3 --hypervisor HV on a free /27 (as bench/jobs.py does)."""
-    candidates = [subnet] if subnet else free_subnets()
-    if not candidates:
-        raise BenchError("no free /27 in 203.0.113.0/24 (other dev clusters?); pass --subnet")
-    last = None
-    for net in candidates[:4]:
-        log(f"starting a 3-node {hypervisor} dev cluster in {directory} on {net}")
-        t0 = time.monotonic()
-        proc = dev_cluster("start", "--nodes", "3", "--hypervisor", hypervisor, "--subnet", net,
-                           "--dir", str(directory))
-        if proc.returncode == 0:
-            log(f"cluster up in {time.monotonic() - t0:.1f}s")
-            return json.loads((directory / "cluster.json").read_text())
-        last = proc
-        if proc.returncode == 2 and "overlaps" in proc.stderr and not subnet:
-            continue
-        break
-    raise BenchError(f"dev-cluster start failed (exit {last.returncode}):\n"
-                     f"{last.stdout[-2000:]}{last.stderr[-4000:]}")
-
 
 def master_of(cluster: dict) -> dict:
     return next(n for n in cluster["nodes"] if n["name"] == cluster["master"])
@@ -587,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the results as JSON to this file")
     parser.add_argument("--subnet", help="dev cluster subnet inside 203.0.113.0/24 "
-                                         "(default: a free /27, highest first)")
+                                         "(default: the free one dev-cluster picks)")
     parser.add_argument("--keep", action="store_true",
                         help="debugging: do not stop the clusters at the end")
     parser.add_argument("--add-runs", type=int, default=20)

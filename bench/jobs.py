@@ -24,7 +24,6 @@ Exit code: 0 when everything ran (whether or not targets were met; see "ok" in t
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import platform
@@ -43,7 +42,6 @@ from genet import errors, luxi, opcodes
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_CLUSTER = REPO / "tools" / "dev-cluster"
-TEST_NET = ipaddress.IPv4Network("203.0.113.0/24")
 FINAL = ("success", "error", "canceled")
 
 # figure -> (target, goal, Ganeti 3.0.2 on this machine, "higher" if bigger is better)
@@ -86,50 +84,22 @@ def summary_ms(seconds: list[float]) -> dict:
 
 # ---------------------------------------------------------------- the dev cluster
 
-def used_networks() -> list[ipaddress.IPv4Network]:
-    proc = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True,
-                          check=True)
-    nets = []
-    for link in json.loads(proc.stdout or "[]"):
-        for addr in link.get("addr_info", []):
-            nets.append(ipaddress.IPv4Network(f"{addr['local']}/{addr['prefixlen']}",
-                                              strict=False))
-    return nets
-
-
-def free_subnets(prefix: int = 27) -> list[str]:
-    """/27s of 203.0.113.0/24 that overlap no address of the root namespace, highest first
-    (other dev clusters default to the bottom of the range)."""
-    used = used_networks()
-    subnets = list(TEST_NET.subnets(new_prefix=prefix))[::-1]
-    return [str(s) for s in subnets if not any(s.overlaps(u) for u in used)]
-
-
 def dev_cluster(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(DEV_CLUSTER), *args], capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def start_cluster(directory: Path, subnet: str | None) -> dict:
-    candidates = [subnet] if subnet else free_subnets()
-    if not candidates:
-        raise BenchError("no free /27 in 203.0.113.0/24 (other dev clusters?); pass --subnet")
-    last = None
-    for net in candidates[:4]:
-        log(f"starting a 3-node dev cluster in {directory} on {net}")
-        t0 = time.monotonic()
-        proc = dev_cluster("start", "--nodes", "3", "--hypervisor", "fake", "--subnet", net,
-                           "--dir", str(directory))
-        if proc.returncode == 0:
-            log(f"cluster up in {time.monotonic() - t0:.1f}s")
-            return json.loads((directory / "cluster.json").read_text())
-        last = proc
-        # exit code 2 with "overlaps": someone took the subnet meanwhile; try the next one
-        if proc.returncode == 2 and "overlaps" in proc.stderr and not subnet:
-            continue
-        break
-    raise BenchError(f"dev-cluster start failed (exit {last.returncode}):\n"
-                     f"{last.stdout[-2000:]}{last.stderr[-4000:]}")
+def start_cluster(directory: Path, subnet: str | None, hypervisor: str = "fake") -> dict:
+    """dev-cluster start --nodes 3 on ``subnet``, or on the free subnet dev-cluster picks."""
+    log(f"starting a 3-node {hypervisor} dev cluster in {directory}")
+    t0 = time.monotonic()
+    proc = dev_cluster("start", "--nodes", "3", "--hypervisor", hypervisor, "--dir", str(directory),
+                       *(["--subnet", subnet] if subnet else []))
+    if proc.returncode != 0:
+        raise BenchError(f"dev-cluster start failed (exit {proc.returncode}):\n"
+                         f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+    log(f"cluster up in {time.monotonic() - t0:.1f}s")
+    return json.loads((directory / "cluster.json").read_text())
 
 
 def stop_cluster(directory: Path) -> None:
@@ -480,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the results as JSON to this file")
     parser.add_argument("--subnet", help="dev cluster subnet inside 203.0.113.0/24 "
-                                         "(default: a free /27, highest first)")
+                                         "(default: the free one dev-cluster picks)")
     parser.add_argument("--keep", action="store_true",
                         help="debugging: do not stop the cluster at the end")
     parser.add_argument("--batch-jobs", type=int, default=200)

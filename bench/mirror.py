@@ -180,12 +180,10 @@ def main() -> int:
     parser.add_argument("--skip", action="append", default=[], choices=["sync", "write", "outage", "migration"],
                         help="leave a figure out (repeatable)")
     opts = parser.parse_args()
-    from devnet import free_subnet
     directory = Path(tempfile.mkdtemp(prefix="genet-bench-mirror-")) / "cluster"
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
     try:
-        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory),
-                    "--subnet", free_subnet())
+        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory))
         if proc.returncode != 0:
             raise SystemExit(proc.stdout + proc.stderr)
         c = Cluster(directory)

@@ -3,9 +3,11 @@
 Each node is a network namespace ``gnt-<tag>-n<i>`` whose ``eth0`` is one end of a veth
 pair; the other end (``gv<tag>n<i>``) sits on a bridge ``gnt-br-<tag>`` in the root
 namespace.  The tag is a short hash of the cluster directory, so two clusters in two
-directories get distinct names (and must use disjoint ``--subnet``\\ s, all inside
-203.0.113.0/24).  Every node has its own state root (``$GENET_ROOT``), its own sshd on its
-address, and the environment that makes genet's commands run "as" that node.
+directories get distinct names; each gets its own subnet of 203.0.113.0/24, chosen under a
+lock so that it overlaps no other cluster and contains no address the machine needs
+(package registries, DNS resolvers, the default gateway: see genet.netguard).  Every node
+has its own state root (``$GENET_ROOT``), its own sshd on its address, and the environment
+that makes genet's commands run "as" that node.
 
 Files in the cluster directory DIR::
 
@@ -39,7 +41,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-TEST_NET = ipaddress.IPv4Network("203.0.113.0/24")   # TEST-NET-3: the only range we touch
+from genet import netguard
+
+TEST_NET = netguard.TEST_NET        # TEST-NET-3: the only range we touch
 MAX_NODES = 20
 GATEWAY_OFFSET = 1          # bridge address: subnet + 1
 TCP_RETRIES2 = 5            # in each node's namespace: a dead TCP peer is given up after ~6-13 s
@@ -671,27 +675,33 @@ def check_prereqs() -> None:
         raise Failure(f"{SSHD} is missing (apt-get install openssh-server)")
 
 
-def check_no_conflict(net: ipaddress.IPv4Network, tag: str) -> None:
-    """Refuses a subnet that overlaps an address already configured in the root namespace."""
-    own = bridge_name(tag)
-    proc = ip("-j", "-4", "addr", "show")
-    for link in json.loads(proc.stdout or "[]"):
-        for addr in link.get("addr_info", []):
-            if link.get("ifname") == own:
-                continue
-            other = ipaddress.IPv4Network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
-            if other.overlaps(net):
-                raise UsageError(
-                    f"subnet {net} overlaps {addr['local']}/{addr['prefixlen']} on "
-                    f"{link.get('ifname')} (another dev cluster?); pick a disjoint "
-                    f"--subnet inside {TEST_NET}, e.g. 203.0.113.128/25")
+def choose_subnet(requested: str | None, nodes: int, tag: str) -> ipaddress.IPv4Network:
+    """The requested subnet if it keeps clear of what the machine needs and of other clusters,
+    else (none requested) the lowest such /27 of TEST-NET-3 (see genet.netguard)."""
+    needed = netguard.machine_needs(warn=log)
+    used = netguard.used_networks(ip("-j", "-4", "addr", "show").stdout, ip("-j", "-4", "route", "show").stdout,
+                                  skip_links=[bridge_name(tag)])
+    if requested is None:
+        net = netguard.free_subnet(needed, used)
+        if net is None:
+            raise UsageError(f"no free /{netguard.SUBNET_PREFIX} in {TEST_NET}: every one holds an address "
+                             "this machine needs or overlaps another dev cluster; stop one")
+        log(f"subnet {net} (free, and clear of {', '.join(map(str, needed)) or 'nothing resolved'})")
+        return check_subnet(str(net), nodes)
+    net = check_subnet(requested, nodes)
+    problems = netguard.conflicts(net, needed, used)
+    if problems:
+        raise UsageError(f"subnet {net} refused: " + "; ".join(problems)
+                         + ". Leave --subnet out to get a free one")
+    return net
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     directory = check_dir(args.dir)
     if not 1 <= args.nodes <= MAX_NODES:
         raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, not {args.nodes}")
-    net = check_subnet(args.subnet, args.nodes)
+    if args.subnet is not None:
+        check_subnet(args.subnet, args.nodes)
     bindir = Path(os.path.abspath(args.bin_dir or os.path.dirname(sys.executable)))
     tag = tag_for(directory)
     check_prereqs()
@@ -722,7 +732,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if existing is not None or old_state is not None or leftovers:
             log(f"cleaning up what a previous run left in {directory}")
             teardown(directory, tag)
-        check_no_conflict(net, tag)
+        net = choose_subnet(args.subnet, args.nodes, tag)
 
         directory.mkdir(parents=True, exist_ok=True)
         state = State.new(directory, tag, str(net))
@@ -994,10 +1004,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="genet-noded runs genet-watcher this often (default 0: never; tests run it)")
     p.add_argument("--no-init", action="store_true",
                    help="only build the network and sshds; run no genet command")
-    p.add_argument("--subnet", default=str(TEST_NET),
-                   help=f"node subnet inside {TEST_NET} (default %(default)s; two clusters "
-                        "at once need disjoint subnets, e.g. 203.0.113.0/25 and "
-                        "203.0.113.128/25)")
+    p.add_argument("--subnet",
+                   help=f"node subnet inside {TEST_NET} (default: the lowest free "
+                        f"/{netguard.SUBNET_PREFIX} that contains no address this machine needs: "
+                        "package registries, DNS resolvers, the default gateway)")
     p.add_argument("--bin-dir", help="where genet's commands are (default: the directory of "
                                      "the running python, e.g. the venv's bin)")
     p.add_argument("--timeout", type=float, default=300,

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from devnet import free_subnet
 
 from genet import luxi, opcodes, ssl_utils
 from genet.rpc import RpcClient
@@ -61,7 +60,7 @@ class Dev:
 def dev(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dev") / "cluster"
     try:
-        proc = tool("start", "--nodes", "3", "--dir", str(directory), "--subnet", free_subnet(), timeout=300)
+        proc = tool("start", "--nodes", "3", "--dir", str(directory), timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield Dev(directory)
     finally:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from devnet import TEST_NET, free_subnet
+from genet.netguard import TEST_NET
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
 
@@ -55,10 +55,10 @@ def tool(*args: str, check: bool = False, timeout: float = 30) -> subprocess.Com
 
 
 class DevCluster:
-    def __init__(self, directory: Path, subnet: str):
+    def __init__(self, directory: Path, doc: dict):
         self.dir = directory
-        self.net = ipaddress.IPv4Network(subnet)
-        self.doc: dict = {}
+        self.doc = doc
+        self.net = ipaddress.IPv4Network(doc["subnet"])
 
     def ip(self, i: int) -> str:
         return str(self.net.network_address + 10 + i)
@@ -91,13 +91,10 @@ class DevCluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     directory = tmp_path_factory.mktemp("devcluster") / "c"
-    subnet = free_subnet()
-    dc = DevCluster(directory, subnet)
     try:
         proc = tool("start", "--nodes", "3", "--dir", str(directory), "--no-init",
-                    "--subnet", subnet, "--watcher-interval", "90", check=True)
-        dc.doc = json.loads(proc.stdout)
-        yield dc
+                    "--watcher-interval", "90", check=True)
+        yield DevCluster(directory, json.loads(proc.stdout))
     finally:
         stop = tool("stop", "--dir", str(directory))
         assert stop.returncode == 0, stop.stderr

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from devnet import free_subnet, wait_for
+from devnet import wait_for
 
 from genet import testguest
 
@@ -50,8 +50,7 @@ def dev(tmp_path_factory):
     testguest.ensure()
     directory = tmp_path_factory.mktemp("kvm") / "cluster"
     try:
-        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory),
-                    "--subnet", free_subnet(), timeout=300)
+        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory), timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield Dev(directory)
     finally:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from devnet import free_subnet, wait_for
+from devnet import wait_for
 
 from genet import testguest
 
@@ -61,8 +61,7 @@ def dev(tmp_path_factory):
     testguest.ensure()
     directory = tmp_path_factory.mktemp("mirror") / "cluster"
     try:
-        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory),
-                    "--subnet", free_subnet())
+        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield Dev(directory)
     finally:

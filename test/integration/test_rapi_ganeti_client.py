@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from devnet import free_subnet
 
 HERE = Path(__file__).resolve().parent
 TOOL = HERE.parents[1] / "tools" / "dev-cluster"
@@ -77,7 +76,7 @@ class Cluster:
 def dev(tmp_path_factory):
     directory = tmp_path_factory.mktemp("rapi") / "cluster"
     try:
-        proc = tool("start", "--nodes", "3", "--dir", str(directory), "--subnet", free_subnet())
+        proc = tool("start", "--nodes", "3", "--dir", str(directory))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         cluster = Cluster(directory)
         users = cluster.root("node1") / "var/lib/genet/rapi/users"
