@@ -84,7 +84,7 @@ def tag_for(directory: Path) -> str:
 
 
 def bridge_name(tag: str) -> str:
-    return f"gnt-br-{tag}"
+    return f"{netguard.BRIDGE_PREFIX}{tag}"
 
 
 def netns_name(tag: str, i: int) -> str:
@@ -102,7 +102,7 @@ def peer_name(tag: str, i: int) -> str:
 
 def _name_patterns(tag: str) -> dict[str, re.Pattern]:
     return {"netns": re.compile(rf"^gnt-{tag}-n\d+$"),
-            "link": re.compile(rf"^(gv{tag}n\d+|gp{tag}n\d+|gnt-br-{tag})$")}
+            "link": re.compile(rf"^(gv{tag}n\d+|gp{tag}n\d+|{bridge_name(tag)})$")}
 
 
 def check_subnet(text: str, nodes: int) -> ipaddress.IPv4Network:
@@ -635,7 +635,7 @@ def teardown(directory: Path, tag: str) -> list[str]:
         if state.doc.get("bridge") and patterns["link"].match(state.doc["bridge"]):
             links.add(state.doc["bridge"])
     # veths first, the bridge last
-    for link in sorted(links, key=lambda n: n.startswith("gnt-br-")):
+    for link in sorted(links, key=lambda n: n.startswith(netguard.BRIDGE_PREFIX)):
         if link_exists(link):
             proc = ip("link", "delete", link, check=False)
             if proc.returncode != 0 and link_exists(link):

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 TEST_NET = ipaddress.IPv4Network("203.0.113.0/24")   # TEST-NET-3: the only range dev clusters use
 SUBNET_PREFIX = 27                                     # room for 20 nodes (.11-.30) and the bridge (.1)
 RESOLVE_TIMEOUT = 5.0                                  # seconds for all names together
+BRIDGE_PREFIX = "gnt-br-"                              # a dev cluster's bridge in the root namespace
 
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 PIP_CONFIGS = (Path("/etc/xdg/pip/pip.conf"), Path("/etc/pip.conf"), Path("~/.pip/pip.conf"),
@@ -291,3 +292,24 @@ def free_subnet(needed: Iterable[Needed], used: Iterable[tuple[ipaddress.IPv4Net
         if not conflicts(candidate, needed, used):
             return candidate
     return None
+
+
+def route_device(address: str) -> str | None:
+    """The link the root namespace sends ``address`` through (``ip route get``); None if no route."""
+    try:
+        proc = subprocess.run(["ip", "-j", "route", "get", address], capture_output=True, text=True, timeout=10)
+        routes = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return routes[0].get("dev") if routes else None
+
+
+def explain_route(address: str) -> str:
+    """Why ``address`` cannot be reached, as far as the routing table tells."""
+    dev = route_device(address)
+    if dev is None:
+        return f"there is no route to {address}"
+    if dev.startswith(BRIDGE_PREFIX):
+        return (f"the route to {address} goes into {dev}, a dev cluster's bridge: stop that cluster "
+                f"(tools/dev-cluster stop --dir DIR) and start it again without --subnet")
+    return f"the route to {address} goes through {dev}"

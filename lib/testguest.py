@@ -56,6 +56,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from genet import netguard
+
 DEFAULT_CACHE = Path("/var/cache/genet/test-guest")
 CACHE_ENV = "GENET_GUEST_CACHE"
 READY_MARKER = "GENET-GUEST-READY"
@@ -232,7 +234,8 @@ def describe(cache: Path) -> dict:
 
 # --- commands --------------------------------------------------------------------------
 
-def run(cmd: list[str], cwd: Path | None = None, log=None) -> str:
+def run(cmd: list[str], cwd: Path | None = None, log=None, stderr: bool = False) -> str:
+    """The command's standard output (and error, with ``stderr``); BuildError if it fails."""
     if log:
         log(f"+ {' '.join(cmd)}")
     try:
@@ -243,32 +246,60 @@ def run(cmd: list[str], cwd: Path | None = None, log=None) -> str:
     if proc.returncode != 0:
         raise BuildError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
                          f"{(proc.stdout + proc.stderr).strip()}")
-    return proc.stdout
+    return proc.stdout + proc.stderr if stderr else proc.stdout
 
 
 def resolve_kernel_package(log=None) -> str:
     """linux-image-cloud-amd64 -> the real linux-image-X.Y.Z-N-cloud-amd64 it depends on."""
     pattern = re.compile(r"^\s*Depends:\s*(linux-image-\d\S*-cloud-amd64)\s*$", re.M)
+    updated = ""
     for attempt in (0, 1):
         try:
             out = run(["apt-cache", "depends", KERNEL_META], log=log)
-        except BuildError:
-            out = ""
+        except BuildError as err:
+            out = str(err)
         found = pattern.findall(out)
         if found:
             return found[0]
         if attempt == 0:
-            # empty or stale package lists: refresh them once
-            run(["apt-get", "update", "-qq"], log=log)
-    raise BuildError(f"cannot resolve the kernel package behind {KERNEL_META} "
-                     f"(apt-cache depends said: {out.strip() or 'nothing'})")
+            # empty or stale package lists: refresh them once (apt-get update exits 0 even
+            # when it could not reach a source; its warnings tell)
+            updated = run(["apt-get", "update", "-qq"], log=log, stderr=True)
+    raise BuildError(f"cannot resolve the kernel package behind {KERNEL_META}: "
+                     f"{explain_apt_failure(updated + out)} (apt-cache depends said: {out.strip() or 'nothing'}"
+                     + (f"; apt-get update said: {updated.strip()}" if updated.strip() else "") + ")")
+
+
+# what apt prints when a package source cannot be reached, and when a package does not exist
+_UNREACHABLE = re.compile(r"Could not connect|No route to host|Network is unreachable|Connection timed out|"
+                          r"Connection refused|Temporary failure resolving|Could not resolve")
+_MISSING = re.compile(r"Unable to locate package (\S+)|Package '?(\S+?)'? has no installation candidate|"
+                      r"Can't select (?:candidate )?version.* for '?(\S+?)'?$", re.M)
+
+
+def explain_apt_failure(output: str, route=netguard.explain_route) -> str:
+    """Why ``apt-get download`` failed, from its output: the network, or a missing package."""
+    missing = sorted({name for match in _MISSING.finditer(output) for name in match.groups() if name})
+    if missing or "No packages found" in output:
+        return (f"package {', '.join(missing) or KERNEL_META} is not in this machine's apt sources "
+                "(run apt-get update, check /etc/apt/sources.list.d)")
+    if "Temporary failure resolving" in output or "Could not resolve" in output:
+        hosts = sorted(set(re.findall(r"resolving '([^']+)'", output)))
+        return f"the package source {', '.join(hosts) or ''} cannot be resolved (no DNS?)".replace("  ", " ")
+    if _UNREACHABLE.search(output):
+        addresses = sorted(set(re.findall(r"\((\d+\.\d+\.\d+\.\d+)\)", output)))
+        why = "; ".join(route(a) for a in addresses)
+        return "the package source is unreachable over the network" + (f": {why}" if why else "")
+    return "apt-get failed (see its output)"
 
 
 def download(packages: list[str], dest: Path, log=None) -> list[Path]:
     # as root, apt would fetch as the "_apt" user, which cannot write into our private
     # temporary directory: fetch as root (it only writes .deb files into dest)
-    run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *packages],
-        cwd=dest, log=log)
+    try:
+        run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *packages], cwd=dest, log=log)
+    except BuildError as err:
+        raise BuildError(f"cannot download {' '.join(packages)}: {explain_apt_failure(str(err))}\n{err}") from None
     debs = []
     for pkg in packages:
         matches = sorted(dest.glob(f"{pkg}_*.deb"))

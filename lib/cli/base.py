@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -91,9 +92,24 @@ def format_timestamp(ts: Sequence[int] | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sec)) + f".{usec:06d}"
 
 
-def print_log_entry(entry: list) -> None:
+# a job log line as Ganeti's CLI prints it: time.ctime() of the entry (24 characters; the day
+# of the month is padded with a space, "Sun Dec  6 ...") and the message
+LOG_LINE = re.compile(r"^(?P<stamp>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}) (?P<message>.*)$")
+
+
+def format_log_entry(entry: list) -> str:
     _, ts, _kind, message = entry
-    print(f"{time.ctime(ts[0])} {message}", flush=True)
+    return f"{time.ctime(ts[0])} {message}"
+
+
+def parse_log_line(line: str) -> tuple[str, str] | None:
+    """(ctime stamp, message) of a line format_log_entry made; None for any other line."""
+    match = LOG_LINE.match(line)
+    return (match["stamp"], match["message"]) if match else None
+
+
+def print_log_entry(entry: list) -> None:
+    print(format_log_entry(entry), flush=True)
 
 
 def poll_job(client: luxi.Client, job_id: int, feedback: Callable[[list], None] = print_log_entry) -> list:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from genet import netguard
 from genet.netguard import TEST_NET
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
@@ -114,6 +115,34 @@ def pid_alive(pid: int) -> bool:
 
 def link_up(name: str) -> bool:
     return bool(int(Path(f"/sys/class/net/{name}/flags").read_text(), 16) & 1)
+
+
+def test_addresses_the_machine_needs_stay_outside_every_dev_cluster(cluster):
+    """When a dev cluster runs on the subnet dev-cluster chose, every address this machine needs
+    (package registries, DNS resolvers, the default gateway) is still routed outside the dev
+    clusters' bridges."""
+    needed = netguard.machine_needs()
+    assert needed, "this machine needs no address at all? (no resolver, no gateway, no source)"
+    for n in needed:
+        assert n.address not in cluster.net, n
+        device = netguard.route_device(str(n.address))
+        assert device and not device.startswith(netguard.BRIDGE_PREFIX), (str(n), device)
+
+
+def test_apt_get_download_works_while_a_dev_cluster_runs(cluster, tmp_path):
+    """When a dev cluster runs, a package still downloads from this machine's apt sources."""
+    if not netguard.apt_hosts():
+        pytest.skip("this machine has no apt source with a network address: nothing to download from")
+
+    def download() -> subprocess.CompletedProcess:
+        return subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", "hostname"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    proc = download()
+    if "Unable to locate package" in proc.stderr:      # no package lists on this machine yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)
+        proc = download()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(tmp_path.glob("hostname_*.deb"))
 
 
 def test_cluster_json_shape(cluster):

@@ -180,6 +180,12 @@ def test_live_migration_there_and_back_keeps_every_block(dev):
         start_writer(dev, "vm1", first, 80)
         out = dev.gnt("gnt-instance", "migrate", "vm1").stdout
         assert f"{target} took over the disks: in sync" in out, out
+        figures = re.search(r"migration done: downtime (\d+) ms, total (\d+) ms \(QEMU's migration: downtime (\d+)"
+                            r" ms of (\d+) ms; then the guest waited paused (\d+) ms while its disks switched roles",
+                            out)
+        assert figures, out
+        downtime, total, qemu_downtime, qemu_total, switch = map(int, figures.groups())
+        assert (downtime, total) == (qemu_downtime + switch, qemu_total + switch) and downtime <= total, out
         assert dev.field("vm1", "pnode") == target and dev.field("vm1", "snodes") == source
         written = stop_writer(dev, "vm1", first)
         assert len(written) >= 10, written            # it wrote before, during and after the move
