@@ -675,10 +675,10 @@ def check_prereqs() -> None:
         raise Failure(f"{SSHD} is missing (apt-get install openssh-server)")
 
 
-def choose_subnet(requested: str | None, nodes: int, tag: str) -> ipaddress.IPv4Network:
+def choose_subnet(requested: str | None, nodes: int, tag: str,
+                  needed: list[netguard.Needed]) -> ipaddress.IPv4Network:
     """The requested subnet if it keeps clear of what the machine needs and of other clusters,
     else (none requested) the lowest such /27 of TEST-NET-3 (see genet.netguard)."""
-    needed = netguard.machine_needs(warn=log)
     used = netguard.used_networks(ip("-j", "-4", "addr", "show").stdout, ip("-j", "-4", "route", "show").stdout,
                                   skip_links=[bridge_name(tag)])
     if requested is None:
@@ -705,6 +705,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     bindir = Path(os.path.abspath(args.bin_dir or os.path.dirname(sys.executable)))
     tag = tag_for(directory)
     check_prereqs()
+    needed = netguard.machine_needs(warn=log)      # resolved before the lock: DNS may be slow
     if not args.no_init:
         for command in ("gnt-cluster", "gnt-node"):
             if not os.access(bindir / command, os.X_OK):
@@ -732,7 +733,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if existing is not None or old_state is not None or leftovers:
             log(f"cleaning up what a previous run left in {directory}")
             teardown(directory, tag)
-        net = choose_subnet(args.subnet, args.nodes, tag)
+        net = choose_subnet(args.subnet, args.nodes, tag, needed)
 
         directory.mkdir(parents=True, exist_ok=True)
         state = State.new(directory, tag, str(net))

@@ -278,18 +278,18 @@ _MISSING = re.compile(r"Unable to locate package (\S+)|Package '?(\S+?)'? has no
 
 
 def explain_apt_failure(output: str, route=netguard.explain_route) -> str:
-    """Why ``apt-get download`` failed, from its output: the network, or a missing package."""
+    """Why apt failed, from its output: the network (checked first: package lists that could
+    not be fetched look like missing packages too), or a missing package."""
+    if "Temporary failure resolving" in output or "Could not resolve" in output:
+        hosts = sorted(set(re.findall(r"resolving '([^']+)'", output)))
+        return f"the package source{''.join(' ' + h for h in hosts[:1])} cannot be resolved (no DNS?)"
+    if _UNREACHABLE.search(output):
+        why = "; ".join(route(a) for a in sorted(set(re.findall(r"\((\d+\.\d+\.\d+\.\d+)\)", output))))
+        return "the package source is unreachable over the network" + (f": {why}" if why else "")
     missing = sorted({name for match in _MISSING.finditer(output) for name in match.groups() if name})
     if missing or "No packages found" in output:
         return (f"package {', '.join(missing) or KERNEL_META} is not in this machine's apt sources "
                 "(run apt-get update, check /etc/apt/sources.list.d)")
-    if "Temporary failure resolving" in output or "Could not resolve" in output:
-        hosts = sorted(set(re.findall(r"resolving '([^']+)'", output)))
-        return f"the package source {', '.join(hosts) or ''} cannot be resolved (no DNS?)".replace("  ", " ")
-    if _UNREACHABLE.search(output):
-        addresses = sorted(set(re.findall(r"\((\d+\.\d+\.\d+\.\d+)\)", output)))
-        why = "; ".join(route(a) for a in addresses)
-        return "the package source is unreachable over the network" + (f": {why}" if why else "")
     return "apt-get failed (see its output)"
 
 

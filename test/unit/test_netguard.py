@@ -128,6 +128,9 @@ def test_a_subnet_holding_a_needed_address_is_refused_with_its_host():
     ("E: Failed to fetch http://deb.debian.org/x.deb  Could not connect to deb.debian.org:80 (203.0.113.80) - "
      "connect (113: No route to host)\n",
      "the package source is unreachable over the network: ROUTE(203.0.113.80)"),
+    ("W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Could not connect to "
+     "deb.debian.org:80 (203.0.113.80) - connect (101: Network is unreachable)\nE: No packages found\n",
+     "the package source is unreachable over the network: ROUTE(203.0.113.80)"),
 ])
 def test_a_failed_download_says_whether_the_network_or_the_package_is_missing(output, why):
     from genet.testguest import explain_apt_failure
