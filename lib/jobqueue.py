@@ -291,6 +291,9 @@ class JobQueue:
         """Block until the job's fields or log move past what the caller saw.
 
         Returns ``{"job_info", "log_entries"}``, ``"nochange"`` on timeout, None if unknown.
+        A job in a final status is answered at once, even if the caller saw all of it
+        (as Ganeti does): it will not change again, and pollers that stop only at a
+        final status without log entries (Ganeti's own) would otherwise ask forever.
         """
         deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
         prev_serial = prev_serial or 0
@@ -366,9 +369,13 @@ def _absolute(dep: int, job_id: int, first_of_batch: int) -> int:
 
 
 def _change(data: dict, fields: list[str], prev_info: list | None, prev_serial: int) -> dict | None:
+    """What the caller has not seen yet; None (wait on) only while the job can still change.
+
+    A canceling job is still waiting to become canceled, so it is waited on like a queued one.
+    """
     info = [job_field(data, f) for f in fields]
     entries = [entry for op_log in data["oplog"] for entry in op_log if entry[0] > prev_serial]
-    if entries or info != prev_info or data["status"] in FINAL_NAMES and prev_info is None:
+    if entries or info != prev_info or data["status"] in FINAL_NAMES:
         return {"job_info": info, "log_entries": sorted(entries)}
     return None
 

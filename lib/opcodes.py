@@ -510,6 +510,13 @@ NIC = Record("nic", {"mode": OneOf("bridged", "routed"), "link": String(), "mac"
 BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
                                "vcpus": Int(1, 256), "auto_balance": Bool()})
 _INSTANCE = Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE")
+# off by default, as in Ganeti's opcodes (Ganeti's CLI turns them on; genet's does not)
+_NAME_CHECK = Param("name_check", Bool(), False, "Refuse a name that does not resolve (DNS or hosts file)",
+                    "--name-check")
+_IP_CHECK = Param("ip_check", Bool(), False, "Refuse if the address the name resolves to answers ping"
+                  " (needs name_check)", "--ip-check")
+_WAIT_FOR_SYNC = Param("wait_for_sync", Bool(), True, "Wait until the copies of mirrored disks are in sync",
+                       "--no-wait-for-sync")
 
 
 class HvParams(Dict):
@@ -558,10 +565,7 @@ class OpInstanceCreate(OpCode):
               "Pick the primary node with an allocator (genet has one: most free memory); not with pnode",
               ("-I", "--iallocator"), "NAME"),
         Param("snode", Maybe(NAME), None, "Secondary node (mirrored disk templates only)"),
-        Param("name_check", Bool(), False, "Refuse a name that does not resolve (DNS or hosts file)",
-              "--name-check"),
-        Param("ip_check", Bool(), False, "Refuse if the address the name resolves to answers ping"
-              " (needs name_check)", "--ip-check"),
+        _NAME_CHECK, _IP_CHECK, _WAIT_FOR_SYNC,
         Param("conflicts_check", Bool(), True, "Refuse NIC addresses already taken in their network",
               "--no-conflicts-check"),
     )
@@ -685,6 +689,8 @@ class OpNodeEvacuate(OpCode):
         Param("remote_node", Maybe(NAME), None, "Target node (default: most free memory)",
               ("-n", "--new-secondary")),
         _IALLOCATOR,
+        Param("early_release", Bool(), False, "Release locks as soon as possible (accepted; genet's moves"
+              " keep their locks to the end)", "--early-release"),
     )
 
 
@@ -698,6 +704,7 @@ class OpInstanceGrowDisk(OpCode):
         Param("amount", Size(), REQUIRED, "How much to add (or the new size with --absolute)",
               POSITIONAL, "AMOUNT"),
         Param("absolute", Bool(), False, "AMOUNT is the new size, not an increase", "--absolute"),
+        _WAIT_FOR_SYNC,
     )
 
 
@@ -719,6 +726,7 @@ class OpInstanceRename(OpCode):
     PARAMS = (
         _INSTANCE,
         Param("new_name", INSTANCE_NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"),
+        _NAME_CHECK, _IP_CHECK,
     )
 
 

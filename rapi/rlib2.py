@@ -338,7 +338,8 @@ R_2_nodes_name_modify = _action(
 
 class R_2_nodes_name_evacuate(Resource):
     PATTERN = "/2/nodes/([^/]+)/evacuate"
-    DOC = "Move instances off a node (body: mode primary-only|secondary-only|all, remote_node, iallocator)"
+    DOC = ("Move instances off a node (body: mode primary-only|secondary-only|all, remote_node, iallocator,"
+           " early_release)")
     MODES = {"primary-only": dict(primary_only=True), "secondary-only": dict(secondary_only=True), "all": {}}
 
     def POST(self, req):
@@ -392,17 +393,16 @@ class R_2_instances(Resource):
 
 class R_2_instances_name(Resource):
     PATTERN = "/2/instances/([^/]+)"
-    DOC = "One instance's details (GET) or remove it (DELETE)"
+    DOC = "One instance's details (GET) or remove it (DELETE; body: shutdown_timeout, ignore_failures)"
 
     def GET(self, req):
         return with_memory(one_item("instance", "instance", req.items[0], I_FIELDS))
 
     def DELETE(self, req):
-        extra = {}
+        body = body_dict(req)           # Ganeti's client sends its keyword arguments here
         if "shutdown_timeout" in req.query:
-            extra["shutdown_timeout"] = _int_arg(req, "shutdown_timeout")
-        return submit([build_opcode(opcodes.OpInstanceRemove, req, {}, instance_name=_named(req, "instance"),
-                                    **extra)])
+            body.setdefault("shutdown_timeout", _int_arg(req, "shutdown_timeout"))
+        return submit([build_opcode(opcodes.OpInstanceRemove, req, body, instance_name=_named(req, "instance"))])
 
 
 def _int_arg(req, name: str) -> int:
@@ -459,7 +459,8 @@ R_2_instances_name_failover = _action(
     "R_2_instances_name_failover", "failover", "PUT", "OpInstanceFailover",
     "Fail an instance over (body: target_node, ignore_consistency)")
 R_2_instances_name_rename = _action(
-    "R_2_instances_name_rename", "rename", "PUT", "OpInstanceRename", "Rename an instance (body: new_name)")
+    "R_2_instances_name_rename", "rename", "PUT", "OpInstanceRename",
+    "Rename an instance (body: new_name, name_check, ip_check)")
 R_2_instances_name_modify = _action(
     "R_2_instances_name_modify", "modify", "PUT", "OpInstanceSetParams",
     "Change an instance (body: beparams, hvparams, disks, nics, ...)")
@@ -479,7 +480,7 @@ class R_2_instances_name_reboot(ObjectAction):
         if "type" in req.query:
             body.setdefault("reboot_type", query_value(req, "type"))
         if "ignore_secondaries" in req.query:
-            query_flag(req, "ignore_secondaries")      # validated; nothing to ignore without mirrors
+            query_flag(req, "ignore_secondaries")      # validated, and accepted without effect
         return self._submit(req, body)
 
 
@@ -513,9 +514,7 @@ class R_2_instances_name_disk_grow(ObjectAction):
         index = req.items[1]
         if not index.isdigit() or len(index) > 3:
             raise HttpBadRequest(f"invalid disk index {index[:20]!r}")
-        body = body_dict(req)
-        body.pop("wait_for_sync", None)    # genet grows synchronously
-        return self._submit(req, body, disk=int(index))
+        return self._submit(req, body_dict(req), disk=int(index))
 
 
 class R_2_instances_name_console(Resource):

@@ -5,6 +5,7 @@ import sys
 
 from genet import opcodes
 from genet.cli import base
+from genet.cli.gnt_instance import accept_ganeti_check_switches
 
 IMPORT_SKIP = ("mode", "os_type", "no_install")     # an import takes its OS from the export, runs no script
 
@@ -37,6 +38,7 @@ def build(parser) -> None:
     base.opcode_command(sub, "export", "Export an instance to a node", opcodes.OpBackupExport)
     p = sub.add_parser("import", help="Create an instance from an export")
     base.add_opcode_options(p, opcodes.OpInstanceCreate, IMPORT_SKIP)
+    accept_ganeti_check_switches(p)
     base.add_submit_options(p)
     p.set_defaults(handler=cmd_import)
     p = sub.add_parser("list", help="List the exports of the nodes")

@@ -122,6 +122,14 @@ def cmd_replace_disks(ns) -> int:
     return 0
 
 
+def accept_ganeti_check_switches(parser) -> None:
+    """Ganeti checks a new instance name unless told --no-name-check and --no-ip-check; genet
+    checks only when asked (--name-check, --ip-check), so Ganeti's switches change nothing."""
+    for flag, dest in (("--no-name-check", "name_check"), ("--no-ip-check", "ip_check")):
+        parser.add_argument(flag, dest=dest, action="store_false", default=False,
+                            help="Do not check (genet's default; accepted for Ganeti scripts)")
+
+
 def add_parser(sub, name: str, helptext: str, opclass, handler=None, skip=()):
     """Like base.opcode_command, leaving out the parameters in ``skip``."""
     p = sub.add_parser(name, help=helptext)
@@ -133,7 +141,8 @@ def add_parser(sub, name: str, helptext: str, opclass, handler=None, skip=()):
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    add_parser(sub, "add", "Create an instance", opcodes.OpInstanceCreate, skip=("src_node", "src_path"))
+    accept_ganeti_check_switches(add_parser(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
+                                            skip=("src_node", "src_path")))
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)
     base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup)
     base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown)
@@ -149,7 +158,8 @@ def build(parser) -> None:
                         opcodes.OpInstanceActivateDisks, cmd_activate_disks)
     base.opcode_command(sub, "deactivate-disks", "Release the disks of a stopped instance",
                         opcodes.OpInstanceDeactivateDisks)
-    base.opcode_command(sub, "rename", "Rename a stopped instance", opcodes.OpInstanceRename)
+    accept_ganeti_check_switches(base.opcode_command(sub, "rename", "Rename a stopped instance",
+                                                     opcodes.OpInstanceRename))
     base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall,
                         asks=True)
     base.opcode_command(sub, "recreate-disks", "Create the missing disks of a stopped instance again",

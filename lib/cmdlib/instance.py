@@ -444,10 +444,7 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs a secondary node:"
                                        " -n PRIMARY:SECONDARY (or no -n, to let the allocator choose both)",
                                        errors.ECode.INVAL)
-        if op.ip_check and not op.name_check:
-            raise errors.OpPrereqError("the IP check needs the name check (name_check)", errors.ECode.INVAL)
-        if op.name_check:
-            self._check_name()
+        check_name_and_ip(op.instance_name, op.name_check, op.ip_check)
         self.pnode = self.wanted_pnode or self._allocate(data)
         if self.mirrored and not snode:      # the secondary: where a failover would take it
             snode = self._allocate(data, exclude=self.pnode)
@@ -497,18 +494,6 @@ class LUInstanceCreate(LogicalUnit):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise errors.OpPrereqError(f"volume {twice[0]} is adopted twice", errors.ECode.INVAL)
-
-    def _check_name(self) -> None:
-        """Ganeti's name and IP checks: the name resolves, and (ip_check) nothing answers there yet."""
-        from genet import netutils
-        address = netutils.resolve(self.op.instance_name)
-        if self.op.ip_check:
-            import subprocess
-            alive = subprocess.run(["ping", "-c", "1", "-W", "1", address], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL).returncode == 0
-            if alive:
-                raise errors.OpPrereqError(f"IP address {address} of {self.op.instance_name} already answers"
-                                           " (ip_check)", errors.ECode.NOTUNIQUE)
 
     def _allocate(self, data: dict, exclude: str | None = None) -> str:
         """The online vm-capable node (not ``exclude``, the primary when choosing the secondary)
@@ -569,7 +554,8 @@ class LUInstanceCreate(LogicalUnit):
             try:
                 if not storage.get(op.disk_template).install_assembled:    # else _fill_disks did
                     assemble_disks(self, inst)
-                wait_for_sync(self, inst)
+                if op.wait_for_sync:
+                    wait_for_sync(self, inst)
             except errors.GenericError as err:
                 self.feedback(f"Warning: the mirror of {inst['name']} is not in sync yet: {err}")
         if op.start:
@@ -810,7 +796,7 @@ class LUInstanceGrowDisk(InstanceLU):
                 continue                       # the guest's QEMU holds the image: it grows it below
             node_call(self, node, "blockdev_grow", inst["name"], inst["disk_template"], inst["disks"][index],
                       index, self.new_size, storage_params(self), what=f"growing disk {index} on {node}")
-        if template.mirrored and \
+        if template.mirrored and self.op.wait_for_sync and \
                 any(storage.mirror_side(found).get("role") == "primary" for found in disk_status(self, inst)):
             wait_for_sync(self, inst)          # the copy to the grown secondary starts over
         seen = "" if template.running_grow else " (a running guest sees it after its next boot)"
@@ -869,6 +855,25 @@ class LUInstanceDeactivateDisks(InstanceLU):
         return True
 
 
+def check_name_and_ip(name: str, name_check: bool, ip_check: bool) -> None:
+    """Ganeti's name and IP checks of a new or renamed instance: the name resolves, and
+    (ip_check) nothing answers at its address yet. Off unless asked for (genet does not
+    use the name to reach the guest)."""
+    if ip_check and not name_check:
+        raise errors.OpPrereqError("the IP check needs the name check (name_check)", errors.ECode.INVAL)
+    if not name_check:
+        return
+    from genet import netutils
+    address = netutils.resolve(name)
+    if ip_check:
+        import subprocess
+        alive = subprocess.run(["ping", "-c", "1", "-W", "1", address], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL).returncode == 0
+        if alive:
+            raise errors.OpPrereqError(f"IP address {address} of {name} already answers (ip_check)",
+                                       errors.ECode.NOTUNIQUE)
+
+
 class LUInstanceRename(InstanceLU):
     OPCODE = opcodes.OpInstanceRename
     REQ_BGL = True        # a new name: nothing else may take it meanwhile
@@ -883,6 +888,7 @@ class LUInstanceRename(InstanceLU):
         if is_running(self, self.inst):
             raise errors.OpPrereqError(f"instance {self.inst['name']} is running; stop it before renaming",
                                        errors.ECode.WRONG_STATE)
+        check_name_and_ip(new, self.op.name_check, self.op.ip_check)
 
     def exec(self):
         inst, old, new = self.inst, self.inst["name"], self.op.new_name

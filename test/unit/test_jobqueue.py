@@ -160,6 +160,38 @@ def test_wait_for_change_reports_log_entries_and_final_status(ctx):
     assert ctx.queue.wait_for_change(99999, ["status"], None, 0, 0.1) is None
 
 
+def test_wait_for_change_answers_a_final_job_at_once_even_when_all_of_it_was_seen(ctx):
+    """When a finished job is asked for again with what the caller already saw (its final
+    info, the serial of its last log entry), its info comes back at once, not "nochange"
+    after the timeout: Ganeti's poll loop stops only on a reply without log entries."""
+    [job_id] = ctx.processor.submit([[delay(0, repeat=2)]])
+    ctx.wait(job_id)
+    first = ctx.queue.wait_for_change(job_id, ["status"], None, None, 5)
+    assert first["job_info"] == ["success"] and len(first["log_entries"]) == 3
+    last_serial = first["log_entries"][-1][0]
+    start = time.monotonic()
+    again = ctx.queue.wait_for_change(job_id, ["status"], ["success"], last_serial, 5)
+    assert time.monotonic() - start < 1
+    assert again == {"job_info": ["success"], "log_entries": []}
+
+
+def test_wait_for_change_still_waits_on_a_running_job_that_did_not_change(ctx):
+    """When a running job has nothing new for the caller, the call waits (here until the
+    job ends) instead of answering at once."""
+    [job_id] = ctx.processor.submit([[delay(0.5)]])
+    deadline = time.monotonic() + 5
+    while True:     # running, with its one log line ("Delay round 1 of 1") published
+        found = ctx.queue.get(job_id)
+        if found and found[0]["status"] == "running" and found[0]["oplog"][0]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    serial = found[0]["oplog"][0][-1][0]
+    start = time.monotonic()
+    change = ctx.queue.wait_for_change(job_id, ["status"], ["running"], serial, 5)
+    assert change["job_info"] == ["success"] and time.monotonic() - start > 0.2
+
+
 def test_restart_resumes_queued_and_fails_running_jobs(tmp_path):
     """When masterd dies, queued jobs run after restart; running ones end as errors, never twice."""
     ctx = Ctx(tmp_path, workers=1)

@@ -176,3 +176,21 @@ def test_ganeti_no_ask_flag_is_accepted_and_changes_nothing(prog, opclass, argv)
     assert all(ns.no_ask for ns in forced) and not plain.no_ask
     ops = [base.opcode_from_args(opclass, ns).to_dict() for ns in (plain, *forced)]
     assert ops[0] == ops[1] == ops[2]
+
+
+@pytest.mark.parametrize("prog, opclass, argv", [
+    ("gnt_instance", opcodes.OpInstanceRename, ["rename", "web1", "web2"]),
+    ("gnt_instance", opcodes.OpInstanceCreate, ["add", "-t", "diskless", "web1"]),
+    ("gnt_backup", opcodes.OpInstanceCreate, ["import", "-t", "diskless", "web1"]),
+])
+def test_ganeti_no_check_switches_are_accepted_and_genets_check_switches_turn_them_on(prog, opclass, argv):
+    """When a Ganeti script passes --no-name-check --no-ip-check, the job is the one without
+    them (genet checks only when asked); --name-check --ip-check ask for both checks."""
+    import importlib
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"genet.cli.{prog}").build(parser)
+    command, rest = argv[0], argv[1:]
+    plain, ganeti, checked = (base.opcode_from_args(opclass, parser.parse_args([command, *extra, *rest]))
+                              for extra in ([], ["--no-name-check", "--no-ip-check"], ["--name-check", "--ip-check"]))
+    assert plain.to_dict() == ganeti.to_dict()
+    assert (plain.name_check, plain.ip_check, checked.name_check, checked.ip_check) == (False, False, True, True)
