@@ -39,7 +39,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -52,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "test" / "integration"))
 from jobs import BenchError, log, median, print_table, summary_ms, wait_final  # noqa: E402
-from loopback import LoopbackCluster  # noqa: E402
+from loopback import RAPI_PORT, LoopbackCluster  # noqa: E402
 
 from genet import errors, opcodes  # noqa: E402
 
@@ -63,7 +62,6 @@ TARGETS = {
     "create_per_s": (30.0, 60.0, 1.1, "higher"),
 }
 FINAL = ("success", "error", "canceled")
-RAPI_PORT = 5080
 USER = "bench"
 # the instance fields that need the nodes (instances_info RPC), see genet.query
 LIVE_FIELDS = ("oper_state", "oper_ram", "oper_vcpus", "status")
@@ -72,54 +70,10 @@ DAEMONS = ("genet-rapi", "genet-masterd", "genet-noded")
 
 # ---------------------------------------------------------------- the cluster
 
-def address_free(address: str, port: int) -> bool:
-    """Nothing listens on address:port (another session's loopback cluster, say)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_first_octet(nodes: int, noded_port: int, wanted: int | None) -> int:
-    """The last octet of node1's 127.0.0.x: 11 (as the tests) unless those addresses are
-    taken, then 21, 31, ... (every node's noded port and node1's RAPI port must be free)."""
-    candidates = [wanted] if wanted else list(range(11, 250 - nodes, 10))
-    for first in candidates:
-        addresses = [f"127.0.0.{first + i}" for i in range(nodes)]
-        if (all(address_free(a, noded_port) for a in addresses)
-                and address_free(addresses[0], RAPI_PORT)):
-            return first
-    raise BenchError(f"no free block of {nodes} loopback addresses with port {noded_port} and "
-                     f"{RAPI_PORT} free (tried 127.0.0.{candidates[0]} and up); pass --address")
-
-
 class BenchCluster(LoopbackCluster):
-    """LoopbackCluster on a chosen block of addresses and noded port."""
-
-    def __init__(self, base: Path, nodes: int, first: int, port: int):
-        super().__init__(base, nodes)
-        self.first, self.port = first, port
-        self.hosts.write_text("".join(f"{self.address(n)} {n}\n" for n in self.names))
-
-    def address(self, node: str) -> str:
-        return f"127.0.0.{self.first + self.names.index(node)}"
-
-    def start(self) -> "BenchCluster":
-        self.run("node1", "gnt-cluster", "init", "--noded-port", str(self.port),
-                 f"--shared-file-storage-dir={self.base / 'shared'}", "genet-bench")
-        for node in self.names[1:]:
-            self.join(node)
-        return self
-
-    def join(self, node: str) -> None:
-        master_data = self.root("node1") / "var/lib/genet"
-        request = {"cert": (master_data / "server.pem").read_text(),
-                   "ssconf": {"noded_port": str(self.port), "master_node": "node1"}}
-        self.run(node, "genet-prepare-node-join", input=json.dumps(request))
-        self.submit_and_wait([opcodes.OpNodeAdd(node_name=node).to_dict()])
+    """A loopback cluster (a free block of addresses, see loopback.claim_block) with what the
+    benchmark reads of its daemons."""
+    CLUSTER_NAME = "genet-bench"
 
     def pid(self, node: str, daemon: str) -> int | None:
         try:
@@ -139,8 +93,11 @@ class BenchCluster(LoopbackCluster):
 
 def start_cluster(directory: Path, nodes: int, noded_port: int, first: int | None
                   ) -> BenchCluster:
-    first = free_first_octet(nodes, noded_port, first)
-    cluster = BenchCluster(directory, nodes, first, noded_port)
+    try:
+        cluster = BenchCluster(directory, nodes, port=noded_port, first=first)
+    except RuntimeError as err:          # no free block of loopback addresses
+        raise BenchError(f"{err}; pass --address") from None
+    first = cluster.first
     log(f"starting a {nodes}-node loopback cluster in {directory} on 127.0.0.{first}-"
         f"{first + nodes - 1}, noded port {noded_port}")
     t0 = time.monotonic()

@@ -10,8 +10,7 @@ def lines(proc):
 
 def test_node_list_output_options(cluster):
     out = cluster.run("node1", "gnt-node", "list", "--separator=|", "-o", "name,pip,offline").stdout
-    assert lines_of(out) == ["Node|PrimaryIP|Offline", "node1|127.0.0.11|N", "node2|127.0.0.12|N",
-                             "node3|127.0.0.13|N"]
+    assert lines_of(out) == ["Node|PrimaryIP|Offline", *(f"{n}|{cluster.address(n)}|N" for n in cluster.names)]
     plus = cluster.run("node1", "gnt-node", "list", "--no-headers", "-o", "+role", "node2").stdout.split()
     assert plus[0] == "node2" and plus[-1] == "C"
     filtered = cluster.run("node1", "gnt-node", "list", "--no-headers", "-o", "name", "--filter",
@@ -204,7 +203,7 @@ def test_init_with_a_file_storage_dir_puts_file_disks_there(tmp_path):
     from loopback import LoopbackCluster
     solo = LoopbackCluster(tmp_path, nodes=1)
     try:
-        solo.run("node1", "gnt-cluster", "init", "--noded-port", "21811", "--file-storage-dir", "data/disks",
+        solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--file-storage-dir", "data/disks",
                  f"--shared-file-storage-dir={tmp_path / 'shared'}", "solo")
         assert "file storage directory: data/disks" in solo.run("node1", "gnt-cluster", "info").stdout
         solo.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "f1")

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from genet import opcodes, ssl_utils
-from loopback import PORT
 
 
 def delay(seconds=0.0, **kw):
@@ -21,7 +20,7 @@ def test_three_node_cluster_verifies_clean(cluster):
     proc = cluster.run("node1", "gnt-cluster", "verify")
     assert "ERROR" not in proc.stdout
     out = cluster.run("node1", "gnt-node", "list", "-o", "name,role,pip", "--no-headers").stdout
-    assert out.split("\n")[:3] == ["node1 M 127.0.0.11", "node2 C 127.0.0.12", "node3 C 127.0.0.13"]
+    assert out.split("\n")[:3] == [f"{n} {role} {cluster.address(n)}" for n, role in zip(cluster.names, "MCC")]
 
 
 def test_config_is_replicated_to_every_candidate(cluster):
@@ -89,7 +88,7 @@ def test_tls_client_without_cluster_certificate_is_refused(cluster, tmp_path):
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-        with socket.create_connection(("127.0.0.12", PORT), timeout=5) as raw:
+        with socket.create_connection((cluster.address("node2"), cluster.port), timeout=5) as raw:
             with ctx.wrap_socket(raw) as tls:
                 tls.sendall(b"POST /version HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]")
                 if not tls.recv(100):
@@ -97,15 +96,15 @@ def test_tls_client_without_cluster_certificate_is_refused(cluster, tmp_path):
     foreign = tmp_path / "foreign.pem"
     ssl_utils.generate_cluster_cert(foreign, "evil")
     from genet.rpc import RpcClient
-    res = RpcClient(foreign, PORT, timeout=5).call("node2", "127.0.0.12", "version")
+    res = RpcClient(foreign, cluster.port, timeout=5).call("node2", cluster.address("node2"), "version")
     assert res.failed and "unreachable" in res.fail_msg
-    own = RpcClient(cluster.root("node1") / "var/lib/genet/server.pem", PORT)
-    assert own.call("node2", "127.0.0.12", "version").payload["protocol"] == 1
+    own = RpcClient(cluster.root("node1") / "var/lib/genet/server.pem", cluster.port)
+    assert own.call("node2", cluster.address("node2"), "version").payload["protocol"] == 1
 
 
 def test_garbage_on_the_rpc_port_does_not_hurt_noded(cluster):
     for payload in (b"\x00" * 1000, b"GET / HTTP/1.1\r\n\r\n", os.urandom(4096)):
-        with socket.create_connection(("127.0.0.12", PORT), timeout=5) as sock:
+        with socket.create_connection((cluster.address("node2"), cluster.port), timeout=5) as sock:
             sock.sendall(payload)
             sock.settimeout(2)
             try:
@@ -113,9 +112,9 @@ def test_garbage_on_the_rpc_port_does_not_hurt_noded(cluster):
             except OSError:
                 pass
     from genet.rpc import RpcClient
-    own = RpcClient(cluster.root("node1") / "var/lib/genet/server.pem", PORT)
-    assert not own.call("node2", "127.0.0.12", "node_info").failed
-    bad = own.call("node2", "127.0.0.12", "no_such_procedure")
+    own = RpcClient(cluster.root("node1") / "var/lib/genet/server.pem", cluster.port)
+    assert not own.call("node2", cluster.address("node2"), "node_info").failed
+    bad = own.call("node2", cluster.address("node2"), "no_such_procedure")
     assert bad.failed and "unknown RPC procedure" in bad.fail_msg
 
 
@@ -205,3 +204,16 @@ def test_corrupt_config_stops_masterd_from_starting_with_a_clear_error(cluster):
     path.write_bytes((cluster.root("node2") / "var/lib/genet/config.data").read_bytes())
     cluster.run("node1", "genet-daemon", "start")
     cluster.run("node1", "gnt-cluster", "verify")
+
+
+def test_loopback_clusters_side_by_side_get_their_own_addresses(tmp_path):
+    """When two loopback clusters exist at once (two test runs on one machine), each holds its own
+    block of addresses; a block is free again once its cluster stopped."""
+    from loopback import LoopbackCluster
+    first = LoopbackCluster(tmp_path / "a", nodes=2)
+    second = LoopbackCluster(tmp_path / "b", nodes=2)
+    assert not {first.address(n) for n in first.names} & {second.address(n) for n in second.names}
+    block = first.first
+    first.stop()
+    assert LoopbackCluster(tmp_path / "c", nodes=2).first == block
+    second.stop()

@@ -1,20 +1,14 @@
 """gnt-group and gnt-network run as a user would, on a loopback cluster."""
+import ipaddress
 import json
 
 import pytest
 
-import loopback
 from loopback import LoopbackCluster
 
 
 class Cluster(LoopbackCluster):
-    """Nodes at 127.0.0.71-73 on their own port, so this runs beside other loopback clusters."""
-    BASE = 70
-    PORT = 21871
-
-    def __init__(self, base):
-        super().__init__(base)
-        self.hosts.write_text("".join(f"127.0.0.{self.BASE + i} node{i}\n" for i in range(1, 4)))
+    """A loopback cluster with the checks this file makes."""
 
     def gnt(self, *argv, check=True):
         return self.run("node1", *argv, check=check)
@@ -33,8 +27,7 @@ class Cluster(LoopbackCluster):
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    monkeypatch.setattr(loopback, "PORT", Cluster.PORT)
+def cluster(tmp_path):
     c = Cluster(tmp_path)
     try:
         c.start()
@@ -138,13 +131,14 @@ def test_network_add_list_info_modify(cluster):
 
 def test_network_add_reserves_the_cluster_addresses_inside_it(cluster):
     """When a network holds the nodes' addresses, they are reserved unless --no-conflicts-check."""
-    out = cluster.gnt("gnt-network", "add", "--network=127.0.0.64/28", "nodes").stdout
-    assert "Reserved 127.0.0.72 (the primary address of node node2) in network nodes" in out
+    net = ipaddress.ip_network(f"{cluster.address('node1')}/24", strict=False)
+    out = cluster.gnt("gnt-network", "add", f"--network={net}", "nodes").stdout
+    assert f"Reserved {cluster.address('node2')} (the primary address of node node2) in network nodes" in out
     reserved = cluster.gnt("gnt-network", "list", "--no-headers", "--separator=|",
                            "-o", "external_reservations", "nodes").stdout.strip()
-    assert reserved == "127.0.0.64, 127.0.0.71, 127.0.0.72, 127.0.0.73, 127.0.0.79"
+    assert reserved == ", ".join([str(net[0]), *map(cluster.address, cluster.names), str(net[-1])])
     cluster.gnt("gnt-network", "remove", "nodes")
-    cluster.gnt("gnt-network", "add", "--network=127.0.0.64/28", "--no-conflicts-check", "nodes")
+    cluster.gnt("gnt-network", "add", f"--network={net}", "--no-conflicts-check", "nodes")
     assert cluster.gnt("gnt-network", "list", "--no-headers", "-o", "reserved_count").stdout.strip() == "2"
 
 

@@ -18,9 +18,6 @@ from loopback import LoopbackCluster
 
 from genet import opcodes
 
-ADDRESS = {"node1": "127.0.0.11", "node2": "127.0.0.12", "node3": "127.0.0.13"}
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     c = LoopbackCluster(tmp_path_factory.mktemp("drbd"), nodes=3, drbd="9")
@@ -138,7 +135,7 @@ def test_migration_and_failover_swap_the_roles(cluster):
 def test_cut_link_runs_degraded_and_resyncs_only_what_changed(cluster):
     c = cluster
     [uuid] = add_drbd(c, "cut1", "node2:node3", "64M")
-    c.fake_drbd("node2", "cut", ADDRESS["node2"], ADDRESS["node3"])
+    c.fake_drbd("node2", "cut", c.address("node2"), c.address("node3"))
     try:
         c.fake_drbd("node2", "write", f"genet-{uuid}", "1024")        # the guest writes 1 MiB meanwhile
         proc = gnt(c, "gnt-cluster", "verify-disks", check=False)
@@ -146,7 +143,7 @@ def test_cut_link_runs_degraded_and_resyncs_only_what_changed(cluster):
         assert "on node2 and node3: degraded" in gnt(c, "gnt-instance", "info", "cut1").stdout
         assert field(c, "cut1", "status") == "running"               # the primary keeps running
     finally:
-        c.fake_drbd("node2", "heal", ADDRESS["node2"], ADDRESS["node3"])
+        c.fake_drbd("node2", "heal", c.address("node2"), c.address("node3"))
     # DRBD's bitmap: the resync moves the 1 MiB written, not the 64 MiB disk
     assert kernel(c, "node2", uuid)["net"]["sync"] == {"total": 1024, "left": 1024}
     proc = gnt(c, "gnt-cluster", "verify-disks")
@@ -189,7 +186,7 @@ def test_replace_disks_moves_the_secondary_and_rebuilds_it(cluster):
     assert field(c, "rep1", "pnode,snodes") == "node1|node3"
     after = config_of(c, "rep1")["disks"][0]["logical_id"]
     # node3 took node2's place (node-id 1); node1 keeps its place, minor, the port and the secret
-    assert after["nodes"] == ["node1", "node3"] and after["addresses"][1] == ADDRESS["node3"]
+    assert after["nodes"] == ["node1", "node3"] and after["addresses"][1] == c.address("node3")
     assert (after["minors"][0], after["port"], after["secret"]) == (before["minors"][0], before["port"],
                                                                       before["secret"])
     assert roles(c, uuid) == {"node1": "Primary", "node3": "Secondary"} and in_sync(c, "node1", uuid)

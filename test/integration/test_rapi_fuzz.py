@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loopback import LoopbackCluster
 
-HOST, PORT = "127.0.0.11", 5080
+HOST, PORT = "", 5080            # HOST: node1's address, set by the cluster fixture
 WRITER, READER = ("admin", "fuzz-w"), ("viewer", "fuzz-r")
 CTX = ssl._create_unverified_context()
 MUTATING = ("PUT", "POST", "DELETE")
@@ -133,7 +133,9 @@ def config_serial(cluster) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    global HOST
     c = LoopbackCluster(tmp_path_factory.mktemp("rapifuzz"), nodes=2)
+    HOST = c.address("node1")
     try:
         c.start()
         users = c.root("node1") / "var/lib/genet/rapi/users"

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from genet.rapi import rlib2
 
-HOST, PORT = "127.0.0.11", 5080
+HOST, PORT = "", 5080            # HOST: node1's address, set by the cluster fixture
 WRITER = ("admin", "w-secret")
 READER = ("viewer", "r-secret")
 CTX = ssl._create_unverified_context()
@@ -109,7 +109,9 @@ def failing_job(method: str, path: str, body=None) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    global HOST
     c = LoopbackCluster(tmp_path_factory.mktemp("rapi"), nodes=2)
+    HOST = c.address("node1")
     try:
         c.start()
         users = c.root("node1") / "var/lib/genet/rapi/users"
@@ -264,7 +266,7 @@ def test_nodes_plain_bulk_and_one(cluster):
                                                 {"id": "node2", "uri": "/2/nodes/node2"}]
     bulk = {n["name"]: n for n in ok("GET", "/2/nodes?bulk=1")}
     assert bulk["node1"]["role"] == "M" and bulk["node2"]["role"] == "C"
-    assert bulk["node2"]["pip"] == "127.0.0.12" and bulk["node2"]["sip"] == "127.0.0.12"
+    assert bulk["node2"]["pip"] == cluster.address("node2") == bulk["node2"]["sip"]
     node = ok("GET", "/2/nodes/node2")
     assert node["name"] == "node2" and node["master_candidate"] is True and node["offline"] is False
 
