@@ -27,7 +27,7 @@ FINAL_OR_CANCELING = ("success", "error", "canceling", "canceled")
 
 
 class PollTimeout(rapi_client.Error):
-    pass
+    """Ganeti's poll loop did not end in time (a /wait that never says "final" makes it spin)."""
 
 
 def public_methods():
