@@ -149,6 +149,9 @@ def master_failover(no_voting: bool) -> dict:
     if old in reachable:
         rpc.call(old, others[old], "stop_masterd", timeout=20)
     merge_job_queues(rpc, {n: others[n] for n in sorted(reachable) if data["nodes"][n]["master_candidate"]})
+    # a new term: the candidates that store it refuse every write of the old master from now on
+    data["cluster"]["master_epoch"] = 1 + max([config.master_epoch(data)] +
+                                              [infos[n].payload.get("master_epoch", 0) for n in reachable])
     data["cluster"]["master_node"] = me
     data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
     data["serial_no"] += 1
@@ -164,7 +167,8 @@ def master_failover(no_voting: bool) -> dict:
     daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
     if not luxi.wait_for_socket(paths.master_socket()):
         raise errors.CommandError("genet-masterd did not start on the new master")
-    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
+    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable),
+            "epoch": data["cluster"]["master_epoch"]}
 
 
 def merge_job_queues(rpc: RpcClient, candidates: dict[str, str]) -> int:

@@ -46,6 +46,7 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
             "uuid": str(uuidlib.uuid4()),
             "master_node": master_node,
             "master_ip": master_ip,
+            "master_epoch": 0,           # raised by every master-failover: see master_epoch()
             "noded_port": noded_port,
             "candidate_pool_size": candidate_pool_size,
             "max_running_jobs": 20,
@@ -126,6 +127,12 @@ def maintain_candidates(data: dict, exclude: frozenset[str] = frozenset()) -> li
             promoted.append(node["name"])
             have += 1
     return promoted
+
+
+def master_epoch(data: dict) -> int:
+    """The term of the current master: master-failover raises it and the candidates that
+    stored it refuse writes from a master of an older epoch (a deposed one)."""
+    return int(data["cluster"].get("master_epoch", 0))
 
 
 def ssconf_values(data: dict) -> dict[str, str]:
@@ -247,10 +254,12 @@ class ConfigWriter:
     def update(self, mutator: Callable[[dict], T]) -> T:
         """Apply ``mutator``; on success the change is written and replicated.
 
-        A mutator that raises leaves the config as it was.
+        A mutator that raises leaves the config as it was; so does a change the master
+        candidates did not acknowledge (it never committed: the master does not keep it).
         """
         with self._write_lock:
             with self._lock:
+                previous = self._content
                 try:
                     result = mutator(self._data)
                     self._data["serial_no"] += 1
@@ -264,5 +273,11 @@ class ConfigWriter:
                 self._snapshot = None
             # readers go on while the candidates store it; the next writer waits (serials stay in order)
             if self._replicate is not None:
-                self._replicate(self._data, content)
+                try:
+                    self._replicate(self._data, content)
+                except errors.GenericError:
+                    with self._lock:
+                        write_atomic(self.path, previous)
+                        self._data, self._content, self._snapshot = json.loads(previous), previous, None
+                    raise
             return result

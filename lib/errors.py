@@ -112,6 +112,12 @@ class NotMasterError(GenericError):
     """This node is not the master."""
 
 
+class EpochError(NotMasterError):
+    """A write from a master of an older epoch was refused: that master was deposed.
+
+    args: (message, the current master's name)."""
+
+
 class NotClusterError(GenericError):
     """This node is not part of a cluster."""
 

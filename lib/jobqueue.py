@@ -200,7 +200,8 @@ class JobQueue:
                 except Exception as err:   # keep committing whatever failed
                     log.warning("job queue replication failed, retrying: %s", err)
                     # whoever waits (a submitter) learns it now, not after a timeout
-                    quorum = err if isinstance(err, errors.QuorumError) else errors.QuorumError(str(err))
+                    quorum = err if isinstance(err, (errors.QuorumError, errors.NotMasterError)) \
+                        else errors.QuorumError(str(err))
                     for pending in batch.values():
                         pending.finish(quorum)
                         pending.waiters = []

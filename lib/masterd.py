@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import threading
+from typing import Callable
 
 from genet import config, daemon_util, errors, paths, serializer
 from genet.config import ConfigWriter
@@ -22,6 +23,7 @@ from genet.rpc import RpcClient
 
 log = logging.getLogger("genet-masterd")
 MAX_MESSAGE = 64 * 1024 * 1024
+HEARTBEAT = 2.0         # seconds between two asks of the candidates for a newer master epoch
 
 
 class LatencyHistogram:
@@ -64,6 +66,10 @@ class MasterContext:
         from genet.bootstrap import check_master_votes
         check_master_votes(data, self.node_name, no_voting)
         self.rpc = RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"])
+        self.epoch = config.master_epoch(data)
+        self.deposed: str | None = None     # the master that took over, once this one stepped down
+        self.on_deposed: Callable[[], None] = lambda: None     # main(): stop serving
+        self._heartbeat_stop = threading.Event()
         self.glm = LockManager()
         self.glm.add(Level.NODE, list(data["nodes"]))
         self.glm.add(Level.INSTANCE, list(data["instances"]))
@@ -100,7 +106,8 @@ class MasterContext:
         serial = data["serial_no"]
         acks, results = self.rpc.call_quorum(peers, "upload_config", [content.decode()], needed - 1,
                                              accept=lambda r: not r.failed and r.payload == serial,
-                                             timeout=30)
+                                             timeout=30, on_result=self._check_epoch)
+        self._raise_if_deposed()
         ssconf = config.ssconf_values(data)
         if ssconf != self._last_ssconf:
             online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
@@ -111,21 +118,25 @@ class MasterContext:
         if acks + 1 < needed:
             failed = sorted(n for n, r in results.items() if r.failed)
             raise errors.QuorumError(
-                f"config serial {serial} saved on the master but acknowledged by only {acks + 1} of"
-                f" {len(peers) + 1} master candidates (need {needed}); unreachable: {', '.join(failed)}")
+                f"config serial {serial} not committed: acknowledged by only {acks + 1} of"
+                f" {len(peers) + 1} master candidates (need {needed}); unreachable: {', '.join(failed)};"
+                " the master keeps its previous config")
 
     def _replicate_jobs(self, records: list) -> None:
         peers, needed = self.cfg.read(self._peers)
         if not peers:
             return
-        acks, _ = self.rpc.call_quorum(peers, "jobqueue_update", [records], needed - 1, timeout=15,
+        acks, _ = self.rpc.call_quorum(peers, "jobqueue_update", [records, self.epoch], needed - 1, timeout=15,
                                        on_result=self._track_candidate)
+        self._raise_if_deposed()
         if acks + 1 < needed:
             raise errors.QuorumError(f"job queue update acknowledged by {acks + 1} of {len(peers) + 1}"
                                      f" master candidates (need {needed})")
 
     def _track_candidate(self, name: str, result) -> None:
         """Note candidates that missed a job update; give them everything once they answer."""
+        if self._check_epoch(name, result):
+            return
         with self._lagging_lock:
             if result.failed:
                 self._lagging.add(name)
@@ -144,6 +155,68 @@ class MasterContext:
             with self._lagging_lock:
                 self._lagging.add(name)
 
+    # --- the master's term (epoch) ---------------------------------------------
+
+    def _check_epoch(self, name: str, result) -> bool:
+        """True (and this master steps down) if ``name`` refused a write as coming from an older epoch."""
+        if isinstance(result.error, errors.EpochError):
+            new_master = result.error.args[1] if len(result.error.args) > 1 else None
+            self.step_down(name, f"{name} refused a write: {result.fail_msg}", new_master)
+            return True
+        return False
+
+    def _raise_if_deposed(self) -> None:
+        if self.deposed is not None:
+            raise errors.NotMasterError(f"{self.node_name} is no longer the master; the master is {self.deposed}")
+
+    def heartbeat(self, interval: float = HEARTBEAT) -> None:
+        """Ask the candidates for their master epoch now and then: a newer one means a
+        master-failover happened while this master could not hear of it (a partition). A
+        candidate that answers again after missing job updates is given them at once."""
+        while not self._heartbeat_stop.wait(interval) and self.deposed is None:
+            peers, _ = self.cfg.read(self._peers)
+            for name, res in self.rpc.call_many(peers, "master_epoch", timeout=interval).items():
+                if res.failed:
+                    continue
+                if res.payload["epoch"] > self.epoch:
+                    self.step_down(name, f"{name} knows master {res.payload['master']} of epoch"
+                                         f" {res.payload['epoch']} (this master's: {self.epoch})",
+                                   res.payload["master"])
+                    return
+                self._track_candidate(name, res)        # one that missed job updates catches up now
+
+    def step_down(self, source: str, reason: str, new_master: str | None) -> None:
+        """A master of a newer epoch exists: stop acting as master, at once and for good."""
+        with self._lagging_lock:
+            if self.deposed is not None:
+                return
+            self.deposed = new_master or "unknown"
+        log.error("stepping down as master: %s", reason)
+        threading.Thread(target=self._leave_master_role, args=(source,), daemon=True).start()
+
+    def _leave_master_role(self, source: str) -> None:
+        """Keep nothing this master could not commit: the config and ssconf come from a node of
+        the newer epoch; the local job queue is emptied (its uncommitted versions may carry
+        higher sequence numbers than the committed ones, which could then never replace them)
+        and filled again from the new master."""
+        from genet.bootstrap import merge_job_queues
+        self._heartbeat_stop.set()
+        self.queue.stop()                   # no more writes of this master's own
+        self.queue.store.purge()
+        try:
+            address = self.cfg.read(lambda d: d["nodes"][source]["primary_ip"])
+            text = self.rpc.call(source, address, "get_config", timeout=10).raise_on_error("get_config")
+            data = config.parse(text, f"config from {source}")
+            config.write_atomic(paths.config_file(), text.encode())
+            for key, value in config.ssconf_values(data).items():
+                config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+            self.deposed = new = data["cluster"]["master_node"]
+            merge_job_queues(self.rpc, {new: data["nodes"][new]["primary_ip"]})
+        except errors.GenericError as err:
+            log.error("could not take the config and jobs of the new master from %s: %s", source, err)
+        log.error("stepped down: the master is %s; stopping the master daemons", self.deposed)
+        self.on_deposed()
+
     def sync_new_candidate(self, name: str) -> None:
         """Give a candidate (new, or back after missing writes) the config and every job."""
         address = self.cfg.read(lambda d: d["nodes"][name]["primary_ip"])
@@ -153,7 +226,10 @@ class MasterContext:
         ids = store.ids(None)
         for start in range(0, len(ids), 500):
             records = store.records(ids[start:start + 500])
-            self.rpc.call(name, address, "jobqueue_update", [records]).raise_on_error("jobqueue_update")
+            res = self.rpc.call(name, address, "jobqueue_update", [records, self.epoch])
+            if self._check_epoch(name, res):
+                self._raise_if_deposed()
+            res.raise_on_error("jobqueue_update")
 
     def note_offline_decision(self, jobs: list) -> None:
         """An unreachable candidate being set offline stops counting for the majority now.
@@ -196,6 +272,7 @@ class MasterContext:
         return self.processor.submit(jobs)
 
     def stop(self) -> None:
+        self._heartbeat_stop.set()
         self.processor.stop()
         self.queue.stop()
         self.rpc.close()
@@ -344,6 +421,9 @@ def make_factory(handlers: LuxiHandlers):
                     raise TypeError("method must be a string and args a list")
             except (ValueError, KeyError, TypeError) as err:
                 return {"success": False, "result": ["LuxiError", [f"malformed luxi request: {err}"]]}
+            if handlers.ctx.deposed is not None:
+                return {"success": False, "result": errors.to_wire(errors.NotMasterError(
+                    f"this node is no longer the master; the master is {handlers.ctx.deposed}"))}
             func = getattr(handlers, method, None) if not method.startswith("_") else None
             if func is None:
                 return {"success": False, "result": ["LuxiError", [f"unknown luxi method {method!r}"]]}
@@ -379,6 +459,12 @@ def main(argv: list[str] | None = None) -> None:
     daemon_util.write_pid_file("genet-masterd")
     log.info("master daemon of %s serving on %s", ctx.node_name, sock)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+
+    def deposed() -> None:
+        daemon_util.stop("genet-rapi")
+        reactor.callFromThread(reactor.stop)
+    ctx.on_deposed = deposed
+    threading.Thread(target=ctx.heartbeat, name="heartbeat", daemon=True).start()
     reactor.run()
     ctx.stop()
     paths.pid_file("genet-masterd").unlink(missing_ok=True)

@@ -30,7 +30,7 @@ class NodeProcedures:
         self._config_lock = threading.Lock()
         self._hypervisors: dict = {}
         self._receivers: dict = {}       # port -> genet.transfer.Receiver
-        self._serial_cache: tuple = (None, -1)
+        self._stamp_cache: tuple = (None, (-1, 0))
         self._stop_daemon = stop_daemon or (lambda: None)
 
     def _queue_store(self) -> QueueStore:
@@ -43,8 +43,9 @@ class NodeProcedures:
 
     def rpc_node_info(self) -> dict:
         """Who this node thinks it is, its clock, config serial and ssconf (for verify)."""
-        serial = self._config_serial()
+        serial, epoch = self._config_stamp()
         return {"name": paths.node_name(), "time": time.time(), "config_serial": None if serial < 0 else serial,
+                "master_epoch": epoch,
                 "version": __version__, "protocol": PROTOCOL_VERSION,
                 "ssconf": read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
                 "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
@@ -53,30 +54,48 @@ class NodeProcedures:
         time.sleep(max(0.0, float(duration)))
         return True
 
-    def _config_serial(self) -> int:
-        """Serial of the stored config, parsed once per file version (it may be megabytes)."""
+    def _config_stamp(self) -> tuple[int, int]:
+        """(serial, master epoch) of the stored config, parsed once per file version (it may
+        be megabytes); (-1, 0) without one."""
         path = paths.config_file()
         try:
             stamp = path.stat()
         except FileNotFoundError:
-            return -1
+            return -1, 0
         key = (stamp.st_ino, stamp.st_mtime_ns, stamp.st_size)
-        if self._serial_cache[0] != key:
+        if self._stamp_cache[0] != key:
             try:
-                self._serial_cache = (key, config.load(path)["serial_no"])
+                data = config.load(path)
             except errors.ConfigurationError:
-                return -1
-        return self._serial_cache[1]
+                return -1, 0
+            self._stamp_cache = (key, (data["serial_no"], config.master_epoch(data)))
+        return self._stamp_cache[1]
+
+    def _refuse_older_epoch(self, epoch: int, what: str) -> None:
+        """A master of an older epoch was deposed by a master-failover: it may change nothing."""
+        current = self._config_stamp()[1]
+        if epoch < current:
+            master = read_ssconf().get("master_node")
+            raise errors.EpochError(f"{what} from a master of epoch {epoch} refused by {paths.node_name()}:"
+                                    f" the master is now {master} (epoch {current})", master)
 
     def rpc_upload_config(self, text: str) -> int:
-        """Store a config pushed by the master unless ours is newer; returns our serial."""
+        """Store a config pushed by the master unless ours is newer; returns our serial.
+
+        Newer means a newer master epoch, then a higher serial: the config of a new master
+        wins over uncommitted writes of the deposed one, whatever their serials."""
         data = config.parse(text, "uploaded config")
         with self._config_lock:
-            current = self._config_serial()
-            if data["serial_no"] < current:
-                return current
+            serial, epoch = self._config_stamp()
+            self._refuse_older_epoch(config.master_epoch(data), "a config")
+            if config.master_epoch(data) == epoch and data["serial_no"] < serial:
+                return serial
             config.write_atomic(paths.config_file(), text.encode())
             return data["serial_no"]
+
+    def rpc_master_epoch(self) -> dict:
+        """The master and its epoch as this node knows them (a master's heartbeat asks)."""
+        return {"master": read_ssconf().get("master_node"), "epoch": self._config_stamp()[1]}
 
     def rpc_get_config(self) -> str:
         return paths.config_file().read_text()
@@ -107,7 +126,8 @@ class NodeProcedures:
             config.write_atomic(path, content)
         return True
 
-    def rpc_jobqueue_update(self, records: list) -> int:
+    def rpc_jobqueue_update(self, records: list, epoch: int) -> int:
+        self._refuse_older_epoch(int(epoch), "a job queue update")
         self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
         return len(records)
 

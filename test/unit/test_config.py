@@ -58,6 +58,28 @@ def test_failed_mutation_leaves_config_untouched(tmp_path):
     assert "node2" in writer.snapshot()["nodes"]
 
 
+@pytest.mark.parametrize("refusal", [errors.QuorumError("acknowledged by 1 of 3"),
+                                     errors.EpochError("refused: the master is now node2", "node2")])
+def test_a_change_the_candidates_did_not_acknowledge_is_not_kept(tmp_path, refusal):
+    """When the candidates do not acknowledge a change (too few, or the master was deposed), the
+    master keeps its previous config in memory and on disk; the next change takes the same serial."""
+    path = tmp_path / "config.data"
+    config.write_atomic(path, config.dumps(make(2)))
+    before = path.read_bytes()
+
+    def refuse(data, content):
+        raise refusal
+    writer = config.ConfigWriter(path, refuse)
+    with pytest.raises(type(refusal)):
+        writer.update(lambda d: d["cluster"]["tags"].append("uncommitted"))
+    assert path.read_bytes() == before and writer.serial == 1
+    assert writer.snapshot()["cluster"]["tags"] == [] and writer.read(lambda d: d["cluster"]["tags"]) == []
+    pushed = []
+    writer.set_replicator(lambda data, content: pushed.append(data["serial_no"]))
+    writer.update(lambda d: d["cluster"]["tags"].append("committed"))
+    assert pushed == [2] and json.loads(path.read_text())["cluster"]["tags"] == ["committed"]
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "not valid JSON"),
     (b'{"serial_no": 1', "not valid JSON"),

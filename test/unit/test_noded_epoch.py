@@ -1,0 +1,54 @@
+"""noded refuses the writes of a deposed master (one of an older master epoch)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genet import config, errors, paths
+from genet.noded import NodeProcedures
+
+
+def cluster_config(epoch: int, serial: int, master: str = "node1") -> str:
+    data = config.new_cluster("c1", master, "127.0.0.11")
+    data["cluster"]["master_epoch"], data["serial_no"] = epoch, serial
+    return config.dumps(data).decode()
+
+
+@pytest.fixture
+def node(node_env):
+    paths.ensure_dirs()
+    procs = NodeProcedures()
+    procs.rpc_upload_config(cluster_config(epoch=1, serial=5, master="node2"))
+    procs.rpc_write_ssconf({"master_node": "node2"})
+    return procs
+
+
+def record(job_id: int, seq: int) -> list:
+    return [job_id, 0, json.dumps({"id": job_id, "status": "success", "ops": [], "oplog": []}), seq]
+
+
+def test_a_config_from_an_older_epoch_is_refused_naming_the_master(node):
+    """When a deposed master (epoch 0) pushes a config, even with a higher serial, it is refused
+    with an error that names the current master; the stored config does not change."""
+    before = paths.config_file().read_bytes()
+    with pytest.raises(errors.EpochError, match="the master is now node2 \\(epoch 1\\)") as err:
+        node.rpc_upload_config(cluster_config(epoch=0, serial=9))
+    assert err.value.args[1] == "node2" and paths.config_file().read_bytes() == before
+
+
+def test_a_newer_epoch_wins_over_a_higher_serial(node):
+    """When a new master (epoch 2) pushes its config, it is stored even if the serial is lower
+    (the higher one held a deposed master's uncommitted changes)."""
+    assert node.rpc_upload_config(cluster_config(epoch=2, serial=3)) == 3
+    assert node.rpc_master_epoch() == {"master": "node2", "epoch": 2}
+    assert node.rpc_upload_config(cluster_config(epoch=2, serial=2)) == 3      # same epoch: the serial rules
+
+
+def test_job_queue_updates_of_an_older_epoch_are_refused(node):
+    """When a deposed master replicates job updates, nothing is stored; the current epoch's are."""
+    with pytest.raises(errors.EpochError):
+        node.rpc_jobqueue_update([record(6, 100)], 0)
+    assert node.rpc_jobqueue_versions() == []
+    assert node.rpc_jobqueue_update([record(6, 7)], 1) == 1
+    assert node.rpc_jobqueue_versions() == [(6, 7)]
