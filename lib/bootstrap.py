@@ -133,12 +133,7 @@ def master_failover(no_voting: bool) -> dict:
         if votes and votes.most_common(1)[0][0] not in (data["cluster"]["master_node"], me):
             raise errors.OpPrereqError(f"nodes disagree about the master: {dict(votes)}", errors.ECode.ENVIRON)
     # judge with the newest config any reachable candidate holds: ours may be stale
-    for name in sorted(reachable):
-        serial = infos[name].payload.get("config_serial")
-        if serial and serial > data["serial_no"] and data["nodes"][name]["master_candidate"]:
-            res = rpc.call(name, others[name], "get_config")
-            if not res.failed:
-                data = config.parse(res.payload, f"config from {name}")
+    data = _newest_config(rpc, data, others, infos)
     old = data["cluster"]["master_node"]
     node = data["nodes"].get(me)
     if node is None or not node["master_candidate"] or node["offline"]:
@@ -146,12 +141,18 @@ def master_failover(no_voting: bool) -> dict:
                                    errors.ECode.WRONG_STATE)
     if old == me:
         raise errors.OpPrereqError(f"node {me} is already the master", errors.ECode.WRONG_STATE)
+    # a new term, first: the nodes that record it refuse every write of the old master from now on,
+    # so the config and the queue gathered below cannot change behind our back (the old master may
+    # be alive behind a partition)
+    epoch = 1 + max([config.master_epoch(data), config.fenced()[0]] +
+                    [infos[n].payload.get("master_epoch", 0) for n in reachable])
+    config.fence(epoch, me)
+    rpc.call_many({n: others[n] for n in reachable}, "fence", [epoch, me], timeout=10)
     if old in reachable:
         rpc.call(old, others[old], "stop_masterd", timeout=20)
+    data = _newest_config(rpc, data, others, rpc.call_many({n: others[n] for n in reachable}, "node_info", timeout=5))
     merge_job_queues(rpc, {n: others[n] for n in sorted(reachable) if data["nodes"][n]["master_candidate"]})
-    # a new term: the candidates that store it refuse every write of the old master from now on
-    data["cluster"]["master_epoch"] = 1 + max([config.master_epoch(data)] +
-                                              [infos[n].payload.get("master_epoch", 0) for n in reachable])
+    data["cluster"]["master_epoch"] = epoch
     data["cluster"]["master_node"] = me
     data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
     data["serial_no"] += 1
@@ -169,6 +170,18 @@ def master_failover(no_voting: bool) -> dict:
         raise errors.CommandError("genet-masterd did not start on the new master")
     return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable),
             "epoch": data["cluster"]["master_epoch"]}
+
+
+def _newest_config(rpc: RpcClient, data: dict, addresses: dict[str, str], infos: dict) -> dict:
+    """The config of the highest serial among ours and the reachable candidates' (``infos``:
+    their node_info results)."""
+    for name in sorted(infos):
+        serial = None if infos[name].failed else infos[name].payload.get("config_serial")
+        if serial and serial > data["serial_no"] and data["nodes"].get(name, {}).get("master_candidate"):
+            res = rpc.call(name, addresses[name], "get_config")
+            if not res.failed:
+                data = config.parse(res.payload, f"config from {name}")
+    return data
 
 
 def merge_job_queues(rpc: RpcClient, candidates: dict[str, str]) -> int:

@@ -15,7 +15,7 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from genet import errors
+from genet import errors, paths
 
 T = TypeVar("T")
 CONFIG_VERSION = 1
@@ -133,6 +133,25 @@ def master_epoch(data: dict) -> int:
     """The term of the current master: master-failover raises it and the candidates that
     stored it refuse writes from a master of an older epoch (a deposed one)."""
     return int(data["cluster"].get("master_epoch", 0))
+
+
+def fenced() -> tuple[int, str | None]:
+    """The epoch this node was fenced with by a master-failover and the node that took the
+    master role then ((0, None) if never)."""
+    try:
+        epoch, master = paths.master_epoch_file().read_text().split()
+        return int(epoch), master
+    except (OSError, ValueError):
+        return 0, None
+
+
+def fence(epoch: int, master: str) -> int:
+    """Record ``epoch`` (taken by ``master``) unless a newer one is recorded; returns the newest."""
+    current = fenced()[0]
+    if epoch > current:
+        write_atomic(paths.master_epoch_file(), f"{epoch} {master}\n".encode())
+        return epoch
+    return current
 
 
 def ssconf_values(data: dict) -> dict[str, str]:

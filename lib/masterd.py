@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Callable
 
 from genet import config, daemon_util, errors, paths, serializer
@@ -203,19 +204,36 @@ class MasterContext:
         self._heartbeat_stop.set()
         self.queue.stop()                   # no more writes of this master's own
         self.queue.store.purge()
-        try:
-            address = self.cfg.read(lambda d: d["nodes"][source]["primary_ip"])
-            text = self.rpc.call(source, address, "get_config", timeout=10).raise_on_error("get_config")
-            data = config.parse(text, f"config from {source}")
-            config.write_atomic(paths.config_file(), text.encode())
-            for key, value in config.ssconf_values(data).items():
-                config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+        data = self._config_of_newer_epoch([self.deposed, source])
+        if data is not None:
             self.deposed = new = data["cluster"]["master_node"]
-            merge_job_queues(self.rpc, {new: data["nodes"][new]["primary_ip"]})
-        except errors.GenericError as err:
-            log.error("could not take the config and jobs of the new master from %s: %s", source, err)
+            try:
+                merge_job_queues(self.rpc, {new: data["nodes"][new]["primary_ip"]})
+            except errors.GenericError as err:
+                log.error("could not take the committed jobs from %s: %s", new, err)
         log.error("stepped down: the master is %s; stopping the master daemons", self.deposed)
         self.on_deposed()
+
+    def _config_of_newer_epoch(self, sources: list[str | None], timeout: float = 30.0) -> dict | None:
+        """The config of the newer epoch from one of ``sources``, stored here with its ssconf.
+        A master-failover may still be under way (fenced, no new config yet): wait for it."""
+        addresses = self.cfg.read(lambda d: {n: d["nodes"][n]["primary_ip"] for n in sources if n in d["nodes"]})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, address in addresses.items():
+                res = self.rpc.call(name, address, "get_config", timeout=10)
+                if res.failed:
+                    continue
+                data = config.parse(res.payload, f"config from {name}")
+                if config.master_epoch(data) > self.epoch:
+                    config.write_atomic(paths.config_file(), res.payload.encode())
+                    for key, value in config.ssconf_values(data).items():
+                        config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+                    return data
+            time.sleep(1)
+        log.error("no config of an epoch newer than %d from %s within %.0f s", self.epoch,
+                  ", ".join(addresses), timeout)
+        return None
 
     def sync_new_candidate(self, name: str) -> None:
         """Give a candidate (new, or back after missing writes) the config and every job."""

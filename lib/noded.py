@@ -43,9 +43,9 @@ class NodeProcedures:
 
     def rpc_node_info(self) -> dict:
         """Who this node thinks it is, its clock, config serial and ssconf (for verify)."""
-        serial, epoch = self._config_stamp()
+        serial = self._config_stamp()[0]
         return {"name": paths.node_name(), "time": time.time(), "config_serial": None if serial < 0 else serial,
-                "master_epoch": epoch,
+                "master_epoch": self._epoch(),
                 "version": __version__, "protocol": PROTOCOL_VERSION,
                 "ssconf": read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
                 "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
@@ -71,11 +71,17 @@ class NodeProcedures:
             self._stamp_cache = (key, (data["serial_no"], config.master_epoch(data)))
         return self._stamp_cache[1]
 
+    def _epoch(self) -> int:
+        """The newest master epoch this node knows: its config's, or a newer one it was fenced with."""
+        return max(self._config_stamp()[1], config.fenced()[0])
+
     def _refuse_older_epoch(self, epoch: int, what: str) -> None:
-        """A master of an older epoch was deposed by a master-failover: it may change nothing."""
-        current = self._config_stamp()[1]
+        """A master of an older epoch was deposed by a master-failover: it may change nothing.
+        Callers hold the config lock, so a fence cannot slip between the check and the write."""
+        current = self._epoch()
         if epoch < current:
-            master = read_ssconf().get("master_node")
+            fenced_epoch, fenced_by = config.fenced()
+            master = fenced_by if fenced_epoch == current else read_ssconf().get("master_node")
             raise errors.EpochError(f"{what} from a master of epoch {epoch} refused by {paths.node_name()}:"
                                     f" the master is now {master} (epoch {current})", master)
 
@@ -95,7 +101,16 @@ class NodeProcedures:
 
     def rpc_master_epoch(self) -> dict:
         """The master and its epoch as this node knows them (a master's heartbeat asks)."""
-        return {"master": read_ssconf().get("master_node"), "epoch": self._config_stamp()[1]}
+        fenced_epoch, fenced_by = config.fenced()
+        epoch = self._epoch()
+        return {"master": fenced_by if fenced_epoch == epoch and fenced_by else read_ssconf().get("master_node"),
+                "epoch": epoch}
+
+    def rpc_fence(self, epoch: int, master: str) -> int:
+        """master-failover's first step: from now on refuse the writes of every master of an
+        older epoch (the old one may be alive behind a partition); returns this node's epoch."""
+        with self._config_lock:
+            return max(config.fence(int(epoch), str(master)), self._config_stamp()[1])
 
     def rpc_get_config(self) -> str:
         return paths.config_file().read_text()
@@ -127,8 +142,9 @@ class NodeProcedures:
         return True
 
     def rpc_jobqueue_update(self, records: list, epoch: int) -> int:
-        self._refuse_older_epoch(int(epoch), "a job queue update")
-        self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
+        with self._config_lock:
+            self._refuse_older_epoch(int(epoch), "a job queue update")
+            self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
         return len(records)
 
     # --- instances and disks (see genet.hypervisor.base, genet.storage.base) ---

@@ -34,6 +34,11 @@ def queue_db() -> Path:
     return data_dir() / "queue.db"
 
 
+def master_epoch_file() -> Path:
+    """The newest master epoch this node was fenced with (see genet.config.master_epoch)."""
+    return data_dir() / "master_epoch"
+
+
 def cluster_cert() -> Path:
     """Cluster certificate and key (PEM): identity of every node for mutual TLS."""
     return data_dir() / "server.pem"

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,3 +139,39 @@ def test_every_job_id_a_client_was_given_maps_to_its_own_job(dev):
     # the old master dropped what it could not commit; as a candidate again it catches up
     wait_for(lambda: dev.queue_ids("node1") >= set(GIVEN), 30, "node1 to hold the committed queue again")
     assert dev.queue_ids("node1") <= set(listed) | {max(listed) + 1}
+
+
+def test_a_heal_in_the_middle_of_the_failover_leaves_one_master_and_every_job(dev):
+    """When the cut-off master's link comes back while a master-failover runs on the other side,
+    its writes either commit before the fence (and the new master gathers them) or are refused
+    after it: one master in the end, and every job ID a client was given still names its job."""
+    assert tool("partition", "--dir", str(dev.dir), "node2").returncode == 0
+    done = threading.Event()
+
+    def old_master_client():
+        """Submits on the old master all along; an ID it is given must stay its job's."""
+        while not done.is_set():
+            proc = dev.run("node2", "gnt-cluster", "add-tags", "--submit", f"t{len(GIVEN)}", ok=False, timeout=60)
+            if proc.returncode == 0:
+                GIVEN[int(re.search(r"JobID: (\d+)", proc.stdout).group(1))] = "TAGS_SET"
+    client = threading.Thread(target=old_master_client)
+    client.start()
+    failover = subprocess.Popen([sys.executable, str(TOOL), "exec", "--dir", str(dev.dir), "node3", "--",
+                                 "gnt-cluster", "master-failover"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    time.sleep(0.3)
+    assert tool("heal", "--dir", str(dev.dir), "node2").returncode == 0
+    out, err = failover.communicate(timeout=120)
+    done.set()
+    client.join(timeout=90)
+    assert failover.returncode == 0 and "from node2 to node3" in out, out + err
+    wait_for(lambda: not dev.masterd_runs("node2"), 30, "node2's masterd to step down")
+    assert [dev.masterd_runs(n) for n in ("node1", "node2", "node3")] == [False, False, True]
+    wait_for(lambda: {dev.master_file(n) for n in ("node1", "node2", "node3")} == {"node3"}, 30,
+             "every node to name node3 as master")
+    for _ in range(2):
+        dev.submit("node3", "gnt-debug", "delay", "0", summary="TEST_DELAY(0.0)")
+    rows = dev.run("node3", "gnt-job", "list", "--no-headers", "--separator=|", "-o", "id,summary").stdout
+    listed = {int(i): s for i, s in (line.split("|", 1) for line in rows.splitlines() if line)}
+    assert {job_id: listed.get(job_id) for job_id in GIVEN} == GIVEN
+    assert "majority" in dev.run("node3", "gnt-cluster", "list-tags").stdout.split()

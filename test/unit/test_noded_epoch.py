@@ -52,3 +52,16 @@ def test_job_queue_updates_of_an_older_epoch_are_refused(node):
     assert node.rpc_jobqueue_versions() == []
     assert node.rpc_jobqueue_update([record(6, 7)], 1) == 1
     assert node.rpc_jobqueue_versions() == [(6, 7)]
+
+
+def test_a_fence_refuses_the_old_master_before_the_new_config_arrives(node):
+    """When master-failover fences a node with a new epoch, the writes of the old epoch are refused
+    at once, naming the node that takes over, though the config still names the old master."""
+    assert node.rpc_fence(2, "node3") == 2
+    assert node.rpc_master_epoch() == {"master": "node3", "epoch": 2}
+    with pytest.raises(errors.EpochError, match="the master is now node3 \\(epoch 2\\)"):
+        node.rpc_jobqueue_update([record(6, 9)], 1)
+    with pytest.raises(errors.EpochError):
+        node.rpc_upload_config(cluster_config(epoch=1, serial=6, master="node2"))
+    assert node.rpc_fence(1, "node2") == 2                 # an older fence changes nothing
+    assert node.rpc_upload_config(cluster_config(epoch=2, serial=1, master="node3")) == 1
