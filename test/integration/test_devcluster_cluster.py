@@ -9,22 +9,14 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from devnet import dev_cluster, tool
 
 from genet import luxi, opcodes, ssl_utils
 from genet.cli.base import parse_log_line
 from genet.rpc import RpcClient
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
-
-
-def tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=timeout)
 
 
 def delay(seconds: float = 0.0) -> dict:
@@ -43,30 +35,10 @@ def wait_all(client, ids, timeout: float = 120) -> list:
     return [[row[0], row[1]] for row in client.call("QueryJobs", ids, ["opresult", "status"])]
 
 
-class Dev:
-    def __init__(self, directory: Path):
-        self.dir = directory
-
-    def run(self, node: str, *cmd: str, ok: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = tool("exec", "--dir", str(self.dir), node, "--", *cmd, timeout=timeout)
-        if ok:
-            assert proc.returncode == 0, f"{' '.join(cmd)} on {node}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def root(self, node: str) -> Path:
-        return self.dir / node / "root"
-
-
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("dev") / "cluster"
-    try:
-        proc = tool("start", "--nodes", "3", "--dir", str(directory), timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        yield Dev(directory)
-    finally:
-        stop = tool("stop", "--dir", str(directory))
-        assert stop.returncode == 0, stop.stderr
+    with dev_cluster(tmp_path_factory.mktemp("dev") / "cluster") as cluster:
+        yield cluster
 
 
 def test_nodes_joined_over_ssh_and_were_promoted(dev):

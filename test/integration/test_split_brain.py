@@ -14,27 +14,14 @@ import threading
 import time
 from pathlib import Path
 
+import devnet
 import pytest
-from devnet import wait_for
+from devnet import TOOL, dev_cluster, tool, wait_for
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
 GIVEN: dict[int, str] = {}          # every job ID a client was given -> the summary of its job
 
 
-def tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=timeout)
-
-
-class Dev:
-    def __init__(self, directory: Path):
-        self.dir = directory
-
-    def run(self, node: str, *cmd: str, ok: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = tool("exec", "--dir", str(self.dir), node, "--", *cmd, timeout=timeout)
-        if ok:
-            assert proc.returncode == 0, f"{' '.join(cmd)} on {node}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
+class Dev(devnet.Dev):
     def submit(self, node: str, *cmd: str, summary: str) -> int:
         """Submit a job on ``node`` and remember the ID the client was given."""
         out = self.run(node, *cmd, "--submit").stdout
@@ -44,7 +31,7 @@ class Dev:
         return job_id
 
     def masterd_runs(self, node: str) -> bool:
-        pidfile = self.dir / node / "root/var/run/genet/genet-masterd.pid"
+        pidfile = self.root(node) / "var/run/genet/genet-masterd.pid"
         try:
             pid = int(pidfile.read_text().split()[0])
             return "masterd" in Path(f"/proc/{pid}/cmdline").read_text()
@@ -52,30 +39,24 @@ class Dev:
             return False
 
     def master_file(self, node: str) -> str:
-        return (self.dir / node / "root/var/lib/genet/ssconf_master_node").read_text().strip()
+        return (self.root(node) / "var/lib/genet/ssconf_master_node").read_text().strip()
 
     def config(self, node: str) -> dict:
-        return json.loads((self.dir / node / "root/var/lib/genet/config.data").read_text())
+        return json.loads((self.root(node) / "var/lib/genet/config.data").read_text())
 
     def tags(self, node: str) -> list[str]:
         return self.config(node)["cluster"]["tags"]
 
     def queue_ids(self, node: str) -> set[int]:
         """The job IDs in ``node``'s copy of the queue."""
-        with sqlite3.connect(self.dir / node / "root/var/lib/genet/queue.db") as db:
+        with sqlite3.connect(self.root(node) / "var/lib/genet/queue.db") as db:
             return {row[0] for row in db.execute("SELECT id FROM jobs")}
 
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("split") / "cluster"
-    try:
-        proc = tool("start", "--nodes", "3", "--dir", str(directory), timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        yield Dev(directory)
-    finally:
-        stop = tool("stop", "--dir", str(directory))
-        assert stop.returncode == 0, stop.stderr
+    with dev_cluster(tmp_path_factory.mktemp("split") / "cluster", cls=Dev) as cluster:
+        yield cluster
 
 
 def test_a_partitioned_master_commits_nothing_and_keeps_nothing_uncommitted(dev):
