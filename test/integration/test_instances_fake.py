@@ -134,7 +134,7 @@ def test_failover_and_node_evacuate_and_migrate(cluster):
     cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-start", "e3")
     cluster.run("node1", "gnt-instance", "failover", "-f", "-n", "node3", "e1")
     assert listing(cluster, "name", "pnode", "status")[0] == ["e1", "node3", "running"]
-    cluster.run("node1", "gnt-node", "evacuate", "--force", "-n", "node2", "node1")
+    cluster.run("node1", "gnt-node", "evacuate", "--force", "--early-release", "-n", "node2", "node1")
     rows = listing(cluster, "name", "pnode", "status")
     assert rows == [["e1", "node3", "running"], ["e2", "node2", "running"], ["e3", "node2", "ADMIN_down"]]
     cluster.run("node1", "gnt-node", "migrate", "-f", "node2")
@@ -167,8 +167,9 @@ def test_verify_finds_instances_running_in_the_wrong_place(cluster):
 
 
 def test_grow_disk_activate_deactivate_rename(cluster):
-    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "g1")
-    cluster.run("node1", "gnt-instance", "grow-disk", "g1", "0", "4M")
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M",
+                "--no-wait-for-sync", "g1")
+    cluster.run("node1", "gnt-instance", "grow-disk", "--no-wait-for-sync", "g1", "0", "4M")
     cluster.run("node1", "gnt-instance", "grow-disk", "--absolute", "g1", "0", "16M")
     assert listing(cluster, "disk.sizes") == [["16"]]
     [disk] = (cluster.root("node2") / "srv/genet/file-storage/g1").iterdir()
@@ -183,7 +184,13 @@ def test_grow_disk_activate_deactivate_rename(cluster):
     assert proc.returncode == 1 and "stop it before renaming" in proc.stderr
     cluster.run("node1", "gnt-instance", "shutdown", "g1")
     cluster.run("node1", "gnt-instance", "deactivate-disks", "g1")
-    cluster.run("node1", "gnt-instance", "rename", "g1", "g2")
+    # the new name resolves (the cluster's hosts file, no DNS) to an address that answers: --ip-check refuses
+    with open(cluster.hosts, "a") as hosts:
+        hosts.write("127.0.0.99 g2\n")
+    proc = cluster.run("node1", "gnt-instance", "rename", "--name-check", "--ip-check", "g1", "g2", check=False)
+    assert proc.returncode == 1 and "127.0.0.99 of g2 already answers" in proc.stderr, proc.stderr
+    assert listing(cluster, "name") == [["g1"]]
+    cluster.run("node1", "gnt-instance", "rename", "--no-name-check", "--no-ip-check", "g1", "g2")
     assert listing(cluster, "name") == [["g2"]]
     assert (cluster.root("node2") / f"srv/genet/file-storage/g2/{disk.name}").exists()
     cluster.run("node1", "gnt-instance", "startup", "g2")
