@@ -644,6 +644,14 @@ class OpInstanceMigrate(OpCode):
     )
 
 
+# a primary that does not answer may be cut off, not dead, with its VMs running: failing over
+# away from it is refused unless it is marked offline or the admin says it is down
+_PRIMARY_IS_DOWN = Param("primary_is_down", Bool(), False,
+                         "The unreachable primary node is known to be down (powered off, fenced): fail over"
+                         " without marking it offline first; a VM still running there would run twice",
+                         "--primary-is-down")
+
+
 class OpInstanceFailover(OpCode):
     """Stop an instance and start it on another node (shared or mirrored disks)."""
     SUMMARY_FIELD = "instance_name"
@@ -651,6 +659,7 @@ class OpInstanceFailover(OpCode):
         _INSTANCE, _TARGET, _IALLOCATOR,
         Param("ignore_consistency", Bool(), False, "Go ahead even if the primary node is down",
               "--ignore-consistency"),
+        _PRIMARY_IS_DOWN,
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
     )
@@ -673,6 +682,7 @@ class OpNodeFailover(OpCode):
     PARAMS = (
         Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
         Param("ignore_consistency", Bool(), False, "Go ahead even if the node is down", "--ignore-consistency"),
+        _PRIMARY_IS_DOWN,
         _TARGET,
     )
 

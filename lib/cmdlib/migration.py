@@ -76,12 +76,14 @@ class MovePlan:
             raise errors.OpPrereqError(f"target node {self.target} is offline", errors.ECode.WRONG_STATE)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"target node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
+        self.source_unreachable = False
         try:
             self.running = not self.source_offline and self._source_state() == "running"
         except errors.OpPrereqError:
             if need_running:
                 raise
             self.running = False      # a dead primary: failover decides with --ignore-consistency
+            self.source_unreachable = True
         if need_running and self.source_offline:
             raise errors.OpPrereqError(f"the primary node {self.source} of {inst['name']} is offline; use"
                                        " failover instead of migrate", errors.ECode.WRONG_STATE)
@@ -385,9 +387,26 @@ class LUInstanceFailover(LogicalUnit):
     def check_prereq(self):
         self.plan = MovePlan(self, instance_of(self, self.op.instance_name), self.op.target_node,
                              need_running=False)
+        refuse_unreachable_primary(self, [self.plan])
 
     def exec(self):
         return self.plan.failover(self.op.ignore_consistency, self.op.shutdown_timeout)
+
+
+def refuse_unreachable_primary(lu: LogicalUnit, plans: list[MovePlan]) -> None:
+    """A primary node that does not answer may be cut off, not dead, and still run the VMs: failing
+    over would run them twice. It must be marked offline first (an explicit decision that it is
+    down), or the admin says so with --primary-is-down (logged)."""
+    for plan in plans:
+        if not plan.source_unreachable:
+            continue
+        if not lu.op.primary_is_down:
+            raise errors.OpPrereqError(
+                f"the primary node {plan.source} of {plan.inst['name']} does not answer: it may be cut off and"
+                f" still run {plan.inst['name']}. Once it is down, mark it offline (gnt-node modify -O yes"
+                f" {plan.source}), or pass --primary-is-down", errors.ECode.ENVIRON)
+        lu.feedback(f"Warning: failing over {plan.inst['name']} from {plan.source}, which does not answer,"
+                    " on the admin's word that it is down (--primary-is-down)")
 
 
 class _NodeEmptying(LogicalUnit):
@@ -468,6 +487,7 @@ class LUNodeFailover(_NodeEmptying):
         reserved: dict[str, int] = {}
         self.plans = [MovePlan(self, inst, self.op.target_node, need_running=False, reserved=reserved)
                       for inst in self.primaries()]
+        refuse_unreachable_primary(self, self.plans)
 
     def exec(self):
         return [plan.failover(self.op.ignore_consistency or plan.source_offline, 120) for plan in self.plans]

@@ -304,3 +304,21 @@ def test_move_copies_file_disks_to_another_node(cluster):
     cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "--disk", "0:size=4M", "--no-start", "sh1")
     proc = cluster.run("node1", "gnt-instance", "move", "-n", "node2", "sh1", check=False)
     assert proc.returncode == 1 and "copies file disks only" in proc.stderr
+
+
+def test_failover_away_from_a_primary_that_does_not_answer_needs_the_admins_word(cluster):
+    """When the primary node does not answer (dead, or cut off with its VMs running), instance and
+    node failover are refused and change nothing, until it is marked offline or --primary-is-down
+    says it is down; the job log keeps that decision."""
+    cluster.run("node1", "gnt-instance", "add", "-t", "sharedfile", "-n", "node2", "--disk", "0:size=4M", "d1")
+    cluster.run("node2", "genet-daemon", "stop")
+    for argv in (["gnt-instance", "failover", "-f", "--ignore-consistency", "-n", "node3", "d1"],
+                 ["gnt-node", "failover", "-f", "--ignore-consistency", "-n", "node3", "node2"]):
+        proc = cluster.run("node1", *argv, check=False)
+        assert proc.returncode == 1 and "the primary node node2 of d1 does not answer" in proc.stderr, proc.stderr
+        assert "gnt-node modify -O yes node2" in proc.stderr and "--primary-is-down" in proc.stderr
+        assert listing(cluster, "name", "pnode") == [["d1", "node2"]]
+    out = cluster.run("node1", "gnt-node", "failover", "-f", "--ignore-consistency", "--primary-is-down",
+                      "-n", "node3", "node2").stdout
+    assert "on the admin's word that it is down (--primary-is-down)" in out
+    assert listing(cluster, "name", "pnode", "status") == [["d1", "node3", "running"]]

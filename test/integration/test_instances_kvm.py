@@ -166,11 +166,17 @@ def test_live_migration_keeps_the_guest_running(dev):
 
 
 def test_failover_after_the_primary_node_dies(dev):
-    """When node2 dies, failover --ignore-consistency restarts vm2 on node3 with its data."""
+    """When node2 dies, failover is refused until the admin says node2 is down (it might be cut off and
+    still run vm2); then failover --ignore-consistency restarts vm2 on node3 with its data."""
     assert tool("kill-node", "--dir", str(dev.dir), "node2").returncode == 0
-    proc = dev.run("node1", "gnt-instance", "failover", "-n", "node3", "vm2", ok=False)
+    proc = dev.run("node1", "gnt-instance", "failover", "--ignore-consistency", "-n", "node3", "vm2", ok=False)
+    assert proc.returncode == 1 and "mark it offline (gnt-node modify -O yes node2)" in proc.stderr
+    assert "--primary-is-down" in proc.stderr and dev.field("vm2", "pnode") == "node2"
+    proc = dev.run("node1", "gnt-instance", "failover", "-n", "node3", "--primary-is-down", "vm2", ok=False)
     assert proc.returncode == 1 and "--ignore-consistency" in proc.stderr
-    dev.run("node1", "gnt-instance", "failover", "--ignore-consistency", "-n", "node3", "vm2")
+    out = dev.run("node1", "gnt-instance", "failover", "--ignore-consistency", "--primary-is-down", "-n", "node3",
+                  "vm2").stdout
+    assert "on the admin's word that it is down (--primary-is-down)" in out
     assert dev.field("vm2", "pnode") == "node3"
     log = dev.instance_dir("node3", "vm2") / "serial.log"
     wait_for(lambda: log.exists() and testguest.READY_MARKER in log.read_text(errors="replace"), 60, "boot")

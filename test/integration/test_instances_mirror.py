@@ -216,10 +216,12 @@ def test_migration_of_a_degraded_mirror_is_refused(dev):
 
 def test_failover_needs_ignore_consistency_when_the_primary_is_dead(dev):
     assert tool("kill-node", "--dir", str(dev.dir), "node2").returncode == 0
-    proc = dev.gnt("gnt-instance", "failover", "vm1", ok=False)
+    proc = dev.gnt("gnt-instance", "failover", "--ignore-consistency", "vm1", ok=False)
+    assert proc.returncode == 1 and "does not answer: it may be cut off" in proc.stderr
+    proc = dev.gnt("gnt-instance", "failover", "--primary-is-down", "vm1", ok=False)
     assert proc.returncode == 1 and "ignore-consistency" in proc.stderr
     assert dev.field("vm1", "pnode") == "node2"
-    dev.gnt("gnt-instance", "failover", "--ignore-consistency", "vm1")
+    dev.gnt("gnt-instance", "failover", "--ignore-consistency", "--primary-is-down", "vm1")
     assert dev.field("vm1", "pnode") == "node3" and dev.field("vm1", "snodes") == "node2"
     booted(dev, "node3", "vm1")
     for seek, (count, md5) in WRITTEN.items():
