@@ -168,8 +168,7 @@ def master_failover(no_voting: bool) -> dict:
     daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
     if not luxi.wait_for_socket(paths.master_socket()):
         raise errors.CommandError("genet-masterd did not start on the new master")
-    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable),
-            "epoch": data["cluster"]["master_epoch"]}
+    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
 
 
 def _newest_config(rpc: RpcClient, data: dict, addresses: dict[str, str], infos: dict) -> dict:

@@ -222,9 +222,11 @@ class MasterContext:
         while time.monotonic() < deadline:
             for name, address in addresses.items():
                 res = self.rpc.call(name, address, "get_config", timeout=10)
-                if res.failed:
+                try:
+                    data = config.parse(res.raise_on_error("get_config"), f"config from {name}")
+                except errors.GenericError as err:      # unreachable, or a bad copy: ask the next
+                    log.warning("no config from %s: %s", name, err)
                     continue
-                data = config.parse(res.payload, f"config from {name}")
                 if config.master_epoch(data) > self.epoch:
                     config.write_atomic(paths.config_file(), res.payload.encode())
                     for key, value in config.ssconf_values(data).items():
