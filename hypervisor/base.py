@@ -43,6 +43,11 @@ class Hypervisor(abc.ABC):
         Stopping an instance that does not run is not an error."""
 
     @abc.abstractmethod
+    def pause(self, name: str) -> None:
+        """Freeze the guest's CPUs at once (no more writes), keeping the process: the first half
+        of stopping a guest that must not run here, before it is killed."""
+
+    @abc.abstractmethod
     def reboot(self, name: str, hard: bool = False) -> None:
         """Soft (ACPI) or hard (system_reset) reboot of a running instance."""
 
@@ -129,6 +134,9 @@ class Hypervisor(abc.ABC):
         """Detach a NIC from a running guest."""
 
 
+NAMES = ("fake", "kvm")     # every backend get() knows
+
+
 def get(name: str, **kwargs) -> Hypervisor:
     """The backend called ``name``; OSError-free import so noded starts without QEMU."""
     if name == "fake":
@@ -137,4 +145,4 @@ def get(name: str, **kwargs) -> Hypervisor:
     if name == "kvm":
         from genet.hypervisor.kvm import KvmHypervisor
         return KvmHypervisor(**kwargs)
-    raise HypervisorError(f"unknown hypervisor {name!r} (known: fake, kvm)")
+    raise HypervisorError(f"unknown hypervisor {name!r} (known: {', '.join(NAMES)})")

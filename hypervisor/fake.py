@@ -175,6 +175,11 @@ class FakeHypervisor(Hypervisor):
         if rec and rec.get("incoming") and self.fabric:
             self.fabric.listeners.pop(tuple(rec["incoming"]), None)
 
+    def pause(self, name: str) -> None:
+        self._fault("pause")
+        with self._state() as state:
+            self._live(state, name)["runstate"] = "paused"
+
     def reboot(self, name: str, hard: bool = False) -> None:
         self._fault("reboot")
         with self._state() as state:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections import Counter
 
 from genet import config, daemon_util, errors, luxi, netutils, paths, ssl_utils
@@ -146,10 +147,9 @@ def master_failover(no_voting: bool) -> dict:
     # be alive behind a partition)
     epoch = 1 + max([config.master_epoch(data), config.fenced()[0]] +
                     [infos[n].payload.get("master_epoch", 0) for n in reachable])
-    config.fence(epoch, me)
-    rpc.call_many({n: others[n] for n in reachable}, "fence", [epoch, me], timeout=10)
-    if old in reachable:
-        rpc.call(old, others[old], "stop_masterd", timeout=20)
+    _fence_majority(rpc, data, epoch, me, {n: others[n] for n in reachable}, no_voting)
+    fenced_at = time.monotonic()
+    old_stopped = old in reachable and not rpc.call(old, others[old], "stop_masterd", timeout=20).failed
     data = _newest_config(rpc, data, others, rpc.call_many({n: others[n] for n in reachable}, "node_info", timeout=5))
     merge_job_queues(rpc, {n: others[n] for n in sorted(reachable) if data["nodes"][n]["master_candidate"]})
     data["cluster"]["master_epoch"] = epoch
@@ -165,10 +165,35 @@ def master_failover(no_voting: bool) -> dict:
         rpc.call(name, others[name], "write_ssconf", [ssconf])
     for key, value in ssconf.items():
         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
+    if not old_stopped:
+        # the old master may still answer reads behind a partition until its lease runs out; the
+        # fenced majority no longer renews it, so nothing is committed here before it has
+        from genet.masterd import READ_LEASE
+        time.sleep(max(0.0, fenced_at + READ_LEASE - time.monotonic()))
     daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
     if not luxi.wait_for_socket(paths.master_socket()):
         raise errors.CommandError("genet-masterd did not start on the new master")
     return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
+
+
+def _fence_majority(rpc: RpcClient, data: dict, epoch: int, me: str, reachable: dict[str, str],
+                    no_voting: bool) -> None:
+    """Record the new epoch here and on every reachable node; a majority of the master candidates
+    must hold it (unless --no-voting), or the old master could still commit behind our back."""
+    config.fence(epoch, me)
+    results = rpc.call_many(reachable, "fence", [epoch, me], timeout=10)
+    newer = {n: r.payload for n, r in results.items() if not r.failed and r.payload > epoch}
+    if newer:
+        raise errors.OpPrereqError(f"another master-failover is under way: {', '.join(sorted(newer))} already"
+                                   f" hold a newer master epoch ({max(newer.values())})", errors.ECode.ENVIRON)
+    candidates = config.candidates(data)
+    holding = [n for n in candidates if n == me or (n in results and not results[n].failed)]
+    needed = len(candidates) // 2 + 1
+    if len(holding) < needed and not no_voting:
+        raise errors.OpPrereqError(
+            f"the new master epoch {epoch} was recorded by only {len(holding)} of {len(candidates)} master"
+            f" candidates (need {needed}): the old master could still commit; use --no-voting if you are sure"
+            " the others are down", errors.ECode.ENVIRON)
 
 
 def _newest_config(rpc: RpcClient, data: dict, addresses: dict[str, str], infos: dict) -> dict:

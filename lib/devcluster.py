@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from genet import netguard
+from genet.hypervisor import base as hypervisor_names
 
 TEST_NET = netguard.TEST_NET        # TEST-NET-3: the only range we touch
 MAX_NODES = 20
@@ -58,7 +59,7 @@ STATE_FILE = "devcluster-state.json"
 CLUSTER_NAME = "genet-dev"
 GUEST_BRIDGE = "gnt-br0"             # in every node's namespace, for the guests' taps
 GUEST_GATEWAY = "10.199.0.1/24"      # the node's address on it (inside its own namespace only)
-HYPERVISORS = ("fake", "kvm")
+HYPERVISORS = hypervisor_names.NAMES
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "dev-cluster"
 IFF_UP = 0x1

@@ -108,6 +108,11 @@ class ConfirmationNeeded(GenericError):
     """The user must confirm with --yes-do-it / --force."""
 
 
+class NodeCutOffError(OpPrereqError):
+    """A node that lost the master's heartbeat serves no instance or disk request until the master
+    has stopped the instances the config places elsewhere (genet.noded)."""
+
+
 class NotMasterError(GenericError):
     """This node is not the master."""
 

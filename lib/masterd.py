@@ -24,7 +24,8 @@ from genet.rpc import RpcClient
 
 log = logging.getLogger("genet-masterd")
 MAX_MESSAGE = 64 * 1024 * 1024
-HEARTBEAT = 2.0         # seconds between two asks of the candidates for a newer master epoch
+HEARTBEAT = 2.0         # seconds between two heartbeat rounds over the nodes
+READ_LEASE = 4 * HEARTBEAT  # a master answers reads while a majority answered it this recently
 
 
 class LatencyHistogram:
@@ -67,6 +68,7 @@ class MasterContext:
         from genet.bootstrap import check_master_votes
         check_master_votes(data, self.node_name, no_voting)
         self.rpc = RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"])
+        self.rpc.on_cut_off = self._stop_strays
         self.epoch = config.master_epoch(data)
         self.deposed: str | None = None     # the master that took over, once this one stepped down
         self.on_deposed: Callable[[], None] = lambda: None     # main(): stop serving
@@ -78,6 +80,8 @@ class MasterContext:
         self._last_ssconf: dict | None = None
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
+        self._suspect: set[str] = set()     # nodes that may run instances placed elsewhere (_stop_strays)
+        self.majority_heard = time.monotonic()
         self._lagging_lock = threading.Lock()
         self.cfg.set_replicator(self._replicate_config)
         self.job_latency = LatencyHistogram()
@@ -116,7 +120,9 @@ class MasterContext:
                 if res.failed:
                     log.warning("ssconf not written on %s: %s", name, res.fail_msg)
             self._last_ssconf = ssconf
-        if acks + 1 < needed:
+        if acks + 1 >= needed:
+            self.majority_heard = time.monotonic()
+        else:
             failed = sorted(n for n, r in results.items() if r.failed)
             raise errors.QuorumError(
                 f"config serial {serial} not committed: acknowledged by only {acks + 1} of"
@@ -130,7 +136,9 @@ class MasterContext:
         acks, _ = self.rpc.call_quorum(peers, "jobqueue_update", [records, self.epoch], needed - 1, timeout=15,
                                        on_result=self._track_candidate)
         self._raise_if_deposed()
-        if acks + 1 < needed:
+        if acks + 1 >= needed:
+            self.majority_heard = time.monotonic()
+        else:
             raise errors.QuorumError(f"job queue update acknowledged by {acks + 1} of {len(peers) + 1}"
                                      f" master candidates (need {needed})")
 
@@ -171,20 +179,80 @@ class MasterContext:
             raise errors.NotMasterError(f"{self.node_name} is no longer the master; the master is {self.deposed}")
 
     def heartbeat(self, interval: float = HEARTBEAT) -> None:
-        """Ask the candidates for their master epoch now and then: a newer one means a
-        master-failover happened while this master could not hear of it (a partition). A
-        candidate that answers again after missing job updates is given them at once."""
-        while not self._heartbeat_stop.wait(interval) and self.deposed is None:
-            peers, _ = self.cfg.read(self._peers)
-            for name, res in self.rpc.call_many(peers, "master_epoch", timeout=interval).items():
-                if res.failed:
-                    continue
-                if res.payload["epoch"] > self.epoch:
-                    self.step_down(name, f"{name} knows master {res.payload['master']} of epoch"
-                                         f" {res.payload['epoch']} (this master's: {self.epoch})",
-                                   res.payload["master"])
-                    return
+        """Call every online node now and then (the first round at once).
+
+        A node of a newer epoch means a master-failover happened while this master could not
+        hear of it (a partition): it steps down. A node that was cut off (it says so, or it did
+        not answer a round) first has the instances the config places elsewhere stopped. A
+        candidate that answers again after missing job updates is given them. The rounds a
+        majority of candidates answered keep this master's read lease (see may_serve_reads)."""
+        while self.deposed is None:
+            self.heartbeat_round(interval)
+            if self._heartbeat_stop.wait(interval):
+                return
+
+    def heartbeat_round(self, timeout: float = HEARTBEAT) -> None:
+        started = time.monotonic()
+        nodes, peers, needed = self.cfg.read(lambda d: (
+            {n["name"]: n["primary_ip"] for n in d["nodes"].values() if not n["offline"]}, *self._peers(d)))
+        answered = 1        # this master
+        for name, res in self.rpc.call_many(nodes, "heartbeat", [self.epoch, self.node_name],
+                                            timeout=timeout).items():
+            if self._check_epoch(name, res):
+                return
+            if res.failed:
+                self._suspect.add(name)
+                continue
+            if res.payload["epoch"] > self.epoch:
+                self.step_down(name, f"{name} knows master {res.payload['master']} of epoch"
+                                     f" {res.payload['epoch']} (this master's: {self.epoch})", res.payload["master"])
+                return
+            if res.payload["cut_off"] or name in self._suspect:
+                self._stop_strays(name, nodes[name])
+            if name in peers:
+                answered += 1
                 self._track_candidate(name, res)        # one that missed job updates catches up now
+        if answered >= needed:
+            self.majority_heard = started
+
+    def _stop_strays(self, name: str, address: str) -> bool:
+        """Stop on node ``name`` every instance the config places elsewhere, except those a job
+        holds (it may be moving them there); until none is skipped so, the next round tries again.
+        True once the node serves again (rpc's on_cut_off: a job's call to a node that was cut off
+        waits for this instead of failing)."""
+        placed, elsewhere = self.cfg.read(lambda d: (
+            [i for i, inst in d["instances"].items() if inst["primary_node"] == name],
+            {i for i, inst in d["instances"].items() if inst["primary_node"] != name}))
+        in_flux = sorted(self.glm.held(Level.INSTANCE) & elsewhere)
+        res = self.rpc.call(name, address, "stop_strays", [self.epoch, placed + in_flux], timeout=120)
+        if self._check_epoch(name, res):
+            return False
+        if res.failed:
+            log.error("could not stop the instances %s runs but the config places elsewhere: %s", name, res.fail_msg)
+            self._suspect.add(name)
+            return False
+        if res.payload:
+            log.warning("node %s was cut off: stopped %s, which the config places elsewhere", name,
+                        ", ".join(res.payload))
+        if in_flux:
+            self._suspect.add(name)
+        else:
+            self._suspect.discard(name)
+        return True
+
+    def strays_possible_on(self, node: str) -> None:
+        """A job moved an instance away from ``node`` without stopping it there (it did not answer):
+        the heartbeat stops it once the node answers and no job holds the instance."""
+        self._suspect.add(node)
+
+    def may_serve_reads(self) -> None:
+        """Answer reads only while a majority of candidates answered a recent heartbeat: a master
+        cut off from them may have been deposed, and its config may be old."""
+        silent = time.monotonic() - self.majority_heard
+        if silent > READ_LEASE:
+            raise errors.QuorumError(
+                f"{self.node_name} has not heard a majority of the master candidates for {silent:.0f} s: it may"
+                " have been deposed by a master-failover behind a partition, so it serves no reads")
 
     def step_down(self, source: str, reason: str, new_master: str | None) -> None:
         """A master of a newer epoch exists: stop acting as master, at once and for good."""
@@ -307,6 +375,7 @@ def _read_or_none(path) -> str | None:
 
 class LuxiHandlers:
     """The luxi methods; each runs in a pool thread."""
+    READS = frozenset({"Query", "QueryClusterInfo", "QueryConfigValues", "QueryTags"})   # see may_serve_reads
 
     def __init__(self, ctx: MasterContext):
         self.ctx = ctx
@@ -448,6 +517,8 @@ def make_factory(handlers: LuxiHandlers):
             if func is None:
                 return {"success": False, "result": ["LuxiError", [f"unknown luxi method {method!r}"]]}
             try:
+                if method in handlers.READS:
+                    handlers.ctx.may_serve_reads()
                 return {"success": True, "result": func(*args)}
             except TypeError as err:
                 return {"success": False, "result": ["LuxiError", [f"bad arguments for {method}: {err}"]]}

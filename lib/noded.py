@@ -19,6 +19,12 @@ from genet.queue_store import QueueStore
 
 PROTOCOL_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024
+CUT_OFF_AFTER = 10.0    # seconds without a master's heartbeat after which a node counts as cut off
+# what a cut-off node does not do until the master has stopped the instances it no longer places
+# here: anything that acts on an instance, a disk, an OS or an export (reads are still answered)
+GUARDED_PREFIXES = ("instance_", "blockdev_", "os_", "export_")
+UNGUARDED = frozenset({"instance_info", "instances_info", "instance_console", "blockdev_find", "export_list",
+                       "export_info"})
 log = logging.getLogger("genet-noded")
 
 
@@ -32,6 +38,86 @@ class NodeProcedures:
         self._receivers: dict = {}       # port -> genet.transfer.Receiver
         self._stamp_cache: tuple = (None, (-1, 0))
         self._stop_daemon = stop_daemon or (lambda: None)
+
+    def call(self, name: str, args: list):
+        """Run procedure ``name``: the one way in (make_site), so the cut-off guard holds for all."""
+        method = getattr(self, f"rpc_{name}", None)
+        if method is None:
+            raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
+        if name.startswith(GUARDED_PREFIXES) and name not in UNGUARDED:
+            self._refuse_if_cut_off(name)
+        return method(*args)
+
+    # --- cut off from the master: stop what the config no longer places here, first ---
+
+    def cut_off_for(self) -> float | None:
+        """Seconds since the last heartbeat of a master if that is more than CUT_OFF_AFTER (this
+        node was partitioned, offline, or its master died), else None. A node that never heard
+        one (new, or just rebooted: the mark lives in the run directory) is not cut off."""
+        try:
+            silent = time.time() - paths.master_contact_file().stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return silent if silent > CUT_OFF_AFTER else None
+
+    def _heard_master(self) -> None:
+        mark = paths.master_contact_file()
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+
+    def _refuse_if_cut_off(self, what: str) -> None:
+        silent = self.cut_off_for()
+        if silent is not None:
+            raise errors.NodeCutOffError(
+                f"{what} refused: {paths.node_name()} has not heard from the master for {silent:.0f} s; it"
+                " serves no instance or disk request until the master has stopped the instances it no longer"
+                " places here (the next heartbeat does)", errors.ECode.WRONG_STATE)
+
+    def rpc_heartbeat(self, epoch: int, master: str) -> dict:
+        """The master's periodic call. A master of an older epoch is refused (and so learns it
+        was deposed); a node that was cut off says so and waits for rpc_stop_strays."""
+        with self._config_lock:
+            self._refuse_older_epoch(int(epoch), f"a heartbeat of {master}")
+        cut_off = self.cut_off_for() is not None
+        if not cut_off:
+            self._heard_master()
+        return dict(self.rpc_master_epoch(), cut_off=cut_off)
+
+    def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
+        """Stop every instance running here that is not in ``allowed`` (the instances the config
+        places here as primary, and those a job is moving): the guest is paused at once, so it
+        writes nothing more, then killed. Ends the cut-off state; returns the names stopped."""
+        from genet.hypervisor import base as hvbase
+        with self._config_lock:
+            self._refuse_older_epoch(int(epoch), "stopping the instances placed elsewhere")
+        keep = {str(name) for name in allowed}
+        stopped = []
+        for hv_name in hvbase.NAMES:
+            hv = self._hv(hv_name)
+            for name, info in hv.all_info().items():
+                if name in keep:
+                    continue
+                log.warning("instance %s runs here (%s) but the config places it elsewhere: pausing and"
+                            " killing it", name, info.get("runstate", info.get("state")))
+                if info.get("state") == hvbase.HvState.RUNNING.value:
+                    try:
+                        hv.pause(name)
+                    except hvbase.HypervisorError as err:   # exiting already: the kill below settles it
+                        log.warning("pausing %s: %s", name, err)
+                hv.stop(name, 0, force=True)
+                stopped.append(name)
+        self._heard_master()
+        return stopped
+
+    def _refuse_if_running(self, instance: str, what: str) -> None:
+        """A disk a guest on this node still holds is never given to a resync."""
+        from genet.hypervisor import base as hvbase
+        for hv_name in hvbase.NAMES:
+            info = self._hv(hv_name).info(instance)
+            if info is not None and info.get("state") != hvbase.HvState.CRASHED.value:
+                raise errors.OpPrereqError(
+                    f"{what} refused: instance {instance} still runs on {paths.node_name()} ({hv_name},"
+                    f" pid {info.get('pid')}) and holds its disks", errors.ECode.WRONG_STATE)
 
     def _queue_store(self) -> QueueStore:
         if self._queue is None:
@@ -251,6 +337,8 @@ class NodeProcedures:
         """Bring this node's side of every disk up in ``role``; the primary's access dicts.
         ``force``: promote even where nothing shows this side is the newest (see MirroredTemplate)."""
         from genet.storage.base import get
+        if role == "secondary":
+            self._refuse_if_running(instance, f"assembling the disks of {instance} as secondary")
         backend = get(template, storage_params)
         return [backend.assemble(instance, disk, index, role, force=force)
                 for index, disk in enumerate(disks, first)]
@@ -590,7 +678,6 @@ def make_site(procedures: NodeProcedures):
 
         def render_POST(self, request):
             name = request.path.decode(errors="replace").lstrip("/")
-            method = getattr(procedures, f"rpc_{name}", None)
             try:
                 length = int(request.getHeader("content-length") or 0)
                 if length > MAX_BODY:
@@ -598,7 +685,7 @@ def make_site(procedures: NodeProcedures):
                 args = serializer.loads(request.content.read() or b"[]")
                 if not isinstance(args, list):
                     raise errors.OpPrereqError("RPC arguments must be a JSON list")
-                if method is None:
+                if not hasattr(procedures, f"rpc_{name}"):
                     raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
             except (ValueError, errors.GenericError) as err:
                 request.setResponseCode(400)
@@ -607,7 +694,7 @@ def make_site(procedures: NodeProcedures):
 
             def run():
                 try:
-                    return _reply(True, method(*args))
+                    return _reply(True, procedures.call(name, args))
                 except TypeError as err:
                     return _reply(False, errors.to_wire(errors.OpPrereqError(f"{name}: {err}")))
                 except Exception as err:  # every failure goes back to the caller

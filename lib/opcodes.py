@@ -9,6 +9,7 @@ import re
 from typing import Any, ClassVar
 
 from genet import errors
+from genet.hypervisor import base as hypervisor_names
 from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
                           Modification, ObjectName, OneOf, ParamType, Record, Size, String,
                           Tag)
@@ -498,7 +499,7 @@ class OpNetworkDisconnect(OpCode):
 # --- instances --------------------------------------------------------------
 
 DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd", "mirror")
-HYPERVISORS = ("fake", "kvm")
+HYPERVISORS = hypervisor_names.NAMES
 INSTANCE_NAME = String(non_empty=True, max_len=63)
 DISK_FIELDS = {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"), "name": String()}
 DISK = Record("disk", DISK_FIELDS, required=("size",))

@@ -39,6 +39,12 @@ def master_epoch_file() -> Path:
     return data_dir() / "master_epoch"
 
 
+def master_contact_file() -> Path:
+    """Touched at each heartbeat of the master: its age tells genet-noded it was cut off. In the
+    run directory, so a reboot (which stops every guest) forgets it."""
+    return run_dir() / "master-contact"
+
+
 def cluster_cert() -> Path:
     """Cluster certificate and key (PEM): identity of every node for mutual TLS."""
     return data_dir() / "server.pem"

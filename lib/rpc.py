@@ -50,6 +50,7 @@ class RpcClient:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc")
         self._down_until: dict[str, float] = {}
+        self.on_cut_off: Callable[[str, str], bool] | None = None     # see call()
 
     def _context(self) -> ssl.SSLContext:
         if self._ctx is None:
@@ -79,12 +80,14 @@ class RpcClient:
 
     def call(self, node: str, address: str, procedure: str, args: list | None = None,
              timeout: float | None = None, body: bytes | None = None,
-             fail_fast: bool = False) -> RpcResult:
+             fail_fast: bool = False, _retry: bool = False) -> RpcResult:
         """Call ``procedure`` on one node; never raises for remote or network failures.
 
         ``body`` is ``args`` already encoded, so a call to many nodes encodes once.
         With ``fail_fast`` a node whose connection failed within DOWN_BACKOFF seconds
         is not tried again (replication must not stall on a dead node every time).
+        A node that refuses as cut off from the master is handed to ``on_cut_off`` (the master
+        stops the instances it placed elsewhere there), then asked once more.
         """
         if body is None:
             body = serializer.dumps(args or [])
@@ -111,7 +114,11 @@ class RpcClient:
                 continue
             self._release(address, conn)
             self._down_until.pop(address, None)
-            return self._decode(node, response.status, data)
+            result = self._decode(node, response.status, data)
+            if isinstance(result.error, errors.NodeCutOffError) and self.on_cut_off is not None \
+                    and not _retry and self.on_cut_off(node, address):
+                return self.call(node, address, procedure, body=body, timeout=timeout, _retry=True)
+            return result
         raise AssertionError("unreachable")
 
     @staticmethod

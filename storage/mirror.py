@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -38,6 +39,7 @@ STOP_WAIT = 3.0          # for a job to end or an export to close
 RESUME_WINDOW = 25.0     # how long resync tries to resume a paused mirror (QEMU's NBD reconnect backoff: 16 s)
 RESUME_HOLD = 1.0        # a resumed job that runs this long without pausing again has its connection back
 RESUME_RETRY = 0.5
+log = logging.getLogger(__name__)
 
 
 def nbd_socket_for(run_dir: Path) -> Path:
@@ -183,6 +185,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                                f" {proc.stderr.strip() or proc.stdout.strip()}")
         pid = int((run / "daemon.pid").read_text().split()[0])
         (run / "state.json").write_text(json.dumps({"role": role, "pid": pid, "instance": instance, "index": index}))
+        log.info("disk %d of %s: storage daemon started as %s (pid %d)", index, instance, role, pid)
 
     def _ensure_mirror(self, instance: str, disk: dict, index: int, sync: str = "full") -> bool:
         """Connect to the secondary and mirror to it; False (degraded) when it cannot be reached.

@@ -178,6 +178,11 @@ class KvmHypervisor(Hypervisor):
             netdev.remove_tap(entry.get("tap"))
         files.remove()
 
+    def pause(self, name: str) -> None:
+        with self._lock(name):
+            files, _ = self._running(name)
+            self._mon(files).execute("stop")
+
     def reboot(self, name: str, hard: bool = False) -> None:
         with self._lock(name):
             files, rt = self._running(name)

@@ -263,7 +263,8 @@ def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
     lu.cfg.read(build)
 
 
-def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int = 0) -> list:
+def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int = 0,
+                   unreachable: frozenset[str] = frozenset()) -> list:
     """Mirrored templates: the secondary side first, then the primary, which mirrors to it.
 
     A secondary that cannot be reached leaves the disks degraded (logged); the
@@ -277,8 +278,9 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int 
         return []
     params = storage_params(lu)
     for node in inst.get("secondary_nodes", []):
-        if lu.node(node)["offline"]:
-            lu.feedback(f"Warning: secondary node {node} is offline: the disks of {inst['name']} run degraded")
+        if lu.node(node)["offline"] or node in unreachable:
+            lu.feedback(f"Warning: secondary node {node} is {'offline' if lu.node(node)['offline'] else 'unreachable'}:"
+                        f" the disks of {inst['name']} run degraded")
             continue
         res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
                               [inst["name"], inst["disk_template"], inst["disks"], "secondary", params, False, first],

@@ -112,7 +112,7 @@ class MovePlan:
         return self.lu.ctx.rpc.call(node, node_address(self.lu, node), procedure, list(args), timeout=timeout)
 
     def _source_state(self) -> str | None:
-        res = self._call(self.source, "instance_info", self.inst["name"], self.inst["hypervisor"])
+        res = self._call(self.source, "instance_info", self.inst["name"], self.inst["hypervisor"], timeout=10)
         if res.failed:
             raise errors.OpPrereqError(f"cannot reach the primary node {self.source}: {res.fail_msg}",
                                        errors.ECode.ENVIRON)
@@ -258,8 +258,8 @@ class MovePlan:
         """Stop on the source (if it can be reached), start on the target."""
         inst, feedback = self.inst, self.lu.feedback
         feedback(f"* failing over instance {inst['name']} from {self.source} to {self.target}")
-        source = self.lu.node(self.source)
-        if not source["offline"]:
+        reachable = not (self.lu.node(self.source)["offline"] or self.source_unreachable)
+        if reachable:
             try:
                 stop_instance(self.lu, inst, shutdown_timeout)
             except errors.OpExecError as err:
@@ -267,8 +267,12 @@ class MovePlan:
                     raise errors.OpExecError(f"{err}; the primary node may be down: use --ignore-consistency"
                                              " if you are sure the instance no longer runs there") from None
                 feedback(f"Warning: {err}; continuing (--ignore-consistency)")
+                reachable = False
+        if not reachable and not self.lu.node(self.source)["offline"]:
+            # it may still run there (cut off, not dead): the master stops it once the node answers
+            self.lu.ctx.strays_possible_on(self.source)
         was_up = inst["admin_state"] == "up"
-        if self.mirrored and not source["offline"]:
+        if self.mirrored and reachable:
             trouble = self._mirror_trouble()
             if trouble:
                 if not ignore_consistency:
@@ -281,7 +285,8 @@ class MovePlan:
         moved = dict(inst, primary_node=self.target,
                      secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
         if self.mirrored:     # before the config names the new primary: a refusal changes nothing
-            assemble_disks(self.lu, moved, force=ignore_consistency)
+            assemble_disks(self.lu, moved, force=ignore_consistency,
+                           unreachable=frozenset() if reachable else frozenset({self.source}))
         self._set_primary()
         if was_up:
             start_instance(self.lu, moved)

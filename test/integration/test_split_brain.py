@@ -66,10 +66,21 @@ def test_a_partitioned_master_commits_nothing_and_keeps_nothing_uncommitted(dev)
     assert tool("partition", "--dir", str(dev.dir), "node1").returncode == 0
     proc = dev.run("node1", "gnt-cluster", "add-tags", "uncommitted", ok=False)
     assert proc.returncode != 0 and "acknowledged by 1 of 3" in proc.stderr, proc.stderr
-    assert "uncommitted" not in dev.run("node1", "gnt-cluster", "list-tags").stdout.split()
+    assert "uncommitted" not in dev.run("node1", "gnt-cluster", "list-tags", ok=False).stdout.split()
     assert "uncommitted" not in dev.tags("node1")
     refused = dev.run("node1", "gnt-debug", "delay", "--submit", "0", ok=False)
     assert refused.returncode != 0 and "acknowledged by 1 of 3" in refused.stderr
+
+
+def test_a_master_cut_off_from_the_majority_stops_serving_reads(dev):
+    """When the master has heard no majority for its read lease, it refuses reads with an error
+    that says why (it may have been deposed), instead of answering from a config that may be old."""
+    lease_lapsed = "node1 has not heard a majority of the master candidates"
+    wait_for(lambda: lease_lapsed in dev.run("node1", "gnt-cluster", "list-tags", ok=False).stderr, 30,
+             "node1's read lease to lapse")
+    for cmd in (["gnt-instance", "list"], ["gnt-node", "list"], ["gnt-cluster", "info"]):
+        proc = dev.run("node1", *cmd, ok=False)
+        assert proc.returncode != 0 and lease_lapsed in proc.stderr, (cmd, proc.stderr)
 
 
 def test_failover_on_the_majority_side_starts_a_new_epoch(dev):
