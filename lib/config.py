@@ -8,6 +8,7 @@ online candidates (the master included) hold it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Callable, TypeVar
 from genet import errors, paths
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
 DEFAULT_VG_NAME = "xenvg"         # Ganeti's default volume group for plain (LVM) disks
@@ -294,9 +296,28 @@ class ConfigWriter:
             if self._replicate is not None:
                 try:
                     self._replicate(self._data, content)
+                except errors.QuorumError:
+                    self._restore(previous, self._data["serial_no"] + 1)
+                    raise
                 except errors.GenericError:
-                    with self._lock:
-                        write_atomic(self.path, previous)
-                        self._data, self._content, self._snapshot = json.loads(previous), previous, None
+                    self._restore(previous)
                     raise
             return result
+
+    def _restore(self, previous: bytes, serial: int | None = None) -> None:
+        """Go back to the config before a change that did not commit. With ``serial`` (above the
+        refused change's) the old content is pushed again, so the minority of candidates that
+        stored the refused change replace it: a later master-failover must not find it there as
+        the newest config. (A deposed master pushes nothing: the candidates refuse it.)"""
+        data = json.loads(previous)
+        if serial is not None:
+            data["serial_no"], data["mtime"] = serial, now()
+            previous = dumps(data)
+        with self._lock:
+            write_atomic(self.path, previous)
+            self._data, self._content, self._snapshot = data, previous, None
+        if serial is not None:
+            try:
+                self._replicate(json.loads(previous), previous)
+            except errors.GenericError as err:
+                log.warning("config serial %d (the old content again) not committed either: %s", serial, err)

@@ -80,9 +80,10 @@ class MasterContext:
         self._last_ssconf: dict | None = None
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
-        self._suspect: set[str] = set()     # nodes that may run instances placed elsewhere (_stop_strays)
+        self._suspect: dict[str, int] = {}  # nodes that may run instances placed elsewhere -> times marked
         self.majority_heard = time.monotonic()
-        self._lagging_lock = threading.Lock()
+        self.read_lease = not no_voting     # --no-voting: the admin vouches that the others are down
+        self._state_lock = threading.Lock()  # _lagging, _suspect, deposed
         self.cfg.set_replicator(self._replicate_config)
         self.job_latency = LatencyHistogram()
         self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs, on_final=self._job_final)
@@ -146,7 +147,7 @@ class MasterContext:
         """Note candidates that missed a job update; give them everything once they answer."""
         if self._check_epoch(name, result):
             return
-        with self._lagging_lock:
+        with self._state_lock:
             if result.failed:
                 self._lagging.add(name)
                 return
@@ -161,7 +162,7 @@ class MasterContext:
             log.info("candidate %s is back and has caught up", name)
         except errors.GenericError as err:
             log.warning("catching up candidate %s failed: %s", name, err)
-            with self._lagging_lock:
+            with self._state_lock:
                 self._lagging.add(name)
 
     # --- the master's term (epoch) ---------------------------------------------
@@ -187,7 +188,10 @@ class MasterContext:
         candidate that answers again after missing job updates is given them. The rounds a
         majority of candidates answered keep this master's read lease (see may_serve_reads)."""
         while self.deposed is None:
-            self.heartbeat_round(interval)
+            try:
+                self.heartbeat_round(interval)
+            except Exception:       # a bad answer must not end the heartbeat for good
+                log.exception("heartbeat round failed")
             if self._heartbeat_stop.wait(interval):
                 return
 
@@ -201,7 +205,7 @@ class MasterContext:
             if self._check_epoch(name, res):
                 return
             if res.failed:
-                self._suspect.add(name)
+                self.strays_possible_on(name)
                 continue
             if res.payload["epoch"] > self.epoch:
                 self.step_down(name, f"{name} knows master {res.payload['master']} of epoch"
@@ -220,6 +224,7 @@ class MasterContext:
         holds (it may be moving them there); until none is skipped so, the next round tries again.
         True once the node serves again (rpc's on_cut_off: a job's call to a node that was cut off
         waits for this instead of failing)."""
+        mark = self._suspect.get(name)
         placed, elsewhere = self.cfg.read(lambda d: (
             [i for i, inst in d["instances"].items() if inst["primary_node"] == name],
             {i for i, inst in d["instances"].items() if inst["primary_node"] != name}))
@@ -229,34 +234,37 @@ class MasterContext:
             return False
         if res.failed:
             log.error("could not stop the instances %s runs but the config places elsewhere: %s", name, res.fail_msg)
-            self._suspect.add(name)
+            self.strays_possible_on(name)
             return False
         if res.payload:
             log.warning("node %s was cut off: stopped %s, which the config places elsewhere", name,
                         ", ".join(res.payload))
         if in_flux:
-            self._suspect.add(name)
+            self.strays_possible_on(name)
         else:
-            self._suspect.discard(name)
+            with self._state_lock:        # unless it was marked again meanwhile (by a job that moved one)
+                if self._suspect.get(name) == mark:
+                    self._suspect.pop(name, None)
         return True
 
     def strays_possible_on(self, node: str) -> None:
         """A job moved an instance away from ``node`` without stopping it there (it did not answer):
         the heartbeat stops it once the node answers and no job holds the instance."""
-        self._suspect.add(node)
+        with self._state_lock:
+            self._suspect[node] = self._suspect.get(node, 0) + 1
 
     def may_serve_reads(self) -> None:
         """Answer reads only while a majority of candidates answered a recent heartbeat: a master
         cut off from them may have been deposed, and its config may be old."""
         silent = time.monotonic() - self.majority_heard
-        if silent > READ_LEASE:
+        if silent > READ_LEASE and self.read_lease:
             raise errors.QuorumError(
                 f"{self.node_name} has not heard a majority of the master candidates for {silent:.0f} s: it may"
                 " have been deposed by a master-failover behind a partition, so it serves no reads")
 
     def step_down(self, source: str, reason: str, new_master: str | None) -> None:
         """A master of a newer epoch exists: stop acting as master, at once and for good."""
-        with self._lagging_lock:
+        with self._state_lock:
             if self.deposed is not None:
                 return
             self.deposed = new_master or "unknown"

@@ -161,10 +161,11 @@ def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
     return int(res.payload["memory_free"])
 
 
-def start_instance(lu: LogicalUnit, inst: dict, force: bool = False) -> dict:
-    """Start on the primary node (mirrored disks assembled first, ``force`` as there); raises
-    OpExecError with the node's reason."""
-    assemble_disks(lu, inst, force)
+def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
+                   unreachable: frozenset[str] = frozenset()) -> dict:
+    """Start on the primary node (mirrored disks assembled first, ``force`` and ``unreachable``
+    as there); raises OpExecError with the node's reason."""
+    assemble_disks(lu, inst, force, unreachable=unreachable)
     res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_start",
                           [inst, storage_params(lu)], timeout=300)
     if res.failed:

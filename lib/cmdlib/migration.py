@@ -258,9 +258,12 @@ class MovePlan:
         """Stop on the source (if it can be reached), start on the target."""
         inst, feedback = self.inst, self.lu.feedback
         feedback(f"* failing over instance {inst['name']} from {self.source} to {self.target}")
-        reachable = not (self.lu.node(self.source)["offline"] or self.source_unreachable)
+        reachable = not self.lu.node(self.source)["offline"]
         if reachable:
             try:
+                if self.source_unreachable:       # found so by the prerequisites: not waited for again
+                    raise errors.OpExecError(f"could not stop instance {inst['name']} on {self.source}: the node"
+                                             " does not answer")
                 stop_instance(self.lu, inst, shutdown_timeout)
             except errors.OpExecError as err:
                 if not ignore_consistency:
@@ -268,9 +271,6 @@ class MovePlan:
                                              " if you are sure the instance no longer runs there") from None
                 feedback(f"Warning: {err}; continuing (--ignore-consistency)")
                 reachable = False
-        if not reachable and not self.lu.node(self.source)["offline"]:
-            # it may still run there (cut off, not dead): the master stops it once the node answers
-            self.lu.ctx.strays_possible_on(self.source)
         was_up = inst["admin_state"] == "up"
         if self.mirrored and reachable:
             trouble = self._mirror_trouble()
@@ -284,12 +284,14 @@ class MovePlan:
                        storage_params(self.lu))
         moved = dict(inst, primary_node=self.target,
                      secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
+        unreachable = frozenset() if reachable else frozenset({self.source})
         if self.mirrored:     # before the config names the new primary: a refusal changes nothing
-            assemble_disks(self.lu, moved, force=ignore_consistency,
-                           unreachable=frozenset() if reachable else frozenset({self.source}))
+            assemble_disks(self.lu, moved, force=ignore_consistency, unreachable=unreachable)
         self._set_primary()
+        if unreachable:       # it may still run there (cut off, not dead): the master stops it there
+            self.lu.ctx.strays_possible_on(self.source)     # once the node answers and the job is done
         if was_up:
-            start_instance(self.lu, moved)
+            start_instance(self.lu, moved, unreachable=unreachable)
         return {"source": self.source, "target": self.target}
 
     def _mirror_trouble(self) -> str:

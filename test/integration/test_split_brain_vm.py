@@ -21,7 +21,7 @@ from test_instances_mirror import (Dev, booted, guest_md5, guest_write_blocks, h
 from genet import testguest
 
 WRITTEN: dict[int, tuple[int, str]] = {}      # seek -> (count, md5) of what the guest wrote last there
-STRAY_REGION = 700                           # where the guest's background writer writes, 64 blocks
+STRAY_REGION = 200       # where the guest's background writer writes, 64 blocks (the disk has 512)
 
 
 class Cluster(Dev):
@@ -92,7 +92,7 @@ def test_failover_away_from_a_cut_off_primary_on_the_admins_word(dev):
     assert dev.qemu_pid("node2", "vm1") == stray              # two QEMUs: the stray writes on
     # the new primary overwrites what the stray writes to, and more
     WRITTEN[STRAY_REGION] = (8, guest_write_blocks(dev, "vm1", STRAY_REGION, 8))
-    WRITTEN[900] = (4, guest_write_blocks(dev, "vm1", 900, 4))
+    WRITTEN[300] = (4, guest_write_blocks(dev, "vm1", 300, 4))
 
 
 def test_after_the_heal_the_stray_is_stopped_before_the_resync(dev):
@@ -112,7 +112,7 @@ def test_after_the_heal_the_stray_is_stopped_before_the_resync(dev):
 def test_a_heal_in_the_middle_of_the_failover_leaves_one_vm_and_every_block(dev):
     """When node3 (now the primary) is cut off and its link comes back while the failover job runs,
     the QEMU on node3 is stopped before node3's disk becomes a secondary, and only node2 runs vm1."""
-    WRITTEN[1000] = (4, guest_write_blocks(dev, "vm1", 1000, 4))
+    WRITTEN[400] = (4, guest_write_blocks(dev, "vm1", 400, 4))
     start_writer(dev, "vm1", STRAY_REGION, 64)
     assert dev.qemu_pid("node3", "vm1") is not None
     assert tool("partition", "--dir", str(dev.dir), "node3").returncode == 0

@@ -58,19 +58,17 @@ def test_failed_mutation_leaves_config_untouched(tmp_path):
     assert "node2" in writer.snapshot()["nodes"]
 
 
-@pytest.mark.parametrize("refusal", [errors.QuorumError("acknowledged by 1 of 3"),
-                                     errors.EpochError("refused: the master is now node2", "node2")])
-def test_a_change_the_candidates_did_not_acknowledge_is_not_kept(tmp_path, refusal):
-    """When the candidates do not acknowledge a change (too few, or the master was deposed), the
-    master keeps its previous config in memory and on disk; the next change takes the same serial."""
+def test_a_change_a_deposed_master_could_not_replicate_is_not_kept(tmp_path):
+    """When the candidates refuse a change because the master was deposed, it keeps its previous
+    config in memory and on disk and pushes nothing more; the next change takes the same serial."""
     path = tmp_path / "config.data"
     config.write_atomic(path, config.dumps(make(2)))
     before = path.read_bytes()
 
     def refuse(data, content):
-        raise refusal
+        raise errors.EpochError("refused: the master is now node2", "node2")
     writer = config.ConfigWriter(path, refuse)
-    with pytest.raises(type(refusal)):
+    with pytest.raises(errors.EpochError):
         writer.update(lambda d: d["cluster"]["tags"].append("uncommitted"))
     assert path.read_bytes() == before and writer.serial == 1
     assert writer.snapshot()["cluster"]["tags"] == [] and writer.read(lambda d: d["cluster"]["tags"]) == []
@@ -78,6 +76,25 @@ def test_a_change_the_candidates_did_not_acknowledge_is_not_kept(tmp_path, refus
     writer.set_replicator(lambda data, content: pushed.append(data["serial_no"]))
     writer.update(lambda d: d["cluster"]["tags"].append("committed"))
     assert pushed == [2] and json.loads(path.read_text())["cluster"]["tags"] == ["committed"]
+
+
+def test_a_change_only_a_minority_acknowledged_is_replaced_where_it_was_stored(tmp_path):
+    """When too few candidates acknowledge a change, the master goes back to its previous content
+    and pushes it again under the next serial, so the candidates that stored the refused change
+    (serial 2) hold the old content (serial 3) instead, and a later failover cannot pick it."""
+    path = tmp_path / "config.data"
+    config.write_atomic(path, config.dumps(make(2)))
+    stored: dict[int, list] = {}                # what a candidate of the minority holds, by serial
+
+    def minority(data, content):
+        stored[data["serial_no"]] = json.loads(content)["cluster"]["tags"]
+        raise errors.QuorumError("acknowledged by 2 of 5")
+    writer = config.ConfigWriter(path, minority)
+    with pytest.raises(errors.QuorumError, match="2 of 5"):
+        writer.update(lambda d: d["cluster"]["tags"].append("uncommitted"))
+    assert stored == {2: ["uncommitted"], 3: []}
+    assert writer.serial == 3 and json.loads(path.read_text())["cluster"]["tags"] == []
+    assert writer.snapshot()["cluster"]["tags"] == [] and writer.read(lambda d: d["cluster"]["tags"]) == []
 
 
 @pytest.mark.parametrize("content, message", [

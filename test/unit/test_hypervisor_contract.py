@@ -192,6 +192,20 @@ def test_paused_start_reports_running_in_runstate_paused(hv):
     assert (info["state"], info["runstate"]) == (HvState.RUNNING.value, "paused")
 
 
+def test_pause_freezes_a_running_guest_in_its_process(hv):
+    """When paused, the guest stops at once (runstate paused) but its process stays, until a
+    stop; pausing what does not run is an error naming it."""
+    hv.start(make_inst())
+    pid = hv.info("inst1")["pid"]
+    hv.pause("inst1")
+    info = hv.info("inst1")
+    assert (info["state"], info["runstate"], info["pid"]) == (HvState.RUNNING.value, "paused", pid)
+    hv.stop("inst1", 0, force=True)
+    assert hv.info("inst1") is None
+    with pytest.raises(HypervisorError, match="instance inst1 is not running"):
+        hv.pause("inst1")
+
+
 def test_hard_reboot_keeps_the_process_and_soft_reboot_replaces_it(hv):
     """When rebooted hard the pid stays; a soft reboot (stop + start) gives a new process."""
     hv.start(make_inst())

@@ -1,0 +1,132 @@
+"""The master's heartbeat, in-process with a recorded RPC: it stops what a node that was cut off
+runs but the config places elsewhere, and it keeps (or loses) the master's read lease."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from genet import config, errors, paths
+from genet.locking import Level
+from genet.masterd import READ_LEASE, MasterContext
+from genet.rpc import RpcResult
+
+
+class RecordedRpc:
+    """Answers heartbeats as each node is set to; records every stop_strays."""
+
+    def __init__(self):
+        self.heartbeat: dict[str, object] = {}      # node -> payload, or an error
+        self.stops: list[tuple[str, list]] = []
+        self.during_stop = lambda: None             # what happens elsewhere while a node stops strays
+
+    def call_many(self, nodes, procedure, args=None, timeout=None):
+        assert procedure == "heartbeat"
+        answers = {}
+        for name in nodes:
+            answer = self.heartbeat.get(name, {"master": "node1", "epoch": 0, "cut_off": False})
+            answers[name] = RpcResult(name, error=answer) if isinstance(answer, errors.GenericError) \
+                else RpcResult(name, answer)
+        return answers
+
+    def call(self, node, address, procedure, args=None, timeout=None):
+        assert procedure == "stop_strays"
+        self.stops.append((node, sorted(args[1])))
+        self.during_stop()
+        return RpcResult(node, [])
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def ctx(node_env):
+    paths.ensure_dirs()
+    data = config.new_cluster("c1", "node1", "127.0.0.11")
+    for index in (2, 3):
+        config.add_node(data, f"node{index}", f"127.0.0.1{index}", master_candidate=True)
+    for name, primary in (("on1", "node1"), ("on2", "node2"), ("on3", "node3")):
+        data["instances"][name] = {"name": name, "primary_node": primary}
+    config.write_atomic(paths.config_file(), config.dumps(data))
+    master = MasterContext(workers=1, no_voting=True)    # no vote over real RPC here
+    master.read_lease = True                              # which --no-voting turns off
+    master.rpc = RecordedRpc()
+    master.rpc.on_cut_off = master._stop_strays
+    master.cfg.set_replicator(None)                       # config changes stay local here
+    yield master
+    master.stop()
+
+
+def test_a_node_that_missed_a_heartbeat_has_its_strays_stopped_when_it_answers(ctx):
+    """When node2 does not answer a round, nothing is asked of it; when it answers the next
+    one, it is told to keep only the instances placed on it, once."""
+    ctx.rpc.heartbeat["node2"] = errors.RpcError("node node2 unreachable")
+    ctx.heartbeat_round()
+    assert ctx.rpc.stops == []
+    del ctx.rpc.heartbeat["node2"]
+    ctx.heartbeat_round()
+    ctx.heartbeat_round()
+    assert ctx.rpc.stops == [("node2", ["on2"])]
+
+
+def test_a_node_that_says_it_was_cut_off_has_its_strays_stopped(ctx):
+    """When node3 answers that it was cut off (it heard no heartbeat for a while), it is told to
+    keep only the instances placed on it, even though this master saw no failed round."""
+    ctx.rpc.heartbeat["node3"] = {"master": "node1", "epoch": 0, "cut_off": True}
+    ctx.heartbeat_round()
+    assert ctx.rpc.stops == [("node3", ["on3"])]
+
+
+def test_an_instance_a_job_holds_is_kept_and_the_node_asked_again_once_it_is_free(ctx):
+    """When a job holds an instance placed elsewhere (it may be moving it to that node), the
+    node keeps it for now and is asked again each round until no job holds it."""
+    ctx.strays_possible_on("node2")
+    ctx.glm.acquire("job-7", Level.INSTANCE, ["on3"], shared=False)
+    ctx.heartbeat_round()
+    assert ctx.rpc.stops == [("node2", ["on2", "on3"])]
+    ctx.glm.release("job-7")
+    ctx.heartbeat_round()
+    ctx.heartbeat_round()
+    assert ctx.rpc.stops == [("node2", ["on2", "on3"]), ("node2", ["on2"])]
+
+
+def test_a_job_call_refused_as_cut_off_stops_the_strays_first(ctx):
+    """When a node refuses a job's call because it was cut off, the RPC layer's hook has the
+    master stop the node's strays and says the call may be made again."""
+    assert ctx.rpc.on_cut_off("node2", "127.0.0.12") is True
+    assert ctx.rpc.stops == [("node2", ["on2"])]
+
+
+def test_the_read_lease_holds_while_a_majority_answers_and_lapses_without(ctx):
+    """When a majority of candidates answers, reads are served; when only the master itself is
+    heard for longer than the lease, reads fail with an error that says why."""
+    ctx.majority_heard = time.monotonic() - READ_LEASE - 5
+    ctx.heartbeat_round()                              # all answer: the lease is renewed
+    ctx.may_serve_reads()
+    for node in ("node2", "node3"):
+        ctx.rpc.heartbeat[node] = errors.RpcError(f"node {node} unreachable")
+    ctx.heartbeat_round()
+    ctx.majority_heard = time.monotonic() - READ_LEASE - 5
+    ctx.heartbeat_round()                              # one of three: not renewed
+    with pytest.raises(errors.QuorumError, match="node1 has not heard a majority of the master candidates for"
+                                                 " 1[0-9] s: it may have been deposed"):
+        ctx.may_serve_reads()
+    ctx.rpc.heartbeat["node2"] = {"master": "node1", "epoch": 0, "cut_off": False}
+    ctx.heartbeat_round()                              # two of three again
+    ctx.may_serve_reads()
+
+
+def test_a_node_marked_again_while_its_strays_are_stopped_stays_marked(ctx):
+    """When a job moves an instance away from node2 (and marks it) while the master is stopping
+    node2's strays with the placement of a moment before, node2 is asked again next round."""
+    ctx.strays_possible_on("node2")
+
+    def job_moves_on2_away():
+        ctx.rpc.during_stop = lambda: None
+        ctx.cfg.update(lambda d: d["instances"]["on2"].update(primary_node="node3"))
+        ctx.strays_possible_on("node2")
+    ctx.rpc.during_stop = job_moves_on2_away
+    ctx.heartbeat_round()
+    ctx.heartbeat_round()
+    ctx.heartbeat_round()
+    assert ctx.rpc.stops == [("node2", ["on2"]), ("node2", [])]
