@@ -81,7 +81,7 @@ class NodeProcedures:
         cut_off = self.cut_off_for() is not None
         if not cut_off:
             self._heard_master()
-        return dict(self.rpc_master_epoch(), cut_off=cut_off)
+        return dict(self._master_and_epoch(), cut_off=cut_off)
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config
@@ -164,12 +164,11 @@ class NodeProcedures:
     def _refuse_older_epoch(self, epoch: int, what: str) -> None:
         """A master of an older epoch was deposed by a master-failover: it may change nothing.
         Callers hold the config lock, so a fence cannot slip between the check and the write."""
-        current = self._epoch()
-        if epoch < current:
-            fenced_epoch, fenced_by = config.fenced()
-            master = fenced_by if fenced_epoch == current else read_ssconf().get("master_node")
+        current = self._master_and_epoch()
+        if epoch < current["epoch"]:
             raise errors.EpochError(f"{what} from a master of epoch {epoch} refused by {paths.node_name()}:"
-                                    f" the master is now {master} (epoch {current})", master)
+                                    f" the master is now {current['master']} (epoch {current['epoch']})",
+                                    current["master"])
 
     def rpc_upload_config(self, text: str) -> int:
         """Store a config pushed by the master unless ours is newer; returns our serial.
@@ -185,7 +184,7 @@ class NodeProcedures:
             config.write_atomic(paths.config_file(), text.encode())
             return data["serial_no"]
 
-    def rpc_master_epoch(self) -> dict:
+    def _master_and_epoch(self) -> dict:
         """The master and its epoch as this node knows them (a master's heartbeat asks)."""
         fenced_epoch, fenced_by = config.fenced()
         epoch = self._epoch()

@@ -41,7 +41,7 @@ def test_a_newer_epoch_wins_over_a_higher_serial(node):
     """When a new master (epoch 2) pushes its config, it is stored even if the serial is lower
     (the higher one held a deposed master's uncommitted changes)."""
     assert node.rpc_upload_config(cluster_config(epoch=2, serial=3)) == 3
-    assert node.rpc_master_epoch() == {"master": "node2", "epoch": 2}
+    assert node.rpc_heartbeat(2, "node2") == {"master": "node2", "epoch": 2, "cut_off": False}
     assert node.rpc_upload_config(cluster_config(epoch=2, serial=2)) == 3      # same epoch: the serial rules
 
 
@@ -58,7 +58,7 @@ def test_a_fence_refuses_the_old_master_before_the_new_config_arrives(node):
     """When master-failover fences a node with a new epoch, the writes of the old epoch are refused
     at once, naming the node that takes over, though the config still names the old master."""
     assert node.rpc_fence(2, "node3") == 2
-    assert node.rpc_master_epoch() == {"master": "node3", "epoch": 2}
+    assert node.rpc_heartbeat(2, "node3") == {"master": "node3", "epoch": 2, "cut_off": False}
     with pytest.raises(errors.EpochError, match="the master is now node3 \\(epoch 2\\)"):
         node.rpc_jobqueue_update([record(6, 9)], 1)
     with pytest.raises(errors.EpochError):
