@@ -15,13 +15,18 @@ def cluster_config(epoch: int, serial: int, master: str = "node1") -> str:
     return config.dumps(data).decode()
 
 
-@pytest.fixture
-def node(node_env):
+def node_procedures() -> NodeProcedures:
+    """noded's procedures on a node whose config (epoch 1, serial 5) names node2 as the master."""
     paths.ensure_dirs()
     procs = NodeProcedures()
     procs.rpc_upload_config(cluster_config(epoch=1, serial=5, master="node2"))
     procs.rpc_write_ssconf({"master_node": "node2"})
     return procs
+
+
+@pytest.fixture
+def node(node_env):
+    return node_procedures()
 
 
 def record(job_id: int, seq: int) -> list:

@@ -9,8 +9,8 @@ import pytest
 
 from genet import errors, paths
 from genet.hypervisor.fake import FakeHypervisor
-from genet.noded import CUT_OFF_AFTER, NodeProcedures
-from test_noded_epoch import cluster_config
+from genet.noded import CUT_OFF_AFTER
+from test_noded_epoch import node_procedures
 
 
 class RecordingHypervisor(FakeHypervisor):
@@ -31,10 +31,7 @@ class RecordingHypervisor(FakeHypervisor):
 
 @pytest.fixture
 def node(node_env):
-    paths.ensure_dirs()
-    procs = NodeProcedures()
-    procs.rpc_upload_config(cluster_config(epoch=1, serial=5, master="node2"))
-    procs.rpc_write_ssconf({"master_node": "node2"})
+    procs = node_procedures()
     procs._hypervisors["fake"] = RecordingHypervisor(state_dir=paths.data_dir() / "fake-hv")
     return procs
 
