@@ -225,16 +225,6 @@ class LockManager:
         with self._mutex:
             return set(self._locks[Level(level)])
 
-    def held(self, level: Level) -> set[str]:
-        """Names at ``level`` some job holds now, in either mode (all of them while the level
-        itself is held): what may be changing under a caller that takes no lock."""
-        with self._mutex:
-            locks = dict(self._locks[Level(level)])
-            whole = self._level_locks[Level(level)]
-        if whole.mode is not None:
-            return set(locks)
-        return {name for name, lock in locks.items() if lock.mode is not None}
-
     def owned(self, owner: Hashable, level: Level) -> set[str]:
         with self._mutex:
             return set(self._owned.get(owner, {}).get(Level(level), ()))

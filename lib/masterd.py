@@ -6,12 +6,13 @@ reactor's thread pool because the queue, the config and RPC block.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from genet import config, daemon_util, errors, paths, serializer
 from genet.config import ConfigWriter
@@ -68,7 +69,7 @@ class MasterContext:
         from genet.bootstrap import check_master_votes
         check_master_votes(data, self.node_name, no_voting)
         self.rpc = RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"])
-        self.rpc.on_cut_off = self._stop_strays
+        self.rpc.reconciler = self
         self.epoch = config.master_epoch(data)
         self.deposed: str | None = None     # the master that took over, once this one stepped down
         self.on_deposed: Callable[[], None] = lambda: None     # main(): stop serving
@@ -81,9 +82,10 @@ class MasterContext:
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
         self._suspect: dict[str, int] = {}  # nodes that may run instances placed elsewhere -> times marked
+        self._moving: dict[str, str] = {}   # instance -> the node a job is moving it to (moving_to)
         self.majority_heard = time.monotonic()
         self.read_lease = not no_voting     # --no-voting: the admin vouches that the others are down
-        self._state_lock = threading.Lock()  # _lagging, _suspect, deposed
+        self._state_lock = threading.Lock()  # _lagging, _suspect, _moving, deposed
         self.cfg.set_replicator(self._replicate_config)
         self.job_latency = LatencyHistogram()
         self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs, on_final=self._job_final)
@@ -211,25 +213,23 @@ class MasterContext:
                 self.step_down(name, f"{name} knows master {res.payload['master']} of epoch"
                                      f" {res.payload['epoch']} (this master's: {self.epoch})", res.payload["master"])
                 return
-            if res.payload["cut_off"] or name in self._suspect:
-                self._stop_strays(name, nodes[name])
+            if res.payload["cut_off"] or self.strays_pending(name):
+                self.stop_strays(name, nodes[name])
             if name in peers:
                 answered += 1
                 self._track_candidate(name, res)        # one that missed job updates catches up now
         if answered >= needed:
             self.majority_heard = started
 
-    def _stop_strays(self, name: str, address: str) -> bool:
-        """Stop on node ``name`` every instance the config places elsewhere, except those a job
-        holds (it may be moving them there); until none is skipped so, the next round tries again.
-        True once the node serves again (rpc's on_cut_off: a job's call to a node that was cut off
-        waits for this instead of failing)."""
+    def stop_strays(self, name: str, address: str) -> bool:
+        """Stop on node ``name`` every instance the config places elsewhere, except one a job is
+        moving there right now (see moving_to; the next round asks again). True once the node
+        serves again (rpc's reconciler: a job's call to such a node waits for this)."""
         mark = self._suspect.get(name)
-        placed, elsewhere = self.cfg.read(lambda d: (
-            [i for i, inst in d["instances"].items() if inst["primary_node"] == name],
-            {i for i, inst in d["instances"].items() if inst["primary_node"] != name}))
-        in_flux = sorted(self.glm.held(Level.INSTANCE) & elsewhere)
-        res = self.rpc.call(name, address, "stop_strays", [self.epoch, placed + in_flux], timeout=120)
+        with self._state_lock:
+            arriving = sorted(i for i, node in self._moving.items() if node == name)
+        placed = self.cfg.read(lambda d: [i for i, inst in d["instances"].items() if inst["primary_node"] == name])
+        res = self.rpc.call(name, address, "stop_strays", [self.epoch, placed + arriving], timeout=120)
         if self._check_epoch(name, res):
             return False
         if res.failed:
@@ -239,7 +239,7 @@ class MasterContext:
         if res.payload:
             log.warning("node %s was cut off: stopped %s, which the config places elsewhere", name,
                         ", ".join(res.payload))
-        if in_flux:
+        if arriving:
             self.strays_possible_on(name)
         else:
             with self._state_lock:        # unless it was marked again meanwhile (by a job that moved one)
@@ -247,11 +247,26 @@ class MasterContext:
                     self._suspect.pop(name, None)
         return True
 
+    def strays_pending(self, node: str) -> bool:
+        return node in self._suspect
+
     def strays_possible_on(self, node: str) -> None:
-        """A job moved an instance away from ``node`` without stopping it there (it did not answer):
-        the heartbeat stops it once the node answers and no job holds the instance."""
+        """``node`` may run an instance the config places elsewhere (it missed a heartbeat, or a
+        job moved an instance away without stopping it there): stopped on its next contact."""
         with self._state_lock:
             self._suspect[node] = self._suspect.get(node, 0) + 1
+
+    @contextlib.contextmanager
+    def moving_to(self, instance: str, node: str) -> Iterator[None]:
+        """While a job brings ``instance`` up on ``node`` before the config places it there (a
+        migration's target runs before the config names it), that node may run it."""
+        with self._state_lock:
+            self._moving[instance] = node
+        try:
+            yield
+        finally:
+            with self._state_lock:
+                self._moving.pop(instance, None)
 
     def may_serve_reads(self) -> None:
         """Answer reads only while a majority of candidates answered a recent heartbeat: a master

@@ -16,15 +16,11 @@ from pathlib import Path
 
 from genet import __version__, config, daemon_util, errors, paths, serializer, ssl_utils
 from genet.queue_store import QueueStore
+from genet.rpc import acts_on_instances
 
 PROTOCOL_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024
 CUT_OFF_AFTER = 10.0    # seconds without a master's heartbeat after which a node counts as cut off
-# what a cut-off node does not do until the master has stopped the instances it no longer places
-# here: anything that acts on an instance, a disk, an OS or an export (reads are still answered)
-GUARDED_PREFIXES = ("instance_", "blockdev_", "os_", "export_")
-UNGUARDED = frozenset({"instance_info", "instances_info", "instance_console", "blockdev_find", "export_list",
-                       "export_info"})
 log = logging.getLogger("genet-noded")
 
 
@@ -44,7 +40,7 @@ class NodeProcedures:
         method = getattr(self, f"rpc_{name}", None)
         if method is None:
             raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
-        if name.startswith(GUARDED_PREFIXES) and name not in UNGUARDED:
+        if acts_on_instances(name):
             self._refuse_if_cut_off(name)
         return method(*args)
 
@@ -85,7 +81,7 @@ class NodeProcedures:
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config
-        places here as primary, and those a job is moving): the guest is paused at once, so it
+        places here as primary, and those a migration is bringing here): the guest is paused at once, so it
         writes nothing more, then killed. Ends the cut-off state; returns the names stopped."""
         from genet.hypervisor import base as hvbase
         with self._config_lock:

@@ -12,12 +12,24 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from genet import errors, serializer
 
 DEFAULT_TIMEOUT = 30.0
 DOWN_BACKOFF = 3.0      # after a failed connection, calls fail fast for this long
+# What a node that lost the master's heartbeat refuses until the master has stopped the instances
+# it runs but no longer places there (genet.noded): what acts on an instance, disk, OS or export;
+# the reads below are still answered.
+CUT_OFF_REFUSES = ("instance_", "blockdev_", "os_", "export_")
+CUT_OFF_ANSWERS = frozenset({"instance_info", "instances_info", "instance_console", "blockdev_find",
+                             "export_list", "export_info"})
+
+
+def acts_on_instances(procedure: str) -> bool:
+    return procedure.startswith(CUT_OFF_REFUSES) and procedure not in CUT_OFF_ANSWERS
+
+
 
 
 class RpcResult:
@@ -40,6 +52,14 @@ class RpcResult:
         return self.payload
 
 
+class Reconciler(Protocol):
+    """The master's side of a node that may run instances the config places elsewhere."""
+
+    def strays_pending(self, node: str) -> bool: ...
+
+    def stop_strays(self, node: str, address: str) -> bool: ...
+
+
 class RpcClient:
     def __init__(self, cert_path: Path, port: int, timeout: float = DEFAULT_TIMEOUT):
         self.port = port
@@ -50,7 +70,7 @@ class RpcClient:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc")
         self._down_until: dict[str, float] = {}
-        self.on_cut_off: Callable[[str, str], bool] | None = None     # see call()
+        self.reconciler: Reconciler | None = None     # see call()
 
     def _context(self) -> ssl.SSLContext:
         if self._ctx is None:
@@ -80,18 +100,29 @@ class RpcClient:
 
     def call(self, node: str, address: str, procedure: str, args: list | None = None,
              timeout: float | None = None, body: bytes | None = None,
-             fail_fast: bool = False, _retry: bool = False) -> RpcResult:
+             fail_fast: bool = False) -> RpcResult:
         """Call ``procedure`` on one node; never raises for remote or network failures.
 
         ``body`` is ``args`` already encoded, so a call to many nodes encodes once.
         With ``fail_fast`` a node whose connection failed within DOWN_BACKOFF seconds
         is not tried again (replication must not stall on a dead node every time).
-        A node that refuses as cut off from the master is handed to ``on_cut_off`` (the master
-        stops the instances it placed elsewhere there), then asked once more.
+        Before a call that acts on instances, a node the ``reconciler`` (the master) suspects of
+        running instances placed elsewhere has them stopped; one that refuses the call as cut off
+        from the master too, and is then asked once more.
         """
+        guarded = self.reconciler is not None and acts_on_instances(procedure)
+        if guarded and self.reconciler.strays_pending(node):
+            self.reconciler.stop_strays(node, address)
         if body is None:
             body = serializer.dumps(args or [])
         timeout = self.timeout if timeout is None else timeout
+        result = self._send(node, address, procedure, body, timeout, fail_fast)
+        if guarded and isinstance(result.error, errors.NodeCutOffError) and self.reconciler.stop_strays(node, address):
+            result = self._send(node, address, procedure, body, timeout, fail_fast)
+        return result
+
+    def _send(self, node: str, address: str, procedure: str, body: bytes, timeout: float,
+              fail_fast: bool) -> RpcResult:
         down_until = self._down_until.get(address) if fail_fast else None
         if down_until is not None and time.monotonic() < down_until:
             return RpcResult(node, error=errors.RpcError(
@@ -114,11 +145,7 @@ class RpcClient:
                 continue
             self._release(address, conn)
             self._down_until.pop(address, None)
-            result = self._decode(node, response.status, data)
-            if isinstance(result.error, errors.NodeCutOffError) and self.on_cut_off is not None \
-                    and not _retry and self.on_cut_off(node, address):
-                return self.call(node, address, procedure, body=body, timeout=timeout, _retry=True)
-            return result
+            return self._decode(node, response.status, data)
         raise AssertionError("unreachable")
 
     @staticmethod

@@ -131,7 +131,12 @@ class MovePlan:
         self.lu.cfg.update(change)
 
     def migrate(self, live: bool = True) -> dict:
-        """Live (or paused) migration; on failure the source keeps running and the target is cleaned."""
+        """Live (or paused) migration; on failure the source keeps running and the target is cleaned.
+        The target runs the instance before the config names it: the master knows it meanwhile."""
+        with self.lu.ctx.moving_to(self.inst["name"], self.target):
+            return self._migrate(live)
+
+    def _migrate(self, live: bool) -> dict:
         inst, feedback, hv = self.inst, self.lu.feedback, self.inst["hypervisor"]
         feedback(f"* migrating instance {inst['name']} from {self.source} to {self.target}"
                  f" ({'live' if live else 'non-live'})")

@@ -47,6 +47,14 @@ class Dev(devnet.Dev):
     def tags(self, node: str) -> list[str]:
         return self.config(node)["cluster"]["tags"]
 
+    def runs(self, node: str, instance: str) -> bool:
+        """Whether ``node``'s fake hypervisor has a record of ``instance``."""
+        try:
+            state = json.loads((self.root(node) / "var/lib/genet/fake-hv/fake-hv.json").read_text())
+        except OSError:
+            return False
+        return instance in state["instances"]
+
     def queue_ids(self, node: str) -> set[int]:
         """The job IDs in ``node``'s copy of the queue."""
         with sqlite3.connect(self.root(node) / "var/lib/genet/queue.db") as db:
@@ -167,3 +175,24 @@ def test_a_heal_in_the_middle_of_the_failover_leaves_one_master_and_every_job(de
     listed = {int(i): s for i, s in (line.split("|", 1) for line in rows.splitlines() if line)}
     assert {job_id: listed.get(job_id) for job_id in GIVEN} == GIVEN
     assert "majority" in dev.run("node3", "gnt-cluster", "list-tags").stdout.split()
+
+
+def test_a_node_set_offline_and_back_first_stops_what_failed_over_meanwhile(dev):
+    """When a node is cut off and marked offline, its instance fails over without
+    --primary-is-down; the master does not call an offline node, so after its link comes back it
+    still runs the instance, until it is set online again: then the master stops it there."""
+    dev.run("node3", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "-B", "memory=64M", "off1")
+    assert dev.runs("node1", "off1")
+    assert tool("partition", "--dir", str(dev.dir), "node1").returncode == 0
+    dev.run("node3", "gnt-node", "modify", "-O", "yes", "node1")
+    out = dev.run("node3", "gnt-instance", "failover", "--ignore-consistency", "-n", "node2", "off1").stdout
+    assert "failing over instance off1 from node1 to node2" in out, out
+    assert dev.runs("node2", "off1") and dev.runs("node1", "off1")      # node1 cannot know
+    assert tool("heal", "--dir", str(dev.dir), "node1").returncode == 0
+    time.sleep(3)
+    assert dev.runs("node1", "off1"), out        # offline: the master does not call it
+    dev.run("node3", "gnt-node", "modify", "-O", "no", "node1")
+    wait_for(lambda: not dev.runs("node1", "off1"), 30, "node1 to stop off1, which failed over to node2")
+    assert dev.runs("node2", "off1")
+    log = (dev.dir / "node1/root/var/log/genet/genet-noded.log").read_text()
+    assert "instance off1 runs here (running) but the config places it elsewhere: pausing and killing it" in log

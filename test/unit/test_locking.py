@@ -441,19 +441,3 @@ def test_stress_random_ordered_sets_never_deadlock_or_overlap():
     assert all(not info["owners"] and not info["pending"]
                for info in glm.list_owners().values())
 
-
-def test_held_names_what_any_job_holds_and_everything_under_a_level_lock():
-    """When jobs hold single names (either mode), held() lists them; while one holds the whole
-    level, every name counts as held; once released, none does."""
-    glm = LockManager()
-    glm.add(Level.INSTANCE, ["a", "b", "c"])
-    assert glm.held(Level.INSTANCE) == set()
-    glm.acquire("job1", Level.INSTANCE, ["a"], shared=False)
-    glm.acquire("job2", Level.INSTANCE, ["b"], shared=True)
-    assert glm.held(Level.INSTANCE) == {"a", "b"}
-    glm.release("job1")
-    glm.release("job2")
-    glm.acquire("job3", Level.INSTANCE, ALL_SET, shared=True)
-    assert glm.held(Level.INSTANCE) == {"a", "b", "c"}
-    glm.release("job3")
-    assert glm.held(Level.INSTANCE) == set()

@@ -51,7 +51,6 @@ def ctx(node_env):
     master = MasterContext(workers=1, no_voting=True)    # no vote over real RPC here
     master.read_lease = True                              # which --no-voting turns off
     master.rpc = RecordedRpc()
-    master.rpc.on_cut_off = master._stop_strays
     master.cfg.set_replicator(None)                       # config changes stay local here
     yield master
     master.stop()
@@ -77,24 +76,16 @@ def test_a_node_that_says_it_was_cut_off_has_its_strays_stopped(ctx):
     assert ctx.rpc.stops == [("node3", ["on3"])]
 
 
-def test_an_instance_a_job_holds_is_kept_and_the_node_asked_again_once_it_is_free(ctx):
-    """When a job holds an instance placed elsewhere (it may be moving it to that node), the
-    node keeps it for now and is asked again each round until no job holds it."""
+def test_an_instance_a_job_is_moving_to_a_node_is_kept_there_until_the_move_ends(ctx):
+    """When a migration brings on3 up on node2 before the config places it there, a stop of
+    node2's strays keeps it, and node2 is asked again each round until the move is over."""
     ctx.strays_possible_on("node2")
-    ctx.glm.acquire("job-7", Level.INSTANCE, ["on3"], shared=False)
+    with ctx.moving_to("on3", "node2"):
+        ctx.heartbeat_round()
+        ctx.heartbeat_round()
     ctx.heartbeat_round()
-    assert ctx.rpc.stops == [("node2", ["on2", "on3"])]
-    ctx.glm.release("job-7")
     ctx.heartbeat_round()
-    ctx.heartbeat_round()
-    assert ctx.rpc.stops == [("node2", ["on2", "on3"]), ("node2", ["on2"])]
-
-
-def test_a_job_call_refused_as_cut_off_stops_the_strays_first(ctx):
-    """When a node refuses a job's call because it was cut off, the RPC layer's hook has the
-    master stop the node's strays and says the call may be made again."""
-    assert ctx.rpc.on_cut_off("node2", "127.0.0.12") is True
-    assert ctx.rpc.stops == [("node2", ["on2"])]
+    assert ctx.rpc.stops == [("node2", ["on2", "on3"])] * 2 + [("node2", ["on2"])]
 
 
 def test_the_read_lease_holds_while_a_majority_answers_and_lapses_without(ctx):
