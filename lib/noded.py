@@ -81,8 +81,9 @@ class NodeProcedures:
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config
-        places here as primary, and those a migration is bringing here): the guest is paused at once, so it
-        writes nothing more, then killed. Ends the cut-off state; returns the names stopped."""
+        places here as primary, and those a migration is bringing here): the guest is paused at
+        once, so it writes nothing more, then killed. Ends the cut-off state; returns the names
+        stopped."""
         from genet.hypervisor import base as hvbase
         with self._config_lock:
             self._refuse_older_epoch(int(epoch), "stopping the instances placed elsewhere")
