@@ -138,7 +138,9 @@ class RpcClient:
                 conn.close()
                 if not fresh:      # the peer restarted: every kept connection to it is dead
                     self._drop_idle(address)
-                if fresh or attempt == 2:
+                # a kept connection the peer closed is tried once more; one that timed out is not
+                # (the node does not answer: a second try would only wait again)
+                if fresh or attempt == 2 or isinstance(err, TimeoutError):
                     self._down_until[address] = time.monotonic() + DOWN_BACKOFF
                     return RpcResult(node, error=errors.RpcError(
                         f"node {node} ({address}:{self.port}) unreachable: {err}"))

@@ -1,4 +1,5 @@
-"""The RPC client lets the master stop a node's strays before a call that acts on instances."""
+"""The RPC client: the master stops a node's strays before a call that acts on instances, and a
+node that does not answer is not waited for twice."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -74,3 +75,29 @@ def test_a_call_refused_as_cut_off_is_made_again_once_the_strays_are_stopped():
 def test_without_a_reconciler_a_refusal_is_returned_as_it_is():
     client = Client({"instance_start": [cut_off()]})
     assert isinstance(client.call("node2", "127.0.0.12", "instance_start", [{}, {}]).error, errors.NodeCutOffError)
+
+
+class KeptConnection:
+    """An idle kept connection to a node that no longer answers: every request times out."""
+    sock = object()         # not fresh
+
+    def __init__(self, log):
+        self.log = log
+
+    def request(self, *args, **kwargs):
+        self.log.append("request")
+        raise TimeoutError("timed out")
+
+    def close(self):
+        pass
+
+
+def test_a_kept_connection_that_times_out_is_not_tried_again():
+    """When a node stops answering on a connection kept from an earlier call, the call fails after
+    one timeout (a closed kept connection is retried on a new one; a silent node is not)."""
+    log: list[str] = []
+    client = RpcClient(Path("/nonexistent.pem"), 1811)
+    client._connection = lambda address, timeout: KeptConnection(log)
+    result = client.call("node2", "127.0.0.12", "instance_info", ["inst1", "fake"], timeout=10)
+    assert isinstance(result.error, errors.RpcError) and "timed out" in result.fail_msg
+    assert log == ["request"]
