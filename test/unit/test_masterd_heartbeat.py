@@ -7,7 +7,6 @@ import time
 import pytest
 
 from genet import config, errors, paths
-from genet.locking import Level
 from genet.masterd import READ_LEASE, MasterContext
 from genet.rpc import RpcResult
 
