@@ -7,6 +7,8 @@ reactor's thread pool because they block (files, SQLite, subprocesses).
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import logging
 import os
 import shutil
@@ -40,6 +42,10 @@ class NodeProcedures:
         method = getattr(self, f"rpc_{name}", None)
         if method is None:
             raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
+        try:        # wrong arguments are the caller's error; a TypeError inside is a bug of ours
+            _signature(method.__func__).bind(self, *args)
+        except TypeError as err:
+            raise errors.OpPrereqError(f"{name}: {err}", errors.ECode.INVAL) from None
         if acts_on_instances(name):
             self._refuse_if_cut_off(name)
         return method(*args)
@@ -628,6 +634,11 @@ def _free_port(address: str) -> int:
         return probe.getsockname()[1]
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(function) -> inspect.Signature:
+    return inspect.signature(function)
+
+
 def resources() -> dict[str, int]:
     """Memory (MiB), disk of the state directory (MiB) and CPUs, for node list fields."""
     mem = {}
@@ -691,9 +702,7 @@ def make_site(procedures: NodeProcedures):
             def run():
                 try:
                     return _reply(True, procedures.call(name, args))
-                except TypeError as err:
-                    return _reply(False, errors.to_wire(errors.OpPrereqError(f"{name}: {err}")))
-                except Exception as err:  # every failure goes back to the caller
+                except Exception as err:  # back to the caller (a bug as an internal error), traceback here
                     log.exception("RPC %s failed", name)
                     return _reply(False, errors.to_wire(err))
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from genet import opcodes, ssl_utils
+from genet import errors, opcodes, ssl_utils
 
 
 def delay(seconds=0.0, **kw):
@@ -116,6 +116,8 @@ def test_garbage_on_the_rpc_port_does_not_hurt_noded(cluster):
     assert not own.call("node2", cluster.address("node2"), "node_info").failed
     bad = own.call("node2", cluster.address("node2"), "no_such_procedure")
     assert bad.failed and "unknown RPC procedure" in bad.fail_msg
+    wrong = own.call("node2", cluster.address("node2"), "test_delay", [])
+    assert isinstance(wrong.error, errors.OpPrereqError) and "test_delay: missing a required argument" in wrong.fail_msg
 
 
 def test_malformed_luxi_messages_get_errors_and_masterd_keeps_serving(cluster):

@@ -70,3 +70,16 @@ def test_a_fence_refuses_the_old_master_before_the_new_config_arrives(node):
         node.rpc_upload_config(cluster_config(epoch=1, serial=6, master="node2"))
     assert node.rpc_fence(1, "node2") == 2                 # an older fence changes nothing
     assert node.rpc_upload_config(cluster_config(epoch=2, serial=1, master="node3")) == 1
+
+
+def test_wrong_arguments_are_the_callers_error_and_a_type_error_inside_is_not(node):
+    """When a caller passes too few or too many arguments, the error names the procedure and is
+    wrong input; a TypeError raised inside a procedure (a bug) is not dressed up as wrong input."""
+    for args in ([], [[1], 2]):
+        with pytest.raises(errors.OpPrereqError, match="jobqueue_records: .*argument") as err:
+            node.call("jobqueue_records", args)
+        assert err.value.args[1] == errors.ECode.INVAL.value
+    with pytest.raises(TypeError):
+        node.call("jobqueue_records", [5])          # iterating an int, inside the procedure
+    with pytest.raises(errors.OpPrereqError, match="unknown RPC procedure 'nosuch'"):
+        node.call("nosuch", [])
