@@ -128,7 +128,8 @@ def build_opcode(opclass: type[opcodes.OpCode], req: Request, body: dict | None 
                  rename: dict[str, str] | None = None, **static: Any) -> opcodes.OpCode:
     """An opcode from the body (Ganeti's names, ``rename``d) plus the path's values.
 
-    ``dry-run`` comes from the query string, the reason trail gains the request.
+    ``dry-run`` comes from the query string (of a request that changes something: a GET changes
+    nothing and keeps its answer, as in Ganeti); the reason trail gains the request.
     A body field the opcode does not have, or that the path already sets, is a 400.
     """
     body = dict(body if body is not None else body_dict(req))
@@ -146,7 +147,7 @@ def build_opcode(opclass: type[opcodes.OpCode], req: Request, body: dict | None 
     if clash:
         raise HttpBadRequest(f"parameter(s) {', '.join(clash)} are given by the URL and must not differ in the body")
     params = {**body, **static}
-    if query_flag(req, "dry-run"):
+    if query_flag(req, "dry-run") and req.method != "GET":
         params["dry_run"] = True
     params["reason"] = list(params.get("reason") or []) + reason_trail(req)
     try:

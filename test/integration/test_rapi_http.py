@@ -161,7 +161,10 @@ def test_root_version_features_and_info(cluster):
 
 
 def test_os_list_names_the_bundled_definitions(cluster):
+    """GET /2/os lists the bundled definitions; dry-run=1 on a GET (which changes nothing) gives
+    the same answer, as in Ganeti, not a job that was only checked."""
     assert {"noop", "image"} <= set(ok("GET", "/2/os"))
+    assert ok("GET", "/2/os?dry-run=1") == ok("GET", "/2/os")
 
 
 def test_cluster_modify_shows_in_info_and_dry_run_changes_nothing(cluster):
