@@ -39,21 +39,6 @@ NODES = ("node1", "node2", "node3")
 
 
 class Cluster(Dev):
-    def masterd_runs(self, node: str) -> bool:
-        try:
-            pid = int((self.root(node) / "var/run/genet/genet-masterd.pid").read_text().split()[0])
-            return "masterd" in Path(f"/proc/{pid}/cmdline").read_text()
-        except (OSError, ValueError, IndexError):
-            return False
-
-    def runs(self, node: str, instance: str) -> bool:
-        """Whether the fake hypervisor of ``node`` has a record of ``instance``."""
-        try:
-            state = json.loads((self.root(node) / "var/lib/genet/fake-hv/fake-hv.json").read_text())
-        except (OSError, ValueError):
-            return False
-        return instance in state.get("instances", {})
-
     def link(self, node: str, up: bool) -> None:
         proc = tool("heal" if up else "partition", "--dir", str(self.dir), node)
         assert proc.returncode == 0, proc.stderr

@@ -5,6 +5,7 @@ waiting for something a cluster does.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -35,6 +36,21 @@ class Dev:
 
     def root(self, node: str) -> Path:
         return self.dir / node / "root"
+
+    def masterd_runs(self, node: str) -> bool:
+        try:
+            pid = int((self.root(node) / "var/run/genet/genet-masterd.pid").read_text().split()[0])
+            return "masterd" in Path(f"/proc/{pid}/cmdline").read_text()
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def runs(self, node: str, instance: str) -> bool:
+        """Whether ``node``'s fake hypervisor has a record of ``instance``."""
+        try:
+            state = json.loads((self.root(node) / "var/lib/genet/fake-hv/fake-hv.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return instance in state.get("instances", {})
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import devnet
 import pytest
@@ -30,14 +29,6 @@ class Dev(devnet.Dev):
         GIVEN[job_id] = summary
         return job_id
 
-    def masterd_runs(self, node: str) -> bool:
-        pidfile = self.root(node) / "var/run/genet/genet-masterd.pid"
-        try:
-            pid = int(pidfile.read_text().split()[0])
-            return "masterd" in Path(f"/proc/{pid}/cmdline").read_text()
-        except (OSError, ValueError, IndexError):
-            return False
-
     def master_file(self, node: str) -> str:
         return (self.root(node) / "var/lib/genet/ssconf_master_node").read_text().strip()
 
@@ -46,14 +37,6 @@ class Dev(devnet.Dev):
 
     def tags(self, node: str) -> list[str]:
         return self.config(node)["cluster"]["tags"]
-
-    def runs(self, node: str, instance: str) -> bool:
-        """Whether ``node``'s fake hypervisor has a record of ``instance``."""
-        try:
-            state = json.loads((self.root(node) / "var/lib/genet/fake-hv/fake-hv.json").read_text())
-        except OSError:
-            return False
-        return instance in state["instances"]
 
     def queue_ids(self, node: str) -> set[int]:
         """The job IDs in ``node``'s copy of the queue."""
