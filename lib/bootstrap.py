@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 from genet import config, daemon_util, errors, luxi, netutils, paths, ssl_utils
-from genet.rpc import RpcClient
+from genet.rpc import NodeRpc, RpcClient
 
 
 def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size: int,
@@ -84,15 +84,16 @@ def prepare_node_join_main() -> int:
     return 0 if reply["ok"] else 1
 
 
-def _rpc(data: dict) -> RpcClient:
-    return RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"], timeout=10)
+def _rpc(data: dict) -> NodeRpc:
+    """Node RPC to the nodes of ``data`` (no master daemon to ask for addresses)."""
+    addresses = {n["name"]: n["primary_ip"] for n in data["nodes"].values()}
+    return NodeRpc(RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"]), addresses.__getitem__)
 
 
-def gather_votes(data: dict, rpc: RpcClient, me: str) -> tuple[Counter, int, list[str]]:
+def gather_votes(data: dict, rpc: NodeRpc, me: str) -> tuple[Counter, int, list[str]]:
     """Ask every other online node who it believes the master is."""
-    others = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
-              if not n["offline"] and n["name"] != me}
-    results = rpc.call_many(others, "master_vote", timeout=5) if others else {}
+    others = [n["name"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me]
+    results = rpc.master_vote.on(others) if others else {}
     votes = Counter(r.payload for r in results.values() if not r.failed and r.payload)
     unreachable = sorted(n for n, r in results.items() if r.failed)
     return votes, len(others) + 1, unreachable
@@ -121,8 +122,8 @@ def master_failover(no_voting: bool) -> dict:
     if me not in data["nodes"]:
         raise errors.OpPrereqError(f"node {me} is not in its own cluster config", errors.ECode.WRONG_STATE)
     rpc = _rpc(data)
-    others = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me}
-    infos = rpc.call_many(others, "node_info", timeout=5)
+    others = [n["name"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me]
+    infos = rpc.node_info.on(others, timeout=5)
     reachable = {n for n, r in infos.items() if not r.failed}
     if not no_voting:
         votes = Counter(infos[n].payload["ssconf"].get("master_node") for n in reachable)
@@ -134,7 +135,7 @@ def master_failover(no_voting: bool) -> dict:
         if votes and votes.most_common(1)[0][0] not in (data["cluster"]["master_node"], me):
             raise errors.OpPrereqError(f"nodes disagree about the master: {dict(votes)}", errors.ECode.ENVIRON)
     # judge with the newest config any reachable candidate holds: ours may be stale
-    data = _newest_config(rpc, data, others, infos)
+    data = _newest_config(rpc, data, infos)
     old = data["cluster"]["master_node"]
     node = data["nodes"].get(me)
     if node is None or not node["master_candidate"] or node["offline"]:
@@ -147,11 +148,11 @@ def master_failover(no_voting: bool) -> dict:
     # be alive behind a partition)
     epoch = 1 + max([config.master_epoch(data), config.fenced()[0]] +
                     [infos[n].payload.get("master_epoch", 0) for n in reachable])
-    _fence_majority(rpc, data, epoch, me, {n: others[n] for n in reachable}, no_voting)
+    _fence_majority(rpc, data, epoch, me, sorted(reachable), no_voting)
     fenced_at = time.monotonic()
-    old_stopped = old in reachable and not rpc.call(old, others[old], "stop_masterd", timeout=20).failed
-    data = _newest_config(rpc, data, others, rpc.call_many({n: others[n] for n in reachable}, "node_info", timeout=5))
-    merge_job_queues(rpc, {n: others[n] for n in sorted(reachable) if data["nodes"][n]["master_candidate"]})
+    old_stopped = old in reachable and not rpc.stop_masterd(old).failed
+    data = _newest_config(rpc, data, rpc.node_info.on(sorted(reachable), timeout=5))
+    merge_job_queues(rpc, [n for n in sorted(reachable) if data["nodes"][n]["master_candidate"]])
     data["cluster"]["master_epoch"] = epoch
     data["cluster"]["master_node"] = me
     data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
@@ -161,8 +162,8 @@ def master_failover(no_voting: bool) -> dict:
     ssconf = config.ssconf_values(data)
     for name in sorted(reachable):
         if data["nodes"][name]["master_candidate"]:
-            rpc.call(name, others[name], "upload_config", [content])
-        rpc.call(name, others[name], "write_ssconf", [ssconf])
+            rpc.upload_config(name, content)
+        rpc.write_ssconf(name, ssconf)
     for key, value in ssconf.items():
         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
     if not old_stopped:
@@ -176,12 +177,11 @@ def master_failover(no_voting: bool) -> dict:
     return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
 
 
-def _fence_majority(rpc: RpcClient, data: dict, epoch: int, me: str, reachable: dict[str, str],
-                    no_voting: bool) -> None:
+def _fence_majority(rpc: NodeRpc, data: dict, epoch: int, me: str, reachable: list[str], no_voting: bool) -> None:
     """Record the new epoch here and on every reachable node; a majority of the master candidates
     must hold it (unless --no-voting), or the old master could still commit behind our back."""
     config.fence(epoch, me)
-    results = rpc.call_many(reachable, "fence", [epoch, me], timeout=10)
+    results = rpc.fence.on(reachable, epoch, me)
     newer = {n: r.payload for n, r in results.items() if not r.failed and r.payload > epoch}
     if newer:
         raise errors.OpPrereqError(f"another master-failover is under way: {', '.join(sorted(newer))} already"
@@ -196,19 +196,19 @@ def _fence_majority(rpc: RpcClient, data: dict, epoch: int, me: str, reachable: 
             " the others are down", errors.ECode.ENVIRON)
 
 
-def _newest_config(rpc: RpcClient, data: dict, addresses: dict[str, str], infos: dict) -> dict:
+def _newest_config(rpc: NodeRpc, data: dict, infos: dict) -> dict:
     """The config of the highest serial among ours and the reachable candidates' (``infos``:
     their node_info results)."""
     for name in sorted(infos):
         serial = None if infos[name].failed else infos[name].payload.get("config_serial")
         if serial and serial > data["serial_no"] and data["nodes"].get(name, {}).get("master_candidate"):
-            res = rpc.call(name, addresses[name], "get_config")
+            res = rpc.get_config(name)
             if not res.failed:
                 data = config.parse(res.payload, f"config from {name}")
     return data
 
 
-def merge_job_queues(rpc: RpcClient, candidates: dict[str, str]) -> int:
+def merge_job_queues(rpc: NodeRpc, candidates: list[str]) -> int:
     """Take every job version newer than ours from the other candidates' replicas.
 
     A candidate may have missed updates while it was unreachable; the majority that
@@ -219,14 +219,14 @@ def merge_job_queues(rpc: RpcClient, candidates: dict[str, str]) -> int:
     store = QueueStore(paths.queue_db())
     taken = 0
     try:
-        for name, address in candidates.items():
-            res = rpc.call(name, address, "jobqueue_versions", timeout=30)
+        for name in candidates:
+            res = rpc.jobqueue_versions(name)
             if res.failed:
                 continue
             ours = store.versions()
             newer = [job_id for job_id, seq in res.payload if seq > ours.get(job_id, -1)]
             for start in range(0, len(newer), 500):
-                got = rpc.call(name, address, "jobqueue_records", [newer[start:start + 500]], timeout=30)
+                got = rpc.jobqueue_records(name, newer[start:start + 500])
                 if not got.failed:
                     store.write([tuple(r) for r in got.payload])
                     taken += len(got.payload)

@@ -21,7 +21,7 @@ from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager
 from genet.processor import Processor
 from genet.queue_store import QueueStore
-from genet.rpc import RpcClient
+from genet.rpc import NodeRpc, RpcClient
 
 log = logging.getLogger("genet-masterd")
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -68,8 +68,8 @@ class MasterContext:
                 f"this node ({self.node_name}) is not the master; the master is {data['cluster']['master_node']}")
         from genet.bootstrap import check_master_votes
         check_master_votes(data, self.node_name, no_voting)
-        self.rpc = RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"])
-        self.rpc.reconciler = self
+        self.rpc = NodeRpc(RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"]), self.address_of)
+        self.rpc.client.reconciler = self
         self.epoch = config.master_epoch(data)
         self.deposed: str | None = None     # the master that took over, once this one stepped down
         self.on_deposed: Callable[[], None] = lambda: None     # main(): stop serving
@@ -92,6 +92,13 @@ class MasterContext:
         self.processor = Processor(self, workers or data["cluster"]["max_running_jobs"])
         self.processor.recover(self.node_name)
 
+    def address_of(self, node: str) -> str:
+        """A node's primary address, from the config (NodeRpc's resolver)."""
+        address = self.cfg.read(lambda d: d["nodes"][node]["primary_ip"] if node in d["nodes"] else None)
+        if address is None:
+            raise errors.OpPrereqError(f"node {node!r} is not in the cluster", errors.ECode.NOENT)
+        return address
+
     def _job_final(self, job) -> None:
         self.job_latency.observe_job(job)
         self.processor.job_finished(job)
@@ -112,14 +119,14 @@ class MasterContext:
     def _replicate_config(self, data: dict, content: bytes) -> None:
         peers, needed = self._peers(data)
         serial = data["serial_no"]
-        acks, results = self.rpc.call_quorum(peers, "upload_config", [content.decode()], needed - 1,
-                                             accept=lambda r: not r.failed and r.payload == serial,
-                                             timeout=30, on_result=self._check_epoch)
+        acks, results = self.rpc.upload_config.quorum(peers, content.decode(), needed=needed - 1,
+                                                      accept=lambda r: not r.failed and r.payload == serial,
+                                                      on_result=self._check_epoch)
         self._raise_if_deposed()
         ssconf = config.ssconf_values(data)
         if ssconf != self._last_ssconf:
             online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
-            for name, res in self.rpc.call_many(online, "write_ssconf", [ssconf], timeout=15).items():
+            for name, res in self.rpc.write_ssconf.on(online, ssconf).items():
                 if res.failed:
                     log.warning("ssconf not written on %s: %s", name, res.fail_msg)
             self._last_ssconf = ssconf
@@ -136,8 +143,8 @@ class MasterContext:
         peers, needed = self.cfg.read(self._peers)
         if not peers:
             return
-        acks, _ = self.rpc.call_quorum(peers, "jobqueue_update", [records, self.epoch], needed - 1, timeout=15,
-                                       on_result=self._track_candidate)
+        acks, _ = self.rpc.jobqueue_update.quorum(peers, records, self.epoch, needed=needed - 1,
+                                                  on_result=self._track_candidate)
         self._raise_if_deposed()
         if acks + 1 >= needed:
             self.majority_heard = time.monotonic()
@@ -202,18 +209,18 @@ class MasterContext:
         nodes, peers, needed = self.cfg.read(lambda d: (
             {n["name"]: n["primary_ip"] for n in d["nodes"].values() if not n["offline"]}, *self._peers(d)))
         answered = 1        # this master
-        for name, res in self.rpc.call_many(nodes, "heartbeat", [self.epoch, self.node_name],
-                                            timeout=timeout).items():
+        for name, res in self.rpc.heartbeat.on(nodes, self.epoch, self.node_name, timeout=timeout).items():
             if self._check_epoch(name, res):
                 return
             if res.failed:
                 self.strays_possible_on(name)
                 continue
-            if res.payload["epoch"] > self.epoch:
-                self.step_down(name, f"{name} knows master {res.payload['master']} of epoch"
-                                     f" {res.payload['epoch']} (this master's: {self.epoch})", res.payload["master"])
+            beat = res.payload
+            if beat.epoch > self.epoch:
+                self.step_down(name, f"{name} knows master {beat.master} of epoch {beat.epoch} (this master's:"
+                                     f" {self.epoch})", beat.master)
                 return
-            if res.payload["cut_off"] or self.strays_pending(name):
+            if beat.cut_off or self.strays_pending(name):
                 self.stop_strays(name, nodes[name])
             if name in peers:
                 answered += 1
@@ -229,7 +236,7 @@ class MasterContext:
         with self._state_lock:
             arriving = sorted(i for i, node in self._moving.items() if node == name)
         placed = self.cfg.read(lambda d: [i for i, inst in d["instances"].items() if inst["primary_node"] == name])
-        res = self.rpc.call(name, address, "stop_strays", [self.epoch, placed + arriving], timeout=120)
+        res = self.rpc.with_addresses({name: address}).stop_strays(name, self.epoch, placed + arriving)
         if self._check_epoch(name, res):
             return False
         if res.failed:
@@ -299,7 +306,7 @@ class MasterContext:
         if data is not None:
             self.deposed = new = data["cluster"]["master_node"]
             try:
-                merge_job_queues(self.rpc, {new: data["nodes"][new]["primary_ip"]})
+                merge_job_queues(self.rpc.with_addresses({new: data["nodes"][new]["primary_ip"]}), [new])
             except errors.GenericError as err:
                 log.error("could not take the committed jobs from %s: %s", new, err)
         log.error("stepped down: the master is %s; stopping the master daemons", self.deposed)
@@ -312,7 +319,7 @@ class MasterContext:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, address in addresses.items():
-                res = self.rpc.call(name, address, "get_config", timeout=10)
+                res = self.rpc.with_addresses(addresses).get_config(name, timeout=10)
                 try:
                     data = config.parse(res.raise_on_error("get_config"), f"config from {name}")
                 except errors.GenericError as err:      # unreachable, or a bad copy: ask the next
@@ -330,14 +337,13 @@ class MasterContext:
 
     def sync_new_candidate(self, name: str) -> None:
         """Give a candidate (new, or back after missing writes) the config and every job."""
-        address = self.cfg.read(lambda d: d["nodes"][name]["primary_ip"])
-        self.rpc.call(name, address, "upload_config", [self.cfg.content().decode()]).raise_on_error("upload_config")
-        self.rpc.call(name, address, "write_rapi_users", [_read_or_none(paths.rapi_users_file())])
+        self.rpc.upload_config(name, self.cfg.content().decode()).raise_on_error()
+        self.rpc.write_rapi_users(name, _read_or_none(paths.rapi_users_file()))
         store = self.queue.store
         ids = store.ids(None)
         for start in range(0, len(ids), 500):
             records = store.records(ids[start:start + 500])
-            res = self.rpc.call(name, address, "jobqueue_update", [records, self.epoch])
+            res = self.rpc.jobqueue_update(name, records, self.epoch, timeout=30)
             if self._check_epoch(name, res):
                 self._raise_if_deposed()
             res.raise_on_error("jobqueue_update")
@@ -357,7 +363,7 @@ class MasterContext:
                 node = self.cfg.read(lambda d: d["nodes"].get(name))
                 if node is None or name == self.node_name or not node["master_candidate"]:
                     continue
-                if self.rpc.call(name, node["primary_ip"], "version", timeout=3).failed:
+                if self.rpc.version(name, timeout=3).failed:
                     log.warning("candidate %s is unreachable and being set offline: it no longer counts"
                                 " for the majority", name)
                     self.excluded.add(name)
@@ -366,13 +372,13 @@ class MasterContext:
         data = self.cfg.snapshot()
         peers, _ = self._peers(data)
         content = self.cfg.content().decode()
-        for name, res in self.rpc.call_many(peers, "upload_config", [content]).items():
+        for name, res in self.rpc.upload_config.on(peers, content).items():
             feedback(f"config to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
-        for name, res in self.rpc.call_many(online, "write_ssconf", [config.ssconf_values(data)]).items():
+        for name, res in self.rpc.write_ssconf.on(online, config.ssconf_values(data)).items():
             feedback(f"ssconf to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         users = _read_or_none(paths.rapi_users_file())
-        for name, res in self.rpc.call_many(peers, "write_rapi_users", [users]).items():
+        for name, res in self.rpc.write_rapi_users.on(peers, users).items():
             feedback(f"RAPI users file to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         self._last_ssconf = config.ssconf_values(data)
 
@@ -386,7 +392,7 @@ class MasterContext:
         self._heartbeat_stop.set()
         self.processor.stop()
         self.queue.stop()
-        self.rpc.close()
+        self.rpc.client.close()
 
 
 def _read_or_none(path) -> str | None:
@@ -447,15 +453,15 @@ class LuxiHandlers:
         return query.field_definitions(what, [])   # raises for an unknown resource
 
     def _live_nodes(self, nodes: list[dict]) -> dict:
-        results = self.ctx.rpc.call_many({n["name"]: n["primary_ip"] for n in nodes}, "node_info", timeout=10)
+        results = self.ctx.rpc.node_info.on({n["name"]: n["primary_ip"] for n in nodes})
         return {name: None if res.failed else res.payload for name, res in results.items()}
 
     def _live_exports(self, nodes: dict[str, str]) -> dict:
-        results = self.ctx.rpc.call_many(nodes, "export_list", timeout=30)
+        results = self.ctx.rpc.export_list.on(nodes)
         return {name: None if res.failed else res.payload for name, res in results.items()}
 
     def _live_instances(self, nodes: dict[str, str], hypervisors: list[str]) -> dict:
-        results = self.ctx.rpc.call_many(nodes, "instances_info", [hypervisors], timeout=10)
+        results = self.ctx.rpc.instances_info.on(nodes, hypervisors)
         return {name: None if res.failed else res.payload for name, res in results.items()}
 
     def QueryFields(self, what, fields=None):

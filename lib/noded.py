@@ -7,8 +7,6 @@ reactor's thread pool because they block (files, SQLite, subprocesses).
 from __future__ import annotations
 
 import argparse
-import functools
-import inspect
 import logging
 import os
 import shutil
@@ -16,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from genet import __version__, config, daemon_util, errors, paths, serializer, ssl_utils
+from genet import __version__, config, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
 from genet.queue_store import QueueStore
-from genet.rpc import acts_on_instances
+from genet.rpc_defs import LDS_FAULTY, LDS_OKAY, DiskStatus, Heartbeat, IncomingPorts, MirrorStatus, Version
 
 PROTOCOL_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024
@@ -27,7 +25,7 @@ log = logging.getLogger("genet-noded")
 
 
 class NodeProcedures:
-    """Every procedure a node offers; ``rpc_<name>`` is callable as ``/<name>``."""
+    """Every procedure of genet.rpc_defs, as ``rpc_<name>`` with the same signature."""
 
     def __init__(self, stop_daemon=None):
         self._queue: QueueStore | None = None
@@ -38,17 +36,14 @@ class NodeProcedures:
         self._stop_daemon = stop_daemon or (lambda: None)
 
     def call(self, name: str, args: list):
-        """Run procedure ``name``: the one way in (make_site), so the cut-off guard holds for all."""
-        method = getattr(self, f"rpc_{name}", None)
-        if method is None:
-            raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
-        try:        # wrong arguments are the caller's error; a TypeError inside is a bug of ours
-            _signature(method.__func__).bind(self, *args)
-        except TypeError as err:
-            raise errors.OpPrereqError(f"{name}: {err}", errors.ECode.INVAL) from None
-        if acts_on_instances(name):
+        """Run procedure ``name`` on wire arguments, checked against its definition (the caller's
+        wrong input is refused there; an error inside is a bug of ours); the wire result. The one
+        way in (make_site), so the cut-off guard holds for all."""
+        proc = rpc_defs.get(name)
+        values = proc.check(args)
+        if proc.guarded:
             self._refuse_if_cut_off(name)
-        return method(*args)
+        return wire.encode(getattr(self, f"rpc_{name}")(*values))
 
     # --- cut off from the master: stop what the config no longer places here, first ---
 
@@ -79,11 +74,11 @@ class NodeProcedures:
         """The master's periodic call. A master of an older epoch is refused (and so learns it
         was deposed); a node that was cut off says so and waits for rpc_stop_strays."""
         with self._config_lock:
-            self._refuse_older_epoch(int(epoch), f"a heartbeat of {master}")
+            self._refuse_older_epoch(epoch, f"a heartbeat of {master}")
         cut_off = self.cut_off_for() is not None
         if not cut_off:
             self._heard_master()
-        return dict(self._master_and_epoch(), cut_off=cut_off)
+        return Heartbeat(cut_off=cut_off, **self._master_and_epoch())
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config
@@ -92,8 +87,8 @@ class NodeProcedures:
         stopped."""
         from genet.hypervisor import base as hvbase
         with self._config_lock:
-            self._refuse_older_epoch(int(epoch), "stopping the instances placed elsewhere")
-        keep = {str(name) for name in allowed}
+            self._refuse_older_epoch(epoch, "stopping the instances placed elsewhere")
+        keep = set(allowed)
         stopped = []
         for hv_name in hvbase.NAMES:
             hv = self._hv(hv_name)
@@ -127,8 +122,8 @@ class NodeProcedures:
             self._queue = QueueStore(paths.queue_db())
         return self._queue
 
-    def rpc_version(self) -> dict:
-        return {"protocol": PROTOCOL_VERSION, "version": __version__}
+    def rpc_version(self) -> Version:
+        return Version(PROTOCOL_VERSION, __version__)
 
     def rpc_node_info(self) -> dict:
         """Who this node thinks it is, its clock, config serial and ssconf (for verify)."""
@@ -198,7 +193,7 @@ class NodeProcedures:
         """master-failover's first step: from now on refuse the writes of every master of an
         older epoch (the old one may be alive behind a partition); returns this node's epoch."""
         with self._config_lock:
-            return max(config.fence(int(epoch), str(master)), self._config_stamp()[1])
+            return max(config.fence(epoch, master), self._config_stamp()[1])
 
     def rpc_get_config(self) -> str:
         return paths.config_file().read_text()
@@ -209,7 +204,7 @@ class NodeProcedures:
         if text is None:
             path.unlink(missing_ok=True)
         else:
-            if not isinstance(text, str) or len(text) > 1 << 20:
+            if len(text) > 1 << 20:
                 raise errors.OpPrereqError("the RAPI users file must be a string of at most 1 MiB")
             path.parent.mkdir(parents=True, exist_ok=True)
             config.write_atomic(path, text.encode(), mode=0o600)
@@ -231,7 +226,7 @@ class NodeProcedures:
 
     def rpc_jobqueue_update(self, records: list, epoch: int) -> int:
         with self._config_lock:
-            self._refuse_older_epoch(int(epoch), "a job queue update")
+            self._refuse_older_epoch(epoch, "a job queue update")
             self._queue_store().write((int(i), int(a), str(t), int(q)) for i, a, t, q in records)
         return len(records)
 
@@ -294,11 +289,11 @@ class NodeProcedures:
         self._receivers[receiver.port] = receiver
         return receiver.port
 
-    def rpc_blockdev_received(self, port: int, timeout: float) -> dict:
-        receiver = self._receivers.pop(int(port), None)
+    def rpc_blockdev_received(self, port: int, wait: float) -> dict:
+        receiver = self._receivers.pop(port, None)
         if receiver is None:
             raise errors.OpPrereqError(f"no transfer is waiting on port {port}")
-        return receiver.result(timeout)
+        return receiver.result(wait)
 
     def rpc_blockdev_send(self, instance: str, template: str, disk: dict, index: int, storage_params: dict,
                           address: str, port: int) -> dict:
@@ -314,24 +309,23 @@ class NodeProcedures:
 
     def rpc_blockdev_find(self, instance: str, template: str, disks: list, storage_params: dict,
                           first: int = 0) -> list:
-        """Ganeti's disk status per disk: [path, major, minor, sync %, eta, degraded, ldisk], None if missing.
-
-        A mirrored disk adds its side's status (role, state) as an eighth item. ``first``: the
-        index of ``disks[0]`` when they are not all the instance's disks (here and below).
-        """
+        """Ganeti's status of each disk, None where missing; a mirrored disk's includes its side's
+        status. ``first``: the index of ``disks[0]`` when they are not all the instance's disks
+        (here and below)."""
         from genet.storage.base import get
         backend = get(template, storage_params)
         found = []
         for index, disk in enumerate(disks, first):
-            path = backend.path(instance, disk, index)
+            path = str(backend.path(instance, disk, index))
             if not backend.exists(instance, disk, index):
                 found.append(None)
             elif backend.mirrored:
-                st = backend.status(instance, disk, index)
-                found.append([str(path), None, None, st["sync_percent"], st["estimated_time"],
-                              st["state"] != "in sync", LDS_OKAY if st["local_ok"] else LDS_FAULTY, st])
+                side = MirrorStatus.from_wire(backend.status(instance, disk, index), f"the status of disk {index}")
+                found.append(DiskStatus(path, sync_percent=side.sync_percent, estimated_time=side.estimated_time,
+                                        is_degraded=side.state != "in sync",
+                                        ldisk_status=LDS_OKAY if side.local_ok else LDS_FAULTY, mirror=side))
             else:
-                found.append([str(path), None, None, None, None, False, LDS_OKAY])
+                found.append(DiskStatus(path))
         return found
 
     def rpc_blockdev_assemble(self, instance: str, template: str, disks: list, role: str,
@@ -503,8 +497,8 @@ class NodeProcedures:
         hv.start(runtime, paused)
         return hv.info(inst["name"]) or {}
 
-    def rpc_instance_stop(self, name: str, hypervisor: str, timeout: float, force: bool = False) -> bool:
-        self._hv(hypervisor).stop(name, timeout, force)
+    def rpc_instance_stop(self, name: str, hypervisor: str, shutdown_timeout: float, force: bool = False) -> bool:
+        self._hv(hypervisor).stop(name, shutdown_timeout, force)
         return True
 
     def rpc_instance_reboot(self, name: str, hypervisor: str, hard: bool) -> bool:
@@ -529,11 +523,11 @@ class NodeProcedures:
         return self._hv(hypervisor).migration_info(name)
 
     def rpc_instance_accept_incoming(self, inst: dict, storage_params: dict, address: str,
-                                     info: dict | None, copy_disks: bool = False) -> dict:
-        """Start the target side of a migration on free ports: {"port", "nbd_port" (copy_disks)}."""
+                                     info: dict | None, copy_disks: bool = False) -> IncomingPorts:
+        """Start the target side of a migration on free ports (an NBD one too with ``copy_disks``)."""
         info = dict(info or {})
-        ports = {"port": _free_port(address), "nbd_port": _free_port(address) if copy_disks else None}
-        info["nbd_port"] = ports["nbd_port"]
+        ports = IncomingPorts(_free_port(address), _free_port(address) if copy_disks else None)
+        info["nbd_port"] = ports.nbd_port
         from genet.storage.base import get
         template = get(inst["disk_template"], storage_params)
         if template.mirrored:      # the side blockdev_migration prepared; held until the switch
@@ -541,7 +535,7 @@ class NodeProcedures:
             info["hold"] = True
         else:
             disks = self._resolved(inst, storage_params)
-        self._hv(inst["hypervisor"]).accept_incoming(dict(inst, disks=disks), address, ports["port"], info)
+        self._hv(inst["hypervisor"]).accept_incoming(dict(inst, disks=disks), address, ports.port, info)
         return ports
 
     def rpc_instance_migrate(self, name: str, hypervisor: str, address: str, port: int, live: bool,
@@ -564,7 +558,7 @@ class NodeProcedures:
         return list(self._queue_store().versions().items())
 
     def rpc_jobqueue_records(self, ids: list) -> list:
-        return self._queue_store().records([int(i) for i in ids])
+        return self._queue_store().records(ids)
 
     def rpc_jobqueue_purge(self) -> bool:
         self._queue_store().purge()
@@ -575,7 +569,7 @@ class NodeProcedures:
         return read_ssconf().get("master_node")
 
     def rpc_start_masterd(self, args: list | None = None) -> int:
-        daemon_util.start_master_daemons([str(a) for a in (args or [])])
+        daemon_util.start_master_daemons(args or [])
         return daemon_util.pid_of("genet-masterd")
 
     def rpc_stop_masterd(self) -> bool:
@@ -596,8 +590,6 @@ class NodeProcedures:
         return True
 
 
-LDS_OKAY = 1                 # Ganeti's ldisk status "ok" (rpc_blockdev_find)
-LDS_FAULTY = 3               # ... and "faulty"
 EXPORT_CONF = "config.ini"   # an export's description, in Ganeti's format
 
 
@@ -632,11 +624,6 @@ def _free_port(address: str) -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]
-
-
-@functools.lru_cache(maxsize=None)
-def _signature(function) -> inspect.Signature:
-    return inspect.signature(function)
 
 
 def resources() -> dict[str, int]:
@@ -692,8 +679,7 @@ def make_site(procedures: NodeProcedures):
                 args = serializer.loads(request.content.read() or b"[]")
                 if not isinstance(args, list):
                     raise errors.OpPrereqError("RPC arguments must be a JSON list")
-                if not hasattr(procedures, f"rpc_{name}"):
-                    raise errors.OpPrereqError(f"unknown RPC procedure {name!r}")
+                rpc_defs.get(name)
             except (ValueError, errors.GenericError) as err:
                 request.setResponseCode(400)
                 return _reply(False, errors.to_wire(

@@ -12,31 +12,21 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
-from genet import errors, serializer
+from genet import errors, rpc_defs, serializer
+from genet.wire import WireTypeError
 
 DEFAULT_TIMEOUT = 30.0
 DOWN_BACKOFF = 3.0      # after a failed connection, calls fail fast for this long
-# What a node that lost the master's heartbeat refuses until the master has stopped the instances
-# it runs but no longer places there (genet.noded): what acts on an instance, disk, OS or export;
-# the reads below are still answered.
-CUT_OFF_REFUSES = ("instance_", "blockdev_", "os_", "export_")
-CUT_OFF_ANSWERS = frozenset({"instance_info", "instances_info", "instance_console", "blockdev_find",
-                             "export_list", "export_info"})
-
-
-def acts_on_instances(procedure: str) -> bool:
-    return procedure.startswith(CUT_OFF_REFUSES) and procedure not in CUT_OFF_ANSWERS
-
-
 
 
 class RpcResult:
     """Outcome of one call on one node: either ``payload`` or ``fail_msg``."""
 
-    def __init__(self, node: str, payload: Any = None, error: errors.GenericError | None = None):
-        self.node, self.payload, self.error = node, payload, error
+    def __init__(self, node: str, payload: Any = None, error: errors.GenericError | None = None,
+                 procedure: str = ""):
+        self.node, self.payload, self.error, self.procedure = node, payload, error, procedure
 
     @property
     def failed(self) -> bool:
@@ -47,8 +37,10 @@ class RpcResult:
         return "" if self.error is None else " ".join(str(a) for a in self.error.args)
 
     def raise_on_error(self, what: str = "") -> Any:
+        """The payload; OpExecError "WHAT failed on NODE: REASON" if the call failed (``what``
+        defaults to the procedure's name)."""
         if self.error is not None:
-            raise errors.OpExecError(f"{what or 'RPC'} failed on node {self.node}: {self.fail_msg}")
+            raise errors.OpExecError(f"{what or self.procedure or 'RPC'} failed on {self.node}: {self.fail_msg}")
         return self.payload
 
 
@@ -110,7 +102,7 @@ class RpcClient:
         running instances placed elsewhere has them stopped; one that refuses the call as cut off
         from the master too, and is then asked once more.
         """
-        guarded = self.reconciler is not None and acts_on_instances(procedure)
+        guarded = self.reconciler is not None and rpc_defs.get(procedure).guarded
         if guarded and self.reconciler.strays_pending(node):
             self.reconciler.stop_strays(node, address)
         if body is None:
@@ -119,6 +111,7 @@ class RpcClient:
         result = self._send(node, address, procedure, body, timeout, fail_fast)
         if guarded and isinstance(result.error, errors.NodeCutOffError) and self.reconciler.stop_strays(node, address):
             result = self._send(node, address, procedure, body, timeout, fail_fast)
+        result.procedure = procedure
         return result
 
     def _send(self, node: str, address: str, procedure: str, body: bytes, timeout: float,
@@ -147,19 +140,23 @@ class RpcClient:
                 continue
             self._release(address, conn)
             self._down_until.pop(address, None)
-            return self._decode(node, response.status, data)
+            return self._decode(node, procedure, response.status, data)
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _decode(node: str, status: int, data: bytes) -> RpcResult:
+    def _decode(node: str, procedure: str, status: int, data: bytes) -> RpcResult:
+        """The reply, its result typed as genet.rpc_defs declares it."""
         try:
             success, payload = serializer.loads(data)
         except (ValueError, TypeError):
             return RpcResult(node, error=errors.RpcError(
                 f"node {node} sent an invalid reply (HTTP {status}): {data[:200]!r}"))
-        if success:
-            return RpcResult(node, payload)
-        return RpcResult(node, error=errors.from_wire(payload))
+        if not success:
+            return RpcResult(node, error=errors.from_wire(payload))
+        try:
+            return RpcResult(node, rpc_defs.get(procedure).decode_result(payload))
+        except WireTypeError as err:
+            return RpcResult(node, error=errors.RpcError(f"node {node} sent an invalid reply: {err}"))
 
     def call_many(self, nodes: dict[str, str], procedure: str, args: list | None = None,
                   timeout: float | None = None) -> dict[str, RpcResult]:
@@ -214,3 +211,61 @@ def can_connect(address: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+class NodeRpc:
+    """The master's typed node RPC: one attribute per procedure of genet.rpc_defs.
+
+    ``rpc.instance_info(node, name, hypervisor)`` calls one node and returns its RpcResult, the
+    payload typed as the table declares; ``rpc.instance_info.on(nodes, ...)`` calls several at
+    once ({name: result}; ``nodes`` are names, or a {name: address} mapping), ``.quorum(...)``
+    returns once enough accepted (RpcClient.call_quorum). Arguments are checked against the
+    definition before anything is sent (a mismatch is a bug: TypeError). ``timeout=`` overrides
+    the table's. Addresses come from ``address_of`` (the config's primary IPs).
+    """
+
+    def __init__(self, client: RpcClient, address_of: Callable[[str], str]):
+        self.client = client
+        self.address_of = address_of
+
+    def __getattr__(self, name: str) -> "Call":
+        proc = rpc_defs.PROCEDURES.get(name)
+        if proc is None:
+            raise AttributeError(f"no RPC procedure {name!r}")
+        return Call(self, proc)
+
+    def with_addresses(self, addresses: Mapping[str, str]) -> "NodeRpc":
+        """The same client for nodes the config does not (or no longer) know."""
+        return NodeRpc(self.client, lambda node: addresses[node] if node in addresses else self.address_of(node))
+
+
+class Call:
+    """One procedure of a NodeRpc, ready to be called on one node or several."""
+
+    def __init__(self, rpc: NodeRpc, proc: rpc_defs.Procedure):
+        self.rpc, self.proc = rpc, proc
+
+    def __call__(self, node: str, *args, timeout: float | None = None, **kwargs) -> RpcResult:
+        wire = self.proc.bind(args, kwargs)
+        return self.rpc.client.call(node, self.rpc.address_of(node), self.proc.name, wire,
+                                    timeout=self.proc.timeout_for(wire) if timeout is None else timeout)
+
+    def _addresses(self, nodes: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
+        if isinstance(nodes, Mapping):
+            return dict(nodes)
+        return {node: self.rpc.address_of(node) for node in nodes}
+
+    def on(self, nodes: Iterable[str] | Mapping[str, str], *args, timeout: float | None = None,
+           **kwargs) -> dict[str, RpcResult]:
+        wire = self.proc.bind(args, kwargs)
+        return self.rpc.client.call_many(self._addresses(nodes), self.proc.name, wire,
+                                         timeout=self.proc.timeout_for(wire) if timeout is None else timeout)
+
+    def quorum(self, nodes: Iterable[str] | Mapping[str, str], *args, needed: int,
+               accept: Callable[[RpcResult], bool] = lambda result: not result.failed,
+               on_result: Callable[[str, RpcResult], None] | None = None, timeout: float | None = None,
+               **kwargs) -> tuple[int, dict[str, RpcResult]]:
+        wire = self.proc.bind(args, kwargs)
+        return self.rpc.client.call_quorum(self._addresses(nodes), self.proc.name, wire, needed, accept=accept,
+                                           timeout=self.proc.timeout_for(wire) if timeout is None else timeout,
+                                           on_result=on_result)

@@ -83,16 +83,12 @@ class DiskTemplate(abc.ABC):
 SYNC_STATES = ("in sync", "syncing", "degraded", "stale")
 
 
-def mirror_side(found) -> dict:
-    """The mirror status in one entry of noded's blockdev_find (its eighth item), {} if none."""
-    return found[7] if isinstance(found, list) and len(found) > 7 and isinstance(found[7], dict) else {}
-
-
-def sync_label(side: dict) -> str:
-    """What a user reads: "in sync", "syncing 45%", "degraded", "stale" or "missing"."""
-    state = side.get("state") or "missing"
-    if state == "syncing" and side.get("sync_percent") is not None:
-        return f"syncing {side['sync_percent']:.0f}%"
+def sync_label(side) -> str:
+    """What a user reads of a disk's genet.rpc_defs.MirrorStatus (None: missing): "in sync",
+    "syncing 45%", "degraded", "stale" or "missing"."""
+    state = side.state if side is not None else "missing"
+    if state == "syncing" and side.sync_percent is not None:
+        return f"syncing {side.sync_percent:.0f}%"
     return state
 
 

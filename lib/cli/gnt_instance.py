@@ -61,11 +61,13 @@ def cmd_info(ns) -> int:
 
 def mirror_states(name: str) -> dict[int, str]:
     """Each mirrored disk's sync state as the primary sees it ("in sync", "syncing 45%", "degraded")."""
-    from genet.storage.base import mirror_side, sync_label
+    from genet.rpc_defs import MirrorStatus
+    from genet.storage.base import sync_label
     client = luxi.Client()
     job_id = client.submit_job([opcodes.OpInstanceQueryData(instances=[name]).to_dict()])
     info = base.poll_job(client, job_id, feedback=lambda entry: None)[0].get(name, {})
-    return {idx: sync_label(mirror_side(disk.get("pstatus"))) for idx, disk in enumerate(info.get("disks", []))}
+    return {idx: sync_label(MirrorStatus.from_wire(disk["mirror"]) if disk.get("mirror") else None)
+            for idx, disk in enumerate(info.get("disks", []))}
 
 
 def ssh_argv(console: dict, interactive: bool) -> list[str]:

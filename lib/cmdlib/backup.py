@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (InstanceLU, instance_of, is_running, node_address, node_call, remove_disks,
-                                   start_instance, stop_instance, storage_params)
+from genet.cmdlib.instance import (InstanceLU, instance_of, is_running, node_address, remove_disks, start_instance,
+                                   stop_instance, storage_params)
 from genet.locking import ALL_SET, Level
 
 EXPORT_VERSION = 0       # Ganeti's export format version
 NIC_KEYS = ("mac", "ip", "network", "name", "mode", "link", "vlan")
-COPY_TIMEOUT = 7200
 
 
 def dump_name(index: int, disk: dict) -> str:
@@ -137,7 +136,7 @@ def find_export(lu: LogicalUnit, src_node: str | None, src_path: str) -> Export:
     node = lu.node(src_node)
     if node["offline"]:
         raise errors.OpPrereqError(f"source node {src_node} is offline", errors.ECode.WRONG_STATE)
-    res = lu.ctx.rpc.call(src_node, node["primary_ip"], "export_info", [src_path], timeout=30)
+    res = lu.rpc.export_info(src_node, src_path)
     if res.failed:
         ecode = res.error.ecode if isinstance(res.error, errors.OpPrereqError) else errors.ECode.ENVIRON
         raise errors.OpPrereqError(f"cannot read export {src_path!r} on {src_node}: {res.fail_msg}", ecode)
@@ -198,16 +197,16 @@ def import_disks(lu: LogicalUnit, inst: dict, export: Export, images: list) -> N
             continue
         dump, size = image
         lu.feedback(f"* copying disk {index} ({size} MiB) from the export on {export.node}")
-        port = node_call(lu, pnode, "blockdev_receive", inst["name"], inst["disk_template"], disk, index, sp,
-                         pnode_ip, what="preparing the copy")
-        sent = node_call(lu, export.node, "export_send", export.path, dump, pnode_ip, port, timeout=COPY_TIMEOUT,
-                         what=f"sending image {dump}")
-        got = node_call(lu, pnode, "blockdev_received", port, 600, timeout=700, what=f"receiving disk {index}")
+        port = lu.rpc.blockdev_receive(pnode, inst["name"], inst["disk_template"], disk, index, sp, pnode_ip) \
+            .raise_on_error("preparing the copy")
+        sent = lu.rpc.export_send(export.node, export.path, dump, pnode_ip, port) \
+            .raise_on_error(f"sending image {dump}")
+        got = lu.rpc.blockdev_received(pnode, port, 600).raise_on_error(f"receiving disk {index}")
         if got != sent:
             raise errors.OpExecError(f"disk {index} arrived damaged on {pnode}: sent {sent}, got {got}")
         if disk["size"] > size:
-            node_call(lu, pnode, "blockdev_grow", inst["name"], inst["disk_template"], disk, index, disk["size"],
-                      sp, what=f"growing disk {index}")
+            lu.rpc.blockdev_grow(pnode, inst["name"], inst["disk_template"], disk, index, disk["size"], sp) \
+                .raise_on_error(f"growing disk {index}")
 
 
 def list_exports(lu: LogicalUnit, names: list[str] | None) -> dict:
@@ -217,7 +216,7 @@ def list_exports(lu: LogicalUnit, names: list[str] | None) -> dict:
     for name in wanted:
         lu.node(name)
     online = {n: data["nodes"][n]["primary_ip"] for n in wanted if not data["nodes"][n]["offline"]}
-    results = lu.ctx.rpc.call_many(online, "export_list", [], timeout=30) if online else {}
+    results = lu.rpc.export_list.on(online) if online else {}
     return {n: (results[n].payload if n in results and not results[n].failed else False) for n in wanted}
 
 
@@ -283,7 +282,7 @@ class LUBackupExport(InstanceLU):
         try:
             self._copy()
         except errors.GenericError:
-            self.ctx.rpc.call(target, node_address(self, target), "export_abort", [inst["name"]], timeout=60)
+            self.rpc.export_abort(target, inst["name"])
             if self.running:
                 self.feedback(f"* starting instance {inst['name']} again")
                 try:
@@ -305,19 +304,19 @@ class LUBackupExport(InstanceLU):
     def _copy(self) -> None:
         inst, target, source = self.inst, self.op.target_node, self.inst["primary_node"]
         sp, target_ip = storage_params(self), node_address(self, target)
-        node_call(self, target, "export_start", inst["name"], what="preparing the export directory")
+        self.rpc.export_start(target, inst["name"]).raise_on_error("preparing the export directory")
         for index, disk in enumerate(inst["disks"]):
             dump = dump_name(index, disk)
-            port = node_call(self, target, "export_receive", inst["name"], dump, target_ip,
-                             what="preparing the copy")
+            port = self.rpc.export_receive(target, inst["name"], dump, target_ip) \
+                .raise_on_error("preparing the copy")
             self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
-            sent = node_call(self, source, "blockdev_send", inst["name"], inst["disk_template"], disk, index, sp,
-                             target_ip, port, timeout=COPY_TIMEOUT, what=f"sending disk {index}")
-            got = node_call(self, target, "blockdev_received", port, 600, timeout=700,
-                            what=f"receiving disk {index}")
+            sent = self.rpc.blockdev_send(source, inst["name"], inst["disk_template"], disk, index, sp, target_ip,
+                                          port).raise_on_error(f"sending disk {index}")
+            got = self.rpc.blockdev_received(target, port, 600).raise_on_error(f"receiving disk {index}")
             if got != sent:
                 raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")
-        node_call(self, target, "export_finish", inst["name"], export_config(inst), what="finishing the export")
+        self.rpc.export_finish(target, inst["name"], export_config(inst)) \
+            .raise_on_error("finishing the export")
         self.feedback(f"* instance {inst['name']} exported to {target}")
 
     def _remove_older_exports(self) -> None:
@@ -325,7 +324,7 @@ class LUBackupExport(InstanceLU):
         for node, names in list_exports(self, None).items():
             if node != target and isinstance(names, list) and name in names:
                 self.feedback(f"* removing the older export of {name} on {node}")
-                res = self.ctx.rpc.call(node, node_address(self, node), "export_remove", [name], timeout=300)
+                res = self.rpc.export_remove(node, name)
                 if res.failed:
                     self.feedback(f"Warning: the older export of {name} stays on {node}: {res.fail_msg}")
 
@@ -371,6 +370,6 @@ class LUBackupRemove(LogicalUnit):
     def exec(self):
         for node in self.holders:
             self.feedback(f"* removing export {self.op.instance_name} on {node}")
-            node_call(self, node, "export_remove", self.op.instance_name, timeout=300,
-                      what=f"removing export {self.op.instance_name}")
+            self.rpc.export_remove(node, self.op.instance_name) \
+                .raise_on_error(f"removing export {self.op.instance_name}")
         return None

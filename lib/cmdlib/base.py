@@ -14,6 +14,7 @@ from genet.locking import ALL_SET, Level
 if TYPE_CHECKING:
     from genet.masterd import MasterContext
     from genet.opcodes import OpCode
+    from genet.rpc import NodeRpc
 
 Feedback = Callable[[str], None]
 _LUS: dict[str, type["LogicalUnit"]] = {}
@@ -39,6 +40,7 @@ class LogicalUnit:
     def __init__(self, ctx: "MasterContext", op: "OpCode", feedback: Feedback):
         self.ctx = ctx
         self.cfg = ctx.cfg
+        self.rpc: "NodeRpc" = getattr(ctx, "rpc", None)     # typed node RPC (genet.rpc.NodeRpc)
         self.op = op
         self.feedback = feedback
         self.owner: Any = None           # the lock owner (job id), set by the processor

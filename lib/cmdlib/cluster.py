@@ -63,7 +63,7 @@ class LUClusterVerify(LogicalUnit):
         online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
         self.feedback(f"* Verifying {len(online)} online node(s)")
         started = time.time()
-        results = self.ctx.rpc.call_many(online, "node_info", timeout=10)
+        results = self.rpc.node_info.on(online)
         rtt = time.time() - started
         if own_cert["not_after"] - time.time() < CERT_WARN_DAYS * 86400:
             self._error("ECLUSTERCERT", "cluster", data["cluster"]["cluster_name"],
@@ -113,7 +113,7 @@ class LUClusterVerify(LogicalUnit):
     def _verify_instances(self, data: dict, reachable: dict[str, str]) -> None:
         """Every instance runs where the config says and nowhere else; nodes run nothing unknown."""
         hypervisors = data["cluster"]["enabled_hypervisors"]
-        reports = self.ctx.rpc.call_many(reachable, "instances_info", [hypervisors], timeout=15) if reachable else {}
+        reports = self.rpc.instances_info.on(reachable, hypervisors) if reachable else {}
         running: dict[str, list[str]] = {}
         unknown = set()           # nodes whose instances are unknown: no conclusion about them
         for node, res in sorted(reports.items()):

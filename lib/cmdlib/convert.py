@@ -14,8 +14,8 @@ import time
 
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (assemble_disks, check_node_online, create_disk_on, give_logical_ids, node_address,
-                                   remove_disks, shutdown_disks, storage_params, wait_for_sync)
+from genet.cmdlib.instance import (assemble_disks, check_node_online, create_disk_on, give_logical_ids, remove_disks,
+                                   shutdown_disks, storage_params, wait_for_sync)
 
 MIRRORED = {"file": "mirror", "plain": "drbd"}          # single-node template -> its mirrored one
 CONVERSIONS = {*MIRRORED.items(), *((m, s) for s, m in MIRRORED.items())}
@@ -91,8 +91,7 @@ def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> 
         wait_for_sync(lu, mirrored)
     except errors.GenericError:
         shutdown_disks(lu, mirrored, strict=False)
-        lu.ctx.rpc.call(primary, node_address(lu, primary), "blockdev_shutdown",
-                        [inst["name"], template, disks, sp, True])
+        lu.rpc.blockdev_shutdown(primary, inst["name"], template, disks, sp, True)
         remove_disks(lu, mirrored, secondary, created)
         raise
     _record(lu, inst["name"], template, [secondary], disks)
@@ -105,8 +104,8 @@ def _to_single(lu: LogicalUnit, inst: dict, template: str) -> list:
     shutdown_disks(lu, inst)
     disks = [{k: v for k, v in d.items() if k != "logical_id"} for d in inst["disks"]]
     _record(lu, inst["name"], template, [], disks)
-    res = lu.ctx.rpc.call(primary, node_address(lu, primary), "blockdev_shutdown",
-                          [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu), True])
+    res = lu.rpc.blockdev_shutdown(primary, inst["name"], inst["disk_template"], inst["disks"], storage_params(lu),
+                                   True)
     if res.failed:
         lu.feedback(f"Warning: what the {inst['disk_template']} template added on {primary} stays: {res.fail_msg}")
     for node in old_secondaries:

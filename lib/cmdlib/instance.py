@@ -15,6 +15,7 @@ from genet import config, drbd_pool, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import ALL_SET, Level
 from genet.network_pool import AddressPool, find_network
+from genet.rpc_defs import DiskStatus
 from genet.storage import base as storage
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -125,7 +126,7 @@ def _new_mac(prefix: str, used: set[str]) -> str:
 
 def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
     """The OS (and variant) exists and takes these parameters on ``node``."""
-    res = lu.ctx.rpc.call(node, node_address(lu, node), "os_validate", [os_name, osparams], timeout=150)
+    res = lu.rpc.os_validate(node, os_name, osparams)
     if res.failed:
         raise errors.OpPrereqError(f"OS {os_name!r} cannot be used on node {node}: {res.fail_msg}",
                                    errors.ECode.INVAL)
@@ -155,7 +156,7 @@ def check_node_online(lu: LogicalUnit, name: str) -> dict:
 
 
 def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
-    res = lu.ctx.rpc.call(node, node_address(lu, node), "hv_node_info", [hypervisor], timeout=15)
+    res = lu.rpc.hv_node_info(node, hypervisor)
     if res.failed:
         raise errors.OpPrereqError(f"cannot get memory of node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
     return int(res.payload["memory_free"])
@@ -166,8 +167,7 @@ def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
     """Start on the primary node (mirrored disks assembled first, ``force`` and ``unreachable``
     as there); raises OpExecError with the node's reason."""
     assemble_disks(lu, inst, force, unreachable=unreachable)
-    res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_start",
-                          [inst, storage_params(lu)], timeout=300)
+    res = lu.rpc.instance_start(inst["primary_node"], inst, storage_params(lu))
     if res.failed:
         raise errors.OpExecError(f"could not start instance {inst['name']} on {inst['primary_node']}:"
                                  f" {res.fail_msg}")
@@ -175,8 +175,7 @@ def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
 
 
 def stop_instance(lu: LogicalUnit, inst: dict, timeout: float, force: bool = False) -> None:
-    res = lu.ctx.rpc.call(inst["primary_node"], node_address(lu, inst["primary_node"]), "instance_stop",
-                          [inst["name"], inst["hypervisor"], timeout, force], timeout=timeout + 60)
+    res = lu.rpc.instance_stop(inst["primary_node"], inst["name"], inst["hypervisor"], timeout, force)
     if res.failed:
         raise errors.OpExecError(f"could not stop instance {inst['name']} on {inst['primary_node']}:"
                                  f" {res.fail_msg}")
@@ -196,8 +195,7 @@ def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None
     ``first``: ``inst``'s disks are some of the instance's, the first of them has this index."""
     failures = []
     for index, disk in enumerate(inst["disks"][:upto], first):
-        res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_remove",
-                              [inst["name"], inst["disk_template"], disk, index, storage_params(lu)])
+        res = lu.rpc.blockdev_remove(node, inst["name"], inst["disk_template"], disk, index, storage_params(lu))
         if res.failed:
             failures.append(f"disk {index}: {res.fail_msg}")
     return failures
@@ -206,8 +204,8 @@ def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None
 def create_disk_on(lu: LogicalUnit, node: str, instance: str, template: str, disk: dict, index: int) -> dict:
     """One disk made on one node, logged; its access dict (OpExecError naming the node if not)."""
     lu.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
-    return node_call(lu, node, "blockdev_create", instance, template, disk, index, storage_params(lu), timeout=300,
-                     what=f"creating disk {index} on {node}")
+    return lu.rpc.blockdev_create(node, instance, template, disk, index, storage_params(lu)) \
+        .raise_on_error(f"creating disk {index} on {node}")
 
 
 def remove_all_disks(lu: LogicalUnit, inst: dict, first: int = 0) -> list[str]:
@@ -283,16 +281,14 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int 
             lu.feedback(f"Warning: secondary node {node} is {'offline' if lu.node(node)['offline'] else 'unreachable'}:"
                         f" the disks of {inst['name']} run degraded")
             continue
-        res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
-                              [inst["name"], inst["disk_template"], inst["disks"], "secondary", params, False, first],
-                              timeout=60)
+        res = lu.rpc.blockdev_assemble(node, inst["name"], inst["disk_template"], inst["disks"], "secondary", params,
+                                       False, first, timeout=60)
         if res.failed:
             lu.feedback(f"Warning: the disks of {inst['name']} could not be assembled on the secondary node"
                         f" {node}: {res.fail_msg}; they run degraded")
     node = inst["primary_node"]
-    res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_assemble",
-                          [inst["name"], inst["disk_template"], inst["disks"], "primary", params, force, first],
-                          timeout=120)
+    res = lu.rpc.blockdev_assemble(node, inst["name"], inst["disk_template"], inst["disks"], "primary", params,
+                                   force, first)
     if res.failed:
         raise errors.OpExecError(f"could not assemble the disks of {inst['name']} on {node}: {res.fail_msg}")
     return res.payload
@@ -304,8 +300,8 @@ def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True, first: int 
     for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
         if lu.node(node)["offline"]:
             continue
-        res = lu.ctx.rpc.call(node, node_address(lu, node), "blockdev_shutdown",
-                              [inst["name"], inst["disk_template"], inst["disks"], storage_params(lu), False, first])
+        res = lu.rpc.blockdev_shutdown(node, inst["name"], inst["disk_template"], inst["disks"], storage_params(lu),
+                                       False, first)
         if res.failed and strict:
             raise errors.OpExecError(f"taking the disks of {inst['name']} down failed on {node}: {res.fail_msg}")
         if res.failed:
@@ -315,11 +311,11 @@ def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True, first: int 
 SYNC_POLL = 0.25
 
 
-def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None, first: int = 0) -> list:
+def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None, first: int = 0) -> list[DiskStatus | None]:
     """blockdev_find of the instance's disks on a node (the primary by default)."""
     node = node or inst["primary_node"]
-    return node_call(lu, node, "blockdev_find", inst["name"], inst["disk_template"], inst["disks"],
-                     storage_params(lu), first, timeout=30, what="asking for the disks' status")
+    return lu.rpc.blockdev_find(node, inst["name"], inst["disk_template"], inst["disks"], storage_params(lu),
+                                first).raise_on_error("asking for the disks' status")
 
 
 def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600, first: int = 0) -> None:
@@ -327,13 +323,13 @@ def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600, first: int
     deadline, last = time.monotonic() + timeout, None
     while True:
         found = disk_status(lu, inst, first=first)
-        states = [storage.mirror_side(f) for f in found]
-        if all(st.get("state") == "in sync" for st in states):
+        states = [f.mirror if f is not None else None for f in found]
+        if all(st is not None and st.state == "in sync" for st in states):
             lu.feedback(f"* the disks of {inst['name']} are in sync")
             return
-        if any(st.get("state") in ("degraded", "stale", None) for st in states):
+        if any(st is None or st.state in ("degraded", "stale") for st in states):
             raise errors.OpExecError(f"the disks of {inst['name']} are degraded (is the secondary reachable?)")
-        progress = ", ".join(f"disk {i}: {st.get('sync_percent') or 0:.0f}%" for i, st in enumerate(states, first))
+        progress = ", ".join(f"disk {i}: {st.sync_percent or 0:.0f}%" for i, st in enumerate(states, first))
         if progress != last:
             lu.feedback(f"* syncing: {progress}")
             last = progress
@@ -503,7 +499,7 @@ class LUInstanceCreate(LogicalUnit):
         with the most free memory that can hold the instance."""
         nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
                  if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude}
-        results = self.ctx.rpc.call_many(nodes, "hv_node_info", [self.hypervisor], timeout=15)
+        results = self.rpc.hv_node_info.on(nodes, self.hypervisor)
         free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
         if not free:
             raise errors.OpPrereqError(f"no vm-capable node other than {exclude} is reachable for the secondary"
@@ -577,9 +573,8 @@ class LUInstanceCreate(LogicalUnit):
         for node in nodes:
             for index, disk in enumerate(inst["disks"]):
                 self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
-                res = self.ctx.rpc.call(node, node_address(self, node), "blockdev_create",
-                                        [inst["name"], inst["disk_template"], disk, index, storage_params(self)],
-                                        timeout=300)
+                res = self.rpc.blockdev_create(node, inst["name"], inst["disk_template"], disk, index,
+                                               storage_params(self))
                 if res.failed:
                     remove_disks(self, inst, node, index)
                     for done in nodes[:nodes.index(node)]:
@@ -592,9 +587,8 @@ class LUInstanceCreate(LogicalUnit):
         each disk's size is its volume's. On a failure the volumes get their names back."""
         for index, (disk, wanted) in enumerate(zip(inst["disks"], self.req["disks"])):
             self.feedback(f"* adopting {wanted['adopt']} as disk {index}")
-            res = self.ctx.rpc.call(self.pnode, node_address(self, self.pnode), "blockdev_adopt",
-                                    [inst["name"], inst["disk_template"], disk, index, wanted["adopt"],
-                                     storage_params(self)], timeout=120)
+            res = self.rpc.blockdev_adopt(self.pnode, inst["name"], inst["disk_template"], disk, index,
+                                          wanted["adopt"], storage_params(self))
             if res.failed:
                 self._undo_disks(inst)
                 raise errors.OpExecError(f"could not adopt {wanted['adopt']} as disk {index} of {inst['name']}"
@@ -612,8 +606,7 @@ class LUInstanceCreate(LogicalUnit):
             backup.import_disks(self, inst, self.export, self.images)
         elif inst["disks"] and not self.op.no_install and not self.adopt:
             self.feedback(f"* running the OS create script of {inst['os']}")
-            node_call(self, self.pnode, "os_create", inst, storage_params(self), False, timeout=3700,
-                      what=f"installing {inst['os']}")
+            self.rpc.os_create(self.pnode, inst, storage_params(self), False).raise_on_error(f"installing {inst['os']}")
 
     def _undo_disks(self, inst: dict) -> None:
         """A failed creation: created disks go, adopted volumes get their old names back."""
@@ -621,9 +614,8 @@ class LUInstanceCreate(LogicalUnit):
             remove_all_disks(self, inst)
             return
         for index, old_name in sorted(self.adopted.items()):
-            res = self.ctx.rpc.call(self.pnode, node_address(self, self.pnode), "blockdev_release_adopted",
-                                    [inst["name"], inst["disk_template"], inst["disks"][index], index, old_name,
-                                     storage_params(self)])
+            res = self.rpc.blockdev_release_adopted(self.pnode, inst["name"], inst["disk_template"],
+                                                    inst["disks"][index], index, old_name, storage_params(self))
             if res.failed:
                 self.feedback(f"Warning: disk {index} keeps its new volume name: {res.fail_msg}")
 
@@ -668,8 +660,7 @@ class LUInstanceStartup(InstanceLU):
     def check_prereq(self):
         super().check_prereq()
         node = self.inst["primary_node"]
-        res = self.ctx.rpc.call(node, node_address(self, node), "instance_info",
-                                [self.inst["name"], self.inst["hypervisor"]], timeout=15)
+        res = self.rpc.instance_info(node, self.inst["name"], self.inst["hypervisor"])
         if res.failed:
             raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
         self.running = bool(res.payload) and res.payload.get("state") == "running"
@@ -710,9 +701,8 @@ class LUInstanceReboot(InstanceLU):
             stop_instance(self, inst, self.op.shutdown_timeout)
             start_instance(self, inst)
         else:
-            res = self.ctx.rpc.call(inst["primary_node"], node_address(self, inst["primary_node"]),
-                                    "instance_reboot", [inst["name"], inst["hypervisor"],
-                                                        self.op.reboot_type == "hard"], timeout=300)
+            res = self.rpc.instance_reboot(inst["primary_node"], inst["name"], inst["hypervisor"],
+                                           self.op.reboot_type == "hard")
             if res.failed:
                 raise errors.OpExecError(f"could not reboot {inst['name']}: {res.fail_msg}")
         set_admin_state(self, inst["name"], "up")
@@ -726,8 +716,7 @@ class LUInstanceConsole(InstanceLU):
     def check_prereq(self):
         super().check_prereq()
         node = self.inst["primary_node"]
-        res = self.ctx.rpc.call(node, node_address(self, node), "instance_console",
-                                [self.inst["name"], self.inst["hypervisor"]], timeout=15)
+        res = self.rpc.instance_console(node, self.inst["name"], self.inst["hypervisor"])
         if res.failed and isinstance(res.error, errors.RpcError):
             raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
         if res.failed:
@@ -751,23 +740,15 @@ class LUInstanceConsole(InstanceLU):
         return out
 
 
-def node_call(lu: LogicalUnit, node: str, procedure: str, *args, timeout: float = 120, what: str = ""):
-    """One RPC to one node; OpExecError naming the node and ``what`` failed."""
-    res = lu.ctx.rpc.call(node, node_address(lu, node), procedure, list(args), timeout=timeout)
-    if res.failed:
-        raise errors.OpExecError(f"{what or procedure} failed on {node}: {res.fail_msg}")
-    return res.payload
-
-
 def is_running(lu: LogicalUnit, inst: dict) -> bool:
-    info = node_call(lu, inst["primary_node"], "instance_info", inst["name"], inst["hypervisor"],
-                     timeout=15, what="asking whether the instance runs")
+    info = lu.rpc.instance_info(inst["primary_node"], inst["name"],
+                                inst["hypervisor"]).raise_on_error("asking whether the instance runs")
     return bool(info) and info.get("state") == "running"
 
 
 def clear_leftover(lu: LogicalUnit, inst: dict) -> None:
     """A guest that powered itself off leaves its process; remove it before touching the disks."""
-    info = node_call(lu, inst["primary_node"], "instance_info", inst["name"], inst["hypervisor"], timeout=15)
+    info = lu.rpc.instance_info(inst["primary_node"], inst["name"], inst["hypervisor"]).raise_on_error()
     if info and info.get("state") != "running":
         stop_instance(lu, inst, 0, force=True)
 
@@ -797,16 +778,19 @@ class LUInstanceGrowDisk(InstanceLU):
         for node in [*inst.get("secondary_nodes", []), inst["primary_node"]]:
             if live and template.running_grow == "hypervisor" and node == inst["primary_node"]:
                 continue                       # the guest's QEMU holds the image: it grows it below
-            node_call(self, node, "blockdev_grow", inst["name"], inst["disk_template"], inst["disks"][index],
-                      index, self.new_size, storage_params(self), what=f"growing disk {index} on {node}")
+            self.rpc.blockdev_grow(node, inst["name"], inst["disk_template"], inst["disks"][index], index,
+                                   self.new_size, storage_params(self)) \
+                                       .raise_on_error(f"growing disk {index} on {node}")
         if template.mirrored and self.op.wait_for_sync and \
-                any(storage.mirror_side(found).get("role") == "primary" for found in disk_status(self, inst)):
+                any(found is not None and found.mirror is not None and found.mirror.role == "primary"
+                    for found in disk_status(self, inst)):
             wait_for_sync(self, inst)          # the copy to the grown secondary starts over
         seen = "" if template.running_grow else " (a running guest sees it after its next boot)"
         if live:
             try:
-                node_call(self, inst["primary_node"], "instance_resize_disk", inst["name"], inst["hypervisor"],
-                          index, self.new_size, what=f"growing disk {index} of the running guest")
+                res = self.rpc.instance_resize_disk(inst["primary_node"], inst["name"], inst["hypervisor"], index,
+                                                    self.new_size)
+                res.raise_on_error(f"growing disk {index} of the running guest")
                 seen = " (the running guest sees it at once)"
             except errors.OpExecError as err:
                 if template.running_grow == "hypervisor":
@@ -831,14 +815,14 @@ class LUInstanceActivateDisks(InstanceLU):
         inst = self.inst
         if storage.get(inst["disk_template"]).mirrored:
             access = assemble_disks(self, inst)
-            done = node_call(self, inst["primary_node"], "blockdev_resync", inst["name"], inst["disk_template"],
-                             inst["disks"], storage_params(self), what="mirroring to the secondary")
+            done = self.rpc.blockdev_resync(inst["primary_node"], inst["name"], inst["disk_template"], inst["disks"],
+                                            storage_params(self)).raise_on_error("mirroring to the secondary")
             for index, what in enumerate(done):
                 self.feedback(f"* disk {index}: {what}")
             return [[inst["primary_node"], f"disk/{i}", a.get("nbd_socket") or a["path"]]
                     for i, a in enumerate(access)]
-        access = node_call(self, inst["primary_node"], "blockdev_access", inst["name"], inst["disk_template"],
-                           inst["disks"], storage_params(self), what="activating the disks")
+        access = self.rpc.blockdev_access(inst["primary_node"], inst["name"], inst["disk_template"], inst["disks"],
+                                          storage_params(self)).raise_on_error("activating the disks")
         return [[inst["primary_node"], f"disk/{i}", a["path"]] for i, a in enumerate(access)]
 
 
@@ -897,8 +881,8 @@ class LUInstanceRename(InstanceLU):
         inst, old, new = self.inst, self.inst["name"], self.op.new_name
         clear_leftover(self, inst)
         if inst["disks"]:
-            node_call(self, inst["primary_node"], "blockdev_rename", old, new, inst["disk_template"],
-                      inst["disks"], storage_params(self), what="renaming the disks")
+            self.rpc.blockdev_rename(inst["primary_node"], old, new, inst["disk_template"], inst["disks"],
+                                     storage_params(self)).raise_on_error("renaming the disks")
 
         def change(data):
             moved = data["instances"].pop(old)
@@ -908,8 +892,7 @@ class LUInstanceRename(InstanceLU):
         self.ctx.glm.add(Level.INSTANCE, [new])
         self.renamed = True
         if inst["disks"]:
-            res = self.ctx.rpc.call(inst["primary_node"], node_address(self, inst["primary_node"]), "os_rename",
-                                    [dict(inst, name=new), old, storage_params(self)], timeout=700)
+            res = self.rpc.os_rename(inst["primary_node"], dict(inst, name=new), old, storage_params(self))
             if res.failed:
                 self.feedback(f"Warning: the OS rename script failed: {res.fail_msg}")
         return new
@@ -1031,8 +1014,8 @@ class LUInstanceSetParams(InstanceLU):
             plugged = self._create_disk(index, device, current)
         if self.running:
             try:
-                node_call(self, node, "instance_hotplug", inst["name"], inst["hypervisor"], kind, "add", index,
-                          plugged, what=f"hot-plugging {kind} {index}")
+                self.rpc.instance_hotplug(node, inst["name"], inst["hypervisor"], kind, "add", index,
+                                          plugged).raise_on_error(f"hot-plugging {kind} {index}")
             except errors.OpExecError:
                 if kind == "disk":
                     remove_all_disks(self, dict(inst, disks=[device]), first=index)
@@ -1071,8 +1054,8 @@ class LUInstanceSetParams(InstanceLU):
     def _remove(self, kind: str, index: int, device: dict) -> None:
         inst, node = self.inst, self.inst["primary_node"]
         if self.running:
-            node_call(self, node, "instance_hotplug", inst["name"], inst["hypervisor"], kind, "remove", index,
-                      None, what=f"unplugging {kind} {index}")
+            self.rpc.instance_hotplug(node, inst["name"], inst["hypervisor"], kind, "remove", index,
+                                      None).raise_on_error(f"unplugging {kind} {index}")
         def remove(data):
             removed = data["instances"][inst["name"]][f"{kind}s"].pop(index)
             if kind == "nic":
@@ -1104,8 +1087,8 @@ class LUInstanceReinstall(InstanceLU):
         inst = dict(self.inst, os=self.os, osparams=self.osparams)
         clear_leftover(self, inst)
         self.feedback(f"* running the OS create script of {self.os} (reinstall)")
-        node_call(self, inst["primary_node"], "os_create", inst, storage_params(self), True, timeout=3700,
-                  what=f"reinstalling {self.os}")
+        self.rpc.os_create(inst["primary_node"], inst, storage_params(self), True) \
+            .raise_on_error(f"reinstalling {self.os}")
 
         def change(data):
             target = data["instances"][inst["name"]]
@@ -1172,8 +1155,8 @@ class LUInstanceQueryData(LogicalUnit):
         if not self.op.static:
             nodes = {i["primary_node"] for i in self.wanted if not data["nodes"][i["primary_node"]]["offline"]}
             hypervisors = sorted({i["hypervisor"] for i in self.wanted})
-            results = self.ctx.rpc.call_many({n: data["nodes"][n]["primary_ip"] for n in nodes}, "instances_info",
-                                             [hypervisors], timeout=15) if nodes else {}
+            results = self.rpc.instances_info.on({n: data["nodes"][n]["primary_ip"] for n in nodes},
+                                                 hypervisors) if nodes else {}
             for node, res in sorted(results.items()):
                 if res.failed:
                     raise errors.OpExecError(f"cannot get the instances of node {node}: {res.fail_msg}")
@@ -1189,8 +1172,8 @@ class LUInstanceQueryData(LogicalUnit):
                           f" for instance {inst['name']}")
         status = [None] * len(inst["disks"])
         if report is not None and inst["disks"]:
-            status = node_call(self, pnode["name"], "blockdev_find", inst["name"], inst["disk_template"],
-                               inst["disks"], sp, timeout=30, what=f"finding the disks of {inst['name']}")
+            status = self.rpc.blockdev_find(pnode["name"], inst["name"], inst["disk_template"], inst["disks"],
+                                            sp).raise_on_error(f"finding the disks of {inst['name']}")
         hv_actual = dict(cluster.get("hvparams", {}).get(inst["hypervisor"], {}), **inst["hvparams"])
         from genet.hypervisor.base import HypervisorError
         from genet.hypervisor.kvm import validation           # the parameter table of both hypervisors
@@ -1213,7 +1196,10 @@ class LUInstanceQueryData(LogicalUnit):
             "disk_template": inst["disk_template"],
             "disks": [{"iv_name": f"disk/{i}", "dev_type": inst["disk_template"],
                        "logical_id": disk_logical_id(inst["disk_template"], sp, inst, d, i),
-                       "drbd_info": drbd_info(inst, d), "pstatus": status[i], "sstatus": None, "children": [],
+                       "drbd_info": drbd_info(inst, d),
+                       "pstatus": status[i].ganeti_status() if status[i] is not None else None,
+                       "mirror": status[i].mirror.to_wire() if status[i] is not None and status[i].mirror else None,
+                       "sstatus": None, "children": [],
                        "mode": d.get("mode", "rw"), "size": d["size"], "spindles": None,
                        "name": d.get("name"), "uuid": d["uuid"]} for i, d in enumerate(inst["disks"])],
             "nics": [[n.get("name"), n["uuid"], n.get("ip"), n["mac"], n["mode"], n["link"], n.get("vlan"),
@@ -1309,8 +1295,8 @@ class LUInstanceRecreateDisks(InstanceLU):
             give_logical_ids(self, self.moved)
         missing = {}
         for target in self.targets:
-            found = node_call(self, target, "blockdev_find", inst["name"], inst["disk_template"], disks,
-                              storage_params(self), timeout=30, what="looking for the disks")
+            found = self.rpc.blockdev_find(target, inst["name"], inst["disk_template"], disks,
+                                           storage_params(self)).raise_on_error("looking for the disks")
             missing[target] = [i for i in sorted(self.changes) if found[i] is None]
         everywhere = [i for i in sorted(self.changes) if not any(i in m for m in missing.values())]
         if everywhere:
@@ -1335,8 +1321,8 @@ class LUInstanceRecreateDisks(InstanceLU):
                 for index in self.missing[target]:
                     disk = moved["disks"][index]
                     self.feedback(f"* recreating disk {index} ({disk['size']} MiB) on {target}")
-                    node_call(self, target, "blockdev_create", inst["name"], inst["disk_template"], disk, index, sp,
-                              timeout=300, what=f"creating disk {index}")
+                    self.rpc.blockdev_create(target, inst["name"], inst["disk_template"], disk, index, sp) \
+                        .raise_on_error(f"creating disk {index}")
                     created.append((target, index))
             if storage.get(inst["disk_template"]).mirrored:
                 # the primary's side is either new (no data anywhere: its first promotion is
@@ -1347,8 +1333,7 @@ class LUInstanceRecreateDisks(InstanceLU):
         except errors.GenericError:
             shutdown_disks(self, moved, strict=False)
             for target, index in created:
-                self.ctx.rpc.call(target, node_address(self, target), "blockdev_remove",
-                                  [inst["name"], inst["disk_template"], moved["disks"][index], index, sp])
+                self.rpc.blockdev_remove(target, inst["name"], inst["disk_template"], moved["disks"][index], index, sp)
             raise
 
         def change(data):
@@ -1390,7 +1375,8 @@ def _faulty(lu: LogicalUnit, inst: dict, node: str, wanted: list[int]) -> list[i
     """The disks among ``wanted`` whose copy on ``node`` is missing or lost its local storage."""
     found = disk_status(lu, inst, node)
     return [i for i in wanted
-            if found[i] is None or storage.mirror_side(found[i]).get("disk_state") in ("Diskless", "Failed")]
+            if found[i] is None
+            or found[i].mirror is not None and found[i].mirror.disk_state in ("Diskless", "Failed")]
 
 
 def _faulty_side(lu: LogicalUnit, inst: dict, wanted: list[int]) -> tuple[str, list[int]]:
@@ -1423,11 +1409,11 @@ def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> lis
     give_logical_ids(lu, moved)
     for index, disk in enumerate(disks):
         create_disk_on(lu, new, inst["name"], inst["disk_template"], disk, index)
-    node_call(lu, new, "blockdev_assemble", inst["name"], inst["disk_template"], disks, "secondary", sp,
-              what=f"assembling the disks on {new}")
+    lu.rpc.blockdev_assemble(new, inst["name"], inst["disk_template"], disks, "secondary",
+                             sp).raise_on_error(f"assembling the disks on {new}")
     lu.feedback(f"* mirroring from {inst['primary_node']} to {new}")
-    node_call(lu, inst["primary_node"], "blockdev_resync", inst["name"], inst["disk_template"], disks, sp, True,
-              what="mirroring to the new secondary")
+    lu.rpc.blockdev_resync(inst["primary_node"], inst["name"], inst["disk_template"], disks, sp,
+                           True).raise_on_error("mirroring to the new secondary")
     wait_for_sync(lu, moved)
 
     def change(data):
@@ -1453,11 +1439,11 @@ def _replace_secondary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> l
             lu.feedback(f"Warning: the old copy on {secondary}: {failure}")
         disk = one["disks"][0]
         create_disk_on(lu, secondary, inst["name"], inst["disk_template"], disk, index)
-        node_call(lu, secondary, "blockdev_assemble", inst["name"], inst["disk_template"], [disk], "secondary",
-                  sp, False, index, what=f"assembling disk {index} on {secondary}")
+        lu.rpc.blockdev_assemble(secondary, inst["name"], inst["disk_template"], [disk], "secondary", sp, False,
+                                 index).raise_on_error(f"assembling disk {index} on {secondary}")
         lu.feedback(f"* mirroring disk {index} from {primary} to {secondary}")
-        node_call(lu, primary, "blockdev_resync", inst["name"], inst["disk_template"], [disk], sp, True, index,
-                  what=f"mirroring disk {index} to {secondary}")
+        lu.rpc.blockdev_resync(primary, inst["name"], inst["disk_template"], [disk], sp, True,
+                               index).raise_on_error(f"mirroring disk {index} to {secondary}")
         wait_for_sync(lu, one, first=index)
     return [[index, secondary] for index in wanted]
 
@@ -1522,8 +1508,8 @@ class LUClusterVerifyDisks(LogicalUnit):
                 self.feedback(f"* activating the disks of {inst['name']}")
                 try:
                     assemble_disks(self, inst)
-                    node_call(self, inst["primary_node"], "blockdev_resync", inst["name"], inst["disk_template"],
-                              inst["disks"], storage_params(self), what="mirroring to the secondary")
+                    self.rpc.blockdev_resync(inst["primary_node"], inst["name"], inst["disk_template"], inst["disks"],
+                                             storage_params(self)).raise_on_error("mirroring to the secondary")
                     after = self._states(inst)
                 except errors.GenericError as err:
                     self.feedback(f"Warning: instance {inst['name']}: {err}")
@@ -1538,7 +1524,7 @@ class LUClusterVerifyDisks(LogicalUnit):
             found = disk_status(self, inst)
         except errors.GenericError:
             return ["unknown"] * len(inst["disks"])
-        return [storage.sync_label(storage.mirror_side(entry)) for entry in found]
+        return [storage.sync_label(entry.mirror if entry else None) for entry in found]
 
 
 class LUInstanceReplaceDisks(InstanceLU):

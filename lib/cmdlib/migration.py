@@ -12,6 +12,7 @@ from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.instance import (assemble_disks, free_memory, instance_of, node_address, replace_mirror,
                                    start_instance, stop_instance, storage_params)
 from genet.locking import ALL_SET, Level
+from genet.rpc_defs import MigrationStatus
 from genet.storage import base as storage
 
 POLL = 0.5
@@ -31,7 +32,7 @@ def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict
     data = lu.cfg.snapshot()
     nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
              if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
-    results = lu.ctx.rpc.call_many(nodes, "hv_node_info", [inst["hypervisor"]], timeout=15)
+    results = lu.rpc.hv_node_info.on(nodes, inst["hypervisor"])
     free = {n: r.payload["memory_free"] - reserved.get(n, 0) for n, r in results.items() if not r.failed}
     fitting = [n for n in sorted(free) if free[n] >= inst["beparams"]["maxmem"]]
     if not fitting:
@@ -108,11 +109,8 @@ class MovePlan:
                                        f" {inst['name']}: needed {inst['beparams']['maxmem']} MiB, free {free}"
                                        " MiB", errors.ECode.NORES)
 
-    def _call(self, node: str, procedure: str, *args, timeout: float = 60):
-        return self.lu.ctx.rpc.call(node, node_address(self.lu, node), procedure, list(args), timeout=timeout)
-
     def _source_state(self) -> str | None:
-        res = self._call(self.source, "instance_info", self.inst["name"], self.inst["hypervisor"], timeout=10)
+        res = self.lu.rpc.instance_info(self.source, self.inst["name"], self.inst["hypervisor"], timeout=10)
         if res.failed:
             raise errors.OpPrereqError(f"cannot reach the primary node {self.source}: {res.fail_msg}",
                                        errors.ECode.ENVIRON)
@@ -140,7 +138,8 @@ class MovePlan:
         inst, feedback, hv = self.inst, self.lu.feedback, self.inst["hypervisor"]
         feedback(f"* migrating instance {inst['name']} from {self.source} to {self.target}"
                  f" ({'live' if live else 'non-live'})")
-        info = self._call(self.source, "instance_migration_info", inst["name"], hv).raise_on_error("migration info")
+        info = self.lu.rpc.instance_migration_info(self.source, inst["name"], hv) \
+            .raise_on_error("migration info")
         target_ip = node_address(self.lu, self.target)
         if self.copy_disks:
             self._create_target_disks()
@@ -148,8 +147,8 @@ class MovePlan:
             if self.mirrored:
                 self._mirror_step(self.source, "prepare", "source")
                 self._mirror_step(self.target, "prepare", "target")
-            res = self._call(self.target, "instance_accept_incoming", inst, storage_params(self.lu), target_ip,
-                             info, self.copy_disks, timeout=120)
+            res = self.lu.rpc.instance_accept_incoming(self.target, inst, storage_params(self.lu), target_ip, info,
+                                                       self.copy_disks)
             ports = res.raise_on_error(f"preparing {self.target} for the incoming instance")
         except errors.GenericError:
             self._undo_target()
@@ -157,25 +156,25 @@ class MovePlan:
         try:
             if self.copy_disks:
                 feedback(f"* mirroring {len(inst['disks'])} disk(s) to {self.target}")
-            self._call(self.source, "instance_migrate", inst["name"], hv, target_ip, ports["port"], live,
-                       ports["nbd_port"], timeout=3700).raise_on_error("starting the migration")
+            self.lu.rpc.instance_migrate(self.source, inst["name"], hv, target_ip, ports.port, live, ports.nbd_port) \
+                .raise_on_error("starting the migration")
             status = self._wait()
             held = time.monotonic()
             if self.mirrored:
                 self._switch_target_disks()
         except errors.GenericError:
             # the target goes first: a held target never ran, so the source may run on
-            self._call(self.target, "instance_finish_incoming", inst["name"], hv, False)
-            self._call(self.source, "instance_abort_migration", inst["name"], hv, self.mirrored)
+            self.lu.rpc.instance_finish_incoming(self.target, inst["name"], hv, False)
+            self.lu.rpc.instance_abort_migration(self.source, inst["name"], hv, self.mirrored)
             self._undo_target()
             raise
-        res = self._call(self.target, "instance_finish_incoming", inst["name"], hv, True, timeout=120)
+        res = self.lu.rpc.instance_finish_incoming(self.target, inst["name"], hv, True)
         figures = _figures(status, int(1000 * (time.monotonic() - held)) if self.mirrored else 0)
         if res.failed:
             raise errors.OpExecError(f"the memory of {inst['name']} reached {self.target} but it could not be"
                                      f" resumed there ({res.fail_msg}); run gnt-instance migrate --cleanup")
         self._set_primary()
-        res = self._call(self.source, "instance_stop", inst["name"], hv, 0, True)
+        res = self.lu.rpc.instance_stop(self.source, inst["name"], hv, 0, True)
         if res.failed:
             feedback(f"Warning: the source copy on {self.source} was not stopped: {res.fail_msg}")
         elif self.mirrored:
@@ -186,8 +185,8 @@ class MovePlan:
                              f" gnt-instance activate-disks {inst['name']}")
         elif self.copy_disks:
             for index, disk in enumerate(inst["disks"]):
-                gone = self._call(self.source, "blockdev_remove", inst["name"], inst["disk_template"], disk, index,
-                                  storage_params(self.lu))
+                gone = self.lu.rpc.blockdev_remove(self.source, inst["name"], inst["disk_template"], disk, index,
+                                                   storage_params(self.lu))
                 if gone.failed:
                     feedback(f"Warning: disk {index} stays on {self.source}: {gone.fail_msg}")
         feedback(f"* migration done: {_describe(figures)}")
@@ -196,8 +195,8 @@ class MovePlan:
     def _create_target_disks(self) -> None:
         inst = self.inst
         for index, disk in enumerate(inst["disks"]):
-            res = self._call(self.target, "blockdev_create", inst["name"], inst["disk_template"], disk, index,
-                             storage_params(self.lu), timeout=300)
+            res = self.lu.rpc.blockdev_create(self.target, inst["name"], inst["disk_template"], disk, index,
+                                              storage_params(self.lu))
             if res.failed:
                 self._undo_target()
                 raise errors.OpExecError(f"could not create disk {index} on {self.target}: {res.fail_msg}")
@@ -211,13 +210,13 @@ class MovePlan:
         if not self.copy_disks:
             return
         for index, disk in enumerate(inst["disks"]):
-            self._call(self.target, "blockdev_remove", inst["name"], inst["disk_template"], disk, index,
-                       storage_params(self.lu))
+            self.lu.rpc.blockdev_remove(self.target, inst["name"], inst["disk_template"], disk, index,
+                                        storage_params(self.lu))
 
     def _mirror_rpc(self, node: str, step: str, role: str):
         """One step of the mirrored disks' migration (storage.base.MirroredTemplate) on a node."""
-        return self._call(node, "blockdev_migration", self.inst["name"], self.inst["disk_template"],
-                          self.inst["disks"], storage_params(self.lu), step, role, timeout=120)
+        return self.lu.rpc.blockdev_migration(node, self.inst["name"], self.inst["disk_template"], self.inst["disks"],
+                                              storage_params(self.lu), step, role)
 
     def _mirror_step(self, node: str, step: str, role: str) -> list:
         return self._mirror_rpc(node, step, role).raise_on_error(f"{step} of the mirrored disks on {node} ({role})")
@@ -233,7 +232,7 @@ class MovePlan:
         states = self._mirror_step(self.target, "switch", "target")
         self.lu.feedback(f"* {self.target} took over the disks: {', '.join(states)}")
 
-    def _wait(self) -> dict:
+    def _wait(self) -> MigrationStatus:
         last = -1
         deadline = time.monotonic() + MIGRATION_TIMEOUT
         pause = 0.05              # quick migrations end quickly; long ones are polled every POLL
@@ -242,14 +241,14 @@ class MovePlan:
                 raise errors.OpExecError(f"migration of {self.inst['name']} did not converge within"
                                          f" {MIGRATION_TIMEOUT:.0f} s; raise migration_bandwidth or"
                                          " migration_downtime, or use --migration-mode=non-live")
-            status = self._call(self.source, "instance_migration_status", self.inst["name"],
-                                self.inst["hypervisor"]).raise_on_error("migration status")
-            state = status.get("status")
+            status = self.lu.rpc.instance_migration_status(self.source, self.inst["name"], self.inst["hypervisor"]) \
+                .raise_on_error("migration status")
+            state = status.status
             if state == "completed":
                 return status
             if state in ("failed", "cancelled", "none"):
-                raise errors.OpExecError(f"migration of {self.inst['name']} {state}: {status.get('error') or ''}")
-            total, remaining = status.get("ram_total") or 0, status.get("ram_remaining") or 0
+                raise errors.OpExecError(f"migration of {self.inst['name']} {state}: {status.error}")
+            total, remaining = status.ram_total, status.ram_remaining
             if total:
                 percent = int(100 * (total - remaining) / total)
                 if percent != last:
@@ -285,8 +284,8 @@ class MovePlan:
                                              f" ({trouble}); use --ignore-consistency to fail over anyway")
                 feedback(f"Warning: failing over with disks not in sync ({trouble}) (--ignore-consistency)")
             # the old primary becomes the secondary: its primary side (and its mirror) goes
-            self._call(self.source, "blockdev_shutdown", inst["name"], inst["disk_template"], inst["disks"],
-                       storage_params(self.lu))
+            self.lu.rpc.blockdev_shutdown(self.source, inst["name"], inst["disk_template"], inst["disks"],
+                                          storage_params(self.lu))
         moved = dict(inst, primary_node=self.target,
                      secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
         unreachable = frozenset() if reachable else frozenset({self.source})
@@ -301,23 +300,24 @@ class MovePlan:
 
     def _mirror_trouble(self) -> str:
         """Why the target's copy may lack writes ("" when every disk is in sync), from the source."""
-        res = self._call(self.source, "blockdev_find", self.inst["name"], self.inst["disk_template"],
-                         self.inst["disks"], storage_params(self.lu))
+        res = self.lu.rpc.blockdev_find(self.source, self.inst["name"], self.inst["disk_template"], self.inst["disks"],
+                                        storage_params(self.lu))
         if res.failed:
             return res.fail_msg
-        states = [storage.mirror_side(found).get("state") for found in res.payload]
+        states = [found.mirror.state if found is not None and found.mirror is not None else None
+                  for found in res.payload]
         return "" if all(state == "in sync" for state in states) else \
             f"disk states {', '.join(map(str, states))}"
 
 
-def _figures(qemu: dict, switch_ms: int) -> dict:
+def _figures(qemu: MigrationStatus, switch_ms: int) -> dict:
     """What a migration cost, in parts that add up.
 
     QEMU measures its own part: ``downtime`` is how long the guest was stopped for the last
     copy of its memory, ``total-time`` the whole transfer.  A mirrored instance is then held
     paused on the target while its disks switch roles (``switch_ms``), which QEMU does not
     see; genet adds that to both figures, so the downtime never exceeds the total."""
-    downtime, total = qemu.get("downtime_ms") or 0, qemu.get("total_time_ms") or 0
+    downtime, total = qemu.downtime_ms, qemu.total_time_ms
     return {"downtime_ms": downtime + switch_ms, "total_time_ms": total + switch_ms,
             "qemu_downtime_ms": downtime, "qemu_total_time_ms": total, "disk_switch_ms": switch_ms}
 
@@ -367,7 +367,7 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
     """After a failed migration: find where the instance runs, keep that copy, kill the other."""
     data = lu.cfg.snapshot()
     online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
-    results = lu.ctx.rpc.call_many(online, "instance_info", [inst["name"], inst["hypervisor"]], timeout=15)
+    results = lu.rpc.instance_info.on(online, inst["name"], inst["hypervisor"])
     def runs(info: dict | None) -> bool:    # a paused source (postmigrate) or target (inmigrate) does not
         return bool(info) and info.get("runstate", info.get("state")) == "running"
     running = sorted(n for n, r in results.items() if not r.failed and runs(r.payload))
@@ -378,7 +378,7 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
     for node in present:
         if node != keep:
             lu.feedback(f"* removing the stale copy of {inst['name']} on {node}")
-            lu.ctx.rpc.call(node, online[node], "instance_stop", [inst["name"], inst["hypervisor"], 0, True])
+            lu.rpc.with_addresses(online).instance_stop(node, inst["name"], inst["hypervisor"], 0, True)
     if keep != inst["primary_node"]:
         def change(data):
             target = data["instances"][inst["name"]]
@@ -537,9 +537,6 @@ class LUInstanceMove(LogicalUnit):
                                            f" needed {inst['beparams']['maxmem']} MiB, free {free} MiB",
                                            errors.ECode.NORES)
 
-    def _call(self, node: str, procedure: str, *args, timeout: float = 120):
-        return self.ctx.rpc.call(node, node_address(self, node), procedure, list(args), timeout=timeout)
-
     def exec(self):
         inst, source, target = self.inst, self.inst["primary_node"], self.op.target_node
         sp, target_ip = storage_params(self), node_address(self, target)
@@ -548,21 +545,21 @@ class LUInstanceMove(LogicalUnit):
         done = 0
         try:
             for index, disk in enumerate(inst["disks"]):
-                self._call(target, "blockdev_create", inst["name"], "file", disk, index, sp, timeout=300) \
+                self.rpc.blockdev_create(target, inst["name"], "file", disk, index, sp) \
                     .raise_on_error(f"creating disk {index} on {target}")
                 done = index + 1
-                port = self._call(target, "blockdev_receive", inst["name"], "file", disk, index, sp, target_ip) \
+                port = self.rpc.blockdev_receive(target, inst["name"], "file", disk, index, sp, target_ip) \
                     .raise_on_error("preparing the copy")
                 self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
-                sent = self._call(source, "blockdev_send", inst["name"], "file", disk, index, sp, target_ip, port,
-                                  timeout=7200).raise_on_error(f"sending disk {index}")
-                got = self._call(target, "blockdev_received", port, 600, timeout=700) \
+                sent = self.rpc.blockdev_send(source, inst["name"], "file", disk, index, sp, target_ip, port) \
+                    .raise_on_error(f"sending disk {index}")
+                got = self.rpc.blockdev_received(target, port, 600) \
                     .raise_on_error(f"receiving disk {index}")
                 if got != sent:
                     raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")
         except errors.GenericError:
             for index, disk in enumerate(inst["disks"][:done]):
-                self._call(target, "blockdev_remove", inst["name"], "file", disk, index, sp)
+                self.rpc.blockdev_remove(target, inst["name"], "file", disk, index, sp)
             if inst["admin_state"] == "up":
                 start_instance(self, inst)          # back where it was
             raise
@@ -572,7 +569,7 @@ class LUInstanceMove(LogicalUnit):
             moved.update(primary_node=target, serial_no=moved["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
         for index, disk in enumerate(inst["disks"]):
-            self._call(source, "blockdev_remove", inst["name"], "file", disk, index, sp)
+            self.rpc.blockdev_remove(source, inst["name"], "file", disk, index, sp)
         if inst["admin_state"] == "up":
             self.feedback(f"* starting {inst['name']} on {target}")
             start_instance(self, dict(inst, primary_node=target))

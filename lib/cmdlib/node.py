@@ -34,7 +34,7 @@ class LUNodeAdd(LogicalUnit):
         if taken.get(self.address, name) != name:
             raise errors.OpPrereqError(f"address {self.address} is already used by node {taken[self.address]!r}",
                                        errors.ECode.NOTUNIQUE)
-        res = self.ctx.rpc.call(name, self.address, "node_info", timeout=10)
+        res = self.rpc.with_addresses({name: self.address}).node_info(name)
         if res.failed:
             raise errors.OpPrereqError(f"cannot contact node {name!r} at {self.address}: {res.fail_msg};"
                                        " is it prepared (noded running with the cluster certificate)?",
@@ -98,7 +98,7 @@ class LUNodeRemove(LogicalUnit):
             self.feedback(f"Promoted node {candidate} to master candidate")
             self.ctx.sync_new_candidate(candidate)
         if not self.removed["offline"]:
-            res = self.ctx.rpc.call(name, self.removed["primary_ip"], "leave_cluster", timeout=20)
+            res = self.rpc.with_addresses({name: self.removed["primary_ip"]}).leave_cluster(name)
             if res.failed:
                 self.feedback(f"Warning: node {name} did not clean up: {res.fail_msg}")
         return True

@@ -15,7 +15,7 @@ class LUOsDiagnose(LogicalUnit):
     def exec(self):
         data = self.cfg.snapshot()
         online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
-        results = self.ctx.rpc.call_many(online, "os_diagnose", timeout=60)
+        results = self.rpc.os_diagnose.on(online)
         merged: dict[str, dict] = {}
         for node, res in sorted(results.items()):
             if res.failed:

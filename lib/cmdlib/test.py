@@ -19,15 +19,15 @@ class LUTestDelay(LogicalUnit):
             self.share_locks[Level.NODE] = True
 
     def check_prereq(self):
-        self.addresses = {name: self.node(name)["primary_ip"] for name in self.op.on_nodes}
+        for name in self.op.on_nodes:
+            self.node(name)         # refuses a node not in the cluster
 
     def exec(self):
         for round_ in range(self.op.repeat + 1):
             self.feedback(f"Delay round {round_ + 1} of {self.op.repeat + 1}: sleeping {self.op.duration:g}s")
             if self.op.on_master:
                 time.sleep(self.op.duration)
-            if self.addresses:
-                for name, res in self.ctx.rpc.call_many(self.addresses, "test_delay",
-                                                        [self.op.duration]).items():
-                    res.raise_on_error("test_delay")
+            if self.op.on_nodes:
+                for res in self.rpc.test_delay.on(self.op.on_nodes, self.op.duration).values():
+                    res.raise_on_error()
         return True

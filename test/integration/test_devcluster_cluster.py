@@ -130,7 +130,7 @@ def test_tls_client_without_the_cluster_certificate_is_refused(dev, tmp_path):
             if not tls.recv(100):
                 raise ConnectionResetError("closed without a reply")
     own = RpcClient(dev.root("node1") / "var/lib/genet/server.pem", 1811, timeout=5)
-    assert own.call("node2", address, "version").payload["protocol"] == 1
+    assert own.call("node2", address, "version").payload.protocol == 1
 
 
 def test_removing_the_master_is_refused(dev):

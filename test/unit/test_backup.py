@@ -129,7 +129,8 @@ def test_blockdev_find_reports_each_disk_or_none(node_env):
     procs.rpc_blockdev_create("web1", "file", disks[0], 0, sp)
     found = procs.rpc_blockdev_find("web1", "file", disks, sp)
     assert found[1] is None
-    assert found[0][0].endswith("/srv/genet/file-storage/web1/disk-d-0.raw") and found[0][5:] == [False, 1]
+    assert found[0].dev_path.endswith("/srv/genet/file-storage/web1/disk-d-0.raw")
+    assert (found[0].is_degraded, found[0].ldisk_status, found[0].mirror) == (False, 1, None)
 
 
 def test_recreate_disk_accepts_indices_and_pairs_and_keeps_one_form():

@@ -328,6 +328,22 @@ def test_genet_noded_page_documents_every_option(capsys):
     assert [o for o in options if not mentions(body, o)] == []
 
 
+def test_genet_noded_page_documents_every_procedure_and_what_a_cut_off_node_answers():
+    """The procedure list comes from the RPC table; a cut-off node's reads are the procedures of
+    the guarded families (instance_*, blockdev_*, os_*, export_*) that the table leaves unguarded."""
+    from genet import rpc_defs
+    text = page("genet-noded")
+    listed = set(re.findall(r"``([a-z_]+)``", section(text, "COMMUNICATION PROTOCOL")))
+    assert sorted(set(rpc_defs.PROCEDURES) - listed) == []
+    reads = {name for name, proc in rpc_defs.PROCEDURES.items()
+             if not proc.guarded and name.startswith(("instance", "blockdev_", "os_", "export_"))}
+    cut_off = section(text, "CUT OFF FROM THE MASTER")
+    start = cut_off.index("except the reads")
+    assert reads == set(re.findall(r"``([a-z_]+)``", cut_off[start:cut_off.index(")", start)]))
+    guarded = {name for name, proc in rpc_defs.PROCEDURES.items() if proc.guarded}
+    assert all(name.startswith(("instance_", "blockdev_", "os_", "export_")) for name in guarded)
+
+
 def test_genet_watcher_page_documents_every_option(capsys):
     from genet import watcher
     options, _ = help_options(watcher.main, capsys)

@@ -8,34 +8,28 @@ import pytest
 
 from genet import config, errors, paths
 from genet.masterd import READ_LEASE, MasterContext
-from genet.rpc import RpcResult
+
+from fake_rpc import fake_node_rpc
 
 
-class RecordedRpc:
+class Nodes:
     """Answers heartbeats as each node is set to; records every stop_strays."""
 
     def __init__(self):
-        self.heartbeat: dict[str, object] = {}      # node -> payload, or an error
+        self.heartbeat: dict[str, object] = {}      # node -> answer, or an error
         self.stops: list[tuple[str, list]] = []
         self.during_stop = lambda: None             # what happens elsewhere while a node stops strays
 
-    def call_many(self, nodes, procedure, args=None, timeout=None):
-        assert procedure == "heartbeat"
-        answers = {}
-        for name in nodes:
-            answer = self.heartbeat.get(name, {"master": "node1", "epoch": 0, "cut_off": False})
-            answers[name] = RpcResult(name, error=answer) if isinstance(answer, errors.GenericError) \
-                else RpcResult(name, answer)
-        return answers
-
-    def call(self, node, address, procedure, args=None, timeout=None):
+    def __call__(self, node, procedure, args):
+        if procedure == "heartbeat":
+            answer = self.heartbeat.get(node, {"master": "node1", "epoch": 0, "cut_off": False})
+            if isinstance(answer, errors.GenericError):
+                raise answer
+            return answer
         assert procedure == "stop_strays"
         self.stops.append((node, sorted(args[1])))
         self.during_stop()
-        return RpcResult(node, [])
-
-    def close(self):
-        pass
+        return []
 
 
 @pytest.fixture
@@ -49,7 +43,8 @@ def ctx(node_env):
     config.write_atomic(paths.config_file(), config.dumps(data))
     master = MasterContext(workers=1, no_voting=True)    # no vote over real RPC here
     master.read_lease = True                              # which --no-voting turns off
-    master.rpc = RecordedRpc()
+    master.nodes = Nodes()
+    master.rpc = fake_node_rpc(master.nodes, master.address_of)
     master.cfg.set_replicator(None)                       # config changes stay local here
     yield master
     master.stop()
@@ -58,21 +53,21 @@ def ctx(node_env):
 def test_a_node_that_missed_a_heartbeat_has_its_strays_stopped_when_it_answers(ctx):
     """When node2 does not answer a round, nothing is asked of it; when it answers the next
     one, it is told to keep only the instances placed on it, once."""
-    ctx.rpc.heartbeat["node2"] = errors.RpcError("node node2 unreachable")
+    ctx.nodes.heartbeat["node2"] = errors.RpcError("node node2 unreachable")
     ctx.heartbeat_round()
-    assert ctx.rpc.stops == []
-    del ctx.rpc.heartbeat["node2"]
+    assert ctx.nodes.stops == []
+    del ctx.nodes.heartbeat["node2"]
     ctx.heartbeat_round()
     ctx.heartbeat_round()
-    assert ctx.rpc.stops == [("node2", ["on2"])]
+    assert ctx.nodes.stops == [("node2", ["on2"])]
 
 
 def test_a_node_that_says_it_was_cut_off_has_its_strays_stopped(ctx):
     """When node3 answers that it was cut off (it heard no heartbeat for a while), it is told to
     keep only the instances placed on it, even though this master saw no failed round."""
-    ctx.rpc.heartbeat["node3"] = {"master": "node1", "epoch": 0, "cut_off": True}
+    ctx.nodes.heartbeat["node3"] = {"master": "node1", "epoch": 0, "cut_off": True}
     ctx.heartbeat_round()
-    assert ctx.rpc.stops == [("node3", ["on3"])]
+    assert ctx.nodes.stops == [("node3", ["on3"])]
 
 
 def test_an_instance_a_job_is_moving_to_a_node_is_kept_there_until_the_move_ends(ctx):
@@ -84,7 +79,7 @@ def test_an_instance_a_job_is_moving_to_a_node_is_kept_there_until_the_move_ends
         ctx.heartbeat_round()
     ctx.heartbeat_round()
     ctx.heartbeat_round()
-    assert ctx.rpc.stops == [("node2", ["on2", "on3"])] * 2 + [("node2", ["on2"])]
+    assert ctx.nodes.stops == [("node2", ["on2", "on3"])] * 2 + [("node2", ["on2"])]
 
 
 def test_the_read_lease_holds_while_a_majority_answers_and_lapses_without(ctx):
@@ -94,14 +89,14 @@ def test_the_read_lease_holds_while_a_majority_answers_and_lapses_without(ctx):
     ctx.heartbeat_round()                              # all answer: the lease is renewed
     ctx.may_serve_reads()
     for node in ("node2", "node3"):
-        ctx.rpc.heartbeat[node] = errors.RpcError(f"node {node} unreachable")
+        ctx.nodes.heartbeat[node] = errors.RpcError(f"node {node} unreachable")
     ctx.heartbeat_round()
     ctx.majority_heard = time.monotonic() - READ_LEASE - 5
     ctx.heartbeat_round()                              # one of three: not renewed
     with pytest.raises(errors.QuorumError, match="node1 has not heard a majority of the master candidates for"
                                                  " 1[0-9] s: it may have been deposed"):
         ctx.may_serve_reads()
-    ctx.rpc.heartbeat["node2"] = {"master": "node1", "epoch": 0, "cut_off": False}
+    ctx.nodes.heartbeat["node2"] = {"master": "node1", "epoch": 0, "cut_off": False}
     ctx.heartbeat_round()                              # two of three again
     ctx.may_serve_reads()
 
@@ -112,11 +107,11 @@ def test_a_node_marked_again_while_its_strays_are_stopped_stays_marked(ctx):
     ctx.strays_possible_on("node2")
 
     def job_moves_on2_away():
-        ctx.rpc.during_stop = lambda: None
+        ctx.nodes.during_stop = lambda: None
         ctx.cfg.update(lambda d: d["instances"]["on2"].update(primary_node="node3"))
         ctx.strays_possible_on("node2")
-    ctx.rpc.during_stop = job_moves_on2_away
+    ctx.nodes.during_stop = job_moves_on2_away
     ctx.heartbeat_round()
     ctx.heartbeat_round()
     ctx.heartbeat_round()
-    assert ctx.rpc.stops == [("node2", ["on2"]), ("node2", [])]
+    assert ctx.nodes.stops == [("node2", ["on2"]), ("node2", [])]

@@ -10,6 +10,7 @@ import pytest
 from genet import errors, paths
 from genet.hypervisor.fake import FakeHypervisor
 from genet.noded import CUT_OFF_AFTER
+from genet.rpc_defs import Heartbeat
 from test_noded_epoch import node_procedures
 
 
@@ -61,7 +62,7 @@ def test_a_node_that_never_heard_a_master_is_not_cut_off(node):
     """When a node never had a heartbeat (new, or rebooted: nothing of its guests survived), it
     serves instance requests and its first heartbeat asks for nothing more."""
     assert node.cut_off_for() is None
-    assert node.rpc_heartbeat(1, "node2") == {"master": "node2", "epoch": 1, "cut_off": False}
+    assert node.rpc_heartbeat(1, "node2") == Heartbeat("node2", 1, False)
     run(node, "inst1")
     assert node.call("instance_stop", ["inst1", "fake", 0, True]) is True
 
@@ -79,7 +80,7 @@ def test_a_cut_off_node_refuses_instance_and_disk_requests_until_its_strays_are_
                                                        " for 1[5-9] s"):
             node.call(name, args)
     assert set(node.call("instances_info", [["fake"]])) == {"inst1"}
-    assert node.rpc_heartbeat(1, "node2")["cut_off"] is True
+    assert node.rpc_heartbeat(1, "node2").cut_off is True
     assert node.cut_off_for() is not None            # a heartbeat alone does not end it
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genet import errors
-from genet.rpc import RpcClient, RpcResult, acts_on_instances
+import pytest
+
+from genet import errors, rpc_defs
+from genet.rpc import RpcClient
+from genet.rpc_defs import DiskStatus, MirrorStatus
+
+from fake_rpc import FakeTransport, fake_node_rpc
 
 
 class Master:
@@ -24,18 +29,22 @@ class Master:
         return True
 
 
-class Client(RpcClient):
+class Client(FakeTransport):
     """Calls answered by a script instead of a node: each procedure's answers in turn."""
 
     def __init__(self, answers: dict[str, list]):
-        super().__init__(Path("/nonexistent.pem"), 1811)
+        super().__init__(lambda node, procedure, args: self._next(procedure))
         self.answers = answers
-        self.sent: list[str] = []
 
-    def _send(self, node, address, procedure, body, timeout, fail_fast):
-        self.sent.append(procedure)
+    def _next(self, procedure):
         answer = self.answers[procedure].pop(0)
-        return RpcResult(node, error=answer) if isinstance(answer, errors.GenericError) else RpcResult(node, answer)
+        if isinstance(answer, errors.GenericError):
+            raise answer
+        return answer
+
+    @property
+    def procedures(self) -> list[str]:
+        return [procedure for _, procedure, _ in self.sent]
 
 
 def cut_off() -> errors.NodeCutOffError:
@@ -43,9 +52,10 @@ def cut_off() -> errors.NodeCutOffError:
 
 
 def test_what_acts_on_instances_is_guarded_and_reads_are_not():
-    assert all(acts_on_instances(p) for p in ("instance_start", "blockdev_assemble", "os_create", "export_start"))
-    assert not any(acts_on_instances(p) for p in ("instance_info", "instances_info", "blockdev_find", "export_list",
-                                                  "heartbeat", "stop_strays", "upload_config", "node_info"))
+    guarded = {name for name, proc in rpc_defs.PROCEDURES.items() if proc.guarded}
+    assert {"instance_start", "blockdev_assemble", "os_create", "export_start"} <= guarded
+    assert not guarded & {"instance_info", "instances_info", "blockdev_find", "export_list", "heartbeat",
+                          "stop_strays", "upload_config", "node_info"}
 
 
 def test_a_suspect_node_has_its_strays_stopped_before_a_call_that_acts_on_instances():
@@ -57,7 +67,7 @@ def test_a_suspect_node_has_its_strays_stopped_before_a_call_that_acts_on_instan
     assert master.stopped == []
     assert not client.call("node2", "127.0.0.12", "instance_start", [{}, {}]).failed
     client.call("node2", "127.0.0.12", "instance_start", [{}, {}])
-    assert master.stopped == ["node2"] and client.sent == ["instances_info", "instance_start", "instance_start"]
+    assert master.stopped == ["node2"] and client.procedures == ["instances_info", "instance_start", "instance_start"]
 
 
 def test_a_call_refused_as_cut_off_is_made_again_once_the_strays_are_stopped():
@@ -101,3 +111,49 @@ def test_a_kept_connection_that_times_out_is_not_tried_again():
     result = client.call("node2", "127.0.0.12", "instance_info", ["inst1", "fake"], timeout=10)
     assert isinstance(result.error, errors.RpcError) and "timed out" in result.fail_msg
     assert log == ["request"]
+
+
+def test_a_typed_call_checks_its_arguments_before_anything_is_sent():
+    """When a call site passes too few arguments or a wrong type, it is a bug there: TypeError
+    naming the procedure and argument, and nothing reaches a node."""
+    rpc = fake_node_rpc(lambda node, procedure, args: True)
+    with pytest.raises(TypeError, match="instance_info: missing a required argument: 'hypervisor'"):
+        rpc.instance_info("node2", "inst1")
+    with pytest.raises(TypeError, match="instance_stop argument 'shutdown_timeout' must be a number, not a string"):
+        rpc.instance_stop("node2", "inst1", "kvm", "soon")
+    assert rpc.client.sent == []
+    assert not rpc.instance_stop("node2", "inst1", "kvm", 30, force=True).failed
+    assert rpc.client.sent == [("node2", "instance_stop", ["inst1", "kvm", 30, True])]
+
+
+def test_results_arrive_as_the_table_types_them():
+    """When a node answers blockdev_find, the master gets DiskStatus objects (a mirrored disk's
+    with its side's MirrorStatus), not positional lists; Ganeti's 7-tuple is derived from them."""
+    side = {"role": "primary", "state": "syncing", "connected": True, "local_ok": True, "sync_percent": 45.0,
+            "estimated_time": 12, "disk_state": None}
+    found = [{"dev_path": "/dev/x", "sync_percent": 45.0, "estimated_time": 12, "is_degraded": True,
+              "ldisk_status": 1, "mirror": side}, None]
+    rpc = fake_node_rpc(lambda node, procedure, args: found)
+    first, missing = rpc.blockdev_find("node2", "inst1", "mirror", [{}, {}], {}).payload
+    assert first == DiskStatus("/dev/x", None, None, 45.0, 12, True, 1, MirrorStatus(**side)) and missing is None
+    assert first.ganeti_status() == ["/dev/x", None, None, 45.0, 12, True, 1]
+
+
+def test_a_reply_that_does_not_fit_the_table_is_a_failed_call_naming_it():
+    rpc = fake_node_rpc(lambda node, procedure, args: {"master": "node1"})
+    result = rpc.heartbeat("node2", 1, "node1")
+    assert isinstance(result.error, errors.RpcError)
+    assert result.fail_msg == "node node2 sent an invalid reply: the result of heartbeat lacks 'epoch' (Heartbeat)"
+    with pytest.raises(errors.OpExecError, match="^heartbeat failed on node2: node node2 sent an invalid reply"):
+        result.raise_on_error()
+
+
+def test_calls_to_several_nodes_take_names_or_addresses():
+    """When nodes are given by name their addresses come from the resolver; with_addresses adds
+    nodes the resolver does not know (a node being added)."""
+    rpc = fake_node_rpc(lambda node, procedure, args: {"protocol": 1, "version": node},
+                        address_of={"node1": "192.0.2.1", "node2": "192.0.2.2"}.__getitem__)
+    answers = rpc.version.on(["node1", "node2"])
+    assert {n: r.payload.version for n, r in answers.items()} == {"node1": "node1", "node2": "node2"}
+    assert rpc.with_addresses({"node9": "192.0.2.9"}).version("node9").payload.protocol == 1
+    assert rpc.client.addresses == {"node1": "192.0.2.1", "node2": "192.0.2.2", "node9": "192.0.2.9"}

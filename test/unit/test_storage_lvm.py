@@ -469,7 +469,7 @@ def test_noded_disk_procedures_work_on_plain_disks(fake, node_env, monkeypatch):
         node.rpc_blockdev_create("inst1", "plain", disk, index, sp)
     paths = [a["path"] for a in node.rpc_blockdev_access("inst1", "plain", disks, sp)]
     assert paths == [str(fake.dev / "xenvg" / lv_of(d)) for d in disks]
-    assert [f[0] for f in node.rpc_blockdev_find("inst1", "plain", disks, sp)] == paths
+    assert [f.dev_path for f in node.rpc_blockdev_find("inst1", "plain", disks, sp)] == paths
     assert node.rpc_blockdev_grow("inst1", "plain", disks[0], 0, 32, sp)
     assert node.rpc_blockdev_rename("inst1", "inst2", "plain", disks, sp)
     for index, disk in enumerate(disks):
