@@ -159,10 +159,13 @@ def format_error(err: BaseException) -> str:
 
 
 def to_wire(err: BaseException) -> list:
-    """Encode an error for JSON transport as [class name, args]."""
-    name = type(err).__name__ if isinstance(err, GenericError) else "OpExecError"
-    args = list(err.args) if isinstance(err, GenericError) else [f"{type(err).__name__}: {err}"]
-    return [name, args]
+    """Encode an error for JSON transport as [class name, args]: the nearest class of this module
+    (a subclass defined elsewhere crosses as its base here); any other exception is a bug,
+    sent as OpExecError naming it."""
+    if not isinstance(err, GenericError):
+        return ["OpExecError", [f"{type(err).__name__}: {err}"]]
+    known = next(cls for cls in type(err).__mro__ if globals().get(cls.__name__) is cls)
+    return [known.__name__, list(err.args)]
 
 
 def from_wire(data: list) -> GenericError:

@@ -11,10 +11,10 @@ import logging
 import os
 import signal
 import threading
-import time
 from typing import Callable, Iterator
 
 from genet import config, daemon_util, errors, paths, serializer
+from genet.clock import SYSTEM, Clock
 from genet.config import ConfigWriter
 from genet.drbd_pool import Reservations
 from genet.jobqueue import JobQueue
@@ -57,19 +57,19 @@ class LatencyHistogram:
 
 
 class MasterContext:
-    """Everything a logical unit reaches: config, RPC, locks, queue."""
+    """Everything a logical unit reaches: config, node RPC, locks, job queue, time.
 
-    def __init__(self, workers: int | None = None, no_voting: bool = False):
-        self.node_name = paths.node_name()
-        self.cfg = ConfigWriter(paths.config_file())
+    Built from its parts, so tests and simulators pass their own (an in-process transport, a
+    ManualClock); ``on_this_node`` builds them as the daemon does."""
+
+    def __init__(self, node_name: str, cfg: ConfigWriter, transport: RpcClient, store: QueueStore,
+                 clock: Clock = SYSTEM, workers: int | None = None, read_lease: bool = True):
+        self.node_name = node_name
+        self.cfg = cfg
+        self.clock = clock
         data = self.cfg.snapshot()
-        if data["cluster"]["master_node"] != self.node_name:
-            raise errors.NotMasterError(
-                f"this node ({self.node_name}) is not the master; the master is {data['cluster']['master_node']}")
-        from genet.bootstrap import check_master_votes
-        check_master_votes(data, self.node_name, no_voting)
-        self.rpc = NodeRpc(RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"]), self.address_of)
-        self.rpc.client.reconciler = self
+        self.rpc = NodeRpc(transport, self.address_of)
+        transport.reconciler = self
         self.epoch = config.master_epoch(data)
         self.deposed: str | None = None     # the master that took over, once this one stepped down
         self.on_deposed: Callable[[], None] = lambda: None     # main(): stop serving
@@ -83,14 +83,31 @@ class MasterContext:
         self._lagging: set[str] = set()     # candidates that missed job updates
         self._suspect: dict[str, int] = {}  # nodes that may run instances placed elsewhere -> times marked
         self._moving: dict[str, str] = {}   # instance -> the node a job is moving it to (moving_to)
-        self.majority_heard = time.monotonic()
-        self.read_lease = not no_voting     # --no-voting: the admin vouches that the others are down
+        self.majority_heard = clock.monotonic()
+        self.read_lease = read_lease        # off with --no-voting: the admin vouches that the others are down
         self._state_lock = threading.Lock()  # _lagging, _suspect, _moving, deposed
         self.cfg.set_replicator(self._replicate_config)
         self.job_latency = LatencyHistogram()
-        self.queue = JobQueue(QueueStore(paths.queue_db()), self._replicate_jobs, on_final=self._job_final)
+        self.queue = JobQueue(store, self._replicate_jobs, on_final=self._job_final)
         self.processor = Processor(self, workers or data["cluster"]["max_running_jobs"])
-        self.processor.recover(self.node_name)
+
+    @classmethod
+    def on_this_node(cls, workers: int | None = None, no_voting: bool = False) -> "MasterContext":
+        """The daemon's context: this node's config and job queue, jobs left running by the
+        previous master failed. Refused unless the config names this node the master and (without
+        ``no_voting``) a majority of the nodes agrees."""
+        node_name = paths.node_name()
+        cfg = ConfigWriter(paths.config_file())
+        data = cfg.snapshot()
+        if data["cluster"]["master_node"] != node_name:
+            raise errors.NotMasterError(
+                f"this node ({node_name}) is not the master; the master is {data['cluster']['master_node']}")
+        from genet.bootstrap import check_master_votes
+        check_master_votes(data, node_name, no_voting)
+        ctx = cls(node_name, cfg, RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"]),
+                  QueueStore(paths.queue_db()), workers=workers, read_lease=not no_voting)
+        ctx.processor.recover(node_name)
+        return ctx
 
     def address_of(self, node: str) -> str:
         """A node's primary address, from the config (NodeRpc's resolver)."""
@@ -131,7 +148,7 @@ class MasterContext:
                     log.warning("ssconf not written on %s: %s", name, res.fail_msg)
             self._last_ssconf = ssconf
         if acks + 1 >= needed:
-            self.majority_heard = time.monotonic()
+            self.majority_heard = self.clock.monotonic()
         else:
             failed = sorted(n for n, r in results.items() if r.failed)
             raise errors.QuorumError(
@@ -147,7 +164,7 @@ class MasterContext:
                                                   on_result=self._track_candidate)
         self._raise_if_deposed()
         if acks + 1 >= needed:
-            self.majority_heard = time.monotonic()
+            self.majority_heard = self.clock.monotonic()
         else:
             raise errors.QuorumError(f"job queue update acknowledged by {acks + 1} of {len(peers) + 1}"
                                      f" master candidates (need {needed})")
@@ -205,7 +222,7 @@ class MasterContext:
                 return
 
     def heartbeat_round(self, timeout: float = HEARTBEAT) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         nodes, peers, needed = self.cfg.read(lambda d: (
             {n["name"]: n["primary_ip"] for n in d["nodes"].values() if not n["offline"]}, *self._peers(d)))
         answered = 1        # this master
@@ -278,7 +295,7 @@ class MasterContext:
     def may_serve_reads(self) -> None:
         """Answer reads only while a majority of candidates answered a recent heartbeat: a master
         cut off from them may have been deposed, and its config may be old."""
-        silent = time.monotonic() - self.majority_heard
+        silent = self.clock.monotonic() - self.majority_heard
         if silent > READ_LEASE and self.read_lease:
             raise errors.QuorumError(
                 f"{self.node_name} has not heard a majority of the master candidates for {silent:.0f} s: it may"
@@ -316,8 +333,8 @@ class MasterContext:
         """The config of the newer epoch from one of ``sources``, stored here with its ssconf.
         A master-failover may still be under way (fenced, no new config yet): wait for it."""
         addresses = self.cfg.read(lambda d: {n: d["nodes"][n]["primary_ip"] for n in sources if n in d["nodes"]})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + timeout
+        while self.clock.monotonic() < deadline:
             for name, address in addresses.items():
                 res = self.rpc.with_addresses(addresses).get_config(name, timeout=10)
                 try:
@@ -330,7 +347,7 @@ class MasterContext:
                     for key, value in config.ssconf_values(data).items():
                         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
                     return data
-            time.sleep(1)
+            self.clock.sleep(1)
         log.error("no config of an epoch newer than %d from %s within %.0f s", self.epoch,
                   ", ".join(addresses), timeout)
         return None
@@ -571,7 +588,7 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
 
     paths.ensure_dirs()
-    ctx = MasterContext(opts.workers, opts.no_voting)
+    ctx = MasterContext.on_this_node(opts.workers, opts.no_voting)
     reactor.suggestThreadPoolSize(128)
     sock = paths.master_socket()
     sock.unlink(missing_ok=True)

@@ -5,13 +5,31 @@ dev cluster, each with its own root, can share one machine.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from pathlib import Path
+from typing import Iterator
+
+_acting = threading.local()      # see acting_as
 
 
 def root() -> Path:
-    return Path(os.environ.get("GENET_ROOT", "/"))
+    override = getattr(_acting, "node", None)
+    return override[0] if override else Path(os.environ.get("GENET_ROOT", "/"))
+
+
+@contextlib.contextmanager
+def acting_as(node_root: Path, name: str) -> Iterator[None]:
+    """This thread is node ``name`` with its state below ``node_root`` for a while: several nodes
+    of one process (in-process tests, simulators) each run their own noded procedures."""
+    previous = getattr(_acting, "node", None)
+    _acting.node = (Path(node_root), name)
+    try:
+        yield
+    finally:
+        _acting.node = previous
 
 
 def data_dir() -> Path:
@@ -83,6 +101,9 @@ def hosts_file() -> Path | None:
 
 def node_name() -> str:
     """This node's name: ``$GENET_HOSTNAME``, else ROOT/etc/genet/hostname, else the host name."""
+    override = getattr(_acting, "node", None)
+    if override:
+        return override[1]
     name = os.environ.get("GENET_HOSTNAME")
     if name:
         return name

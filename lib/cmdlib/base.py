@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from genet import errors
+from genet.clock import SYSTEM, Clock
 from genet.locking import ALL_SET, Level
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class LogicalUnit:
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.rpc: "NodeRpc" = getattr(ctx, "rpc", None)     # typed node RPC (genet.rpc.NodeRpc)
+        self.clock: Clock = getattr(ctx, "clock", SYSTEM)   # polls wait on it, so tests can advance it
         self.op = op
         self.feedback = feedback
         self.owner: Any = None           # the lock owner (job id), set by the processor

@@ -320,7 +320,7 @@ def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None, first: int
 
 def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600, first: int = 0) -> None:
     """Follow the mirror's copy to the secondary until every disk is in sync, with progress."""
-    deadline, last = time.monotonic() + timeout, None
+    deadline, last = lu.clock.monotonic() + timeout, None
     while True:
         found = disk_status(lu, inst, first=first)
         states = [f.mirror if f is not None else None for f in found]
@@ -333,9 +333,9 @@ def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600, first: int
         if progress != last:
             lu.feedback(f"* syncing: {progress}")
             last = progress
-        if time.monotonic() > deadline:
+        if lu.clock.monotonic() > deadline:
             raise errors.OpExecError(f"the disks of {inst['name']} did not reach sync in {timeout:.0f} s")
-        time.sleep(SYNC_POLL)
+        lu.clock.sleep(SYNC_POLL)
 
 
 class InstanceLU(LogicalUnit):
@@ -343,6 +343,7 @@ class InstanceLU(LogicalUnit):
     REQ_BGL = False
 
     def expand_names(self):
+        instance_of(self, self.op.instance_name)        # "does not exist", not a missing lock
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
 
     def declare_locks(self, level):
@@ -778,9 +779,9 @@ class LUInstanceGrowDisk(InstanceLU):
         for node in [*inst.get("secondary_nodes", []), inst["primary_node"]]:
             if live and template.running_grow == "hypervisor" and node == inst["primary_node"]:
                 continue                       # the guest's QEMU holds the image: it grows it below
-            self.rpc.blockdev_grow(node, inst["name"], inst["disk_template"], inst["disks"][index], index,
-                                   self.new_size, storage_params(self)) \
-                                       .raise_on_error(f"growing disk {index} on {node}")
+            res = self.rpc.blockdev_grow(node, inst["name"], inst["disk_template"], inst["disks"][index], index,
+                                         self.new_size, storage_params(self))
+            res.raise_on_error(f"growing disk {index} on {node}")
         if template.mirrored and self.op.wait_for_sync and \
                 any(found is not None and found.mirror is not None and found.mirror.role == "primary"
                     for found in disk_status(self, inst)):

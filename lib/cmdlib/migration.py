@@ -159,7 +159,7 @@ class MovePlan:
             self.lu.rpc.instance_migrate(self.source, inst["name"], hv, target_ip, ports.port, live, ports.nbd_port) \
                 .raise_on_error("starting the migration")
             status = self._wait()
-            held = time.monotonic()
+            held = self.lu.clock.monotonic()
             if self.mirrored:
                 self._switch_target_disks()
         except errors.GenericError:
@@ -169,7 +169,7 @@ class MovePlan:
             self._undo_target()
             raise
         res = self.lu.rpc.instance_finish_incoming(self.target, inst["name"], hv, True)
-        figures = _figures(status, int(1000 * (time.monotonic() - held)) if self.mirrored else 0)
+        figures = _figures(status, int(1000 * (self.lu.clock.monotonic() - held)) if self.mirrored else 0)
         if res.failed:
             raise errors.OpExecError(f"the memory of {inst['name']} reached {self.target} but it could not be"
                                      f" resumed there ({res.fail_msg}); run gnt-instance migrate --cleanup")
@@ -234,10 +234,11 @@ class MovePlan:
 
     def _wait(self) -> MigrationStatus:
         last = -1
-        deadline = time.monotonic() + MIGRATION_TIMEOUT
+        clock = self.lu.clock
+        deadline = clock.monotonic() + MIGRATION_TIMEOUT
         pause = 0.05              # quick migrations end quickly; long ones are polled every POLL
         while True:
-            if time.monotonic() > deadline:
+            if clock.monotonic() > deadline:
                 raise errors.OpExecError(f"migration of {self.inst['name']} did not converge within"
                                          f" {MIGRATION_TIMEOUT:.0f} s; raise migration_bandwidth or"
                                          " migration_downtime, or use --migration-mode=non-live")
@@ -254,7 +255,7 @@ class MovePlan:
                 if percent != last:
                     self.lu.feedback(f"* memory transfer progress: {percent}% ({remaining >> 20} MiB remaining)")
                     last = percent
-            time.sleep(pause)
+            clock.sleep(pause)
             # mirrored disks: the guest is held paused from completion to the switch of roles
             pause = min(POLL / 5 if self.mirrored else POLL, pause * 2)
 

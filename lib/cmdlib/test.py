@@ -1,7 +1,6 @@
 """Logical units for testing the job machinery."""
 from __future__ import annotations
 
-import time
 
 from genet import opcodes
 from genet.cmdlib.base import LogicalUnit
@@ -26,7 +25,7 @@ class LUTestDelay(LogicalUnit):
         for round_ in range(self.op.repeat + 1):
             self.feedback(f"Delay round {round_ + 1} of {self.op.repeat + 1}: sleeping {self.op.duration:g}s")
             if self.op.on_master:
-                time.sleep(self.op.duration)
+                self.clock.sleep(self.op.duration)
             if self.op.on_nodes:
                 for res in self.rpc.test_delay.on(self.op.on_nodes, self.op.duration).values():
                     res.raise_on_error()
