@@ -11,6 +11,8 @@ import abc
 import enum
 from typing import Any
 
+from genet.registry import Registry
+
 
 class HvState(str, enum.Enum):
     RUNNING = "running"      # the guest runs (or is paused for migration)
@@ -29,9 +31,31 @@ class HypervisorError(Exception):
 Instance = dict[str, Any]
 
 
+HYPERVISORS: Registry["Hypervisor"] = Registry("hypervisor", "genet.hypervisor")
+
+
 class Hypervisor(abc.ABC):
-    """One backend (kvm, fake). Every method raises HypervisorError on failure."""
+    """One backend. Every method raises HypervisorError on failure. A subclass that sets ``name``
+    registers itself (genet.registry)."""
     name: str = ""
+    PARAMETERS: dict = {}       # the hvparams it takes: name -> genet.hypervisor.params.Param
+
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if register and cls.__dict__.get("name"):
+            HYPERVISORS.add(cls)
+
+    @classmethod
+    def check_parameters(cls, hvparams: dict) -> None:
+        """Refuse unknown or malformed hvparams before anything is created."""
+        from genet.hypervisor import params
+        params.check(hvparams, cls.PARAMETERS)
+
+    @classmethod
+    def fill_parameters(cls, hvparams: dict) -> dict:
+        """``hvparams`` checked, typed, with every default filled in."""
+        from genet.hypervisor import params
+        return params.fill(hvparams, cls.PARAMETERS)
 
     @abc.abstractmethod
     def start(self, inst: Instance, paused: bool = False) -> None:
@@ -71,9 +95,6 @@ class Hypervisor(abc.ABC):
     def console(self, name: str) -> dict:
         """How to reach the console: {"kind": "serial", "path": unix socket, "vnc": {"host", "port"}},
         or kind "vnc" / "none"."""
-
-    def check_parameters(self, hvparams: dict) -> None:
-        """Refuse unknown or malformed hvparams before anything is created."""
 
     # --- live migration (target: accept_incoming, finish_incoming; source: migrate, status, abort)
 
@@ -134,15 +155,14 @@ class Hypervisor(abc.ABC):
         """Detach a NIC from a running guest."""
 
 
-NAMES = ("fake", "kvm")     # every backend get() knows
+def names() -> tuple[str, ...]:
+    """Every registered hypervisor."""
+    return HYPERVISORS.names()
 
 
 def get(name: str, **kwargs) -> Hypervisor:
-    """The backend called ``name``; OSError-free import so noded starts without QEMU."""
-    if name == "fake":
-        from genet.hypervisor.fake import FakeHypervisor
-        return FakeHypervisor(**kwargs)
-    if name == "kvm":
-        from genet.hypervisor.kvm import KvmHypervisor
-        return KvmHypervisor(**kwargs)
-    raise HypervisorError(f"unknown hypervisor {name!r} (known: {', '.join(NAMES)})")
+    """A new instance of the backend called ``name``."""
+    try:
+        return HYPERVISORS.cls(name)(**kwargs)
+    except LookupError as err:
+        raise HypervisorError(str(err)) from None

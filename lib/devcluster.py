@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from genet import netguard
-from genet.hypervisor import base as hypervisor_names
+from genet.hypervisor import base as hypervisor_base
 
 TEST_NET = netguard.TEST_NET        # TEST-NET-3: the only range we touch
 MAX_NODES = 20
@@ -59,7 +59,6 @@ STATE_FILE = "devcluster-state.json"
 CLUSTER_NAME = "genet-dev"
 GUEST_BRIDGE = "gnt-br0"             # in every node's namespace, for the guests' taps
 GUEST_GATEWAY = "10.199.0.1/24"      # the node's address on it (inside its own namespace only)
-HYPERVISORS = hypervisor_names.NAMES
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "dev-cluster"
 IFF_UP = 0x1
@@ -1001,7 +1000,7 @@ def build_parser() -> argparse.ArgumentParser:
             "initialise a genet cluster on them")
     p.add_argument("--nodes", type=int, required=True, metavar="N",
                    help=f"number of nodes, 1..{MAX_NODES}")
-    p.add_argument("--hypervisor", choices=HYPERVISORS, default="fake")
+    p.add_argument("--hypervisor", choices=hypervisor_base.names(), default="fake")
     p.add_argument("--watcher-interval", type=float, default=0, metavar="SECONDS",
                    help="genet-noded runs genet-watcher this often (default 0: never; tests run it)")
     p.add_argument("--no-init", action="store_true",

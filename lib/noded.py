@@ -90,7 +90,7 @@ class NodeProcedures:
             self._refuse_older_epoch(epoch, "stopping the instances placed elsewhere")
         keep = set(allowed)
         stopped = []
-        for hv_name in hvbase.NAMES:
+        for hv_name in hvbase.names():
             hv = self._hv(hv_name)
             for name, info in hv.all_info().items():
                 if name in keep:
@@ -110,7 +110,7 @@ class NodeProcedures:
     def _refuse_if_running(self, instance: str, what: str) -> None:
         """A disk a guest on this node still holds is never given to a resync."""
         from genet.hypervisor import base as hvbase
-        for hv_name in hvbase.NAMES:
+        for hv_name in hvbase.names():
             info = self._hv(hv_name).info(instance)
             if info is not None and info.get("state") != hvbase.HvState.CRASHED.value:
                 raise errors.OpPrereqError(

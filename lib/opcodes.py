@@ -9,7 +9,8 @@ import re
 from typing import Any, ClassVar
 
 from genet import errors
-from genet.hypervisor import base as hypervisor_names
+from genet.hypervisor import base as hypervisor_base
+from genet.storage import base as storage_base
 from genet.ptypes import (Bool, Dict, Float, Int, JobDepends, ListOf, Maybe,
                           Modification, ObjectName, OneOf, ParamType, Record, Size, String,
                           Tag)
@@ -263,9 +264,16 @@ class OpNodeSetParams(OpCode):
 # --- node groups ------------------------------------------------------------
 
 ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
-# disk templates a group may hold parameters for (Ganeti's, and genet's mirror)
-DISKPARAM_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd", "mirror", "blockdev", "rbd",
-                       "ext", "gluster")
+# templates of Ganeti's that genet has not (yet): a group or policy may still name them, so the
+# settings of a Ganeti cluster carry over
+GANETI_ONLY_TEMPLATES = ("blockdev", "rbd", "ext", "gluster")
+
+
+def diskparam_templates() -> tuple[str, ...]:
+    """Disk templates a group or policy may hold settings for."""
+    return (*storage_base.names(), *GANETI_ONLY_TEMPLATES)
+
+
 RESET = "default"     # a group parameter set to this goes back to the cluster's value
 
 
@@ -297,8 +305,8 @@ class DiskParams(ParamType):
             raise ValueError(f"expected an object of disk templates, got {type(value).__name__}")
         out = {}
         for template, params in value.items():
-            if template not in DISKPARAM_TEMPLATES:
-                raise ValueError(f"unknown disk template {template!r} (known: {', '.join(DISKPARAM_TEMPLATES)})")
+            if template not in diskparam_templates():
+                raise ValueError(f"unknown disk template {template!r} (known: {', '.join(diskparam_templates())})")
             if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
                 raise ValueError(f"{template}: expected an object of parameters")
             for key, item in params.items():
@@ -319,7 +327,7 @@ NDPARAMS = ParamOverrides("ndparams", {
     "ovs_name": String(), "ovs_link": String(), "ssh_port": Int(1, 65535), "cpu_speed": Float(minimum=0.0)})
 IPOLICY = ParamOverrides("ipolicy", {
     "minmax": ListOf(Record("minmax", {"min": Dict(), "max": Dict()}, required=("min", "max")), 16),
-    "std": Dict(), "disk-templates": ListOf(OneOf(*DISKPARAM_TEMPLATES), 16),
+    "std": Dict(), "disk-templates": ListOf(OneOf(diskparam_templates), 16),
     "vcpu-ratio": Float(minimum=0.0), "spindle-ratio": Float(minimum=0.0)})
 _GROUP = Param("group_name", OBJECT_NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
 _GROUP_SETTINGS = (
@@ -498,8 +506,6 @@ class OpNetworkDisconnect(OpCode):
 
 # --- instances --------------------------------------------------------------
 
-DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd", "mirror")
-HYPERVISORS = hypervisor_names.NAMES
 INSTANCE_NAME = String(non_empty=True, max_len=63)
 DISK_FIELDS = {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"), "name": String()}
 DISK = Record("disk", DISK_FIELDS, required=("size",))
@@ -526,8 +532,8 @@ class HvParams(Dict):
     def parse(self, text):
         head, colon, rest = text.partition(":")
         if colon and "=" not in head and "," not in head:
-            if head not in HYPERVISORS:
-                raise ValueError(f"unknown hypervisor {head!r} in {text!r} (known: {', '.join(HYPERVISORS)})")
+            if head not in hypervisor_base.names():
+                raise ValueError(f"unknown hypervisor {head!r} in {text!r} (known: {', '.join(hypervisor_base.names())})")
             text = rest
         return super().parse(text)
 
@@ -537,7 +543,7 @@ class OpInstanceCreate(OpCode):
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         _INSTANCE,
-        Param("disk_template", OneOf(*DISK_TEMPLATES), REQUIRED, "Disk template", ("-t", "--disk-template")),
+        Param("disk_template", OneOf(storage_base.names), REQUIRED, "Disk template", ("-t", "--disk-template")),
         Param("disks", ListOf(NEW_DISK, 16), [], "Disks: size (MiB or with unit) or a logical volume to adopt"
               " (plain), mode, format", "--disk", "N:{size=SIZE|adopt=LV}[,mode=rw|ro][,format=raw|qcow2]"),
         Param("nics", ListOf(NIC, 8), [], "NICs: mode, link, mac, ip", "--net",
@@ -546,7 +552,7 @@ class OpInstanceCreate(OpCode):
               " (default: the one with most free memory)", ("-n", "--node")),
         Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type")),
         Param("osparams", Dict(), {}, "OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
-        Param("hypervisor", Maybe(OneOf(*HYPERVISORS)), None, "Hypervisor (default: the cluster's)",
+        Param("hypervisor", Maybe(OneOf(hypervisor_base.names)), None, "Hypervisor (default: the cluster's)",
               "--hypervisor"),
         Param("beparams", BEPARAMS, {}, "Backend parameters: memory, maxmem, minmem, vcpus",
               ("-B", "--backend-parameters"), "KEY=VALUE,..."),
@@ -755,7 +761,7 @@ class OpInstanceSetParams(OpCode):
         Param("nics", ListOf(Modification(NIC), 8), [], "NICs to add or remove", "--net",
               "add:[mode=...,link=...,mac=...]|N:remove"),
         Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
-        Param("disk_template", Maybe(OneOf(*DISK_TEMPLATES)), None,
+        Param("disk_template", Maybe(OneOf(storage_base.names)), None,
               "Convert the disks to this template (file<->mirror, plain<->drbd; the instance must be stopped)",
               ("-t", "--disk-template")),
         Param("remote_node", Maybe(NAME), None, "Secondary node when converting to a mirrored template",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Callable, Iterable
 
 
 class ParamType:
@@ -142,10 +142,24 @@ class Float(ParamType):
 
 
 class OneOf(ParamType):
-    def __init__(self, *choices: str):
-        self.choices = tuple(choices)
-        self.name = "|".join(choices)
-        self.schema = {"type": "string", "enum": list(choices)}
+    """One of some names: given, or (one callable) a registry's, asked each time, so a backend
+    registered later counts too."""
+
+    def __init__(self, *choices: str | Callable[[], Iterable[str]]):
+        fixed = tuple(choices)
+        self._source = choices[0] if len(choices) == 1 and callable(choices[0]) else (lambda: fixed)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._source())
+
+    @property
+    def name(self) -> str:
+        return "|".join(self.choices)
+
+    @property
+    def schema(self) -> dict:
+        return {"type": "string", "enum": list(self.choices)}
 
     def check(self, value):
         if value not in self.choices:
@@ -162,8 +176,14 @@ class ListOf(ParamType):
         self.max_items = max_items
         self.csv = csv
         self.sep = sep
-        self.name = f"list of {item.name}"
-        self.schema = {"type": "array", "items": item.schema}
+
+    @property
+    def name(self) -> str:
+        return f"list of {self.item.name}"
+
+    @property
+    def schema(self) -> dict:
+        return {"type": "array", "items": self.item.schema}
 
     def check(self, value):
         if not isinstance(value, list):
@@ -221,8 +241,14 @@ class Json(ParamType):
 class Maybe(ParamType):
     def __init__(self, inner: ParamType):
         self.inner = inner
-        self.name = f"{inner.name} or none"
-        self.schema = dict(inner.schema, nullable=True)
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name} or none"
+
+    @property
+    def schema(self) -> dict:
+        return dict(self.inner.schema, nullable=True)
 
     def check(self, value):
         return None if value is None else self.inner.check(value)

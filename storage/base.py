@@ -11,12 +11,18 @@ import abc
 import subprocess
 from pathlib import Path
 
+from genet.registry import Registry
+
 
 class StorageError(Exception):
     """A storage operation failed; the message names the disk and the reason."""
 
 
+TEMPLATES: Registry["DiskTemplate"] = Registry("disk template", "genet.storage")
+
+
 class DiskTemplate(abc.ABC):
+    """One disk template. A subclass that sets ``name`` registers itself (genet.registry)."""
     name = ""
     needs_disks = True       # diskless: False
     shared = False           # every node sees the same data (failover without copying)
@@ -25,6 +31,14 @@ class DiskTemplate(abc.ABC):
     # the guest the new size), "hypervisor" (an image file the guest's QEMU holds locked, so
     # the hypervisor grows it) or "" (the guest sees the new size after its next boot).
     running_grow = "storage"
+    can_adopt = False        # existing volumes can become its disks (blockdev_adopt)
+    moves_by_copy = False    # gnt-instance move copies its disks to the new node (single-node, not shared)
+    in_volume_group = False  # its disks are logical volumes of the cluster's volume group
+
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if register and cls.__dict__.get("name"):
+            TEMPLATES.add(cls)
 
     def __init__(self, params: dict | None = None):
         self.params = params or {}      # cluster storage settings (directories)
@@ -67,6 +81,19 @@ class DiskTemplate(abc.ABC):
         run(["qemu-img", "resize", "-q", "-f", disk.get("format", "raw"), str(path), f"{int(new_size)}M"],
             f"growing disk {index} of {instance}")
 
+    def ganeti_logical_id(self, instance: str, disk: dict, index: int) -> list:
+        """Ganeti's logical_id of the disk, as its instance info shows it: [driver, path], the path
+        as on a node whose GENET_ROOT is unset."""
+        from genet import paths
+        path = self.path(instance, disk, index)
+        if path.is_relative_to(paths.root()):
+            path = "/" / path.relative_to(paths.root())
+        return ["loop", str(path)]
+
+    def ganeti_drbd_info(self, primary: str, disk: dict) -> dict | None:
+        """Ganeti's drbd_info of the disk (DRBD only)."""
+        return None
+
     def rename(self, old: str, new: str, disks: list[dict]) -> None:
         for index, disk in enumerate(disks):
             src, dst = self.path(old, disk, index), self.path(new, disk, index)
@@ -103,6 +130,7 @@ class MirroredTemplate(DiskTemplate):
     every call is idempotent, as for the other templates.
     """
     mirrored = True
+    single_node = ""         # the template its data stays in when the mirror is dropped (modify -t)
     # OS scripts write to the assembled primary device (True: every write is mirrored as it
     # happens) rather than to offline_access's local image (copied whole at the next assembly)
     install_assembled = False
@@ -139,6 +167,12 @@ class MirroredTemplate(DiskTemplate):
     def status(self, instance: str, disk: dict, index: int) -> dict:
         """Ganeti's view of this side: {"role", "connected", "local_ok", "sync_percent" (None when
         not syncing), "estimated_time", "state": one of SYNC_STATES}."""
+
+    @staticmethod
+    def new_logical_id(pool, nodes: list[str], addresses: list[str], owner) -> dict:
+        """Who holds the two sides and how they meet: their replication addresses and a port from
+        ``pool`` (genet.drbd_pool, which knows what the config and running jobs hold)."""
+        return {"nodes": list(nodes), "addresses": list(addresses), "port": pool.allocate_port(owner)}
 
     def promote(self, instance: str, disk: dict, index: int, allow_dual: bool = False) -> None:
         """Make this side the one the guest writes to; refuses an outdated side."""
@@ -177,12 +211,13 @@ def run(argv: list[str], what: str) -> str:
     return proc.stdout
 
 
+def names() -> tuple[str, ...]:
+    """Every registered disk template."""
+    return TEMPLATES.names()
+
+
 def get(template: str, params: dict | None = None) -> DiskTemplate:
-    from genet.storage import diskless, drbd, filestore, lvm, mirror
-    templates = {"diskless": diskless.Diskless, "file": filestore.FileStorage,
-                 "sharedfile": filestore.SharedFileStorage, "plain": lvm.PlainStorage,
-                 "drbd": drbd.DrbdStorage, "mirror": mirror.MirrorStorage}
     try:
-        return templates[template](params)
-    except KeyError:
-        raise StorageError(f"unknown disk template {template!r} (known: {', '.join(templates)})") from None
+        return TEMPLATES.cls(template)(params)
+    except LookupError as err:
+        raise StorageError(str(err)) from None

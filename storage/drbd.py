@@ -601,7 +601,25 @@ class DrbdStorage(MirroredTemplate):
     first, then the primary (whose ``grow`` also resizes the DRBD device).
     """
     name = "drbd"
+    single_node = "plain"
+    in_volume_group = True
     install_assembled = True          # the OS is installed through the device: mirrored as written
+
+    @staticmethod
+    def new_logical_id(pool, nodes: list[str], addresses: list[str], owner) -> dict:
+        """As MirroredTemplate's, plus a minor per node and a shared secret."""
+        return pool.allocate_logical_id(nodes, addresses, owner)
+
+    def ganeti_logical_id(self, instance: str, disk: dict, index: int) -> list:
+        lid = disk["logical_id"]
+        return [*lid["nodes"], lid["port"], *lid["minors"], lid["secret"]]
+
+    def ganeti_drbd_info(self, primary: str, disk: dict) -> dict | None:
+        lid = disk["logical_id"]
+        minors = dict(zip(lid["nodes"], lid["minors"]))
+        secondary = next(n for n in lid["nodes"] if n != primary)
+        return {"primary_node": primary, "primary_minor": minors[primary], "secondary_node": secondary,
+                "secondary_minor": minors[secondary], "port": lid["port"], "secret": lid["secret"]}
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)

@@ -11,6 +11,7 @@ class FileStorage(DiskTemplate):
     """One file per disk under ROOT/<file_storage_dir>/INSTANCE/ on the primary node."""
     name = "file"
     running_grow = "hypervisor"
+    moves_by_copy = True
 
     def base_dir(self) -> Path:
         return paths.root() / self.params.get("file_storage_dir", "srv/genet/file-storage").lstrip("/")
@@ -25,6 +26,7 @@ class SharedFileStorage(FileStorage):
     """Like file, in a directory every node mounts (the cluster's shared_file_storage_dir)."""
     name = "sharedfile"
     shared = True
+    moves_by_copy = False
 
     def base_dir(self) -> Path:
         return Path(self.params.get("shared_file_storage_dir", "/srv/genet/shared-file-storage"))

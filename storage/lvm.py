@@ -109,6 +109,8 @@ def _mib(text: str) -> int:
 class PlainStorage(DiskTemplate):
     """One logical volume per disk in the cluster's volume group, on the primary node only."""
     name = "plain"
+    can_adopt = True
+    in_volume_group = True
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
@@ -124,6 +126,9 @@ class PlainStorage(DiskTemplate):
         if isinstance(logical_id, (list, tuple)) and len(logical_id) == 2:
             return str(logical_id[0])
         return self.params.get("volume_group_name") or DEFAULT_VG
+
+    def ganeti_logical_id(self, instance: str, disk: dict, index: int) -> list:
+        return [self.volume_group(disk), self.lv_name(disk)]
 
     def lv_name(self, disk: dict) -> str:
         logical_id = disk.get("logical_id")

@@ -59,6 +59,8 @@ class MirrorStorage(FileStorage, MirroredTemplate):
     """One side of a mirrored disk: the local image plus the storage daemon that serves it."""
     name = "mirror"
     mirrored = True
+    moves_by_copy = False
+    single_node = "file"
     running_grow = ""        # the guest's NBD connection keeps the size it was opened with
 
     # --- where things are -----------------------------------------------------

@@ -46,6 +46,7 @@ _RUNSTATE_NAMES = {"prelaunch": "paused"}      # started with -S: paused before 
 class KvmHypervisor(Hypervisor):
     """QEMU/KVM guests, one daemonized QEMU per instance, driven over QMP."""
     name = "kvm"
+    PARAMETERS = validation.PARAMS
 
     def __init__(self, run_dir: Path | None = None, log_dir: Path | None = None,
                  reboot_timeout: float = 120.0, monitor_timeout: float = 10.0):
@@ -81,9 +82,6 @@ class KvmHypervisor(Hypervisor):
 
     # --- start and stop
 
-    def check_parameters(self, hvparams: dict) -> None:
-        validation.check(hvparams)
-
     def start(self, inst: Instance, paused: bool = False) -> None:
         with self._lock(inst["name"]):
             self._start(inst, paused=paused)
@@ -100,7 +98,7 @@ class KvmHypervisor(Hypervisor):
             log.info("instance %s: cleaning up after a QEMU that is gone", name)
         self._cleanup(files, old)
         try:
-            params = validation.fill(inst.get("hvparams", {}))
+            params = self.fill_parameters(inst.get("hvparams", {}))
         except HypervisorError as err:
             raise HypervisorError(f"instance {name}: {err}") from None
         caps = capabilities.probe(params["kvm_path"])
@@ -241,7 +239,7 @@ class KvmHypervisor(Hypervisor):
         rt = files.load()
         if rt is None:
             raise HypervisorError(f"instance {name} is not running on this node")
-        serial = validation.fill(rt.inst.get("hvparams", {}))["serial_console"]
+        serial = self.fill_parameters(rt.inst.get("hvparams", {}))["serial_console"]
         out: dict = ({"kind": "serial", "path": str(files.serial), "log": str(files.serial_log)} if serial
                      else {"kind": "vnc" if rt.vnc else "none"})
         if rt.vnc:
@@ -314,7 +312,7 @@ class KvmHypervisor(Hypervisor):
                 nbd_port: int | None = None) -> None:
         with self._lock(name):
             files, rt = self._running(name)
-            params = validation.fill(rt.inst.get("hvparams", {}))
+            params = self.fill_parameters(rt.inst.get("hvparams", {}))
             if nbd_port:
                 try:
                     migration.mirror_disks(self._mon(files), address, nbd_port, len(rt.inst["disks"]))
@@ -352,7 +350,7 @@ class KvmHypervisor(Hypervisor):
     def hotplug_disk(self, name: str, disk: dict, index: int) -> None:
         with self._lock(name):
             files, rt = self._running(name)
-            params = validation.fill(rt.inst.get("hvparams", {}))
+            params = self.fill_parameters(rt.inst.get("hvparams", {}))
             hotplug.check_supported("disk", params["disk_type"], rt.machine)
             entries = rt.layout["disks"]
             _check_index(name, "disk", index, len(entries) + 1)
@@ -389,7 +387,7 @@ class KvmHypervisor(Hypervisor):
     def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
         with self._lock(name):
             files, rt = self._running(name)
-            params = validation.fill(rt.inst.get("hvparams", {}))
+            params = self.fill_parameters(rt.inst.get("hvparams", {}))
             hotplug.check_supported("nic", params["disk_type"], rt.machine)
             entries = rt.layout["nics"]
             _check_index(name, "NIC", index, len(entries) + 1)

@@ -1,31 +1,21 @@
-"""The kvm hvparams: one table of names, types, defaults and checks.
+"""The kvm hvparams: one table of names, types, defaults and checks (genet.hypervisor.params).
 
 Names follow Ganeti's hv_kvm where Ganeti has the parameter, so hvparams written
-for Ganeti mean the same here. ``check`` refuses before anything is created;
-``fill`` gives the backend a complete, typed dict.
+for Ganeti mean the same here.
 """
 from __future__ import annotations
 
 import ipaddress
 import shlex
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from genet.hypervisor.base import HypervisorError
+from genet.hypervisor.params import Param
 
 DISK_TYPES = ("paravirtual", "ide", "scsi-hd")
 NIC_TYPES = ("paravirtual", "e1000", "rtl8139")
 BOOT_ORDERS = ("disk", "network")     # Ganeti's cdrom/floppy need images genet has no parameter for
 DISK_CACHES = ("default", "none", "writethrough", "writeback")
 ACCELS = ("auto", "kvm", "tcg")
-
-
-@dataclass(frozen=True)
-class Param:
-    kind: type                      # str, bool or int
-    default: Any
-    doc: str
-    check: Callable[[Any], str | None] | None = None   # returns a complaint or None
 
 
 def _choice(*allowed: str) -> Callable[[Any], str | None]:
@@ -78,42 +68,3 @@ PARAMS: dict[str, Param] = {
     "migration_bandwidth": Param(int, 32, "migration bandwidth limit (MiB/s)", _positive),
     "kvm_extra": Param(str, "", "extra QEMU arguments, split like a shell line", _shlex),
 }
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
-def _coerce(name: str, kind: type, value: Any) -> Any:
-    """Accept the value or its string form (the CLI sends strings), else refuse."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-    elif isinstance(value, str):
-        return value
-    raise HypervisorError(f"hvparam {name!r}: expected {kind.__name__}, got {value!r}")
-
-
-def check(hvparams: dict, known: dict[str, Param] | None = None) -> None:
-    """Refuse unknown names (all named at once) and malformed values."""
-    table = PARAMS if known is None else known
-    unknown = sorted(set(hvparams) - set(table))
-    if unknown:
-        raise HypervisorError(f"unknown hvparams: {', '.join(unknown)} (known: {', '.join(sorted(table))})")
-    for name, value in hvparams.items():
-        param = table[name]
-        value = _coerce(name, param.kind, value)
-        if param.check is not None and (complaint := param.check(value)):
-            raise HypervisorError(f"hvparam {name!r}={value!r} {complaint}")
-
-
-def fill(hvparams: dict) -> dict[str, Any]:
-    """Checked hvparams with every default filled in and every value typed."""
-    check(hvparams)
-    return {name: _coerce(name, p.kind, hvparams.get(name, p.default)) for name, p in PARAMS.items()}

@@ -6,14 +6,15 @@ import time
 
 from genet import bootstrap, config, errors, luxi, opcodes, paths
 from genet.cli import base
+from genet.hypervisor import base as hypervisor_base
 
 
 def cmd_init(ns) -> int:
     hypervisors = [h for h in ns.enabled_hypervisors.split(",") if h]
+    known = hypervisor_base.names()
     for hv in hypervisors:
-        if hv not in opcodes.HYPERVISORS:
-            raise errors.OpPrereqError(f"unknown hypervisor {hv!r} (known: {', '.join(opcodes.HYPERVISORS)})",
-                                       errors.ECode.INVAL)
+        if hv not in known:
+            raise errors.OpPrereqError(f"unknown hypervisor {hv!r} (known: {', '.join(known)})", errors.ECode.INVAL)
     try:
         vg_name = opcodes.VgName().check(ns.vg_name)
     except ValueError as err:
@@ -149,7 +150,7 @@ def build(parser) -> None:
     sub = base.subcommands(parser)
     p = sub.add_parser("init", help="Create a new cluster with this node as master")
     p.add_argument("cluster_name", metavar="CLUSTER_NAME")
-    p.add_argument("--enabled-hypervisors", default="fake", help=f"Comma-separated hypervisors ({', '.join(opcodes.HYPERVISORS)})")
+    p.add_argument("--enabled-hypervisors", default="fake", help="Comma-separated hypervisors (see gnt-cluster(8))")
     p.add_argument("-C", "--candidate-pool-size", type=int, default=10, help="Wanted master candidates")
     p.add_argument("-s", "--secondary-ip", default=None, help="This node's replication address")
     p.add_argument("--noded-port", type=int, default=config.DEFAULT_NODED_PORT, help="Port of genet-noded")

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from genet import errors, opcodes
+from genet.storage import base as storage
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.instance import (InstanceLU, instance_of, is_running, node_address, remove_disks, start_instance,
                                    stop_instance, storage_params)
@@ -149,7 +150,7 @@ def import_request(lu: LogicalUnit, export: Export) -> dict:
     Also sets ``lu.images``: per new disk, the export's image (dump name, size) or None.
     """
     op = lu.op
-    if op.disk_template == "diskless" and export.disks:
+    if not storage.TEMPLATES.cls(op.disk_template).needs_disks and export.disks:
         raise errors.OpPrereqError(f"export {export.path!r} has {len(export.disks)} disk(s); import it with a"
                                    " template that has disks", errors.ECode.INVAL)
     disks = [dict(d) for d in op.disks] or [{k: d[k] for k in ("size", "name", "format") if d[k] is not None}
@@ -177,13 +178,15 @@ def import_request(lu: LogicalUnit, export: Export) -> dict:
     if "memory" in user_be:
         user_be["maxmem"] = user_be["minmem"] = user_be.pop("memory")
     be.update(user_be)
-    from genet.hypervisor.kvm.validation import PARAMS as KNOWN_HVPARAMS
-    unknown = sorted(set(export.hvparams) - set(KNOWN_HVPARAMS))
+    hypervisor = op.hypervisor or export.hypervisor
+    from genet.hypervisor.base import HYPERVISORS
+    known = HYPERVISORS.cls(hypervisor).PARAMETERS if hypervisor in HYPERVISORS.names() else {}
+    unknown = sorted(set(export.hvparams) - set(known))
     if unknown:
-        lu.feedback(f"* ignoring hypervisor parameter(s) of the export genet does not know: {', '.join(unknown)}")
-    hv = {k: v for k, v in export.hvparams.items() if k in KNOWN_HVPARAMS}
+        lu.feedback(f"* ignoring hypervisor parameter(s) of the export {hypervisor} does not know: {', '.join(unknown)}")
+    hv = {k: v for k, v in export.hvparams.items() if k in known}
     return {"disks": disks, "nics": nics, "os_type": op.os_type or export.os,
-            "osparams": dict(export.osparams, **op.osparams), "hypervisor": op.hypervisor or export.hypervisor,
+            "osparams": dict(export.osparams, **op.osparams), "hypervisor": hypervisor,
             "beparams": be, "hvparams": dict(hv, **op.hvparams), "tags": list(export.tags)}
 
 

@@ -7,6 +7,7 @@ import time
 
 from genet import __version__, config, errors, opcodes, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
+from genet.storage import base as storage
 from genet.noded import PROTOCOL_VERSION
 
 CERT_WARN_DAYS = 30
@@ -157,10 +158,11 @@ class LUClusterSetParams(LogicalUnit):
     def check_prereq(self):
         if self.op.vg_name is not None:
             data = self.cfg.snapshot()
-            plain = sorted(name for name, inst in data["instances"].items() if inst["disk_template"] == "plain")
-            if plain and self.op.vg_name != config.storage_params(data)["volume_group_name"]:
-                raise errors.OpPrereqError(f"cannot change the volume group while instances have plain disks in"
-                                           f" it: {', '.join(plain)}", errors.ECode.WRONG_STATE)
+            in_vg = sorted(name for name, inst in data["instances"].items()
+                           if storage.TEMPLATES.cls(inst["disk_template"]).in_volume_group)
+            if in_vg and self.op.vg_name != config.storage_params(data)["volume_group_name"]:
+                raise errors.OpPrereqError(f"cannot change the volume group while instances have disks in it:"
+                                           f" {', '.join(in_vg)}", errors.ECode.WRONG_STATE)
 
     def exec(self):
         def change(data):

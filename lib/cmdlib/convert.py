@@ -14,11 +14,15 @@ import time
 
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
+from genet.storage import base as storage
 from genet.cmdlib.instance import (assemble_disks, check_node_online, create_disk_on, give_logical_ids, remove_disks,
                                    shutdown_disks, storage_params, wait_for_sync)
 
-MIRRORED = {"file": "mirror", "plain": "drbd"}          # single-node template -> its mirrored one
-CONVERSIONS = {*MIRRORED.items(), *((m, s) for s, m in MIRRORED.items())}
+def conversions() -> set[tuple[str, str]]:
+    """(from, to) template pairs modify -t handles: a mirrored template and the single-node one its
+    data stays in (MirroredTemplate.single_node), both ways."""
+    pairs = {(t.single_node, t.name) for t in storage.TEMPLATES.classes() if getattr(t, "single_node", "")}
+    return pairs | {(b, a) for a, b in pairs}
 
 
 def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: str | None) -> None:
@@ -26,9 +30,9 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
     old = inst["disk_template"]
     if template == old:
         raise errors.OpPrereqError(f"instance {inst['name']} already uses disk template {old}", errors.ECode.INVAL)
-    if (old, template) not in CONVERSIONS:
+    if (old, template) not in conversions():
         raise errors.OpPrereqError(f"converting disk template {old} to {template} is not supported (supported:"
-                                   f" {', '.join(f'{a} to {b}' for a, b in sorted(CONVERSIONS))})",
+                                   f" {', '.join(f'{a} to {b}' for a, b in sorted(conversions()))})",
                                    errors.ECode.INVAL)
     if lu.op.disks or lu.op.nics:
         raise errors.OpPrereqError("a disk template conversion cannot be combined with disk or NIC changes",
@@ -36,7 +40,7 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
     if inst["admin_state"] == "up":
         raise errors.OpPrereqError(f"instance {inst['name']} must be stopped (gnt-instance shutdown) for a disk"
                                    " template conversion", errors.ECode.WRONG_STATE)
-    if template in MIRRORED.values():
+    if storage.TEMPLATES.cls(template).mirrored:
         if remote_node is None:
             raise errors.OpPrereqError(f"converting to {template} needs the secondary node (-n NODE)",
                                        errors.ECode.INVAL)
@@ -61,7 +65,7 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
 
 
 def convert(lu: LogicalUnit, inst: dict, template: str, remote_node: str | None) -> list:
-    if template in MIRRORED.values():
+    if storage.TEMPLATES.cls(template).mirrored:
         return _to_mirrored(lu, inst, template, remote_node)
     return _to_single(lu, inst, template)
 

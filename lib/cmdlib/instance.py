@@ -234,7 +234,7 @@ def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
     A disk that has a logical_id keeps its port, secret and the places of the nodes that stay
     (DRBD 9's node-ids are those places); a node that leaves gives its place to the new one.
     """
-    template = inst["disk_template"]
+    template = storage.TEMPLATES.cls(inst["disk_template"])
     wanted = [inst["primary_node"], *inst["secondary_nodes"]]
 
     def build(data: dict) -> None:
@@ -252,11 +252,8 @@ def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
                     lid["nodes"][place], lid["addresses"][place] = new, address(new)
                     if "minors" in lid:
                         lid["minors"][place] = pool.allocate_minors([new], owner)[0]
-            elif template == "drbd":
-                lid = pool.allocate_logical_id(wanted, [address(n) for n in wanted], owner)
             else:
-                lid = {"nodes": list(wanted), "addresses": [address(n) for n in wanted],
-                       "port": pool.allocate_port(owner)}
+                lid = template.new_logical_id(pool, wanted, [address(n) for n in wanted], owner)
             disk["logical_id"] = lid
             lu.ctx.drbd_reservations.add_logical_id(lu.owner, lid, owner)
     lu.cfg.read(build)
@@ -414,9 +411,10 @@ class LUInstanceCreate(LogicalUnit):
                                        f" (enabled: {', '.join(cluster['enabled_hypervisors'])})",
                                        errors.ECode.INVAL)
         self.os = req["os_type"] or "noop"
-        if op.disk_template == "diskless" and req["disks"]:
-            raise errors.OpPrereqError("a diskless instance cannot have disks", errors.ECode.INVAL)
-        if op.disk_template != "diskless" and not req["disks"]:
+        template = storage.TEMPLATES.cls(op.disk_template)
+        if not template.needs_disks and req["disks"]:
+            raise errors.OpPrereqError(f"a {op.disk_template} instance cannot have disks", errors.ECode.INVAL)
+        if template.needs_disks and not req["disks"]:
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
                                        errors.ECode.INVAL)
         self._check_adoption(req["disks"])
@@ -430,7 +428,7 @@ class LUInstanceCreate(LogicalUnit):
         self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **req["hvparams"])
         from genet.hypervisor import base as hvbase
         try:
-            hvbase.get(self.hypervisor).check_parameters(self.hvparams)
+            hvbase.HYPERVISORS.cls(self.hypervisor).check_parameters(self.hvparams)
         except hvbase.HypervisorError as err:
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
         if op.iallocator and op.pnode:
@@ -482,9 +480,10 @@ class LUInstanceCreate(LogicalUnit):
             return
         if len(adopting) != len(disks):
             raise errors.OpPrereqError("either all disks are adopted or none is", errors.ECode.INVAL)
-        if self.op.disk_template != "plain":
+        if not storage.TEMPLATES.cls(self.op.disk_template).can_adopt:
+            able = [t.name for t in storage.TEMPLATES.classes() if t.can_adopt]
             raise errors.OpPrereqError(f"disk adoption is not supported for the '{self.op.disk_template}' disk"
-                                       " template (only plain)", errors.ECode.INVAL)
+                                       f" template (only {', '.join(able)})", errors.ECode.INVAL)
         if self.op.iallocator or not self.wanted_pnode:
             raise errors.OpPrereqError("disk adoption needs the node that holds the volumes (-n NODE), not an"
                                        " allocator", errors.ECode.INVAL)
@@ -944,8 +943,8 @@ class LUInstanceSetParams(InstanceLU):
             raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
                                        " stop it before changing disks or NICs", errors.ECode.WRONG_STATE)
         self.running = bool(op.disks or op.nics) and is_running(self, inst)
-        if op.disks and inst["disk_template"] == "diskless":
-            raise errors.OpPrereqError(f"instance {inst['name']} is diskless", errors.ECode.WRONG_STATE)
+        if op.disks and not storage.TEMPLATES.cls(inst["disk_template"]).needs_disks:
+            raise errors.OpPrereqError(f"instance {inst['name']} is {inst['disk_template']}", errors.ECode.WRONG_STATE)
         self._check_changes("disk", op.disks, len(inst["disks"]))
         self._check_changes("nic", op.nics, len(inst["nics"]))
         self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst["primary_node"])
@@ -1100,34 +1099,6 @@ class LUInstanceReinstall(InstanceLU):
 
 # --- detailed information, recreating and replacing disks -----------------------
 
-def disk_logical_id(template: str, sp: dict, inst: dict, disk: dict, index: int) -> list:
-    """Ganeti's logical_id of a disk: drbd [node, node, port, minor, minor, secret], plain [vg, lv],
-    the others [driver, path] (the path as on a node with GENET_ROOT unset)."""
-    from genet import paths
-    lid = disk.get("logical_id")
-    if template == "drbd":
-        return [*lid["nodes"], lid["port"], *lid["minors"], lid["secret"]]
-    if template == "plain":
-        plain = storage.get("plain", sp)
-        return [plain.volume_group(disk), plain.lv_name(disk)]
-    path = storage.get(template, sp).path(inst["name"], disk, index)
-    if path.is_relative_to(paths.root()):
-        path = "/" / path.relative_to(paths.root())
-    return ["loop", str(path)]
-
-
-def drbd_info(inst: dict, disk: dict) -> dict | None:
-    """Ganeti's drbd_info of a drbd disk (None for other templates): who is primary, the minors."""
-    if inst["disk_template"] != "drbd":
-        return None
-    lid = disk["logical_id"]
-    minors = dict(zip(lid["nodes"], lid["minors"]))
-    secondary = next(n for n in lid["nodes"] if n != inst["primary_node"])
-    return {"primary_node": inst["primary_node"], "primary_minor": minors[inst["primary_node"]],
-            "secondary_node": secondary, "secondary_minor": minors[secondary], "port": lid["port"],
-            "secret": lid["secret"]}
-
-
 def run_state(info: dict | None) -> str:
     """Ganeti's run_state from the hypervisor's report: up, user down (powered itself off) or down."""
     if info is not None and info.get("state") == "running":
@@ -1167,6 +1138,7 @@ class LUInstanceQueryData(LogicalUnit):
     def _describe(self, data: dict, inst: dict, live: dict[str, dict]) -> dict:
         cluster, pnode = data["cluster"], data["nodes"][inst["primary_node"]]
         sp = config.storage_params(data)
+        template = storage.get(inst["disk_template"], sp)
         report = live.get(pnode["name"])
         if report is None and not self.op.static:
             self.feedback(f"Warning: primary node {pnode['name']} is offline: static information only"
@@ -1176,10 +1148,9 @@ class LUInstanceQueryData(LogicalUnit):
             status = self.rpc.blockdev_find(pnode["name"], inst["name"], inst["disk_template"], inst["disks"],
                                             sp).raise_on_error(f"finding the disks of {inst['name']}")
         hv_actual = dict(cluster.get("hvparams", {}).get(inst["hypervisor"], {}), **inst["hvparams"])
-        from genet.hypervisor.base import HypervisorError
-        from genet.hypervisor.kvm import validation           # the parameter table of both hypervisors
+        from genet.hypervisor.base import HYPERVISORS, HypervisorError
         try:
-            hv_actual = validation.fill(hv_actual)
+            hv_actual = HYPERVISORS.cls(inst["hypervisor"]).fill_parameters(hv_actual)
         except HypervisorError:          # a value the hypervisor refuses: show what is recorded
             pass
         group = data["nodegroups"].get(pnode["group"], {})
@@ -1196,8 +1167,8 @@ class LUInstanceQueryData(LogicalUnit):
             "os": inst["os"], "hypervisor": inst["hypervisor"], "network_port": inst.get("network_port"),
             "disk_template": inst["disk_template"],
             "disks": [{"iv_name": f"disk/{i}", "dev_type": inst["disk_template"],
-                       "logical_id": disk_logical_id(inst["disk_template"], sp, inst, d, i),
-                       "drbd_info": drbd_info(inst, d),
+                       "logical_id": template.ganeti_logical_id(inst["name"], d, i),
+                       "drbd_info": template.ganeti_drbd_info(inst["primary_node"], d),
                        "pstatus": status[i].ganeti_status() if status[i] is not None else None,
                        "mirror": status[i].mirror.to_wire() if status[i] is not None and status[i].mirror else None,
                        "sstatus": None, "children": [],
@@ -1251,7 +1222,7 @@ class LUInstanceRecreateDisks(InstanceLU):
     def check_prereq(self):
         op = self.op
         inst = self.inst = instance_of(self, op.instance_name)
-        if inst["disk_template"] == "diskless" or not inst["disks"]:
+        if not inst["disks"]:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disks", errors.ECode.INVAL)
         nodes_now = [inst["primary_node"], *inst.get("secondary_nodes", [])]
         if op.nodes and len(op.nodes) != len(nodes_now):

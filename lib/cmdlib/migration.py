@@ -518,10 +518,11 @@ class LUInstanceMove(LogicalUnit):
 
     def check_prereq(self):
         inst = self.inst = instance_of(self, self.op.instance_name)
-        if inst["disk_template"] != "file":
+        if not storage.TEMPLATES.cls(inst["disk_template"]).moves_by_copy:
+            movable = [t.name for t in storage.TEMPLATES.classes() if t.moves_by_copy]
             raise errors.OpPrereqError(f"instance {inst['name']} uses disk template {inst['disk_template']!r};"
-                                       " move copies file disks only (shared disks fail over)",
-                                       errors.ECode.WRONG_STATE)
+                                       f" move copies {', '.join(movable)} disks only (shared and mirrored disks"
+                                       " fail over)", errors.ECode.WRONG_STATE)
         target = self.node(self.op.target_node)
         if target["name"] == inst["primary_node"]:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {target['name']}", errors.ECode.INVAL)
@@ -546,13 +547,13 @@ class LUInstanceMove(LogicalUnit):
         done = 0
         try:
             for index, disk in enumerate(inst["disks"]):
-                self.rpc.blockdev_create(target, inst["name"], "file", disk, index, sp) \
+                self.rpc.blockdev_create(target, inst["name"], inst["disk_template"], disk, index, sp) \
                     .raise_on_error(f"creating disk {index} on {target}")
                 done = index + 1
-                port = self.rpc.blockdev_receive(target, inst["name"], "file", disk, index, sp, target_ip) \
+                port = self.rpc.blockdev_receive(target, inst["name"], inst["disk_template"], disk, index, sp, target_ip) \
                     .raise_on_error("preparing the copy")
                 self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
-                sent = self.rpc.blockdev_send(source, inst["name"], "file", disk, index, sp, target_ip, port) \
+                sent = self.rpc.blockdev_send(source, inst["name"], inst["disk_template"], disk, index, sp, target_ip, port) \
                     .raise_on_error(f"sending disk {index}")
                 got = self.rpc.blockdev_received(target, port, 600) \
                     .raise_on_error(f"receiving disk {index}")
@@ -560,7 +561,7 @@ class LUInstanceMove(LogicalUnit):
                     raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")
         except errors.GenericError:
             for index, disk in enumerate(inst["disks"][:done]):
-                self.rpc.blockdev_remove(target, inst["name"], "file", disk, index, sp)
+                self.rpc.blockdev_remove(target, inst["name"], inst["disk_template"], disk, index, sp)
             if inst["admin_state"] == "up":
                 start_instance(self, inst)          # back where it was
             raise
@@ -570,7 +571,7 @@ class LUInstanceMove(LogicalUnit):
             moved.update(primary_node=target, serial_no=moved["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
         for index, disk in enumerate(inst["disks"]):
-            self.rpc.blockdev_remove(source, inst["name"], "file", disk, index, sp)
+            self.rpc.blockdev_remove(source, inst["name"], inst["disk_template"], disk, index, sp)
         if inst["admin_state"] == "up":
             self.feedback(f"* starting {inst['name']} on {target}")
             start_instance(self, dict(inst, primary_node=target))

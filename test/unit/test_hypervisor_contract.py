@@ -417,13 +417,13 @@ def test_kvm_runtime_pins_the_concrete_machine_type(kvm, tmp_path):
 
 def test_kvm_argv_names_disks_and_nics_and_pins_their_slots(tmp_path):
     """The argv gives every disk and NIC an id and a fixed PCI slot (so hotplug and migration agree)."""
-    from genet.hypervisor.kvm import cmdline, devices, validation
+    from genet.hypervisor.kvm import KvmHypervisor, cmdline, devices
     from genet.hypervisor.kvm.runtime import Files
     inst = make_inst(kernel_path="/boot/vmlinuz", initrd_path="/boot/initrd", kernel_args="quiet", root_path="")
     inst["disks"] = [{"path": str(tmp_path / "d0"), "format": "qcow2", "mode": "rw", "uuid": "1234-5678"},
                      {"path": str(tmp_path / "d1"), "format": "raw", "mode": "ro", "uuid": "abcd"}]
     inst["nics"] = [{"mac": "aa:00:00:12:34:56", "mode": "bridged", "link": "br0"}]
-    params = validation.fill(inst["hvparams"])
+    params = KvmHypervisor.fill_parameters(inst["hvparams"])
     layout = devices.plan(inst, params["disk_type"])
     layout["nics"][0]["tap"] = "gnt-t0007"
     argv = cmdline.build(inst, params, "pc-i440fx-7.2", "tcg", layout, Files("inst1", tmp_path, tmp_path))

@@ -506,13 +506,14 @@ def test_modify_vg_name_sets_the_group_nodes_are_told(tmp_path):
     assert config.storage_params(cluster.cfg.snapshot())["volume_group_name"] == "genetvg"
 
 
-def test_modify_vg_name_is_refused_while_plain_instances_use_the_group(tmp_path):
+def test_modify_vg_name_is_refused_while_plain_or_drbd_instances_use_the_group(tmp_path):
     cluster = ClusterConfig(tmp_path / "config.data")
     cluster.add_instance("web1", "plain")
     cluster.add_instance("web2", "file")
+    cluster.add_instance("web3", "drbd")
     before = cluster.path.read_bytes()
-    with pytest.raises(errors.OpPrereqError, match="cannot change the volume group while instances have plain"
-                                                   " disks in it: web1'") as info:
+    with pytest.raises(errors.OpPrereqError, match="cannot change the volume group while instances have"
+                                                   " disks in it: web1, web3'") as info:
         cluster.run(opcodes.OpClusterSetParams(vg_name="genetvg"))
     assert info.value.ecode == errors.ECode.WRONG_STATE
     assert cluster.path.read_bytes() == before

@@ -1,0 +1,55 @@
+"""Hypervisor parameters: a backend declares its table (name -> Param) and the checks and
+defaults come from it (Hypervisor.check_parameters / fill_parameters)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from genet.hypervisor.base import HypervisorError
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: type                      # str, bool or int
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None   # returns a complaint or None
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    """Accept the value or its string form (the CLI sends strings), else refuse."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif isinstance(value, str):
+        return value
+    raise HypervisorError(f"hvparam {name!r}: expected {kind.__name__}, got {value!r}")
+
+
+def check(hvparams: dict, table: dict[str, Param]) -> None:
+    """Refuse unknown names (all named at once) and malformed values."""
+    unknown = sorted(set(hvparams) - set(table))
+    if unknown:
+        raise HypervisorError(f"unknown hvparams: {', '.join(unknown)} (known: {', '.join(sorted(table))})")
+    for name, value in hvparams.items():
+        param = table[name]
+        value = _coerce(name, param.kind, value)
+        if param.check is not None and (complaint := param.check(value)):
+            raise HypervisorError(f"hvparam {name!r}={value!r} {complaint}")
+
+
+def fill(hvparams: dict, table: dict[str, Param]) -> dict[str, Any]:
+    """Checked hvparams with every default filled in and every value typed."""
+    check(hvparams, table)
+    return {name: _coerce(name, p.kind, hvparams.get(name, p.default)) for name, p in table.items()}
