@@ -464,6 +464,9 @@ R_2_instances_name_rename = _action(
 R_2_instances_name_modify = _action(
     "R_2_instances_name_modify", "modify", "PUT", "OpInstanceSetParams",
     "Change an instance (body: beparams, hvparams, disks, nics, ...)")
+R_2_instances_name_move = _action(
+    "R_2_instances_name_move", "move", "PUT", "OpInstanceMove",
+    "Move a stopped or running instance's disks to another node (body: target_node, shutdown_timeout)")
 R_2_instances_name_export = _action(
     "R_2_instances_name_export", "export", "PUT", "OpBackupExport",
     "Export an instance to a node (body: mode, destination, shutdown, remove_instance)",
