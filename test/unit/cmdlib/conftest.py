@@ -179,6 +179,16 @@ def cluster_cert(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def mirrored():
+    """The cluster may use disk template ``fakemirror`` (fake_mirror.FakeMirror) while the test runs."""
+    from fake_mirror import FakeMirror
+    from genet.storage.base import TEMPLATES
+    TEMPLATES.add(FakeMirror)
+    yield FakeMirror
+    TEMPLATES.remove(FakeMirror.name)
+
+
+@pytest.fixture
 def cluster(tmp_path, cluster_cert, monkeypatch):
     built = Cluster(tmp_path, cluster_cert, monkeypatch)
     yield built
