@@ -4,44 +4,10 @@ import time
 
 import pytest
 
-from genet import config, errors, opcodes
-from genet.config import ConfigWriter
-from genet.jobqueue import JobQueue
-from genet.drbd_pool import Reservations
-from genet.locking import Level, LockManager
-from genet.processor import Processor
+from genet import errors, opcodes
 from genet.queue_store import QueueStore
 
-
-class Ctx:
-    """The parts of MasterContext a processor needs, with replication recorded."""
-
-    def __init__(self, tmp_path, workers=4, replicate=None):
-        path = tmp_path / "config.data"
-        if not path.exists():
-            config.write_atomic(path, config.dumps(config.new_cluster("c", "node1", "127.0.0.11")))
-        self.cfg = ConfigWriter(path)
-        self.glm = LockManager()
-        self.glm.add(Level.NODE, ["node1"])
-        self.drbd_reservations = Reservations()
-        self.replicated = []
-        self.queue = JobQueue(QueueStore(tmp_path / "queue.db"),
-                              replicate or self.replicated.extend,
-                              on_final=lambda job: self.processor.job_finished(job))
-        self.processor = Processor(self, workers)
-
-    def wait(self, job_id, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.queue.get(job_id)
-            if found and found[0]["status"] in ("success", "error", "canceled"):
-                return found[0]
-            time.sleep(0.005)
-        raise AssertionError(f"job {job_id} did not finish")
-
-    def close(self):
-        self.processor.stop()
-        self.queue.stop()
+from queue_ctx import Ctx
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""A full disk under the job queue: submissions fail clearly, nothing half-written."""
+"""A full disk under the job queue (a real tmpfs, so root): submissions fail clearly, nothing half-written."""
 import subprocess
 import time
 
 import pytest
 
 from genet import errors, opcodes
-from test_jobqueue import Ctx
+from queue_ctx import Ctx
 
 
 @pytest.fixture
