@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass, field
 
 from genet import errors, opcodes
-from genet.storage import base as storage
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (InstanceLU, instance_of, is_running, node_address, remove_disks, start_instance,
-                                   stop_instance, storage_params)
+from genet.cmdlib.common import InstanceLU, instance_of, is_running, node_address, storage_params
+from genet.cmdlib.disks import remove_disks
+from genet.cmdlib.power import start_instance, stop_instance
 from genet.locking import ALL_SET, Level
+from genet.storage import base as storage
 
 EXPORT_VERSION = 0       # Ganeti's export format version
 NIC_KEYS = ("mac", "ip", "network", "name", "mode", "link", "vlan")

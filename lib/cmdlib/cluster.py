@@ -7,8 +7,8 @@ import time
 
 from genet import __version__, config, errors, opcodes, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
-from genet.storage import base as storage
 from genet.noded import PROTOCOL_VERSION
+from genet.storage import base as storage
 
 CERT_WARN_DAYS = 30
 

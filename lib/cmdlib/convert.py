@@ -14,9 +14,11 @@ import time
 
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.common import check_node_online, storage_params
+from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_disks, shutdown_disks,
+                                wait_for_sync)
 from genet.storage import base as storage
-from genet.cmdlib.instance import (assemble_disks, check_node_online, create_disk_on, give_logical_ids, remove_disks,
-                                   shutdown_disks, storage_params, wait_for_sync)
+
 
 def conversions() -> set[tuple[str, str]]:
     """(from, to) template pairs modify -t handles: a mirrored template and the single-node one its

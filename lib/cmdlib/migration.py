@@ -9,8 +9,10 @@ import time
 
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.instance import (assemble_disks, free_memory, instance_of, node_address, replace_mirror,
-                                   start_instance, stop_instance, storage_params)
+from genet.cmdlib.common import free_memory, instance_of, node_address, storage_params
+from genet.cmdlib.disks import assemble_disks
+from genet.cmdlib.power import start_instance, stop_instance
+from genet.cmdlib.replace_disks import replace_mirror
 from genet.locking import ALL_SET, Level
 from genet.rpc_defs import MigrationStatus
 from genet.storage import base as storage

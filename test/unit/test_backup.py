@@ -204,7 +204,7 @@ class FakeCtx:
 def test_replace_disks_refuses_a_template_without_mirror_before_any_rpc(template):
     """When the instance's disks are not mirrored, replace-disks is refused and no node is contacted."""
     from genet import config
-    from genet.cmdlib import instance as cmd
+    from genet.cmdlib import replace_disks as cmd
     data = config.new_cluster("c1", "node1", "127.0.0.11")
     data["instances"]["web1"] = instance(disk_template=template, primary_node="node1", secondary_nodes=[])
     ctx = FakeCtx(data)

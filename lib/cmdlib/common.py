@@ -1,0 +1,110 @@
+"""What the instance logical units share: finding an instance and its nodes, checking them,
+asking a node about the instance."""
+from __future__ import annotations
+
+import copy
+import time
+
+from genet import config, errors
+from genet.cmdlib.base import LogicalUnit
+from genet.locking import Level
+
+
+def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
+    """The OS (and variant) exists and takes these parameters on ``node``."""
+    res = lu.rpc.os_validate(node, os_name, osparams)
+    if res.failed:
+        raise errors.OpPrereqError(f"OS {os_name!r} cannot be used on node {node}: {res.fail_msg}",
+                                   errors.ECode.INVAL)
+
+
+def instance_of(lu: LogicalUnit, name: str) -> dict:
+    """A copy of the instance's config: the LU's view stays as it was while the config changes."""
+    inst = lu.cfg.read(lambda d: copy.deepcopy(d["instances"].get(name)))
+    if inst is None:
+        raise errors.OpPrereqError(f"instance {name!r} does not exist", errors.ECode.NOENT)
+    return inst
+
+
+def storage_params(lu: LogicalUnit) -> dict:
+    return lu.cfg.read(config.storage_params)
+
+
+def node_address(lu: LogicalUnit, name: str) -> str:
+    return lu.node(name)["primary_ip"]
+
+
+def check_node_online(lu: LogicalUnit, name: str) -> dict:
+    node = lu.node(name)
+    if node["offline"]:
+        raise errors.OpPrereqError(f"node {name} is offline", errors.ECode.WRONG_STATE)
+    return node
+
+
+def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
+    res = lu.rpc.hv_node_info(node, hypervisor)
+    if res.failed:
+        raise errors.OpPrereqError(f"cannot get memory of node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+    return int(res.payload["memory_free"])
+
+
+def set_admin_state(lu: LogicalUnit, name: str, state: str) -> None:
+    def change(data):
+        inst = data["instances"][name]
+        inst["admin_state"] = state
+        inst["serial_no"] += 1
+        inst["mtime"] = time.time()
+    lu.cfg.update(change)
+
+
+def is_running(lu: LogicalUnit, inst: dict) -> bool:
+    info = lu.rpc.instance_info(inst["primary_node"], inst["name"],
+                                inst["hypervisor"]).raise_on_error("asking whether the instance runs")
+    return bool(info) and info.get("state") == "running"
+
+
+class InstanceLU(LogicalUnit):
+    """An LU acting on one existing instance: locks it and its primary node."""
+    REQ_BGL = False
+
+    def expand_names(self):
+        instance_of(self, self.op.instance_name)        # "does not exist", not a missing lock
+        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
+
+    def declare_locks(self, level):
+        if level == Level.NODE:
+            inst = instance_of(self, self.op.instance_name)
+            self.needed_locks[Level.NODE] = [inst["primary_node"], *inst.get("secondary_nodes", [])]
+
+    def check_prereq(self):
+        self.inst = instance_of(self, self.op.instance_name)
+        check_node_online(self, self.inst["primary_node"])
+
+
+def check_name_and_ip(name: str, name_check: bool, ip_check: bool) -> None:
+    """Ganeti's name and IP checks of a new or renamed instance: the name resolves, and
+    (ip_check) nothing answers at its address yet. Off unless asked for (genet does not
+    use the name to reach the guest)."""
+    if ip_check and not name_check:
+        raise errors.OpPrereqError("the IP check needs the name check (name_check)", errors.ECode.INVAL)
+    if not name_check:
+        return
+    from genet import netutils
+    address = netutils.resolve(name)
+    if ip_check:
+        import subprocess
+        alive = subprocess.run(["ping", "-c", "1", "-W", "1", address], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL).returncode == 0
+        if alive:
+            raise errors.OpPrereqError(f"IP address {address} of {name} already answers (ip_check)",
+                                       errors.ECode.NOTUNIQUE)
+
+
+def split_nodes(pnode: str | None, snode: str | None) -> tuple[str | None, str | None]:
+    """Ganeti's ``-n PRIMARY:SECONDARY``."""
+    if pnode and ":" in pnode:
+        pnode, _, second = pnode.partition(":")
+        if snode and snode != second:
+            raise errors.OpPrereqError(f"two secondary nodes given: {second} and {snode}", errors.ECode.INVAL)
+        snode = second
+    return pnode or None, snode or None

@@ -1,0 +1,287 @@
+"""Creating an instance. Every step is undone when a later one fails (disks removed, config
+entry dropped), so a failed job leaves no half-created instance behind."""
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+
+from genet import config, errors, opcodes
+from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.common import check_name_and_ip, check_node_online, check_os, free_memory, split_nodes, storage_params
+from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync
+from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
+from genet.cmdlib.power import start_instance
+from genet.locking import Level
+from genet.storage import base as storage
+
+
+class LUInstanceCreate(LogicalUnit):
+    OPCODE = opcodes.OpInstanceCreate
+    REQ_BGL = False
+
+    def expand_names(self):
+        name, op = self.op.instance_name, self.op
+        if op.mode == "remote-import":
+            raise errors.OpPrereqError("remote imports (mode 'remote-import') are not supported: genet imports"
+                                       " exports held by its own nodes (mode 'import')", errors.ECode.INVAL)
+        if op.mode == "create" and (op.src_node or op.src_path):
+            raise errors.OpPrereqError("src_node and src_path (--src-node, --src-dir) are for imports only",
+                                       errors.ECode.INVAL)
+        self.wanted_pnode, self.wanted_snode = split_nodes(op.pnode, op.snode)
+        for node in (self.wanted_pnode, self.wanted_snode, op.src_node):
+            if node:
+                self.node(node)               # an unknown node is named before anything else
+        if not NAME_RE.match(name):
+            raise errors.OpPrereqError(f"invalid instance name {name!r}: use a host name", errors.ECode.INVAL)
+        if self.cfg.read(lambda d: name in d["instances"]):
+            raise errors.OpPrereqError(f"instance {name!r} already exists", errors.ECode.EXISTS)
+        try:
+            self.ctx.glm.add(Level.INSTANCE, [name])
+        except Exception:
+            raise errors.OpPrereqError(f"instance {name!r} is being created by another job",
+                                       errors.ECode.EXISTS) from None
+        self.lock_added = True
+        self.needed_locks[Level.INSTANCE] = [name]
+        if self.wanted_pnode and (op.mode == "create" or op.src_node):
+            self.needed_locks[Level.NODE] = sorted({self.wanted_pnode, self.wanted_snode or self.wanted_pnode,
+                                                    op.src_node or self.wanted_pnode})
+        else:
+            self.lock_all_nodes()             # an import without src_node looks for its export everywhere
+
+    def _request(self) -> dict:
+        """What to create: the opcode's values, or for an import the export's where the opcode gives none."""
+        op = self.op
+        self.export, self.images = None, []
+        if op.mode == "import":
+            from genet.cmdlib import backup
+            self.export = backup.find_export(self, op.src_node, op.src_path or op.instance_name)
+            req = backup.import_request(self, self.export)
+            req["tags"] = sorted(set(req.get("tags") or []) | set(op.tags))
+            return req
+        return {"disks": op.disks, "nics": op.nics, "os_type": op.os_type, "osparams": dict(op.osparams),
+                "hypervisor": op.hypervisor, "beparams": dict(op.beparams), "hvparams": dict(op.hvparams),
+                "tags": sorted(set(op.tags))}
+
+    def check_prereq(self):
+        op = self.op
+        data = self.cfg.snapshot()
+        cluster = data["cluster"]
+        req = self.req = self._request()
+        self.hypervisor = req["hypervisor"] or cluster["enabled_hypervisors"][0]
+        if self.hypervisor not in cluster["enabled_hypervisors"]:
+            raise errors.OpPrereqError(f"hypervisor {self.hypervisor!r} is not enabled in this cluster"
+                                       f" (enabled: {', '.join(cluster['enabled_hypervisors'])})",
+                                       errors.ECode.INVAL)
+        self.os = req["os_type"] or "noop"
+        template = storage.TEMPLATES.cls(op.disk_template)
+        if not template.needs_disks and req["disks"]:
+            raise errors.OpPrereqError(f"a {op.disk_template} instance cannot have disks", errors.ECode.INVAL)
+        if template.needs_disks and not req["disks"]:
+            raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
+                                       errors.ECode.INVAL)
+        self._check_adoption(req["disks"])
+        self.beparams = dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}))
+        be = dict(req["beparams"])
+        if "memory" in be:
+            be["maxmem"] = be["minmem"] = be.pop("memory")
+        self.beparams.update(be)
+        if self.beparams["minmem"] > self.beparams["maxmem"]:
+            raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+        self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **req["hvparams"])
+        from genet.hypervisor import base as hvbase
+        try:
+            hvbase.HYPERVISORS.cls(self.hypervisor).check_parameters(self.hvparams)
+        except hvbase.HypervisorError as err:
+            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+        if op.iallocator and op.pnode:
+            raise errors.OpPrereqError("give either a primary node or an allocator, not both", errors.ECode.INVAL)
+        self.mirrored = storage.get(op.disk_template).mirrored
+        snode = self.wanted_snode
+        if snode and not self.mirrored:
+            raise errors.OpPrereqError(f"disk template {op.disk_template} is not mirrored: it takes no secondary"
+                                       f" node ({snode} given)", errors.ECode.INVAL)
+        if self.mirrored and not snode and self.wanted_pnode:
+            raise errors.OpPrereqError(f"disk template {op.disk_template} needs a secondary node:"
+                                       " -n PRIMARY:SECONDARY (or no -n, to let the allocator choose both)",
+                                       errors.ECode.INVAL)
+        check_name_and_ip(op.instance_name, op.name_check, op.ip_check)
+        self.pnode = self.wanted_pnode or self._allocate(data)
+        if self.mirrored and not snode:      # the secondary: where a failover would take it
+            snode = self._allocate(data, exclude=self.pnode)
+        self.snode = snode
+        if snode:
+            if snode == self.pnode:
+                raise errors.OpPrereqError(f"the secondary node must differ from the primary ({snode})",
+                                           errors.ECode.INVAL)
+            if not check_node_online(self, snode)["vm_capable"]:
+                raise errors.OpPrereqError(f"node {snode} is not vm capable", errors.ECode.WRONG_STATE)
+        self.nics = make_nics(data, req["nics"], self.pnode, op.conflicts_check)
+        node = check_node_online(self, self.pnode)
+        if not node["vm_capable"]:
+            raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
+        check_os(self, self.pnode, self.os, req["osparams"])
+        free = free_memory(self, self.pnode, self.hypervisor)
+        if op.start and free < self.beparams["maxmem"]:
+            raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
+                                       f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
+                                       f" free {free} MiB", errors.ECode.NORES)
+
+    def _check_adoption(self, disks: list[dict]) -> None:
+        """Ganeti's rules: every disk adopts an existing volume or none does, plain only, no
+        allocator, no import; a disk gives either its size or the volume to adopt."""
+        adopting = [i for i, d in enumerate(disks) if "adopt" in d]
+        self.adopt, self.adopted = bool(adopting), {}
+        for index, disk in enumerate(disks):
+            if "adopt" in disk and "size" in disk:
+                raise errors.OpPrereqError(f"disk {index}: give either its size or a volume to adopt, not both"
+                                           " (an adopted disk has its volume's size)", errors.ECode.INVAL)
+            if "adopt" not in disk and "size" not in disk:
+                raise errors.OpPrereqError(f"disk {index}: give its size (size=) or a logical volume to adopt"
+                                           " (adopt=)", errors.ECode.INVAL)
+        if not adopting:
+            return
+        if len(adopting) != len(disks):
+            raise errors.OpPrereqError("either all disks are adopted or none is", errors.ECode.INVAL)
+        if not storage.TEMPLATES.cls(self.op.disk_template).can_adopt:
+            able = [t.name for t in storage.TEMPLATES.classes() if t.can_adopt]
+            raise errors.OpPrereqError(f"disk adoption is not supported for the '{self.op.disk_template}' disk"
+                                       f" template (only {', '.join(able)})", errors.ECode.INVAL)
+        if self.op.iallocator or not self.wanted_pnode:
+            raise errors.OpPrereqError("disk adoption needs the node that holds the volumes (-n NODE), not an"
+                                       " allocator", errors.ECode.INVAL)
+        if self.export is not None:
+            raise errors.OpPrereqError("disk adoption is not allowed for an instance import", errors.ECode.INVAL)
+        names = [d["adopt"].rpartition("/")[2] for d in disks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise errors.OpPrereqError(f"volume {twice[0]} is adopted twice", errors.ECode.INVAL)
+
+    def _allocate(self, data: dict, exclude: str | None = None) -> str:
+        """The online vm-capable node (not ``exclude``, the primary when choosing the secondary)
+        with the most free memory that can hold the instance."""
+        nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
+                 if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude}
+        results = self.rpc.hv_node_info.on(nodes, self.hypervisor)
+        free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
+        if not free:
+            raise errors.OpPrereqError(f"no vm-capable node other than {exclude} is reachable for the secondary"
+                                       f" copy of {self.op.instance_name}" if exclude else
+                                       "no vm-capable node is reachable", errors.ECode.NORES)
+        best = max(sorted(free), key=lambda n: free[n])
+        if free[best] < self.beparams["maxmem"]:
+            raise errors.OpPrereqError(f"no node has {self.beparams['maxmem']} MiB free for instance"
+                                       f" {self.op.instance_name} (most free: {best}, {free[best]} MiB)",
+                                       errors.ECode.NORES)
+        return best
+
+    def exec(self):
+        op = self.op
+        now = time.time()
+        inst = {
+            "name": op.instance_name, "uuid": str(uuidlib.uuid4()), "primary_node": self.pnode,
+            "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
+            # marked up before it starts (as Ganeti): one config write less; a failed start removes it
+            "disk_template": op.disk_template, "admin_state": "up" if op.start else "down",
+            "beparams": self.beparams,
+            "hvparams": self.hvparams, "osparams": dict(self.req["osparams"]), "nics": self.nics,
+            "disks": [{"uuid": str(uuidlib.uuid4()), "size": d.get("size", 0), "mode": d.get("mode", "rw"),
+                       "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
+            "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
+        }
+        nodes = [self.pnode]
+        if self.snode:
+            inst["secondary_nodes"] = [self.snode]
+            nodes.append(self.snode)
+            give_logical_ids(self, inst)
+        if self.adopt:
+            self._adopt_disks(inst)
+        else:
+            self._create_disks(inst, nodes)
+        try:
+            self._fill_disks(inst)
+        except errors.GenericError:
+            self._undo_disks(inst)
+            raise
+        def add(data):
+            reserve_nic_ips(data, inst["nics"])
+            data["instances"][inst["name"]] = inst
+        try:
+            self.cfg.update(add)
+        except errors.GenericError:
+            self._undo_disks(inst)
+            raise
+        self.lock_added = False       # the instance exists: its lock stays
+        if self.mirrored:
+            try:
+                if not storage.get(op.disk_template).install_assembled:    # else _fill_disks did
+                    assemble_disks(self, inst)
+                if op.wait_for_sync:
+                    wait_for_sync(self, inst)
+            except errors.GenericError as err:
+                self.feedback(f"Warning: the mirror of {inst['name']} is not in sync yet: {err}")
+        if op.start:
+            self.feedback(f"* starting instance {inst['name']} on {self.pnode}")
+            try:
+                start_instance(self, inst)
+            except errors.GenericError:
+                self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
+                self._undo_disks(inst)
+                self.lock_added = True
+                raise
+        return [self.pnode]
+
+    def _create_disks(self, inst: dict, nodes: list[str]) -> None:
+        """Every disk on every node of the instance; on a failure, none."""
+        for node in nodes:
+            for index, disk in enumerate(inst["disks"]):
+                self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
+                res = self.rpc.blockdev_create(node, inst["name"], inst["disk_template"], disk, index,
+                                               storage_params(self))
+                if res.failed:
+                    remove_disks(self, inst, node, index)
+                    for done in nodes[:nodes.index(node)]:
+                        remove_disks(self, inst, done)
+                    raise errors.OpExecError(f"could not create disk {index} of {inst['name']} on"
+                                             f" {node}: {res.fail_msg}")
+
+    def _adopt_disks(self, inst: dict) -> None:
+        """Existing volumes of the primary become the disks (renamed after them, as Ganeti does);
+        each disk's size is its volume's. On a failure the volumes get their names back."""
+        for index, (disk, wanted) in enumerate(zip(inst["disks"], self.req["disks"])):
+            self.feedback(f"* adopting {wanted['adopt']} as disk {index}")
+            res = self.rpc.blockdev_adopt(self.pnode, inst["name"], inst["disk_template"], disk, index,
+                                          wanted["adopt"], storage_params(self))
+            if res.failed:
+                self._undo_disks(inst)
+                raise errors.OpExecError(f"could not adopt {wanted['adopt']} as disk {index} of {inst['name']}"
+                                         f" on {self.pnode}: {res.fail_msg}")
+            disk["size"] = res.payload["size"]
+            self.adopted[index] = res.payload["adopted"]
+
+    def _fill_disks(self, inst: dict) -> None:
+        """The data: an export's images, or the OS installed (not on adopted volumes)."""
+        if self.mirrored and storage.get(inst["disk_template"]).install_assembled:
+            # a new disk's first promotion: neither side has data yet, so forced
+            assemble_disks(self, inst, force=True)
+        if self.export is not None:
+            from genet.cmdlib import backup
+            backup.import_disks(self, inst, self.export, self.images)
+        elif inst["disks"] and not self.op.no_install and not self.adopt:
+            self.feedback(f"* running the OS create script of {inst['os']}")
+            self.rpc.os_create(self.pnode, inst, storage_params(self), False).raise_on_error(f"installing {inst['os']}")
+
+    def _undo_disks(self, inst: dict) -> None:
+        """A failed creation: created disks go, adopted volumes get their old names back."""
+        if not self.adopt:
+            remove_all_disks(self, inst)
+            return
+        for index, old_name in sorted(self.adopted.items()):
+            res = self.rpc.blockdev_release_adopted(self.pnode, inst["name"], inst["disk_template"],
+                                                    inst["disks"][index], index, old_name, storage_params(self))
+            if res.failed:
+                self.feedback(f"Warning: disk {index} keeps its new volume name: {res.fail_msg}")
+
+    def cleanup(self, failed: bool) -> None:
+        """A create that failed (or was a dry run) drops the lock it added for the new name."""
+        if (failed or self.op.dry_run) and getattr(self, "lock_added", False):
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)

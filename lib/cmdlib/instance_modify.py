@@ -1,0 +1,177 @@
+"""Changing an instance: parameters, disks and NICs (hot-plugged into a running guest)."""
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from genet import errors, opcodes
+from genet.cmdlib.common import InstanceLU, is_running
+from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
+                                wait_for_sync)
+from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
+from genet.locking import Level
+from genet.storage import base as storage
+
+
+class LUInstanceSetParams(InstanceLU):
+    """Ganeti's modify; disk and NIC changes reach a running guest by hot-plugging."""
+    OPCODE = opcodes.OpInstanceSetParams
+
+    def declare_locks(self, level):
+        super().declare_locks(level)
+        if level == Level.NODE and self.op.remote_node:
+            self.node(self.op.remote_node)
+            self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], self.op.remote_node})
+
+    def check_prereq(self):
+        super().check_prereq()
+        op, inst = self.op, self.inst
+        if not (op.beparams or op.hvparams or op.disks or op.nics or op.disk_template):
+            raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
+        if op.disk_template:
+            from genet.cmdlib.convert import check_conversion
+            check_conversion(self, inst, op.disk_template, op.remote_node)
+        elif op.remote_node:
+            raise errors.OpPrereqError("-n (remote_node) is only used with -t (a disk template conversion)",
+                                       errors.ECode.INVAL)
+        self.mirrored = storage.get(inst["disk_template"]).mirrored
+        if op.disks and self.mirrored:
+            self._check_mirrored_changes()
+        self.beparams = dict(inst["beparams"])
+        be = dict(op.beparams)
+        if "memory" in be:
+            be["maxmem"] = be["minmem"] = be.pop("memory")
+        self.beparams.update(be)
+        if self.beparams["minmem"] > self.beparams["maxmem"]:
+            raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+        self.hvparams = dict(inst["hvparams"], **op.hvparams)
+        from genet.hypervisor import base as hvbase
+        try:
+            hvbase.get(inst["hypervisor"]).check_parameters(self.hvparams)
+        except hvbase.HypervisorError as err:
+            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+        if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
+            raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
+                                       " stop it before changing disks or NICs", errors.ECode.WRONG_STATE)
+        self.running = bool(op.disks or op.nics) and is_running(self, inst)
+        if op.disks and not storage.TEMPLATES.cls(inst["disk_template"]).needs_disks:
+            raise errors.OpPrereqError(f"instance {inst['name']} is {inst['disk_template']}", errors.ECode.WRONG_STATE)
+        self._check_changes("disk", op.disks, len(inst["disks"]))
+        self._check_changes("nic", op.nics, len(inst["nics"]))
+        self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst["primary_node"])
+
+    def _check_mirrored_changes(self) -> None:
+        """A mirrored disk is added or removed on both nodes, as a raw image."""
+        inst = self.inst
+        for node in inst["secondary_nodes"]:
+            if self.node(node)["offline"]:
+                raise errors.OpPrereqError(f"the secondary node {node} of {inst['name']} is offline: disks cannot"
+                                           " be added or removed there", errors.ECode.WRONG_STATE)
+        for action, _, spec in self.op.disks:
+            if action == "add" and spec.get("format", "raw") != "raw":
+                raise errors.OpPrereqError(f"{inst['disk_template']} disks are raw images, not"
+                                           f" {spec['format']}", errors.ECode.INVAL)
+
+    @staticmethod
+    def _check_changes(kind: str, mods: list, count: int) -> None:
+        """Replay the changes on the count, so every removal refers to a device that will exist."""
+        limit = {"disk": 16, "nic": 8}[kind]
+        for action, index, _ in mods:
+            if action == "add":
+                count += 1
+                if count > limit:
+                    raise errors.OpPrereqError(f"an instance can have at most {limit} {kind}s", errors.ECode.INVAL)
+            elif count == 0 or not -1 <= index < count:
+                raise errors.OpPrereqError(f"there is no {kind} {index} to remove", errors.ECode.INVAL)
+            else:
+                count -= 1
+
+    def exec(self):
+        inst, changes = self.inst, []
+        name = inst["name"]
+        if self.op.beparams or self.op.hvparams:
+            def params(data):
+                target = data["instances"][name]
+                target["beparams"], target["hvparams"] = self.beparams, self.hvparams
+            self.cfg.update(params)
+            changes += [[f"be/{k}", v] for k, v in sorted(self.op.beparams.items())]
+            changes += [[f"hv/{k}", v] for k, v in sorted(self.op.hvparams.items())]
+        nics = iter(self.new_nics)
+        for kind, mods in (("disk", self.op.disks), ("nic", self.op.nics)):
+            for action, index, spec in mods:
+                current = self.cfg.read(lambda d: [dict(x) for x in d["instances"][name][f"{kind}s"]])
+                if action == "add":
+                    index = len(current)
+                    device = self._new_disk(spec) if kind == "disk" else next(nics)
+                    self._add(kind, index, device, current)
+                else:
+                    index = len(current) - 1 if index == -1 else index
+                    self._remove(kind, index, current[index])
+                changes.append([f"{kind}/{index}", action])
+        if self.op.disk_template:
+            from genet.cmdlib.convert import convert
+            changes += convert(self, self.inst, self.op.disk_template, self.op.remote_node)
+        return changes
+
+    @staticmethod
+    def _new_disk(spec: dict) -> dict:
+        return {"uuid": str(uuidlib.uuid4()), "size": spec["size"], "mode": spec.get("mode", "rw"),
+                "format": spec.get("format", "raw"), "name": spec.get("name")}
+
+    def _add(self, kind: str, index: int, device: dict, current: list[dict]) -> None:
+        inst, node = self.inst, self.inst["primary_node"]
+        plugged = device
+        if kind == "disk":
+            plugged = self._create_disk(index, device, current)
+        if self.running:
+            try:
+                self.rpc.instance_hotplug(node, inst["name"], inst["hypervisor"], kind, "add", index,
+                                          plugged).raise_on_error(f"hot-plugging {kind} {index}")
+            except errors.OpExecError:
+                if kind == "disk":
+                    remove_all_disks(self, dict(inst, disks=[device]), first=index)
+                raise
+            self.feedback(f"* {kind} {index} hot-plugged into the running guest")
+        def add(data):
+            if kind == "nic":
+                reserve_nic_ips(data, [device])
+            data["instances"][inst["name"]][f"{kind}s"].append(device)
+        self.cfg.update(add)
+
+    def _create_disk(self, index: int, device: dict, current: list[dict]) -> dict:
+        """The new disk on the primary; a mirrored one also on the secondary, assembled and
+        synced (Ganeti waits for the sync too). Returns how the guest opens it."""
+        inst = self.inst
+        if not self.mirrored:
+            return create_disk_on(self, inst["primary_node"], inst["name"], inst["disk_template"], device, index)
+        give_logical_ids(self, dict(inst, disks=[*current, device]))     # sets device["logical_id"]
+        new = dict(inst, disks=[device])
+        try:
+            for node in [*inst["secondary_nodes"], inst["primary_node"]]:
+                create_disk_on(self, node, inst["name"], inst["disk_template"], device, index)
+            # neither side has data yet: the first promotion is forced, as at creation
+            [access] = assemble_disks(self, new, force=True, first=index)
+        except errors.GenericError:
+            remove_all_disks(self, new, first=index)
+            raise
+        try:
+            wait_for_sync(self, new, first=index)
+        except errors.GenericError as err:
+            self.feedback(f"Warning: disk {index} of {inst['name']} is not in sync yet: {err}")
+        if not self.running:
+            shutdown_disks(self, new, strict=False, first=index)      # its next start assembles it
+        return access
+
+    def _remove(self, kind: str, index: int, device: dict) -> None:
+        inst, node = self.inst, self.inst["primary_node"]
+        if self.running:
+            self.rpc.instance_hotplug(node, inst["name"], inst["hypervisor"], kind, "remove", index,
+                                      None).raise_on_error(f"unplugging {kind} {index}")
+        def remove(data):
+            removed = data["instances"][inst["name"]][f"{kind}s"].pop(index)
+            if kind == "nic":
+                release_nic_ips(data, [removed])
+        self.cfg.update(remove)
+        if kind == "disk":
+            failures = remove_all_disks(self, dict(inst, disks=[device]), first=index)
+            if failures:
+                raise errors.OpExecError(f"removing disk {index} of {inst['name']} failed: {'; '.join(failures)}")

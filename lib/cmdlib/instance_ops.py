@@ -1,0 +1,197 @@
+"""Instance lifecycle: remove, start, stop, reboot, console, rename, reinstall."""
+from __future__ import annotations
+
+import time
+
+from genet import errors, opcodes
+from genet.cmdlib.common import (InstanceLU, check_name_and_ip, check_os, free_memory, instance_of, is_running,
+                                 set_admin_state, storage_params)
+from genet.cmdlib.disks import remove_all_disks
+from genet.cmdlib.nics import NAME_RE, release_nic_ips
+from genet.cmdlib.power import clear_leftover, start_instance, stop_instance
+from genet.locking import Level
+
+
+class LUInstanceRemove(InstanceLU):
+    OPCODE = opcodes.OpInstanceRemove
+
+    def check_prereq(self):
+        self.inst = instance_of(self, self.op.instance_name)
+
+    def exec(self):
+        inst = self.inst
+        node = self.cfg.read(lambda d: d["nodes"].get(inst["primary_node"]))
+        if node is not None and not node["offline"]:
+            self.feedback(f"* shutting down instance {inst['name']} on {inst['primary_node']}")
+            try:
+                stop_instance(self, inst, self.op.shutdown_timeout)
+            except errors.OpExecError:
+                if not self.op.ignore_failures:
+                    raise
+                self.feedback("Warning: could not stop the instance, removing it anyway")
+            failures = remove_all_disks(self, inst)
+            if failures and not self.op.ignore_failures:
+                raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
+        self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
+        self.removed = True
+        return True
+
+    def cleanup(self, failed: bool) -> None:
+        if getattr(self, "removed", False):
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+class LUInstanceStartup(InstanceLU):
+    OPCODE = opcodes.OpInstanceStartup
+
+    def check_prereq(self):
+        super().check_prereq()
+        node = self.inst["primary_node"]
+        res = self.rpc.instance_info(node, self.inst["name"], self.inst["hypervisor"])
+        if res.failed:
+            raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+        self.running = bool(res.payload) and res.payload.get("state") == "running"
+        self.leftover = bool(res.payload) and not self.running    # e.g. a guest that powered off
+        if not self.running:
+            free = free_memory(self, node, self.inst["hypervisor"])
+            need = self.inst["beparams"]["maxmem"]
+            if free < need:
+                raise errors.OpPrereqError(f"not enough memory on node {node} to start {self.inst['name']}:"
+                                           f" needed {need} MiB, free {free} MiB", errors.ECode.NORES)
+
+    def exec(self):
+        if not self.running:
+            if self.leftover:
+                stop_instance(self, self.inst, 0, force=True)   # clear a powered-off process
+            start_instance(self, self.inst)
+        if not self.op.no_remember:
+            set_admin_state(self, self.inst["name"], "up")
+        return True
+
+
+class LUInstanceShutdown(InstanceLU):
+    OPCODE = opcodes.OpInstanceShutdown
+
+    def exec(self):
+        stop_instance(self, self.inst, self.op.timeout)
+        if not self.op.no_remember:
+            set_admin_state(self, self.inst["name"], "down")
+        return True
+
+
+class LUInstanceReboot(InstanceLU):
+    OPCODE = opcodes.OpInstanceReboot
+
+    def exec(self):
+        inst = self.inst
+        if self.op.reboot_type == "full":
+            stop_instance(self, inst, self.op.shutdown_timeout)
+            start_instance(self, inst)
+        else:
+            res = self.rpc.instance_reboot(inst["primary_node"], inst["name"], inst["hypervisor"],
+                                           self.op.reboot_type == "hard")
+            if res.failed:
+                raise errors.OpExecError(f"could not reboot {inst['name']}: {res.fail_msg}")
+        set_admin_state(self, inst["name"], "up")
+        return True
+
+
+class LUInstanceConsole(InstanceLU):
+    """Ganeti's console description: a command to run on the primary node over SSH."""
+    OPCODE = opcodes.OpInstanceConsole
+
+    def check_prereq(self):
+        super().check_prereq()
+        node = self.inst["primary_node"]
+        res = self.rpc.instance_console(node, self.inst["name"], self.inst["hypervisor"])
+        if res.failed and isinstance(res.error, errors.RpcError):
+            raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+        if res.failed:
+            raise errors.OpPrereqError(f"instance {self.inst['name']} is not running, it has no console",
+                                       errors.ECode.WRONG_STATE)
+        self.console = res.payload
+
+    def exec(self):
+        node = self.node(self.inst["primary_node"])
+        out = {"instance": self.inst["name"], "kind": self.console["kind"], "host": node["primary_ip"]}
+        if self.console["kind"] == "serial":
+            out.update(kind="ssh", user="root", log=self.console.get("log"),
+                       command=["socat", "STDIO,raw,echo=0,escape=0x1d", f"UNIX-CONNECT:{self.console['path']}"])
+        elif "vnc" in self.console:
+            host = self.console["vnc"]["host"]
+            out.update(kind="vnc", host=node["primary_ip"] if host in ("0.0.0.0", "::") else host,
+                       port=self.console["vnc"]["port"],
+                       display=self.console["vnc"]["port"] - 5900)
+        else:
+            raise errors.OpExecError(f"instance {self.inst['name']} has neither a serial console nor VNC")
+        return out
+
+
+class LUInstanceRename(InstanceLU):
+    OPCODE = opcodes.OpInstanceRename
+    REQ_BGL = True        # a new name: nothing else may take it meanwhile
+
+    def check_prereq(self):
+        super().check_prereq()
+        new = self.op.new_name
+        if not NAME_RE.match(new):
+            raise errors.OpPrereqError(f"invalid instance name {new!r}: use a host name", errors.ECode.INVAL)
+        if self.cfg.read(lambda d: new in d["instances"]):
+            raise errors.OpPrereqError(f"instance {new!r} already exists", errors.ECode.EXISTS)
+        if is_running(self, self.inst):
+            raise errors.OpPrereqError(f"instance {self.inst['name']} is running; stop it before renaming",
+                                       errors.ECode.WRONG_STATE)
+        check_name_and_ip(new, self.op.name_check, self.op.ip_check)
+
+    def exec(self):
+        inst, old, new = self.inst, self.inst["name"], self.op.new_name
+        clear_leftover(self, inst)
+        if inst["disks"]:
+            self.rpc.blockdev_rename(inst["primary_node"], old, new, inst["disk_template"], inst["disks"],
+                                     storage_params(self)).raise_on_error("renaming the disks")
+
+        def change(data):
+            moved = data["instances"].pop(old)
+            moved.update(name=new, serial_no=moved["serial_no"] + 1, mtime=time.time())
+            data["instances"][new] = moved
+        self.cfg.update(change)
+        self.ctx.glm.add(Level.INSTANCE, [new])
+        self.renamed = True
+        if inst["disks"]:
+            res = self.rpc.os_rename(inst["primary_node"], dict(inst, name=new), old, storage_params(self))
+            if res.failed:
+                self.feedback(f"Warning: the OS rename script failed: {res.fail_msg}")
+        return new
+
+    def cleanup(self, failed: bool) -> None:
+        if getattr(self, "renamed", False):
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+class LUInstanceReinstall(InstanceLU):
+    OPCODE = opcodes.OpInstanceReinstall
+
+    def check_prereq(self):
+        super().check_prereq()
+        inst = self.inst
+        if is_running(self, inst):
+            raise errors.OpPrereqError(f"instance {inst['name']} is running; stop it before reinstalling",
+                                       errors.ECode.WRONG_STATE)
+        if not inst["disks"]:
+            raise errors.OpPrereqError(f"instance {inst['name']} has no disks to install on", errors.ECode.WRONG_STATE)
+        self.os = self.op.os_type or inst["os"]
+        self.osparams = inst.get("osparams", {}) if self.op.osparams is None else self.op.osparams
+        check_os(self, inst["primary_node"], self.os, self.osparams)
+
+    def exec(self):
+        inst = dict(self.inst, os=self.os, osparams=self.osparams)
+        clear_leftover(self, inst)
+        self.feedback(f"* running the OS create script of {self.os} (reinstall)")
+        self.rpc.os_create(inst["primary_node"], inst, storage_params(self), True) \
+            .raise_on_error(f"reinstalling {self.os}")
+
+        def change(data):
+            target = data["instances"][inst["name"]]
+            target.update(os=self.os, osparams=self.osparams, serial_no=target["serial_no"] + 1, mtime=time.time())
+        self.cfg.update(change)
+        return True
