@@ -7,22 +7,18 @@ from setuptools import setup
 OS_FILES = [(f"share/genet/os/{d.name}", [str(f) for f in sorted(d.iterdir()) if f.is_file()])
             for d in sorted(Path("os").iterdir()) if d.is_dir()]
 
+# where the packages live: every folder with an __init__.py below these roots is one
+ROOTS = {"genet": "lib", "genet.hypervisor": "hypervisor", "genet.storage": "storage", "genet.rapi": "rapi"}
+PACKAGES = {".".join((name, *init.parent.relative_to(folder).parts)): str(init.parent)
+            for name, folder in ROOTS.items() for init in sorted(Path(folder).rglob("__init__.py"))}
+
 setup(
     name="genet",
     version="0.1.0",
     description="A cluster manager for KVM virtual machines in the mould of Ganeti",
     python_requires=">=3.11",
-    package_dir={
-        "genet": "lib",
-        "genet.cli": "lib/cli",
-        "genet.cmdlib": "lib/cmdlib",
-        "genet.hypervisor": "hypervisor",
-        "genet.hypervisor.kvm": "hypervisor/kvm",
-        "genet.storage": "storage",
-        "genet.rapi": "rapi",
-    },
-    packages=["genet", "genet.cli", "genet.cmdlib", "genet.hypervisor", "genet.hypervisor.kvm",
-              "genet.storage", "genet.rapi"],
+    package_dir=PACKAGES,
+    packages=list(PACKAGES),
     data_files=OS_FILES,
     install_requires=["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
                       "paramiko", "bitarray", "service-identity", "prometheus-client", "orjson"],

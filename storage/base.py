@@ -205,9 +205,14 @@ class MirroredTemplate(DiskTemplate):
 
 
 def run(argv: list[str], what: str) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    """Run a storage command; its output, or StorageError saying ``what`` failed and why."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as err:
+        raise StorageError(f"{what} failed: cannot run {argv[0]}: {err}") from None
     if proc.returncode != 0:
-        raise StorageError(f"{what} failed: {(proc.stderr or proc.stdout).strip()}")
+        detail = (proc.stderr or proc.stdout).strip() or f"exit code {proc.returncode}"
+        raise StorageError(f"{what} failed: {detail}")
     return proc.stdout
 
 

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from genet.storage.drbd import FileBacking
+from genet.storage.drbd.backing import FileBacking
 
 
 def test_file_backing_hands_drbd_loop_devices(tmp_path):

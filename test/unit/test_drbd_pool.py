@@ -5,7 +5,7 @@ import pytest
 
 from genet import errors
 from genet.drbd_pool import DrbdPool, Reservations, generate_secret, port_range
-from genet.storage.drbd import check_logical_id
+from genet.storage.drbd.resource import check_logical_id
 
 
 def drbd_instance(name, disks, template="drbd"):

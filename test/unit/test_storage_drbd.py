@@ -24,8 +24,11 @@ import pytest
 from genet.drbd_pool import DrbdPool
 from genet.storage import base
 from genet.storage.base import StorageError
-from genet.storage.drbd import (CallableBacking, DrbdStorage, FileBacking, Resource, Side, commands,
-                                parse_proc_drbd, parse_status_json, render_config, sync_status)
+from genet.storage.drbd.backend import DrbdStorage
+from genet.storage.drbd.backing import CallableBacking, FileBacking
+from genet.storage.drbd.commands import commands
+from genet.storage.drbd.resource import Resource, Side, render_config
+from genet.storage.drbd.status import parse_proc_drbd, parse_status_json, sync_status
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "drbd"
 ADDRESSES = {"node1": "203.0.113.1", "node2": "203.0.113.2", "node3": "203.0.113.3"}
