@@ -11,6 +11,7 @@ import abc
 import enum
 from typing import Any
 
+from genet.errors import HypervisorError
 from genet.registry import Registry
 
 
@@ -18,10 +19,6 @@ class HvState(str, enum.Enum):
     RUNNING = "running"      # the guest runs (or is paused for migration)
     SHUTDOWN = "shutdown"    # the guest powered itself off; the process still exists
     CRASHED = "crashed"      # the process died without being asked to stop
-
-
-class HypervisorError(Exception):
-    """A backend operation failed; the message names the instance and the reason."""
 
 
 # What a backend receives for one instance (all JSON-able):

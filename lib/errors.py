@@ -127,6 +127,24 @@ class NotClusterError(GenericError):
     """This node is not part of a cluster."""
 
 
+# --- the branches of genet's parts; each is raised there and crosses the wire as itself ---
+
+class StorageError(GenericError):
+    """A disk operation on a node failed (genet.storage); the message names the disk and why."""
+
+
+class HypervisorError(GenericError):
+    """A hypervisor operation failed (genet.hypervisor); the message names the instance and why."""
+
+
+class LockError(GenericError):
+    """A lock operation was invalid: ordering, an unknown or deleted lock (genet.locking)."""
+
+
+class LockTimeout(LockError):
+    """A lock could not be acquired within the requested timeout."""
+
+
 _EXIT_CODES = {
     ConfigurationError: ExitCode.CONFIG_CORRUPT,
     NotMasterError: ExitCode.NOT_MASTER,

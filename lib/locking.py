@@ -20,13 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Hashable, Iterable
 
-
-class LockError(Exception):
-    """A lock operation was invalid (ordering, unknown or deleted lock...)."""
-
-
-class LockTimeout(LockError):
-    """A lock could not be acquired within the requested timeout."""
+from genet.errors import LockError, LockTimeout
 
 
 class Level(enum.IntEnum):

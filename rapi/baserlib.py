@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from genet import errors, luxi, opcodes
 
 
-class HttpError(Exception):
+class HttpError(errors.GenericError):
     """An HTTP error reply: status, reason phrase and an explanation for the client."""
     code = 500
     reason = "Internal Server Error"

@@ -11,11 +11,8 @@ import abc
 import subprocess
 from pathlib import Path
 
+from genet.errors import StorageError
 from genet.registry import Registry
-
-
-class StorageError(Exception):
-    """A storage operation failed; the message names the disk and the reason."""
 
 
 TEMPLATES: Registry["DiskTemplate"] = Registry("disk template", "genet.storage")
