@@ -1,0 +1,95 @@
+"""Opcodes of the cluster, its tags and the debug delay."""
+from __future__ import annotations
+
+from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS
+from genet.ptypes import Bool, Float, Int, ListOf, Maybe, OneOf, String, Tag
+
+
+# --- test / debug -----------------------------------------------------------
+
+class OpTestDelay(OpCode):
+    """Sleep for a while on the master and/or some nodes (gnt-debug delay)."""
+    SUMMARY_FIELD = "duration"
+    PARAMS = (
+        Param("duration", Float(minimum=0.0), REQUIRED, "Seconds to sleep", POSITIONAL, "DURATION"),
+        Param("on_master", Bool(), True, "Sleep on the master", "--no-master"),
+        Param("on_nodes", ListOf(NAME), [], "Nodes to sleep on as well", ("-n", "--node")),
+        Param("repeat", Int(0, 1000), 0, "Repeat the sleep this many times", ("-r", "--repeat")),
+    )
+
+
+# --- cluster ----------------------------------------------------------------
+
+class OpClusterQuery(OpCode):
+    """Return the cluster's information (gnt-cluster info)."""
+
+
+class OpClusterVerify(OpCode):
+    """Check the whole cluster and report every problem with a code."""
+    PARAMS = (
+        Param("error_codes", Bool(), False, "Print errors in a machine-readable form", "--error-codes"),
+        Param("ignore_errors", ListOf(String()), [], "Error codes to ignore", ("-I", "--ignore-errors")),
+        Param("verbose", Bool(), False, "Show details", ("-v", "--verbose")),
+        Param("max_clock_skew", Float(minimum=0.0), 150.0, "Tolerated clock skew in seconds"),
+    )
+
+
+class VgName(String):
+    """An LVM volume group name (lvm2's rule: up to 127 of letters, digits and ``+_.-``)."""
+    name = "volume group name"
+    schema = {"type": "string", "pattern": r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$"}
+
+    def __init__(self):
+        super().__init__(non_empty=True, max_len=127)
+
+    def check(self, value):
+        from genet.storage.lvm import check_vg_name     # one rule, kept with the plain template
+        return check_vg_name(super().check(value))
+
+
+class OpClusterSetParams(OpCode):
+    """Change cluster parameters (gnt-cluster modify)."""
+    PARAMS = (
+        Param("candidate_pool_size", Maybe(Int(1, 1000)), None,
+              "Wanted number of master candidates", ("-C", "--candidate-pool-size")),
+        Param("max_running_jobs", Maybe(Int(1, 1000)), None,
+              "Jobs run at the same time by the master", "--max-running-jobs"),
+        Param("modify_etc_hosts", Maybe(Bool()), None, "Manage /etc/hosts (recorded only)", "--modify-etc-hosts"),
+        Param("vg_name", Maybe(VgName()), None, "LVM volume group of plain disks", "--vg-name", "VG"),
+    )
+
+
+class OpClusterVerifyDisks(OpCode):
+    """Check every mirrored disk and mirror again where a secondary is back (gnt-cluster verify-disks)."""
+
+
+class OpClusterRedistConf(OpCode):
+    """Push the configuration and ssconf files to every node again."""
+
+
+class OpClusterDestroy(OpCode):
+    """Tear the cluster down; only the master remains, without cluster state."""
+
+
+# --- tags -------------------------------------------------------------------
+
+_TAG_PARAMS = (
+    Param("kind", OneOf(*TAG_KINDS), REQUIRED, "Kind of object"),
+    Param("name", Maybe(String()), None, "Object name (none for the cluster)"),
+)
+TAG = Tag()
+
+
+class OpTagsGet(OpCode):
+    """List the tags of an object."""
+    PARAMS = _TAG_PARAMS
+
+
+class OpTagsSet(OpCode):
+    """Add tags to an object."""
+    PARAMS = _TAG_PARAMS + (Param("tags", ListOf(TAG, 4096), REQUIRED, "Tags to add", POSITIONAL, "TAG"),)
+
+
+class OpTagsDel(OpCode):
+    """Remove tags from an object."""
+    PARAMS = _TAG_PARAMS + (Param("tags", ListOf(TAG, 4096), REQUIRED, "Tags to remove", POSITIONAL, "TAG"),)

@@ -1,0 +1,118 @@
+"""Opcodes of node groups, and the parameters groups override."""
+from __future__ import annotations
+
+from genet.opcodes.base import NAME, OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED
+from genet.ptypes import Bool, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, String
+from genet.storage import base as storage_base
+
+
+ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
+# templates of Ganeti's that genet has not (yet): a group or policy may still name them, so the
+# settings of a Ganeti cluster carry over
+GANETI_ONLY_TEMPLATES = ("blockdev", "rbd", "ext", "gluster")
+
+
+def diskparam_templates() -> tuple[str, ...]:
+    """Disk templates a group or policy may hold settings for."""
+    return (*storage_base.names(), *GANETI_ONLY_TEMPLATES)
+
+
+RESET = "default"     # a group parameter set to this goes back to the cluster's value
+
+
+class ParamOverrides(Record):
+    """Parameters a group sets over the cluster's; the value ``default`` drops one again."""
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            return super().check(value)
+        resets = {k: v for k, v in value.items() if v == RESET and k in self.fields}
+        return {**super().check({k: v for k, v in value.items() if k not in resets}), **resets}
+
+    def parse(self, text):
+        typed = {}
+        for key, value in Dict().parse(text).items():
+            field = self.fields.get(key)
+            plain = field is None or not isinstance(value, str) or value == RESET
+            typed[key] = value if plain else field.parse(value)
+        return self.check(typed)
+
+
+class DiskParams(ParamType):
+    """Parameters per disk template, ``{template: {key: value}}``; CLI ``TEMPLATE:key=value,...``."""
+    name = "disk parameters"
+    schema = {"type": "object", "additionalProperties": {"type": "object"}}
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object of disk templates, got {type(value).__name__}")
+        out = {}
+        for template, params in value.items():
+            if template not in diskparam_templates():
+                raise ValueError(f"unknown disk template {template!r} (known: {', '.join(diskparam_templates())})")
+            if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
+                raise ValueError(f"{template}: expected an object of parameters")
+            for key, item in params.items():
+                if not isinstance(item, (str, int, float, bool)):
+                    raise ValueError(f"{template} {key}: expected a string, number or boolean")
+            out[template] = dict(params)
+        return out
+
+    def parse(self, text):
+        template, colon, rest = text.partition(":")
+        if not colon or not template:
+            raise ValueError(f"use TEMPLATE:key=value,... (got {text!r})")
+        return self.check({template: Dict().parse(rest)})
+
+
+NDPARAMS = ParamOverrides("ndparams", {
+    "oob_program": String(), "spindle_count": Int(1, 1024), "exclusive_storage": Bool(), "ovs": Bool(),
+    "ovs_name": String(), "ovs_link": String(), "ssh_port": Int(1, 65535), "cpu_speed": Float(minimum=0.0)})
+IPOLICY = ParamOverrides("ipolicy", {
+    "minmax": ListOf(Record("minmax", {"min": Dict(), "max": Dict()}, required=("min", "max")), 16),
+    "std": Dict(), "disk-templates": ListOf(OneOf(diskparam_templates), 16),
+    "vcpu-ratio": Float(minimum=0.0), "spindle-ratio": Float(minimum=0.0)})
+_GROUP = Param("group_name", OBJECT_NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
+_GROUP_SETTINGS = (
+    Param("alloc_policy", Maybe(OneOf(*ALLOC_POLICIES)), None,
+          "Allocation policy: preferred, last_resort or unallocable", "--alloc-policy", "POLICY"),
+    Param("ndparams", Maybe(NDPARAMS), None, "Node parameters", "--node-parameters", "KEY=VALUE,..."),
+    Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
+          ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
+    Param("ipolicy", Maybe(IPOLICY), None, "Instance policy (recorded, not enforced yet)"),
+)
+
+
+class OpGroupAdd(OpCode):
+    """Create an empty node group."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP,) + _GROUP_SETTINGS
+
+
+class OpGroupRemove(OpCode):
+    """Remove an empty node group (never the last one)."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP,)
+
+
+class OpGroupRename(OpCode):
+    """Give a node group a new name."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP, Param("new_name", OBJECT_NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"))
+
+
+class OpGroupSetParams(OpCode):
+    """Change a node group's allocation policy and parameters (gnt-group modify)."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (_GROUP,) + _GROUP_SETTINGS
+
+
+class OpGroupAssignNodes(OpCode):
+    """Move nodes into a node group."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (
+        _GROUP,
+        Param("force", Bool(), False, "Move even if an instance ends up split between groups or"
+              " loses its network", "--force"),
+        Param("nodes", ListOf(NAME, 10000), REQUIRED, "Nodes to move", POSITIONAL, "NODE"),
+    )

@@ -1,0 +1,298 @@
+"""Opcodes of instances: create, remove, power, move (migrate, failover, evacuate), modify."""
+from __future__ import annotations
+
+from genet.hypervisor import base as hypervisor_base
+from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
+from genet.opcodes.cluster import TAG
+from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Record, Size, String
+from genet.storage import base as storage_base
+
+
+INSTANCE_NAME = String(non_empty=True, max_len=63)
+DISK_FIELDS = {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw", "qcow2"), "name": String()}
+DISK = Record("disk", DISK_FIELDS, required=("size",))
+# a new instance's disk: its size, or (plain) an existing logical volume to adopt
+NEW_DISK = Record("disk", {**DISK_FIELDS, "adopt": String(non_empty=True)})
+NIC = Record("nic", {"mode": OneOf("bridged", "routed"), "link": String(), "mac": String(),
+                     "ip": Maybe(String()), "vlan": Maybe(String()), "name": String(),
+                     "network": Maybe(String())})
+BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
+                               "vcpus": Int(1, 256), "auto_balance": Bool()})
+INSTANCE_ARG = Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE")
+# off by default, as in Ganeti's opcodes (Ganeti's CLI turns them on; genet's does not)
+_NAME_CHECK = Param("name_check", Bool(), False, "Refuse a name that does not resolve (DNS or hosts file)",
+                    "--name-check")
+_IP_CHECK = Param("ip_check", Bool(), False, "Refuse if the address the name resolves to answers ping"
+                  " (needs name_check)", "--ip-check")
+_WAIT_FOR_SYNC = Param("wait_for_sync", Bool(), True, "Wait until the copies of mirrored disks are in sync",
+                       "--no-wait-for-sync")
+
+
+class HvParams(Dict):
+    """Hypervisor parameters; the CLI form may name the hypervisor first (Ganeti's ``kvm:k=v``)."""
+
+    def parse(self, text):
+        head, colon, rest = text.partition(":")
+        if colon and "=" not in head and "," not in head:
+            if head not in hypervisor_base.names():
+                raise ValueError(f"unknown hypervisor {head!r} in {text!r} (known: {', '.join(hypervisor_base.names())})")
+            text = rest
+        return super().parse(text)
+
+
+class OpInstanceCreate(OpCode):
+    """Create an instance: disks on its node, config entry, optionally started."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("disk_template", OneOf(storage_base.names), REQUIRED, "Disk template", ("-t", "--disk-template")),
+        Param("disks", ListOf(NEW_DISK, 16), [], "Disks: size (MiB or with unit) or a logical volume to adopt"
+              " (plain), mode, format", "--disk", "N:{size=SIZE|adopt=LV}[,mode=rw|ro][,format=raw|qcow2]"),
+        Param("nics", ListOf(NIC, 8), [], "NICs: mode, link, mac, ip", "--net",
+              "N:[mode=bridged|routed][,link=LINK][,mac=MAC][,ip=IP]"),
+        Param("pnode", Maybe(NAME), None, "Primary node, PRIMARY:SECONDARY for mirrored templates"
+              " (default: the one with most free memory)", ("-n", "--node")),
+        Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type")),
+        Param("osparams", Dict(), {}, "OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
+        Param("hypervisor", Maybe(OneOf(hypervisor_base.names)), None, "Hypervisor (default: the cluster's)",
+              "--hypervisor"),
+        Param("beparams", BEPARAMS, {}, "Backend parameters: memory, maxmem, minmem, vcpus",
+              ("-B", "--backend-parameters"), "KEY=VALUE,..."),
+        Param("hvparams", HvParams(), {}, "Hypervisor parameters", ("-H", "--hypervisor-parameters"),
+              "[HV:]KEY=VALUE,..."),
+        Param("start", Bool(), True, "Start the instance after creating it", "--no-start"),
+        Param("no_install", Bool(), False, "Do not run the OS create script", "--no-install"),
+        Param("mode", OneOf("create", "import", "remote-import"), "create",
+              "create: new disks (OS create script); import: disks and defaults from an export"),
+        Param("src_node", Maybe(NAME), None, "Node holding the export (import; default: search every node)",
+              "--src-node", "NODE"),
+        Param("src_path", Maybe(String(non_empty=True, max_len=4096)), None,
+              "Export to import: its name or its directory on the source node (default: the instance name)",
+              "--src-dir", "DIR"),
+        Param("tags", ListOf(TAG, 4096, csv=True), [], "Tags of the new instance", "--tags", "TAG,..."),
+        Param("iallocator", Maybe(String(non_empty=True)), None,
+              "Pick the primary node with an allocator (genet has one: most free memory); not with pnode",
+              ("-I", "--iallocator"), "NAME"),
+        Param("snode", Maybe(NAME), None, "Secondary node (mirrored disk templates only)"),
+        _NAME_CHECK, _IP_CHECK, _WAIT_FOR_SYNC,
+        Param("conflicts_check", Bool(), True, "Refuse NIC addresses already taken in their network",
+              "--no-conflicts-check"),
+    )
+
+
+class OpInstanceRemove(OpCode):
+    """Stop an instance and remove its disks and config entry."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+        Param("ignore_failures", Bool(), False, "Remove from the config even if the node fails",
+              "--ignore-failures"),
+    )
+
+
+_NO_REMEMBER = Param("no_remember", Bool(), False,
+                     "Do not record the new state: the watcher and verify keep expecting the old one",
+                     "--no-remember")
+
+
+class OpInstanceStartup(OpCode):
+    """Start an instance on its primary node."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (INSTANCE_ARG, _NO_REMEMBER)
+
+
+class OpInstanceShutdown(OpCode):
+    """Stop an instance (ACPI power-off, killed after the timeout)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("timeout", Int(0, 3600), 120, "Seconds to wait for the guest to power off", "--timeout"),
+        _NO_REMEMBER,
+    )
+
+
+class OpInstanceReboot(OpCode):
+    """Reboot an instance: soft (ACPI), hard (reset) or full (stop and start)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("reboot_type", OneOf("soft", "hard", "full"), "soft", "Kind of reboot", "--type"),
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+    )
+
+
+class OpInstanceConsole(OpCode):
+    """How to reach a running instance's console (gnt-instance console)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (INSTANCE_ARG,)
+
+
+_TARGET = Param("target_node", Maybe(NAME), None, "Target node (default: the one with most free memory)",
+                ("-n", "--target-node"))
+_IALLOCATOR = Param("iallocator", Maybe(String(non_empty=True)), None,
+                    "Let an allocator pick the target (genet's built-in one: most free memory); not with a"
+                    " target node", ("-I", "--iallocator"), "NAME")
+
+
+class OpInstanceMigrate(OpCode):
+    """Move a running instance to another node without stopping it."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG, _TARGET, _IALLOCATOR,
+        Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
+              "--migration-mode"),
+        Param("live", Maybe(Bool()), None, "Ganeti's older form of mode (RAPI): false is non-live"),
+        Param("non_live", Bool(), False, "Pause the guest while its memory moves", "--non-live"),
+        Param("cleanup", Bool(), False, "Recover from a failed migration: keep exactly one copy running",
+              "--cleanup"),
+        Param("allow_failover", Bool(), False, "Fail over instead when the instance cannot migrate",
+              "--allow-failover"),
+    )
+
+
+# a primary that does not answer may be cut off, not dead, with its VMs running: failing over
+# away from it is refused unless it is marked offline or the admin says it is down
+_PRIMARY_IS_DOWN = Param("primary_is_down", Bool(), False,
+                         "The unreachable primary node is known to be down (powered off, fenced): fail over"
+                         " without marking it offline first; a VM still running there would run twice",
+                         "--primary-is-down")
+
+
+class OpInstanceFailover(OpCode):
+    """Stop an instance and start it on another node (shared or mirrored disks)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG, _TARGET, _IALLOCATOR,
+        Param("ignore_consistency", Bool(), False, "Go ahead even if the primary node is down",
+              "--ignore-consistency"),
+        _PRIMARY_IS_DOWN,
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+    )
+
+
+class OpNodeMigrate(OpCode):
+    """Live-migrate every instance off a node."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
+        Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
+              "--migration-mode"),
+        _TARGET, _IALLOCATOR,
+    )
+
+
+class OpNodeFailover(OpCode):
+    """Fail over every instance whose primary is the node (shared disks), e.g. a dead node."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
+        Param("ignore_consistency", Bool(), False, "Go ahead even if the node is down", "--ignore-consistency"),
+        _PRIMARY_IS_DOWN,
+        _TARGET,
+    )
+
+
+class OpNodeEvacuate(OpCode):
+    """Move every primary instance off a node (migrate running ones, fail over the others)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
+        Param("primary_only", Bool(), False, "Move only the instances whose primary is the node",
+              ("-p", "--primary-only")),
+        Param("secondary_only", Bool(), False, "Move only the mirrors whose secondary is the node",
+              ("-s", "--secondary-only")),
+        Param("remote_node", Maybe(NAME), None, "Target node (default: most free memory)",
+              ("-n", "--new-secondary")),
+        _IALLOCATOR,
+        Param("early_release", Bool(), False, "Release locks as soon as possible (accepted; genet's moves"
+              " keep their locks to the end)", "--early-release"),
+    )
+
+
+
+class OpInstanceGrowDisk(OpCode):
+    """Grow one disk of an instance (the guest sees it after its next boot)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("disk", Int(0, 15), REQUIRED, "Index of the disk", POSITIONAL, "DISK"),
+        Param("amount", Size(), REQUIRED, "How much to add (or the new size with --absolute)",
+              POSITIONAL, "AMOUNT"),
+        Param("absolute", Bool(), False, "AMOUNT is the new size, not an increase", "--absolute"),
+        _WAIT_FOR_SYNC,
+    )
+
+
+class OpInstanceActivateDisks(OpCode):
+    """Make an instance's disks usable on its primary node; reports where they are."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (INSTANCE_ARG,)
+
+
+class OpInstanceDeactivateDisks(OpCode):
+    """Release an instance's disks on its nodes (the instance must be stopped)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (INSTANCE_ARG, Param("force", Bool(), False, "Deactivate even if the instance runs", ("-f", "--force")))
+
+
+class OpInstanceRename(OpCode):
+    """Give a stopped instance a new name (its disks follow)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("new_name", INSTANCE_NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"),
+        _NAME_CHECK, _IP_CHECK,
+    )
+
+
+class OpInstanceSetParams(OpCode):
+    """Change an instance: parameters, and disks or NICs added or removed (hot-plugged when running)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("beparams", BEPARAMS, {}, "Backend parameters to change", ("-B", "--backend-parameters"),
+              "KEY=VALUE,..."),
+        Param("hvparams", HvParams(), {}, "Hypervisor parameters to change",
+              ("-H", "--hypervisor-parameters"), "[HV:]KEY=VALUE,..."),
+        Param("disks", ListOf(Modification(DISK), 16), [], "Disks to add or remove", "--disk",
+              "add:size=SIZE[,...]|N:remove"),
+        Param("nics", ListOf(Modification(NIC), 8), [], "NICs to add or remove", "--net",
+              "add:[mode=...,link=...,mac=...]|N:remove"),
+        Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
+        Param("disk_template", Maybe(OneOf(storage_base.names)), None,
+              "Convert the disks to this template (file<->mirror, plain<->drbd; the instance must be stopped)",
+              ("-t", "--disk-template")),
+        Param("remote_node", Maybe(NAME), None, "Secondary node when converting to a mirrored template",
+              ("-n", "--node")),
+    )
+
+
+
+class OpInstanceReinstall(OpCode):
+    """Run the OS create script again on a stopped instance's disks (optionally another OS)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("os_type", Maybe(String()), None, "Install this OS instead", ("-o", "--os-type")),
+        Param("osparams", Maybe(Dict()), None, "New OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
+    )
+
+
+class OpOsDiagnose(OpCode):
+    """Report the OS definitions on every node (gnt-os list, info, diagnose)."""
+
+
+
+class OpInstanceMove(OpCode):
+    """Move a file-disk instance to another node: stop, copy its disks, start there."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("target_node", NAME, REQUIRED, "Node to move to", ("-n", "--target-node")),
+        Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
+              "--shutdown-timeout"),
+    )
