@@ -43,10 +43,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))     # genet_dev (the test guest)
 from jobs import (DEV_CLUSTER, BenchError, importtime, start_cluster,  # noqa: E402
                   log, median, node_env, print_table, stop_cluster, summary_ms, wait_final)
 
-from genet import errors, luxi, opcodes, testguest  # noqa: E402
+from genet import errors, luxi, opcodes  # noqa: E402
+from genet_dev import testguest  # noqa: E402
 
 # figure -> (target, goal, Ganeti 3.0.2 on this machine, "higher" if bigger is better)
 TARGETS = {

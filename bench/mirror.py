@@ -32,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TOOL = HERE.parent / "tools" / "dev-cluster"
 sys.path.insert(0, str(HERE.parent / "test" / "integration"))
+sys.path.insert(0, str(HERE.parent / "tools"))         # genet_dev (the test guest)
 
 
 def tool(*args: str, input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -62,7 +63,7 @@ def wait(predicate, timeout: float, what: str):
 
 
 def hvparams(ip: str) -> str:
-    from genet import testguest
+    from genet_dev import testguest
     guest = testguest.ensure()
     return (f"kernel_path={guest['kernel']},initrd_path={guest['initrd']},accel=tcg,serial_console=true,"
             f"kernel_args=console=ttyS0 quiet genet.ip={ip}/24")
@@ -98,7 +99,7 @@ def guest_console(c: Cluster, name: str, commands: str) -> str:
 
 
 def guest_throughput(c: Cluster, template: str, nodes: str, name: str, ip: str) -> float:
-    from genet import testguest
+    from genet_dev import testguest
     c.run("gnt-instance", "add", "-t", template, "-n", nodes, "--disk", "0:size=64M",
           "-B", "memory=256M", "-H", hvparams(ip), name)
     log = c.dir / nodes.split(":")[0] / "root/var/run/genet/kvm" / name / "serial.log"
@@ -127,7 +128,7 @@ def mirror_copied_mib(c: Cluster, name: str) -> float:
 
 def outage(c: Cluster) -> dict:
     """A 10 s cut of the secondary while the guest writes; what the mirror copies afterwards."""
-    from genet import testguest
+    from genet_dev import testguest
     c.run("gnt-instance", "add", "-t", "mirror", "-n", "node1:node3", "--disk", "0:size=256M",
           "-B", "memory=256M", "-H", hvparams("10.199.0.72"), "cut")
     log = c.dir / "node1/root/var/run/genet/kvm/cut/serial.log"
@@ -155,7 +156,7 @@ def outage(c: Cluster) -> dict:
 
 
 def migration(c: Cluster) -> dict:
-    from genet import testguest
+    from genet_dev import testguest
     out = {}
     for template, nodes, target in (("mirror", "node2:node3", []), ("file", "node2", ["-n", "node3"])):
         name = f"mig{template}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))     # genet_dev: dev-cluster, test guest
 
 
 @pytest.fixture

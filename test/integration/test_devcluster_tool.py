@@ -291,7 +291,7 @@ def test_bad_node_count_is_refused(tmp_path, nodes):
 def test_teardown_sweeps_the_nbd_sockets_its_nodes_left(tmp_path):
     """A killed node's mirror disks leave their guest sockets in /run/genet-nbd; stop removes
     those of the cluster's nodes and no others."""
-    from genet.devcluster import sweep_nbd_sockets
+    from genet_dev.cluster import sweep_nbd_sockets
     from genet.storage.mirror import SOCKET_DIR, nbd_socket_for
     ours = tmp_path / "cluster/node2/root/var/run/genet/mirror/3f2a9c1e-disk"
     ours.mkdir(parents=True)

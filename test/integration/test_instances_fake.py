@@ -251,7 +251,7 @@ def test_os_list_info_diagnose(cluster):
 
 
 def test_image_os_writes_the_disk_and_reinstall_and_rename_run_the_scripts(cluster):
-    from genet import testguest
+    from genet_dev import testguest
     image = testguest.ensure()["disk_raw"]
     cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=64M",
                 "-o", "image", "-O", f"image={image}", "--no-start", "img1")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from devnet import wait_for
 
-from genet import testguest
+from genet_dev import testguest
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
 GUEST_IP = "10.199.0.61"

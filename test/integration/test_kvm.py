@@ -1,6 +1,6 @@
 """The kvm backend with a real guest: boot, ACPI stop, guest power-off, live migration, hotplug.
 
-The guest is genet's tiny test guest (genet.testguest: Debian cloud kernel + busybox
+The guest is genet's tiny test guest (genet_dev.testguest: Debian cloud kernel + busybox
 initrd) under TCG; it prints GENET-GUEST-READY on ttyS0 and then runs a shell there,
 which the tests drive through the serial socket. Two "nodes" are two state roots on
 this machine (separate run and log directories), migrating over 127.0.0.1.
@@ -23,7 +23,7 @@ from genet.hypervisor.base import HvState, HypervisorError
 
 @pytest.fixture(scope="module")
 def guest():
-    from genet import testguest
+    from genet_dev import testguest
     return testguest.ensure()
 
 
@@ -98,7 +98,7 @@ class SerialConsole:
 
 def boot(hv, inst: dict, timeout: float = 60.0) -> tuple[SerialConsole, float]:
     """Start and wait for the ready marker; returns the console and seconds to the marker."""
-    from genet.testguest import READY_MARKER
+    from genet_dev.testguest import READY_MARKER
     started = time.monotonic()
     hv.start(inst)
     console = SerialConsole(hv.console(inst["name"])["path"])

@@ -18,7 +18,7 @@ from devnet import TOOL, dev_cluster, tool, wait_for
 from test_instances_mirror import (Dev, booted, guest_md5, guest_write_blocks, hvparams, image_md5,
                                    start_writer)
 
-from genet import testguest
+from genet_dev import testguest
 
 WRITTEN: dict[int, tuple[int, str]] = {}      # seek -> (count, md5) of what the guest wrote last there
 STRAY_REGION = 200       # where the guest's background writer writes, 64 blocks (the disk has 512)

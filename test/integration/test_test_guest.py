@@ -1,4 +1,4 @@
-"""The tiny test guest (tools/build-test-guest, genet.testguest) boots for real under QEMU.
+"""The tiny test guest (tools/build-test-guest, genet_dev.testguest) boots for real under QEMU.
 
 Each test starts qemu-system-x86_64 directly (TCG, 256 MiB, 1 vCPU) with the guest's kernel
 and initrd, the serial console on QEMU's stdio (pipes), and no network unless the test
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from genet import testguest
+from genet_dev import testguest
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "build-test-guest"

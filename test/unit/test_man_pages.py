@@ -378,17 +378,17 @@ def test_genet_prepare_node_join_page_documents_every_request_key():
 
 
 def test_every_dev_cluster_subcommand_has_a_section_with_its_synopsis():
-    from genet import devcluster
-    assert missing_subcommand_sections("dev-cluster", devcluster.build_parser()) == []
+    from genet_dev import commands
+    assert missing_subcommand_sections("dev-cluster", commands.build_parser()) == []
 
 
 def test_every_dev_cluster_option_is_documented():
-    from genet import devcluster
-    assert undocumented_options("dev-cluster", devcluster.build_parser()) == []
+    from genet_dev import commands
+    assert undocumented_options("dev-cluster", commands.build_parser()) == []
 
 
 def test_build_test_guest_page_documents_every_option(capsys):
-    from genet import testguest
+    from genet_dev import testguest
     options, _ = help_options(testguest.main, capsys)
     assert {"--cache", "--force"} <= set(options)
     body = section(page("build-test-guest"), "OPTIONS")
@@ -396,7 +396,7 @@ def test_build_test_guest_page_documents_every_option(capsys):
 
 
 def test_build_test_guest_page_documents_the_guest_interface():
-    from genet import testguest
+    from genet_dev import testguest
     text = page("build-test-guest")
     args = set(re.findall(r"(genet\.\w+)=", testguest.INIT_SCRIPT))
     assert {"genet.ip", "genet.gw", "genet.hostname"} <= args
@@ -417,7 +417,8 @@ def test_every_installed_command_has_a_man_page():
 # --- the overview page ----------------------------------------------------------
 
 def test_genet_page_documents_every_environment_variable_the_code_reads():
-    sources = [p.read_text() for p in (ROOT / "lib").rglob("*.py")]
+    sources = [p.read_text() for folder in ("lib", "storage", "hypervisor", "rapi", "tools")
+               for p in (ROOT / folder).rglob("*.py")]
     used = set()
     for text in sources:
         used |= set(re.findall(r'environ(?:\.get\(|\[)\s*"(GENET_\w+)"', text))

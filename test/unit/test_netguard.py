@@ -133,5 +133,5 @@ def test_a_subnet_holding_a_needed_address_is_refused_with_its_host():
      "the package source is unreachable over the network: ROUTE(203.0.113.80)"),
 ])
 def test_a_failed_download_says_whether_the_network_or_the_package_is_missing(output, why):
-    from genet.testguest import explain_apt_failure
+    from genet_dev.testguest import explain_apt_failure
     assert explain_apt_failure(output, route=lambda a: f"ROUTE({a})").startswith(why)

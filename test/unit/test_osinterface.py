@@ -26,7 +26,7 @@ def node_root(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def guest() -> Path:
-    from genet import testguest
+    from genet_dev import testguest
     testguest.ensure()
     cache = testguest.cache_dir()
     assert (cache / "disk.raw").read_bytes()[:len(HEADER)] == HEADER
