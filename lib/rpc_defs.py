@@ -9,6 +9,7 @@ declared here. Results with a fixed shape are dataclasses (WireObject), never po
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from dataclasses import dataclass
@@ -153,7 +154,7 @@ class Procedure:
     def decode_result(self, payload: Any) -> Any:
         return decode(payload, self.result, f"the result of {self.name}")
 
-    @property
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
         return inspect.Signature([inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default)
                                   for p in self.params])
