@@ -222,7 +222,28 @@ class LUNetworkSetParams(LogicalUnit):
         return changes
 
 
-class LUNetworkConnect(LogicalUnit):
+class _GroupLinkLU(LogicalUnit):
+    """Connect or disconnect a network and a group: check_prereq sets ``noop``, ``group_uuid`` and
+    ``net_uuid``; ``link`` changes the group's networks and says what it did."""
+
+    def link(self, networks: dict) -> str:
+        raise NotImplementedError
+
+    def exec(self):
+        if self.noop:
+            return False
+        done = []
+
+        def change(data):
+            group = data["nodegroups"][self.group_uuid]
+            done.append(self.link(group.setdefault("networks", {})))
+            _touch(group)
+        self.cfg.update(change)
+        self.feedback(done[-1])
+        return True
+
+
+class LUNetworkConnect(_GroupLinkLU):
     """Record the NIC mode, link and VLAN of a network in a node group."""
     OPCODE = opcodes.OpNetworkConnect
 
@@ -268,21 +289,13 @@ class LUNetworkConnect(LogicalUnit):
             self.feedback(f"Warning: {conflict} in network {net['name']}, but does not use it")
         self.group_uuid, self.net_uuid = group["uuid"], net["uuid"]
 
-    def exec(self):
-        if self.noop:
-            return False
-
-        def change(data):
-            group = data["nodegroups"][self.group_uuid]
-            group.setdefault("networks", {})[self.net_uuid] = dict(self.wanted)
-            _touch(group)
-        self.cfg.update(change)
-        self.feedback(f"Connected network {self.op.network_name} to node group {self.op.group_name}"
-                      f" (mode {self.op.network_mode}, link {self.op.network_link})")
-        return True
+    def link(self, networks: dict) -> str:
+        networks[self.net_uuid] = dict(self.wanted)
+        return (f"Connected network {self.op.network_name} to node group {self.op.group_name}"
+                f" (mode {self.op.network_mode}, link {self.op.network_link})")
 
 
-class LUNetworkDisconnect(LogicalUnit):
+class LUNetworkDisconnect(_GroupLinkLU):
     OPCODE = opcodes.OpNetworkDisconnect
 
     def check_prereq(self):
@@ -301,14 +314,6 @@ class LUNetworkDisconnect(LogicalUnit):
                                        errors.ECode.WRONG_STATE)
         self.group_uuid, self.net_uuid = group["uuid"], net["uuid"]
 
-    def exec(self):
-        if self.noop:
-            return False
-
-        def change(data):
-            group = data["nodegroups"][self.group_uuid]
-            del group["networks"][self.net_uuid]
-            _touch(group)
-        self.cfg.update(change)
-        self.feedback(f"Disconnected network {self.op.network_name} from node group {self.op.group_name}")
-        return True
+    def link(self, networks: dict) -> str:
+        del networks[self.net_uuid]
+        return f"Disconnected network {self.op.network_name} from node group {self.op.group_name}"
