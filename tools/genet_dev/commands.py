@@ -25,12 +25,14 @@ Exit codes: 0 success, 1 a step failed (its command and output are printed), 2 r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from genet import netguard
 from genet.hypervisor import base as hypervisor_base
@@ -244,12 +246,18 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 127   # not reached
 
 
-def cmd_kill_node(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def locked_node(args: argparse.Namespace) -> Iterator[tuple[Cluster, dict]]:
+    """The cluster in ``--dir`` and its node ``args.node``, under the global lock."""
     directory = check_dir(args.dir)
     check_prereqs()
     with global_lock():
         cluster = Cluster.load(directory)
-        node = cluster.node(args.node)
+        yield cluster, cluster.node(args.node)
+
+
+def cmd_kill_node(args: argparse.Namespace) -> int:
+    with locked_node(args) as (cluster, node):
         count = kill_netns_processes(node["netns"])
         set_link(node["veth"], up=False)
         node["state"] = "killed"
@@ -260,11 +268,7 @@ def cmd_kill_node(args: argparse.Namespace) -> int:
 
 
 def _set_partition(args: argparse.Namespace, up: bool) -> int:
-    directory = check_dir(args.dir)
-    check_prereqs()
-    with global_lock():
-        cluster = Cluster.load(directory)
-        node = cluster.node(args.node)
+    with locked_node(args) as (cluster, node):
         set_link(node["veth"], up=up)
         if up:
             forget_neighbours(cluster)
@@ -284,11 +288,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    directory = check_dir(args.dir)
-    check_prereqs()
-    with global_lock():
-        cluster = Cluster.load(directory)
-        node = cluster.node(args.node)
+    with locked_node(args) as (cluster, node):
+        directory = cluster.dir
         if netns_inode(node["netns"]) is None:
             raise Failure(f"namespace {node['netns']} of {node['name']} is gone; "
                           "stop and start the cluster again")
