@@ -39,7 +39,9 @@ HttpServiceUnavailable = _http_error(503, "Service Unavailable")
 
 
 def http_error_for(err: errors.GenericError) -> HttpError:
-    """The HTTP error Ganeti's RAPI gives for a luxi error."""
+    """The HTTP error Ganeti's RAPI gives for a luxi error (an HTTP error already is one)."""
+    if isinstance(err, HttpError):
+        return err
     text = str(err.args[0]) if err.args else type(err).__name__
     if isinstance(err, errors.OpPrereqError):
         ecode = err.args[1] if len(err.args) > 1 else None

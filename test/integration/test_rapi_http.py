@@ -424,6 +424,14 @@ def test_migrate_and_failover(cluster):
         [["db1", "node2", "running"], ["web1", "node2", "running"]]
 
 
+def test_move_copies_the_disks_and_starts_it_there(cluster):
+    run_job("PUT", "/2/instances/db1/move", {"target_node": "node1", "shutdown_timeout": 5})
+    assert gnt_list(cluster, "gnt-instance", "name", "pnode", "status") == \
+        [["db1", "node1", "running"], ["web1", "node2", "running"]]
+    assert not (cluster.root("node2") / "srv/genet/file-storage/db1").exists()
+    run_job("PUT", "/2/instances/db1/migrate", {"target_node": "node2"})      # where the next tests want it
+
+
 def test_node_evacuate_and_migrate(cluster):
     run_job("POST", "/2/nodes/node2/evacuate", {"mode": "primary-only"})
     assert ok("GET", "/2/nodes/node2")["pinst_cnt"] == 0
