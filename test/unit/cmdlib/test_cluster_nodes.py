@@ -3,9 +3,9 @@ and the delay opcode, run in-process (conftest.Cluster)."""
 from __future__ import annotations
 
 from genet import config, paths
-from genet.opcodes import (OpClusterQuery, OpClusterRedistConf, OpClusterSetParams, OpInstanceCreate, OpNodeAdd,
-                           OpNodeRemove, OpNodeSetParams, OpOsDiagnose, OpTagsDel, OpTagsGet, OpTagsSet,
-                           OpTestDelay)
+from genet.opcodes import (OpClusterDestroy, OpClusterQuery, OpClusterRedistConf, OpClusterSetParams,
+                           OpInstanceCreate, OpInstanceRemove, OpNodeAdd, OpNodeRemove, OpNodeSetParams, OpOsDiagnose,
+                           OpTagsDel, OpTagsGet, OpTagsSet, OpTestDelay)
 
 
 def test_a_prepared_node_is_added_and_becomes_a_candidate_with_the_config(cluster):
@@ -87,3 +87,16 @@ def test_delay_sleeps_on_the_master_clock_and_on_the_nodes(cluster):
     assert cluster.run(OpTestDelay(duration=30, on_master=True, repeat=1)) is True
     assert cluster.clock.time() - before == 60
     assert cluster.run(OpTestDelay(duration=0, on_master=False, on_nodes=["node2", "node3"])) is True
+
+
+def test_destroy_is_refused_until_only_the_master_remains_without_instances(cluster):
+    cluster.run(OpInstanceCreate(instance_name="web1", disk_template="diskless", pnode="node1", os_type="noop",
+                                 beparams={"memory": 64}, start=False))
+    cluster.refused(OpClusterDestroy(), "cluster still has 2 other node\\(s\\): node2, node3; remove them first",
+                    "wrong_state")
+    cluster.run(OpClusterSetParams(candidate_pool_size=1))
+    for node in ("node2", "node3"):
+        cluster.run(OpNodeRemove(node_name=node))
+    cluster.refused(OpClusterDestroy(), "cluster still has 1 instance\\(s\\)", "wrong_state")
+    cluster.run(OpInstanceRemove(instance_name="web1"))
+    assert cluster.run(OpClusterDestroy()) == "node1"
