@@ -318,8 +318,12 @@ class Record(ParamType):
 
     def __init__(self, name: str, fields: dict[str, ParamType], required: tuple[str, ...] = ()):
         self.name, self.fields, self.required = name, fields, required
-        self.schema = {"type": "object", "properties": {k: t.schema for k, t in fields.items()},
-                       "required": list(required), "additionalProperties": False}
+
+    @property
+    def schema(self) -> dict:
+        """Built when asked: a field's may come from a registry of backends (OneOf)."""
+        return {"type": "object", "properties": {k: t.schema for k, t in self.fields.items()},
+                "required": list(self.required), "additionalProperties": False}
 
     def check(self, value):
         if not isinstance(value, dict):

@@ -8,9 +8,6 @@ of names, allowed values and the backends' parameter tables all come from here.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import threading
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -21,7 +18,6 @@ class Registry(Generic[T]):
         self.kind, self.package = kind, package
         self._classes: dict[str, type[T]] = {}
         self._loaded = False
-        self._lock = threading.Lock()
 
     def add(self, cls: type[T]) -> type[T]:
         self._classes[cls.name] = cls
@@ -31,14 +27,17 @@ class Registry(Generic[T]):
         self._classes.pop(name, None)
 
     def _load(self) -> None:
-        with self._lock:
-            if self._loaded:
-                return
-            package = importlib.import_module(self.package)
-            for module in pkgutil.iter_modules(package.__path__):
-                name = f"{self.package}.{module.name}"
-                importlib.import_module(f"{name}.backend" if module.ispkg else name)
-            self._loaded = True
+        """Import every backend module once (two threads may both do it: imports are safe to
+        repeat). Imported here, not at start-up: a command that names no backend pays nothing."""
+        if self._loaded:
+            return
+        import importlib
+        import pkgutil
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            name = f"{self.package}.{module.name}"
+            importlib.import_module(f"{name}.backend" if module.ispkg else name)
+        self._loaded = True
 
     def names(self) -> tuple[str, ...]:
         self._load()

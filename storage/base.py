@@ -8,7 +8,6 @@ one succeeds, so a failed job can be rolled back or repeated.
 from __future__ import annotations
 
 import abc
-import subprocess
 from pathlib import Path
 
 from genet.errors import StorageError
@@ -203,6 +202,7 @@ class MirroredTemplate(DiskTemplate):
 
 def run(argv: list[str], what: str) -> str:
     """Run a storage command; its output, or StorageError saying ``what`` failed and why."""
+    import subprocess       # here: the CLI imports this module (for the template names) and runs nothing
     try:
         proc = subprocess.run(argv, capture_output=True, text=True)
     except OSError as err:
