@@ -15,7 +15,6 @@ address and port P. Measured facts this relies on: ../shared/notes/qemu-mirror.m
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from genet import paths, ssl_utils
+from genet import paths
 from genet.daemon_util import process_alive
 from genet.storage.base import MirroredTemplate, StorageError, run
 from genet.storage.filestore import FileStorage
@@ -46,12 +45,14 @@ def nbd_socket_for(run_dir: Path) -> Path:
     """The guest's socket of the disk whose daemon runs in ``run_dir``: short and absolute,
     because QEMU (the guest's, here the client) cannot reach a unix socket whose path exceeds
     sun_path's 107 bytes."""
+    import hashlib
     digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:20]
     return SOCKET_DIR / f"{digest}.sock"
 
 
 def replication_creds() -> Path:
     """This node's TLS credentials for QEMU (a leaf certificate under the cluster's)."""
+    from genet import ssl_utils         # TLS is loaded by what uses it, not by registering the template
     return ssl_utils.issue_replication_creds(paths.cluster_cert(), paths.data_dir() / "replication-tls")
 
 
@@ -198,6 +199,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         jobs = self._qmp(disk, [("query-block-jobs", None)], what)[0]
         if any(job["device"] == JOB for job in jobs):
             return True
+        from genet import ssl_utils
         lid = disk["logical_id"]
         _, peer = self._sides(disk)
         calls: list[tuple[str, dict | None]] = []

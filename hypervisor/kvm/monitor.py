@@ -10,8 +10,6 @@ no loop of their own.
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import socket
 import threading
@@ -20,11 +18,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
 from genet.hypervisor.base import HypervisorError
-
-try:
-    from qemu.qmp import ConnectError, ExecuteError, QMPClient, QMPError
-except ImportError:             # noded must start without it; using a kvm instance then fails clearly
-    QMPClient = None            # type: ignore[assignment,misc]
 
 T = TypeVar("T")
 _MAX_SUN_PATH = 107
@@ -62,7 +55,11 @@ def unix_connect(path: Path, timeout: float = 5.0) -> socket.socket:
 
 
 def run_async(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from synchronous code, whatever thread we are in."""
+    """Run a coroutine to completion from synchronous code, whatever thread we are in. (asyncio and
+    qemu.qmp are imported when a monitor is first used: registering the backend, as every gnt-*
+    command that names a hypervisor does, must not cost their start-up.)"""
+    import asyncio
+    import concurrent.futures
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -106,8 +103,11 @@ class Monitor:
         raise AssertionError("unreachable")
 
     async def _session(self, calls: list[tuple[str, dict | None]]) -> list[Any]:
-        if QMPClient is None:
-            raise HypervisorError("the kvm hypervisor needs the Python package qemu.qmp (PyPI qemu.qmp)")
+        import asyncio
+        try:
+            from qemu.qmp import ConnectError, ExecuteError, QMPClient, QMPError
+        except ImportError:     # noded must start without it; using a kvm instance then fails clearly
+            raise HypervisorError("the kvm hypervisor needs the Python package qemu.qmp (PyPI qemu.qmp)") from None
         client = QMPClient(self.instance)
         current = "connect"
         try:
