@@ -80,3 +80,24 @@ def test_a_disk_hot_plug_that_fails_removes_the_new_disk_again(web1):
         web1.run(OpInstanceSetParams(instance_name="web1", disks=[["add", -1, {"size": 4}]]))
     assert [d["size"] for d in web1.instance("web1")["disks"]] == [8]
     assert len(web1.nodes["node2"].files("web1")) == 1
+
+
+@pytest.mark.parametrize("op, message", [
+    (OpInstanceRecreateDisks(instance_name="web1", disks=[5]), r"instance web1 has no disk 5 \(it has 1\)"),
+    (OpInstanceRecreateDisks(instance_name="web1", nodes=["node1", "node2"]),
+     "instance web1 has 1 node\\(s\\), 2 given"),
+    (OpInstanceRecreateDisks(instance_name="web1", disks=[0, 0]), "disk\\(s\\) 0 given more than once"),
+])
+def test_recreate_disks_refuses_what_does_not_fit_the_instance(web1, op, message):
+    web1.refused(op, message, "wrong_input")
+
+
+def test_recreate_disks_of_a_running_instance_is_refused_and_a_stopped_one_moves(web1):
+    from genet.opcodes import OpInstanceStartup
+    web1.run(OpInstanceStartup(instance_name="web1"))
+    web1.refused(OpInstanceRecreateDisks(instance_name="web1"), "is running; stop it before recreating",
+                 "wrong_state")
+    from genet.opcodes import OpInstanceShutdown
+    web1.run(OpInstanceShutdown(instance_name="web1", timeout=5))
+    web1.run(OpInstanceRecreateDisks(instance_name="web1", nodes=["node3"]))
+    assert web1.instance("web1")["primary_node"] == "node3" and len(web1.nodes["node3"].files("web1")) == 1

@@ -102,3 +102,11 @@ def test_evacuating_a_node_of_primaries_moves_them_all(cluster):
     cluster.run(OpNodeEvacuate(node_name="node2", primary_only=True))
     assert {cluster.instance(n)["primary_node"] for n in ("a1", "a2")} <= {"node1", "node3"}
     assert cluster.nodes["node2"].files("a2") == []
+
+
+def test_evacuating_a_node_to_itself_or_with_both_only_options_is_refused(cluster):
+    create(cluster)
+    cluster.refused(OpNodeEvacuate(node_name="node2", remote_node="node2"),
+                    "the new node must differ from the node being evacuated", "wrong_input")
+    cluster.refused(OpNodeEvacuate(node_name="node2", primary_only=True, secondary_only=True),
+                    "--primary-only and --secondary-only exclude each other", "wrong_input")
