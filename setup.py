@@ -8,7 +8,8 @@ OS_FILES = [(f"share/genet/os/{d.name}", [str(f) for f in sorted(d.iterdir()) if
             for d in sorted(Path("os").iterdir()) if d.is_dir()]
 
 # where the packages live: every folder with an __init__.py below these roots is one
-ROOTS = {"genet": "lib", "genet.hypervisor": "hypervisor", "genet.storage": "storage", "genet.rapi": "rapi"}
+ROOTS = {"genet": "lib", "genet.hypervisor": "hypervisor", "genet.storage": "storage", "genet.rapi": "rapi",
+         "genet.daemons": "daemons"}
 PACKAGES = {".".join((name, *init.parent.relative_to(folder).parts)): str(init.parent)
             for name, folder in ROOTS.items() for init in sorted(Path(folder).rglob("__init__.py"))}
 
@@ -33,12 +34,12 @@ setup(
             "gnt-group = genet.cli.gnt_group:main",
             "gnt-network = genet.cli.gnt_network:main",
             "gnt-backup = genet.cli.gnt_backup:main",
-            "genet-masterd = genet.masterd:main",
-            "genet-noded = genet.noded:main",
-            "genet-rapi = genet.rapi.server:main",
-            "genet-watcher = genet.watcher:main",
-            "genet-daemon = genet.bootstrap:daemon_main",
-            "genet-prepare-node-join = genet.bootstrap:prepare_node_join_main",
+            "genet-masterd = genet.daemons.masterd:main",
+            "genet-noded = genet.daemons.noded:main",
+            "genet-rapi = genet.daemons.rapi:main",
+            "genet-watcher = genet.daemons.watcher:main",
+            "genet-daemon = genet.daemons.daemon:main",
+            "genet-prepare-node-join = genet.daemons.prepare_node_join:main",
         ],
     },
 )

@@ -42,7 +42,7 @@ DEV_CLUSTER = REPO / "tools" / "dev-cluster"
 # ---------------------------------------------------------------- inside node1: the daemon
 
 def serve(out: str, clock: str) -> None:
-    """Run genet.masterd.main() with a cProfile profiler in every thread."""
+    """Run genet.daemons.masterd.main() with a cProfile profiler in every thread."""
     timer = time.thread_time if clock == "cpu" else time.perf_counter
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
@@ -77,7 +77,7 @@ def serve(out: str, clock: str) -> None:
         real_exit(code)
 
     os._exit = dump_and_exit   # masterd ends with os._exit(0) after the reactor stopped
-    from genet import masterd
+    from genet.daemons import masterd
     main_prof.enable()
     masterd.main([])
 

@@ -485,9 +485,9 @@ def cpu_text(used: dict) -> str:
 
 # ---------------------------------------------------------------- --profile (cProfile)
 
-PROFILED = {"rapi": ("genet-rapi", "genet.rapi.server"),
-            "masterd": ("genet-masterd", "genet.masterd"),
-            "noded": ("genet-noded", "genet.noded")}
+PROFILED = {"rapi": ("genet-rapi", "genet.daemons.rapi"),
+            "masterd": ("genet-masterd", "genet.daemons.masterd"),
+            "noded": ("genet-noded", "genet.daemons.noded")}
 
 
 def serve_profiled(module: str, out: str, clock: str) -> None:

@@ -1,9 +1,7 @@
 """Node-local cluster operations that cannot be jobs: init, join, master failover, destroy."""
 from __future__ import annotations
 
-import json
 import re
-import sys
 import time
 from collections import Counter
 
@@ -72,16 +70,6 @@ def prepare_node_join(request: dict) -> dict:
             config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
     pid = daemon_util.start("genet-noded")
     return {"node": paths.node_name(), "noded_pid": pid}
-
-
-def prepare_node_join_main() -> int:
-    """Entry point of genet-prepare-node-join: JSON request on stdin, JSON reply on stdout."""
-    try:
-        reply = {"ok": True, **prepare_node_join(json.load(sys.stdin))}
-    except (ValueError, errors.GenericError) as err:
-        reply = {"ok": False, "error": str(err.args[0] if err.args else err)}
-    print(json.dumps(reply))
-    return 0 if reply["ok"] else 1
 
 
 def _rpc(data: dict) -> NodeRpc:
@@ -244,24 +232,3 @@ def destroy_local() -> None:
         path.unlink(missing_ok=True)
     for key in config.SSCONF_KEYS:
         paths.ssconf_file(key).unlink(missing_ok=True)
-
-
-def daemon_main(argv: list[str] | None = None) -> int:
-    """genet-daemon start|stop: (re)start this node's daemons, masterd only on the master."""
-    import argparse
-    parser = argparse.ArgumentParser(prog="genet-daemon")
-    parser.add_argument("action", choices=["start", "stop"])
-    ns = parser.parse_args(argv)
-    try:
-        if ns.action == "stop":
-            daemon_util.stop_master_daemons()
-            daemon_util.stop("genet-noded")
-            return 0
-        daemon_util.start("genet-noded")
-        master = paths.ssconf_file("master_node")
-        if master.exists() and master.read_text().strip() == paths.node_name():
-            daemon_util.start_master_daemons()
-    except errors.GenericError as err:
-        print(errors.format_error(err), file=sys.stderr)
-        return 1
-    return 0

@@ -15,7 +15,8 @@ import time
 
 from genet import errors, paths
 
-MODULES = {"genet-noded": "genet.noded", "genet-masterd": "genet.masterd", "genet-rapi": "genet.rapi.server"}
+# the entry point each daemon runs as (python -m MODULE): its genet.daemons module
+MODULES = {"genet-noded": "genet.daemons.noded", "genet-masterd": "genet.daemons.masterd", "genet-rapi": "genet.daemons.rapi"}
 log = logging.getLogger("genet")
 
 

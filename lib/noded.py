@@ -6,7 +6,6 @@ reactor's thread pool because they block (files, SQLite, subprocesses).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -711,38 +710,3 @@ def make_site(procedures: NodeProcedures):
 
 def _reply(success: bool, payload) -> bytes:
     return serializer.dumps([success, payload])
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="genet-noded", description="genet node daemon")
-    parser.add_argument("--bind", help="address to listen on (default: this node's address)")
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--watcher-interval", type=float, default=300.0, metavar="SECONDS",
-                        help="Run genet-watcher this often (0: never; run it from cron instead)")
-    opts = parser.parse_args(argv)
-    if opts.watcher_interval < 0:
-        parser.error("--watcher-interval must not be negative")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s genet-noded %(levelname)s %(message)s")
-
-    from twisted.internet import reactor
-
-    from genet import netutils
-    ssconf = read_ssconf()
-    port = opts.port or int(ssconf.get("noded_port") or os.environ.get("GENET_NODED_PORT") or config.DEFAULT_NODED_PORT)
-    bind = opts.bind or netutils.resolve(paths.node_name())
-    # stop a little later, so the reply to leave_cluster still goes out
-    procedures = NodeProcedures(stop_daemon=lambda: reactor.callFromThread(reactor.callLater, 0.5, reactor.stop))
-    reactor.suggestThreadPoolSize(32)
-    reactor.listenSSL(port, make_site(procedures), ssl_utils.server_context_factory(paths.cluster_cert()),
-                      interface=bind)
-    daemon_util.write_pid_file("genet-noded")
-    log.info("listening on %s:%d", bind, port)
-    if opts.watcher_interval:
-        from genet import watcher
-        watcher.schedule(reactor, opts.watcher_interval)
-    reactor.run()
-    paths.pid_file("genet-noded").unlink(missing_ok=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,6 @@ and (3) archives finished jobs older than --job-age. On other nodes it does noth
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -86,51 +85,30 @@ def paused_until(client: luxi.Client) -> float | None:
     return until if until is not None and until > time.time() else None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genet-watcher", description=__doc__.splitlines()[0])
-    p.add_argument("-d", "--debug", action="store_true", help="Log to standard error as well")
-    p.add_argument("-A", "--job-age", default="6h", metavar="AGE",
-                   help="Archive finished jobs older than AGE (s, m, h, d, w; 'all'; default 6h)")
-    p.add_argument("--ignore-pause", action="store_true", help="Run even if the watcher is paused")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    from genet.cli.gnt_job import parse_age
-    ns = build_parser().parse_args(argv)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if ns.debug else []
+def run(job_age: float, ignore_pause: bool = False) -> int:
+    """One watcher run on this node (genet.daemons.watcher parses the options, sets up logging and
+    reports a GenericError); the exit code."""
     try:
-        paths.log_dir().mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(paths.log_dir() / "watcher.log"))
-    except OSError:              # no log directory: standard error instead
-        handlers = [logging.StreamHandler(sys.stderr)]
-    logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        age = parse_age(ns.job_age)
-        try:
-            master = paths.ssconf_file("master_node").read_text().strip()
-        except OSError:
-            log.info("not part of a cluster: nothing to do")
-            return 0
-        if master != paths.node_name():
-            return 0
-        client = luxi.Client()
-        until = paused_until(client)
-        if until is not None and not ns.ignore_pause:
-            log.info("paused until %s: nothing done", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
-            return 0
-        state = load_state()
-        restart_down_instances(client, state)
-        save_state(state)
-        for name, index, _, now in verify_disks(client):
-            log.warning("instance %s: disk %d stays %s", name, index, now)
-        archived, _ = client.call("AutoArchiveJobs", age, 30.0)
-        if archived:
-            log.info("archived %d jobs", archived)
+        master = paths.ssconf_file("master_node").read_text().strip()
+    except OSError:
+        log.info("not part of a cluster: nothing to do")
         return 0
-    except errors.GenericError as err:
-        log.error("%s", err)
-        return 1
+    if master != paths.node_name():
+        return 0
+    client = luxi.Client()
+    until = paused_until(client)
+    if until is not None and not ignore_pause:
+        log.info("paused until %s: nothing done", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)))
+        return 0
+    state = load_state()
+    restart_down_instances(client, state)
+    save_state(state)
+    for name, index, _, now in verify_disks(client):
+        log.warning("instance %s: disk %d stays %s", name, index, now)
+    archived, _ = client.call("AutoArchiveJobs", job_age, 30.0)
+    if archived:
+        log.info("archived %d jobs", archived)
+    return 0
 
 
 def schedule(reactor, interval: float) -> None:
@@ -145,12 +123,8 @@ def schedule(reactor, interval: float) -> None:
         if running:
             return
         running.append(True)
-        d = threads.deferToThread(subprocess.run, [sys.executable, "-m", "genet.watcher"],
+        d = threads.deferToThread(subprocess.run, [sys.executable, "-m", "genet.daemons.watcher"],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=3600)
         d.addErrback(lambda failure: log.error("genet-watcher did not run: %s", failure.getErrorMessage()))
         d.addBoth(lambda _: running.clear())
     task.LoopingCall(tick).start(interval, now=False)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from genet import bootstrap, errors, masterd, noded, qfilter
+from genet import bootstrap, errors, qfilter
+from genet.daemons import daemon, masterd, noded
 from genet.jobs import JOB_FIELDS, JobStatus
 from genet.query import INSTANCE_FIELDS, NODE_FIELDS
 
@@ -346,7 +347,7 @@ def test_genet_noded_page_documents_every_procedure_and_what_a_cut_off_node_answ
 
 
 def test_genet_watcher_page_documents_every_option(capsys):
-    from genet import watcher
+    from genet.daemons import watcher
     options, _ = help_options(watcher.main, capsys)
     assert {"--debug", "--job-age", "--ignore-pause"} <= set(options)
     body = section(page("genet-watcher"), "OPTIONS")
@@ -354,15 +355,15 @@ def test_genet_watcher_page_documents_every_option(capsys):
 
 
 def test_genet_rapi_page_documents_every_option(capsys):
-    from genet.rapi import server
-    options, _ = help_options(server.main, capsys)
+    from genet.daemons import rapi
+    options, _ = help_options(rapi.main, capsys)
     assert {"--port", "--bind", "--require-authentication"} <= set(options)
     body = section(page("genet-rapi"), "OPTIONS")
     assert [o for o in options if not mentions(body, o)] == []
 
 
 def test_genet_daemon_page_documents_every_action(capsys):
-    _, usage = help_options(bootstrap.daemon_main, capsys)
+    _, usage = help_options(daemon.main, capsys)
     actions = re.search(r"\{([\w,]+)\}", usage).group(1).split(",")
     assert actions == ["start", "stop"]
     body = section(page("genet-daemon"), "DESCRIPTION")
