@@ -95,14 +95,14 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
 
     def _monitor(self, disk: dict):
-        from genet.hypervisor.kvm.monitor import Monitor
-        return Monitor(self.run_dir(disk) / "qmp.sock", f"mirror {disk['uuid']}")
+        from genet import qmp
+        return qmp.Monitor(self.run_dir(disk) / "qmp.sock", f"mirror {disk['uuid']}")
 
     def _qmp(self, disk: dict, calls: list[tuple[str, dict | None]], what: str) -> list:
-        from genet.hypervisor.base import HypervisorError
+        from genet import qmp
         try:
             return self._monitor(disk).execute_many(calls)
-        except HypervisorError as err:
+        except qmp.QmpError as err:
             raise StorageError(f"{what}: {err}") from None
 
     def create(self, instance: str, disk: dict, index: int) -> dict:

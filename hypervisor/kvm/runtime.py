@@ -48,7 +48,7 @@ class Runtime:
 
 
 class Files:
-    """The paths of one instance; sockets are addressed relative to ``dir`` (see monitor.py)."""
+    """The paths of one instance; sockets are addressed relative to ``dir`` (see genet.qmp.unix_connect)."""
 
     def __init__(self, name: str, run_root: Path | None = None, log_root: Path | None = None):
         if not name or "/" in name or name.startswith("."):

@@ -62,7 +62,7 @@ class SerialConsole:
     """The guest's ttyS0 through the serial socket: wait for text, run shell commands."""
 
     def __init__(self, path: str):
-        from genet.hypervisor.kvm.monitor import unix_connect
+        from genet.qmp import unix_connect
         self.sock = unix_connect(Path(path))
         self.buf = ""
 

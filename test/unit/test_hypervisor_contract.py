@@ -482,7 +482,7 @@ def test_kvm_probe_resolves_machine_aliases_once_per_binary(kvm):
 def test_kvm_sockets_work_under_a_root_longer_than_the_unix_path_limit(tmp_path, monkeypatch):
     """When GENET_ROOT is deep, QMP and the serial socket still work (QEMU binds them relative)."""
     from genet.hypervisor.kvm import KvmHypervisor
-    from genet.hypervisor.kvm.monitor import unix_connect
+    from genet.qmp import unix_connect
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     monkeypatch.setenv("GENET_ROOT", str(deep))
     hv = KvmHypervisor()
