@@ -257,6 +257,31 @@ class Maybe(ParamType):
         return self.inner.parse(text)
 
 
+class Only(ParamType):
+    """A Ganeti parameter genet honours at one value only, the behaviour genet has: that value is
+    accepted (so Ganeti's clients that send it keep working), any other is refused, never ignored."""
+
+    def __init__(self, inner: ParamType, value: Any, why: str):
+        self.inner, self.value, self.why = inner, value, why
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name} ({self.value!r} only)"
+
+    @property
+    def schema(self) -> dict:
+        return dict(self.inner.schema, enum=[self.value])
+
+    def check(self, value):
+        value = self.inner.check(value)
+        if value != self.value:
+            raise ValueError(f"genet supports only {json.dumps(self.value)}: {self.why}")
+        return value
+
+    def parse(self, text):
+        return self.check(self.inner.parse(text))
+
+
 class JobDepends(ParamType):
     """Ganeti's ``depends``: [[job id (negative = relative), [final statuses]], ...]."""
     name = "job dependencies"

@@ -2,7 +2,10 @@
 
 Request bodies become opcodes through the opcode's own parameter list
 (genet.opcodes), so RAPI, CLI and validation agree: an unknown body field or a
-wrong type is a 400 naming the field, and nothing is submitted.
+wrong type is a 400 naming the field, and nothing is submitted. Ganeti's body
+names and the query arguments that carry a parameter are declared on the
+parameter too (``Param.rapi``, ``Param.query``); a query argument neither the
+opcode nor the resource takes is a 400 naming it, never ignored.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from genet import errors, luxi, opcodes
+from genet.ptypes import String
 
 
 class HttpError(errors.GenericError):
@@ -89,22 +93,36 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
+
+
+def _flag(name: str, text: str) -> bool:
+    """A 0/1 query argument (Ganeti encodes booleans so, its client also True/False)."""
+    try:
+        return FLAG_VALUES[text.strip().lower()]
+    except KeyError:
+        raise HttpBadRequest(f"query argument {name!r} must be 0 or 1, got {text!r}") from None
+
+
 def query_flag(req: Request, name: str, default: bool = False) -> bool:
-    """A 0/1 query argument (Ganeti encodes booleans so); anything else is a 400."""
+    """A 0/1 query argument; anything else is a 400."""
     values = req.query.get(name)
-    if not values:
-        return default
-    value = values[-1].strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no", ""):
-        return False
-    raise HttpBadRequest(f"query argument {name!r} must be 0 or 1, got {values[-1]!r}")
+    return _flag(name, values[-1]) if values else default
 
 
 def query_value(req: Request, name: str, default: str | None = None) -> str | None:
     values = req.query.get(name)
     return values[-1] if values else default
+
+
+def query_param(param: opcodes.Param, text: str):
+    """A parameter's value from its query argument: a flag for a boolean, else parsed as the CLI does."""
+    try:
+        if param.type.schema.get("type") == "boolean":
+            return param.type.check(_flag(param.query, text))
+        return param.type.parse(text)
+    except ValueError as err:
+        raise HttpBadRequest(f"query argument {param.query!r}: {err}") from None
 
 
 def body_dict(req: Request, allow_null: bool = True) -> dict:
@@ -126,34 +144,46 @@ def reason_trail(req: Request) -> list:
     return trail
 
 
-def build_opcode(opclass: type[opcodes.OpCode], req: Request, body: dict | None = None,
-                 rename: dict[str, str] | None = None, **static: Any) -> opcodes.OpCode:
-    """An opcode from the body (Ganeti's names, ``rename``d) plus the path's values.
+def query_params(opclass: type[opcodes.OpCode], method: str) -> dict[str, opcodes.Param]:
+    """The opcode's parameters a query argument may carry, by argument; a GET changes nothing, so
+    it takes no ``dry-run``."""
+    return {p.query: p for p in opclass.all_params()
+            if p.query and not (method == "GET" and p.name == "dry_run")}
 
-    ``dry-run`` comes from the query string (of a request that changes something: a GET changes
-    nothing and keeps its answer, as in Ganeti); the reason trail gains the request.
-    A body field the opcode does not have, or that the path already sets, is a 400.
+
+def build_opcode(opclass: type[opcodes.OpCode], req: Request, body: dict | None = None,
+                 **static: Any) -> opcodes.OpCode:
+    """An opcode from the body, the query arguments its schema names and the path's values.
+
+    Body fields go by the opcode's parameter names or by Ganeti's (``Param.rapi``: ``name``,
+    ``os``...); query arguments by ``Param.query`` (``dry-run``, ``force``, ``type``...).
+    A body field the opcode does not have, a parameter given twice with different values (body,
+    query, path), or one the path already sets, is a 400. The reason trail gains the request.
     """
     body = dict(body if body is not None else body_dict(req))
-    body.pop("__version__", None)
-    for old, new in (rename or {}).items():
-        if old in body:
-            if new in body:
-                raise HttpBadRequest(f"give either {old!r} or {new!r}, not both")
-            body[new] = body.pop(old)
-    known = {p.name for p in opclass.all_params()}
+    params = opclass.all_params()
+    for param in params:
+        if param.rapi and param.rapi in body:
+            if param.name in body:
+                raise HttpBadRequest(f"give either {param.rapi!r} or {param.name!r}, not both")
+            body[param.name] = body.pop(param.rapi)
+    known = {p.name for p in params}
     unknown = sorted(set(body) - known)
     if unknown:
         raise HttpBadRequest(f"unknown parameter(s) for {opclass.OP_ID}: {', '.join(unknown)}")
+    for arg, param in query_params(opclass, req.method).items():
+        if arg in req.query:
+            value = query_param(param, req.query[arg][-1])
+            if param.name in body and body[param.name] != value:
+                raise HttpBadRequest(f"{param.name!r} is given in the body and as ?{arg}= with different values")
+            body[param.name] = value
     clash = sorted(k for k in static if k in body and body[k] != static[k])
     if clash:
         raise HttpBadRequest(f"parameter(s) {', '.join(clash)} are given by the URL and must not differ in the body")
-    params = {**body, **static}
-    if query_flag(req, "dry-run") and req.method != "GET":
-        params["dry_run"] = True
-    params["reason"] = list(params.get("reason") or []) + reason_trail(req)
+    values = {**body, **static}
+    values["reason"] = list(values.get("reason") or []) + reason_trail(req)
     try:
-        return opclass(**params)
+        return opclass(**values)
     except errors.OpPrereqError as err:
         raise HttpBadRequest(str(err.args[0])) from None
 
@@ -168,15 +198,51 @@ def wait_job(job_id: int) -> Any:
     return poll_job(client(), job_id, feedback=lambda entry: None)[0]
 
 
+REASON = opcodes.Param("reason", String(), None, "Reason recorded in the job's reason trail (Ganeti's"
+                       " client may send it with any call; a read that submits no job has no trail for it)")
+
+
 class Resource:
     """One URL pattern; subclasses define GET/PUT/POST/DELETE taking a Request.
 
+    ``OPCODES`` names the opcode each method builds from its body and query (its parameters are
+    the body schema and the query arguments it takes); ``QUERY`` the query arguments a method
+    reads itself, ``BODY`` the body fields it reads itself, as Params. Any other query argument
+    is a 400 naming it (``check_query``), so none is accepted and ignored.
     ``WRITE_METHODS`` need a user with write access, ``AUTH_METHODS`` any user.
     """
     WRITE_METHODS: ClassVar[frozenset[str]] = frozenset({"PUT", "POST", "DELETE"})
     AUTH_METHODS: ClassVar[frozenset[str]] = frozenset()     # need a user, read access is enough
     PATTERN: ClassVar[str] = ""
     DOC: ClassVar[str] = ""
+    OPCODES: ClassVar[dict[str, str]] = {}
+    QUERY: ClassVar[dict[str, tuple[opcodes.Param, ...]]] = {}
+    BODY: ClassVar[dict[str, tuple[opcodes.Param, ...]]] = {}
 
     def methods(self) -> list[str]:
         return [m for m in ("GET", "PUT", "POST", "DELETE") if callable(getattr(self, m, None))]
+
+    @classmethod
+    def opcode(cls, method: str) -> type[opcodes.OpCode] | None:
+        name = cls.OPCODES.get(method)
+        return getattr(opcodes, name) if name else None
+
+    @classmethod
+    def query_args(cls, method: str) -> dict[str, opcodes.Param]:
+        """Every query argument ``method`` takes: the reason, the resource's own, its opcode's."""
+        opclass = cls.opcode(method)
+        args = {"reason": REASON, **{p.name: p for p in cls.QUERY.get(method, ())}}
+        if opclass is not None:
+            args.update(query_params(opclass, method))
+        return args
+
+
+def check_query(resource: type[Resource], req: Request) -> None:
+    """Refuse a query argument the resource does not take: Ganeti ignores them, genet says so."""
+    accepted = resource.query_args(req.method)
+    unknown = sorted(set(req.query) - set(accepted))
+    if unknown:
+        names = ", ".join(repr(u[:40]) for u in unknown[:5])
+        takes = ", ".join(sorted(accepted))
+        raise HttpBadRequest(f"query argument(s) {names} not supported by {req.method} {req.path[:200]}"
+                             f" (it takes: {takes})")

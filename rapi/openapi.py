@@ -1,7 +1,9 @@
 """The OpenAPI 3 document of the RAPI, generated from the resources and the opcode schema.
 
 A mutating method's body schema is its opcode's parameters (genet.opcodes), the
-same list that builds the CLI options and validates requests.
+same list that builds the CLI options and validates requests, under the names
+clients send (Ganeti's, ``Param.rapi``, beside the opcode's); each method's query
+arguments are the ones the router accepts (``Resource.query_args``).
 """
 from __future__ import annotations
 
@@ -12,13 +14,7 @@ from genet.rapi import rlib2
 
 PATH_PARAMS = {"/2/instances/": "instance_name", "/2/nodes/": "node_name", "/2/groups/": "group_name",
                "/2/networks/": "network_name", "/2/jobs/": "job_id", "/2/query/": "resource"}
-# parameters a resource takes from its path or sets itself, so not from the body
-FROM_PATH = {"instance_name", "node_name", "group_name", "network_name", "kind", "name", "tags"}
-SET_BY_RESOURCE = {"kind", "name", "tags"}
-COMMON_QUERY = [{"name": "dry-run", "in": "query", "schema": {"type": "integer", "enum": [0, 1]},
-                 "description": "Only check prerequisites"},
-                {"name": "reason", "in": "query", "schema": {"type": "string"},
-                 "description": "Reason recorded with the job"}]
+FLAG = {"type": "integer", "enum": [0, 1]}       # Ganeti's clients send booleans in a query as 0/1
 ERROR = {"description": "Error: {code, message, explain}", "content": {"application/json": {"schema": {
     "type": "object", "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
                                      "explain": {"type": "string"}}}}}}
@@ -37,20 +33,47 @@ def openapi_path(pattern: str) -> tuple[str, list[str]]:
     return re.sub(r"\(\[\^/\]\+\)", repl, pattern), names
 
 
-def body_schema(opclass: type[opcodes.OpCode], extra: dict | None = None,
-                from_path: set[str] | frozenset[str] = frozenset(FROM_PATH)) -> dict:
-    props, required = {}, []
+def body_schema(opclass: type[opcodes.OpCode], extra: tuple[opcodes.Param, ...] = (),
+                from_path: set[str] | frozenset[str] = frozenset()) -> dict:
+    """The body an opcode takes, under the names clients send: a parameter Ganeti's RAPI names
+    otherwise (``Param.rapi``) shows under both names, one of which a required one needs."""
+    props, required, either = {}, [], []
     for param in opclass.all_params():
         if param.name in from_path:
             continue
         props[param.name] = dict(param.type.schema, description=param.doc)
+        if param.rapi:
+            props[param.rapi] = dict(param.type.schema, description=f"{param.doc} (Ganeti's name for {param.name})")
+            props[param.name]["description"] += f" (or {param.rapi}, Ganeti's name)"
+            if param.required:
+                either.append({"anyOf": [{"required": [param.rapi]}, {"required": [param.name]}]})
+        elif param.required:
+            required.append(param.name)
+    for param in extra:
+        props[param.name] = dict(param.type.schema, description=param.doc)
         if param.required:
             required.append(param.name)
-    props.update(extra or {})
     schema = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         schema["required"] = required
+    if either:
+        schema["allOf"] = either
     return schema
+
+
+def query_parameters(resource: type[rlib2.Resource], method: str) -> list[dict]:
+    """The query arguments a method takes (the check that refuses any other reads the same list)."""
+    out = []
+    for arg, param in sorted(resource.query_args(method).items()):
+        schema = param.type.schema
+        entry = {"name": arg, "in": "query", "description": param.doc,
+                 "schema": FLAG if schema.get("type") == "boolean" else dict(schema)}
+        if schema.get("type") == "array":
+            entry.update(style="form", explode=True)
+        if param.required:
+            entry["required"] = True
+        out.append(entry)
+    return out
 
 
 def document() -> dict:
@@ -67,27 +90,19 @@ def document() -> dict:
                                                      "content": {"application/json": {"schema": (
                                                          {"type": "integer"} if opclass else {})}}},
                                              "default": ERROR}}
-            if params:
-                operation["parameters"] = list(params)
-            if opclass is not None:
-                operation.setdefault("parameters", []).extend(COMMON_QUERY)
-                operation["description"] = (opclass.__doc__ or "").strip().splitlines()[0] + f" ({opclass.OP_ID})"
-                if issubclass(resource, rlib2.TagsResource):
-                    operation["parameters"].append({"name": "tag", "in": "query", "required": True,
-                                                    "schema": {"type": "array", "items": {"type": "string"}},
-                                                    "style": "form", "explode": True})
-                elif resource is not rlib2.R_2_nodes_name_role:
-                    extra = None
-                    if resource is rlib2.R_2_instances:
-                        extra = {"__version__": {"type": "integer", "enum": [1]}}
-                    # only what this path names is left out: a create body carries the new name
-                    schema = body_schema(opclass, extra, set(names) | SET_BY_RESOURCE)
-                    if extra:
-                        schema["required"] = ["__version__"] + schema.get("required", [])
-                    operation["requestBody"] = {"content": {"application/json": {"schema": schema}}}
-            if method == "GET" and path in ("/2/instances", "/2/nodes", "/2/groups", "/2/networks", "/2/jobs"):
-                operation["parameters"] = [{"name": "bulk", "in": "query", "schema": {"type": "integer",
-                                                                                     "enum": [0, 1]}}]
+            parameters = params + query_parameters(resource, method)
+            if parameters:
+                operation["parameters"] = parameters
+            described = resource.opcode(method)
+            if described is not None:
+                operation["description"] = (described.__doc__ or "").strip().splitlines()[0] + f" ({described.OP_ID})"
+            if resource is rlib2.R_2_nodes_name_role and method == "PUT":
+                body = {"type": "string", "enum": ["regular", "master-candidate", "candidate", "drained", "offline"]}
+                operation["requestBody"] = {"content": {"application/json": {"schema": body}}}
+            elif opclass is not None and not issubclass(resource, rlib2.TagsResource):
+                # what the path names is left out: a create body carries the new name
+                schema = body_schema(opclass, resource.BODY.get(method, ()), set(names))
+                operation["requestBody"] = {"content": {"application/json": {"schema": schema}}}
             item[method.lower()] = operation
         paths[path] = item
     return {

@@ -1,12 +1,17 @@
 """RAPI v2 resources: Ganeti's URLs, bodies and replies, each mapped onto an opcode or a query.
 
 Every mutating call submits one job and answers its id (a JSON number). Body
-fields are the opcode's parameters under Ganeti's names (baserlib.build_opcode),
-so a field the opcode does not know is a 400 and nothing is submitted.
+fields are the opcode's parameters, by their names or Ganeti's (``Param.rapi``),
+and query arguments the ones its parameters declare (``Param.query``), both read
+by baserlib.build_opcode; a resource declares the opcode of each method
+(``OPCODES``) and the few query arguments and body fields it reads itself
+(``QUERY``, ``BODY``). Anything else is a 400 and nothing is submitted.
 """
 from __future__ import annotations
 
 from genet import errors, opcodes
+from genet.opcodes import Param, REQUIRED
+from genet.ptypes import Bool, Int, ListOf, OneOf, Only, String, Tag
 from genet.rapi.baserlib import (HttpBadRequest, HttpNotFound, HttpServiceUnavailable, Request, Resource,
                                  body_dict, build_opcode, call, query_flag, query_value, submit, wait_job)
 
@@ -29,6 +34,11 @@ J_FIELDS_BULK = ["id", "ops", "status", "summary", "opstatus", "received_ts", "s
 J_FIELDS = J_FIELDS_BULK + ["oplog", "opresult"]
 NODE_ROLES = {"M": "master", "C": "master-candidate", "R": "regular", "D": "drained", "O": "offline"}
 QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "export")
+
+# query arguments and body fields resources read themselves (an opcode's come from its schema)
+BULK = Param("bulk", Bool(), False, "1: every object with its details, not only its name and URI")
+TAGS = Param("tag", ListOf(Tag()), REQUIRED, "The tags, one argument each: ?tag=a&tag=b")
+FIELDS = Param("fields", String(), None, "Fields, comma-separated: ?fields=a,b")
 
 
 # --- queries ------------------------------------------------------------------
@@ -127,6 +137,7 @@ class R_2_features(Resource):
 class R_2_os(Resource):
     PATTERN = "/2/os"
     DOC = "Operating systems valid on every node, as name+variant"
+    OPCODES = {"GET": "OpOsDiagnose"}
 
     def GET(self, req):
         entries = wait_job(submit([build_opcode(opcodes.OpOsDiagnose, req, {})]))
@@ -142,6 +153,7 @@ class R_2_os(Resource):
 class R_2_modify(Resource):
     PATTERN = "/2/modify"
     DOC = "Change cluster parameters (OpClusterSetParams)"
+    OPCODES = {"PUT": "OpClusterSetParams"}
 
     def PUT(self, req):
         return submit([build_opcode(opcodes.OpClusterSetParams, req)])
@@ -150,6 +162,7 @@ class R_2_modify(Resource):
 class R_2_redist_config(Resource):
     PATTERN = "/2/redistribute-config"
     DOC = "Push the configuration to every node again"
+    OPCODES = {"PUT": "OpClusterRedistConf"}
 
     def PUT(self, req):
         return submit([build_opcode(opcodes.OpClusterRedistConf, req, {})])
@@ -160,7 +173,8 @@ class R_2_redist_config(Resource):
 class TagsResource(Resource):
     """GET lists, PUT adds, DELETE removes; tags travel as ``?tag=a&tag=b``."""
     KIND = "cluster"
-    QUERY = ""           # query resource used to tell an unknown object (404)
+    OPCODES = {"PUT": "OpTagsSet", "DELETE": "OpTagsDel"}
+    QUERY = {"PUT": (TAGS,), "DELETE": (TAGS,)}
 
     def _name(self, req) -> str | None:
         if self.KIND == "cluster":
@@ -204,6 +218,7 @@ def _job_id(req) -> int:
 class R_2_jobs(Resource):
     PATTERN = "/2/jobs"
     DOC = "Jobs in the queue (bulk: their status)"
+    QUERY = {"GET": (BULK,)}
 
     def GET(self, req):
         if query_flag(req, "bulk"):
@@ -213,7 +228,8 @@ class R_2_jobs(Resource):
 
 class R_2_jobs_id(Resource):
     PATTERN = "/2/jobs/([^/]+)"
-    DOC = "One job's status (GET) or cancel it (DELETE)"
+    DOC = "One job's status (GET) or cancel it (DELETE; dry-run: only say whether it could be)"
+    QUERY = {"DELETE": (Param("dry-run", Bool(), False, "Only say whether the job could be cancelled"),)}
 
     def GET(self, req):
         rows = call("QueryJobs", [_job_id(req)], J_FIELDS)
@@ -221,7 +237,17 @@ class R_2_jobs_id(Resource):
         return dict(zip(J_FIELDS, row if row else [None] * len(J_FIELDS)))
 
     def DELETE(self, req):
-        return call("CancelJob", _job_id(req))
+        job_id = _job_id(req)
+        if not query_flag(req, "dry-run"):
+            return call("CancelJob", job_id)
+        # the answers of the job processor's cancel, without cancelling
+        rows = call("QueryJobs", [job_id], ["status"])
+        status = rows[0][0] if rows and rows[0] else None
+        if status in ("queued", "waiting"):
+            return [True, f"Job {job_id} can be canceled (dry run: it was not)"]
+        if status in ("running", "canceling"):
+            return [False, f"Job {job_id} is {status}, it cannot be canceled"]
+        return [False, f"Job {job_id} not found in queue"]
 
 
 class R_2_jobs_id_wait(Resource):
@@ -260,34 +286,21 @@ OBJECTS = {"instance": ("/2/instances", "instance_name"), "node": ("/2/nodes", "
 
 
 class ObjectAction(Resource):
-    """An action on one named object: the body's fields plus the object's name make the opcode."""
+    """An action on one named object: the body's fields, the query arguments its opcode declares
+    and the object's name make the opcode."""
     KIND = "instance"
-    OPCODE = ""
-    RENAME: dict[str, str] = {}
-    QUERY_FLAGS: dict[str, str] = {}       # query argument -> opcode parameter (boolean)
 
     def _submit(self, req, body: dict | None = None, **extra) -> int:
-        opclass = getattr(opcodes, self.OPCODE)
-        body = body_dict(req) if body is None else body
-        known = {p.name for p in opclass.all_params()}
-        for arg, param in self.QUERY_FLAGS.items():
-            if arg in req.query:
-                flag = query_flag(req, arg)     # a bad value is a 400 even where genet ignores the flag
-                if param in known:
-                    body.setdefault(param, flag)
         extra[OBJECTS[self.KIND][1]] = _named(req, self.KIND)
-        return submit([build_opcode(opclass, req, body, rename=self.RENAME, **extra)])
+        return submit([build_opcode(self.opcode(req.method), req, body, **extra)])
 
 
-
-def _action(name: str, path: str, method: str, opcode: str, doc: str, rename: dict | None = None,
-            flags: dict | None = None, kind: str = "instance") -> type[ObjectAction]:
+def _action(name: str, path: str, method: str, opcode: str, doc: str, kind: str = "instance") -> type[ObjectAction]:
     """A resource class for ``PREFIX/NAME/path`` whose ``method`` submits ``opcode``."""
     def handler(self, req):
         return self._submit(req)
     return type(name, (ObjectAction,), {"PATTERN": f"{OBJECTS[kind][0]}/([^/]+)/{path}", "DOC": doc,
-                                        "KIND": kind, "OPCODE": opcode, "RENAME": rename or {},
-                                        "QUERY_FLAGS": flags or {}, method: handler})
+                                        "KIND": kind, "OPCODES": {method: opcode}, method: handler})
 
 
 # --- nodes ---------------------------------------------------------------------------
@@ -295,6 +308,7 @@ def _action(name: str, path: str, method: str, opcode: str, doc: str, rename: di
 class R_2_nodes(Resource):
     PATTERN = "/2/nodes"
     DOC = "Nodes (bulk: with their details)"
+    QUERY = {"GET": (BULK,)}
 
     def GET(self, req):
         return listing(req, "node", "/2/nodes", N_FIELDS)
@@ -311,6 +325,7 @@ class R_2_nodes_name(Resource):
 class R_2_nodes_name_role(Resource):
     PATTERN = "/2/nodes/([^/]+)/role"
     DOC = "A node's role: master, candidate, regular, drained or offline (PUT sets it)"
+    OPCODES = {"PUT": "OpNodeSetParams"}
 
     def GET(self, req):
         role = one_item("node", "node", req.items[0], ["role"])["role"]
@@ -327,9 +342,7 @@ class R_2_nodes_name_role(Resource):
             raise HttpBadRequest("the master role cannot be set; run 'gnt-cluster master-failover' on the new master")
         if not isinstance(role, str) or role not in flags:
             raise HttpBadRequest(f"unknown node role {role!r} (regular, master-candidate, drained or offline)")
-        return submit([build_opcode(opcodes.OpNodeSetParams, req, {}, node_name=name,
-                                    force=query_flag(req, "force"),
-                                    auto_promote=query_flag(req, "auto-promote"), **flags[role])])
+        return submit([build_opcode(opcodes.OpNodeSetParams, req, {}, node_name=name, **flags[role])])
 
 
 R_2_nodes_name_modify = _action(
@@ -341,6 +354,9 @@ class R_2_nodes_name_evacuate(Resource):
     DOC = ("Move instances off a node (body: mode primary-only|secondary-only|all, remote_node, iallocator,"
            " early_release)")
     MODES = {"primary-only": dict(primary_only=True), "secondary-only": dict(secondary_only=True), "all": {}}
+    OPCODES = {"POST": "OpNodeEvacuate"}
+    BODY = {"POST": (Param("mode", OneOf(*MODES), "all", "Ganeti's evacuation mode: primary-only,"
+                           " secondary-only or all (the opcode's primary_only and secondary_only)"),)}
 
     def POST(self, req):
         body = body_dict(req)
@@ -354,6 +370,8 @@ class R_2_nodes_name_evacuate(Resource):
 class R_2_nodes_name_migrate(Resource):
     PATTERN = "/2/nodes/([^/]+)/migrate"
     DOC = "Live-migrate every primary instance off a node (body: mode, target_node, iallocator)"
+    OPCODES = {"POST": "OpNodeMigrate"}
+    BODY = {"POST": (Param("live", Bool(), None, "Ganeti's older form of mode: true is live, false non-live"),)}
 
     def POST(self, req):
         body = body_dict(req)
@@ -361,9 +379,9 @@ class R_2_nodes_name_migrate(Resource):
             live = body.pop("live")
             if not isinstance(live, bool):
                 raise HttpBadRequest("'live' must be a boolean")
-            body.setdefault("mode", "live" if live else "non-live")
-        if "mode" in req.query:
-            body.setdefault("mode", query_value(req, "mode"))
+            mode = "live" if live else "non-live"
+            if body.setdefault("mode", mode) != mode:
+                raise HttpBadRequest("give either 'live' or 'mode', not both")
         return submit([build_opcode(opcodes.OpNodeMigrate, req, body, node_name=_named(req, "node"))])
 
 
@@ -378,6 +396,10 @@ class R_2_nodes_name_tags(TagsResource):
 class R_2_instances(Resource):
     PATTERN = "/2/instances"
     DOC = "Instances (bulk: with details); POST creates one (body __version__ 1)"
+    OPCODES = {"POST": "OpInstanceCreate"}
+    QUERY = {"GET": (BULK,)}
+    BODY = {"POST": (Param("__version__", Only(Int(), 1, "Ganeti's instance-create-reqv1"), REQUIRED,
+                           "Version of the request data: 1"),)}
 
     def GET(self, req):
         return listing(req, "instance", "/2/instances", I_FIELDS)
@@ -387,71 +409,48 @@ class R_2_instances(Resource):
         version = body.pop("__version__", None)
         if version != 1:
             raise HttpBadRequest("instance creation needs the request data version: '__version__': 1")
-        return submit([build_opcode(opcodes.OpInstanceCreate, req, body,
-                                    rename={"name": "instance_name", "os": "os_type"})])
+        return submit([build_opcode(opcodes.OpInstanceCreate, req, body)])
 
 
 class R_2_instances_name(Resource):
     PATTERN = "/2/instances/([^/]+)"
     DOC = "One instance's details (GET) or remove it (DELETE; body: shutdown_timeout, ignore_failures)"
+    OPCODES = {"DELETE": "OpInstanceRemove"}
 
     def GET(self, req):
         return with_memory(one_item("instance", "instance", req.items[0], I_FIELDS))
 
     def DELETE(self, req):
-        body = body_dict(req)           # Ganeti's client sends its keyword arguments here
-        if "shutdown_timeout" in req.query:
-            body.setdefault("shutdown_timeout", _int_arg(req, "shutdown_timeout"))
-        return submit([build_opcode(opcodes.OpInstanceRemove, req, body, instance_name=_named(req, "instance"))])
-
-
-def _int_arg(req, name: str) -> int:
-    text = query_value(req, name, "")
-    try:
-        return int(text)
-    except ValueError:
-        raise HttpBadRequest(f"query argument {name!r} must be a number, got {text[:40]!r}") from None
+        # Ganeti's client sends its keyword arguments in the body
+        return submit([build_opcode(opcodes.OpInstanceRemove, req, instance_name=_named(req, "instance"))])
 
 
 class R_2_instances_name_info(Resource):
     PATTERN = "/2/instances/([^/]+)/info"
     DOC = "Submit a job gathering an instance's detailed information (?static=1: config only)"
+    OPCODES = {"GET": "OpInstanceQueryData"}
 
     def GET(self, req):
-        return submit([build_opcode(opcodes.OpInstanceQueryData, req, {}, instances=[_named(req, "instance")],
-                                    static=query_flag(req, "static"))])
+        return submit([build_opcode(opcodes.OpInstanceQueryData, req, {}, instances=[_named(req, "instance")])])
 
 
 R_2_instances_name_startup = _action(
-    "R_2_instances_name_startup", "startup", "PUT", "OpInstanceStartup", "Start an instance",
-    flags={"force": "force", "no_remember": "no_remember"})
+    "R_2_instances_name_startup", "startup", "PUT", "OpInstanceStartup", "Start an instance")
 R_2_instances_name_shutdown = _action(
-    "R_2_instances_name_shutdown", "shutdown", "PUT", "OpInstanceShutdown",
-    "Stop an instance (body: timeout)", flags={"no_remember": "no_remember"})
+    "R_2_instances_name_shutdown", "shutdown", "PUT", "OpInstanceShutdown", "Stop an instance (body: timeout)")
 R_2_instances_name_activate_disks = _action(
     "R_2_instances_name_activate_disks", "activate-disks", "PUT", "OpInstanceActivateDisks",
-    "Activate an instance's disks", flags={"ignore_size": "ignore_size"})
+    "Activate an instance's disks")
 R_2_instances_name_deactivate_disks = _action(
     "R_2_instances_name_deactivate_disks", "deactivate-disks", "PUT", "OpInstanceDeactivateDisks",
-    "Deactivate an instance's disks", flags={"force": "force"})
+    "Deactivate an instance's disks")
 R_2_instances_name_recreate_disks = _action(
     "R_2_instances_name_recreate_disks", "recreate-disks", "POST", "OpInstanceRecreateDisks",
     "Recreate an instance's disks (body: disks, nodes)")
 
-
-class R_2_instances_name_replace_disks(ObjectAction):
-    PATTERN = "/2/instances/([^/]+)/replace-disks"
-    DOC = "Replace the disks of a mirrored instance (mode, disks, remote_node, iallocator; body or query)"
-    OPCODE = "OpInstanceReplaceDisks"
-
-    def POST(self, req):
-        body = body_dict(req)
-        for arg in ("mode", "remote_node", "iallocator", "disks"):    # Ganeti's client sends the query
-            if arg in req.query:
-                body.setdefault(arg, query_value(req, arg))
-        if "early_release" in req.query:
-            body.setdefault("early_release", query_flag(req, "early_release"))
-        return self._submit(req, body)
+R_2_instances_name_replace_disks = _action(
+    "R_2_instances_name_replace_disks", "replace-disks", "POST", "OpInstanceReplaceDisks",
+    "Replace the disks of a mirrored instance (mode, disks, remote_node, iallocator; body or query)")
 R_2_instances_name_migrate = _action(
     "R_2_instances_name_migrate", "migrate", "PUT", "OpInstanceMigrate",
     "Live-migrate an instance (body: mode, cleanup, target_node, allow_failover)")
@@ -469,41 +468,30 @@ R_2_instances_name_move = _action(
     "Move a stopped or running instance's disks to another node (body: target_node, shutdown_timeout)")
 R_2_instances_name_export = _action(
     "R_2_instances_name_export", "export", "PUT", "OpBackupExport",
-    "Export an instance to a node (body: mode, destination, shutdown, remove_instance)",
-    rename={"destination": "target_node"})
-
-
-class R_2_instances_name_reboot(ObjectAction):
-    PATTERN = "/2/instances/([^/]+)/reboot"
-    DOC = "Reboot an instance (?type=soft|hard|full)"
-    OPCODE = "OpInstanceReboot"
-
-    def POST(self, req):
-        body = body_dict(req)
-        if "type" in req.query:
-            body.setdefault("reboot_type", query_value(req, "type"))
-        if "ignore_secondaries" in req.query:
-            query_flag(req, "ignore_secondaries")      # validated, and accepted without effect
-        return self._submit(req, body)
+    "Export an instance to a node (body: mode, destination, shutdown, remove_instance)")
+R_2_instances_name_reboot = _action(
+    "R_2_instances_name_reboot", "reboot", "POST", "OpInstanceReboot", "Reboot an instance (?type=soft|hard|full)")
 
 
 class R_2_instances_name_reinstall(ObjectAction):
     PATTERN = "/2/instances/([^/]+)/reinstall"
     DOC = "Reinstall an instance's OS (body: os, start, osparams)"
-    OPCODE = "OpInstanceReinstall"
+    OPCODES = {"POST": "OpInstanceReinstall"}
+    QUERY = {"POST": (Param("nostartup", Bool(), False, "Ganeti's older form of start=false"),)}
+    BODY = {"POST": (Param("start", Bool(), True, "Start the instance after reinstalling it"),)}
 
     def POST(self, req):
         body = body_dict(req)
-        body.pop("__version__", None)
-        if "os" in req.query:
-            body.setdefault("os", query_value(req, "os"))
-        start = body.pop("start", not query_flag(req, "nostartup"))
-        if not isinstance(start, bool):
+        start = body.pop("start", None)
+        if start is not None and not isinstance(start, bool):
             raise HttpBadRequest("'start' must be a boolean")
+        if "nostartup" in req.query:
+            if start is not None and start == query_flag(req, "nostartup"):
+                raise HttpBadRequest("'start' and ?nostartup= disagree")
+            start = not query_flag(req, "nostartup")
         ops = [build_opcode(opcodes.OpInstanceShutdown, req, {}, instance_name=_named(req, "instance")),
-               build_opcode(opcodes.OpInstanceReinstall, req, body, rename={"os": "os_type"},
-                            instance_name=_named(req, "instance"))]
-        if start:
+               build_opcode(opcodes.OpInstanceReinstall, req, body, instance_name=_named(req, "instance"))]
+        if start is not False:
             ops.append(build_opcode(opcodes.OpInstanceStartup, req, {}, instance_name=_named(req, "instance")))
         return submit(ops)
 
@@ -511,7 +499,7 @@ class R_2_instances_name_reinstall(ObjectAction):
 class R_2_instances_name_disk_grow(ObjectAction):
     PATTERN = "/2/instances/([^/]+)/disk/([^/]+)/grow"
     DOC = "Grow one disk (body: amount, absolute, wait_for_sync)"
-    OPCODE = "OpInstanceGrowDisk"
+    OPCODES = {"POST": "OpInstanceGrowDisk"}
 
     def POST(self, req):
         index = req.items[1]
@@ -524,6 +512,7 @@ class R_2_instances_name_console(Resource):
     PATTERN = "/2/instances/([^/]+)/console"
     DOC = "How to reach a running instance's console"
     WRITE_METHODS = frozenset({"GET"})      # as Ganeti: a console is a way in, not a read
+    OPCODES = {"GET": "OpInstanceConsole"}
 
     def GET(self, req):
         try:
@@ -546,17 +535,20 @@ class R_2_instances_name_tags(TagsResource):
 class R_2_groups(Resource):
     PATTERN = "/2/groups"
     DOC = "Node groups (bulk: with details); POST adds one (body: name, alloc_policy)"
+    OPCODES = {"POST": "OpGroupAdd"}
+    QUERY = {"GET": (BULK,)}
 
     def GET(self, req):
         return listing(req, "group", "/2/groups", G_FIELDS)
 
     def POST(self, req):
-        return submit([build_opcode(opcodes.OpGroupAdd, req, rename={"name": "group_name"})])
+        return submit([build_opcode(opcodes.OpGroupAdd, req)])
 
 
 class R_2_groups_name(Resource):
     PATTERN = "/2/groups/([^/]+)"
     DOC = "One node group (GET) or remove it (DELETE)"
+    OPCODES = {"DELETE": "OpGroupRemove"}
 
     def GET(self, req):
         return one_item("group", "group", req.items[0], G_FIELDS)
@@ -572,7 +564,7 @@ R_2_groups_name_rename = _action(
     "R_2_groups_name_rename", "rename", "PUT", "OpGroupRename", "Rename a node group (body: new_name)", kind="group")
 R_2_groups_name_assign_nodes = _action(
     "R_2_groups_name_assign_nodes", "assign-nodes", "PUT", "OpGroupAssignNodes",
-    "Move nodes into a node group (body: nodes, force)", flags={"force": "force"}, kind="group")
+    "Move nodes into a node group (body: nodes, force)", kind="group")
 
 
 class R_2_groups_name_tags(TagsResource):
@@ -586,24 +578,26 @@ class R_2_groups_name_tags(TagsResource):
 class R_2_networks(Resource):
     PATTERN = "/2/networks"
     DOC = "Networks (bulk: with details); POST adds one (body: network_name, network, gateway, ...)"
+    OPCODES = {"POST": "OpNetworkAdd"}
+    QUERY = {"GET": (BULK,)}
 
     def GET(self, req):
         return listing(req, "network", "/2/networks", NET_FIELDS)
 
     def POST(self, req):
-        return submit([build_opcode(opcodes.OpNetworkAdd, req, rename={"name": "network_name"})])
+        return submit([build_opcode(opcodes.OpNetworkAdd, req)])
 
 
 class R_2_networks_name(Resource):
     PATTERN = "/2/networks/([^/]+)"
     DOC = "One network (GET) or remove it (DELETE)"
+    OPCODES = {"DELETE": "OpNetworkRemove"}
 
     def GET(self, req):
         return one_item("network", "network", req.items[0], NET_FIELDS)
 
     def DELETE(self, req):
-        extra = {"force": query_flag(req, "force")} if "force" in req.query else {}
-        return submit([build_opcode(opcodes.OpNetworkRemove, req, {}, network_name=_named(req, "network"), **extra)])
+        return submit([build_opcode(opcodes.OpNetworkRemove, req, {}, network_name=_named(req, "network"))])
 
 
 R_2_networks_name_modify = _action(
@@ -649,6 +643,7 @@ class R_2_query(Resource):
     DOC = "Query2: GET ?fields=a,b, or PUT a body {fields, qfilter}"
     WRITE_METHODS = frozenset()      # PUT only reads (Ganeti: PUT_ACCESS = GET_ACCESS)
     AUTH_METHODS = frozenset({"GET", "PUT"})      # as Ganeti: queries need a user
+    QUERY = {"GET": (FIELDS,), "PUT": (FIELDS,)}
 
     def GET(self, req):
         return call("Query", _query_resource(req), _fields_arg(req, True), None)
@@ -674,6 +669,7 @@ class R_2_query_fields(Resource):
     PATTERN = "/2/query/([^/]+)/fields"
     DOC = "Query2 field definitions (?fields=a,b)"
     AUTH_METHODS = frozenset({"GET"})
+    QUERY = {"GET": (FIELDS,)}
 
     def GET(self, req):
         return call("QueryFields", _query_resource(req), _fields_arg(req, False))
@@ -686,17 +682,5 @@ def resources() -> list[type[Resource]]:
 
 
 def opcode_for(resource: type[Resource], method: str) -> str | None:
-    """The opcode behind a mutating method, for the OpenAPI document."""
-    names = {"R_2_modify": "OpClusterSetParams", "R_2_redist_config": "OpClusterRedistConf",
-             "R_2_nodes_name_role": "OpNodeSetParams",
-             "R_2_nodes_name_evacuate": "OpNodeEvacuate", "R_2_nodes_name_migrate": "OpNodeMigrate",
-             "R_2_instances": "OpInstanceCreate", "R_2_instances_name": "OpInstanceRemove",
-             "R_2_groups": "OpGroupAdd", "R_2_groups_name": "OpGroupRemove",
-             "R_2_networks": "OpNetworkAdd", "R_2_networks_name": "OpNetworkRemove"}
-    if method == "GET":
-        return None
-    if issubclass(resource, TagsResource):
-        return "OpTagsSet" if method == "PUT" else "OpTagsDel"
-    if issubclass(resource, ObjectAction):
-        return resource.OPCODE
-    return names.get(resource.__name__)
+    """The opcode a mutating method submits (a GET's job, if any, only reads)."""
+    return None if method == "GET" else resource.OPCODES.get(method)

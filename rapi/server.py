@@ -118,8 +118,10 @@ class Router:
                 if "depth" in str(err):      # orjson's nesting limit
                     raise baserlib.HttpBadRequest("the request body is nested too deeply") from None
                 raise baserlib.HttpBadRequest(f"the request body is not valid JSON: {err}") from None
+        req = Request(method, path, items, query, data, user, headers)
+        baserlib.check_query(type(resource), req)
         try:
-            return handler(Request(method, path, items, query, data, user, headers))
+            return handler(req)
         except errors.GenericError as err:
             raise baserlib.http_error_for(err) from None
         except RecursionError:

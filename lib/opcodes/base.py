@@ -20,17 +20,24 @@ TAG_KINDS = ("cluster", "node", "instance", "nodegroup", "network")
 
 
 class Param:
-    """One opcode parameter: its type, default, documentation and CLI spelling.
+    """One opcode parameter: its type, default, documentation, CLI and RAPI spellings.
 
     ``cli`` is "--opt", a tuple of spellings, POSITIONAL, or None (RAPI/luxi only).
+    ``rapi`` is the name Ganeti's RAPI body gives the parameter where it differs from ``name``
+    (``name`` for a new instance's ``instance_name``, ``os`` for ``os_type``): a body may use
+    either, and the OpenAPI document shows both. ``query`` is the query argument that may carry
+    the parameter (``dry-run``, ``force``, ``type``...); the RAPI refuses any query argument that
+    neither a parameter nor the resource declares.
     A plain class rather than a dataclass: gnt-* commands import this at every start.
     """
-    __slots__ = ("name", "type", "default", "doc", "cli", "metavar")
+    __slots__ = ("name", "type", "default", "doc", "cli", "metavar", "rapi", "query")
 
     def __init__(self, name: str, type: ParamType, default: Any = REQUIRED, doc: str = "",
-                 cli: str | tuple[str, ...] | None = None, metavar: str | None = None):
+                 cli: str | tuple[str, ...] | None = None, metavar: str | None = None, *,
+                 rapi: str | None = None, query: str | None = None):
         self.name, self.type, self.default, self.doc, self.cli, self.metavar = \
             name, type, default, doc, cli, metavar
+        self.rapi, self.query = rapi, query
 
     @property
     def required(self) -> bool:
@@ -38,7 +45,7 @@ class Param:
 
 
 COMMON_PARAMS = (
-    Param("dry_run", Bool(), False, "Only check prerequisites, change nothing", "--dry-run"),
+    Param("dry_run", Bool(), False, "Only check prerequisites, change nothing", "--dry-run", query="dry-run"),
     Param("debug_level", Int(0, 10), 0, "Debug level"),
     Param("priority", Int(-20, 19), 0, "Job priority (-20 highest .. 19 lowest)", "--priority"),
     Param("depends", Maybe(JobDepends()), None, "Jobs this one waits for: [[job id, [statuses]]]"),

@@ -86,7 +86,8 @@ _GROUP_SETTINGS = (
 class OpGroupAdd(OpCode):
     """Create an empty node group."""
     SUMMARY_FIELD = "group_name"
-    PARAMS = (_GROUP,) + _GROUP_SETTINGS
+    PARAMS = (Param("group_name", OBJECT_NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP", rapi="name"),
+              ) + _GROUP_SETTINGS
 
 
 class OpGroupRemove(OpCode):
@@ -113,6 +114,6 @@ class OpGroupAssignNodes(OpCode):
     PARAMS = (
         _GROUP,
         Param("force", Bool(), False, "Move even if an instance ends up split between groups or"
-              " loses its network", "--force"),
+              " loses its network", "--force", query="force"),
         Param("nodes", ListOf(NAME, 10000), REQUIRED, "Nodes to move", POSITIONAL, "NODE"),
     )

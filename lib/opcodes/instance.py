@@ -4,7 +4,7 @@ from __future__ import annotations
 from genet.hypervisor import base as hypervisor_base
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
 from genet.opcodes.cluster import TAG
-from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Record, Size, String
+from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Only, Record, Size, String
 from genet.storage import base as storage_base
 
 
@@ -44,7 +44,7 @@ class OpInstanceCreate(OpCode):
     """Create an instance: disks on its node, config entry, optionally started."""
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
-        INSTANCE_ARG,
+        Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE", rapi="name"),
         Param("disk_template", OneOf(storage_base.names), REQUIRED, "Disk template", ("-t", "--disk-template")),
         Param("disks", ListOf(NEW_DISK, 16), [], "Disks: size (MiB or with unit) or a logical volume to adopt"
               " (plain), mode, format", "--disk", "N:{size=SIZE|adopt=LV}[,mode=rw|ro][,format=raw|qcow2]"),
@@ -52,7 +52,7 @@ class OpInstanceCreate(OpCode):
               "N:[mode=bridged|routed][,link=LINK][,mac=MAC][,ip=IP]"),
         Param("pnode", Maybe(NAME), None, "Primary node, PRIMARY:SECONDARY for mirrored templates"
               " (default: the one with most free memory)", ("-n", "--node")),
-        Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type")),
+        Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type"), rapi="os"),
         Param("osparams", Dict(), {}, "OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
         Param("hypervisor", Maybe(OneOf(hypervisor_base.names)), None, "Hypervisor (default: the cluster's)",
               "--hypervisor"),
@@ -86,7 +86,7 @@ class OpInstanceRemove(OpCode):
     PARAMS = (
         INSTANCE_ARG,
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
-              "--shutdown-timeout"),
+              "--shutdown-timeout", query="shutdown_timeout"),
         Param("ignore_failures", Bool(), False, "Remove from the config even if the node fails",
               "--ignore-failures"),
     )
@@ -94,7 +94,7 @@ class OpInstanceRemove(OpCode):
 
 _NO_REMEMBER = Param("no_remember", Bool(), False,
                      "Do not record the new state: the watcher and verify keep expecting the old one",
-                     "--no-remember")
+                     "--no-remember", query="no_remember")
 
 
 class OpInstanceStartup(OpCode):
@@ -118,9 +118,13 @@ class OpInstanceReboot(OpCode):
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         INSTANCE_ARG,
-        Param("reboot_type", OneOf("soft", "hard", "full"), "soft", "Kind of reboot", "--type"),
+        Param("reboot_type", OneOf("soft", "hard", "full"), "soft", "Kind of reboot", "--type", query="type"),
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
+        Param("ignore_secondaries", Only(Bool(), False, "a full reboot starts the instance as a startup does,"
+                                         " its mirrors' secondaries included"), False,
+              "Ganeti's: ignore the secondary node's errors while a full reboot re-assembles the disks",
+              query="ignore_secondaries"),
     )
 
 
@@ -180,7 +184,7 @@ class OpNodeMigrate(OpCode):
     PARAMS = (
         Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
-              "--migration-mode"),
+              "--migration-mode", query="mode"),
         _TARGET, _IALLOCATOR,
     )
 
@@ -230,13 +234,19 @@ class OpInstanceGrowDisk(OpCode):
 class OpInstanceActivateDisks(OpCode):
     """Make an instance's disks usable on its primary node; reports where they are."""
     SUMMARY_FIELD = "instance_name"
-    PARAMS = (INSTANCE_ARG,)
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("ignore_size", Bool(), False, "Ganeti's: do not hold the disks to their recorded sizes while"
+              " activating them (genet's activation never compares sizes, so both values act the same)",
+              query="ignore_size"),
+    )
 
 
 class OpInstanceDeactivateDisks(OpCode):
     """Release an instance's disks on its nodes (the instance must be stopped)."""
     SUMMARY_FIELD = "instance_name"
-    PARAMS = (INSTANCE_ARG, Param("force", Bool(), False, "Deactivate even if the instance runs", ("-f", "--force")))
+    PARAMS = (INSTANCE_ARG, Param("force", Bool(), False, "Deactivate even if the instance runs", ("-f", "--force"),
+                                  query="force"))
 
 
 class OpInstanceRename(OpCode):
@@ -277,7 +287,7 @@ class OpInstanceReinstall(OpCode):
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         INSTANCE_ARG,
-        Param("os_type", Maybe(String()), None, "Install this OS instead", ("-o", "--os-type")),
+        Param("os_type", Maybe(String()), None, "Install this OS instead", ("-o", "--os-type"), rapi="os", query="os"),
         Param("osparams", Maybe(Dict()), None, "New OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
     )
 

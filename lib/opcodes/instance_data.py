@@ -71,7 +71,8 @@ class OpInstanceQueryData(OpCode):
     PARAMS = (
         Param("instances", ListOf(INSTANCE_NAME), [], "Instances to describe (none: all)", POSITIONAL,
               "INSTANCE"),
-        Param("static", Bool(), False, "Only the configuration: do not ask the nodes", ("-s", "--static")),
+        Param("static", Bool(), False, "Only the configuration: do not ask the nodes", ("-s", "--static"),
+              query="static"),
         Param("use_locking", Bool(), False, "Hold the instances' locks (shared) while reading"),
     )
 
@@ -97,13 +98,16 @@ class OpInstanceReplaceDisks(OpCode):
     PARAMS = (
         INSTANCE_ARG,
         Param("mode", OneOf(*REPLACE_MODES), "replace_auto", "Replacement mode (the CLI sets it from -p, -s,"
-              " -a, -n or -I)"),
-        Param("disks", DiskIndices(), [], "Disk indices to replace (default: all)", "--disks", "N[,N...]"),
+              " -a, -n or -I)", query="mode"),
+        Param("disks", DiskIndices(), [], "Disk indices to replace (default: all)", "--disks", "N[,N...]",
+              query="disks"),
         Param("remote_node", Maybe(NAME), None, "New secondary node (replace_new_secondary)",
-              ("-n", "--new-secondary"), "NODE"),
+              ("-n", "--new-secondary"), "NODE", query="remote_node"),
         Param("iallocator", Maybe(String(non_empty=True)), None,
-              "Choose the new secondary automatically (replace_new_secondary)", ("-I", "--iallocator"), "NAME"),
-        Param("early_release", Bool(), False, "Release locks as soon as possible", "--early-release"),
+              "Choose the new secondary automatically (replace_new_secondary)", ("-I", "--iallocator"), "NAME",
+              query="iallocator"),
+        Param("early_release", Bool(), False, "Release locks as soon as possible", "--early-release",
+              query="early_release"),
         Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations", "--ignore-ipolicy"),
     )
 
@@ -121,7 +125,8 @@ class OpBackupExport(OpCode):
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         INSTANCE_ARG,
-        Param("target_node", ExportTarget(), REQUIRED, "Node to export to", ("-n", "--node"), "NODE"),
+        Param("target_node", ExportTarget(), REQUIRED, "Node to export to", ("-n", "--node"), "NODE",
+              rapi="destination"),
         Param("mode", OneOf("local", "remote"), "local", "Export mode (genet exports locally only)"),
         Param("shutdown", Bool(), True, "Shut the instance down while its disks are copied", "--noshutdown"),
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",

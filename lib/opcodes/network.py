@@ -70,7 +70,7 @@ class OpNetworkAdd(OpCode):
     """Define an IPv4 network with its address pool (connected to no group yet)."""
     SUMMARY_FIELD = "network_name"
     PARAMS = (
-        _NETWORK,
+        Param("network_name", OBJECT_NAME, REQUIRED, "Network name", POSITIONAL, "NETWORK_NAME", rapi="name"),
         Param("network", Address("network"), REQUIRED, "IPv4 network in CIDR notation", "--network", "NETWORK"),
         Param("gateway", Maybe(Address("address")), None, "IPv4 gateway", "--gateway", "GATEWAY"),
         Param("network6", Maybe(Address("network6")), None, "IPv6 network in CIDR notation", "--network6",
@@ -91,7 +91,8 @@ class OpNetworkRemove(OpCode):
     SUMMARY_FIELD = "network_name"
     PARAMS = (
         _NETWORK,
-        Param("force", Bool(), False, "Remove even if still connected to node groups", ("-f", "--force")),
+        Param("force", Bool(), False, "Remove even if still connected to node groups", ("-f", "--force"),
+              query="force"),
     )
 
 

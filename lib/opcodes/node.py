@@ -30,11 +30,12 @@ class OpNodeSetParams(OpCode):
     SUMMARY_FIELD = "node_name"
     PARAMS = (
         Param("node_name", NAME, REQUIRED, "Node to change", POSITIONAL, "NODE"),
-        Param("force", Bool(), False, "Force the change", ("-f", "--force")),
+        Param("force", Bool(), False, "Force the change", ("-f", "--force"), query="force"),
         Param("master_candidate", Maybe(Bool()), None, "Master candidate flag", ("-C", "--master-candidate")),
         Param("offline", Maybe(Bool()), None, "Offline flag", ("-O", "--offline")),
         Param("drained", Maybe(Bool()), None, "Drained flag", ("-D", "--drained")),
-        Param("auto_promote", Bool(), False, "Promote other nodes to keep the candidate pool full", "--auto-promote"),
+        Param("auto_promote", Bool(), False, "Promote other nodes to keep the candidate pool full", "--auto-promote",
+              query="auto-promote"),
         Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
         Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
         Param("secondary_ip", Maybe(String()), None, "Replication address", ("-s", "--secondary-ip")),
