@@ -38,7 +38,8 @@ import time
 import uuid
 from pathlib import Path
 
-from genet import errors, luxi, opcodes
+from genet import config, errors, luxi, opcodes
+from genet.config_file import ConfigFile
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_CLUSTER = REPO / "tools" / "dev-cluster"
@@ -302,15 +303,6 @@ def config_path(node: dict) -> Path:
     return Path(node["root"]) / "var/lib/genet/config.data"
 
 
-def write_file(path: Path, content: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.bench.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def start_daemons(cluster: dict) -> None:
     """genet-daemon start on the master, inside its namespace (noded binds its address)."""
     master = next(n for n in cluster["nodes"] if n["name"] == cluster["master"])
@@ -341,7 +333,7 @@ def grow_config(cluster: dict, count: int) -> dict:
     t_stopped = time.perf_counter()
 
     path = config_path(master)
-    data = json.loads(path.read_bytes())
+    data = json.loads(config.dumps(config.load(path)))        # the snapshot with its journal applied
     ts = time.time()
     for i in range(count):
         name = f"bench-inst{i:05d}.example.com"
@@ -351,13 +343,12 @@ def grow_config(cluster: dict, count: int) -> dict:
             "beparams": {}, "hvparams": {}, "disks": [], "nics": [], "tags": [],
             "serial_no": 1, "ctime": ts, "mtime": ts}
     data["serial_no"] += 1
-    # the same encoding genet writes (config.dumps): compact, sorted keys
-    content = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-    write_file(path, content)
+    content = config.dumps(data)        # the encoding genet writes
+    ConfigFile(path).replace(content)
     copied = []
     for name, node in data["nodes"].items():
         if name != master["name"] and node.get("master_candidate") and name in nodes:
-            write_file(config_path(nodes[name]), content)
+            ConfigFile(config_path(nodes[name])).replace(content)
             copied.append(name)
     t_written = time.perf_counter()
 

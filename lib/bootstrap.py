@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 from genet import config, daemon_util, errors, luxi, netutils, paths, ssl_utils
+from genet.config_file import ConfigFile, journal_of
 from genet.rpc import NodeRpc, RpcClient
 
 
@@ -41,14 +42,14 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     except errors.GenericError:
         daemon_util.stop_master_daemons()
         daemon_util.stop("genet-noded")
-        for path in [paths.config_file(), paths.cluster_cert()] + [paths.ssconf_file(k) for k in config.SSCONF_KEYS]:
+        for path in [paths.config_file(), journal_of(paths.config_file()), paths.cluster_cert()] + [paths.ssconf_file(k) for k in config.SSCONF_KEYS]:
             path.unlink(missing_ok=True)
         raise
     return data
 
 
 def write_local_state(data: dict) -> None:
-    config.write_atomic(paths.config_file(), config.dumps(data))
+    ConfigFile(paths.config_file()).replace(config.dumps(data))
     for key, value in config.ssconf_values(data).items():
         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
 
@@ -145,7 +146,7 @@ def master_failover(no_voting: bool) -> dict:
     data["cluster"]["master_node"] = me
     data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
     data["serial_no"] += 1
-    config.write_atomic(paths.config_file(), config.dumps(data))
+    ConfigFile(paths.config_file()).replace(config.dumps(data))
     content = config.dumps(data).decode()
     ssconf = config.ssconf_values(data)
     for name in sorted(reachable):
@@ -227,8 +228,8 @@ def destroy_local() -> None:
     """Stop the daemons and remove every piece of cluster state on this node."""
     daemon_util.stop_master_daemons()
     daemon_util.stop("genet-noded")
-    for path in [paths.config_file(), paths.queue_db(), paths.cluster_cert(), paths.queue_drain_file(),
-                 paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
+    for path in [paths.config_file(), journal_of(paths.config_file()), paths.queue_db(), paths.cluster_cert(),
+                 paths.queue_drain_file(), paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
         path.unlink(missing_ok=True)
     for key in config.SSCONF_KEYS:
         paths.ssconf_file(key).unlink(missing_ok=True)

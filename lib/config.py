@@ -1,25 +1,21 @@
-"""The cluster configuration: one JSON document with a ``serial_no``.
+"""The cluster configuration: one document (genet.objects.ConfigData) with a ``serial_no``.
 
-Writes are atomic (temp file, fsync, rename). In masterd a :class:`ConfigWriter`
-owns the document; every change bumps the serial, is written locally and then
-pushed to the master candidates, and counts as done once a majority of the
-online candidates (the master included) hold it.
+This module holds what reads or builds the document; genet.config_file stores it (a snapshot
+and a journal of changes), genet.config_writer owns it in masterd: every change bumps the
+serial, is stored locally and then sent to the master candidates, and counts as done once a
+majority of the online candidates (the master included) hold it.
 """
 from __future__ import annotations
 
-import json
-import logging
 import os
 import threading
 import time
 import uuid as uuidlib
 from pathlib import Path
-from typing import Callable, TypeVar
 
-from genet import errors, paths
+from genet import config_file, paths, serializer
+from genet.objects import ConfigData
 
-T = TypeVar("T")
-log = logging.getLogger(__name__)
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
 DEFAULT_VG_NAME = "xenvg"         # Ganeti's default volume group for plain (LVM) disks
@@ -71,7 +67,7 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
         "networks": {},
     }
     add_node(data, master_node, master_ip, master_candidate=True)
-    return data
+    return ConfigData.from_wire(data)
 
 
 def add_node(data: dict, name: str, primary_ip: str, secondary_ip: str | None = None,
@@ -195,129 +191,14 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o640) -> None:
 
 
 def dumps(data: dict) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+    return serializer.dumps(data)
 
 
-def parse(text: bytes | str, source: str = "config") -> dict:
-    """Parse and sanity-check a config document; ConfigurationError says what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise errors.ConfigurationError(f"{source} is corrupt (not valid JSON: {err})") from None
-    if not isinstance(data, dict):
-        raise errors.ConfigurationError(f"{source} is corrupt: top level is not an object")
-    for key, kind in (("serial_no", int), ("cluster", dict), ("nodes", dict),
-                      ("nodegroups", dict), ("instances", dict)):
-        if not isinstance(data.get(key), kind):
-            raise errors.ConfigurationError(f"{source} is corrupt: {key!r} missing or not {kind.__name__}")
-    if data.get("version") != CONFIG_VERSION:
-        raise errors.ConfigurationError(f"{source} has version {data.get('version')!r}, expected {CONFIG_VERSION}")
-    if data["cluster"].get("master_node") not in data["nodes"]:
-        raise errors.ConfigurationError(f"{source} is corrupt: master node not among the nodes")
-    data.setdefault("networks", {})
-    return data
+def parse(text: bytes | str, source: str = "config") -> ConfigData:
+    """Parse and check a config document; ConfigurationError says what is wrong."""
+    return config_file.parse(text, source)
 
 
-def load(path: Path) -> dict:
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise errors.NotClusterError(
-            f"no cluster configuration at {path}: this node is not part of a cluster") from None
-    except OSError as err:
-        raise errors.ConfigurationError(f"cannot read {path}: {err}") from None
-    return parse(text, str(path))
-
-
-Replicator = Callable[[dict, bytes], None]
-
-
-class ConfigWriter:
-    """Owns the configuration in masterd; every change is a serialised, replicated write.
-
-    Mutators change the live document in place (no copy of 10,000 instances per
-    change); if one raises, the document is restored from the last written bytes.
-    """
-
-    def __init__(self, path: Path, replicate: Replicator | None = None):
-        self.path = path
-        self._data = load(path)
-        self._content = dumps(self._data)
-        self._snapshot: dict | None = None
-        self._lock = threading.RLock()          # the live document
-        self._write_lock = threading.RLock()    # one writer at a time, replication included
-        self._replicate = replicate
-
-    def set_replicator(self, replicate: Replicator | None) -> None:
-        self._replicate = replicate
-
-    def snapshot(self) -> dict:
-        """A private copy of the last written config, shared by readers: do not mutate it."""
-        with self._lock:
-            if self._snapshot is None:
-                self._snapshot = json.loads(self._content)
-            return self._snapshot
-
-    def read(self, reader: Callable[[dict], T]) -> T:
-        """Run ``reader`` on the live document under the lock (it must not mutate it)."""
-        with self._lock:
-            return reader(self._data)
-
-    @property
-    def serial(self) -> int:
-        with self._lock:
-            return self._data["serial_no"]
-
-    def content(self) -> bytes:
-        with self._lock:
-            return self._content
-
-    def update(self, mutator: Callable[[dict], T]) -> T:
-        """Apply ``mutator``; on success the change is written and replicated.
-
-        A mutator that raises leaves the config as it was; so does a change the master
-        candidates did not acknowledge (it never committed: the master does not keep it).
-        """
-        with self._write_lock:
-            with self._lock:
-                previous = self._content
-                try:
-                    result = mutator(self._data)
-                    self._data["serial_no"] += 1
-                    self._data["mtime"] = now()
-                    content = dumps(self._data)
-                    write_atomic(self.path, content)
-                except BaseException:
-                    self._data = json.loads(self._content)
-                    raise
-                self._content = content
-                self._snapshot = None
-            # readers go on while the candidates store it; the next writer waits (serials stay in order)
-            if self._replicate is not None:
-                try:
-                    self._replicate(self._data, content)
-                except errors.QuorumError:
-                    self._restore(previous, self._data["serial_no"] + 1)
-                    raise
-                except errors.GenericError:
-                    self._restore(previous)
-                    raise
-            return result
-
-    def _restore(self, previous: bytes, serial: int | None = None) -> None:
-        """Go back to the config before a change that did not commit. With ``serial`` (above the
-        refused change's) the old content is pushed again, so the minority of candidates that
-        stored the refused change replace it: a later master-failover must not find it there as
-        the newest config. (A deposed master pushes nothing: the candidates refuse it.)"""
-        data = json.loads(previous)
-        if serial is not None:
-            data["serial_no"], data["mtime"] = serial, now()
-            previous = dumps(data)
-        with self._lock:
-            write_atomic(self.path, previous)
-            self._data, self._content, self._snapshot = data, previous, None
-        if serial is not None:
-            try:
-                self._replicate(json.loads(previous), previous)
-            except errors.GenericError as err:
-                log.warning("config serial %d (the old content again) not committed either: %s", serial, err)
+def load(path: Path) -> ConfigData:
+    """The config stored at ``path``: its snapshot with the journal's changes applied."""
+    return config_file.ConfigFile(path).load()

@@ -12,13 +12,14 @@ from typing import Callable, Iterator
 
 from genet import config, errors, paths, serializer
 from genet.clock import SYSTEM, Clock
-from genet.config import ConfigWriter
+from genet.config_file import ConfigFile
+from genet.config_writer import ConfigWriter
 from genet.drbd_pool import Reservations
 from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager
 from genet.processor import Processor
 from genet.queue_store import QueueStore
-from genet.rpc import NodeRpc, RpcClient
+from genet.rpc import NodeRpc, RpcClient, RpcResult
 
 log = logging.getLogger("genet-masterd")
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -130,12 +131,26 @@ class MasterContext:
         peers = {n: data["nodes"][n]["primary_ip"] for n in cands if n != self.node_name}
         return peers, len(cands) // 2 + 1
 
-    def _replicate_config(self, data: dict, content: bytes) -> None:
+    def _replicate_config(self, data: dict, change: dict | None) -> None:
+        """Send ``change`` (None: the whole document) to the candidates; a candidate that missed
+        an earlier change answers with its older serial and gets the whole document instead."""
         peers, needed = self._peers(data)
         serial = data["serial_no"]
-        acks, results = self.rpc.upload_config.quorum(peers, content.decode(), needed=needed - 1,
-                                                      accept=lambda r: not r.failed and r.payload == serial,
-                                                      on_result=self._check_epoch)
+        committed = lambda r: not r.failed and r.payload == serial      # noqa: E731
+        if change is None:
+            acks, results = self.rpc.upload_config.quorum(peers, self.cfg.content().decode(), needed=needed - 1,
+                                                          accept=committed, on_result=self._check_epoch)
+        else:
+            acks, results = self.rpc.apply_config_change.quorum(
+                peers, change, needed=needed - 1, accept=committed,
+                on_result=lambda name, res: self._catch_up_if_behind(name, res, serial))
+            behind = {n: peers[n] for n, r in results.items() if not r.failed and r.payload != serial}
+            if behind and acks + 1 < needed:
+                more, late = self.rpc.upload_config.quorum(behind, self.cfg.content().decode(),
+                                                           needed=needed - 1 - acks, accept=committed,
+                                                           on_result=self._check_epoch)
+                acks += more
+                results.update(late)
         self._raise_if_deposed()
         ssconf = config.ssconf_values(data)
         if ssconf != self._last_ssconf:
@@ -147,11 +162,25 @@ class MasterContext:
         if acks + 1 >= needed:
             self.majority_heard = self.clock.monotonic()
         else:
-            failed = sorted(n for n, r in results.items() if r.failed)
+            failed = sorted(n for n, r in results.items() if r.failed or r.payload != serial)
             raise errors.QuorumError(
                 f"config serial {serial} not committed: acknowledged by only {acks + 1} of"
                 f" {len(peers) + 1} master candidates (need {needed}); unreachable: {', '.join(failed)};"
                 " the master keeps its previous config")
+
+    def _catch_up_if_behind(self, name: str, res: RpcResult, serial: int) -> None:
+        """A candidate that answered a change with an older serial missed one: once the write
+        that found it is done (it holds the write lock), it gets the whole document."""
+        if self._check_epoch(name, res) or res.failed or res.payload >= serial:
+            return
+        log.info("candidate %s is at config serial %s, behind %d: sending the whole config", name, res.payload, serial)
+        threading.Thread(target=self._send_whole_config, args=(name,), daemon=True).start()
+
+    def _send_whole_config(self, name: str) -> None:
+        with self.cfg.writing():
+            res = self.rpc.upload_config(name, self.cfg.content().decode())
+        if not self._check_epoch(name, res) and res.failed:
+            log.warning("config not sent to %s: %s", name, res.fail_msg)
 
     def _replicate_jobs(self, records: list) -> None:
         peers, needed = self.cfg.read(self._peers)
@@ -340,7 +369,7 @@ class MasterContext:
                     log.warning("no config from %s: %s", name, err)
                     continue
                 if config.master_epoch(data) > self.epoch:
-                    config.write_atomic(paths.config_file(), res.payload.encode())
+                    ConfigFile(paths.config_file()).replace(res.payload.encode())
                     for key, value in config.ssconf_values(data).items():
                         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
                     return data

@@ -13,7 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from genet import __version__, config, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
+from genet import __version__, config, config_file, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
+from genet.config_file import ConfigFile
 from genet.queue_store import QueueStore
 from genet.rpc_defs import LDS_FAULTY, LDS_OKAY, DiskStatus, Heartbeat, IncomingPorts, MirrorStatus, Version
 
@@ -31,7 +32,7 @@ class NodeProcedures:
         self._config_lock = threading.Lock()
         self._hypervisors: dict = {}
         self._receivers: dict = {}       # port -> genet.transfer.Receiver
-        self._stamp_cache: tuple = (None, (-1, 0))
+        self._config_files: dict[Path, ConfigFile] = {}
         self._stop_daemon = stop_daemon or (lambda: None)
 
     def call(self, name: str, args: list):
@@ -137,22 +138,17 @@ class NodeProcedures:
         time.sleep(max(0.0, float(duration)))
         return True
 
-    def _config_stamp(self) -> tuple[int, int]:
-        """(serial, master epoch) of the stored config, parsed once per file version (it may
-        be megabytes); (-1, 0) without one."""
+    def _config_file(self) -> ConfigFile:
+        """This node's stored config (one per node root: tests run several nodes in a process)."""
         path = paths.config_file()
-        try:
-            stamp = path.stat()
-        except FileNotFoundError:
-            return -1, 0
-        key = (stamp.st_ino, stamp.st_mtime_ns, stamp.st_size)
-        if self._stamp_cache[0] != key:
-            try:
-                data = config.load(path)
-            except errors.ConfigurationError:
-                return -1, 0
-            self._stamp_cache = (key, (data["serial_no"], config.master_epoch(data)))
-        return self._stamp_cache[1]
+        if path not in self._config_files:
+            self._config_files[path] = ConfigFile(path)
+        return self._config_files[path]
+
+    def _config_stamp(self) -> tuple[int, int]:
+        """(serial, master epoch) of the stored config, read once per file version (it may
+        be megabytes); (-1, 0) without one."""
+        return self._config_file().stamp()
 
     def _epoch(self) -> int:
         """The newest master epoch this node knows: its config's, or a newer one it was fenced with."""
@@ -178,8 +174,23 @@ class NodeProcedures:
             self._refuse_older_epoch(config.master_epoch(data), "a config")
             if config.master_epoch(data) == epoch and data["serial_no"] < serial:
                 return serial
-            config.write_atomic(paths.config_file(), text.encode())
+            self._config_file().replace(text.encode())
             return data["serial_no"]
+
+    def rpc_apply_config_change(self, change: dict) -> int:
+        """Store one change of the master's config if it extends ours; returns our serial after
+        (an older serial than the change's tells the master we missed one)."""
+        config_file.check_change(change)
+        serial, epoch = config_file.change_stamp(change)
+        with self._config_lock:
+            self._refuse_older_epoch(epoch, "a config change")
+            stored = self._config_file()
+            current = stored.stamp()
+            if tuple(change["base"]) != current:
+                return current[0]
+            if stored.append(change, stored.snapshot_stamp()) >= config_file.COMPACT_AFTER:
+                stored.replace(config.dumps(stored.load()))
+            return serial
 
     def _master_and_epoch(self) -> dict:
         """The master and its epoch as this node knows them (a master's heartbeat asks)."""
@@ -195,7 +206,8 @@ class NodeProcedures:
             return max(config.fence(epoch, master), self._config_stamp()[1])
 
     def rpc_get_config(self) -> str:
-        return paths.config_file().read_text()
+        with self._config_lock:
+            return config.dumps(self._config_file().load()).decode()
 
     def rpc_write_rapi_users(self, text: str | None) -> bool:
         """The RAPI users file, kept on every candidate so a new master's RAPI knows the users."""
@@ -580,7 +592,8 @@ class NodeProcedures:
         if self._queue is not None:
             self._queue.close()
             self._queue = None
-        for path in [paths.config_file(), paths.queue_db(), Path(f"{paths.queue_db()}-wal"),
+        for path in [paths.config_file(), config_file.journal_of(paths.config_file()), paths.queue_db(),
+                     Path(f"{paths.queue_db()}-wal"),
                      Path(f"{paths.queue_db()}-shm"), paths.cluster_cert()]:
             path.unlink(missing_ok=True)
         for key in config.SSCONF_KEYS:

@@ -208,6 +208,12 @@ def upload_config(text: str) -> int:
 
 
 @procedure(targets=CANDIDATES)
+def apply_config_change(change: dict) -> int:
+    """Store one change of the master's config if it extends the node's (genet.config_file);
+    the node's serial after: an older one says it missed a change and needs the whole config."""
+
+
+@procedure(targets=CANDIDATES)
 def get_config() -> str:
     """The node's config document."""
 

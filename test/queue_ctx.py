@@ -2,7 +2,7 @@
 import time
 
 from genet import config
-from genet.config import ConfigWriter
+from genet.config_writer import ConfigWriter
 from genet.drbd_pool import Reservations
 from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager

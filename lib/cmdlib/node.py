@@ -120,7 +120,7 @@ class LUNodeSetParams(LogicalUnit):
         if all(getattr(op, f) is None for f in ("master_candidate", "offline", "drained", "master_capable",
                                                 "vm_capable", "secondary_ip")):
             raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
-        data = json.loads(self.cfg.content())   # a private draft: draft_check applies the change
+        data = self.cfg.draft()     # draft_check applies the change to it
         is_master = node["name"] == data["cluster"]["master_node"]
         if is_master and (op.master_candidate is False or op.offline or op.drained or op.master_capable is False):
             raise errors.OpPrereqError(f"the master node {node['name']!r} cannot be demoted, drained or"

@@ -22,7 +22,9 @@ def tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=timeout)
 
 
-class Dev:
+from stored import StoredConfig  # noqa: E402
+
+class Dev(StoredConfig):
     """A running dev cluster: commands on its nodes and their state roots."""
 
     def __init__(self, directory: Path):

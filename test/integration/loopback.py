@@ -67,7 +67,9 @@ def claim_block(nodes: int, port: int, wanted: int | None = None) -> tuple[int, 
                        f"(tried 127.0.0.{wanted or BLOCKS[0]}{'' if wanted else ' and up'})")
 
 
-class LoopbackCluster:
+from stored import StoredConfig  # noqa: E402
+
+class LoopbackCluster(StoredConfig):
     CLUSTER_NAME = "genet-test"
 
     def __init__(self, base: Path, nodes: int = 3, lvm: bool = False, drbd: str | None = None,

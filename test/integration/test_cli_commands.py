@@ -1,5 +1,4 @@
 """Every gnt-* command of the cluster core, run as a user would, on a loopback cluster."""
-import json
 import time
 
 
@@ -75,7 +74,7 @@ def test_offline_node_leaves_the_majority_and_returns(cluster):
     cluster.run("node1", "gnt-debug", "delay", "0")
     cluster.run("node1", "gnt-node", "modify", "-O", "no", "node3")
     assert role(cluster, "node3") == "C"
-    serials = {json.loads((cluster.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+    serials = {cluster.stored_config(n)["serial_no"]
                for n in cluster.names}
     assert len(serials) == 1
 

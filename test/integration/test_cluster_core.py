@@ -25,10 +25,10 @@ def test_three_node_cluster_verifies_clean(cluster):
 
 def test_config_is_replicated_to_every_candidate(cluster):
     cluster.run("node1", "gnt-cluster", "add-tags", "replicated")
-    serials = [json.loads((cluster.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+    serials = [cluster.stored_config(n)["serial_no"]
                for n in cluster.names]
     assert len(set(serials)) == 1
-    tags = json.loads((cluster.root("node3") / "var/lib/genet/config.data").read_text())["cluster"]["tags"]
+    tags = cluster.stored_config("node3")["cluster"]["tags"]
     assert tags == ["replicated"]
 
 
@@ -77,7 +77,7 @@ def test_kill_9_masterd_with_300_jobs_in_flight_loses_none(cluster):
     # none ran twice: the stored op start timestamps are single values per opcode
     rows = cluster.client().call("QueryJobs", ids, ["id", "status", "opstart"])
     assert all(len(r[2]) == 1 for r in rows)
-    serials = {json.loads((cluster.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+    serials = {cluster.stored_config(n)["serial_no"]
                for n in cluster.names}
     assert len(serials) == 1
 
@@ -203,7 +203,11 @@ def test_corrupt_config_stops_masterd_from_starting_with_a_clear_error(cluster):
     path.write_bytes(good[: len(good) // 2])
     proc = cluster.run("node1", "genet-daemon", "start", check=False)
     assert proc.returncode == 1 and "corrupt" in proc.stderr and "config.data" in proc.stderr
-    path.write_bytes((cluster.root("node2") / "var/lib/genet/config.data").read_bytes())
+    for name in ("config.data", "config.data.journal"):       # the candidate's snapshot and its journal
+        copy = cluster.root("node2") / "var/lib/genet" / name
+        (path.parent / name).unlink(missing_ok=True)
+        if copy.exists():
+            (path.parent / name).write_bytes(copy.read_bytes())
     cluster.run("node1", "genet-daemon", "start")
     cluster.run("node1", "gnt-cluster", "verify")
 

@@ -111,7 +111,7 @@ def test_kill_9_masterd_with_300_jobs_in_flight(dev):
             assert "marked failed" in json.dumps(opresult)
     rows = luxi.Client(sock).call("QueryJobs", ids, ["opstart"])
     assert all(len(row[0]) == 1 for row in rows)
-    serials = {json.loads((dev.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+    serials = {dev.stored_config(n)["serial_no"]
                for n in ("node1", "node2", "node3")}
     assert len(serials) == 1
 
@@ -159,7 +159,7 @@ def test_dead_old_master_is_set_offline_and_the_cluster_works_on(dev):
     assert out.splitlines() == ["node1 O", "node2 M", "node3 C"]
     proc = dev.run("node2", "gnt-cluster", "verify")
     assert "node node1 is offline" in proc.stdout
-    serials = {json.loads((dev.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+    serials = {dev.stored_config(n)["serial_no"]
                for n in ("node2", "node3")}
     assert len(serials) == 1
 

@@ -1,6 +1,5 @@
 """gnt-group and gnt-network run as a user would, on a loopback cluster."""
 import ipaddress
-import json
 
 import pytest
 
@@ -14,7 +13,7 @@ class Cluster(LoopbackCluster):
         return self.run("node1", *argv, check=check)
 
     def config(self) -> dict:
-        return json.loads((self.root("node1") / "var/lib/genet/config.data").read_text())
+        return self.stored_config("node1")
 
     def refused(self, *argv, message: str, code: int = 1):
         """The command fails with the exit code and the message, and the configuration does not change."""

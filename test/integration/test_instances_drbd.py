@@ -64,7 +64,7 @@ def volumes(c, node: str) -> set[str]:
 
 
 def config_of(c, name: str) -> dict:
-    data = json.loads((c.root("node1") / "var/lib/genet/config.data").read_text())
+    data = c.stored_config("node1")
     return data["instances"][name]
 
 

@@ -1,5 +1,4 @@
 """Instance lifecycle on a loopback cluster with the fake hypervisor: checks and rollback."""
-import json
 
 import pytest
 
@@ -77,7 +76,7 @@ def test_failed_start_rolls_back_disks_and_config(cluster):
     assert "Permission denied" in proc.stderr
     assert listing(cluster, "name") == []
     assert not (cluster.root("node2") / "srv/genet/file-storage/broken").exists()
-    data = json.loads((cluster.root("node1") / "var/lib/genet/config.data").read_text())
+    data = cluster.stored_config("node1")
     assert "broken" not in data["instances"]
     cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--no-start", "broken")
 

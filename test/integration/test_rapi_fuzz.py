@@ -128,7 +128,7 @@ def wait_queue_idle(cluster, timeout: float = 120) -> None:
 
 
 def config_serial(cluster) -> int:
-    return json.loads((cluster.root("node1") / "var/lib/genet/config.data").read_text())["serial_no"]
+    return cluster.stored_config("node1")["serial_no"]
 
 
 @pytest.fixture(scope="module")

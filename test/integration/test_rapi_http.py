@@ -182,7 +182,7 @@ def test_cluster_modify_shows_in_info_and_dry_run_changes_nothing(cluster):
 
 def test_redistribute_config_reaches_every_node(cluster):
     run_job("PUT", "/2/redistribute-config")
-    serials = {json.loads((cluster.root(n) / "var/lib/genet/config.data").read_text())["serial_no"]
+    serials = {cluster.stored_config(n)["serial_no"]
                for n in cluster.names}
     assert len(serials) == 1
 

@@ -5,7 +5,6 @@ The tests share one cluster and run in file order.
 """
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import subprocess
@@ -33,7 +32,7 @@ class Dev(devnet.Dev):
         return (self.root(node) / "var/lib/genet/ssconf_master_node").read_text().strip()
 
     def config(self, node: str) -> dict:
-        return json.loads((self.root(node) / "var/lib/genet/config.data").read_text())
+        return self.stored_config(node)
 
     def tags(self, node: str) -> list[str]:
         return self.config(node)["cluster"]["tags"]

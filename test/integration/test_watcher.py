@@ -77,7 +77,7 @@ def test_pause_holds_the_watcher_cluster_wide_until_continue(cluster, crashed):
     assert "paused until" in watcher(cluster)
     assert status(cluster, "web1") == "ERROR_down"
     # kept in the configuration: every master candidate knows it
-    data = json.loads((cluster.root("node2") / "var/lib/genet/config.data").read_text())
+    data = cluster.stored_config("node2")
     assert data["cluster"]["watcher_pause"] > time.time() + 3500
     assert "restarting it" in watcher(cluster, "--ignore-pause")
     assert status(cluster, "web1") == "running"

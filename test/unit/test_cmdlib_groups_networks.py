@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from genet.config_writer import ConfigWriter
 from genet import config, errors, opcodes, query
 from genet.cmdlib import lu_for
 
@@ -16,7 +17,7 @@ class Cluster:
             config.add_node(data, f"node{i}", f"192.0.2.{10 + i}")
         config.write_atomic(path, config.dumps(data))
         self.path = path
-        self.cfg = config.ConfigWriter(path)
+        self.cfg = ConfigWriter(path)
         self.log: list[str] = []
 
     def run(self, op: opcodes.OpCode):
@@ -36,7 +37,8 @@ class Cluster:
     def add_instance(self, name: str, node: str, nics: list[dict], secondaries: list[str] = ()) -> None:
         def change(data):
             data["instances"][name] = {"name": name, "uuid": f"uuid-{name}", "primary_node": node,
-                                       "secondary_nodes": list(secondaries), "nics": nics, "tags": []}
+                                       "secondary_nodes": list(secondaries), "nics": nics, "tags": [],
+                                       "disk_template": "drbd" if secondaries else "plain"}
         self.cfg.update(change)
 
     def query(self, what: str, fields: list[str]) -> dict:

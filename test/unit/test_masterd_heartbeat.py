@@ -6,7 +6,7 @@ import pytest
 
 from genet import config, errors, paths
 from genet.clock import ManualClock
-from genet.config import ConfigWriter
+from genet.config_writer import ConfigWriter
 from genet.masterd import READ_LEASE, MasterContext
 from genet.queue_store import QueueStore
 
@@ -40,7 +40,8 @@ def ctx(node_env):
     for index in (2, 3):
         config.add_node(data, f"node{index}", f"127.0.0.1{index}", master_candidate=True)
     for name, primary in (("on1", "node1"), ("on2", "node2"), ("on3", "node3")):
-        data["instances"][name] = {"name": name, "primary_node": primary}
+        data["instances"][name] = {"name": name, "uuid": f"uuid-{name}", "primary_node": primary,
+                                   "disk_template": "diskless"}
     config.write_atomic(paths.config_file(), config.dumps(data))
     nodes = Nodes()
     master = MasterContext("node1", ConfigWriter(paths.config_file()), FakeTransport(nodes),

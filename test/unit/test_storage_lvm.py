@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from genet.config_writer import ConfigWriter
 from genet import config, errors, opcodes
 from genet.storage import base, lvm
 from genet.storage.base import StorageError
@@ -484,7 +485,7 @@ class ClusterConfig:
     def __init__(self, path: Path):
         config.write_atomic(path, config.dumps(config.new_cluster("c1", "node1", "192.0.2.11")))
         self.path = path
-        self.cfg = config.ConfigWriter(path)
+        self.cfg = ConfigWriter(path)
 
     def run(self, op):
         from genet.cmdlib import lu_for
@@ -496,7 +497,8 @@ class ClusterConfig:
 
     def add_instance(self, name: str, template: str) -> None:
         def change(data):
-            data["instances"][name] = {"name": name, "disk_template": template, "disks": []}
+            data["instances"][name] = {"name": name, "uuid": f"uuid-{name}", "primary_node": "node1",
+                                       "disk_template": template, "disks": []}
         self.cfg.update(change)
 
 

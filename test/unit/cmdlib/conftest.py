@@ -16,7 +16,7 @@ import pytest
 
 from genet import config, errors, opcodes, paths, serializer, ssl_utils
 from genet.clock import ManualClock
-from genet.config import ConfigWriter
+from genet.config_writer import ConfigWriter
 from genet.hypervisor.fake import FakeFabric, FakeHypervisor
 from genet.jobs import FINAL_NAMES
 from genet.masterd import MasterContext
