@@ -1,7 +1,7 @@
 """The hypervisor interface: what noded asks of a backend, one small set of steps.
 
-Instances cross RPC as plain dicts (the config's instance object plus resolved
-disks and NICs), so backends need nothing from the master. Long operations
+A backend receives an instance as genet.objects.InstanceRuntime: the config's instance with
+its disks resolved to how to open them (DiskAccess), so backends need nothing from the master. Long operations
 (migration) are split into steps the master drives and polls; repeating a step
 is harmless where it can be.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import abc
 import enum
-from typing import Any
 
 from genet.errors import HypervisorError
+from genet.objects import InstanceRuntime as Instance
 from genet.registry import Registry
 
 
@@ -21,11 +21,6 @@ class HvState(str, enum.Enum):
     CRASHED = "crashed"      # the process died without being asked to stop
 
 
-# What a backend receives for one instance (all JSON-able):
-#   inst  = {"name", "uuid", "hypervisor", "hvparams": {...}, "beparams": {"maxmem", "minmem", "vcpus"},
-#            "nics": [{"mac", "mode": "bridged"|"routed", "link", "ip", "vlan"}],
-#            "disks": [{"path", "format": "raw"|"qcow2", "mode": "rw"|"ro", "size" (MiB), "uuid"}]}
-Instance = dict[str, Any]
 
 
 HYPERVISORS: Registry["Hypervisor"] = Registry("hypervisor", "genet.hypervisor")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genet import __version__, config, config_file, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
 from genet.config_file import ConfigFile
+from genet.objects import Disk, Instance, InstanceRuntime
 from genet.queue_store import QueueStore
 from genet.rpc_defs import LDS_FAULTY, LDS_OKAY, DiskStatus, Heartbeat, IncomingPorts, MirrorStatus, Version
 
@@ -253,12 +254,12 @@ class NodeProcedures:
     def rpc_hv_node_info(self, hypervisor: str) -> dict:
         return self._hv(hypervisor).node_info()
 
-    def rpc_blockdev_create(self, instance: str, template: str, disk: dict, index: int,
+    def rpc_blockdev_create(self, instance: str, template: str, disk: Disk, index: int,
                             storage_params: dict) -> dict:
         from genet.storage.base import get
         return get(template, storage_params).create(instance, disk, index)
 
-    def rpc_blockdev_adopt(self, instance: str, template: str, disk: dict, index: int, volume: str,
+    def rpc_blockdev_adopt(self, instance: str, template: str, disk: Disk, index: int, volume: str,
                            storage_params: dict) -> dict:
         """An existing volume becomes the disk (plain): its access dict, with its size."""
         from genet.storage.base import get
@@ -267,31 +268,31 @@ class NodeProcedures:
             raise errors.OpPrereqError(f"disk template {template} cannot adopt volumes (only plain)")
         return backend.adopt(instance, disk, index, volume)
 
-    def rpc_blockdev_release_adopted(self, instance: str, template: str, disk: dict, index: int, volume: str,
+    def rpc_blockdev_release_adopted(self, instance: str, template: str, disk: Disk, index: int, volume: str,
                                      storage_params: dict) -> bool:
         """Undo rpc_blockdev_adopt: the volume gets its old name back."""
         from genet.storage.base import get
         get(template, storage_params).release_adopted(instance, disk, index, volume)
         return True
 
-    def rpc_blockdev_remove(self, instance: str, template: str, disk: dict, index: int,
+    def rpc_blockdev_remove(self, instance: str, template: str, disk: Disk, index: int,
                             storage_params: dict) -> bool:
         from genet.storage.base import get
         get(template, storage_params).remove(instance, disk, index)
         return True
 
-    def rpc_blockdev_grow(self, instance: str, template: str, disk: dict, index: int, new_size: int,
+    def rpc_blockdev_grow(self, instance: str, template: str, disk: Disk, index: int, new_size: int,
                           storage_params: dict) -> bool:
         from genet.storage.base import get
         get(template, storage_params).grow(instance, disk, index, new_size)
         return True
 
-    def rpc_blockdev_rename(self, old: str, new: str, template: str, disks: list, storage_params: dict) -> bool:
+    def rpc_blockdev_rename(self, old: str, new: str, template: str, disks: list[Disk], storage_params: dict) -> bool:
         from genet.storage.base import get
         get(template, storage_params).rename(old, new, disks)
         return True
 
-    def rpc_blockdev_receive(self, instance: str, template: str, disk: dict, index: int, storage_params: dict,
+    def rpc_blockdev_receive(self, instance: str, template: str, disk: Disk, index: int, storage_params: dict,
                              address: str) -> int:
         """Wait for the data of an (already created) disk from another node; returns the port."""
         from genet import transfer
@@ -306,19 +307,19 @@ class NodeProcedures:
             raise errors.OpPrereqError(f"no transfer is waiting on port {port}")
         return receiver.result(wait)
 
-    def rpc_blockdev_send(self, instance: str, template: str, disk: dict, index: int, storage_params: dict,
+    def rpc_blockdev_send(self, instance: str, template: str, disk: Disk, index: int, storage_params: dict,
                           address: str, port: int) -> dict:
         from genet import transfer
         from genet.storage.base import get
         return transfer.send(get(template, storage_params).path(instance, disk, index), address, port)
 
-    def rpc_blockdev_access(self, instance: str, template: str, disks: list, storage_params: dict) -> list:
+    def rpc_blockdev_access(self, instance: str, template: str, disks: list[Disk], storage_params: dict) -> list:
         """Where each disk is on this node; fails naming a missing one."""
         from genet.storage.base import get
         backend = get(template, storage_params)
         return [backend.access(instance, disk, index) for index, disk in enumerate(disks)]
 
-    def rpc_blockdev_find(self, instance: str, template: str, disks: list, storage_params: dict,
+    def rpc_blockdev_find(self, instance: str, template: str, disks: list[Disk], storage_params: dict,
                           first: int = 0) -> list:
         """Ganeti's status of each disk, None where missing; a mirrored disk's includes its side's
         status. ``first``: the index of ``disks[0]`` when they are not all the instance's disks
@@ -350,7 +351,7 @@ class NodeProcedures:
         return [backend.assemble(instance, disk, index, role, force=force)
                 for index, disk in enumerate(disks, first)]
 
-    def rpc_blockdev_shutdown(self, instance: str, template: str, disks: list, storage_params: dict,
+    def rpc_blockdev_shutdown(self, instance: str, template: str, disks: list[Disk], storage_params: dict,
                               unmirror: bool = False, first: int = 0) -> bool:
         """Take this node's side of every disk down; ``unmirror``: also drop what the mirror added,
         leaving the data to the single-node template (MirroredTemplate.unmirror)."""
@@ -360,7 +361,7 @@ class NodeProcedures:
             (backend.unmirror if unmirror else backend.shutdown)(instance, disk, index)
         return True
 
-    def rpc_blockdev_resync(self, instance: str, template: str, disks: list, storage_params: dict,
+    def rpc_blockdev_resync(self, instance: str, template: str, disks: list[Disk], storage_params: dict,
                             retarget: bool = False, first: int = 0) -> list:
         """On the primary: mirror again to a secondary that came back, or (``retarget``) to the
         secondary the disks now name; what each disk did."""
@@ -369,7 +370,7 @@ class NodeProcedures:
         step = backend.retarget if retarget else backend.resync
         return [step(instance, disk, index) for index, disk in enumerate(disks, first)]
 
-    def rpc_blockdev_migration(self, instance: str, template: str, disks: list, storage_params: dict,
+    def rpc_blockdev_migration(self, instance: str, template: str, disks: list[Disk], storage_params: dict,
                                step: str, role: str) -> list:
         """One step of a live migration of mirrored disks (storage.base.MirroredTemplate)."""
         from genet.storage.base import get
@@ -475,7 +476,7 @@ class NodeProcedures:
         from genet import osinterface
         return osinterface.validate(name, osparams)
 
-    def _resolved(self, inst: dict, storage_params: dict) -> list[dict]:
+    def _resolved(self, inst: Instance, storage_params: dict) -> list[dict]:
         """The disks for OS scripts; mirrored ones as their template's offline_access says (mirror:
         the local images, copied in full by the next assembly; drbd: the assembled device)."""
         from genet.storage.base import get
@@ -484,7 +485,7 @@ class NodeProcedures:
             return [template.offline_access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
         return [template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
 
-    def rpc_os_create(self, inst: dict, storage_params: dict, reinstall: bool = False) -> str:
+    def rpc_os_create(self, inst: Instance, storage_params: dict, reinstall: bool = False) -> str:
         """Run the OS create script on the instance's disks; returns the log path."""
         from genet import osinterface
         name, variant = osinterface.split_name(inst["os"])
@@ -492,18 +493,18 @@ class NodeProcedures:
                                     osparams=inst.get("osparams", {}), reinstall=reinstall)
         return str(result.log_path)
 
-    def rpc_os_rename(self, inst: dict, old_name: str, storage_params: dict) -> str:
+    def rpc_os_rename(self, inst: Instance, old_name: str, storage_params: dict) -> str:
         from genet import osinterface
         _, variant = osinterface.split_name(inst["os"])
         result = osinterface.rename(inst, self._resolved(inst, storage_params), old_name, variant=variant or None,
                                     osparams=inst.get("osparams", {}))
         return str(result.log_path)
 
-    def rpc_instance_start(self, inst: dict, storage_params: dict, paused: bool = False) -> dict:
+    def rpc_instance_start(self, inst: Instance, storage_params: dict, paused: bool = False) -> dict:
         """Resolve the disks on this node, then start the instance."""
         from genet.storage.base import get
         template = get(inst["disk_template"], storage_params)
-        runtime = dict(inst, disks=[template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])])
+        runtime = InstanceRuntime(inst, disks=[template.access(inst.name, d, i) for i, d in enumerate(inst.disks)])
         hv = self._hv(inst["hypervisor"])
         hv.start(runtime, paused)
         return hv.info(inst["name"]) or {}
@@ -533,7 +534,7 @@ class NodeProcedures:
     def rpc_instance_migration_info(self, name: str, hypervisor: str) -> dict:
         return self._hv(hypervisor).migration_info(name)
 
-    def rpc_instance_accept_incoming(self, inst: dict, storage_params: dict, address: str,
+    def rpc_instance_accept_incoming(self, inst: Instance, storage_params: dict, address: str,
                                      info: dict | None, copy_disks: bool = False) -> IncomingPorts:
         """Start the target side of a migration on free ports (an NBD one too with ``copy_disks``)."""
         info = dict(info or {})
@@ -546,7 +547,7 @@ class NodeProcedures:
             info["hold"] = True
         else:
             disks = self._resolved(inst, storage_params)
-        self._hv(inst["hypervisor"]).accept_incoming(dict(inst, disks=disks), address, ports.port, info)
+        self._hv(inst.hypervisor).accept_incoming(InstanceRuntime(inst, disks=disks), address, ports.port, info)
         return ports
 
     def rpc_instance_migrate(self, name: str, hypervisor: str, address: str, port: int, live: bool,

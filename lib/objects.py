@@ -75,7 +75,7 @@ class ConfigObject(dict):
             if isinstance(value, Field):
                 value.name = name
                 fields[name] = value
-                setattr(cls, name, _attribute(name))
+                setattr(cls, name, _attribute(name, value.default is None))
         cls.FIELDS = fields
 
     @classmethod
@@ -86,7 +86,10 @@ class ConfigObject(dict):
             raise errors.ConfigurationError(f"{where} must be an object, not {type(value).__name__}")
         obj = cls(value)
         for name, field in cls.FIELDS.items():
-            obj[name] = field.convert(obj[name], where) if name in obj else field.missing(where)
+            if name in obj:
+                obj[name] = field.convert(obj[name], where)
+            elif field.default is not None:         # a field whose default is None stays absent
+                obj[name] = field.missing(where)
         return obj
 
     @classmethod
@@ -110,9 +113,9 @@ class ConfigObject(dict):
         return Conversion(f"mapping of {cls.__name__}", convert)
 
 
-def _attribute(name: str) -> property:
+def _attribute(name: str, optional: bool) -> property:
     def get(self):
-        return self[name]
+        return self.get(name) if optional else self[name]
 
     def put(self, value):
         self[name] = value
@@ -224,6 +227,28 @@ class Cluster(Timestamped):
     beparams = Field(dict, dict)
     hvparams = Field(dict, dict)
     tags = Field(list, list)
+
+
+class DiskAccess(ConfigObject):
+    """How a hypervisor opens one disk a storage backend prepared on its node: a file or block
+    device (``path``) or an NBD export on a unix socket (``nbd_socket`` and ``export``)."""
+    uuid = Field(str)
+    size = Field(int)                       # MiB
+    mode = Field(str, "rw")
+    format = Field(str, "raw")
+    path = Field(str, None, nullable=True)
+    nbd_socket = Field(str, None, nullable=True)
+    export = Field(str, None, nullable=True)
+
+    @classmethod
+    def of(cls, disk: dict, **where: Any) -> "DiskAccess":
+        """The access to ``disk`` (its uuid, size and mode) at ``where`` (path=, or nbd_socket= and export=)."""
+        return cls.from_wire({"uuid": disk["uuid"], "size": disk["size"], "mode": disk.get("mode", "rw"), **where})
+
+
+class InstanceRuntime(Instance):
+    """An instance as a hypervisor receives it: its disks resolved to how to open them."""
+    disks = Field(DiskAccess.list_field(), list)
 
 
 # the document's collections: name -> object class (a change names them, see config_journal)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from genet import errors
+from genet.objects import Disk, DiskAccess, Instance
 from genet.wire import WireObject, WireTypeError, decode, encode
 
 REQUIRED = inspect.Parameter.empty
@@ -306,7 +307,7 @@ def instance_console(name: str, hypervisor: str) -> dict:
 
 
 @procedure(timeout=300, guarded=True)
-def instance_start(inst: dict, storage_params: dict, paused: bool = False) -> dict:
+def instance_start(inst: Instance, storage_params: dict, paused: bool = False) -> dict:
     """Resolve the disks here and start the instance; its info."""
 
 
@@ -336,7 +337,7 @@ def instance_migration_info(name: str, hypervisor: str) -> dict:
 
 
 @procedure(timeout=120, guarded=True)
-def instance_accept_incoming(inst: dict, storage_params: dict, address: str, info: dict | None,
+def instance_accept_incoming(inst: Instance, storage_params: dict, address: str, info: dict | None,
                              copy_disks: bool = False) -> IncomingPorts:
     """On the target: start the process that waits for the migration stream."""
 
@@ -365,76 +366,76 @@ def instance_finish_incoming(name: str, hypervisor: str, success: bool) -> bool:
 # disks (storage.base)
 
 @procedure(timeout=300, guarded=True)
-def blockdev_create(instance: str, template: str, disk: dict, index: int, storage_params: dict) -> dict:
+def blockdev_create(instance: str, template: str, disk: Disk, index: int, storage_params: dict) -> dict:
     """Create one disk here; its access dict."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_adopt(instance: str, template: str, disk: dict, index: int, volume: str,
+def blockdev_adopt(instance: str, template: str, disk: Disk, index: int, volume: str,
                    storage_params: dict) -> dict:
     """An existing volume becomes the disk (plain); its access dict with its size."""
 
 
 @procedure(timeout=60, guarded=True)
-def blockdev_release_adopted(instance: str, template: str, disk: dict, index: int, volume: str,
+def blockdev_release_adopted(instance: str, template: str, disk: Disk, index: int, volume: str,
                              storage_params: dict) -> bool:
     """Undo blockdev_adopt: the volume gets its old name back."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_remove(instance: str, template: str, disk: dict, index: int, storage_params: dict) -> bool:
+def blockdev_remove(instance: str, template: str, disk: Disk, index: int, storage_params: dict) -> bool:
     """Remove one disk here."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_grow(instance: str, template: str, disk: dict, index: int, new_size: int,
+def blockdev_grow(instance: str, template: str, disk: Disk, index: int, new_size: int,
                   storage_params: dict) -> bool:
     """Grow one disk here to ``new_size`` MiB."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_rename(old: str, new: str, template: str, disks: list[dict], storage_params: dict) -> bool:
+def blockdev_rename(old: str, new: str, template: str, disks: list[Disk], storage_params: dict) -> bool:
     """Move an instance's disks to its new name."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_access(instance: str, template: str, disks: list[dict], storage_params: dict) -> list[dict]:
+def blockdev_access(instance: str, template: str, disks: list[Disk], storage_params: dict) -> list[DiskAccess]:
     """Where each disk is here; fails naming a missing one."""
 
 
 @procedure(timeout=30)
-def blockdev_find(instance: str, template: str, disks: list[dict], storage_params: dict,
+def blockdev_find(instance: str, template: str, disks: list[Disk], storage_params: dict,
                   first: int = 0) -> list[DiskStatus | None]:
     """Ganeti's status of each disk here, null for a missing one. ``first``: the index of
     ``disks[0]`` when they are not all the instance's disks (here and below)."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_assemble(instance: str, template: str, disks: list[dict], role: str, storage_params: dict,
+def blockdev_assemble(instance: str, template: str, disks: list[Disk], role: str, storage_params: dict,
                       force: bool = False, first: int = 0) -> list[dict]:
     """Bring this node's side of the disks up as ``primary`` or ``secondary``; the primary's access dicts."""
 
 
 @procedure(timeout=60, guarded=True)
-def blockdev_shutdown(instance: str, template: str, disks: list[dict], storage_params: dict,
+def blockdev_shutdown(instance: str, template: str, disks: list[Disk], storage_params: dict,
                       unmirror: bool = False, first: int = 0) -> bool:
     """Take this node's side of the disks down (``unmirror``: leave single-node disks)."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_resync(instance: str, template: str, disks: list[dict], storage_params: dict,
+def blockdev_resync(instance: str, template: str, disks: list[Disk], storage_params: dict,
                     retarget: bool = False, first: int = 0) -> list:
     """On the primary: mirror again to the secondary (``retarget``: to the one the disks now name)."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_migration(instance: str, template: str, disks: list[dict], storage_params: dict,
+def blockdev_migration(instance: str, template: str, disks: list[Disk], storage_params: dict,
                        step: str, role: str) -> list:
     """One step (prepare, switch, finish, abort) of a live migration of mirrored disks."""
 
 
 @procedure(timeout=120, guarded=True)
-def blockdev_receive(instance: str, template: str, disk: dict, index: int, storage_params: dict,
+def blockdev_receive(instance: str, template: str, disk: Disk, index: int, storage_params: dict,
                      address: str) -> int:
     """Wait for one disk's data from another node on a free port of ``address``; the port."""
 
@@ -445,7 +446,7 @@ def blockdev_received(port: int, wait: float) -> Transfer:
 
 
 @procedure(timeout=7200, guarded=True)
-def blockdev_send(instance: str, template: str, disk: dict, index: int, storage_params: dict,
+def blockdev_send(instance: str, template: str, disk: Disk, index: int, storage_params: dict,
                   address: str, port: int) -> Transfer:
     """Stream one disk to a receiver on another node."""
 
@@ -505,10 +506,10 @@ def os_validate(name: str, osparams: dict) -> bool:
 
 
 @procedure(timeout=3700, guarded=True)
-def os_create(inst: dict, storage_params: dict, reinstall: bool = False) -> str:
+def os_create(inst: Instance, storage_params: dict, reinstall: bool = False) -> str:
     """Run the OS create script on the instance's disks; the log's path."""
 
 
 @procedure(timeout=700, guarded=True)
-def os_rename(inst: dict, old_name: str, storage_params: dict) -> str:
+def os_rename(inst: Instance, old_name: str, storage_params: dict) -> str:
     """Run the OS rename script; the log's path."""

@@ -1,8 +1,8 @@
 """Typed values on the wire: check a JSON value against a type and build the typed object.
 
 The node RPC (genet.rpc_defs) declares its arguments and results as Python types: ``str``,
-``int``, ``float``, ``bool``, ``dict``, ``list[X]``, ``X | None`` and dataclasses deriving
-from :class:`WireObject`. :func:`decode` checks what arrived and builds dataclasses from their
+``int``, ``float``, ``bool``, ``dict``, ``list[X]``, ``X | None``, dataclasses deriving
+from :class:`WireObject` and the config's objects (genet.objects, dicts with typed fields). :func:`decode` checks what arrived and builds dataclasses from their
 JSON objects; :func:`encode` turns them back into plain JSON values.
 """
 from __future__ import annotations
@@ -12,6 +12,9 @@ import functools
 import types
 import typing
 from typing import Any
+
+from genet.errors import ConfigurationError
+from genet.objects import ConfigObject
 
 
 class WireTypeError(TypeError):
@@ -75,6 +78,11 @@ def decode(value: Any, tp: Any, where: str = "value") -> Any:
         tp = dict
     if isinstance(tp, type) and issubclass(tp, WireObject):
         return tp.from_wire(value, where)
+    if isinstance(tp, type) and issubclass(tp, ConfigObject):
+        try:
+            return tp.from_wire(value, where)
+        except ConfigurationError as err:
+            raise WireTypeError(str(err)) from None
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is int and isinstance(value, bool) or not isinstance(value, tp):

@@ -11,6 +11,7 @@ import abc
 from pathlib import Path
 
 from genet.errors import StorageError
+from genet.objects import DiskAccess
 from genet.registry import Registry
 
 
@@ -61,8 +62,7 @@ class DiskTemplate(abc.ABC):
         path = self.path(instance, disk, index)
         if not path.exists():
             raise StorageError(f"disk {index} of {instance} is missing ({path})")
-        return {"path": str(path), "format": disk.get("format", "raw"), "mode": disk.get("mode", "rw"),
-                "size": disk["size"], "uuid": disk["uuid"]}
+        return DiskAccess.of(disk, path=str(path), format=disk.get("format", "raw"))
 
     def remove(self, instance: str, disk: dict, index: int) -> None:
         path = self.path(instance, disk, index)

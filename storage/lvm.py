@@ -24,6 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from genet.objects import DiskAccess
 from genet.storage.base import DiskTemplate, StorageError
 
 DEFAULT_VG = "xenvg"
@@ -219,7 +220,7 @@ class PlainStorage(DiskTemplate):
         if fmt != "raw":
             raise StorageError(f"{what}: plain disks are raw logical volumes, format {fmt!r} is not supported")
         self.create_volume(self.volume_group(disk), self.lv_name(disk), int(disk["size"]), what)
-        return self._access_dict(instance, disk, index)
+        return DiskAccess.of(disk, path=str(self.path(instance, disk, index)))
 
     def create_volume(self, vg: str, lv: str, size: int, what: str) -> None:
         """Make (or find, at least ``size`` MiB) and activate ``vg/lv``; ``what`` names it in errors."""
@@ -245,9 +246,6 @@ class PlainStorage(DiskTemplate):
                                f" less than the {size} MiB asked")
         self._activate(existing, what)
 
-    def _access_dict(self, instance: str, disk: dict, index: int) -> dict:
-        return {"path": str(self.path(instance, disk, index)), "format": "raw", "mode": disk.get("mode", "rw"),
-                "size": disk["size"], "uuid": disk["uuid"]}
 
     def access(self, instance: str, disk: dict, index: int) -> dict:
         what = f"disk {index} of {instance}"
@@ -256,7 +254,7 @@ class PlainStorage(DiskTemplate):
         if volume is None:
             raise StorageError(f"{what} is missing (logical volume {vg}/{lv} not found)")
         self._activate(volume, what)
-        return self._access_dict(instance, disk, index)
+        return DiskAccess.of(disk, path=str(self.path(instance, disk, index)))
 
     def remove(self, instance: str, disk: dict, index: int) -> None:
         """Removes the LV and its snapshots; refuses while the guest (or anything) holds it open.
@@ -381,8 +379,7 @@ class PlainStorage(DiskTemplate):
                     raise StorageError(f"{what}: renaming it to {target} failed: {_reason(err)}")
                 volume = Volume(target, vg, volume.size, volume.attr, volume.origin)
         self._activate(volume, what)
-        return {"path": str(self.dev_dir() / vg / target), "format": "raw", "mode": disk.get("mode", "rw"),
-                "size": volume.size, "uuid": disk["uuid"], "adopted": f"{vg}/{name}"}
+        return DiskAccess.of(disk, path=str(self.dev_dir() / vg / target), size=volume.size, adopted=f"{vg}/{name}")
 
     def release_adopted(self, instance: str, disk: dict, index: int, adopted: str) -> None:
         """Give a volume :meth:`adopt` renamed its old name back (``adopted``: VG/LV, as adopt said)."""

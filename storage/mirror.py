@@ -26,6 +26,7 @@ from pathlib import Path
 
 from genet import paths
 from genet.daemon_util import process_alive
+from genet.objects import DiskAccess
 from genet.storage.base import MirroredTemplate, StorageError, run
 from genet.storage.filestore import FileStorage
 
@@ -142,8 +143,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         sock = self.nbd_socket(disk)
         if not sock.exists():
             raise StorageError(f"disk {index} of {instance} is not assembled as primary on {paths.node_name()}")
-        return {"nbd_socket": str(sock), "export": EXPORT, "format": "raw", "mode": disk.get("mode", "rw"),
-                "size": disk["size"], "uuid": disk["uuid"]}
+        return DiskAccess.of(disk, nbd_socket=str(sock), export=EXPORT)
 
     def offline_access(self, instance: str, disk: dict, index: int) -> dict:
         """The local image for OS scripts, with this side's daemon stopped: what they write
@@ -152,8 +152,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         image = self.path(instance, disk, index)
         if not image.exists():
             raise StorageError(f"disk {index} of {instance} is missing ({image})")
-        return {"path": str(image), "format": "raw", "mode": disk.get("mode", "rw"), "size": disk["size"],
-                "uuid": disk["uuid"]}
+        return DiskAccess.of(disk, path=str(image))
 
     def _start(self, instance: str, disk: dict, index: int, role: str, image: Path, run: Path) -> None:
         """A daemon in ``run`` serving the image as ``role``: a secondary exports it over NBD

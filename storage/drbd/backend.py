@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from genet import paths
+from genet.objects import DiskAccess
 from genet.storage.base import MirroredTemplate, StorageError, run
 from genet.storage.drbd.backing import Backing, FileBacking, lvm_backing
 from genet.storage.drbd.commands import Commands, Commands9, commands
@@ -264,8 +265,7 @@ class DrbdStorage(MirroredTemplate):
         if state is None or state.role != "Primary":
             role = "not assembled" if state is None else f"role {state.role}"
             raise StorageError(f"{res.owner} is not primary on {self.node} ({role}); promote it first")
-        return {"path": str(self.dev_dir / f"drbd{res.local.minor}"), "format": "raw",
-                "mode": disk.get("mode", "rw"), "size": disk["size"], "uuid": disk["uuid"]}
+        return DiskAccess.of(disk, path=str(self.dev_dir / f"drbd{res.local.minor}"))
 
     def _settled(self, res: Resource, cmds: Commands, primary_done: bool = False) -> DrbdState | None:
         """The state once the handshake with a reachable peer is over (or the wait timed out);

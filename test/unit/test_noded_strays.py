@@ -75,7 +75,8 @@ def test_a_cut_off_node_refuses_instance_and_disk_requests_until_its_strays_are_
     silence(CUT_OFF_AFTER + 5)
     for name, args in [("instance_stop", ["inst1", "fake", 0, True]),
                        ("blockdev_assemble", ["inst1", "mirror", [], "secondary", {}]),
-                       ("os_create", [{}, {}])]:
+                       ("os_create", [{"name": "inst1", "uuid": "u1", "primary_node": "node1",
+                                       "disk_template": "diskless"}, {}])]:
         with pytest.raises(errors.OpPrereqError, match=f"{name} refused: node1 has not heard from the master"
                                                        " for 1[5-9] s"):
             node.call(name, args)
@@ -112,5 +113,5 @@ def test_a_disk_a_running_guest_holds_is_not_assembled_as_secondary(node):
     run(node, "inst1")
     with pytest.raises(errors.OpPrereqError, match="assembling the disks of inst1 as secondary refused:"
                                                    " instance inst1 still runs on node1"):
-        node.call("blockdev_assemble", ["inst1", "mirror", [{"uuid": "u1"}], "secondary", {}])
+        node.call("blockdev_assemble", ["inst1", "mirror", [{"uuid": "u1", "size": 16}], "secondary", {}])
     assert not (paths.run_dir() / "mirror").exists()

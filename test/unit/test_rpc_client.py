@@ -134,7 +134,7 @@ def test_results_arrive_as_the_table_types_them():
     found = [{"dev_path": "/dev/x", "sync_percent": 45.0, "estimated_time": 12, "is_degraded": True,
               "ldisk_status": 1, "mirror": side}, None]
     rpc = fake_node_rpc(lambda node, procedure, args: found)
-    first, missing = rpc.blockdev_find("node2", "inst1", "mirror", [{}, {}], {}).payload
+    first, missing = rpc.blockdev_find("node2", "inst1", "mirror", [{"uuid": "u1", "size": 8}, {"uuid": "u2", "size": 8}], {}).payload
     assert first == DiskStatus("/dev/x", None, None, 45.0, 12, True, 1, MirrorStatus(**side)) and missing is None
     assert first.ganeti_status() == ["/dev/x", None, None, 45.0, 12, True, 1]
 

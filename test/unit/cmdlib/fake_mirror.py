@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from genet import paths
+from genet.objects import DiskAccess
 from genet.storage.base import MirroredTemplate, StorageError, run
 from genet.storage.filestore import FileStorage
 
@@ -87,8 +88,7 @@ class FakeMirror(FileStorage, MirroredTemplate, register=False):
     def access(self, instance: str, disk: dict, index: int) -> dict:
         if self._role(disk) != "primary" and not self._state(disk).get("prepared"):
             raise StorageError(f"disk {index} of {instance} is not assembled as primary on {paths.node_name()}")
-        return {"path": str(self.path(instance, disk, index)), "format": "raw", "mode": disk.get("mode", "rw"),
-                "size": disk["size"], "uuid": disk["uuid"]}
+        return DiskAccess.of(disk, path=str(self.path(instance, disk, index)))
 
     def offline_access(self, instance: str, disk: dict, index: int) -> dict:
         self.shutdown(instance, disk, index)
