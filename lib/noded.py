@@ -480,22 +480,22 @@ class NodeProcedures:
         """The disks for OS scripts; mirrored ones as their template's offline_access says (mirror:
         the local images, copied in full by the next assembly; drbd: the assembled device)."""
         from genet.storage.base import get
-        template = get(inst["disk_template"], storage_params)
+        template = get(inst.disk_template, storage_params)
         if template.mirrored:
-            return [template.offline_access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
-        return [template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
+            return [template.offline_access(inst.name, d, i) for i, d in enumerate(inst.disks)]
+        return [template.access(inst.name, d, i) for i, d in enumerate(inst.disks)]
 
     def rpc_os_create(self, inst: Instance, storage_params: dict, reinstall: bool = False) -> str:
         """Run the OS create script on the instance's disks; returns the log path."""
         from genet import osinterface
-        name, variant = osinterface.split_name(inst["os"])
+        name, variant = osinterface.split_name(inst.os)
         result = osinterface.create(inst, self._resolved(inst, storage_params), variant=variant or None,
                                     osparams=inst.get("osparams", {}), reinstall=reinstall)
         return str(result.log_path)
 
     def rpc_os_rename(self, inst: Instance, old_name: str, storage_params: dict) -> str:
         from genet import osinterface
-        _, variant = osinterface.split_name(inst["os"])
+        _, variant = osinterface.split_name(inst.os)
         result = osinterface.rename(inst, self._resolved(inst, storage_params), old_name, variant=variant or None,
                                     osparams=inst.get("osparams", {}))
         return str(result.log_path)
@@ -503,11 +503,11 @@ class NodeProcedures:
     def rpc_instance_start(self, inst: Instance, storage_params: dict, paused: bool = False) -> dict:
         """Resolve the disks on this node, then start the instance."""
         from genet.storage.base import get
-        template = get(inst["disk_template"], storage_params)
+        template = get(inst.disk_template, storage_params)
         runtime = InstanceRuntime(inst, disks=[template.access(inst.name, d, i) for i, d in enumerate(inst.disks)])
-        hv = self._hv(inst["hypervisor"])
+        hv = self._hv(inst.hypervisor)
         hv.start(runtime, paused)
-        return hv.info(inst["name"]) or {}
+        return hv.info(inst.name) or {}
 
     def rpc_instance_stop(self, name: str, hypervisor: str, shutdown_timeout: float, force: bool = False) -> bool:
         self._hv(hypervisor).stop(name, shutdown_timeout, force)
@@ -541,9 +541,9 @@ class NodeProcedures:
         ports = IncomingPorts(_free_port(address), _free_port(address) if copy_disks else None)
         info["nbd_port"] = ports.nbd_port
         from genet.storage.base import get
-        template = get(inst["disk_template"], storage_params)
+        template = get(inst.disk_template, storage_params)
         if template.mirrored:      # the side blockdev_migration prepared; held until the switch
-            disks = [template.access(inst["name"], d, i) for i, d in enumerate(inst["disks"])]
+            disks = [template.access(inst.name, d, i) for i, d in enumerate(inst.disks)]
             info["hold"] = True
         else:
             disks = self._resolved(inst, storage_params)

@@ -92,6 +92,10 @@ class ConfigObject(dict):
                 obj[name] = field.missing(where)
         return obj
 
+    def replace(self, **changes: Any):
+        """A shallow copy with ``changes`` (an instance as it will be: moved, renamed, converted)."""
+        return type(self)({**self, **changes})
+
     @classmethod
     def field(cls) -> Conversion:
         return Conversion(cls.__name__, cls.from_wire)

@@ -48,9 +48,9 @@ NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
     "csockets": ("CSockets", "number", "Number of physical CPU sockets", None),
     "mnode": ("MNode", "unit", "Memory used by the node itself and its caches", None),
     "pinst_list": ("PriInstances", "other", "Instances with this node as primary",
-                   lambda n, d: sorted(i["name"] for i in d["instances"].values() if i.get("primary_node") == n["name"])),
+                   lambda n, d: sorted(i.name for i in d["instances"].values() if i.get("primary_node") == n["name"])),
     "sinst_list": ("SecInstances", "other", "Instances with this node as secondary",
-                   lambda n, d: sorted(i["name"] for i in d["instances"].values()
+                   lambda n, d: sorted(i.name for i in d["instances"].values()
                                        if n["name"] in i.get("secondary_nodes", []))),
     "ndparams": ("NodeParameters", "other", "Node parameters", lambda n, d: n.get("ndparams", {})),
     "hv_state": ("HypervisorState", "other", "Static hypervisor state for the allocator",
@@ -75,7 +75,7 @@ def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool) 
         return "ERROR_nodeoffline"
     if not reachable:
         return "ERROR_nodedown"
-    up = inst["admin_state"] == "up"
+    up = inst.admin_state == "up"
     if live is not None and live.get("state") == "running":
         return "running" if up else "ERROR_up"
     if live is not None and live.get("state") == "shutdown" and up:
@@ -89,54 +89,54 @@ def _live(name: str):
 
 # name: (title, kind, doc, getter(instance, data, live info or None), needs live data)
 INSTANCE_FIELDS: dict[str, tuple[str, str, str, Callable, bool]] = {
-    "name": ("Instance", "text", "Instance name", lambda i, d, l: i["name"], False),
-    "uuid": ("UUID", "text", "Instance UUID", lambda i, d, l: i["uuid"], False),
-    "os": ("OS", "text", "Operating system", lambda i, d, l: i["os"], False),
-    "pnode": ("Primary_node", "text", "Primary node", lambda i, d, l: i["primary_node"], False),
-    "snodes": ("Secondary_Nodes", "other", "Secondary nodes", lambda i, d, l: i["secondary_nodes"], False),
+    "name": ("Instance", "text", "Instance name", lambda i, d, l: i.name, False),
+    "uuid": ("UUID", "text", "Instance UUID", lambda i, d, l: i.uuid, False),
+    "os": ("OS", "text", "Operating system", lambda i, d, l: i.os, False),
+    "pnode": ("Primary_node", "text", "Primary node", lambda i, d, l: i.primary_node, False),
+    "snodes": ("Secondary_Nodes", "other", "Secondary nodes", lambda i, d, l: i.secondary_nodes, False),
     "admin_state": ("InstanceState", "text", "Desired state of the instance (up or down)",
-                    lambda i, d, l: i["admin_state"], False),
+                    lambda i, d, l: i.admin_state, False),
     "admin_up": ("Autostart", "bool", "Whether the instance should be running",
-                 lambda i, d, l: i["admin_state"] == "up", False),
-    "disk_template": ("Disk_template", "text", "Disk template", lambda i, d, l: i["disk_template"], False),
-    "hypervisor": ("Hypervisor", "text", "Hypervisor", lambda i, d, l: i["hypervisor"], False),
-    "beparams": ("BackendParameters", "other", "Backend parameters", lambda i, d, l: i["beparams"], False),
-    "hvparams": ("HypervisorParameters", "other", "Hypervisor parameters", lambda i, d, l: i["hvparams"], False),
-    "be/maxmem": ("ConfigMaxMem", "unit", "Maximum memory (MiB)", lambda i, d, l: i["beparams"]["maxmem"], False),
-    "be/minmem": ("ConfigMinMem", "unit", "Minimum memory (MiB)", lambda i, d, l: i["beparams"]["minmem"], False),
-    "be/vcpus": ("ConfigVCPUs", "number", "Virtual CPUs", lambda i, d, l: i["beparams"]["vcpus"], False),
-    "disk.count": ("Disks", "number", "Number of disks", lambda i, d, l: len(i["disks"]), False),
-    "disk.sizes": ("Disk_sizes", "other", "Disk sizes (MiB)", lambda i, d, l: [x["size"] for x in i["disks"]], False),
+                 lambda i, d, l: i.admin_state == "up", False),
+    "disk_template": ("Disk_template", "text", "Disk template", lambda i, d, l: i.disk_template, False),
+    "hypervisor": ("Hypervisor", "text", "Hypervisor", lambda i, d, l: i.hypervisor, False),
+    "beparams": ("BackendParameters", "other", "Backend parameters", lambda i, d, l: i.beparams, False),
+    "hvparams": ("HypervisorParameters", "other", "Hypervisor parameters", lambda i, d, l: i.hvparams, False),
+    "be/maxmem": ("ConfigMaxMem", "unit", "Maximum memory (MiB)", lambda i, d, l: i.beparams["maxmem"], False),
+    "be/minmem": ("ConfigMinMem", "unit", "Minimum memory (MiB)", lambda i, d, l: i.beparams["minmem"], False),
+    "be/vcpus": ("ConfigVCPUs", "number", "Virtual CPUs", lambda i, d, l: i.beparams["vcpus"], False),
+    "disk.count": ("Disks", "number", "Number of disks", lambda i, d, l: len(i.disks), False),
+    "disk.sizes": ("Disk_sizes", "other", "Disk sizes (MiB)", lambda i, d, l: [x["size"] for x in i.disks], False),
     "disk_usage": ("DiskUsage", "unit", "Total disk space used (MiB)",
-                   lambda i, d, l: sum(x["size"] for x in i["disks"]), False),
-    "nic.count": ("NICs", "number", "Number of NICs", lambda i, d, l: len(i["nics"]), False),
-    "nic.macs": ("NIC_MACs", "other", "MAC addresses", lambda i, d, l: [n["mac"] for n in i["nics"]], False),
-    "nic.ips": ("NIC_IPs", "other", "IP addresses", lambda i, d, l: [n["ip"] for n in i["nics"]], False),
-    "nic.modes": ("NIC_modes", "other", "NIC modes", lambda i, d, l: [n["mode"] for n in i["nics"]], False),
-    "nic.links": ("NIC_links", "other", "NIC links", lambda i, d, l: [n["link"] for n in i["nics"]], False),
-    "nic.uuids": ("NIC_UUIDs", "other", "NIC UUIDs", lambda i, d, l: [n["uuid"] for n in i["nics"]], False),
-    "nic.names": ("NIC_Names", "other", "NIC names", lambda i, d, l: [n.get("name") for n in i["nics"]], False),
+                   lambda i, d, l: sum(x["size"] for x in i.disks), False),
+    "nic.count": ("NICs", "number", "Number of NICs", lambda i, d, l: len(i.nics), False),
+    "nic.macs": ("NIC_MACs", "other", "MAC addresses", lambda i, d, l: [n["mac"] for n in i.nics], False),
+    "nic.ips": ("NIC_IPs", "other", "IP addresses", lambda i, d, l: [n["ip"] for n in i.nics], False),
+    "nic.modes": ("NIC_modes", "other", "NIC modes", lambda i, d, l: [n["mode"] for n in i.nics], False),
+    "nic.links": ("NIC_links", "other", "NIC links", lambda i, d, l: [n["link"] for n in i.nics], False),
+    "nic.uuids": ("NIC_UUIDs", "other", "NIC UUIDs", lambda i, d, l: [n["uuid"] for n in i.nics], False),
+    "nic.names": ("NIC_Names", "other", "NIC names", lambda i, d, l: [n.get("name") for n in i.nics], False),
     "nic.bridges": ("NIC_bridges", "other", "Bridges of bridged NICs (null for others)",
-                    lambda i, d, l: [n["link"] if n["mode"] == "bridged" else None for n in i["nics"]], False),
+                    lambda i, d, l: [n["link"] if n["mode"] == "bridged" else None for n in i.nics], False),
     "nic.networks": ("NIC_networks", "other", "UUIDs of the networks the NICs are on",
-                     lambda i, d, l: [n.get("network") for n in i["nics"]], False),
+                     lambda i, d, l: [n.get("network") for n in i.nics], False),
     "nic.networks.names": ("NIC_networks_names", "other", "Names of the networks the NICs are on",
                            lambda i, d, l: [d.get("networks", {}).get(n.get("network") or "", {}).get("name")
-                                            for n in i["nics"]], False),
+                                            for n in i.nics], False),
     "custom_nicparams": ("CustomNicParameters", "other", "NIC parameters set on the instance",
                          lambda i, d, l: [{"mode": n["mode"], "link": n["link"], "vlan": n.get("vlan") or ""}
-                                          for n in i["nics"]], False),
-    "disk.uuids": ("Disk_UUIDs", "other", "Disk UUIDs", lambda i, d, l: [x["uuid"] for x in i["disks"]], False),
-    "disk.names": ("Disk_names", "other", "Disk names", lambda i, d, l: [x.get("name") for x in i["disks"]], False),
+                                          for n in i.nics], False),
+    "disk.uuids": ("Disk_UUIDs", "other", "Disk UUIDs", lambda i, d, l: [x["uuid"] for x in i.disks], False),
+    "disk.names": ("Disk_names", "other", "Disk names", lambda i, d, l: [x.get("name") for x in i.disks], False),
     "disk.spindles": ("Disk_spindles", "other", "Disk spindles (null: no exclusive storage)",
-                      lambda i, d, l: [None for _ in i["disks"]], False),
+                      lambda i, d, l: [None for _ in i.disks], False),
     "network_port": ("Network_port", "number", "Console network port (VNC), if any",
                      lambda i, d, l: i.get("network_port"), False),
     "custom_hvparams": ("CustomHypervisorParameters", "other", "Hypervisor parameters set on the instance",
-                        lambda i, d, l: i["hvparams"], False),
+                        lambda i, d, l: i.hvparams, False),
     "custom_beparams": ("CustomBackendParameters", "other", "Backend parameters set on the instance",
-                        lambda i, d, l: i["beparams"], False),
-    "tags": ("Tags", "other", "Tags", lambda i, d, l: i["tags"], False),
+                        lambda i, d, l: i.beparams, False),
+    "tags": ("Tags", "other", "Tags", lambda i, d, l: i.tags, False),
     "serial_no": ("SerialNo", "number", "Instance object serial number", lambda i, d, l: i["serial_no"], False),
     "ctime": ("CTime", "timestamp", "Creation timestamp", lambda i, d, l: i["ctime"], False),
     "mtime": ("MTime", "timestamp", "Modification timestamp", lambda i, d, l: i["mtime"], False),
@@ -169,7 +169,7 @@ def _group_nodes(g: dict, d: dict) -> list[str]:
 
 def _group_instances(g: dict, d: dict) -> list[str]:
     members = set(_group_nodes(g, d))
-    return sorted(i["name"] for i in d["instances"].values() if i.get("primary_node") in members)
+    return sorted(i.name for i in d["instances"].values() if i.get("primary_node") in members)
 
 
 def _custom(key: str) -> Callable:
@@ -382,13 +382,13 @@ def query_instances(data: dict, fields: list[str], qfilter_list: Any,
     """Rows for instances; ``live`` asks the nodes what runs ({node: {instance: info}} or None)."""
     predicate = _compile("instance", qfilter_list)
     wanted = set(fields) | filter_fields(qfilter_list)
-    instances = sorted(data["instances"].values(), key=lambda i: i["name"])
+    instances = sorted(data["instances"].values(), key=lambda i: i.name)
     reports: dict[str, dict | None] = {}
     if any(INSTANCE_FIELDS.get(f, (0, 0, 0, 0, False))[4] for f in wanted):
-        nodes = {i["primary_node"] for i in instances}
+        nodes = {i.primary_node for i in instances}
         online = {n: data["nodes"][n]["primary_ip"] for n in nodes
                   if n in data["nodes"] and not data["nodes"][n]["offline"]}
-        hypervisors = sorted({i["hypervisor"] for i in instances})
+        hypervisors = sorted({i.hypervisor for i in instances})
         reports = live(online, hypervisors) if online else {}
     specs = [(name, INSTANCE_FIELDS.get(name)) for name in wanted]     # looked up once, not per instance
     static = [(name, spec[3]) for name, spec in specs if spec is not None and not spec[4]]
@@ -396,9 +396,9 @@ def query_instances(data: dict, fields: list[str], qfilter_list: Any,
     unknown = {name: (RS_UNKNOWN, None) for name, spec in specs if spec is None}
     rows = []
     for inst in instances:
-        node = data["nodes"].get(inst["primary_node"])
-        report = reports.get(inst["primary_node"])
-        info = None if report is None else report.get(inst["name"])
+        node = data["nodes"].get(inst.primary_node)
+        report = reports.get(inst.primary_node)
+        info = None if report is None else report.get(inst.name)
         values: dict[str, tuple[int, Any]] = dict(unknown)
         for name, getter in static:
             values[name] = (RS_NORMAL, getter(inst, data, None))

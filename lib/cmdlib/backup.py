@@ -34,22 +34,22 @@ def export_config(inst: dict) -> str:
     conf = configparser.RawConfigParser()
     conf.optionxform = str                 # keep key case, as Ganeti does
     conf["export"] = {"version": str(EXPORT_VERSION), "timestamp": str(int(time.time())),
-                      "source": inst["primary_node"], "os": inst["os"], "compression": "none"}
-    be = inst["beparams"]
-    section = {"name": inst["name"], "maxmem": str(be["maxmem"]), "minmem": str(be["minmem"]),
-               "memory": str(be["maxmem"]), "vcpus": str(be["vcpus"]), "disk_template": inst["disk_template"],
-               "hypervisor": inst["hypervisor"], "tags": " ".join(inst.get("tags", []))}
-    for index, nic in enumerate(inst["nics"]):
+                      "source": inst.primary_node, "os": inst.os, "compression": "none"}
+    be = inst.beparams
+    section = {"name": inst.name, "maxmem": str(be["maxmem"]), "minmem": str(be["minmem"]),
+               "memory": str(be["maxmem"]), "vcpus": str(be["vcpus"]), "disk_template": inst.disk_template,
+               "hypervisor": inst.hypervisor, "tags": " ".join(inst.get("tags", []))}
+    for index, nic in enumerate(inst.nics):
         for key in NIC_KEYS:
             section[f"nic{index}_{key}"] = str(nic.get(key))
-    section["nic_count"] = str(len(inst["nics"]))
-    for index, disk in enumerate(inst["disks"]):
+    section["nic_count"] = str(len(inst.nics))
+    for index, disk in enumerate(inst.disks):
         section.update({f"disk{index}_ivname": f"disk/{index}", f"disk{index}_dump": dump_name(index, disk),
                         f"disk{index}_size": str(disk["size"]), f"disk{index}_name": str(disk.get("name")),
                         f"disk{index}_format": disk.get("format", "raw")})
-    section["disk_count"] = str(len(inst["disks"]))
+    section["disk_count"] = str(len(inst.disks))
     conf["instance"] = section
-    conf["hypervisor"] = {k: str(v) for k, v in inst["hvparams"].items()}
+    conf["hypervisor"] = {k: str(v) for k, v in inst.hvparams.items()}
     conf["backend"] = {k: str(v) for k, v in be.items()}
     conf["os"] = {k: str(v) for k, v in inst.get("osparams", {}).items()}
     conf["os_private"] = {}
@@ -193,15 +193,15 @@ def import_request(lu: LogicalUnit, export: Export) -> dict:
 
 def import_disks(lu: LogicalUnit, inst: dict, export: Export, images: list) -> None:
     """Copy each export image into the new (empty) disk on the primary node; grow it if larger."""
-    pnode = inst["primary_node"]
+    pnode = inst.primary_node
     sp, pnode_ip = storage_params(lu), node_address(lu, pnode)
-    for index, (disk, image) in enumerate(zip(inst["disks"], images)):
+    for index, (disk, image) in enumerate(zip(inst.disks, images)):
         if image is None:
             lu.feedback(f"* disk {index} is not in the export: left empty")
             continue
         dump, size = image
         lu.feedback(f"* copying disk {index} ({size} MiB) from the export on {export.node}")
-        port = lu.rpc.blockdev_receive(pnode, inst["name"], inst["disk_template"], disk, index, sp, pnode_ip) \
+        port = lu.rpc.blockdev_receive(pnode, inst.name, inst.disk_template, disk, index, sp, pnode_ip) \
             .raise_on_error("preparing the copy")
         sent = lu.rpc.export_send(export.node, export.path, dump, pnode_ip, port) \
             .raise_on_error(f"sending image {dump}")
@@ -209,7 +209,7 @@ def import_disks(lu: LogicalUnit, inst: dict, export: Export, images: list) -> N
         if got != sent:
             raise errors.OpExecError(f"disk {index} arrived damaged on {pnode}: sent {sent}, got {got}")
         if disk["size"] > size:
-            lu.rpc.blockdev_grow(pnode, inst["name"], inst["disk_template"], disk, index, disk["size"], sp) \
+            lu.rpc.blockdev_grow(pnode, inst.name, inst.disk_template, disk, index, disk["size"], sp) \
                 .raise_on_error(f"growing disk {index}")
 
 
@@ -286,7 +286,7 @@ class LUBackupExport(InstanceLU):
         try:
             self._copy()
         except errors.GenericError:
-            self.rpc.export_abort(target, inst["name"])
+            self.rpc.export_abort(target, inst.name)
             if self.running:
                 self.feedback(f"* starting instance {inst['name']} again")
                 try:
@@ -303,28 +303,28 @@ class LUBackupExport(InstanceLU):
                 start_instance(self, inst)
             except errors.OpExecError as err:
                 raise errors.OpExecError(f"the export of {inst['name']} on {target} is complete, but {err}") from None
-        return [True, [True] * len(inst["disks"])]
+        return [True, [True] * len(inst.disks)]
 
     def _copy(self) -> None:
-        inst, target, source = self.inst, self.op.target_node, self.inst["primary_node"]
+        inst, target, source = self.inst, self.op.target_node, self.inst.primary_node
         sp, target_ip = storage_params(self), node_address(self, target)
-        self.rpc.export_start(target, inst["name"]).raise_on_error("preparing the export directory")
-        for index, disk in enumerate(inst["disks"]):
+        self.rpc.export_start(target, inst.name).raise_on_error("preparing the export directory")
+        for index, disk in enumerate(inst.disks):
             dump = dump_name(index, disk)
-            port = self.rpc.export_receive(target, inst["name"], dump, target_ip) \
+            port = self.rpc.export_receive(target, inst.name, dump, target_ip) \
                 .raise_on_error("preparing the copy")
             self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
-            sent = self.rpc.blockdev_send(source, inst["name"], inst["disk_template"], disk, index, sp, target_ip,
+            sent = self.rpc.blockdev_send(source, inst.name, inst.disk_template, disk, index, sp, target_ip,
                                           port).raise_on_error(f"sending disk {index}")
             got = self.rpc.blockdev_received(target, port, 600).raise_on_error(f"receiving disk {index}")
             if got != sent:
                 raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")
-        self.rpc.export_finish(target, inst["name"], export_config(inst)) \
+        self.rpc.export_finish(target, inst.name, export_config(inst)) \
             .raise_on_error("finishing the export")
         self.feedback(f"* instance {inst['name']} exported to {target}")
 
     def _remove_older_exports(self) -> None:
-        name, target = self.inst["name"], self.op.target_node
+        name, target = self.inst.name, self.op.target_node
         for node, names in list_exports(self, None).items():
             if node != target and isinstance(names, list) and name in names:
                 self.feedback(f"* removing the older export of {name} on {node}")
@@ -335,13 +335,13 @@ class LUBackupExport(InstanceLU):
     def _remove_instance(self) -> None:
         inst = self.inst
         self.feedback(f"* removing instance {inst['name']}")
-        failures = remove_disks(self, inst, inst["primary_node"])
+        failures = remove_disks(self, inst, inst.primary_node)
         if failures and not self.op.ignore_remove_failures:
             raise errors.OpExecError(f"{inst['name']} is exported, but its disks could not be removed"
                                      f" ({'; '.join(failures)}); the instance stays")
         for failure in failures:
             self.feedback(f"Warning: {failure}")
-        self.cfg.update(lambda d: d["instances"].pop(inst["name"]))
+        self.cfg.update(lambda d: d["instances"].pop(inst.name))
         self.removed = True
 
     def cleanup(self, failed: bool) -> None:

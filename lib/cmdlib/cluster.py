@@ -129,13 +129,13 @@ class LUClusterVerify(LogicalUnit):
                 if name not in data["instances"]:
                     self._error("ENODEORPHANINSTANCE", "node", node, f"runs unknown instance {name}")
         for name, inst in sorted(data["instances"].items()):
-            primary = inst["primary_node"]
+            primary = inst.primary_node
             where = running.get(name, [])
             if primary not in reachable or primary in unknown:
                 continue              # reported as a node problem already
-            if inst["admin_state"] == "up" and primary not in where:
+            if inst.admin_state == "up" and primary not in where:
                 self._error("EINSTANCEDOWN", "instance", name, f"not running on its primary node {primary}")
-            if inst["admin_state"] != "up" and primary in where:
+            if inst.admin_state != "up" and primary in where:
                 self._error("EINSTANCEUP", "instance", name, f"running on {primary} although it is marked down")
             for node in where:
                 if node != primary:
@@ -159,7 +159,7 @@ class LUClusterSetParams(LogicalUnit):
         if self.op.vg_name is not None:
             data = self.cfg.snapshot()
             in_vg = sorted(name for name, inst in data["instances"].items()
-                           if storage.TEMPLATES.cls(inst["disk_template"]).in_volume_group)
+                           if storage.TEMPLATES.cls(inst.disk_template).in_volume_group)
             if in_vg and self.op.vg_name != config.storage_params(data)["volume_group_name"]:
                 raise errors.OpPrereqError(f"cannot change the volume group while instances have disks in it:"
                                            f" {', '.join(in_vg)}", errors.ECode.WRONG_STATE)

@@ -58,8 +58,8 @@ def set_admin_state(lu: LogicalUnit, name: str, state: str) -> None:
 
 
 def is_running(lu: LogicalUnit, inst: dict) -> bool:
-    info = lu.rpc.instance_info(inst["primary_node"], inst["name"],
-                                inst["hypervisor"]).raise_on_error("asking whether the instance runs")
+    info = lu.rpc.instance_info(inst.primary_node, inst.name,
+                                inst.hypervisor).raise_on_error("asking whether the instance runs")
     return bool(info) and info.get("state") == "running"
 
 
@@ -74,11 +74,11 @@ class InstanceLU(LogicalUnit):
     def declare_locks(self, level):
         if level == Level.NODE:
             inst = instance_of(self, self.op.instance_name)
-            self.needed_locks[Level.NODE] = [inst["primary_node"], *inst.get("secondary_nodes", [])]
+            self.needed_locks[Level.NODE] = [inst.primary_node, *inst.get("secondary_nodes", [])]
 
     def check_prereq(self):
         self.inst = instance_of(self, self.op.instance_name)
-        check_node_online(self, self.inst["primary_node"])
+        check_node_online(self, self.inst.primary_node)
 
 
 def check_name_and_ip(name: str, name_check: bool, ip_check: bool) -> None:

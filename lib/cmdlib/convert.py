@@ -29,7 +29,7 @@ def conversions() -> set[tuple[str, str]]:
 
 def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: str | None) -> None:
     """Refuse what cannot be converted, before anything changes."""
-    old = inst["disk_template"]
+    old = inst.disk_template
     if template == old:
         raise errors.OpPrereqError(f"instance {inst['name']} already uses disk template {old}", errors.ECode.INVAL)
     if (old, template) not in conversions():
@@ -39,24 +39,24 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
     if lu.op.disks or lu.op.nics:
         raise errors.OpPrereqError("a disk template conversion cannot be combined with disk or NIC changes",
                                    errors.ECode.INVAL)
-    if inst["admin_state"] == "up":
+    if inst.admin_state == "up":
         raise errors.OpPrereqError(f"instance {inst['name']} must be stopped (gnt-instance shutdown) for a disk"
                                    " template conversion", errors.ECode.WRONG_STATE)
     if storage.TEMPLATES.cls(template).mirrored:
         if remote_node is None:
             raise errors.OpPrereqError(f"converting to {template} needs the secondary node (-n NODE)",
                                        errors.ECode.INVAL)
-        if remote_node == inst["primary_node"]:
+        if remote_node == inst.primary_node:
             raise errors.OpPrereqError(f"the secondary node must differ from the primary ({remote_node})",
                                        errors.ECode.INVAL)
         node = check_node_online(lu, remote_node)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {remote_node} is not vm capable", errors.ECode.WRONG_STATE)
-        qcow2 = [i for i, d in enumerate(inst["disks"]) if d.get("format", "raw") != "raw"]
+        qcow2 = [i for i, d in enumerate(inst.disks) if d.get("format", "raw") != "raw"]
         if qcow2:
             raise errors.OpPrereqError(f"disk {qcow2[0]} of {inst['name']} is not raw; mirrored disks are raw"
                                        " images", errors.ECode.INVAL)
-        adopted = [i for i, d in enumerate(inst["disks"]) if isinstance(d.get("logical_id"), list)]
+        adopted = [i for i, d in enumerate(inst.disks) if isinstance(d.get("logical_id"), list)]
         if adopted:
             raise errors.OpPrereqError(f"disk {adopted[0]} of {inst['name']} is an adopted volume"
                                        f" ({'/'.join(inst['disks'][adopted[0]]['logical_id'])}); {template} keeps"
@@ -81,15 +81,15 @@ def _record(lu: LogicalUnit, name: str, template: str, secondaries: list[str], d
 
 
 def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> list:
-    sp, primary = storage_params(lu), inst["primary_node"]
-    disks = [dict(d) for d in inst["disks"]]
-    mirrored = dict(inst, disk_template=template, secondary_nodes=[secondary], disks=disks)
+    sp, primary = storage_params(lu), inst.primary_node
+    disks = [dict(d) for d in inst.disks]
+    mirrored = inst.replace(disk_template=template, secondary_nodes=[secondary], disks=disks)
     give_logical_ids(lu, mirrored)
     created = 0                                   # disks made on the secondary, removed on failure
     try:
         for node in (primary, secondary):         # on the primary: the mirror's additions only
             for index, disk in enumerate(disks):
-                create_disk_on(lu, node, inst["name"], template, disk, index)
+                create_disk_on(lu, node, inst.name, template, disk, index)
                 if node == secondary:
                     created = index + 1
         lu.feedback(f"* copying the disks of {inst['name']} from {primary} to {secondary}")
@@ -97,20 +97,20 @@ def _to_mirrored(lu: LogicalUnit, inst: dict, template: str, secondary: str) -> 
         wait_for_sync(lu, mirrored)
     except errors.GenericError:
         shutdown_disks(lu, mirrored, strict=False)
-        lu.rpc.blockdev_shutdown(primary, inst["name"], template, disks, sp, True)
+        lu.rpc.blockdev_shutdown(primary, inst.name, template, disks, sp, True)
         remove_disks(lu, mirrored, secondary, created)
         raise
-    _record(lu, inst["name"], template, [secondary], disks)
+    _record(lu, inst.name, template, [secondary], disks)
     shutdown_disks(lu, mirrored)       # the instance is down: its next start assembles them
     return [["disk_template", template], ["secondary_nodes", [secondary]]]
 
 
 def _to_single(lu: LogicalUnit, inst: dict, template: str) -> list:
-    primary, old_secondaries = inst["primary_node"], inst.get("secondary_nodes", [])
+    primary, old_secondaries = inst.primary_node, inst.get("secondary_nodes", [])
     shutdown_disks(lu, inst)
-    disks = [{k: v for k, v in d.items() if k != "logical_id"} for d in inst["disks"]]
-    _record(lu, inst["name"], template, [], disks)
-    res = lu.rpc.blockdev_shutdown(primary, inst["name"], inst["disk_template"], inst["disks"], storage_params(lu),
+    disks = [{k: v for k, v in d.items() if k != "logical_id"} for d in inst.disks]
+    _record(lu, inst.name, template, [], disks)
+    res = lu.rpc.blockdev_shutdown(primary, inst.name, inst.disk_template, inst.disks, storage_params(lu),
                                    True)
     if res.failed:
         lu.feedback(f"Warning: what the {inst['disk_template']} template added on {primary} stays: {res.fail_msg}")

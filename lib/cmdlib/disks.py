@@ -12,8 +12,8 @@ def remove_disks(lu: LogicalUnit, inst: dict, node: str, upto: int | None = None
     """Remove disks 0..upto-1 (all by default) on ``node``; returns failures (best effort).
     ``first``: ``inst``'s disks are some of the instance's, the first of them has this index."""
     failures = []
-    for index, disk in enumerate(inst["disks"][:upto], first):
-        res = lu.rpc.blockdev_remove(node, inst["name"], inst["disk_template"], disk, index, storage_params(lu))
+    for index, disk in enumerate(inst.disks[:upto], first):
+        res = lu.rpc.blockdev_remove(node, inst.name, inst.disk_template, disk, index, storage_params(lu))
         if res.failed:
             failures.append(f"disk {index}: {res.fail_msg}")
     return failures
@@ -29,7 +29,7 @@ def create_disk_on(lu: LogicalUnit, node: str, instance: str, template: str, dis
 def remove_all_disks(lu: LogicalUnit, inst: dict, first: int = 0) -> list[str]:
     """Remove the disks on the primary and on every secondary node (best effort)."""
     failures = []
-    for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
+    for node in [inst.primary_node, *inst.get("secondary_nodes", [])]:
         failures += [f"{node}: {f}" for f in remove_disks(lu, inst, node, first=first)]
     return failures
 
@@ -42,16 +42,16 @@ def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
     A disk that has a logical_id keeps its port, secret and the places of the nodes that stay
     (DRBD 9's node-ids are those places); a node that leaves gives its place to the new one.
     """
-    template = storage.TEMPLATES.cls(inst["disk_template"])
-    wanted = [inst["primary_node"], *inst["secondary_nodes"]]
+    template = storage.TEMPLATES.cls(inst.disk_template)
+    wanted = [inst.primary_node, *inst.secondary_nodes]
 
     def build(data: dict) -> None:
         pool = drbd_pool.DrbdPool.from_config(data, lu.ctx.drbd_reservations)
 
         def address(node: str) -> str:
             return data["nodes"][node].get("secondary_ip") or data["nodes"][node]["primary_ip"]
-        for index, disk in enumerate(inst["disks"]):
-            owner = (inst["name"], index)
+        for index, disk in enumerate(inst.disks):
+            owner = (inst.name, index)
             old = disk.get("logical_id")
             if isinstance(old, dict) and "port" in old:
                 lid = {key: list(value) if isinstance(value, list) else value for key, value in old.items()}
@@ -77,7 +77,7 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int 
     (a new disk; failover --ignore-consistency). ``first``: ``inst``'s disks are some of
     the instance's, the first of them has this index (here and in the helpers below).
     """
-    template = storage.get(inst["disk_template"])
+    template = storage.get(inst.disk_template)
     if not template.mirrored:
         return []
     params = storage_params(lu)
@@ -86,13 +86,13 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int 
             lu.feedback(f"Warning: secondary node {node} is {'offline' if lu.node(node)['offline'] else 'unreachable'}:"
                         f" the disks of {inst['name']} run degraded")
             continue
-        res = lu.rpc.blockdev_assemble(node, inst["name"], inst["disk_template"], inst["disks"], "secondary", params,
+        res = lu.rpc.blockdev_assemble(node, inst.name, inst.disk_template, inst.disks, "secondary", params,
                                        False, first, timeout=60)
         if res.failed:
             lu.feedback(f"Warning: the disks of {inst['name']} could not be assembled on the secondary node"
                         f" {node}: {res.fail_msg}; they run degraded")
-    node = inst["primary_node"]
-    res = lu.rpc.blockdev_assemble(node, inst["name"], inst["disk_template"], inst["disks"], "primary", params,
+    node = inst.primary_node
+    res = lu.rpc.blockdev_assemble(node, inst.name, inst.disk_template, inst.disks, "primary", params,
                                    force, first)
     if res.failed:
         raise errors.OpExecError(f"could not assemble the disks of {inst['name']} on {node}: {res.fail_msg}")
@@ -102,10 +102,10 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int 
 def shutdown_disks(lu: LogicalUnit, inst: dict, strict: bool = True, first: int = 0) -> None:
     """Take a mirrored instance's disks down on its online nodes; a failure is an error
     (``strict``) or a warning in the job log."""
-    for node in [inst["primary_node"], *inst.get("secondary_nodes", [])]:
+    for node in [inst.primary_node, *inst.get("secondary_nodes", [])]:
         if lu.node(node)["offline"]:
             continue
-        res = lu.rpc.blockdev_shutdown(node, inst["name"], inst["disk_template"], inst["disks"], storage_params(lu),
+        res = lu.rpc.blockdev_shutdown(node, inst.name, inst.disk_template, inst.disks, storage_params(lu),
                                        False, first)
         if res.failed and strict:
             raise errors.OpExecError(f"taking the disks of {inst['name']} down failed on {node}: {res.fail_msg}")
@@ -118,8 +118,8 @@ SYNC_POLL = 0.25
 
 def disk_status(lu: LogicalUnit, inst: dict, node: str | None = None, first: int = 0) -> list[DiskStatus | None]:
     """blockdev_find of the instance's disks on a node (the primary by default)."""
-    node = node or inst["primary_node"]
-    return lu.rpc.blockdev_find(node, inst["name"], inst["disk_template"], inst["disks"], storage_params(lu),
+    node = node or inst.primary_node
+    return lu.rpc.blockdev_find(node, inst.name, inst.disk_template, inst.disks, storage_params(lu),
                                 first).raise_on_error("asking for the disks' status")
 
 
@@ -146,4 +146,4 @@ def wait_for_sync(lu: LogicalUnit, inst: dict, timeout: float = 3600, first: int
 def each_disk(inst: dict, indices: list[int]):
     """(index, the instance with only that disk): one disk at a time for the helpers' ``first``."""
     for index in indices:
-        yield index, dict(inst, disks=[inst["disks"][index]])
+        yield index, inst.replace(disks=[inst.disks[index]])

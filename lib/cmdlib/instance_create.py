@@ -12,6 +12,7 @@ from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disk
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.power import start_instance
 from genet.locking import Level
+from genet.objects import Instance
 from genet.storage import base as storage
 
 
@@ -177,7 +178,7 @@ class LUInstanceCreate(LogicalUnit):
     def exec(self):
         op = self.op
         now = time.time()
-        inst = {
+        inst = Instance.from_wire({
             "name": op.instance_name, "uuid": str(uuidlib.uuid4()), "primary_node": self.pnode,
             "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
             # marked up before it starts (as Ganeti): one config write less; a failed start removes it
@@ -187,7 +188,7 @@ class LUInstanceCreate(LogicalUnit):
             "disks": [{"uuid": str(uuidlib.uuid4()), "size": d.get("size", 0), "mode": d.get("mode", "rw"),
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
             "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
-        }
+        })
         nodes = [self.pnode]
         if self.snode:
             inst["secondary_nodes"] = [self.snode]
@@ -203,8 +204,8 @@ class LUInstanceCreate(LogicalUnit):
             self._undo_disks(inst)
             raise
         def add(data):
-            reserve_nic_ips(data, inst["nics"])
-            data["instances"][inst["name"]] = inst
+            reserve_nic_ips(data, inst.nics)
+            data["instances"][inst.name] = inst
         try:
             self.cfg.update(add)
         except errors.GenericError:
@@ -224,7 +225,7 @@ class LUInstanceCreate(LogicalUnit):
             try:
                 start_instance(self, inst)
             except errors.GenericError:
-                self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
+                self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d["instances"].pop(inst.name)))
                 self._undo_disks(inst)
                 self.lock_added = True
                 raise
@@ -233,9 +234,9 @@ class LUInstanceCreate(LogicalUnit):
     def _create_disks(self, inst: dict, nodes: list[str]) -> None:
         """Every disk on every node of the instance; on a failure, none."""
         for node in nodes:
-            for index, disk in enumerate(inst["disks"]):
+            for index, disk in enumerate(inst.disks):
                 self.feedback(f"* creating disk {index} ({disk['size']} MiB) on {node}")
-                res = self.rpc.blockdev_create(node, inst["name"], inst["disk_template"], disk, index,
+                res = self.rpc.blockdev_create(node, inst.name, inst.disk_template, disk, index,
                                                storage_params(self))
                 if res.failed:
                     remove_disks(self, inst, node, index)
@@ -247,9 +248,9 @@ class LUInstanceCreate(LogicalUnit):
     def _adopt_disks(self, inst: dict) -> None:
         """Existing volumes of the primary become the disks (renamed after them, as Ganeti does);
         each disk's size is its volume's. On a failure the volumes get their names back."""
-        for index, (disk, wanted) in enumerate(zip(inst["disks"], self.req["disks"])):
+        for index, (disk, wanted) in enumerate(zip(inst.disks, self.req["disks"])):
             self.feedback(f"* adopting {wanted['adopt']} as disk {index}")
-            res = self.rpc.blockdev_adopt(self.pnode, inst["name"], inst["disk_template"], disk, index,
+            res = self.rpc.blockdev_adopt(self.pnode, inst.name, inst.disk_template, disk, index,
                                           wanted["adopt"], storage_params(self))
             if res.failed:
                 self._undo_disks(inst)
@@ -260,13 +261,13 @@ class LUInstanceCreate(LogicalUnit):
 
     def _fill_disks(self, inst: dict) -> None:
         """The data: an export's images, or the OS installed (not on adopted volumes)."""
-        if self.mirrored and storage.get(inst["disk_template"]).install_assembled:
+        if self.mirrored and storage.get(inst.disk_template).install_assembled:
             # a new disk's first promotion: neither side has data yet, so forced
             assemble_disks(self, inst, force=True)
         if self.export is not None:
             from genet.cmdlib import backup
             backup.import_disks(self, inst, self.export, self.images)
-        elif inst["disks"] and not self.op.no_install and not self.adopt:
+        elif inst.disks and not self.op.no_install and not self.adopt:
             self.feedback(f"* running the OS create script of {inst['os']}")
             self.rpc.os_create(self.pnode, inst, storage_params(self), False).raise_on_error(f"installing {inst['os']}")
 
@@ -276,8 +277,8 @@ class LUInstanceCreate(LogicalUnit):
             remove_all_disks(self, inst)
             return
         for index, old_name in sorted(self.adopted.items()):
-            res = self.rpc.blockdev_release_adopted(self.pnode, inst["name"], inst["disk_template"],
-                                                    inst["disks"][index], index, old_name, storage_params(self))
+            res = self.rpc.blockdev_release_adopted(self.pnode, inst.name, inst.disk_template,
+                                                    inst.disks[index], index, old_name, storage_params(self))
             if res.failed:
                 self.feedback(f"Warning: disk {index} keeps its new volume name: {res.fail_msg}")
 

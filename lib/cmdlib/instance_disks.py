@@ -16,7 +16,7 @@ class LUInstanceGrowDisk(InstanceLU):
 
     def check_prereq(self):
         super().check_prereq()
-        disks = self.inst["disks"]
+        disks = self.inst.disks
         if self.op.disk >= len(disks):
             raise errors.OpPrereqError(f"instance {self.inst['name']} has no disk {self.op.disk}"
                                        f" (it has {len(disks)})", errors.ECode.INVAL)
@@ -30,13 +30,13 @@ class LUInstanceGrowDisk(InstanceLU):
 
     def exec(self):
         inst, index = self.inst, self.op.disk
-        template = storage.get(inst["disk_template"])
+        template = storage.get(inst.disk_template)
         live = bool(template.running_grow) and is_running(self, inst)
         # the secondary first: a mirror can only copy to a target at least as large
-        for node in [*inst.get("secondary_nodes", []), inst["primary_node"]]:
-            if live and template.running_grow == "hypervisor" and node == inst["primary_node"]:
+        for node in [*inst.get("secondary_nodes", []), inst.primary_node]:
+            if live and template.running_grow == "hypervisor" and node == inst.primary_node:
                 continue                       # the guest's QEMU holds the image: it grows it below
-            res = self.rpc.blockdev_grow(node, inst["name"], inst["disk_template"], inst["disks"][index], index,
+            res = self.rpc.blockdev_grow(node, inst.name, inst.disk_template, inst.disks[index], index,
                                          self.new_size, storage_params(self))
             res.raise_on_error(f"growing disk {index} on {node}")
         if template.mirrored and self.op.wait_for_sync and \
@@ -46,7 +46,7 @@ class LUInstanceGrowDisk(InstanceLU):
         seen = "" if template.running_grow else " (a running guest sees it after its next boot)"
         if live:
             try:
-                res = self.rpc.instance_resize_disk(inst["primary_node"], inst["name"], inst["hypervisor"], index,
+                res = self.rpc.instance_resize_disk(inst.primary_node, inst.name, inst.hypervisor, index,
                                                     self.new_size)
                 res.raise_on_error(f"growing disk {index} of the running guest")
                 seen = " (the running guest sees it at once)"
@@ -57,7 +57,7 @@ class LUInstanceGrowDisk(InstanceLU):
                 seen = " (the running guest sees it after its next boot)"
 
         def change(data):
-            target = data["instances"][inst["name"]]
+            target = data["instances"][inst.name]
             target["disks"][index]["size"] = self.new_size
             target["serial_no"] += 1
             target["mtime"] = time.time()
@@ -71,17 +71,17 @@ class LUInstanceActivateDisks(InstanceLU):
 
     def exec(self):
         inst = self.inst
-        if storage.get(inst["disk_template"]).mirrored:
+        if storage.get(inst.disk_template).mirrored:
             access = assemble_disks(self, inst)
-            done = self.rpc.blockdev_resync(inst["primary_node"], inst["name"], inst["disk_template"], inst["disks"],
+            done = self.rpc.blockdev_resync(inst.primary_node, inst.name, inst.disk_template, inst.disks,
                                             storage_params(self)).raise_on_error("mirroring to the secondary")
             for index, what in enumerate(done):
                 self.feedback(f"* disk {index}: {what}")
-            return [[inst["primary_node"], f"disk/{i}", a.get("nbd_socket") or a["path"]]
+            return [[inst.primary_node, f"disk/{i}", a.get("nbd_socket") or a["path"]]
                     for i, a in enumerate(access)]
-        access = self.rpc.blockdev_access(inst["primary_node"], inst["name"], inst["disk_template"], inst["disks"],
+        access = self.rpc.blockdev_access(inst.primary_node, inst.name, inst.disk_template, inst.disks,
                                           storage_params(self)).raise_on_error("activating the disks")
-        return [[inst["primary_node"], f"disk/{i}", a["path"]] for i, a in enumerate(access)]
+        return [[inst.primary_node, f"disk/{i}", a["path"]] for i, a in enumerate(access)]
 
 
 class LUInstanceDeactivateDisks(InstanceLU):
@@ -95,7 +95,7 @@ class LUInstanceDeactivateDisks(InstanceLU):
                                        errors.ECode.WRONG_STATE)
 
     def exec(self):
-        if storage.get(self.inst["disk_template"]).mirrored:
+        if storage.get(self.inst.disk_template).mirrored:
             shutdown_disks(self, self.inst, strict=False)
         return True
 
@@ -129,31 +129,31 @@ class LUInstanceRecreateDisks(InstanceLU):
     def declare_locks(self, level):
         if level == Level.NODE and not self.op.iallocator:
             inst = instance_of(self, self.op.instance_name)
-            self.needed_locks[Level.NODE] = sorted({inst["primary_node"], *inst.get("secondary_nodes", []),
+            self.needed_locks[Level.NODE] = sorted({inst.primary_node, *inst.get("secondary_nodes", []),
                                                     *self.op.nodes})
 
     def check_prereq(self):
         op = self.op
         inst = self.inst = instance_of(self, op.instance_name)
-        if not inst["disks"]:
+        if not inst.disks:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disks", errors.ECode.INVAL)
-        nodes_now = [inst["primary_node"], *inst.get("secondary_nodes", [])]
+        nodes_now = [inst.primary_node, *inst.get("secondary_nodes", [])]
         if op.nodes and len(op.nodes) != len(nodes_now):
             raise errors.OpPrereqError(f"instance {inst['name']} has {len(nodes_now)} node(s), {len(op.nodes)}"
                                        " given", errors.ECode.INVAL)
-        count = len(inst["disks"])
+        count = len(inst.disks)
         bad = sorted(i for i, _ in op.disks if i >= count)
         if bad:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disk {bad[0]} (it has {count})",
                                        errors.ECode.INVAL)
         self.changes = dict(op.disks) if op.disks else {i: {} for i in range(count)}
-        mirrored = storage.get(inst["disk_template"]).mirrored
+        mirrored = storage.get(inst.disk_template).mirrored
         if op.iallocator and mirrored:
             raise errors.OpPrereqError(f"instance {inst['name']} is mirrored: give its new nodes with -n"
                                        " PRIMARY:SECONDARY, the allocator picks one", errors.ECode.INVAL)
-        old = self.node(inst["primary_node"])
+        old = self.node(inst.primary_node)
         if not ((op.nodes or op.iallocator) and old["offline"]):
-            check_node_online(self, inst["primary_node"])
+            check_node_online(self, inst.primary_node)
             if is_running(self, inst):
                 raise errors.OpPrereqError(f"instance {inst['name']} is running; stop it before recreating its"
                                            " disks", errors.ECode.WRONG_STATE)
@@ -172,15 +172,15 @@ class LUInstanceRecreateDisks(InstanceLU):
         for target in self.targets:
             if not check_node_online(self, target)["vm_capable"]:
                 raise errors.OpPrereqError(f"node {target} is not vm capable", errors.ECode.WRONG_STATE)
-        disks = [dict(d, **self.changes.get(i, {})) for i, d in enumerate(inst["disks"])]
-        self.moved = dict(inst, primary_node=self.targets[0], secondary_nodes=self.targets[1:], disks=disks)
+        disks = [dict(d, **self.changes.get(i, {})) for i, d in enumerate(inst.disks)]
+        self.moved = inst.replace(primary_node=self.targets[0], secondary_nodes=self.targets[1:], disks=disks)
         if moving and mirrored:
             for disk in disks:
                 disk.pop("logical_id", None)
             give_logical_ids(self, self.moved)
         missing = {}
         for target in self.targets:
-            found = self.rpc.blockdev_find(target, inst["name"], inst["disk_template"], disks,
+            found = self.rpc.blockdev_find(target, inst.name, inst.disk_template, disks,
                                            storage_params(self)).raise_on_error("looking for the disks")
             missing[target] = [i for i in sorted(self.changes) if found[i] is None]
         everywhere = [i for i in sorted(self.changes) if not any(i in m for m in missing.values())]
@@ -204,12 +204,12 @@ class LUInstanceRecreateDisks(InstanceLU):
         try:
             for target in self.targets:
                 for index in self.missing[target]:
-                    disk = moved["disks"][index]
+                    disk = moved.disks[index]
                     self.feedback(f"* recreating disk {index} ({disk['size']} MiB) on {target}")
-                    self.rpc.blockdev_create(target, inst["name"], inst["disk_template"], disk, index, sp) \
+                    self.rpc.blockdev_create(target, inst.name, inst.disk_template, disk, index, sp) \
                         .raise_on_error(f"creating disk {index}")
                     created.append((target, index))
-            if storage.get(inst["disk_template"]).mirrored:
+            if storage.get(inst.disk_template).mirrored:
                 # the primary's side is either new (no data anywhere: its first promotion is
                 # forced) or the one that kept the data; the new sides are filled from it
                 assemble_disks(self, moved, force=True)
@@ -218,13 +218,13 @@ class LUInstanceRecreateDisks(InstanceLU):
         except errors.GenericError:
             shutdown_disks(self, moved, strict=False)
             for target, index in created:
-                self.rpc.blockdev_remove(target, inst["name"], inst["disk_template"], moved["disks"][index], index, sp)
+                self.rpc.blockdev_remove(target, inst.name, inst.disk_template, moved.disks[index], index, sp)
             raise
 
         def change(data):
-            target_inst = data["instances"][inst["name"]]
-            target_inst.update(disks=moved["disks"], primary_node=moved["primary_node"],
-                               secondary_nodes=moved["secondary_nodes"], serial_no=target_inst["serial_no"] + 1,
+            target_inst = data["instances"][inst.name]
+            target_inst.update(disks=moved.disks, primary_node=moved.primary_node,
+                               secondary_nodes=moved.secondary_nodes, serial_no=target_inst["serial_no"] + 1,
                                mtime=time.time())
         self.cfg.update(change)
         return None
@@ -245,19 +245,19 @@ class LUClusterVerifyDisks(LogicalUnit):
         data = self.cfg.snapshot()
         rows = []
         for inst in sorted(data["instances"].values(), key=lambda i: i["name"]):
-            if not inst.get("secondary_nodes") or not storage.get(inst["disk_template"]).mirrored:
+            if not inst.get("secondary_nodes") or not storage.get(inst.disk_template).mirrored:
                 continue
-            if data["nodes"][inst["primary_node"]]["offline"]:
+            if data["nodes"][inst.primary_node]["offline"]:
                 self.feedback(f"instance {inst['name']}: primary node {inst['primary_node']} is offline")
-                rows += [[inst["name"], i, "unknown", "unknown"] for i in range(len(inst["disks"]))]
+                rows += [[inst.name, i, "unknown", "unknown"] for i in range(len(inst.disks))]
                 continue
             before = self._states(inst)
             after = before
-            if any(state != "in sync" for state in before) and inst["admin_state"] == "up":
+            if any(state != "in sync" for state in before) and inst.admin_state == "up":
                 self.feedback(f"* activating the disks of {inst['name']}")
                 try:
                     assemble_disks(self, inst)
-                    self.rpc.blockdev_resync(inst["primary_node"], inst["name"], inst["disk_template"], inst["disks"],
+                    self.rpc.blockdev_resync(inst.primary_node, inst.name, inst.disk_template, inst.disks,
                                              storage_params(self)).raise_on_error("mirroring to the secondary")
                     after = self._states(inst)
                 except errors.GenericError as err:
@@ -265,12 +265,12 @@ class LUClusterVerifyDisks(LogicalUnit):
             for index, (was, now) in enumerate(zip(before, after)):
                 if now != "in sync":
                     self.feedback(f"instance {inst['name']}: disk {index} is {now}")
-                rows.append([inst["name"], index, was, now])
+                rows.append([inst.name, index, was, now])
         return rows
 
     def _states(self, inst: dict) -> list[str]:
         try:
             found = disk_status(self, inst)
         except errors.GenericError:
-            return ["unknown"] * len(inst["disks"])
+            return ["unknown"] * len(inst.disks)
         return [storage.sync_label(entry.mirror if entry else None) for entry in found]

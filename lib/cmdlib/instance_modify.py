@@ -33,36 +33,36 @@ class LUInstanceSetParams(InstanceLU):
         elif op.remote_node:
             raise errors.OpPrereqError("-n (remote_node) is only used with -t (a disk template conversion)",
                                        errors.ECode.INVAL)
-        self.mirrored = storage.get(inst["disk_template"]).mirrored
+        self.mirrored = storage.get(inst.disk_template).mirrored
         if op.disks and self.mirrored:
             self._check_mirrored_changes()
-        self.beparams = dict(inst["beparams"])
+        self.beparams = dict(inst.beparams)
         be = dict(op.beparams)
         if "memory" in be:
             be["maxmem"] = be["minmem"] = be.pop("memory")
         self.beparams.update(be)
         if self.beparams["minmem"] > self.beparams["maxmem"]:
             raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
-        self.hvparams = dict(inst["hvparams"], **op.hvparams)
+        self.hvparams = dict(inst.hvparams, **op.hvparams)
         from genet.hypervisor import base as hvbase
         try:
-            hvbase.get(inst["hypervisor"]).check_parameters(self.hvparams)
+            hvbase.get(inst.hypervisor).check_parameters(self.hvparams)
         except hvbase.HypervisorError as err:
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
         if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
             raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
                                        " stop it before changing disks or NICs", errors.ECode.WRONG_STATE)
         self.running = bool(op.disks or op.nics) and is_running(self, inst)
-        if op.disks and not storage.TEMPLATES.cls(inst["disk_template"]).needs_disks:
+        if op.disks and not storage.TEMPLATES.cls(inst.disk_template).needs_disks:
             raise errors.OpPrereqError(f"instance {inst['name']} is {inst['disk_template']}", errors.ECode.WRONG_STATE)
-        self._check_changes("disk", op.disks, len(inst["disks"]))
-        self._check_changes("nic", op.nics, len(inst["nics"]))
-        self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst["primary_node"])
+        self._check_changes("disk", op.disks, len(inst.disks))
+        self._check_changes("nic", op.nics, len(inst.nics))
+        self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst.primary_node)
 
     def _check_mirrored_changes(self) -> None:
         """A mirrored disk is added or removed on both nodes, as a raw image."""
         inst = self.inst
-        for node in inst["secondary_nodes"]:
+        for node in inst.secondary_nodes:
             if self.node(node)["offline"]:
                 raise errors.OpPrereqError(f"the secondary node {node} of {inst['name']} is offline: disks cannot"
                                            " be added or removed there", errors.ECode.WRONG_STATE)
@@ -87,7 +87,7 @@ class LUInstanceSetParams(InstanceLU):
 
     def exec(self):
         inst, changes = self.inst, []
-        name = inst["name"]
+        name = inst.name
         if self.op.beparams or self.op.hvparams:
             def params(data):
                 target = data["instances"][name]
@@ -118,23 +118,23 @@ class LUInstanceSetParams(InstanceLU):
                 "format": spec.get("format", "raw"), "name": spec.get("name")}
 
     def _add(self, kind: str, index: int, device: dict, current: list[dict]) -> None:
-        inst, node = self.inst, self.inst["primary_node"]
+        inst, node = self.inst, self.inst.primary_node
         plugged = device
         if kind == "disk":
             plugged = self._create_disk(index, device, current)
         if self.running:
             try:
-                self.rpc.instance_hotplug(node, inst["name"], inst["hypervisor"], kind, "add", index,
+                self.rpc.instance_hotplug(node, inst.name, inst.hypervisor, kind, "add", index,
                                           plugged).raise_on_error(f"hot-plugging {kind} {index}")
             except errors.OpExecError:
                 if kind == "disk":
-                    remove_all_disks(self, dict(inst, disks=[device]), first=index)
+                    remove_all_disks(self, inst.replace(disks=[device]), first=index)
                 raise
             self.feedback(f"* {kind} {index} hot-plugged into the running guest")
         def add(data):
             if kind == "nic":
                 reserve_nic_ips(data, [device])
-            data["instances"][inst["name"]][f"{kind}s"].append(device)
+            data["instances"][inst.name][f"{kind}s"].append(device)
         self.cfg.update(add)
 
     def _create_disk(self, index: int, device: dict, current: list[dict]) -> dict:
@@ -142,12 +142,12 @@ class LUInstanceSetParams(InstanceLU):
         synced (Ganeti waits for the sync too). Returns how the guest opens it."""
         inst = self.inst
         if not self.mirrored:
-            return create_disk_on(self, inst["primary_node"], inst["name"], inst["disk_template"], device, index)
-        give_logical_ids(self, dict(inst, disks=[*current, device]))     # sets device["logical_id"]
-        new = dict(inst, disks=[device])
+            return create_disk_on(self, inst.primary_node, inst.name, inst.disk_template, device, index)
+        give_logical_ids(self, inst.replace(disks=[*current, device]))     # sets device["logical_id"]
+        new = inst.replace(disks=[device])
         try:
-            for node in [*inst["secondary_nodes"], inst["primary_node"]]:
-                create_disk_on(self, node, inst["name"], inst["disk_template"], device, index)
+            for node in [*inst.secondary_nodes, inst.primary_node]:
+                create_disk_on(self, node, inst.name, inst.disk_template, device, index)
             # neither side has data yet: the first promotion is forced, as at creation
             [access] = assemble_disks(self, new, force=True, first=index)
         except errors.GenericError:
@@ -162,16 +162,16 @@ class LUInstanceSetParams(InstanceLU):
         return access
 
     def _remove(self, kind: str, index: int, device: dict) -> None:
-        inst, node = self.inst, self.inst["primary_node"]
+        inst, node = self.inst, self.inst.primary_node
         if self.running:
-            self.rpc.instance_hotplug(node, inst["name"], inst["hypervisor"], kind, "remove", index,
+            self.rpc.instance_hotplug(node, inst.name, inst.hypervisor, kind, "remove", index,
                                       None).raise_on_error(f"unplugging {kind} {index}")
         def remove(data):
-            removed = data["instances"][inst["name"]][f"{kind}s"].pop(index)
+            removed = data["instances"][inst.name][f"{kind}s"].pop(index)
             if kind == "nic":
                 release_nic_ips(data, [removed])
         self.cfg.update(remove)
         if kind == "disk":
-            failures = remove_all_disks(self, dict(inst, disks=[device]), first=index)
+            failures = remove_all_disks(self, inst.replace(disks=[device]), first=index)
             if failures:
                 raise errors.OpExecError(f"removing disk {index} of {inst['name']} failed: {'; '.join(failures)}")

@@ -20,7 +20,7 @@ class LUInstanceRemove(InstanceLU):
 
     def exec(self):
         inst = self.inst
-        node = self.cfg.read(lambda d: d["nodes"].get(inst["primary_node"]))
+        node = self.cfg.read(lambda d: d["nodes"].get(inst.primary_node))
         if node is not None and not node["offline"]:
             self.feedback(f"* shutting down instance {inst['name']} on {inst['primary_node']}")
             try:
@@ -32,7 +32,7 @@ class LUInstanceRemove(InstanceLU):
             failures = remove_all_disks(self, inst)
             if failures and not self.op.ignore_failures:
                 raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
-        self.cfg.update(lambda d: (release_nic_ips(d, inst["nics"]), d["instances"].pop(inst["name"])))
+        self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d["instances"].pop(inst.name)))
         self.removed = True
         return True
 
@@ -46,15 +46,15 @@ class LUInstanceStartup(InstanceLU):
 
     def check_prereq(self):
         super().check_prereq()
-        node = self.inst["primary_node"]
-        res = self.rpc.instance_info(node, self.inst["name"], self.inst["hypervisor"])
+        node = self.inst.primary_node
+        res = self.rpc.instance_info(node, self.inst.name, self.inst.hypervisor)
         if res.failed:
             raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
         self.running = bool(res.payload) and res.payload.get("state") == "running"
         self.leftover = bool(res.payload) and not self.running    # e.g. a guest that powered off
         if not self.running:
-            free = free_memory(self, node, self.inst["hypervisor"])
-            need = self.inst["beparams"]["maxmem"]
+            free = free_memory(self, node, self.inst.hypervisor)
+            need = self.inst.beparams["maxmem"]
             if free < need:
                 raise errors.OpPrereqError(f"not enough memory on node {node} to start {self.inst['name']}:"
                                            f" needed {need} MiB, free {free} MiB", errors.ECode.NORES)
@@ -65,7 +65,7 @@ class LUInstanceStartup(InstanceLU):
                 stop_instance(self, self.inst, 0, force=True)   # clear a powered-off process
             start_instance(self, self.inst)
         if not self.op.no_remember:
-            set_admin_state(self, self.inst["name"], "up")
+            set_admin_state(self, self.inst.name, "up")
         return True
 
 
@@ -75,7 +75,7 @@ class LUInstanceShutdown(InstanceLU):
     def exec(self):
         stop_instance(self, self.inst, self.op.timeout)
         if not self.op.no_remember:
-            set_admin_state(self, self.inst["name"], "down")
+            set_admin_state(self, self.inst.name, "down")
         return True
 
 
@@ -88,11 +88,11 @@ class LUInstanceReboot(InstanceLU):
             stop_instance(self, inst, self.op.shutdown_timeout)
             start_instance(self, inst)
         else:
-            res = self.rpc.instance_reboot(inst["primary_node"], inst["name"], inst["hypervisor"],
+            res = self.rpc.instance_reboot(inst.primary_node, inst.name, inst.hypervisor,
                                            self.op.reboot_type == "hard")
             if res.failed:
                 raise errors.OpExecError(f"could not reboot {inst['name']}: {res.fail_msg}")
-        set_admin_state(self, inst["name"], "up")
+        set_admin_state(self, inst.name, "up")
         return True
 
 
@@ -102,8 +102,8 @@ class LUInstanceConsole(InstanceLU):
 
     def check_prereq(self):
         super().check_prereq()
-        node = self.inst["primary_node"]
-        res = self.rpc.instance_console(node, self.inst["name"], self.inst["hypervisor"])
+        node = self.inst.primary_node
+        res = self.rpc.instance_console(node, self.inst.name, self.inst.hypervisor)
         if res.failed and isinstance(res.error, errors.RpcError):
             raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
         if res.failed:
@@ -112,8 +112,8 @@ class LUInstanceConsole(InstanceLU):
         self.console = res.payload
 
     def exec(self):
-        node = self.node(self.inst["primary_node"])
-        out = {"instance": self.inst["name"], "kind": self.console["kind"], "host": node["primary_ip"]}
+        node = self.node(self.inst.primary_node)
+        out = {"instance": self.inst.name, "kind": self.console["kind"], "host": node["primary_ip"]}
         if self.console["kind"] == "serial":
             out.update(kind="ssh", user="root", log=self.console.get("log"),
                        command=["socat", "STDIO,raw,echo=0,escape=0x1d", f"UNIX-CONNECT:{self.console['path']}"])
@@ -144,10 +144,10 @@ class LUInstanceRename(InstanceLU):
         check_name_and_ip(new, self.op.name_check, self.op.ip_check)
 
     def exec(self):
-        inst, old, new = self.inst, self.inst["name"], self.op.new_name
+        inst, old, new = self.inst, self.inst.name, self.op.new_name
         clear_leftover(self, inst)
-        if inst["disks"]:
-            self.rpc.blockdev_rename(inst["primary_node"], old, new, inst["disk_template"], inst["disks"],
+        if inst.disks:
+            self.rpc.blockdev_rename(inst.primary_node, old, new, inst.disk_template, inst.disks,
                                      storage_params(self)).raise_on_error("renaming the disks")
 
         def change(data):
@@ -157,8 +157,8 @@ class LUInstanceRename(InstanceLU):
         self.cfg.update(change)
         self.ctx.glm.add(Level.INSTANCE, [new])
         self.renamed = True
-        if inst["disks"]:
-            res = self.rpc.os_rename(inst["primary_node"], dict(inst, name=new), old, storage_params(self))
+        if inst.disks:
+            res = self.rpc.os_rename(inst.primary_node, inst.replace(name=new), old, storage_params(self))
             if res.failed:
                 self.feedback(f"Warning: the OS rename script failed: {res.fail_msg}")
         return new
@@ -177,21 +177,21 @@ class LUInstanceReinstall(InstanceLU):
         if is_running(self, inst):
             raise errors.OpPrereqError(f"instance {inst['name']} is running; stop it before reinstalling",
                                        errors.ECode.WRONG_STATE)
-        if not inst["disks"]:
+        if not inst.disks:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disks to install on", errors.ECode.WRONG_STATE)
-        self.os = self.op.os_type or inst["os"]
+        self.os = self.op.os_type or inst.os
         self.osparams = inst.get("osparams", {}) if self.op.osparams is None else self.op.osparams
-        check_os(self, inst["primary_node"], self.os, self.osparams)
+        check_os(self, inst.primary_node, self.os, self.osparams)
 
     def exec(self):
-        inst = dict(self.inst, os=self.os, osparams=self.osparams)
+        inst = self.inst.replace(os=self.os, osparams=self.osparams)
         clear_leftover(self, inst)
         self.feedback(f"* running the OS create script of {self.os} (reinstall)")
-        self.rpc.os_create(inst["primary_node"], inst, storage_params(self), True) \
+        self.rpc.os_create(inst.primary_node, inst, storage_params(self), True) \
             .raise_on_error(f"reinstalling {self.os}")
 
         def change(data):
-            target = data["instances"][inst["name"]]
+            target = data["instances"][inst.name]
             target.update(os=self.os, osparams=self.osparams, serial_no=target["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
         return True

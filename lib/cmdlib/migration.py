@@ -14,6 +14,7 @@ from genet.cmdlib.disks import assemble_disks
 from genet.cmdlib.power import start_instance, stop_instance
 from genet.cmdlib.replace_disks import replace_mirror
 from genet.locking import ALL_SET, Level
+from genet.objects import Instance
 from genet.rpc_defs import MigrationStatus
 from genet.storage import base as storage
 
@@ -34,9 +35,9 @@ def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict
     data = lu.cfg.snapshot()
     nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
              if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
-    results = lu.rpc.hv_node_info.on(nodes, inst["hypervisor"])
+    results = lu.rpc.hv_node_info.on(nodes, inst.hypervisor)
     free = {n: r.payload["memory_free"] - reserved.get(n, 0) for n, r in results.items() if not r.failed}
-    fitting = [n for n in sorted(free) if free[n] >= inst["beparams"]["maxmem"]]
+    fitting = [n for n in sorted(free) if free[n] >= inst.beparams["maxmem"]]
     if not fitting:
         raise errors.OpPrereqError(f"no node can take instance {inst['name']} ({inst['beparams']['maxmem']}"
                                    " MiB)", errors.ECode.NORES)
@@ -50,16 +51,16 @@ class MovePlan:
                  reserved: dict[str, int] | None = None, can_copy: bool = False):
         self.lu = lu
         self.inst = inst
-        self.source = inst["primary_node"]
+        self.source = inst.primary_node
         reserved = {} if reserved is None else reserved
         self.source_offline = lu.node(self.source)["offline"]
         # local disks (file) travel with a live migration: mirrored to the target first;
         # mirrored templates already have a copy on their secondary node, the only target
-        template = storage.get(inst["disk_template"])
+        template = storage.get(inst.disk_template)
         self.mirrored = template.mirrored
         self.copy_disks = not template.shared and not self.mirrored
         if self.mirrored:
-            secondary = inst["secondary_nodes"][0]
+            secondary = inst.secondary_nodes[0]
             if target and target != secondary:
                 raise errors.OpPrereqError(f"instance {inst['name']} has its disks mirrored to {secondary}; it can"
                                            f" only move there, not to {target}", errors.ECode.INVAL)
@@ -102,24 +103,24 @@ class MovePlan:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} is stopped and its {inst['disk_template']} disks are local to"
                 f" {self.source}; start it to migrate it live with its disks", errors.ECode.WRONG_STATE)
-        if not (self.running or inst["admin_state"] == "up"):
+        if not (self.running or inst.admin_state == "up"):
             return                    # it will not run on the target: no memory needed there
-        free = free_memory(lu, self.target, inst["hypervisor"]) - reserved.get(self.target, 0)
-        reserved[self.target] = reserved.get(self.target, 0) + inst["beparams"]["maxmem"]
-        if free < inst["beparams"]["maxmem"]:
+        free = free_memory(lu, self.target, inst.hypervisor) - reserved.get(self.target, 0)
+        reserved[self.target] = reserved.get(self.target, 0) + inst.beparams["maxmem"]
+        if free < inst.beparams["maxmem"]:
             raise errors.OpPrereqError(f"not enough memory on target node {self.target} for instance"
                                        f" {inst['name']}: needed {inst['beparams']['maxmem']} MiB, free {free}"
                                        " MiB", errors.ECode.NORES)
 
     def _source_state(self) -> str | None:
-        res = self.lu.rpc.instance_info(self.source, self.inst["name"], self.inst["hypervisor"], timeout=10)
+        res = self.lu.rpc.instance_info(self.source, self.inst.name, self.inst.hypervisor, timeout=10)
         if res.failed:
             raise errors.OpPrereqError(f"cannot reach the primary node {self.source}: {res.fail_msg}",
                                        errors.ECode.ENVIRON)
         return (res.payload or {}).get("state")
 
     def _set_primary(self) -> None:
-        name, target, source, mirrored = self.inst["name"], self.target, self.source, self.mirrored
+        name, target, source, mirrored = self.inst.name, self.target, self.source, self.mirrored
 
         def change(data):
             inst = data["instances"][name]
@@ -133,14 +134,14 @@ class MovePlan:
     def migrate(self, live: bool = True) -> dict:
         """Live (or paused) migration; on failure the source keeps running and the target is cleaned.
         The target runs the instance before the config names it: the master knows it meanwhile."""
-        with self.lu.ctx.moving_to(self.inst["name"], self.target):
+        with self.lu.ctx.moving_to(self.inst.name, self.target):
             return self._migrate(live)
 
     def _migrate(self, live: bool) -> dict:
-        inst, feedback, hv = self.inst, self.lu.feedback, self.inst["hypervisor"]
+        inst, feedback, hv = self.inst, self.lu.feedback, self.inst.hypervisor
         feedback(f"* migrating instance {inst['name']} from {self.source} to {self.target}"
                  f" ({'live' if live else 'non-live'})")
-        info = self.lu.rpc.instance_migration_info(self.source, inst["name"], hv) \
+        info = self.lu.rpc.instance_migration_info(self.source, inst.name, hv) \
             .raise_on_error("migration info")
         target_ip = node_address(self.lu, self.target)
         if self.copy_disks:
@@ -158,7 +159,7 @@ class MovePlan:
         try:
             if self.copy_disks:
                 feedback(f"* mirroring {len(inst['disks'])} disk(s) to {self.target}")
-            self.lu.rpc.instance_migrate(self.source, inst["name"], hv, target_ip, ports.port, live, ports.nbd_port) \
+            self.lu.rpc.instance_migrate(self.source, inst.name, hv, target_ip, ports.port, live, ports.nbd_port) \
                 .raise_on_error("starting the migration")
             status = self._wait()
             held = self.lu.clock.monotonic()
@@ -166,17 +167,17 @@ class MovePlan:
                 self._switch_target_disks()
         except errors.GenericError:
             # the target goes first: a held target never ran, so the source may run on
-            self.lu.rpc.instance_finish_incoming(self.target, inst["name"], hv, False)
-            self.lu.rpc.instance_abort_migration(self.source, inst["name"], hv, self.mirrored)
+            self.lu.rpc.instance_finish_incoming(self.target, inst.name, hv, False)
+            self.lu.rpc.instance_abort_migration(self.source, inst.name, hv, self.mirrored)
             self._undo_target()
             raise
-        res = self.lu.rpc.instance_finish_incoming(self.target, inst["name"], hv, True)
+        res = self.lu.rpc.instance_finish_incoming(self.target, inst.name, hv, True)
         figures = _figures(status, int(1000 * (self.lu.clock.monotonic() - held)) if self.mirrored else 0)
         if res.failed:
             raise errors.OpExecError(f"the memory of {inst['name']} reached {self.target} but it could not be"
                                      f" resumed there ({res.fail_msg}); run gnt-instance migrate --cleanup")
         self._set_primary()
-        res = self.lu.rpc.instance_stop(self.source, inst["name"], hv, 0, True)
+        res = self.lu.rpc.instance_stop(self.source, inst.name, hv, 0, True)
         if res.failed:
             feedback(f"Warning: the source copy on {self.source} was not stopped: {res.fail_msg}")
         elif self.mirrored:
@@ -186,8 +187,8 @@ class MovePlan:
                     feedback(f"Warning: the disks' {step} on {node} failed: {res.fail_msg}; run"
                              f" gnt-instance activate-disks {inst['name']}")
         elif self.copy_disks:
-            for index, disk in enumerate(inst["disks"]):
-                gone = self.lu.rpc.blockdev_remove(self.source, inst["name"], inst["disk_template"], disk, index,
+            for index, disk in enumerate(inst.disks):
+                gone = self.lu.rpc.blockdev_remove(self.source, inst.name, inst.disk_template, disk, index,
                                                    storage_params(self.lu))
                 if gone.failed:
                     feedback(f"Warning: disk {index} stays on {self.source}: {gone.fail_msg}")
@@ -196,8 +197,8 @@ class MovePlan:
 
     def _create_target_disks(self) -> None:
         inst = self.inst
-        for index, disk in enumerate(inst["disks"]):
-            res = self.lu.rpc.blockdev_create(self.target, inst["name"], inst["disk_template"], disk, index,
+        for index, disk in enumerate(inst.disks):
+            res = self.lu.rpc.blockdev_create(self.target, inst.name, inst.disk_template, disk, index,
                                               storage_params(self.lu))
             if res.failed:
                 self._undo_target()
@@ -211,13 +212,13 @@ class MovePlan:
                 self._mirror_rpc(node, "abort", "source")
         if not self.copy_disks:
             return
-        for index, disk in enumerate(inst["disks"]):
-            self.lu.rpc.blockdev_remove(self.target, inst["name"], inst["disk_template"], disk, index,
+        for index, disk in enumerate(inst.disks):
+            self.lu.rpc.blockdev_remove(self.target, inst.name, inst.disk_template, disk, index,
                                         storage_params(self.lu))
 
     def _mirror_rpc(self, node: str, step: str, role: str):
         """One step of the mirrored disks' migration (storage.base.MirroredTemplate) on a node."""
-        return self.lu.rpc.blockdev_migration(node, self.inst["name"], self.inst["disk_template"], self.inst["disks"],
+        return self.lu.rpc.blockdev_migration(node, self.inst.name, self.inst.disk_template, self.inst.disks,
                                               storage_params(self.lu), step, role)
 
     def _mirror_step(self, node: str, step: str, role: str) -> list:
@@ -244,7 +245,7 @@ class MovePlan:
                 raise errors.OpExecError(f"migration of {self.inst['name']} did not converge within"
                                          f" {MIGRATION_TIMEOUT:.0f} s; raise migration_bandwidth or"
                                          " migration_downtime, or use --migration-mode=non-live")
-            status = self.lu.rpc.instance_migration_status(self.source, self.inst["name"], self.inst["hypervisor"]) \
+            status = self.lu.rpc.instance_migration_status(self.source, self.inst.name, self.inst.hypervisor) \
                 .raise_on_error("migration status")
             state = status.status
             if state == "completed":
@@ -278,7 +279,7 @@ class MovePlan:
                                              " if you are sure the instance no longer runs there") from None
                 feedback(f"Warning: {err}; continuing (--ignore-consistency)")
                 reachable = False
-        was_up = inst["admin_state"] == "up"
+        was_up = inst.admin_state == "up"
         if self.mirrored and reachable:
             trouble = self._mirror_trouble()
             if trouble:
@@ -287,9 +288,9 @@ class MovePlan:
                                              f" ({trouble}); use --ignore-consistency to fail over anyway")
                 feedback(f"Warning: failing over with disks not in sync ({trouble}) (--ignore-consistency)")
             # the old primary becomes the secondary: its primary side (and its mirror) goes
-            self.lu.rpc.blockdev_shutdown(self.source, inst["name"], inst["disk_template"], inst["disks"],
+            self.lu.rpc.blockdev_shutdown(self.source, inst.name, inst.disk_template, inst.disks,
                                           storage_params(self.lu))
-        moved = dict(inst, primary_node=self.target,
+        moved = inst.replace(primary_node=self.target,
                      secondary_nodes=[self.source] if self.mirrored else inst.get("secondary_nodes", []))
         unreachable = frozenset() if reachable else frozenset({self.source})
         if self.mirrored:     # before the config names the new primary: a refusal changes nothing
@@ -303,7 +304,7 @@ class MovePlan:
 
     def _mirror_trouble(self) -> str:
         """Why the target's copy may lack writes ("" when every disk is in sync), from the source."""
-        res = self.lu.rpc.blockdev_find(self.source, self.inst["name"], self.inst["disk_template"], self.inst["disks"],
+        res = self.lu.rpc.blockdev_find(self.source, self.inst.name, self.inst.disk_template, self.inst.disks,
                                         storage_params(self.lu))
         if res.failed:
             return res.fail_msg
@@ -370,21 +371,21 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
     """After a failed migration: find where the instance runs, keep that copy, kill the other."""
     data = lu.cfg.snapshot()
     online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
-    results = lu.rpc.instance_info.on(online, inst["name"], inst["hypervisor"])
+    results = lu.rpc.instance_info.on(online, inst.name, inst.hypervisor)
     def runs(info: dict | None) -> bool:    # a paused source (postmigrate) or target (inmigrate) does not
         return bool(info) and info.get("runstate", info.get("state")) == "running"
     running = sorted(n for n, r in results.items() if not r.failed and runs(r.payload))
     present = sorted(n for n, r in results.items() if not r.failed and r.payload)
     if not running:
         raise errors.OpExecError(f"instance {inst['name']} runs nowhere; start it with gnt-instance startup")
-    keep = inst["primary_node"] if inst["primary_node"] in running else running[0]
+    keep = inst.primary_node if inst.primary_node in running else running[0]
     for node in present:
         if node != keep:
             lu.feedback(f"* removing the stale copy of {inst['name']} on {node}")
-            lu.rpc.with_addresses(online).instance_stop(node, inst["name"], inst["hypervisor"], 0, True)
-    if keep != inst["primary_node"]:
+            lu.rpc.with_addresses(online).instance_stop(node, inst.name, inst.hypervisor, 0, True)
+    if keep != inst.primary_node:
         def change(data):
-            target = data["instances"][inst["name"]]
+            target = data["instances"][inst.name]
             target.update(primary_node=keep, serial_no=target["serial_no"] + 1, mtime=time.time())
         lu.cfg.update(change)
     lu.feedback(f"* instance {inst['name']} runs on {keep}")
@@ -433,8 +434,8 @@ class _NodeEmptying(LogicalUnit):
         self.needed_locks[Level.INSTANCE] = ALL_SET
         self.lock_all_nodes()
 
-    def primaries(self) -> list[dict]:
-        return self.cfg.read(lambda d: sorted((dict(i) for i in d["instances"].values()
+    def primaries(self) -> list[Instance]:
+        return self.cfg.read(lambda d: sorted((i.replace() for i in d["instances"].values()
                                                if i["primary_node"] == self.op.node_name),
                                               key=lambda i: i["name"]))
 
@@ -446,7 +447,7 @@ class LUNodeMigrate(_NodeEmptying):
         reserved: dict[str, int] = {}
         self.plans = [MovePlan(self, inst, self.op.target_node, need_running=True, reserved=reserved,
                                can_copy=True)
-                      for inst in self.primaries() if inst["admin_state"] == "up"]
+                      for inst in self.primaries() if inst.admin_state == "up"]
 
     def exec(self):
         live = self.op.mode != "non-live"
@@ -470,13 +471,13 @@ class LUNodeEvacuate(_NodeEmptying):
         remote = self.op.remote_node
         if not self.op.primary_only and remote is not None:
             for inst in self.secondaries():
-                if remote == inst["primary_node"]:
+                if remote == inst.primary_node:
                     raise errors.OpPrereqError(f"{remote} is the primary node of {inst['name']}; it cannot also"
                                                " hold its secondary copy", errors.ECode.INVAL)
 
-    def secondaries(self) -> list[dict]:
+    def secondaries(self) -> list[Instance]:
         """Mirrored instances whose secondary copy is on the node."""
-        return self.cfg.read(lambda d: sorted((dict(i) for i in d["instances"].values()
+        return self.cfg.read(lambda d: sorted((i.replace() for i in d["instances"].values()
                                                if self.op.node_name in i.get("secondary_nodes", [])),
                                               key=lambda i: i["name"]))
 
@@ -489,7 +490,7 @@ class LUNodeEvacuate(_NodeEmptying):
             for inst in self.secondaries():
                 self.feedback(f"* moving the secondary copy of {inst['name']} off {self.op.node_name}")
                 new = replace_mirror(self, inst, "replace_new_secondary", self.op.remote_node, [])
-                done.append({"instance": inst["name"], "secondary": new[0][1] if new else None})
+                done.append({"instance": inst.name, "secondary": new[0][1] if new else None})
         return done
 
 
@@ -520,61 +521,61 @@ class LUInstanceMove(LogicalUnit):
 
     def check_prereq(self):
         inst = self.inst = instance_of(self, self.op.instance_name)
-        if not storage.TEMPLATES.cls(inst["disk_template"]).moves_by_copy:
+        if not storage.TEMPLATES.cls(inst.disk_template).moves_by_copy:
             movable = [t.name for t in storage.TEMPLATES.classes() if t.moves_by_copy]
             raise errors.OpPrereqError(f"instance {inst['name']} uses disk template {inst['disk_template']!r};"
                                        f" move copies {', '.join(movable)} disks only (shared and mirrored disks"
                                        " fail over)", errors.ECode.WRONG_STATE)
         target = self.node(self.op.target_node)
-        if target["name"] == inst["primary_node"]:
+        if target["name"] == inst.primary_node:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {target['name']}", errors.ECode.INVAL)
         if target["offline"] or not target["vm_capable"]:
             raise errors.OpPrereqError(f"node {target['name']} is offline or not vm capable",
                                        errors.ECode.WRONG_STATE)
-        if self.node(inst["primary_node"])["offline"]:
+        if self.node(inst.primary_node)["offline"]:
             raise errors.OpPrereqError(f"the primary node {inst['primary_node']} is offline: its disks cannot be"
                                        " copied", errors.ECode.WRONG_STATE)
-        if inst["admin_state"] == "up":
-            free = free_memory(self, target["name"], inst["hypervisor"])
-            if free < inst["beparams"]["maxmem"]:
+        if inst.admin_state == "up":
+            free = free_memory(self, target["name"], inst.hypervisor)
+            if free < inst.beparams["maxmem"]:
                 raise errors.OpPrereqError(f"not enough memory on node {target['name']} for {inst['name']}:"
                                            f" needed {inst['beparams']['maxmem']} MiB, free {free} MiB",
                                            errors.ECode.NORES)
 
     def exec(self):
-        inst, source, target = self.inst, self.inst["primary_node"], self.op.target_node
+        inst, source, target = self.inst, self.inst.primary_node, self.op.target_node
         sp, target_ip = storage_params(self), node_address(self, target)
         self.feedback(f"* shutting down {inst['name']} on {source}")
         stop_instance(self, inst, self.op.shutdown_timeout)
         done = 0
         try:
-            for index, disk in enumerate(inst["disks"]):
-                self.rpc.blockdev_create(target, inst["name"], inst["disk_template"], disk, index, sp) \
+            for index, disk in enumerate(inst.disks):
+                self.rpc.blockdev_create(target, inst.name, inst.disk_template, disk, index, sp) \
                     .raise_on_error(f"creating disk {index} on {target}")
                 done = index + 1
-                port = self.rpc.blockdev_receive(target, inst["name"], inst["disk_template"], disk, index, sp, target_ip) \
+                port = self.rpc.blockdev_receive(target, inst.name, inst.disk_template, disk, index, sp, target_ip) \
                     .raise_on_error("preparing the copy")
                 self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
-                sent = self.rpc.blockdev_send(source, inst["name"], inst["disk_template"], disk, index, sp, target_ip, port) \
+                sent = self.rpc.blockdev_send(source, inst.name, inst.disk_template, disk, index, sp, target_ip, port) \
                     .raise_on_error(f"sending disk {index}")
                 got = self.rpc.blockdev_received(target, port, 600) \
                     .raise_on_error(f"receiving disk {index}")
                 if got != sent:
                     raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")
         except errors.GenericError:
-            for index, disk in enumerate(inst["disks"][:done]):
-                self.rpc.blockdev_remove(target, inst["name"], inst["disk_template"], disk, index, sp)
-            if inst["admin_state"] == "up":
+            for index, disk in enumerate(inst.disks[:done]):
+                self.rpc.blockdev_remove(target, inst.name, inst.disk_template, disk, index, sp)
+            if inst.admin_state == "up":
                 start_instance(self, inst)          # back where it was
             raise
 
         def change(data):
-            moved = data["instances"][inst["name"]]
+            moved = data["instances"][inst.name]
             moved.update(primary_node=target, serial_no=moved["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
-        for index, disk in enumerate(inst["disks"]):
-            self.rpc.blockdev_remove(source, inst["name"], inst["disk_template"], disk, index, sp)
-        if inst["admin_state"] == "up":
+        for index, disk in enumerate(inst.disks):
+            self.rpc.blockdev_remove(source, inst.name, inst.disk_template, disk, index, sp)
+        if inst.admin_state == "up":
             self.feedback(f"* starting {inst['name']} on {target}")
-            start_instance(self, dict(inst, primary_node=target))
+            start_instance(self, inst.replace(primary_node=target))
         return {"source": source, "target": target}

@@ -22,7 +22,7 @@ def make_nics(data: dict, specs: list[dict], node: str | None = None, conflicts_
     node's group, and its address from the network's pool (``ip=pool``) or as given;
     reserve_nic_ips records the addresses when the instance is written.
     """
-    used = {nic["mac"] for inst in data["instances"].values() for nic in inst["nics"]}
+    used = {nic["mac"] for inst in data["instances"].values() for nic in inst.nics}
     prefix = data["cluster"].get("mac_prefix", "aa:00:00")
     pools: dict[str, AddressPool] = {}      # working copies: two NICs never get one address
     nics = []

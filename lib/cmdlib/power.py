@@ -12,7 +12,7 @@ def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
     """Start on the primary node (mirrored disks assembled first, ``force`` and ``unreachable``
     as there); raises OpExecError with the node's reason."""
     assemble_disks(lu, inst, force, unreachable=unreachable)
-    res = lu.rpc.instance_start(inst["primary_node"], inst, storage_params(lu))
+    res = lu.rpc.instance_start(inst.primary_node, inst, storage_params(lu))
     if res.failed:
         raise errors.OpExecError(f"could not start instance {inst['name']} on {inst['primary_node']}:"
                                  f" {res.fail_msg}")
@@ -20,7 +20,7 @@ def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
 
 
 def stop_instance(lu: LogicalUnit, inst: dict, timeout: float, force: bool = False) -> None:
-    res = lu.rpc.instance_stop(inst["primary_node"], inst["name"], inst["hypervisor"], timeout, force)
+    res = lu.rpc.instance_stop(inst.primary_node, inst.name, inst.hypervisor, timeout, force)
     if res.failed:
         raise errors.OpExecError(f"could not stop instance {inst['name']} on {inst['primary_node']}:"
                                  f" {res.fail_msg}")
@@ -28,6 +28,6 @@ def stop_instance(lu: LogicalUnit, inst: dict, timeout: float, force: bool = Fal
 
 def clear_leftover(lu: LogicalUnit, inst: dict) -> None:
     """A guest that powered itself off leaves its process; remove it before touching the disks."""
-    info = lu.rpc.instance_info(inst["primary_node"], inst["name"], inst["hypervisor"]).raise_on_error()
+    info = lu.rpc.instance_info(inst.primary_node, inst.name, inst.hypervisor).raise_on_error()
     if info and info.get("state") != "running":
         stop_instance(lu, inst, 0, force=True)

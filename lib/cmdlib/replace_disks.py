@@ -17,7 +17,7 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
     """replace-disks for the mirror and drbd templates: every disk to a new secondary (-n/-I), or
     fresh copies of the disks in ``wanted`` (default all) on the secondary (-s) or the primary
     (-p), filled from the other side; -a finds the faulty disks and their side."""
-    wanted = sorted(set(wanted)) or list(range(len(inst["disks"])))
+    wanted = sorted(set(wanted)) or list(range(len(inst.disks)))
     if mode == "replace_auto":
         mode, wanted = _faulty_side(lu, inst, wanted)
         if not wanted:
@@ -28,7 +28,7 @@ def replace_mirror(lu: LogicalUnit, inst: dict, mode: str, remote_node: str | No
         return _replace_primary_copy(lu, inst, wanted)
     if mode == "replace_on_secondary":
         return _replace_secondary_copy(lu, inst, wanted)
-    if len(wanted) < len(inst["disks"]):
+    if len(wanted) < len(inst.disks):
         lu.feedback("* every disk moves to the new secondary (--disks chooses disks for -p, -s and -a only)")
     return _move_secondary(lu, inst, remote_node)
 
@@ -44,7 +44,7 @@ def _faulty(lu: LogicalUnit, inst: dict, node: str, wanted: list[int]) -> list[i
 def _faulty_side(lu: LogicalUnit, inst: dict, wanted: list[int]) -> tuple[str, list[int]]:
     """-a: the faulty disks and the mode that replaces them; faults on both sides are refused, as
     in Ganeti (which side's data would fill the other?)."""
-    primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
+    primary, secondary = inst.primary_node, inst.secondary_nodes[0]
     on_primary = _faulty(lu, inst, primary, wanted)
     on_secondary = [] if lu.node(secondary)["offline"] else _faulty(lu, inst, secondary, wanted)
     if on_primary and on_secondary:
@@ -61,25 +61,25 @@ def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> lis
     """-n/-I: every disk gets a copy on the new node, filled from the primary; then the old
     secondary's copies go."""
     sp = storage_params(lu)
-    old = inst["secondary_nodes"][0]
+    old = inst.secondary_nodes[0]
     new = remote_node
     if new is None:
         from genet.cmdlib.migration import choose_target
-        new = choose_target(lu, inst, {inst["primary_node"], old}, {})
-    disks = [dict(d) for d in inst["disks"]]
-    moved = dict(inst, secondary_nodes=[new], disks=disks)
+        new = choose_target(lu, inst, {inst.primary_node, old}, {})
+    disks = [dict(d) for d in inst.disks]
+    moved = inst.replace(secondary_nodes=[new], disks=disks)
     give_logical_ids(lu, moved)
     for index, disk in enumerate(disks):
-        create_disk_on(lu, new, inst["name"], inst["disk_template"], disk, index)
-    lu.rpc.blockdev_assemble(new, inst["name"], inst["disk_template"], disks, "secondary",
+        create_disk_on(lu, new, inst.name, inst.disk_template, disk, index)
+    lu.rpc.blockdev_assemble(new, inst.name, inst.disk_template, disks, "secondary",
                              sp).raise_on_error(f"assembling the disks on {new}")
     lu.feedback(f"* mirroring from {inst['primary_node']} to {new}")
-    lu.rpc.blockdev_resync(inst["primary_node"], inst["name"], inst["disk_template"], disks, sp,
+    lu.rpc.blockdev_resync(inst.primary_node, inst.name, inst.disk_template, disks, sp,
                            True).raise_on_error("mirroring to the new secondary")
     wait_for_sync(lu, moved)
 
     def change(data):
-        target = data["instances"][inst["name"]]
+        target = data["instances"][inst.name]
         target.update(secondary_nodes=[new], disks=disks, serial_no=target["serial_no"] + 1, mtime=time.time())
     lu.cfg.update(change)
     if lu.node(old)["offline"]:
@@ -94,17 +94,17 @@ def _replace_secondary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> l
     """-s: the secondary's copies of these disks made anew (the old ones removed first: they may
     be what failed) and filled from the primary's, one disk at a time."""
     sp = storage_params(lu)
-    primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
+    primary, secondary = inst.primary_node, inst.secondary_nodes[0]
     check_node_online(lu, secondary)
     for index, one in each_disk(inst, wanted):
         for failure in remove_disks(lu, one, secondary, first=index):
             lu.feedback(f"Warning: the old copy on {secondary}: {failure}")
         disk = one["disks"][0]
-        create_disk_on(lu, secondary, inst["name"], inst["disk_template"], disk, index)
-        lu.rpc.blockdev_assemble(secondary, inst["name"], inst["disk_template"], [disk], "secondary", sp, False,
+        create_disk_on(lu, secondary, inst.name, inst.disk_template, disk, index)
+        lu.rpc.blockdev_assemble(secondary, inst.name, inst.disk_template, [disk], "secondary", sp, False,
                                  index).raise_on_error(f"assembling disk {index} on {secondary}")
         lu.feedback(f"* mirroring disk {index} from {primary} to {secondary}")
-        lu.rpc.blockdev_resync(primary, inst["name"], inst["disk_template"], [disk], sp, True,
+        lu.rpc.blockdev_resync(primary, inst.name, inst.disk_template, [disk], sp, True,
                                index).raise_on_error(f"mirroring disk {index} to {secondary}")
         wait_for_sync(lu, one, first=index)
     return [[index, secondary] for index in wanted]
@@ -114,7 +114,7 @@ def _replace_primary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> lis
     """replace-disks -p: fresh copies of these disks on the primary node, filled from the
     secondary's. The guest uses the primary's copy, so the instance must be stopped, and the
     copies must reach sync first (all assembled) so that the secondary's holds every write."""
-    primary, secondary = inst["primary_node"], inst["secondary_nodes"][0]
+    primary, secondary = inst.primary_node, inst.secondary_nodes[0]
     if is_running(lu, inst):
         raise errors.OpPrereqError(f"the primary's copy of {inst['name']} is the one its guest uses: stop the"
                                    " instance first, or fail over to the secondary and replace that copy (-s)",
@@ -129,12 +129,12 @@ def _replace_primary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> lis
                                  f" {secondary} may lack writes, so it cannot replace the primary's") from None
     shutdown_disks(lu, inst)
     # the roles swapped for the copy: the secondary's side is the source
-    swapped = dict(inst, primary_node=secondary, secondary_nodes=[primary])
+    swapped = inst.replace(primary_node=secondary, secondary_nodes=[primary])
     for index, one in each_disk(inst, wanted):
         failures = remove_disks(lu, one, primary, first=index)
         if failures:
             raise errors.OpExecError(f"could not remove the old copy on {primary}: {'; '.join(failures)}")
-        create_disk_on(lu, primary, inst["name"], inst["disk_template"], one["disks"][0], index)
+        create_disk_on(lu, primary, inst.name, inst.disk_template, one["disks"][0], index)
         lu.feedback(f"* copying disk {index} from {secondary} to {primary}")
         one_swapped = dict(swapped, disks=one["disks"])
         assemble_disks(lu, one_swapped, first=index)
@@ -175,18 +175,18 @@ class LUInstanceReplaceDisks(InstanceLU):
 
     def check_prereq(self):
         inst = self.inst = instance_of(self, self.op.instance_name)
-        template = inst["disk_template"]
+        template = inst.disk_template
         if not storage.get(template).mirrored:
             raise errors.OpPrereqError(f"Instance's disk layout '{template}' is not mirrored, replace-disks needs a"
                                        " mirrored template (drbd or mirror)", errors.ECode.INVAL)
-        check_node_online(self, inst["primary_node"])
-        bad = [i for i in self.op.disks if i >= len(inst["disks"])]
+        check_node_online(self, inst.primary_node)
+        bad = [i for i in self.op.disks if i >= len(inst.disks)]
         if bad:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disk {bad[0]}", errors.ECode.INVAL)
         remote = self.op.remote_node
         if remote is not None:
             node = check_node_online(self, remote)
-            if remote == inst["primary_node"] or remote in inst.get("secondary_nodes", []):
+            if remote == inst.primary_node or remote in inst.get("secondary_nodes", []):
                 raise errors.OpPrereqError(f"node {remote} already holds the disks of {inst['name']}",
                                            errors.ECode.INVAL)
             if not node["vm_capable"]:

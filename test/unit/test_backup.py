@@ -3,6 +3,7 @@ import pytest
 
 from genet import errors, noded, opcodes
 from genet.cmdlib import backup
+from genet.objects import Instance
 
 
 def instance(**extra):
@@ -16,7 +17,7 @@ def instance(**extra):
                       {"uuid": "d-1", "size": 64, "mode": "rw", "format": "qcow2", "name": "swap"}],
             "tags": ["a", "b:c"], "serial_no": 3, "ctime": 1.0, "mtime": 2.0}
     inst.update(extra)
-    return inst
+    return Instance.from_wire(inst)
 
 
 def test_export_config_reads_back_as_the_instance_it_describes():

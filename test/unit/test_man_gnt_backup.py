@@ -15,9 +15,10 @@ def test_the_export_format_keys_written_are_documented():
     """Every config.ini section and key an export writes is named in THE EXPORT DIRECTORY."""
     import configparser
     from genet.cmdlib import backup
-    inst = {"name": "w", "primary_node": "n", "os": "noop", "hypervisor": "fake", "disk_template": "file",
+    from genet.objects import Instance
+    inst = Instance.from_wire({"name": "w", "uuid": "i", "primary_node": "n", "os": "noop", "hypervisor": "fake", "disk_template": "file",
             "beparams": {"maxmem": 1, "minmem": 1, "vcpus": 1}, "hvparams": {}, "osparams": {},
-            "nics": [{"mac": "m", "mode": "bridged", "link": "l"}], "disks": [{"size": 1, "uuid": "u"}]}
+            "nics": [{"mac": "m", "mode": "bridged", "link": "l"}], "disks": [{"size": 1, "uuid": "u"}]})
     conf = configparser.RawConfigParser()
     conf.read_string(backup.export_config(inst))
     body = section(page("gnt-backup"), "THE EXPORT DIRECTORY")
