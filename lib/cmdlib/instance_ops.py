@@ -147,8 +147,7 @@ class LUInstanceRename(InstanceLU):
         inst, old, new = self.inst, self.inst.name, self.op.new_name
         clear_leftover(self, inst)
         if inst.disks:
-            self.rpc.blockdev_rename(inst.primary_node, old, new, inst.disk_template, inst.disks,
-                                     storage_params(self)).raise_on_error("renaming the disks")
+            self._rename_disks(inst, old, new)
 
         def change(data):
             moved = data["instances"].pop(old)
@@ -162,6 +161,21 @@ class LUInstanceRename(InstanceLU):
             if res.failed:
                 self.feedback(f"Warning: the OS rename script failed: {res.fail_msg}")
         return new
+
+    def _rename_disks(self, inst, old: str, new: str) -> None:
+        """On every node that holds them (a mirrored instance's secondary too); if one node
+        fails, the nodes done already get the old name back."""
+        done = []
+        for node in inst.all_nodes:
+            res = self.rpc.blockdev_rename(node, old, new, inst.disk_template, inst.disks, storage_params(self))
+            if res.failed:
+                for back in done:
+                    undo = self.rpc.blockdev_rename(back, new, old, inst.disk_template, inst.disks,
+                                                    storage_params(self))
+                    if undo.failed:
+                        self.feedback(f"Warning: the disks on {back} keep the name {new}: {undo.fail_msg}")
+                res.raise_on_error(f"renaming the disks on {node}")
+            done.append(node)
 
     def cleanup(self, failed: bool) -> None:
         if getattr(self, "renamed", False):

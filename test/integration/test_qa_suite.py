@@ -81,6 +81,7 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     for expected in ("PASS cluster: gnt-cluster verify",
                      "PASS nodes: gnt-node modify --drained yes, then no",
                      "PASS instances[file]: grow-disk 0 by 128 MiB",
+                     "PASS instances[mirror]: rename (stopped) and start again",
                      "PASS instances[mirror]: grow-disk 0 by 128 MiB",
                      "PASS migration[mirror]: migrate (live) node2 -> node3",
                      "PASS migration[sharedfile]: failover node2 -> node3",
@@ -90,8 +91,7 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
                      "PASS rapi: POST /2/instances (diskless) job, followed with /2/jobs/ID/wait"):
         assert expected in lines, out
     skipped = [line.split(":")[0:2] for line in lines if line.startswith("SKIP")]
-    assert skipped == [["SKIP instances[diskless]", " grow-disk 0 by 128 MiB"],
-                       ["SKIP instances[mirror]", " rename (stopped) and start again"]], out
+    assert skipped == [["SKIP instances[diskless]", " grow-disk 0 by 128 MiB"]], out
     assert state(dev) == before
     assert job_count(dev) - jobs >= 60
 
@@ -108,20 +108,6 @@ def test_templates_not_enabled_and_missing_nodes_are_skipped_not_failed(dev):
     assert "SKIP replace-disks[mirror]: all: template mirror needs 2 usable nodes, the cluster has 1" in lines
     assert [line for line in lines if line.startswith(("PASS", "FAIL")) and "setup" not in line] == []
     assert lines[-1] == "1 passed, 0 failed" and proc.returncode == 0, proc.stdout
-
-
-def test_the_known_mirror_rename_bug_still_fails_when_run(dev):
-    """When the check qa/known_bugs.py skips is run anyway, it still fails as the entry says.
-    (Once this test fails because the check passes, the bug is fixed: remove its entry and
-    this test.)"""
-    proc = qa(dev, "--templates", "mirror", "--blocks", "instances", "--run-known-bugs")
-    lines = proc.stdout.splitlines()
-    assert any(line.startswith("PASS instances[mirror]: rename") for line in lines), proc.stdout
-    failed = [line for line in lines if line.startswith("FAIL")]
-    assert len(failed) == 1 and failed[0].startswith("FAIL instances[mirror]: grow-disk"), proc.stdout
-    assert "Could not open" in failed[0]
-    assert proc.returncode == 1
-    assert state(dev)["instances"][0].startswith("bystander")
 
 
 def test_a_wrong_rapi_password_fails_the_run(dev):

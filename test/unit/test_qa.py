@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))       # qa/ is a top-level package of the source tree, not installed
 
-from qa import cli, templates  # noqa: E402
+from qa import cli, known_bugs, templates  # noqa: E402
 from qa.blocks import evacuate, migration, replace_disks  # noqa: E402
 from qa.context import Context, Options  # noqa: E402
 from qa.rapi import RapiError  # noqa: E402
@@ -201,9 +201,10 @@ def test_evacuation_is_skipped_on_a_node_holding_instances_the_suite_did_not_cre
         "node node3 holds instances the suite did not create: web1"]
 
 
-def test_a_known_bug_is_skipped_with_its_reason_unless_asked_to_run_it():
+def test_a_known_bug_is_skipped_with_its_reason_unless_asked_to_run_it(monkeypatch):
+    monkeypatch.setitem(known_bugs.KNOWN_BUGS, ("rename", "mirror"), "genet bug: gnt-instance rename fails")
     ctx, _ = context()
-    with pytest.raises(Skip, match=r"genet bug: gnt-instance rename .* \(--run-known-bugs runs it\)"):
+    with pytest.raises(Skip, match=r"genet bug: gnt-instance rename fails \(--run-known-bugs runs it\)"):
         ctx.unless_known_bug("rename", "mirror")
     ctx.unless_known_bug("rename", "file")
     ctx, _ = context(run_known_bugs=True)

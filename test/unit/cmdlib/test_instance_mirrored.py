@@ -6,7 +6,8 @@ import pytest
 
 from genet import errors
 from genet.opcodes import (OpClusterVerifyDisks, OpInstanceCreate, OpInstanceFailover, OpInstanceGrowDisk,
-                           OpInstanceMigrate, OpInstanceQueryData, OpInstanceReplaceDisks, OpInstanceSetParams,
+                           OpInstanceMigrate, OpInstanceQueryData, OpInstanceRename, OpInstanceReplaceDisks,
+                           OpInstanceSetParams, OpInstanceStartup,
                            OpInstanceShutdown, OpNodeEvacuate, OpNodeFailover, OpNodeSetParams)
 
 
@@ -120,3 +121,24 @@ def test_an_offline_secondary_leaves_the_disks_degraded_but_the_instance_runs(we
     assert any("secondary node node3 is offline" in line for line in web1.log)
     with pytest.raises(errors.OpPrereqError, match="node3"):
         web1.run(OpInstanceMigrate(instance_name="web1"))
+
+
+def test_rename_renames_the_copy_on_each_node_and_failover_still_finds_it(web1):
+    """(Found by qa/: the secondary's copy kept the old name, so a later failover found no disk.)"""
+    web1.run(OpInstanceShutdown(instance_name="web1", timeout=5))
+    web1.run(OpInstanceRename(instance_name="web1", new_name="web2"))
+    for node in ("node2", "node3"):
+        assert web1.nodes[node].files("web1") == [] and len(web1.nodes[node].files("web2")) == 1
+    web1.run(OpInstanceStartup(instance_name="web2"))
+    web1.run(OpInstanceFailover(instance_name="web2", shutdown_timeout=5))
+    assert web1.instance("web2")["primary_node"] == "node3" and web1.running()["node3"] == ["web2"]
+
+
+def test_rename_that_fails_on_the_secondary_gives_the_primary_its_old_name_back(web1):
+    web1.run(OpInstanceShutdown(instance_name="web1", timeout=5))
+    web1.nodes["node3"].reachable = False
+    with pytest.raises(errors.OpExecError, match="renaming the disks on node3"):
+        web1.run(OpInstanceRename(instance_name="web1", new_name="web2"))
+    web1.nodes["node3"].reachable = True
+    assert web1.instance("web1") is not None and web1.instance("web2") is None
+    assert len(web1.nodes["node2"].files("web1")) == 1 and web1.nodes["node2"].files("web2") == []
