@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +73,7 @@ class Lvm:
         self.timeout = timeout
 
     def executable(self, command: str) -> str:
+        import shutil           # (here: every gnt-* command that checks a template name loads this module)
         if self.bindir:
             return str(Path(self.bindir) / command)
         found = shutil.which(command) or next(
@@ -84,6 +83,7 @@ class Lvm:
         return found
 
     def run(self, command: str, *args: str) -> tuple[int, str, str]:
+        import subprocess
         argv = [self.executable(command), *args]
         env = dict(os.environ, LC_ALL="C", LVM_SUPPRESS_FD_WARNINGS="1")
         try:

@@ -16,16 +16,13 @@ address and port P. Measured facts this relies on: ../shared/notes/qemu-mirror.m
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 from genet import paths
-from genet.daemon_util import process_alive
 from genet.objects import DiskAccess
 from genet.storage.base import MirroredTemplate, StorageError, run
 from genet.storage.filestore import FileStorage
@@ -39,7 +36,11 @@ STOP_WAIT = 3.0          # for a job to end or an export to close
 RESUME_WINDOW = 25.0     # how long resync tries to resume a paused mirror (QEMU's NBD reconnect backoff: 16 s)
 RESUME_HOLD = 1.0        # a resumed job that runs this long without pausing again has its connection back
 RESUME_RETRY = 0.5
-log = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    from genet.daemon_util import process_alive     # (here: daemon_util loads logging and subprocess)
+    return process_alive(pid)
 
 
 def nbd_socket_for(run_dir: Path) -> Path:
@@ -93,7 +94,7 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             state = json.loads(((directory or self.run_dir(disk)) / "state.json").read_text())
         except (OSError, ValueError):
             return None
-        return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
+        return state if isinstance(state.get("pid"), int) and _alive(state["pid"]) else None
 
     def _monitor(self, disk: dict):
         from genet import qmp
@@ -158,6 +159,8 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         """A daemon in ``run`` serving the image as ``role``: a secondary exports it over NBD
         with TLS; a primary exports it to the guest (the mirror comes with _ensure_mirror).
         The guest's export exists before any mirror job, so the job's filter moves it above itself."""
+        import logging          # (here, as subprocess: every gnt-* command that checks a template name loads this module)
+        import subprocess
         run.mkdir(parents=True, exist_ok=True)
         for leftover in ("qmp.sock", "daemon.pid"):
             (run / leftover).unlink(missing_ok=True)
@@ -187,7 +190,8 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                                f" {proc.stderr.strip() or proc.stdout.strip()}")
         pid = int((run / "daemon.pid").read_text().split()[0])
         (run / "state.json").write_text(json.dumps({"role": role, "pid": pid, "instance": instance, "index": index}))
-        log.info("disk %d of %s: storage daemon started as %s (pid %d)", index, instance, role, pid)
+        logging.getLogger(__name__).info("disk %d of %s: storage daemon started as %s (pid %d)", index, instance,
+                                         role, pid)
 
     def _ensure_mirror(self, instance: str, disk: dict, index: int, sync: str = "full") -> bool:
         """Connect to the secondary and mirror to it; False (degraded) when it cannot be reached.
@@ -351,9 +355,9 @@ class MirrorStorage(FileStorage, MirroredTemplate):
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 10
-            while process_alive(state["pid"]) and time.monotonic() < deadline:
+            while _alive(state["pid"]) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if process_alive(state["pid"]):
+            if _alive(state["pid"]):
                 os.kill(state["pid"], signal.SIGKILL)
         for name in ("state.json", "qmp.sock", "daemon.pid"):
             (run / name).unlink(missing_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -119,6 +118,7 @@ class DrbdStorage(MirroredTemplate):
 
     def _state(self, res: Resource, cmds: Commands) -> DrbdState | None:
         if isinstance(cmds, Commands9):
+            import subprocess
             proc = subprocess.run(cmds.status(res), capture_output=True, text=True)
             if proc.returncode != 0:
                 if "No such resource" in proc.stderr:
@@ -177,6 +177,7 @@ class DrbdStorage(MirroredTemplate):
             raise StorageError(f"{res.owner} on {self.node}: {err}") from None
         res = self._local_devices(res, disk)
         if self._state(res, cmds) is None:           # an assembled side has valid meta data
+            import subprocess
             valid = existed and subprocess.run(cmds.md_dstate(res), capture_output=True).returncode == 0
             if not valid:
                 run(cmds.create_md(res), f"{res.owner}: creating DRBD meta data on {self.node}")

@@ -2,7 +2,6 @@
 (the configuration choices are the package docstring's)."""
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -41,12 +40,12 @@ class Resource:
 
     def endpoint(self, side: Side) -> str:
         """drbdsetup's address form: ipv4:A:PORT or ipv6:[A]:PORT."""
-        ip = ipaddress.ip_address(side.address)
+        ip = _ip_address(side.address)
         host = f"[{ip}]" if ip.version == 6 else str(ip)
         return f"ipv{ip.version}:{host}:{self.port}"
 
     def config_address(self, side: Side) -> str:
-        ip = ipaddress.ip_address(side.address)
+        ip = _ip_address(side.address)
         host = f"[{ip}]" if ip.version == 6 else str(ip)
         return f"ipv{ip.version} {host}:{self.port}"
 
@@ -77,7 +76,7 @@ def check_logical_id(lid: object, what: str = "disk") -> dict:
         raise StorageError(f"{what}: logical_id needs two different nodes, two addresses and two minors")
     for address in addresses:
         try:
-            ipaddress.ip_address(address)
+            _ip_address(address)
         except ValueError:
             raise StorageError(f"{what}: {address!r} is not an IP address") from None
     if not all(isinstance(m, int) and 0 <= m < 1 << 20 for m in minors):
@@ -113,3 +112,8 @@ def render_config(res: Resource, version: str) -> str:
                   f"    address {res.config_address(side)};", "  }"]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _ip_address(text: str):
+    import ipaddress            # (here: every gnt-* command that checks a template name loads this module)
+    return ipaddress.ip_address(text)
