@@ -38,6 +38,11 @@ class Hypervisor(abc.ABC):
             HYPERVISORS.add(cls)
 
     @classmethod
+    def on_this_node(cls) -> "Hypervisor":
+        """The backend as genet-noded runs it on this node."""
+        return cls()
+
+    @classmethod
     def check_parameters(cls, hvparams: dict) -> None:
         """Refuse unknown or malformed hvparams before anything is created."""
         from genet.hypervisor import params
@@ -152,9 +157,9 @@ def names() -> tuple[str, ...]:
     return HYPERVISORS.names()
 
 
-def get(name: str, **kwargs) -> Hypervisor:
-    """A new instance of the backend called ``name``."""
+def get(name: str) -> Hypervisor:
+    """The backend called ``name`` as it runs on this node."""
     try:
-        return HYPERVISORS.cls(name)(**kwargs)
+        return HYPERVISORS.cls(name).on_this_node()
     except LookupError as err:
         raise HypervisorError(str(err)) from None

@@ -67,6 +67,12 @@ class FakeHypervisor(Hypervisor):
         self._mem_state: dict = {"next_pid": FIRST_PID, "instances": {}}
         self._lock = threading.RLock()
 
+    @classmethod
+    def on_this_node(cls) -> "FakeHypervisor":
+        """Its guests kept in the node's state directory, so every process of the node sees them."""
+        from genet import paths
+        return cls(state_dir=paths.data_dir() / f"{cls.name}-hv")
+
     # --- state storage
 
     @contextlib.contextmanager

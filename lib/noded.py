@@ -247,8 +247,7 @@ class NodeProcedures:
     def _hv(self, name: str):
         from genet.hypervisor import base as hvbase
         if name not in self._hypervisors:
-            kwargs = {"state_dir": paths.data_dir() / "fake-hv"} if name == "fake" else {}
-            self._hypervisors[name] = hvbase.get(name, **kwargs)
+            self._hypervisors[name] = hvbase.get(name)
         return self._hypervisors[name]
 
     def rpc_hv_node_info(self, hypervisor: str) -> dict:

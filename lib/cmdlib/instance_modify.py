@@ -46,7 +46,7 @@ class LUInstanceSetParams(InstanceLU):
         self.hvparams = dict(inst.hvparams, **op.hvparams)
         from genet.hypervisor import base as hvbase
         try:
-            hvbase.get(inst.hypervisor).check_parameters(self.hvparams)
+            hvbase.HYPERVISORS.cls(inst.hypervisor).check_parameters(self.hvparams)
         except hvbase.HypervisorError as err:
             raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
         if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
