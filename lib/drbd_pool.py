@@ -102,6 +102,14 @@ class DrbdPool:
                     pool._take_port(key, owner, strict=False)
         return pool
 
+    def _conflict(self, what: str, holder: Owner, owner: Owner, strict: bool) -> None:
+        """Two disks want one minor or port: refused (``strict``), or noted in ``conflicts`` (a
+        config read as it is, to be reported by verify)."""
+        text = f"{what} is used by disk {holder[1]} of {holder[0]} and by disk {owner[1]} of {owner[0]}"
+        if strict:
+            raise errors.OpPrereqError(text, errors.ECode.NOTUNIQUE)
+        self.conflicts.append(text)
+
     # --- minors ------------------------------------------------------------------
 
     def _node_bits(self, node: str) -> bitarray:
@@ -116,12 +124,8 @@ class DrbdPool:
         if minor >= len(bits):          # a minor beyond the pool, set by hand: still taken
             bits.extend(_bits(minor + 1 - len(bits)))
         if bits[minor]:
-            holder = self.minor_owners.get((node, minor))
-            text = (f"DRBD minor {minor} on node {node} is used by disk {holder[1]} of {holder[0]}"
-                    f" and by disk {owner[1]} of {owner[0]}")
-            if strict:
-                raise errors.OpPrereqError(text, errors.ECode.NOTUNIQUE)
-            self.conflicts.append(text)
+            self._conflict(f"DRBD minor {minor} on node {node}", self.minor_owners.get((node, minor)), owner,
+                           strict)
             return
         bits[minor] = 1
         self.minor_owners[(node, minor)] = owner
@@ -166,19 +170,13 @@ class DrbdPool:
                                            f" {self.first_port}-{self.last_port}", errors.ECode.INVAL)
             holder = self.port_owners.get(port)      # outside the range: only duplicates matter
             if holder is not None:
-                self.conflicts.append(f"DRBD port {port} is used by disk {holder[1]} of {holder[0]} and by"
-                                      f" disk {owner[1]} of {owner[0]}")
+                self._conflict(f"DRBD port {port}", holder, owner, strict=False)
             else:
                 self.port_owners[port] = owner
             return
         idx = port - self.first_port
         if self.ports[idx]:
-            holder = self.port_owners.get(port)
-            text = (f"DRBD port {port} is used by disk {holder[1]} of {holder[0]} and by disk {owner[1]}"
-                    f" of {owner[0]}")
-            if strict:
-                raise errors.OpPrereqError(text, errors.ECode.NOTUNIQUE)
-            self.conflicts.append(text)
+            self._conflict(f"DRBD port {port}", self.port_owners.get(port), owner, strict)
             return
         self.ports[idx] = 1
         self.port_owners[port] = owner

@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 _acting = threading.local()      # see acting_as
 
@@ -32,65 +32,44 @@ def acting_as(node_root: Path, name: str) -> Iterator[None]:
         _acting.node = previous
 
 
-def data_dir() -> Path:
-    return root() / "var/lib/genet"
+def _below(base: Callable[[], Path], relative: str, doc: str | None = None) -> Callable[..., Path]:
+    """A path function: ``relative`` below ``base()``, looked up at each call (the root may change:
+    $GENET_ROOT, acting_as). A ``{}`` in ``relative`` takes the function's one argument (a daemon's
+    name, an ssconf key)."""
+    if "{}" in relative:
+        def path_of(name: str) -> Path:
+            return base() / relative.format(name)
+        path: Callable[..., Path] = path_of
+    else:
+        def path_fixed() -> Path:
+            return base() / relative
+        path = path_fixed
+    path.__doc__ = doc
+    return path
 
 
-def run_dir() -> Path:
-    return root() / "var/run/genet"
+# the directories of a node's state and the files genet keeps in each
+data_dir = _below(root, "var/lib/genet")
+config_file = _below(data_dir, "config.data")
+queue_db = _below(data_dir, "queue.db")
+master_epoch_file = _below(data_dir, "master_epoch",
+                           "The newest master epoch this node was fenced with (see genet.config.master_epoch).")
+cluster_cert = _below(data_dir, "server.pem",
+                      "Cluster certificate and key (PEM): identity of every node for mutual TLS.")
+ssconf_file = _below(data_dir, "ssconf_{}")
+rapi_users_file = _below(data_dir, "rapi/users",
+                         "RAPI users (Ganeti's format), copied to every master candidate by redist-conf.")
+queue_drain_file = _below(data_dir, "queue/drain")
 
+run_dir = _below(root, "var/run/genet")
+master_socket = _below(run_dir, "socket/master.sock")
+pid_file = _below(run_dir, "{}.pid")
+master_contact_file = _below(run_dir, "master-contact",
+                             "Touched at each heartbeat of the master: its age tells genet-noded it was cut off."
+                             " In the run directory, so a reboot (which stops every guest) forgets it.")
 
-def log_dir() -> Path:
-    return root() / "var/log/genet"
-
-
-def config_file() -> Path:
-    return data_dir() / "config.data"
-
-
-def queue_db() -> Path:
-    return data_dir() / "queue.db"
-
-
-def master_epoch_file() -> Path:
-    """The newest master epoch this node was fenced with (see genet.config.master_epoch)."""
-    return data_dir() / "master_epoch"
-
-
-def master_contact_file() -> Path:
-    """Touched at each heartbeat of the master: its age tells genet-noded it was cut off. In the
-    run directory, so a reboot (which stops every guest) forgets it."""
-    return run_dir() / "master-contact"
-
-
-def cluster_cert() -> Path:
-    """Cluster certificate and key (PEM): identity of every node for mutual TLS."""
-    return data_dir() / "server.pem"
-
-
-def ssconf_file(key: str) -> Path:
-    return data_dir() / f"ssconf_{key}"
-
-
-def master_socket() -> Path:
-    return run_dir() / "socket/master.sock"
-
-
-def pid_file(daemon: str) -> Path:
-    return run_dir() / f"{daemon}.pid"
-
-
-def log_file(daemon: str) -> Path:
-    return log_dir() / f"{daemon}.log"
-
-
-def rapi_users_file() -> Path:
-    """RAPI users (Ganeti's format), copied to every master candidate by redist-conf."""
-    return data_dir() / "rapi/users"
-
-
-def queue_drain_file() -> Path:
-    return data_dir() / "queue/drain"
+log_dir = _below(root, "var/log/genet")
+log_file = _below(log_dir, "{}.log")
 
 
 def hosts_file() -> Path | None:

@@ -44,16 +44,28 @@ class String(ParamType):
         return value
 
 
-class ObjectName(String):
+class Constrained(String):
+    """A non-empty string of at most ``MAX_LEN`` characters that also obeys a rule of its own:
+    a subclass states its limit and its ``rule`` (returns the value or raises ValueError)."""
+    MAX_LEN = 1024
+
+    def __init__(self):
+        super().__init__(non_empty=True, max_len=self.MAX_LEN)
+
+    def check(self, value):
+        return self.rule(super().check(value))
+
+    def rule(self, value: str) -> str:
+        return value
+
+
+class ObjectName(Constrained):
     """A name users type and URLs carry: printable, no whitespace, no "/"."""
     name = "object-name"
     schema = {"type": "string", "pattern": r"^[^\s/]{1,255}$"}
+    MAX_LEN = 255
 
-    def __init__(self):
-        super().__init__(non_empty=True, max_len=255)
-
-    def check(self, value):
-        value = super().check(value)
+    def rule(self, value):
         if not value.isprintable() or "/" in value or any(c.isspace() for c in value) \
                 or value in (".", ".."):
             raise ValueError(f"invalid name {value!r}: use printable characters other than"
@@ -61,17 +73,14 @@ class ObjectName(String):
         return value
 
 
-class Tag(String):
+class Tag(Constrained):
     """Ganeti's tag: 1 to 128 of letters, digits and ``.+*/:@-_``."""
     name = "tag"
     schema = {"type": "string", "pattern": r"^[\w.+*/:@-]{1,128}$"}
+    MAX_LEN = 128
     _RE = re.compile(r"^[\w.+*/:@-]+$")
 
-    def __init__(self):
-        super().__init__(non_empty=True, max_len=128)
-
-    def check(self, value):
-        value = super().check(value)
+    def rule(self, value):
         if not self._RE.match(value):
             raise ValueError(f"invalid tag {value!r}: use letters, digits and .+*/:@-_")
         return value
@@ -167,23 +176,46 @@ class OneOf(ParamType):
         return value
 
 
-class ListOf(ParamType):
-    """A list; ``csv`` makes its CLI option one value, its items separated by ``sep``, instead of
-    a repeated option."""
+class Wrapper(ParamType):
+    """A type made of another one, ``inner``: it names and describes itself by adapting the inner
+    type's name and schema, asked each time (an inner OneOf's choices may grow)."""
+    inner: ParamType
+
+    @property
+    def name(self) -> str:
+        return self.adapt_name(self.inner.name)
+
+    @property
+    def schema(self) -> dict:
+        return self.adapt_schema(self.inner.schema)
+
+    def adapt_name(self, name: str) -> str:
+        return name
+
+    def adapt_schema(self, schema: dict) -> dict:
+        return schema
+
+
+class ListOf(Wrapper):
+    """A list of ``item``s; ``csv`` makes its CLI option one value, its items separated by ``sep``,
+    instead of a repeated option."""
 
     def __init__(self, item: ParamType, max_items: int = 10000, csv: bool = False, sep: str = ","):
-        self.item = item
+        self.inner = item
         self.max_items = max_items
         self.csv = csv
         self.sep = sep
 
     @property
-    def name(self) -> str:
-        return f"list of {self.item.name}"
+    def item(self) -> ParamType:
+        """The type of each item (the inner type)."""
+        return self.inner
 
-    @property
-    def schema(self) -> dict:
-        return {"type": "array", "items": self.item.schema}
+    def adapt_name(self, name: str) -> str:
+        return f"list of {name}"
+
+    def adapt_schema(self, schema: dict) -> dict:
+        return {"type": "array", "items": schema}
 
     def check(self, value):
         if not isinstance(value, list):
@@ -193,13 +225,13 @@ class ListOf(ParamType):
         out = []
         for idx, item in enumerate(value):
             try:
-                out.append(self.item.check(item))
+                out.append(self.inner.check(item))
             except ValueError as err:
                 raise ValueError(f"item {idx}: {err}") from None
         return out
 
     def parse(self, text):
-        return self.check([self.item.parse(part) for part in text.split(self.sep) if part])
+        return self.check([self.inner.parse(part) for part in text.split(self.sep) if part])
 
 
 class Dict(ParamType):
@@ -238,17 +270,17 @@ class Json(ParamType):
             raise ValueError(f"invalid JSON: {err}") from None
 
 
-class Maybe(ParamType):
+class Maybe(Wrapper):
+    """The inner type's values or None."""
+
     def __init__(self, inner: ParamType):
         self.inner = inner
 
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name} or none"
+    def adapt_name(self, name: str) -> str:
+        return f"{name} or none"
 
-    @property
-    def schema(self) -> dict:
-        return dict(self.inner.schema, nullable=True)
+    def adapt_schema(self, schema: dict) -> dict:
+        return dict(schema, nullable=True)
 
     def check(self, value):
         return None if value is None else self.inner.check(value)
@@ -257,20 +289,18 @@ class Maybe(ParamType):
         return self.inner.parse(text)
 
 
-class Only(ParamType):
+class Only(Wrapper):
     """A Ganeti parameter genet honours at one value only, the behaviour genet has: that value is
     accepted (so Ganeti's clients that send it keep working), any other is refused, never ignored."""
 
     def __init__(self, inner: ParamType, value: Any, why: str):
         self.inner, self.value, self.why = inner, value, why
 
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name} ({self.value!r} only)"
+    def adapt_name(self, name: str) -> str:
+        return f"{name} ({self.value!r} only)"
 
-    @property
-    def schema(self) -> dict:
-        return dict(self.inner.schema, enum=[self.value])
+    def adapt_schema(self, schema: dict) -> dict:
+        return dict(schema, enum=[self.value])
 
     def check(self, value):
         value = self.inner.check(value)

@@ -13,31 +13,37 @@ from genet.jobs import JOB_FIELDS
 
 RS_NORMAL, RS_UNKNOWN, RS_NODATA, RS_UNAVAIL, RS_OFFLINE = 0, 1, 2, 3, 4
 
+
+def _key(key: str) -> Callable:
+    """The getter of a field that is one key of the object (node, cluster) as the config holds it."""
+    return lambda obj, d: obj[key]
+
+
 # name: (title, kind, doc, getter(node, data) or None for live fields)
 NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
-    "name": ("Node", "text", "Node name", lambda n, d: n["name"]),
-    "uuid": ("UUID", "text", "Node UUID", lambda n, d: n["uuid"]),
-    "pip": ("PrimaryIP", "text", "Primary IP address", lambda n, d: n["primary_ip"]),
-    "sip": ("SecondaryIP", "text", "Secondary IP address", lambda n, d: n["secondary_ip"]),
+    "name": ("Node", "text", "Node name", _key("name")),
+    "uuid": ("UUID", "text", "Node UUID", _key("uuid")),
+    "pip": ("PrimaryIP", "text", "Primary IP address", _key("primary_ip")),
+    "sip": ("SecondaryIP", "text", "Secondary IP address", _key("secondary_ip")),
     "master": ("IsMaster", "bool", "Whether node is master", lambda n, d: n["name"] == d["cluster"]["master_node"]),
-    "master_candidate": ("MasterC", "bool", "Whether node is a master candidate", lambda n, d: n["master_candidate"]),
+    "master_candidate": ("MasterC", "bool", "Whether node is a master candidate", _key("master_candidate")),
     "master_capable": ("MasterCapable", "bool", "Whether node can become a master candidate",
-                       lambda n, d: n["master_capable"]),
-    "vm_capable": ("VMCapable", "bool", "Whether node can host instances", lambda n, d: n["vm_capable"]),
-    "offline": ("Offline", "bool", "Whether node is marked offline", lambda n, d: n["offline"]),
-    "drained": ("Drained", "bool", "Whether node is drained", lambda n, d: n["drained"]),
+                       _key("master_capable")),
+    "vm_capable": ("VMCapable", "bool", "Whether node can host instances", _key("vm_capable")),
+    "offline": ("Offline", "bool", "Whether node is marked offline", _key("offline")),
+    "drained": ("Drained", "bool", "Whether node is drained", _key("drained")),
     "role": ("Role", "text", "Node role: M(aster), C(andidate), R(egular), D(rained), O(ffline)",
              lambda n, d: config.node_role(d, n)[0].upper()),
     "group": ("Group", "text", "Node group", lambda n, d: d["nodegroups"][n["group"]]["name"]),
-    "group.uuid": ("GroupUUID", "text", "UUID of node group", lambda n, d: n["group"]),
+    "group.uuid": ("GroupUUID", "text", "UUID of node group", _key("group")),
     "pinst_cnt": ("Pinst", "number", "Number of instances with this node as primary",
                   lambda n, d: sum(1 for i in d["instances"].values() if i.get("primary_node") == n["name"])),
     "sinst_cnt": ("Sinst", "number", "Number of instances with this node as secondary",
                   lambda n, d: sum(1 for i in d["instances"].values() if n["name"] in i.get("secondary_nodes", []))),
-    "tags": ("Tags", "other", "Tags", lambda n, d: n["tags"]),
-    "serial_no": ("SerialNo", "number", "Node object serial number", lambda n, d: n["serial_no"]),
-    "ctime": ("CTime", "timestamp", "Creation timestamp", lambda n, d: n["ctime"]),
-    "mtime": ("MTime", "timestamp", "Modification timestamp", lambda n, d: n["mtime"]),
+    "tags": ("Tags", "other", "Tags", _key("tags")),
+    "serial_no": ("SerialNo", "number", "Node object serial number", _key("serial_no")),
+    "ctime": ("CTime", "timestamp", "Creation timestamp", _key("ctime")),
+    "mtime": ("MTime", "timestamp", "Modification timestamp", _key("mtime")),
     "mtotal": ("MTotal", "unit", "Total amount of memory of physical machine", None),
     "mfree": ("MFree", "unit", "Memory available for instance allocations", None),
     "dtotal": ("DTotal", "unit", "Total disk space in the state directory", None),
@@ -60,13 +66,13 @@ NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
 }
 
 CLUSTER_FIELDS = {
-    "name": ("Name", "text", "Cluster name", lambda c, d: c["cluster_name"]),
-    "master_node": ("Master", "text", "Master node name", lambda c, d: c["master_node"]),
+    "name": ("Name", "text", "Cluster name", _key("cluster_name")),
+    "master_node": ("Master", "text", "Master node name", _key("master_node")),
     "candidate_pool_size": ("CandidatePoolSize", "number", "Master candidate pool size",
-                            lambda c, d: c["candidate_pool_size"]),
+                            _key("candidate_pool_size")),
     "serial_no": ("SerialNo", "number", "Config serial number", lambda c, d: d["serial_no"]),
-    "tags": ("Tags", "other", "Tags", lambda c, d: c["tags"]),
-    "uuid": ("UUID", "text", "Cluster UUID", lambda c, d: c["uuid"]),
+    "tags": ("Tags", "other", "Tags", _key("tags")),
+    "uuid": ("UUID", "text", "Cluster UUID", _key("uuid")),
 }
 
 def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool) -> str:

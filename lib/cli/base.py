@@ -270,42 +270,87 @@ def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
 
 # --- shared subcommands -----------------------------------------------------
 
-def modify_command(opclass: type[OpCode], what: str) -> Handler:
-    """Run a modify opcode and list its changes as Ganeti does ("Modified node X", " - key -> value")."""
+def modify_command(opclass: type[OpCode], what: str, noun: str | None = None,
+                   extra: Callable[[argparse.Namespace], dict] | None = None) -> Handler:
+    """Run a modify opcode and list its changes as Ganeti does ("Modified node X", " - key -> value").
+
+    ``what`` names the opcode's ``<what>_name`` parameter, ``noun`` the object in the message
+    (default ``what``); ``extra`` gives opcode parameters that no single option carries.
+    """
     def handler(ns) -> int:
-        results = submit_or_run(ns, [opcode_from_args(opclass, ns)])
+        op = opcode_from_args(opclass, ns, **(extra(ns) if extra else {}))
+        results = submit_or_run(ns, [op])
         if results and results[0]:          # nothing with --submit or --dry-run
-            name = getattr(ns, f"{what}_name")
-            print(f"Modified {what} {name}")
+            print(f"Modified {noun or what} {getattr(op, f'{what}_name')}")
             for key, value in results[0]:
                 print(f" - {key} -> {value}")
         return 0
     return handler
 
 
-def run_opcode(opclass: type[OpCode]) -> Handler:
-    """A handler that builds the opcode from the options and runs it as one job."""
+def run_opcode(opclass: type[OpCode], extra: Callable[[argparse.Namespace], dict] | None = None) -> Handler:
+    """A handler that builds the opcode from the options (and ``extra``'s parameters) and runs it as one job."""
     def handler(ns) -> int:
-        submit_or_run(ns, [opcode_from_args(opclass, ns)])
+        submit_or_run(ns, [opcode_from_args(opclass, ns, **(extra(ns) if extra else {}))])
         return 0
     return handler
 
 
+def command(sub, name: str, helptext: str, handler: Handler) -> argparse.ArgumentParser:
+    """A subcommand run by ``handler``; the caller adds its options to the parser returned."""
+    parser = sub.add_parser(name, help=helptext)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def opcode_command(sub, name: str, helptext: str, opclass: type[OpCode], handler: Handler | None = None,
-                   asks: bool = False) -> argparse.ArgumentParser:
-    """A subcommand whose options are the opcode's parameters, plus --submit.
+                   asks: bool = False, skip: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """A subcommand whose options are the opcode's parameters (but those in ``skip``), plus --submit.
 
     ``asks``: Ganeti asks for confirmation before this command and skips the question with
     -f; genet never asks, and accepts -f so that scripts written for Ganeti run unchanged.
     """
-    parser = sub.add_parser(name, help=helptext)
-    add_opcode_options(parser, opclass)
+    parser = command(sub, name, helptext, handler or run_opcode(opclass))
+    add_opcode_options(parser, opclass, skip)
     add_submit_options(parser)
     if asks:
         parser.add_argument("-f", "--force", dest="no_ask", action="store_true",
                             help="Do not ask for confirmation (genet never asks; accepted for Ganeti scripts)")
-    parser.set_defaults(handler=handler or run_opcode(opclass))
     return parser
+
+
+def add_object_commands(sub, what: str, noun: str, metavar: str, default: list[str], info: Handler,
+                        tag_kind: str | None = None,
+                        list_client: Callable[[], luxi.Client] = luxi.Client) -> None:
+    """The commands of gnt-<what> that every kind of object has, in Ganeti's order: list, info,
+    list-fields and, given the kind of its tags (``tag_kind``), list-tags, add-tags, remove-tags.
+
+    ``noun`` is the object in the help texts ("node group"), ``default`` the columns of list,
+    ``list_client`` makes the client list queries through (one that reshapes some columns).
+    """
+    p = command(sub, "list", f"List {noun}s",
+                lambda ns: run_list(ns, what, default, client=list_client()))
+    add_list_options(p, metavar)
+    p = command(sub, "info", f"Show {noun} details", info)
+    p.add_argument("names", nargs="*", metavar=metavar)
+    p = command(sub, "list-fields", f"List the fields gnt-{what} list knows", lambda ns: run_list_fields(ns, what))
+    add_list_fields_options(p)
+    if tag_kind:
+        add_tag_commands(sub, tag_kind, metavar)
+
+
+def query_named(what: str, fields: list[str], names: list[str], noun: str,
+                client: luxi.Client | None = None) -> list[dict]:
+    """The objects ``names`` names (all of them when it names none), each a dict of ``fields``
+    (which include "name"); a name nothing answers to is an error ("<noun>(s) not found")."""
+    from genet import qfilter
+    result = (client or luxi.Client()).query(what, fields, qfilter.names_filter("name", names))
+    objects = [{f: v for f, (_, v) in zip(fields, row)} for row in result["data"]]
+    found = {obj["name"] for obj in objects}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise errors.OpPrereqError(f"{noun}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    return objects
 
 
 def add_tag_commands(sub, kind: str, name_metavar: str | None = None) -> None:
@@ -324,18 +369,16 @@ def add_tag_commands(sub, kind: str, name_metavar: str | None = None) -> None:
             return 0
         return handler
 
-    p = sub.add_parser("list-tags", help=f"List the {kind}'s tags")
+    p = command(sub, "list-tags", f"List the {kind}'s tags", list_tags)
     if name_metavar:
         p.add_argument("name", metavar=name_metavar)
-    p.set_defaults(handler=list_tags)
-    for command, opclass, verb in (("add-tags", opcodes.OpTagsSet, "Add"),
-                                   ("remove-tags", opcodes.OpTagsDel, "Remove")):
-        p = sub.add_parser(command, help=f"{verb} {kind} tags")
+    for name, opclass, verb in (("add-tags", opcodes.OpTagsSet, "Add"),
+                                ("remove-tags", opcodes.OpTagsDel, "Remove")):
+        p = command(sub, name, f"{verb} {kind} tags", change_tags(opclass))
         if name_metavar:
             p.add_argument("name", metavar=name_metavar)
         p.add_argument("tags", nargs="+", metavar="TAG")
         add_submit_options(p)
-        p.set_defaults(handler=change_tags(opclass))
 
 
 # --- entry point ------------------------------------------------------------

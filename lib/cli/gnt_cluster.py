@@ -16,7 +16,7 @@ def cmd_init(ns) -> int:
         if hv not in known:
             raise errors.OpPrereqError(f"unknown hypervisor {hv!r} (known: {', '.join(known)})", errors.ECode.INVAL)
     try:
-        vg_name = opcodes.VgName().check(ns.vg_name)
+        vg_name = None if ns.vg_name is None else opcodes.VgName().check(ns.vg_name)
     except ValueError as err:
         raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
@@ -148,29 +148,24 @@ def cmd_verify_disks(ns) -> int:
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    p = sub.add_parser("init", help="Create a new cluster with this node as master")
+    p = base.command(sub, "init", "Create a new cluster with this node as master", cmd_init)
     p.add_argument("cluster_name", metavar="CLUSTER_NAME")
     p.add_argument("--enabled-hypervisors", default="fake", help="Comma-separated hypervisors (see gnt-cluster(8))")
     p.add_argument("-C", "--candidate-pool-size", type=int, default=10, help="Wanted master candidates")
     p.add_argument("-s", "--secondary-ip", default=None, help="This node's replication address")
     p.add_argument("--noded-port", type=int, default=config.DEFAULT_NODED_PORT, help="Port of genet-noded")
     p.add_argument("--master-netdev", default=None, help="Accepted for Ganeti compatibility (no floating IP)")
-    p.add_argument("--file-storage-dir", default="srv/genet/file-storage",
-                   help="Directory for file disks, below each node's root")
-    p.add_argument("--shared-file-storage-dir", default="/srv/genet/shared-file-storage",
-                   help="Directory for sharedfile disks that every node mounts")
-    p.add_argument("--vg-name", default=config.DEFAULT_VG_NAME, help="LVM volume group of plain disks")
+    # (the storage settings' defaults are the disk templates': DiskTemplate.SETTINGS)
+    p.add_argument("--file-storage-dir", help="Directory for file disks, below each node's root")
+    p.add_argument("--shared-file-storage-dir", help="Directory for sharedfile disks that every node mounts")
+    p.add_argument("--vg-name", help="LVM volume group of plain disks")
     p.add_argument("--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
-    p.set_defaults(handler=cmd_init)
 
-    p = sub.add_parser("destroy", help="Destroy the cluster (only the master may be left)")
+    p = base.command(sub, "destroy", "Destroy the cluster (only the master may be left)", cmd_destroy)
     p.add_argument("--yes-do-it", action="store_true", help="Confirm the destruction")
-    p.set_defaults(handler=cmd_destroy)
 
-    p = sub.add_parser("getmaster", help="Print the master node's name")
-    p.set_defaults(handler=cmd_getmaster)
-    p = sub.add_parser("info", help="Show cluster information")
-    p.set_defaults(handler=cmd_info)
+    base.command(sub, "getmaster", "Print the master node's name", cmd_getmaster)
+    base.command(sub, "info", "Show cluster information", cmd_info)
 
     base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
                         cmd_verify)
@@ -178,24 +173,20 @@ def build(parser) -> None:
     base.opcode_command(sub, "verify-disks", "Check the mirrored disks and mirror again where possible",
                         opcodes.OpClusterVerifyDisks, cmd_verify_disks)
 
-    p = sub.add_parser("redist-conf", help="Push the configuration to all nodes again")
+    p = base.command(sub, "redist-conf", "Push the configuration to all nodes again", cmd_redist)
     base.add_submit_options(p)
-    p.set_defaults(handler=cmd_redist)
 
-    p = sub.add_parser("master-failover", help="Make this master candidate the master")
+    p = base.command(sub, "master-failover", "Make this master candidate the master", cmd_master_failover)
     p.add_argument("--no-voting", action="store_true", help="Do not ask the other nodes (two-node clusters)")
     p.add_argument("--yes-do-it", action="store_true", help="Confirm --no-voting")
-    p.set_defaults(handler=cmd_master_failover)
 
-    p = sub.add_parser("queue", help="Drain, undrain or inspect the job queue")
+    p = base.command(sub, "queue", "Drain, undrain or inspect the job queue", cmd_queue)
     p.add_argument("action", choices=["drain", "undrain", "info"])
-    p.set_defaults(handler=cmd_queue)
 
-    p = sub.add_parser("watcher", help="Pause genet-watcher for a while, let it continue, or ask")
+    p = base.command(sub, "watcher", "Pause genet-watcher for a while, let it continue, or ask", cmd_watcher)
     p.add_argument("action", choices=["pause", "continue", "info"])
     p.add_argument("duration", nargs="?", default=None, metavar="DURATION",
                    help="How long to pause (s, m, h, d, w; a bare number is seconds)")
-    p.set_defaults(handler=cmd_watcher)
 
     base.add_tag_commands(sub, "cluster")
 

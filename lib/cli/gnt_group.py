@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genet import errors, luxi, opcodes
+from genet import luxi, opcodes
 from genet.cli import base
 
 GROUP_DEFAULT = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]   # Ganeti's list columns
@@ -46,21 +46,6 @@ def ipolicy_from_args(ns: argparse.Namespace) -> dict:
         v is not None for v in values.values()) else {}
 
 
-def cmd_add(ns) -> int:
-    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpGroupAdd, ns, **ipolicy_from_args(ns))])
-    return 0
-
-
-def cmd_modify(ns) -> int:
-    op = base.opcode_from_args(opcodes.OpGroupSetParams, ns, **ipolicy_from_args(ns))
-    results = base.submit_or_run(ns, [op])
-    if results and results[0]:          # nothing with --submit or --dry-run
-        print(f"Modified node group {op.group_name}")
-        for key, value in results[0]:
-            print(f" - {key} -> {value}")
-    return 0
-
-
 def _print_params(title: str, merged: dict, custom: dict) -> None:
     print(f"  {title}:")
     for key in sorted(merged):
@@ -69,20 +54,14 @@ def _print_params(title: str, merged: dict, custom: dict) -> None:
 
 
 def cmd_info(ns) -> int:
-    from genet import qfilter
     client = luxi.Client()
-    result = client.query("group", INFO_FIELDS, qfilter.names_filter("name", ns.names))
-    found = {row[0][1] for row in result["data"]}
-    missing = [n for n in ns.names if n not in found]
-    if missing:
-        raise errors.OpPrereqError(f"node group(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    node_groups = base.query_named("group", INFO_FIELDS, ns.names, "node group", client)
     connections: dict[str, list[str]] = {}
     for (_, net), (_, groups) in client.query("network", ["name", "group_list"])["data"]:
         for group, mode, link, vlan in groups:
             connections.setdefault(group, []).append(
                 f"{net}: mode {mode}, link {link or '-'}" + (f", vlan {vlan}" if vlan else ""))
-    for row in result["data"]:
-        g = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+    for g in node_groups:
         print(f"Node group: {g['name']}")
         print(f"  UUID: {g['uuid']}")
         print(f"  Serial number: {g['serial_no']}")
@@ -106,28 +85,16 @@ def cmd_info(ns) -> int:
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    p = base.opcode_command(sub, "add", "Create an empty node group", opcodes.OpGroupAdd, cmd_add)
+    p = base.opcode_command(sub, "add", "Create an empty node group", opcodes.OpGroupAdd,
+                            base.run_opcode(opcodes.OpGroupAdd, ipolicy_from_args))
     add_ipolicy_options(p)
     base.opcode_command(sub, "remove", "Remove an empty node group", opcodes.OpGroupRemove)
     base.opcode_command(sub, "rename", "Rename a node group", opcodes.OpGroupRename)
-    p = base.opcode_command(sub, "modify", "Change a node group's policy and parameters",
-                            opcodes.OpGroupSetParams, cmd_modify)
+    p = base.opcode_command(sub, "modify", "Change a node group's policy and parameters", opcodes.OpGroupSetParams,
+                            base.modify_command(opcodes.OpGroupSetParams, "group", "node group", ipolicy_from_args))
     add_ipolicy_options(p)
     base.opcode_command(sub, "assign-nodes", "Move nodes into a node group", opcodes.OpGroupAssignNodes)
-
-    p = sub.add_parser("list", help="List node groups")
-    base.add_list_options(p, "GROUP")
-    p.set_defaults(handler=lambda ns: base.run_list(ns, "group", GROUP_DEFAULT))
-
-    p = sub.add_parser("info", help="Show node group details")
-    p.add_argument("names", nargs="*", metavar="GROUP")
-    p.set_defaults(handler=cmd_info)
-
-    p = sub.add_parser("list-fields", help="List the fields gnt-group list knows")
-    base.add_list_fields_options(p)
-    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "group"))
-
-    base.add_tag_commands(sub, "nodegroup", "GROUP")
+    base.add_object_commands(sub, "group", "node group", "GROUP", GROUP_DEFAULT, cmd_info, tag_kind="nodegroup")
 
 
 def main(argv=None) -> int:

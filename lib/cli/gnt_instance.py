@@ -18,14 +18,7 @@ INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "admin_state", "st
 
 
 def cmd_info(ns) -> int:
-    from genet import qfilter
-    result = luxi.Client().query("instance", INFO_FIELDS, qfilter.names_filter("name", ns.names))
-    found = {row[0][1] for row in result["data"]}
-    missing = [n for n in ns.names if n not in found]
-    if missing:
-        raise errors.OpPrereqError(f"instance(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
-    for row in result["data"]:
-        i = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+    for i in base.query_named("instance", INFO_FIELDS, ns.names, "instance"):
         print(f"Instance name: {i['name']}")
         print(f"UUID: {i['uuid']}")
         print(f"Serial number: {i['serial_no']}")
@@ -132,19 +125,10 @@ def accept_ganeti_check_switches(parser) -> None:
                             help="Do not check (genet's default; accepted for Ganeti scripts)")
 
 
-def add_parser(sub, name: str, helptext: str, opclass, handler=None, skip=()):
-    """Like base.opcode_command, leaving out the parameters in ``skip``."""
-    p = sub.add_parser(name, help=helptext)
-    base.add_opcode_options(p, opclass, skip)
-    base.add_submit_options(p)
-    p.set_defaults(handler=handler or base.run_opcode(opclass))
-    return p
-
-
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    accept_ganeti_check_switches(add_parser(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
-                                            skip=("src_node", "src_path")))
+    accept_ganeti_check_switches(base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
+                                                     skip=("src_node", "src_path")))
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)
     base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup)
     base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown)
@@ -166,8 +150,8 @@ def build(parser) -> None:
                         asks=True)
     base.opcode_command(sub, "recreate-disks", "Create the missing disks of a stopped instance again",
                         opcodes.OpInstanceRecreateDisks)
-    p = add_parser(sub, "replace-disks", "Rebuild the disks of a mirrored instance", opcodes.OpInstanceReplaceDisks,
-                   cmd_replace_disks)
+    p = base.opcode_command(sub, "replace-disks", "Rebuild the disks of a mirrored instance",
+                            opcodes.OpInstanceReplaceDisks, cmd_replace_disks)
     for flags, dest, text in ((("-p", "--on-primary"), "on_primary", "Replace the disks on the primary node"),
                               (("-s", "--on-secondary"), "on_secondary", "Replace the disks on the secondary node"),
                               (("-a", "--auto"), "auto", "Replace the faulty disks on whichever node has them")):
@@ -175,20 +159,11 @@ def build(parser) -> None:
     base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
                         opcodes.OpInstanceSetParams,
                         base.modify_command(opcodes.OpInstanceSetParams, "instance"))
-    p = sub.add_parser("list", help="List instances")
-    base.add_list_options(p, "INSTANCE")
-    p.set_defaults(handler=lambda ns: base.run_list(ns, "instance", INSTANCE_DEFAULT))
-    p = sub.add_parser("info", help="Show instance details")
-    p.add_argument("names", nargs="*", metavar="INSTANCE")
-    p.set_defaults(handler=cmd_info)
-    p = sub.add_parser("list-fields", help="List the fields gnt-instance list knows")
-    base.add_list_fields_options(p)
-    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "instance"))
-    p = sub.add_parser("console", help="Connect to the instance's serial console")
+    base.add_object_commands(sub, "instance", "instance", "INSTANCE", INSTANCE_DEFAULT, cmd_info)
+    p = base.command(sub, "console", "Connect to the instance's serial console", cmd_console)
     p.add_argument("instance_name", metavar="INSTANCE")
     p.add_argument("--show-cmd", action="store_true", help="Print the command instead of running it")
-    p.set_defaults(handler=cmd_console)
-    base.add_tag_commands(sub, "instance", "INSTANCE")
+    base.add_tag_commands(sub, "instance", "INSTANCE")     # after console, as gnt-instance --help lists them
 
 
 def main(argv=None) -> int:

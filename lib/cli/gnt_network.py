@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genet import errors, luxi, opcodes
+from genet import luxi, opcodes
 from genet.cli import base
 from genet.ptypes import OneOf, Record, String
 
@@ -69,14 +69,7 @@ def cmd_disconnect(ns) -> int:
 
 
 def cmd_info(ns) -> int:
-    from genet import qfilter
-    result = luxi.Client().query("network", INFO_FIELDS, qfilter.names_filter("name", ns.names))
-    found = {row[0][1] for row in result["data"]}
-    missing = [n for n in ns.names if n not in found]
-    if missing:
-        raise errors.OpPrereqError(f"network(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
-    for row in result["data"]:
-        n = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+    for n in base.query_named("network", INFO_FIELDS, ns.names, "network"):
         size = n["free_count"] + n["reserved_count"]
         print(f"Network name: {n['name']}")
         print(f"  UUID: {n['uuid']}")
@@ -104,11 +97,8 @@ def cmd_info(ns) -> int:
 
 def _group_command(sub, name: str, helptext: str, opclass, handler) -> argparse.ArgumentParser:
     """connect/disconnect: NETWORK [GROUP...], one opcode per group in one job."""
-    p = sub.add_parser(name, help=helptext)
-    base.add_opcode_options(p, opclass, skip=("group_name",))
+    p = base.opcode_command(sub, name, helptext, opclass, handler, skip=("group_name",))
     p.add_argument("groups", nargs="*", metavar="GROUP", help="Node groups (default: all)")
-    base.add_submit_options(p)
-    p.set_defaults(handler=handler)
     return p
 
 
@@ -125,20 +115,8 @@ def build(parser) -> None:
                    help="NIC mode (bridged, routed, openvswitch), link and VLAN in the groups")
     _group_command(sub, "disconnect", "Disconnect a network from node groups", opcodes.OpNetworkDisconnect,
                    cmd_disconnect)
-
-    p = sub.add_parser("list", help="List networks")
-    base.add_list_options(p, "NETWORK_NAME")
-    p.set_defaults(handler=lambda ns: base.run_list(ns, "network", NETWORK_DEFAULT, client=_ListClient()))
-
-    p = sub.add_parser("info", help="Show network details")
-    p.add_argument("names", nargs="*", metavar="NETWORK_NAME")
-    p.set_defaults(handler=cmd_info)
-
-    p = sub.add_parser("list-fields", help="List the fields gnt-network list knows")
-    base.add_list_fields_options(p)
-    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "network"))
-
-    base.add_tag_commands(sub, "network", "NETWORK_NAME")
+    base.add_object_commands(sub, "network", "network", "NETWORK_NAME", NETWORK_DEFAULT, cmd_info,
+                             tag_kind="network", list_client=_ListClient)
 
 
 def main(argv=None) -> int:

@@ -67,15 +67,8 @@ INFO_FIELDS = ["name", "uuid", "pip", "sip", "role", "master_candidate", "master
 
 
 def cmd_info(ns) -> int:
-    from genet import qfilter
-    result = luxi.Client().query("node", INFO_FIELDS, qfilter.names_filter("name", ns.names))
-    found = {row[0][1] for row in result["data"]}
-    missing = [n for n in ns.names if n not in found]
-    if missing:
-        raise errors.OpPrereqError(f"node(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
     roles = {"M": "master", "C": "master candidate", "R": "regular", "D": "drained", "O": "offline"}
-    for row in result["data"]:
-        node = {f: v for f, (_, v) in zip(INFO_FIELDS, row)}
+    for node in base.query_named("node", INFO_FIELDS, ns.names, "node"):
         print(f"Node name: {node['name']}")
         print(f"  UUID: {node['uuid']}")
         print(f"  primary ip: {node['pip']}")
@@ -99,20 +92,7 @@ def build(parser) -> None:
     base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate, asks=True)
     base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate, asks=True)
     base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover, asks=True)
-
-    p = sub.add_parser("list", help="List nodes")
-    base.add_list_options(p, "NODE")
-    p.set_defaults(handler=lambda ns: base.run_list(ns, "node", NODE_DEFAULT))
-
-    p = sub.add_parser("info", help="Show node details")
-    p.add_argument("names", nargs="*", metavar="NODE")
-    p.set_defaults(handler=cmd_info)
-
-    p = sub.add_parser("list-fields", help="List the fields gnt-node list knows")
-    base.add_list_fields_options(p)
-    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "node"))
-
-    base.add_tag_commands(sub, "node", "NODE")
+    base.add_object_commands(sub, "node", "node", "NODE", NODE_DEFAULT, cmd_info, tag_kind="node")
 
 
 def main(argv=None) -> int:

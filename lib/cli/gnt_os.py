@@ -47,13 +47,10 @@ def cmd_diagnose(ns) -> int:
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    p = sub.add_parser("list", help="List the valid OS definitions (with variants)")
+    p = base.command(sub, "list", "List the valid OS definitions (with variants)", cmd_list)
     p.add_argument("--no-headers", action="store_true", help="Do not print the header line")
-    p.set_defaults(handler=cmd_list)
-    p = sub.add_parser("info", help="Show each OS's API versions, variants and parameters")
-    p.set_defaults(handler=cmd_info)
-    p = sub.add_parser("diagnose", help="Show each OS's status on every node")
-    p.set_defaults(handler=cmd_diagnose)
+    base.command(sub, "info", "Show each OS's API versions, variants and parameters", cmd_info)
+    base.command(sub, "diagnose", "Show each OS's status on every node", cmd_diagnose)
 
 
 def main(argv=None) -> int:

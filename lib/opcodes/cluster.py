@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS
-from genet.ptypes import Bool, Float, Int, ListOf, Maybe, OneOf, String, Tag
+from genet.ptypes import Bool, Constrained, Float, Int, ListOf, Maybe, OneOf, String, Tag
 
 
 # --- test / debug -----------------------------------------------------------
@@ -34,17 +34,15 @@ class OpClusterVerify(OpCode):
     )
 
 
-class VgName(String):
+class VgName(Constrained):
     """An LVM volume group name (lvm2's rule: up to 127 of letters, digits and ``+_.-``)."""
     name = "volume group name"
     schema = {"type": "string", "pattern": r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$"}
+    MAX_LEN = 127
 
-    def __init__(self):
-        super().__init__(non_empty=True, max_len=127)
-
-    def check(self, value):
+    def rule(self, value):
         from genet.storage.lvm import check_vg_name     # one rule, kept with the plain template
-        return check_vg_name(super().check(value))
+        return check_vg_name(value)
 
 
 class OpClusterSetParams(OpCode):
