@@ -16,7 +16,7 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     if paths.config_file().exists():
         raise errors.OpPrereqError(f"this node is already part of a cluster ({paths.config_file()} exists);"
                                    " run 'gnt-cluster destroy' first", errors.ECode.EXISTS)
-    storage = dict(storage or {})
+    storage = {key: value for key, value in (storage or {}).items() if value is not None}
     prefix = storage["mac_prefix"] = storage.get("mac_prefix", "aa:00:00").lower()
     if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", prefix) or int(prefix[:2], 16) & 1:
         raise errors.OpPrereqError(f"invalid MAC prefix {prefix!r}: three hex bytes of a unicast address,"
@@ -32,7 +32,7 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
     if secondary_ip:
         data["nodes"][name]["secondary_ip"] = secondary_ip
-    data["cluster"].update(storage)
+    data["cluster"].update(config.storage_params(data), **storage)    # every template's settings
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")

@@ -18,7 +18,6 @@ from genet.objects import ConfigData
 
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
-DEFAULT_VG_NAME = "xenvg"         # Ganeti's default volume group for plain (LVM) disks
 DEFAULT_BEPARAMS = {"maxmem": 128, "minmem": 128, "vcpus": 1, "auto_balance": True}
 SSCONF_KEYS = ("cluster_name", "master_node", "master_ip", "node_list", "master_candidates",
                "online_nodes", "noded_port")
@@ -51,9 +50,6 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
             "enabled_hypervisors": enabled_hypervisors or ["fake"],
             "modify_etc_hosts": False,
             "mac_prefix": "aa:00:00",
-            "file_storage_dir": "srv/genet/file-storage",
-            "shared_file_storage_dir": "/srv/genet/shared-file-storage",
-            "volume_group_name": DEFAULT_VG_NAME,
             "beparams": dict(DEFAULT_BEPARAMS),
             "hvparams": {},
             "tags": [],
@@ -87,12 +83,10 @@ def add_node(data: dict, name: str, primary_ip: str, secondary_ip: str | None = 
 
 
 def storage_params(data: dict) -> dict:
-    """What a node needs to find the disks of any template."""
+    """What a node needs to find the disks of any template: the settings the templates read."""
+    from genet.storage import base as storage
     cluster = data["cluster"]
-    return {"file_storage_dir": cluster.get("file_storage_dir", "srv/genet/file-storage"),
-            "shared_file_storage_dir": cluster.get("shared_file_storage_dir", "/srv/genet/shared-file-storage"),
-            "volume_group_name": cluster.get("volume_group_name", DEFAULT_VG_NAME),
-            "drbd_backing": "lvm"}                  # drbd volumes: LVs beside the plain template's
+    return {name: cluster.get(name, default) for name, default in storage.settings().items()}
 
 
 def node_role(data: dict, node: dict) -> str:

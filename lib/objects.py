@@ -225,9 +225,7 @@ class Cluster(Timestamped):
     enabled_hypervisors = Field(list, lambda: ["fake"])
     modify_etc_hosts = Field(bool, False)
     mac_prefix = Field(str, "aa:00:00")
-    file_storage_dir = Field(str, "srv/genet/file-storage")
-    shared_file_storage_dir = Field(str, "/srv/genet/shared-file-storage")
-    volume_group_name = Field(str, "xenvg")  # Ganeti's default volume group for plain disks
+    # and the settings the disk templates read (DiskTemplate.SETTINGS, config.storage_params)
     beparams = Field(dict, dict)
     hvparams = Field(dict, dict)
     tags = Field(list, list)

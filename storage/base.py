@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
+from typing import Any
 
 from genet.errors import StorageError
 from genet.objects import DiskAccess
@@ -31,6 +32,9 @@ class DiskTemplate(abc.ABC):
     can_adopt = False        # existing volumes can become its disks (blockdev_adopt)
     moves_by_copy = False    # gnt-instance move copies its disks to the new node (single-node, not shared)
     in_volume_group = False  # its disks are logical volumes of the cluster's volume group
+    # the cluster settings it reads (name -> default): kept in the cluster's config, handed to the
+    # template on every node as its params (config.storage_params), set by gnt-cluster init/modify
+    SETTINGS: dict[str, Any] = {}
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -38,7 +42,11 @@ class DiskTemplate(abc.ABC):
             TEMPLATES.add(cls)
 
     def __init__(self, params: dict | None = None):
-        self.params = params or {}      # cluster storage settings (directories)
+        self.params = params or {}      # the cluster's SETTINGS (and, in tests, where the tools are)
+
+    def setting(self, name: str) -> Any:
+        """One of the cluster settings it reads: the cluster's value, or its default."""
+        return self.params.get(name) or self.SETTINGS[name]
 
     @abc.abstractmethod
     def path(self, instance: str, disk: dict, index: int) -> Path:
@@ -216,6 +224,11 @@ def run(argv: list[str], what: str) -> str:
 def names() -> tuple[str, ...]:
     """Every registered disk template."""
     return TEMPLATES.names()
+
+
+def settings() -> dict[str, Any]:
+    """Every cluster setting a registered template reads, with its default."""
+    return {name: default for cls in TEMPLATES.classes() for name, default in cls.SETTINGS.items()}
 
 
 def get(template: str, params: dict | None = None) -> DiskTemplate:

@@ -12,9 +12,10 @@ class FileStorage(DiskTemplate):
     name = "file"
     running_grow = "hypervisor"
     moves_by_copy = True
+    SETTINGS = {"file_storage_dir": "srv/genet/file-storage"}       # below each node's root
 
     def base_dir(self) -> Path:
-        return paths.root() / self.params.get("file_storage_dir", "srv/genet/file-storage").lstrip("/")
+        return paths.root() / self.setting("file_storage_dir").lstrip("/")
 
     def path(self, instance: str, disk: dict, index: int) -> Path:
         """Named by the disk's UUID, so removing another disk never renames this one."""
@@ -27,6 +28,7 @@ class SharedFileStorage(FileStorage):
     name = "sharedfile"
     shared = True
     moves_by_copy = False
+    SETTINGS = {"shared_file_storage_dir": "/srv/genet/shared-file-storage"}    # mounted on every node
 
     def base_dir(self) -> Path:
-        return Path(self.params.get("shared_file_storage_dir", "/srv/genet/shared-file-storage"))
+        return Path(self.setting("shared_file_storage_dir"))

@@ -25,7 +25,6 @@ from pathlib import Path
 from genet.objects import DiskAccess
 from genet.storage.base import DiskTemplate, StorageError
 
-DEFAULT_VG = "xenvg"
 NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$")   # lvm2's rule for VG and LV names
 LV_FIELDS = "lv_name,vg_name,lv_size,lv_attr,origin"
 REPORT_OPTS = ["--noheadings", "--units", "m", "--nosuffix", "--separator", "|"]
@@ -112,6 +111,7 @@ class PlainStorage(DiskTemplate):
     name = "plain"
     can_adopt = True
     in_volume_group = True
+    SETTINGS = {"volume_group_name": "xenvg"}       # Ganeti's default volume group
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
@@ -126,7 +126,7 @@ class PlainStorage(DiskTemplate):
         logical_id = (disk or {}).get("logical_id")
         if isinstance(logical_id, (list, tuple)) and len(logical_id) == 2:
             return str(logical_id[0])
-        return self.params.get("volume_group_name") or DEFAULT_VG
+        return self.setting("volume_group_name")
 
     def ganeti_logical_id(self, instance: str, disk: dict, index: int) -> list:
         return [self.volume_group(disk), self.lv_name(disk)]

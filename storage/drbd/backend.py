@@ -17,6 +17,7 @@ from genet.storage.drbd.resource import (META_SIZE_MIB, Resource, Side, check_lo
                                          render_config, resource_name, volume_names)
 from genet.storage.drbd.status import (DrbdState, HANDSHAKING, SYNC_STATES_DRBD, parse_proc_drbd, parse_status_json,
                                        sync_status)
+from genet.storage.lvm import PlainStorage
 
 
 class DrbdStorage(MirroredTemplate):
@@ -30,6 +31,8 @@ class DrbdStorage(MirroredTemplate):
     name = "drbd"
     single_node = "plain"
     in_volume_group = True
+    # volumes are LVs beside the plain template's; without cluster settings (tests) files
+    SETTINGS = {**PlainStorage.SETTINGS, "drbd_backing": "lvm"}
     install_assembled = True          # the OS is installed through the device: mirrored as written
 
     @staticmethod

@@ -450,7 +450,8 @@ def test_the_default_volume_group_is_ganetis_xenvg(fake, monkeypatch):
     monkeypatch.delenv("GENET_LVM_DEV_DIR", raising=False)
     storage = base.get("plain")
     disk = new_disk()
-    assert storage.volume_group() == "xenvg" == config.DEFAULT_VG_NAME
+    assert storage.volume_group() == "xenvg" == config.storage_params(config.new_cluster("c", "n", "1.2.3.4"))[
+        "volume_group_name"]
     assert storage.path("i", disk, 0) == Path("/dev/xenvg") / lv_of(disk)
 
 
