@@ -136,7 +136,7 @@ def _replace_primary_copy(lu: LogicalUnit, inst: dict, wanted: list[int]) -> lis
             raise errors.OpExecError(f"could not remove the old copy on {primary}: {'; '.join(failures)}")
         create_disk_on(lu, primary, inst.name, inst.disk_template, one["disks"][0], index)
         lu.feedback(f"* copying disk {index} from {secondary} to {primary}")
-        one_swapped = dict(swapped, disks=one["disks"])
+        one_swapped = swapped.replace(disks=one.disks)
         assemble_disks(lu, one_swapped, first=index)
         wait_for_sync(lu, one_swapped, first=index)
         shutdown_disks(lu, one_swapped, first=index)
