@@ -9,6 +9,10 @@ by baserlib.build_opcode; a resource declares the opcode of each method
 """
 from __future__ import annotations
 
+import textwrap
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
 from genet import errors, opcodes
 from genet.opcodes import Param, REQUIRED
 from genet.ptypes import Bool, Int, ListOf, OneOf, Only, String, Tag
@@ -56,14 +60,6 @@ def query_items(what: str, fields: list[str], names: list[str] | None = None) ->
     return _rows_as_dicts(call("Query", what, fields, qfilter), fields)
 
 
-def one_item(what: str, kind: str, name: str, fields: list[str]) -> dict:
-    _check_name(name, kind)
-    found = query_items(what, fields, [name])
-    if not found:
-        raise HttpNotFound(f"{kind} '{name}' not known")
-    return found[0]
-
-
 def _named(req: Request, kind: str) -> str:
     """The object name in the path (the first variable part), checked."""
     _check_name(req.items[0], kind)
@@ -84,12 +80,37 @@ def with_memory(inst: dict) -> dict:
     return inst
 
 
-def listing(req: Request, what: str, prefix: str, bulk_fields: list[str]) -> list:
+@dataclass(frozen=True)
+class Kind:
+    """A kind of named object Ganeti's RAPI serves under ``prefix`` (/2/instances...)."""
+    name: str                    # the query resource, also what messages call one
+    prefix: str
+    param: str                   # the opcode parameter that takes its name
+    fields: list[str]            # what a bulk listing and GET PREFIX/NAME show
+    tag_kind: str                # OpTagsSet's kind
+    list_key: str = "id"         # the name's key in a plain listing (Ganeti: "name" for groups, networks)
+    show: Callable[[dict], dict] = lambda row: row     # what the RAPI adds to the query's row
+
+
+INSTANCE = Kind("instance", "/2/instances", "instance_name", I_FIELDS, "instance", show=with_memory)
+NODE = Kind("node", "/2/nodes", "node_name", N_FIELDS, "node")
+GROUP = Kind("group", "/2/groups", "group_name", G_FIELDS, "nodegroup", list_key="name")
+NETWORK = Kind("network", "/2/networks", "network_name", NET_FIELDS, "network", list_key="name")
+
+
+def one_item(kind: Kind, name: str, fields: list[str] | None = None) -> dict:
+    _check_name(name, kind.name)
+    found = query_items(kind.name, fields or kind.fields, [name])
+    if not found:
+        raise HttpNotFound(f"{kind.name} '{name}' not known")
+    return found[0]
+
+
+def listing(req: Request, kind: Kind) -> list:
     if query_flag(req, "bulk"):
-        rows = query_items(what, bulk_fields)
-        return [with_memory(r) for r in rows] if what == "instance" else rows
-    key = "name" if what in ("group", "network") else "id"     # as Ganeti answers
-    return [{key: row["name"], "uri": f"{prefix}/{row['name']}"} for row in query_items(what, ["name"])]
+        return [kind.show(row) for row in query_items(kind.name, kind.fields)]
+    return [{kind.list_key: row["name"], "uri": f"{kind.prefix}/{row['name']}"}
+            for row in query_items(kind.name, ["name"])]
 
 
 # --- root, cluster ---------------------------------------------------------------
@@ -172,15 +193,15 @@ class R_2_redist_config(Resource):
 
 class TagsResource(Resource):
     """GET lists, PUT adds, DELETE removes; tags travel as ``?tag=a&tag=b``."""
-    KIND = "cluster"
+    TAG_KIND = "cluster"
     OPCODES = {"PUT": "OpTagsSet", "DELETE": "OpTagsDel"}
     QUERY = {"PUT": (TAGS,), "DELETE": (TAGS,)}
 
     def _name(self, req) -> str | None:
-        if self.KIND == "cluster":
+        if self.TAG_KIND == "cluster":
             return None
         name = req.items[0]
-        _check_name(name, self.KIND)
+        _check_name(name, self.TAG_KIND)
         return name
 
     def _tags(self, req) -> list[str]:
@@ -190,14 +211,14 @@ class TagsResource(Resource):
         return tags
 
     def GET(self, req):
-        return call("QueryTags", self.KIND, self._name(req) or "")
+        return call("QueryTags", self.TAG_KIND, self._name(req) or "")
 
     def PUT(self, req):
-        return submit([build_opcode(opcodes.OpTagsSet, req, {}, kind=self.KIND, name=self._name(req),
+        return submit([build_opcode(opcodes.OpTagsSet, req, {}, kind=self.TAG_KIND, name=self._name(req),
                                     tags=self._tags(req))])
 
     def DELETE(self, req):
-        return submit([build_opcode(opcodes.OpTagsDel, req, {}, kind=self.KIND, name=self._name(req),
+        return submit([build_opcode(opcodes.OpTagsDel, req, {}, kind=self.TAG_KIND, name=self._name(req),
                                     tags=self._tags(req))])
 
 
@@ -208,11 +229,15 @@ class R_2_tags(TagsResource):
 
 # --- jobs ------------------------------------------------------------------------------
 
-def _job_id(req) -> int:
-    text = req.items[0]
-    if not text.isdigit() or len(text) > 18:
-        raise HttpBadRequest(f"invalid job id {text[:40]!r}: expected a number")
+def _path_number(text: str, digits: int, invalid: str) -> int:
+    """A number the path gives (a job id, a disk index); anything else is a 400 saying ``invalid``."""
+    if not text.isdigit() or len(text) > digits:
+        raise HttpBadRequest(invalid)
     return int(text)
+
+
+def _job_id(req) -> int:
+    return _path_number(req.items[0], 18, f"invalid job id {req.items[0][:40]!r}: expected a number")
 
 
 class R_2_jobs(Resource):
@@ -278,49 +303,156 @@ class R_2_jobs_id_wait(Resource):
         return {"job_info": change["job_info"], "log_entries": change["log_entries"]}
 
 
-# --- actions on named objects ------------------------------------------------------
+# --- instances, nodes, groups, networks -----------------------------------------------
+#
+# Each kind of object has Ganeti's resources: PREFIX (GET lists, POST may create one), PREFIX/NAME
+# (GET shows it, DELETE may remove it), PREFIX/NAME/tags and actions PREFIX/NAME/ACTION whose method
+# submits one opcode. serve() makes them from one declaration a kind; the few resources that read
+# more than the opcode's schema are classes below.
 
-# the objects actions name in their path: URL prefix and the opcode parameter that takes the name
-OBJECTS = {"instance": ("/2/instances", "instance_name"), "node": ("/2/nodes", "node_name"),
-           "group": ("/2/groups", "group_name"), "network": ("/2/networks", "network_name")}
-
-
-class ObjectAction(Resource):
-    """An action on one named object: the body's fields, the query arguments its opcode declares
-    and the object's name make the opcode."""
-    KIND = "instance"
-
-    def _submit(self, req, body: dict | None = None, **extra) -> int:
-        extra[OBJECTS[self.KIND][1]] = _named(req, self.KIND)
-        return submit([build_opcode(self.opcode(req.method), req, body, **extra)])
+_MADE: list[type[Resource]] = []        # the classes serve() made
 
 
-def _action(name: str, path: str, method: str, opcode: str, doc: str, kind: str = "instance") -> type[ObjectAction]:
-    """A resource class for ``PREFIX/NAME/path`` whose ``method`` submits ``opcode``."""
-    def handler(self, req):
-        return self._submit(req)
-    return type(name, (ObjectAction,), {"PATTERN": f"{OBJECTS[kind][0]}/([^/]+)/{path}", "DOC": doc,
-                                        "KIND": kind, "OPCODES": {method: opcode}, method: handler})
+class OfKind(Resource):
+    """A resource of one kind of object, declared ``class R(Base, kind=KIND, path=PATH)``: its URL
+    is the kind's prefix followed by PATH ("", "/([^/]+)", "/([^/]+)/migrate"...)."""
+    KIND: ClassVar[Kind]
+
+    def __init_subclass__(cls, kind: Kind | None = None, path: str = "", **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.KIND, cls.PATTERN = kind, kind.prefix + path
 
 
-# --- nodes ---------------------------------------------------------------------------
+def _make(base: type[Resource], doc: str, kind: Kind | None = None, path: str = "", **attrs) -> type[Resource]:
+    """A resource class named as Ganeti names it after its URL (/2/nodes/([^/]+)/tags: R_2_nodes_name_tags)."""
+    cls = type("R", (base,), {"__module__": __name__, "DOC": doc, **attrs},
+               **({"kind": kind, "path": path} if kind else {}))
+    cls.__name__ = cls.__qualname__ = "R" + cls.PATTERN.replace("/([^/]+)", "/name").replace("/", "_").replace("-", "_")
+    _MADE.append(cls)
+    return cls
 
-class R_2_nodes(Resource):
-    PATTERN = "/2/nodes"
-    DOC = "Nodes (bulk: with their details)"
+
+class Collection(OfKind):
+    """PREFIX: GET lists the objects, ``?bulk=1`` with their details."""
     QUERY = {"GET": (BULK,)}
 
     def GET(self, req):
-        return listing(req, "node", "/2/nodes", N_FIELDS)
+        return listing(req, self.KIND)
 
 
-class R_2_nodes_name(Resource):
-    PATTERN = "/2/nodes/([^/]+)"
-    DOC = "One node's details"
+class ObjectAction(OfKind):
+    """A call on one named object: the body's fields, the query arguments its opcode declares
+    and the object's name make the opcode."""
+
+    def _opcode(self, req, body: dict | None = None, opclass: type[opcodes.OpCode] | None = None,
+                **extra) -> opcodes.OpCode:
+        """The method's opcode (or ``opclass``) for the object the path names."""
+        extra[self.KIND.param] = _named(req, self.KIND.name)
+        return build_opcode(opclass or self.opcode(req.method), req, body, **extra)
+
+    def _submit(self, req, body: dict | None = None, **extra) -> int:
+        return submit([self._opcode(req, body, **extra)])
+
+
+class OneObject(ObjectAction):
+    """PREFIX/NAME: GET shows the object."""
 
     def GET(self, req):
-        return one_item("node", "node", req.items[0], N_FIELDS)
+        return self.KIND.show(one_item(self.KIND, req.items[0]))
 
+
+def _create(self, req):
+    return submit([build_opcode(self.opcode(req.method), req)])
+
+
+def _act(self, req):
+    return self._submit(req)
+
+
+def _remove_without_body(self, req):
+    return self._submit(req, {})
+
+
+def _actions(table: str) -> list[tuple[str, str, str, str]]:
+    """The rows of an action table: ``ACTION METHOD OPCODE DOC``, a more indented line continuing
+    the doc above it."""
+    rows: list[list[str]] = []
+    for line in textwrap.dedent(table).strip("\n").splitlines():
+        if line[:1].isspace():
+            rows[-1][3] += " " + line.strip()
+        else:
+            action, method, opcode, doc = line.split(None, 3)
+            if method not in ("PUT", "POST") or not hasattr(opcodes, opcode):
+                raise ValueError(f"action row {line!r}: no such method or opcode")
+            rows.append([action, method, opcode, doc])
+    return [tuple(row) for row in rows]
+
+
+def serve(kind: Kind, *, listed: str | None, create: str | None = None, one: str, remove: str | None = None,
+          remove_reads_body: bool = False, tags: str, actions: str) -> None:
+    """Make a kind's resources: PREFIX (doc ``listed``; POST submits ``create``), PREFIX/NAME (doc
+    ``one``; DELETE submits ``remove``, from the body where ``remove_reads_body``), PREFIX/NAME/tags
+    and PREFIX/NAME/ACTION for each row of the ``actions`` table: its METHOD submits its OPCODE."""
+    if listed is not None:
+        _make(Collection, listed, kind, **({"OPCODES": {"POST": create}, "POST": _create} if create else {}))
+    _make(OneObject, one, kind, "/([^/]+)",
+          **({"OPCODES": {"DELETE": remove}, "DELETE": _act if remove_reads_body else _remove_without_body}
+             if remove else {}))
+    _make(TagsResource, tags, PATTERN=f"{kind.prefix}/([^/]+)/tags", TAG_KIND=kind.tag_kind)
+    for action, method, opcode, doc in _actions(actions):
+        _make(ObjectAction, doc, kind, f"/([^/]+)/{action}", OPCODES={method: opcode}, **{method: _act})
+
+
+# ACTION           METHOD  OPCODE                     DOC (the summary the OpenAPI document shows)
+
+serve(NODE, listed="Nodes (bulk: with their details)", one="One node's details", tags="A node's tags", actions="""
+    modify            POST  OpNodeSetParams            Change a node (OpNodeSetParams)
+""")
+
+serve(INSTANCE, listed=None,      # R_2_instances: creating one takes a request version
+      one="One instance's details (GET) or remove it (DELETE; body: shutdown_timeout, ignore_failures)",
+      remove="OpInstanceRemove", remove_reads_body=True,       # Ganeti's client sends its keyword arguments there
+      tags="An instance's tags", actions="""
+    startup           PUT   OpInstanceStartup          Start an instance
+    shutdown          PUT   OpInstanceShutdown         Stop an instance (body: timeout)
+    activate-disks    PUT   OpInstanceActivateDisks    Activate an instance's disks
+    deactivate-disks  PUT   OpInstanceDeactivateDisks  Deactivate an instance's disks
+    recreate-disks    POST  OpInstanceRecreateDisks    Recreate an instance's disks (body: disks, nodes)
+    replace-disks     POST  OpInstanceReplaceDisks     Replace the disks of a mirrored instance
+                                                       (mode, disks, remote_node, iallocator; body or query)
+    migrate           PUT   OpInstanceMigrate          Live-migrate an instance
+                                                       (body: mode, cleanup, target_node, allow_failover)
+    failover          PUT   OpInstanceFailover         Fail an instance over (body: target_node, ignore_consistency)
+    rename            PUT   OpInstanceRename           Rename an instance (body: new_name, name_check, ip_check)
+    modify            PUT   OpInstanceSetParams        Change an instance (body: beparams, hvparams, disks, nics, ...)
+    move              PUT   OpInstanceMove             Move a stopped or running instance's disks to another node
+                                                       (body: target_node, shutdown_timeout)
+    export            PUT   OpBackupExport             Export an instance to a node
+                                                       (body: mode, destination, shutdown, remove_instance)
+    reboot            POST  OpInstanceReboot           Reboot an instance (?type=soft|hard|full)
+""")
+
+serve(GROUP, listed="Node groups (bulk: with details); POST adds one (body: name, alloc_policy)", create="OpGroupAdd",
+      one="One node group (GET) or remove it (DELETE)", remove="OpGroupRemove", tags="A node group's tags", actions="""
+    modify            PUT   OpGroupSetParams           Change a node group
+                                                       (body: alloc_policy, ndparams, diskparams, ipolicy)
+    rename            PUT   OpGroupRename              Rename a node group (body: new_name)
+    assign-nodes      PUT   OpGroupAssignNodes         Move nodes into a node group (body: nodes, force)
+""")
+
+serve(NETWORK, listed="Networks (bulk: with details); POST adds one (body: network_name, network, gateway, ...)",
+      create="OpNetworkAdd", one="One network (GET) or remove it (DELETE)", remove="OpNetworkRemove",
+      tags="A network's tags", actions="""
+    modify            PUT   OpNetworkSetParams         Change a network (body: gateway, mac_prefix,
+                                                       add_reserved_ips, remove_reserved_ips, ...)
+    connect           PUT   OpNetworkConnect           Connect a network to a node group
+                                                       (body: group_name, network_mode, network_link, network_vlan)
+    disconnect        PUT   OpNetworkDisconnect        Disconnect a network from a node group (body: group_name)
+""")
+
+
+# --- what reads more than its opcode's schema --------------------------------------------
 
 class R_2_nodes_name_role(Resource):
     PATTERN = "/2/nodes/([^/]+)/role"
@@ -328,7 +460,7 @@ class R_2_nodes_name_role(Resource):
     OPCODES = {"PUT": "OpNodeSetParams"}
 
     def GET(self, req):
-        role = one_item("node", "node", req.items[0], ["role"])["role"]
+        role = one_item(NODE, req.items[0], ["role"])["role"]
         return NODE_ROLES.get(role, role)
 
     def PUT(self, req):
@@ -345,12 +477,7 @@ class R_2_nodes_name_role(Resource):
         return submit([build_opcode(opcodes.OpNodeSetParams, req, {}, node_name=name, **flags[role])])
 
 
-R_2_nodes_name_modify = _action(
-    "R_2_nodes_name_modify", "modify", "POST", "OpNodeSetParams", "Change a node (OpNodeSetParams)", kind="node")
-
-
-class R_2_nodes_name_evacuate(Resource):
-    PATTERN = "/2/nodes/([^/]+)/evacuate"
+class R_2_nodes_name_evacuate(ObjectAction, kind=NODE, path="/([^/]+)/evacuate"):
     DOC = ("Move instances off a node (body: mode primary-only|secondary-only|all, remote_node, iallocator,"
            " early_release)")
     MODES = {"primary-only": dict(primary_only=True), "secondary-only": dict(secondary_only=True), "all": {}}
@@ -363,12 +490,10 @@ class R_2_nodes_name_evacuate(Resource):
         mode = body.pop("mode", "all")
         if mode not in self.MODES:
             raise HttpBadRequest(f"unknown evacuation mode {mode!r} (primary-only, secondary-only or all)")
-        return submit([build_opcode(opcodes.OpNodeEvacuate, req, body, node_name=_named(req, "node"),
-                                    **self.MODES[mode])])
+        return self._submit(req, body, **self.MODES[mode])
 
 
-class R_2_nodes_name_migrate(Resource):
-    PATTERN = "/2/nodes/([^/]+)/migrate"
+class R_2_nodes_name_migrate(ObjectAction, kind=NODE, path="/([^/]+)/migrate"):
     DOC = "Live-migrate every primary instance off a node (body: mode, target_node, iallocator)"
     OPCODES = {"POST": "OpNodeMigrate"}
     BODY = {"POST": (Param("live", Bool(), None, "Ganeti's older form of mode: true is live, false non-live"),)}
@@ -382,27 +507,14 @@ class R_2_nodes_name_migrate(Resource):
             mode = "live" if live else "non-live"
             if body.setdefault("mode", mode) != mode:
                 raise HttpBadRequest("give either 'live' or 'mode', not both")
-        return submit([build_opcode(opcodes.OpNodeMigrate, req, body, node_name=_named(req, "node"))])
+        return self._submit(req, body)
 
 
-class R_2_nodes_name_tags(TagsResource):
-    PATTERN = "/2/nodes/([^/]+)/tags"
-    DOC = "A node's tags"
-    KIND = "node"
-
-
-# --- instances ------------------------------------------------------------------------
-
-class R_2_instances(Resource):
-    PATTERN = "/2/instances"
+class R_2_instances(Collection, kind=INSTANCE):
     DOC = "Instances (bulk: with details); POST creates one (body __version__ 1)"
     OPCODES = {"POST": "OpInstanceCreate"}
-    QUERY = {"GET": (BULK,)}
     BODY = {"POST": (Param("__version__", Only(Int(), 1, "Ganeti's instance-create-reqv1"), REQUIRED,
                            "Version of the request data: 1"),)}
-
-    def GET(self, req):
-        return listing(req, "instance", "/2/instances", I_FIELDS)
 
     def POST(self, req):
         body = body_dict(req, allow_null=False)
@@ -410,19 +522,6 @@ class R_2_instances(Resource):
         if version != 1:
             raise HttpBadRequest("instance creation needs the request data version: '__version__': 1")
         return submit([build_opcode(opcodes.OpInstanceCreate, req, body)])
-
-
-class R_2_instances_name(Resource):
-    PATTERN = "/2/instances/([^/]+)"
-    DOC = "One instance's details (GET) or remove it (DELETE; body: shutdown_timeout, ignore_failures)"
-    OPCODES = {"DELETE": "OpInstanceRemove"}
-
-    def GET(self, req):
-        return with_memory(one_item("instance", "instance", req.items[0], I_FIELDS))
-
-    def DELETE(self, req):
-        # Ganeti's client sends its keyword arguments in the body
-        return submit([build_opcode(opcodes.OpInstanceRemove, req, instance_name=_named(req, "instance"))])
 
 
 class R_2_instances_name_info(Resource):
@@ -434,47 +533,7 @@ class R_2_instances_name_info(Resource):
         return submit([build_opcode(opcodes.OpInstanceQueryData, req, {}, instances=[_named(req, "instance")])])
 
 
-R_2_instances_name_startup = _action(
-    "R_2_instances_name_startup", "startup", "PUT", "OpInstanceStartup", "Start an instance")
-R_2_instances_name_shutdown = _action(
-    "R_2_instances_name_shutdown", "shutdown", "PUT", "OpInstanceShutdown", "Stop an instance (body: timeout)")
-R_2_instances_name_activate_disks = _action(
-    "R_2_instances_name_activate_disks", "activate-disks", "PUT", "OpInstanceActivateDisks",
-    "Activate an instance's disks")
-R_2_instances_name_deactivate_disks = _action(
-    "R_2_instances_name_deactivate_disks", "deactivate-disks", "PUT", "OpInstanceDeactivateDisks",
-    "Deactivate an instance's disks")
-R_2_instances_name_recreate_disks = _action(
-    "R_2_instances_name_recreate_disks", "recreate-disks", "POST", "OpInstanceRecreateDisks",
-    "Recreate an instance's disks (body: disks, nodes)")
-
-R_2_instances_name_replace_disks = _action(
-    "R_2_instances_name_replace_disks", "replace-disks", "POST", "OpInstanceReplaceDisks",
-    "Replace the disks of a mirrored instance (mode, disks, remote_node, iallocator; body or query)")
-R_2_instances_name_migrate = _action(
-    "R_2_instances_name_migrate", "migrate", "PUT", "OpInstanceMigrate",
-    "Live-migrate an instance (body: mode, cleanup, target_node, allow_failover)")
-R_2_instances_name_failover = _action(
-    "R_2_instances_name_failover", "failover", "PUT", "OpInstanceFailover",
-    "Fail an instance over (body: target_node, ignore_consistency)")
-R_2_instances_name_rename = _action(
-    "R_2_instances_name_rename", "rename", "PUT", "OpInstanceRename",
-    "Rename an instance (body: new_name, name_check, ip_check)")
-R_2_instances_name_modify = _action(
-    "R_2_instances_name_modify", "modify", "PUT", "OpInstanceSetParams",
-    "Change an instance (body: beparams, hvparams, disks, nics, ...)")
-R_2_instances_name_move = _action(
-    "R_2_instances_name_move", "move", "PUT", "OpInstanceMove",
-    "Move a stopped or running instance's disks to another node (body: target_node, shutdown_timeout)")
-R_2_instances_name_export = _action(
-    "R_2_instances_name_export", "export", "PUT", "OpBackupExport",
-    "Export an instance to a node (body: mode, destination, shutdown, remove_instance)")
-R_2_instances_name_reboot = _action(
-    "R_2_instances_name_reboot", "reboot", "POST", "OpInstanceReboot", "Reboot an instance (?type=soft|hard|full)")
-
-
-class R_2_instances_name_reinstall(ObjectAction):
-    PATTERN = "/2/instances/([^/]+)/reinstall"
+class R_2_instances_name_reinstall(ObjectAction, kind=INSTANCE, path="/([^/]+)/reinstall"):
     DOC = "Reinstall an instance's OS (body: os, start, osparams)"
     OPCODES = {"POST": "OpInstanceReinstall"}
     QUERY = {"POST": (Param("nostartup", Bool(), False, "Ganeti's older form of start=false"),)}
@@ -489,132 +548,33 @@ class R_2_instances_name_reinstall(ObjectAction):
             if start is not None and start == query_flag(req, "nostartup"):
                 raise HttpBadRequest("'start' and ?nostartup= disagree")
             start = not query_flag(req, "nostartup")
-        ops = [build_opcode(opcodes.OpInstanceShutdown, req, {}, instance_name=_named(req, "instance")),
-               build_opcode(opcodes.OpInstanceReinstall, req, body, instance_name=_named(req, "instance"))]
+        ops = [self._opcode(req, {}, opcodes.OpInstanceShutdown), self._opcode(req, body)]
         if start is not False:
-            ops.append(build_opcode(opcodes.OpInstanceStartup, req, {}, instance_name=_named(req, "instance")))
+            ops.append(self._opcode(req, {}, opcodes.OpInstanceStartup))
         return submit(ops)
 
 
-class R_2_instances_name_disk_grow(ObjectAction):
-    PATTERN = "/2/instances/([^/]+)/disk/([^/]+)/grow"
+class R_2_instances_name_disk_grow(ObjectAction, kind=INSTANCE, path="/([^/]+)/disk/([^/]+)/grow"):
     DOC = "Grow one disk (body: amount, absolute, wait_for_sync)"
     OPCODES = {"POST": "OpInstanceGrowDisk"}
 
     def POST(self, req):
-        index = req.items[1]
-        if not index.isdigit() or len(index) > 3:
-            raise HttpBadRequest(f"invalid disk index {index[:20]!r}")
-        return self._submit(req, body_dict(req), disk=int(index))
+        disk = _path_number(req.items[1], 3, f"invalid disk index {req.items[1][:20]!r}")
+        return self._submit(req, body_dict(req), disk=disk)
 
 
-class R_2_instances_name_console(Resource):
-    PATTERN = "/2/instances/([^/]+)/console"
+class R_2_instances_name_console(ObjectAction, kind=INSTANCE, path="/([^/]+)/console"):
     DOC = "How to reach a running instance's console"
     WRITE_METHODS = frozenset({"GET"})      # as Ganeti: a console is a way in, not a read
     OPCODES = {"GET": "OpInstanceConsole"}
 
     def GET(self, req):
         try:
-            op = build_opcode(opcodes.OpInstanceConsole, req, {}, instance_name=_named(req, "instance"))
-            return wait_job(submit([op]))
+            return wait_job(submit([self._opcode(req, {})]))
         except errors.OpPrereqError as err:
             if len(err.args) > 1 and err.args[1] == errors.ECode.WRONG_STATE.value:
                 raise HttpServiceUnavailable(str(err.args[0])) from None
             raise
-
-
-class R_2_instances_name_tags(TagsResource):
-    PATTERN = "/2/instances/([^/]+)/tags"
-    DOC = "An instance's tags"
-    KIND = "instance"
-
-
-# --- node groups ---------------------------------------------------------------------
-
-class R_2_groups(Resource):
-    PATTERN = "/2/groups"
-    DOC = "Node groups (bulk: with details); POST adds one (body: name, alloc_policy)"
-    OPCODES = {"POST": "OpGroupAdd"}
-    QUERY = {"GET": (BULK,)}
-
-    def GET(self, req):
-        return listing(req, "group", "/2/groups", G_FIELDS)
-
-    def POST(self, req):
-        return submit([build_opcode(opcodes.OpGroupAdd, req)])
-
-
-class R_2_groups_name(Resource):
-    PATTERN = "/2/groups/([^/]+)"
-    DOC = "One node group (GET) or remove it (DELETE)"
-    OPCODES = {"DELETE": "OpGroupRemove"}
-
-    def GET(self, req):
-        return one_item("group", "group", req.items[0], G_FIELDS)
-
-    def DELETE(self, req):
-        return submit([build_opcode(opcodes.OpGroupRemove, req, {}, group_name=_named(req, "group"))])
-
-
-R_2_groups_name_modify = _action(
-    "R_2_groups_name_modify", "modify", "PUT", "OpGroupSetParams",
-    "Change a node group (body: alloc_policy, ndparams, diskparams, ipolicy)", kind="group")
-R_2_groups_name_rename = _action(
-    "R_2_groups_name_rename", "rename", "PUT", "OpGroupRename", "Rename a node group (body: new_name)", kind="group")
-R_2_groups_name_assign_nodes = _action(
-    "R_2_groups_name_assign_nodes", "assign-nodes", "PUT", "OpGroupAssignNodes",
-    "Move nodes into a node group (body: nodes, force)", kind="group")
-
-
-class R_2_groups_name_tags(TagsResource):
-    PATTERN = "/2/groups/([^/]+)/tags"
-    DOC = "A node group's tags"
-    KIND = "nodegroup"
-
-
-# --- networks ------------------------------------------------------------------------
-
-class R_2_networks(Resource):
-    PATTERN = "/2/networks"
-    DOC = "Networks (bulk: with details); POST adds one (body: network_name, network, gateway, ...)"
-    OPCODES = {"POST": "OpNetworkAdd"}
-    QUERY = {"GET": (BULK,)}
-
-    def GET(self, req):
-        return listing(req, "network", "/2/networks", NET_FIELDS)
-
-    def POST(self, req):
-        return submit([build_opcode(opcodes.OpNetworkAdd, req)])
-
-
-class R_2_networks_name(Resource):
-    PATTERN = "/2/networks/([^/]+)"
-    DOC = "One network (GET) or remove it (DELETE)"
-    OPCODES = {"DELETE": "OpNetworkRemove"}
-
-    def GET(self, req):
-        return one_item("network", "network", req.items[0], NET_FIELDS)
-
-    def DELETE(self, req):
-        return submit([build_opcode(opcodes.OpNetworkRemove, req, {}, network_name=_named(req, "network"))])
-
-
-R_2_networks_name_modify = _action(
-    "R_2_networks_name_modify", "modify", "PUT", "OpNetworkSetParams",
-    "Change a network (body: gateway, mac_prefix, add_reserved_ips, remove_reserved_ips, ...)", kind="network")
-R_2_networks_name_connect = _action(
-    "R_2_networks_name_connect", "connect", "PUT", "OpNetworkConnect",
-    "Connect a network to a node group (body: group_name, network_mode, network_link, network_vlan)", kind="network")
-R_2_networks_name_disconnect = _action(
-    "R_2_networks_name_disconnect", "disconnect", "PUT", "OpNetworkDisconnect",
-    "Disconnect a network from a node group (body: group_name)", kind="network")
-
-
-class R_2_networks_name_tags(TagsResource):
-    PATTERN = "/2/networks/([^/]+)/tags"
-    DOC = "A network's tags"
-    KIND = "network"
 
 
 # --- query2 ----------------------------------------------------------------------------
@@ -676,9 +636,9 @@ class R_2_query_fields(Resource):
 
 
 def resources() -> list[type[Resource]]:
-    """Every resource class defined here (the connector builds its URL map from them)."""
+    """Every resource class defined or made here (the connector builds its URL map from them)."""
     return [obj for obj in globals().values()
-            if isinstance(obj, type) and issubclass(obj, Resource) and obj.PATTERN]
+            if isinstance(obj, type) and issubclass(obj, Resource) and obj.PATTERN and obj not in _MADE] + _MADE
 
 
 def opcode_for(resource: type[Resource], method: str) -> str | None:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 from genet.hypervisor.base import HvState, Hypervisor, HypervisorError, Instance
 from genet.hypervisor.kvm import capabilities, cmdline, devices, hotplug, migration, netdev, process, validation
@@ -348,29 +349,10 @@ class KvmHypervisor(Hypervisor):
     # --- hotplug
 
     def hotplug_disk(self, name: str, disk: dict, index: int) -> None:
-        with self._lock(name):
-            files, rt = self._running(name)
-            params = self.fill_parameters(rt.inst.get("hvparams", {}))
-            hotplug.check_supported("disk", params["disk_type"], rt.machine)
-            entries = rt.layout["disks"]
-            _check_index(name, "disk", index, len(entries) + 1)
-            if _same(entries, index, "disk", disk, "uuid"):
-                return                                  # repeated: already plugged
-            entry = devices.new_entry("disk", disk, entries, params["disk_type"])
-            hotplug.add_disk(self._mon(files), entry, params, rt.machine)
-            entries.insert(index, entry)
-            rt.inst.setdefault("disks", []).insert(index, disk)
-            files.save(rt)
+        self._plug(name, "disk", disk, index, hotplug.add_disk)
 
     def unplug_disk(self, name: str, index: int) -> None:
-        with self._lock(name):
-            files, rt = self._running(name)
-            entries = rt.layout["disks"]
-            _check_index(name, "disk", index, len(entries))
-            hotplug.remove_disk(self._mon(files), entries[index])
-            del entries[index]
-            del rt.inst["disks"][index]
-            files.save(rt)
+        self._unplug(name, "disk", index, hotplug.remove_disk)
 
     def resize_disk(self, name: str, index: int, size: int) -> None:
         """QMP block_resize on the disk's format node: QEMU grows an image file it holds (locked
@@ -385,35 +367,55 @@ class KvmHypervisor(Hypervisor):
             files.save(rt)
 
     def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
-        with self._lock(name):
-            files, rt = self._running(name)
-            params = self.fill_parameters(rt.inst.get("hvparams", {}))
-            hotplug.check_supported("nic", params["disk_type"], rt.machine)
-            entries = rt.layout["nics"]
-            _check_index(name, "NIC", index, len(entries) + 1)
-            if _same(entries, index, "nic", nic, "mac"):
-                return                                  # repeated: already plugged
-            entry = devices.new_entry("nic", nic, entries)
+        def attach(mon: Monitor, entry: devices.Entry, params: dict, machine: str) -> None:
             entry["tap"] = netdev.create_tap(nic, name)
             try:
-                hotplug.add_nic(self._mon(files), entry, params)
+                hotplug.add_nic(mon, entry, params)
             except BaseException:
                 netdev.remove_tap(entry["tap"])
                 raise
-            entries.insert(index, entry)
-            rt.inst.setdefault("nics", []).insert(index, nic)
-            files.save(rt)
+        self._plug(name, "nic", nic, index, attach)
 
     def unplug_nic(self, name: str, index: int) -> None:
+        def detach(mon: Monitor, entry: devices.Entry) -> None:
+            hotplug.remove_nic(mon, entry)
+            netdev.remove_tap(entry.get("tap"))
+        self._unplug(name, "nic", index, detach)
+
+    # A disk or NIC is plugged at an index of the running instance's layout and recorded in its
+    # runtime (rt.layout and rt.inst under "disks"/"nics"); the kinds differ only in how QEMU
+    # attaches and detaches the device.
+
+    def _plug(self, name: str, kind: str, device: dict, index: int,
+              attach: Callable[[Monitor, devices.Entry, dict, str], None]) -> None:
+        """Insert ``device`` at ``index``; a repeated call (the same device there already) does nothing."""
         with self._lock(name):
             files, rt = self._running(name)
-            entries = rt.layout["nics"]
-            _check_index(name, "NIC", index, len(entries))
-            hotplug.remove_nic(self._mon(files), entries[index])
-            netdev.remove_tap(entries[index].get("tap"))
-            del entries[index]
-            del rt.inst["nics"][index]
+            params = self.fill_parameters(rt.inst.get("hvparams", {}))
+            hotplug.check_supported(kind, params["disk_type"], rt.machine)
+            entries = rt.layout[kind + "s"]
+            _check_index(name, _LABEL[kind], index, len(entries) + 1)
+            if _same(entries, index, kind, device, _IDENTITY[kind]):
+                return                                  # repeated: already plugged
+            entry = devices.new_entry(kind, device, entries, params["disk_type"])
+            attach(self._mon(files), entry, params, rt.machine)
+            entries.insert(index, entry)
+            rt.inst.setdefault(kind + "s", []).insert(index, device)
             files.save(rt)
+
+    def _unplug(self, name: str, kind: str, index: int, detach: Callable[[Monitor, devices.Entry], None]) -> None:
+        with self._lock(name):
+            files, rt = self._running(name)
+            entries = rt.layout[kind + "s"]
+            _check_index(name, _LABEL[kind], index, len(entries))
+            detach(self._mon(files), entries[index])
+            del entries[index]
+            del rt.inst[kind + "s"][index]
+            files.save(rt)
+
+
+_LABEL = {"disk": "disk", "nic": "NIC"}          # as messages name the kinds
+_IDENTITY = {"disk": "uuid", "nic": "mac"}       # what makes a plug a repetition
 
 
 def _check_index(name: str, what: str, index: int, limit: int) -> None:

@@ -47,8 +47,27 @@ class Runtime:
         return {"machine": self.machine, "layout": self.layout}
 
 
+class _InDir:
+    """A file of an instance's directory: ``files.NAME`` is ``files.dir / filename``."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+
+    def __get__(self, files: "Files | None", owner: type | None = None) -> Path:
+        if files is None:
+            return self           # type: ignore[return-value]   # the class attribute itself
+        return files.dir / self.filename
+
+
 class Files:
     """The paths of one instance; sockets are addressed relative to ``dir`` (see genet.qmp.unix_connect)."""
+
+    # the files in ``dir``, each a Path attribute
+    runtime = _InDir("runtime.json")
+    pidfile = _InDir("qemu.pid")
+    qmp = _InDir("qmp.sock")
+    serial = _InDir("serial.sock")
+    serial_log = _InDir("serial.log")      # all the guest wrote on its serial console, attached or not
 
     def __init__(self, name: str, run_root: Path | None = None, log_root: Path | None = None):
         if not name or "/" in name or name.startswith("."):
@@ -56,27 +75,6 @@ class Files:
         self.name = name
         self.dir = (run_root or paths.run_dir() / "kvm") / name
         self.log = (log_root or paths.log_dir() / "kvm") / f"{name}.log"
-
-    @property
-    def runtime(self) -> Path:
-        return self.dir / "runtime.json"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.dir / "qemu.pid"
-
-    @property
-    def qmp(self) -> Path:
-        return self.dir / "qmp.sock"
-
-    @property
-    def serial(self) -> Path:
-        return self.dir / "serial.sock"
-
-    @property
-    def serial_log(self) -> Path:
-        """Everything the guest wrote on its serial console (also while nobody is attached)."""
-        return self.dir / "serial.log"
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -110,6 +108,6 @@ def names(run_root: Path | None = None) -> list[str]:
     """Instances with a runtime record on this node."""
     root = run_root or paths.run_dir() / "kvm"
     try:
-        return sorted(d.name for d in root.iterdir() if (d / "runtime.json").exists())
+        return sorted(d.name for d in root.iterdir() if (d / Files.runtime.filename).exists())
     except FileNotFoundError:
         return []

@@ -47,13 +47,23 @@ class LUClusterQuery(LogicalUnit):
         return self.cfg.read(info)
 
 
-class LUClusterVerify(LogicalUnit):
-    """Check every node over TLS: reachability, versions, config serial, certs, clocks, ssconf."""
-    OPCODE = opcodes.OpClusterVerify
+def online_nodes(data: dict) -> dict[str, str]:
+    """The online nodes and their primary addresses: whom a cluster-wide RPC asks."""
+    return {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+
+
+class EveryNodeLU(LogicalUnit):
+    """An LU that asks every online node (verify, OS diagnose): it holds every node's lock,
+    shared, so that none joins or leaves meanwhile."""
     REQ_BGL = False
 
     def expand_names(self):
         self.lock_all_nodes()
+
+
+class LUClusterVerify(EveryNodeLU):
+    """Check every node over TLS: reachability, versions, config serial, certs, clocks, ssconf."""
+    OPCODE = opcodes.OpClusterVerify
 
     def exec(self):
         data = self.cfg.snapshot()
@@ -61,7 +71,7 @@ class LUClusterVerify(LogicalUnit):
         master = data["cluster"]["master_node"]
         own_cert = ssl_utils.cert_info(paths.cluster_cert())
         expected_ssconf = config.ssconf_values(data)
-        online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+        online = online_nodes(data)
         self.feedback(f"* Verifying {len(online)} online node(s)")
         started = time.time()
         results = self.rpc.node_info.on(online)

@@ -56,7 +56,15 @@ def _merge_diskparams(current: dict, changes: dict) -> dict:
     return merged
 
 
-def _touch(obj: dict) -> None:
+def add_object(lu: LogicalUnit, section: str, obj: dict, message: str) -> str:
+    """Store a new group or network in its config section under its uuid; the uuid (the job's result)."""
+    lu.cfg.update(lambda d: d[section].__setitem__(obj["uuid"], obj))
+    lu.feedback(message)
+    return obj["uuid"]
+
+
+def touch(obj: dict) -> None:
+    """A config object changed (group, node, network): its serial number counts up, its mtime is now."""
     obj["serial_no"] = obj.get("serial_no", 0) + 1
     obj["mtime"] = time.time()
 
@@ -81,9 +89,7 @@ class LUGroupAdd(LogicalUnit):
             "ipolicy": _merge({}, op.ipolicy or {}),
             "networks": {}, "tags": [], "ctime": ts, "mtime": ts, "serial_no": 1,
         }
-        self.cfg.update(lambda d: d["nodegroups"].__setitem__(group["uuid"], group))
-        self.feedback(f"Node group {op.group_name} added")
-        return group["uuid"]
+        return add_object(self, "nodegroups", group, f"Node group {op.group_name} added")
 
 
 class LUGroupRemove(LogicalUnit):
@@ -125,7 +131,7 @@ class LUGroupRename(LogicalUnit):
         def change(data):
             group = data["nodegroups"][self.group_uuid]
             group["name"] = self.op.new_name
-            _touch(group)
+            touch(group)
         self.cfg.update(change)
         return self.op.new_name
 
@@ -154,7 +160,7 @@ class LUGroupSetParams(LogicalUnit):
                 if value is not None:
                     group[key] = merge(group.get(key, {}), value)
                     changes.append([key, json.dumps(group[key], sort_keys=True)])
-            _touch(group)
+            touch(group)
         self.cfg.update(change)
         return changes
 
@@ -206,9 +212,9 @@ class LUGroupAssignNodes(LogicalUnit):
                 node = data["nodes"][name]
                 touched.add(node["group"])
                 node["group"] = self.group_uuid
-                _touch(node)
+                touch(node)
             for uuid in touched:
-                _touch(data["nodegroups"][uuid])
+                touch(data["nodegroups"][uuid])
         if self.moving:
             self.cfg.update(change)
             self.feedback(f"Moved node(s) {', '.join(self.moving)} to node group {self.op.group_name}")

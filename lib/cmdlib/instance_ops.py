@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from genet import errors, opcodes
 from genet.cmdlib.common import (InstanceLU, check_name_and_ip, check_os, free_memory, instance_of, is_running,
@@ -12,7 +13,34 @@ from genet.cmdlib.power import clear_leftover, start_instance, stop_instance
 from genet.locking import Level
 
 
-class LUInstanceRemove(InstanceLU):
+def _ask_primary(lu: InstanceLU, call: Callable, any_failure: bool = True):
+    """``call(node, name, hypervisor)`` on the instance's primary node. A node the master cannot
+    reach (with ``any_failure``, any failed answer) refuses the opcode (ENVIRON)."""
+    node = lu.inst.primary_node
+    res = call(node, lu.inst.name, lu.inst.hypervisor)
+    if res.failed and (any_failure or isinstance(res.error, errors.RpcError)):
+        raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+    return res
+
+
+def _remember(lu: InstanceLU, state: str) -> bool:
+    """Startup and shutdown record the state the admin asked for, unless told not to (no_remember)."""
+    if not lu.op.no_remember:
+        set_admin_state(lu, lu.inst.name, state)
+    return True
+
+
+class _NameGoingLU(InstanceLU):
+    """An LU after which the instance's name is gone from the config (removed, renamed): once
+    it set ``name_gone``, the lock of that name goes too."""
+    name_gone = False
+
+    def cleanup(self, failed: bool) -> None:
+        if self.name_gone:
+            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+class LUInstanceRemove(_NameGoingLU):
     OPCODE = opcodes.OpInstanceRemove
 
     def check_prereq(self):
@@ -33,12 +61,8 @@ class LUInstanceRemove(InstanceLU):
             if failures and not self.op.ignore_failures:
                 raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
         self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d["instances"].pop(inst.name)))
-        self.removed = True
+        self.name_gone = True
         return True
-
-    def cleanup(self, failed: bool) -> None:
-        if getattr(self, "removed", False):
-            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
 
 
 class LUInstanceStartup(InstanceLU):
@@ -47,9 +71,7 @@ class LUInstanceStartup(InstanceLU):
     def check_prereq(self):
         super().check_prereq()
         node = self.inst.primary_node
-        res = self.rpc.instance_info(node, self.inst.name, self.inst.hypervisor)
-        if res.failed:
-            raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+        res = _ask_primary(self, self.rpc.instance_info)
         self.running = bool(res.payload) and res.payload.get("state") == "running"
         self.leftover = bool(res.payload) and not self.running    # e.g. a guest that powered off
         if not self.running:
@@ -64,9 +86,7 @@ class LUInstanceStartup(InstanceLU):
             if self.leftover:
                 stop_instance(self, self.inst, 0, force=True)   # clear a powered-off process
             start_instance(self, self.inst)
-        if not self.op.no_remember:
-            set_admin_state(self, self.inst.name, "up")
-        return True
+        return _remember(self, "up")
 
 
 class LUInstanceShutdown(InstanceLU):
@@ -74,9 +94,7 @@ class LUInstanceShutdown(InstanceLU):
 
     def exec(self):
         stop_instance(self, self.inst, self.op.timeout)
-        if not self.op.no_remember:
-            set_admin_state(self, self.inst.name, "down")
-        return True
+        return _remember(self, "down")
 
 
 class LUInstanceReboot(InstanceLU):
@@ -102,10 +120,7 @@ class LUInstanceConsole(InstanceLU):
 
     def check_prereq(self):
         super().check_prereq()
-        node = self.inst.primary_node
-        res = self.rpc.instance_console(node, self.inst.name, self.inst.hypervisor)
-        if res.failed and isinstance(res.error, errors.RpcError):
-            raise errors.OpPrereqError(f"cannot reach node {node}: {res.fail_msg}", errors.ECode.ENVIRON)
+        res = _ask_primary(self, self.rpc.instance_console, any_failure=False)
         if res.failed:
             raise errors.OpPrereqError(f"instance {self.inst['name']} is not running, it has no console",
                                        errors.ECode.WRONG_STATE)
@@ -127,7 +142,7 @@ class LUInstanceConsole(InstanceLU):
         return out
 
 
-class LUInstanceRename(InstanceLU):
+class LUInstanceRename(_NameGoingLU):
     OPCODE = opcodes.OpInstanceRename
     REQ_BGL = True        # a new name: nothing else may take it meanwhile
 
@@ -155,7 +170,7 @@ class LUInstanceRename(InstanceLU):
             data["instances"][new] = moved
         self.cfg.update(change)
         self.ctx.glm.add(Level.INSTANCE, [new])
-        self.renamed = True
+        self.name_gone = True
         if inst.disks:
             res = self.rpc.os_rename(inst.primary_node, inst.replace(name=new), old, storage_params(self))
             if res.failed:
@@ -176,10 +191,6 @@ class LUInstanceRename(InstanceLU):
                         self.feedback(f"Warning: the disks on {back} keep the name {new}: {undo.fail_msg}")
                 res.raise_on_error(f"renaming the disks on {node}")
             done.append(node)
-
-    def cleanup(self, failed: bool) -> None:
-        if getattr(self, "renamed", False):
-            self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
 
 
 class LUInstanceReinstall(InstanceLU):

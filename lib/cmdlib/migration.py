@@ -9,6 +9,7 @@ import time
 
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, storage_params
 from genet.cmdlib.disks import assemble_disks
 from genet.cmdlib.power import start_instance, stop_instance
@@ -335,13 +336,18 @@ def _describe(figures: dict) -> str:
     return text
 
 
-class LUInstanceMigrate(LogicalUnit):
-    OPCODE = opcodes.OpInstanceMigrate
+class _InstanceMoving(LogicalUnit):
+    """Runs one instance on another node (migrate, failover): locks it and every node, since
+    the target may be any of them (an iallocator's choice, or a cleanup's search)."""
     REQ_BGL = False
 
     def expand_names(self):
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
         self.lock_all_nodes()
+
+
+class LUInstanceMigrate(_InstanceMoving):
+    OPCODE = opcodes.OpInstanceMigrate
 
     def check_prereq(self):
         inst = instance_of(self, self.op.instance_name)
@@ -370,7 +376,7 @@ class LUInstanceMigrate(LogicalUnit):
 def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
     """After a failed migration: find where the instance runs, keep that copy, kill the other."""
     data = lu.cfg.snapshot()
-    online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+    online = online_nodes(data)
     results = lu.rpc.instance_info.on(online, inst.name, inst.hypervisor)
     def runs(info: dict | None) -> bool:    # a paused source (postmigrate) or target (inmigrate) does not
         return bool(info) and info.get("runstate", info.get("state")) == "running"
@@ -392,13 +398,8 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
     return {"node": keep}
 
 
-class LUInstanceFailover(LogicalUnit):
+class LUInstanceFailover(_InstanceMoving):
     OPCODE = opcodes.OpInstanceFailover
-    REQ_BGL = False
-
-    def expand_names(self):
-        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
-        self.lock_all_nodes()
 
     def check_prereq(self):
         self.plan = MovePlan(self, instance_of(self, self.op.instance_name), self.op.target_node,

@@ -15,7 +15,7 @@ import uuid as uuidlib
 
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.group import group_by_name, instances_in_group
+from genet.cmdlib.group import add_object, group_by_name, instances_in_group, touch
 from genet.cmdlib.tags import _check_tags
 from genet.network_pool import AddressPool, nic_users
 
@@ -67,11 +67,6 @@ def _check_overlaps(data: dict, network: str | None, network6: str | None, skip:
                                        f" {other['name']!r} ({other['network6']})", errors.ECode.NOTUNIQUE)
 
 
-def _touch(obj: dict) -> None:
-    obj["serial_no"] = obj.get("serial_no", 0) + 1
-    obj["mtime"] = time.time()
-
-
 class LUNetworkAdd(LogicalUnit):
     """Define a network; its pool starts with the network, broadcast and gateway addresses taken."""
     OPCODE = opcodes.OpNetworkAdd
@@ -120,9 +115,7 @@ class LUNetworkAdd(LogicalUnit):
                "gateway": op.gateway, "network6": op.network6, "gateway6": op.gateway6,
                "mac_prefix": op.mac_prefix, **self.pool.to_config(), "tags": sorted(set(op.tags)),
                "ctime": ts, "mtime": ts, "serial_no": 1}
-        self.cfg.update(lambda d: d["networks"].__setitem__(net["uuid"], net))
-        self.feedback(f"Network {op.network_name} ({op.network}) added")
-        return net["uuid"]
+        return add_object(self, "networks", net, f"Network {op.network_name} ({op.network}) added")
 
 
 class LUNetworkRemove(LogicalUnit):
@@ -147,7 +140,7 @@ class LUNetworkRemove(LogicalUnit):
         def change(data):
             for group in data["nodegroups"].values():
                 if group.get("networks", {}).pop(self.net_uuid, None) is not None:
-                    _touch(group)
+                    touch(group)
             del data["networks"][self.net_uuid]
         self.cfg.update(change)
         for group in self.groups:
@@ -217,7 +210,7 @@ class LUNetworkSetParams(LogicalUnit):
             net = data["networks"][self.net_uuid]
             net.update(self.values)
             net.update(self.pool.to_config())
-            _touch(net)
+            touch(net)
         self.cfg.update(change)
         return changes
 
@@ -237,7 +230,7 @@ class _GroupLinkLU(LogicalUnit):
         def change(data):
             group = data["nodegroups"][self.group_uuid]
             done.append(self.link(group.setdefault("networks", {})))
-            _touch(group)
+            touch(group)
         self.cfg.update(change)
         self.feedback(done[-1])
         return True

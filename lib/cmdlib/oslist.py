@@ -2,19 +2,14 @@
 from __future__ import annotations
 
 from genet import opcodes
-from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.cluster import EveryNodeLU, online_nodes
 
 
-class LUOsDiagnose(LogicalUnit):
+class LUOsDiagnose(EveryNodeLU):
     OPCODE = opcodes.OpOsDiagnose
-    REQ_BGL = False
-
-    def expand_names(self):
-        self.lock_all_nodes()
 
     def exec(self):
-        data = self.cfg.snapshot()
-        online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+        online = online_nodes(self.cfg.snapshot())
         results = self.rpc.os_diagnose.on(online)
         merged: dict[str, dict] = {}
         for node, res in sorted(results.items()):
