@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from qa import templates as tpl
 from qa.known_bugs import known_bug
 from qa.rapi import RapiClient, RapiError
-from qa.report import CheckFailed, Reporter, Skip
+from qa.report import BlockAborted, CheckFailed, Reporter, Skip
 from qa.ssh import Result, SshRunner
 
 # OS definitions that install nothing, preferred in this order when --os is not given
@@ -125,6 +125,21 @@ class Context:
 
     def runnable_templates(self, predicate=lambda t: True) -> list[str]:
         return [name for name, reason in self.templates() if reason is None and predicate(name)]
+
+    def per_template(self, block: str, body, plan: list[tuple[str, str | None]]) -> None:
+        """Run ``body(ctx, "BLOCK[TEMPLATE]", template)`` for each template of ``plan`` whose
+        reason to skip is None; a failed step ends that template's block, a Skip skips the rest."""
+        for template, reason in plan:
+            name = f"{block}[{template}]"
+            if reason:
+                self.reporter.skipped_check(name, "all", reason)
+                continue
+            try:
+                body(self, name, template)
+            except BlockAborted:
+                pass
+            except Skip as skip:
+                self.reporter.skipped_check(name, "all", str(skip))
 
     def unless_known_bug(self, check: str, template: str) -> None:
         """Skip, naming the bug, if ``check`` is known to fail for ``template`` (qa.known_bugs)."""

@@ -11,23 +11,13 @@ import time
 
 from qa import templates as tpl
 from qa.context import Context
-from qa.report import BlockAborted, CheckFailed, Skip
+from qa.report import CheckFailed, Skip
 
 RUNNING, STOPPED = "running", "ADMIN_down"
 
 
 def run(ctx: Context) -> None:
-    for template, reason in ctx.templates():
-        block = f"instances[{template}]"
-        if reason:
-            ctx.reporter.skipped_check(block, "all", reason)
-            continue
-        try:
-            life(ctx, block, template)
-        except BlockAborted:
-            pass
-        except Skip as skip:
-            ctx.reporter.skipped_check(block, "all", str(skip))
+    ctx.per_template("instances", life, ctx.templates())
 
 
 def life(ctx: Context, block: str, template: str) -> None:

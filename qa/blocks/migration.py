@@ -11,7 +11,6 @@ from __future__ import annotations
 from qa import templates as tpl
 from qa.blocks.instances import RUNNING, wait_status
 from qa.context import Context
-from qa.report import BlockAborted, Skip
 
 
 def run(ctx: Context) -> None:
@@ -19,14 +18,7 @@ def run(ctx: Context) -> None:
     if not movable:
         ctx.reporter.skipped_check("migration", "all", "no enabled template whose instances can move")
         return
-    for template in movable:
-        block = f"migration[{template}]"
-        try:
-            moves(ctx, block, template)
-        except BlockAborted:
-            pass
-        except Skip as skip:
-            ctx.reporter.skipped_check(block, "all", str(skip))
+    ctx.per_template("migration", moves, [(template, None) for template in movable])
 
 
 def moves(ctx: Context, block: str, template: str) -> None:

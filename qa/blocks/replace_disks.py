@@ -11,7 +11,7 @@ from __future__ import annotations
 from qa import templates as tpl
 from qa.blocks.instances import RUNNING, STOPPED, wait_status
 from qa.context import Context
-from qa.report import BlockAborted, Skip
+from qa.report import Skip
 
 
 def run(ctx: Context) -> None:
@@ -19,14 +19,7 @@ def run(ctx: Context) -> None:
     if not mirrored:
         ctx.reporter.skipped_check("replace-disks", "all", "no enabled mirrored template")
         return
-    for template in mirrored:
-        block = f"replace-disks[{template}]"
-        try:
-            replace(ctx, block, template)
-        except BlockAborted:
-            pass
-        except Skip as skip:
-            ctx.reporter.skipped_check(block, "all", str(skip))
+    ctx.per_template("replace-disks", replace, [(template, None) for template in mirrored])
 
 
 def replace(ctx: Context, block: str, template: str) -> None:
