@@ -31,8 +31,8 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     ssl_utils.generate_cluster_cert(paths.cluster_cert(), cluster_name)
     data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
     if secondary_ip:
-        data["nodes"][name]["secondary_ip"] = secondary_ip
-    data["cluster"].update(config.storage_params(data), **storage)    # every template's settings
+        data.nodes[name]["secondary_ip"] = secondary_ip
+    data.cluster.update(config.storage_params(data), **storage)    # every template's settings
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")
@@ -75,13 +75,13 @@ def prepare_node_join(request: dict) -> dict:
 
 def _rpc(data: dict) -> NodeRpc:
     """Node RPC to the nodes of ``data`` (no master daemon to ask for addresses)."""
-    addresses = {n["name"]: n["primary_ip"] for n in data["nodes"].values()}
-    return NodeRpc(RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"]), addresses.__getitem__)
+    addresses = {n["name"]: n["primary_ip"] for n in data.nodes.values()}
+    return NodeRpc(RpcClient(paths.cluster_cert(), data.cluster["noded_port"]), addresses.__getitem__)
 
 
 def gather_votes(data: dict, rpc: NodeRpc, me: str) -> tuple[Counter, int, list[str]]:
     """Ask every other online node who it believes the master is."""
-    others = [n["name"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me]
+    others = [n["name"] for n in data.nodes.values() if not n["offline"] and n["name"] != me]
     results = rpc.master_vote.on(others) if others else {}
     votes = Counter(r.payload for r in results.values() if not r.failed and r.payload)
     unreachable = sorted(n for n, r in results.items() if r.failed)
@@ -108,10 +108,10 @@ def master_failover(no_voting: bool) -> dict:
     """Run on a master candidate: take over the master role and start masterd here."""
     me = paths.node_name()
     data = config.load(paths.config_file())
-    if me not in data["nodes"]:
+    if me not in data.nodes:
         raise errors.OpPrereqError(f"node {me} is not in its own cluster config", errors.ECode.WRONG_STATE)
     rpc = _rpc(data)
-    others = [n["name"] for n in data["nodes"].values() if not n["offline"] and n["name"] != me]
+    others = [n["name"] for n in data.nodes.values() if not n["offline"] and n["name"] != me]
     infos = rpc.node_info.on(others, timeout=5)
     reachable = {n for n, r in infos.items() if not r.failed}
     if not no_voting:
@@ -121,12 +121,12 @@ def master_failover(no_voting: bool) -> dict:
             raise errors.OpPrereqError(
                 f"only {len(reachable) + 1} of {total} nodes are reachable, no majority for the vote;"
                 " use --no-voting if you are sure the unreachable nodes are down", errors.ECode.ENVIRON)
-        if votes and votes.most_common(1)[0][0] not in (data["cluster"]["master_node"], me):
+        if votes and votes.most_common(1)[0][0] not in (data.cluster["master_node"], me):
             raise errors.OpPrereqError(f"nodes disagree about the master: {dict(votes)}", errors.ECode.ENVIRON)
     # judge with the newest config any reachable candidate holds: ours may be stale
     data = _newest_config(rpc, data, infos)
-    old = data["cluster"]["master_node"]
-    node = data["nodes"].get(me)
+    old = data.cluster["master_node"]
+    node = data.nodes.get(me)
     if node is None or not node["master_candidate"] or node["offline"]:
         raise errors.OpPrereqError(f"node {me} is not a master candidate; the master is {old}",
                                    errors.ECode.WRONG_STATE)
@@ -141,16 +141,16 @@ def master_failover(no_voting: bool) -> dict:
     fenced_at = time.monotonic()
     old_stopped = old in reachable and not rpc.stop_masterd(old).failed
     data = _newest_config(rpc, data, rpc.node_info.on(sorted(reachable), timeout=5))
-    merge_job_queues(rpc, [n for n in sorted(reachable) if data["nodes"][n]["master_candidate"]])
-    data["cluster"]["master_epoch"] = epoch
-    data["cluster"]["master_node"] = me
-    data["cluster"]["master_ip"] = data["nodes"][me]["primary_ip"]
+    merge_job_queues(rpc, [n for n in sorted(reachable) if data.nodes[n]["master_candidate"]])
+    data.cluster["master_epoch"] = epoch
+    data.cluster["master_node"] = me
+    data.cluster["master_ip"] = data.nodes[me]["primary_ip"]
     data["serial_no"] += 1
     ConfigFile(paths.config_file()).replace(config.dumps(data))
     content = config.dumps(data).decode()
     ssconf = config.ssconf_values(data)
     for name in sorted(reachable):
-        if data["nodes"][name]["master_candidate"]:
+        if data.nodes[name]["master_candidate"]:
             rpc.upload_config(name, content)
         rpc.write_ssconf(name, ssconf)
     for key, value in ssconf.items():
@@ -190,7 +190,7 @@ def _newest_config(rpc: NodeRpc, data: dict, infos: dict) -> dict:
     their node_info results)."""
     for name in sorted(infos):
         serial = None if infos[name].failed else infos[name].payload.get("config_serial")
-        if serial and serial > data["serial_no"] and data["nodes"].get(name, {}).get("master_candidate"):
+        if serial and serial > data.serial_no and data.nodes.get(name, {}).get("master_candidate"):
             res = rpc.get_config(name)
             if not res.failed:
                 data = config.parse(res.payload, f"config from {name}")

@@ -62,15 +62,16 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
         "instances": {},
         "networks": {},
     }
+    data = ConfigData.from_wire(data)
     add_node(data, master_node, master_ip, master_candidate=True)
-    return ConfigData.from_wire(data)
+    return data
 
 
 def add_node(data: dict, name: str, primary_ip: str, secondary_ip: str | None = None,
              master_candidate: bool = False, master_capable: bool = True,
              vm_capable: bool = True, group: str | None = None) -> dict:
     ts = now()
-    group_uuid = group or next(iter(data["nodegroups"]))
+    group_uuid = group or next(iter(data.nodegroups))
     node = {
         "name": name, "uuid": str(uuidlib.uuid4()),
         "primary_ip": primary_ip, "secondary_ip": secondary_ip or primary_ip,
@@ -78,20 +79,20 @@ def add_node(data: dict, name: str, primary_ip: str, secondary_ip: str | None = 
         "master_capable": master_capable, "vm_capable": vm_capable,
         "group": group_uuid, "tags": [], "ctime": ts, "mtime": ts, "serial_no": 1,
     }
-    data["nodes"][name] = node
+    data.nodes[name] = node
     return node
 
 
 def storage_params(data: dict) -> dict:
     """What a node needs to find the disks of any template: the settings the templates read."""
     from genet.storage import base as storage
-    cluster = data["cluster"]
+    cluster = data.cluster
     return {name: cluster.get(name, default) for name, default in storage.settings().items()}
 
 
 def node_role(data: dict, node: dict) -> str:
     """Ganeti's one-word role: master, candidate, regular, drained or offline."""
-    if node["name"] == data["cluster"]["master_node"]:
+    if node["name"] == data.cluster["master_node"]:
         return "master"
     if node["offline"]:
         return "offline"
@@ -101,16 +102,16 @@ def node_role(data: dict, node: dict) -> str:
 
 
 def candidates(data: dict, online_only: bool = True) -> list[str]:
-    return sorted(n["name"] for n in data["nodes"].values()
+    return sorted(n["name"] for n in data.nodes.values()
                   if n["master_candidate"] and not (online_only and n["offline"]))
 
 
 def maintain_candidates(data: dict, exclude: frozenset[str] = frozenset()) -> list[str]:
     """Promote capable nodes (not ``exclude``) until the pool is full; returns the names promoted."""
-    wanted = data["cluster"]["candidate_pool_size"]
+    wanted = data.cluster["candidate_pool_size"]
     have = len(candidates(data))
     promoted = []
-    for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
+    for node in sorted(data.nodes.values(), key=lambda n: n["name"]):
         if have >= wanted:
             break
         if (not node["master_candidate"] and node["master_capable"] and node["name"] not in exclude
@@ -124,7 +125,7 @@ def maintain_candidates(data: dict, exclude: frozenset[str] = frozenset()) -> li
 def master_epoch(data: dict) -> int:
     """The term of the current master: master-failover raises it and the candidates that
     stored it refuse writes from a master of an older epoch (a deposed one)."""
-    return int(data["cluster"].get("master_epoch", 0))
+    return int(data.cluster.get("master_epoch", 0))
 
 
 def fenced() -> tuple[int, str | None]:
@@ -148,8 +149,8 @@ def fence(epoch: int, master: str) -> int:
 
 def ssconf_values(data: dict) -> dict[str, str]:
     """The small files every node keeps so it knows the master without the config."""
-    cluster = data["cluster"]
-    nodes = sorted(data["nodes"].values(), key=lambda n: n["name"])
+    cluster = data.cluster
+    nodes = sorted(data.nodes.values(), key=lambda n: n["name"])
     return {
         "cluster_name": cluster["cluster_name"],
         "master_node": cluster["master_node"],

@@ -73,8 +73,8 @@ class MasterContext:
         self.on_deposed: Callable[[], None] = lambda: None     # main(): stop serving
         self._heartbeat_stop = threading.Event()
         self.glm = LockManager()
-        self.glm.add(Level.NODE, list(data["nodes"]))
-        self.glm.add(Level.INSTANCE, list(data["instances"]))
+        self.glm.add(Level.NODE, list(data.nodes))
+        self.glm.add(Level.INSTANCE, list(data.instances))
         self.drbd_reservations = Reservations()   # minors and ports picked by running jobs
         self._last_ssconf: dict | None = None
         self.excluded: set[str] = set()     # see _peers
@@ -87,7 +87,7 @@ class MasterContext:
         self.cfg.set_replicator(self._replicate_config)
         self.job_latency = LatencyHistogram()
         self.queue = JobQueue(store, self._replicate_jobs, on_final=self._job_final)
-        self.processor = Processor(self, workers or data["cluster"]["max_running_jobs"])
+        self.processor = Processor(self, workers or data.cluster["max_running_jobs"])
 
     @classmethod
     def on_this_node(cls, workers: int | None = None, no_voting: bool = False) -> "MasterContext":
@@ -97,19 +97,19 @@ class MasterContext:
         node_name = paths.node_name()
         cfg = ConfigWriter(paths.config_file())
         data = cfg.snapshot()
-        if data["cluster"]["master_node"] != node_name:
+        if data.cluster["master_node"] != node_name:
             raise errors.NotMasterError(
                 f"this node ({node_name}) is not the master; the master is {data['cluster']['master_node']}")
         from genet.bootstrap import check_master_votes
         check_master_votes(data, node_name, no_voting)
-        ctx = cls(node_name, cfg, RpcClient(paths.cluster_cert(), data["cluster"]["noded_port"]),
+        ctx = cls(node_name, cfg, RpcClient(paths.cluster_cert(), data.cluster["noded_port"]),
                   QueueStore(paths.queue_db()), workers=workers, read_lease=not no_voting)
         ctx.processor.recover(node_name)
         return ctx
 
     def address_of(self, node: str) -> str:
         """A node's primary address, from the config (NodeRpc's resolver)."""
-        address = self.cfg.read(lambda d: d["nodes"][node]["primary_ip"] if node in d["nodes"] else None)
+        address = self.cfg.read(lambda d: d.nodes[node]["primary_ip"] if node in d.nodes else None)
         if address is None:
             raise errors.OpPrereqError(f"node {node!r} is not in the cluster", errors.ECode.NOENT)
         return address
@@ -128,14 +128,14 @@ class MasterContext:
         lost its majority of candidates go on.
         """
         cands = [n for n in config.candidates(data) if n not in self.excluded]
-        peers = {n: data["nodes"][n]["primary_ip"] for n in cands if n != self.node_name}
+        peers = {n: data.nodes[n]["primary_ip"] for n in cands if n != self.node_name}
         return peers, len(cands) // 2 + 1
 
     def _replicate_config(self, data: dict, change: dict | None) -> None:
         """Send ``change`` (None: the whole document) to the candidates; a candidate that missed
         an earlier change answers with its older serial and gets the whole document instead."""
         peers, needed = self._peers(data)
-        serial = data["serial_no"]
+        serial = data.serial_no
         committed = lambda r: not r.failed and r.payload == serial      # noqa: E731
         if change is None:
             acks, results = self.rpc.upload_config.quorum(peers, self.cfg.content().decode(), needed=needed - 1,
@@ -154,7 +154,7 @@ class MasterContext:
         self._raise_if_deposed()
         ssconf = config.ssconf_values(data)
         if ssconf != self._last_ssconf:
-            online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+            online = {n["name"]: n["primary_ip"] for n in data.nodes.values() if not n["offline"]}
             for name, res in self.rpc.write_ssconf.on(online, ssconf).items():
                 if res.failed:
                     log.warning("ssconf not written on %s: %s", name, res.fail_msg)
@@ -250,7 +250,7 @@ class MasterContext:
     def heartbeat_round(self, timeout: float = HEARTBEAT) -> None:
         started = self.clock.monotonic()
         nodes, peers, needed = self.cfg.read(lambda d: (
-            {n["name"]: n["primary_ip"] for n in d["nodes"].values() if not n["offline"]}, *self._peers(d)))
+            {n["name"]: n["primary_ip"] for n in d.nodes.values() if not n["offline"]}, *self._peers(d)))
         answered = 1        # this master
         for name, res in self.rpc.heartbeat.on(nodes, self.epoch, self.node_name, timeout=timeout).items():
             if self._check_epoch(name, res):
@@ -278,7 +278,7 @@ class MasterContext:
         mark = self._suspect.get(name)
         with self._state_lock:
             arriving = sorted(i for i, node in self._moving.items() if node == name)
-        placed = self.cfg.read(lambda d: [i for i, inst in d["instances"].items() if inst["primary_node"] == name])
+        placed = self.cfg.read(lambda d: [i for i, inst in d.instances.items() if inst["primary_node"] == name])
         res = self.rpc.with_addresses({name: address}).stop_strays(name, self.epoch, placed + arriving)
         if self._check_epoch(name, res):
             return False
@@ -347,9 +347,9 @@ class MasterContext:
         self.queue.store.purge()
         data = self._config_of_newer_epoch([self.deposed, source])
         if data is not None:
-            self.deposed = new = data["cluster"]["master_node"]
+            self.deposed = new = data.cluster["master_node"]
             try:
-                merge_job_queues(self.rpc.with_addresses({new: data["nodes"][new]["primary_ip"]}), [new])
+                merge_job_queues(self.rpc.with_addresses({new: data.nodes[new]["primary_ip"]}), [new])
             except errors.GenericError as err:
                 log.error("could not take the committed jobs from %s: %s", new, err)
         log.error("stepped down: the master is %s; stopping the master daemons", self.deposed)
@@ -358,7 +358,7 @@ class MasterContext:
     def _config_of_newer_epoch(self, sources: list[str | None], timeout: float = 30.0) -> dict | None:
         """The config of the newer epoch from one of ``sources``, stored here with its ssconf.
         A master-failover may still be under way (fenced, no new config yet): wait for it."""
-        addresses = self.cfg.read(lambda d: {n: d["nodes"][n]["primary_ip"] for n in sources if n in d["nodes"]})
+        addresses = self.cfg.read(lambda d: {n: d.nodes[n]["primary_ip"] for n in sources if n in d.nodes})
         deadline = self.clock.monotonic() + timeout
         while self.clock.monotonic() < deadline:
             for name, address in addresses.items():
@@ -403,7 +403,7 @@ class MasterContext:
                         and op.get("offline") is True):
                     continue
                 name = op.get("node_name")
-                node = self.cfg.read(lambda d: d["nodes"].get(name))
+                node = self.cfg.read(lambda d: d.nodes.get(name))
                 if node is None or name == self.node_name or not node["master_candidate"]:
                     continue
                 if self.rpc.version(name, timeout=3).failed:
@@ -417,7 +417,7 @@ class MasterContext:
         content = self.cfg.content().decode()
         for name, res in self.rpc.upload_config.on(peers, content).items():
             feedback(f"config to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
-        online = {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+        online = {n["name"]: n["primary_ip"] for n in data.nodes.values() if not n["offline"]}
         for name, res in self.rpc.write_ssconf.on(online, config.ssconf_values(data)).items():
             feedback(f"ssconf to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         users = _read_or_none(paths.rapi_users_file())
@@ -519,9 +519,9 @@ class LuxiHandlers:
 
     def QueryConfigValues(self, fields):
         data = self.ctx.cfg.snapshot()
-        values = {"cluster_name": data["cluster"]["cluster_name"], "master_node": data["cluster"]["master_node"],
-                  "drain_flag": self.ctx.queue.drained(), "serial_no": data["serial_no"],
-                  "watcher_pause": data["cluster"].get("watcher_pause")}
+        values = {"cluster_name": data.cluster["cluster_name"], "master_node": data.cluster["master_node"],
+                  "drain_flag": self.ctx.queue.drained(), "serial_no": data.serial_no,
+                  "watcher_pause": data.cluster.get("watcher_pause")}
         unknown = [f for f in fields if f not in values]
         if unknown:
             raise errors.ParameterError(f"unknown config value(s): {', '.join(unknown)}")
@@ -542,7 +542,7 @@ class LuxiHandlers:
             raise errors.ParameterError(f"the pause must end at a number of seconds since the epoch, not {until!r}")
 
         def change(data):
-            data["cluster"]["watcher_pause"] = until
+            data.cluster["watcher_pause"] = until
         self.ctx.cfg.update(change)
         return until
 

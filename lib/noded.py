@@ -173,10 +173,10 @@ class NodeProcedures:
         with self._config_lock:
             serial, epoch = self._config_stamp()
             self._refuse_older_epoch(config.master_epoch(data), "a config")
-            if config.master_epoch(data) == epoch and data["serial_no"] < serial:
+            if config.master_epoch(data) == epoch and data.serial_no < serial:
                 return serial
             self._config_file().replace(text.encode())
-            return data["serial_no"]
+            return data.serial_no
 
     def rpc_apply_config_change(self, change: dict) -> int:
         """Store one change of the master's config if it extends ours; returns our serial after

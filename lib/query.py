@@ -25,7 +25,7 @@ NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
     "uuid": ("UUID", "text", "Node UUID", _key("uuid")),
     "pip": ("PrimaryIP", "text", "Primary IP address", _key("primary_ip")),
     "sip": ("SecondaryIP", "text", "Secondary IP address", _key("secondary_ip")),
-    "master": ("IsMaster", "bool", "Whether node is master", lambda n, d: n["name"] == d["cluster"]["master_node"]),
+    "master": ("IsMaster", "bool", "Whether node is master", lambda n, d: n["name"] == d.cluster["master_node"]),
     "master_candidate": ("MasterC", "bool", "Whether node is a master candidate", _key("master_candidate")),
     "master_capable": ("MasterCapable", "bool", "Whether node can become a master candidate",
                        _key("master_capable")),
@@ -34,12 +34,12 @@ NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
     "drained": ("Drained", "bool", "Whether node is drained", _key("drained")),
     "role": ("Role", "text", "Node role: M(aster), C(andidate), R(egular), D(rained), O(ffline)",
              lambda n, d: config.node_role(d, n)[0].upper()),
-    "group": ("Group", "text", "Node group", lambda n, d: d["nodegroups"][n["group"]]["name"]),
+    "group": ("Group", "text", "Node group", lambda n, d: d.nodegroups[n["group"]]["name"]),
     "group.uuid": ("GroupUUID", "text", "UUID of node group", _key("group")),
     "pinst_cnt": ("Pinst", "number", "Number of instances with this node as primary",
-                  lambda n, d: sum(1 for i in d["instances"].values() if i.get("primary_node") == n["name"])),
+                  lambda n, d: sum(1 for i in d.instances.values() if i.get("primary_node") == n["name"])),
     "sinst_cnt": ("Sinst", "number", "Number of instances with this node as secondary",
-                  lambda n, d: sum(1 for i in d["instances"].values() if n["name"] in i.get("secondary_nodes", []))),
+                  lambda n, d: sum(1 for i in d.instances.values() if n["name"] in i.get("secondary_nodes", []))),
     "tags": ("Tags", "other", "Tags", _key("tags")),
     "serial_no": ("SerialNo", "number", "Node object serial number", _key("serial_no")),
     "ctime": ("CTime", "timestamp", "Creation timestamp", _key("ctime")),
@@ -54,9 +54,9 @@ NODE_FIELDS: dict[str, tuple[str, str, str, Callable | None]] = {
     "csockets": ("CSockets", "number", "Number of physical CPU sockets", None),
     "mnode": ("MNode", "unit", "Memory used by the node itself and its caches", None),
     "pinst_list": ("PriInstances", "other", "Instances with this node as primary",
-                   lambda n, d: sorted(i.name for i in d["instances"].values() if i.get("primary_node") == n["name"])),
+                   lambda n, d: sorted(i.name for i in d.instances.values() if i.get("primary_node") == n["name"])),
     "sinst_list": ("SecInstances", "other", "Instances with this node as secondary",
-                   lambda n, d: sorted(i.name for i in d["instances"].values()
+                   lambda n, d: sorted(i.name for i in d.instances.values()
                                        if n["name"] in i.get("secondary_nodes", []))),
     "ndparams": ("NodeParameters", "other", "Node parameters", lambda n, d: n.get("ndparams", {})),
     "hv_state": ("HypervisorState", "other", "Static hypervisor state for the allocator",
@@ -70,7 +70,7 @@ CLUSTER_FIELDS = {
     "master_node": ("Master", "text", "Master node name", _key("master_node")),
     "candidate_pool_size": ("CandidatePoolSize", "number", "Master candidate pool size",
                             _key("candidate_pool_size")),
-    "serial_no": ("SerialNo", "number", "Config serial number", lambda c, d: d["serial_no"]),
+    "serial_no": ("SerialNo", "number", "Config serial number", lambda c, d: d.serial_no),
     "tags": ("Tags", "other", "Tags", _key("tags")),
     "uuid": ("UUID", "text", "Cluster UUID", _key("uuid")),
 }
@@ -170,12 +170,12 @@ DEFAULT_IPOLICY = {
 
 
 def _group_nodes(g: dict, d: dict) -> list[str]:
-    return sorted(n["name"] for n in d["nodes"].values() if n["group"] == g["uuid"])
+    return sorted(n["name"] for n in d.nodes.values() if n["group"] == g["uuid"])
 
 
 def _group_instances(g: dict, d: dict) -> list[str]:
     members = set(_group_nodes(g, d))
-    return sorted(i.name for i in d["instances"].values() if i.get("primary_node") in members)
+    return sorted(i.name for i in d.instances.values() if i.get("primary_node") in members)
 
 
 def _custom(key: str) -> Callable:
@@ -183,7 +183,7 @@ def _custom(key: str) -> Callable:
 
 
 def _filled_diskparams(g: dict, d: dict) -> dict:
-    cluster, own = d["cluster"].get("diskparams", {}), g.get("diskparams", {})
+    cluster, own = d.cluster.get("diskparams", {}), g.get("diskparams", {})
     return {t: {**cluster.get(t, {}), **own.get(t, {})} for t in sorted(set(cluster) | set(own))}
 
 
@@ -198,16 +198,16 @@ GROUP_FIELDS: dict[str, tuple[str, str, str, Callable]] = {
     "alloc_policy": ("AllocPolicy", "text", "Allocation policy for group",
                      lambda g, d: g.get("alloc_policy", "preferred")),
     "ndparams": ("NDParams", "other", "Node parameters (merged with the cluster's)",
-                 lambda g, d: {**DEFAULT_NDPARAMS, **d["cluster"].get("ndparams", {}), **g.get("ndparams", {})}),
+                 lambda g, d: {**DEFAULT_NDPARAMS, **d.cluster.get("ndparams", {}), **g.get("ndparams", {})}),
     "custom_ndparams": ("CustomNDParams", "other", "Custom node parameters", _custom("ndparams")),
     "diskparams": ("DiskParameters", "other", "Disk parameters (merged)", _filled_diskparams),
     "custom_diskparams": ("CustomDiskParameters", "other", "Custom disk parameters", _custom("diskparams")),
     "ipolicy": ("InstancePolicy", "other", "Instance policy limitations (merged)",
-                lambda g, d: {**DEFAULT_IPOLICY, **d["cluster"].get("ipolicy", {}), **g.get("ipolicy", {})}),
+                lambda g, d: {**DEFAULT_IPOLICY, **d.cluster.get("ipolicy", {}), **g.get("ipolicy", {})}),
     "custom_ipolicy": ("CustomInstancePolicy", "other", "Custom instance policy limitations",
                        _custom("ipolicy")),
     "networks": ("Networks", "other", "Networks connected to the group",
-                 lambda g, d: sorted(d["networks"][u]["name"] for u in g.get("networks", {}) if u in d["networks"])),
+                 lambda g, d: sorted(d.networks[u]["name"] for u in g.get("networks", {}) if u in d.networks)),
     "tags": ("Tags", "other", "Tags", lambda g, d: g.get("tags", [])),
     "serial_no": ("SerialNo", "number", "Group object serial number", lambda g, d: g.get("serial_no", 1)),
     "ctime": ("CTime", "timestamp", "Creation timestamp", lambda g, d: g.get("ctime")),
@@ -229,7 +229,7 @@ def _cached_pool(network: str, reservations: str | None, ext_reservations: str |
 def _network_groups(n: dict, d: dict) -> list[list[str]]:
     """Ganeti's group_list: [group name, NIC mode, NIC link, VLAN] per connected group."""
     return [[g["name"], p["mode"], p["link"], p.get("vlan", "")]
-            for g in sorted(d["nodegroups"].values(), key=lambda g: g["name"])
+            for g in sorted(d.nodegroups.values(), key=lambda g: g["name"])
             for u, p in g.get("networks", {}).items() if u == n["uuid"]]
 
 
@@ -339,7 +339,7 @@ def query_nodes(data: dict, fields: list[str], qfilter_list: Any,
     """Rows for nodes; ``live`` fetches node_info for the nodes when live fields are asked."""
     predicate = _compile("node", qfilter_list)
     wanted = set(fields) | filter_fields(qfilter_list)
-    nodes = sorted(data["nodes"].values(), key=lambda n: n["name"])
+    nodes = sorted(data.nodes.values(), key=lambda n: n["name"])
     live_data: dict[str, dict | None] = {}
     if live is not None and any(NODE_FIELDS.get(f, (0, 0, 0, 1))[3] is None for f in wanted):
         live_data = live([n for n in nodes if not n["offline"]])
@@ -363,7 +363,7 @@ def query_nodes(data: dict, fields: list[str], qfilter_list: Any,
 
 
 def query_cluster(data: dict, fields: list[str]) -> dict:
-    cluster = data["cluster"]
+    cluster = data.cluster
     row = [[RS_NORMAL, CLUSTER_FIELDS[f][3](cluster, data)] if f in CLUSTER_FIELDS else [RS_UNKNOWN, None]
            for f in fields]
     return {"fields": field_definitions("cluster", fields), "data": [row]}
@@ -388,12 +388,12 @@ def query_instances(data: dict, fields: list[str], qfilter_list: Any,
     """Rows for instances; ``live`` asks the nodes what runs ({node: {instance: info}} or None)."""
     predicate = _compile("instance", qfilter_list)
     wanted = set(fields) | filter_fields(qfilter_list)
-    instances = sorted(data["instances"].values(), key=lambda i: i.name)
+    instances = sorted(data.instances.values(), key=lambda i: i.name)
     reports: dict[str, dict | None] = {}
     if any(INSTANCE_FIELDS.get(f, (0, 0, 0, 0, False))[4] for f in wanted):
         nodes = {i.primary_node for i in instances}
-        online = {n: data["nodes"][n]["primary_ip"] for n in nodes
-                  if n in data["nodes"] and not data["nodes"][n]["offline"]}
+        online = {n: data.nodes[n]["primary_ip"] for n in nodes
+                  if n in data.nodes and not data.nodes[n]["offline"]}
         hypervisors = sorted({i.hypervisor for i in instances})
         reports = live(online, hypervisors) if online else {}
     specs = [(name, INSTANCE_FIELDS.get(name)) for name in wanted]     # looked up once, not per instance
@@ -402,7 +402,7 @@ def query_instances(data: dict, fields: list[str], qfilter_list: Any,
     unknown = {name: (RS_UNKNOWN, None) for name, spec in specs if spec is None}
     rows = []
     for inst in instances:
-        node = data["nodes"].get(inst.primary_node)
+        node = data.nodes.get(inst.primary_node)
         report = reports.get(inst.primary_node)
         info = None if report is None else report.get(inst.name)
         values: dict[str, tuple[int, Any]] = dict(unknown)
@@ -439,7 +439,7 @@ def _query_config_objects(what: str, table: dict, objects: list[dict], data: dic
 
 
 def query_groups(data: dict, fields: list[str], qfilter_list: Any) -> dict:
-    return _query_config_objects("group", GROUP_FIELDS, list(data["nodegroups"].values()), data, fields,
+    return _query_config_objects("group", GROUP_FIELDS, list(data.nodegroups.values()), data, fields,
                                  qfilter_list)
 
 
@@ -455,7 +455,7 @@ def query_exports(data: dict, fields: list[str], qfilter_list: Any,
     A node that is offline or does not answer gives one row whose export is RS_OFFLINE or RS_NODATA.
     """
     predicate = _compile("export", qfilter_list)
-    nodes = sorted(data["nodes"].values(), key=lambda n: n["name"])
+    nodes = sorted(data.nodes.values(), key=lambda n: n["name"])
     online = {n["name"]: n["primary_ip"] for n in nodes if not n["offline"]}
     reports = live(online) if online else {}
     rows = []

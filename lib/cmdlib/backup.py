@@ -216,10 +216,10 @@ def import_disks(lu: LogicalUnit, inst: dict, export: Export, images: list) -> N
 def list_exports(lu: LogicalUnit, names: list[str] | None) -> dict:
     """{node: [export names] or False (the node did not answer or is offline)}."""
     data = lu.cfg.snapshot()
-    wanted = sorted(data["nodes"]) if not names else names
+    wanted = sorted(data.nodes) if not names else names
     for name in wanted:
         lu.node(name)
-    online = {n: data["nodes"][n]["primary_ip"] for n in wanted if not data["nodes"][n]["offline"]}
+    online = {n: data.nodes[n]["primary_ip"] for n in wanted if not data.nodes[n]["offline"]}
     results = lu.rpc.export_list.on(online) if online else {}
     return {n: (results[n].payload if n in results and not results[n].failed else False) for n in wanted}
 
@@ -341,7 +341,7 @@ class LUBackupExport(InstanceLU):
                                      f" ({'; '.join(failures)}); the instance stays")
         for failure in failures:
             self.feedback(f"Warning: {failure}")
-        self.cfg.update(lambda d: d["instances"].pop(inst.name))
+        self.cfg.update(lambda d: d.instances.pop(inst.name))
         self.removed = True
 
     def cleanup(self, failed: bool) -> None:

@@ -67,7 +67,7 @@ class LogicalUnit:
     # helpers shared by LUs
 
     def node(self, name: str) -> dict:
-        node = self.cfg.read(lambda d: d["nodes"].get(name))
+        node = self.cfg.read(lambda d: d.nodes.get(name))
         if node is None:
             raise errors.OpPrereqError(f"node {name!r} is not in the cluster", errors.ECode.NOENT)
         return node

@@ -26,13 +26,13 @@ class LUClusterQuery(LogicalUnit):
 
     def exec(self):
         def info(data):
-            cluster = data["cluster"]
+            cluster = data.cluster
             return {
                 "name": cluster["cluster_name"], "uuid": cluster["uuid"],
                 "master": cluster["master_node"], "master_ip": cluster["master_ip"],
                 "architecture": _architecture(),
                 "software_version": __version__, "protocol_version": PROTOCOL_VERSION,
-                "config_version": data["version"], "serial_no": data["serial_no"],
+                "config_version": data["version"], "serial_no": data.serial_no,
                 "candidate_pool_size": cluster["candidate_pool_size"],
                 "max_running_jobs": cluster["max_running_jobs"],
                 "noded_port": cluster["noded_port"],
@@ -42,14 +42,14 @@ class LUClusterQuery(LogicalUnit):
                 "mac_prefix": cluster.get("mac_prefix", "aa:00:00"),
                 **config.storage_params(data),
                 "ctime": cluster["ctime"], "mtime": data["mtime"], "tags": cluster["tags"],
-                "node_count": len(data["nodes"]), "instance_count": len(data["instances"]),
+                "node_count": len(data.nodes), "instance_count": len(data.instances),
             }
         return self.cfg.read(info)
 
 
 def online_nodes(data: dict) -> dict[str, str]:
     """The online nodes and their primary addresses: whom a cluster-wide RPC asks."""
-    return {n["name"]: n["primary_ip"] for n in data["nodes"].values() if not n["offline"]}
+    return {n["name"]: n["primary_ip"] for n in data.nodes.values() if not n["offline"]}
 
 
 class EveryNodeLU(LogicalUnit):
@@ -68,7 +68,7 @@ class LUClusterVerify(EveryNodeLU):
     def exec(self):
         data = self.cfg.snapshot()
         self.problems: list[list[str]] = []
-        master = data["cluster"]["master_node"]
+        master = data.cluster["master_node"]
         own_cert = ssl_utils.cert_info(paths.cluster_cert())
         expected_ssconf = config.ssconf_values(data)
         online = online_nodes(data)
@@ -77,7 +77,7 @@ class LUClusterVerify(EveryNodeLU):
         results = self.rpc.node_info.on(online)
         rtt = time.time() - started
         if own_cert["not_after"] - time.time() < CERT_WARN_DAYS * 86400:
-            self._error("ECLUSTERCERT", "cluster", data["cluster"]["cluster_name"],
+            self._error("ECLUSTERCERT", "cluster", data.cluster["cluster_name"],
                         "cluster certificate expires in less than %d days" % CERT_WARN_DAYS)
         for name in sorted(online):
             res = results[name]
@@ -85,14 +85,14 @@ class LUClusterVerify(EveryNodeLU):
                 self._error("ENODENET", "node", name, f"cannot reach node over TLS: {res.fail_msg}")
                 continue
             info = res.payload
-            node = data["nodes"][name]
+            node = data.nodes[name]
             if info["name"] != name:
                 self._error("ENODEHOSTNAME", "node", name, f"node calls itself {info['name']!r}")
             if info["protocol"] != PROTOCOL_VERSION or info["version"] != __version__:
                 self._error("ENODEVERSION", "node", name,
                             f"version {info['version']} (protocol {info['protocol']}), "
                             f"master has {__version__} (protocol {PROTOCOL_VERSION})")
-            if node["master_candidate"] and info["config_serial"] != data["serial_no"]:
+            if node["master_candidate"] and info["config_serial"] != data.serial_no:
                 self._error("ENODECONFIG", "node", name,
                             f"config serial {info['config_serial']} differs from the master's {data['serial_no']}")
             if info["cert"]["fingerprint"] != own_cert["fingerprint"]:
@@ -108,22 +108,22 @@ class LUClusterVerify(EveryNodeLU):
             if self.op.verbose:
                 self.feedback(f"  - node {name}: checked (version {info['version']}, config serial"
                               f" {info['config_serial']}, clock skew {skew:.3f}s)")
-        for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
+        for node in sorted(data.nodes.values(), key=lambda n: n["name"]):
             if node["offline"]:
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
         self._verify_instances(data, {n: a for n, a in online.items() if not results[n].failed})
-        wanted = min(data["cluster"]["candidate_pool_size"],
-                     sum(1 for n in data["nodes"].values() if n["master_capable"] and not n["offline"]
+        wanted = min(data.cluster["candidate_pool_size"],
+                     sum(1 for n in data.nodes.values() if n["master_capable"] and not n["offline"]
                          and not n["drained"]))
         have = len(config.candidates(data))
         if have < wanted:
-            self._error("ECLUSTERCFG", "cluster", data["cluster"]["cluster_name"],
+            self._error("ECLUSTERCFG", "cluster", data.cluster["cluster_name"],
                         f"only {have} master candidates, {wanted} wanted")
         return {"ok": not self.problems, "errors": self.problems}
 
     def _verify_instances(self, data: dict, reachable: dict[str, str]) -> None:
         """Every instance runs where the config says and nowhere else; nodes run nothing unknown."""
-        hypervisors = data["cluster"]["enabled_hypervisors"]
+        hypervisors = data.cluster["enabled_hypervisors"]
         reports = self.rpc.instances_info.on(reachable, hypervisors) if reachable else {}
         running: dict[str, list[str]] = {}
         unknown = set()           # nodes whose instances are unknown: no conclusion about them
@@ -136,9 +136,9 @@ class LUClusterVerify(EveryNodeLU):
                 if info.get("state") != "running":
                     continue
                 running.setdefault(name, []).append(node)
-                if name not in data["instances"]:
+                if name not in data.instances:
                     self._error("ENODEORPHANINSTANCE", "node", node, f"runs unknown instance {name}")
-        for name, inst in sorted(data["instances"].items()):
+        for name, inst in sorted(data.instances.items()):
             primary = inst.primary_node
             where = running.get(name, [])
             if primary not in reachable or primary in unknown:
@@ -168,7 +168,7 @@ class LUClusterSetParams(LogicalUnit):
     def check_prereq(self):
         if self.op.vg_name is not None:
             data = self.cfg.snapshot()
-            in_vg = sorted(name for name, inst in data["instances"].items()
+            in_vg = sorted(name for name, inst in data.instances.items()
                            if storage.TEMPLATES.cls(inst.disk_template).in_volume_group)
             if in_vg and self.op.vg_name != config.storage_params(data)["volume_group_name"]:
                 raise errors.OpPrereqError(f"cannot change the volume group while instances have disks in it:"
@@ -176,7 +176,7 @@ class LUClusterSetParams(LogicalUnit):
 
     def exec(self):
         def change(data):
-            cluster = data["cluster"]
+            cluster = data.cluster
             for key in ("candidate_pool_size", "max_running_jobs", "modify_etc_hosts"):
                 value = getattr(self.op, key)
                 if value is not None:
@@ -208,13 +208,13 @@ class LUClusterDestroy(LogicalUnit):
 
     def check_prereq(self):
         data = self.cfg.snapshot()
-        others = sorted(n for n in data["nodes"] if n != data["cluster"]["master_node"])
+        others = sorted(n for n in data.nodes if n != data.cluster["master_node"])
         if others:
             raise errors.OpPrereqError(f"cluster still has {len(others)} other node(s): {', '.join(others)};"
                                        " remove them first", errors.ECode.WRONG_STATE)
-        if data["instances"]:
+        if data.instances:
             raise errors.OpPrereqError(f"cluster still has {len(data['instances'])} instance(s)",
                                        errors.ECode.WRONG_STATE)
 
     def exec(self):
-        return self.cfg.read(lambda d: d["cluster"]["master_node"])
+        return self.cfg.read(lambda d: d.cluster["master_node"])

@@ -20,7 +20,7 @@ def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
 
 def instance_of(lu: LogicalUnit, name: str) -> dict:
     """A copy of the instance's config: the LU's view stays as it was while the config changes."""
-    inst = lu.cfg.read(lambda d: copy.deepcopy(d["instances"].get(name)))
+    inst = lu.cfg.read(lambda d: copy.deepcopy(d.instances.get(name)))
     if inst is None:
         raise errors.OpPrereqError(f"instance {name!r} does not exist", errors.ECode.NOENT)
     return inst
@@ -50,7 +50,7 @@ def free_memory(lu: LogicalUnit, node: str, hypervisor: str) -> int:
 
 def set_admin_state(lu: LogicalUnit, name: str, state: str) -> None:
     def change(data):
-        inst = data["instances"][name]
+        inst = data.instances[name]
         inst["admin_state"] = state
         inst["serial_no"] += 1
         inst["mtime"] = time.time()

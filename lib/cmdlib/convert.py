@@ -74,7 +74,7 @@ def convert(lu: LogicalUnit, inst: dict, template: str, remote_node: str | None)
 
 def _record(lu: LogicalUnit, name: str, template: str, secondaries: list[str], disks: list[dict]) -> None:
     def change(data):
-        target = data["instances"][name]
+        target = data.instances[name]
         target.update(disk_template=template, secondary_nodes=secondaries, disks=disks,
                       serial_no=target["serial_no"] + 1, mtime=time.time())
     lu.cfg.update(change)

@@ -49,7 +49,7 @@ def give_logical_ids(lu: LogicalUnit, inst: dict) -> None:
         pool = drbd_pool.DrbdPool.from_config(data, lu.ctx.drbd_reservations)
 
         def address(node: str) -> str:
-            return data["nodes"][node].get("secondary_ip") or data["nodes"][node]["primary_ip"]
+            return data.nodes[node].get("secondary_ip") or data.nodes[node]["primary_ip"]
         for index, disk in enumerate(inst.disks):
             owner = (inst.name, index)
             old = disk.get("logical_id")

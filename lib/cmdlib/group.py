@@ -1,6 +1,6 @@
 """Node group logical units: add, remove, rename, modify, assign nodes.
 
-A group is an entry of ``data["nodegroups"]`` (keyed by UUID); each node names its
+A group is an entry of ``data.nodegroups`` (keyed by UUID); each node names its
 group's UUID in ``node["group"]``. Groups keep only what they set themselves
 (``ndparams``, ``diskparams``, ``ipolicy``); the query fills in the cluster's values.
 Every LU here changes the configuration under the exclusive cluster lock.
@@ -19,7 +19,7 @@ DEFAULT_ALLOC_POLICY = "preferred"
 
 def group_by_name(data: dict, name: str) -> dict:
     """The group called ``name``; OpPrereqError (unknown_entity) if there is none."""
-    for group in data["nodegroups"].values():
+    for group in data.nodegroups.values():
         if group["name"] == name:
             return group
     raise errors.OpPrereqError(f"node group {name!r} does not exist", errors.ECode.NOENT)
@@ -31,8 +31,8 @@ def instance_nodes(inst: dict) -> list[str]:
 
 def instances_in_group(data: dict, group_uuid: str) -> list[dict]:
     """Instances with at least one node in the group, sorted by name."""
-    members = {n["name"] for n in data["nodes"].values() if n["group"] == group_uuid}
-    return sorted((i for i in data["instances"].values() if members & set(instance_nodes(i))),
+    members = {n["name"] for n in data.nodes.values() if n["group"] == group_uuid}
+    return sorted((i for i in data.instances.values() if members & set(instance_nodes(i))),
                   key=lambda i: i["name"])
 
 
@@ -75,7 +75,7 @@ class LUGroupAdd(LogicalUnit):
 
     def check_prereq(self):
         name = self.op.group_name
-        if self.cfg.read(lambda d: any(g["name"] == name for g in d["nodegroups"].values())):
+        if self.cfg.read(lambda d: any(g["name"] == name for g in d.nodegroups.values())):
             raise errors.OpPrereqError(f"node group {name!r} already exists", errors.ECode.EXISTS)
 
     def exec(self):
@@ -98,10 +98,10 @@ class LUGroupRemove(LogicalUnit):
     def check_prereq(self):
         def check(data):
             group = group_by_name(data, self.op.group_name)
-            if len(data["nodegroups"]) == 1:
+            if len(data.nodegroups) == 1:
                 raise errors.OpPrereqError(f"node group {group['name']!r} is the last node group; a cluster"
                                            " keeps at least one", errors.ECode.WRONG_STATE)
-            nodes = sorted(n["name"] for n in data["nodes"].values() if n["group"] == group["uuid"])
+            nodes = sorted(n["name"] for n in data.nodes.values() if n["group"] == group["uuid"])
             if nodes:
                 raise errors.OpPrereqError(
                     f"node group {group['name']!r} still has {len(nodes)} node(s): {', '.join(nodes)};"
@@ -110,7 +110,7 @@ class LUGroupRemove(LogicalUnit):
         self.group_uuid = self.cfg.read(check)
 
     def exec(self):
-        self.cfg.update(lambda d: d["nodegroups"].pop(self.group_uuid))
+        self.cfg.update(lambda d: d.nodegroups.pop(self.group_uuid))
         self.feedback(f"Node group {self.op.group_name} removed")
         return True
 
@@ -121,7 +121,7 @@ class LUGroupRename(LogicalUnit):
     def check_prereq(self):
         def check(data):
             group = group_by_name(data, self.op.group_name)
-            if any(g["name"] == self.op.new_name for g in data["nodegroups"].values()):
+            if any(g["name"] == self.op.new_name for g in data.nodegroups.values()):
                 raise errors.OpPrereqError(f"cannot rename node group {group['name']!r}: a node group"
                                            f" {self.op.new_name!r} already exists", errors.ECode.EXISTS)
             return group["uuid"]
@@ -129,7 +129,7 @@ class LUGroupRename(LogicalUnit):
 
     def exec(self):
         def change(data):
-            group = data["nodegroups"][self.group_uuid]
+            group = data.nodegroups[self.group_uuid]
             group["name"] = self.op.new_name
             touch(group)
         self.cfg.update(change)
@@ -151,7 +151,7 @@ class LUGroupSetParams(LogicalUnit):
         changes: list[list[str]] = []
 
         def change(data):
-            group = data["nodegroups"][self.group_uuid]
+            group = data.nodegroups[self.group_uuid]
             if op.alloc_policy is not None:
                 group["alloc_policy"] = op.alloc_policy
                 changes.append(["alloc_policy", op.alloc_policy])
@@ -182,18 +182,18 @@ class LUGroupAssignNodes(LogicalUnit):
     def _plan(self, data: dict) -> tuple[str, list[str], list[str], list[str]]:
         """The target group, the nodes that move, those already there, and what the move breaks."""
         target = group_by_name(data, self.op.group_name)
-        unknown = [n for n in self.op.nodes if n not in data["nodes"]]
+        unknown = [n for n in self.op.nodes if n not in data.nodes]
         if unknown:
             raise errors.OpPrereqError(f"node(s) not in the cluster: {', '.join(unknown)}", errors.ECode.NOENT)
-        moving = sorted({n for n in self.op.nodes if data["nodes"][n]["group"] != target["uuid"]})
+        moving = sorted({n for n in self.op.nodes if data.nodes[n]["group"] != target["uuid"]})
         already = sorted(set(self.op.nodes) - set(moving))
-        after = {n["name"]: (target["uuid"] if n["name"] in moving else n["group"]) for n in data["nodes"].values()}
+        after = {n["name"]: (target["uuid"] if n["name"] in moving else n["group"]) for n in data.nodes.values()}
         problems = []
-        for inst in sorted(data["instances"].values(), key=lambda i: i["name"]):
-            nodes = [n for n in instance_nodes(inst) if n in data["nodes"]]
+        for inst in sorted(data.instances.values(), key=lambda i: i["name"]):
+            nodes = [n for n in instance_nodes(inst) if n in data.nodes]
             if not set(nodes) & set(moving):
                 continue
-            before_groups = {data["nodes"][n]["group"] for n in nodes}
+            before_groups = {data.nodes[n]["group"] for n in nodes}
             after_groups = {after[n] for n in nodes}
             if len(after_groups) > 1 and len(before_groups) == 1:
                 problems.append(f"instance {inst['name']} would have its nodes in different node groups")
@@ -209,12 +209,12 @@ class LUGroupAssignNodes(LogicalUnit):
         def change(data):
             touched = {self.group_uuid}
             for name in self.moving:
-                node = data["nodes"][name]
+                node = data.nodes[name]
                 touched.add(node["group"])
                 node["group"] = self.group_uuid
                 touch(node)
             for uuid in touched:
-                touch(data["nodegroups"][uuid])
+                touch(data.nodegroups[uuid])
         if self.moving:
             self.cfg.update(change)
             self.feedback(f"Moved node(s) {', '.join(self.moving)} to node group {self.op.group_name}")

@@ -34,7 +34,7 @@ class LUInstanceCreate(LogicalUnit):
                 self.node(node)               # an unknown node is named before anything else
         if not NAME_RE.match(name):
             raise errors.OpPrereqError(f"invalid instance name {name!r}: use a host name", errors.ECode.INVAL)
-        if self.cfg.read(lambda d: name in d["instances"]):
+        if self.cfg.read(lambda d: name in d.instances):
             raise errors.OpPrereqError(f"instance {name!r} already exists", errors.ECode.EXISTS)
         try:
             self.ctx.glm.add(Level.INSTANCE, [name])
@@ -66,7 +66,7 @@ class LUInstanceCreate(LogicalUnit):
     def check_prereq(self):
         op = self.op
         data = self.cfg.snapshot()
-        cluster = data["cluster"]
+        cluster = data.cluster
         req = self.req = self._request()
         self.hypervisor = req["hypervisor"] or cluster["enabled_hypervisors"][0]
         if self.hypervisor not in cluster["enabled_hypervisors"]:
@@ -160,7 +160,7 @@ class LUInstanceCreate(LogicalUnit):
     def _allocate(self, data: dict, exclude: str | None = None) -> str:
         """The online vm-capable node (not ``exclude``, the primary when choosing the secondary)
         with the most free memory that can hold the instance."""
-        nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
+        nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
                  if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude}
         results = self.rpc.hv_node_info.on(nodes, self.hypervisor)
         free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
@@ -205,7 +205,7 @@ class LUInstanceCreate(LogicalUnit):
             raise
         def add(data):
             reserve_nic_ips(data, inst.nics)
-            data["instances"][inst.name] = inst
+            data.instances[inst.name] = inst
         try:
             self.cfg.update(add)
         except errors.GenericError:
@@ -225,7 +225,7 @@ class LUInstanceCreate(LogicalUnit):
             try:
                 start_instance(self, inst)
             except errors.GenericError:
-                self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d["instances"].pop(inst.name)))
+                self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d.instances.pop(inst.name)))
                 self._undo_disks(inst)
                 self.lock_added = True
                 raise

@@ -57,7 +57,7 @@ class LUInstanceGrowDisk(InstanceLU):
                 seen = " (the running guest sees it after its next boot)"
 
         def change(data):
-            target = data["instances"][inst.name]
+            target = data.instances[inst.name]
             target["disks"][index]["size"] = self.new_size
             target["serial_no"] += 1
             target["mtime"] = time.time()
@@ -222,7 +222,7 @@ class LUInstanceRecreateDisks(InstanceLU):
             raise
 
         def change(data):
-            target_inst = data["instances"][inst.name]
+            target_inst = data.instances[inst.name]
             target_inst.update(disks=moved.disks, primary_node=moved.primary_node,
                                secondary_nodes=moved.secondary_nodes, serial_no=target_inst["serial_no"] + 1,
                                mtime=time.time())
@@ -244,10 +244,10 @@ class LUClusterVerifyDisks(LogicalUnit):
     def exec(self):
         data = self.cfg.snapshot()
         rows = []
-        for inst in sorted(data["instances"].values(), key=lambda i: i["name"]):
+        for inst in sorted(data.instances.values(), key=lambda i: i["name"]):
             if not inst.get("secondary_nodes") or not storage.get(inst.disk_template).mirrored:
                 continue
-            if data["nodes"][inst.primary_node]["offline"]:
+            if data.nodes[inst.primary_node]["offline"]:
                 self.feedback(f"instance {inst['name']}: primary node {inst['primary_node']} is offline")
                 rows += [[inst.name, i, "unknown", "unknown"] for i in range(len(inst.disks))]
                 continue

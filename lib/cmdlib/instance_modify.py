@@ -90,7 +90,7 @@ class LUInstanceSetParams(InstanceLU):
         name = inst.name
         if self.op.beparams or self.op.hvparams:
             def params(data):
-                target = data["instances"][name]
+                target = data.instances[name]
                 target["beparams"], target["hvparams"] = self.beparams, self.hvparams
             self.cfg.update(params)
             changes += [[f"be/{k}", v] for k, v in sorted(self.op.beparams.items())]
@@ -98,7 +98,7 @@ class LUInstanceSetParams(InstanceLU):
         nics = iter(self.new_nics)
         for kind, mods in (("disk", self.op.disks), ("nic", self.op.nics)):
             for action, index, spec in mods:
-                current = self.cfg.read(lambda d: [dict(x) for x in d["instances"][name][f"{kind}s"]])
+                current = self.cfg.read(lambda d: [dict(x) for x in d.instances[name][f"{kind}s"]])
                 if action == "add":
                     index = len(current)
                     device = self._new_disk(spec) if kind == "disk" else next(nics)
@@ -134,7 +134,7 @@ class LUInstanceSetParams(InstanceLU):
         def add(data):
             if kind == "nic":
                 reserve_nic_ips(data, [device])
-            data["instances"][inst.name][f"{kind}s"].append(device)
+            data.instances[inst.name][f"{kind}s"].append(device)
         self.cfg.update(add)
 
     def _create_disk(self, index: int, device: dict, current: list[dict]) -> dict:
@@ -167,7 +167,7 @@ class LUInstanceSetParams(InstanceLU):
             self.rpc.instance_hotplug(node, inst.name, inst.hypervisor, kind, "remove", index,
                                       None).raise_on_error(f"unplugging {kind} {index}")
         def remove(data):
-            removed = data["instances"][inst.name][f"{kind}s"].pop(index)
+            removed = data.instances[inst.name][f"{kind}s"].pop(index)
             if kind == "nic":
                 release_nic_ips(data, [removed])
         self.cfg.update(remove)

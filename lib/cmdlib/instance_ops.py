@@ -48,7 +48,7 @@ class LUInstanceRemove(_NameGoingLU):
 
     def exec(self):
         inst = self.inst
-        node = self.cfg.read(lambda d: d["nodes"].get(inst.primary_node))
+        node = self.cfg.read(lambda d: d.nodes.get(inst.primary_node))
         if node is not None and not node["offline"]:
             self.feedback(f"* shutting down instance {inst['name']} on {inst['primary_node']}")
             try:
@@ -60,7 +60,7 @@ class LUInstanceRemove(_NameGoingLU):
             failures = remove_all_disks(self, inst)
             if failures and not self.op.ignore_failures:
                 raise errors.OpExecError(f"could not remove the disks of {inst['name']}: {'; '.join(failures)}")
-        self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d["instances"].pop(inst.name)))
+        self.cfg.update(lambda d: (release_nic_ips(d, inst.nics), d.instances.pop(inst.name)))
         self.name_gone = True
         return True
 
@@ -151,7 +151,7 @@ class LUInstanceRename(_NameGoingLU):
         new = self.op.new_name
         if not NAME_RE.match(new):
             raise errors.OpPrereqError(f"invalid instance name {new!r}: use a host name", errors.ECode.INVAL)
-        if self.cfg.read(lambda d: new in d["instances"]):
+        if self.cfg.read(lambda d: new in d.instances):
             raise errors.OpPrereqError(f"instance {new!r} already exists", errors.ECode.EXISTS)
         if is_running(self, self.inst):
             raise errors.OpPrereqError(f"instance {self.inst['name']} is running; stop it before renaming",
@@ -165,9 +165,9 @@ class LUInstanceRename(_NameGoingLU):
             self._rename_disks(inst, old, new)
 
         def change(data):
-            moved = data["instances"].pop(old)
+            moved = data.instances.pop(old)
             moved.update(name=new, serial_no=moved["serial_no"] + 1, mtime=time.time())
-            data["instances"][new] = moved
+            data.instances[new] = moved
         self.cfg.update(change)
         self.ctx.glm.add(Level.INSTANCE, [new])
         self.name_gone = True
@@ -216,7 +216,7 @@ class LUInstanceReinstall(InstanceLU):
             .raise_on_error(f"reinstalling {self.os}")
 
         def change(data):
-            target = data["instances"][inst.name]
+            target = data.instances[inst.name]
             target.update(os=self.os, osparams=self.osparams, serial_no=target["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
         return True

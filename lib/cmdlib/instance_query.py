@@ -27,16 +27,16 @@ class LUInstanceQueryData(LogicalUnit):
             self.share_locks[Level.INSTANCE] = True
 
     def check_prereq(self):
-        names = self.op.instances or self.cfg.read(lambda d: sorted(d["instances"]))
+        names = self.op.instances or self.cfg.read(lambda d: sorted(d.instances))
         self.wanted = [instance_of(self, name) for name in names]
 
     def exec(self):
         data = self.cfg.snapshot()
         live: dict[str, dict] = {}
         if not self.op.static:
-            nodes = {i["primary_node"] for i in self.wanted if not data["nodes"][i["primary_node"]]["offline"]}
+            nodes = {i["primary_node"] for i in self.wanted if not data.nodes[i["primary_node"]]["offline"]}
             hypervisors = sorted({i["hypervisor"] for i in self.wanted})
-            results = self.rpc.instances_info.on({n: data["nodes"][n]["primary_ip"] for n in nodes},
+            results = self.rpc.instances_info.on({n: data.nodes[n]["primary_ip"] for n in nodes},
                                                  hypervisors) if nodes else {}
             for node, res in sorted(results.items()):
                 if res.failed:
@@ -45,7 +45,7 @@ class LUInstanceQueryData(LogicalUnit):
         return {inst.name: self._describe(data, inst, live) for inst in self.wanted}
 
     def _describe(self, data: dict, inst: dict, live: dict[str, dict]) -> dict:
-        cluster, pnode = data["cluster"], data["nodes"][inst.primary_node]
+        cluster, pnode = data.cluster, data.nodes[inst.primary_node]
         sp = config.storage_params(data)
         template = storage.get(inst.disk_template, sp)
         report = live.get(pnode["name"])
@@ -62,7 +62,7 @@ class LUInstanceQueryData(LogicalUnit):
             hv_actual = HYPERVISORS.cls(inst.hypervisor).fill_parameters(hv_actual)
         except HypervisorError:          # a value the hypervisor refuses: show what is recorded
             pass
-        group = data["nodegroups"].get(pnode["group"], {})
+        group = data.nodegroups.get(pnode["group"], {})
         networks = data.get("networks", {})
         return {
             "name": inst.name, "uuid": inst.uuid,
@@ -70,8 +70,8 @@ class LUInstanceQueryData(LogicalUnit):
             "run_state": None if report is None else run_state(report.get(inst.name)),
             "pnode": pnode["name"], "pnode_group_uuid": pnode["group"], "pnode_group_name": group.get("name"),
             "snodes": list(inst.get("secondary_nodes", [])),
-            "snodes_group_uuids": [data["nodes"][n]["group"] for n in inst.get("secondary_nodes", [])],
-            "snodes_group_names": [data["nodegroups"].get(data["nodes"][n]["group"], {}).get("name")
+            "snodes_group_uuids": [data.nodes[n]["group"] for n in inst.get("secondary_nodes", [])],
+            "snodes_group_names": [data.nodegroups.get(data.nodes[n]["group"], {}).get("name")
                                    for n in inst.get("secondary_nodes", [])],
             "os": inst.os, "hypervisor": inst.hypervisor, "network_port": inst.get("network_port"),
             "disk_template": inst.disk_template,

@@ -34,7 +34,7 @@ def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict
     """The online vm-capable node (not in ``exclude``) with the most free memory that fits,
     counting memory ``reserved`` by moves planned before this one."""
     data = lu.cfg.snapshot()
-    nodes = {n["name"]: n["primary_ip"] for n in data["nodes"].values()
+    nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
              if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
     results = lu.rpc.hv_node_info.on(nodes, inst.hypervisor)
     free = {n: r.payload["memory_free"] - reserved.get(n, 0) for n, r in results.items() if not r.failed}
@@ -124,7 +124,7 @@ class MovePlan:
         name, target, source, mirrored = self.inst.name, self.target, self.source, self.mirrored
 
         def change(data):
-            inst = data["instances"][name]
+            inst = data.instances[name]
             inst["primary_node"] = target
             if mirrored:                  # the old primary keeps the other copy
                 inst["secondary_nodes"] = [source]
@@ -391,7 +391,7 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
             lu.rpc.with_addresses(online).instance_stop(node, inst.name, inst.hypervisor, 0, True)
     if keep != inst.primary_node:
         def change(data):
-            target = data["instances"][inst.name]
+            target = data.instances[inst.name]
             target.update(primary_node=keep, serial_no=target["serial_no"] + 1, mtime=time.time())
         lu.cfg.update(change)
     lu.feedback(f"* instance {inst['name']} runs on {keep}")
@@ -436,7 +436,7 @@ class _NodeEmptying(LogicalUnit):
         self.lock_all_nodes()
 
     def primaries(self) -> list[Instance]:
-        return self.cfg.read(lambda d: sorted((i.replace() for i in d["instances"].values()
+        return self.cfg.read(lambda d: sorted((i.replace() for i in d.instances.values()
                                                if i["primary_node"] == self.op.node_name),
                                               key=lambda i: i["name"]))
 
@@ -478,7 +478,7 @@ class LUNodeEvacuate(_NodeEmptying):
 
     def secondaries(self) -> list[Instance]:
         """Mirrored instances whose secondary copy is on the node."""
-        return self.cfg.read(lambda d: sorted((i.replace() for i in d["instances"].values()
+        return self.cfg.read(lambda d: sorted((i.replace() for i in d.instances.values()
                                                if self.op.node_name in i.get("secondary_nodes", [])),
                                               key=lambda i: i["name"]))
 
@@ -571,7 +571,7 @@ class LUInstanceMove(LogicalUnit):
             raise
 
         def change(data):
-            moved = data["instances"][inst.name]
+            moved = data.instances[inst.name]
             moved.update(primary_node=target, serial_no=moved["serial_no"] + 1, mtime=time.time())
         self.cfg.update(change)
         for index, disk in enumerate(inst.disks):

@@ -1,6 +1,6 @@
 """Network logical units: add, remove, modify, connect to and disconnect from node groups.
 
-A network is an entry of ``data["networks"]`` (keyed by UUID) with its address pool
+A network is an entry of ``data.networks`` (keyed by UUID) with its address pool
 (genet.network_pool). A node group connected to it records, under
 ``group["networks"][network uuid]``, the NIC ``mode``, ``link`` and ``vlan`` its
 instances use there. Instance NICs name their network in ``nic["network"]``.
@@ -23,14 +23,14 @@ _VLAN = re.compile(r"[.:]?\d+(:\d+)*")
 
 
 def network_by_name(data: dict, name: str) -> dict:
-    for net in data["networks"].values():
+    for net in data.networks.values():
         if net["name"] == name:
             return net
     raise errors.OpPrereqError(f"network {name!r} does not exist", errors.ECode.NOENT)
 
 
 def connected_groups(data: dict, net_uuid: str) -> list[str]:
-    return sorted(g["name"] for g in data["nodegroups"].values() if net_uuid in g.get("networks", {}))
+    return sorted(g["name"] for g in data.nodegroups.values() if net_uuid in g.get("networks", {}))
 
 
 def _check_gateway(pool: AddressPool, gateway: str) -> None:
@@ -55,7 +55,7 @@ def _check_ipv6(network6: str | None, gateway6: str | None) -> None:
 
 def _check_overlaps(data: dict, network: str | None, network6: str | None, skip: str | None = None) -> None:
     """Refuse a network (or IPv6 network) that shares addresses with another network's."""
-    for other in sorted(data["networks"].values(), key=lambda n: n["name"]):
+    for other in sorted(data.networks.values(), key=lambda n: n["name"]):
         if other["uuid"] == skip:
             continue
         if network and ipaddress.IPv4Network(other["network"]).overlaps(ipaddress.IPv4Network(network)):
@@ -75,7 +75,7 @@ class LUNetworkAdd(LogicalUnit):
         op = self.op
         _check_tags(op.tags)
         data = self.cfg.snapshot()
-        if any(n["name"] == op.network_name for n in data["networks"].values()):
+        if any(n["name"] == op.network_name for n in data.networks.values()):
             raise errors.OpPrereqError(f"network {op.network_name!r} already exists", errors.ECode.EXISTS)
         _check_overlaps(data, op.network, op.network6)
         _check_ipv6(op.network6, op.gateway6)
@@ -95,8 +95,8 @@ class LUNetworkAdd(LogicalUnit):
 
     def _reserve_cluster_addresses(self, data: dict, pool: AddressPool) -> None:
         """Addresses of the nodes and of the master inside the network are not for instances."""
-        owners = [(data["cluster"]["master_ip"], "the cluster's master address")]
-        for node in sorted(data["nodes"].values(), key=lambda n: n["name"]):
+        owners = [(data.cluster["master_ip"], "the cluster's master address")]
+        for node in sorted(data.nodes.values(), key=lambda n: n["name"]):
             owners += [(node["primary_ip"], f"the primary address of node {node['name']}"),
                        (node["secondary_ip"], f"the secondary address of node {node['name']}")]
         for address, owner in owners:
@@ -138,10 +138,10 @@ class LUNetworkRemove(LogicalUnit):
 
     def exec(self):
         def change(data):
-            for group in data["nodegroups"].values():
+            for group in data.nodegroups.values():
                 if group.get("networks", {}).pop(self.net_uuid, None) is not None:
                     touch(group)
-            del data["networks"][self.net_uuid]
+            del data.networks[self.net_uuid]
         self.cfg.update(change)
         for group in self.groups:
             self.feedback(f"Disconnected network {self.op.network_name} from node group {group}")
@@ -207,7 +207,7 @@ class LUNetworkSetParams(LogicalUnit):
             changes.append(["remove_reserved_ips", ",".join(op.remove_reserved_ips)])
 
         def change(data):
-            net = data["networks"][self.net_uuid]
+            net = data.networks[self.net_uuid]
             net.update(self.values)
             net.update(self.pool.to_config())
             touch(net)
@@ -228,7 +228,7 @@ class _GroupLinkLU(LogicalUnit):
         done = []
 
         def change(data):
-            group = data["nodegroups"][self.group_uuid]
+            group = data.nodegroups[self.group_uuid]
             done.append(self.link(group.setdefault("networks", {})))
             touch(group)
         self.cfg.update(change)

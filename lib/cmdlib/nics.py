@@ -22,8 +22,8 @@ def make_nics(data: dict, specs: list[dict], node: str | None = None, conflicts_
     node's group, and its address from the network's pool (``ip=pool``) or as given;
     reserve_nic_ips records the addresses when the instance is written.
     """
-    used = {nic["mac"] for inst in data["instances"].values() for nic in inst.nics}
-    prefix = data["cluster"].get("mac_prefix", "aa:00:00")
+    used = {nic["mac"] for inst in data.instances.values() for nic in inst.nics}
+    prefix = data.cluster.get("mac_prefix", "aa:00:00")
     pools: dict[str, AddressPool] = {}      # working copies: two NICs never get one address
     nics = []
     for index, spec in enumerate(specs):
@@ -72,7 +72,7 @@ def _nic_network(data: dict, spec: dict, node: str | None, index: int) -> tuple[
         raise errors.OpPrereqError(f"NIC {index}: network {spec['network']!r} does not exist", errors.ECode.NOENT)
     conn = {}
     if node is not None:
-        group = data["nodegroups"][data["nodes"][node]["group"]]
+        group = data.nodegroups[data.nodes[node]["group"]]
         conn = group.get("networks", {}).get(net["uuid"])
         if conn is None:
             raise errors.OpPrereqError(f"NIC {index}: network {net['name']} is not connected to node group"

@@ -16,21 +16,21 @@ class LUNodeAdd(LogicalUnit):
 
     def check_prereq(self):
         name = self.op.node_name
-        existing = self.cfg.read(lambda d: d["nodes"].get(name))
+        existing = self.cfg.read(lambda d: d.nodes.get(name))
         if existing is not None and not self.op.readd:
             raise errors.OpPrereqError(f"node {name!r} is already in the cluster", errors.ECode.EXISTS)
         if existing is None and self.op.readd:
             raise errors.OpPrereqError(f"node {name!r} is not in the cluster, cannot re-add", errors.ECode.NOENT)
-        if existing is not None and name == self.cfg.read(lambda d: d["cluster"]["master_node"]):
+        if existing is not None and name == self.cfg.read(lambda d: d.cluster["master_node"]):
             raise errors.OpPrereqError("the master node cannot be re-added", errors.ECode.INVAL)
         self.group = None
         if self.op.group:
-            groups = self.cfg.read(lambda d: {g["name"]: uuid for uuid, g in d["nodegroups"].items()})
+            groups = self.cfg.read(lambda d: {g["name"]: uuid for uuid, g in d.nodegroups.items()})
             if self.op.group not in groups:
                 raise errors.OpPrereqError(f"node group {self.op.group!r} does not exist", errors.ECode.NOENT)
             self.group = groups[self.op.group]
         self.address = self.op.primary_ip or netutils.resolve(name)
-        taken = self.cfg.read(lambda d: {n["primary_ip"]: n["name"] for n in d["nodes"].values()})
+        taken = self.cfg.read(lambda d: {n["primary_ip"]: n["name"] for n in d.nodes.values()})
         if taken.get(self.address, name) != name:
             raise errors.OpPrereqError(f"address {self.address} is already used by node {taken[self.address]!r}",
                                        errors.ECode.NOTUNIQUE)
@@ -53,7 +53,7 @@ class LUNodeAdd(LogicalUnit):
         name = self.op.node_name
 
         def change(data):
-            old = data["nodes"].pop(name, None)
+            old = data.nodes.pop(name, None)
             node = config.add_node(data, name, self.address, self.op.secondary_ip,
                                    master_capable=self.op.master_capable is not False,
                                    vm_capable=self.op.vm_capable is not False, group=self.group)
@@ -75,11 +75,11 @@ class LUNodeRemove(LogicalUnit):
 
     def check_prereq(self):
         node = self.node(self.op.node_name)
-        if node["name"] == self.cfg.read(lambda d: d["cluster"]["master_node"]):
+        if node["name"] == self.cfg.read(lambda d: d.cluster["master_node"]):
             raise errors.OpPrereqError("the master node cannot be removed; fail the master over first",
                                        errors.ECode.INVAL)
         users = self.cfg.read(lambda d: sorted(
-            i["name"] for i in d["instances"].values()
+            i["name"] for i in d.instances.values()
             if node["name"] in [i.get("primary_node")] + i.get("secondary_nodes", [])))
         if users:
             raise errors.OpPrereqError(f"node {node['name']!r} still holds instance(s) {', '.join(users)}",
@@ -90,7 +90,7 @@ class LUNodeRemove(LogicalUnit):
         name = self.removed["name"]
 
         def change(data):
-            del data["nodes"][name]
+            del data.nodes[name]
             return config.maintain_candidates(data)
         promoted = self.cfg.update(change)
         self.ctx.glm.remove(Level.NODE, [name])
@@ -121,7 +121,7 @@ class LUNodeSetParams(LogicalUnit):
                                                 "vm_capable", "secondary_ip")):
             raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
         data = self.cfg.draft()     # draft_check applies the change to it
-        is_master = node["name"] == data["cluster"]["master_node"]
+        is_master = node["name"] == data.cluster["master_node"]
         if is_master and (op.master_candidate is False or op.offline or op.drained or op.master_capable is False):
             raise errors.OpPrereqError(f"the master node {node['name']!r} cannot be demoted, drained or"
                                        " set offline; fail the master over first", errors.ECode.INVAL)
@@ -133,7 +133,7 @@ class LUNodeSetParams(LogicalUnit):
         self.draft_check(data)
 
     def _apply(self, data: dict) -> None:
-        node = data["nodes"][self.op.node_name]
+        node = data.nodes[self.op.node_name]
         for flag in ("offline", "drained", "master_capable", "vm_capable", "secondary_ip"):
             value = getattr(self.op, flag)
             if value is not None:
@@ -149,9 +149,9 @@ class LUNodeSetParams(LogicalUnit):
         """Refuse a demotion that leaves fewer candidates than wanted, unless promoting others."""
         before = len(config.candidates(data))
         self._apply(data)
-        eligible = sum(1 for n in data["nodes"].values()
+        eligible = sum(1 for n in data.nodes.values()
                        if n["master_capable"] and not n["offline"] and not n["drained"])
-        wanted = min(data["cluster"]["candidate_pool_size"], eligible)
+        wanted = min(data.cluster["candidate_pool_size"], eligible)
         after = len(config.candidates(data))
         if after < before and after < wanted and not (self.op.auto_promote or self.op.force):
             raise errors.OpPrereqError(

@@ -79,7 +79,7 @@ def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> lis
     wait_for_sync(lu, moved)
 
     def change(data):
-        target = data["instances"][inst.name]
+        target = data.instances[inst.name]
         target.update(secondary_nodes=[new], disks=disks, serial_no=target["serial_no"] + 1, mtime=time.time())
     lu.cfg.update(change)
     if lu.node(old)["offline"]:

@@ -13,7 +13,7 @@ _COLLECTIONS = {"node": "nodes", "instance": "instances", "network": "networks",
 
 def _target(data: dict, kind: str, name: str | None) -> dict:
     if kind == "cluster":
-        return data["cluster"]
+        return data.cluster
     if not name:
         raise errors.OpPrereqError(f"a {kind} name is required", errors.ECode.INVAL)
     objects = data.get(_COLLECTIONS[kind], {})
