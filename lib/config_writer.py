@@ -93,6 +93,15 @@ class TrackedCollection(dict):
         self._reach_all()
         super().clear()
 
+    def copy(self):
+        self._reach_all()
+        return dict(self)
+
+    def __iter__(self):
+        # (defined so that dict(collection) and {**collection} take each object through
+        # __getitem__ instead of copying them unseen)
+        return super().__iter__()
+
 
 def copy_of(data: ConfigData) -> ConfigData:
     """A deep, typed copy of a document."""

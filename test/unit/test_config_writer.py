@@ -67,6 +67,18 @@ def test_a_change_names_only_the_objects_that_changed(path):
     assert sorted(config.load(path).instances) == ["a", "b"] and config.load(path).instances["b"].admin_state == "up"
 
 
+@pytest.mark.parametrize("reach", [lambda c: dict(c), lambda c: {**c}, lambda c: c.copy(),
+                                   lambda c: dict(c.items()), lambda c: {k: c[k] for k in c}])
+def test_an_object_reached_through_a_copy_of_its_collection_is_still_seen(path, reach):
+    writer = ConfigWriter(path)
+    writer.update(lambda d: d["instances"].__setitem__("a", instance("a")))
+    pushed = []
+    writer.set_replicator(lambda data, change: pushed.append(change))
+    writer.update(lambda d: reach(d.instances)["a"].update(admin_state="up"))
+    assert pushed[0]["set"]["instances"]["a"]["admin_state"] == "up"
+    assert config.load(path).instances["a"].admin_state == "up"
+
+
 def test_changed_objects_become_typed_and_are_checked(path):
     writer = ConfigWriter(path)
     writer.update(lambda d: d["instances"].__setitem__("a", instance("a")))
