@@ -7,29 +7,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import contextvars
 import socket
-import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-_acting = threading.local()      # see acting_as
+_acting: contextvars.ContextVar = contextvars.ContextVar("acting_as", default=None)   # see acting_as
 
 
 def root() -> Path:
-    override = getattr(_acting, "node", None)
+    override = _acting.get()
     return override[0] if override else Path(os.environ.get("GENET_ROOT", "/"))
 
 
 @contextlib.contextmanager
 def acting_as(node_root: Path, name: str) -> Iterator[None]:
     """This thread is node ``name`` with its state below ``node_root`` for a while: several nodes
-    of one process (in-process tests, simulators) each run their own noded procedures."""
-    previous = getattr(_acting, "node", None)
-    _acting.node = (Path(node_root), name)
+    of one process (in-process tests, simulators) each run their own noded procedures. (A
+    context variable: a new thread starts as no node, as with a thread-local.)"""
+    token = _acting.set((Path(node_root), name))
     try:
         yield
     finally:
-        _acting.node = previous
+        _acting.reset(token)
 
 
 def _below(base: Callable[[], Path], relative: str, doc: str | None = None) -> Callable[..., Path]:
@@ -80,7 +80,7 @@ def hosts_file() -> Path | None:
 
 def node_name() -> str:
     """This node's name: ``$GENET_HOSTNAME``, else ROOT/etc/genet/hostname, else the host name."""
-    override = getattr(_acting, "node", None)
+    override = _acting.get()
     if override:
         return override[1]
     name = os.environ.get("GENET_HOSTNAME")

@@ -5,9 +5,10 @@ RAPI body checks, so the three cannot drift apart.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 
 class ParamType:
@@ -152,11 +153,18 @@ class Float(ParamType):
 
 class OneOf(ParamType):
     """One of some names: given, or (one callable) a registry's, asked each time, so a backend
-    registered later counts too."""
+    registered later counts too.
+
+    A registry's names are the master's to check while a gnt-* command runs
+    (``checked_by_master``): masterd checks every opcode it is given against the backends it
+    has, and the command does not import every backend module to learn their names."""
+
+    _by_master = False
 
     def __init__(self, *choices: str | Callable[[], Iterable[str]]):
         fixed = tuple(choices)
-        self._source = choices[0] if len(choices) == 1 and callable(choices[0]) else (lambda: fixed)
+        self._registry = len(choices) == 1 and callable(choices[0])
+        self._source = choices[0] if self._registry else (lambda: fixed)
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -171,9 +179,23 @@ class OneOf(ParamType):
         return {"type": "string", "enum": list(self.choices)}
 
     def check(self, value):
+        if self._registry and OneOf._by_master:
+            if not isinstance(value, str):
+                raise ValueError(f"must be a name, got {value!r}")
+            return value
         if value not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
         return value
+
+
+@contextlib.contextmanager
+def checked_by_master() -> Iterator[None]:
+    """While it lasts, registry choices (OneOf of a callable) are left to the master to check."""
+    OneOf._by_master = True
+    try:
+        yield
+    finally:
+        OneOf._by_master = False
 
 
 class Wrapper(ParamType):

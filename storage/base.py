@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from genet.errors import StorageError
-from genet.objects import DiskAccess
 from genet.registry import Registry
 
 
@@ -70,6 +69,7 @@ class DiskTemplate(abc.ABC):
         path = self.path(instance, disk, index)
         if not path.exists():
             raise StorageError(f"disk {index} of {instance} is missing ({path})")
+        from genet.objects import DiskAccess     # (here: the CLI imports this module for the template names)
         return DiskAccess.of(disk, path=str(path), format=disk.get("format", "raw"))
 
     def remove(self, instance: str, disk: dict, index: int) -> None:

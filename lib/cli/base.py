@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from genet import errors, luxi, opcodes
+from genet import errors, luxi, opcodes, ptypes
 from genet.opcodes import POSITIONAL, OpCode, Param
 from genet.ptypes import Bool, Maybe
 
@@ -398,7 +398,8 @@ def run(prog: str, build: Callable[[argparse.ArgumentParser], None], argv: list[
         print(f"{prog}: error: a command is required", file=sys.stderr)
         return 2
     try:
-        return int(ns.handler(ns) or 0)
+        with ptypes.checked_by_master():      # (what the backends are called is the master's to say)
+            return int(ns.handler(ns) or 0)
     except errors.GenericError as err:
         print(errors.format_error(err), file=sys.stderr)
         return errors.exit_code(err)
