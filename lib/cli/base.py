@@ -392,14 +392,18 @@ def run(prog: str, build: Callable[[argparse.ArgumentParser], None], argv: list[
     """Parse arguments, run the chosen command, turn errors into messages and exit codes."""
     parser = argparse.ArgumentParser(prog=prog)
     build(parser)
+    with ptypes.checked_by_master():      # what the backends are called is the master's to say
+        return _run(parser, prog, argv)
+
+
+def _run(parser: argparse.ArgumentParser, prog: str, argv: list[str] | None) -> int:
     ns = parser.parse_args(argv)
     if not hasattr(ns, "handler"):
         parser.print_usage(sys.stderr)
         print(f"{prog}: error: a command is required", file=sys.stderr)
         return 2
     try:
-        with ptypes.checked_by_master():      # (what the backends are called is the master's to say)
-            return int(ns.handler(ns) or 0)
+        return int(ns.handler(ns) or 0)
     except errors.GenericError as err:
         print(errors.format_error(err), file=sys.stderr)
         return errors.exit_code(err)
