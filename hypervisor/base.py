@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import abc
 import enum
+from typing import TYPE_CHECKING
 
 from genet.errors import HypervisorError
-from genet.objects import InstanceRuntime as Instance
 from genet.registry import Registry
+
+if TYPE_CHECKING:       # (the gnt-* commands import this module for the names: keep it light)
+    from genet.objects import InstanceRuntime as Instance
 
 
 class HvState(str, enum.Enum):

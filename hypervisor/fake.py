@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from genet.hypervisor.base import HvState, Hypervisor, HypervisorError, Instance
+from genet.hypervisor.base import HvState, Hypervisor, HypervisorError
+from genet.objects import InstanceRuntime as Instance
 from genet.hypervisor.kvm import validation
 
 MAX_DISKS = 16

@@ -29,7 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from genet.hypervisor.base import HvState, Hypervisor, HypervisorError, Instance
+from genet.hypervisor.base import HvState, Hypervisor, HypervisorError
+from genet.objects import InstanceRuntime as Instance
 from genet.hypervisor.kvm import capabilities, cmdline, devices, hotplug, migration, netdev, process, validation
 from genet.hypervisor.kvm.monitor import Monitor
 from genet.hypervisor.kvm.runtime import Files, Runtime, names
