@@ -57,6 +57,19 @@ COMMON_PARAMS = (
 _REGISTRY: dict[str, type["OpCode"]] = {}
 
 
+def disk_templates() -> tuple[str, ...]:
+    """The registered disk templates; the registry is imported when asked (a gnt-* command
+    rarely asks: the master checks the names, see ptypes.checked_by_master)."""
+    from genet.storage import base
+    return base.names()
+
+
+def hypervisors() -> tuple[str, ...]:
+    """The registered hypervisors (as disk_templates)."""
+    from genet.hypervisor import base
+    return base.names()
+
+
 def _op_id(class_name: str) -> str:
     return "OP_" + re.sub(r"(?<!^)(?=[A-Z])", "_", class_name[2:]).upper()
 

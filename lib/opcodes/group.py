@@ -1,9 +1,8 @@
 """Opcodes of node groups, and the parameters groups override."""
 from __future__ import annotations
 
-from genet.opcodes.base import NAME, OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED
+from genet.opcodes.base import NAME, OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates
 from genet.ptypes import Bool, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, String
-from genet.storage import base as storage_base
 
 
 ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
@@ -14,7 +13,7 @@ GANETI_ONLY_TEMPLATES = ("blockdev", "rbd", "ext", "gluster")
 
 def diskparam_templates() -> tuple[str, ...]:
     """Disk templates a group or policy may hold settings for."""
-    return (*storage_base.names(), *GANETI_ONLY_TEMPLATES)
+    return (*disk_templates(), *GANETI_ONLY_TEMPLATES)
 
 
 RESET = "default"     # a group parameter set to this goes back to the cluster's value

@@ -1,11 +1,9 @@
 """Opcodes of instances: create, remove, power, move (migrate, failover, evacuate), modify."""
 from __future__ import annotations
 
-from genet.hypervisor import base as hypervisor_base
-from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
+from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates, hypervisors
 from genet.opcodes.cluster import TAG
 from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Only, Record, Size, String
-from genet.storage import base as storage_base
 
 
 INSTANCE_NAME = String(non_empty=True, max_len=63)
@@ -34,8 +32,8 @@ class HvParams(Dict):
     def parse(self, text):
         head, colon, rest = text.partition(":")
         if colon and "=" not in head and "," not in head:
-            if head not in hypervisor_base.names():
-                raise ValueError(f"unknown hypervisor {head!r} in {text!r} (known: {', '.join(hypervisor_base.names())})")
+            if head not in hypervisors():
+                raise ValueError(f"unknown hypervisor {head!r} in {text!r} (known: {', '.join(hypervisors())})")
             text = rest
         return super().parse(text)
 
@@ -45,7 +43,7 @@ class OpInstanceCreate(OpCode):
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE", rapi="name"),
-        Param("disk_template", OneOf(storage_base.names), REQUIRED, "Disk template", ("-t", "--disk-template")),
+        Param("disk_template", OneOf(disk_templates), REQUIRED, "Disk template", ("-t", "--disk-template")),
         Param("disks", ListOf(NEW_DISK, 16), [], "Disks: size (MiB or with unit) or a logical volume to adopt"
               " (plain), mode, format", "--disk", "N:{size=SIZE|adopt=LV}[,mode=rw|ro][,format=raw|qcow2]"),
         Param("nics", ListOf(NIC, 8), [], "NICs: mode, link, mac, ip", "--net",
@@ -54,7 +52,7 @@ class OpInstanceCreate(OpCode):
               " (default: the one with most free memory)", ("-n", "--node")),
         Param("os_type", Maybe(String()), None, "Operating system definition", ("-o", "--os-type"), rapi="os"),
         Param("osparams", Dict(), {}, "OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
-        Param("hypervisor", Maybe(OneOf(hypervisor_base.names)), None, "Hypervisor (default: the cluster's)",
+        Param("hypervisor", Maybe(OneOf(hypervisors)), None, "Hypervisor (default: the cluster's)",
               "--hypervisor"),
         Param("beparams", BEPARAMS, {}, "Backend parameters: memory, maxmem, minmem, vcpus",
               ("-B", "--backend-parameters"), "KEY=VALUE,..."),
@@ -273,7 +271,7 @@ class OpInstanceSetParams(OpCode):
         Param("nics", ListOf(Modification(NIC), 8), [], "NICs to add or remove", "--net",
               "add:[mode=...,link=...,mac=...]|N:remove"),
         Param("hotplug", Bool(), True, "Apply disk and NIC changes to the running guest", "--no-hotplug"),
-        Param("disk_template", Maybe(OneOf(storage_base.names)), None,
+        Param("disk_template", Maybe(OneOf(disk_templates)), None,
               "Convert the disks to this template (file<->mirror, plain<->drbd; the instance must be stopped)",
               ("-t", "--disk-template")),
         Param("remote_node", Maybe(NAME), None, "Secondary node when converting to a mirrored template",
