@@ -14,7 +14,6 @@ always, ``cluster`` when it changed), the objects of each collection set or remo
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -39,7 +38,7 @@ def parse(text: bytes | str, source: str = "config") -> ConfigData:
     """Parse and check a config document; ConfigurationError says what is wrong."""
     from genet.config import CONFIG_VERSION
     try:
-        data = json.loads(text)
+        data = serializer.loads(text)
     except ValueError as err:
         raise errors.ConfigurationError(f"{source} is corrupt (not valid JSON: {err})") from None
     if not isinstance(data, dict):

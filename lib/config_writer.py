@@ -104,8 +104,8 @@ class TrackedCollection(dict):
 
 
 def copy_of(data: ConfigData) -> ConfigData:
-    """A deep, typed copy of a document."""
-    return ConfigData.from_wire(serializer.loads(serializer.dumps(data)))
+    """A deep, typed copy of a document (checked already)."""
+    return ConfigData.wrap(serializer.loads(serializer.dumps(data)))
 
 
 class ConfigWriter:

@@ -41,10 +41,11 @@ class Field:
 
 
 class Conversion:
-    """A field kind that builds typed values: an object, a list or a mapping of objects."""
+    """A field kind that builds typed values: an object, a list or a mapping of objects.
+    ``wrap`` builds them without checks, for copies of values checked already."""
 
-    def __init__(self, name: str, convert: Callable[[Any, str], Any]):
-        self.name, self._convert = name, convert
+    def __init__(self, name: str, convert: Callable[[Any, str], Any], wrap: Callable[[Any], Any]):
+        self.name, self._convert, self.wrap = name, convert, wrap
 
     def __call__(self, value: Any, where: str) -> Any:
         return self._convert(value, where)
@@ -67,6 +68,7 @@ class ConfigObject(dict):
     """A dict with declared, typed fields reachable as attributes."""
 
     FIELDS: ClassVar[dict[str, Field]] = {}
+    NESTED: ClassVar[dict[str, Conversion]] = {}      # the fields that hold objects
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -77,6 +79,7 @@ class ConfigObject(dict):
                 fields[name] = value
                 setattr(cls, name, _attribute(name, value.default is None))
         cls.FIELDS = fields
+        cls.NESTED = {name: f.kind for name, f in fields.items() if isinstance(f.kind, Conversion)}
 
     @classmethod
     def from_wire(cls, value: Any, where: str | None = None):
@@ -92,13 +95,22 @@ class ConfigObject(dict):
                 obj[name] = field.missing(where)
         return obj
 
+    @classmethod
+    def wrap(cls, value: dict):
+        """``value`` as a ``cls`` without checks or defaults: a copy of a checked object."""
+        obj = cls(value)
+        for name, kind in cls.NESTED.items():
+            if obj.get(name) is not None:
+                obj[name] = kind.wrap(obj[name])
+        return obj
+
     def replace(self, **changes: Any):
         """A shallow copy with ``changes`` (an instance as it will be: moved, renamed, converted)."""
         return type(self)({**self, **changes})
 
     @classmethod
     def field(cls) -> Conversion:
-        return Conversion(cls.__name__, cls.from_wire)
+        return Conversion(cls.__name__, cls.from_wire, cls.wrap)
 
     @classmethod
     def list_field(cls) -> Conversion:
@@ -106,7 +118,7 @@ class ConfigObject(dict):
             if not isinstance(value, list):
                 raise errors.ConfigurationError(f"{where} must be a list, not {type(value).__name__}")
             return [cls.from_wire(item, f"{where}[{i}]") for i, item in enumerate(value)]
-        return Conversion(f"list of {cls.__name__}", convert)
+        return Conversion(f"list of {cls.__name__}", convert, lambda value: [cls.wrap(item) for item in value])
 
     @classmethod
     def map_field(cls) -> Conversion:
@@ -114,7 +126,8 @@ class ConfigObject(dict):
             if not isinstance(value, dict):
                 raise errors.ConfigurationError(f"{where} must be an object, not {type(value).__name__}")
             return {key: cls.from_wire(item, f"{where}[{key!r}]") for key, item in value.items()}
-        return Conversion(f"mapping of {cls.__name__}", convert)
+        return Conversion(f"mapping of {cls.__name__}", convert,
+                          lambda value: {key: cls.wrap(item) for key, item in value.items()})
 
 
 def _attribute(name: str, optional: bool) -> property:
