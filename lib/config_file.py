@@ -203,8 +203,11 @@ class ConfigFile:
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
+            st = os.fstat(fd)
         finally:
             os.close(fd)
+        # what it just wrote, remembered: the next stamp() need not read the journal again
+        self._journal_cache = ((st.st_ino, st.st_mtime_ns, st.st_size, snapshot), change_stamp(change), count + 1)
         return count + 1
 
     def snapshot_stamp(self) -> tuple[int, int] | None:

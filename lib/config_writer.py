@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from genet import errors, serializer
+from genet.config import now
 from genet.config_file import COMPACT_AFTER, ConfigFile, stamp_of
 from genet.objects import COLLECTIONS, ConfigData
 
@@ -175,7 +176,7 @@ class ConfigWriter:
                     collection.track()
                 try:
                     result = mutator(self._data)
-                    change = self._change(previous, self._clock_now())
+                    change = self._change(previous, now())
                     self._store(change)
                 except BaseException:
                     self._data = self._live(copy_of(previous))
@@ -196,11 +197,6 @@ class ConfigWriter:
                     self._restore(previous)
                     raise
             return result
-
-    @staticmethod
-    def _clock_now() -> float:
-        from genet.config import now
-        return now()
 
     def _change(self, previous: ConfigData, mtime: float) -> dict:
         """What the mutator changed against ``previous``; the live document gets the new serial
@@ -265,7 +261,7 @@ class ConfigWriter:
         the newest config. (A deposed master pushes nothing: the candidates refuse it.)"""
         data = copy_of(previous)
         if serial is not None:
-            data["serial_no"], data["mtime"] = serial, self._clock_now()
+            data["serial_no"], data["mtime"] = serial, now()
         content = serializer.dumps(data)
         with self._lock:
             self.file.replace(content)

@@ -22,6 +22,7 @@ from genet.rpc_defs import LDS_FAULTY, LDS_OKAY, DiskStatus, Heartbeat, Incoming
 PROTOCOL_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024
 CUT_OFF_AFTER = 10.0    # seconds without a master's heartbeat after which a node counts as cut off
+CHANGE_ORDER_WAIT = 0.5  # how long a config change waits for the one before it, sent just before
 log = logging.getLogger("genet-noded")
 
 
@@ -31,6 +32,7 @@ class NodeProcedures:
     def __init__(self, stop_daemon=None):
         self._queue: QueueStore | None = None
         self._config_lock = threading.Lock()
+        self._config_stored = threading.Condition(self._config_lock)   # a config change stored
         self._hypervisors: dict = {}
         self._receivers: dict = {}       # port -> genet.transfer.Receiver
         self._config_files: dict[Path, ConfigFile] = {}
@@ -176,6 +178,7 @@ class NodeProcedures:
             if config.master_epoch(data) == epoch and data.serial_no < serial:
                 return serial
             self._config_file().replace(text.encode())
+            self._config_stored.notify_all()
             return data.serial_no
 
     def rpc_apply_config_change(self, change: dict) -> int:
@@ -183,14 +186,19 @@ class NodeProcedures:
         (an older serial than the change's tells the master we missed one)."""
         config_file.check_change(change)
         serial, epoch = config_file.change_stamp(change)
-        with self._config_lock:
+        base = tuple(change["base"])
+        with self._config_stored:
             self._refuse_older_epoch(epoch, "a config change")
             stored = self._config_file()
+            # the master sends a change as soon as the one before has its majority, so the one
+            # before may still be on its way here on another connection: wait for it a little
+            self._config_stored.wait_for(lambda: not _ahead(base, stored.stamp()), CHANGE_ORDER_WAIT)
             current = stored.stamp()
-            if tuple(change["base"]) != current:
+            if base != current:
                 return current[0]
             if stored.append(change, stored.snapshot_stamp()) >= config_file.COMPACT_AFTER:
                 stored.replace(config.dumps(stored.load()))
+            self._config_stored.notify_all()
             return serial
 
     def _master_and_epoch(self) -> dict:
@@ -600,6 +608,11 @@ class NodeProcedures:
             paths.ssconf_file(key).unlink(missing_ok=True)
         self._stop_daemon()
         return True
+
+
+def _ahead(base: tuple[int, int], stamp: tuple[int, int]) -> bool:
+    """Whether a change of ``base`` extends a serial this node has not stored yet (same epoch)."""
+    return base[1] == stamp[1] and base[0] > stamp[0]
 
 
 EXPORT_CONF = "config.ini"   # an export's description, in Ganeti's format

@@ -52,3 +52,22 @@ def test_a_majority_that_needs_a_lagging_candidate_waits_for_its_whole_config(cl
     cluster.run(OpTagsSet(kind="cluster", tags=["next"]))
     assert stored(cluster, "node3").serial_no == cluster.data().serial_no
     assert stored(cluster, "node3").cluster.tags == ["missed", "next"]
+
+
+def test_a_change_that_overtakes_the_one_before_waits_for_it(cluster):
+    """The master sends change N+1 once N has its majority, so N may still be on its way to a
+    straggler on another connection: N+1 waits for it there instead of asking for the whole config."""
+    import threading
+    node = cluster.nodes["node3"]
+    with node.acting():
+        serial, epoch = ConfigFile(paths.config_file()).stamp()
+    first = {"base": [serial, epoch], "fields": {"serial_no": serial + 1, "mtime": 1.0}}
+    second = {"base": [serial + 1, epoch], "fields": {"serial_no": serial + 2, "mtime": 2.0}}
+    answers = {}
+    late = threading.Thread(target=lambda: answers.setdefault("second", node.call("apply_config_change", [second])))
+    late.start()
+    time.sleep(0.1)                             # N+1 is there first
+    answers["first"] = node.call("apply_config_change", [first])
+    late.join(5)
+    assert answers == {"first": serial + 1, "second": serial + 2}
+    assert stored(cluster, "node3").serial_no == serial + 2
