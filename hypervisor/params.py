@@ -1,5 +1,10 @@
 """Hypervisor parameters: a backend declares its table (name -> Param) and the checks and
-defaults come from it (Hypervisor.check_parameters / fill_parameters)."""
+defaults come from it (Hypervisor.check_parameters / fill_parameters).
+
+A Param checks its own value (``choices``, ``check``) and, with ``relation``, its value
+against the other parameters once every default is filled in (Ganeti's cross-parameter
+syntax checks: a security domain only with security model ``user``, ...).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +19,8 @@ class Param:
     default: Any
     doc: str
     check: Callable[[Any], str | None] | None = None   # returns a complaint or None
+    choices: tuple = ()             # the only values allowed, when not empty
+    relation: Callable[[Any, dict], str | None] | None = None  # (value, all filled params) -> complaint
 
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -37,16 +44,27 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
     raise HypervisorError(f"hvparam {name!r}: expected {kind.__name__}, got {value!r}")
 
 
+def _complaint(param: Param, value: Any) -> str | None:
+    if param.choices and value not in param.choices:
+        shown = [repr(c) if c == "" else str(c) for c in param.choices]
+        return f"must be one of {', '.join(shown)}"
+    return param.check(value) if param.check is not None else None
+
+
 def check(hvparams: dict, table: dict[str, Param]) -> None:
-    """Refuse unknown names (all named at once) and malformed values."""
+    """Refuse unknown names (all named at once), malformed values and values that contradict
+    another parameter (defaults filled in)."""
     unknown = sorted(set(hvparams) - set(table))
     if unknown:
         raise HypervisorError(f"unknown hvparams: {', '.join(unknown)} (known: {', '.join(sorted(table))})")
     for name, value in hvparams.items():
-        param = table[name]
-        value = _coerce(name, param.kind, value)
-        if param.check is not None and (complaint := param.check(value)):
+        value = _coerce(name, table[name].kind, value)
+        if complaint := _complaint(table[name], value):
             raise HypervisorError(f"hvparam {name!r}={value!r} {complaint}")
+    filled = {name: _coerce(name, p.kind, hvparams.get(name, p.default)) for name, p in table.items()}
+    for name, param in table.items():
+        if param.relation is not None and (complaint := param.relation(filled[name], filled)):
+            raise HypervisorError(f"hvparam {name!r}={filled[name]!r} {complaint}")
 
 
 def fill(hvparams: dict, table: dict[str, Param]) -> dict[str, Any]:

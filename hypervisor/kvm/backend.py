@@ -31,7 +31,8 @@ from typing import Callable
 
 from genet.hypervisor.base import HvState, Hypervisor, HypervisorError
 from genet.objects import InstanceRuntime as Instance
-from genet.hypervisor.kvm import capabilities, cmdline, devices, hotplug, migration, netdev, process, validation
+from genet.hypervisor.kvm import (capabilities, cmdline, cpus, devices, hotplug, migration, netdev, prereq, process,
+                                  validation)
 from genet.hypervisor.kvm.monitor import Monitor
 from genet.hypervisor.kvm.runtime import Files, Runtime, names
 
@@ -108,21 +109,34 @@ class KvmHypervisor(Hypervisor):
             machine = caps.resolve_machine(params["machine_version"])
         elif machine not in caps.machines:
             raise HypervisorError(f"instance {name}: QEMU {caps.version} here has no machine type {machine!r}")
-        accel = capabilities.choose_accel(params["accel"], caps, name)
-        layout = devices.plan(inst, params["disk_type"], previous_layout)
-        files.prepare()
+        accel = capabilities.choose_accel("kvm" if params["kvm_flag"] == "enabled" else params["accel"], caps, name)
         try:
+            resolved = prereq.check(inst, params, caps)
+        except HypervisorError as err:
+            raise HypervisorError(f"instance {name}: {err}") from None
+        layout = devices.plan(inst, params["disk_type"], previous_layout)
+        # set up before the guest runs: passwords, pinning (Ganeti starts paused for these too)
+        hold = not paused and not incoming and bool(resolved.vnc_password or resolved.spice_password
+                                                     or resolved.cpu_mask)
+        files.prepare()
+        if params["use_chroot"]:
+            files.chroot.mkdir(mode=0o750, exist_ok=True)
+        try:
+            multi_queue = params["nic_type"] == "paravirtual" and params["virtio_net_queues"] > 1
             for entry in layout["nics"]:
-                entry["tap"] = netdev.create_tap(entry["nic"], name)
-            argv = cmdline.build(inst, params, machine, accel, layout, files, paused, incoming)
+                entry["tap"] = netdev.create_tap(entry["nic"], name, multi_queue)
+            argv = cmdline.build(inst, params, machine, accel, layout, files, paused or hold, incoming,
+                                 resolved, run_with="-runas" not in caps.options)
             log.info("instance %s: starting %s", name, " ".join(argv))
             process.launch(argv, files.dir, files.log, name)
             rt = Runtime(name=name, inst=inst, machine=machine, accel=accel, binary=caps.binary,
                          layout=layout, argv=argv, pid=process.read_pid(files.pidfile),
                          start_time=time.time(), incoming=incoming)
-            if params["vnc_bind_address"]:
-                vnc = self._mon(files).execute("query-vnc")
-                rt.vnc = {"host": vnc.get("host", params["vnc_bind_address"]), "port": int(vnc["service"])}
+            self._after_launch(files, rt, resolved)
+            if incoming and params["migration_caps"]:
+                migration.set_capabilities(self._mon(files), params["migration_caps"], True)
+            if hold:
+                self._mon(files).execute("cont")
             files.save(rt)
         except BaseException:
             pid = process.read_pid(files.pidfile)
@@ -132,6 +146,24 @@ class KvmHypervisor(Hypervisor):
                 netdev.remove_tap(entry.get("tap"))
             files.remove()
             raise
+
+    def _after_launch(self, files: Files, rt: Runtime, resolved: prereq.Resolved) -> None:
+        """Passwords, vCPU pinning and where the remote display listens, once QEMU is up."""
+        mon = self._mon(files)
+        if resolved.vnc_password is not None:
+            mon.execute("set_password", {"protocol": "vnc", "password": resolved.vnc_password})
+        if resolved.spice_password is not None:
+            mon.execute("set_password", {"protocol": "spice", "password": resolved.spice_password})
+        if resolved.cpu_mask:
+            cpus.pin(rt.pid, cpus.vcpu_threads(mon.execute("query-cpus-fast")), resolved.cpu_mask)
+        if resolved.vnc_host:
+            vnc = mon.execute("query-vnc")
+            rt.vnc = ({"path": vnc.get("host", "")} if vnc.get("family") == "unix" else
+                      {"host": vnc.get("host", resolved.vnc_host), "port": int(vnc["service"])})
+        if resolved.spice:
+            spice = mon.execute("query-spice")
+            rt.spice = {"host": spice.get("host", resolved.spice[0]),
+                        "port": int(spice.get("tls-port") or spice.get("port") or resolved.spice[1])}
 
     def stop(self, name: str, timeout: float = 120.0, force: bool = False) -> None:
         with self._lock(name):
@@ -242,10 +274,13 @@ class KvmHypervisor(Hypervisor):
         if rt is None:
             raise HypervisorError(f"instance {name} is not running on this node")
         serial = self.fill_parameters(rt.inst.get("hvparams", {}))["serial_console"]
+        vnc = rt.vnc if rt.vnc and "port" in rt.vnc else None      # a unix socket is no network console
         out: dict = ({"kind": "serial", "path": str(files.serial), "log": str(files.serial_log)} if serial
-                     else {"kind": "vnc" if rt.vnc else "none"})
-        if rt.vnc:
-            out["vnc"] = rt.vnc
+                     else {"kind": "vnc" if vnc else "spice" if rt.spice else "none"})
+        if vnc:
+            out["vnc"] = vnc
+        if rt.spice:
+            out["spice"] = rt.spice
         return out
 
     # --- migration: target
@@ -304,6 +339,8 @@ class KvmHypervisor(Hypervisor):
                 mark.unlink()
             if state in ("paused", "prelaunch"):
                 self._mon(files).execute("cont")
+            migration.set_capabilities(self._mon(files),
+                                       self.fill_parameters(rt.inst.get("hvparams", {}))["migration_caps"], False)
             rt.incoming = None
             files.save(rt)
 
@@ -322,11 +359,12 @@ class KvmHypervisor(Hypervisor):
                     migration.cancel_mirrors(self._mon(files), len(rt.inst["disks"]))
                     raise HypervisorError(f"instance {name}: copying the disks to {address} failed: {err}") from None
             migration.start(self._mon(files), address, port, live,
-                            bandwidth or params["migration_bandwidth"], downtime_ms or params["migration_downtime"])
+                            bandwidth or params["migration_bandwidth"], downtime_ms or params["migration_downtime"],
+                            params["migration_caps"])
 
     def migration_status(self, name: str) -> dict:
-        files, _ = self._running(name)
-        return migration.status(self._mon(files))
+        files, rt = self._running(name)
+        return migration.status(self._mon(files), self.fill_parameters(rt.inst.get("hvparams", {}))["migration_caps"])
 
     def abort_migration(self, name: str, resume_completed: bool = False) -> None:
         with self._lock(name):
@@ -346,6 +384,8 @@ class KvmHypervisor(Hypervisor):
                     time.sleep(0.05)
             if self._runstate(files) == "paused":     # a non-live migration paused it
                 mon.execute("cont")
+            migration.set_capabilities(mon, self.fill_parameters(rt.inst.get("hvparams", {}))["migration_caps"],
+                                       False)
 
     # --- hotplug
 

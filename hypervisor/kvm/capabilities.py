@@ -1,7 +1,9 @@
 """What a QEMU binary can do, asked once per binary, and which accelerator to use.
 
 The probe runs ``BINARY -machine none -qmp stdio`` and asks query-version,
-query-kvm, query-machines and query-commands; the answer is cached in memory by
+query-kvm, query-machines, query-commands, query-migrate-capabilities and
+query-qmp-schema (for the block drivers and aio modes it was built with), and reads
+``BINARY -help`` for its options (-spice, -runas); the answer is cached in memory by
 (path, mtime), so an upgraded binary is probed again. The machine type is
 resolved here to a concrete versioned name (``pc`` → ``pc-i440fx-7.2``): that
 name is pinned in the runtime file and reused on a migration target.
@@ -33,6 +35,10 @@ class Capabilities:
     default_machine: str                          # concrete name
     commands: frozenset[str] = field(default_factory=frozenset)
     kvm_works: bool = False                       # /dev/kvm opened and QEMU enabled it
+    options: frozenset[str] = field(default_factory=frozenset)          # "-spice", "-runas", ...
+    aio_modes: frozenset[str] = frozenset({"threads"})
+    block_drivers: frozenset[str] = field(default_factory=frozenset)    # "file", "http", ...
+    migration_caps: frozenset[str] = field(default_factory=frozenset)
 
     def resolve_machine(self, wanted: str) -> str:
         """The concrete machine type for ``wanted`` ("" = the binary's default)."""
@@ -77,7 +83,8 @@ def probe(binary: str) -> Capabilities:
 
 def _run_probe(binary: str) -> Capabilities:
     accel = "kvm:tcg" if kvm_device_opens() else "tcg"
-    requests = ["qmp_capabilities", "query-version", "query-kvm", "query-machines", "query-commands", "quit"]
+    requests = ["qmp_capabilities", "query-version", "query-kvm", "query-machines", "query-commands",
+                "query-migrate-capabilities", "query-qmp-schema", "quit"]
     stdin = "".join(json.dumps({"execute": r, "id": r}) + "\n" for r in requests)
     argv = [binary, "-machine", f"none,accel={accel}", "-nodefaults", "-display", "none", "-qmp", "stdio"]
     try:
@@ -104,10 +111,25 @@ def _run_probe(binary: str) -> Capabilities:
         if m.get("is-default"):
             default = m["name"]
     kvm = replies.get("query-kvm", {})
+    enums = [frozenset(t.get("values", [])) for t in replies.get("query-qmp-schema", []) if t["meta-type"] == "enum"]
     return Capabilities(binary=binary, version=f"{v['major']}.{v['minor']}.{v['micro']}",
                         machines=machines, default_machine=default,
                         commands=frozenset(c["name"] for c in replies.get("query-commands", [])),
-                        kvm_works=bool(kvm.get("enabled") and kvm.get("present")))
+                        kvm_works=bool(kvm.get("enabled") and kvm.get("present")),
+                        options=_options(binary),
+                        aio_modes=next((e for e in enums if {"threads", "native"} <= e), frozenset({"threads"})),
+                        block_drivers=next((e for e in enums if {"file", "raw", "nbd"} <= e), frozenset()),
+                        migration_caps=frozenset(c["capability"]
+                                                 for c in replies.get("query-migrate-capabilities", [])))
+
+
+def _options(binary: str) -> frozenset[str]:
+    """The command line options ``binary -help`` lists."""
+    try:
+        out = subprocess.run([binary, "-help"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise HypervisorError(f"probing QEMU {binary} failed: {err}") from None
+    return frozenset(line.split()[0] for line in out.splitlines() if line.startswith("-"))
 
 
 def choose_accel(wanted: str, caps: Capabilities, instance: str) -> str:

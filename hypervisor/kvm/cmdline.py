@@ -1,4 +1,5 @@
-"""The QEMU argv of one instance, from its filled hvparams, machine type and device layout.
+"""The QEMU argv of one instance, from its filled hvparams, machine type, device layout and
+what prereq.check resolved on the node (display.py, media.py and cpus.py build their parts).
 
 Pure: no I/O beyond the stat() that picks a disk's cache mode, so the argv can be
 tested and compared by hand. Sockets are relative to the instance directory
@@ -6,17 +7,14 @@ tested and compared by hand. Sockets are relative to the instance directory
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import shlex
 import uuid as uuidlib
 from typing import Any
 
-from genet.hypervisor.base import HypervisorError
-from genet.hypervisor.kvm import devices
+from genet.hypervisor.kvm import cpus, devices, display, media, prereq
+from genet.hypervisor.kvm.prereq import Resolved
 from genet.hypervisor.kvm.runtime import Files
-
-VNC_BASE_PORT = 5900
 
 
 def kernel_append(params: dict[str, Any]) -> str:
@@ -30,21 +28,33 @@ def kernel_append(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def vnc_option(params: dict[str, Any], inst: dict) -> str:
-    """``-vnc`` value: the instance's network_port when the master allocated one, else the
-    first free display (QEMU searches up to :99; the port is read back via query-vnc)."""
-    addr = params["vnc_bind_address"]
-    host = f"[{addr}]" if ipaddress.ip_address(addr).version == 6 else addr
-    port = inst.get("network_port")
-    if port:
-        if int(port) < VNC_BASE_PORT:
-            raise HypervisorError(f"instance {inst['name']}: VNC port {port} is below {VNC_BASE_PORT}")
-        return f"{host}:{int(port) - VNC_BASE_PORT}"
-    return f"{host}:0,to=99"
+def machine_option(machine: str, params: dict[str, Any]) -> str:
+    props = [machine]
+    if not params["acpi"]:
+        props.append("acpi=off")
+    props += display.sound_args(params)[1]
+    return ",".join(props)
+
+
+def security_args(params: dict[str, Any], files: Files, run_with: bool) -> list[str]:
+    """Who QEMU becomes once set up: security_model=user runs it as security_domain, use_chroot
+    confines it to an empty directory (-runas/-chroot, or -run-with from QEMU 9)."""
+    user = params["security_domain"] if params["security_model"] == "user" else ""
+    chroot = str(files.chroot) if params["use_chroot"] else ""
+    if run_with and (user or chroot):
+        opts = ([f"user={user}"] if user else []) + ([f"chroot={chroot}"] if chroot else [])
+        return ["-run-with", ",".join(opts)]
+    return (["-runas", user] if user else []) + (["-chroot", chroot] if chroot else [])
 
 
 def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: devices.Layout,
-          files: Files, paused: bool = False, incoming: str | None = None) -> list[str]:
+          files: Files, paused: bool = False, incoming: str | None = None,
+          resolved: Resolved | None = None, run_with: bool = False) -> list[str]:
+    """The argv; ``resolved`` is what prereq.check found on the node (None: the addresses
+    as the hvparams give them, as in unit tests)."""
+    if resolved is None:
+        resolved = Resolved(vnc_host=params["vnc_bind_address"],
+                            spice=(params["spice_bind"], prereq.SPICE_PORTS.start) if params["spice_bind"] else None)
     name = inst["name"]
     be = inst.get("beparams", {})
     argv = [params["kvm_path"], "-name", f"{name},debug-threads=on"]
@@ -52,27 +62,37 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
         argv += ["-uuid", str(uuidlib.UUID(str(inst.get("uuid"))))]
     except ValueError:
         pass
-    argv += ["-machine", machine, "-accel", accel]
+    argv += ["-machine", machine_option(machine, params), "-accel", accel]
     if params["cpu_type"]:
         argv += ["-cpu", params["cpu_type"]]
-    argv += ["-m", str(int(be.get("maxmem", 128))), "-smp", str(int(be.get("vcpus", 1))),
-             "-nodefaults", "-no-user-config", "-display", "none", "-no-shutdown", "-rtc", "base=utc",
-             "-pidfile", str(files.pidfile), "-D", str(files.log),
+    argv += ["-m", str(int(be.get("maxmem", 128))), "-smp", cpus.smp_option(int(be.get("vcpus", 1)), params)]
+    if params["mem_path"]:
+        argv += ["-mem-path", params["mem_path"], "-mem-prealloc"]
+    argv += ["-nodefaults", "-no-user-config", "-display", "none",
+             "-rtc", "base=localtime" if params["use_localtime"] else "base=utc"]
+    if params["user_shutdown"]:
+        argv.append("-no-shutdown")       # a guest power-off leaves QEMU in runstate shutdown
+    if params["reboot_behavior"] == "exit":
+        argv.append("-no-reboot")
+    argv += ["-pidfile", str(files.pidfile), "-D", str(files.log),
              "-chardev", f"socket,id=qmp,path={files.qmp.name},server=on,wait=off",
              "-mon", "chardev=qmp,mode=control"]
     if params["serial_console"]:
         argv += ["-chardev", f"socket,id=serial0,path={files.serial.name},server=on,wait=off,"
                              f"logfile={files.serial_log.name},logappend=on",
                  "-serial", "chardev:serial0"]
-    if params["vnc_bind_address"]:
-        argv += ["-device", f"VGA,id=video0,addr={hex(devices.VGA_SLOT)}", "-vnc", vnc_option(params, inst)]
+    if media.needs_extras_bridge(params) or display.needs_extras_bridge(params):
+        argv += ["-device", f"pci-bridge,id={devices.EXTRAS_BUS},chassis_nr=1,addr={hex(devices.EXTRAS_SLOT)}"]
+    argv += display.args(params, inst, resolved.vnc_host, resolved.spice)
     if params["kernel_path"]:
         argv += ["-kernel", params["kernel_path"]]
         if params["initrd_path"]:
             argv += ["-initrd", params["initrd_path"]]
         argv += ["-append", kernel_append(params)]
     argv += disk_args(params, machine, layout)
+    argv += media.args(params, machine)
     argv += nic_args(params, layout)
+    argv += security_args(params, files, run_with)
     if paused:
         argv.append("-S")
     if incoming:
@@ -83,10 +103,11 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
 
 def disk_args(params: dict[str, Any], machine: str, layout: devices.Layout) -> list[str]:
     args: list[str] = []
-    if params["disk_type"] == "scsi-hd":
+    media.check_ide_disks(params, machine, len(layout["disks"]))
+    if params["disk_type"] == "scsi-hd" or (media.cdroms(params) and media.cdrom_type(params) == "scsi-hd"):
         args += ["-device", devices.keyval(devices.scsi_controller(), "driver")]
     for i, entry in enumerate(layout["disks"]):
-        for node in devices.blockdev_nodes(entry, params["disk_cache"]):
+        for node in devices.blockdev_nodes(entry, params):
             args += ["-blockdev", json.dumps(node, separators=(",", ":"))]
         boot = i == 0 and params["boot_order"] == "disk"
         dev = devices.disk_device(entry, params["disk_type"], machine, params["disk_cache"], boot)
@@ -98,6 +119,6 @@ def nic_args(params: dict[str, Any], layout: devices.Layout) -> list[str]:
     args: list[str] = []
     for i, entry in enumerate(layout["nics"]):
         boot = i == 0 and params["boot_order"] == "network"
-        args += ["-netdev", devices.keyval(devices.netdev(entry), "type"),
-                 "-device", devices.keyval(devices.nic_device(entry, params["nic_type"], boot), "driver")]
+        args += ["-netdev", devices.keyval(devices.netdev(entry, params), "type"),
+                 "-device", devices.keyval(devices.nic_device(entry, params, boot), "driver")]
     return args

@@ -21,6 +21,10 @@ VGA_SLOT = 0x02
 NIC_SLOTS = range(0x03, 0x0b)       # 8 NICs
 DISK_SLOTS = range(0x0b, 0x1b)      # 16 disks (virtio-blk); IDE and SCSI disks use no slot
 SCSI_SLOT = 0x1b                    # the virtio-scsi controller when disk_type=scsi-hd
+EXTRAS_SLOT = 0x1c                  # a PCI bridge for the devices below, present when one is
+EXTRAS_BUS = "extras"
+EXTRAS_ADDRS = {"cdrom1": 0x01, "cdrom2": 0x02, "sound": 0x03, "spice-agent": 0x04}
+# (q35 has its own devices at 0x1d (USB) and 0x1f; i440fx at 0x01)
 IDE_MAX = 4
 NBD_RECONNECT_DELAY = 10            # seconds a guest request waits for its storage daemon to come back
 
@@ -81,22 +85,24 @@ def _cache_flags(path: str, mode: str) -> tuple[bool, bool]:
     return mode == "none", mode != "writethrough"
 
 
-def blockdev_nodes(entry: Entry, cache: str) -> list[dict]:
-    """blockdev-add arguments: the protocol node, then the format node the device uses.
+def blockdev_nodes(entry: Entry, params: dict[str, Any]) -> list[dict]:
+    """blockdev-add arguments: the protocol node, then the format node the device uses
+    (disk_cache, disk_aio and disk_discard from the filled hvparams ``params``).
 
     A disk served by a storage daemon (the mirror template) is an NBD client of its
     unix socket; it reconnects, so the daemon may move the export (resync) under it.
     """
     disk, n = entry["disk"], entry["n"]
     ro = disk.get("mode", "rw") == "ro"
+    discard = {"discard": params["disk_discard"]}
     if disk.get("nbd_socket"):
         return [
             {"driver": "nbd", "server": {"type": "unix", "path": disk["nbd_socket"]}, "export": disk["export"],
-             "node-name": f"disk{n}-file", "read-only": ro, "reconnect-delay": NBD_RECONNECT_DELAY},
-            {"driver": "raw", "file": f"disk{n}-file", "node-name": f"disk{n}", "read-only": ro},
+             "node-name": f"disk{n}-file", "read-only": ro, "reconnect-delay": NBD_RECONNECT_DELAY, **discard},
+            {"driver": "raw", "file": f"disk{n}-file", "node-name": f"disk{n}", "read-only": ro, **discard},
         ]
     path = disk["path"]
-    direct, _ = _cache_flags(path, cache)
+    direct, _ = _cache_flags(path, params["disk_cache"])
     try:
         block = stat.S_ISBLK(os.stat(path).st_mode)
     except OSError:
@@ -107,9 +113,9 @@ def blockdev_nodes(entry: Entry, cache: str) -> list[dict]:
     cache_opts = {"direct": direct, "no-flush": False}
     return [
         {"driver": "host_device" if block else "file", "filename": path, "node-name": f"disk{n}-file",
-         "read-only": ro, "cache": cache_opts},
+         "read-only": ro, "cache": cache_opts, "aio": params["disk_aio"], **discard},
         {"driver": fmt, "file": f"disk{n}-file", "node-name": f"disk{n}", "read-only": ro,
-         "cache": cache_opts},
+         "cache": cache_opts, **discard},
     ]
 
 
@@ -137,15 +143,26 @@ def scsi_controller() -> dict[str, str]:
     return {"driver": "virtio-scsi-pci", "id": "scsi0", "addr": hex(SCSI_SLOT)}
 
 
-def netdev(entry: Entry) -> dict[str, str]:
-    """netdev_add arguments for one NIC's tap (created beforehand by netdev.py)."""
-    return {"type": "tap", "id": f"nic{entry['n']}", "ifname": entry["tap"], "script": "no", "downscript": "no"}
+def netdev(entry: Entry, params: dict[str, Any]) -> dict[str, str]:
+    """netdev_add arguments for one NIC's tap (created beforehand by netdev.py); vhost_net and
+    virtio_net_queues apply to paravirtual NICs only, as in Ganeti."""
+    spec = {"type": "tap", "id": f"nic{entry['n']}", "ifname": entry["tap"], "script": "no", "downscript": "no"}
+    if params["nic_type"] == "paravirtual":
+        if params["vhost_net"]:
+            spec["vhost"] = "on"
+        if params["virtio_net_queues"] > 1:
+            spec["queues"] = str(params["virtio_net_queues"])
+    return spec
 
 
-def nic_device(entry: Entry, nic_type: str, boot: bool) -> dict[str, str]:
+def nic_device(entry: Entry, params: dict[str, Any], boot: bool) -> dict[str, str]:
     n = entry["n"]
-    dev = {"driver": NIC_MODELS[nic_type], "id": f"nicdev{n}", "netdev": f"nic{n}",
+    dev = {"driver": NIC_MODELS[params["nic_type"]], "id": f"nicdev{n}", "netdev": f"nic{n}",
            "mac": entry["nic"]["mac"], "addr": hex(entry["slot"])}
+    queues = params["virtio_net_queues"]
+    if params["nic_type"] == "paravirtual" and queues > 1:
+        dev["mq"] = "on"
+        dev["vectors"] = str(2 * queues + 2)       # one per queue each way, config and control
     if boot:
         dev["bootindex"] = "1"
     return dev

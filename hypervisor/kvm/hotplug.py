@@ -36,7 +36,7 @@ def _undo(mon: Monitor, calls: list[tuple[str, dict]]) -> None:
 def add_disk(mon: Monitor, entry: devices.Entry, params: dict, machine: str) -> None:
     undo: list[tuple[str, dict]] = []
     try:
-        for node in devices.blockdev_nodes(entry, params["disk_cache"]):
+        for node in devices.blockdev_nodes(entry, params):
             mon.execute("blockdev-add", node)
             undo.append(("blockdev-del", {"node-name": node["node-name"]}))
         mon.execute("device_add", devices.disk_device(entry, params["disk_type"], machine,
@@ -71,10 +71,10 @@ def _blockdev_del(mon: Monitor, node: str, timeout: float = 5.0) -> None:
 
 
 def add_nic(mon: Monitor, entry: devices.Entry, params: dict) -> None:
-    net = devices.netdev(entry)
+    net = devices.netdev(entry, params)
     mon.execute("netdev_add", net)
     try:
-        mon.execute("device_add", devices.nic_device(entry, params["nic_type"], boot=False))
+        mon.execute("device_add", devices.nic_device(entry, params, boot=False))
     except HypervisorError:
         _undo(mon, [("netdev_del", {"id": net["id"]})])
         raise

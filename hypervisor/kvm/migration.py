@@ -33,20 +33,42 @@ def tcp_uri(address: str, port: int) -> str:
     return f"tcp:[{address}]:{port}" if v6 else f"tcp:{address}:{port}"
 
 
-def start(mon: Monitor, address: str, port: int, live: bool, bandwidth_mib: int, downtime_ms: int) -> None:
-    """Set the limits, then start sending. A non-live migration pauses the guest first."""
+def capabilities(caps: str, state: bool) -> dict:
+    """migrate-set-capabilities arguments for migration_caps (``xbzrle:auto-converge``)."""
+    return {"capabilities": [{"capability": c, "state": state} for c in caps.split(":") if c]}
+
+
+def set_capabilities(mon: Monitor, caps: str, state: bool) -> None:
+    """Turn migration_caps on (both sides, before the stream) or off again (after it)."""
+    if caps:
+        mon.execute("migrate-set-capabilities", capabilities(caps, state))
+
+
+def start(mon: Monitor, address: str, port: int, live: bool, bandwidth_mib: int, downtime_ms: int,
+          caps: str = "") -> None:
+    """Set the limits and capabilities, then start sending. A non-live migration pauses the guest first."""
     calls: list[tuple[str, dict | None]] = []
     if not live:
         calls.append(("stop", None))
+    if caps:
+        calls.append(("migrate-set-capabilities", capabilities(caps, True)))
     calls.append(("migrate-set-parameters", {"max-bandwidth": bandwidth_mib * MiB,
                                              "downtime-limit": downtime_ms}))
     calls.append(("migrate", {"uri": tcp_uri(address, port)}))
     mon.execute_many(calls)
 
 
-def status(mon: Monitor) -> dict:
+POSTCOPY_AFTER_SYNCS = 2     # as Ganeti: switch to postcopy once RAM was sent twice
+
+
+def status(mon: Monitor, caps: str = "") -> dict:
+    """The migration's state; with postcopy-ram among ``caps``, an active migration that has
+    gone over the RAM twice is switched to postcopy (the guest then runs on the target)."""
     q = mon.execute("query-migrate")
     ram = q.get("ram", {})
+    if ("postcopy-ram" in caps.split(":") and q.get("status") == "active"
+            and ram.get("dirty-sync-count", 0) >= POSTCOPY_AFTER_SYNCS):
+        mon.execute("migrate-start-postcopy")
     return {
         "status": _STATUS.get(q.get("status", "none"), "active"),
         "qemu_status": q.get("status", "none"),

@@ -51,8 +51,9 @@ def _is_bridge(name: str) -> bool:
     return bool(link) and link.get("linkinfo", {}).get("info_kind") == "bridge"
 
 
-def create_tap(nic: dict, instance: str) -> str:
-    """A new tap, attached as the NIC's mode asks; the name is returned."""
+def create_tap(nic: dict, instance: str, multi_queue: bool = False) -> str:
+    """A new tap, attached as the NIC's mode asks; the name is returned. ``multi_queue``: QEMU
+    opens it once per queue (virtio_net_queues), which the kernel allows only to such taps."""
     mode = nic.get("mode", "bridged")
     if mode not in ("bridged", "routed"):
         raise HypervisorError(f"instance {instance}: NIC mode {mode!r} is not supported (bridged, routed)")
@@ -64,7 +65,7 @@ def create_tap(nic: dict, instance: str) -> str:
         name = f"{TAP_PREFIX}{n:04d}"
         if _link(name) is not None:
             continue
-        r = _run("ip", "tuntap", "add", "name", name, "mode", "tap")
+        r = _run("ip", "tuntap", "add", "name", name, "mode", "tap", *(["multi_queue"] if multi_queue else []))
         if r.returncode != 0:
             if "exists" in r.stderr or "busy" in r.stderr:
                 continue

@@ -30,7 +30,8 @@ class Runtime:
     argv: list[str] = field(default_factory=list)
     pid: int = 0
     start_time: float = 0.0
-    vnc: dict | None = None             # {"host", "port"}
+    vnc: dict | None = None             # {"host", "port"} or {"path"} (a unix socket)
+    spice: dict | None = None           # {"host", "port"}
     incoming: str | None = None         # the -incoming URI while this is a migration target
     stopping: bool = False              # stop() is under way: a vanished process is not a crash
 
@@ -68,6 +69,7 @@ class Files:
     qmp = _InDir("qmp.sock")
     serial = _InDir("serial.sock")
     serial_log = _InDir("serial.log")      # all the guest wrote on its serial console, attached or not
+    chroot = _InDir("chroot")              # the empty directory QEMU confines itself to (use_chroot)
 
     def __init__(self, name: str, run_root: Path | None = None, log_root: Path | None = None):
         if not name or "/" in name or name.startswith("."):

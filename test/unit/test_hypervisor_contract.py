@@ -435,7 +435,7 @@ def test_kvm_argv_names_disks_and_nics_and_pins_their_slots(tmp_path):
     assert "-netdev tap,id=nic0,ifname=gnt-t0007,script=no,downscript=no" in line
     assert "-device virtio-net-pci,id=nicdev0,netdev=nic0,mac=aa:00:00:12:34:56,addr=0x3" in line
     assert argv[argv.index("-append") + 1] == "quiet console=ttyS0,38400"
-    assert "-no-shutdown" in argv and "-S" not in argv and "-incoming" not in argv
+    assert "-no-shutdown" not in argv and "-S" not in argv and "-incoming" not in argv
 
 
 def test_kvm_layout_of_a_migration_target_follows_the_source(tmp_path):
