@@ -27,6 +27,13 @@ REPLICATION_RETRY = 0.5
 LAZY_DELAY = 0.01       # longest wait before progress updates are committed
 
 
+def opcode_reason(op: opcodes.OpCode, job_id: int, index: int) -> list:
+    """The entry the queue adds to each opcode's reason trail, as Ganeti's does:
+    ("gnt:opcode:instance_startup", "job=12;index=0", nanoseconds)."""
+    name = op.OP_ID.removeprefix("OP_").lower()
+    return [f"gnt:opcode:{name}", f"job={job_id};index={index}", time.time_ns()]
+
+
 class _Waiter:
     """Someone waiting for a job update to become durable and replicated."""
     __slots__ = ("event", "error")
@@ -111,9 +118,10 @@ class JobQueue:
         created = []
         for offset, ops in enumerate(parsed):
             job_id = first + offset
-            for op in ops:
+            for index, op in enumerate(ops):
                 if op.depends:
                     op.depends = [[_absolute(dep, job_id, first), st] for dep, st in op.depends]
+                op.reason = op.reason + [opcode_reason(op, job_id, index)]
             job = Job(job_id, [op.to_dict() for op in ops], priority=min(op.priority for op in ops))
             job.summary = [op.summary() for op in ops]
             created.append(job)

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import time
+import traceback
 from typing import Any, Callable, Sequence
 
 from genet import errors, luxi, opcodes, ptypes
@@ -138,10 +139,26 @@ def poll_job(client: luxi.Client, job_id: int, feedback: Callable[[list], None] 
     raise errors.OpExecError(f"job {job_id} failed: {results}")
 
 
+def reason_trail(ns: argparse.Namespace) -> list[list]:
+    """The start of a job's reason trail, as Ganeti's CLI makes it: the user's --reason, then
+    the command that submitted it ("gnt:client:gnt-instance", "startup"); nanosecond stamps."""
+    now = time.time_ns()
+    trail = [["gnt:user", ns.reason, now]] if getattr(ns, "reason", None) else []
+    return trail + [[f"gnt:client:{getattr(ns, 'prog', 'genet')}", getattr(ns, "command", None) or "", now]]
+
+
+def prepare(ns: argparse.Namespace, ops: list[OpCode]) -> list[OpCode]:
+    """The options every command has, set on its opcodes: the reason trail and the debug level."""
+    for op in ops:
+        op.reason = reason_trail(ns) + list(op.reason)
+        op.debug_level = max(op.debug_level, min(getattr(ns, "debug_level", 0), 10))
+    return ops
+
+
 def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client | None = None) -> list | None:
     """Submit one job; with --submit print its id and return None, else wait for it."""
     client = client or luxi.Client()
-    job_id = client.submit_job([op.to_dict() for op in ops])
+    job_id = client.submit_job([op.to_dict() for op in prepare(ns, ops)])
     if getattr(ns, "submit", False):
         print(f"JobID: {job_id}")
         return None
@@ -296,10 +313,20 @@ def run_opcode(opclass: type[OpCode], extra: Callable[[argparse.Namespace], dict
     return handler
 
 
+# Ganeti's command aliases ("gnt-instance start" runs startup): command -> its other names
+ALIASES = {"info": ("show",), "startup": ("start",), "shutdown": ("stop",),
+           "master-failover": ("masterfailover",), "iallocator": ("allocator",)}
+
+
 def command(sub, name: str, helptext: str, handler: Handler) -> argparse.ArgumentParser:
-    """A subcommand run by ``handler``; the caller adds its options to the parser returned."""
-    parser = sub.add_parser(name, help=helptext)
+    """A subcommand run by ``handler``, answering to its Ganeti aliases too, with the options every
+    Ganeti command has (-d/--debug, --reason); the caller adds its own to the parser returned."""
+    parser = sub.add_parser(name, help=helptext, aliases=ALIASES.get(name, ()))
     parser.set_defaults(handler=handler)
+    parser.add_argument("-d", "--debug", dest="debug_level", action="count", default=0,
+                        help="Increase the debug level (the jobs' debug_level; tracebacks of errors)")
+    parser.add_argument("--reason", default=None, help="The reason for running the command, recorded in"
+                        " the reason trail of its jobs")
     return parser
 
 
@@ -396,15 +423,28 @@ def run(prog: str, build: Callable[[argparse.ArgumentParser], None], argv: list[
         return _run(parser, prog, argv)
 
 
+def version_line(prog: str) -> str:
+    """What ``--version`` prints, in Ganeti's shape ("gnt-node (ganeti v3.1.1) 3.1.1")."""
+    from genet import __version__
+    return f"{prog} (genet v{__version__}) {__version__}"
+
+
 def _run(parser: argparse.ArgumentParser, prog: str, argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        print(version_line(prog))
+        return 0
     ns = parser.parse_args(argv)
     if not hasattr(ns, "handler"):
         parser.print_usage(sys.stderr)
         print(f"{prog}: error: a command is required", file=sys.stderr)
         return 2
+    ns.prog = prog
     try:
         return int(ns.handler(ns) or 0)
     except errors.GenericError as err:
+        if ns.debug_level:
+            traceback.print_exc()
         print(errors.format_error(err), file=sys.stderr)
         return errors.exit_code(err)
     except KeyboardInterrupt:

@@ -36,16 +36,14 @@ def cmd_import(ns) -> int:
 def build(parser) -> None:
     sub = base.subcommands(parser)
     base.opcode_command(sub, "export", "Export an instance to a node", opcodes.OpBackupExport)
-    p = sub.add_parser("import", help="Create an instance from an export")
+    p = base.command(sub, "import", "Create an instance from an export", cmd_import)
     base.add_opcode_options(p, opcodes.OpInstanceCreate, IMPORT_SKIP)
     accept_ganeti_check_switches(p)
     base.add_submit_options(p)
-    p.set_defaults(handler=cmd_import)
-    p = sub.add_parser("list", help="List the exports of the nodes")
+    p = base.command(sub, "list", "List the exports of the nodes", cmd_list)
     p.add_argument("--node", dest="nodes", action="append", metavar="NODE", help="Only this node (repeatable)")
     p.add_argument("--no-headers", action="store_true", help="Do not print column headers")
     p.add_argument("--separator", default=None, help="Separate columns with this string")
-    p.set_defaults(handler=cmd_list)
     base.opcode_command(sub, "remove", "Remove an export from every node holding it", opcodes.OpBackupRemove)
 
 

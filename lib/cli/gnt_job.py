@@ -140,28 +140,24 @@ def cmd_autoarchive(ns) -> int:
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    p = sub.add_parser("list", help="List jobs")
+    p = base.command(sub, "list", "List jobs", cmd_list)
     base.add_list_options(p, "JOB_ID")
     p.add_argument("--running", action="store_true", help="Show only running jobs")
     p.add_argument("--pending", action="store_true", help="Show only queued jobs")
     p.add_argument("--finished", action="store_true", help="Show only finished jobs")
     p.add_argument("--archived", action="store_true", help="Include archived jobs")
-    p.set_defaults(handler=cmd_list)
     for name, helptext, handler in (("info", "Show details of jobs", cmd_info),
                                     ("cancel", "Cancel queued or waiting jobs", cmd_cancel),
                                     ("archive", "Archive finished jobs", cmd_archive)):
-        p = sub.add_parser(name, help=helptext)
+        p = base.command(sub, name, helptext, handler)
         p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
-        p.set_defaults(handler=handler)
-    p = sub.add_parser("watch", help="Follow a job's log until it ends")
+    p = base.command(sub, "watch", "Follow a job's log until it ends", cmd_watch)
     p.add_argument("job_id", metavar="JOB_ID")
-    p.set_defaults(handler=cmd_watch)
-    p = sub.add_parser("autoarchive", help="Archive jobs older than AGE (e.g. 1d, 2h, all)")
+    p = base.command(sub, "autoarchive", "Archive jobs older than AGE (e.g. 1d, 2h, all)", cmd_autoarchive)
     p.add_argument("age", metavar="AGE")
-    p.set_defaults(handler=cmd_autoarchive)
-    p = sub.add_parser("list-fields", help="List the fields gnt-job list knows")
+    p = base.command(sub, "list-fields", "List the fields gnt-job list knows",
+                     lambda ns: base.run_list_fields(ns, "job"))
     base.add_list_fields_options(p)
-    p.set_defaults(handler=lambda ns: base.run_list_fields(ns, "job"))
 
 
 def main(argv=None) -> int:

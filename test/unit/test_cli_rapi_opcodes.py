@@ -12,8 +12,9 @@ import json
 
 import pytest
 
-from genet import luxi, opcodes
+from genet import opcodes
 from genet.cli import base as cli_base
+from luxi_recorder import recorder  # noqa: F401 (a fixture)
 
 USER, PASSWORD = "admin", "secret"
 
@@ -84,32 +85,6 @@ CASES = [
      "PUT", "/2/modify", {"candidate_pool_size": 5}),
     ("OP_CLUSTER_REDIST_CONF", ["gnt-cluster", "redist-conf"], "PUT", "/2/redistribute-config", None),
 ]
-
-
-class Luxi:
-    """Stands in for the master daemon: records submitted jobs, answers that they succeeded."""
-
-    def __init__(self):
-        self.jobs: list[list[dict]] = []
-
-    def call(self, method, *args):
-        if method == "SubmitJob":
-            self.jobs.append(args[0])
-            return len(self.jobs)
-        if method == "QueryJobs":
-            return [["success", [None] * len(self.jobs[-1])] for _ in args[0] or [0]]
-        if method == "WaitForJobChange":
-            return {"job_info": ["success"], "log_entries": []}
-        if method == "Query":
-            return {"fields": [], "data": []}
-        raise AssertionError(f"unexpected luxi call {method}")
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    recorded = Luxi()
-    monkeypatch.setattr(luxi.Client, "call", lambda self, method, *args: recorded.call(method, *args))
-    return recorded
 
 
 def the_opcode(job: list[dict], op_id: str) -> dict:

@@ -29,6 +29,15 @@ def test_job_runs_to_success_with_timestamps_and_result(ctx):
     assert job["summary"] == ["TEST_DELAY(0.0)"]
 
 
+def test_each_opcode_gets_the_queues_entry_in_its_reason_trail(ctx):
+    user = ["gnt:user", "maintenance", 1]
+    [job_id] = ctx.processor.submit([[delay(reason=[user]), delay()]])
+    ops = ctx.wait(job_id)["ops"]
+    assert [[entry[:2] for entry in op["reason"]] for op in ops] == [
+        [user[:2], ["gnt:opcode:test_delay", f"job={job_id};index=0"]],
+        [["gnt:opcode:test_delay", f"job={job_id};index=1"]]]
+
+
 def test_final_state_is_stored_and_replicated_before_it_is_visible(ctx):
     """When a job is reported final, its final record was already replicated."""
     [job_id] = ctx.processor.submit([[delay()]])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from genet import bootstrap, errors, qfilter
+from genet.cli import base as cli_base
 from genet.daemons import daemon, masterd, noded
 from genet.jobs import JOB_FIELDS, JobStatus
 from genet.query import INSTANCE_FIELDS, NODE_FIELDS
@@ -105,17 +106,23 @@ def gnt_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand by its name (a Ganeti alias, sharing the parser, is not one: genet(7) lists them)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
+            aliases = {alias for names in cli_base.ALIASES.values() for alias in names}
+            return {name: sub for name, sub in action.choices.items() if name not in aliases}
     raise AssertionError(f"{parser.prog} has no subcommands")
 
 
+# the options every subcommand has (cli.base.command), explained once in genet(7)
+COMMON_OPTIONS = ("-d", "--debug", "--reason")
+
+
 def documented_words(parser: argparse.ArgumentParser) -> list[str]:
-    """Every option string (but -h/--help) and every fixed choice of a subcommand."""
+    """Every option string (but -h/--help and the common options) and every fixed choice of a subcommand."""
     words = []
     for action in parser._actions:
-        words += [s for s in action.option_strings if s not in ("-h", "--help")]
+        words += [s for s in action.option_strings if s not in ("-h", "--help", *COMMON_OPTIONS)]
         if action.choices and not isinstance(action, argparse._SubParsersAction):
             words += [str(c) for c in action.choices]
     return words
@@ -505,3 +512,11 @@ def test_page_parses_with_docutils_without_warnings(name):
                                   settings_overrides={"report_level": 2, "halt_level": 5,
                                                       "warning_stream": warnings})
     assert warnings.getvalue() == ""
+
+
+def test_genet_page_explains_the_common_options_and_every_alias():
+    common = section(page("genet"), "COMMON OPTIONS")
+    assert [o for o in COMMON_OPTIONS if not mentions(common, o)] == []
+    aliases = section(page("genet"), "ALIASES")
+    assert [f"{alias} ({name})" for name, names in cli_base.ALIASES.items() for alias in names
+            if not (mentions(aliases, alias) and mentions(aliases, name))] == []

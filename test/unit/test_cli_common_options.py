@@ -1,0 +1,75 @@
+"""What every gnt-* command has, as Ganeti's: --version, the aliases, -d/--debug and --reason
+(the reason trail of the jobs it submits), run as a user types them."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+
+import pytest
+
+from genet import opcodes
+from genet.cli import base as cli_base
+from genet.jobqueue import opcode_reason
+from luxi_recorder import recorder  # noqa: F401 (a fixture)
+
+COMMANDS = ("gnt-cluster", "gnt-node", "gnt-instance", "gnt-group", "gnt-network", "gnt-backup", "gnt-os",
+            "gnt-job", "gnt-debug")
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    module = importlib.import_module(f"genet.cli.{argv[0].replace('-', '_')}")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_base.run(argv[0], module.build, argv[1:])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("prog", COMMANDS)
+def test_version_names_the_command_and_genets_version(prog):
+    from genet import __version__
+    assert run([prog, "--version"]) == (0, f"{prog} (genet v{__version__}) {__version__}\n", "")
+
+
+def test_an_alias_runs_its_command(recorder):
+    assert run(["gnt-instance", "start", "web1"])[0] == 0
+    [[op]] = recorder.jobs
+    assert (op["OP_ID"], op["instance_name"]) == ("OP_INSTANCE_STARTUP", "web1")
+
+
+def test_the_reason_and_the_command_start_the_trail(recorder):
+    assert run(["gnt-instance", "stop", "--reason", "disk swap", "web1"])[0] == 0
+    [[op]] = recorder.jobs
+    (user, why, t1), (client, command, t2) = op["reason"]
+    assert (user, why, client, command) == ("gnt:user", "disk swap", "gnt:client:gnt-instance", "stop")
+    assert t1 == t2 and t1 > 10 ** 18          # nanoseconds since the epoch, as Ganeti's
+
+
+def test_without_a_reason_the_trail_names_the_command(recorder):
+    assert run(["gnt-debug", "delay", "0"])[0] == 0
+    [[op]] = recorder.jobs
+    assert [entry[:2] for entry in op["reason"]] == [["gnt:client:gnt-debug", "delay"]]
+
+
+def test_debug_raises_the_jobs_debug_level(recorder):
+    assert run(["gnt-debug", "delay", "-d", "-d", "0"])[0] == 0
+    [[op]] = recorder.jobs
+    assert op["debug_level"] == 2
+
+
+def test_debug_prints_the_traceback_of_a_failure(monkeypatch):
+    from genet import errors, luxi
+
+    def refuse(self, method, *args):
+        raise errors.OpPrereqError("no such instance", errors.ECode.NOENT)
+    monkeypatch.setattr(luxi.Client, "call", refuse)
+    code, _, err = run(["gnt-instance", "startup", "--debug", "web1"])
+    assert code != 0 and "Traceback" in err and "no such instance" in err
+    code, _, err = run(["gnt-instance", "startup", "web1"])
+    assert code != 0 and "Traceback" not in err
+
+
+def test_the_queue_adds_each_opcodes_entry():
+    op = opcodes.OpInstanceStartup(instance_name="web1")
+    source, text, stamp = opcode_reason(op, 12, 0)
+    assert (source, text) == ("gnt:opcode:instance_startup", "job=12;index=0") and stamp > 10 ** 18
