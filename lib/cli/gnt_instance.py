@@ -6,61 +6,29 @@ import shlex
 import sys
 
 from genet import errors, luxi, opcodes
-from genet.cli import base
+from genet.cli import base, info, instance_info
 
 # the default columns of `list` (Ganeti's); the field table itself lives in genet.query, which
 # the command does not import: it pulls in pyparsing and would slow every gnt-instance down
 INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
-INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "admin_state", "status", "oper_state",
-               "pnode", "snodes", "os", "hypervisor", "hvparams", "beparams", "disk_template",
-               "disk.sizes", "nic.macs", "nic.ips", "nic.modes", "nic.links", "oper_ram", "oper_vcpus",
-               "oper_uptime", "tags"]
 
 
 def cmd_info(ns) -> int:
-    for i in base.query_named("instance", INFO_FIELDS, ns.names, "instance"):
-        print(f"Instance name: {i['name']}")
-        print(f"UUID: {i['uuid']}")
-        print(f"Serial number: {i['serial_no']}")
-        print(f"Creation time: {base.format_value(i['ctime'], 'timestamp')}")
-        print(f"Modification time: {base.format_value(i['mtime'], 'timestamp')}")
-        actual = {True: "up", False: "down", None: "unknown"}[i["oper_state"]]
-        print(f"State: configured to be {i['admin_state']}, actual state is {actual} ({i['status']})")
-        print("  Nodes:")
-        print(f"    - primary: {i['pnode']}")
-        print(f"    - secondaries: {', '.join(i['snodes'])}")
-        print(f"  Operating system: {i['os']}")
-        print(f"  Hypervisor: {i['hypervisor']}")
-        for key in sorted(i["hvparams"]):
-            print(f"    - {key}: {i['hvparams'][key]}")
-        print("  Back-end parameters:")
-        for key in sorted(i["beparams"]):
-            print(f"    - {key}: {i['beparams'][key]}")
-        if i["oper_state"]:
-            print(f"  Runtime: memory {i['oper_ram']} MiB, {i['oper_vcpus']} VCPUs, up {i['oper_uptime']} s")
-        print("  NICs:")
-        for idx, mac in enumerate(i["nic.macs"]):
-            print(f"    - nic/{idx}: MAC: {mac}, IP: {i['nic.ips'][idx] or '-'}, mode: {i['nic.modes'][idx]},"
-                  f" link: {i['nic.links'][idx]}")
-        print(f"  Disk template: {i['disk_template']}")
-        print("  Disks:")
-        sync = mirror_states(i["name"]) if i["snodes"] else {}
-        for idx, size in enumerate(i["disk.sizes"]):
-            where = f", on {i['pnode']} and {', '.join(i['snodes'])}: {sync.get(idx, 'unknown')}" if i["snodes"] else ""
-            print(f"    - disk/{idx}: {i['disk_template']}, size {size} MiB{where}")
-        print(f"  Tags: {', '.join(i['tags']) or '(none)'}")
+    """Ganeti's rule: instances named, or --all; then each one's details in Ganeti's layout."""
+    if not ns.names and not ns.show_all:
+        raise errors.OpPrereqError("No instance selected. Please pass in --all if you want to query all"
+                                   " instances.", errors.ECode.INVAL)
+    if ns.names and ns.show_all:
+        raise errors.OpPrereqError("Cannot use --all if you specify instance names.", errors.ECode.INVAL)
+    op = opcodes.OpInstanceQueryData(instances=ns.names, static=ns.static, use_locking=not ns.static)
+    [found] = base.submit_or_run(ns, [op], feedback=lambda entry: None) or [None]
+    if found is None:                     # --submit
+        return 0
+    if not found:
+        print("No instances.")
+        return 1
+    print(info.dump([instance_info.entries(found[name], ns.roman_integers) for name in found]))
     return 0
-
-
-def mirror_states(name: str) -> dict[int, str]:
-    """Each mirrored disk's sync state as the primary sees it ("in sync", "syncing 45%", "degraded")."""
-    from genet.rpc_defs import MirrorStatus
-    from genet.storage.base import sync_label
-    client = luxi.Client()
-    job_id = client.submit_job([opcodes.OpInstanceQueryData(instances=[name]).to_dict()])
-    info = base.poll_job(client, job_id, feedback=lambda entry: None)[0].get(name, {})
-    return {idx: sync_label(MirrorStatus.from_wire(disk["mirror"]) if disk.get("mirror") else None)
-            for idx, disk in enumerate(info.get("disks", []))}
 
 
 def ssh_argv(console: dict, interactive: bool) -> list[str]:
@@ -159,7 +127,11 @@ def build(parser) -> None:
     base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
                         opcodes.OpInstanceSetParams,
                         base.modify_command(opcodes.OpInstanceSetParams, "instance"))
-    base.add_object_commands(sub, "instance", "instance", "INSTANCE", INSTANCE_DEFAULT, cmd_info)
+    p = base.add_object_commands(sub, "instance", "instance", "INSTANCE", INSTANCE_DEFAULT, cmd_info)
+    base.add_info_options(p)
+    p.add_argument("-s", "--static", action="store_true",
+                   help="Only the configuration: do not ask the nodes for the live state")
+    p.add_argument("--all", dest="show_all", action="store_true", help="Show every instance")
     p = base.command(sub, "console", "Connect to the instance's serial console", cmd_console)
     p.add_argument("instance_name", metavar="INSTANCE")
     p.add_argument("--show-cmd", action="store_true", help="Print the command instead of running it")

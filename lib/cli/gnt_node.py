@@ -6,7 +6,7 @@ import os
 import sys
 
 from genet import config, errors, luxi, netutils, opcodes, paths
-from genet.cli import base
+from genet.cli import base, info
 
 SSH_TIMEOUT = 20
 NODE_DEFAULT = ["name", "dtotal", "dfree", "mtotal", "mfree", "pinst_cnt", "sinst_cnt"]   # Ganeti's list columns
@@ -62,22 +62,26 @@ def cmd_add(ns) -> int:
     return 0
 
 
-INFO_FIELDS = ["name", "uuid", "pip", "sip", "role", "master_candidate", "master_capable", "vm_capable",
-               "offline", "drained", "group", "tags", "serial_no"]
+INFO_FIELDS = ["name", "pip", "sip", "pinst_list", "sinst_list", "master_candidate", "drained", "offline",
+               "master_capable", "vm_capable", "powered", "ndparams", "custom_ndparams"]
 
 
 def cmd_info(ns) -> int:
-    roles = {"M": "master", "C": "master candidate", "R": "regular", "D": "drained", "O": "offline"}
+    """Each node in Ganeti's layout and words (a YAML document its tools read)."""
+    shown = []
     for node in base.query_named("node", INFO_FIELDS, ns.names, "node"):
-        print(f"Node name: {node['name']}")
-        print(f"  UUID: {node['uuid']}")
-        print(f"  primary ip: {node['pip']}")
-        print(f"  secondary ip: {node['sip']}")
-        print(f"  role: {roles[node['role']]}")
-        for flag in ("master_candidate", "master_capable", "vm_capable", "offline", "drained"):
-            print(f"  {flag.replace('_', ' ')}: {'True' if node[flag] else 'False'}")
-        print(f"  node group: {node['group']}")
-        print(f"  tags: {', '.join(node['tags']) or '(none)'}")
+        entries = [("Node name", node["name"]), ("primary ip", node["pip"]), ("secondary ip", node["sip"]),
+                   ("master candidate", node["master_candidate"]), ("drained", node["drained"]),
+                   ("offline", node["offline"])]
+        if node["powered"] is not None:
+            entries.append(("powered", node["powered"]))
+        entries += [("master_capable", node["master_capable"]), ("vm_capable", node["vm_capable"])]
+        if node["vm_capable"]:
+            entries += [("primary for instances", sorted(node["pinst_list"])),
+                        ("secondary for instances", sorted(node["sinst_list"]))]
+        entries.append(("node parameters", info.params(node["custom_ndparams"], node["ndparams"])))
+        shown.append(entries)
+    print(info.dump(shown))
     return 0
 
 

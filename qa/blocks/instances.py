@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import yaml
+
 from qa import templates as tpl
 from qa.context import Context
 from qa.report import CheckFailed, Skip
@@ -37,10 +39,11 @@ def life(ctx: Context, block: str, template: str) -> None:
 
 def steps(ctx: Context, block: str, template: str, current: dict) -> None:
     name = current["name"]
-    with ctx.check(block, "info"):
-        out = ctx.gnt("gnt-instance", "info", name).stdout
-        if name not in out or template not in out:
-            raise CheckFailed(f"gnt-instance info {name} names neither the instance nor {template}")
+    with ctx.check(block, "info (Ganeti's YAML layout)"):
+        [info] = yaml.safe_load(ctx.gnt("gnt-instance", "info", name).stdout)
+        shown = (info["Instance name"], info["Disk template"], info["Nodes"][0]["primary"])
+        if shown != (name, template, ctx.instance(name)["pnode"]):
+            raise CheckFailed(f"gnt-instance info {name} shows name, template, primary {shown}")
 
     with ctx.check(block, "list shows it running"):
         rows = ctx.gnt_rows("gnt-instance", ["name", "status", "disk_template"], name)

@@ -1,6 +1,7 @@
 """Every gnt-* command of the cluster core, run as a user would, on a loopback cluster."""
 import time
 
+from ganeti_info import parsed
 
 
 def lines(proc):
@@ -36,8 +37,8 @@ def test_node_list_fields_and_info(cluster):
     out = cluster.run("node1", "gnt-node", "list-fields").stdout
     assert "mfree" in out and "master_candidate" in out
     assert cluster.run("node1", "gnt-node", "list-fields", "bogus", check=False).returncode == 14
-    info = cluster.run("node1", "gnt-node", "info", "node2").stdout
-    assert "Node name: node2" in info and "role: master candidate" in info
+    [info] = parsed(cluster.run("node1", "gnt-node", "info", "node2").stdout)
+    assert (info["Node name"], info["master candidate"], info["primary for instances"]) == ("node2", True, None)
     assert cluster.run("node1", "gnt-node", "info", "nodeX", check=False).returncode == 1
 
 

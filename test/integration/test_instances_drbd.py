@@ -14,6 +14,7 @@ import shutil
 import subprocess
 
 import pytest
+from ganeti_info import mirror_sides
 from loopback import LoopbackCluster
 
 from genet import opcodes
@@ -103,7 +104,7 @@ def test_new_drbd_instance_is_primary_on_one_node_secondary_on_the_other(cluster
     assert dump.returncode == 0, dump.stderr
     assert f"genet-{disks[0]}" in dump.stdout and "protocol" in dump.stdout
     info = gnt(c, "gnt-instance", "info", "web1").stdout
-    assert info.count("on node1 and node2: in sync") == 2
+    assert mirror_sides(info) == [("node1", "node2", "in sync")] * 2
     # Ganeti's shapes in the instance data (RAPI /2/instances/NAME/info)
     job = c.submit_and_wait([opcodes.OpInstanceQueryData(instances=["web1"]).to_dict()])
     disk = job["opresult"][0]["web1"]["disks"][0]
@@ -140,7 +141,7 @@ def test_cut_link_runs_degraded_and_resyncs_only_what_changed(cluster):
         c.fake_drbd("node2", "write", f"genet-{uuid}", "1024")        # the guest writes 1 MiB meanwhile
         proc = gnt(c, "gnt-cluster", "verify-disks", check=False)
         assert proc.returncode == 1 and "instance cut1: disk 0 is degraded" in proc.stdout + proc.stderr
-        assert "on node2 and node3: degraded" in gnt(c, "gnt-instance", "info", "cut1").stdout
+        assert mirror_sides(gnt(c, "gnt-instance", "info", "cut1").stdout) == [("node2", "node3", "degraded")]
         assert field(c, "cut1", "status") == "running"               # the primary keeps running
     finally:
         c.fake_drbd("node2", "heal", c.address("node2"), c.address("node3"))

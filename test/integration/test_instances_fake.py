@@ -1,6 +1,7 @@
 """Instance lifecycle on a loopback cluster with the fake hypervisor: checks and rollback."""
 
 import pytest
+from ganeti_info import parsed
 
 
 def listing(cluster, *fields):
@@ -17,8 +18,8 @@ def test_add_start_stop_reboot_remove_diskless(cluster):
     cluster.run("node1", "gnt-instance", "reboot", "--type", "hard", "web1")
     cluster.run("node1", "gnt-instance", "reboot", "--type", "full", "web1")
     assert listing(cluster, "status") == [["running"]]
-    info = cluster.run("node1", "gnt-instance", "info", "web1").stdout
-    assert "primary: node2" in info and "actual state is up" in info
+    [info] = parsed(cluster.run("node1", "gnt-instance", "info", "web1").stdout)
+    assert info["Nodes"][0]["primary"] == "node2" and info["State"].endswith("actual state is up")
     cluster.run("node1", "gnt-instance", "remove", "web1")
     assert listing(cluster, "name") == []
 
