@@ -149,9 +149,9 @@ def test_acpi_stop_ends_qemu_and_removes_the_runtime_files(nodes, guest, tmp_pat
 
 
 def test_guest_that_powers_off_is_reported_shutdown(nodes, guest):
-    """When the guest powers itself off, QEMU stays (-no-shutdown) and info says SHUTDOWN."""
+    """When the guest powers itself off with user_shutdown, QEMU stays (-no-shutdown) and info says SHUTDOWN."""
     hv = nodes()
-    console, _ = boot(hv, guest_inst(guest))
+    console, _ = boot(hv, guest_inst(guest, user_shutdown=True))
     console.sock.sendall(b"poweroff -f\n")
     info = wait_state(hv, "guest1", HvState.SHUTDOWN.value)
     assert info["runstate"] == "shutdown" and info["pid"] > 0
