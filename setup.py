@@ -1,5 +1,6 @@
 """Installs genet: the core package and its backends, the daemons and the gnt-* commands, with
 their man pages and bash completion (made by build_docs, tools/genet_build.py)."""
+import re
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from setuptools.dist import Distribution
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 import genet_build  # noqa: E402  (the build step: a module of the source tree, not installed)
 
-VERSION = "0.1.0"
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path("lib/__init__.py").read_text(), re.MULTILINE).group(1)
 
 # the bundled OS definitions (noop, image) go to share/genet/os/NAME
 OS_DIR = "share/genet/os"
