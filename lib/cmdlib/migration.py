@@ -132,11 +132,20 @@ class MovePlan:
             inst["mtime"] = time.time()
         self.lu.cfg.update(change)
 
-    def migrate(self, live: bool = True) -> dict:
+    def migrate(self, live: bool | None = None) -> dict:
         """Live (or paused) migration; on failure the source keeps running and the target is cleaned.
-        The target runs the instance before the config names it: the master knows it meanwhile."""
+        The target runs the instance before the config names it: the master knows it meanwhile.
+        ``live`` None: as the instance's migration_mode hvparam says (Ganeti)."""
+        if live is None:
+            live = self._mode_from_hvparams() != "non-live"
         with self.lu.ctx.moving_to(self.inst.name, self.target):
             return self._migrate(live)
+
+    def _mode_from_hvparams(self) -> str:
+        from genet.hypervisor.base import HYPERVISORS
+        hv = self.inst.hypervisor
+        given = dict(self.lu.cfg.snapshot().cluster.get("hvparams", {}).get(hv, {}), **self.inst.hvparams)
+        return HYPERVISORS.cls(hv).fill_parameters(given).get("migration_mode", "live")
 
     def _migrate(self, live: bool) -> dict:
         inst, feedback, hv = self.inst, self.lu.feedback, self.inst.hypervisor
@@ -369,6 +378,8 @@ class LUInstanceMigrate(_InstanceMoving):
             return cleanup_migration(self, self.inst)
         if self.failover:
             return self.plan.failover(False, 120)
+        if self.op.mode is None and self.op.live is None and not self.op.non_live:
+            return self.plan.migrate()                 # the instance's migration_mode decides
         live = self.op.mode != "non-live" and self.op.live is not False and not self.op.non_live
         return self.plan.migrate(live)
 
@@ -451,7 +462,7 @@ class LUNodeMigrate(_NodeEmptying):
                       for inst in self.primaries() if inst.admin_state == "up"]
 
     def exec(self):
-        live = self.op.mode != "non-live"
+        live = None if self.op.mode is None else self.op.mode != "non-live"
         return [plan.migrate(live) for plan in self.plans]
 
 
@@ -485,7 +496,7 @@ class LUNodeEvacuate(_NodeEmptying):
     def exec(self):
         """Running instances migrate live, the others (or all, from a dead node) fail over; then
         every secondary copy still on the node (also those the moves left there) goes elsewhere."""
-        done = [plan.migrate(True) if plan.running else plan.failover(plan.source_offline, 120)
+        done = [plan.migrate() if plan.running else plan.failover(plan.source_offline, 120)
                 for plan in self.plans]
         if not self.op.primary_only:
             for inst in self.secondaries():
