@@ -169,11 +169,15 @@ def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client
 
 # --- output -----------------------------------------------------------------
 
-def format_value(value: Any, kind: str = "text") -> str:
+def format_value(value: Any, kind: str = "text", unit: str = "m") -> str:
+    """A value as list output shows it; sizes (kind "unit", in MiB) in ``unit`` (genet.cli.units)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "Y" if value else "N"
+    if kind == "unit" and isinstance(value, (int, float)):
+        from genet.cli.units import format_unit
+        return format_unit(value, unit)
     if kind == "timestamp" and isinstance(value, (int, float)):
         return time.ctime(value)
     if kind == "timestamp" and isinstance(value, list) and len(value) == 2:
@@ -209,14 +213,17 @@ def format_table(headers: list[str] | None, rows: list[list[str]], separator: st
 
 
 def add_list_options(parser: argparse.ArgumentParser, names_metavar: str) -> None:
+    from genet.cli.units import UNITS
     parser.add_argument("-o", "--output", dest="output", metavar="FIELDS",
                         help="Comma-separated fields to show; a leading + adds to the defaults")
     parser.add_argument("--no-headers", action="store_true", help="Do not print column headers")
     parser.add_argument("--separator", default=None, help="Separate columns with this string")
     parser.add_argument("-F", "--filter", dest="use_filter", action="store_true",
                         help="Treat the arguments as a query filter expression")
-    parser.add_argument("--units", default=None, help="Units for sizes (accepted for compatibility)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="Verbose output")
+    parser.add_argument("--units", default=None, choices=UNITS,
+                        help="Units for sizes: h (scaled, the default), m, g or t (m with --separator)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Say why a value is missing: (nodata), (offline), (unavail), (unknown)")
     parser.add_argument("names", nargs="*", metavar=names_metavar)
 
 
@@ -228,10 +235,16 @@ def fields_from(output: str | None, default: list[str]) -> list[str]:
     return [f for f in output.split(",") if f]
 
 
+# a value that is not there, by its status (genet.query RS_*): (short, with --verbose), as Ganeti
+_MISSING = {1: ("??", "(unknown)"), 2: ("?", "(nodata)"), 3: ("-", "(unavail)"), 4: ("*", "(offline)")}
+
+
 def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: str = "name",
              client: luxi.Client | None = None) -> int:
-    """The shared body of `gnt-* list`: query, filter, print a table."""
+    """The shared body of `gnt-* list`: query, filter, print a table. An unknown field is warned
+    about, shown as ``??`` and makes the exit code 14, as in Ganeti."""
     from genet import qfilter as qf
+    from genet.cli.units import default_unit
     fields = fields_from(ns.output, default)
     if ns.use_filter:
         try:
@@ -245,25 +258,22 @@ def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: 
     defs = result["fields"]
     unknown = [d["name"] for d in defs if d["kind"] == "unknown"]
     if unknown:
-        raise errors.ParameterError(f"unknown field(s): {', '.join(unknown)}")
+        print(f"Warning: Queried for unknown fields {', '.join(unknown)}", file=sys.stderr)
     if ns.names and not ns.use_filter:
         found = {row[fields.index(name_field)][1] for row in result["data"]} if name_field in fields else None
         if found is not None:
             missing = [n for n in ns.names if n not in found]
             if missing:
                 raise errors.OpPrereqError(f"{what}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
-    rows = []
-    for row in result["data"]:
-        cells = []
-        for (status, value), fdef in zip(row, defs):
-            cells.append(format_value(value, fdef["kind"]) if status == 0 else
-                         {1: "??", 2: "?", 3: "-", 4: "*"}.get(status, "?"))
-        rows.append(cells)
+    unit = ns.units or default_unit(ns.separator)
+    rows = [[format_value(value, fdef["kind"], unit) if status == 0 else
+             _MISSING.get(status, ("?", "(nodata)"))[bool(ns.verbose)]
+             for (status, value), fdef in zip(row, defs)] for row in result["data"]]
     headers = None if ns.no_headers else [d["title"] for d in defs]
-    numeric = [d["kind"] in ("number", "unit") for d in defs]
+    numeric = [d["kind"] in ("number", "float", "unit") for d in defs]
     for line in format_table(headers, rows, ns.separator, numeric):
         print(line)
-    return 0
+    return int(errors.ExitCode.UNKNOWN_FIELD) if unknown else 0
 
 
 def run_list_fields(ns: argparse.Namespace, what: str, client: luxi.Client | None = None) -> int:
