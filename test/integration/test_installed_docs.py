@@ -37,11 +37,12 @@ def test_man_finds_the_page_of_every_installed_command_from_path():
         **{name: f"man8/{name}.8" for name in COMMANDS}, "genet": "man7/genet.7"}
 
 
-def test_the_gnt_instance_page_renders():
-    result = run(["man", "-P", "cat", "gnt-instance"])
-    assert result.stderr == ""
-    text = result.stdout
-    assert text.splitlines()[0].split() == ["gnt-instance(8)", "genet", "gnt-instance(8)"]
+def test_every_installed_page_renders_without_complaint():
+    for name, section in [*((c, 8) for c in COMMANDS), ("genet", 7)]:
+        result = run(["man", "-P", "cat", name])
+        assert result.stderr == "", name
+        assert result.stdout.splitlines()[0].split() == [f"{name}({section})", "genet", f"{name}({section})"]
+    text = run(["man", "-P", "cat", "gnt-instance"]).stdout
     assert "gnt-instance - genet instance administration" in text
     for heading in ("SYNOPSIS", "DESCRIPTION", "COMMANDS", "SEE ALSO"):
         assert f"\n{heading}\n" in text
