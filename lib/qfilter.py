@@ -15,7 +15,8 @@ from typing import Any
 
 import pyparsing as pp
 
-__all__ = ["FilterError", "parse_filter", "names_filter", "compile_filter"]
+__all__ = ["FilterError", "parse_filter", "names_filter", "is_filter", "is_glob", "make_filter", "glob_pattern",
+           "compile_filter"]
 
 Row = Mapping[str, object]
 Predicate = Callable[[Row], bool]
@@ -31,6 +32,7 @@ class FilterError(ValueError):
 _IDENT_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_./"
 _KEYWORDS = ("and", "or", "not", "in", "true", "false")
 _REGEX_FLAGS = frozenset("ims")
+_REGEX_DELIMITERS = "/#^|"         # Ganeti's: /x/, #x#, ^x^, |x|, each also with an "m" before it
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 
@@ -54,9 +56,10 @@ def _number_action(tokens: pp.ParseResults) -> list:
 
 
 def _regex_action(text: str, loc: int, tokens: pp.ParseResults) -> list:
-    literal = tokens[0]
-    end = literal.rindex("/")
-    body = re.sub(r"\\/", "/", literal[1:end])
+    literal = tokens[0][1:] if tokens[0].startswith("m") else tokens[0]
+    delimiter = literal[0]
+    end = literal.rindex(delimiter)
+    body = literal[1:end].replace("\\" + delimiter, delimiter)
     flags = literal[end + 1:]
     bad = set(flags) - _REGEX_FLAGS
     if bad:
@@ -72,6 +75,14 @@ def _regex_action(text: str, loc: int, tokens: pp.ParseResults) -> list:
     return [body]
 
 
+def glob_pattern(pattern: str) -> str:
+    """The regular expression of a DNS name glob (Ganeti's DnsNameGlobPattern): ``*`` is any run
+    of characters and ``?`` one character, neither crossing a dot; "web*" also matches
+    "web1.example.com" (the pattern matches the leftmost parts)."""
+    parts = {"*": "[^.]*", "?": "[^.]"}
+    return r"^%s(\..*)?$" % "".join(parts.get(c, re.escape(c)) for c in pattern)
+
+
 def _condition_action(tokens: pp.ParseResults) -> list:
     toks = list(tokens)
     if len(toks) == 1:
@@ -80,9 +91,12 @@ def _condition_action(tokens: pp.ParseResults) -> list:
         node = ["=[]", toks[-1], toks[0]]
         return [["!", node] if toks[1] == "not" else node]
     field, op, value = toks
+    if op in ("=*", "!*"):
+        node = ["=~", field, glob_pattern(value)]
+        return [["!", node] if op == "!*" else node]
     if op == "!~":
         return [["!", ["=~", field, value]]]
-    return [["=" if op == "==" else op, field, value]]
+    return [["=" if op in ("==", "=") else op, field, value]]
 
 
 def _chain_action(symbol: str) -> Callable[[pp.ParseResults], list]:
@@ -109,13 +123,15 @@ def _build_grammar() -> pp.ParserElement:
     boolean = (_kw("true").set_parse_action(lambda: [True])
                | _kw("false").set_parse_action(lambda: [False]))
     value = (string | number | boolean).set_name("a value")
-    regex = pp.Regex(r"/(?:[^/\\]|\\.)*/[a-z]*", flags=re.DOTALL)
+    delimited = "|".join(rf"{re.escape(d)}(?:[^{re.escape(d)}\\]|\\.)*{re.escape(d)}" for d in _REGEX_DELIMITERS)
+    regex = pp.Regex(rf"m?(?:{delimited})[a-z]*", flags=re.DOTALL)
     regex.set_name("a /regular expression/").set_parse_action(_regex_action)
 
-    cmp_op = pp.one_of("== != <= >= < >")
+    cmp_op = pp.one_of("== != <= >= < > =")     # a single "=" is Ganeti's older spelling of "=="
     re_op = pp.one_of("=~ !~")
+    glob_op = pp.one_of("=* !*")
     membership = value + pp.Optional(_kw("not")) + _kw("in") - field
-    comparison = field + pp.Optional((re_op - regex) | (cmp_op - value))
+    comparison = field + pp.Optional((re_op - regex) | (glob_op - string) | (cmp_op - value))
     condition = (membership | comparison).set_parse_action(_condition_action)
 
     expr = pp.Forward()
@@ -166,6 +182,31 @@ def names_filter(field: str, names: Sequence[str]) -> list | None:
     if not names:
         return None
     return ["|", *(["=", field, name] for name in names)]
+
+
+# what makes a command's only argument a filter, or an argument a glob (Ganeti's qlang)
+FILTER_CHARS = frozenset("!\"'()/<=>\\~ \t\n\r\x0b\x0c")
+GLOB_CHARS = frozenset("*?")
+
+
+def is_glob(name: str) -> bool:
+    return bool(GLOB_CHARS & set(name))
+
+
+def is_filter(args: Sequence[str], force: bool) -> bool:
+    """Whether a list command's arguments are a filter: with ``force`` (-F), or when the only
+    argument looks like one (it holds an operator, a quote or a space), as in Ganeti's CLI."""
+    return force or (len(args) == 1 and bool(FILTER_CHARS & set(args[0])))
+
+
+def make_filter(args: Sequence[str], force: bool, field: str = "name") -> list | None:
+    """The filter of a list command's arguments, as Ganeti's CLI makes it: the filter they are
+    (is_filter), else each is a name, or a glob (``web*``) matched as Ganeti's DNS name globs are."""
+    if is_filter(args, force):
+        return parse_filter(" ".join(args))
+    if not args:
+        return None
+    return ["|", *(["=~", field, glob_pattern(a)] if is_glob(a) else ["=", field, a] for a in args)]
 
 
 # ---------------------------------------------------------------------------

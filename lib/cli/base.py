@@ -241,30 +241,28 @@ _MISSING = {1: ("??", "(unknown)"), 2: ("?", "(nodata)"), 3: ("-", "(unavail)"),
 
 def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: str = "name",
              client: luxi.Client | None = None) -> int:
-    """The shared body of `gnt-* list`: query, filter, print a table. An unknown field is warned
-    about, shown as ``??`` and makes the exit code 14, as in Ganeti."""
+    """The shared body of `gnt-* list`: query, filter, print a table. The arguments are names,
+    globs or (with -F, or one that looks like it) a filter, as genet.qfilter.make_filter says. An
+    unknown field is warned about, shown as ``??`` and makes the exit code 14, as in Ganeti."""
     from genet import qfilter as qf
     from genet.cli.units import default_unit
     fields = fields_from(ns.output, default)
-    if ns.use_filter:
-        try:
-            qfilter = qf.parse_filter(" ".join(ns.names))
-        except qf.FilterError as err:
-            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
-    else:
-        qfilter = qf.names_filter(name_field, ns.names)
+    try:
+        qfilter = qf.make_filter(ns.names, ns.use_filter, name_field)
+    except qf.FilterError as err:
+        raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+    names = [] if qf.is_filter(ns.names, ns.use_filter) else [n for n in ns.names if not qf.is_glob(n)]
     client = client or luxi.Client()
     result = client.query(what, fields, qfilter)
     defs = result["fields"]
     unknown = [d["name"] for d in defs if d["kind"] == "unknown"]
     if unknown:
         print(f"Warning: Queried for unknown fields {', '.join(unknown)}", file=sys.stderr)
-    if ns.names and not ns.use_filter:
-        found = {row[fields.index(name_field)][1] for row in result["data"]} if name_field in fields else None
-        if found is not None:
-            missing = [n for n in ns.names if n not in found]
-            if missing:
-                raise errors.OpPrereqError(f"{what}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    if names and name_field in fields:         # a name (not a glob, not a filter) nothing answers to
+        found = {row[fields.index(name_field)][1] for row in result["data"]}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise errors.OpPrereqError(f"{what}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
     unit = ns.units or default_unit(ns.separator)
     rows = [[format_value(value, fdef["kind"], unit) if status == 0 else
              _MISSING.get(status, ("?", "(nodata)"))[bool(ns.verbose)]

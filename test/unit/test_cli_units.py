@@ -1,10 +1,12 @@
-"""Sizes in gnt-* list output (--units) and how list shows missing values, as Ganeti's CLI does."""
+"""gnt-* list as Ganeti's CLI does it: sizes (--units), missing values, unknown fields, and
+arguments that are names, globs or a filter."""
 from __future__ import annotations
 
 import argparse
 
 import pytest
 
+from genet import errors
 from genet.cli import base
 from genet.cli.units import default_unit, format_unit
 
@@ -34,6 +36,7 @@ class _Client:
         self.answer = {"fields": fields, "data": data}
 
     def query(self, what, fields, qfilter=None):
+        self.asked = qfilter
         return self.answer
 
 
@@ -80,3 +83,13 @@ def test_units_outside_ganetis_choices_are_refused_by_the_parser():
     base.add_list_options(parser, "NAME")
     with pytest.raises(SystemExit):
         parser.parse_args(["--units", "k"])
+
+
+def test_list_takes_globs_and_a_lone_filter_argument_and_checks_only_plain_names(capsys):
+    client = _Client(_FIELDS[:1], [])
+    assert _list(capsys, ["-o", "name", "web*"], client)[0] == 0
+    assert client.asked == ["|", ["=~", "name", r"^web[^.]*(\..*)?$"]]
+    assert _list(capsys, ["-o", "name", 'name == "x"'], client)[0] == 0
+    assert client.asked == ["=", "name", "x"]
+    with pytest.raises(errors.OpPrereqError, match="node\\(s\\) not found: nodeX"):
+        _list(capsys, ["-o", "name", "web*", "nodeX"], client)

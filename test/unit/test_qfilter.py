@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from genet.qfilter import FilterError, compile_filter, names_filter, parse_filter
+from genet.qfilter import FilterError, compile_filter, glob_pattern, make_filter, names_filter, parse_filter
 
 try:
     from hypothesis import given, settings
@@ -497,3 +497,39 @@ if given is not None:
     @given(_filters, st.dictionaries(_fields, _row_values, max_size=5))
     def test_compiled_predicates_never_raise_on_any_row(qfilter, row):
         assert compile_filter(qfilter)(row) in (True, False)
+
+
+# ---------------------------------------------------------------------------
+# Ganeti's other spellings, and the arguments of list commands
+
+@pytest.mark.parametrize("text, expected", [
+    ('name = "node1"', ["=", "name", "node1"]),
+    ("name =~ m#^a/b#i", ["=~", "name", "(?i)^a/b"]),
+    ("name =~ |a\\|b|", ["=~", "name", "a|b"]),
+    ("name =~ ^web^", ["=~", "name", "web"]),
+    ('name =* "web*"', ["=~", "name", r"^web[^.]*(\..*)?$"]),
+    ('name !* "w?b"', ["!", ["=~", "name", r"^w[^.]b(\..*)?$"]]),
+    ("disk.size/0 >= 1024 and nic.mac/1", ["&", [">=", "disk.size/0", 1024], ["?", "nic.mac/1"]]),
+])
+def test_ganetis_legacy_equal_regex_delimiters_and_globs_parse(text, expected):
+    assert parse_filter(text) == expected
+
+
+@pytest.mark.parametrize("name, matches", [
+    ("web1", True), ("web1.example.com", True), ("web", True), ("xweb1", False), ("web1x.a", True),
+    ("we.b1", False),
+])
+def test_a_glob_matches_dns_names_from_their_leftmost_part(name, matches):
+    assert (re.search(glob_pattern("web*"), name) is not None) is matches
+
+
+@pytest.mark.parametrize("args, force, expected", [
+    ([], False, None),
+    (["web1", "db1"], False, ["|", ["=", "name", "web1"], ["=", "name", "db1"]]),
+    (["web*"], False, ["|", ["=~", "name", r"^web[^.]*(\..*)?$"]]),
+    (['status == "running"'], False, ["=", "status", "running"]),
+    (["admin_up"], True, ["?", "admin_up"]),
+    (["admin_up", "and", "oper_state"], True, ["&", ["?", "admin_up"], ["?", "oper_state"]]),
+])
+def test_list_arguments_are_names_globs_or_a_filter_as_in_ganeti(args, force, expected):
+    assert make_filter(args, force) == expected
