@@ -61,6 +61,7 @@ def dev(tmp_path_factory):
 def guest_hvparams(ip: str = GUEST_IP) -> str:
     guest = testguest.ensure()
     return (f"kernel_path={guest['kernel']},initrd_path={guest['initrd']},accel=tcg,serial_console=true,"
+            "user_shutdown=true,"                      # a guest power-off is USER_down (see its test)
             f"kernel_args=console=ttyS0 quiet genet.ip={ip}/24 genet.gw=10.199.0.1")
 
 
