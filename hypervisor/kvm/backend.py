@@ -122,9 +122,8 @@ class KvmHypervisor(Hypervisor):
         if params["use_chroot"]:
             files.chroot.mkdir(mode=0o750, exist_ok=True)
         try:
-            multi_queue = params["nic_type"] == "paravirtual" and params["virtio_net_queues"] > 1
             for entry in layout["nics"]:
-                entry["tap"] = netdev.create_tap(entry["nic"], name, multi_queue)
+                entry["tap"] = netdev.create_tap(entry["nic"], name, devices.multi_queue(params))
             argv = cmdline.build(inst, params, machine, accel, layout, files, paused or hold, incoming,
                                  resolved, run_with="-runas" not in caps.options)
             log.info("instance %s: starting %s", name, " ".join(argv))
@@ -218,6 +217,11 @@ class KvmHypervisor(Hypervisor):
     def reboot(self, name: str, hard: bool = False) -> None:
         with self._lock(name):
             files, rt = self._running(name)
+            exits = self.fill_parameters(rt.inst.get("hvparams", {}))["reboot_behavior"] == "exit"
+            if hard and exits:          # -no-reboot: QEMU would take the reset for a power-off
+                self._stop(name, 0, force=True)
+                self._start(rt.inst, machine=rt.machine, previous_layout=rt.layout)
+                return
             if hard:
                 mon = self._mon(files)
                 mon.execute("system_reset")
@@ -409,7 +413,7 @@ class KvmHypervisor(Hypervisor):
 
     def hotplug_nic(self, name: str, nic: dict, index: int) -> None:
         def attach(mon: Monitor, entry: devices.Entry, params: dict, machine: str) -> None:
-            entry["tap"] = netdev.create_tap(nic, name)
+            entry["tap"] = netdev.create_tap(nic, name, devices.multi_queue(params))
             try:
                 hotplug.add_nic(mon, entry, params)
             except BaseException:
@@ -433,7 +437,7 @@ class KvmHypervisor(Hypervisor):
         with self._lock(name):
             files, rt = self._running(name)
             params = self.fill_parameters(rt.inst.get("hvparams", {}))
-            hotplug.check_supported(kind, params["disk_type"], rt.machine)
+            hotplug.check_supported(kind, params, rt.machine)
             entries = rt.layout[kind + "s"]
             _check_index(name, _LABEL[kind], index, len(entries) + 1)
             if _same(entries, index, kind, device, _IDENTITY[kind]):

@@ -143,15 +143,20 @@ def scsi_controller() -> dict[str, str]:
     return {"driver": "virtio-scsi-pci", "id": "scsi0", "addr": hex(SCSI_SLOT)}
 
 
-def netdev(entry: Entry, params: dict[str, Any]) -> dict[str, str]:
-    """netdev_add arguments for one NIC's tap (created beforehand by netdev.py); vhost_net and
-    virtio_net_queues apply to paravirtual NICs only, as in Ganeti."""
-    spec = {"type": "tap", "id": f"nic{entry['n']}", "ifname": entry["tap"], "script": "no", "downscript": "no"}
-    if params["nic_type"] == "paravirtual":
-        if params["vhost_net"]:
-            spec["vhost"] = "on"
-        if params["virtio_net_queues"] > 1:
-            spec["queues"] = str(params["virtio_net_queues"])
+def multi_queue(params: dict[str, Any]) -> bool:
+    """Whether the NICs' taps need several queues (virtio_net_queues, paravirtual NICs only)."""
+    return params["nic_type"] == "paravirtual" and params["virtio_net_queues"] > 1
+
+
+def netdev(entry: Entry, params: dict[str, Any]) -> dict[str, Any]:
+    """netdev_add arguments (QAPI-typed) for one NIC's tap (created beforehand by netdev.py);
+    vhost_net and virtio_net_queues apply to paravirtual NICs only, as in Ganeti."""
+    spec: dict[str, Any] = {"type": "tap", "id": f"nic{entry['n']}", "ifname": entry["tap"], "script": "no",
+                            "downscript": "no"}
+    if params["nic_type"] == "paravirtual" and params["vhost_net"]:
+        spec["vhost"] = True
+    if multi_queue(params):
+        spec["queues"] = params["virtio_net_queues"]
     return spec
 
 
@@ -159,18 +164,17 @@ def nic_device(entry: Entry, params: dict[str, Any], boot: bool) -> dict[str, st
     n = entry["n"]
     dev = {"driver": NIC_MODELS[params["nic_type"]], "id": f"nicdev{n}", "netdev": f"nic{n}",
            "mac": entry["nic"]["mac"], "addr": hex(entry["slot"])}
-    queues = params["virtio_net_queues"]
-    if params["nic_type"] == "paravirtual" and queues > 1:
+    if multi_queue(params):
         dev["mq"] = "on"
-        dev["vectors"] = str(2 * queues + 2)       # one per queue each way, config and control
+        dev["vectors"] = str(2 * params["virtio_net_queues"] + 2)   # one per queue each way, config, control
     if boot:
         dev["bootindex"] = "1"
     return dev
 
 
-def keyval(spec: dict[str, str], first: str) -> str:
+def keyval(spec: dict[str, Any], first: str) -> str:
     """Render a spec as QEMU's ``value,key=value`` option string (commas doubled)."""
     def esc(v: Any) -> str:
-        return str(v).replace(",", ",,")
+        return ("on" if v else "off") if isinstance(v, bool) else str(v).replace(",", ",,")
     rest = ",".join(f"{k}={esc(v)}" for k, v in spec.items() if k != first)
     return f"{esc(spec[first])},{rest}" if rest else esc(spec[first])

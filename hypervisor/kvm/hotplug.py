@@ -16,7 +16,16 @@ from genet.hypervisor.kvm.monitor import Monitor, MonitorError
 UNPLUG_TIMEOUT = 30.0
 
 
-def check_supported(kind: str, disk_type: str, machine: str) -> None:
+def check_supported(kind: str, params: dict, machine: str) -> None:
+    """Refuse what this QEMU cannot plug: IDE disks, PCI devices on q35, and anything once QEMU gave
+    up root or chrooted (it opens the tap or the disk by its path itself)."""
+    confined = [f"{k}={params[k]}" for k in ("security_model", "use_chroot")
+                if params[k] not in ("none", False)]
+    if confined:
+        what = "a NIC (/dev/net/tun)" if kind == "nic" else "a disk (its path)"
+        raise HypervisorError(f"cannot hotplug {what}: QEMU runs with {' and '.join(confined)} and can no"
+                              " longer open it; change the instance offline")
+    disk_type = params["disk_type"]
     if kind == "disk" and disk_type == "ide":
         raise HypervisorError("IDE disks cannot be hotplugged (use disk_type=paravirtual or scsi-hd)")
     pci = kind == "nic" or disk_type == "paravirtual"

@@ -167,5 +167,5 @@ def _check_security(params: dict[str, Any], caps: Capabilities) -> None:
         except KeyError:
             raise _refuse("security_domain", params["security_domain"], "no such user") from None
     if (model == "user" or params["use_chroot"]) and not ({"-runas", "-run-with"} & caps.options):
-        raise _refuse("security_model" if model == "user" else "use_chroot", True,
-                      f"{caps.binary} has neither -runas nor -run-with")
+        name, value = ("security_model", model) if model == "user" else ("use_chroot", True)
+        raise _refuse(name, value, f"{caps.binary} has neither -runas nor -run-with")

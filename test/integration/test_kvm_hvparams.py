@@ -50,7 +50,8 @@ def test_one_guest_with_console_media_cpu_disk_nic_and_security_hvparams(nodes, 
     """When a guest starts with VNC (TLS, password, keymap), two IDE CD-ROMs, a floppy, sound,
     USB, a CPU topology and per-vCPU pinning, RAM from a directory, io_uring with discard, a
     multi-queue NIC, QEMU running as nobody in a chroot and user_shutdown, QMP and /proc show
-    each of them, and the guest's power-off leaves it USER_down (SHUTDOWN)."""
+    each of them; NIC hotplug is refused (QEMU gave up root), a hard reboot under reboot_behavior=exit
+    starts a new QEMU, and the guest's power-off leaves it USER_down (SHUTDOWN)."""
     hv = nodes()
     host = sorted(os.sched_getaffinity(0))
     mask = f"{host[-1]}:{host[0]}"                    # vCPU 0 on the last CPU, vCPU 1 on the first
@@ -100,6 +101,14 @@ def test_one_guest_with_console_media_cpu_disk_nic_and_security_hvparams(nodes, 
     assert status_field(pid, "Uid") == str(65534)
     assert os.readlink(f"/proc/{pid}/root") == str(hv._files("guest1").chroot)
 
+    with pytest.raises(HypervisorError, match=r"cannot hotplug a NIC.*security_model=user and use_chroot=True"):
+        hv.hotplug_nic("guest1", {"mac": "aa:00:00:00:00:32", "mode": "bridged", "link": bridge}, 1)
+
+    hv.reboot("guest1", hard=True)        # reboot_behavior=exit: a new QEMU, not a reset taken for power-off
+    assert hv.info("guest1")["pid"] != pid and hv.info("guest1")["state"] == HvState.RUNNING.value
+    console.close()
+    console = SerialConsole(hv.console("guest1")["path"])
+    console.wait_for("GENET-GUEST-READY", 60)
     console.sock.sendall(b"poweroff -f\n")
     info = wait_state(hv, "guest1", HvState.SHUTDOWN.value)
     assert info["runstate"] == "shutdown"
@@ -107,14 +116,16 @@ def test_one_guest_with_console_media_cpu_disk_nic_and_security_hvparams(nodes, 
     assert hv.list_instances() == []
 
 
-def test_spice_guest_migrates_with_its_capabilities_and_powers_off_as_error_down(nodes, guest, tmp_path):
+def test_spice_guest_migrates_with_its_capabilities_and_powers_off_as_error_down(nodes, guest, tmp_path, bridge):
     """When a SPICE guest with migration_caps migrates, SPICE listens with its password,
     both QEMUs have the capabilities on for the migration and the target has them off again
-    afterwards; without user_shutdown, the guest's power-off ends QEMU (CRASHED: ERROR_down)."""
+    afterwards; a NIC hotplugged there is multi-queue (virtio_net_queues); without
+    user_shutdown, the guest's power-off ends QEMU (CRASHED: ERROR_down)."""
     (tmp_path / "spice-password").write_text("pa55\n")
     source, target = nodes("node1"), nodes("node2")
     params = {"spice_bind": "lo", "spice_ip_version": 4, "spice_password_file": str(tmp_path / "spice-password"),
-              "spice_streaming_video": "filter", "migration_caps": "xbzrle:auto-converge", "vga": "std"}
+              "spice_streaming_video": "filter", "migration_caps": "xbzrle:auto-converge", "vga": "std",
+              "virtio_net_queues": 3}
     console, _ = boot(source, guest_inst(guest, **params))
     spice = qmp(source, "guest1", "query-spice")
     assert (spice["enabled"], spice["host"], spice["auth"]) == (True, "127.0.0.1", "spice")
@@ -136,6 +147,10 @@ def test_spice_guest_migrates_with_its_capabilities_and_powers_off_as_error_down
     target.finish_incoming("guest1", True)
     assert not caps(target)["xbzrle"] and qmp(target, "guest1", "query-spice")["enabled"]
     source.stop("guest1", force=True)
+    target.hotplug_nic("guest1", {"mac": "aa:00:00:00:00:33", "mode": "bridged", "link": bridge}, 0)
+    assert qmp(target, "guest1", "qom-get", {"path": "/machine/peripheral/nicdev0", "property": "vectors"}) == 8
+    tap = next(Path(f"/sys/class/net/{bridge}/brif").iterdir()).name
+    assert "multi_queue" in subprocess.run(["ip", "-d", "link", "show", tap], capture_output=True, text=True).stdout
 
     console.close()
     console = SerialConsole(target.console("guest1")["path"])
