@@ -47,6 +47,15 @@ def security_args(params: dict[str, Any], files: Files, run_with: bool) -> list[
     return (["-runas", user] if user else []) + (["-chroot", chroot] if chroot else [])
 
 
+def guest_agent_args(files: Files) -> list[str]:
+    """A virtio-serial port named as qemu-guest-agent expects, on the unix socket qga.sock."""
+    serial = {"driver": "virtio-serial-pci", "id": "qgaserial", "bus": devices.EXTRAS_BUS,
+              "addr": hex(devices.EXTRAS_ADDRS["guest-agent"])}
+    return ["-chardev", f"socket,id=qga0,path={files.guest_agent.name},server=on,wait=off",
+            "-device", devices.keyval(serial, "driver"),
+            "-device", "virtserialport,bus=qgaserial.0,chardev=qga0,name=org.qemu.guest_agent.0"]
+
+
 def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: devices.Layout,
           files: Files, paused: bool = False, incoming: str | None = None,
           resolved: Resolved | None = None, run_with: bool = False) -> list[str]:
@@ -81,8 +90,10 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
         argv += ["-chardev", f"socket,id=serial0,path={files.serial.name},server=on,wait=off,"
                              f"logfile={files.serial_log.name},logappend=on",
                  "-serial", "chardev:serial0"]
-    if media.needs_extras_bridge(params) or display.needs_extras_bridge(params):
+    if media.needs_extras_bridge(params) or display.needs_extras_bridge(params) or params["use_guest_agent"]:
         argv += ["-device", f"pci-bridge,id={devices.EXTRAS_BUS},chassis_nr=1,addr={hex(devices.EXTRAS_SLOT)}"]
+    if params["use_guest_agent"]:
+        argv += guest_agent_args(files)
     argv += display.args(params, inst, resolved.vnc_host, resolved.spice)
     if params["kernel_path"]:
         argv += ["-kernel", params["kernel_path"]]

@@ -23,7 +23,7 @@ DISK_SLOTS = range(0x0b, 0x1b)      # 16 disks (virtio-blk); IDE and SCSI disks 
 SCSI_SLOT = 0x1b                    # the virtio-scsi controller when disk_type=scsi-hd
 EXTRAS_SLOT = 0x1c                  # a PCI bridge for the devices below, present when one is
 EXTRAS_BUS = "extras"
-EXTRAS_ADDRS = {"cdrom1": 0x01, "cdrom2": 0x02, "sound": 0x03, "spice-agent": 0x04}
+EXTRAS_ADDRS = {"cdrom1": 0x01, "cdrom2": 0x02, "sound": 0x03, "spice-agent": 0x04, "guest-agent": 0x05}
 # (q35 has its own devices at 0x1d (USB) and 0x1f; i440fx at 0x01)
 IDE_MAX = 4
 NBD_RECONNECT_DELAY = 10            # seconds a guest request waits for its storage daemon to come back
@@ -150,11 +150,13 @@ def multi_queue(params: dict[str, Any]) -> bool:
 
 def netdev(entry: Entry, params: dict[str, Any]) -> dict[str, Any]:
     """netdev_add arguments (QAPI-typed) for one NIC's tap (created beforehand by netdev.py);
-    vhost_net and virtio_net_queues apply to paravirtual NICs only, as in Ganeti."""
+    vhost_net, vnet_hdr and virtio_net_queues apply to paravirtual NICs only, as in Ganeti."""
     spec: dict[str, Any] = {"type": "tap", "id": f"nic{entry['n']}", "ifname": entry["tap"], "script": "no",
                             "downscript": "no"}
     if params["nic_type"] == "paravirtual" and params["vhost_net"]:
         spec["vhost"] = True
+    if params["nic_type"] == "paravirtual" and not params["vnet_hdr"]:
+        spec["vnet_hdr"] = False
     if multi_queue(params):
         spec["queues"] = params["virtio_net_queues"]
     return spec

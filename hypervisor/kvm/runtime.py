@@ -70,6 +70,7 @@ class Files:
     serial = _InDir("serial.sock")
     serial_log = _InDir("serial.log")      # all the guest wrote on its serial console, attached or not
     chroot = _InDir("chroot")              # the empty directory QEMU confines itself to (use_chroot)
+    guest_agent = _InDir("qga.sock")       # the QEMU guest agent's channel (use_guest_agent)
 
     def __init__(self, name: str, run_root: Path | None = None, log_root: Path | None = None):
         if not name or "/" in name or name.startswith("."):

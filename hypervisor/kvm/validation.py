@@ -184,6 +184,7 @@ PARAMS: dict[str, Param] = {
     "use_localtime": Param(bool, False, "guest clock on the node's local time instead of UTC"),
     "reboot_behavior": Param(str, "reboot", "exit: a reboot in the guest powers it off", **_in(REBOOT_BEHAVIORS)),
     "user_shutdown": Param(bool, False, "a guest power-off is reported as USER_down, QEMU kept"),
+    "use_guest_agent": Param(bool, False, "a QEMU guest agent channel on the unix socket qga.sock"),
     "kvm_extra": Param(str, "", "extra QEMU arguments, split like a shell line", _shlex),
     # CPU and memory
     "cpu_type": Param(str, "", "-cpu model; empty is QEMU's default"),
@@ -230,6 +231,7 @@ PARAMS: dict[str, Param] = {
     "nic_type": Param(str, "paravirtual", "NIC model", **_in(NIC_TYPES)),
     "vhost_net": Param(bool, False, "virtio-net data path in the host kernel (/dev/vhost-net)"),
     "virtio_net_queues": Param(int, 1, "queues of each paravirtual NIC (multiqueue tap)", _queues),
+    "vnet_hdr": Param(bool, True, "paravirtual NICs' taps with IFF_VNET_HDR (offloads)"),
     # migration
     "migration_mode": Param(str, "live", "how a migration moves the guest unless asked", **_in(MIGRATION_MODES)),
     "migration_downtime": Param(int, 30, "allowed downtime at the end of a migration (ms)", _positive),

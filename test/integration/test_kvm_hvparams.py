@@ -61,7 +61,7 @@ def test_one_guest_with_console_media_cpu_disk_nic_and_security_hvparams(nodes, 
                       cdrom_disk_type="ide", floppy_image_path=str(files / "floppy.img"),
                       soundhw="hda", usb_devices="keyboard", cpu_sockets=1, cpu_cores=2, cpu_mask=mask,
                       mem_path="/dev/shm", use_localtime=True, disk_aio="io_uring", disk_discard="unmap",
-                      virtio_net_queues=2, security_model="user", security_domain="nobody", use_chroot=True,
+                      virtio_net_queues=2, vnet_hdr=False, security_model="user", security_domain="nobody", use_chroot=True,
                       user_shutdown=True, reboot_behavior="exit", acpi=True)
     inst["beparams"]["vcpus"] = 2
     inst["disks"] = [{"path": str(files / "disk.raw"), "format": "raw", "mode": "rw", "size": 8, "uuid": "d0"}]
@@ -97,7 +97,8 @@ def test_one_guest_with_console_media_cpu_disk_nic_and_security_hvparams(nodes, 
     assert b"base=localtime" in cmdline and b"-no-reboot" in cmdline
 
     tap = next(Path(f"/sys/class/net/{bridge}/brif").iterdir()).name
-    assert "multi_queue" in subprocess.run(["ip", "-d", "link", "show", tap], capture_output=True, text=True).stdout
+    link = subprocess.run(["ip", "-d", "link", "show", tap], capture_output=True, text=True).stdout
+    assert "multi_queue" in link and "vnet_hdr off" in link
     assert status_field(pid, "Uid") == str(65534)
     assert os.readlink(f"/proc/{pid}/root") == str(hv._files("guest1").chroot)
 
@@ -119,13 +120,14 @@ def test_one_guest_with_console_media_cpu_disk_nic_and_security_hvparams(nodes, 
 def test_spice_guest_migrates_with_its_capabilities_and_powers_off_as_error_down(nodes, guest, tmp_path, bridge):
     """When a SPICE guest with migration_caps migrates, SPICE listens with its password,
     both QEMUs have the capabilities on for the migration and the target has them off again
-    afterwards; a NIC hotplugged there is multi-queue (virtio_net_queues); without
+    afterwards; a NIC hotplugged there is multi-queue (virtio_net_queues), the guest agent's
+    socket is there (use_guest_agent); without
     user_shutdown, the guest's power-off ends QEMU (CRASHED: ERROR_down)."""
     (tmp_path / "spice-password").write_text("pa55\n")
     source, target = nodes("node1"), nodes("node2")
     params = {"spice_bind": "lo", "spice_ip_version": 4, "spice_password_file": str(tmp_path / "spice-password"),
               "spice_streaming_video": "filter", "migration_caps": "xbzrle:auto-converge", "vga": "std",
-              "virtio_net_queues": 3}
+              "virtio_net_queues": 3, "use_guest_agent": True}
     console, _ = boot(source, guest_inst(guest, **params))
     spice = qmp(source, "guest1", "query-spice")
     assert (spice["enabled"], spice["host"], spice["auth"]) == (True, "127.0.0.1", "spice")
@@ -150,7 +152,10 @@ def test_spice_guest_migrates_with_its_capabilities_and_powers_off_as_error_down
     target.hotplug_nic("guest1", {"mac": "aa:00:00:00:00:33", "mode": "bridged", "link": bridge}, 0)
     assert qmp(target, "guest1", "qom-get", {"path": "/machine/peripheral/nicdev0", "property": "vectors"}) == 8
     tap = next(Path(f"/sys/class/net/{bridge}/brif").iterdir()).name
-    assert "multi_queue" in subprocess.run(["ip", "-d", "link", "show", tap], capture_output=True, text=True).stdout
+    link = subprocess.run(["ip", "-d", "link", "show", tap], capture_output=True, text=True).stdout
+    assert "multi_queue" in link and "vnet_hdr on" in link
+    chardevs = {c["label"]: c["filename"] for c in qmp(target, "guest1", "query-chardev")}
+    assert chardevs["qga0"].endswith("unix:qga.sock,server=on") and target._files("guest1").guest_agent.exists()
 
     console.close()
     console = SerialConsole(target.console("guest1")["path"])

@@ -281,3 +281,15 @@ def test_vhost_net_and_queues_do_not_apply_to_other_nic_models(tmp_path):
     args = argv(tmp_path, nics=1, nic_type="e1000", vhost_net=True, virtio_net_queues=4)
     assert option(args, "-netdev") == "tap,id=nic0,ifname=gnt-t0000,script=no,downscript=no"
     assert "mq=on" not in option(args, "-device")
+
+
+def test_vnet_hdr_off_reaches_paravirtual_taps_only(tmp_path):
+    assert option(argv(tmp_path, nics=1, vnet_hdr=False), "-netdev").endswith(",vnet_hdr=off")
+    assert "vnet_hdr" not in option(argv(tmp_path, nics=1, vnet_hdr=False, nic_type="rtl8139"), "-netdev")
+
+
+def test_use_guest_agent_adds_its_channel_on_qga_sock(tmp_path):
+    text = line(tmp_path, use_guest_agent=True)
+    assert "-chardev socket,id=qga0,path=qga.sock,server=on,wait=off" in text
+    assert "-device virtio-serial-pci,id=qgaserial,bus=extras,addr=0x5" in text
+    assert "name=org.qemu.guest_agent.0" in text and "pci-bridge,id=extras" in text
