@@ -2,17 +2,23 @@
 
 Lifecycle of one instance on a node (the runtime record decides):
   no record                      → not here (info None)
-  record + live QEMU             → RUNNING (or SHUTDOWN when the guest powered off:
-                                   -no-shutdown keeps QEMU in runstate "shutdown")
+  record + live QEMU             → RUNNING (or SHUTDOWN when the guest powered off with
+                                   user_shutdown: -no-shutdown keeps QEMU in runstate
+                                   "shutdown")
   record + no QEMU               → CRASHED until stop() cleans up (None while a stop
-                                   is under way: a stopped guest never looks crashed)
+                                   is under way: a stopped guest never looks crashed);
+                                   also a guest that powered off without user_shutdown
+                                   (Ganeti: ERROR_down, which the watcher restarts)
 Operations on one instance are serialised by a per-instance lock; info() takes
 no lock (it reads the atomically written record and asks QMP).
 
 Decisions (see also capabilities.choose_accel, migration):
 - soft reboot = stop with ACPI (reboot_timeout, then kill) + start from the
   saved runtime (same machine type, device layout and hvparams), as Ganeti does:
-  QMP has no guest-initiated reboot. hard reboot = system_reset in the same process.
+  QMP has no guest-initiated reboot. hard reboot = system_reset in the same process
+  (a new process under reboot_behavior=exit, where QEMU takes a reset for a power-off).
+- hvparams that need the node (prereq.py) are checked before anything is created;
+  passwords and vCPU pinning are applied over QMP while the guest is held with -S.
 - stop of a guest that cannot react to ACPI (paused, migrated away, powered off)
   quits QEMU at once instead of waiting for the timeout.
 - a migration target starts without -S and resumes by itself when the stream
@@ -109,11 +115,11 @@ class KvmHypervisor(Hypervisor):
             machine = caps.resolve_machine(params["machine_version"])
         elif machine not in caps.machines:
             raise HypervisorError(f"instance {name}: QEMU {caps.version} here has no machine type {machine!r}")
-        accel = capabilities.choose_accel("kvm" if params["kvm_flag"] == "enabled" else params["accel"], caps, name)
         try:
             resolved = prereq.check(inst, params, caps)
         except HypervisorError as err:
             raise HypervisorError(f"instance {name}: {err}") from None
+        accel = capabilities.choose_accel("kvm" if params["kvm_flag"] == "enabled" else params["accel"], caps, name)
         layout = devices.plan(inst, params["disk_type"], previous_layout)
         # set up before the guest runs: passwords, pinning (Ganeti starts paused for these too)
         hold = not paused and not incoming and bool(resolved.vnc_password or resolved.spice_password
