@@ -5,8 +5,8 @@ import os
 import shlex
 import sys
 
-from genet import errors, luxi, opcodes
-from genet.cli import base, info, instance_info
+from genet import errors, opcodes
+from genet.cli import base, info, instance_info, many
 
 # the default columns of `list` (Ganeti's); the field table itself lives in genet.query, which
 # the command does not import: it pulls in pyparsing and would slow every gnt-instance down
@@ -98,9 +98,9 @@ def build(parser) -> None:
     accept_ganeti_check_switches(base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
                                                      skip=("src_node", "src_path")))
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)
-    base.opcode_command(sub, "startup", "Start an instance", opcodes.OpInstanceStartup)
-    base.opcode_command(sub, "shutdown", "Stop an instance", opcodes.OpInstanceShutdown)
-    base.opcode_command(sub, "reboot", "Reboot an instance", opcodes.OpInstanceReboot)
+    many.many_command(sub, "startup", "Start instances", opcodes.OpInstanceStartup)
+    many.many_command(sub, "shutdown", "Stop instances", opcodes.OpInstanceShutdown)
+    many.many_command(sub, "reboot", "Reboot instances (a stopped one is started)", opcodes.OpInstanceReboot)
     base.opcode_command(sub, "migrate", "Move a running instance to another node, live",
                         opcodes.OpInstanceMigrate, asks=True)
     base.opcode_command(sub, "failover", "Stop an instance and start it on another node",
@@ -114,8 +114,8 @@ def build(parser) -> None:
                         opcodes.OpInstanceDeactivateDisks)
     accept_ganeti_check_switches(base.opcode_command(sub, "rename", "Rename a stopped instance",
                                                      opcodes.OpInstanceRename))
-    base.opcode_command(sub, "reinstall", "Install the OS again on a stopped instance", opcodes.OpInstanceReinstall,
-                        asks=True)
+    many.many_command(sub, "reinstall", "Install the OS again on stopped instances", opcodes.OpInstanceReinstall,
+                      asks=True, tags=False)
     base.opcode_command(sub, "recreate-disks", "Create the missing disks of a stopped instance again",
                         opcodes.OpInstanceRecreateDisks)
     p = base.opcode_command(sub, "replace-disks", "Rebuild the disks of a mirrored instance",

@@ -108,3 +108,24 @@ def split_nodes(pnode: str | None, snode: str | None) -> tuple[str | None, str |
             raise errors.OpPrereqError(f"two secondary nodes given: {second} and {snode}", errors.ECode.INVAL)
         snode = second
     return pnode or None, snode or None
+
+
+def fill_beparams(base: dict, changes: dict) -> dict:
+    """``base`` backend parameters with ``changes`` over them; Ganeti's ``memory`` sets both
+    maxmem and minmem. Refuses minmem above maxmem."""
+    be = dict(changes)
+    if "memory" in be:
+        be["maxmem"] = be["minmem"] = be.pop("memory")
+    filled = {**base, **be}
+    if filled["minmem"] > filled["maxmem"]:
+        raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+    return filled
+
+
+def check_hvparams(hypervisor: str, hvparams: dict) -> None:
+    """Refuse hypervisor parameters the hypervisor does not take (named by it)."""
+    from genet.hypervisor import base as hvbase
+    try:
+        hvbase.HYPERVISORS.cls(hypervisor).check_parameters(hvparams)
+    except hvbase.HypervisorError as err:
+        raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None

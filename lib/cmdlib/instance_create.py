@@ -7,7 +7,8 @@ import uuid as uuidlib
 
 from genet import config, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import check_name_and_ip, check_node_online, check_os, free_memory, split_nodes, storage_params
+from genet.cmdlib.common import (check_hvparams, check_name_and_ip, check_node_online, check_os, fill_beparams,
+                                 free_memory, split_nodes, storage_params)
 from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.power import start_instance
@@ -81,19 +82,10 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
                                        errors.ECode.INVAL)
         self._check_adoption(req["disks"])
-        self.beparams = dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}))
-        be = dict(req["beparams"])
-        if "memory" in be:
-            be["maxmem"] = be["minmem"] = be.pop("memory")
-        self.beparams.update(be)
-        if self.beparams["minmem"] > self.beparams["maxmem"]:
-            raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+        self.beparams = fill_beparams(dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {})),
+                                      req["beparams"])
         self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **req["hvparams"])
-        from genet.hypervisor import base as hvbase
-        try:
-            hvbase.HYPERVISORS.cls(self.hypervisor).check_parameters(self.hvparams)
-        except hvbase.HypervisorError as err:
-            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+        check_hvparams(self.hypervisor, self.hvparams)
         if op.iallocator and op.pnode:
             raise errors.OpPrereqError("give either a primary node or an allocator, not both", errors.ECode.INVAL)
         self.mirrored = storage.get(op.disk_template).mirrored

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid as uuidlib
 
 from genet import errors, opcodes
-from genet.cmdlib.common import InstanceLU, is_running
+from genet.cmdlib.common import InstanceLU, check_hvparams, fill_beparams, is_running
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
                                 wait_for_sync)
 from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
@@ -36,19 +36,9 @@ class LUInstanceSetParams(InstanceLU):
         self.mirrored = storage.get(inst.disk_template).mirrored
         if op.disks and self.mirrored:
             self._check_mirrored_changes()
-        self.beparams = dict(inst.beparams)
-        be = dict(op.beparams)
-        if "memory" in be:
-            be["maxmem"] = be["minmem"] = be.pop("memory")
-        self.beparams.update(be)
-        if self.beparams["minmem"] > self.beparams["maxmem"]:
-            raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
+        self.beparams = fill_beparams(inst.beparams, op.beparams)
         self.hvparams = dict(inst.hvparams, **op.hvparams)
-        from genet.hypervisor import base as hvbase
-        try:
-            hvbase.HYPERVISORS.cls(inst.hypervisor).check_parameters(self.hvparams)
-        except hvbase.HypervisorError as err:
-            raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+        check_hvparams(inst.hypervisor, self.hvparams)
         if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
             raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
                                        " stop it before changing disks or NICs", errors.ECode.WRONG_STATE)

@@ -5,8 +5,8 @@ import time
 from typing import Callable
 
 from genet import errors, opcodes
-from genet.cmdlib.common import (InstanceLU, check_name_and_ip, check_os, free_memory, instance_of, is_running,
-                                 set_admin_state, storage_params)
+from genet.cmdlib.common import (InstanceLU, check_hvparams, check_name_and_ip, check_os, fill_beparams, free_memory,
+                                 instance_of, is_running, set_admin_state, storage_params)
 from genet.cmdlib.disks import remove_all_disks
 from genet.cmdlib.nics import NAME_RE, release_nic_ips
 from genet.cmdlib.power import clear_leftover, start_instance, stop_instance
@@ -65,46 +65,89 @@ class LUInstanceRemove(_NameGoingLU):
         return True
 
 
-class LUInstanceStartup(InstanceLU):
+class _PowerLU(InstanceLU):
+    """Startup and shutdown: with ignore_offline_nodes, an offline primary only has the new
+    state recorded (Ganeti's --ignore-offline)."""
+
+    def check_prereq(self):
+        self.inst = instance_of(self, self.op.instance_name)
+        self.primary_offline = self.op.ignore_offline_nodes and self.cfg.read(
+            lambda d: d.nodes[self.inst.primary_node].offline)
+        if self.primary_offline:
+            self.feedback(f"Ignoring offline primary node {self.inst.primary_node}: only recording the state")
+        else:
+            super().check_prereq()
+
+
+class LUInstanceStartup(_PowerLU):
     OPCODE = opcodes.OpInstanceStartup
 
     def check_prereq(self):
         super().check_prereq()
-        node = self.inst.primary_node
-        res = _ask_primary(self, self.rpc.instance_info)
-        self.running = bool(res.payload) and res.payload.get("state") == "running"
-        self.leftover = bool(res.payload) and not self.running    # e.g. a guest that powered off
+        if self.primary_offline:
+            return
+        if self.op.hvparams:
+            check_hvparams(self.inst.hypervisor, {**self.inst.hvparams, **self.op.hvparams})
+        # this start's parameters: the instance's, with -H/-B over them (not recorded)
+        self.started = self.inst.replace(hvparams={**self.inst.hvparams, **self.op.hvparams},
+                                         beparams=fill_beparams(self.inst.beparams, self.op.beparams))
+        self.running, self.leftover = running_state(self)
         if not self.running:
-            free = free_memory(self, node, self.inst.hypervisor)
-            need = self.inst.beparams["maxmem"]
-            if free < need:
-                raise errors.OpPrereqError(f"not enough memory on node {node} to start {self.inst['name']}:"
-                                           f" needed {need} MiB, free {free} MiB", errors.ECode.NORES)
+            need_memory(self, self.inst.primary_node, self.started)
 
     def exec(self):
-        if not self.running:
+        if not self.primary_offline and not self.running:
             if self.leftover:
                 stop_instance(self, self.inst, 0, force=True)   # clear a powered-off process
-            start_instance(self, self.inst)
+            start_instance(self, self.started, force=self.op.force, paused=self.op.startup_paused)
         return _remember(self, "up")
 
 
-class LUInstanceShutdown(InstanceLU):
+class LUInstanceShutdown(_PowerLU):
     OPCODE = opcodes.OpInstanceShutdown
 
     def exec(self):
-        stop_instance(self, self.inst, self.op.timeout)
+        if not self.primary_offline:
+            stop_instance(self, self.inst, self.op.timeout)
         return _remember(self, "down")
 
 
+def running_state(lu: InstanceLU) -> tuple[bool, bool]:
+    """(runs, leftover): whether the primary runs the instance, and whether a process of it is
+    left there that does not run (a guest that powered itself off)."""
+    res = _ask_primary(lu, lu.rpc.instance_info)
+    running = bool(res.payload) and res.payload.get("state") == "running"
+    return running, bool(res.payload) and not running
+
+
+def need_memory(lu: InstanceLU, node: str, inst) -> None:
+    """Refuse a start the node has not the memory for (the instance's maxmem)."""
+    free = free_memory(lu, node, inst.hypervisor)
+    need = inst.beparams["maxmem"]
+    if free < need:
+        raise errors.OpPrereqError(f"not enough memory on node {node} to start {inst['name']}:"
+                                   f" needed {need} MiB, free {free} MiB", errors.ECode.NORES)
+
+
 class LUInstanceReboot(InstanceLU):
+    """Ganeti's reboot: a running instance is rebooted the way asked; a stopped one is started."""
     OPCODE = opcodes.OpInstanceReboot
+
+    def check_prereq(self):
+        super().check_prereq()
+        self.running, self.leftover = running_state(self)
+        if not self.running:
+            need_memory(self, self.inst.primary_node, self.inst)
 
     def exec(self):
         inst = self.inst
-        if self.op.reboot_type == "full":
+        if not self.running:
+            if self.leftover:
+                stop_instance(self, inst, 0, force=True)
+            start_instance(self, inst, force=self.op.ignore_secondaries)
+        elif self.op.reboot_type == "full":
             stop_instance(self, inst, self.op.shutdown_timeout)
-            start_instance(self, inst)
+            start_instance(self, inst, force=self.op.ignore_secondaries)
         else:
             res = self.rpc.instance_reboot(inst.primary_node, inst.name, inst.hypervisor,
                                            self.op.reboot_type == "hard")

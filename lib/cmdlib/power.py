@@ -8,11 +8,11 @@ from genet.cmdlib.disks import assemble_disks
 
 
 def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
-                   unreachable: frozenset[str] = frozenset()) -> dict:
+                   unreachable: frozenset[str] = frozenset(), paused: bool = False) -> dict:
     """Start on the primary node (mirrored disks assembled first, ``force`` and ``unreachable``
-    as there); raises OpExecError with the node's reason."""
+    as there; ``paused``: the guest's CPUs wait); raises OpExecError with the node's reason."""
     assemble_disks(lu, inst, force, unreachable=unreachable)
-    res = lu.rpc.instance_start(inst.primary_node, inst, storage_params(lu))
+    res = lu.rpc.instance_start(inst.primary_node, inst, storage_params(lu), paused)
     if res.failed:
         raise errors.OpExecError(f"could not start instance {inst['name']} on {inst['primary_node']}:"
                                  f" {res.fail_msg}")

@@ -95,10 +95,25 @@ _NO_REMEMBER = Param("no_remember", Bool(), False,
                      "--no-remember", query="no_remember")
 
 
+_IGNORE_OFFLINE = Param("ignore_offline_nodes", Bool(), False,
+                        "With the primary node offline, only record the new state (nothing is started or stopped)",
+                        "--ignore-offline")
+
+
 class OpInstanceStartup(OpCode):
     """Start an instance on its primary node."""
     SUMMARY_FIELD = "instance_name"
-    PARAMS = (INSTANCE_ARG, _NO_REMEMBER)
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("force", Bool(), False, "Start even if the disks' mirror secondary is failing", "--force",
+              query="force"),
+        _IGNORE_OFFLINE, _NO_REMEMBER,
+        Param("hvparams", HvParams(), {}, "Hypervisor parameters for this start only (not recorded)",
+              ("-H", "--hypervisor-parameters"), "KEY=VALUE,..."),
+        Param("beparams", BEPARAMS, {}, "Backend parameters for this start only (not recorded)",
+              ("-B", "--backend-parameters"), "KEY=VALUE,..."),
+        Param("startup_paused", Bool(), False, "Start with the guest's CPUs paused", "--paused"),
+    )
 
 
 class OpInstanceShutdown(OpCode):
@@ -107,22 +122,22 @@ class OpInstanceShutdown(OpCode):
     PARAMS = (
         INSTANCE_ARG,
         Param("timeout", Int(0, 3600), 120, "Seconds to wait for the guest to power off", "--timeout"),
-        _NO_REMEMBER,
+        _IGNORE_OFFLINE, _NO_REMEMBER,
     )
 
 
 class OpInstanceReboot(OpCode):
-    """Reboot an instance: soft (ACPI), hard (reset) or full (stop and start)."""
+    """Reboot an instance: soft (ACPI), hard (reset) or full (stop and start); a stopped one is started."""
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         INSTANCE_ARG,
-        Param("reboot_type", OneOf("soft", "hard", "full"), "soft", "Kind of reboot", "--type", query="type"),
+        Param("reboot_type", OneOf("soft", "hard", "full"), "hard", "Kind of reboot", ("-t", "--type"),
+              query="type"),
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
-        Param("ignore_secondaries", Only(Bool(), False, "a full reboot starts the instance as a startup does,"
-                                         " its mirrors' secondaries included"), False,
-              "Ganeti's: ignore the secondary node's errors while a full reboot re-assembles the disks",
-              query="ignore_secondaries"),
+        Param("ignore_secondaries", Bool(), False,
+              "Start even if the disks' mirror secondary is failing (when the reboot starts the instance)",
+              "--ignore-secondaries", query="ignore_secondaries"),
     )
 
 

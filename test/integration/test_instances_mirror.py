@@ -300,7 +300,7 @@ def test_grow_disk_grows_both_copies_and_mirrors_again(dev):
     WRITTEN[470] = (2, guest_write_blocks(dev, "vm1", 470, 2))      # the guest still writes, mirrored
     every_block_on(dev, "node1")
     before = serial_text(dev, "node3", "vm1")
-    dev.gnt("gnt-instance", "reboot", "vm1")
+    dev.gnt("gnt-instance", "reboot", "--type", "soft", "vm1")
     booted(dev, "node3", "vm1", before)
     WRITTEN[600] = (4, guest_write_blocks(dev, "vm1", 600, 4))      # beyond the old end
     every_block_on(dev, "node1")

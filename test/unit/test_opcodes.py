@@ -174,7 +174,9 @@ def test_ganeti_no_ask_flag_is_accepted_and_changes_nothing(prog, opclass, argv)
     plain, *forced = (parser.parse_args(args) for args in
                       (argv, [argv[0], "-f", *argv[1:]], [argv[0], "--force", *argv[1:]]))
     assert all(ns.no_ask for ns in forced) and not plain.no_ask
-    ops = [base.opcode_from_args(opclass, ns).to_dict() for ns in (plain, *forced)]
+    # a command on many instances (cli.many) takes the instance from its names
+    ops = [base.opcode_from_args(opclass, ns, **({"instance_name": ns.names[0]} if "names" in vars(ns) else {}))
+           .to_dict() for ns in (plain, *forced)]
     assert ops[0] == ops[1] == ops[2]
 
 

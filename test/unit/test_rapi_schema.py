@@ -168,7 +168,6 @@ def test_a_query_argument_fills_its_parameter(master, method, path, param, value
 
 
 @pytest.mark.parametrize("method, path, body, named", [
-    ("PUT", "/2/instances/web1/startup?force=1", None, "'force'"),        # OpInstanceStartup has no force
     ("PUT", "/2/instances/web1/shutdown?force=1", None, "'force'"),
     ("PUT", "/2/instances/web1/startup?bogus=1", None, "'bogus'"),
     ("GET", "/2/os?dry-run=1", None, "'dry-run'"),                         # a GET changes nothing
@@ -185,7 +184,7 @@ def test_a_query_argument_nothing_declares_is_refused_by_name(master, method, pa
 
 
 @pytest.mark.parametrize("path, explain", [
-    ("/2/instances/web1/reboot?ignore_secondaries=1", "genet supports only false"),
+    ("/2/instances/web1/reboot?ignore_secondaries=maybe", "'ignore_secondaries' must be 0 or 1"),
     ("/2/instances/web1/reboot?type=sideways", "query argument 'type': must be one of soft, hard, full"),
     ("/2/instances/web1/replace-disks?disks=x", "query argument 'disks'"),
     ("/2/instances/web1/reboot?dry-run=maybe", "'dry-run' must be 0 or 1"),
@@ -242,4 +241,4 @@ def test_openapi_query_arguments_are_exactly_those_the_router_takes(resource):
 
 def test_openapi_shows_the_flags_of_startup():
     params = openapi.document()["paths"]["/2/instances/{instance_name}/startup"]["put"]["parameters"]
-    assert {p["name"] for p in params if p["in"] == "query"} == {"dry-run", "no_remember", "reason"}
+    assert {p["name"] for p in params if p["in"] == "query"} == {"dry-run", "force", "no_remember", "reason"}

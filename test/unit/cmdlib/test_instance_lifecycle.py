@@ -7,7 +7,7 @@ import pytest
 from genet import config, errors, paths
 from genet.opcodes import (OpInstanceConsole, OpInstanceCreate, OpInstanceQueryData, OpInstanceReboot,
                            OpInstanceReinstall, OpInstanceRemove, OpInstanceRename, OpInstanceShutdown,
-                           OpInstanceStartup)
+                           OpInstanceStartup, OpNodeSetParams)
 
 
 def create(cluster, name="web1", template="file", node="node2", **kwargs):
@@ -81,6 +81,40 @@ def test_shutdown_startup_and_reboot_follow_the_admin_state(cluster):
     assert node.hv.info("web1")["pid"] == started                 # a hard reboot keeps the process
     cluster.run(OpInstanceReboot(instance_name="web1", reboot_type="full", shutdown_timeout=5))
     assert node.hv.info("web1")["pid"] != started and cluster.running()["node2"] == ["web1"]
+
+
+def test_startup_with_temporary_parameters_and_paused_records_neither(cluster):
+    create(cluster, start=False)
+    cluster.run(OpInstanceStartup(instance_name="web1", beparams={"memory": 256}, hvparams={"kernel_args": "single"},
+                                  startup_paused=True))
+    info = cluster.nodes["node2"].hv.info("web1")
+    assert (info["memory"], info["runstate"]) == (256, "paused")
+    inst = cluster.instance("web1")
+    assert (inst["admin_state"], inst["beparams"]["maxmem"], inst["hvparams"]) == ("up", 128, {})
+
+
+def test_startup_refuses_temporary_parameters_the_hypervisor_does_not_take(cluster):
+    create(cluster, start=False)
+    cluster.refused(OpInstanceStartup(instance_name="web1", hvparams={"warp": "9"}), "unknown hvparams: warp")
+    cluster.refused(OpInstanceStartup(instance_name="web1", beparams={"memory": 8192}),
+                    "not enough memory on node node2 to start web1: needed 8192 MiB", "insufficient_resources")
+
+
+def test_ignore_offline_only_records_the_state_of_an_instance_on_an_offline_node(cluster):
+    create(cluster, start=False)
+    cluster.run(OpNodeSetParams(node_name="node2", offline=True))
+    cluster.refused(OpInstanceStartup(instance_name="web1"), "node2 is offline")
+    cluster.run(OpInstanceStartup(instance_name="web1", ignore_offline_nodes=True))
+    assert cluster.instance("web1")["admin_state"] == "up" and cluster.running()["node2"] == []
+    cluster.run(OpInstanceShutdown(instance_name="web1", ignore_offline_nodes=True))
+    assert cluster.instance("web1")["admin_state"] == "down"
+
+
+def test_rebooting_a_stopped_instance_starts_it_and_the_default_is_hard(cluster):
+    create(cluster, start=False)
+    assert OpInstanceReboot(instance_name="web1").reboot_type == "hard"      # Ganeti's default
+    cluster.run(OpInstanceReboot(instance_name="web1"))
+    assert cluster.instance("web1")["admin_state"] == "up" and cluster.running()["node2"] == ["web1"]
 
 
 def test_shutdown_with_no_remember_keeps_the_recorded_state(cluster):
