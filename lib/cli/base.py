@@ -155,8 +155,10 @@ def prepare(ns: argparse.Namespace, ops: list[OpCode]) -> list[OpCode]:
     return ops
 
 
-def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client | None = None) -> list | None:
-    """Submit one job; with --submit print its id and return None, else wait for it."""
+def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client | None = None,
+                  feedback: Callable[[list], None] = print_log_entry) -> list | None:
+    """Submit one job; with --submit print its id and return None, else wait for it (showing its
+    log with ``feedback``)."""
     client = client or luxi.Client()
     job_id = client.submit_job([op.to_dict() for op in prepare(ns, ops)])
     if getattr(ns, "submit", False):
@@ -164,7 +166,7 @@ def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client
         return None
     if getattr(ns, "print_jobid", False):
         print(f"JobID: {job_id}")
-    return poll_job(client, job_id)
+    return poll_job(client, job_id, feedback)
 
 
 # --- output -----------------------------------------------------------------
@@ -356,22 +358,30 @@ def opcode_command(sub, name: str, helptext: str, opclass: type[OpCode], handler
 
 def add_object_commands(sub, what: str, noun: str, metavar: str, default: list[str], info: Handler,
                         tag_kind: str | None = None,
-                        list_client: Callable[[], luxi.Client] = luxi.Client) -> None:
+                        list_client: Callable[[], luxi.Client] = luxi.Client) -> argparse.ArgumentParser:
     """The commands of gnt-<what> that every kind of object has, in Ganeti's order: list, info,
     list-fields and, given the kind of its tags (``tag_kind``), list-tags, add-tags, remove-tags.
 
     ``noun`` is the object in the help texts ("node group"), ``default`` the columns of list,
     ``list_client`` makes the client list queries through (one that reshapes some columns).
+    Returns the parser of info, for its own options.
     """
     p = command(sub, "list", f"List {noun}s",
                 lambda ns: run_list(ns, what, default, client=list_client()))
     add_list_options(p, metavar)
-    p = command(sub, "info", f"Show {noun} details", info)
-    p.add_argument("names", nargs="*", metavar=metavar)
+    info_parser = command(sub, "info", f"Show {noun} details", info)
+    info_parser.add_argument("names", nargs="*", metavar=metavar)
     p = command(sub, "list-fields", f"List the fields gnt-{what} list knows", lambda ns: run_list_fields(ns, what))
     add_list_fields_options(p)
     if tag_kind:
         add_tag_commands(sub, tag_kind, metavar)
+    return info_parser
+
+
+def add_info_options(parser: argparse.ArgumentParser) -> None:
+    """The options of Ganeti's info commands."""
+    parser.add_argument("--roman", dest="roman_integers", action="store_true",
+                        help="Show whole numbers in Roman numerals")
 
 
 def query_named(what: str, fields: list[str], names: list[str], noun: str,
