@@ -7,6 +7,7 @@ does not apply to this object).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterable, NamedTuple
 
 from genet import errors, qfilter
@@ -107,11 +108,16 @@ def with_aliases(fields: Table, aliases: Iterable[tuple[str, str]]) -> Table:
     return out
 
 
+def nice_key(name: str) -> list:
+    """Sort key putting numbers in order ("disk.size/2" before "disk.size/10"), as Ganeti's NiceSort."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
 def definitions(table: Table, names: list[str] | None) -> list[dict]:
-    """Field definitions, Ganeti's shape; all of them (sorted) when no names are given, and an
-    unknown name as kind "unknown"."""
+    """Field definitions, Ganeti's shape; all of them (in Ganeti's natural order) when no names are
+    given, and an unknown name as kind "unknown"."""
     if not names:
-        names = sorted(table)
+        names = sorted(table, key=nice_key)
     return [_definition(table, name) for name in names]
 
 

@@ -77,6 +77,13 @@ def test_indexed_fields_go_up_to_ganetis_maxima_with_ordinal_docs():
     assert fields["sda_size"] == fields["disk.size/0"] and fields["be/memory"] == fields["be/maxmem"]
 
 
+def test_all_fields_are_listed_in_natural_order():
+    """When list-fields shows every field, numbered ones are in numeric order, as Ganeti's NiceSort."""
+    names = [d["name"] for d in query.field_definitions("instance", None)]
+    assert names.index("disk.size/2") < names.index("disk.size/10") < names.index("disk.size/11")
+    assert names == sorted(names, key=query.common.nice_key) and len(names) == len(set(names))
+
+
 def test_a_hypervisor_registered_later_has_its_hv_fields_at_the_next_query():
     """When a backend registers itself after the query package was imported, its parameters are fields."""
     class ExampleHypervisor(Hypervisor):
