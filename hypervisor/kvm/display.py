@@ -14,13 +14,9 @@ from typing import Any
 from genet import paths
 from genet.hypervisor.base import HypervisorError
 from genet.hypervisor.kvm import devices
-from genet.hypervisor.kvm.validation import ip_version
+from genet.hypervisor.kvm.validation import SOUND_DEVICES, VGA_MODELS, ip_version
 
 VNC_BASE_PORT = 5900
-VGA_MODELS = {"std": "VGA", "cirrus": "cirrus-vga", "vmware": "vmware-svga", "qxl": "qxl-vga",
-              "virtio": "virtio-vga"}
-SOUND_DEVICES = {"ac97": ("AC97",), "es1370": ("ES1370",), "hda": ("intel-hda", "hda-duplex"),
-                 "sb16": ("sb16",), "adlib": ("adlib",), "gus": ("gus",), "cs4231a": ("cs4231a",)}
 PCI_SOUND = ("AC97", "ES1370", "intel-hda")
 VNC_TLS_ID = "vnctls0"
 

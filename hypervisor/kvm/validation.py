@@ -24,8 +24,14 @@ DISK_AIOS = ("threads", "native", "io_uring")
 DISK_DISCARDS = ("ignore", "unmap")
 ACCELS = ("auto", "kvm", "tcg")
 MOUSE_TYPES = ("", "mouse", "tablet")
-VGA_TYPES = ("", "std", "cirrus", "vmware", "qxl", "virtio", "none")        # QEMU's -vga for x86
-SOUND_TYPES = ("", "ac97", "adlib", "cs4231a", "es1370", "gus", "hda", "pcspk", "sb16")  # QEMU's -audio model
+# QEMU's -vga values for x86 and the graphics card each stands for
+VGA_MODELS = {"std": "VGA", "cirrus": "cirrus-vga", "vmware": "vmware-svga", "qxl": "qxl-vga",
+              "virtio": "virtio-vga"}
+VGA_TYPES = ("", *VGA_MODELS, "none")
+# QEMU's -audio models and their devices (pcspk is the machine's own speaker)
+SOUND_DEVICES = {"ac97": ("AC97",), "adlib": ("adlib",), "cs4231a": ("cs4231a",), "es1370": ("ES1370",),
+                 "gus": ("gus",), "hda": ("intel-hda", "hda-duplex"), "sb16": ("sb16",)}
+SOUND_TYPES = ("", *SOUND_DEVICES, "pcspk")
 SECURITY_MODELS = ("none", "user", "pool")
 KVM_FLAGS = ("", "enabled", "disabled")
 REBOOT_BEHAVIORS = ("reboot", "exit")
