@@ -181,7 +181,7 @@ def format_value(value: Any, kind: str = "text", unit: str = "m") -> str:
         from genet.cli.units import format_unit
         return format_unit(value, unit)
     if kind == "timestamp" and isinstance(value, (int, float)):
-        return time.ctime(value)
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))     # Ganeti's utils.FormatTime
     if kind == "timestamp" and isinstance(value, list) and len(value) == 2:
         return format_timestamp(value)
     if isinstance(value, (list, tuple)):

@@ -93,3 +93,14 @@ def test_list_takes_globs_and_a_lone_filter_argument_and_checks_only_plain_names
     assert client.asked == ["=", "name", "x"]
     with pytest.raises(errors.OpPrereqError, match="node\\(s\\) not found: nodeX"):
         _list(capsys, ["-o", "name", "web*", "nodeX"], client)
+
+
+def test_timestamps_show_as_ganetis_formattime(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    import time
+    time.tzset()
+    try:
+        assert base.format_value(1764192325.5, "timestamp") == "2025-11-26 21:25:25"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
