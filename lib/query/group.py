@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from genet.query.common import Field, Table, attr, build_rows, common_fields
-from genet.query.node import DEFAULT_NDPARAMS, filled_ndparams, ndp_fields
+from genet.query.node import filled_ndparams, ndp_fields
 
 _ISPEC_MIN = {"memory-size": 128, "cpu-count": 1, "disk-count": 1, "disk-size": 1024, "nic-count": 1,
               "spindle-use": 1}

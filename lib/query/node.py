@@ -61,8 +61,9 @@ def _powered(node: dict, ctx: NodeContext) -> Any:
     return node.get("powered", True)
 
 
-def _live(key: str, missing: Any = UNAVAIL) -> Callable[[dict, NodeContext], Any]:
-    """A value the node reports (node_info); ``missing`` when it answered without it."""
+def _live(key: str) -> Callable[[dict, NodeContext], Any]:
+    """A value the node reports (node_info); no data when it answered without it (as Ganeti's
+    luxid: spindles, reported only with exclusive storage, which genet does not have)."""
     def get(node, ctx):
         if node["offline"]:
             return OFFLINE
@@ -72,7 +73,7 @@ def _live(key: str, missing: Any = UNAVAIL) -> Callable[[dict, NodeContext], Any
         if info is None:
             return NODATA
         value = info.get(key)
-        return missing if value is None else value
+        return NODATA if value is None else value
     return get
 
 
@@ -92,7 +93,6 @@ _LIVE = {
     "mnode": ("MNode", "unit", "Amount of memory used by node (dom0 for Xen)"),
     "mtotal": ("MTotal", "unit", "Total amount of memory of physical machine"),
 }
-_NO_EXCLUSIVE_STORAGE = {"spfree": 0, "sptotal": 0}     # genet has no exclusive storage: no spindles
 
 _ROLES = "Node role; \"M\" for master, \"C\" for master candidate, \"R\" for regular, \"D\" for drained," \
          " \"O\" for offline"
@@ -128,7 +128,7 @@ NODE_FIELDS: Table = {
                         lambda n, c: _primaries(n, c.data)),
     "sinst_list": Field("SecInstances", "other", "List of instances with this node as secondary",
                         lambda n, c: _secondaries(n, c.data)),
-    **{name: Field(title, kind, doc, _live(name, _NO_EXCLUSIVE_STORAGE.get(name, UNAVAIL)), live=True)
+    **{name: Field(title, kind, doc, _live(name), live=True)
        for name, (title, kind, doc) in _LIVE.items()},
     **common_fields("Node"),
 }

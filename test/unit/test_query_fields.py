@@ -197,7 +197,7 @@ def test_live_node_fields_say_whether_the_node_is_offline_silent_or_without_the_
         return {"node1": {"mfree": 100}, "node2": None}
     result = query.query_nodes(data, ["mfree", "bootid", "spfree"], None, live)
     assert asked == [["node1", "node2"]]
-    assert result["data"] == [[[0, 100], [query.RS_UNAVAIL, None], [0, 0]],
+    assert result["data"] == [[[0, 100], [query.RS_NODATA, None], [query.RS_NODATA, None]],
                               [[query.RS_NODATA, None]] * 3, [[query.RS_OFFLINE, None]] * 3]
 
 
