@@ -12,6 +12,7 @@ import ipaddress
 import time
 
 from genet.hypervisor.base import HypervisorError
+from genet.hypervisor.kvm import validation
 from genet.hypervisor.kvm.monitor import Monitor
 
 MiB = 1024 * 1024
@@ -35,7 +36,7 @@ def tcp_uri(address: str, port: int) -> str:
 
 def capabilities(caps: str, state: bool) -> dict:
     """migrate-set-capabilities arguments for migration_caps (``xbzrle:auto-converge``)."""
-    return {"capabilities": [{"capability": c, "state": state} for c in caps.split(":") if c]}
+    return {"capabilities": [{"capability": c, "state": state} for c in validation.migration_caps(caps)]}
 
 
 def set_capabilities(mon: Monitor, caps: str, state: bool) -> None:
@@ -66,7 +67,7 @@ def status(mon: Monitor, caps: str = "") -> dict:
     gone over the RAM twice is switched to postcopy (the guest then runs on the target)."""
     q = mon.execute("query-migrate")
     ram = q.get("ram", {})
-    if ("postcopy-ram" in caps.split(":") and q.get("status") == "active"
+    if ("postcopy-ram" in validation.migration_caps(caps) and q.get("status") == "active"
             and ram.get("dirty-sync-count", 0) >= POSTCOPY_AFTER_SYNCS):
         mon.execute("migrate-start-postcopy")
     return {

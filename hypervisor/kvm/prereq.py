@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from genet.hypervisor.base import HypervisorError
-from genet.hypervisor.kvm import cpus, display, media
+from genet.hypervisor.kvm import cpus, display, media, validation
 from genet.hypervisor.kvm.capabilities import Capabilities
 from genet.hypervisor.kvm.validation import ip_version, is_url
 
@@ -124,7 +124,7 @@ def check(inst: dict, params: dict[str, Any], caps: Capabilities) -> Resolved:
     if cpus.pins(params["cpu_mask"]):
         vcpus = int(inst.get("beparams", {}).get("vcpus", 1))
         out.cpu_mask = cpus.check_mask(params["cpu_mask"], vcpus, cpus.host_cpus())
-    unknown = [c for c in filter(None, params["migration_caps"].split(":")) if c not in caps.migration_caps]
+    unknown = [c for c in validation.migration_caps(params["migration_caps"]) if c not in caps.migration_caps]
     if unknown:
         raise _refuse("migration_caps", params["migration_caps"],
                       f"QEMU {caps.version} has no migration capability {', '.join(unknown)}"

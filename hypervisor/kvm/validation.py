@@ -46,6 +46,11 @@ MAX_VIRTIO_NET_QUEUES = 32
 URL_SCHEMES = ("http", "https", "ftp", "ftps")  # what QEMU's curl block driver opens
 MIGRATION_CAPS_SEPARATOR = ":"
 
+
+def migration_caps(value: str) -> list[str]:
+    """The capability names of a migration_caps value."""
+    return [c for c in value.split(MIGRATION_CAPS_SEPARATOR) if c]
+
 _IFACE = re.compile(r"^[^/\s:]{1,15}$")          # a Linux interface name
 _WORDS = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
