@@ -73,6 +73,18 @@ def smp_option(vcpus: int, params: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
+def check_topology(vcpus: int, params: dict[str, Any]) -> None:
+    """Refuse a topology QEMU would refuse: the given counts must multiply to ``vcpus`` when all
+    three are given, and to a divisor of it otherwise."""
+    given = {k: params[f"cpu_{k}"] for k in ("sockets", "cores", "threads") if params[f"cpu_{k}"]}
+    product = 1
+    for count in given.values():
+        product *= count
+    if given and (vcpus % product or (len(given) == 3 and product != vcpus)):
+        shown = " x ".join(f"cpu_{k}={v}" for k, v in given.items())
+        raise HypervisorError(f"hvparams {shown} do not make up the instance's {vcpus} vCPUs")
+
+
 def pin(pid: int, vcpu_threads: dict[int, int], parsed: Mask) -> None:
     """Apply a checked mask: one entry to every thread of ``pid``, else entry i to vCPU i's thread."""
     if len(parsed) == 1:

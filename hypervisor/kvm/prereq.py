@@ -121,8 +121,9 @@ def check(inst: dict, params: dict[str, Any], caps: Capabilities) -> Resolved:
         out.spice = (host, int(inst.get("network_port") or _free_port(host)))
         if params["spice_password_file"]:
             out.spice_password = _first_line("spice_password_file", params["spice_password_file"])
+    vcpus = int(inst.get("beparams", {}).get("vcpus", 1))
+    cpus.check_topology(vcpus, params)
     if cpus.pins(params["cpu_mask"]):
-        vcpus = int(inst.get("beparams", {}).get("vcpus", 1))
         out.cpu_mask = cpus.check_mask(params["cpu_mask"], vcpus, cpus.host_cpus())
     unknown = [c for c in validation.migration_caps(params["migration_caps"]) if c not in caps.migration_caps]
     if unknown:

@@ -135,3 +135,13 @@ def test_migration_caps_must_be_known_to_this_qemu():
     resolve(migration_caps="xbzrle:postcopy-ram")
     with pytest.raises(HypervisorError, match=r"'migration_caps'.*no migration capability x-rdma-pin-all"):
         resolve(migration_caps="xbzrle:x-rdma-pin-all")
+
+
+def test_cpu_topology_must_make_up_the_vcpus():
+    resolve(vcpus=4, cpu_sockets=2, cpu_cores=2, cpu_threads=1)
+    resolve(vcpus=4, cpu_cores=2)
+    with pytest.raises(HypervisorError, match=r"cpu_sockets=1 x cpu_cores=2 x cpu_threads=1 do not make up the"
+                                              r" instance's 4 vCPUs"):
+        resolve(vcpus=4, cpu_sockets=1, cpu_cores=2, cpu_threads=1)
+    with pytest.raises(HypervisorError, match=r"cpu_cores=3 do not make up the instance's 4 vCPUs"):
+        resolve(vcpus=4, cpu_cores=3)
