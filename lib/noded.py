@@ -392,6 +392,30 @@ class NodeProcedures:
 
     # --- exports (gnt-backup): one directory per export under export_dir() ---
 
+    # --- storage units (genet.storage.units) ---
+
+    def rpc_storage_list(self, storage_type: str, storage_params: dict, name: str | None, fields: list) -> list:
+        from genet.storage import units
+        return units.get(storage_type, storage_params).rows(name, fields)
+
+    def rpc_storage_modify(self, storage_type: str, storage_params: dict, name: str, changes: dict) -> bool:
+        from genet.storage import units
+        units.get(storage_type, storage_params).modify(name, changes)
+        return True
+
+    def rpc_storage_execute(self, storage_type: str, storage_params: dict, name: str, operation: str) -> bool:
+        from genet.storage import units
+        units.get(storage_type, storage_params).execute(name, operation)
+        return True
+
+    def rpc_node_volumes(self, storage_params: dict) -> list:
+        from genet.storage import lvm_units
+        return lvm_units.node_volumes(storage_params)
+
+    def rpc_storage_diagnose(self, storage_params: dict) -> list:
+        from genet.storage import units
+        return units.diagnose(storage_params)
+
     def rpc_export_list(self) -> list:
         """Names of the complete exports on this node."""
         root = export_dir()

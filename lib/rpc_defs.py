@@ -451,6 +451,34 @@ def blockdev_send(instance: str, template: str, disk: Disk, index: int, storage_
     """Stream one disk to a receiver on another node."""
 
 
+# storage units (storage.units: gnt-node list-storage, modify-storage, repair-storage, volumes)
+
+@procedure(timeout=60)
+def storage_list(storage_type: str, storage_params: dict, name: str | None, fields: list[str]) -> list[list]:
+    """The storage units of ``storage_type`` here (only ``name`` when given), each a row of ``fields``."""
+
+
+@procedure(timeout=60)
+def storage_modify(storage_type: str, storage_params: dict, name: str, changes: dict) -> bool:
+    """Change fields of one storage unit (lvm-pv's allocatable)."""
+
+
+@procedure(timeout=600)
+def storage_execute(storage_type: str, storage_params: dict, name: str, operation: str) -> bool:
+    """Run an operation on one storage unit (lvm-vg's fix-consistency: drops lost physical volumes and
+    the volumes that lived on them)."""
+
+
+@procedure(timeout=60)
+def node_volumes(storage_params: dict) -> list[dict]:
+    """Every logical volume here, once per physical volume it uses: {"name", "vg", "size", "dev"}."""
+
+
+@procedure(timeout=60)
+def storage_diagnose(storage_params: dict) -> list[list]:
+    """Each registered disk template's state here: [template, where, usable, why not] (gnt-storage)."""
+
+
 # exports (gnt-backup)
 
 @procedure(timeout=30)

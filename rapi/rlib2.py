@@ -510,6 +510,40 @@ class R_2_nodes_name_migrate(ObjectAction, kind=NODE, path="/([^/]+)/migrate"):
         return self._submit(req, body)
 
 
+class R_2_nodes_name_storage(ObjectAction, kind=NODE, path="/([^/]+)/storage"):
+    DOC = ("A node's storage units (?storage_type=lvm-vg|lvm-pv|file|sharedfile&output_fields=name,size,...):"
+           " the id of the job that lists them, as in Ganeti (which asks for write access, as the job locks)")
+    WRITE_METHODS = frozenset({"GET", "PUT", "POST", "DELETE"})
+    QUERY = {"GET": (Param("storage_type", String(), None, "Storage type (empty or absent: the default one)"),
+                     Param("output_fields", String(), REQUIRED, "Fields, comma-separated: name,size,used,free,..."))}
+
+    def GET(self, req):
+        fields = query_value(req, "output_fields")
+        if not fields:
+            raise HttpBadRequest("Missing the required 'output_fields' parameter")
+        op = build_opcode(opcodes.OpNodeQueryStorage, req, {}, nodes=[_named(req, "node")],
+                          storage_type=query_value(req, "storage_type") or None, output_fields=fields.split(","))
+        return submit([op])
+
+
+class R_2_nodes_name_storage_modify(ObjectAction, kind=NODE, path="/([^/]+)/storage/modify"):
+    DOC = "Change a storage unit of a node (?storage_type=lvm-pv&name=UNIT&allocatable=0|1)"
+    OPCODES = {"PUT": "OpNodeModifyStorage"}
+    QUERY = {"PUT": (Param("allocatable", Bool(), None, "Whether new volumes may take space from the unit"),)}
+
+    def PUT(self, req):
+        changes = {"allocatable": query_flag(req, "allocatable", True)} if "allocatable" in req.query else {}
+        return self._submit(req, {}, changes=changes)
+
+
+class R_2_nodes_name_storage_repair(ObjectAction, kind=NODE, path="/([^/]+)/storage/repair"):
+    DOC = "Repair a storage unit of a node (?storage_type=lvm-vg&name=UNIT): vgreduce --removemissing"
+    OPCODES = {"PUT": "OpRepairNodeStorage"}
+
+    def PUT(self, req):
+        return self._submit(req)
+
+
 class R_2_instances(Collection, kind=INSTANCE):
     DOC = "Instances (bulk: with details); POST creates one (body __version__ 1)"
     OPCODES = {"POST": "OpInstanceCreate"}

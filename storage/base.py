@@ -31,6 +31,7 @@ class DiskTemplate(abc.ABC):
     can_adopt = False        # existing volumes can become its disks (blockdev_adopt)
     moves_by_copy = False    # gnt-instance move copies its disks to the new node (single-node, not shared)
     in_volume_group = False  # its disks are logical volumes of the cluster's volume group
+    storage_type = ""        # where its disks live, as Ganeti's storage types name it (genet.storage.units)
     # the cluster settings it reads (name -> default): kept in the cluster's config, handed to the
     # template on every node as its params (config.storage_params), set by gnt-cluster init/modify
     SETTINGS: dict[str, Any] = {}
@@ -93,6 +94,15 @@ class DiskTemplate(abc.ABC):
         if path.is_relative_to(paths.root()):
             path = "/" / path.relative_to(paths.root())
         return ["loop", str(path)]
+
+    def diagnose(self) -> tuple[str, str | None]:
+        """Whether this node can hold the template's disks (gnt-storage diagnose): where it keeps
+        them, and why it cannot (None: it can)."""
+        return "", None
+
+    def logical_volumes(self, primary: str, disk: dict) -> list[tuple[str, str]]:
+        """The logical volumes the disk holds: (node, "VG/LV") each (gnt-node volumes)."""
+        return []
 
     def ganeti_drbd_info(self, primary: str, disk: dict) -> dict | None:
         """Ganeti's drbd_info of the disk (DRBD only)."""

@@ -10,6 +10,7 @@ class Diskless(DiskTemplate):
     name = "diskless"
     needs_disks = False
     shared = True            # nothing to copy: it can start anywhere
+    storage_type = "diskless"
 
     def path(self, instance: str, disk: dict, index: int) -> Path:
         raise StorageError(f"instance {instance} is diskless and has no disk {index}")

@@ -111,6 +111,7 @@ class PlainStorage(DiskTemplate):
     name = "plain"
     can_adopt = True
     in_volume_group = True
+    storage_type = "lvm-vg"
     SETTINGS = {"volume_group_name": "xenvg"}       # Ganeti's default volume group
 
     def __init__(self, params: dict | None = None):
@@ -130,6 +131,18 @@ class PlainStorage(DiskTemplate):
 
     def ganeti_logical_id(self, instance: str, disk: dict, index: int) -> list:
         return [self.volume_group(disk), self.lv_name(disk)]
+
+    def diagnose(self) -> tuple[str, str | None]:
+        """The cluster's volume group must be there."""
+        vg = self.volume_group()
+        try:
+            found = self.vg_info(vg)
+        except StorageError as err:
+            return vg, str(err)
+        return vg, None if found else f"volume group {vg} not found"
+
+    def logical_volumes(self, primary: str, disk: dict) -> list[tuple[str, str]]:
+        return [(primary, f"{self.volume_group(disk)}/{self.lv_name(disk)}")]
 
     def lv_name(self, disk: dict) -> str:
         logical_id = disk.get("logical_id")

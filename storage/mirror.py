@@ -68,6 +68,14 @@ class MirrorStorage(FileStorage, MirroredTemplate):
 
     # --- where things are -----------------------------------------------------
 
+    def diagnose(self) -> tuple[str, str | None]:
+        """As file, and QEMU's storage daemon must be installed."""
+        import shutil
+        where, problem = super().diagnose()
+        if problem is None and shutil.which("qemu-storage-daemon") is None:
+            problem = "qemu-storage-daemon not found (install qemu-system-common)"
+        return where, problem
+
     def run_dir(self, disk: dict) -> Path:
         return paths.run_dir() / "mirror" / disk["uuid"]
 

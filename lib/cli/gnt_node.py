@@ -85,6 +85,93 @@ def cmd_info(ns) -> int:
     return 0
 
 
+# --- storage: list-storage, modify-storage, repair-storage, volumes, list-drbd (genet.storage.units) ---
+
+STORAGE_COLUMNS = {"node": "Node", "type": "Type", "name": "Name", "size": "Size", "used": "Used", "free": "Free",
+                   "allocatable": "Allocatable"}        # Ganeti's headers, its columns in its order
+VOLUME_COLUMNS = {"node": "Node", "phys": "PhysDev", "vg": "VG", "name": "Name", "size": "Size",
+                  "instance": "Instance"}
+DRBD_COLUMNS = {"node": "Node", "minor": "Minor", "instance": "Instance", "disk": "Disk", "role": "Role",
+                "peer": "PeerNode"}
+SIZE_FIELDS = ("size", "used", "free")
+
+
+def print_sized_table(ns, columns: dict[str, str], fields: list[str], rows: list[list]) -> None:
+    """Ganeti's GenerateTable for storage: sizes (MiB) in --units, numbers right aligned, Y/N."""
+    from genet.cli.units import default_unit
+    unit = "h" if getattr(ns, "human_readable", False) else ns.units or default_unit(ns.separator)
+    shown = [[base.format_value(int(value) if field in SIZE_FIELDS else value,
+                                "unit" if field in SIZE_FIELDS else "text", unit)
+              for field, value in zip(fields, row)] for row in rows]
+    headers = None if ns.no_headers else [columns.get(f, f) for f in fields]
+    for line in base.format_table(headers, shown, ns.separator, [f in SIZE_FIELDS + ("minor",) for f in fields]):
+        print(line)
+
+
+def cmd_list_storage(ns) -> int:
+    fields = base.fields_from(ns.output, list(STORAGE_COLUMNS))
+    op = opcodes.OpNodeQueryStorage(nodes=ns.names, storage_type=ns.storage_type, output_fields=fields)
+    print_sized_table(ns, STORAGE_COLUMNS, fields, base.submit_or_run(ns, [op])[0])
+    return 0
+
+
+def cmd_volumes(ns) -> int:
+    fields = base.fields_from(ns.output, list(VOLUME_COLUMNS))
+    op = opcodes.OpNodeQueryvols(nodes=ns.names, output_fields=fields)
+    print_sized_table(ns, VOLUME_COLUMNS, fields, base.submit_or_run(ns, [op])[0])
+    return 0
+
+
+def cmd_modify_storage(ns) -> int:
+    if ns.allocatable is None:
+        print("No changes to perform, exiting.", file=sys.stderr)
+        return 0
+    changes = {"allocatable": ns.allocatable}
+    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpNodeModifyStorage, ns, changes=changes)])
+    return 0
+
+
+def cmd_list_drbd(ns) -> int:
+    if len(ns.names) != 1:
+        print("Please give one (and only one) node.", file=sys.stderr)
+        return 1
+    ns.units = ns.human_readable = None
+    rows = base.submit_or_run(ns, [opcodes.OpNodeQueryDrbd(node_name=ns.names[0])])[0]
+    print_sized_table(ns, DRBD_COLUMNS, list(DRBD_COLUMNS), rows)
+    return 0
+
+
+def build_storage(sub) -> None:
+    from genet.cli.units import UNITS
+    from genet.ptypes import Bool
+    for name, helptext, handler, kinds in (
+            ("volumes", "List the logical volumes of nodes and their instances", cmd_volumes, None),
+            ("list-storage", "List the storage units of nodes", cmd_list_storage, "--storage-type")):
+        p = base.command(sub, name, helptext, handler)
+        p.add_argument("--no-headers", action="store_true", help="Do not print the header line")
+        p.add_argument("--separator", default=None, help="Separate columns with this string (sizes in MiB)")
+        p.add_argument("--units", default=None, choices=UNITS, help="Units for sizes: h (scaled), m, g or t")
+        p.add_argument("--human-readable", action="store_true", help="Scaled sizes (--units h), even with"
+                       " --separator")
+        p.add_argument("-o", "--output", metavar="FIELDS", help="Comma-separated fields; a leading + adds to"
+                       f" the defaults ({','.join(STORAGE_COLUMNS if kinds else VOLUME_COLUMNS)})")
+        if kinds:
+            p.add_argument("-t", kinds, dest="storage_type", default=None, metavar="STORAGE_TYPE",
+                           help="Storage type whose units to list, as gnt-node(8) names them (default: the"
+                                " first enabled disk template's)")
+        p.add_argument("names", nargs="*", metavar="NODE")
+    p = base.opcode_command(sub, "modify-storage", "Change a storage unit on a node (lvm-pv: --allocatable)",
+                            opcodes.OpNodeModifyStorage, cmd_modify_storage)
+    p.add_argument("--allocatable", type=Bool().parse, default=None, metavar="yes|no",
+                   help="Whether new volumes may take space from the unit (lvm-pv)")
+    base.opcode_command(sub, "repair-storage", "Repair a storage unit on a node (lvm-vg: vgreduce --removemissing)",
+                        opcodes.OpRepairNodeStorage)
+    p = base.command(sub, "list-drbd", "List the DRBD minors a node uses, with their instances", cmd_list_drbd)
+    p.add_argument("--no-headers", action="store_true", help="Do not print the header line")
+    p.add_argument("--separator", default=None, help="Separate columns with this string")
+    p.add_argument("names", nargs="*", metavar="NODE")
+
+
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Add a node to the cluster (prepares it over SSH)", opcodes.OpNodeAdd,
@@ -97,6 +184,7 @@ def build(parser) -> None:
     base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate, asks=True)
     base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover, asks=True)
     base.add_object_commands(sub, "node", "node", "NODE", NODE_DEFAULT, cmd_info, tag_kind="node")
+    build_storage(sub)
 
 
 def main(argv=None) -> int:

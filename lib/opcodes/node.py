@@ -1,8 +1,8 @@
-"""Opcodes of nodes: add, remove, modify."""
+"""Opcodes of nodes: add, remove, modify, and their storage units."""
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
-from genet.ptypes import Bool, Maybe, String
+from genet.ptypes import Bool, Dict, ListOf, Maybe, OneOf, String
 
 
 class OpNodeAdd(OpCode):
@@ -39,4 +39,76 @@ class OpNodeSetParams(OpCode):
         Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
         Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
         Param("secondary_ip", Maybe(String()), None, "Replication address", ("-s", "--secondary-ip")),
+    )
+
+
+# --- storage (genet.storage.units; gnt-node list-storage, modify-storage, repair-storage, volumes,
+# list-drbd; gnt-storage) ---
+
+def storage_types() -> tuple[str, ...]:
+    """The storage types that report their units (imported when asked, as disk_templates)."""
+    from genet.storage import units
+    return units.names()
+
+
+FIELD_LIST = ListOf(String(non_empty=True), 100)
+
+
+class OpNodeQueryvols(OpCode):
+    """List the logical volumes of nodes and whose disks they are (gnt-node volumes)."""
+    PARAMS = (
+        Param("output_fields", FIELD_LIST, REQUIRED, "Fields to return: node, phys, vg, name, size, instance"),
+        Param("nodes", ListOf(NAME), [], "Empty list to query all nodes, node names otherwise"),
+    )
+
+
+class OpNodeQueryStorage(OpCode):
+    """List the storage units of nodes (gnt-node list-storage)."""
+    PARAMS = (
+        Param("output_fields", FIELD_LIST, REQUIRED,
+              "Fields to return: node, type, name, size, used, free, allocatable"),
+        Param("storage_type", Maybe(OneOf(storage_types)), None,
+              "Storage type (default: the first enabled disk template's)"),
+        Param("nodes", ListOf(NAME), [], "Empty list to query all nodes, node names otherwise"),
+        Param("name", Maybe(String(non_empty=True)), None, "Storage unit name (all when not given)"),
+    )
+
+
+class OpNodeModifyStorage(OpCode):
+    """Change a storage unit on a node (gnt-node modify-storage: lvm-pv's allocatable)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node the unit is on", POSITIONAL, "NODE"),
+        Param("storage_type", OneOf(storage_types), REQUIRED, "Storage type of the unit", POSITIONAL,
+              "STORAGE_TYPE", query="storage_type"),
+        Param("name", String(non_empty=True), REQUIRED, "Storage unit name", POSITIONAL, "NAME", query="name"),
+        Param("changes", Dict(), REQUIRED, "Fields to change: {\"allocatable\": bool}"),
+    )
+
+
+class OpRepairNodeStorage(OpCode):
+    """Repair a storage unit on a node (gnt-node repair-storage: vgreduce --removemissing on lvm-vg)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node the unit is on", POSITIONAL, "NODE"),
+        Param("storage_type", OneOf(storage_types), REQUIRED, "Storage type of the unit", POSITIONAL,
+              "STORAGE_TYPE", query="storage_type"),
+        Param("name", String(non_empty=True), REQUIRED, "Storage unit name", POSITIONAL, "NAME", query="name"),
+        Param("ignore_consistency", Bool(), False, "Go ahead although the mirrors of the node's instances are"
+              " faulty on their other nodes (data loss likely)", "--ignore-consistency"),
+    )
+
+
+class OpNodeQueryDrbd(OpCode):
+    """The DRBD minors a node uses, with their instances and disks (gnt-node list-drbd)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (Param("node_name", NAME, REQUIRED, "Node whose minors to list", POSITIONAL, "NODE"),)
+
+
+class OpExtStorageDiagnose(OpCode):
+    """The state of every storage backend (disk template) on every node (gnt-storage diagnose, info)."""
+    PARAMS = (
+        Param("output_fields", FIELD_LIST, REQUIRED,
+              "Fields to return: name, node_status, nodegroup_status, parameters"),
+        Param("names", ListOf(String(non_empty=True)), [], "Backends to report (all when empty)"),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from genet import paths
 from genet.objects import DiskAccess
 from genet.storage.base import MirroredTemplate, StorageError, run
-from genet.storage.drbd.backing import Backing, FileBacking, lvm_backing
+from genet.storage.drbd.backing import Backing, FileBacking, lv_name, lvm_backing
 from genet.storage.drbd.commands import Commands, Commands9, commands
 from genet.storage.drbd.resource import (META_SIZE_MIB, Resource, Side, check_logical_id, connection_key,
                                          render_config, resource_name, volume_names)
@@ -31,6 +31,7 @@ class DrbdStorage(MirroredTemplate):
     name = "drbd"
     single_node = "plain"
     in_volume_group = True
+    storage_type = "lvm-vg"
     # volumes are LVs beside the plain template's; without cluster settings (tests) files
     SETTINGS = {**PlainStorage.SETTINGS, "drbd_backing": "lvm"}
     install_assembled = True          # the OS is installed through the device: mirrored as written
@@ -43,6 +44,25 @@ class DrbdStorage(MirroredTemplate):
     def ganeti_logical_id(self, instance: str, disk: dict, index: int) -> list:
         lid = disk["logical_id"]
         return [*lid["nodes"], lid["port"], *lid["minors"], lid["secret"]]
+
+    def logical_volumes(self, primary: str, disk: dict) -> list[tuple[str, str]]:
+        """Data and meta data volumes on both nodes, when they are logical volumes."""
+        if self.setting("drbd_backing") != "lvm":
+            return []
+        vg = PlainStorage(self.params).volume_group()
+        return [(node, f"{vg}/{lv_name(name)}") for node in disk["logical_id"]["nodes"] for name in volume_names(disk)]
+
+    def diagnose(self) -> tuple[str, str | None]:
+        """The kernel module must be loaded (a version genet drives), and the backing usable."""
+        try:
+            version = self.version()
+        except StorageError as err:
+            return str(self.proc), str(err)
+        if self.setting("drbd_backing") == "lvm":
+            where, problem = PlainStorage(self.params).diagnose()
+            if problem:
+                return str(self.proc), f"DRBD {version}, but its volumes' {problem}"
+        return str(self.proc), None
 
     def ganeti_drbd_info(self, primary: str, disk: dict) -> dict | None:
         lid = disk["logical_id"]

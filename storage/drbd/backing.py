@@ -140,16 +140,19 @@ class CallableBacking(Backing):
             self._remove(name)
 
 
+def lv_name(name: str) -> str:
+    """The logical volume of a volume_names() name ("<uuid>_data" / "<uuid>_meta"): the data is the
+    plain template's ``<uuid>.disk``, the meta data ``<uuid>.meta``."""
+    uuid, _, kind = name.rpartition("_")
+    return f"{uuid}.disk" if kind == "data" else f"{uuid}.{kind}"
+
+
 def lvm_backing(params: dict) -> CallableBacking:
     """The volumes as logical volumes of the cluster's volume group, made by the plain template."""
     from genet.storage.lvm import PlainStorage
     plain = PlainStorage(params)
     vg = plain.volume_group()
-
-    def lv(name: str) -> str:           # volume_names(): "<uuid>_data" / "<uuid>_meta"
-        uuid, _, kind = name.rpartition("_")
-        return f"{uuid}.disk" if kind == "data" else f"{uuid}.{kind}"
-
+    lv = lv_name
     return CallableBacking(
         path=lambda name: str(plain.dev_dir() / vg / lv(name)),
         create=lambda name, size: plain.create_volume(vg, lv(name), size, f"DRBD volume {lv(name)}"),

@@ -34,11 +34,12 @@ GNT_MODULES = {
     "gnt-group": "genet.cli.gnt_group",
     "gnt-network": "genet.cli.gnt_network",
     "gnt-backup": "genet.cli.gnt_backup",
+    "gnt-storage": "genet.cli.gnt_storage",
 }
 REQUIRED_PAGES = {  # page name -> manual section
     "genet": 7,
     "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8, "gnt-os": 8,
-    "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8,
+    "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8, "gnt-storage": 8,
     "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8, "genet-watcher": 8,
     "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
 }
@@ -247,6 +248,14 @@ def test_every_gnt_network_subcommand_has_a_section_with_its_synopsis():
 
 def test_every_gnt_network_option_is_documented():
     assert undocumented_options("gnt-network", gnt_parser("gnt-network")) == []
+
+
+def test_every_gnt_storage_subcommand_has_a_section_with_its_synopsis():
+    assert missing_subcommand_sections("gnt-storage", gnt_parser("gnt-storage")) == []
+
+
+def test_every_gnt_storage_option_is_documented():
+    assert undocumented_options("gnt-storage", gnt_parser("gnt-storage")) == []
 
 
 def test_every_group_and_network_list_field_is_documented_under_list():

@@ -51,11 +51,12 @@ def test_cli_options_build_the_same_opcode_as_the_wire(opclass):
     argv = []
     for param in opclass.all_params():
         if param.cli == opcodes.POSITIONAL and param.required:
-            argv.append({"duration": "0.5", "disk": "0", "amount": "1G"}.get(param.name, "node1"))
+            argv.append({"duration": "0.5", "disk": "0", "amount": "1G", "storage_type": "lvm-pv"}.get(param.name,
+                                                                                                "node1"))
     ns = parser.parse_args(argv)
     samples = {"kind": "cluster", "disk_template": "diskless", "target_node": "node2",
                "network": "192.0.2.0/24", "group_name": "default", "network_mode": "bridged",
-               "network_link": "br0"}
+               "network_link": "br0", "output_fields": ["name"], "changes": {"allocatable": False}}
     extra = {p.name: samples[p.name] for p in opclass.PARAMS if p.required and p.cli != opcodes.POSITIONAL}
     op = base.opcode_from_args(opclass, ns, **extra)
     assert opcodes.from_dict(op.to_dict()).to_dict() == op.to_dict()
