@@ -61,6 +61,7 @@ def new_cluster(cluster_name: str, master_node: str, master_ip: str,
         "nodes": {},
         "instances": {},
         "networks": {},
+        "filters": {},
     }
     data = ConfigData.from_wire(data)
     add_node(data, master_node, master_ip, master_candidate=True)

@@ -269,6 +269,11 @@ class JobQueue:
                 return None
         return self.store.get(job_id)
 
+    def last_id(self) -> int:
+        """The highest job id handed out so far (a filter rule's watermark)."""
+        with self._lock:
+            return self._next_id - 1
+
     def adopt(self, job: Job) -> None:
         """Take over an unfinished job read back from the store (restart, failover)."""
         with self._lock:
@@ -364,7 +369,6 @@ def _refuse(job: Job, err: errors.GenericError) -> None:
         job.opstatus = ["error"] * len(job.ops)
         job.opresult = [reason] * len(job.ops)
         job.end_ts = timestamp()
-        job.claimed = True
         job.cancel_requested = True
 
 

@@ -51,7 +51,6 @@ class Job:
         self.log_serial = 0
         self.archived = False
         self.cancel_requested = False
-        self.claimed = False      # a worker has taken the job
         self.lock = threading.Lock()
 
     @property
@@ -81,10 +80,28 @@ class Job:
         return job
 
 
+def requested_ids(qfilter: Any) -> list[int] | None:
+    """The job ids a query filter names, in the order named, when it asks for jobs by id
+    (``["|", ["=", "id", 3], ["=", "id", 1]]``, possibly and-ed with other clauses): a query for
+    them answers in that order, as Ganeti's (``gnt-job list 3 2 1``). None for any other filter."""
+    def ids_of(clause: Any) -> list[int] | None:
+        if isinstance(clause, list) and clause[:1] == ["|"] and len(clause) > 1 and all(
+                isinstance(c, list) and len(c) == 3 and c[:2] == ["=", "id"] and type(c[2]) is int
+                for c in clause[1:]):
+            return list(dict.fromkeys(c[2] for c in clause[1:]))
+        if isinstance(clause, list) and len(clause) == 3 and clause[:2] == ["=", "id"] and type(clause[2]) is int:
+            return [clause[2]]
+        return None
+    if isinstance(qfilter, list) and qfilter[:1] == ["&"]:
+        found = [ids for ids in map(ids_of, qfilter[1:]) if ids is not None]
+        return found[0] if len(found) == 1 else None
+    return ids_of(qfilter)
+
+
 def job_field(job: dict, name: str, archived: bool = False) -> Any:
     """Value of a Ganeti job query field from a job's dict form."""
     if name == "oppriority":
-        return [job.get("priority", 0)] * len(job["ops"])
+        return [op.get("priority", job.get("priority", 0)) for op in job["ops"]]
     if name == "archived":
         return archived
     if name in ("opstart", "opexec", "opend", "opstatus", "opresult", "oplog", "ops",

@@ -188,6 +188,11 @@ class SharedLock:
         with self._cond:
             return len(self._queue)
 
+    def waiting(self) -> list[tuple[str, Hashable]]:
+        """(mode, owner) of each request waiting for the lock, in the order they will be granted."""
+        with self._cond:
+            return [("shared" if w.shared else "exclusive", w.owner) for w in self._queue]
+
     @property
     def deleted(self) -> bool:
         with self._cond:
@@ -379,7 +384,8 @@ class LockManager:
                 self._owned.pop(owner, None)
 
     def list_owners(self) -> dict[str, dict]:
-        """Debug view: "level/name" -> mode, owners and pending count."""
+        """Debug view (gnt-debug locks): "level/name" -> mode, owners, the requests waiting
+        ((mode, owner) each) and their count."""
         with self._mutex:
             locks = [(lvl, lock) for lvl in Level for lock in
                      [self._level_locks[lvl], *self._locks[lvl].values()]]
@@ -387,6 +393,7 @@ class LockManager:
         for lvl, lock in locks:
             key = lock.name if lock.name.endswith("/*") else \
                 f"{lvl.name.lower()}/{lock.name}"
+            waiting = lock.waiting()
             result[key] = {"mode": lock.mode, "owners": lock.owners(),
-                           "pending": lock.pending}
+                           "pending": len(waiting), "waiting": waiting}
         return result

@@ -17,7 +17,7 @@ ETX = b"\x03"
 METHODS = ("SubmitJob", "SubmitManyJobs", "WaitForJobChange", "CancelJob", "ArchiveJob",
            "AutoArchiveJobs", "Query", "QueryFields", "QueryJobs", "QueryClusterInfo",
            "QueryConfigValues", "QueryTags", "SetDrainFlag", "QueryQueueInfo", "QueryMetrics",
-           "SetWatcherPause")
+           "SetWatcherPause", "ChangeJobPriority", "ReplaceFilter", "DeleteFilter", "QueryFilters")
 
 
 class Client:

@@ -438,6 +438,15 @@ class MasterContext:
         self.rpc.client.close()
 
 
+def _lock_rows(locks: dict[str, dict]) -> list[dict]:
+    """The lock manager's view as Ganeti's lock query shows it: owners and waiting jobs by id."""
+    def who(owner) -> str:
+        return str(owner) if isinstance(owner, (int, str)) else "masterd"
+    return [{"name": name, "mode": info["mode"], "owner": sorted(who(o) for o in info["owners"]),
+             "pending": [[mode, [who(owner)]] for mode, owner in info["waiting"]]}
+            for name, info in locks.items()]
+
+
 def _read_or_none(path) -> str | None:
     try:
         return path.read_text()
@@ -447,7 +456,7 @@ def _read_or_none(path) -> str | None:
 
 class LuxiHandlers:
     """The luxi methods; each runs in a pool thread."""
-    READS = frozenset({"Query", "QueryClusterInfo", "QueryConfigValues", "QueryTags"})   # see may_serve_reads
+    READS = frozenset({"Query", "QueryClusterInfo", "QueryConfigValues", "QueryTags", "QueryFilters"})   # see may_serve_reads
 
     def __init__(self, ctx: MasterContext):
         self.ctx = ctx
@@ -461,8 +470,38 @@ class LuxiHandlers:
     def WaitForJobChange(self, job_id, fields, prev_info, prev_serial, timeout=10.0):
         return self.ctx.queue.wait_for_change(int(job_id), list(fields), prev_info, prev_serial, float(timeout))
 
-    def CancelJob(self, job_id):
-        return self.ctx.processor.cancel(int(job_id))
+    def CancelJob(self, job_id, kill=False):
+        return self.ctx.processor.cancel(int(job_id), bool(kill))
+
+    def ChangeJobPriority(self, job_id, priority):
+        if isinstance(priority, bool) or not isinstance(priority, int) or not -20 <= priority <= 19:
+            raise errors.ParameterError(f"a job priority is an integer from -20 to 19, not {priority!r}")
+        return self.ctx.processor.change_priority(int(job_id), priority)
+
+    # job filter rules (gnt-filter, /2/filters): changed at once, not through a job, as Ganeti's
+    def ReplaceFilter(self, uuid, priority, predicates, action, reason):
+        from genet import filters
+        rule = filters.new_rule(uuid, priority, predicates, action, reason, self.ctx.queue.last_id())
+        self.ctx.cfg.update(lambda data: data.filters.__setitem__(rule["uuid"], rule))
+        self.ctx.processor.schedule()
+        return rule["uuid"]
+
+    def DeleteFilter(self, uuid):
+        def delete(data):
+            if data.filters.pop(uuid, None) is None:
+                raise errors.OpPrereqError(f"Filter rule with UUID {uuid} does not exist", errors.ECode.NOENT)
+        self.ctx.cfg.update(delete)
+        self.ctx.processor.schedule()
+
+    def QueryFilters(self, uuids, fields):
+        from genet import qfilter, query
+        query.check_fields("filter", list(fields))
+        data = self.ctx.cfg.snapshot()
+        missing = [u for u in uuids or [] if u not in data.filters]
+        if missing:
+            raise errors.OpPrereqError(f"filter rule(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+        result = query.query_filters(data, list(fields), qfilter.names_filter("uuid", uuids or []))
+        return [[value for _, value in row] for row in result["data"]]
 
     def ArchiveJob(self, job_id):
         return bool(self.ctx.queue.archive([int(job_id)]))
@@ -476,11 +515,16 @@ class LuxiHandlers:
     def Query(self, what, fields, qfilter=None):
         from genet import query
         if what == "job":
+            from genet.jobs import requested_ids
             extra = sorted(query.filter_fields(qfilter) - set(fields))
             query.check_fields("job", list(fields) + extra)
-            rows = self.ctx.queue.query(None, list(fields) + extra, archived=True)
+            rows = self.ctx.queue.query(requested_ids(qfilter), list(fields) + extra, archived=True)
             return query.query_jobs(rows, [], list(fields), qfilter)
+        if what == "lock":
+            return query.query_locks(_lock_rows(self.ctx.glm.list_owners()), list(fields), qfilter)
         data = self.ctx.cfg.snapshot()
+        if what == "filter":
+            return query.query_filters(data, list(fields), qfilter)
         if what == "node":
             return query.query_nodes(data, list(fields), qfilter, self._live_nodes)
         if what == "cluster":

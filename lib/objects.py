@@ -1,4 +1,5 @@
-"""The typed objects of the configuration: Cluster, Node, NodeGroup, Instance, Disk, NIC, Network.
+"""The typed objects of the configuration: Cluster, Node, NodeGroup, Instance, Disk, NIC, Network,
+Filter (a job filter rule).
 
 Each object is a dict whose fields are declared here with their types and defaults and read as
 attributes (``inst.disk_template``). Being a dict, an object is its own JSON form: the config
@@ -226,6 +227,16 @@ class Network(Serialised):
     ext_reservations = Field(str, "")
 
 
+class Filter(ConfigObject):
+    """A job filter rule (Ganeti's FilterRule, gnt-filter(8)); genet.filters checks and applies it."""
+    uuid = Field(str)
+    watermark = Field(int)                   # the highest job id when the rule was added or replaced
+    priority = Field(int, 0)                 # lower first
+    predicates = Field(list, list)           # [["jobid" | "opcode" | "reason", filter], ...]
+    action = Field((str, list), "CONTINUE")  # ACCEPT, PAUSE, REJECT, CONTINUE or ["RATE_LIMIT", n]
+    reason_trail = Field(list, list)
+
+
 class Cluster(Timestamped):
     cluster_name = Field(str)
     uuid = Field(str)
@@ -268,7 +279,7 @@ class InstanceRuntime(Instance):
 
 # the document's collections: name -> object class (a change names them, see config_journal)
 COLLECTIONS: dict[str, type[ConfigObject]] = {
-    "nodes": Node, "nodegroups": NodeGroup, "instances": Instance, "networks": Network}
+    "nodes": Node, "nodegroups": NodeGroup, "instances": Instance, "networks": Network, "filters": Filter}
 
 
 class ConfigData(Timestamped):
@@ -280,3 +291,4 @@ class ConfigData(Timestamped):
     nodegroups = Field(NodeGroup.map_field())
     instances = Field(Instance.map_field())
     networks = Field(Network.map_field(), dict)
+    filters = Field(Filter.map_field(), dict)      # uuid -> Filter

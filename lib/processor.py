@@ -1,7 +1,11 @@
-"""Runs jobs: a pool of worker threads, locks per logical unit, dependencies.
+"""Runs jobs: a scheduler, a pool of worker threads, locks per logical unit, dependencies.
 
-Jobs are picked by priority, then id. A job whose dependencies are unfinished is
-parked (status waiting) and re-queued when the last of them ends.
+The scheduler hands queued jobs to free workers in Ganeti's order: by priority, then id, at most
+max_running_jobs at once, as the job filter rules and the reason rate limits allow
+(genet.filters): a paused or rate-limited job stays queued and is looked at again whenever
+something changes (a job ends, a rule or a priority changes), a rejected one is canceled. A job
+whose dependencies are unfinished is parked (status waiting), giving its worker back, and queued
+again when the last of them ends.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import queue as queuelib
 import threading
 from typing import TYPE_CHECKING
 
-from genet import errors, opcodes
+from genet import errors, filters, opcodes
 from genet.cmdlib import lu_for
 from genet.jobs import FINAL_NAMES, Job, JobStatus, timestamp
 from genet.locking import Level, LockError, LockTimeout
@@ -22,12 +26,18 @@ log = logging.getLogger("genet.processor")
 LOCK_POLL = 0.2       # how often a job waiting for locks checks for cancellation
 UNCLEAN_STOP = ("job was {status} when the master daemon on {node} stopped (unclean shutdown or master"
                 " failover); it was marked failed and will not run again")
+NO_KILL = ("Job {job_id} is running; genet runs jobs in threads of genet-masterd, which cannot be killed"
+           " (Ganeti's --kill sends SIGKILL to the job's own process): wait for it to end, or restart"
+           " genet-masterd, which marks it failed")
 
 
 class Processor:
     def __init__(self, ctx: "MasterContext", workers: int = 20):
         self.ctx = ctx
-        self._queue: queuelib.PriorityQueue = queuelib.PriorityQueue()
+        self._work: queuelib.SimpleQueue = queuelib.SimpleQueue()   # jobs handed to the workers
+        self._queued: dict[int, Job] = {}            # waiting for the scheduler: not started, or unparked
+        self._running: dict[int, Job] = {}           # handed to a worker
+        self._requeue: set[int] = set()              # unparked while its worker was still returning
         self._parked: dict[int, list[Job]] = {}      # dependency id -> jobs waiting for it
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -39,16 +49,19 @@ class Processor:
         with self._lock:
             self._wanted = count
             for i in range(len(self._threads), count):
-                thread = threading.Thread(target=self._work, name=f"worker{i}", daemon=True)
+                thread = threading.Thread(target=self._work_loop, name=f"worker{i}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
             for _ in range(len(self._threads) - count):
-                self._queue.put((-10**9, 0, None))
+                self._work.put(None)
+        self.schedule()
 
     def submit(self, jobs: list[list[dict]]) -> list[int]:
         created = self.ctx.queue.submit_many(jobs)
-        for job in created:
-            self.enqueue(job)
+        with self._lock:
+            for job in created:
+                self._queued[job.id] = job
+        self.schedule()
         return [job.id for job in created]
 
     def recover(self, node_name: str) -> None:
@@ -64,26 +77,42 @@ class Processor:
             self._finish(job, status, errors.OpExecError(reason))
             log.warning("job %d: %s", job.id, reason)
 
-    def cancel(self, job_id: int) -> list:
-        """Cancel a job that has not started running; returns Ganeti's [success, message]."""
-        job = self.ctx.queue.active_job(job_id)
-        if job is None or job.is_final:
-            return [False, f"Job {job_id} not found in queue"]
-        with job.lock:
-            if job.status == JobStatus.RUNNING.value:
-                return [False, f"Job {job_id} is running, it cannot be canceled"]
-            job.cancel_requested = True
-            queued = job.status == JobStatus.QUEUED.value and not job.claimed
-            if not queued:
-                job.status = JobStatus.CANCELING.value
-        if queued or self.unpark(job):
-            self._finish(job, JobStatus.CANCELED, None)
-        else:
-            self.ctx.queue.save(job)
-        return [True, f"Job {job_id} will be canceled"]
+    # --- scheduling -------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """Start what may start now and cancel what a REJECT rule applies to."""
+        rules = list(self.ctx.cfg.snapshot().get("filters", {}).values())
+        with self._lock:
+            queued = sorted(self._queued.values(), key=lambda j: (j.priority, j.id))
+            decision = filters.schedule([(j.id, j.ops) for j in queued],
+                                        [(j.id, j.ops) for j in self._running.values()], rules,
+                                        self._wanted - len(self._running))
+            rejected = [self._queued.pop(job_id) for job_id in decision.reject]
+            for job_id in decision.start:
+                job = self._running[job_id] = self._queued.pop(job_id)
+                self._work.put(job)
+        for job in rejected:
+            uuid = decision.reject[job.id]
+            log.info("job %d canceled: rejected by filter rule %s", job.id, uuid)
+            self._finish(job, JobStatus.CANCELED, None, why=f"Job rejected by filter rule {uuid}")
 
     def enqueue(self, job: Job) -> None:
-        self._queue.put((job.priority, job.id, job))
+        """Queue ``job`` for the scheduler (new, recovered, or its dependencies ended)."""
+        with self._lock:
+            if job.id in self._running:
+                self._requeue.add(job.id)
+                return
+            self._queued[job.id] = job
+        self.schedule()
+
+    def _released(self, job: Job) -> None:
+        """A worker is done with ``job`` (ended or parked): its slot is free."""
+        with self._lock:
+            self._running.pop(job.id, None)
+            if job.id in self._requeue:
+                self._requeue.discard(job.id)
+                self._queued[job.id] = job
+        self.schedule()
 
     def job_finished(self, job: Job) -> None:
         """Called once a job's final state is published: wake the jobs parked on it."""
@@ -92,12 +121,53 @@ class Processor:
         for parked in waiting:
             self.enqueue(parked)
 
+    # --- what users ask of a job ------------------------------------------------
+
+    def cancel(self, job_id: int, kill: bool = False) -> list:
+        """Cancel a job that has not started running; returns Ganeti's [success, message].
+
+        ``kill`` (gnt-job cancel --kill) cancels queued and waiting jobs as without it; a running
+        job is refused naming why (see NO_KILL), never abandoned while its thread goes on."""
+        job = self.ctx.queue.active_job(job_id)
+        if job is None or job.is_final:
+            return [False, f"Job {job_id} not found in queue"]
+        with self._lock:
+            dequeued = self._queued.pop(job_id, None) is not None
+        if not dequeued:
+            with job.lock:
+                if job.status == JobStatus.RUNNING.value:
+                    return [False, NO_KILL.format(job_id=job_id) if kill else
+                            f"Job {job_id} is running, it cannot be canceled"]
+                job.cancel_requested = True
+                if job.status != JobStatus.CANCELING.value:
+                    job.status = JobStatus.CANCELING.value
+        if dequeued or self.unpark(job):
+            self._finish(job, JobStatus.CANCELED, None)
+        else:
+            self.ctx.queue.save(job)
+        return [True, f"Job {job_id} will be canceled"]
+
+    def change_priority(self, job_id: int, priority: int) -> list:
+        """Give the opcodes of a job that have not run yet ``priority``; Ganeti's [success, message].
+        A queued job moves in the queue, a job waiting for locks waits with the new priority."""
+        job = self.ctx.queue.active_job(job_id)
+        if job is None or job.is_final:
+            return [False, f"Job {job_id} not found in queue"]
+        with job.lock:
+            for index, op in enumerate(job.ops):
+                if job.opstatus[index] in (JobStatus.QUEUED.value, JobStatus.WAITING.value):
+                    op["priority"] = priority
+            job.priority = priority
+        self.ctx.queue.save_and_wait(job)
+        self.schedule()
+        return [True, f"Priorities of pending opcodes for job {job_id} have been changed to {priority}"]
+
     def stop(self) -> None:
         self.set_workers(0)
 
-    def _work(self) -> None:
+    def _work_loop(self) -> None:
         while True:
-            _, _, job = self._queue.get()
+            job = self._work.get()
             if job is None:
                 with self._lock:
                     if len(self._threads) > self._wanted:
@@ -109,6 +179,8 @@ class Processor:
             except Exception:   # a bug must not kill the worker
                 log.exception("job %s crashed the worker", job.id)
                 self._finish(job, JobStatus.ERROR, errors.OpExecError("internal error, see masterd log"))
+            finally:
+                self._released(job)
 
     # --- one job --------------------------------------------------------------
 
@@ -127,10 +199,7 @@ class Processor:
         with job.lock:
             if job.is_final:
                 return
-            if job.cancel_requested:
-                cancel = True
-            else:
-                cancel, job.claimed = False, True
+            cancel = job.cancel_requested
         if cancel:
             return self._finish(job, JobStatus.CANCELED, None)
         for index, opdata in enumerate(job.ops):
@@ -150,6 +219,8 @@ class Processor:
                 lu.owner = job.id
                 lu.expand_names()
                 self._acquire(job, lu)
+                if job.cancel_requested:        # asked while the last lock was being granted
+                    raise _Canceled()
                 self._set(job, index, JobStatus.RUNNING)
                 lu.check_prereq()
                 result = None if op.dry_run else lu.exec()
@@ -239,15 +310,17 @@ class Processor:
         self.ctx.queue.save(job)
 
     def _feedback(self, job: Job, index: int):
-        def feedback(message: str, kind: str = "message") -> None:
+        def feedback(message, kind: str = "message") -> None:
+            """A log entry: text, or for the test log types (delay-test, jqueue-test) a list."""
             with job.lock:
-                job.add_log(index, str(message), kind)
+                job.add_log(index, message if isinstance(message, list) else str(message), kind)
             self.ctx.queue.save(job)
         return feedback
 
     def _finish(self, job: Job, status: JobStatus, err: errors.GenericError | None,
-                index: int | None = None) -> None:
-        """Record the final state; later opcodes share the failure (as in Ganeti)."""
+                index: int | None = None, why: str = "Job canceled by request") -> None:
+        """Record the final state; later opcodes share the failure (as in Ganeti). ``why`` is the
+        result of the opcodes of a canceled job."""
         with job.lock:
             now = timestamp()
             for i in range(len(job.ops)):
@@ -257,7 +330,7 @@ class Processor:
                     job.opstatus[i] = status.value
                 elif status == JobStatus.CANCELED:
                     job.opstatus[i] = status.value
-                    job.opresult[i] = "Job canceled by request"
+                    job.opresult[i] = why
                 else:
                     job.opstatus[i] = status.value
                     job.opresult[i] = (errors.to_wire(err) if index is None or i == index else

@@ -1,32 +1,274 @@
-"""Logical units for testing the job machinery."""
+"""Logical units for testing the job machinery (gnt-debug delay, test-jobqueue, test-osparams) and the
+allocator protocol (gnt-debug iallocator)."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
 
-from genet import opcodes
+from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
 
+ELOG_DELAY_TEST = "delay-test"          # Ganeti's log types: a socket to interrupt the delay on,
+ELOG_JQUEUE_TEST = "jqueue-test"        # and [socket, test, argument] for test-jobqueue's client
+JQT_MSGPREFIX = "TESTMSG="
+JQT_EXPANDNAMES, JQT_EXEC, JQT_STARTMSG, JQT_LOGMSG = "expandnames", "exec", "startmsg", "logmsg"
+CLIENT_CONNECT_TIMEOUT = 20.0           # test-jobqueue's client connects within (Ganeti's)
+CLIENT_CONFIRM_TIMEOUT = 60.0
+# where allocators are looked for: genet's own folder, then Ganeti's default search path
+IALLOCATOR_SEARCH_PATH = ("/usr/lib/genet/iallocators", "/usr/local/lib/ganeti/iallocators",
+                          "/usr/lib/ganeti/iallocators", "/usr/share/ganeti/iallocators",
+                          "/usr/local/share/ganeti/iallocators")
+IALLOCATOR_VERSION = 2
+
+
+@contextlib.contextmanager
+def listening_socket() -> Iterator[tuple[socket.socket, str]]:
+    """A unix socket in a private temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="genet-test-") as folder:
+        path = os.path.join(folder, "sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            sock.listen(1)
+            yield sock, path
+        finally:
+            sock.close()
+
 
 class LUTestDelay(LogicalUnit):
-    """Sleep on the master and/or nodes; exercises queue, locks and RPC."""
+    """Sleep on the master and/or nodes; exercises queue, locks and RPC. As Ganeti's, it locks the
+    nodes it sleeps on (the master's node when it sleeps there) exclusively, so two delays queue
+    one behind the other (unless ``no_locks``)."""
     OPCODE = opcodes.OpTestDelay
     REQ_BGL = False
 
     def expand_names(self):
-        if self.op.on_nodes:
-            self.needed_locks[Level.NODE] = sorted(set(self.op.on_nodes))
-            self.share_locks[Level.NODE] = True
+        nodes = set(self.op.on_nodes)
+        if self.op.on_master:
+            nodes.add(self.cfg.read(lambda d: d.cluster["master_node"]))
+        if nodes and not self.op.no_locks:
+            self.needed_locks[Level.NODE] = sorted(nodes)
 
     def check_prereq(self):
         for name in self.op.on_nodes:
             self.node(name)         # refuses a node not in the cluster
 
     def exec(self):
-        for round_ in range(self.op.repeat + 1):
-            self.feedback(f"Delay round {round_ + 1} of {self.op.repeat + 1}: sleeping {self.op.duration:g}s")
+        rounds = self.op.repeat + 1
+        for round_ in range(rounds):
+            self.feedback(f"Delay round {round_ + 1} of {rounds}: sleeping {self.op.duration:g}s")
+            if self.op.interruptible:
+                if self._interruptible_delay():
+                    break
+                continue
             if self.op.on_master:
                 self.clock.sleep(self.op.duration)
             if self.op.on_nodes:
                 for res in self.rpc.test_delay.on(self.op.on_nodes, self.op.duration).values():
                     res.raise_on_error()
         return True
+
+    def _interruptible_delay(self) -> bool:
+        """Wait ``duration`` seconds on a socket whose path the log tells; True when someone
+        connected and sent a byte before the time was up."""
+        start = time.monotonic()
+        with listening_socket() as (sock, path):
+            self.feedback([path], ELOG_DELAY_TEST)
+            sock.settimeout(self.op.duration)
+            try:
+                conn, _ = sock.accept()
+            except (socket.timeout, TimeoutError):
+                return False
+        with conn:
+            left = max(0.0, self.op.duration - (time.monotonic() - start))
+            self.feedback(f"Received connection, time to go is {left:.0f}")
+            conn.settimeout(left)
+            try:
+                if not conn.recv(1):
+                    return False
+            except (socket.timeout, TimeoutError):
+                return False
+        self.feedback(f"Interrupted, time spent waiting: {time.monotonic() - start:.0f}")
+        return True
+
+
+class LUTestJqueue(LogicalUnit):
+    """Tell a waiting client (gnt-debug test-jobqueue) each phase of the job, so it can check the
+    job's status at that moment: the client connects to the socket the log names and closes it."""
+    OPCODE = opcodes.OpTestJqueue
+    REQ_BGL = False
+
+    def expand_names(self):
+        if self.op.notify_waitlock:
+            self._notify(JQT_EXPANDNAMES, None, errors.OpPrereqError)
+        self.feedback("Expanding names")
+        self.needed_locks[Level.NODE] = [self.cfg.read(lambda d: d.cluster["master_node"])]
+
+    def exec(self):
+        if self.op.notify_exec:
+            self._notify(JQT_EXEC, None)
+        self.feedback("Executing")
+        if self.op.log_messages:
+            self._notify(JQT_STARTMSG, len(self.op.log_messages))
+            for index, message in enumerate(self.op.log_messages):
+                self.feedback(f"Sending log message {index + 1}")
+                self.feedback(JQT_MSGPREFIX + message)
+                self._notify(JQT_LOGMSG, index + 1)
+        if self.op.fail:
+            raise errors.OpExecError("Opcode failure was requested")
+        return True
+
+    def _notify(self, test: str, arg, error: type[errors.GenericError] = errors.OpExecError) -> None:
+        with listening_socket() as (sock, path):
+            self.feedback([path, test, arg], ELOG_JQUEUE_TEST)
+            sock.settimeout(CLIENT_CONNECT_TIMEOUT)
+            try:
+                conn, _ = sock.accept()
+            except OSError as err:
+                raise error(f"Client didn't connect in time ({err})") from None
+        with conn:
+            conn.settimeout(CLIENT_CONFIRM_TIMEOUT)
+            try:
+                conn.recv(1)
+            except OSError as err:
+                raise error(f"Client failed to confirm notification ({err})") from None
+
+
+class LUTestOsParams(LogicalUnit):
+    """Log the secret OS parameters the job carried (gnt-debug test-osparams)."""
+    OPCODE = opcodes.OpTestOsParams
+    REQ_BGL = False
+
+    def exec(self):
+        if not self.op.osparams_secret:
+            raise errors.OpExecError("Opcode needs secret parameters")
+        self.feedback(f"Secret OS parameters: {self.op.osparams_secret}")
+
+
+def find_allocator(name: str, search_path: tuple[str, ...] = IALLOCATOR_SEARCH_PATH) -> Path | None:
+    """The allocator program ``name`` (a path, or a name in the search path), if it is executable."""
+    candidates = [Path(name)] if os.path.isabs(name) else [Path(folder) / name for folder in search_path]
+    return next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
+
+
+class LUTestAllocator(LogicalUnit):
+    """Build an iallocator request as Ganeti's doc/iallocator.rst describes it and show it (direction
+    in), or run the named allocator program on it and show its answer (direction out)."""
+    OPCODE = opcodes.OpTestAllocator
+    REQ_BGL = False
+
+    def expand_names(self):
+        self.needed_locks[Level.NODE] = sorted(self.cfg.read(lambda d: list(d.nodes)))
+        self.share_locks[Level.NODE] = True
+
+    def check_prereq(self):
+        data = self.cfg.snapshot()
+        op = self.op
+        if op.mode in ("allocate", "multi-allocate"):
+            if op.name in data.instances:
+                raise errors.OpPrereqError(f"Instance '{op.name}' already in the cluster", errors.ECode.EXISTS)
+            for disk in op.disks:
+                if not isinstance(disk.get("size"), int) or disk.get("mode") not in ("rw", "ro"):
+                    raise errors.OpPrereqError("Invalid contents of the 'disks' parameter", errors.ECode.INVAL)
+        elif op.mode == "relocate":
+            if op.name not in data.instances:
+                raise errors.OpPrereqError(f"instance {op.name!r} is not in the cluster", errors.ECode.NOENT)
+        elif not op.instances:
+            raise errors.OpPrereqError("Missing instances", errors.ECode.INVAL)
+        if op.direction == "out":
+            if op.iallocator is None:
+                raise errors.OpPrereqError("Missing allocator name", errors.ECode.INVAL)
+            self.program = find_allocator(op.iallocator)
+            if self.program is None:
+                raise errors.OpPrereqError(
+                    f"allocator {op.iallocator!r} not found: no executable of that name in"
+                    f" {', '.join(IALLOCATOR_SEARCH_PATH)} (genet has no built-in allocator yet)", errors.ECode.NOENT)
+
+    def exec(self):
+        text = json.dumps(self.request(self.cfg.snapshot(), self._live_nodes), sort_keys=True, indent=2)
+        if self.op.direction == "in":
+            return text
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="genet-ialloc-") as request:
+            request.write(text)
+            request.flush()
+            done = subprocess.run([str(self.program), request.name], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise errors.OpExecError(f"allocator {self.op.iallocator} failed (exit {done.returncode}):"
+                                     f" {(done.stderr or done.stdout).strip()}")
+        return done.stdout
+
+    def _live_nodes(self, nodes: dict[str, str]) -> dict[str, dict | None]:
+        results = self.rpc.node_info.on(nodes)
+        return {name: None if res.failed else res.payload for name, res in results.items()}
+
+    def request(self, data: dict, live: Callable[[dict[str, str]], dict]) -> dict:
+        """The whole input message: the cluster as the allocator sees it and the request."""
+        cluster = data.cluster
+        asked = {n["name"]: n["primary_ip"] for n in data.nodes.values()
+                 if not n["offline"] and not n["drained"] and n["vm_capable"]}
+        reports = live(asked) if asked else {}
+        return {
+            "version": IALLOCATOR_VERSION, "cluster_name": cluster["cluster_name"],
+            "cluster_tags": list(cluster.get("tags", [])),
+            "enabled_hypervisors": list(cluster["enabled_hypervisors"]), "ipolicy": {},
+            "nodegroups": {u: {"name": g["name"], "alloc_policy": g["alloc_policy"], "networks": list(g["networks"]),
+                               "ipolicy": g["ipolicy"], "tags": list(g["tags"])}
+                           for u, g in data.nodegroups.items()},
+            "nodes": {n["name"]: _node_entry(data, n, reports.get(n["name"])) for n in data.nodes.values()},
+            "instances": {i["name"]: _instance_entry(i) for i in data.instances.values()},
+            "request": self._request_part(data),
+        }
+
+    def _request_part(self, data: dict) -> dict:
+        op = self.op
+        if op.mode in ("change-group", "node-evacuate"):
+            part = {"type": op.mode, "instances": list(op.instances)}
+            part.update({"target_groups": list(op.target_groups)} if op.mode == "change-group"
+                        else {"evac_mode": op.evac_mode})
+            return part
+        if op.mode == "relocate":
+            inst = data.instances[op.name]
+            return {"type": "relocate", "name": op.name, "required_nodes": 1,
+                    "disk_space_total": sum(d["size"] for d in inst["disks"]),
+                    "relocate_from": list(inst["secondary_nodes"]) or [inst["primary_node"]]}
+        hypervisor = op.hypervisor or data.cluster["enabled_hypervisors"][0]
+        one = {"name": op.name, "disks": list(op.disks), "nics": list(op.nics), "vcpus": op.vcpus,
+               "memory": op.memory, "spindle_use": op.spindle_use, "disk_template": op.disk_template,
+               "os": op.os, "tags": list(op.tags), "hypervisor": hypervisor,
+               "required_nodes": 2 if op.disk_template in ("drbd", "mirror") else 1,
+               "disk_space_total": sum(d["size"] for d in op.disks)}
+        if op.mode == "allocate":
+            return {"type": "allocate", **one}
+        return {"type": "multi-allocate",
+                "instances": [{**one, "name": f"{op.name}{i}"} for i in range(op.count)]}
+
+
+def _node_entry(data: dict, node: dict, report: dict | None) -> dict:
+    entry = {"primary_ip": node["primary_ip"], "secondary_ip": node["secondary_ip"], "tags": list(node["tags"]),
+             "master_candidate": node["master_candidate"], "drained": node["drained"], "offline": node["offline"],
+             "master_capable": node["master_capable"], "vm_capable": node["vm_capable"], "group": node["group"]}
+    if report is not None:
+        primaries = [i for i in data.instances.values() if i["primary_node"] == node["name"]]
+        memory = lambda i: int(i["beparams"].get("maxmem", data.cluster["beparams"].get("maxmem", 128)))  # noqa: E731
+        entry.update(total_memory=report["mtotal"], free_memory=report["mfree"], total_disk=report["dtotal"],
+                     free_disk=report["dfree"], total_cpus=report["ctotal"],
+                     i_pri_memory=sum(memory(i) for i in primaries),
+                     i_pri_up_memory=sum(memory(i) for i in primaries if i["admin_state"] == "up"))
+    return entry
+
+
+def _instance_entry(inst: dict) -> dict:
+    return {"disks": [{"size": d["size"], "mode": d.get("mode", "rw")} for d in inst["disks"]],
+            "nics": [{"mac": n.get("mac"), "ip": n.get("ip"), "bridge": n.get("link")} for n in inst["nics"]],
+            "disk_template": inst["disk_template"], "os": inst["os"], "tags": list(inst["tags"]),
+            "hypervisor": inst["hypervisor"], "admin_state": inst["admin_state"],
+            "memory": inst["beparams"].get("maxmem"), "vcpus": inst["beparams"].get("vcpus"),
+            "nodes": [inst["primary_node"], *inst["secondary_nodes"]]}

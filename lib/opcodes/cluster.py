@@ -1,21 +1,8 @@
-"""Opcodes of the cluster, its tags and the debug delay."""
+"""Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
-from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS
+from genet.opcodes.base import OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS
 from genet.ptypes import Bool, Constrained, Float, Int, ListOf, Maybe, OneOf, String, Tag
-
-
-# --- test / debug -----------------------------------------------------------
-
-class OpTestDelay(OpCode):
-    """Sleep for a while on the master and/or some nodes (gnt-debug delay)."""
-    SUMMARY_FIELD = "duration"
-    PARAMS = (
-        Param("duration", Float(minimum=0.0), REQUIRED, "Seconds to sleep", POSITIONAL, "DURATION"),
-        Param("on_master", Bool(), True, "Sleep on the master", "--no-master"),
-        Param("on_nodes", ListOf(NAME), [], "Nodes to sleep on as well", ("-n", "--node")),
-        Param("repeat", Int(0, 1000), 0, "Repeat the sleep this many times", ("-r", "--repeat")),
-    )
 
 
 # --- cluster ----------------------------------------------------------------

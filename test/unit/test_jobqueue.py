@@ -59,7 +59,7 @@ def test_failed_prereq_records_error_in_opresult(ctx):
 def test_jobs_without_conflicting_locks_run_in_parallel(ctx):
     """When four 0.5 s jobs share no exclusive lock, they take about 0.5 s together (2 s in a row)."""
     start = time.monotonic()
-    ids = ctx.processor.submit([[delay(0.5)] for _ in range(4)])
+    ids = ctx.processor.submit([[delay(0.5, no_locks=True)] for _ in range(4)])
     for job_id in ids:
         ctx.wait(job_id)
     assert time.monotonic() - start < 1.5
@@ -256,13 +256,13 @@ def test_failed_replication_refuses_the_submission_quickly_and_the_job_never_run
 def test_worker_pool_grows_and_shrinks(ctx):
     ctx.processor.set_workers(1)
     start = time.monotonic()
-    ids = ctx.processor.submit([[delay(0.2)] for _ in range(3)])
+    ids = ctx.processor.submit([[delay(0.2, no_locks=True)] for _ in range(3)])
     for job_id in ids:
         ctx.wait(job_id)
     assert time.monotonic() - start >= 0.6
     ctx.processor.set_workers(3)
     start = time.monotonic()
-    ids = ctx.processor.submit([[delay(0.4)] for _ in range(3)])
+    ids = ctx.processor.submit([[delay(0.4, no_locks=True)] for _ in range(3)])
     for job_id in ids:
         ctx.wait(job_id)
     assert time.monotonic() - start < 0.9           # one after the other would take 1.2 s

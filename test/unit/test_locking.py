@@ -349,7 +349,7 @@ def test_list_owners_reports_mode_owners_and_pending(glm):
     glm.acquire("b", Level.INSTANCE, ["inst1"], shared=True)
     info = glm.list_owners()
     assert info["instance/inst1"] == {"mode": "shared",
-                                      "owners": {"a", "b"}, "pending": 0}
+                                      "owners": {"a", "b"}, "pending": 0, "waiting": []}
     assert info["cluster/BGL"]["mode"] is None
     assert "node/node3" in info
 

@@ -29,6 +29,7 @@ GNT_MODULES = {
     "gnt-node": "genet.cli.gnt_node",
     "gnt-job": "genet.cli.gnt_job",
     "gnt-debug": "genet.cli.gnt_debug",
+    "gnt-filter": "genet.cli.gnt_filter",
     "gnt-instance": "genet.cli.gnt_instance",
     "gnt-os": "genet.cli.gnt_os",
     "gnt-group": "genet.cli.gnt_group",
@@ -38,7 +39,7 @@ GNT_MODULES = {
 }
 REQUIRED_PAGES = {  # page name -> manual section
     "genet": 7,
-    "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-instance": 8, "gnt-os": 8,
+    "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-filter": 8, "gnt-instance": 8, "gnt-os": 8,
     "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8, "gnt-storage": 8,
     "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8, "genet-watcher": 8,
     "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
@@ -216,6 +217,20 @@ def test_every_gnt_debug_subcommand_has_a_section_with_its_synopsis():
 
 def test_every_gnt_debug_option_is_documented():
     assert undocumented_options("gnt-debug", gnt_parser("gnt-debug")) == []
+
+
+def test_every_gnt_filter_subcommand_has_a_section_with_its_synopsis():
+    assert missing_subcommand_sections("gnt-filter", gnt_parser("gnt-filter")) == []
+
+
+def test_every_gnt_filter_option_is_documented():
+    assert undocumented_options("gnt-filter", gnt_parser("gnt-filter")) == []
+
+
+def test_every_filter_and_lock_field_is_documented():
+    from genet.query import FILTER_FIELDS, LOCK_FIELDS
+    assert [f for f in FILTER_FIELDS if f"``{f}``" not in section(page("gnt-filter"), "LIST", "~")] == []
+    assert [f for f in LOCK_FIELDS if f"``{f}``" not in section(page("gnt-debug"), "LOCKS", "~")] == []
 
 
 def test_every_gnt_instance_subcommand_has_a_section_with_its_synopsis():
