@@ -33,7 +33,6 @@ COMMANDS = [
     "gnt-job = genet.cli.gnt_job:main",
     "gnt-debug = genet.cli.gnt_debug:main",
     "gnt-filter = genet.cli.gnt_filter:main",
-    "gnt-filter = genet.cli.gnt_filter:main",
     "gnt-instance = genet.cli.gnt_instance:main",
     "gnt-os = genet.cli.gnt_os:main",
     "gnt-group = genet.cli.gnt_group:main",
