@@ -250,8 +250,14 @@ class Cluster(Timestamped):
     modify_etc_hosts = Field(bool, False)
     mac_prefix = Field(str, "aa:00:00")
     # and the settings the disk templates read (DiskTemplate.SETTINGS, config.storage_params)
+    # the defaults objects inherit (genet.params): backend, per hypervisor, per OS and hypervisor,
+    # NIC, node, per disk template
     beparams = Field(dict, dict)
     hvparams = Field(dict, dict)
+    os_hvp = Field(dict, dict)
+    nicparams = Field(dict, dict)
+    ndparams = Field(dict, dict)
+    diskparams = Field(dict, dict)
     tags = Field(list, list)
 
 

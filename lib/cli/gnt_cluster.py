@@ -5,7 +5,7 @@ import sys
 import time
 
 from genet import bootstrap, config, errors, luxi, opcodes, paths
-from genet.cli import base
+from genet.cli import base, info
 from genet.hypervisor import base as hypervisor_base
 
 
@@ -25,7 +25,14 @@ def cmd_init(ns) -> int:
                                                             "volume_group_name": vg_name,
                                                             "mac_prefix": ns.mac_prefix})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
+    defaults = {key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key)}
+    if defaults:            # the parameter defaults: the first job of the new cluster
+        base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
     return 0
+
+
+# the parameter defaults init takes, as modify does (the rest of init's options are its own)
+INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams")
 
 
 def cmd_destroy(ns) -> int:
@@ -44,28 +51,73 @@ def cmd_getmaster(ns) -> int:
 
 
 def cmd_info(ns) -> int:
-    info = luxi.Client().call("QueryClusterInfo")
-    print(f"Cluster name: {info['name']}")
-    print(f"Cluster UUID: {info['uuid']}")
-    print(f"Creation time: {base.format_value(info['ctime'], 'timestamp')}")
-    print(f"Modification time: {base.format_value(info['mtime'], 'timestamp')}")
-    print(f"Master node: {info['master']}")
-    print(f"Architecture (this node): {info['architecture'][0]} ({info['architecture'][1]})")
-    print(f"Tags: {', '.join(info['tags']) or '(none)'}")
-    print(f"Default hypervisor: {info['default_hypervisor']}")
-    print(f"Enabled hypervisors: {', '.join(info['enabled_hypervisors'])}")
-    print("Cluster parameters:")
-    print(f"  - candidate pool size: {info['candidate_pool_size']}")
-    print(f"  - maximum running jobs: {info['max_running_jobs']}")
-    print(f"  - node daemon port: {info['noded_port']}")
-    print(f"  - MAC prefix: {info['mac_prefix']}")
-    print(f"  - file storage directory: {info['file_storage_dir']}")
-    print(f"  - shared file storage directory: {info['shared_file_storage_dir']}")
-    print(f"  - lvm volume group: {info['volume_group_name']}")
-    print(f"  - config serial: {info['serial_no']}")
-    print(f"  - software version: {info['software_version']} (protocol {info['protocol_version']})")
-    print(f"Nodes: {info['node_count']}, instances: {info['instance_count']}")
+    """The cluster in Ganeti's layout and words (a YAML document its tools read)."""
+    print(info.dump(cluster_entries(luxi.Client().call("QueryClusterInfo"), ns.roman_integers)))
     return 0
+
+
+def cluster_entries(c: dict, roman: bool = False) -> list:
+    from genet.osinterface import search_path
+    def grouped(values: dict) -> dict:
+        """Parameters per group of them (hypervisor, OS, "default"), whole numbers as --roman says."""
+        return {name: {k: str(info.number(v, roman)) for k, v in group.items()} if isinstance(group, dict)
+                else str(info.number(group, roman)) for name, group in values.items()}
+    return [
+        ("Cluster name", c["name"]), ("Cluster UUID", c["uuid"]),
+        ("Creation time", info.timestamp(c["ctime"])), ("Modification time", info.timestamp(c["mtime"])),
+        ("Master node", c["master"]), ("Architecture (this node)", f"{c['architecture'][0]} ({c['architecture'][1]})"),
+        ("Tags", ", ".join(sorted(c["tags"])) or "(none)"),
+        ("Default hypervisor", c["default_hypervisor"]), ("Enabled hypervisors", ", ".join(c["enabled_hypervisors"])),
+        ("Hypervisor parameters", grouped(c["hvparams"])),
+        ("OS-specific hypervisor parameters", grouped(c["os_hvp"])), ("OS parameters", grouped(c["osparams"])),
+        ("Hidden OSes", ", ".join(c["hidden_os"])), ("Blacklisted OSes", ", ".join(c["blacklisted_os"])),
+        ("Cluster parameters", [
+            ("candidate pool size", info.number(c["candidate_pool_size"], roman)),
+            ("maximal number of jobs running simultaneously", info.number(c["max_running_jobs"], roman)),
+            ("maximal number of jobs simultaneously tracked by the scheduler",
+             info.number(c["max_tracked_jobs"], roman)),
+            ("mac prefix", c["mac_prefix"]), ("master netdev", c["master_netdev"]),
+            ("master netmask", info.number(c["master_netmask"], roman)),
+            ("use external master IP address setup script", c["use_external_mip_script"]),
+            ("lvm volume group", c["volume_group_name"]),
+            ("lvm reserved volumes", ", ".join(c["reserved_lvs"]) or "(none)"),
+            ("drbd usermode helper", c["drbd_usermode_helper"]),
+            ("file storage path", c["file_storage_dir"]),
+            ("shared file storage path", c["shared_file_storage_dir"]),
+            ("gluster storage path", c["gluster_storage_dir"]),
+            ("maintenance of node health", c["maintain_node_health"]),
+            ("uid pool", ", ".join(map(str, c["uid_pool"]))),
+            ("default instance allocator", c["default_iallocator"]),
+            ("default instance allocator parameters", c["default_iallocator_params"]),
+            ("primary ip version", info.number(c["primary_ip_version"], roman)),
+            ("preallocation wipe disks", c["prealloc_wipe_disks"]),
+            ("OS search path", ", ".join(map(str, search_path()))),
+            ("enabled disk templates", ", ".join(c["enabled_disk_templates"])),
+            ("install image", c["install_image"]),
+            ("instance communication network", c["instance_communication_network"]),
+            ("zeroing image", c["zeroing_image"]), ("compression tools", c["compression_tools"]),
+            ("enabled user shutdown", c["enabled_user_shutdown"]), ("modify ssh setup", c["modify_ssh_setup"]),
+            ("ssh_key_type", c["ssh_key_type"]), ("ssh_key_bits", c["ssh_key_bits"]),
+            ("node daemon port", c["noded_port"]), ("config serial", c["serial_no"]),
+            ("software version", f"{c['software_version']} (protocol {c['protocol_version']})"),
+        ]),
+        ("Default node parameters", grouped(c["ndparams"])),
+        ("Default instance parameters", grouped(c["beparams"])),
+        ("Default nic parameters", grouped(c["nicparams"])),
+        ("Default disk parameters", grouped(c["diskparams"])),
+        ("Instance policy - limits for instances", policy_entries(c["ipolicy"], roman)),
+    ]
+
+
+def policy_entries(policy: dict, roman: bool = False) -> list:
+    """An instance policy as Ganeti's info commands show it."""
+    def specs(values: dict) -> dict:
+        return {k: info.number(v, roman) for k, v in values.items()}
+    return [("bounds specs", [{f"{bound}/{i}": specs(minmax[bound]) for bound in ("max", "min")}
+                              for i, minmax in enumerate(policy.get("minmax", []))]),
+            ("allowed disk templates", ", ".join(policy.get("disk-templates", []))),
+            ("std", specs(policy.get("std", {}))),
+            ("vcpu-ratio", policy.get("vcpu-ratio")), ("spindle-ratio", policy.get("spindle-ratio"))]
 
 
 def cmd_verify(ns) -> int:
@@ -160,12 +212,14 @@ def build(parser) -> None:
     p.add_argument("--shared-file-storage-dir", help="Directory for sharedfile disks that every node mounts")
     p.add_argument("--vg-name", help="LVM volume group of plain disks")
     p.add_argument("--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
+    base.add_opcode_options(p, opcodes.OpClusterSetParams,
+                            skip=[q.name for q in opcodes.OpClusterSetParams.all_params() if q.name not in INIT_DEFAULTS])
 
     p = base.command(sub, "destroy", "Destroy the cluster (only the master may be left)", cmd_destroy)
     p.add_argument("--yes-do-it", action="store_true", help="Confirm the destruction")
 
     base.command(sub, "getmaster", "Print the master node's name", cmd_getmaster)
-    base.command(sub, "info", "Show cluster information", cmd_info)
+    base.add_info_options(base.command(sub, "info", "Show cluster information", cmd_info))
 
     base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
                         cmd_verify)

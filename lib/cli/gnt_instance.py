@@ -13,6 +13,15 @@ from genet.cli import base, info, instance_info, many
 INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 
 
+def cmd_add(ns) -> int:
+    """Ganeti's default: one NIC with the cluster's parameters unless --net or --no-nics says otherwise."""
+    if ns.no_nics and ns.nics:
+        raise errors.OpPrereqError("--no-nics and --net exclude each other", errors.ECode.INVAL)
+    default_nic = {} if ns.nics or ns.no_nics else {"nics": [{}]}
+    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceCreate, ns, **default_nic)])
+    return 0
+
+
 def cmd_info(ns) -> int:
     """Ganeti's rule: instances named, or --all; then each one's details in Ganeti's layout."""
     if not ns.names and not ns.show_all:
@@ -95,8 +104,11 @@ def accept_ganeti_check_switches(parser) -> None:
 
 def build(parser) -> None:
     sub = base.subcommands(parser)
-    accept_ganeti_check_switches(base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate,
-                                                     skip=("src_node", "src_path")))
+    p = base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate, cmd_add,
+                            skip=("src_node", "src_path"))
+    accept_ganeti_check_switches(p)
+    p.add_argument("--no-nics", action="store_true", help="Create the instance without NICs (by default it"
+                   " gets one with the cluster's NIC parameters)")
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)
     many.many_command(sub, "startup", "Start instances", opcodes.OpInstanceStartup)
     many.many_command(sub, "shutdown", "Stop instances", opcodes.OpInstanceShutdown)

@@ -73,11 +73,15 @@ def timestamp(value: float | None) -> str:
 
 
 def size(mib: int | float, roman: bool = False) -> str:
-    """A size in MiB as Ganeti's "h" unit shows it: 512M, 1.0G, 2.5T."""
+    """A size in MiB as Ganeti's "h" unit shows it (512M, 1.0G, 2.5T); with ``roman``, the
+    rounded number in Roman numerals."""
+    from genet.cli.units import format_unit
+    if not roman:
+        return format_unit(mib, "h")
     if mib < 1024:
         return f"{number(round(mib), roman)}M"
     value, suffix = (mib / 1024, "G") if mib < 1024 ** 2 else (mib / 1024 ** 2, "T")
-    return f"{number(round(value), roman) if roman else f'{value:.1f}'}{suffix}"
+    return f"{number(round(value), roman)}{suffix}"
 
 
 _ROMAN = ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"), (50, "L"), (40, "XL"),

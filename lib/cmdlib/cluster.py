@@ -5,8 +5,10 @@ import functools
 import platform
 import time
 
-from genet import __version__, config, errors, opcodes, ssl_utils, paths
+from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.common import check_beparams, check_hvparams
+from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
 from genet.storage import base as storage
 
@@ -20,31 +22,50 @@ def _architecture() -> list[str]:
 
 
 class LUClusterQuery(LogicalUnit):
-    """What `gnt-cluster info` and RAPI /2/info show."""
+    """What `gnt-cluster info` and RAPI /2/info show: Ganeti's QueryClusterInfo, every key of it
+    (what genet has not got says so with Ganeti's value for "none"), the parameter defaults
+    filled in as they apply."""
     OPCODE = opcodes.OpClusterQuery
     REQ_BGL = False
 
     def exec(self):
-        def info(data):
-            cluster = data.cluster
-            return {
-                "name": cluster["cluster_name"], "uuid": cluster["uuid"],
-                "master": cluster["master_node"], "master_ip": cluster["master_ip"],
-                "architecture": _architecture(),
-                "software_version": __version__, "protocol_version": PROTOCOL_VERSION,
-                "config_version": data["version"], "serial_no": data.serial_no,
-                "candidate_pool_size": cluster["candidate_pool_size"],
-                "max_running_jobs": cluster["max_running_jobs"],
-                "noded_port": cluster["noded_port"],
-                "enabled_hypervisors": cluster["enabled_hypervisors"],
-                "default_hypervisor": cluster["enabled_hypervisors"][0],
-                "modify_etc_hosts": cluster["modify_etc_hosts"],
-                "mac_prefix": cluster.get("mac_prefix", "aa:00:00"),
-                **config.storage_params(data),
-                "ctime": cluster["ctime"], "mtime": data["mtime"], "tags": cluster["tags"],
-                "node_count": len(data.nodes), "instance_count": len(data.instances),
-            }
-        return self.cfg.read(info)
+        return self.cfg.read(cluster_info)
+
+
+def cluster_info(data) -> dict:
+    from genet.hypervisor.base import HYPERVISORS
+    cluster = data.cluster
+    enabled = cluster["enabled_hypervisors"]
+    hvparams = {hv: params.filled_hvparams(data, {"hypervisor": hv, "os": ""}) for hv in enabled
+                if hv in HYPERVISORS.names()}
+    return {
+        "name": cluster["cluster_name"], "uuid": cluster["uuid"],
+        "master": cluster["master_node"], "master_ip": cluster["master_ip"],
+        "architecture": _architecture(),
+        "software_version": __version__, "protocol_version": PROTOCOL_VERSION,
+        "config_version": data["version"], "os_api_version": 20, "export_version": 0,
+        "serial_no": data.serial_no, "ctime": cluster["ctime"], "mtime": data["mtime"], "tags": cluster["tags"],
+        "candidate_pool_size": cluster["candidate_pool_size"], "max_running_jobs": cluster["max_running_jobs"],
+        "max_tracked_jobs": MAX_UNFINISHED, "noded_port": cluster["noded_port"],
+        "enabled_hypervisors": enabled, "default_hypervisor": enabled[0], "hypervisor_type": enabled[0],
+        "enabled_disk_templates": list(storage.names()),
+        "modify_etc_hosts": cluster["modify_etc_hosts"], "mac_prefix": cluster.get("mac_prefix", "aa:00:00"),
+        **config.storage_params(data),
+        # the defaults objects inherit, filled in (Ganeti groups beparams and nicparams under "default")
+        "hvparams": hvparams, "os_hvp": cluster.os_hvp, "osparams": cluster.get("osparams", {}),
+        "beparams": {"default": {**config.DEFAULT_BEPARAMS, **params.normalised_beparams(cluster.beparams)}},
+        "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
+        "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
+        # what genet does not have: Ganeti's values for "none"
+        "master_netdev": "", "master_netmask": 32, "use_external_mip_script": False,
+        "default_iallocator": "", "default_iallocator_params": {}, "maintain_node_health": False,
+        "uid_pool": [], "reserved_lvs": [], "drbd_usermode_helper": "", "primary_ip_version": 4,
+        "prealloc_wipe_disks": False, "hidden_os": [], "blacklisted_os": [], "gluster_storage_dir": "",
+        "install_image": "", "zeroing_image": "", "instance_communication_network": "",
+        "compression_tools": [], "enabled_user_shutdown": False, "modify_ssh_setup": False,
+        "ssh_key_type": "", "ssh_key_bits": 0, "enabled_data_collectors": {}, "data_collector_interval": {},
+        "node_count": len(data.nodes), "instance_count": len(data.instances),
+    }
 
 
 def online_nodes(data: dict) -> dict[str, str]:
@@ -166,24 +187,51 @@ class LUClusterSetParams(LogicalUnit):
     OPCODE = opcodes.OpClusterSetParams
 
     def check_prereq(self):
-        if self.op.vg_name is not None:
-            data = self.cfg.snapshot()
+        op, data = self.op, self.cfg.snapshot()
+        cluster = data.cluster
+        if op.vg_name is not None:
             in_vg = sorted(name for name, inst in data.instances.items()
                            if storage.TEMPLATES.cls(inst.disk_template).in_volume_group)
-            if in_vg and self.op.vg_name != config.storage_params(data)["volume_group_name"]:
+            if in_vg and op.vg_name != config.storage_params(data)["volume_group_name"]:
                 raise errors.OpPrereqError(f"cannot change the volume group while instances have disks in it:"
                                            f" {', '.join(in_vg)}", errors.ECode.WRONG_STATE)
+        self.values = {key: getattr(op, key) for key in ("candidate_pool_size", "max_running_jobs",
+                                                         "modify_etc_hosts") if getattr(op, key) is not None}
+        if op.vg_name is not None:
+            self.values["volume_group_name"] = op.vg_name
+        if op.enabled_hypervisors is not None:
+            self.values["enabled_hypervisors"] = self._enabled_hypervisors(data, op.enabled_hypervisors)
+        # the defaults instances, NICs and nodes inherit, each checked as it will apply
+        if op.hvparams:
+            hvparams = params.changed_per_name(cluster.hvparams, op.hvparams)
+            for hv in op.hvparams:
+                check_hvparams(hv, hvparams.get(hv, {}))
+            self.values["hvparams"] = hvparams
+        if op.beparams:
+            beparams = params.changed(cluster.beparams, params.normalised_beparams(op.beparams))
+            check_beparams({**config.DEFAULT_BEPARAMS, **beparams})
+            self.values["beparams"] = beparams
+        for key, merge in (("nicparams", params.changed), ("ndparams", params.changed),
+                           ("diskparams", params.changed_per_name)):
+            if getattr(op, key):
+                self.values[key] = merge(cluster[key], getattr(op, key))
+
+    @staticmethod
+    def _enabled_hypervisors(data, wanted: list[str]) -> list[str]:
+        """Ganeti's rules: at least one; none that an instance uses may go."""
+        if not wanted:
+            raise errors.OpPrereqError("at least one hypervisor must be enabled", errors.ECode.INVAL)
+        using = sorted(f"{i.name} ({i.hypervisor})" for i in data.instances.values() if i.hypervisor not in wanted)
+        if using:
+            raise errors.OpPrereqError(f"hypervisors in use cannot be disabled; instances: {', '.join(using)}",
+                                       errors.ECode.WRONG_STATE)
+        return list(dict.fromkeys(wanted))
 
     def exec(self):
         def change(data):
-            cluster = data.cluster
-            for key in ("candidate_pool_size", "max_running_jobs", "modify_etc_hosts"):
-                value = getattr(self.op, key)
-                if value is not None:
-                    cluster[key] = value
-            if self.op.vg_name is not None:
-                cluster["volume_group_name"] = self.op.vg_name
-            cluster["mtime"] = time.time()
+            for key, value in self.values.items():
+                data.cluster[key] = value
+            data.cluster["mtime"] = time.time()
             return config.maintain_candidates(data)
         promoted = self.cfg.update(change)
         if self.op.max_running_jobs is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 
-from genet import config, errors
+from genet import config, errors, params
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
 
@@ -18,9 +18,16 @@ def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
                                    errors.ECode.INVAL)
 
 
-def instance_of(lu: LogicalUnit, name: str) -> dict:
-    """A copy of the instance's config: the LU's view stays as it was while the config changes."""
-    inst = lu.cfg.read(lambda d: copy.deepcopy(d.instances.get(name)))
+def instance_of(lu: LogicalUnit, name: str, filled: bool = True) -> dict:
+    """A copy of the instance's config: the LU's view stays as it was while the config changes.
+    ``filled``: with the backend and hypervisor parameters that apply (genet.params), as the
+    LUs check and start it; else only those set on the instance, as recorded."""
+    def read(d):
+        inst = d.instances.get(name)
+        if inst is None:
+            return None
+        return params.filled(d, inst) if filled else copy.deepcopy(inst)
+    inst = lu.cfg.read(read)
     if inst is None:
         raise errors.OpPrereqError(f"instance {name!r} does not exist", errors.ECode.NOENT)
     return inst
@@ -110,16 +117,18 @@ def split_nodes(pnode: str | None, snode: str | None) -> tuple[str | None, str |
     return pnode or None, snode or None
 
 
-def fill_beparams(base: dict, changes: dict) -> dict:
-    """``base`` backend parameters with ``changes`` over them; Ganeti's ``memory`` sets both
-    maxmem and minmem. Refuses minmem above maxmem."""
-    be = dict(changes)
-    if "memory" in be:
-        be["maxmem"] = be["minmem"] = be.pop("memory")
-    filled = {**base, **be}
-    if filled["minmem"] > filled["maxmem"]:
-        raise errors.OpPrereqError("minmem is larger than maxmem", errors.ECode.INVAL)
-    return filled
+def applied(lu: LogicalUnit, inst):
+    """``inst`` with the parameters that apply filled in (as instance_of gives it): what a node's
+    hypervisor and OS scripts receive. Filling a filled instance changes nothing."""
+    return lu.cfg.read(lambda d: params.filled(d, inst))
+
+
+def check_beparams(beparams: dict) -> dict:
+    """Refuse backend parameters that cannot apply together (minmem above maxmem)."""
+    if beparams["minmem"] > beparams["maxmem"]:
+        raise errors.OpPrereqError(f"minmem ({beparams['minmem']}) is larger than maxmem ({beparams['maxmem']})",
+                                   errors.ECode.INVAL)
+    return beparams
 
 
 def check_hvparams(hypervisor: str, hvparams: dict) -> None:

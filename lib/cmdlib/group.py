@@ -11,7 +11,7 @@ import json
 import time
 import uuid as uuidlib
 
-from genet import errors, network_pool, opcodes
+from genet import errors, network_pool, opcodes, params
 from genet.cmdlib.base import LogicalUnit
 
 DEFAULT_ALLOC_POLICY = "preferred"
@@ -34,26 +34,6 @@ def instances_in_group(data: dict, group_uuid: str) -> list[dict]:
     members = {n["name"] for n in data.nodes.values() if n["group"] == group_uuid}
     return sorted((i for i in data.instances.values() if members & set(instance_nodes(i))),
                   key=lambda i: i["name"])
-
-
-def _merge(current: dict, changes: dict) -> dict:
-    """Group parameters after a change: a value of ``default`` drops the key."""
-    merged = dict(current)
-    for key, value in changes.items():
-        if value == opcodes.RESET:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _merge_diskparams(current: dict, changes: dict) -> dict:
-    merged = {t: dict(p) for t, p in current.items()}
-    for template, params in changes.items():
-        merged[template] = _merge(merged.get(template, {}), params)
-        if not merged[template]:
-            del merged[template]
-    return merged
 
 
 def add_object(lu: LogicalUnit, section: str, obj: dict, message: str) -> str:
@@ -84,9 +64,9 @@ class LUGroupAdd(LogicalUnit):
         group = {
             "name": op.group_name, "uuid": str(uuidlib.uuid4()),
             "alloc_policy": op.alloc_policy or DEFAULT_ALLOC_POLICY,
-            "ndparams": _merge({}, op.ndparams or {}),
-            "diskparams": _merge_diskparams({}, op.diskparams or {}),
-            "ipolicy": _merge({}, op.ipolicy or {}),
+            "ndparams": params.changed({}, op.ndparams or {}),
+            "diskparams": params.changed_per_name({}, op.diskparams or {}),
+            "ipolicy": params.changed({}, op.ipolicy or {}),
             "networks": {}, "tags": [], "ctime": ts, "mtime": ts, "serial_no": 1,
         }
         return add_object(self, "nodegroups", group, f"Node group {op.group_name} added")
@@ -155,7 +135,7 @@ class LUGroupSetParams(LogicalUnit):
             if op.alloc_policy is not None:
                 group["alloc_policy"] = op.alloc_policy
                 changes.append(["alloc_policy", op.alloc_policy])
-            for key, merge in (("ndparams", _merge), ("diskparams", _merge_diskparams), ("ipolicy", _merge)):
+            for key, merge in (("ndparams", params.changed), ("diskparams", params.changed_per_name), ("ipolicy", params.changed)):
                 value = getattr(op, key)
                 if value is not None:
                     group[key] = merge(group.get(key, {}), value)

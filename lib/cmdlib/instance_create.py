@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 
-from genet import config, errors, opcodes
+from genet import errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import (check_hvparams, check_name_and_ip, check_node_online, check_os, fill_beparams,
+from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_name_and_ip, check_node_online, check_os,
                                  free_memory, split_nodes, storage_params)
 from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
@@ -82,10 +82,13 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs at least one disk (--disk)",
                                        errors.ECode.INVAL)
         self._check_adoption(req["disks"])
-        self.beparams = fill_beparams(dict(config.DEFAULT_BEPARAMS, **cluster.get("beparams", {})),
-                                      req["beparams"])
-        self.hvparams = dict(cluster.get("hvparams", {}).get(self.hypervisor, {}), **req["hvparams"])
-        check_hvparams(self.hypervisor, self.hvparams)
+        # recorded: what is set on the instance (Ganeti's inheritance); checked: what applies
+        self.own_beparams = params.normalised_beparams(req["beparams"])
+        self.hvparams = dict(req["hvparams"])
+        wanted = {"hypervisor": self.hypervisor, "os": req["os_type"] or "noop", "beparams": self.own_beparams,
+                  "hvparams": self.hvparams}
+        self.beparams = check_beparams(params.beparams(data, wanted))
+        check_hvparams(self.hypervisor, params.hvparams(data, wanted))
         if op.iallocator and op.pnode:
             raise errors.OpPrereqError("give either a primary node or an allocator, not both", errors.ECode.INVAL)
         self.mirrored = storage.get(op.disk_template).mirrored
@@ -175,7 +178,7 @@ class LUInstanceCreate(LogicalUnit):
             "secondary_nodes": [], "os": self.os, "hypervisor": self.hypervisor,
             # marked up before it starts (as Ganeti): one config write less; a failed start removes it
             "disk_template": op.disk_template, "admin_state": "up" if op.start else "down",
-            "beparams": self.beparams,
+            "beparams": self.own_beparams,
             "hvparams": self.hvparams, "osparams": dict(self.req["osparams"]), "nics": self.nics,
             "disks": [{"uuid": str(uuidlib.uuid4()), "size": d.get("size", 0), "mode": d.get("mode", "rw"),
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
@@ -261,7 +264,7 @@ class LUInstanceCreate(LogicalUnit):
             backup.import_disks(self, inst, self.export, self.images)
         elif inst.disks and not self.op.no_install and not self.adopt:
             self.feedback(f"* running the OS create script of {inst['os']}")
-            self.rpc.os_create(self.pnode, inst, storage_params(self), False).raise_on_error(f"installing {inst['os']}")
+            self.rpc.os_create(self.pnode, applied(self, inst), storage_params(self), False).raise_on_error(f"installing {inst['os']}")
 
     def _undo_disks(self, inst: dict) -> None:
         """A failed creation: created disks go, adopted volumes get their old names back."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import uuid as uuidlib
 
-from genet import errors, opcodes
-from genet.cmdlib.common import InstanceLU, check_hvparams, fill_beparams, is_running
+from genet import errors, opcodes, params
+from genet.cmdlib.common import InstanceLU, check_beparams, check_hvparams, instance_of, is_running
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
                                 wait_for_sync)
 from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
@@ -36,9 +36,14 @@ class LUInstanceSetParams(InstanceLU):
         self.mirrored = storage.get(inst.disk_template).mirrored
         if op.disks and self.mirrored:
             self._check_mirrored_changes()
-        self.beparams = fill_beparams(inst.beparams, op.beparams)
-        self.hvparams = dict(inst.hvparams, **op.hvparams)
-        check_hvparams(inst.hypervisor, self.hvparams)
+        # recorded: the instance's own parameters with the changes ("default" drops one); checked:
+        # what then applies
+        own = instance_of(self, inst.name, filled=False)
+        self.beparams = params.changed(own.beparams, params.normalised_beparams(op.beparams))
+        self.hvparams = params.changed(own.hvparams, op.hvparams)
+        changed = own.replace(beparams=self.beparams, hvparams=self.hvparams)
+        check_beparams(self.cfg.read(lambda d: params.beparams(d, changed)))
+        check_hvparams(inst.hypervisor, self.cfg.read(lambda d: params.hvparams(d, changed)))
         if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
             raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
                                        " stop it before changing disks or NICs", errors.ECode.WRONG_STATE)
@@ -79,10 +84,10 @@ class LUInstanceSetParams(InstanceLU):
         inst, changes = self.inst, []
         name = inst.name
         if self.op.beparams or self.op.hvparams:
-            def params(data):
+            def set_params(data):
                 target = data.instances[name]
                 target["beparams"], target["hvparams"] = self.beparams, self.hvparams
-            self.cfg.update(params)
+            self.cfg.update(set_params)
             changes += [[f"be/{k}", v] for k, v in sorted(self.op.beparams.items())]
             changes += [[f"hv/{k}", v] for k, v in sorted(self.op.hvparams.items())]
         nics = iter(self.new_nics)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from genet import errors, opcodes
-from genet.cmdlib.common import (InstanceLU, check_hvparams, check_name_and_ip, check_os, fill_beparams, free_memory,
+from genet import errors, opcodes, params
+from genet.cmdlib.common import (InstanceLU, check_beparams, check_hvparams, check_name_and_ip, check_os, free_memory,
                                  instance_of, is_running, set_admin_state, storage_params)
 from genet.cmdlib.disks import remove_all_disks
 from genet.cmdlib.nics import NAME_RE, release_nic_ips
@@ -90,7 +90,8 @@ class LUInstanceStartup(_PowerLU):
             check_hvparams(self.inst.hypervisor, {**self.inst.hvparams, **self.op.hvparams})
         # this start's parameters: the instance's, with -H/-B over them (not recorded)
         self.started = self.inst.replace(hvparams={**self.inst.hvparams, **self.op.hvparams},
-                                         beparams=fill_beparams(self.inst.beparams, self.op.beparams))
+                                         beparams=check_beparams({**self.inst.beparams,
+                                                                  **params.normalised_beparams(self.op.beparams)}))
         self.running, self.leftover = running_state(self)
         if not self.running:
             need_memory(self, self.inst.primary_node, self.started)

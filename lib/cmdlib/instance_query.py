@@ -1,7 +1,7 @@
 """An instance's detailed information, as Ganeti's gnt-instance info and RAPI report it."""
 from __future__ import annotations
 
-from genet import config, errors, opcodes
+from genet import config, errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import instance_of
 from genet.locking import ALL_SET, Level
@@ -28,7 +28,7 @@ class LUInstanceQueryData(LogicalUnit):
 
     def check_prereq(self):
         names = self.op.instances or self.cfg.read(lambda d: sorted(d.instances))
-        self.wanted = [instance_of(self, name) for name in names]
+        self.wanted = [instance_of(self, name, filled=False) for name in names]
 
     def exec(self):
         data = self.cfg.snapshot()
@@ -56,7 +56,7 @@ class LUInstanceQueryData(LogicalUnit):
         if report is not None and inst.disks:
             status = self.rpc.blockdev_find(pnode["name"], inst.name, inst.disk_template, inst.disks,
                                             sp).raise_on_error(f"finding the disks of {inst['name']}")
-        hv_actual = dict(cluster.get("hvparams", {}).get(inst.hypervisor, {}), **inst.hvparams)
+        hv_actual = params.hvparams(data, inst)
         from genet.hypervisor.base import HYPERVISORS, HypervisorError
         try:
             hv_actual = HYPERVISORS.cls(inst.hypervisor).fill_parameters(hv_actual)
@@ -88,7 +88,7 @@ class LUInstanceQueryData(LogicalUnit):
                      for n in inst.nics],
             "hv_instance": dict(inst.hvparams), "hv_actual": hv_actual,
             "be_instance": dict(inst.beparams),
-            "be_actual": {**config.DEFAULT_BEPARAMS, **cluster.get("beparams", {}), **inst.beparams},
+            "be_actual": params.beparams(data, inst),
             "os_instance": dict(inst.get("osparams", {})),
             "os_actual": dict(cluster.get("osparams", {}).get(inst.os, {}), **inst.get("osparams", {})),
             "tags": list(inst.get("tags", [])),

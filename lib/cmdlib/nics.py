@@ -5,7 +5,7 @@ import random
 import re
 import uuid as uuidlib
 
-from genet import errors
+from genet import errors, params
 from genet.network_pool import AddressPool, find_network
 
 
@@ -64,9 +64,16 @@ def make_nics(data: dict, specs: list[dict], node: str | None = None, conflicts_
 
 def _nic_network(data: dict, spec: dict, node: str | None, index: int) -> tuple[dict | None, str, str, str | None]:
     """The NIC's network (or None) and its mode, link and VLAN."""
-    if not spec.get("network"):
-        mode = spec.get("mode", "bridged")
-        return None, mode, spec.get("link", "gnt-br0" if mode == "bridged" else ""), spec.get("vlan")
+    if not spec.get("network"):      # the cluster's NIC parameters (gnt-cluster modify -N) fill in
+        defaults = params.nicparams(data)
+        mode = spec.get("mode") or defaults["mode"]
+        if "link" in spec:
+            link = spec["link"]
+        elif mode == defaults["mode"]:
+            link = defaults["link"]
+        else:
+            link = params.DEFAULT_NICPARAMS["link"] if mode == "bridged" else ""
+        return None, mode, link, spec.get("vlan") or defaults["vlan"] or None
     net = find_network(data, spec["network"])
     if net is None:
         raise errors.OpPrereqError(f"NIC {index}: network {spec['network']!r} does not exist", errors.ECode.NOENT)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import storage_params
+from genet.cmdlib.common import applied, storage_params
 from genet.cmdlib.disks import assemble_disks
 
 
@@ -12,7 +12,7 @@ def start_instance(lu: LogicalUnit, inst: dict, force: bool = False,
     """Start on the primary node (mirrored disks assembled first, ``force`` and ``unreachable``
     as there; ``paused``: the guest's CPUs wait); raises OpExecError with the node's reason."""
     assemble_disks(lu, inst, force, unreachable=unreachable)
-    res = lu.rpc.instance_start(inst.primary_node, inst, storage_params(lu), paused)
+    res = lu.rpc.instance_start(inst.primary_node, applied(lu, inst), storage_params(lu), paused)
     if res.failed:
         raise errors.OpExecError(f"could not start instance {inst['name']} on {inst['primary_node']}:"
                                  f" {res.fail_msg}")

@@ -1,7 +1,9 @@
 """Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
-from genet.opcodes.base import OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS
+from genet.opcodes.base import OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, hypervisors
+from genet.opcodes.group import NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
+from genet.opcodes.parameters import BEPARAMS, NICPARAMS
 from genet.ptypes import Bool, Constrained, Float, Int, ListOf, Maybe, OneOf, String, Tag
 
 
@@ -41,6 +43,19 @@ class OpClusterSetParams(OpCode):
               "Jobs run at the same time by the master", "--max-running-jobs"),
         Param("modify_etc_hosts", Maybe(Bool()), None, "Manage /etc/hosts (recorded only)", "--modify-etc-hosts"),
         Param("vg_name", Maybe(VgName()), None, "LVM volume group of plain disks", "--vg-name", "VG"),
+        Param("enabled_hypervisors", Maybe(ListOf(OneOf(hypervisors), 16, csv=True)), None,
+              "The hypervisors instances may use; the first is the default", "--enabled-hypervisors",
+              "HYPERVISOR,..."),
+        # the defaults objects inherit (genet.params); "default" drops the cluster's own value
+        Param("hvparams", Maybe(HvParamsByHypervisor()), None, "Hypervisor parameters of one hypervisor",
+              ("-H", "--hypervisor-parameters"), "HYPERVISOR:KEY=VALUE,..."),
+        Param("beparams", Maybe(ParamOverrides("beparams", BEPARAMS.fields)), None, "Backend parameters",
+              ("-B", "--backend-parameters"), "KEY=VALUE,..."),
+        Param("nicparams", Maybe(ParamOverrides("nicparams", NICPARAMS.fields)), None,
+              "NIC parameters (mode, link, vlan)", ("-N", "--nic-parameters"), "KEY=VALUE,..."),
+        Param("ndparams", Maybe(NDPARAMS), None, "Node parameters", "--node-parameters", "KEY=VALUE,..."),
+        Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
+              ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
     )
 
 

@@ -1,7 +1,7 @@
 """Opcodes of node groups, and the parameters groups override."""
 from __future__ import annotations
 
-from genet.opcodes.base import NAME, OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates
+from genet.opcodes.base import NAME, OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates, hypervisors
 from genet.ptypes import Bool, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, String
 
 
@@ -37,31 +37,57 @@ class ParamOverrides(Record):
         return self.check(typed)
 
 
-class DiskParams(ParamType):
-    """Parameters per disk template, ``{template: {key: value}}``; CLI ``TEMPLATE:key=value,...``."""
-    name = "disk parameters"
+class PerName(ParamType):
+    """Parameters per name of something (``{name: {key: value}}``); CLI ``NAME:key=value,...``.
+    A subclass says what the names are (``what``) and where they come from (``names``, a
+    registry: gnt-* commands leave the check to the master, see ptypes.checked_by_master)."""
+    what = "name"
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return f"{self.what} parameters"
+
     schema = {"type": "object", "additionalProperties": {"type": "object"}}
 
     def check(self, value):
         if not isinstance(value, dict):
-            raise ValueError(f"expected an object of disk templates, got {type(value).__name__}")
+            raise ValueError(f"expected an object of {self.what}s, got {type(value).__name__}")
+        known = OneOf(self.names)
         out = {}
-        for template, params in value.items():
-            if template not in diskparam_templates():
-                raise ValueError(f"unknown disk template {template!r} (known: {', '.join(diskparam_templates())})")
+        for name, params in value.items():
+            try:
+                known.check(name)
+            except ValueError:
+                raise ValueError(f"unknown {self.what} {name!r} (known: {', '.join(self.names())})") from None
             if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
-                raise ValueError(f"{template}: expected an object of parameters")
+                raise ValueError(f"{name}: expected an object of parameters")
             for key, item in params.items():
                 if not isinstance(item, (str, int, float, bool)):
-                    raise ValueError(f"{template} {key}: expected a string, number or boolean")
-            out[template] = dict(params)
+                    raise ValueError(f"{name} {key}: expected a string, number or boolean")
+            out[name] = dict(params)
         return out
 
     def parse(self, text):
-        template, colon, rest = text.partition(":")
-        if not colon or not template:
-            raise ValueError(f"use TEMPLATE:key=value,... (got {text!r})")
-        return self.check({template: Dict().parse(rest)})
+        name, colon, rest = text.partition(":")
+        if not colon or not name:
+            raise ValueError(f"use {self.what.upper().replace(' ', '_')}:key=value,... (got {text!r})")
+        return self.check({name: Dict().parse(rest)})
+
+
+class DiskParams(PerName):
+    """Parameters per disk template (a group's or the cluster's diskparams)."""
+    what = "disk template"
+    names = staticmethod(diskparam_templates)
+
+
+class HvParamsByHypervisor(PerName):
+    """Parameters per hypervisor (the cluster's hvparams; an OS's, os_hvp)."""
+    what = "hypervisor"
+    names = staticmethod(hypervisors)
 
 
 NDPARAMS = ParamOverrides("ndparams", {

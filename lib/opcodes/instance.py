@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates, hypervisors
 from genet.opcodes.cluster import TAG
-from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Only, Record, Size, String
+from genet.opcodes.group import ParamOverrides
+from genet.opcodes.parameters import BEPARAMS, NIC_MODES
+from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Record, Size, String
 
 
 INSTANCE_NAME = String(non_empty=True, max_len=63)
@@ -11,11 +13,11 @@ DISK_FIELDS = {"size": Size(), "mode": OneOf("rw", "ro"), "format": OneOf("raw",
 DISK = Record("disk", DISK_FIELDS, required=("size",))
 # a new instance's disk: its size, or (plain) an existing logical volume to adopt
 NEW_DISK = Record("disk", {**DISK_FIELDS, "adopt": String(non_empty=True)})
-NIC = Record("nic", {"mode": OneOf("bridged", "routed"), "link": String(), "mac": String(),
+NIC = Record("nic", {"mode": OneOf(*NIC_MODES), "link": String(), "mac": String(),
                      "ip": Maybe(String()), "vlan": Maybe(String()), "name": String(),
                      "network": Maybe(String())})
-BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
-                               "vcpus": Int(1, 256), "auto_balance": Bool()})
+# a change of backend parameters: a value, or "default" to inherit the cluster's again
+BEPARAMS_CHANGE = ParamOverrides("beparams", BEPARAMS.fields)
 INSTANCE_ARG = Param("instance_name", INSTANCE_NAME, REQUIRED, "Instance name", POSITIONAL, "INSTANCE")
 # off by default, as in Ganeti's opcodes (Ganeti's CLI turns them on; genet's does not)
 _NAME_CHECK = Param("name_check", Bool(), False, "Refuse a name that does not resolve (DNS or hosts file)",
@@ -277,9 +279,9 @@ class OpInstanceSetParams(OpCode):
     SUMMARY_FIELD = "instance_name"
     PARAMS = (
         INSTANCE_ARG,
-        Param("beparams", BEPARAMS, {}, "Backend parameters to change", ("-B", "--backend-parameters"),
-              "KEY=VALUE,..."),
-        Param("hvparams", HvParams(), {}, "Hypervisor parameters to change",
+        Param("beparams", BEPARAMS_CHANGE, {}, "Backend parameters to change (default: inherit the cluster's)",
+              ("-B", "--backend-parameters"), "KEY=VALUE,..."),
+        Param("hvparams", HvParams(), {}, "Hypervisor parameters to change (default: inherit the cluster's)",
               ("-H", "--hypervisor-parameters"), "[HV:]KEY=VALUE,..."),
         Param("disks", ListOf(Modification(DISK), 16), [], "Disks to add or remove", "--disk",
               "add:size=SIZE[,...]|N:remove"),

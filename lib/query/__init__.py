@@ -12,11 +12,11 @@ from genet import errors
 from genet.query.cluster import CLUSTER_FIELDS, query_cluster
 from genet.query.common import (RS_NODATA, RS_NORMAL, RS_OFFLINE, RS_UNAVAIL, RS_UNKNOWN, Field, Table,
                                 filter_fields)
-from genet.query.group import DEFAULT_IPOLICY, GROUP_FIELDS, group_fields, query_groups
+from genet.query.group import GROUP_FIELDS, group_fields, query_groups
 from genet.query.instance import INSTANCE_FIELDS, instance_fields, instance_status, query_instances
 from genet.query.network import NETWORK_FIELDS, query_networks
 from genet.query.queue import FILTER_FIELDS, LOCK_FIELDS, query_filters, query_locks
-from genet.query.node import DEFAULT_NDPARAMS, NODE_FIELDS, node_fields, query_nodes
+from genet.query.node import NODE_FIELDS, node_fields, query_nodes
 from genet.query.reported import (EXPORT_FIELDS, JOB_QUERY_FIELDS, OS_FIELDS, query_exports, query_jobs,
                                   query_os)
 from genet.query import common
@@ -50,10 +50,11 @@ def check_fields(what: str, names: list[str]) -> None:
         raise errors.ParameterError(f"unknown {what} field(s): {', '.join(unknown)}")
 
 
-__all__ = ["CLUSTER_FIELDS", "DEFAULT_IPOLICY", "DEFAULT_NDPARAMS", "EXPORT_FIELDS", "FILTER_FIELDS", "Field", "GROUP_FIELDS",
-           "INSTANCE_FIELDS", "JOB_QUERY_FIELDS", "LOCK_FIELDS", "NETWORK_FIELDS", "NODE_FIELDS", "OS_FIELDS", "RESOURCES",
+__all__ = ["CLUSTER_FIELDS", "EXPORT_FIELDS", "FILTER_FIELDS", "Field",
+           "GROUP_FIELDS", "INSTANCE_FIELDS", "JOB_QUERY_FIELDS", "LOCK_FIELDS", "NETWORK_FIELDS", "NODE_FIELDS",
+           "OS_FIELDS", "RESOURCES",
            "RS_NODATA", "RS_NORMAL", "RS_OFFLINE", "RS_UNAVAIL", "RS_UNKNOWN", "check_fields",
            "field_definitions", "fields_of", "filter_fields", "group_fields", "instance_fields",
            "instance_status", "node_fields", "query_cluster", "query_exports", "query_groups",
-           "query_filters", "query_instances", "query_jobs", "query_locks",
-           "query_networks", "query_nodes", "query_os"]
+           "query_filters", "query_instances", "query_jobs", "query_locks", "query_networks", "query_nodes",
+           "query_os"]

@@ -4,18 +4,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from genet.query.common import Field, Table, attr, build_rows, common_fields
-from genet.query.node import filled_ndparams, ndp_fields
-
-_ISPEC_MIN = {"memory-size": 128, "cpu-count": 1, "disk-count": 1, "disk-size": 1024, "nic-count": 1,
-              "spindle-use": 1}
-DEFAULT_IPOLICY = {
-    "minmax": [{"min": dict(_ISPEC_MIN),
-                "max": {"memory-size": 32768, "cpu-count": 8, "disk-count": 16, "disk-size": 1024 * 1024,
-                        "nic-count": 8, "spindle-use": 12}}],
-    "std": dict(_ISPEC_MIN), "disk-templates": ["diskless", "file", "sharedfile"],
-    "vcpu-ratio": 4.0, "spindle-ratio": 32.0,
-}
-
+from genet import params
+from genet.query.node import ndp_fields
 
 class GroupContext:
     def __init__(self, data: dict):
@@ -35,13 +25,8 @@ def _custom(key: str) -> Callable:
     return lambda g, c: g.get(key, {})
 
 
-def _filled_diskparams(g: dict, c: GroupContext) -> dict:
-    cluster, own = c.data.cluster.get("diskparams", {}), g.get("diskparams", {})
-    return {t: {**cluster.get(t, {}), **own.get(t, {})} for t in sorted(set(cluster) | set(own))}
-
-
 def _ndparams(g: dict, c: GroupContext) -> dict:
-    return filled_ndparams(c.data, g, {})
+    return params.ndparams(c.data, g, {})
 
 
 GROUP_FIELDS: Table = {
@@ -55,10 +40,11 @@ GROUP_FIELDS: Table = {
                           lambda g, c: g.get("alloc_policy", "preferred")),
     "ndparams": Field("NDParams", "other", "Node parameters", _ndparams),
     "custom_ndparams": Field("CustomNDParams", "other", "Custom node parameters", _custom("ndparams")),
-    "diskparams": Field("DiskParameters", "other", "Disk parameters (merged)", _filled_diskparams),
+    "diskparams": Field("DiskParameters", "other", "Disk parameters (merged)",
+                        lambda g, c: params.diskparams(c.data, g)),
     "custom_diskparams": Field("CustomDiskParameters", "other", "Custom disk parameters", _custom("diskparams")),
     "ipolicy": Field("InstancePolicy", "other", "Instance policy limitations (merged)",
-                     lambda g, c: {**DEFAULT_IPOLICY, **c.data.cluster.get("ipolicy", {}), **g.get("ipolicy", {})}),
+                     lambda g, c: params.ipolicy(c.data, g)),
     "custom_ipolicy": Field("CustomInstancePolicy", "other", "Custom instance policy limitations",
                             _custom("ipolicy")),
     "networks": Field("Networks", "other", "Networks connected to the group",

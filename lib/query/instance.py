@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from genet import params
 from genet.query.common import (NODATA, OFFLINE, UNAVAIL, Field, Table, attr, build_rows, common_fields,
                                 filter_fields, with_aliases)
 from genet.query.devices import instance_device_fields
-from genet.query.instance_params import be_fields, filled_beparams, filled_hvparams, hv_fields
+from genet.query.instance_params import be_fields, hv_fields
 
 # Ganeti's aliases: a short or older name -> the field it stands for
 ALIASES = (("vcpus", "be/vcpus"), ("be/memory", "be/maxmem"), ("sda_size", "disk.size/0"),
@@ -35,14 +36,14 @@ class InstanceContext:
             key = (inst["hypervisor"], tuple(sorted(own.items())))
             hash(key)
         except TypeError:           # a list value: fill this one on its own
-            return filled_hvparams(inst, self.data)
+            return params.filled_hvparams(self.data, inst)
         if key not in self._hv:
-            self._hv[key] = filled_hvparams(inst, self.data)
+            self._hv[key] = params.filled_hvparams(self.data, inst)
         return self._hv[key]
 
     def beparams(self, inst: dict) -> dict:
         if inst["name"] not in self._be:
-            self._be[inst["name"]] = filled_beparams(inst, self.data)
+            self._be[inst["name"]] = params.beparams(self.data, inst)
         return self._be[inst["name"]]
 
     def live(self, inst: dict) -> dict | None | Any:

@@ -30,21 +30,6 @@ def be_kinds(aliases: set[str]) -> dict[str, str]:
     return {name: kind_of_ptype(ptype) for name, ptype in BEPARAMS.fields.items() if f"be/{name}" not in aliases}
 
 
-def filled_hvparams(inst: dict, data: dict) -> dict:
-    """The instance's hvparams as they apply: the backend's defaults, the cluster's, its own."""
-    from genet.hypervisor.base import HYPERVISORS, HypervisorError
-    merged = {**data.cluster.get("hvparams", {}).get(inst["hypervisor"], {}), **inst.get("hvparams", {})}
-    try:
-        return HYPERVISORS.cls(inst["hypervisor"]).fill_parameters(merged)
-    except (LookupError, HypervisorError):      # a backend or value genet no longer knows: as recorded
-        return merged
-
-
-def filled_beparams(inst: dict, data: dict) -> dict:
-    from genet.config import DEFAULT_BEPARAMS
-    return {**DEFAULT_BEPARAMS, **data.cluster.get("beparams", {}), **inst.get("beparams", {})}
-
-
 def hv_fields() -> Table:
     """hv/<name> for every hvparam of every registered hypervisor."""
     def getter(name: str):

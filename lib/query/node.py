@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from genet import config
+from genet import config, params
 from genet.query.common import (NODATA, OFFLINE, UNAVAIL, Field, Table, attr, build_rows, common_fields,
                                 filter_fields, kind_of_ptype, param_fields)
 
-DEFAULT_NDPARAMS = {"oob_program": "", "spindle_count": 1, "exclusive_storage": False, "ovs": False,
-                    "ovs_name": "switch1", "ovs_link": "", "ssh_port": 22, "cpu_speed": 1.0}
 # Ganeti's titles for the ndp/ fields that have one (the others are titled by their name)
 _NDP_TITLES = {"exclusive_storage": "ExclusiveStorage", "oob_program": "OutOfBandProgram",
                "ovs": "OpenvSwitch", "ovs_link": "OpenvSwitchLink", "ovs_name": "OpenvSwitchName",
@@ -27,13 +25,8 @@ class NodeContext:
     def ndparams(self, node: dict) -> dict:
         if node["name"] not in self._ndparams:
             group = self.data.nodegroups.get(node["group"], {})
-            self._ndparams[node["name"]] = filled_ndparams(self.data, group, node.get("ndparams", {}))
+            self._ndparams[node["name"]] = params.ndparams(self.data, group, node.get("ndparams", {}))
         return self._ndparams[node["name"]]
-
-
-def filled_ndparams(data: dict, group: dict, own: dict) -> dict:
-    """Node parameters as they apply: the defaults, the cluster's, the group's, then ``own``."""
-    return {**DEFAULT_NDPARAMS, **data.cluster.get("ndparams", {}), **group.get("ndparams", {}), **own}
 
 
 def ndp_fields(ndparams_of: Callable[[Any, Any], dict]) -> Table:

@@ -107,9 +107,10 @@ def test_tags_on_cluster_and_nodes(cluster):
 
 def test_cluster_info_modify_redist_getmaster(cluster):
     cluster.run("node1", "gnt-cluster", "modify", "--candidate-pool-size", "5", "--max-running-jobs", "8")
-    info = cluster.run("node1", "gnt-cluster", "info").stdout
-    assert "candidate pool size: 5" in info and "maximum running jobs: 8" in info
-    assert "Master node: node1" in info
+    info = parsed(cluster.run("node1", "gnt-cluster", "info").stdout)
+    assert info["Cluster parameters"]["candidate pool size"] == 5
+    assert info["Cluster parameters"]["maximal number of jobs running simultaneously"] == 8
+    assert info["Master node"] == "node1"
     assert cluster.run("node1", "gnt-cluster", "modify", check=False).returncode == 1
     out = cluster.run("node1", "gnt-cluster", "redist-conf").stdout
     assert "config to node2: ok" in out and "ssconf to node3: ok" in out
@@ -205,7 +206,8 @@ def test_init_with_a_file_storage_dir_puts_file_disks_there(tmp_path):
     try:
         solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--file-storage-dir", "data/disks",
                  f"--shared-file-storage-dir={tmp_path / 'shared'}", "solo")
-        assert "file storage directory: data/disks" in solo.run("node1", "gnt-cluster", "info").stdout
+        info = parsed(solo.run("node1", "gnt-cluster", "info").stdout)
+        assert info["Cluster parameters"]["file storage path"] == "data/disks"
         solo.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "f1")
         assert len(list((solo.root("node1") / "data/disks/f1").iterdir())) == 1
     finally:

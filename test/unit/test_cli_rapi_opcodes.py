@@ -24,7 +24,8 @@ CASES = [
      ["gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=1G", "-o", "noop", "-B", "memory=512",
       "--no-start", "web1"],
      "POST", "/2/instances", {"__version__": 1, "name": "web1", "disk_template": "file", "pnode": "node2",
-                              "disks": [{"size": 1024}], "os": "noop", "beparams": {"memory": 512}, "start": False}),
+                              "disks": [{"size": 1024}], "os": "noop", "beparams": {"memory": 512}, "start": False,
+                              "nics": [{}]}),      # the CLI's default: one NIC of the cluster's parameters
     ("OP_INSTANCE_REMOVE", ["gnt-instance", "remove", "-f", "--shutdown-timeout", "30", "web1"],
      "DELETE", "/2/instances/web1", {"shutdown_timeout": 30}),
     ("OP_INSTANCE_STARTUP", ["gnt-instance", "startup", "web1"], "PUT", "/2/instances/web1/startup", None),

@@ -1,7 +1,7 @@
 """Config replication: candidates receive changes; one that missed a change gets the whole config."""
 import time
 
-from genet import config, paths
+from genet import config, noded, paths
 from genet.config_file import ConfigFile
 from genet.opcodes import OpTagsSet
 
@@ -20,7 +20,10 @@ def wait_until(predicate, what: str, timeout: float = 10.0):
         time.sleep(0.01)
 
 
-def test_candidates_store_each_change_in_their_journal(cluster):
+def test_candidates_store_each_change_in_their_journal(cluster, monkeypatch):
+    # a change that overtakes the one before it waits for it; on a loaded machine longer than
+    # noded's half second, after which the master would send the whole config instead
+    monkeypatch.setattr(noded, "CHANGE_ORDER_WAIT", 30.0)
     cluster.run(OpTagsSet(kind="cluster", tags=["one"]))
     cluster.run(OpTagsSet(kind="cluster", tags=["two"]))
     serial = cluster.data().serial_no

@@ -68,3 +68,34 @@ def test_sizes_and_roman_numbers_as_ganeti_writes_them():
     assert [info.size(m) for m in (512, 1024, 1536, 3 * 1024 * 1024)] == ["512M", "1.0G", "1.5G", "3.0T"]
     assert [info.number(n, True) for n in (4, 1999, 2026, 0, "x")] == ["IV", "MCMXCIX", "MMXXVI", 0, "x"]
     assert info.size(2048, roman=True) == "IIG"
+
+
+# the keys of Ganeti's /2/info (doc/rapi.rst, GET /2/info) and of its QueryClusterInfo
+GANETI_CLUSTER_INFO = (
+    "architecture", "beparams", "blacklisted_os", "candidate_pool_size", "compression_tools", "ctime",
+    "data_collector_interval", "default_hypervisor", "default_iallocator", "default_iallocator_params",
+    "diskparams", "drbd_usermode_helper", "enabled_data_collectors", "enabled_disk_templates",
+    "enabled_hypervisors", "enabled_user_shutdown", "export_version", "file_storage_dir", "gluster_storage_dir",
+    "hidden_os", "hvparams", "install_image", "instance_communication_network", "ipolicy", "maintain_node_health",
+    "mac_prefix", "master", "master_netdev", "master_netmask", "max_running_jobs", "max_tracked_jobs",
+    "modify_etc_hosts", "modify_ssh_setup", "mtime", "name", "ndparams", "nicparams", "os_api_version", "os_hvp",
+    "osparams", "prealloc_wipe_disks", "primary_ip_version", "protocol_version", "reserved_lvs",
+    "shared_file_storage_dir", "software_version", "ssh_key_bits", "ssh_key_type", "tags", "uid_pool",
+    "use_external_mip_script", "uuid", "volume_group_name", "zeroing_image")
+
+
+def test_cluster_info_has_every_key_of_ganetis_and_shows_the_defaults_in_its_layout(cluster):
+    from genet.cli.gnt_cluster import cluster_entries
+    from genet.opcodes import OpClusterQuery, OpClusterSetParams
+    cluster.run(OpClusterSetParams(beparams={"vcpus": 2}, hvparams={"fake": {"serial_speed": "9600"}},
+                                   nicparams={"link": "br-lan"}))
+    found = cluster.run(OpClusterQuery())
+    assert [key for key in GANETI_CLUSTER_INFO if key not in found] == []
+    shown = yaml.safe_load(info.dump(cluster_entries(found)))
+    assert (shown["Cluster name"], shown["Master node"]) == ("c1", "node1")
+    assert shown["Cluster parameters"]["candidate pool size"] == 10
+    assert shown["Default instance parameters"]["default"]["vcpus"] == 2
+    assert shown["Default nic parameters"]["default"]["link"] == "br-lan"
+    assert shown["Hypervisor parameters"]["fake"]["serial_speed"] == 9600
+    assert shown["Hypervisor parameters"]["fake"]["boot_order"] == "disk"          # the hypervisor's default
+    assert shown["Instance policy - limits for instances"]["vcpu-ratio"] == 4.0

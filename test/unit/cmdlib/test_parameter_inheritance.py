@@ -1,0 +1,65 @@
+"""Ganeti's parameter inheritance, run in-process: an instance records only what is set on it,
+the cluster's defaults fill in the rest each time it is used, and "default" inherits again."""
+from __future__ import annotations
+
+from genet.opcodes import (OpClusterSetParams, OpInstanceCreate, OpInstanceQueryData, OpInstanceSetParams,
+                           OpInstanceShutdown, OpInstanceStartup)
+
+
+def create(cluster, **kwargs):
+    cluster.run(OpInstanceCreate(instance_name="web1", disk_template="diskless", pnode="node2", disks=[],
+                                 os_type="noop", **kwargs))
+
+
+def actual(cluster) -> dict:
+    return cluster.run(OpInstanceQueryData(instances=["web1"], static=True))["web1"]
+
+
+def test_an_instance_records_its_own_backend_parameters_and_takes_the_clusters_when_started(cluster):
+    create(cluster, beparams={"memory": 256}, start=False)
+    assert cluster.instance("web1")["beparams"] == {"maxmem": 256, "minmem": 256}
+    cluster.run(OpClusterSetParams(beparams={"vcpus": 2}))
+    assert actual(cluster)["be_actual"]["vcpus"] == 2 and actual(cluster)["be_instance"] == {"maxmem": 256,
+                                                                                               "minmem": 256}
+    cluster.run(OpInstanceStartup(instance_name="web1"))
+    assert cluster.nodes["node2"].hv.info("web1")["vcpus"] == 2
+
+
+def test_default_drops_the_instances_own_value(cluster):
+    create(cluster, beparams={"memory": 256, "vcpus": 3}, start=False)
+    result = cluster.run(OpInstanceSetParams(instance_name="web1", beparams={"vcpus": "default"}))
+    assert cluster.instance("web1")["beparams"] == {"maxmem": 256, "minmem": 256}
+    assert ["be/vcpus", "default"] in result and actual(cluster)["be_actual"]["vcpus"] == 1
+
+
+def test_cluster_hypervisor_defaults_apply_and_a_bad_one_changes_nothing(cluster):
+    create(cluster, hvparams={"kernel_args": "own"}, start=False)
+    cluster.run(OpClusterSetParams(hvparams={"fake": {"serial_speed": "115200", "kernel_args": "cluster"}}))
+    hv = actual(cluster)["hv_actual"]
+    assert (hv["serial_speed"], hv["kernel_args"]) == (115200, "own")      # the instance's own wins
+    cluster.refused(OpClusterSetParams(hvparams={"fake": {"warp": "9"}}), "unknown hvparams: warp")
+    cluster.refused(OpClusterSetParams(beparams={"minmem": 512, "maxmem": 256}), "minmem .* is larger than maxmem")
+
+
+def test_a_hypervisor_in_use_cannot_be_disabled(cluster):
+    create(cluster, start=False)
+    cluster.refused(OpClusterSetParams(enabled_hypervisors=["kvm"]), r"in use cannot be disabled; instances: web1 \(fake\)")
+    cluster.refused(OpClusterSetParams(enabled_hypervisors=[]), "at least one hypervisor")
+    cluster.run(OpClusterSetParams(enabled_hypervisors=["fake", "kvm"]))
+    assert cluster.data().cluster.enabled_hypervisors == ["fake", "kvm"]
+
+
+def test_a_new_nic_takes_the_clusters_nic_parameters(cluster):
+    cluster.run(OpClusterSetParams(nicparams={"link": "br-lan", "vlan": "7"}))
+    create(cluster, nics=[{}, {"link": "br-dmz"}], start=False)
+    assert [(n["mode"], n["link"], n["vlan"]) for n in cluster.instance("web1")["nics"]] == \
+        [("bridged", "br-lan", "7"), ("bridged", "br-dmz", "7")]
+
+
+def test_temporary_startup_parameters_go_with_the_next_stop(cluster):
+    create(cluster, start=False)
+    cluster.run(OpInstanceStartup(instance_name="web1", beparams={"vcpus": 4}))
+    assert cluster.nodes["node2"].hv.info("web1")["vcpus"] == 4
+    cluster.run(OpInstanceShutdown(instance_name="web1", timeout=0))
+    cluster.run(OpInstanceStartup(instance_name="web1"))
+    assert cluster.nodes["node2"].hv.info("web1")["vcpus"] == 1 and cluster.instance("web1")["beparams"] == {}
