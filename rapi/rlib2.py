@@ -37,7 +37,7 @@ NET_FIELDS = ["name", "network", "gateway", "network6", "gateway6", "mac_prefix"
 J_FIELDS_BULK = ["id", "ops", "status", "summary", "opstatus", "received_ts", "start_ts", "end_ts"]
 J_FIELDS = J_FIELDS_BULK + ["oplog", "opresult"]
 NODE_ROLES = {"M": "master", "C": "master-candidate", "R": "regular", "D": "drained", "O": "offline"}
-QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "export")
+QUERY_RESOURCES = ("instance", "node", "group", "network", "job", "cluster", "export", "filter", "lock")
 
 # query arguments and body fields resources read themselves (an opcode's come from its schema)
 BULK = Param("bulk", Bool(), False, "1: every object with its details, not only its name and URI")
@@ -667,6 +667,11 @@ class R_2_query_fields(Resource):
 
     def GET(self, req):
         return call("QueryFields", _query_resource(req), _fields_arg(req, False))
+
+
+# --- job filter rules: rapi/filters.py (here so that resources() finds them) -------------
+
+from genet.rapi.filters import R_2_filters, R_2_filters_uuid  # noqa: E402,F401
 
 
 def resources() -> list[type[Resource]]:

@@ -579,8 +579,8 @@ CREATE = {"__version__": 1, "name": "x1", "disk_template": "diskless", "pnode": 
      None, 404, "job 987654 not found"),
     ("GET", "/2/query/bogus?fields=name", None, None, 404, "unknown query resource"),
     ("GET", "/2/query/bogus/fields", None, None, 404, "unknown query resource"),
-    ("GET", "/2/filters", None, None, 501, "does not offer"),
-    ("POST", "/2/filters", {}, None, 501, "does not offer"),
+    ("GET", "/2/filters/8b53f7de-f8e2-4470-99bd-1efe746e434f", None, None, 404, "not found"),
+    ("POST", "/2/filters", {"action": "DROP"}, None, 400, "malformed filter action"),
     ("POST", "/2/instances-multi-alloc", {"instances": []}, None, 501, "does not offer"),
     ("PUT", "/2/nodes/node2/powercycle", None, None, 501, "does not offer"),
 ])
