@@ -181,7 +181,7 @@ def test_init_twice_is_refused_and_destroy_needs_confirmation(cluster):
 
 def test_master_reconnects_after_a_node_daemon_restart(cluster):
     """When a node's noded restarts, the master's kept connections to it are replaced at once."""
-    ids = [cluster.run("node1", "gnt-debug", "delay", "--submit", "--no-master", "-n", "node2", "0.5")
+    ids = [cluster.run("node1", "gnt-debug", "delay", "--submit", "--no-locks", "--no-master", "-n", "node2", "0.5")
            .stdout.split()[-1] for _ in range(6)]
     for job_id in ids:      # six parallel calls leave six kept connections to node2
         cluster.run("node1", "gnt-job", "watch", job_id)
