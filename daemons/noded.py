@@ -9,7 +9,7 @@ import logging
 import os
 
 from genet import config, daemon_util, paths, ssl_utils
-from genet.noded import NodeProcedures, make_site, read_ssconf
+from genet.noded import NodeProcedures, make_site
 
 log = logging.getLogger("genet-noded")
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
 
     from genet import netutils
-    ssconf = read_ssconf()
+    ssconf = config.read_ssconf()
     port = opts.port or int(ssconf.get("noded_port") or os.environ.get("GENET_NODED_PORT") or config.DEFAULT_NODED_PORT)
     bind = opts.bind or netutils.resolve(paths.node_name())
     # stop a little later, so the reply to leave_cluster still goes out

@@ -42,7 +42,8 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     except errors.GenericError:
         daemon_util.stop_master_daemons()
         daemon_util.stop("genet-noded")
-        for path in [paths.config_file(), journal_of(paths.config_file()), paths.cluster_cert()] + [paths.ssconf_file(k) for k in config.SSCONF_KEYS]:
+        for path in [paths.config_file(), journal_of(paths.config_file()), paths.cluster_cert(),
+                     *config.ssconf_files()]:
             path.unlink(missing_ok=True)
         raise
     return data
@@ -67,7 +68,7 @@ def prepare_node_join(request: dict) -> dict:
     daemon_util.stop("genet-noded")
     config.write_atomic(paths.cluster_cert(), cert.encode(), mode=0o600)
     for key, value in ssconf.items():
-        if key in config.SSCONF_KEYS:
+        if config.is_ssconf_key(key):
             config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
     pid = daemon_util.start("genet-noded")
     return {"node": paths.node_name(), "noded_pid": pid}
@@ -231,5 +232,5 @@ def destroy_local() -> None:
     for path in [paths.config_file(), journal_of(paths.config_file()), paths.queue_db(), paths.cluster_cert(),
                  paths.queue_drain_file(), paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
         path.unlink(missing_ok=True)
-    for key in config.SSCONF_KEYS:
-        paths.ssconf_file(key).unlink(missing_ok=True)
+    for path in config.ssconf_files():
+        path.unlink(missing_ok=True)

@@ -19,8 +19,15 @@ from genet.objects import ConfigData
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
 DEFAULT_BEPARAMS = {"maxmem": 128, "minmem": 128, "vcpus": 1, "auto_balance": True}
-SSCONF_KEYS = ("cluster_name", "master_node", "master_ip", "node_list", "master_candidates",
-               "online_nodes", "noded_port")
+# the ssconf files: Ganeti's (with its names and formats, which its tools read) and genet's
+# noded_port; one hvparams_HYPERVISOR file per hypervisor
+SSCONF_KEYS = ("cluster_name", "cluster_tags", "file_storage_dir", "shared_file_storage_dir", "gluster_storage_dir",
+               "master_candidates", "master_candidates_ips", "master_candidates_certs", "master_ip",
+               "master_netdev", "master_netmask", "master_node", "node_list", "node_primary_ips",
+               "node_secondary_ips", "node_vm_capable", "offline_nodes", "online_nodes", "primary_ip_family",
+               "instance_list", "release_version", "hypervisor_list", "maintain_node_health", "uid_pool",
+               "nodegroups", "networks", "enabled_user_shutdown", "ssh_ports", "noded_port")
+SSCONF_HVPARAMS = "hvparams_"
 
 
 def now() -> float:
@@ -149,18 +156,72 @@ def fence(epoch: int, master: str) -> int:
 
 
 def ssconf_values(data: dict) -> dict[str, str]:
-    """The small files every node keeps so it knows the master without the config."""
+    """The small files every node keeps so it knows the cluster without the config: Ganeti's
+    (lists one item a line; "NAME ADDRESS", "NAME=VALUE", "UUID NAME" where Ganeti has them)."""
+    from genet import __version__, params
     cluster = data.cluster
     nodes = sorted(data.nodes.values(), key=lambda n: n["name"])
-    return {
-        "cluster_name": cluster["cluster_name"],
-        "master_node": cluster["master_node"],
-        "master_ip": cluster["master_ip"],
-        "noded_port": str(cluster["noded_port"]),
-        "node_list": "\n".join(f"{n['name']} {n['primary_ip']}" for n in nodes),
-        "master_candidates": "\n".join(candidates(data)),
-        "online_nodes": "\n".join(n["name"] for n in nodes if not n["offline"]),
+    candidate_nodes = [n for n in nodes if n["master_candidate"] and not n["offline"]]
+    storage = storage_params(data)
+    lines = "\n".join
+    values = {
+        "cluster_name": cluster["cluster_name"], "cluster_tags": lines(sorted(cluster["tags"])),
+        "file_storage_dir": storage["file_storage_dir"], "shared_file_storage_dir": storage["shared_file_storage_dir"],
+        "gluster_storage_dir": "",
+        "master_candidates": lines(n["name"] for n in candidate_nodes),
+        "master_candidates_ips": lines(n["primary_ip"] for n in candidate_nodes),
+        # Ganeti's candidates each have a certificate of their own; genet's share the cluster's
+        "master_candidates_certs": "",
+        "master_ip": cluster["master_ip"], "master_netdev": "", "master_netmask": "32",
+        "master_node": cluster["master_node"], "noded_port": str(cluster["noded_port"]),
+        "node_list": lines(n["name"] for n in nodes),
+        "node_primary_ips": lines(f"{n['name']} {n['primary_ip']}" for n in nodes),
+        "node_secondary_ips": lines(f"{n['name']} {n['secondary_ip']}" for n in nodes),
+        "node_vm_capable": lines(f"{n['name']}={n['vm_capable']}" for n in nodes),
+        "offline_nodes": lines(n["name"] for n in nodes if n["offline"]),
+        "online_nodes": lines(n["name"] for n in nodes if not n["offline"]),
+        "primary_ip_family": "10" if ":" in cluster["master_ip"] else "2",
+        "instance_list": lines(sorted(data.instances)), "release_version": __version__,
+        "hypervisor_list": lines(cluster["enabled_hypervisors"]), "maintain_node_health": "False",
+        "uid_pool": "", "enabled_user_shutdown": "False",
+        "nodegroups": lines(sorted(f"{g['uuid']} {g['name']}" for g in data.nodegroups.values())),
+        "networks": lines(sorted(f"{n['uuid']} {n['name']}" for n in data.get("networks", {}).values())),
+        "ssh_ports": lines(f"{n['name']}={params.ndparams(data, data.nodegroups.get(n['group'], {}), n.get('ndparams', {}))['ssh_port']}"
+                           for n in nodes),
     }
+    for hv in cluster["enabled_hypervisors"]:
+        values[SSCONF_HVPARAMS + hv] = lines(f"{k}={v}" for k, v in
+                                             sorted(params.filled_hvparams(data, {"hypervisor": hv, "os": ""}).items()))
+    return values
+
+
+def is_ssconf_key(key: str) -> bool:
+    return key in SSCONF_KEYS or key.startswith(SSCONF_HVPARAMS) and key[len(SSCONF_HVPARAMS):].isidentifier()
+
+
+def ssconf_value(key: str) -> str | None:
+    """One ssconf file's value; None when this node has not got it."""
+    try:
+        return paths.ssconf_file(key).read_text().rstrip("\n")
+    except OSError:
+        return None
+
+
+def read_ssconf() -> dict[str, str]:
+    """The ssconf files of this node, by key."""
+    values = {}
+    prefix = paths.ssconf_file("").name
+    for path in ssconf_files():
+        try:
+            values[path.name[len(prefix):]] = path.read_text().rstrip("\n")
+        except OSError:
+            pass
+    return values
+
+
+def ssconf_files() -> list[Path]:
+    """The ssconf files this node holds (what leaving the cluster removes)."""
+    return sorted(paths.data_dir().glob(paths.ssconf_file("*").name))
 
 
 def write_atomic(path: Path, content: bytes, mode: int = 0o640) -> None:

@@ -77,6 +77,7 @@ class MasterContext:
         self.glm.add(Level.INSTANCE, list(data.instances))
         self.drbd_reservations = Reservations()   # minors and ports picked by running jobs
         self._last_ssconf: dict | None = None
+        self._ssconf_nodes: set[str] = set()     # who holds _last_ssconf
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
         self._suspect: dict[str, int] = {}  # nodes that may run instances placed elsewhere -> times marked
@@ -155,10 +156,16 @@ class MasterContext:
         ssconf = config.ssconf_values(data)
         if ssconf != self._last_ssconf:
             online = {n["name"]: n["primary_ip"] for n in data.nodes.values() if not n["offline"]}
-            for name, res in self.rpc.write_ssconf.on(online, ssconf).items():
+            # the files that changed; all of them when a node may have missed some (a node back
+            # online, a failed write)
+            last = self._last_ssconf if set(online) == self._ssconf_nodes else {}
+            changed = {key: value for key, value in ssconf.items() if last.get(key) != value}
+            failed = False
+            for name, res in self.rpc.write_ssconf.on(online, changed).items():
                 if res.failed:
+                    failed = True
                     log.warning("ssconf not written on %s: %s", name, res.fail_msg)
-            self._last_ssconf = ssconf
+            self._last_ssconf, self._ssconf_nodes = (None, set()) if failed else (ssconf, set(online))
         if acks + 1 >= needed:
             self.majority_heard = self.clock.monotonic()
         else:
@@ -423,7 +430,7 @@ class MasterContext:
         users = _read_or_none(paths.rapi_users_file())
         for name, res in self.rpc.write_rapi_users.on(peers, users).items():
             feedback(f"RAPI users file to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
-        self._last_ssconf = config.ssconf_values(data)
+        self._last_ssconf, self._ssconf_nodes = config.ssconf_values(data), set(online)
 
     # --- jobs ---------------------------------------------------------------
 

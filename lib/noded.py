@@ -134,7 +134,7 @@ class NodeProcedures:
         return {"name": paths.node_name(), "time": time.time(), "config_serial": None if serial < 0 else serial,
                 "master_epoch": self._epoch(),
                 "version": __version__, "protocol": PROTOCOL_VERSION,
-                "ssconf": read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
+                "ssconf": config.read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
                 "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
 
     def rpc_test_delay(self, duration: float) -> bool:
@@ -205,7 +205,7 @@ class NodeProcedures:
         """The master and its epoch as this node knows them (a master's heartbeat asks)."""
         fenced_epoch, fenced_by = config.fenced()
         epoch = self._epoch()
-        return {"master": fenced_by if fenced_epoch == epoch and fenced_by else read_ssconf().get("master_node"),
+        return {"master": fenced_by if fenced_epoch == epoch and fenced_by else config.ssconf_value("master_node"),
                 "epoch": epoch}
 
     def rpc_fence(self, epoch: int, master: str) -> int:
@@ -232,7 +232,7 @@ class NodeProcedures:
 
     def rpc_write_ssconf(self, values: dict) -> bool:
         for key, value in values.items():
-            if key not in config.SSCONF_KEYS:
+            if not config.is_ssconf_key(key):
                 raise errors.OpPrereqError(f"unknown ssconf key {key!r}")
             path = paths.ssconf_file(key)
             content = f"{value}\n".encode()
@@ -609,7 +609,7 @@ class NodeProcedures:
 
     def rpc_master_vote(self) -> str | None:
         """The master this node believes in (its ssconf), for master-failover's vote."""
-        return read_ssconf().get("master_node")
+        return config.ssconf_value("master_node")
 
     def rpc_start_masterd(self, args: list | None = None) -> int:
         daemon_util.start_master_daemons(args or [])
@@ -628,8 +628,8 @@ class NodeProcedures:
                      Path(f"{paths.queue_db()}-wal"),
                      Path(f"{paths.queue_db()}-shm"), paths.cluster_cert()]:
             path.unlink(missing_ok=True)
-        for key in config.SSCONF_KEYS:
-            paths.ssconf_file(key).unlink(missing_ok=True)
+        for path in config.ssconf_files():
+            path.unlink(missing_ok=True)
         self._stop_daemon()
         return True
 
@@ -702,14 +702,6 @@ def cpu_topology() -> dict[str, int]:
     return {"csockets": len(sockets) or 1, "cnodes": numa or 1, "cnos": 1}
 
 
-def read_ssconf() -> dict[str, str]:
-    values = {}
-    for key in config.SSCONF_KEYS:
-        try:
-            values[key] = paths.ssconf_file(key).read_text().rstrip("\n")
-        except OSError:
-            pass
-    return values
 
 
 def make_site(procedures: NodeProcedures):

@@ -16,8 +16,7 @@ def ssh_prepare_node(name: str, address: str, readd: bool, check_host_key: bool)
     """Log in to the new node as root (paramiko) and run genet-prepare-node-join there."""
     import paramiko
     request = {"cert": paths.cluster_cert().read_text(), "readd": readd,
-               "ssconf": {k: paths.ssconf_file(k).read_text().rstrip("\n") for k in config.SSCONF_KEYS
-                          if paths.ssconf_file(k).exists()}}
+               "ssconf": config.read_ssconf()}
     client = paramiko.SSHClient()
     client.load_system_host_keys()
     if os.environ.get("GENET_SSH_KNOWN_HOSTS"):

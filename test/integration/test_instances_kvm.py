@@ -42,7 +42,7 @@ class Dev:
         return self.run("node1", "gnt-instance", "console", name, input=commands, timeout=60).stdout
 
     def field(self, name: str, field: str) -> str:
-        return self.run("node1", "gnt-instance", "list", "--no-headers", "-o", field, name).stdout.strip()
+        return self.run("node1", "gnt-instance", "list", "--no-headers", "--units=m", "-o", field, name).stdout.strip()
 
 
 @pytest.fixture(scope="module")

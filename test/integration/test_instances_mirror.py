@@ -45,7 +45,7 @@ class Dev:
         return self.run("node1", *cmd, ok=ok)
 
     def field(self, name: str, field: str) -> str:
-        return self.gnt("gnt-instance", "list", "--no-headers", "-o", field, name).stdout.strip()
+        return self.gnt("gnt-instance", "list", "--no-headers", "--units=m", "-o", field, name).stdout.strip()
 
     def console(self, name: str, commands: str) -> str:
         return self.run("node1", "gnt-instance", "console", name, input=commands, timeout=90).stdout

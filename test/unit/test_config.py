@@ -1,7 +1,7 @@
 """The config document: atomic writes, validation, roles and candidate promotion."""
 import pytest
 
-from genet import config, errors
+from genet import config, errors, paths
 
 
 def make(nodes=3, pool=10):
@@ -58,10 +58,27 @@ def test_missing_config_says_not_part_of_a_cluster(tmp_path):
     assert errors.exit_code(errors.NotClusterError("x")) == 5
 
 
-def test_ssconf_lists_master_nodes_and_candidates():
+def test_ssconf_has_every_file_of_ganetis_in_its_format():
     data = make(3, pool=2)
     config.maintain_candidates(data)
     values = config.ssconf_values(data)
     assert values["master_node"] == "node1"
     assert values["master_candidates"] == "node1\nnode2"
-    assert values["node_list"].splitlines() == ["node1 127.0.0.11", "node2 127.0.0.12", "node3 127.0.0.13"]
+    assert values["node_list"].splitlines() == ["node1", "node2", "node3"]       # Ganeti's formats
+    assert values["node_primary_ips"].splitlines() == ["node1 127.0.0.11", "node2 127.0.0.12", "node3 127.0.0.13"]
+    assert values["node_vm_capable"].splitlines()[0] == "node1=True"
+    assert values["master_candidates_ips"] == "127.0.0.11\n127.0.0.12"
+    assert values["hypervisor_list"] == "fake" and "serial_speed=38400" in values["hvparams_fake"].splitlines()
+    assert set(config.SSCONF_KEYS) <= set(values)
+
+
+def test_a_node_writes_only_ssconf_files_it_knows_and_reads_them_all_back(tmp_path, monkeypatch):
+    from genet.noded import NodeProcedures
+    monkeypatch.setenv("GENET_ROOT", str(tmp_path))
+    paths.ensure_dirs()
+    procs = NodeProcedures()
+    procs.rpc_write_ssconf({"instance_list": "web1\nweb2", "hvparams_kvm": "acpi=True"})
+    with pytest.raises(errors.OpPrereqError, match="unknown ssconf key '../x'"):
+        procs.rpc_write_ssconf({"../x": "y"})
+    assert config.read_ssconf() == {"instance_list": "web1\nweb2", "hvparams_kvm": "acpi=True"}
+    assert [p.name for p in config.ssconf_files()] == ["ssconf_hvparams_kvm", "ssconf_instance_list"]
