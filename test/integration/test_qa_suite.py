@@ -65,6 +65,15 @@ def job_count(dev) -> int:
     return len(dev.run("node1", "gnt-job", "list", "--no-headers", "-o", "id").stdout.split())
 
 
+def test_the_jobs_block_passes_and_leaves_no_filter_rule(dev):
+    """When the jobs block runs alone, its four checks pass and the rules it added are gone."""
+    proc = qa(dev, "--blocks", "jobs")
+    lines = proc.stdout.splitlines()
+    assert len([line for line in lines if line.startswith("PASS jobs:")]) == 4, proc.stdout
+    assert not [line for line in lines if line.startswith("FAIL")] and lines[-1].endswith(" 0 failed"), proc.stdout
+    assert dev.run("node1", "gnt-filter", "list", "--no-headers").stdout == ""
+
+
 def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     """When the suite runs every block on a healthy cluster, every check passes, the summary says
     so, the operations really ran as jobs, and the instances, nodes, tags and parameters are
@@ -80,6 +89,8 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     assert proc.returncode == 0, out + proc.stderr
     for expected in ("PASS cluster: gnt-cluster verify",
                      "PASS nodes: gnt-node modify --drained yes, then no",
+                     "PASS jobs: gnt-job change-priority and cancel of delays queued behind another",
+                     "PASS jobs: RAPI /2/filters: a REJECT rule cancels a job, then goes",
                      "PASS instances[file]: grow-disk 0 by 128 MiB",
                      "PASS instances[mirror]: rename (stopped) and start again",
                      "PASS instances[mirror]: grow-disk 0 by 128 MiB",
