@@ -5,12 +5,13 @@ shows it in the first, simplest block. Every block removes the instances it crea
 """
 from __future__ import annotations
 
-from qa.blocks import cluster, evacuate, instances, jobs, migration, nodes, rapi, replace_disks
+from qa.blocks import cluster, evacuate, instances, jobs, migration, nodes, rapi, replace_disks, storage
 
 BLOCKS = [
     ("cluster", cluster.run),
     ("nodes", nodes.run),
     ("jobs", jobs.run),
+    ("storage", storage.run),
     ("instances", instances.run),
     ("migration", migration.run),
     ("evacuate", evacuate.run),

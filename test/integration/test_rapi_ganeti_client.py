@@ -228,6 +228,18 @@ def test_node_evacuate_and_migrate(api):
     assert inst["pnode"] == "node1" and inst["status"] == "running"
 
 
+def test_node_storage_units_through_a_job(api, anon, dev):
+    """Ganeti's client lists a node's file storage (its job's result, as Ganeti's RAPI answers
+    it); a reader may not, as in Ganeti (the listing is a job that takes locks)."""
+    status = wait(api, api.GetNodeStorageUnits("node2", "file", "name,used,allocatable"))
+    assert status["status"] == "success"
+    [[name, used, allocatable]] = status["opresult"][0]
+    assert (name, allocatable) == (str(dev.root("node2") / "srv/genet/file-storage"), True) and used >= 0
+    with pytest.raises(RapiFailure) as refused:
+        anon.GetNodeStorageUnits("node2", "file", "name")
+    assert refused.value.code == 401
+
+
 def test_job_list_status_and_wait_for_change(api, anon):
     job_id = api.RebootInstance("web2", reboot_type="hard")
     change = api.WaitForJobChange(job_id, ["status"], None, 0)
@@ -390,7 +402,7 @@ class Row:
 
 JOB = ("job", None)
 # resources genet does not offer yet answer 501 (issue 14 adds them): multi-alloc, prepare-export,
-# powercycle, node storage units and filter rules
+# powercycle and filter rules
 ISSUE_14 = "issue 14"
 
 
@@ -497,10 +509,13 @@ TABLE = [
     Row("MigrateNode", lambda n: ["node3"], JOB, full=lambda n: {"mode": "live", "iallocator": "hail"}),
     Row("MigrateNode", lambda n: ["node3"], JOB, full=lambda n: {"target_node": "node1"}, only_full=True),
     Row("PowercycleNode", lambda n: ["node3"], http(501, ISSUE_14), full=lambda n: {"force": True}),  # issue 14
-    Row("GetNodeStorageUnits", lambda n: ["node3", "file", "name,size"], http(501, ISSUE_14)),  # issue 14
-    Row("ModifyNodeStorageUnits", lambda n: ["node3", "lvm-vg", "xenvg"], http(501, ISSUE_14),  # issue 14
+    Row("GetNodeStorageUnits", lambda n: ["node3", "file", "name,size"], JOB),
+    Row("ModifyNodeStorageUnits", lambda n: ["node3", "lvm-vg", "xenvg"], fails("can not be modified"),
         full=lambda n: {"allocatable": True}),
-    Row("RepairNodeStorageUnits", lambda n: ["node3", "lvm-vg", "xenvg"], http(501, ISSUE_14)),  # issue 14
+    Row("ModifyNodeStorageUnits", lambda n: ["node3", "file", "/nonexistent"], fails("can not be modified"),
+        full=lambda n: {"allocatable": False}, only_full=True),
+    Row("RepairNodeStorageUnits", lambda n: ["node3", "lvm-vg", "xenvg"],
+        fails("Failed to repair storage unit 'xenvg' on node3")),       # the dev cluster's nodes have no LVM
     Row("GetNodeTags", lambda n: ["node3"], data(lambda v: isinstance(v, list))),
     Row("AddNodeTags", lambda n: ["node3", ["table:n"]], JOB),
     Row("DeleteNodeTags", lambda n: ["node3", ["table:n"]], JOB),
