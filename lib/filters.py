@@ -16,6 +16,8 @@ whole language in all three, where Ganeti takes only comparisons in ``jobid`` an
 """
 from __future__ import annotations
 
+import functools
+import json
 import re
 import time
 import uuid as uuidlib
@@ -113,6 +115,13 @@ def _with_watermark(node: Any, watermark: int) -> Any:
 
 
 def _compile(name: str, expression: Any, watermark: int) -> Callable[[Mapping], bool]:
+    return _compiled(name, json.dumps(expression, sort_keys=True), watermark)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(name: str, text: str, watermark: int) -> Callable[[Mapping], bool]:
+    """The predicate of an expression (by its JSON text), compiled once for every job it is tried on."""
+    expression = json.loads(text)
     if name == "jobid":
         expression = _with_watermark(expression, watermark)
     known = PREDICATE_FIELDS[name]
@@ -225,7 +234,10 @@ def schedule(queued: list[tuple[int, JobOps]], running: list[tuple[int, JobOps]]
         rule = applying(rules, job_id, ops)
         if rule is not None and isinstance(rule["action"], list):
             limited[rule["uuid"]] += 1
+    rejecting = any(r["action"] == REJECT for r in rules)
     for job_id, ops in queued:
+        if len(decision.start) >= free and not rejecting:
+            break               # nothing more can start, and no rule may cancel the rest
         rule = applying(rules, job_id, ops)
         if rule is not None and rule["action"] == REJECT:
             decision.reject[job_id] = rule["uuid"]

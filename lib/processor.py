@@ -83,6 +83,8 @@ class Processor:
         """Start what may start now and cancel what a REJECT rule applies to."""
         rules = list(self.ctx.cfg.snapshot().get("filters", {}).values())
         with self._lock:
+            if not self._queued or (len(self._running) >= self._wanted and not rules):
+                return
             queued = sorted(self._queued.values(), key=lambda j: (j.priority, j.id))
             decision = filters.schedule([(j.id, j.ops) for j in queued],
                                         [(j.id, j.ops) for j in self._running.values()], rules,
