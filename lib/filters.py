@@ -213,6 +213,15 @@ def reason_buckets(ops: JobOps) -> set[tuple[str, int]]:
     return buckets
 
 
+def rejected(jobs: list[tuple[int, JobOps]], rules: Iterable[Filter]) -> dict[int, str]:
+    """Which of ``jobs`` a REJECT rule applies to: job id -> uuid of the rule."""
+    rules = ordered(rules)
+    if not any(r["action"] == REJECT for r in rules):
+        return {}
+    found = {job_id: applying(rules, job_id, ops) for job_id, ops in jobs}
+    return {job_id: rule["uuid"] for job_id, rule in found.items() if rule is not None and rule["action"] == REJECT}
+
+
 class Decision:
     """What the scheduler does with the queued jobs now: start some, cancel the rejected ones
     (with the rule that rejected each), keep the rest queued."""

@@ -80,16 +80,24 @@ class Processor:
     # --- scheduling -------------------------------------------------------------
 
     def schedule(self) -> None:
-        """Start what may start now and cancel what a REJECT rule applies to."""
+        """Start what may start now and cancel what a REJECT rule applies to (queued jobs, and
+        jobs parked on their dependencies, as Ganeti's scheduler holds those in its queue too)."""
         rules = list(self.ctx.cfg.snapshot().get("filters", {}).values())
         with self._lock:
-            if not self._queued or (len(self._running) >= self._wanted and not rules):
+            if not rules and (not self._queued or len(self._running) >= self._wanted):
                 return
             queued = sorted(self._queued.values(), key=lambda j: (j.priority, j.id))
             decision = filters.schedule([(j.id, j.ops) for j in queued],
                                         [(j.id, j.ops) for j in self._running.values()], rules,
                                         self._wanted - len(self._running))
             rejected = [self._queued.pop(job_id) for job_id in decision.reject]
+            parked = {j.id: j for waiting in self._parked.values() for j in waiting}
+            for job_id, uuid in filters.rejected([(j.id, j.ops) for j in parked.values()], rules).items():
+                decision.reject[job_id] = uuid
+                rejected.append(parked[job_id])
+                for waiting in self._parked.values():
+                    if parked[job_id] in waiting:
+                        waiting.remove(parked[job_id])
             for job_id in decision.start:
                 job = self._running[job_id] = self._queued.pop(job_id)
                 self._work.put(job)

@@ -131,6 +131,16 @@ def test_reject_cancels_queued_jobs_naming_the_rule(ctx):
     assert record["status"] == "canceled" and record["opresult"] == [f"Job rejected by filter rule {uuid}"]
 
 
+def test_reject_cancels_a_job_waiting_for_its_dependency(ctx):
+    """When a REJECT rule comes while a job waits for the job it depends on, it is canceled."""
+    first, second = ctx.processor.submit([[blocker()], [quick(depends=[[-1, []]], reason=[["gnt:user", "late", 1]])]])
+    wait_status(ctx, second, "waiting")
+    uuid = add_rule(ctx, [["reason", ["=", "reason", "late"]]], "REJECT")
+    record = ctx.wait(second)
+    assert record["status"] == "canceled" and record["opresult"] == [f"Job rejected by filter rule {uuid}"]
+    release(ctx, first)
+
+
 def test_accept_before_reject_lets_the_maintenance_through(ctx):
     """When an ACCEPT rule of a better priority matches the reason, REJECT does not apply."""
     add_rule(ctx, [["reason", ["=~", "reason", "pink bunny"]]], "ACCEPT", priority=0)
