@@ -9,6 +9,7 @@ from __future__ import annotations
 from genet import config, drbd_pool, errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import check_node_online, storage_params
+from genet.cmdlib.disks import disk_status
 from genet.locking import Level
 from genet.query.common import nice_key
 from genet.rpc_defs import LDS_FAULTY
@@ -123,7 +124,8 @@ class LURepairNodeStorage(StorageUnitLU):
     OPCODE = opcodes.OpRepairNodeStorage
 
     def check_prereq(self):
-        self.check_unit(units.UNIT_TYPES.cls(self.op.storage_type).OPERATIONS, set(), "repaired")
+        operations = units.UNIT_TYPES.cls(self.op.storage_type).OPERATIONS & {units.FIX_CONSISTENCY}
+        self.check_unit(operations, set(), "repaired")
         for inst, node in self._mirror_peers():
             self._check_peer(inst, node)
 
@@ -136,7 +138,6 @@ class LURepairNodeStorage(StorageUnitLU):
 
     def _check_peer(self, inst: dict, node: str) -> None:
         """Ganeti's check: the copies on the other node must be sound, as this node's may go."""
-        from genet.cmdlib.disks import disk_status
         try:
             found = disk_status(self, inst, node)
             faulty = [str(i) for i, st in enumerate(found) if st is None or st.ldisk_status == LDS_FAULTY]
@@ -151,9 +152,8 @@ class LURepairNodeStorage(StorageUnitLU):
 
     def exec(self):
         self.feedback(f"Repairing storage unit '{self.op.name}' on {self.op.node_name} ...")
-        operation = sorted(units.UNIT_TYPES.cls(self.op.storage_type).OPERATIONS)[0]
         self.rpc.storage_execute(
-            self.op.node_name, self.op.storage_type, storage_params(self), self.op.name, operation,
+            self.op.node_name, self.op.storage_type, storage_params(self), self.op.name, units.FIX_CONSISTENCY,
         ).raise_on_error(f"Failed to repair storage unit '{self.op.name}' on {self.op.node_name}")
         return None
 

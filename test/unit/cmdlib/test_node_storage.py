@@ -160,6 +160,16 @@ def test_repair_storage_refuses_while_a_running_instance_is_faulty_on_its_other_
                     "Instance 'web1' has faulty disks on node 'node2'", "wrong_state")
 
 
+def test_repair_storage_with_ignore_consistency_warns_and_repairs(cluster, mirrored, lvm):
+    cluster.run(OpInstanceCreate(instance_name="web1", disk_template=mirrored.name, pnode="node1", snode="node2",
+                                 os_type="noop", disks=[{"size": 8}]))
+    for path in (cluster.nodes["node2"].root / "srv/genet/file-storage/web1").iterdir():
+        path.unlink()
+    cluster.run(OpRepairNodeStorage(node_name="node1", storage_type="lvm-vg", name="xenvg", ignore_consistency=True))
+    assert any(line.startswith("Warning: Instance 'web1' has faulty disks on node 'node2'") for line in cluster.log)
+    assert ("node1", "storage_execute") in cluster.transport.calls
+
+
 def test_volumes_name_the_instance_each_volume_belongs_to(cluster, lvm):
     cluster.run(OpInstanceCreate(instance_name="db1", disk_template="plain", pnode="node1", os_type="noop",
                                  disks=[{"size": 8}], start=False))
