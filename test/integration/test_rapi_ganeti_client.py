@@ -402,7 +402,7 @@ class Row:
 
 JOB = ("job", None)
 # resources genet does not offer yet answer 501 (issue 14 adds them): multi-alloc, prepare-export,
-# powercycle and filter rules
+# powercycle
 ISSUE_14 = "issue 14"
 
 
@@ -550,14 +550,15 @@ TABLE = [
         full=lambda n: {"qfilter": ["=", "name", n.inst2]}),
     Row("QueryFields", lambda n: ["instance"], data(lambda v: len(v["fields"]) > 10),
         expect_full=data(lambda v: len(v["fields"]) == 2), full=lambda n: {"fields": ["name", "pnode"]}),
-    # filter rules: genet has none yet (issue 14)
-    Row("GetFilters", expect=http(501, ISSUE_14), full=lambda n: {"bulk": True}),  # issue 14
-    Row("GetFilter", lambda n: [FILTER], http(501, ISSUE_14)),  # issue 14
-    Row("AddFilter", lambda n: [0, [], "ACCEPT"], http(501, ISSUE_14),  # issue 14
+    # job filter rules: one created under a UUID of the client's choice, shown, listed, deleted
+    Row("ReplaceFilter", lambda n: [FILTER, 0, [], "CONTINUE"], data(lambda v: v == FILTER),
+        full=lambda n: {"reason_trail": [["table", "filter", 1]]}),
+    Row("GetFilter", lambda n: [FILTER], data(lambda v: v["uuid"] == FILTER and v["action"] == "CONTINUE")),
+    Row("GetFilters", expect=data(lambda v: FILTER in v),
+        expect_full=data(lambda v: FILTER in [f["uuid"] for f in v]), full=lambda n: {"bulk": True}),
+    Row("AddFilter", lambda n: [5, [["jobid", ["<", "id", 0]]], "PAUSE"], data(lambda v: len(v) == 36),
         full=lambda n: {"reason_trail": []}),
-    Row("ReplaceFilter", lambda n: [FILTER, 0, [], "ACCEPT"], http(501, ISSUE_14),  # issue 14
-        full=lambda n: {"reason_trail": []}),
-    Row("DeleteFilter", lambda n: [FILTER], http(501, ISSUE_14)),  # issue 14
+    Row("DeleteFilter", lambda n: [FILTER], data(lambda v: v is None)),
     # the end of the instance
     Row("DeleteInstance", lambda n: [n.inst2], JOB, full=lambda n: {"shutdown_timeout": 10, "ignore_failures": False},
         sent=lambda op: op["shutdown_timeout"] == 10),
