@@ -51,7 +51,7 @@ def test_jobs_running_when_the_disk_filled_finish_once_space_returns(small_fs):
     ctx = Ctx(small_fs)
     try:
         filler = small_fs / "filler"
-        ids = ctx.processor.submit([[opcodes.OpTestDelay(duration=0.5, comment="y" * 1000).to_dict()]] * 30)
+        ids = ctx.processor.submit([[opcodes.OpTestDelay(duration=0.5, no_locks=True, comment="y" * 1000).to_dict()]] * 30)
         with open(filler, "wb") as out:
             try:
                 while True:
