@@ -131,6 +131,11 @@ class Hypervisor(abc.ABC):
     def finish_incoming(self, name: str, success: bool) -> None:
         """On the target: resume the migrated guest, or kill the waiting process on failure."""
 
+    def balloon_memory(self, name: str, memory: int) -> None:
+        """Give a running guest ``memory`` MiB (up to the maxmem it started with) by ballooning;
+        ``info`` then reports it. A backend without a balloon refuses."""
+        raise HypervisorError(f"hypervisor {self.name} cannot change the memory of a running instance")
+
     # --- hotplug
 
     @abc.abstractmethod

@@ -195,6 +195,16 @@ class FakeHypervisor(Hypervisor):
                 state["next_pid"] += 1
                 rec["start_time"] = self.clock()
 
+    def balloon_memory(self, name: str, memory: int) -> None:
+        """Records the new memory, which info and node_info then report (as a balloon would)."""
+        self._fault("balloon_memory")
+        with self._state() as state:
+            rec = self._live(state, name)
+            top = int(rec.get("maxmem", rec["memory"]))
+            if memory > top:
+                raise HypervisorError(f"instance {name}: cannot balloon above the {top} MiB it started with")
+            rec.update(maxmem=top, memory=int(memory))
+
     def info(self, name: str) -> dict | None:
         with self._state(write=False) as state:
             rec = state["instances"].get(name)

@@ -485,6 +485,11 @@ class NodeProcedures:
         self._hv(hypervisor).resize_disk(name, index, size)
         return True
 
+    def rpc_instance_balloon_memory(self, name: str, hypervisor: str, memory: int) -> bool:
+        """Change a running guest's memory (Hypervisor.balloon_memory)."""
+        self._hv(hypervisor).balloon_memory(name, memory)
+        return True
+
     def rpc_instance_hotplug(self, name: str, hypervisor: str, kind: str, action: str, index: int,
                              device: dict | None) -> bool:
         """Plug (``add``) or unplug (``remove``) a disk or NIC of a running instance."""

@@ -326,6 +326,11 @@ def instance_hotplug(name: str, hypervisor: str, kind: str, action: str, index: 
     """Plug (``add``) or unplug (``remove``) a disk or NIC of a running instance."""
 
 
+@procedure(timeout=60, guarded=True)
+def instance_balloon_memory(name: str, hypervisor: str, memory: int) -> bool:
+    """Balloon a running instance's memory to ``memory`` MiB (Hypervisor.balloon_memory)."""
+
+
 @procedure(timeout=120, guarded=True)
 def instance_resize_disk(name: str, hypervisor: str, index: int, size: int) -> bool:
     """Tell a running guest its disk grew."""

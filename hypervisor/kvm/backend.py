@@ -244,7 +244,7 @@ class KvmHypervisor(Hypervisor):
         rt = files.load()
         if rt is None:
             return None
-        info = {"memory": rt.memory, "vcpus": rt.vcpus, "pid": rt.pid, "uptime": 0.0,
+        info = {"memory": int(rt.inst.get("runtime_memory", rt.memory)), "vcpus": rt.vcpus, "pid": rt.pid, "uptime": 0.0,
                 "machine": rt.machine, "accel": rt.accel}
         if not process.alive(rt.pid, files.pidfile):
             if rt.stopping:                 # asked to stop, the rest of stop() is under way
@@ -396,6 +396,17 @@ class KvmHypervisor(Hypervisor):
                 mon.execute("cont")
             migration.set_capabilities(mon, self.fill_parameters(rt.inst.get("hvparams", {}))["migration_caps"],
                                        False)
+
+    def balloon_memory(self, name: str, memory: int) -> None:
+        """QMP ``balloon`` to the new size (the guest's virtio-balloon driver gives the memory
+        back or takes it); info reports the balloon's target from then on."""
+        with self._lock(name):
+            files, rt = self._running(name)
+            if memory > rt.memory:
+                raise HypervisorError(f"instance {name}: cannot balloon above the {rt.memory} MiB it started with")
+            self._mon(files).execute("balloon", {"value": int(memory) << 20})
+            rt.inst["runtime_memory"] = int(memory)
+            files.save(rt)
 
     # --- hotplug
 

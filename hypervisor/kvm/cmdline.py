@@ -103,6 +103,7 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
     argv += disk_args(params, machine, layout)
     argv += media.args(params, machine)
     argv += nic_args(params, layout)
+    argv += ["-device", f"virtio-balloon-pci,id=balloon0,addr={hex(devices.BALLOON_SLOT)}"]
     argv += security_args(params, files, run_with)
     if paused:
         argv.append("-S")

@@ -23,6 +23,7 @@ DISK_SLOTS = range(0x0b, 0x1b)      # 16 disks (virtio-blk); IDE and SCSI disks 
 SCSI_SLOT = 0x1b                    # the virtio-scsi controller when disk_type=scsi-hd
 EXTRAS_SLOT = 0x1c                  # a PCI bridge for the devices below, present when one is
 EXTRAS_BUS = "extras"
+BALLOON_SLOT = 0x1e                 # virtio-balloon: gnt-instance modify --runtime-memory
 EXTRAS_ADDRS = {"cdrom1": 0x01, "cdrom2": 0x02, "sound": 0x03, "spice-agent": 0x04, "guest-agent": 0x05}
 # (q35 has its own devices at 0x1d (USB) and 0x1f; i440fx at 0x01)
 IDE_MAX = 4

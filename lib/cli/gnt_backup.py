@@ -7,7 +7,10 @@ from genet import opcodes
 from genet.cli import base
 from genet.cli.gnt_instance import accept_ganeti_check_switches
 
-IMPORT_SKIP = ("mode", "os_type", "no_install")     # an import takes its OS from the export, runs no script
+# an import takes its OS from the export and runs no OS script; Ganeti's import has none of the
+# other options skipped here
+IMPORT_SKIP = ("mode", "os_type", "no_install", "osparams_private", "osparams_secret", "file_driver",
+               "file_storage_dir", "group_name", "instance_communication")
 
 
 def cmd_list(ns) -> int:

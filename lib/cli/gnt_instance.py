@@ -1,25 +1,47 @@
 """gnt-instance: create, start, stop, reboot, remove, list and inspect instances."""
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
 
 from genet import errors, opcodes
 from genet.cli import base, info, instance_info, many
+from genet.ptypes import Size
 
 # the default columns of `list` (Ganeti's); the field table itself lives in genet.query, which
 # the command does not import: it pulls in pyparsing and would slow every gnt-instance down
 INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 
 
+def os_size(text: str) -> int:
+    """A size as --disk takes it (MiB, or with a unit)."""
+    try:
+        return Size().parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"os_size: {err}") from None
+
+
 def cmd_add(ns) -> int:
-    """Ganeti's default: one NIC with the cluster's parameters unless --net or --no-nics says otherwise."""
+    """Ganeti's default: one NIC with the cluster's parameters unless --net or --no-nics says otherwise;
+    -s SIZE is one disk of that size."""
     if ns.no_nics and ns.nics:
         raise errors.OpPrereqError("--no-nics and --net exclude each other", errors.ECode.INVAL)
-    default_nic = {} if ns.nics or ns.no_nics else {"nics": [{}]}
-    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceCreate, ns, **default_nic)])
+    extra = {} if ns.nics or ns.no_nics else {"nics": [{}]}
+    if ns.os_size is not None:
+        if ns.disks:
+            raise errors.OpPrereqError("-s/--os-size and --disk exclude each other", errors.ECode.INVAL)
+        extra["disks"] = [{"size": ns.os_size}]
+    base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpInstanceCreate, ns, **extra)])
     return 0
+
+
+def modify_extra(ns) -> dict:
+    """Ganeti's --offline and --online switches set one opcode parameter."""
+    if ns.offline and ns.online:
+        raise errors.OpPrereqError("--offline and --online exclude each other", errors.ECode.INVAL)
+    return {"offline": True} if ns.offline else {"offline": False} if ns.online else {}
 
 
 def cmd_info(ns) -> int:
@@ -109,6 +131,8 @@ def build(parser) -> None:
     accept_ganeti_check_switches(p)
     p.add_argument("--no-nics", action="store_true", help="Create the instance without NICs (by default it"
                    " gets one with the cluster's NIC parameters)")
+    p.add_argument("-s", "--os-size", metavar="SIZE", type=os_size,
+                   help="One disk of this size (Ganeti's short form of --disk 0:size=SIZE)")
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)
     many.many_command(sub, "startup", "Start instances", opcodes.OpInstanceStartup)
     many.many_command(sub, "shutdown", "Stop instances", opcodes.OpInstanceShutdown)
@@ -136,9 +160,11 @@ def build(parser) -> None:
                               (("-s", "--on-secondary"), "on_secondary", "Replace the disks on the secondary node"),
                               (("-a", "--auto"), "auto", "Replace the faulty disks on whichever node has them")):
         p.add_argument(*flags, dest=dest, action="store_true", help=text)
-    base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
-                        opcodes.OpInstanceSetParams,
-                        base.modify_command(opcodes.OpInstanceSetParams, "instance"))
+    p = base.opcode_command(sub, "modify", "Change parameters, add or remove disks and NICs",
+                            opcodes.OpInstanceSetParams,
+                            base.modify_command(opcodes.OpInstanceSetParams, "instance", extra=modify_extra))
+    p.add_argument("--offline", action="store_true", help="Mark the stopped instance offline")
+    p.add_argument("--online", action="store_true", help="Mark the offline instance online again (down)")
     p = base.add_object_commands(sub, "instance", "instance", "INSTANCE", INSTANCE_DEFAULT, cmd_info)
     base.add_info_options(p)
     p.add_argument("-s", "--static", action="store_true",

@@ -11,6 +11,7 @@ from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_
                                  free_memory, split_nodes, storage_params)
 from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
+from genet.cmdlib.instance_ops import script_osparams
 from genet.cmdlib.power import start_instance
 from genet.locking import Level
 from genet.objects import Instance
@@ -101,6 +102,8 @@ class LUInstanceCreate(LogicalUnit):
                                        " -n PRIMARY:SECONDARY (or no -n, to let the allocator choose both)",
                                        errors.ECode.INVAL)
         check_name_and_ip(op.instance_name, op.name_check, op.ip_check)
+        check_unsupported(op)
+        self.group = self._group(data)
         self.pnode = self.wanted_pnode or self._allocate(data)
         if self.mirrored and not snode:      # the secondary: where a failover would take it
             snode = self._allocate(data, exclude=self.pnode)
@@ -115,7 +118,8 @@ class LUInstanceCreate(LogicalUnit):
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
-        check_os(self, self.pnode, self.os, req["osparams"])
+        self.script_params = script_osparams(req["osparams"], op.osparams_private, op.osparams_secret)
+        check_os(self, self.pnode, self.os, self.script_params)
         free = free_memory(self, self.pnode, self.hypervisor)
         if op.start and free < self.beparams["maxmem"]:
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
@@ -152,17 +156,31 @@ class LUInstanceCreate(LogicalUnit):
         if twice:
             raise errors.OpPrereqError(f"volume {twice[0]} is adopted twice", errors.ECode.INVAL)
 
+    def _group(self, data) -> str | None:
+        """The UUID of the group asked for (-g); the nodes given must be in it."""
+        if self.op.group_name is None:
+            return None
+        from genet.cmdlib.group import group_by_name
+        uuid = group_by_name(data, self.op.group_name)["uuid"]
+        for node in (self.wanted_pnode, self.wanted_snode):
+            if node and data.nodes[node]["group"] != uuid:
+                raise errors.OpPrereqError(f"node {node} is not in node group {self.op.group_name}",
+                                           errors.ECode.INVAL)
+        return uuid
+
     def _allocate(self, data: dict, exclude: str | None = None) -> str:
-        """The online vm-capable node (not ``exclude``, the primary when choosing the secondary)
-        with the most free memory that can hold the instance."""
+        """The online vm-capable node (not ``exclude``, the primary when choosing the secondary;
+        in the group asked for) with the most free memory that can hold the instance."""
         nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
-                 if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude}
+                 if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude
+                 and self.group in (None, n["group"])}
         results = self.rpc.hv_node_info.on(nodes, self.hypervisor)
         free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
         if not free:
-            raise errors.OpPrereqError(f"no vm-capable node other than {exclude} is reachable for the secondary"
-                                       f" copy of {self.op.instance_name}" if exclude else
-                                       "no vm-capable node is reachable", errors.ECode.NORES)
+            where = f" in node group {self.op.group_name}" if self.group else ""
+            raise errors.OpPrereqError(f"no vm-capable node{where} other than {exclude} is reachable for the"
+                                       f" secondary copy of {self.op.instance_name}" if exclude else
+                                       f"no vm-capable node{where} is reachable", errors.ECode.NORES)
         best = max(sorted(free), key=lambda n: free[n])
         if free[best] < self.beparams["maxmem"]:
             raise errors.OpPrereqError(f"no node has {self.beparams['maxmem']} MiB free for instance"
@@ -180,6 +198,7 @@ class LUInstanceCreate(LogicalUnit):
             "disk_template": op.disk_template, "admin_state": "up" if op.start else "down",
             "beparams": self.own_beparams,
             "hvparams": self.hvparams, "osparams": dict(self.req["osparams"]), "nics": self.nics,
+            **({"osparams_private": dict(op.osparams_private)} if op.osparams_private else {}),
             "disks": [{"uuid": str(uuidlib.uuid4()), "size": d.get("size", 0), "mode": d.get("mode", "rw"),
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
             "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
@@ -264,7 +283,8 @@ class LUInstanceCreate(LogicalUnit):
             backup.import_disks(self, inst, self.export, self.images)
         elif inst.disks and not self.op.no_install and not self.adopt:
             self.feedback(f"* running the OS create script of {inst['os']}")
-            self.rpc.os_create(self.pnode, applied(self, inst), storage_params(self), False).raise_on_error(f"installing {inst['os']}")
+            script = applied(self, inst).replace(osparams=self.script_params)
+            self.rpc.os_create(self.pnode, script, storage_params(self), False).raise_on_error(f"installing {inst['os']}")
 
     def _undo_disks(self, inst: dict) -> None:
         """A failed creation: created disks go, adopted volumes get their old names back."""
@@ -281,3 +301,27 @@ class LUInstanceCreate(LogicalUnit):
         """A create that failed (or was a dry run) drops the lock it added for the new name."""
         if (failed or self.op.dry_run) and getattr(self, "lock_added", False):
             self.ctx.glm.remove(Level.INSTANCE, [self.op.instance_name], owner=self.owner)
+
+
+def check_unsupported(op) -> None:
+    """Ganeti's options for what genet has not: refused with the reason, never ignored."""
+    if op.instance_communication:
+        raise errors.OpPrereqError("genet has no instance communication network (Ganeti's"
+                                   " --communication): the instance cannot get that NIC", errors.ECode.INVAL)
+    if op.file_storage_dir is not None:
+        raise errors.OpPrereqError("genet keeps every file disk under the cluster's file storage directory"
+                                   " (gnt-cluster modify --file-storage-dir): --file-storage-dir cannot place"
+                                   " one instance elsewhere", errors.ECode.INVAL)
+    check_file_driver(op.file_driver, op.disk_template)
+
+
+def check_file_driver(driver: str | None, template: str | None) -> None:
+    """genet opens file disks as image files, Ganeti's ``loop`` driver; blktap does not exist here."""
+    if driver is None:
+        return
+    if template not in ("file", "sharedfile"):
+        raise errors.OpPrereqError(f"--file-driver is for the file and sharedfile disk templates, not"
+                                   f" {template}", errors.ECode.INVAL)
+    if driver != "loop":
+        raise errors.OpPrereqError(f"file driver {driver!r} is not available: genet has Ganeti's loop"
+                                   " driver only (Xen's blktap is not supported)", errors.ECode.INVAL)

@@ -5,6 +5,8 @@ import uuid as uuidlib
 
 from genet import errors, opcodes, params
 from genet.cmdlib.common import InstanceLU, check_beparams, check_hvparams, instance_of, is_running
+from genet.cmdlib.instance_create import check_file_driver
+from genet.cmdlib.instance_state import OsChange, StateChange
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
                                 wait_for_sync)
 from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
@@ -18,15 +20,31 @@ class LUInstanceSetParams(InstanceLU):
 
     def declare_locks(self, level):
         super().declare_locks(level)
-        if level == Level.NODE and self.op.remote_node:
-            self.node(self.op.remote_node)
-            self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], self.op.remote_node})
+        for node in (self.op.remote_node, self.op.pnode):
+            if level == Level.NODE and node:
+                self.node(node)
+                self.needed_locks[Level.NODE] = sorted({*self.needed_locks[Level.NODE], node})
 
     def check_prereq(self):
-        super().check_prereq()
-        op, inst = self.op, self.inst
-        if not (op.beparams or op.hvparams or op.disks or op.nics or op.disk_template):
+        op = self.op
+        if op.pnode and op.force:        # the old primary may be gone for good: it is not asked
+            self.inst = instance_of(self, op.instance_name)
+        else:
+            super().check_prereq()
+        inst = self.inst
+        if not (op.beparams or op.hvparams or op.disks or op.nics or op.disk_template or op.offline is not None
+                or op.runtime_mem or op.pnode or op.os_name or op.osparams is not None
+                or op.osparams_private is not None or op.ext_params or op.file_driver or op.file_storage_dir):
             raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
+        if op.ext_params:
+            raise errors.OpPrereqError("genet has no ExtStorage disk template: there are no ExtStorage"
+                                       " parameters (-e/--ext-params) to change", errors.ECode.INVAL)
+        if op.file_storage_dir is not None:
+            raise errors.OpPrereqError("genet keeps every file disk under the cluster's file storage directory"
+                                       " (gnt-cluster modify --file-storage-dir): --file-storage-dir cannot place"
+                                       " one instance elsewhere", errors.ECode.INVAL)
+        check_file_driver(op.file_driver, op.disk_template)
+        self.state = StateChange(self, inst)
         if op.disk_template:
             from genet.cmdlib.convert import check_conversion
             check_conversion(self, inst, op.disk_template, op.remote_node)
@@ -42,7 +60,8 @@ class LUInstanceSetParams(InstanceLU):
         self.beparams = params.changed(own.beparams, params.normalised_beparams(op.beparams))
         self.hvparams = params.changed(own.hvparams, op.hvparams)
         changed = own.replace(beparams=self.beparams, hvparams=self.hvparams)
-        check_beparams(self.cfg.read(lambda d: params.beparams(d, changed)))
+        self.state.check_memory(check_beparams(self.cfg.read(lambda d: params.beparams(d, changed))))
+        self.os = OsChange(self, own)
         check_hvparams(inst.hypervisor, self.cfg.read(lambda d: params.hvparams(d, changed)))
         if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):
             raise errors.OpPrereqError(f"instance {inst['name']} is running and --no-hotplug was given:"
@@ -81,7 +100,8 @@ class LUInstanceSetParams(InstanceLU):
                 count -= 1
 
     def exec(self):
-        inst, changes = self.inst, []
+        inst = self.inst
+        changes = self.state.apply() + self.os.apply()
         name = inst.name
         if self.op.beparams or self.op.hvparams:
             def set_params(data):
@@ -149,7 +169,8 @@ class LUInstanceSetParams(InstanceLU):
             remove_all_disks(self, new, first=index)
             raise
         try:
-            wait_for_sync(self, new, first=index)
+            if self.op.wait_for_sync:
+                wait_for_sync(self, new, first=index)
         except errors.GenericError as err:
             self.feedback(f"Warning: disk {index} of {inst['name']} is not in sync yet: {err}")
         if not self.running:

@@ -24,10 +24,18 @@ def _ask_primary(lu: InstanceLU, call: Callable, any_failure: bool = True):
 
 
 def _remember(lu: InstanceLU, state: str) -> bool:
-    """Startup and shutdown record the state the admin asked for, unless told not to (no_remember)."""
-    if not lu.op.no_remember:
+    """Startup and shutdown record the state the admin asked for, unless told not to (no_remember)
+    or the instance is offline (a forced shutdown keeps that mark, as Ganeti's)."""
+    if not lu.op.no_remember and lu.inst.admin_state != "offline":
         set_admin_state(lu, lu.inst.name, state)
     return True
+
+
+def check_not_offline(inst, doing: str) -> None:
+    """Ganeti's offline instances: nothing runs them until ``modify --online`` brings them back."""
+    if inst.admin_state == "offline":
+        raise errors.OpPrereqError(f"Instance '{inst['name']}' is marked to be offline, {doing}"
+                                   " (gnt-instance modify --online first)", errors.ECode.WRONG_STATE)
 
 
 class _NameGoingLU(InstanceLU):
@@ -71,12 +79,16 @@ class _PowerLU(InstanceLU):
 
     def check_prereq(self):
         self.inst = instance_of(self, self.op.instance_name)
+        self.check_offline()
         self.primary_offline = self.op.ignore_offline_nodes and self.cfg.read(
             lambda d: d.nodes[self.inst.primary_node].offline)
         if self.primary_offline:
             self.feedback(f"Ignoring offline primary node {self.inst.primary_node}: only recording the state")
         else:
             super().check_prereq()
+
+    def check_offline(self) -> None:
+        check_not_offline(self.inst, "cannot start it")
 
 
 class LUInstanceStartup(_PowerLU):
@@ -105,7 +117,14 @@ class LUInstanceStartup(_PowerLU):
 
 
 class LUInstanceShutdown(_PowerLU):
+    """Ganeti's: an offline instance is shut down only with --force (e.g. one found ERROR_up)."""
     OPCODE = opcodes.OpInstanceShutdown
+
+    def check_offline(self) -> None:
+        if not self.op.force:
+            check_not_offline(self.inst, "cannot shut it down without --force")
+        elif self.inst.admin_state == "offline":
+            self.feedback(f"Warning: instance {self.inst.name} is offline, shutting it down anyway (--force)")
 
     def exec(self):
         if not self.primary_offline:
@@ -136,6 +155,7 @@ class LUInstanceReboot(InstanceLU):
 
     def check_prereq(self):
         super().check_prereq()
+        check_not_offline(self.inst, "cannot reboot it")
         self.running, self.leftover = running_state(self)
         if not self.running:
             need_memory(self, self.inst.primary_node, self.inst)
@@ -248,12 +268,17 @@ class LUInstanceReinstall(InstanceLU):
                                        errors.ECode.WRONG_STATE)
         if not inst.disks:
             raise errors.OpPrereqError(f"instance {inst['name']} has no disks to install on", errors.ECode.WRONG_STATE)
+        check_not_offline(inst, "cannot reinstall it")
         self.os = self.op.os_type or inst.os
-        self.osparams = inst.get("osparams", {}) if self.op.osparams is None else self.op.osparams
-        check_os(self, inst.primary_node, self.os, self.osparams)
+        own = instance_of(self, inst.name, filled=False)
+        self.osparams = own.get("osparams", {}) if self.op.osparams is None else self.op.osparams
+        self.private = own.get("osparams_private", {}) if self.op.osparams_private is None \
+            else self.op.osparams_private
+        self.script_params = script_osparams(self.osparams, self.private, self.op.osparams_secret)
+        check_os(self, inst.primary_node, self.os, self.script_params)
 
     def exec(self):
-        inst = self.inst.replace(os=self.os, osparams=self.osparams)
+        inst = self.inst.replace(os=self.os, osparams=self.script_params)
         clear_leftover(self, inst)
         self.feedback(f"* running the OS create script of {self.os} (reinstall)")
         self.rpc.os_create(inst.primary_node, inst, storage_params(self), True) \
@@ -262,5 +287,15 @@ class LUInstanceReinstall(InstanceLU):
         def change(data):
             target = data.instances[inst.name]
             target.update(os=self.os, osparams=self.osparams, serial_no=target["serial_no"] + 1, mtime=time.time())
+            if self.private:
+                target["osparams_private"] = self.private
+            else:
+                target.pop("osparams_private", None)
         self.cfg.update(change)
         return True
+
+
+def script_osparams(osparams: dict, private: dict | None, secret: dict | None) -> dict:
+    """What the OS scripts receive (Ganeti's): the instance's OS parameters, then its private
+    ones, then this job's secret ones (never stored)."""
+    return {**osparams, **(private or {}), **(secret or {})}

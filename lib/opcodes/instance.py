@@ -26,6 +26,19 @@ _IP_CHECK = Param("ip_check", Bool(), False, "Refuse if the address the name res
                   " (needs name_check)", "--ip-check")
 _WAIT_FOR_SYNC = Param("wait_for_sync", Bool(), True, "Wait until the copies of mirrored disks are in sync",
                        "--no-wait-for-sync")
+_OSPARAMS_PRIVATE = Param("osparams_private", Maybe(Dict()), None, "Private OS parameters: stored, given to the"
+                          " OS scripts, shown redacted", "--os-parameters-private", "KEY=VALUE,...")
+_OSPARAMS_SECRET = Param("osparams_secret", Maybe(Dict()), None, "Secret OS parameters: given to the OS scripts"
+                         " of this job only, never stored", "--os-parameters-secret", "KEY=VALUE,...")
+# genet checks no instance policy yet (issue 15): the switch is accepted and has nothing to ignore
+_IGNORE_IPOLICY = Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations (genet enforces"
+                        " no instance policy yet)", "--ignore-ipolicy")
+# Ganeti's file drivers: genet reaches file disks as images, Ganeti's "loop" meaning; no blktap
+FILE_DRIVER = Param("file_driver", Maybe(OneOf("loop", "blktap", "blktap2")), None,
+                    "Driver of file disks (genet has loop only)", "--file-driver")
+FILE_STORAGE_DIR = Param("file_storage_dir", Maybe(String(non_empty=True)), None,
+                         "Directory of the file disks below the cluster's (genet: refused, see the man page)",
+                         "--file-storage-dir", "DIR")
 
 
 class HvParams(Dict):
@@ -77,6 +90,11 @@ class OpInstanceCreate(OpCode):
         _NAME_CHECK, _IP_CHECK, _WAIT_FOR_SYNC,
         Param("conflicts_check", Bool(), True, "Refuse NIC addresses already taken in their network",
               "--no-conflicts-check"),
+        _OSPARAMS_PRIVATE, _OSPARAMS_SECRET, _IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR,
+        Param("group_name", Maybe(NAME), None, "Place the instance on a node of this group",
+              ("-g", "--node-group"), "GROUP"),
+        Param("instance_communication", Bool(), False, "Ganeti's instance communication NIC (genet has no"
+              " communication network: refused)", ("-c", "--communication")),
     )
 
 
@@ -125,6 +143,7 @@ class OpInstanceShutdown(OpCode):
         INSTANCE_ARG,
         Param("timeout", Int(0, 3600), 120, "Seconds to wait for the guest to power off", "--timeout"),
         _IGNORE_OFFLINE, _NO_REMEMBER,
+        Param("force", Bool(), False, "Shut down an instance even if it is marked offline", "--force"),
     )
 
 
@@ -293,6 +312,22 @@ class OpInstanceSetParams(OpCode):
               ("-t", "--disk-template")),
         Param("remote_node", Maybe(NAME), None, "Secondary node when converting to a mirrored template",
               ("-n", "--node")),
+        _WAIT_FOR_SYNC,
+        Param("offline", Maybe(Bool()), None, "Mark the stopped instance offline (true) or online again (false)"),
+        Param("runtime_mem", Maybe(Size()), None, "Balloon the running instance's memory to this size",
+              ("-m", "--runtime-memory"), "SIZE"),
+        Param("pnode", Maybe(NAME), None, "New primary node of a stopped file or sharedfile instance whose"
+              " disks were moved there", "--new-primary", "NODE"),
+        Param("os_name", Maybe(String(non_empty=True)), None, "Change the recorded OS (no reinstall)",
+              ("-o", "--os-type"), "OS_TYPE"),
+        Param("force_variant", Bool(), False, "Accept an OS variant the OS does not list", "--force-variant"),
+        Param("osparams", Maybe(Dict()), None, "OS parameters to change (default: drop one)",
+              ("-O", "--os-parameters"), "KEY=VALUE,..."),
+        _OSPARAMS_PRIVATE, _IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR,
+        Param("ext_params", Dict(), {}, "ExtStorage parameters (genet has no ExtStorage: refused)",
+              ("-e", "--ext-params"), "KEY=VALUE,..."),
+        Param("force", Bool(), False, "Runtime memory outside minmem..maxmem; a new primary without asking"
+              " the old one; an OS the node does not have", ("-f", "--force")),
     )
 
 
@@ -304,6 +339,7 @@ class OpInstanceReinstall(OpCode):
         INSTANCE_ARG,
         Param("os_type", Maybe(String()), None, "Install this OS instead", ("-o", "--os-type"), rapi="os", query="os"),
         Param("osparams", Maybe(Dict()), None, "New OS parameters", ("-O", "--os-parameters"), "KEY=VALUE,..."),
+        _OSPARAMS_PRIVATE, _OSPARAMS_SECRET,
     )
 
 

@@ -66,7 +66,9 @@ def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool) 
         return "running" if up else "ERROR_up"
     if live is not None and live.get("state") == "shutdown" and up:
         return "USER_down"
-    return "ERROR_down" if up else "ADMIN_down"
+    if up:
+        return "ERROR_down"
+    return "ADMIN_offline" if inst["admin_state"] == "offline" else "ADMIN_down"
 
 
 def _status(inst: dict, ctx: InstanceContext) -> str:

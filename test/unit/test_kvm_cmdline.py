@@ -181,7 +181,7 @@ def test_vga_none_leaves_the_vnc_guest_without_a_card(tmp_path):
 
 def test_usb_mouse_and_usb_devices_get_a_usb_controller(tmp_path):
     args = argv(tmp_path, usb_mouse="mouse", usb_devices="keyboard, braille")
-    assert " ".join(args).endswith("-usb -device usb-mouse,id=usbmouse -usbdevice keyboard -usbdevice braille")
+    assert "-usb -device usb-mouse,id=usbmouse -usbdevice keyboard -usbdevice braille -" in " ".join(args)
 
 
 @pytest.mark.parametrize("soundhw, devices_", [
