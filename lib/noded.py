@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genet import __version__, config, config_file, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
 from genet.config_file import ConfigFile
+from genet.noded_admin import AdminProcedures
 from genet.objects import Disk, Instance, InstanceRuntime
 from genet.queue_store import QueueStore
 from genet.rpc_defs import LDS_FAULTY, LDS_OKAY, DiskStatus, Heartbeat, IncomingPorts, MirrorStatus, Version
@@ -26,8 +27,9 @@ CHANGE_ORDER_WAIT = 0.5  # how long a config change waits for the one before it,
 log = logging.getLogger("genet-noded")
 
 
-class NodeProcedures:
-    """Every procedure of genet.rpc_defs, as ``rpc_<name>`` with the same signature."""
+class NodeProcedures(AdminProcedures):
+    """Every procedure of genet.rpc_defs, as ``rpc_<name>`` with the same signature (the
+    administration ones in noded_admin)."""
 
     def __init__(self, stop_daemon=None):
         self._queue: QueueStore | None = None

@@ -81,6 +81,15 @@ class RpcClient:
                 return conn
         return http.client.HTTPSConnection(address, self.port, timeout=timeout, context=self._context())
 
+    def reload_certificate(self) -> None:
+        """Read the cluster certificate files again (a renewal staged, switched or retired one,
+        see ssl_utils); the open connections are closed."""
+        with self._lock:
+            self._ctx = None
+            idle, self._idle = self._idle, {}
+        for conn in (c for conns in idle.values() for c in conns):
+            conn.close()
+
     def _drop_idle(self, address: str) -> None:
         with self._lock:
             for conn in self._idle.pop(address, []):

@@ -546,3 +546,47 @@ def os_create(inst: Instance, storage_params: dict, reinstall: bool = False) -> 
 @procedure(timeout=700, guarded=True)
 def os_rename(inst: Instance, old_name: str, storage_params: dict) -> str:
     """Run the OS rename script; the log's path."""
+
+
+# cluster administration (gnt-cluster command, copyfile, repair-disk-sizes, renew-crypto)
+
+@dataclass
+class CommandResult(WireObject):
+    """What a command run on a node did (gnt-cluster command)."""
+    exit_code: int
+    output: str
+
+
+@procedure(timeout=30)
+def blockdev_getdimensions(instance: str, template: str, disks: list[Disk], storage_params: dict) -> list[int | None]:
+    """The size in bytes of each disk here as its storage sees it, null where it cannot tell."""
+
+
+@procedure(timeout=3600)
+def run_command(command: str) -> CommandResult:
+    """Run a shell command as root on this node (gnt-cluster command), its output and exit code."""
+
+
+@procedure(timeout=300)
+def upload_file(path: str, data: str, mode: int) -> bool:
+    """Write a file (``data`` base64) at the same absolute path below this node's root (copyfile)."""
+
+
+@procedure(timeout=30)
+def certificate_stage(pem: str) -> dict:
+    """Trust the new cluster certificate beside the current one (ssl_utils.stage); its info."""
+
+
+@procedure(timeout=30)
+def certificate_switch(fingerprint: str) -> bool:
+    """Present the staged cluster certificate; the current one stays trusted (ssl_utils.switch)."""
+
+
+@procedure(timeout=30)
+def certificate_retire() -> bool:
+    """Trust only the current cluster certificate again (ssl_utils.retire)."""
+
+
+@procedure(timeout=30)
+def certificate_install(kind: str, pem: str | None) -> bool:
+    """Store the RAPI (``rapi``) or SPICE (``spice``, ``spice-ca``) certificate here."""

@@ -2,6 +2,12 @@
 
 Nodes talk to each other with mutual TLS where both sides present this
 certificate and trust nothing else, so a peer without it fails the handshake.
+
+Renewal (gnt-cluster renew-crypto) never leaves two nodes without a certificate in common: the
+new one is first *staged* beside the current one (``server.pem.next``), which every node then
+trusts too; then each node *switches* (the current one becomes ``server.pem.old``, still
+trusted, and the new one is presented); finally the old one is *retired*. The TLS contexts here
+read the files again whenever they change, so no daemon restarts.
 """
 from __future__ import annotations
 
@@ -9,14 +15,16 @@ import datetime
 import hashlib
 import ssl
 from pathlib import Path
+from typing import Callable
 
 from genet import errors
 
 CLUSTER_CN = "genet-cluster"
 
 
-def generate_cluster_cert(path: Path, cluster_name: str, days: int = 5 * 365) -> None:
-    """Write a new key and self-signed certificate (PEM, key first) to ``path``."""
+def generate_cluster_cert(path: Path, cluster_name: str, days: int = 5 * 365, common_name: str = CLUSTER_CN) -> None:
+    """Write a new key and self-signed certificate (PEM, key first) to ``path`` (the cluster's, or
+    with another ``common_name`` the RAPI's or SPICE's)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,7 +33,7 @@ def generate_cluster_cert(path: Path, cluster_name: str, days: int = 5 * 365) ->
     from genet.config import write_atomic
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CLUSTER_CN),
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_name)])
     start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
     cert = (x509.CertificateBuilder()
@@ -35,12 +43,86 @@ def generate_cluster_cert(path: Path, cluster_name: str, days: int = 5 * 365) ->
             .not_valid_before(start)
             .not_valid_after(start + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(CLUSTER_CN)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
             .sign(key, hashes.SHA256()))
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     pem += cert.public_bytes(serialization.Encoding.PEM)
     write_atomic(path, pem, mode=0o600)
+
+
+def rapi_cert() -> Path:
+    """The RAPI's own certificate (Ganeti's rapi.pem) once renew-crypto made or installed one;
+    until then the RAPI presents the cluster certificate."""
+    from genet import paths
+    own = paths.data_dir() / "rapi.pem"
+    return own if own.exists() else paths.cluster_cert()
+
+
+# --- renewal: staged, switched, retired ----------------------------------------------
+
+def staged(path: Path) -> Path:
+    """The new certificate every node trusts before any presents it."""
+    return path.with_name(path.name + ".next")
+
+
+def retired(path: Path) -> Path:
+    """The previous certificate, still trusted until the renewal has reached every node."""
+    return path.with_name(path.name + ".old")
+
+
+def trusted(path: Path) -> list[Path]:
+    """The certificates a peer may present: the current one, a staged and a previous one."""
+    return [p for p in (path, staged(path), retired(path)) if p.exists()]
+
+
+def check_pem(pem: str, need_key: bool = True) -> dict:
+    """A certificate (and its key) given as PEM text, checked: its fingerprint and validity;
+    CertificateError names what is wrong (Ganeti's _ReadAndVerifyCert)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as err:
+        raise errors.CertificateError(f"not a PEM certificate: {err}") from None
+    if need_key:
+        try:
+            key = serialization.load_pem_private_key(pem.encode(), password=None)
+        except (ValueError, TypeError) as err:
+            raise errors.CertificateError(f"no usable private key beside the certificate: {err}") from None
+        pub = serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(serialization.Encoding.PEM, pub) != \
+                cert.public_key().public_bytes(serialization.Encoding.PEM, pub):
+            raise errors.CertificateError("the private key does not belong to the certificate")
+    return _info(cert)
+
+
+def stage(path: Path, pem: str) -> dict:
+    """Step 1 on a node: keep the new certificate beside the current one (trusted from now)."""
+    from genet.config import write_atomic
+    info = check_pem(pem)
+    write_atomic(staged(path), pem.encode(), mode=0o600)
+    return info
+
+
+def switch(path: Path, fingerprint: str) -> bool:
+    """Step 2: present the staged certificate (the one with ``fingerprint``); keep the current one
+    trusted as the previous. Repeating it after it happened is harmless."""
+    if cert_info(path)["fingerprint"] == fingerprint:
+        return True
+    if not staged(path).exists() or cert_info(staged(path))["fingerprint"] != fingerprint:
+        raise errors.CertificateError(f"no staged certificate {fingerprint[:16]}... on this node")
+    from genet.config import write_atomic
+    write_atomic(retired(path), path.read_bytes(), mode=0o600)
+    staged(path).replace(path)
+    return True
+
+
+def retire(path: Path) -> bool:
+    """Step 3: trust only the current certificate again."""
+    retired(path).unlink(missing_ok=True)
+    staged(path).unlink(missing_ok=True)
+    return True
 
 
 REPLICATION_CN = "genet-replication"
@@ -94,7 +176,6 @@ def issue_replication_creds(cluster_pem: Path, directory: Path, days: int = 365)
 def cert_info(path: Path) -> dict:
     """Fingerprint and validity of the certificate in ``path`` (for verify and info)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -103,6 +184,11 @@ def cert_info(path: Path) -> dict:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError as err:
         raise errors.CertificateError(f"certificate {path} is invalid: {err}") from None
+    return _info(cert)
+
+
+def _info(cert) -> dict:
+    from cryptography.hazmat.primitives.serialization import Encoding
     return {
         "fingerprint": hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
         "not_before": cert.not_valid_before_utc.timestamp(),
@@ -118,20 +204,46 @@ def client_context(path: Path) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     try:
         ctx.load_cert_chain(path)
-        ctx.load_verify_locations(path)
+        for pem in trusted(path):
+            ctx.load_verify_locations(pem)
     except (OSError, ssl.SSLError) as err:
         raise errors.CertificateError(f"cannot load cluster certificate {path}: {err}") from None
     return ctx
 
 
-def server_context_factory(path: Path):
-    """Twisted context factory for noded: requires a client certificate signed by the cluster."""
+def server_context_factory(path: Path | Callable[[], Path], require_client: bool = True):
+    """Twisted context factory presenting the certificate in ``path`` (or the one a callable
+    names): noded's requires a client certificate it trusts (``trusted``), the RAPI's
+    (``require_client=False``) asks none. It reads the files again when they change, so a
+    renewal takes effect on the next connection."""
+    from twisted.internet.interfaces import IOpenSSLContextFactory
+    from zope.interface import implementer
+
+    @implementer(IOpenSSLContextFactory)
+    class Reloading:
+        def __init__(self):
+            self._stamp, self._options = None, None
+
+        def getContext(self):    # noqa: N802 (Twisted's name), once per connection
+            current = path() if callable(path) else path
+            files = trusted(current) if require_client else [current]
+            stamp = [(str(p), p.stat().st_mtime_ns) for p in files]
+            if stamp != self._stamp:
+                self._options, self._stamp = _options(current, files, require_client), stamp
+            return self._options.getContext()
+    return Reloading()
+
+
+def _options(path: Path, trusted_files: list[Path], require_client: bool):
     from OpenSSL import crypto
     from twisted.internet import ssl as tssl
 
     pem = path.read_bytes()
     key = crypto.load_privatekey(crypto.FILETYPE_PEM, pem)
     cert = crypto.load_certificate(crypto.FILETYPE_PEM, pem)
+    if not require_client:
+        return tssl.CertificateOptions(privateKey=key, certificate=cert, raiseMinimumTo=tssl.TLSVersion.TLSv1_2)
+    cas = [crypto.load_certificate(crypto.FILETYPE_PEM, p.read_bytes()) for p in trusted_files]
     return tssl.CertificateOptions(
-        privateKey=key, certificate=cert, verify=True, caCerts=[cert],
+        privateKey=key, certificate=cert, verify=True, caCerts=cas,
         requireCertificate=True, raiseMinimumTo=tssl.TLSVersion.TLSv1_2)

@@ -206,13 +206,10 @@ def make_site(router: Router):
 
 
 def context_factory():
-    """TLS with the cluster certificate; clients are not asked for one (Basic auth is the check)."""
-    from OpenSSL import crypto
-    from twisted.internet import ssl as tssl
-    pem = paths.cluster_cert().read_bytes()
-    return tssl.CertificateOptions(privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, pem),
-                                   certificate=crypto.load_certificate(crypto.FILETYPE_PEM, pem),
-                                   raiseMinimumTo=tssl.TLSVersion.TLSv1_2)
+    """TLS with the RAPI certificate (ssl_utils.rapi_cert, read again when renewed); clients are
+    not asked for one (Basic auth is the check)."""
+    from genet import ssl_utils
+    return ssl_utils.server_context_factory(ssl_utils.rapi_cert, require_client=False)
 
 
 def default_bind_address() -> str:

@@ -5,7 +5,7 @@ import sys
 import time
 
 from genet import bootstrap, config, errors, luxi, opcodes, paths
-from genet.cli import base, info
+from genet.cli import base, cluster_admin, info
 from genet.hypervisor import base as hypervisor_base
 
 
@@ -120,8 +120,13 @@ def policy_entries(policy: dict, roman: bool = False) -> list:
             ("vcpu-ratio", policy.get("vcpu-ratio")), ("spindle-ratio", policy.get("spindle-ratio"))]
 
 
+# verify's switches for Ganeti's optional checks: option -> the check it skips
+VERIFY_SKIPS = {"--no-nplus1-mem": "nplusone_mem", "--no-hv-param-assessment": "hvparam_assessment"}
+
+
 def cmd_verify(ns) -> int:
-    op = base.opcode_from_args(opcodes.OpClusterVerify, ns)
+    skip = [check for check in VERIFY_SKIPS.values() if getattr(ns, f"skip_{check}")]
+    op = base.opcode_from_args(opcodes.OpClusterVerify, ns, **({"skip_checks": skip} if skip else {}))
     results = base.submit_or_run(ns, [op])
     if not results or results[0] is None:     # --submit or --dry-run
         return 0
@@ -221,8 +226,10 @@ def build(parser) -> None:
     base.command(sub, "getmaster", "Print the master node's name", cmd_getmaster)
     base.add_info_options(base.command(sub, "info", "Show cluster information", cmd_info))
 
-    base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
-                        cmd_verify)
+    p = base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
+                            cmd_verify)
+    for flag, check in VERIFY_SKIPS.items():
+        p.add_argument(flag, dest=f"skip_{check}", action="store_true", help=f"Skip the {check} check")
     base.opcode_command(sub, "modify", "Change cluster parameters", opcodes.OpClusterSetParams, cmd_modify)
     base.opcode_command(sub, "verify-disks", "Check the mirrored disks and mirror again where possible",
                         opcodes.OpClusterVerifyDisks, cmd_verify_disks)
@@ -233,6 +240,8 @@ def build(parser) -> None:
     p = base.command(sub, "master-failover", "Make this master candidate the master", cmd_master_failover)
     p.add_argument("--no-voting", action="store_true", help="Do not ask the other nodes (two-node clusters)")
     p.add_argument("--yes-do-it", action="store_true", help="Confirm --no-voting")
+    p.add_argument("--ignore-offline-nodes", action="store_true",
+                   help="Leave offline nodes out of the vote (genet always does)")
 
     p = base.command(sub, "queue", "Drain, undrain or inspect the job queue", cmd_queue)
     p.add_argument("action", choices=["drain", "undrain", "info"])
@@ -243,6 +252,9 @@ def build(parser) -> None:
                    help="How long to pause (s, m, h, d, w; a bare number is seconds)")
 
     base.add_tag_commands(sub, "cluster")
+
+    # --- the administration commands (genet.cli.cluster_admin) ---
+    cluster_admin.build(sub)
 
 
 def main(argv=None) -> int:

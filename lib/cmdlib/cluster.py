@@ -89,6 +89,9 @@ class LUClusterVerify(EveryNodeLU):
     def exec(self):
         data = self.cfg.snapshot()
         self.problems: list[list[str]] = []
+    def check_prereq(self):
+        self._group(self.cfg.snapshot())
+
         master = data.cluster["master_node"]
         own_cert = ssl_utils.cert_info(paths.cluster_cert())
         expected_ssconf = config.ssconf_values(data)
@@ -96,8 +99,14 @@ class LUClusterVerify(EveryNodeLU):
         self.feedback(f"* Verifying {len(online)} online node(s)")
         started = time.time()
         results = self.rpc.node_info.on(online)
+        group = self._group(data)
+        if group is not None:     # that group's nodes and instances only, no cluster-wide check
+            online = {n: a for n, a in online.items() if data.nodes[n]["group"] == group}
+        if self.op.verify_clutter:
+            self.feedback("* Not checking authorized_keys for clutter: genet keeps no SSH keys (its nodes"
+                          " trust each other through the cluster certificate)")
         rtt = time.time() - started
-        if own_cert["not_after"] - time.time() < CERT_WARN_DAYS * 86400:
+        if group is None and own_cert["not_after"] - time.time() < CERT_WARN_DAYS * 86400:
             self._error("ECLUSTERCERT", "cluster", data.cluster["cluster_name"],
                         "cluster certificate expires in less than %d days" % CERT_WARN_DAYS)
         for name in sorted(online):
@@ -130,12 +139,14 @@ class LUClusterVerify(EveryNodeLU):
                 self.feedback(f"  - node {name}: checked (version {info['version']}, config serial"
                               f" {info['config_serial']}, clock skew {skew:.3f}s)")
         for node in sorted(data.nodes.values(), key=lambda n: n["name"]):
-            if node["offline"]:
+            if node["offline"] and (group is None or node["group"] == group):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
         self._verify_instances(data, {n: a for n, a in online.items() if not results[n].failed})
         wanted = min(data.cluster["candidate_pool_size"],
                      sum(1 for n in data.nodes.values() if n["master_capable"] and not n["offline"]
                          and not n["drained"]))
+        if group is not None:
+            return {"ok": not self.problems, "errors": self.problems}
         have = len(config.candidates(data))
         if have < wanted:
             self._error("ECLUSTERCFG", "cluster", data.cluster["cluster_name"],
@@ -145,6 +156,15 @@ class LUClusterVerify(EveryNodeLU):
     def _verify_instances(self, data: dict, reachable: dict[str, str]) -> None:
         """Every instance runs where the config says and nowhere else; nodes run nothing unknown."""
         hypervisors = data.cluster["enabled_hypervisors"]
+    def _group(self, data) -> str | None:
+        """The UUID of the group --node-group names (None: the whole cluster)."""
+        if self.op.group_name is None:
+            return None
+        for uuid, group in data.nodegroups.items():
+            if group["name"] == self.op.group_name:
+                return uuid
+        raise errors.OpPrereqError(f"node group {self.op.group_name!r} does not exist", errors.ECode.NOENT)
+
         reports = self.rpc.instances_info.on(reachable, hypervisors) if reachable else {}
         running: dict[str, list[str]] = {}
         unknown = set()           # nodes whose instances are unknown: no conclusion about them
@@ -162,7 +182,7 @@ class LUClusterVerify(EveryNodeLU):
         for name, inst in sorted(data.instances.items()):
             primary = inst.primary_node
             where = running.get(name, [])
-            if primary not in reachable or primary in unknown:
+            if primary not in reachable or primary in unknown:      # (or in another group)
                 continue              # reported as a node problem already
             if inst.admin_state == "up" and primary not in where:
                 self._error("EINSTANCEDOWN", "instance", name, f"not running on its primary node {primary}")

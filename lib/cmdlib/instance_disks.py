@@ -238,14 +238,33 @@ class LUClusterVerifyDisks(LogicalUnit):
     REQ_BGL = False
 
     def expand_names(self):
-        self.needed_locks[Level.INSTANCE] = ALL_SET
-        self.lock_all_nodes()
+        if self.op.is_strict:       # --no-strict: no lock waited for; busy nodes are skipped in exec
+            self.needed_locks[Level.INSTANCE] = ALL_SET
+            self.lock_all_nodes()
+
+    def check_prereq(self):
+        groups = self.cfg.read(lambda d: {g["name"]: uuid for uuid, g in d.nodegroups.items()})
+        if self.op.group_name is not None and self.op.group_name not in groups:
+            raise errors.OpPrereqError(f"node group {self.op.group_name!r} does not exist", errors.ECode.NOENT)
+        self.group = groups.get(self.op.group_name)
+
+    def _busy_nodes(self) -> set[str]:
+        """The nodes another job holds exclusively (what --no-strict skips)."""
+        owners = self.ctx.glm.list_owners()
+        return {key.split("/", 1)[1] for key, lock in owners.items()
+                if key.startswith("node/") and lock["mode"] == "exclusive"}
 
     def exec(self):
         data = self.cfg.snapshot()
+        busy = set() if self.op.is_strict else self._busy_nodes()
         rows = []
         for inst in sorted(data.instances.values(), key=lambda i: i["name"]):
             if not inst.get("secondary_nodes") or not storage.get(inst.disk_template).mirrored:
+                continue
+            if self.group is not None and data.nodes[inst.primary_node]["group"] != self.group:
+                continue
+            if busy & {inst.primary_node, *inst.secondary_nodes}:
+                self.feedback(f"instance {inst['name']}: skipped, its nodes are busy with another job")
                 continue
             if data.nodes[inst.primary_node]["offline"]:
                 self.feedback(f"instance {inst['name']}: primary node {inst['primary_node']} is offline")

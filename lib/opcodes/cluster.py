@@ -1,7 +1,7 @@
 """Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
-from genet.opcodes.base import OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, hypervisors
+from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, hypervisors
 from genet.opcodes.group import NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS
 from genet.ptypes import Bool, Constrained, Float, Int, ListOf, Maybe, OneOf, String, Tag
@@ -13,6 +13,9 @@ class OpClusterQuery(OpCode):
     """Return the cluster's information (gnt-cluster info)."""
 
 
+VERIFY_OPTIONAL_CHECKS = ("nplusone_mem", "hvparam_assessment")     # Ganeti's VERIFY_OPTIONAL_CHECKS
+
+
 class OpClusterVerify(OpCode):
     """Check the whole cluster and report every problem with a code."""
     PARAMS = (
@@ -20,6 +23,12 @@ class OpClusterVerify(OpCode):
         Param("ignore_errors", ListOf(String()), [], "Error codes to ignore", ("-I", "--ignore-errors")),
         Param("verbose", Bool(), False, "Show details", ("-v", "--verbose")),
         Param("max_clock_skew", Float(minimum=0.0), 150.0, "Tolerated clock skew in seconds"),
+        # Ganeti's optional checks; genet's verify has neither yet (N+1 memory is issue 15)
+        Param("skip_checks", ListOf(OneOf(*VERIFY_OPTIONAL_CHECKS)), [], "Optional checks not to run"),
+        Param("group_name", Maybe(NAME), None, "Verify only this node group's nodes and instances",
+              "--node-group", "GROUP"),
+        Param("verify_clutter", Bool(), False, "Look for several SSH keys of one user@host in authorized_keys",
+              "--verify-ssh-clutter"),
     )
 
 
@@ -83,6 +92,11 @@ TAG = Tag()
 class OpTagsGet(OpCode):
     """List the tags of an object."""
     PARAMS = _TAG_PARAMS
+    PARAMS = (
+        Param("group_name", Maybe(NAME), None, "Only this node group's instances", "--node-group", "GROUP"),
+        Param("is_strict", Bool(), True, "Wait for every node's lock (else skip the nodes busy with other jobs)",
+              "--no-strict"),
+    )
 
 
 class OpTagsSet(OpCode):

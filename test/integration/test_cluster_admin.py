@@ -1,0 +1,109 @@
+"""gnt-cluster's administration commands as a user types them on a loopback cluster: version,
+master-ping, search-tags, rename, command, copyfile, repair-disk-sizes and renew-crypto (the
+cluster certificate renewed on every node over real TLS while the master keeps reaching them)."""
+import os
+import socket
+import ssl
+import time
+
+import pytest
+
+from genet import ssl_utils
+
+SEPARATOR = "-" * 48
+
+
+def test_version_master_ping_search_tags_and_rename(cluster):
+    out = cluster.run("node1", "gnt-cluster", "version").stdout.splitlines()
+    assert [line.split(":")[0] for line in out] == ["Software version", "Internode protocol", "Configuration format",
+                                                    "OS api version", "Export interface", "VCS version"]
+    assert cluster.run("node1", "gnt-cluster", "master-ping").returncode == 0
+    assert cluster.run("node2", "gnt-cluster", "master-ping", check=False).returncode == 1
+    cluster.run("node1", "gnt-cluster", "add-tags", "prod-cluster")
+    cluster.run("node1", "gnt-node", "add-tags", "node3", "rack:prod")
+    assert cluster.run("node1", "gnt-cluster", "search-tags", "prod").stdout.splitlines() == [
+        "/cluster prod-cluster", "/nodes/node3 rack:prod"]
+    assert cluster.run("node1", "gnt-cluster", "search-tags", "^nothing", check=False).returncode == 1
+    proc = cluster.run("node1", "gnt-cluster", "search-tags", "(", check=False)
+    assert proc.returncode == 1 and "Invalid search pattern" in proc.stderr
+    out = cluster.run("node1", "gnt-cluster", "rename", "-f", "renamed.example.com").stdout
+    assert f"Cluster renamed from '{cluster.CLUSTER_NAME}' to 'renamed.example.com'" in out
+    for node in cluster.names:
+        assert (cluster.root(node) / "var/lib/genet/ssconf_cluster_name").read_text().strip() == "renamed.example.com"
+
+
+def test_command_and_copyfile_reach_the_nodes_over_noded(cluster, tmp_path):
+    out = cluster.run("node1", "gnt-cluster", "command", "echo", "$GENET_HOSTNAME;", "exit", "3").stdout
+    # the output as the command wrote it, its last newline included (as Ganeti's)
+    assert out.splitlines() == [line for node in ("node2", "node3", "node1")       # the master last
+                                for line in (SEPARATOR, f"node: {node}", node, "", "return code = 3")]
+    out = cluster.run("node1", "gnt-cluster", "command", "-M", "-n", "node3", "echo", "a;", "echo", "b").stdout
+    assert out.splitlines() == [SEPARATOR, "node3: a", "node3: b", "return code = 0"]
+    assert cluster.run("node1", "gnt-cluster", "command", "--failure-only", "true").stdout == ""
+    source = tmp_path / "motd"
+    source.write_text("hello\n")
+    os.chmod(source, 0o640)
+    cluster.run("node1", "gnt-cluster", "copyfile", "-n", "node2", str(source))
+    copied = cluster.root("node2") / str(source).lstrip("/")
+    assert copied.read_text() == "hello\n" and oct(copied.stat().st_mode & 0o777) == "0o640"
+    assert not (cluster.root("node3") / str(source).lstrip("/")).exists()
+    proc = cluster.run("node1", "gnt-cluster", "copyfile", str(tmp_path / "missing"), check=False)
+    assert proc.returncode == 1 and "No such filename" in proc.stderr
+
+
+def test_repair_disk_sizes_corrects_a_disk_that_grew(cluster):
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "--no-start",
+                "-o", "noop", "web1")
+    [disk] = (cluster.root("node2") / "srv/genet/file-storage/web1").iterdir()
+    os.truncate(disk, 6 * 1024 * 1024)
+    out = cluster.run("node1", "gnt-cluster", "repair-disk-sizes").stdout
+    assert "Disk 0 of instance web1 has mismatched size, correcting: recorded 4, actual 6" in out
+    assert cluster.run("node1", "gnt-instance", "list", "--no-headers", "-o", "disk.size/0",
+                       "web1").stdout.strip() == "6M"
+    assert "mismatched" not in cluster.run("node1", "gnt-cluster", "repair-disk-sizes", "web1").stdout
+
+
+def fingerprint(cluster, node):
+    return ssl_utils.cert_info(cluster.root(node) / "var/lib/genet/server.pem")["fingerprint"]
+
+
+def test_renew_crypto_replaces_the_cluster_certificate_everywhere_without_losing_a_node(cluster, tmp_path):
+    """When the cluster certificate is renewed, every node presents the same new one, trusts only it,
+    and the running master still reaches every node (verify passes, a delay runs on each)."""
+    before = fingerprint(cluster, "node1")
+    old_cert = tmp_path / "old.pem"
+    old_cert.write_bytes((cluster.root("node1") / "var/lib/genet/server.pem").read_bytes())
+    out = cluster.run("node1", "gnt-cluster", "renew-crypto", "-f", "--new-cluster-certificate",
+                      "--new-rapi-certificate", "--new-spice-certificate").stdout
+    assert "All requested certificates and keys have been replaced." in out
+    after = {fingerprint(cluster, node) for node in cluster.names}
+    assert len(after) == 1 and before not in after
+    for node in cluster.names:
+        data = cluster.root(node) / "var/lib/genet"
+        assert sorted(p.name for p in data.glob("server.pem*")) == ["server.pem"]
+        assert (data / "rapi.pem").exists() and (data / "spice.pem").exists() and (data / "spice-ca.pem").exists()
+    cluster.run("node1", "gnt-cluster", "verify")
+    cluster.run("node1", "gnt-debug", "delay", "-n", "node2", "-n", "node3", "0.1")
+    # a peer still holding only the old certificate is no longer let in
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        with socket.create_connection((cluster.address("node2"), cluster.port), timeout=10) as raw:
+            with ssl_utils.client_context(old_cert).wrap_socket(raw) as tls:
+                tls.sendall(b"POST /version HTTP/1.0\r\ncontent-length: 2\r\n\r\n[]")
+                assert tls.recv(1)
+    rapi_pem = (cluster.root("node1") / "var/lib/genet/rapi.pem").read_text()
+    deadline = time.time() + 10
+    while time.time() < deadline:     # the RAPI presents its new certificate from the next connection
+        served = ssl.get_server_certificate((cluster.address("node1"), 5080))
+        if served.strip() in rapi_pem:
+            break
+        time.sleep(0.2)
+    assert served.strip() in rapi_pem
+
+
+def test_renew_crypto_refuses_what_genet_has_not_got(cluster):
+    for flag in ("--new-confd-hmac-key", "--new-cluster-domain-secret", "--new-ssh-keys"):
+        proc = cluster.run("node1", "gnt-cluster", "renew-crypto", "-f", flag, check=False)
+        assert proc.returncode == 1 and f"{flag} is not supported" in proc.stderr
+    proc = cluster.run("node1", "gnt-cluster", "renew-crypto", "--new-rapi-certificate", "--rapi-certificate",
+                       "/dev/null", check=False)
+    assert proc.returncode == 1 and "Only one of the --new-rapi-certificate" in proc.stderr
