@@ -255,6 +255,10 @@ class Cluster(Timestamped):
     beparams = Field(dict, dict)
     hvparams = Field(dict, dict)
     os_hvp = Field(dict, dict)
+    osparams = Field(dict, dict)             # per OS (name or name+variant)
+    osparams_private = Field(dict, dict)     # per OS, shown redacted
+    hidden_os = Field(list, list)            # not listed by gnt-os list and /2/os
+    blacklisted_os = Field(list, list)       # not installed on new instances
     nicparams = Field(dict, dict)
     ndparams = Field(dict, dict)
     diskparams = Field(dict, dict)

@@ -99,12 +99,22 @@ def diskparams(data: Any, group: dict | None = None) -> dict:
     return {t: {**cluster.get(t, {}), **own.get(t, {})} for t in sorted(set(cluster) | set(own))}
 
 
+def osparams(data: Any, inst: dict) -> dict:
+    """The OS parameters that apply (what the OS scripts get): the cluster's for the OS and for its
+    variant (public, then private ones), the instance's own."""
+    name = inst.get("os") or ""
+    cluster = {}
+    for per_os in (data.cluster.get("osparams", {}), data.cluster.get("osparams_private", {})):
+        cluster.update({**per_os.get(name.split("+", 1)[0], {}), **per_os.get(name, {})})
+    return {**cluster, **inst.get("osparams", {})}
+
+
 def nicparams(data: Any) -> dict:
     """The cluster's NIC defaults (mode, link, vlan) a new NIC without its own takes."""
     return {**DEFAULT_NICPARAMS, **data.cluster.get("nicparams", {})}
 
 
 def filled(data: Any, inst):
-    """``inst`` as it runs: with the backend and hypervisor parameters that apply (what the
-    node's hypervisor receives; never written back to the config)."""
-    return inst.replace(beparams=beparams(data, inst), hvparams=hvparams(data, inst))
+    """``inst`` as it runs: with the backend, hypervisor and OS parameters that apply (what the
+    node's hypervisor and OS scripts receive; never written back to the config)."""
+    return inst.replace(beparams=beparams(data, inst), hvparams=hvparams(data, inst), osparams=osparams(data, inst))

@@ -9,11 +9,24 @@ that parsing, validation and evaluation live in one place.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pyparsing as pp
+
+
+class _Pyparsing:
+    """pyparsing, imported when the first filter is parsed: a command that only builds filters
+    (names_filter, make_filter) does not pay its 40 ms."""
+
+    def __getattr__(self, name: str):
+        import pyparsing
+        globals()["pp"] = pyparsing
+        return getattr(pyparsing, name)
+
+
+pp = _Pyparsing()
 
 __all__ = ["FilterError", "parse_filter", "names_filter", "is_filter", "is_glob", "make_filter", "glob_pattern",
            "compile_filter"]
@@ -110,6 +123,7 @@ def _not_action(tokens: pp.ParseResults) -> list:
     return [["!", tokens[-1]]]
 
 
+@functools.cache
 def _build_grammar() -> pp.ParserElement:
     identifier = pp.Regex(r"[a-z_][a-z0-9_./]*").set_name("a field name")
     field = identifier.add_condition(
@@ -148,9 +162,6 @@ def _build_grammar() -> pp.ParserElement:
     return expr.parse_with_tabs()  # keep tabs inside strings/regexes intact
 
 
-_GRAMMAR = _build_grammar()
-
-
 def _describe_error(text: str, err: pp.ParseBaseException) -> str:
     found = re.match(r"\S{1,20}", text[err.loc:])
     msg = err.msg
@@ -169,7 +180,7 @@ def parse_filter(text: str) -> list:
     if not text or not text.strip():
         raise FilterError("cannot parse filter: empty filter text")
     try:
-        return _GRAMMAR.parse_string(text, parse_all=True)[0]
+        return _build_grammar().parse_string(text, parse_all=True)[0]
     except pp.ParseBaseException as err:
         raise FilterError(_describe_error(text, err)) from None
     except RecursionError:

@@ -136,15 +136,7 @@ class R_2_info(Resource):
     DOC = "Cluster information (gnt-cluster info)"
 
     def GET(self, req):
-        info = call("QueryClusterInfo")
-        hypervisor = info.get("default_hypervisor")
-        info.setdefault("hypervisor_type", hypervisor)
-        info.setdefault("os_api_version", 20)
-        info.setdefault("export_version", 0)
-        info.setdefault("beparams", {"default": info.get("beparams", {})} if "beparams" in info else {})
-        for key in ("hvparams", "os_hvp", "osparams", "nicparams", "ndparams", "diskparams", "ipolicy"):
-            info.setdefault(key, {})
-        return info
+        return call("QueryClusterInfo")
 
 
 class R_2_features(Resource):
@@ -164,7 +156,7 @@ class R_2_os(Resource):
         entries = wait_job(submit([build_opcode(opcodes.OpOsDiagnose, req, {})]))
         names = []
         for entry in entries:
-            if not entry.get("valid"):
+            if not entry.get("valid") or entry.get("hidden") or entry.get("blacklisted"):   # as gnt-os list
                 continue
             variants = entry.get("variants") or []
             names.extend(f"{entry['name']}+{v}" for v in variants) if variants else names.append(entry["name"])

@@ -32,7 +32,7 @@ def add_opcode_options(parser: argparse.ArgumentParser, opclass: type[OpCode],
             many = isinstance(param.type, opcodes.ListOf)
             parser.add_argument(param.name, metavar=param.metavar or param.name.upper(),
                                 nargs="+" if many and param.required else "*" if many else None,
-                                type=_parser_for(param.type.item if many else param.type, param),
+                                type=argument_type(param.type.item if many else param.type, param.name),
                                 help=param.doc)
             continue
         flags = (param.cli,) if isinstance(param.cli, str) else param.cli
@@ -44,22 +44,23 @@ def add_opcode_options(parser: argparse.ArgumentParser, opclass: type[OpCode],
             parser.add_argument(*flags, dest=param.name, action=action, help=helptext)
         elif isinstance(param.type, opcodes.ListOf) and param.type.csv:
             parser.add_argument(*flags, dest=param.name, metavar=param.metavar or "VALUE,...",
-                                type=_parser_for(param.type, param), default=None, help=param.doc)
+                                type=argument_type(param.type, param.name), default=None, help=param.doc)
         elif isinstance(param.type, opcodes.ListOf) and not isinstance(param.type.item, opcodes.ListOf):
             parser.add_argument(*flags, dest=param.name, action="append", metavar=param.metavar or "VALUE",
-                                type=_parser_for(param.type.item, param), default=None, help=param.doc)
+                                type=argument_type(param.type.item, param.name), default=None, help=param.doc)
         else:
-            parser.add_argument(*flags, dest=param.name, type=_parser_for(inner, param),
+            parser.add_argument(*flags, dest=param.name, type=argument_type(inner, param.name),
                                 metavar=param.metavar or param.name.upper(), default=None, help=param.doc)
 
 
-def _parser_for(ptype, param: Param):
+def argument_type(ptype, name: str):
+    """An argparse ``type`` from a parameter type's CLI parser; errors name ``name``."""
     def parse(text: str):
         try:
             return ptype.parse(text)
         except ValueError as err:
-            raise argparse.ArgumentTypeError(f"{param.name}: {err}") from None
-    parse.__name__ = param.name
+            raise argparse.ArgumentTypeError(f"{name}: {err}") from None
+    parse.__name__ = name
     return parse
 
 
@@ -410,7 +411,10 @@ def add_tag_commands(sub, kind: str, name_metavar: str | None = None) -> None:
 
     def change_tags(opclass):
         def handler(ns) -> int:
-            submit_or_run(ns, [opclass(kind=kind, name=name_of(ns) or None, tags=ns.tags)])
+            tags = list(ns.tags) + (tags_from(ns.tags_file) if ns.tags_file else [])
+            if not tags:
+                raise errors.OpPrereqError("no tags given (as arguments or with --from)", errors.ECode.INVAL)
+            submit_or_run(ns, [opclass(kind=kind, name=name_of(ns) or None, tags=tags)])
             return 0
         return handler
 
@@ -422,8 +426,19 @@ def add_tag_commands(sub, kind: str, name_metavar: str | None = None) -> None:
         p = command(sub, name, f"{verb} {kind} tags", change_tags(opclass))
         if name_metavar:
             p.add_argument("name", metavar=name_metavar)
-        p.add_argument("tags", nargs="+", metavar="TAG")
+        p.add_argument("tags", nargs="*", metavar="TAG")
+        p.add_argument("--from", dest="tags_file", metavar="FILE",
+                       help="Also the tags in FILE, one a line ('-': standard input)")
         add_submit_options(p)
+
+
+def tags_from(path: str) -> list[str]:
+    """Ganeti's --from: one tag a line, blank lines skipped, '-' reads standard input."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as err:
+        raise errors.OpPrereqError(f"cannot read tags from {path}: {err.strerror}", errors.ECode.INVAL) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 # --- entry point ------------------------------------------------------------

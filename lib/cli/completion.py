@@ -24,7 +24,7 @@ from genet.ptypes import Bool, OneOf
 NAME_KINDS = {
     "NODE": "nodes", "PNODE": "nodes", "TARGET_NODE": "nodes", "REMOTE_NODE": "nodes",
     "PRIMARY[:SECONDARY]": "nodes", "INSTANCE": "instances", "GROUP": "groups",
-    "NETWORK_NAME": "networks", "OS_TYPE": "oses", "JOB_ID": "jobs",
+    "NETWORK_NAME": "networks", "OS_TYPE": "oses", "OS": "oses", "JOB_ID": "jobs",
 }
 # where each kind of name is read from: an ssconf file (Ganeti's name for it) and the field of
 # each line that holds the name (node_list and instance_list start with it; nodegroups and
@@ -140,7 +140,7 @@ def parser_of(prog: str, target: str) -> argparse.ArgumentParser:
 
 def _value_type(action: argparse.Action):
     """The genet parameter type (genet.ptypes) an option's value is parsed with, if any: the
-    options derived from opcodes parse through a closure over it (base._parser_for)."""
+    options derived from opcodes parse through a closure over it (base.argument_type)."""
     if not inspect.isfunction(action.type) or action.type.__closure__ is None:
         return None
     return inspect.getclosurevars(action.type).nonlocals.get("ptype")

@@ -12,7 +12,7 @@ NETWORK_DEFAULT = ["name", "network", "gateway", "mac_prefix", "group_list", "ta
 INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "network", "gateway", "network6", "gateway6",
                "mac_prefix", "free_count", "reserved_count", "map", "external_reservations", "group_list",
                "inst_list", "tags"]
-NIC_PARAMS = Record("nic parameters", {"mode": OneOf(*opcodes.NIC_MODES), "link": String(max_len=255),
+NIC_PARAMS = Record("nic parameters", {"mode": OneOf(*opcodes.CONNECTION_MODES), "link": String(max_len=255),
                                        "vlan": String(max_len=255)})
 DEFAULT_BRIDGE = "gnt-br0"      # the link of bridged NICs that name none (as gnt-instance add)
 MAP_WIDTH = 64
@@ -106,6 +106,7 @@ def build(parser) -> None:
     sub = base.subcommands(parser)
     base.opcode_command(sub, "add", "Define a network and its address pool", opcodes.OpNetworkAdd)
     base.opcode_command(sub, "remove", "Remove a network", opcodes.OpNetworkRemove)
+    base.opcode_command(sub, "rename", "Give a network a new name", opcodes.OpNetworkRename)
     base.opcode_command(sub, "modify", "Change a network's gateways, MAC prefix and reservations",
                         opcodes.OpNetworkSetParams, base.modify_command(opcodes.OpNetworkSetParams, "network"))
     p = _group_command(sub, "connect", "Connect a network to node groups", opcodes.OpNetworkConnect,

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Callable
 
-from genet import errors, luxi
+from genet import errors, luxi, qfilter
 from genet.cli import base
 from genet.opcodes import OpCode
 
@@ -48,7 +48,10 @@ def selected(ns: argparse.Namespace, client: luxi.Client) -> list[str]:
         raise errors.OpPrereqError(f"at least one {'instance' if mode == 'instance' else mode.split('-')[-1]}"
                                    " name is needed", errors.ECode.INVAL)
     if mode == "instance":
-        base.query_named("instance", ["name"], names, "instance", client)
+        found = {row[0][1] for row in client.query("instance", ["name"], qfilter.names_filter("name", names))["data"]}
+        for name in names:
+            if name not in found:      # as the opcode's own refusal says it
+                raise errors.OpPrereqError(f"instance {name!r} does not exist", errors.ECode.NOENT)
         return list(dict.fromkeys(names))
     instances = _rows(client, "instance", ["name", "pnode", "snodes", "tags"])
     if mode == "all":

@@ -7,7 +7,7 @@ import time
 
 from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import check_beparams, check_hvparams
+from genet.cmdlib.common import check_beparams, check_hvparams, check_os
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
 from genet.storage import base as storage
@@ -52,7 +52,9 @@ def cluster_info(data) -> dict:
         "modify_etc_hosts": cluster["modify_etc_hosts"], "mac_prefix": cluster.get("mac_prefix", "aa:00:00"),
         **config.storage_params(data),
         # the defaults objects inherit, filled in (Ganeti groups beparams and nicparams under "default")
-        "hvparams": hvparams, "os_hvp": cluster.os_hvp, "osparams": cluster.get("osparams", {}),
+        "hvparams": hvparams, "os_hvp": cluster.os_hvp, "osparams": cluster.osparams,
+        "osparams_private": {os_name: {key: "<redacted>" for key in values}
+                             for os_name, values in cluster.osparams_private.items()},
         "beparams": {"default": {**config.DEFAULT_BEPARAMS, **params.normalised_beparams(cluster.beparams)}},
         "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
         "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
@@ -60,7 +62,8 @@ def cluster_info(data) -> dict:
         "master_netdev": "", "master_netmask": 32, "use_external_mip_script": False,
         "default_iallocator": "", "default_iallocator_params": {}, "maintain_node_health": False,
         "uid_pool": [], "reserved_lvs": [], "drbd_usermode_helper": "", "primary_ip_version": 4,
-        "prealloc_wipe_disks": False, "hidden_os": [], "blacklisted_os": [], "gluster_storage_dir": "",
+        "prealloc_wipe_disks": False, "hidden_os": cluster.hidden_os, "blacklisted_os": cluster.blacklisted_os,
+        "gluster_storage_dir": "",
         "install_image": "", "zeroing_image": "", "instance_communication_network": "",
         "compression_tools": [], "enabled_user_shutdown": False, "modify_ssh_setup": False,
         "ssh_key_type": "", "ssh_key_bits": 0, "enabled_data_collectors": {}, "data_collector_interval": {},
@@ -86,25 +89,25 @@ class LUClusterVerify(EveryNodeLU):
     """Check every node over TLS: reachability, versions, config serial, certs, clocks, ssconf."""
     OPCODE = opcodes.OpClusterVerify
 
-    def exec(self):
-        data = self.cfg.snapshot()
-        self.problems: list[list[str]] = []
     def check_prereq(self):
         self._group(self.cfg.snapshot())
 
+    def exec(self):
+        data = self.cfg.snapshot()
+        self.problems: list[list[str]] = []
         master = data.cluster["master_node"]
         own_cert = ssl_utils.cert_info(paths.cluster_cert())
         expected_ssconf = config.ssconf_values(data)
         online = online_nodes(data)
-        self.feedback(f"* Verifying {len(online)} online node(s)")
-        started = time.time()
-        results = self.rpc.node_info.on(online)
         group = self._group(data)
         if group is not None:     # that group's nodes and instances only, no cluster-wide check
             online = {n: a for n, a in online.items() if data.nodes[n]["group"] == group}
         if self.op.verify_clutter:
             self.feedback("* Not checking authorized_keys for clutter: genet keeps no SSH keys (its nodes"
                           " trust each other through the cluster certificate)")
+        self.feedback(f"* Verifying {len(online)} online node(s)")
+        started = time.time()
+        results = self.rpc.node_info.on(online)
         rtt = time.time() - started
         if group is None and own_cert["not_after"] - time.time() < CERT_WARN_DAYS * 86400:
             self._error("ECLUSTERCERT", "cluster", data.cluster["cluster_name"],
@@ -142,20 +145,17 @@ class LUClusterVerify(EveryNodeLU):
             if node["offline"] and (group is None or node["group"] == group):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
         self._verify_instances(data, {n: a for n, a in online.items() if not results[n].failed})
+        if group is not None:
+            return {"ok": not self.problems, "errors": self.problems}
         wanted = min(data.cluster["candidate_pool_size"],
                      sum(1 for n in data.nodes.values() if n["master_capable"] and not n["offline"]
                          and not n["drained"]))
-        if group is not None:
-            return {"ok": not self.problems, "errors": self.problems}
         have = len(config.candidates(data))
         if have < wanted:
             self._error("ECLUSTERCFG", "cluster", data.cluster["cluster_name"],
                         f"only {have} master candidates, {wanted} wanted")
         return {"ok": not self.problems, "errors": self.problems}
 
-    def _verify_instances(self, data: dict, reachable: dict[str, str]) -> None:
-        """Every instance runs where the config says and nowhere else; nodes run nothing unknown."""
-        hypervisors = data.cluster["enabled_hypervisors"]
     def _group(self, data) -> str | None:
         """The UUID of the group --node-group names (None: the whole cluster)."""
         if self.op.group_name is None:
@@ -165,6 +165,9 @@ class LUClusterVerify(EveryNodeLU):
                 return uuid
         raise errors.OpPrereqError(f"node group {self.op.group_name!r} does not exist", errors.ECode.NOENT)
 
+    def _verify_instances(self, data: dict, reachable: dict[str, str]) -> None:
+        """Every instance runs where the config says and nowhere else; nodes run nothing unknown."""
+        hypervisors = data.cluster["enabled_hypervisors"]
         reports = self.rpc.instances_info.on(reachable, hypervisors) if reachable else {}
         running: dict[str, list[str]] = {}
         unknown = set()           # nodes whose instances are unknown: no conclusion about them
@@ -232,9 +235,30 @@ class LUClusterSetParams(LogicalUnit):
             check_beparams({**config.DEFAULT_BEPARAMS, **beparams})
             self.values["beparams"] = beparams
         for key, merge in (("nicparams", params.changed), ("ndparams", params.changed),
-                           ("diskparams", params.changed_per_name)):
+                           ("diskparams", params.changed_per_name), ("osparams", params.changed_per_name),
+                           ("osparams_private", params.changed_per_name)):
             if getattr(op, key):
                 self.values[key] = merge(cluster[key], getattr(op, key))
+        for os_name, os_params in {**(op.osparams or {}), **(op.osparams_private or {})}.items():
+            # Ganeti checks an OS's parameters on the master node
+            merged = {**self.values.get("osparams", cluster.osparams).get(os_name, {}),
+                      **self.values.get("osparams_private", cluster.osparams_private).get(os_name, {})}
+            check_os(self, cluster.master_node, os_name, merged, install=False)
+        if op.os_hvp:
+            self.values["os_hvp"] = {**cluster.os_hvp}
+            for os_name, per_hv in op.os_hvp.items():
+                self.values["os_hvp"][os_name] = params.changed_per_name(cluster.os_hvp.get(os_name, {}), per_hv)
+                for hv, hv_params in self.values["os_hvp"][os_name].items():
+                    check_hvparams(hv, hv_params)
+        for key in ("hidden_os", "blacklisted_os"):
+            if getattr(op, key):
+                names = list(cluster[key])
+                for action, os_name in getattr(op, key):
+                    if action == "add" and os_name not in names:
+                        names.append(os_name)
+                    elif action == "remove" and os_name in names:
+                        names.remove(os_name)
+                self.values[key] = names
 
     @staticmethod
     def _enabled_hypervisors(data, wanted: list[str]) -> list[str]:

@@ -10,8 +10,13 @@ from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
 
 
-def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict) -> None:
-    """The OS (and variant) exists and takes these parameters on ``node``."""
+def check_os(lu: LogicalUnit, node: str, os_name: str, osparams: dict, install: bool = True) -> None:
+    """The OS (and variant) exists and takes these parameters on ``node``; to ``install`` it, the
+    cluster must not have blacklisted it (gnt-os modify --blacklisted)."""
+    blacklisted = lu.cfg.read(lambda d: d.cluster.blacklisted_os)
+    if install and {os_name, os_name.split("+", 1)[0]} & set(blacklisted):
+        raise errors.OpPrereqError(f"Guest OS {os_name!r} is not allowed for installation (blacklisted)",
+                                   errors.ECode.WRONG_STATE)
     res = lu.rpc.os_validate(node, os_name, osparams)
     if res.failed:
         raise errors.OpPrereqError(f"OS {os_name!r} cannot be used on node {node}: {res.fail_msg}",

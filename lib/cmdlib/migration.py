@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from genet import errors, opcodes
+from genet import errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, storage_params
@@ -447,7 +447,7 @@ class _NodeEmptying(LogicalUnit):
         self.lock_all_nodes()
 
     def primaries(self) -> list[Instance]:
-        return self.cfg.read(lambda d: sorted((i.replace() for i in d.instances.values()
+        return self.cfg.read(lambda d: sorted((params.filled(d, i) for i in d.instances.values()
                                                if i["primary_node"] == self.op.node_name),
                                               key=lambda i: i["name"]))
 
@@ -489,7 +489,7 @@ class LUNodeEvacuate(_NodeEmptying):
 
     def secondaries(self) -> list[Instance]:
         """Mirrored instances whose secondary copy is on the node."""
-        return self.cfg.read(lambda d: sorted((i.replace() for i in d.instances.values()
+        return self.cfg.read(lambda d: sorted((params.filled(d, i) for i in d.instances.values()
                                                if self.op.node_name in i.get("secondary_nodes", [])),
                                               key=lambda i: i["name"]))
 

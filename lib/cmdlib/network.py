@@ -118,6 +118,27 @@ class LUNetworkAdd(LogicalUnit):
         return add_object(self, "networks", net, f"Network {op.network_name} ({op.network}) added")
 
 
+class LUNetworkRename(LogicalUnit):
+    OPCODE = opcodes.OpNetworkRename
+
+    def check_prereq(self):
+        def check(data):
+            net = network_by_name(data, self.op.network_name)
+            if any(n["name"] == self.op.new_name for n in data.networks.values()):
+                raise errors.OpPrereqError(f"cannot rename network {net['name']!r}: a network {self.op.new_name!r}"
+                                           " already exists", errors.ECode.EXISTS)
+            return net["uuid"]
+        self.net_uuid = self.cfg.read(check)
+
+    def exec(self):
+        def change(data):
+            net = data.networks[self.net_uuid]
+            net["name"] = self.op.new_name
+            touch(net)
+        self.cfg.update(change)
+        return True
+
+
 class LUNetworkRemove(LogicalUnit):
     OPCODE = opcodes.OpNetworkRemove
 

@@ -28,9 +28,11 @@ class LUOsDiagnose(EveryNodeLU):
                     os_entry[key] = values if os_entry[key] is None else os_entry[key] & values
                 params = {tuple(p) for p in entry.get("parameters") or []}
                 os_entry["parameters"] = params if os_entry["parameters"] is None else os_entry["parameters"] & params
+        cluster = self.cfg.read(lambda d: d.cluster)
         out = []
         for name in sorted(merged):
             entry = merged[name]
+            entry["hidden"], entry["blacklisted"] = name in cluster.hidden_os, name in cluster.blacklisted_os
             nodes_ok = [s[1] for s in entry["node_status"].values()]
             entry["valid"] = len(nodes_ok) == sum(1 for r in results.values() if not r.failed) and all(nodes_ok)
             entry["variants"] = sorted(entry["variants"] or [])

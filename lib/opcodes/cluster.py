@@ -4,7 +4,7 @@ from __future__ import annotations
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, hypervisors
 from genet.opcodes.group import NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS
-from genet.ptypes import Bool, Constrained, Float, Int, ListOf, Maybe, OneOf, String, Tag
+from genet.ptypes import Bool, Constrained, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, String, Tag
 
 
 # --- cluster ----------------------------------------------------------------
@@ -43,6 +43,21 @@ class VgName(Constrained):
         return check_vg_name(value)
 
 
+class OsChange(ParamType):
+    """Ganeti's change of an OS list: ``[action, os]`` with action ``add`` or ``remove``."""
+    name = "[add|remove, OS]"
+    schema = {"type": "array", "prefixItems": [{"enum": ["add", "remove"]}, {"type": "string"}]}
+
+    def check(self, value):
+        if not (isinstance(value, (list, tuple)) and len(value) == 2 and value[0] in ("add", "remove")
+                and isinstance(value[1], str) and value[1]):
+            raise ValueError(f"expected [add|remove, OS], got {value!r}")
+        return list(value)
+
+
+OS_CHANGE = OsChange()
+
+
 class OpClusterSetParams(OpCode):
     """Change cluster parameters (gnt-cluster modify)."""
     PARAMS = (
@@ -65,11 +80,23 @@ class OpClusterSetParams(OpCode):
         Param("ndparams", Maybe(NDPARAMS), None, "Node parameters", "--node-parameters", "KEY=VALUE,..."),
         Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
               ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
+        # per OS (gnt-os modify)
+        Param("os_hvp", Maybe(Dict()), None, "Hypervisor parameters per OS: {OS: {HYPERVISOR: {KEY: VALUE}}}"),
+        Param("osparams", Maybe(Dict()), None, "OS parameters per OS: {OS: {KEY: VALUE}}"),
+        Param("osparams_private", Maybe(Dict()), None, "Private OS parameters per OS (shown redacted)"),
+        Param("hidden_os", Maybe(ListOf(OS_CHANGE, 100)), None, "OSes to hide or show: [[add|remove, OS]]"),
+        Param("blacklisted_os", Maybe(ListOf(OS_CHANGE, 100)), None,
+              "OSes to refuse or allow for new installs: [[add|remove, OS]]"),
     )
 
 
 class OpClusterVerifyDisks(OpCode):
     """Check every mirrored disk and mirror again where a secondary is back (gnt-cluster verify-disks)."""
+    PARAMS = (
+        Param("group_name", Maybe(NAME), None, "Only this node group's instances", "--node-group", "GROUP"),
+        Param("is_strict", Bool(), True, "Wait for every node's lock (else skip the nodes busy with other jobs)",
+              "--no-strict"),
+    )
 
 
 class OpClusterRedistConf(OpCode):
@@ -92,11 +119,6 @@ TAG = Tag()
 class OpTagsGet(OpCode):
     """List the tags of an object."""
     PARAMS = _TAG_PARAMS
-    PARAMS = (
-        Param("group_name", Maybe(NAME), None, "Only this node group's instances", "--node-group", "GROUP"),
-        Param("is_strict", Bool(), True, "Wait for every node's lock (else skip the nodes busy with other jobs)",
-              "--no-strict"),
-    )
 
 
 class OpTagsSet(OpCode):

@@ -5,10 +5,12 @@ import re
 
 from genet.opcodes.base import OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED
 from genet.opcodes.cluster import TAG
+from genet.opcodes.parameters import NIC_MODES
 from genet.ptypes import Bool, ListOf, Maybe, OneOf, ParamType, String
 
 
-NIC_MODES = ("bridged", "routed", "openvswitch")
+# the modes a network's connection to a group may record: genet's NICs' and Ganeti's openvswitch
+CONNECTION_MODES = (*NIC_MODES, "openvswitch")
 CLEAR = "none"        # what a modify sets gateway, network6, gateway6 or mac_prefix to, to remove them
 
 
@@ -86,6 +88,12 @@ class OpNetworkAdd(OpCode):
     )
 
 
+class OpNetworkRename(OpCode):
+    """Give a network a new name (its NICs and connections name it by UUID)."""
+    SUMMARY_FIELD = "network_name"
+    PARAMS = (_NETWORK, Param("new_name", OBJECT_NAME, REQUIRED, "New name", POSITIONAL, "NEW_NAME"))
+
+
 class OpNetworkRemove(OpCode):
     """Remove a network that no instance uses."""
     SUMMARY_FIELD = "network_name"
@@ -121,7 +129,7 @@ class OpNetworkConnect(OpCode):
     SUMMARY_FIELD = "network_name"
     PARAMS = (
         _GROUP_OF_NETWORK, _NETWORK,
-        Param("network_mode", OneOf(*NIC_MODES), REQUIRED, "NIC mode in the group"),
+        Param("network_mode", OneOf(*CONNECTION_MODES), REQUIRED, "NIC mode in the group"),
         Param("network_link", String(max_len=255), REQUIRED, "NIC link in the group (bridge, routing table"
               " or switch)"),
         Param("network_vlan", String(max_len=255), "", "VLAN (openvswitch), e.g. .100 or :100:200"),

@@ -199,7 +199,7 @@ def test_grow_disk_activate_deactivate_rename(cluster):
 
 def test_modify_params_and_hotplug_disks_and_nics(cluster):
     from genet.hypervisor.fake import FakeHypervisor
-    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "m1")
+    cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "--no-nics", "m1")
     out = cluster.run("node1", "gnt-instance", "modify", "-B", "vcpus=2", "--disk", "add:size=8M",
                       "--net", "add:link=br9", "m1").stdout
     assert "be/vcpus -> 2" in out and "disk/1 -> add" in out and "nic/0 -> add" in out

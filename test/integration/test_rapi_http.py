@@ -536,9 +536,10 @@ CREATE = {"__version__": 1, "name": "x1", "disk_template": "diskless", "pnode": 
     ("PUT", "/2/instances/web2/startup", {"instance_name": "other"}, None, 400, "given by the URL"),
     ("PUT", "/2/instances/web2/shutdown", {"timeout": -1}, None, 400, "at least 0"),
     ("PUT", "/2/instances/web2/modify", [], None, 400, "must be a JSON object"),
-    ("PUT", "/2/instances/web2/startup?force=1", None, None, 400, "'force' not supported"),
+    ("PUT", "/2/instances/web2/shutdown?force=1", None, None, 400, "'force' not supported"),
     ("PUT", "/2/instances/web2/startup?no_remember=maybe", None, None, 400, "'no_remember' must be 0 or 1"),
-    ("POST", "/2/instances/web2/reboot?ignore_secondaries=1", None, None, 400, "genet supports only false"),
+    ("POST", "/2/instances/web2/reboot?ignore_secondaries=maybe", None, None, 400,
+     "'ignore_secondaries' must be 0 or 1"),
     ("PUT", "/2/instances/web2/activate-disks?lock=1", None, None, 400, "'lock' not supported"),
     ("POST", "/2/instances/web2/reinstall", {"start": "no"}, None, 400, "'start' must be a boolean"),
     ("POST", "/2/instances/web2/disk/x/grow", {"amount": 1}, None, 400, "invalid disk index"),
@@ -731,7 +732,7 @@ def test_openapi_document_lists_every_resource_and_the_create_schema(cluster):
     assert either("name", "network_name") in body("/2/networks", "post")["allOf"]
     assert "destination" in body("/2/instances/{instance_name}/export", "put")["properties"]
     startup = doc["paths"]["/2/instances/{instance_name}/startup"]["put"]["parameters"]
-    assert {p["name"] for p in startup if p["in"] == "query"} == {"dry-run", "no_remember", "reason"}
+    assert {p["name"] for p in startup if p["in"] == "query"} == {"dry-run", "force", "no_remember", "reason"}
     assert "group_name" in body("/2/networks/{network_name}/connect", "put")["required"]
     assert "network_name" not in body("/2/networks/{network_name}/connect", "put")["properties"]
     assert "instance_name" not in body("/2/instances/{instance_name}/modify", "put")["properties"]

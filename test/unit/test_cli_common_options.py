@@ -73,3 +73,18 @@ def test_the_queue_adds_each_opcodes_entry():
     op = opcodes.OpInstanceStartup(instance_name="web1")
     source, text, stamp = opcode_reason(op, 12, 0)
     assert (source, text) == ("gnt:opcode:instance_startup", "job=12;index=0") and stamp > 10 ** 18
+
+
+def test_tags_come_from_arguments_and_a_file(recorder, tmp_path):
+    listed = tmp_path / "tags"
+    listed.write_text("rack:a\n\nprod\n")
+    assert run(["gnt-instance", "add-tags", "--from", str(listed), "web1", "owner:joe"])[0] == 0
+    [[op]] = recorder.jobs
+    assert (op["OP_ID"], op["name"], op["tags"]) == ("OP_TAGS_SET", "web1", ["owner:joe", "rack:a", "prod"])
+
+
+def test_no_tags_at_all_and_an_unreadable_file_are_refused(recorder, tmp_path):
+    code, _, err = run(["gnt-cluster", "remove-tags"])
+    assert code != 0 and "no tags given" in err
+    code, _, err = run(["gnt-node", "add-tags", "--from", str(tmp_path / "nope"), "node1"])
+    assert code != 0 and "cannot read tags from" in err and recorder.jobs == []

@@ -201,6 +201,19 @@ def test_network_add_refuses_a_taken_name(cluster):
                     "network 'net1' already exists", "already_exists")
 
 
+def test_network_rename_keeps_its_connections_and_refuses_a_taken_name(cluster):
+    cluster.run(opcodes.OpNetworkAdd(network_name="net1", network="198.51.100.0/24"))
+    cluster.run(opcodes.OpNetworkAdd(network_name="net2", network="203.0.113.0/24"))
+    cluster.run(opcodes.OpNetworkConnect(network_name="net1", group_name="default", network_mode="bridged",
+                                         network_link="br1"))
+    cluster.refused(opcodes.OpNetworkRename(network_name="net1", new_name="net2"),
+                    "a network 'net2' already exists", "already_exists")
+    cluster.refused(opcodes.OpNetworkRename(network_name="nope", new_name="x"), "network .nope. does not exist",
+                    "unknown_entity")
+    cluster.run(opcodes.OpNetworkRename(network_name="net1", new_name="lan"))
+    assert cluster.query("network", ["name", "group_list"])["lan"] == [[["default", "bridged", "br1", ""]]]
+
+
 def test_network_modify_moves_the_gateway_and_changes_reservations(cluster):
     cluster.run(opcodes.OpNetworkAdd(network_name="net1", network="198.51.100.0/29", gateway="198.51.100.1",
                                      add_reserved_ips=["198.51.100.4"]))
