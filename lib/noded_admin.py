@@ -19,6 +19,33 @@ from genet.rpc_defs import CommandResult
 
 MAX_OUTPUT = 1 << 20     # bytes of a command's output returned (its tail)
 
+# Run by an installed version's interpreter once the old noded is gone: argv is the old noded's
+# pid and whether to start the master daemons too. It starts them with itself (sys.executable).
+_RESTART = """
+import os, sys, time
+from genet import daemon_util
+old, master = int(sys.argv[1]), sys.argv[2] == "1"
+deadline = time.monotonic() + 30
+while daemon_util.process_alive(old) and time.monotonic() < deadline:
+    time.sleep(0.05)
+daemon_util.start("genet-noded")
+if master:
+    daemon_util.start_master_daemons()
+"""
+
+
+def versions_dir() -> Path:
+    """Where installed versions live: one directory per version, each a Python environment with
+    that genet (``bin/python3``), as Ganeti's /usr/lib/ganeti/VERSION."""
+    return paths.root() / "usr/lib/genet/versions"
+
+
+def installed_versions() -> list[str]:
+    from genet import __version__
+    found = {p.name for p in versions_dir().glob("*") if (p / "bin/python3").exists()} if versions_dir().is_dir() \
+        else set()
+    return sorted(found | {__version__})
+
 
 def _certificate_path(kind: str) -> Path:
     from genet.hypervisor.kvm import display
@@ -76,6 +103,25 @@ class AdminProcedures:
         target = _rooted(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, base64.b64decode(data), mode=mode & 0o7777)
+        return True
+
+    def rpc_installed_versions(self) -> list:
+        return installed_versions()
+
+    def rpc_version_switch(self, version: str) -> bool:
+        """Stop the master daemons here, hand over to the new version's restart helper, and stop
+        noded half a second after answering (as leave_cluster)."""
+        from genet import daemon_util
+        python = versions_dir() / version / "bin/python3"
+        if not python.exists():
+            raise errors.OpPrereqError(f"genet version {version} is not installed on {paths.node_name()}"
+                                       f" ({python} missing)", errors.ECode.ENVIRON)
+        master = daemon_util.stop_master_daemons()
+        with open(paths.log_file("genet-noded"), "ab") as log:     # the helper's failures land there
+            subprocess.Popen([str(python), "-c", _RESTART, str(os.getpid()), "1" if master else "0"],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True, close_fds=True)
+        self._stop_daemon()
         return True
 
     def rpc_certificate_stage(self, pem: str) -> dict:

@@ -590,3 +590,16 @@ def certificate_retire() -> bool:
 @procedure(timeout=30)
 def certificate_install(kind: str, pem: str | None) -> bool:
     """Store the RAPI (``rapi``) or SPICE (``spice``, ``spice-ca``) certificate here."""
+
+
+# software upgrades (gnt-cluster upgrade)
+
+@procedure(timeout=10)
+def installed_versions() -> list[str]:
+    """The genet versions installed on this node (noded_admin.versions_dir), the running one included."""
+
+
+@procedure(timeout=60)
+def version_switch(version: str) -> bool:
+    """Restart this node's daemons (noded, and masterd and the RAPI where they run) with the
+    installed ``version``; answers before noded stops."""

@@ -73,14 +73,14 @@ def _nodes(ns, skip_master: bool = False) -> tuple[list[tuple[str, str]], object
     chosen = [n for n in data.nodes.values() if (not ns.nodes or n["name"] in ns.nodes) and not n["offline"]
               and (ns.nodegroup is None or n["group"] == groups[ns.nodegroup])
               and not (skip_master and n["name"] == master)]
-    chosen.sort(key=lambda n: (n["name"] == master, _natural(n["name"])))
+    chosen.sort(key=lambda n: (n["name"] == master, natural_key(n["name"])))
     key = "secondary_ip" if getattr(ns, "use_replication_network", False) else "primary_ip"
     addresses = {n["name"]: n[key] or n["primary_ip"] for n in chosen}
     rpc = NodeRpc(RpcClient(paths.cluster_cert(), data.cluster["noded_port"]), addresses.__getitem__)
     return [(n["name"], addresses[n["name"]]) for n in chosen], rpc
 
 
-def _natural(name: str) -> list:
+def natural_key(name: str) -> list:
     """node2 before node10 (Ganeti's "somewhat alphabetic" order)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -180,6 +180,8 @@ def _node_selection(p) -> None:
 
 
 def build(sub) -> None:
+    from genet.cli import cluster_upgrade
+    cluster_upgrade.build(sub)
     base.command(sub, "version", "Show the cluster's software, protocol and format versions", cmd_version)
     base.command(sub, "master-ping", "Exit 0 if the master daemon answers, 1 if not", cmd_master_ping)
 
