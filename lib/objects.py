@@ -203,6 +203,10 @@ class Node(Serialised):
     offline = Field(bool, False)
     drained = Field(bool, False)
     group = Field(str)                       # a NodeGroup's uuid
+    ndparams = Field(dict, dict)             # its own; the group's and cluster's fill in (genet.params)
+    powered = Field(bool, True)              # as the admin (or an out-of-band program) says
+    hv_state = Field(dict, dict)             # Ganeti's static resource overrides, for allocators
+    disk_state = Field(dict, dict)
 
 
 class NodeGroup(Serialised):

@@ -54,9 +54,10 @@ def cmd_add(ns) -> int:
     if known and not op.readd:
         raise errors.OpPrereqError(f"node {op.node_name!r} is already in the cluster; use --readd",
                                    errors.ECode.EXISTS)
-    address = netutils.resolve(op.node_name)
-    print(f"-- Preparing node {op.node_name} ({address}) over SSH")
-    ssh_prepare_node(op.node_name, address, op.readd, not ns.no_ssh_key_check)
+    if not ns.no_node_setup:        # else the node was prepared by other means (noded running, certificate)
+        address = netutils.resolve(op.node_name)
+        print(f"-- Preparing node {op.node_name} ({address}) over SSH")
+        ssh_prepare_node(op.node_name, address, op.readd, not ns.no_ssh_key_check)
     base.submit_or_run(ns, [op], client)
     return 0
 
@@ -176,6 +177,8 @@ def build(parser) -> None:
     p = base.opcode_command(sub, "add", "Add a node to the cluster (prepares it over SSH)", opcodes.OpNodeAdd,
                             cmd_add)
     p.add_argument("--no-ssh-key-check", action="store_true", help="Do not check the node's SSH host key")
+    p.add_argument("--no-node-setup", action="store_true",
+                   help="Do not prepare the node over SSH (it runs genet-noded with the cluster certificate already)")
     base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove)
     base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams,
                         base.modify_command(opcodes.OpNodeSetParams, "node"))

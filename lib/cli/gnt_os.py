@@ -73,8 +73,10 @@ def build(parser) -> None:
     base.command(sub, "diagnose", "Show each OS's status on every node", cmd_diagnose)
     p = base.command(sub, "modify", "Change the cluster's settings for one OS", cmd_modify)
     p.add_argument("-H", "--hypervisor-parameters", dest="hvparams", metavar="HYPERVISOR:KEY=VALUE,...",
-                   type=base.argument_type(HvParamsByHypervisor(), "hvparams"), help="Hypervisor parameters for instances of this OS")
-    p.add_argument("-O", "--os-parameters", dest="osparams", metavar="KEY=VALUE,...", type=base.argument_type(Dict(), "osparams"),
+                   type=base.argument_type(HvParamsByHypervisor(), "hvparams"),
+                   help="Hypervisor parameters for instances of this OS")
+    p.add_argument("-O", "--os-parameters", dest="osparams", metavar="KEY=VALUE,...",
+                   type=base.argument_type(Dict(), "osparams"),
                    help="OS parameters every instance of this OS gets")
     p.add_argument("--os-parameters-private", dest="osparams_private", metavar="KEY=VALUE,...",
                    type=base.argument_type(Dict(), "osparams_private"), help="OS parameters shown redacted")

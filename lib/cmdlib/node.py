@@ -1,10 +1,9 @@
 """Node logical units: add, remove, modify roles."""
 from __future__ import annotations
 
-import json
 import time
 
-from genet import config, errors, netutils, opcodes, paths, ssl_utils
+from genet import config, errors, netutils, opcodes, params, paths, ssl_utils
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
 from genet.noded import PROTOCOL_VERSION
@@ -59,6 +58,8 @@ class LUNodeAdd(LogicalUnit):
                                    vm_capable=self.op.vm_capable is not False, group=self.group)
             if old is not None:
                 node.update(uuid=old["uuid"], ctime=old["ctime"], tags=old["tags"])
+            node.update(ndparams=params.changed({}, self.op.ndparams or {}),
+                        hv_state=self.op.hv_state or {}, disk_state=self.op.disk_state or {})
             return config.maintain_candidates(data)
         promoted = self.cfg.update(change)
         if name not in self.ctx.glm.names(Level.NODE):
@@ -104,6 +105,11 @@ class LUNodeRemove(LogicalUnit):
         return True
 
 
+# what gnt-node modify may change (each an OpNodeSetParams parameter)
+SETTABLE = ("master_candidate", "offline", "drained", "master_capable", "vm_capable", "secondary_ip", "powered",
+            "ndparams", "hv_state", "disk_state")
+
+
 class LUNodeSetParams(LogicalUnit):
     OPCODE = opcodes.OpNodeSetParams
 
@@ -117,10 +123,14 @@ class LUNodeSetParams(LogicalUnit):
         if len(flags) > 1:
             raise errors.OpPrereqError(f"only one of master_candidate, offline and drained can be true,"
                                        f" got {', '.join(flags)}", errors.ECode.INVAL)
-        if all(getattr(op, f) is None for f in ("master_candidate", "offline", "drained", "master_capable",
-                                                "vm_capable", "secondary_ip")):
+        if all(getattr(op, f) is None for f in SETTABLE):
             raise errors.OpPrereqError("no changes requested", errors.ECode.INVAL)
         data = self.cfg.draft()     # draft_check applies the change to it
+        group = data.nodegroups.get(node["group"], {})
+        own = params.changed(node.get("ndparams", {}), op.ndparams or {})
+        if op.powered is not None and not params.ndparams(data, group, own)["oob_program"]:
+            raise errors.OpPrereqError(f"node {node['name']!r} has no out-of-band program (node parameter"
+                                       " oob_program): its power state is not genet's to record", errors.ECode.INVAL)
         is_master = node["name"] == data.cluster["master_node"]
         if is_master and (op.master_candidate is False or op.offline or op.drained or op.master_capable is False):
             raise errors.OpPrereqError(f"the master node {node['name']!r} cannot be demoted, drained or"
@@ -134,10 +144,14 @@ class LUNodeSetParams(LogicalUnit):
 
     def _apply(self, data: dict) -> None:
         node = data.nodes[self.op.node_name]
-        for flag in ("offline", "drained", "master_capable", "vm_capable", "secondary_ip"):
+        for flag in ("offline", "drained", "master_capable", "vm_capable", "secondary_ip", "powered"):
             value = getattr(self.op, flag)
             if value is not None:
                 node[flag] = value
+        for key, merge in (("ndparams", params.changed), ("hv_state", params.changed_per_name),
+                           ("disk_state", params.changed_per_name)):
+            if getattr(self.op, key):
+                node[key] = merge(node[key], getattr(self.op, key))
         if self.op.master_candidate is not None:
             node["master_candidate"] = self.op.master_candidate
         if node["offline"] or node["drained"] or not node["master_capable"]:
@@ -170,9 +184,12 @@ class LUNodeSetParams(LogicalUnit):
         if self.op.offline:
             self.feedback(f"Node {self.op.node_name} marked offline: it no longer counts for the majority")
         result = []
-        for flag in ("master_candidate", "offline", "drained", "master_capable", "vm_capable", "secondary_ip"):
-            if getattr(self.op, flag) is not None:
-                result.append([flag, str(getattr(self.op, flag))])
+        for flag in SETTABLE:
+            value = getattr(self.op, flag)
+            if isinstance(value, dict):
+                result += [[f"{flag}/{key}", str(item)] for key, item in sorted(value.items())]
+            elif value is not None:
+                result.append([flag, str(value)])
         if self.op.offline is False:
             self.ctx.excluded.discard(self.op.node_name)
         if self.op.master_candidate:

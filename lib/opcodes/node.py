@@ -2,7 +2,25 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
+from genet.opcodes.group import NDPARAMS, HvParamsByHypervisor, PerName
 from genet.ptypes import Bool, Dict, ListOf, Maybe, OneOf, String
+
+
+class PerStorageType(PerName):
+    """Values per storage type (lvm-vg, file, ...): a node's disk state."""
+    what = "storage type"
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        return storage_types()
+
+
+# Ganeti's static resource states (what a node offers an allocator, set by hand): recorded and shown
+_HV_STATE = Param("hv_state", Maybe(HvParamsByHypervisor()), None,
+                  "Hypervisor resource state: HYPERVISOR:mem_total=...,cpu_total=...", "--hypervisor-state",
+                  "HYPERVISOR:KEY=VALUE,...")
+_DISK_STATE = Param("disk_state", Maybe(PerStorageType()), None,
+                    "Disk resource state: STORAGE_TYPE:KEY=VALUE,...", "--disk-state", "STORAGE_TYPE:KEY=VALUE,...")
 
 
 class OpNodeAdd(OpCode):
@@ -16,6 +34,9 @@ class OpNodeAdd(OpCode):
         Param("group", Maybe(String()), None, "Node group", ("-g", "--node-group")),
         Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
         Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
+        Param("ndparams", Maybe(NDPARAMS), None, "The node's own node parameters", "--node-parameters",
+              "KEY=VALUE,..."),
+        _HV_STATE, _DISK_STATE,
     )
 
 
@@ -39,6 +60,10 @@ class OpNodeSetParams(OpCode):
         Param("master_capable", Maybe(Bool()), None, "May become master or candidate", "--master-capable"),
         Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
         Param("secondary_ip", Maybe(String()), None, "Replication address", ("-s", "--secondary-ip")),
+        Param("ndparams", Maybe(NDPARAMS), None, "The node's own node parameters (default: inherit again)",
+              "--node-parameters", "KEY=VALUE,..."),
+        Param("powered", Maybe(Bool()), None, "Record whether the node is powered on", "--node-powered"),
+        _HV_STATE, _DISK_STATE,
     )
 
 

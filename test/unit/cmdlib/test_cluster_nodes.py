@@ -100,3 +100,18 @@ def test_destroy_is_refused_until_only_the_master_remains_without_instances(clus
     cluster.refused(OpClusterDestroy(), "cluster still has 1 instance\\(s\\)", "wrong_state")
     cluster.run(OpInstanceRemove(instance_name="web1"))
     assert cluster.run(OpClusterDestroy()) == "node1"
+
+
+def test_node_parameters_and_resource_states_are_the_nodes_own(cluster):
+    cluster.prepare_node("node4")
+    cluster.run(OpNodeAdd(node_name="node4", primary_ip="127.0.0.14", ndparams={"ssh_port": 2222},
+                          hv_state={"fake": {"mem_total": 4096}}, disk_state={"file": {"disk_total": 10240}}))
+    node = cluster.data().nodes["node4"]
+    assert (node.ndparams, node.hv_state, node.disk_state) == (
+        {"ssh_port": 2222}, {"fake": {"mem_total": 4096}}, {"file": {"disk_total": 10240}})
+    result = cluster.run(OpNodeSetParams(node_name="node4", ndparams={"ssh_port": "default", "cpu_speed": 2.0}))
+    assert ["ndparams/cpu_speed", "2.0"] in result and cluster.data().nodes["node4"].ndparams == {"cpu_speed": 2.0}
+    cluster.refused(OpNodeSetParams(node_name="node4", powered=False), "has no out-of-band program", "wrong_input")
+    cluster.run(OpNodeSetParams(node_name="node4", ndparams={"oob_program": "/bin/true"}))
+    cluster.run(OpNodeSetParams(node_name="node4", powered=False))
+    assert cluster.data().nodes["node4"].powered is False
