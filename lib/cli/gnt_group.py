@@ -83,6 +83,12 @@ def cmd_info(ns) -> int:
     return 0
 
 
+def cmd_evacuate(ns) -> int:
+    from genet.cli.gnt_instance import follow_moves
+    return follow_moves(ns, base.opcode_from_args(opcodes.OpGroupEvacuate, ns),
+                        "All instances evacuated successfully.", "There were {} errors during the evacuation.")
+
+
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Create an empty node group", opcodes.OpGroupAdd,
@@ -94,6 +100,8 @@ def build(parser) -> None:
                             base.modify_command(opcodes.OpGroupSetParams, "group", "node group", ipolicy_from_args))
     add_ipolicy_options(p)
     base.opcode_command(sub, "assign-nodes", "Move nodes into a node group", opcodes.OpGroupAssignNodes)
+    base.opcode_command(sub, "evacuate", "Move every instance of a node group to other groups",
+                        opcodes.OpGroupEvacuate, cmd_evacuate)
     base.add_object_commands(sub, "group", "node group", "GROUP", GROUP_DEFAULT, cmd_info, tag_kind="nodegroup")
 
 

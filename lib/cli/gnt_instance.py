@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 
-from genet import errors, opcodes
+from genet import errors, luxi, opcodes
 from genet.cli import base, info, instance_info, many
 from genet.ptypes import Size
 
@@ -42,6 +42,31 @@ def modify_extra(ns) -> dict:
     if ns.offline and ns.online:
         raise errors.OpPrereqError("--offline and --online exclude each other", errors.ECode.INVAL)
     return {"offline": True} if ns.offline else {"offline": False} if ns.online else {}
+
+
+def follow_moves(ns, op, done: str, failed: str) -> int:
+    """Ganeti's change-group and evacuate: the opcode submits one job per instance; follow each
+    and say how it went (``failed`` takes the number of failed jobs)."""
+    client = luxi.Client()
+    [result] = base.submit_or_run(ns, [op], client) or [None]
+    if result is None:                    # --submit
+        return 0
+    bad = 0
+    for _, job_id in result["jobs"]:
+        print(f"Waiting for job {job_id} ...")
+        try:
+            base.poll_job(client, job_id)
+        except errors.GenericError as err:
+            print(f"Job {job_id}: {errors.format_error(err)}", file=sys.stderr)
+            bad += 1
+    print(failed.format(bad) if bad else done)
+    return 1 if bad else 0
+
+
+def cmd_change_group(ns) -> int:
+    op = base.opcode_from_args(opcodes.OpInstanceChangeGroup, ns)
+    return follow_moves(ns, op, f"Instance '{op.instance_name}' changed group successfully.",
+                        "There were {} errors while changing group of instance '" + op.instance_name + "'.")
 
 
 def cmd_info(ns) -> int:
@@ -165,6 +190,8 @@ def build(parser) -> None:
                             base.modify_command(opcodes.OpInstanceSetParams, "instance", extra=modify_extra))
     p.add_argument("--offline", action="store_true", help="Mark the stopped instance offline")
     p.add_argument("--online", action="store_true", help="Mark the offline instance online again (down)")
+    base.opcode_command(sub, "change-group", "Move an instance to the nodes of another node group",
+                        opcodes.OpInstanceChangeGroup, cmd_change_group)
     p = base.add_object_commands(sub, "instance", "instance", "INSTANCE", INSTANCE_DEFAULT, cmd_info)
     base.add_info_options(p)
     p.add_argument("-s", "--static", action="store_true",

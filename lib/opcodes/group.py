@@ -142,3 +142,24 @@ class OpGroupAssignNodes(OpCode):
               " loses its network", "--force", query="force"),
         Param("nodes", ListOf(NAME, 10000), REQUIRED, "Nodes to move", POSITIONAL, "NODE"),
     )
+
+
+# moving instances to other groups (gnt-instance change-group, gnt-group evacuate)
+TARGET_GROUPS = Param("target_groups", ListOf(NAME, 1000), [], "Node groups to move to (default: every other"
+                      " group)", "--to", "GROUP")
+GROUP_ALLOCATOR = Param("iallocator", Maybe(String(non_empty=True)), None, "Allocator choosing the target nodes:"
+                        " hail, for which genet's built-in choice (most free memory) stands in",
+                        ("-I", "--iallocator"), "NAME")
+GROUP_EARLY_RELEASE = Param("early_release", Bool(), False, "Release the locks of a mirrored instance's"
+                            " replace-disks steps as soon as possible (genet's keep them to the end)")
+
+
+class OpGroupEvacuate(OpCode):
+    """Move every instance off a node group's nodes to other groups: one job per instance."""
+    SUMMARY_FIELD = "group_name"
+    PARAMS = (
+        _GROUP, GROUP_EARLY_RELEASE, GROUP_ALLOCATOR, TARGET_GROUPS,
+        Param("sequential", Bool(), False, "Run the instances' moves one after another", "--sequential"),
+        Param("force_failover", Bool(), False, "Fail over (stop and start) instead of migrating running"
+              " instances", "--force-failover"),
+    )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates, hypervisors
 from genet.opcodes.cluster import TAG
-from genet.opcodes.group import ParamOverrides
+from genet.opcodes.group import GROUP_ALLOCATOR, GROUP_EARLY_RELEASE, TARGET_GROUPS, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NIC_MODES
 from genet.ptypes import Bool, Dict, Int, ListOf, Maybe, Modification, OneOf, Record, Size, String
 
@@ -357,3 +357,9 @@ class OpInstanceMove(OpCode):
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
     )
+
+
+class OpInstanceChangeGroup(OpCode):
+    """Move an instance to the nodes of another node group (one job of moves)."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (INSTANCE_ARG, GROUP_EARLY_RELEASE, GROUP_ALLOCATOR, TARGET_GROUPS)

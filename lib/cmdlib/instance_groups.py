@@ -1,0 +1,175 @@
+"""Moving instances to the nodes of other node groups (gnt-instance change-group, gnt-group
+evacuate), as Ganeti does: the LU plans each instance's moves and submits them as one job per
+instance; its result names those jobs, ``{"jobs": [[true, JOB_ID], ...]}``, which the CLI then
+follows. Without an external allocator the target is the node with most free memory, as
+genet's create picks it.
+
+The moves per disk template: shared disks (diskless, sharedfile) migrate a running instance
+and fail a stopped one over; local disks (file, plain) migrate live with their disks, and a
+stopped file instance is moved (copied); mirrored disks (mirror, drbd) first get their
+secondary copy on a node of the target group, then the instance migrates or fails over to it,
+then the copy left behind goes to a second node of the target group (Ganeti's change-group).
+"""
+from __future__ import annotations
+
+from genet import errors, opcodes, params
+from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.common import instance_of
+from genet.cmdlib.group import group_by_name
+from genet.locking import ALL_SET, Level
+from genet.storage import base as storage
+
+# the allocator names genet answers to: Ganeti's standard one, for which genet's built-in
+# choice (most free memory) stands in
+ALLOCATORS = ("hail",)
+
+
+def check_allocator(name: str | None) -> None:
+    if name is not None and name not in ALLOCATORS:
+        raise errors.OpPrereqError(f"iallocator {name!r} is not available: genet runs no external allocator and"
+                                   f" answers to {', '.join(ALLOCATORS)} only, with its built-in choice of the node"
+                                   " with most free memory", errors.ECode.INVAL)
+
+
+class GroupPlanner:
+    """The online vm-capable nodes of the target groups and their free memory, less what the
+    moves planned so far take (so the instances of one evacuation spread out)."""
+
+    def __init__(self, lu: LogicalUnit, leaving: set[str], wanted: list[str], what: str):
+        data = lu.cfg.snapshot()
+        if wanted:
+            targets = {group_by_name(data, name)["uuid"]: name for name in wanted}
+            for uuid, name in targets.items():
+                if uuid in leaving:
+                    raise errors.OpPrereqError(f"node group {name} cannot be a target: {what} leaves it",
+                                               errors.ECode.INVAL)
+        else:
+            targets = {uuid: g["name"] for uuid, g in data.nodegroups.items() if uuid not in leaving}
+        self.nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
+                      if n["group"] in targets and n["vm_capable"] and not n["offline"] and not n["drained"]}
+        if not self.nodes:
+            raise errors.OpPrereqError(f"no online vm-capable node in the target groups"
+                                       f" ({', '.join(sorted(targets.values())) or 'none'})", errors.ECode.NORES)
+        self.lu = lu
+        self._free: dict[str, dict[str, int]] = {}        # per hypervisor
+
+    def free(self, hypervisor: str) -> dict[str, int]:
+        if hypervisor not in self._free:
+            results = self.lu.rpc.hv_node_info.on(self.nodes, hypervisor)
+            self._free[hypervisor] = {name: int(res.payload["memory_free"]) for name, res in results.items()
+                                      if not res.failed}
+        return self._free[hypervisor]
+
+    def pick(self, inst, runs: bool, exclude: frozenset[str]) -> str:
+        """The node (not in ``exclude``) with most free memory; one the instance will run on
+        must have its maxmem free."""
+        free = self.free(inst.hypervisor)
+        need = inst.beparams["maxmem"] if runs else 0
+        fitting = [name for name in sorted(free) if name not in exclude and free[name] >= need]
+        if not fitting:
+            raise errors.OpPrereqError(f"no node of the target groups other than {', '.join(sorted(exclude))}"
+                                       f" can take instance {inst.name} ({need} MiB free needed)", errors.ECode.NORES)
+        best = max(fitting, key=lambda name: free[name])
+        free[best] -= need
+        return best
+
+
+def instance_groups(data, inst) -> set[str]:
+    return {data.nodes[node]["group"] for node in inst.all_nodes if node in data.nodes}
+
+
+def moves(inst, planner: GroupPlanner, force_failover: bool, early_release: bool) -> list[opcodes.OpCode]:
+    """The opcodes of one instance's job (see the module's docstring)."""
+    name, template = inst.name, storage.TEMPLATES.cls(inst.disk_template)
+    runs = inst.admin_state == "up"
+    migrate = runs and not force_failover
+
+    def go(target: str) -> opcodes.OpCode:
+        if migrate:     # an instance marked up but found stopped fails over (shared and mirrored disks)
+            return opcodes.OpInstanceMigrate(instance_name=name, target_node=target,
+                                             allow_failover=template.shared or template.mirrored)
+        if template.shared or template.mirrored:
+            return opcodes.OpInstanceFailover(instance_name=name, target_node=target)
+        if template.moves_by_copy:
+            return opcodes.OpInstanceMove(instance_name=name, target_node=target)
+        raise errors.OpPrereqError(f"instance {name}: its {inst.disk_template} disks leave {inst.primary_node}"
+                                   " only with a live migration" + (", which --force-failover rules out" if runs
+                                                                    else ": start it first"),
+                                   errors.ECode.WRONG_STATE)
+    here = frozenset(inst.all_nodes)
+    if not template.mirrored:
+        return [go(planner.pick(inst, runs, here))]
+    first = planner.pick(inst, runs, here)
+    second = planner.pick(inst, False, here | {first})
+
+    def secondary(node: str) -> opcodes.OpCode:
+        return opcodes.OpInstanceReplaceDisks(instance_name=name, mode="replace_new_secondary", remote_node=node,
+                                              early_release=early_release)
+    return [secondary(first), go(first), secondary(second)]
+
+
+def submit(lu: LogicalUnit, jobs: list[list[opcodes.OpCode]], sequential: bool = False) -> dict:
+    """One job per instance, with the request's reason and priority; ``sequential``: each
+    waits for the one before to end, however it ends."""
+    wire = []
+    for index, ops in enumerate(jobs):
+        for op in ops:
+            op.reason, op.priority = list(lu.op.reason), lu.op.priority
+        if sequential and index:
+            ops[0].depends = [[-1, []]]
+        wire.append([op.to_dict() for op in ops])
+    ids = lu.ctx.submit(wire) if wire else []
+    for job_id, ops in zip(ids, jobs):
+        lu.feedback(f"* job {job_id}: {', '.join(op.summary() for op in ops)}")
+    return {"jobs": [[True, job_id] for job_id in ids]}
+
+
+class LUInstanceChangeGroup(LogicalUnit):
+    OPCODE = opcodes.OpInstanceChangeGroup
+    REQ_BGL = False
+
+    def expand_names(self):
+        check_allocator(self.op.iallocator)
+        instance_of(self, self.op.instance_name)
+        self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
+        self.share_locks[Level.INSTANCE] = True
+        self.lock_all_nodes()
+
+    def check_prereq(self):
+        inst = instance_of(self, self.op.instance_name)
+        leaving = self.cfg.read(lambda d: instance_groups(d, inst))
+        planner = GroupPlanner(self, leaving, self.op.target_groups, f"instance {inst.name}")
+        self.jobs = [moves(inst, planner, False, self.op.early_release)]
+
+    def exec(self):
+        return submit(self, self.jobs)
+
+
+class LUGroupEvacuate(LogicalUnit):
+    OPCODE = opcodes.OpGroupEvacuate
+    REQ_BGL = False
+
+    def expand_names(self):
+        check_allocator(self.op.iallocator)
+        self.group = self.cfg.read(lambda d: group_by_name(d, self.op.group_name))
+        self.needed_locks[Level.INSTANCE] = ALL_SET
+        self.share_locks[Level.INSTANCE] = True
+        self.lock_all_nodes()
+
+    def check_prereq(self):
+        uuid = self.group["uuid"]
+
+        def inside(data):
+            return sorted((params.filled(data, inst) for inst in data.instances.values()
+                           if uuid in instance_groups(data, inst)), key=lambda inst: inst.name)
+        instances = self.cfg.read(inside)
+        self.jobs = []
+        if not instances:
+            return
+        planner = GroupPlanner(self, {uuid}, self.op.target_groups, f"the evacuation of {self.op.group_name}")
+        self.jobs = [moves(inst, planner, self.op.force_failover, self.op.early_release) for inst in instances]
+
+    def exec(self):
+        if not self.jobs:
+            self.feedback(f"Node group {self.op.group_name} has no instances")
+        return submit(self, self.jobs, self.op.sequential)
