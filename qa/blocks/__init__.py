@@ -5,10 +5,11 @@ shows it in the first, simplest block. Every block removes the instances it crea
 """
 from __future__ import annotations
 
-from qa.blocks import cluster, evacuate, instances, jobs, migration, nodes, rapi, replace_disks, storage
+from qa.blocks import cluster, cluster_admin, evacuate, instances, jobs, migration, nodes, rapi, replace_disks, storage
 
 BLOCKS = [
     ("cluster", cluster.run),
+    ("cluster-admin", cluster_admin.run),
     ("nodes", nodes.run),
     ("jobs", jobs.run),
     ("storage", storage.run),

@@ -74,6 +74,20 @@ def test_the_jobs_block_passes_and_leaves_no_filter_rule(dev):
     assert dev.run("node1", "gnt-filter", "list", "--no-headers").stdout == ""
 
 
+def test_the_cluster_admin_block_passes_and_leaves_name_tags_and_files_as_they_were(dev):
+    """When the cluster-admin block runs alone, its seven checks pass, and the cluster's name, its
+    tags and the nodes' /tmp are afterwards what they were."""
+    before = (state(dev), dev.run("node1", "gnt-cluster", "getmaster").stdout,
+              dev.run("node1", "gnt-cluster", "info").stdout.splitlines()[0])
+    proc = qa(dev, "--blocks", "cluster-admin")
+    lines = proc.stdout.splitlines()
+    assert len([line for line in lines if line.startswith("PASS cluster-admin:")]) == 7, proc.stdout
+    assert lines[-1] == "8 passed, 0 failed", proc.stdout       # with the setup's check
+    assert (state(dev), dev.run("node1", "gnt-cluster", "getmaster").stdout,
+            dev.run("node1", "gnt-cluster", "info").stdout.splitlines()[0]) == before
+    assert "qa-admin-" not in dev.run("node1", "gnt-cluster", "command", "ls /tmp ./tmp").stdout
+
+
 def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     """When the suite runs every block on a healthy cluster, every check passes, the summary says
     so, the operations really ran as jobs, and the instances, nodes, tags and parameters are
