@@ -200,7 +200,7 @@ def build(sub) -> None:
 
     p = base.command(sub, "command", "Run a command on every node (or some), the master last", cmd_command)
     _node_selection(p)
-    p.add_argument("-M", dest="show_machine_names", action="store_true",
+    p.add_argument("-M", "--show-machine-names", dest="show_machine_names", action="store_true",
                    help="Prefix every output line with the node's name")
     p.add_argument("--failure-only", action="store_true", help="Show only the nodes where the command failed")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
