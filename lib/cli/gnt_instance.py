@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -51,7 +52,9 @@ def follow_moves(ns, op, done: str, failed: str) -> int:
     [result] = base.submit_or_run(ns, [op], client) or [None]
     if result is None:                    # --submit
         return 0
-    bad = 0
+    for name in result.get("failed", []):
+        print(f"No node could take instance {name}: it was not created", file=sys.stderr)
+    bad = len(result.get("failed", []))
     for _, job_id in result["jobs"]:
         print(f"Waiting for job {job_id} ...")
         try:
@@ -61,6 +64,21 @@ def follow_moves(ns, op, done: str, failed: str) -> int:
             bad += 1
     print(failed.format(bad) if bad else done)
     return 1 if bad else 0
+
+
+def cmd_batch_create(ns) -> int:
+    """Ganeti's batch-create: a JSON array of OpInstanceCreate parameters, one job per instance."""
+    try:
+        with open(ns.json_file, encoding="utf-8") as f:
+            instances = json.load(f)
+    except (OSError, ValueError) as err:
+        print(f"Can't parse the instance definition file: {err}", file=sys.stderr)
+        return 1
+    if not isinstance(instances, list) or not all(isinstance(item, dict) for item in instances):
+        print("The instance definition file is not a list of dictionaries", file=sys.stderr)
+        return 1
+    op = base.opcode_from_args(opcodes.OpInstanceMultiAlloc, ns, instances=instances)
+    return follow_moves(ns, op, "All instances created successfully.", "There were {} errors during the creation.")
 
 
 def cmd_change_group(ns) -> int:
@@ -190,6 +208,11 @@ def build(parser) -> None:
                             base.modify_command(opcodes.OpInstanceSetParams, "instance", extra=modify_extra))
     p.add_argument("--offline", action="store_true", help="Mark the stopped instance offline")
     p.add_argument("--online", action="store_true", help="Mark the offline instance online again (down)")
+    p = base.command(sub, "batch-create", "Create the instances a JSON file describes", cmd_batch_create)
+    p.add_argument("json_file", metavar="JSON_FILE", help="JSON array of instance creations (OpInstanceCreate"
+                   " parameters each)")
+    base.add_opcode_options(p, opcodes.OpInstanceMultiAlloc)
+    base.add_submit_options(p)
     base.opcode_command(sub, "change-group", "Move an instance to the nodes of another node group",
                         opcodes.OpInstanceChangeGroup, cmd_change_group)
     p = base.add_object_commands(sub, "instance", "instance", "INSTANCE", INSTANCE_DEFAULT, cmd_info)

@@ -1,6 +1,7 @@
 """Opcodes of instances: create, remove, power, move (migrate, failover, evacuate), modify."""
 from __future__ import annotations
 
+from genet import errors
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates, hypervisors
 from genet.opcodes.cluster import TAG
 from genet.opcodes.group import GROUP_ALLOCATOR, GROUP_EARLY_RELEASE, TARGET_GROUPS, ParamOverrides
@@ -363,3 +364,40 @@ class OpInstanceChangeGroup(OpCode):
     """Move an instance to the nodes of another node group (one job of moves)."""
     SUMMARY_FIELD = "instance_name"
     PARAMS = (INSTANCE_ARG, GROUP_EARLY_RELEASE, GROUP_ALLOCATOR, TARGET_GROUPS)
+
+
+class CreateRequests(ListOf):
+    """Ganeti's ``instances`` of a multi-allocation: OpInstanceCreate parameters per instance,
+    each checked as that opcode checks them (an ``OP_ID`` of its own is allowed)."""
+    name = "list of instance creations"
+
+    def __init__(self):
+        super().__init__(Dict(), 1000)
+
+    def check(self, value):
+        out = []
+        for index, item in enumerate(super().check(value)):
+            fields = {k: v for k, v in item.items() if k != "OP_ID"}
+            if item.get("OP_ID", OpInstanceCreate.OP_ID) != OpInstanceCreate.OP_ID:
+                raise ValueError(f"instance {index}: expected {OpInstanceCreate.OP_ID}, got {item['OP_ID']}")
+            unknown = sorted(set(fields) - {p.name for p in OpInstanceCreate.all_params()})
+            if unknown:
+                raise ValueError(f"Unknown fields in definition {index}: {', '.join(unknown)}")
+            try:
+                OpInstanceCreate(**fields)
+            except errors.OpPrereqError as err:
+                raise ValueError(f"instance {index}: {err.args[0]}") from None
+            out.append(fields)
+        return out
+
+
+class OpInstanceMultiAlloc(OpCode):
+    """Create several instances, their nodes chosen together: one creation job per instance."""
+    PARAMS = (
+        Param("instances", CreateRequests(), REQUIRED, "The instances: OpInstanceCreate parameters each"),
+        Param("iallocator", Maybe(String(non_empty=True)), None, "Allocator choosing the nodes of instances"
+              " given none: hail, for which genet's built-in choice (most free memory) stands in",
+              ("-I", "--iallocator"), "NAME"),
+        Param("opportunistic_locking", Bool(), False, "Ganeti's: allocate among the nodes whose locks are free"
+              " (genet's allocation only reads the nodes and locks none, so every node counts)"),
+    )

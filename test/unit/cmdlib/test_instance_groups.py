@@ -1,5 +1,5 @@
-"""gnt-instance change-group and gnt-group evacuate (Ganeti's OpInstanceChangeGroup and
-OpGroupEvacuate): one job of moves per instance, run in-process (conftest.Cluster)."""
+"""gnt-instance change-group, gnt-group evacuate and batch-create (Ganeti's OpInstanceChangeGroup,
+OpGroupEvacuate, OpInstanceMultiAlloc): one job per instance, run in-process (conftest.Cluster)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from genet import errors
 from genet.cmdlib.instance_groups import moves
 from genet.objects import Instance
 from genet.opcodes import (OpGroupAdd, OpGroupAssignNodes, OpGroupEvacuate, OpInstanceChangeGroup,
-                           OpInstanceCreate)
+                           OpInstanceCreate, OpInstanceMultiAlloc)
 
 
 @pytest.fixture
@@ -109,3 +109,30 @@ def test_a_plain_instance_leaves_its_node_only_by_live_migration(state, force_fa
     with pytest.raises(errors.OpPrereqError, match="v1: its plain disks leave p only with a live migration" + why):
         moves(inst, Planner(), force_failover, False)
     assert moves(inst.replace(admin_state="up"), Planner(), False, False)[0].OP_ID == "OP_INSTANCE_MIGRATE"
+
+
+def creation(name, **kwargs):
+    return {"instance_name": name, "disk_template": kwargs.pop("disk_template", "diskless"), "os_type": "noop",
+            "beparams": {"memory": kwargs.pop("memory", 128)}, **kwargs}
+
+
+def test_multi_alloc_spreads_the_instances_and_creates_each_in_a_job_of_its_own(cluster):
+    result = cluster.run(OpInstanceMultiAlloc(instances=[creation(f"b{i}") for i in range(3)]))
+    assert (result["allocatable"], result["failed"], len(result["jobs"])) == (["b0", "b1", "b2"], [], 3)
+    assert follow(cluster, result) == ["success"] * 3
+    assert sorted(cluster.instance(f"b{i}")["primary_node"] for i in range(3)) == ["node1", "node2", "node3"]
+
+
+def test_multi_alloc_lists_an_instance_no_node_can_take_as_failed(cluster):
+    result = cluster.run(OpInstanceMultiAlloc(instances=[creation("small"), creation("huge", memory=1 << 20)]))
+    assert (result["allocatable"], result["failed"]) == (["small"], ["huge"])
+    assert follow(cluster, result) == ["success"] and cluster.instance("huge") is None
+
+
+@pytest.mark.parametrize("instances, message", [
+    ([creation("a", pnode="node2"), creation("b")], "providing pnode/snode while others do not"),
+    ([creation("a"), creation("a")], "There are duplicate instance names: a"),
+    ([creation("a", iallocator="hail")], "iallocator are not allowed to be set on instance objects"),
+])
+def test_multi_alloc_refuses_what_ganeti_refuses(cluster, instances, message):
+    cluster.refused(OpInstanceMultiAlloc(instances=instances), message, "wrong_input")
