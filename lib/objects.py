@@ -266,6 +266,7 @@ class Cluster(Timestamped):
     nicparams = Field(dict, dict)
     ndparams = Field(dict, dict)
     diskparams = Field(dict, dict)
+    ipolicy = Field(dict, dict)
     tags = Field(list, list)
 
 

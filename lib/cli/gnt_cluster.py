@@ -5,7 +5,7 @@ import sys
 import time
 
 from genet import bootstrap, config, errors, luxi, opcodes, paths
-from genet.cli import base, cluster_admin, info
+from genet.cli import base, cluster_admin, info, ipolicy
 from genet.hypervisor import base as hypervisor_base
 
 
@@ -25,7 +25,7 @@ def cmd_init(ns) -> int:
                                                             "volume_group_name": vg_name,
                                                             "mac_prefix": ns.mac_prefix})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
-    defaults = {key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key)}
+    defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key)}, **ipolicy.from_args(ns)}
     if defaults:            # the parameter defaults: the first job of the new cluster
         base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
     return 0
@@ -134,7 +134,7 @@ def cmd_verify(ns) -> int:
 
 
 def cmd_modify(ns) -> int:
-    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns)
+    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **ipolicy.from_args(ns))
     if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS):
         raise errors.OpPrereqError("no parameters to change given", errors.ECode.INVAL)
     base.submit_or_run(ns, [op])
@@ -219,6 +219,7 @@ def build(parser) -> None:
     p.add_argument("--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
     base.add_opcode_options(p, opcodes.OpClusterSetParams,
                             skip=[q.name for q in opcodes.OpClusterSetParams.all_params() if q.name not in INIT_DEFAULTS])
+    ipolicy.add_options(p, old_specs=True)
 
     p = base.command(sub, "destroy", "Destroy the cluster (only the master may be left)", cmd_destroy)
     p.add_argument("--yes-do-it", action="store_true", help="Confirm the destruction")
@@ -230,7 +231,8 @@ def build(parser) -> None:
                             cmd_verify)
     for flag, check in VERIFY_SKIPS.items():
         p.add_argument(flag, dest=f"skip_{check}", action="store_true", help=f"Skip the {check} check")
-    base.opcode_command(sub, "modify", "Change cluster parameters", opcodes.OpClusterSetParams, cmd_modify)
+    ipolicy.add_options(base.opcode_command(sub, "modify", "Change cluster parameters", opcodes.OpClusterSetParams,
+                                            cmd_modify))
     base.opcode_command(sub, "verify-disks", "Check the mirrored disks and mirror again where possible",
                         opcodes.OpClusterVerifyDisks, cmd_verify_disks)
 

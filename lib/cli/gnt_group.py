@@ -1,51 +1,15 @@
 """gnt-group: add, remove, rename and change node groups, and move nodes between them."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 from genet import luxi, opcodes
-from genet.cli import base
+from genet.cli import base, ipolicy
 
 GROUP_DEFAULT = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]   # Ganeti's list columns
 INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "alloc_policy", "node_list", "pinst_list",
                "ndparams", "custom_ndparams", "diskparams", "custom_diskparams", "ipolicy", "custom_ipolicy",
                "tags"]
-# the instance policy options: option -> key of the opcode's ipolicy
-IPOLICY_OPTIONS = {"--ipolicy-vcpu-ratio": "vcpu-ratio", "--ipolicy-spindle-ratio": "spindle-ratio",
-                   "--ipolicy-disk-templates": "disk-templates"}
-
-
-def _ipolicy_parser(key: str):
-    field = opcodes.IPOLICY.fields[key]
-
-    def parse(text: str):
-        try:
-            if isinstance(field, opcodes.ListOf):
-                return field.check([part for part in text.split(",") if part])
-            return field.parse(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(f"{key}: {err}") from None
-    return parse
-
-
-def add_ipolicy_options(parser: argparse.ArgumentParser) -> None:
-    """Ganeti's --ipolicy-* options; together they make the opcode's ipolicy."""
-    helps = {"vcpu-ratio": ("RATIO", "Maximum ratio of virtual to physical CPUs"),
-             "spindle-ratio": ("RATIO", "Maximum ratio of instances to spindles"),
-             "disk-templates": ("TEMPLATE,...", "Disk templates allowed in the group")}
-    for option, key in IPOLICY_OPTIONS.items():
-        metavar, helptext = helps[key]
-        parser.add_argument(option, dest=f"ipolicy_{key.replace('-', '_')}", type=_ipolicy_parser(key),
-                            metavar=metavar, default=None, help=f"{helptext} (recorded, not enforced yet)")
-
-
-def ipolicy_from_args(ns: argparse.Namespace) -> dict:
-    values = {key: getattr(ns, f"ipolicy_{key.replace('-', '_')}") for key in IPOLICY_OPTIONS.values()}
-    return {"ipolicy": {k: v for k, v in values.items() if v is not None}} if any(
-        v is not None for v in values.values()) else {}
-
-
 def _print_params(title: str, merged: dict, custom: dict) -> None:
     print(f"  {title}:")
     for key in sorted(merged):
@@ -92,13 +56,13 @@ def cmd_evacuate(ns) -> int:
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Create an empty node group", opcodes.OpGroupAdd,
-                            base.run_opcode(opcodes.OpGroupAdd, ipolicy_from_args))
-    add_ipolicy_options(p)
+                            base.run_opcode(opcodes.OpGroupAdd, ipolicy.from_args))
+    ipolicy.add_options(p)
     base.opcode_command(sub, "remove", "Remove an empty node group", opcodes.OpGroupRemove)
     base.opcode_command(sub, "rename", "Rename a node group", opcodes.OpGroupRename)
     p = base.opcode_command(sub, "modify", "Change a node group's policy and parameters", opcodes.OpGroupSetParams,
-                            base.modify_command(opcodes.OpGroupSetParams, "group", "node group", ipolicy_from_args))
-    add_ipolicy_options(p)
+                            base.modify_command(opcodes.OpGroupSetParams, "group", "node group", ipolicy.from_args))
+    ipolicy.add_options(p)
     base.opcode_command(sub, "assign-nodes", "Move nodes into a node group", opcodes.OpGroupAssignNodes)
     base.opcode_command(sub, "evacuate", "Move every instance of a node group to other groups",
                         opcodes.OpGroupEvacuate, cmd_evacuate)

@@ -7,7 +7,7 @@ import time
 
 from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import check_beparams, check_hvparams, check_os
+from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
 from genet.storage import base as storage
@@ -250,6 +250,9 @@ class LUClusterSetParams(LogicalUnit):
                 self.values["os_hvp"][os_name] = params.changed_per_name(cluster.os_hvp.get(os_name, {}), per_hv)
                 for hv, hv_params in self.values["os_hvp"][os_name].items():
                     check_hvparams(hv, hv_params)
+        if op.ipolicy:
+            self.values["ipolicy"] = changed_ipolicy(cluster.ipolicy, params.ipolicy(data), op.ipolicy)
+            checked_ipolicy(params.ipolicy(data.replace(cluster=cluster.replace(ipolicy=self.values["ipolicy"]))))
         for key in ("hidden_os", "blacklisted_os"):
             if getattr(op, key):
                 names = list(cluster[key])

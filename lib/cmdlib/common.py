@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 
-from genet import config, errors, params
+from genet import config, errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
 
@@ -143,3 +143,38 @@ def check_hvparams(hypervisor: str, hvparams: dict) -> None:
         hvbase.HYPERVISORS.cls(hypervisor).check_parameters(hvparams)
     except hvbase.HypervisorError as err:
         raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+
+
+def checked_ipolicy(policy: dict) -> dict:
+    """An instance policy as it will apply, refused unless it holds together (Ganeti's rules):
+    each min/max pair complete with min <= max, and the standard specs within a pair. A pair
+    given only in part takes the rest from the first pair of the policy before."""
+    pairs = policy.get("minmax") or []
+    if not pairs:
+        raise errors.OpPrereqError("an instance policy needs at least one min/max pair", errors.ECode.INVAL)
+    for index, pair in enumerate(pairs):
+        for spec in opcodes.ISPECS:
+            low, high = pair["min"].get(spec), pair["max"].get(spec)
+            if low is None or high is None:
+                raise errors.OpPrereqError(f"instance policy: min/max pair {index} has no {spec}", errors.ECode.INVAL)
+            if low > high:
+                raise errors.OpPrereqError(f"instance policy: {spec} minimum {low} is above its maximum {high}",
+                                           errors.ECode.INVAL)
+    for spec, value in policy.get("std", {}).items():
+        if not any(pair["min"][spec] <= value <= pair["max"][spec] for pair in pairs):
+            raise errors.OpPrereqError(f"instance policy: standard {spec} {value} is outside the min/max bounds",
+                                       errors.ECode.INVAL)
+    return policy
+
+
+def changed_ipolicy(own: dict, effective: dict, changes: dict) -> dict:
+    """An object's own policy after ``changes`` (a partial min/max pair filled from ``effective``'s
+    first one); ``default`` drops a key."""
+    changes = dict(changes)
+    if changes.get("minmax") and changes["minmax"] != params.RESET:
+        first = (effective.get("minmax") or [{"min": {}, "max": {}}])[0]
+        changes["minmax"] = [{bound: {**first[bound], **pair[bound]} for bound in ("min", "max")}
+                             for pair in changes["minmax"]]
+    if isinstance(changes.get("std"), dict):
+        changes["std"] = {**effective.get("std", {}), **changes["std"]}
+    return params.changed(own, changes)

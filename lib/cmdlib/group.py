@@ -13,6 +13,7 @@ import uuid as uuidlib
 
 from genet import errors, network_pool, opcodes, params
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.common import changed_ipolicy, checked_ipolicy
 
 DEFAULT_ALLOC_POLICY = "preferred"
 
@@ -57,6 +58,7 @@ class LUGroupAdd(LogicalUnit):
         name = self.op.group_name
         if self.cfg.read(lambda d: any(g["name"] == name for g in d.nodegroups.values())):
             raise errors.OpPrereqError(f"node group {name!r} already exists", errors.ECode.EXISTS)
+        self.ipolicy = self.cfg.read(lambda d: group_ipolicy(d, {}, self.op.ipolicy or {}))
 
     def exec(self):
         op = self.op
@@ -66,7 +68,7 @@ class LUGroupAdd(LogicalUnit):
             "alloc_policy": op.alloc_policy or DEFAULT_ALLOC_POLICY,
             "ndparams": params.changed({}, op.ndparams or {}),
             "diskparams": params.changed_per_name({}, op.diskparams or {}),
-            "ipolicy": params.changed({}, op.ipolicy or {}),
+            "ipolicy": self.ipolicy,
             "networks": {}, "tags": [], "ctime": ts, "mtime": ts, "serial_no": 1,
         }
         return add_object(self, "nodegroups", group, f"Node group {op.group_name} added")
@@ -116,6 +118,13 @@ class LUGroupRename(LogicalUnit):
         return self.op.new_name
 
 
+def group_ipolicy(data, group: dict, changes: dict) -> dict:
+    """The group's own policy after ``changes``, refused unless the policy it then has holds together."""
+    own = changed_ipolicy(group.get("ipolicy", {}), params.ipolicy(data, group), changes)
+    checked_ipolicy(params.ipolicy(data, {"ipolicy": own}))
+    return own
+
+
 class LUGroupSetParams(LogicalUnit):
     OPCODE = opcodes.OpGroupSetParams
 
@@ -125,6 +134,8 @@ class LUGroupSetParams(LogicalUnit):
         if all(getattr(op, key) is None for key in ("alloc_policy", "ndparams", "diskparams", "ipolicy")):
             raise errors.OpPrereqError("no changes requested: give at least one of alloc_policy, ndparams,"
                                        " diskparams and ipolicy", errors.ECode.INVAL)
+        if op.ipolicy is not None:
+            self.ipolicy = self.cfg.read(lambda d: group_ipolicy(d, d.nodegroups[self.group_uuid], op.ipolicy))
 
     def exec(self):
         op = self.op
@@ -135,7 +146,8 @@ class LUGroupSetParams(LogicalUnit):
             if op.alloc_policy is not None:
                 group["alloc_policy"] = op.alloc_policy
                 changes.append(["alloc_policy", op.alloc_policy])
-            for key, merge in (("ndparams", params.changed), ("diskparams", params.changed_per_name), ("ipolicy", params.changed)):
+            for key, merge in (("ndparams", params.changed), ("diskparams", params.changed_per_name),
+                               ("ipolicy", lambda _own, _changes: self.ipolicy)):
                 value = getattr(op, key)
                 if value is not None:
                     group[key] = merge(group.get(key, {}), value)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, hypervisors
-from genet.opcodes.group import NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
+from genet.opcodes.group import IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS
 from genet.ptypes import Bool, Constrained, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, String, Tag
 
@@ -80,6 +80,7 @@ class OpClusterSetParams(OpCode):
         Param("ndparams", Maybe(NDPARAMS), None, "Node parameters", "--node-parameters", "KEY=VALUE,..."),
         Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
               ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
+        Param("ipolicy", Maybe(IPOLICY), None, "Instance policy (the --ipolicy-* options)"),
         # per OS (gnt-os modify)
         Param("os_hvp", Maybe(Dict()), None, "Hypervisor parameters per OS: {OS: {HYPERVISOR: {KEY: VALUE}}}"),
         Param("osparams", Maybe(Dict()), None, "OS parameters per OS: {OS: {KEY: VALUE}}"),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED, disk_templates, hypervisors
-from genet.ptypes import Bool, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, String
+from genet.ptypes import Bool, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, Size, String
 
 
 ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
@@ -93,6 +93,9 @@ class HvParamsByHypervisor(PerName):
 NDPARAMS = ParamOverrides("ndparams", {
     "oob_program": String(), "spindle_count": Int(1, 1024), "exclusive_storage": Bool(), "ovs": Bool(),
     "ovs_name": String(), "ovs_link": String(), "ssh_port": Int(1, 65535), "cpu_speed": Float(minimum=0.0)})
+# the specs an instance policy bounds, each with its type (sizes take units: 4G)
+ISPECS = {"memory-size": Size(), "cpu-count": Int(0), "disk-count": Int(0), "disk-size": Size(),
+          "nic-count": Int(0), "spindle-use": Int(0)}
 IPOLICY = ParamOverrides("ipolicy", {
     "minmax": ListOf(Record("minmax", {"min": Dict(), "max": Dict()}, required=("min", "max")), 16),
     "std": Dict(), "disk-templates": ListOf(OneOf(diskparam_templates), 16),

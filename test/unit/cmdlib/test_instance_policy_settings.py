@@ -1,0 +1,51 @@
+"""Instance policies as settings (Ganeti's --ipolicy-* and --specs-* options), in-process: parsed,
+completed from the policy before, checked, recorded per cluster and group. (Enforcing them on
+instances is issue 15's.)"""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from genet.cli import ipolicy
+from genet.opcodes import OpClusterQuery, OpClusterSetParams, OpGroupAdd, OpGroupSetParams
+
+
+def parsed(*argv: str, old_specs: bool = False) -> dict:
+    parser = argparse.ArgumentParser()
+    ipolicy.add_options(parser, old_specs)
+    return ipolicy.from_args(parser.parse_args(list(argv)))
+
+
+def test_the_options_make_the_opcodes_policy():
+    assert parsed("--ipolicy-bounds-specs", "min:memory-size=64,cpu-count=1/max:memory-size=4G,cpu-count=8",
+                  "--ipolicy-std-specs", "memory-size=512", "--ipolicy-vcpu-ratio", "2.5") == {"ipolicy": {
+        "minmax": [{"min": {"memory-size": 64, "cpu-count": 1}, "max": {"memory-size": 4096, "cpu-count": 8}}],
+        "std": {"memory-size": 512}, "vcpu-ratio": 2.5}}
+    assert parsed("--specs-mem-size", "min=128,max=1G,std=256", "--specs-nic-count", "max=4",
+                  old_specs=True) == {"ipolicy": {"minmax": [{"min": {"memory-size": 128},
+                                                              "max": {"memory-size": 1024, "nic-count": 4}}],
+                                                  "std": {"memory-size": 256}}}
+    assert parsed() == {}
+    with pytest.raises(SystemExit):
+        parsed("--ipolicy-bounds-specs", "min:memory-size=64")          # no max: side
+
+
+def test_a_partial_pair_is_completed_and_a_policy_that_does_not_hold_is_refused(cluster):
+    cluster.run(OpClusterSetParams(ipolicy={"minmax": [{"min": {"disk-count": 0}, "max": {"cpu-count": 4}}]}))
+    [pair] = cluster.run(OpClusterQuery())["ipolicy"]["minmax"]
+    assert (pair["min"]["disk-count"], pair["max"]["cpu-count"], pair["max"]["memory-size"]) == (0, 4, 32768)
+    cluster.refused(OpClusterSetParams(ipolicy={"minmax": [{"min": {"cpu-count": 9}, "max": {}}]}),
+                    "cpu-count minimum 9 is above its maximum 4", "wrong_input")
+    cluster.refused(OpClusterSetParams(ipolicy={"std": {"memory-size": 64}}),
+                    "standard memory-size 64 is outside the min/max bounds", "wrong_input")
+
+
+def test_a_groups_policy_overrides_the_clusters_and_default_inherits_again(cluster):
+    cluster.run(OpGroupAdd(group_name="rack2", ipolicy={"vcpu-ratio": 8.0}))
+    assert cluster.data().nodegroups[next(u for u, g in cluster.data().nodegroups.items()
+                                          if g.name == "rack2")].ipolicy == {"vcpu-ratio": 8.0}
+    cluster.refused(OpGroupSetParams(group_name="rack2", ipolicy={"std": {"cpu-count": 99}}),
+                    "standard cpu-count 99 is outside", "wrong_input")
+    cluster.run(OpGroupSetParams(group_name="rack2", ipolicy={"vcpu-ratio": "default"}))
+    assert all(g.ipolicy == {} for g in cluster.data().nodegroups.values())
