@@ -251,6 +251,7 @@ class Cluster(Timestamped):
     candidate_pool_size = Field(int, 10)
     max_running_jobs = Field(int, 20)
     enabled_hypervisors = Field(list, lambda: ["fake"])
+    enabled_disk_templates = Field(list, list)       # none: every registered template (storage.units)
     modify_etc_hosts = Field(bool, False)
     mac_prefix = Field(str, "aa:00:00")
     # and the settings the disk templates read (DiskTemplate.SETTINGS, config.storage_params)

@@ -32,7 +32,7 @@ def cmd_init(ns) -> int:
 
 
 # the parameter defaults init takes, as modify does (the rest of init's options are its own)
-INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams")
+INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams", "enabled_disk_templates")
 
 
 def cmd_destroy(ns) -> int:

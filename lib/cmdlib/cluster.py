@@ -11,6 +11,7 @@ from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams,
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
 from genet.storage import base as storage
+from genet.storage.units import enabled_templates
 
 CERT_WARN_DAYS = 30
 
@@ -48,7 +49,7 @@ def cluster_info(data) -> dict:
         "candidate_pool_size": cluster["candidate_pool_size"], "max_running_jobs": cluster["max_running_jobs"],
         "max_tracked_jobs": MAX_UNFINISHED, "noded_port": cluster["noded_port"],
         "enabled_hypervisors": enabled, "default_hypervisor": enabled[0], "hypervisor_type": enabled[0],
-        "enabled_disk_templates": list(storage.names()),
+        "enabled_disk_templates": enabled_templates(cluster),
         "modify_etc_hosts": cluster["modify_etc_hosts"], "mac_prefix": cluster.get("mac_prefix", "aa:00:00"),
         **config.storage_params(data),
         # the defaults objects inherit, filled in (Ganeti groups beparams and nicparams under "default")
@@ -224,6 +225,8 @@ class LUClusterSetParams(LogicalUnit):
             self.values["volume_group_name"] = op.vg_name
         if op.enabled_hypervisors is not None:
             self.values["enabled_hypervisors"] = self._enabled_hypervisors(data, op.enabled_hypervisors)
+        if op.enabled_disk_templates is not None:
+            self.values["enabled_disk_templates"] = self._enabled_templates(data, op.enabled_disk_templates)
         # the defaults instances, NICs and nodes inherit, each checked as it will apply
         if op.hvparams:
             hvparams = params.changed_per_name(cluster.hvparams, op.hvparams)
@@ -271,6 +274,18 @@ class LUClusterSetParams(LogicalUnit):
         using = sorted(f"{i.name} ({i.hypervisor})" for i in data.instances.values() if i.hypervisor not in wanted)
         if using:
             raise errors.OpPrereqError(f"hypervisors in use cannot be disabled; instances: {', '.join(using)}",
+                                       errors.ECode.WRONG_STATE)
+        return list(dict.fromkeys(wanted))
+
+    @staticmethod
+    def _enabled_templates(data, wanted: list[str]) -> list[str]:
+        """As for hypervisors: at least one, none that an instance uses may go."""
+        if not wanted:
+            raise errors.OpPrereqError("at least one disk template must be enabled", errors.ECode.INVAL)
+        using = sorted(f"{i.name} ({i.disk_template})" for i in data.instances.values()
+                       if i.disk_template not in wanted)
+        if using:
+            raise errors.OpPrereqError(f"disk templates in use cannot be disabled; instances: {', '.join(using)}",
                                        errors.ECode.WRONG_STATE)
         return list(dict.fromkeys(wanted))
 

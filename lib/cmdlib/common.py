@@ -178,3 +178,12 @@ def changed_ipolicy(own: dict, effective: dict, changes: dict) -> dict:
     if isinstance(changes.get("std"), dict):
         changes["std"] = {**effective.get("std", {}), **changes["std"]}
     return params.changed(own, changes)
+
+
+def check_template_enabled(lu: LogicalUnit, template: str) -> None:
+    """Refuse a disk template the cluster has not enabled (gnt-cluster modify --enabled-disk-templates)."""
+    from genet.storage.units import enabled_templates
+    enabled = lu.cfg.read(lambda d: enabled_templates(d.cluster))
+    if template not in enabled:
+        raise errors.OpPrereqError(f"disk template {template!r} is not enabled in this cluster (enabled:"
+                                   f" {', '.join(enabled)})", errors.ECode.WRONG_STATE)

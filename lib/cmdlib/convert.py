@@ -14,7 +14,7 @@ import time
 
 from genet import errors
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import check_node_online, storage_params
+from genet.cmdlib.common import check_node_online, check_template_enabled, storage_params
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_disks, shutdown_disks,
                                 wait_for_sync)
 from genet.storage import base as storage
@@ -36,6 +36,7 @@ def check_conversion(lu: LogicalUnit, inst: dict, template: str, remote_node: st
         raise errors.OpPrereqError(f"converting disk template {old} to {template} is not supported (supported:"
                                    f" {', '.join(f'{a} to {b}' for a, b in sorted(conversions()))})",
                                    errors.ECode.INVAL)
+    check_template_enabled(lu, template)
     if lu.op.disks or lu.op.nics:
         raise errors.OpPrereqError("a disk template conversion cannot be combined with disk or NIC changes",
                                    errors.ECode.INVAL)

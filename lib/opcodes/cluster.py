@@ -1,7 +1,7 @@
 """Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
-from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, hypervisors
+from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, disk_templates, hypervisors
 from genet.opcodes.group import IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS
 from genet.ptypes import Bool, Constrained, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, String, Tag
@@ -70,6 +70,8 @@ class OpClusterSetParams(OpCode):
         Param("enabled_hypervisors", Maybe(ListOf(OneOf(hypervisors), 16, csv=True)), None,
               "The hypervisors instances may use; the first is the default", "--enabled-hypervisors",
               "HYPERVISOR,..."),
+        Param("enabled_disk_templates", Maybe(ListOf(OneOf(disk_templates), 16, csv=True)), None,
+              "The disk templates instances may use", "--enabled-disk-templates", "TEMPLATE,..."),
         # the defaults objects inherit (genet.params); "default" drops the cluster's own value
         Param("hvparams", Maybe(HvParamsByHypervisor()), None, "Hypervisor parameters of one hypervisor",
               ("-H", "--hypervisor-parameters"), "HYPERVISOR:KEY=VALUE,..."),

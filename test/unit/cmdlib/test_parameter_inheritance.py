@@ -63,3 +63,15 @@ def test_temporary_startup_parameters_go_with_the_next_stop(cluster):
     cluster.run(OpInstanceShutdown(instance_name="web1", timeout=0))
     cluster.run(OpInstanceStartup(instance_name="web1"))
     assert cluster.nodes["node2"].hv.info("web1")["vcpus"] == 1 and cluster.instance("web1")["beparams"] == {}
+
+
+def test_only_enabled_disk_templates_are_used_and_one_in_use_stays_enabled(cluster):
+    from genet.opcodes import OpClusterQuery
+    cluster.run(OpClusterSetParams(enabled_disk_templates=["diskless", "file"]))
+    assert cluster.run(OpClusterQuery())["enabled_disk_templates"] == ["diskless", "file"]
+    cluster.refused(OpInstanceCreate(instance_name="web1", disk_template="sharedfile", pnode="node2",
+                                     disks=[{"size": 8}], os_type="noop", start=False),
+                    "disk template 'sharedfile' is not enabled in this cluster", "wrong_state")
+    create(cluster, start=False)
+    cluster.refused(OpClusterSetParams(enabled_disk_templates=["file"]),
+                    r"disk templates in use cannot be disabled; instances: web1 \(diskless\)", "wrong_state")
