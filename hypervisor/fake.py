@@ -10,7 +10,7 @@ Fake nodes of one process can share a ``FakeFabric``: migrate then needs a
 listener on the target address, and finish_incoming(True) needs the stream to
 have completed, as with real QEMUs. Without a fabric both are trusted.
 
-Test helpers beyond the interface: guest_poweroff, crash, fail_next.
+Test helpers beyond the interface: guest_poweroff, crash, fail_next, set_hv_version.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from genet.hypervisor.kvm import validation
 MAX_DISKS = 16
 MAX_NICS = 8
 FIRST_PID = 10000
+FAKE_VERSION = [1, 0, 0]
 
 
 def _meminfo_total() -> int:
@@ -226,8 +227,14 @@ class FakeHypervisor(Hypervisor):
     def node_info(self) -> dict:
         with self._state(write=False) as state:
             used = sum(r["memory"] for r in state["instances"].values() if r["state"] != HvState.CRASHED.value)
+            version = state.get("hv_version", FAKE_VERSION)
         return {"memory_total": self.memory_total, "memory_free": max(0, self.memory_total - used),
-                "memory_hv": used, "cpu_total": self.cpu_total}
+                "memory_hv": used, "cpu_total": self.cpu_total, "hv_version": version}
+
+    def set_hv_version(self, version: list[int]) -> None:
+        """Test helper: the version node_info reports (as a node with another QEMU)."""
+        with self._state() as state:
+            state["hv_version"] = list(version)
 
     def console(self, name: str) -> dict:
         with self._state() as state:

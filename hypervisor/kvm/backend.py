@@ -274,9 +274,15 @@ class KvmHypervisor(Hypervisor):
             files = self._files(name)
             rt = files.load()
             if rt is not None and process.alive(rt.pid, files.pidfile):
-                used += rt.memory
-        return {"memory_total": mem["MemTotal"], "memory_free": mem.get("MemAvailable", mem["MemFree"]),
+                used += int(rt.inst.get("runtime_memory", rt.memory))
+        info = {"memory_total": mem["MemTotal"], "memory_free": mem.get("MemAvailable", mem["MemFree"]),
                 "memory_hv": used, "cpu_total": os.cpu_count() or 1}
+        try:        # the QEMU new guests start with: migrate compares it between nodes
+            version = capabilities.probe(self.fill_parameters({})["kvm_path"]).version
+            info["hv_version"] = [int(part) for part in version.split(".")]
+        except (HypervisorError, ValueError):
+            pass
+        return info
 
     def console(self, name: str) -> dict:
         files = self._files(name)

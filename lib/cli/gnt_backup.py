@@ -1,6 +1,7 @@
 """gnt-backup: export instances to a node's export directory, list and remove exports, import them."""
 from __future__ import annotations
 
+import json
 import sys
 
 from genet import opcodes
@@ -13,22 +14,16 @@ IMPORT_SKIP = ("mode", "os_type", "no_install", "osparams_private", "osparams_se
                "file_storage_dir", "group_name", "instance_communication")
 
 
+LIST_DEFAULT = ["node", "export"]
+
+
 def cmd_list(ns) -> int:
-    [found] = base.submit_or_run(ns, [opcodes.OpBackupQuery(nodes=ns.nodes or [])]) or [None]
-    if found is None:                    # --submit
-        return 0
-    rows, silent = [], []
-    for node in sorted(found):
-        if found[node] is False:
-            silent.append(node)
-            continue
-        rows += [[node, name] for name in found[node]]
-    headers = None if ns.no_headers else ["Node", "Export"]
-    for line in base.format_table(headers, rows, ns.separator):
-        print(line)
-    for node in silent:
-        print(f"Warning: node {node} did not answer (or is offline); its exports are not listed", file=sys.stderr)
-    return 0
+    """Ganeti's: the export query, its rows filtered by node (an unknown node is named)."""
+    if ns.nodes:
+        base.query_named("node", ["name"], ns.nodes, "node")
+    ns.names = [" or ".join(f"node == {json.dumps(node)}" for node in ns.nodes)] if ns.nodes else []
+    ns.use_filter, ns.units, ns.verbose = bool(ns.nodes), None, False
+    return base.run_list(ns, "export", LIST_DEFAULT, name_field="node")
 
 
 def cmd_import(ns) -> int:
@@ -47,6 +42,11 @@ def build(parser) -> None:
     p.add_argument("--node", dest="nodes", action="append", metavar="NODE", help="Only this node (repeatable)")
     p.add_argument("--no-headers", action="store_true", help="Do not print column headers")
     p.add_argument("--separator", default=None, help="Separate columns with this string")
+    p.add_argument("-o", "--output", metavar="FIELDS", help="Comma-separated fields to show (node, export);"
+                   " a leading + adds to the defaults")
+    p = base.command(sub, "list-fields", "List the fields of list -o",
+                     lambda ns: base.run_list_fields(ns, "export"))
+    base.add_list_fields_options(p)
     base.opcode_command(sub, "remove", "Remove an export from every node holding it", opcodes.OpBackupRemove)
 
 

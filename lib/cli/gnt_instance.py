@@ -14,6 +14,8 @@ from genet.ptypes import Size
 # the default columns of `list` (Ganeti's); the field table itself lives in genet.query, which
 # the command does not import: it pulls in pyparsing and would slow every gnt-instance down
 INSTANCE_DEFAULT = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
+# the creation parameters only gnt-backup import offers (as Ganeti's CLI)
+IMPORT_ONLY = ("src_node", "src_path", "compress", "identify_defaults")
 
 
 def os_size(text: str) -> int:
@@ -170,10 +172,8 @@ def accept_ganeti_check_switches(parser) -> None:
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate, cmd_add,
-                            skip=("src_node", "src_path"))
+                            skip=IMPORT_ONLY)
     accept_ganeti_check_switches(p)
-    p.add_argument("--no-nics", action="store_true", help="Create the instance without NICs (by default it"
-                   " gets one with the cluster's NIC parameters)")
     p.add_argument("-s", "--os-size", metavar="SIZE", type=os_size,
                    help="One disk of this size (Ganeti's short form of --disk 0:size=SIZE)")
     base.opcode_command(sub, "remove", "Remove an instance and its disks", opcodes.OpInstanceRemove, asks=True)

@@ -186,6 +186,8 @@ def import_request(lu: LogicalUnit, export: Export) -> dict:
     if unknown:
         lu.feedback(f"* ignoring hypervisor parameter(s) of the export {hypervisor} does not know: {', '.join(unknown)}")
     hv = {k: v for k, v in export.hvparams.items() if k in known}
+    if op.no_nics:
+        nics = []
     return {"disks": disks, "nics": nics, "os_type": op.os_type or export.os,
             "osparams": dict(export.osparams, **op.osparams), "hypervisor": hypervisor,
             "beparams": be, "hvparams": dict(hv, **op.hvparams), "tags": list(export.tags)}
@@ -258,6 +260,11 @@ class LUBackupExport(InstanceLU):
         if op.remove_instance and not op.shutdown:
             raise errors.OpPrereqError("cannot remove an instance without shutting it down first",
                                        errors.ECode.INVAL)
+        if op.zero_free_space:
+            raise errors.OpPrereqError("genet cannot zero an instance's free space (Ganeti's --zero-free-space"
+                                       " runs a zeroing helper instance, which genet has not)", errors.ECode.INVAL)
+        if op.zeroing_timeout_fixed is not None or op.zeroing_timeout_per_mib is not None:
+            raise errors.OpPrereqError("the zeroing timeouts apply to --zero-free-space only", errors.ECode.INVAL)
         instance_of(self, op.instance_name)      # named before the node, as the user wrote them
         self.node(op.target_node)
         super().expand_names()

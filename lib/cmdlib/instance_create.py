@@ -7,8 +7,8 @@ import uuid as uuidlib
 
 from genet import errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_name_and_ip, check_node_online, check_os,
-                                 free_memory, split_nodes, storage_params)
+from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_name_and_ip, check_node_online,
+                                 check_os, check_template_enabled, free_memory, split_nodes, storage_params)
 from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.instance_ops import script_osparams
@@ -86,6 +86,8 @@ class LUInstanceCreate(LogicalUnit):
         # recorded: what is set on the instance (Ganeti's inheritance); checked: what applies
         self.own_beparams = params.normalised_beparams(req["beparams"])
         self.hvparams = dict(req["hvparams"])
+        if op.identify_defaults:
+            self._identify_defaults(data, req)
         wanted = {"hypervisor": self.hypervisor, "os": req["os_type"] or "noop", "beparams": self.own_beparams,
                   "hvparams": self.hvparams}
         self.beparams = check_beparams(params.beparams(data, wanted))
@@ -101,6 +103,7 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"disk template {op.disk_template} needs a secondary node:"
                                        " -n PRIMARY:SECONDARY (or no -n, to let the allocator choose both)",
                                        errors.ECode.INVAL)
+        check_template_enabled(self, op.disk_template)
         check_name_and_ip(op.instance_name, op.name_check, op.ip_check)
         check_unsupported(op)
         self.group = self._group(data)
@@ -125,6 +128,14 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
+
+    def _identify_defaults(self, data, req: dict) -> None:
+        """Ganeti's --identify-defaults: a backend or hypervisor parameter equal to what the
+        cluster gives is not recorded, so the instance follows the cluster's later changes."""
+        inherited = {"hypervisor": self.hypervisor, "os": req["os_type"] or "noop", "beparams": {}, "hvparams": {}}
+        be, hv = params.beparams(data, inherited), params.filled_hvparams(data, inherited)
+        self.own_beparams = {k: v for k, v in self.own_beparams.items() if be.get(k) != v}
+        self.hvparams = {k: v for k, v in self.hvparams.items() if hv.get(k) != v}
 
     def _check_adoption(self, disks: list[dict]) -> None:
         """Ganeti's rules: every disk adopts an existing volume or none does, plain only, no
@@ -304,7 +315,9 @@ class LUInstanceCreate(LogicalUnit):
 
 
 def check_unsupported(op) -> None:
-    """Ganeti's options for what genet has not: refused with the reason, never ignored."""
+    """Ganeti's options for what genet has not (and contradictions): refused with the reason, never ignored."""
+    if op.no_nics and op.nics:
+        raise errors.OpPrereqError("--no-nics and --net exclude each other", errors.ECode.INVAL)
     if op.instance_communication:
         raise errors.OpPrereqError("genet has no instance communication network (Ganeti's"
                                    " --communication): the instance cannot get that NIC", errors.ECode.INVAL)

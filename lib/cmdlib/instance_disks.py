@@ -77,6 +77,8 @@ class LUInstanceActivateDisks(InstanceLU):
                                             storage_params(self)).raise_on_error("mirroring to the secondary")
             for index, what in enumerate(done):
                 self.feedback(f"* disk {index}: {what}")
+            if self.op.wait_for_sync:
+                wait_for_sync(self, inst)
             return [[inst.primary_node, f"disk/{i}", a.get("nbd_socket") or a["path"]]
                     for i, a in enumerate(access)]
         access = self.rpc.blockdev_access(inst.primary_node, inst.name, inst.disk_template, inst.disks,

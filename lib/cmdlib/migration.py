@@ -45,6 +45,23 @@ def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict
     return max(fitting, key=lambda n: free[n])
 
 
+def check_hv_versions(lu: LogicalUnit, inst: dict, source: str, target: str) -> None:
+    """Ganeti's check before a migration: the hypervisor (QEMU) versions of both nodes agree;
+    with ignore_hvversions a difference is only a warning. A node that reports none is not compared."""
+    versions = {}
+    for node in (source, target):
+        res = lu.rpc.hv_node_info(node, inst.hypervisor)
+        versions[node] = None if res.failed else res.payload.get("hv_version")
+    if None in versions.values() or versions[source] == versions[target]:
+        return
+    text = (f"the hypervisor versions of {source} ({'.'.join(map(str, versions[source]))}) and {target}"
+            f" ({'.'.join(map(str, versions[target]))}) differ")
+    if not getattr(lu.op, "ignore_hvversions", False):
+        raise errors.OpPrereqError(f"{text}: migrating {inst['name']} may fail; use --ignore-hvversions to"
+                                   " try anyway", errors.ECode.INVAL)
+    lu.feedback(f"Warning: {text}; migrating {inst['name']} anyway (--ignore-hvversions)")
+
+
 class MovePlan:
     """One instance going from its primary to a target node."""
 
@@ -100,6 +117,8 @@ class MovePlan:
                 raise errors.OpPrereqError(f"the disks of {inst['name']} are not in sync on {self.target}"
                                            f" ({out_of_sync}); wait for the sync or run gnt-instance"
                                            " activate-disks, then migrate", errors.ECode.WRONG_STATE)
+        if need_running:
+            check_hv_versions(lu, inst, self.source, self.target)
         if self.copy_disks and not self.running:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} is stopped and its {inst['disk_template']} disks are local to"
@@ -413,12 +432,29 @@ class LUInstanceFailover(_InstanceMoving):
     OPCODE = opcodes.OpInstanceFailover
 
     def check_prereq(self):
-        self.plan = MovePlan(self, instance_of(self, self.op.instance_name), self.op.target_node,
-                             need_running=False)
+        inst = instance_of(self, self.op.instance_name)
+        if self.op.cleanup:       # Ganeti's recovery after a failed failover
+            self.plan, self.inst = None, inst
+            return
+        self.plan = MovePlan(self, inst, self.op.target_node, need_running=False)
         refuse_unreachable_primary(self, [self.plan])
 
     def exec(self):
+        if self.plan is None:
+            return cleanup_failover(self, self.inst)
         return self.plan.failover(self.op.ignore_consistency, self.op.shutdown_timeout)
+
+
+def cleanup_failover(lu: LogicalUnit, inst: dict) -> dict:
+    """After a failed failover: an instance running somewhere is kept there (as after a failed
+    migration); one running nowhere is fine if marked down, and is left for startup if marked up."""
+    try:
+        return cleanup_migration(lu, inst)
+    except errors.OpExecError:
+        if inst.admin_state == "up":
+            raise
+    lu.feedback(f"* instance {inst['name']} runs nowhere, as its admin state {inst.admin_state} says")
+    return {"node": inst.primary_node}
 
 
 def refuse_unreachable_primary(lu: LogicalUnit, plans: list[MovePlan]) -> None:
@@ -558,7 +594,13 @@ class LUInstanceMove(LogicalUnit):
         inst, source, target = self.inst, self.inst.primary_node, self.op.target_node
         sp, target_ip = storage_params(self), node_address(self, target)
         self.feedback(f"* shutting down {inst['name']} on {source}")
-        stop_instance(self, inst, self.op.shutdown_timeout)
+        try:
+            stop_instance(self, inst, self.op.shutdown_timeout)
+        except errors.OpExecError as err:
+            if not self.op.ignore_consistency:
+                raise
+            self.feedback(f"Warning: could not shut down {inst['name']} on {source}, copying its disks anyway"
+                          f" (--ignore-consistency): {err}")
         done = 0
         try:
             for index, disk in enumerate(inst.disks):

@@ -31,6 +31,9 @@ _OSPARAMS_PRIVATE = Param("osparams_private", Maybe(Dict()), None, "Private OS p
                           " OS scripts, shown redacted", "--os-parameters-private", "KEY=VALUE,...")
 _OSPARAMS_SECRET = Param("osparams_secret", Maybe(Dict()), None, "Secret OS parameters: given to the OS scripts"
                          " of this job only, never stored", "--os-parameters-secret", "KEY=VALUE,...")
+# Ganeti's compression of disk copies: genet's TLS disk stream is uncompressed
+COMPRESS = Param("compress", OneOf("none"), "none", "Compression of the disk copy (genet's is uncompressed:"
+                 " none)", "--compress")
 # genet checks no instance policy yet (issue 15): the switch is accepted and has nothing to ignore
 _IGNORE_IPOLICY = Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations (genet enforces"
                         " no instance policy yet)", "--ignore-ipolicy")
@@ -91,7 +94,11 @@ class OpInstanceCreate(OpCode):
         _NAME_CHECK, _IP_CHECK, _WAIT_FOR_SYNC,
         Param("conflicts_check", Bool(), True, "Refuse NIC addresses already taken in their network",
               "--no-conflicts-check"),
-        _OSPARAMS_PRIVATE, _OSPARAMS_SECRET, _IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR,
+        _OSPARAMS_PRIVATE, _OSPARAMS_SECRET, _IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR, COMPRESS,
+        Param("no_nics", Bool(), False, "No NICs: none of the cluster's (gnt-instance add's default), none of"
+              " an export's (import)", "--no-nics"),
+        Param("identify_defaults", Bool(), False, "Record no backend or hypervisor parameter equal to the"
+              " cluster's default (it then follows the default)", "--identify-defaults"),
         Param("group_name", Maybe(NAME), None, "Place the instance on a node of this group",
               ("-g", "--node-group"), "GROUP"),
         Param("instance_communication", Bool(), False, "Ganeti's instance communication NIC (genet has no"
@@ -189,6 +196,11 @@ class OpInstanceMigrate(OpCode):
               "--cleanup"),
         Param("allow_failover", Bool(), False, "Fail over instead when the instance cannot migrate",
               "--allow-failover"),
+        Param("ignore_hvversions", Bool(), False, "Only warn when the nodes' hypervisor versions differ",
+              "--ignore-hvversions"),
+        Param("allow_runtime_changes", Bool(), True, "Let the migration change the instance's runtime (genet's"
+              " never does)", "--no-runtime-changes"),
+        _IGNORE_IPOLICY,
     )
 
 
@@ -210,6 +222,9 @@ class OpInstanceFailover(OpCode):
         _PRIMARY_IS_DOWN,
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
+        Param("cleanup", Bool(), False, "Recover from a failed failover: keep the instance where it runs",
+              "--cleanup"),
+        _IGNORE_IPOLICY,
     )
 
 
@@ -273,7 +288,9 @@ class OpInstanceActivateDisks(OpCode):
         INSTANCE_ARG,
         Param("ignore_size", Bool(), False, "Ganeti's: do not hold the disks to their recorded sizes while"
               " activating them (genet's activation never compares sizes, so both values act the same)",
-              query="ignore_size"),
+              "--ignore-size", query="ignore_size"),
+        Param("wait_for_sync", Bool(), False, "Wait until the copies of mirrored disks are in sync",
+              "--wait-for-sync"),
     )
 
 
@@ -357,6 +374,9 @@ class OpInstanceMove(OpCode):
         Param("target_node", NAME, REQUIRED, "Node to move to", ("-n", "--target-node")),
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),
+        Param("ignore_consistency", Bool(), False, "Copy the disks even if the instance cannot be shut down"
+              " on its node", "--ignore-consistency"),
+        COMPRESS, _IGNORE_IPOLICY,
     )
 
 

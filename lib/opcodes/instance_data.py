@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
 from genet.opcodes.instance import INSTANCE_ARG, INSTANCE_NAME
-from genet.ptypes import Bool, Int, ListOf, Maybe, OneOf, ParamType, Record, Size, String
+from genet.ptypes import Bool, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, Size, String
 
 
 class DiskIndices(ParamType):
@@ -134,7 +134,16 @@ class OpBackupExport(OpCode):
         Param("remove_instance", Bool(), False, "Remove the instance once it is exported", "--remove-instance"),
         Param("ignore_remove_failures", Bool(), False, "Remove the instance even if its disks cannot be deleted",
               "--ignore-remove-failures"),
-        Param("compress", OneOf("none"), "none", "Compression of the copy (none)"),
+        Param("compress", OneOf("none"), "none", "Compression of the images' transport (genet's disk stream"
+              " is uncompressed: none)", "--transport-compression"),
+        Param("zero_free_space", Bool(), False, "Zero the instance's free space first (Ganeti's zeroing helper"
+              " instance; genet has none: refused)", "--zero-free-space"),
+        Param("zeroing_timeout_fixed", Maybe(Int(0, 86400)), None, "Seconds the zeroing may take at least"
+              " (with --zero-free-space)", "--zeroing-timeout-fixed"),
+        Param("zeroing_timeout_per_mib", Maybe(Float(minimum=0.0)), None, "Seconds more the zeroing may take"
+              " per MiB of disk (with --zero-free-space)", "--zeroing-timeout-per-mib"),
+        Param("long_sleep", Bool(), False, "Allow the instance to stay shut down for the whole export (genet's"
+              " disks have no snapshots: it always does)", "--long-sleep"),
         Param("destination_x509_ca", Maybe(String(non_empty=True)), None, "Destination CA (remote export only)"),
         Param("x509_key_name", Maybe(ListOf(ParamType())), None, "Name of the X509 key (remote export only)"),
     )

@@ -372,7 +372,17 @@ def test_fake_fail_next_makes_one_call_fail():
 def test_fake_node_info_totals_are_configurable():
     hv = FakeHypervisor(memory_total=1000, cpu_total=4)
     hv.start(make_inst())
-    assert hv.node_info() == {"memory_total": 1000, "memory_free": 936, "memory_hv": 64, "cpu_total": 4}
+    assert hv.node_info() == {"memory_total": 1000, "memory_free": 936, "memory_hv": 64, "cpu_total": 4,
+                              "hv_version": [1, 0, 0]}
+
+
+def test_fake_balloon_changes_the_memory_info_reports_up_to_what_it_started_with():
+    hv = FakeHypervisor(memory_total=1000)
+    hv.start(make_inst())
+    hv.balloon_memory("inst1", 32)
+    assert hv.info("inst1")["memory"] == 32 and hv.node_info()["memory_free"] == 968
+    with pytest.raises(HypervisorError, match="cannot balloon above the 64 MiB it started with"):
+        hv.balloon_memory("inst1", 65)
 
 
 # --- kvm only

@@ -293,3 +293,9 @@ def test_use_guest_agent_adds_its_channel_on_qga_sock(tmp_path):
     assert "-chardev socket,id=qga0,path=qga.sock,server=on,wait=off" in text
     assert "-device virtio-serial-pci,id=qgaserial,bus=extras,addr=0x5" in text
     assert "name=org.qemu.guest_agent.0" in text and "pci-bridge,id=extras" in text
+
+
+def test_every_guest_gets_a_balloon_device_at_its_own_slot(tmp_path):
+    """gnt-instance modify --runtime-memory balloons it; the fixed slot keeps migrations compatible."""
+    args = argv(tmp_path)
+    assert args[args.index("virtio-balloon-pci,id=balloon0,addr=0x1e") - 1] == "-device"
