@@ -1,7 +1,6 @@
 """Node-local cluster operations that cannot be jobs: init, join, master failover, destroy."""
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 
@@ -17,14 +16,13 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
         raise errors.OpPrereqError(f"this node is already part of a cluster ({paths.config_file()} exists);"
                                    " run 'gnt-cluster destroy' first", errors.ECode.EXISTS)
     storage = {key: value for key, value in (storage or {}).items() if value is not None}
-    prefix = storage["mac_prefix"] = storage.get("mac_prefix", "aa:00:00").lower()
-    if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", prefix) or int(prefix[:2], 16) & 1:
-        raise errors.OpPrereqError(f"invalid MAC prefix {prefix!r}: three hex bytes of a unicast address,"
-                                   " like aa:00:00", errors.ECode.INVAL)
-    shared = storage.get("shared_file_storage_dir")
-    if shared is not None and not shared.startswith("/"):
-        raise errors.OpPrereqError(f"the shared file storage directory must be absolute, got {shared!r}",
-                                   errors.ECode.INVAL)
+    from genet.opcodes import AbsolutePath, MacPrefix
+    try:
+        storage["mac_prefix"] = MacPrefix().check(storage.get("mac_prefix", "aa:00:00"))
+        if "shared_file_storage_dir" in storage:
+            AbsolutePath().check(storage["shared_file_storage_dir"])
+    except ValueError as err:
+        raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
     name = paths.node_name()
     address = netutils.resolve(name)
     paths.ensure_dirs()

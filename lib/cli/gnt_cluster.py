@@ -216,7 +216,7 @@ def build(parser) -> None:
     p.add_argument("--file-storage-dir", help="Directory for file disks, below each node's root")
     p.add_argument("--shared-file-storage-dir", help="Directory for sharedfile disks that every node mounts")
     p.add_argument("--vg-name", help="LVM volume group of plain disks")
-    p.add_argument("--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
+    p.add_argument("-m", "--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
     base.add_opcode_options(p, opcodes.OpClusterSetParams,
                             skip=[q.name for q in opcodes.OpClusterSetParams.all_params() if q.name not in INIT_DEFAULTS])
     ipolicy.add_options(p, old_specs=True)

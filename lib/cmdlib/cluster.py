@@ -213,16 +213,22 @@ class LUClusterSetParams(LogicalUnit):
     def check_prereq(self):
         op, data = self.op, self.cfg.snapshot()
         cluster = data.cluster
-        if op.vg_name is not None:
-            in_vg = sorted(name for name, inst in data.instances.items()
-                           if storage.TEMPLATES.cls(inst.disk_template).in_volume_group)
-            if in_vg and op.vg_name != config.storage_params(data)["volume_group_name"]:
-                raise errors.OpPrereqError(f"cannot change the volume group while instances have disks in it:"
-                                           f" {', '.join(in_vg)}", errors.ECode.WRONG_STATE)
         self.values = {key: getattr(op, key) for key in ("candidate_pool_size", "max_running_jobs",
-                                                         "modify_etc_hosts") if getattr(op, key) is not None}
-        if op.vg_name is not None:
-            self.values["volume_group_name"] = op.vg_name
+                                                         "modify_etc_hosts", "mac_prefix")
+                       if getattr(op, key) is not None}
+        # where the templates find their disks: not while instances have disks there
+        current = config.storage_params(data)
+        for setting, value in (("volume_group_name", op.vg_name), ("file_storage_dir", op.file_storage_dir),
+                               ("shared_file_storage_dir", op.shared_file_storage_dir)):
+            if value is None:
+                continue
+            using = sorted(name for name, inst in data.instances.items()
+                           if setting in storage.TEMPLATES.cls(inst.disk_template).SETTINGS)
+            if using and value != current[setting]:
+                what = "the volume group" if setting == "volume_group_name" else setting.replace("_", " ")
+                raise errors.OpPrereqError(f"cannot change {what} while instances have disks in it:"
+                                           f" {', '.join(using)}", errors.ECode.WRONG_STATE)
+            self.values[setting] = value
         if op.enabled_hypervisors is not None:
             self.values["enabled_hypervisors"] = self._enabled_hypervisors(data, op.enabled_hypervisors)
         if op.enabled_disk_templates is not None:

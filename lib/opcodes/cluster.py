@@ -1,6 +1,8 @@
 """Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
+import re
+
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, disk_templates, hypervisors
 from genet.opcodes.group import IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS
@@ -58,6 +60,31 @@ class OsChange(ParamType):
 OS_CHANGE = OsChange()
 
 
+class MacPrefix(Constrained):
+    """The first three bytes of generated MAC addresses: hex, of a unicast address (aa:00:00)."""
+    name = "MAC prefix"
+    schema = {"type": "string", "pattern": "^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}$"}
+    MAX_LEN = 8
+
+    def rule(self, value):
+        value = value.lower()
+        if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", value) or int(value[:2], 16) & 1:
+            raise ValueError(f"invalid MAC prefix {value!r}: three hex bytes of a unicast address, like aa:00:00")
+        return value
+
+
+class AbsolutePath(Constrained):
+    """A directory every node mounts at the same absolute path."""
+    name = "absolute path"
+    schema = {"type": "string", "pattern": "^/"}
+    MAX_LEN = 4096
+
+    def rule(self, value):
+        if not value.startswith("/"):
+            raise ValueError(f"must be absolute, got {value!r}")
+        return value
+
+
 class OpClusterSetParams(OpCode):
     """Change cluster parameters (gnt-cluster modify)."""
     PARAMS = (
@@ -67,6 +94,12 @@ class OpClusterSetParams(OpCode):
               "Jobs run at the same time by the master", "--max-running-jobs"),
         Param("modify_etc_hosts", Maybe(Bool()), None, "Manage /etc/hosts (recorded only)", "--modify-etc-hosts"),
         Param("vg_name", Maybe(VgName()), None, "LVM volume group of plain disks", "--vg-name", "VG"),
+        Param("file_storage_dir", Maybe(String(non_empty=True, max_len=4096)), None,
+              "Directory of file disks (below each node's root)", "--file-storage-dir", "DIR"),
+        Param("shared_file_storage_dir", Maybe(AbsolutePath()), None, "Directory of sharedfile disks",
+              "--shared-file-storage-dir", "DIR"),
+        Param("mac_prefix", Maybe(MacPrefix()), None, "First three bytes of generated MAC addresses",
+              ("-m", "--mac-prefix"), "PREFIX"),
         Param("enabled_hypervisors", Maybe(ListOf(OneOf(hypervisors), 16, csv=True)), None,
               "The hypervisors instances may use; the first is the default", "--enabled-hypervisors",
               "HYPERVISOR,..."),

@@ -2,6 +2,9 @@
 the cluster's defaults fill in the rest each time it is used, and "default" inherits again."""
 from __future__ import annotations
 
+import pytest
+
+from genet import errors
 from genet.opcodes import (OpClusterSetParams, OpInstanceCreate, OpInstanceQueryData, OpInstanceSetParams,
                            OpInstanceShutdown, OpInstanceStartup)
 
@@ -75,3 +78,17 @@ def test_only_enabled_disk_templates_are_used_and_one_in_use_stays_enabled(clust
     create(cluster, start=False)
     cluster.refused(OpClusterSetParams(enabled_disk_templates=["file"]),
                     r"disk templates in use cannot be disabled; instances: web1 \(diskless\)", "wrong_state")
+
+
+def test_storage_directories_and_the_mac_prefix_change_only_where_nothing_depends_on_them(cluster):
+    cluster.run(OpClusterSetParams(mac_prefix="AA:BB:CC", shared_file_storage_dir="/srv/elsewhere"))
+    cluster_config = cluster.data().cluster
+    assert (cluster_config["mac_prefix"], cluster_config["shared_file_storage_dir"]) == ("aa:bb:cc", "/srv/elsewhere")
+    create(cluster, nics=[{}], start=False)
+    assert cluster.instance("web1")["nics"][0]["mac"].startswith("aa:bb:cc:")
+    cluster.run(OpInstanceCreate(instance_name="f1", disk_template="file", pnode="node2", disks=[{"size": 8}],
+                                 os_type="noop", start=False))
+    cluster.refused(OpClusterSetParams(file_storage_dir="srv/other"),
+                    "cannot change file storage dir while instances have disks in it: f1", "wrong_state")
+    with pytest.raises(errors.OpPrereqError, match="invalid MAC prefix 'ab:00:00'"):
+        OpClusterSetParams(mac_prefix="ab:00:00")          # a multicast address
