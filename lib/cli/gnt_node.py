@@ -182,7 +182,10 @@ def build(parser) -> None:
     base.opcode_command(sub, "remove", "Remove a node from the cluster", opcodes.OpNodeRemove)
     base.opcode_command(sub, "modify", "Change a node's role flags", opcodes.OpNodeSetParams,
                         base.modify_command(opcodes.OpNodeSetParams, "node"))
-    base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate, asks=True)
+    p = base.opcode_command(sub, "migrate", "Live-migrate every instance off a node", opcodes.OpNodeMigrate,
+                            asks=True)
+    p.add_argument("--non-live", dest="mode", action="store_const", const="non-live",
+                   help="Migrate with the guests paused (Ganeti's spelling of --migration-mode non-live)")
     base.opcode_command(sub, "evacuate", "Move every instance off a node", opcodes.OpNodeEvacuate, asks=True)
     base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover, asks=True)
     base.add_object_commands(sub, "node", "node", "NODE", NODE_DEFAULT, cmd_info, tag_kind="node")

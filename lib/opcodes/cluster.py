@@ -1,11 +1,9 @@
 """Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
-import re
-
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, disk_templates, hypervisors
 from genet.opcodes.group import IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
-from genet.opcodes.parameters import BEPARAMS, NICPARAMS
+from genet.opcodes.parameters import BEPARAMS, NICPARAMS, MacPrefix
 from genet.ptypes import Bool, Constrained, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, String, Tag
 
 
@@ -58,19 +56,6 @@ class OsChange(ParamType):
 
 
 OS_CHANGE = OsChange()
-
-
-class MacPrefix(Constrained):
-    """The first three bytes of generated MAC addresses: hex, of a unicast address (aa:00:00)."""
-    name = "MAC prefix"
-    schema = {"type": "string", "pattern": "^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}$"}
-    MAX_LEN = 8
-
-    def rule(self, value):
-        value = value.lower()
-        if not re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", value) or int(value[:2], 16) & 1:
-            raise ValueError(f"invalid MAC prefix {value!r}: three hex bytes of a unicast address, like aa:00:00")
-        return value
 
 
 class AbsolutePath(Constrained):

@@ -1,11 +1,9 @@
 """Opcodes of networks and their address pools."""
 from __future__ import annotations
 
-import re
-
 from genet.opcodes.base import OBJECT_NAME, OpCode, POSITIONAL, Param, REQUIRED
 from genet.opcodes.cluster import TAG
-from genet.opcodes.parameters import NIC_MODES
+from genet.opcodes.parameters import NIC_MODES, MacPrefix
 from genet.ptypes import Bool, ListOf, Maybe, OneOf, ParamType, String
 
 
@@ -40,16 +38,6 @@ class AddressList(ParamType):
 
     def parse(self, text):
         return self.check([part.strip() for part in text.split(",") if part.strip()])
-
-
-class MacPrefix(ParamType):
-    name = "MAC prefix"
-    schema = {"type": "string"}
-
-    def check(self, value):
-        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){2}", value):
-            raise ValueError(f"{value!r} is not a MAC prefix of three octets (like aa:00:00)")
-        return value.lower()
 
 
 class Clearable(ParamType):

@@ -2,9 +2,25 @@
 (an instance sets its own, the cluster the defaults they inherit: genet.params)."""
 from __future__ import annotations
 
-from genet.ptypes import Bool, Int, OneOf, Record, Size, String
+import re
+
+from genet.ptypes import Bool, Int, OneOf, ParamType, Record, Size, String
 
 BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
                                "vcpus": Int(1, 256), "auto_balance": Bool()})
 NIC_MODES = ("bridged", "routed")         # (Ganeti's openvswitch: not in genet)
 NICPARAMS = Record("nicparams", {"mode": OneOf(*NIC_MODES), "link": String(), "vlan": String()})
+
+
+class MacPrefix(ParamType):
+    """The first three bytes of generated MAC addresses (a cluster's, a network's): hex, of a
+    unicast address (aa:00:00); stored in lower case."""
+    name = "MAC prefix"
+    schema = {"type": "string", "pattern": "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){2}$"}
+
+    def check(self, value):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){2}", value):
+            raise ValueError(f"{value!r} is not a MAC prefix of three octets (like aa:00:00)")
+        if int(value[:2], 16) & 1:
+            raise ValueError(f"invalid MAC prefix {value!r}: three hex bytes of a unicast address, like aa:00:00")
+        return value.lower()

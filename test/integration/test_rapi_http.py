@@ -836,6 +836,22 @@ def test_sighup_rereads_the_users_file(cluster):
     users.write_text(users_text())
 
 
+def test_filter_rules_and_storage_units_answer(cluster):
+    """The job filter rules (gnt-filter) and a node's storage units, through their resources."""
+    uuid = ok("POST", "/2/filters", {"priority": 5, "predicates": [["jobid", [">", "id", "watermark"]]],
+                                     "action": "CONTINUE"})
+    assert {"uuid": uuid, "uri": f"/2/filters/{uuid}"} in ok("GET", "/2/filters")
+    assert ok("PUT", f"/2/filters/{uuid}", {"priority": 7, "action": "ACCEPT"}) == uuid
+    assert (ok("GET", f"/2/filters/{uuid}")["priority"], ok("GET", f"/2/filters/{uuid}")["action"]) == (7, "ACCEPT")
+    ok("DELETE", f"/2/filters/{uuid}")
+    assert ok("GET", "/2/filters") == []
+    units = run_job("GET", "/2/nodes/node1/storage?storage_type=file&output_fields=name,size,free")
+    assert units and len(units[0]) == 3
+    for path in ("/2/nodes/node1/storage/modify?storage_type=file&name=x",
+                 "/2/nodes/node1/storage/repair?storage_type=file&name=x"):
+        assert isinstance(ok("PUT", path), int)     # submitted (file units cannot be changed: the job says so)
+
+
 def test_cluster_is_healthy_and_every_resource_was_exercised(cluster):
     """Last: gnt-cluster verify passes and every rlib2 resource answered 200 to some test above."""
     gnt(cluster, "gnt-cluster", "verify")
