@@ -11,7 +11,7 @@ from genet.cli.gnt_instance import accept_ganeti_check_switches
 # an import takes its OS from the export and runs no OS script; Ganeti's import has none of the
 # other options skipped here
 IMPORT_SKIP = ("mode", "os_type", "no_install", "osparams_private", "osparams_secret", "file_driver",
-               "file_storage_dir", "group_name", "instance_communication")
+               "file_storage_dir", "group_name", "instance_communication", "forthcoming", "commit")
 
 
 LIST_DEFAULT = ["node", "export"]

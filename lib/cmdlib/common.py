@@ -90,7 +90,15 @@ class InstanceLU(LogicalUnit):
 
     def check_prereq(self):
         self.inst = instance_of(self, self.op.instance_name)
+        refuse_forthcoming(self.inst)
         check_node_online(self, self.inst.primary_node)
+
+
+def refuse_forthcoming(inst: dict) -> None:
+    """A forthcoming instance (Ganeti's) is only reserved: it has nothing on its nodes to act on."""
+    if inst.get("forthcoming"):
+        raise errors.OpPrereqError(f"instance {inst['name']} is forthcoming (only reserved): create it with"
+                                   " gnt-instance add --commit, or remove it", errors.ECode.WRONG_STATE)
 
 
 def check_name_and_ip(name: str, name_check: bool, ip_check: bool) -> None:

@@ -36,20 +36,33 @@ class LUInstanceCreate(LogicalUnit):
                 self.node(node)               # an unknown node is named before anything else
         if not NAME_RE.match(name):
             raise errors.OpPrereqError(f"invalid instance name {name!r}: use a host name", errors.ECode.INVAL)
-        if self.cfg.read(lambda d: name in d.instances):
-            raise errors.OpPrereqError(f"instance {name!r} already exists", errors.ECode.EXISTS)
-        try:
-            self.ctx.glm.add(Level.INSTANCE, [name])
-        except Exception:
-            raise errors.OpPrereqError(f"instance {name!r} is being created by another job",
-                                       errors.ECode.EXISTS) from None
-        self.lock_added = True
+        self.reserved = self._reserved() if op.commit else None
+        if self.reserved is None:
+            if self.cfg.read(lambda d: name in d.instances):
+                raise errors.OpPrereqError(f"instance {name!r} already exists", errors.ECode.EXISTS)
+            try:
+                self.ctx.glm.add(Level.INSTANCE, [name])
+            except Exception:
+                raise errors.OpPrereqError(f"instance {name!r} is being created by another job",
+                                           errors.ECode.EXISTS) from None
+            self.lock_added = True
         self.needed_locks[Level.INSTANCE] = [name]
         if self.wanted_pnode and (op.mode == "create" or op.src_node):
             self.needed_locks[Level.NODE] = sorted({self.wanted_pnode, self.wanted_snode or self.wanted_pnode,
                                                     op.src_node or self.wanted_pnode})
         else:
             self.lock_all_nodes()             # an import without src_node looks for its export everywhere
+
+    def _reserved(self) -> dict:
+        """Ganeti's --commit: the forthcoming instance of that name, which the real one replaces."""
+        op = self.op
+        if op.forthcoming:
+            raise errors.OpPrereqError("--forthcoming and --commit exclude each other", errors.ECode.INVAL)
+        found = self.cfg.read(lambda d: d.instances.get(op.instance_name))
+        if found is None or not found.get("forthcoming"):
+            raise errors.OpPrereqError(f"there is no forthcoming instance {op.instance_name!r} to commit"
+                                       " (gnt-instance add --forthcoming reserves one)", errors.ECode.NOENT)
+        return found
 
     def _request(self) -> dict:
         """What to create: the opcode's values, or for an import the export's where the opcode gives none."""
@@ -68,6 +81,10 @@ class LUInstanceCreate(LogicalUnit):
     def check_prereq(self):
         op = self.op
         data = self.cfg.snapshot()
+        if self.reserved is not None:      # checked as if the reservation were gone: it makes way
+            data = self.cfg.draft()
+            release_nic_ips(data, self.reserved.nics)
+            del data.instances[op.instance_name]
         cluster = data.cluster
         req = self.req = self._request()
         self.hypervisor = req["hypervisor"] or cluster["enabled_hypervisors"][0]
@@ -124,7 +141,7 @@ class LUInstanceCreate(LogicalUnit):
         self.script_params = script_osparams(req["osparams"], op.osparams_private, op.osparams_secret)
         check_os(self, self.pnode, self.os, self.script_params)
         free = free_memory(self, self.pnode, self.hypervisor)
-        if op.start and free < self.beparams["maxmem"]:
+        if op.start and not op.forthcoming and free < self.beparams["maxmem"]:
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
@@ -214,6 +231,40 @@ class LUInstanceCreate(LogicalUnit):
                        "format": d.get("format", "raw"), "name": d.get("name")} for d in self.req["disks"]],
             "tags": list(self.req["tags"]), "serial_no": 1, "ctime": now, "mtime": now,
         })
+        if op.forthcoming:
+            return self._reserve(inst)
+        if self.reserved is not None:
+            self.cfg.update(lambda d: (release_nic_ips(d, self.reserved.nics), d.instances.pop(inst.name)))
+            self.feedback(f"* replacing the forthcoming instance {inst['name']} by the real one")
+        try:
+            return self._create(inst)
+        except errors.GenericError:
+            if self.reserved is not None:
+                self.cfg.update(self._put_back)
+                self.lock_added = False         # the reservation keeps its name's lock
+            raise
+
+    def _reserve(self, inst) -> list[str]:
+        """Ganeti's forthcoming instance: in the configuration only, admin state down."""
+        inst.update(forthcoming=True, admin_state="down")
+        if self.snode:
+            inst["secondary_nodes"] = [self.snode]
+
+        def add(data):
+            reserve_nic_ips(data, inst.nics)
+            data.instances[inst.name] = inst
+        self.cfg.update(add)
+        self.lock_added = False
+        self.feedback(f"* instance {inst['name']} reserved (forthcoming): nothing was created on the nodes")
+        return [self.pnode]
+
+    def _put_back(self, data) -> None:
+        """A failed commit leaves the reservation as it was."""
+        reserve_nic_ips(data, self.reserved.nics)
+        data.instances[self.reserved.name] = self.reserved
+
+    def _create(self, inst) -> list[str]:
+        op = self.op
         nodes = [self.pnode]
         if self.snode:
             inst["secondary_nodes"] = [self.snode]

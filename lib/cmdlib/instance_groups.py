@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from genet import errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.common import instance_of
+from genet.cmdlib.common import instance_of, refuse_forthcoming
 from genet.cmdlib.group import group_by_name
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
@@ -80,6 +80,7 @@ def instance_groups(data, inst) -> set[str]:
 
 def moves(inst, planner: GroupPlanner, force_failover: bool, early_release: bool) -> list[opcodes.OpCode]:
     """The opcodes of one instance's job (see the module's docstring)."""
+    refuse_forthcoming(inst)
     name, template = inst.name, storage.TEMPLATES.cls(inst.disk_template)
     runs = inst.admin_state == "up"
     migrate = runs and not force_failover

@@ -4,7 +4,8 @@ from __future__ import annotations
 import uuid as uuidlib
 
 from genet import errors, opcodes, params
-from genet.cmdlib.common import InstanceLU, check_beparams, check_hvparams, instance_of, is_running
+from genet.cmdlib.common import (InstanceLU, check_beparams, check_hvparams, instance_of, is_running,
+                                 refuse_forthcoming)
 from genet.cmdlib.instance_create import check_file_driver
 from genet.cmdlib.instance_state import OsChange, StateChange
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
@@ -29,6 +30,7 @@ class LUInstanceSetParams(InstanceLU):
         op = self.op
         if op.pnode and op.force:        # the old primary may be gone for good: it is not asked
             self.inst = instance_of(self, op.instance_name)
+            refuse_forthcoming(self.inst)
         else:
             super().check_prereq()
         inst = self.inst

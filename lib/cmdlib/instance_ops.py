@@ -5,7 +5,7 @@ import time
 from typing import Callable
 
 from genet import errors, opcodes, params
-from genet.cmdlib.common import (InstanceLU, check_beparams, check_hvparams, check_name_and_ip, check_os, free_memory,
+from genet.cmdlib.common import (InstanceLU, check_beparams, refuse_forthcoming, check_hvparams, check_name_and_ip, check_os, free_memory,
                                  instance_of, is_running, set_admin_state, storage_params)
 from genet.cmdlib.disks import remove_all_disks
 from genet.cmdlib.nics import NAME_RE, release_nic_ips
@@ -57,7 +57,7 @@ class LUInstanceRemove(_NameGoingLU):
     def exec(self):
         inst = self.inst
         node = self.cfg.read(lambda d: d.nodes.get(inst.primary_node))
-        if node is not None and not node["offline"]:
+        if node is not None and not node["offline"] and not inst.get("forthcoming"):   # reserved only: nothing there
             self.feedback(f"* shutting down instance {inst['name']} on {inst['primary_node']}")
             try:
                 stop_instance(self, inst, self.op.shutdown_timeout)
@@ -79,6 +79,7 @@ class _PowerLU(InstanceLU):
 
     def check_prereq(self):
         self.inst = instance_of(self, self.op.instance_name)
+        refuse_forthcoming(self.inst)
         self.check_offline()
         self.primary_offline = self.op.ignore_offline_nodes and self.cfg.read(
             lambda d: d.nodes[self.inst.primary_node].offline)

@@ -10,7 +10,7 @@ import time
 from genet import errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
-from genet.cmdlib.common import free_memory, instance_of, node_address, storage_params
+from genet.cmdlib.common import free_memory, instance_of, node_address, refuse_forthcoming, storage_params
 from genet.cmdlib.disks import assemble_disks
 from genet.cmdlib.power import start_instance, stop_instance
 from genet.cmdlib.replace_disks import replace_mirror
@@ -67,6 +67,7 @@ class MovePlan:
 
     def __init__(self, lu: LogicalUnit, inst: dict, target: str | None, need_running: bool,
                  reserved: dict[str, int] | None = None, can_copy: bool = False):
+        refuse_forthcoming(inst)
         self.lu = lu
         self.inst = inst
         self.source = inst.primary_node
@@ -569,6 +570,7 @@ class LUInstanceMove(LogicalUnit):
 
     def check_prereq(self):
         inst = self.inst = instance_of(self, self.op.instance_name)
+        refuse_forthcoming(inst)
         if not storage.TEMPLATES.cls(inst.disk_template).moves_by_copy:
             movable = [t.name for t in storage.TEMPLATES.classes() if t.moves_by_copy]
             raise errors.OpPrereqError(f"instance {inst['name']} uses disk template {inst['disk_template']!r};"

@@ -99,6 +99,9 @@ class OpInstanceCreate(OpCode):
               " an export's (import)", "--no-nics"),
         Param("identify_defaults", Bool(), False, "Record no backend or hypervisor parameter equal to the"
               " cluster's default (it then follows the default)", "--identify-defaults"),
+        Param("forthcoming", Bool(), False, "Only reserve the instance in the configuration (name, nodes, NIC"
+              " addresses): nothing is created on the nodes", "--forthcoming"),
+        Param("commit", Bool(), False, "Create for real an instance reserved with forthcoming", "--commit"),
         Param("group_name", Maybe(NAME), None, "Place the instance on a node of this group",
               ("-g", "--node-group"), "GROUP"),
         Param("instance_communication", Bool(), False, "Ganeti's instance communication NIC (genet has no"

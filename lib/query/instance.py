@@ -135,6 +135,8 @@ INSTANCE_FIELDS: Table = {
     "admin_up": Field("Autostart", "bool", "Desired state of instance", lambda i, c: i["admin_state"] == "up"),
     "admin_state_source": Field("InstanceStateSource", "text", "Who last changed the desired state of the instance",
                                 lambda i, c: i.get("admin_state_source") or "admin"),
+    "forthcoming": Field("Forthcoming", "bool", "Whether the Instance is forthcoming",
+                         lambda i, c: bool(i.get("forthcoming"))),
     "disks_active": Field("DisksActive", "bool", "Desired state of instance disks",
                           lambda i, c: i.get("disks_active", i["admin_state"] == "up")),
     "hvparams": Field("HypervisorParameters", "other", "Hypervisor parameters (merged)",

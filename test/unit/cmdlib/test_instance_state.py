@@ -1,12 +1,14 @@
 """Ganeti's offline instances, runtime memory, --new-primary, OS changes with private and secret
-parameters, and gnt-instance add's group, file driver and refusals, run in-process
+parameters, gnt-instance add's group, file driver, forthcoming instances and refusals, run in-process
 (conftest.Cluster): the real logical units against the nodes' own procedures."""
 from __future__ import annotations
 
 import pytest
 
+from genet import errors
 from genet.opcodes import (OpGroupAdd, OpGroupAssignNodes, OpInstanceCreate, OpInstanceReboot, OpInstanceReinstall,
-                           OpInstanceSetParams, OpInstanceShutdown, OpInstanceStartup, OpNodeSetParams)
+                           OpInstanceRemove, OpInstanceSetParams, OpInstanceShutdown, OpInstanceStartup,
+                           OpNodeSetParams)
 from genet.query.instance import instance_status
 
 
@@ -168,3 +170,30 @@ def test_add_refuses_what_genet_has_not_and_creates_nothing(cluster, kwargs, mes
 def test_add_with_the_loop_file_driver_creates_the_instance(cluster):
     create(cluster, file_driver="loop", start=False)
     assert cluster.instance("web1")["disk_template"] == "file"
+
+
+def test_forthcoming_reserves_the_instance_and_commit_creates_it(cluster):
+    create(cluster, forthcoming=True, nics=[{"ip": "192.0.2.10"}])
+    inst = cluster.instance("web1")
+    assert (inst["forthcoming"], inst["admin_state"], inst["primary_node"]) == (True, "down", "node2")
+    assert cluster.nodes["node2"].files("web1") == [] and cluster.running()["node2"] == []
+    for op in (OpInstanceStartup(instance_name="web1"), OpInstanceSetParams(instance_name="web1", offline=True)):
+        cluster.refused(op, "instance web1 is forthcoming", "wrong_state")
+    cluster.refused(OpInstanceCreate(instance_name="web1", disk_template="file", pnode="node2",
+                                     disks=[{"size": 8}], os_type="noop"), "instance 'web1' already exists")
+    create(cluster, commit=True, nics=[{"ip": "192.0.2.10"}])
+    inst = cluster.instance("web1")
+    assert "forthcoming" not in inst and inst["admin_state"] == "up" and cluster.running()["node2"] == ["web1"]
+    assert len(cluster.nodes["node2"].files("web1")) == 1
+
+
+def test_a_failed_commit_keeps_the_reservation_and_commit_needs_one(cluster):
+    cluster.refused(OpInstanceCreate(instance_name="web1", disk_template="file", pnode="node2", disks=[{"size": 8}],
+                                     os_type="noop", commit=True), "there is no forthcoming instance 'web1'")
+    create(cluster, forthcoming=True)
+    cluster.nodes["node2"].hv.fail_next("start", "no room for the guest")
+    with pytest.raises(errors.OpExecError, match="no room for the guest"):
+        create(cluster, commit=True)
+    assert cluster.instance("web1")["forthcoming"] is True and cluster.nodes["node2"].files("web1") == []
+    cluster.run(OpInstanceRemove(instance_name="web1"))
+    assert cluster.instance("web1") is None
