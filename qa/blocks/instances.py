@@ -1,7 +1,7 @@
 """Blocks ``instances[TEMPLATE]``: an instance's whole life, once per disk template.
 
-Each template gets its own instance: created, shown, stopped, started, rebooted, renamed, its
-disk grown, removed, all with gnt-instance over SSH, each step checked through the RAPI (the
+Each template gets its own instance: created, shown, stopped, started, rebooted, marked offline
+and online again, its memory ballooned, renamed, its disk grown, removed, all with gnt-instance over SSH, each step checked through the RAPI (the
 instance's status, nodes, name and disk size as the cluster records them). A template the
 cluster does not enable is skipped; one that needs two nodes is skipped on a single node.
 """
@@ -62,6 +62,8 @@ def steps(ctx: Context, block: str, template: str, current: dict) -> None:
         ctx.gnt("gnt-instance", "reboot", name)
         wait_status(ctx, name, RUNNING)
 
+    offline_and_memory(ctx, block, name)
+
     new = f"{name}r"
     with ctx.check(block, "rename (stopped) and start again"):
         ctx.unless_known_bug("rename", template)
@@ -85,6 +87,35 @@ def steps(ctx: Context, block: str, template: str, current: dict) -> None:
         if after != before + ctx.options.grow_by:
             raise CheckFailed(f"disk 0 of {name} is {after} MiB after growing {before} MiB "
                               f"by {ctx.options.grow_by}")
+
+
+def offline_and_memory(ctx: Context, block: str, name: str) -> None:
+    """Ganeti's offline state (a stopped instance only; it cannot start until online again) and
+    the running guest's memory ballooned to its minmem."""
+    with ctx.check(block, "modify --offline refuses startup, --online allows it"):
+        ctx.gnt("gnt-instance", "shutdown", name)
+        wait_status(ctx, name, STOPPED)
+        ctx.gnt("gnt-instance", "modify", "--offline", name)
+        wait_status(ctx, name, "ADMIN_offline")
+        if ctx.gnt("gnt-instance", "startup", name, check=False).returncode == 0:
+            raise CheckFailed(f"gnt-instance startup started {name}, which is offline")
+        ctx.gnt("gnt-instance", "modify", "--online", name)
+        ctx.gnt("gnt-instance", "startup", name)
+        wait_status(ctx, name, RUNNING)
+
+    with ctx.check(block, "modify -m balloons the running guest to minmem"):
+        [[maxmem]] = ctx.gnt_rows("gnt-instance", ["be/maxmem"], name)
+        target = int(maxmem) // 2
+        if target < 64:
+            raise Skip(f"maxmem {maxmem} MiB leaves nothing to balloon")
+        ctx.gnt("gnt-instance", "modify", "-B", f"minmem={target}", name)
+        ctx.gnt("gnt-instance", "modify", "-m", f"{target}M", name)
+        deadline = time.monotonic() + 30
+        while ctx.instance(name).get("oper_ram") != target:
+            if time.monotonic() > deadline:
+                raise CheckFailed(f"instance {name} reports {ctx.instance(name).get('oper_ram')} MiB after"
+                                  f" ballooning to {target} MiB")
+            time.sleep(0.5)
 
 
 def placement(ctx: Context, template: str) -> list[str]:
