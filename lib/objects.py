@@ -217,6 +217,8 @@ class NodeGroup(Serialised):
     diskparams = Field(dict, dict)
     ipolicy = Field(dict, dict)
     networks = Field(dict, dict)             # network uuid -> {"mode", "link", "vlan"}
+    hv_state = Field(dict, dict)             # Ganeti's static resource overrides, for allocators
+    disk_state = Field(dict, dict)
 
 
 class Network(Serialised):

@@ -56,6 +56,12 @@ def cmd_info(ns) -> int:
     return 0
 
 
+def cmd_show_ispecs(ns) -> int:
+    found = luxi.Client().call("QueryClusterInfo")
+    print(ipolicy.create_command("gnt-cluster init", found["name"], found["ipolicy"], group=False))
+    return 0
+
+
 def cluster_entries(c: dict, roman: bool = False) -> list:
     from genet.osinterface import search_path
     def grouped(values: dict) -> dict:
@@ -226,6 +232,8 @@ def build(parser) -> None:
 
     base.command(sub, "getmaster", "Print the master node's name", cmd_getmaster)
     base.add_info_options(base.command(sub, "info", "Show cluster information", cmd_info))
+    base.command(sub, "show-ispecs-cmd", "Print the init command that recreates the instance policy's specs",
+                 cmd_show_ispecs)
 
     p = base.opcode_command(sub, "verify", "Check the cluster and report problems", opcodes.OpClusterVerify,
                             cmd_verify)

@@ -53,6 +53,13 @@ def cmd_evacuate(ns) -> int:
                         "All instances evacuated successfully.", "There were {} errors during the evacuation.")
 
 
+def cmd_show_ispecs(ns) -> int:
+    field = "ipolicy" if ns.include_defaults else "custom_ipolicy"
+    for group in base.query_named("group", ["name", field], ns.names, "node group"):
+        print(ipolicy.create_command("gnt-group add", group["name"], group[field], group=True))
+    return 0
+
+
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Create an empty node group", opcodes.OpGroupAdd,
@@ -67,6 +74,11 @@ def build(parser) -> None:
     base.opcode_command(sub, "evacuate", "Move every instance of a node group to other groups",
                         opcodes.OpGroupEvacuate, cmd_evacuate)
     base.add_object_commands(sub, "group", "node group", "GROUP", GROUP_DEFAULT, cmd_info, tag_kind="nodegroup")
+    p = base.command(sub, "show-ispecs-cmd", "Print the add commands that recreate the groups' policy specs",
+                     cmd_show_ispecs)
+    p.add_argument("--include-defaults", action="store_true",
+                   help="The specs that apply, the cluster's included (default: the group's own)")
+    p.add_argument("names", nargs="*", metavar="GROUP")
 
 
 def main(argv=None) -> int:

@@ -104,3 +104,18 @@ def from_args(ns: argparse.Namespace) -> dict:
         if pair["min"] or pair["max"]:
             policy.setdefault("minmax", [pair])
     return {"ipolicy": policy} if policy else {}
+
+
+def create_command(command: str, name: str, policy: dict, group: bool) -> str:
+    """Ganeti's show-ispecs-cmd line: ``command`` with the spec options that make ``policy``
+    (a group's without the standard specs, which only the cluster sets), then ``name``."""
+    def listed(values: dict) -> str:
+        return ",".join(f"{key}={value}" for key, value in sorted(values.items()))
+    line = command
+    if not group and policy.get("std"):
+        line += f" --ipolicy-std-specs {listed(policy['std'])}"
+    pairs = [f"min:{listed(pair['min'])}/max:{listed(pair['max'])}" for pair in policy.get("minmax", [])
+             if pair.get("min") and pair.get("max")]
+    if pairs:
+        line += f" --ipolicy-bounds-specs {'//'.join(pairs)}"
+    return f"{line} {name}"

@@ -68,7 +68,7 @@ class LUGroupAdd(LogicalUnit):
             "alloc_policy": op.alloc_policy or DEFAULT_ALLOC_POLICY,
             "ndparams": params.changed({}, op.ndparams or {}),
             "diskparams": params.changed_per_name({}, op.diskparams or {}),
-            "ipolicy": self.ipolicy,
+            "ipolicy": self.ipolicy, "hv_state": op.hv_state or {}, "disk_state": op.disk_state or {},
             "networks": {}, "tags": [], "ctime": ts, "mtime": ts, "serial_no": 1,
         }
         return add_object(self, "nodegroups", group, f"Node group {op.group_name} added")
@@ -131,9 +131,10 @@ class LUGroupSetParams(LogicalUnit):
     def check_prereq(self):
         op = self.op
         self.group_uuid = self.cfg.read(lambda d: group_by_name(d, op.group_name)["uuid"])
-        if all(getattr(op, key) is None for key in ("alloc_policy", "ndparams", "diskparams", "ipolicy")):
-            raise errors.OpPrereqError("no changes requested: give at least one of alloc_policy, ndparams,"
-                                       " diskparams and ipolicy", errors.ECode.INVAL)
+        settings = ("alloc_policy", "ndparams", "diskparams", "ipolicy", "hv_state", "disk_state")
+        if all(getattr(op, key) is None for key in settings):
+            raise errors.OpPrereqError(f"no changes requested: give at least one of {', '.join(settings)}",
+                                       errors.ECode.INVAL)
         if op.ipolicy is not None:
             self.ipolicy = self.cfg.read(lambda d: group_ipolicy(d, d.nodegroups[self.group_uuid], op.ipolicy))
 
@@ -147,7 +148,8 @@ class LUGroupSetParams(LogicalUnit):
                 group["alloc_policy"] = op.alloc_policy
                 changes.append(["alloc_policy", op.alloc_policy])
             for key, merge in (("ndparams", params.changed), ("diskparams", params.changed_per_name),
-                               ("ipolicy", lambda _own, _changes: self.ipolicy)):
+                               ("ipolicy", lambda _own, _changes: self.ipolicy),
+                               ("hv_state", params.changed_per_name), ("disk_state", params.changed_per_name)):
                 value = getattr(op, key)
                 if value is not None:
                     group[key] = merge(group.get(key, {}), value)

@@ -514,9 +514,16 @@ class LUNodeEvacuate(_NodeEmptying):
             raise errors.OpPrereqError("--primary-only and --secondary-only exclude each other",
                                        errors.ECode.INVAL)
         reserved: dict[str, int] = {}
-        self.plans = [] if self.op.secondary_only else [
-            MovePlan(self, inst, self.op.remote_node, need_running=False, reserved=reserved, can_copy=True)
-            for inst in self.primaries()]
+        self.plans = []
+        for inst in [] if self.op.secondary_only else self.primaries():
+            try:
+                self.plans.append(MovePlan(self, inst, self.op.remote_node, need_running=False, reserved=reserved,
+                                           can_copy=True))
+            except errors.OpPrereqError as err:
+                # Ganeti's soft errors: an instance that has nowhere to go stays, the others move
+                if not (self.op.ignore_soft_errors and err.ecode == errors.ECode.NORES):
+                    raise
+                self.feedback(f"Warning: instance {inst.name} stays on {self.op.node_name}: {err.args[0]}")
         remote = self.op.remote_node
         if not self.op.primary_only and remote is not None:
             for inst in self.secondaries():

@@ -100,6 +100,30 @@ IPOLICY = ParamOverrides("ipolicy", {
     "minmax": ListOf(Record("minmax", {"min": Dict(), "max": Dict()}, required=("min", "max")), 16),
     "std": Dict(), "disk-templates": ListOf(OneOf(diskparam_templates), 16),
     "vcpu-ratio": Float(minimum=0.0), "spindle-ratio": Float(minimum=0.0)})
+
+
+def storage_types() -> tuple[str, ...]:
+    """The storage types that report their units (imported when asked, as disk_templates)."""
+    from genet.storage import units
+    return units.names()
+
+
+class PerStorageType(PerName):
+    """Values per storage type (lvm-vg, file, ...): a node's or group's disk state."""
+    what = "storage type"
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        return storage_types()
+
+
+# Ganeti's static resource states (what a node or group offers an allocator, set by hand): recorded
+# and shown
+HV_STATE = Param("hv_state", Maybe(HvParamsByHypervisor()), None,
+                  "Hypervisor resource state: HYPERVISOR:mem_total=...,cpu_total=...", "--hypervisor-state",
+                  "HYPERVISOR:KEY=VALUE,...")
+DISK_STATE = Param("disk_state", Maybe(PerStorageType()), None,
+                    "Disk resource state: STORAGE_TYPE:KEY=VALUE,...", "--disk-state", "STORAGE_TYPE:KEY=VALUE,...")
 _GROUP = Param("group_name", OBJECT_NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
 _GROUP_SETTINGS = (
     Param("alloc_policy", Maybe(OneOf(*ALLOC_POLICIES)), None,
@@ -108,6 +132,7 @@ _GROUP_SETTINGS = (
     Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
           ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
     Param("ipolicy", Maybe(IPOLICY), None, "Instance policy (recorded, not enforced yet)"),
+    HV_STATE, DISK_STATE,
 )
 
 

@@ -238,7 +238,7 @@ class OpNodeMigrate(OpCode):
         Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
               "--migration-mode", query="mode"),
-        _TARGET, _IALLOCATOR,
+        _TARGET, _IALLOCATOR, _IGNORE_IPOLICY,
     )
 
 
@@ -267,6 +267,8 @@ class OpNodeEvacuate(OpCode):
         _IALLOCATOR,
         Param("early_release", Bool(), False, "Release locks as soon as possible (accepted; genet's moves"
               " keep their locks to the end)", "--early-release"),
+        Param("ignore_soft_errors", Bool(), False, "Leave instances that have nowhere to go, move the others",
+              "--ignore-soft-errors"),
     )
 
 

@@ -2,25 +2,8 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
-from genet.opcodes.group import NDPARAMS, HvParamsByHypervisor, PerName
+from genet.opcodes.group import DISK_STATE, HV_STATE, NDPARAMS, storage_types
 from genet.ptypes import Bool, Dict, ListOf, Maybe, OneOf, String
-
-
-class PerStorageType(PerName):
-    """Values per storage type (lvm-vg, file, ...): a node's disk state."""
-    what = "storage type"
-
-    @staticmethod
-    def names() -> tuple[str, ...]:
-        return storage_types()
-
-
-# Ganeti's static resource states (what a node offers an allocator, set by hand): recorded and shown
-_HV_STATE = Param("hv_state", Maybe(HvParamsByHypervisor()), None,
-                  "Hypervisor resource state: HYPERVISOR:mem_total=...,cpu_total=...", "--hypervisor-state",
-                  "HYPERVISOR:KEY=VALUE,...")
-_DISK_STATE = Param("disk_state", Maybe(PerStorageType()), None,
-                    "Disk resource state: STORAGE_TYPE:KEY=VALUE,...", "--disk-state", "STORAGE_TYPE:KEY=VALUE,...")
 
 
 class OpNodeAdd(OpCode):
@@ -36,7 +19,7 @@ class OpNodeAdd(OpCode):
         Param("vm_capable", Maybe(Bool()), None, "May run instances", "--vm-capable"),
         Param("ndparams", Maybe(NDPARAMS), None, "The node's own node parameters", "--node-parameters",
               "KEY=VALUE,..."),
-        _HV_STATE, _DISK_STATE,
+        HV_STATE, DISK_STATE,
     )
 
 
@@ -63,18 +46,12 @@ class OpNodeSetParams(OpCode):
         Param("ndparams", Maybe(NDPARAMS), None, "The node's own node parameters (default: inherit again)",
               "--node-parameters", "KEY=VALUE,..."),
         Param("powered", Maybe(Bool()), None, "Record whether the node is powered on", "--node-powered"),
-        _HV_STATE, _DISK_STATE,
+        HV_STATE, DISK_STATE,
     )
 
 
 # --- storage (genet.storage.units; gnt-node list-storage, modify-storage, repair-storage, volumes,
 # list-drbd; gnt-storage) ---
-
-def storage_types() -> tuple[str, ...]:
-    """The storage types that report their units (imported when asked, as disk_templates)."""
-    from genet.storage import units
-    return units.names()
-
 
 FIELD_LIST = ListOf(String(non_empty=True), 100)
 

@@ -110,3 +110,16 @@ def test_evacuating_a_node_to_itself_or_with_both_only_options_is_refused(cluste
                     "the new node must differ from the node being evacuated", "wrong_input")
     cluster.refused(OpNodeEvacuate(node_name="node2", primary_only=True, secondary_only=True),
                     "--primary-only and --secondary-only exclude each other", "wrong_input")
+
+
+def test_evacuate_with_ignore_soft_errors_leaves_what_has_nowhere_to_go(cluster):
+    create(cluster, name="big", template="diskless", memory=3000)
+    create(cluster, name="small", template="diskless")
+    for node in ("node1", "node3"):
+        create(cluster, name=f"fill-{node}", node=node, template="diskless", memory=2000)
+    cluster.refused(OpNodeEvacuate(node_name="node2", primary_only=True), "no node can take instance big",
+                    "insufficient_resources")
+    cluster.run(OpNodeEvacuate(node_name="node2", primary_only=True, ignore_soft_errors=True))
+    assert cluster.instance("big")["primary_node"] == "node2"
+    assert cluster.instance("small")["primary_node"] in ("node1", "node3")
+    assert any("Warning: instance big stays on node2" in line for line in cluster.log)

@@ -49,3 +49,27 @@ def test_a_groups_policy_overrides_the_clusters_and_default_inherits_again(clust
                     "standard cpu-count 99 is outside", "wrong_input")
     cluster.run(OpGroupSetParams(group_name="rack2", ipolicy={"vcpu-ratio": "default"}))
     assert all(g.ipolicy == {} for g in cluster.data().nodegroups.values())
+
+
+def test_show_ispecs_cmd_prints_ganetis_recreating_command_lines(cluster):
+    pair = {"min": {"cpu-count": 1, "memory-size": 128}, "max": {"cpu-count": 8, "memory-size": 4096}}
+    assert ipolicy.create_command("gnt-cluster init", "c1", {"std": {"cpu-count": 2}, "minmax": [pair, pair]},
+                                  group=False) == (
+        "gnt-cluster init --ipolicy-std-specs cpu-count=2 --ipolicy-bounds-specs"
+        " min:cpu-count=1,memory-size=128/max:cpu-count=8,memory-size=4096"
+        "//min:cpu-count=1,memory-size=128/max:cpu-count=8,memory-size=4096 c1")
+    assert ipolicy.create_command("gnt-group add", "rack2", {"std": {"cpu-count": 2}}, group=True) == \
+        "gnt-group add rack2"
+    # the line parses back into the policy it shows
+    line = ipolicy.create_command("gnt-cluster init", "c1", cluster.run(OpClusterQuery())["ipolicy"], group=False)
+    argv = line.split()[2:-1]
+    assert parsed(*argv)["ipolicy"]["minmax"] == cluster.run(OpClusterQuery())["ipolicy"]["minmax"]
+
+
+def test_a_groups_resource_states_are_recorded_and_changed_per_hypervisor(cluster):
+    cluster.run(OpGroupAdd(group_name="rack2", hv_state={"fake": {"mem_total": 8192}}))
+    cluster.run(OpGroupSetParams(group_name="rack2", hv_state={"fake": {"cpu_total": 16}},
+                                 disk_state={"file": {"disk_total": 1024}}))
+    [group] = [g for g in cluster.data().nodegroups.values() if g.name == "rack2"]
+    assert (group.hv_state, group.disk_state) == ({"fake": {"mem_total": 8192, "cpu_total": 16}},
+                                                  {"file": {"disk_total": 1024}})
