@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import re
+import time
 
 from genet import opcodes
 from genet.cli import base as cli_base
@@ -171,8 +172,14 @@ def test_locks_lists_owners_and_waiting_jobs(master):
     holder = master.processor.submit([[opcodes.OpTestDelay(duration=30, interruptible=True).to_dict()]])[0]
     socket_of(master, holder)
     waiter = master.processor.submit([[opcodes.OpTestDelay(duration=0).to_dict()]])[0]
-    code, out, _ = run("gnt-debug", "locks", "--no-headers", "--separator=|")
-    assert code == 0 and f"node/node1|exclusive|{holder}|exclusive:{waiter}" in out.splitlines()
+    wanted = f"node/node1|exclusive|{holder}|exclusive:{waiter}"
+    deadline = time.monotonic() + 30          # the waiter queues for the lock in a thread of its own
+    while True:
+        code, out, _ = run("gnt-debug", "locks", "--no-headers", "--separator=|")
+        if code != 0 or wanted in out.splitlines() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert code == 0 and wanted in out.splitlines()
     assert run("gnt-debug", "locks", "-o", "name,mode")[1].splitlines()[0].split() == ["Name", "Mode"]
     release(master, holder)
     assert master.wait(waiter)["status"] == "success"
