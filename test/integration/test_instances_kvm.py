@@ -229,6 +229,22 @@ def test_grow_disk_of_the_running_guest_is_seen_at_once(dev):
     wait_for(lambda: sectors("vdb") == -1, 30, "/dev/vdb gone")
 
 
+def test_runtime_memory_balloons_the_running_guest(dev):
+    """modify -m sets vm4's virtio-balloon target over QMP; the guest's driver gives the memory
+    back (its MemTotal drops) and oper_ram shows the new size; maxmem stays recorded."""
+    def mem_total() -> int:
+        found = re.search(r"MemTotal:\s+(\d+) kB", dev.console("vm4", "grep MemTotal /proc/meminfo\n"))
+        return int(found.group(1)) // 1024 if found else -1
+    before = mem_total()
+    dev.run("node1", "gnt-instance", "modify", "-B", "minmem=64M", "vm4")
+    out = dev.run("node1", "gnt-instance", "modify", "-m", "96M", "vm4").stdout
+    assert " - runtime_memory -> 96" in out.splitlines()
+    assert dev.field("vm4", "oper_ram") == "96" and dev.field("vm4", "be/maxmem") == "128"
+    wait_for(lambda: 0 < mem_total() <= before - 24, 30, "the guest to give back 32 MiB")
+    proc = dev.run("node1", "gnt-instance", "modify", "-m", "32M", "vm4", ok=False)
+    assert proc.returncode == 1 and "must have memory between 64 and 128 MiB" in proc.stderr
+
+
 def test_rename_and_reinstall_a_real_instance(dev):
     """When stopped, vm4 is renamed (its disk follows) and reinstalled, and it boots again."""
     dev.run("node1", "gnt-instance", "shutdown", "--timeout", "30", "vm4")
