@@ -76,14 +76,19 @@ class OpNodeQueryStorage(OpCode):
     )
 
 
+# a storage unit on a node (modify-storage, repair-storage)
+_STORAGE_UNIT = (
+    Param("node_name", NAME, REQUIRED, "Node the unit is on", POSITIONAL, "NODE"),
+    Param("storage_type", OneOf(storage_types), REQUIRED, "Storage type of the unit", POSITIONAL,
+          "STORAGE_TYPE", query="storage_type"),
+    Param("name", String(non_empty=True), REQUIRED, "Storage unit name", POSITIONAL, "NAME", query="name"),
+)
+
+
 class OpNodeModifyStorage(OpCode):
     """Change a storage unit on a node (gnt-node modify-storage: lvm-pv's allocatable)."""
     SUMMARY_FIELD = "node_name"
-    PARAMS = (
-        Param("node_name", NAME, REQUIRED, "Node the unit is on", POSITIONAL, "NODE"),
-        Param("storage_type", OneOf(storage_types), REQUIRED, "Storage type of the unit", POSITIONAL,
-              "STORAGE_TYPE", query="storage_type"),
-        Param("name", String(non_empty=True), REQUIRED, "Storage unit name", POSITIONAL, "NAME", query="name"),
+    PARAMS = _STORAGE_UNIT + (
         Param("changes", Dict(), REQUIRED, "Fields to change: {\"allocatable\": bool}"),
     )
 
@@ -91,11 +96,7 @@ class OpNodeModifyStorage(OpCode):
 class OpRepairNodeStorage(OpCode):
     """Repair a storage unit on a node (gnt-node repair-storage: vgreduce --removemissing on lvm-vg)."""
     SUMMARY_FIELD = "node_name"
-    PARAMS = (
-        Param("node_name", NAME, REQUIRED, "Node the unit is on", POSITIONAL, "NODE"),
-        Param("storage_type", OneOf(storage_types), REQUIRED, "Storage type of the unit", POSITIONAL,
-              "STORAGE_TYPE", query="storage_type"),
-        Param("name", String(non_empty=True), REQUIRED, "Storage unit name", POSITIONAL, "NAME", query="name"),
+    PARAMS = _STORAGE_UNIT + (
         Param("ignore_consistency", Bool(), False, "Go ahead although the mirrors of the node's instances are"
               " faulty on their other nodes (data loss likely)", "--ignore-consistency"),
     )
