@@ -44,3 +44,10 @@ def test_the_daemons_logic_modules_parse_no_command_line():
     parsing = sorted(m for m in modules if re.search(r"^def main\(|^import argparse|__main__",
                                                      (ROOT / m).read_text(), re.MULTILINE))
     assert parsing == []
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    """pytest imports test modules by their basename: two of one name stop the whole collection."""
+    from collections import Counter
+    names = Counter(path.name for path in (Path(__file__).parents[1]).rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
