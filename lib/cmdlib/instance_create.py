@@ -372,15 +372,16 @@ def check_unsupported(op) -> None:
     if op.instance_communication:
         raise errors.OpPrereqError("genet has no instance communication network (Ganeti's"
                                    " --communication): the instance cannot get that NIC", errors.ECode.INVAL)
-    if op.file_storage_dir is not None:
+    check_file_options(op.file_storage_dir, op.file_driver, op.disk_template)
+
+
+def check_file_options(directory: str | None, driver: str | None, template: str | None) -> None:
+    """Ganeti's per-instance file options: genet keeps every file disk under the cluster's file
+    storage directory and opens them as image files, Ganeti's ``loop`` driver (no blktap)."""
+    if directory is not None:
         raise errors.OpPrereqError("genet keeps every file disk under the cluster's file storage directory"
                                    " (gnt-cluster modify --file-storage-dir): --file-storage-dir cannot place"
                                    " one instance elsewhere", errors.ECode.INVAL)
-    check_file_driver(op.file_driver, op.disk_template)
-
-
-def check_file_driver(driver: str | None, template: str | None) -> None:
-    """genet opens file disks as image files, Ganeti's ``loop`` driver; blktap does not exist here."""
     if driver is None:
         return
     if template not in ("file", "sharedfile"):

@@ -6,7 +6,7 @@ import uuid as uuidlib
 from genet import errors, opcodes, params
 from genet.cmdlib.common import (InstanceLU, check_beparams, check_hvparams, instance_of, is_running,
                                  refuse_forthcoming)
-from genet.cmdlib.instance_create import check_file_driver
+from genet.cmdlib.instance_create import check_file_options
 from genet.cmdlib.instance_state import OsChange, StateChange
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
                                 wait_for_sync)
@@ -41,11 +41,7 @@ class LUInstanceSetParams(InstanceLU):
         if op.ext_params:
             raise errors.OpPrereqError("genet has no ExtStorage disk template: there are no ExtStorage"
                                        " parameters (-e/--ext-params) to change", errors.ECode.INVAL)
-        if op.file_storage_dir is not None:
-            raise errors.OpPrereqError("genet keeps every file disk under the cluster's file storage directory"
-                                       " (gnt-cluster modify --file-storage-dir): --file-storage-dir cannot place"
-                                       " one instance elsewhere", errors.ECode.INVAL)
-        check_file_driver(op.file_driver, op.disk_template)
+        check_file_options(op.file_storage_dir, op.file_driver, op.disk_template)
         self.state = StateChange(self, inst)
         if op.disk_template:
             from genet.cmdlib.convert import check_conversion
