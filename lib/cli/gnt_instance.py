@@ -169,6 +169,27 @@ def accept_ganeti_check_switches(parser) -> None:
                             help="Do not check (genet's default; accepted for Ganeti scripts)")
 
 
+def select_os(ns) -> dict | None:
+    """Ganeti's --select-os: the valid OSes numbered, the one typed on standard input is installed
+    ("x" aborts; nothing chosen without --select-os)."""
+    if not ns.select_os:
+        return {}
+    [found] = base.submit_or_run(ns, [opcodes.OpOsDiagnose()], feedback=lambda entry: None)
+    names = [f"{e['name']}+{v}" if v else e["name"] for e in found if e["valid"] and not e["blacklisted"]
+             for v in (e["variants"] or [None])]
+    print("Available OS templates:")
+    for number, name in enumerate(names):
+        print(f"{number:>3}: {name}")
+    print("  x: exit")
+    answer = input("Enter OS template number (or x to abort): ").strip()
+    if answer == "x":
+        print("User aborted reinstall, exiting", file=sys.stderr)
+        return None
+    if not answer.isdigit() or int(answer) >= len(names):
+        raise errors.OpPrereqError(f"no OS template number {answer!r}", errors.ECode.INVAL)
+    return {"os_type": names[int(answer)]}
+
+
 def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.opcode_command(sub, "add", "Create an instance", opcodes.OpInstanceCreate, cmd_add,
@@ -193,8 +214,9 @@ def build(parser) -> None:
                         opcodes.OpInstanceDeactivateDisks)
     accept_ganeti_check_switches(base.opcode_command(sub, "rename", "Rename a stopped instance",
                                                      opcodes.OpInstanceRename))
-    many.many_command(sub, "reinstall", "Install the OS again on stopped instances", opcodes.OpInstanceReinstall,
-                      asks=True, tags=False)
+    p = many.many_command(sub, "reinstall", "Install the OS again on stopped instances", opcodes.OpInstanceReinstall,
+                          asks=True, tags=False, extra=select_os)
+    p.add_argument("--select-os", action="store_true", help="Choose the OS from a numbered list of the valid ones")
     base.opcode_command(sub, "recreate-disks", "Create the missing disks of a stopped instance again",
                         opcodes.OpInstanceRecreateDisks)
     p = base.opcode_command(sub, "replace-disks", "Rebuild the disks of a mirrored instance",

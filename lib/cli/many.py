@@ -99,10 +99,15 @@ def run_each(ns: argparse.Namespace, make: Callable[[str], OpCode]) -> int:
 
 
 def many_command(sub, name: str, helptext: str, opclass: type[OpCode], asks: bool = False,
-                 tags: bool = True) -> argparse.ArgumentParser:
-    """A subcommand running ``opclass`` on each selected instance; its options are the opcode's."""
+                 tags: bool = True, extra: Callable[[argparse.Namespace], dict] | None = None
+                 ) -> argparse.ArgumentParser:
+    """A subcommand running ``opclass`` on each selected instance; its options are the opcode's
+    (and ``extra(ns)``'s parameters, asked once before any job: None stops the command)."""
     def handler(ns) -> int:
-        return run_each(ns, lambda instance: base.opcode_from_args(opclass, ns, instance_name=instance))
+        more = extra(ns) if extra else {}
+        if more is None:
+            return 1
+        return run_each(ns, lambda instance: base.opcode_from_args(opclass, ns, instance_name=instance, **more))
     parser = base.opcode_command(sub, name, helptext, opclass, handler, asks=asks, skip=("instance_name",))
     add_selection_options(parser, tags)
     return parser

@@ -88,3 +88,24 @@ def test_no_tags_at_all_and_an_unreadable_file_are_refused(recorder, tmp_path):
     assert code != 0 and "no tags given" in err
     code, _, err = run(["gnt-node", "add-tags", "--from", str(tmp_path / "nope"), "node1"])
     assert code != 0 and "cannot read tags from" in err and recorder.jobs == []
+
+
+def test_reinstall_select_os_installs_the_number_typed(recorder, monkeypatch):
+    import io as _io
+    from genet import luxi
+    diagnosed = [{"name": "image", "valid": True, "blacklisted": False, "variants": []},
+                 {"name": "debian", "valid": True, "blacklisted": False, "variants": ["12", "13"]},
+                 {"name": "old", "valid": True, "blacklisted": True, "variants": []}]
+
+    def call(self, method, *args):
+        if method == "QueryJobs" and recorder.jobs[-1][0]["OP_ID"] == "OP_OS_DIAGNOSE":
+            return [["success", [diagnosed]]]
+        return recorder.call(method, *args)
+    monkeypatch.setattr(luxi.Client, "call", call)
+    monkeypatch.setattr("sys.stdin", _io.StringIO("2\n"))
+    code, out, _ = run(["gnt-instance", "reinstall", "--select-os", "-f", "web1"])
+    assert code == 0 and "  1: debian+12\n  2: debian+13\n" in out and "old" not in out
+    assert (recorder.jobs[-1][0]["OP_ID"], recorder.jobs[-1][0]["os_type"]) == ("OP_INSTANCE_REINSTALL", "debian+13")
+    monkeypatch.setattr("sys.stdin", _io.StringIO("x\n"))
+    count = len(recorder.jobs)
+    assert run(["gnt-instance", "reinstall", "--select-os", "web1"])[0] == 1 and len(recorder.jobs) == count + 1
