@@ -423,6 +423,8 @@ serve(INSTANCE, listed=None,      # R_2_instances: creating one takes a request 
     export            PUT   OpBackupExport             Export an instance to a node
                                                        (body: mode, destination, shutdown, remove_instance)
     reboot            POST  OpInstanceReboot           Reboot an instance (?type=soft|hard|full)
+    change-group      PUT   OpInstanceChangeGroup      Move an instance to another node group
+                                                       (body: target_groups, iallocator, early_release)
 """)
 
 serve(GROUP, listed="Node groups (bulk: with details); POST adds one (body: name, alloc_policy)", create="OpGroupAdd",
@@ -431,6 +433,8 @@ serve(GROUP, listed="Node groups (bulk: with details); POST adds one (body: name
                                                        (body: alloc_policy, ndparams, diskparams, ipolicy)
     rename            PUT   OpGroupRename              Rename a node group (body: new_name)
     assign-nodes      PUT   OpGroupAssignNodes         Move nodes into a node group (body: nodes, force)
+    evacuate          PUT   OpGroupEvacuate            Move every instance off a node group
+                                                       (body: target_groups, iallocator, early_release, sequential)
 """)
 
 serve(NETWORK, listed="Networks (bulk: with details); POST adds one (body: network_name, network, gateway, ...)",
@@ -548,6 +552,23 @@ class R_2_instances(Collection, kind=INSTANCE):
         if version != 1:
             raise HttpBadRequest("instance creation needs the request data version: '__version__': 1")
         return submit([build_opcode(opcodes.OpInstanceCreate, req, body)])
+
+
+class R_2_instances_multi_alloc(Resource):
+    PATTERN = "/2/instances-multi-alloc"
+    DOC = ("Create several instances, their nodes chosen together (body: instances, each a creation's"
+           " parameters as POST /2/instances takes them, and iallocator): one job per instance")
+    OPCODES = {"POST": "OpInstanceMultiAlloc"}
+
+    def POST(self, req):
+        body = body_dict(req, allow_null=False)
+        if not isinstance(body.get("instances"), list):
+            raise HttpBadRequest("Request is missing required 'instances' field in body")
+        # each instance's fields under their opcode names (Ganeti's RAPI spells some otherwise: name, os)
+        renamed = {p.rapi: p.name for p in opcodes.OpInstanceCreate.all_params() if p.rapi}
+        body["instances"] = [{renamed.get(key, key): value for key, value in inst.items()}
+                             if isinstance(inst, dict) else inst for inst in body["instances"]]
+        return submit([build_opcode(opcodes.OpInstanceMultiAlloc, req, body)])
 
 
 class R_2_instances_name_info(Resource):

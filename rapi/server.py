@@ -26,7 +26,6 @@ DEFAULT_PORT = 5080
 MAX_BODY = 1024 * 1024
 # Ganeti URLs genet knows but does not offer: 501, not 404
 NOT_IMPLEMENTED = [re.compile(p) for p in (
-    r"^/2/instances-multi-alloc$",
     r"^/2/nodes/[^/]+/powercycle$", r"^/2/instances/[^/]+/prepare-export$",
     r"^/2/instances/[^/]+/snapshot$", r"^/2/instances/[^/]+/open-port$")]
 

@@ -401,8 +401,7 @@ class Row:
 
 
 JOB = ("job", None)
-# resources genet does not offer yet answer 501 (issue 14 adds them): multi-alloc, prepare-export,
-# powercycle
+# resources genet does not offer yet answer 501 (issue 14 adds them): prepare-export, powercycle
 ISSUE_14 = "issue 14"
 
 
@@ -419,7 +418,10 @@ def http(code: int, why: str) -> tuple:
 
 
 FILTER = "6ad1a3b4-0000-4000-8000-000000000001"
-ALLOCATION = {"mode": "create", "name": "x", "disk_template": "diskless", "disks": [], "nics": []}
+# an instance no node can take (1 TiB of memory): the allocation job succeeds, naming it failed,
+# and creates nothing
+ALLOCATION = {"mode": "create", "name": "x", "disk_template": "diskless", "disks": [], "nics": [],
+              "beparams": {"memory": 1024 * 1024}}
 DISKS = [{"size": 16}]      # sharedfile: the dev cluster's nodes share its directory, so it migrates
 TABLE = [
     # cluster
@@ -440,7 +442,7 @@ TABLE = [
                         "hvparams": {}, "osparams": {}, "start": True, "no_install": False, "tags": ["table:i"],
                         "name_check": False, "ip_check": False, "conflicts_check": True, "wait_for_sync": False},
         sent=lambda op: op["wait_for_sync"] is False and op["pnode"] == "node2"),
-    Row("InstancesMultiAlloc", lambda n: [[ALLOCATION]], http(501, ISSUE_14)),  # issue 14
+    Row("InstancesMultiAlloc", lambda n: [[ALLOCATION]], JOB),
     Row("GetInstances", expect=data(lambda v: any("cli" in str(inst) for inst in v)),
         full=lambda n: {"bulk": True}),
     Row("GetInstance", lambda n: [n.inst], data(lambda v: v["status"] == "running")),

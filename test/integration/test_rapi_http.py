@@ -852,6 +852,22 @@ def test_filter_rules_and_storage_units_answer(cluster):
         assert isinstance(ok("PUT", path), int)     # submitted (file units cannot be changed: the job says so)
 
 
+def test_multi_allocation_change_group_and_group_evacuate(cluster):
+    """One multi-allocation job makes an instance (its creation job follows); moving it to another
+    group and emptying its group are refused on a cluster of one group, naming why."""
+    result = run_job("POST", "/2/instances-multi-alloc",
+                     {"instances": [{"name": "ma1", "disk_template": "diskless", "os": "noop", "start": False,
+                                     "nics": [], "beparams": {"memory": 64}}]})
+    assert result["allocatable"] == ["ma1"] and result["failed"] == []
+    [[submitted, job_id]] = result["jobs"]
+    assert submitted and wait_job(job_id)["status"] == "success"
+    # one node group only: nowhere to go, and the jobs say why
+    assert "node group default cannot be a target: instance ma1 leaves it" in \
+        failing_job("PUT", "/2/instances/ma1/change-group", {"target_groups": ["default"]})
+    assert "no online vm-capable node in the target groups" in failing_job("PUT", "/2/groups/default/evacuate", {})
+    run_job("DELETE", "/2/instances/ma1", {})
+
+
 def test_cluster_is_healthy_and_every_resource_was_exercised(cluster):
     """Last: gnt-cluster verify passes and every rlib2 resource answered 200 to some test above."""
     gnt(cluster, "gnt-cluster", "verify")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import pathlib
 
 import pytest
 
@@ -17,6 +18,7 @@ from genet.cli import base as cli_base
 from luxi_recorder import recorder  # noqa: F401 (a fixture)
 
 USER, PASSWORD = "admin", "secret"
+DATA = pathlib.Path(__file__).parent / "data"
 
 # (opcode, gnt-* argv, RAPI method, path, body): the same request, as a user of each would make it
 CASES = [
@@ -74,6 +76,15 @@ CASES = [
      "PUT", "/2/groups/rack2/modify", {"alloc_policy": "last_resort"}),
     ("OP_GROUP_ASSIGN_NODES", ["gnt-group", "assign-nodes", "rack2", "node2", "node3"],
      "PUT", "/2/groups/rack2/assign-nodes", {"nodes": ["node2", "node3"]}),
+    # Ganeti's RAPI spells an instance's name and OS as name and os (batch-create's file as the opcode)
+    ("OP_INSTANCE_MULTI_ALLOC", ["gnt-instance", "batch-create", str(DATA / "batch-create.json")],
+     "POST", "/2/instances-multi-alloc",
+     {"instances": [{"name": "web1", "disk_template": "file", "os": "noop", "disks": [{"size": 1024}], "nics": [{}]},
+                    {"name": "db1", "disk_template": "diskless", "os": "noop", "beparams": {"maxmem": 512}}]}),
+    ("OP_GROUP_EVACUATE", ["gnt-group", "evacuate", "--to", "rack3", "rack2"],
+     "PUT", "/2/groups/rack2/evacuate", {"target_groups": ["rack3"]}),
+    ("OP_INSTANCE_CHANGE_GROUP", ["gnt-instance", "change-group", "--to", "rack3", "web1"],
+     "PUT", "/2/instances/web1/change-group", {"target_groups": ["rack3"]}),
     ("OP_NETWORK_ADD", ["gnt-network", "add", "--network", "10.1.0.0/24", "net1"],
      "POST", "/2/networks", {"name": "net1", "network": "10.1.0.0/24"}),
     ("OP_NETWORK_SET_PARAMS", ["gnt-network", "modify", "--gateway", "10.1.0.1", "net1"],
