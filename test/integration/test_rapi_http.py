@@ -582,7 +582,9 @@ CREATE = {"__version__": 1, "name": "x1", "disk_template": "diskless", "pnode": 
     ("GET", "/2/query/bogus/fields", None, None, 404, "unknown query resource"),
     ("GET", "/2/filters/8b53f7de-f8e2-4470-99bd-1efe746e434f", None, None, 404, "not found"),
     ("POST", "/2/filters", {"action": "DROP"}, None, 400, "malformed filter action"),
-    ("POST", "/2/instances-multi-alloc", {"instances": []}, None, 501, "does not offer"),
+    ("POST", "/2/instances-multi-alloc", {"iallocator": "hail"}, None, 400, "missing required 'instances'"),
+    ("POST", "/2/instances-multi-alloc", {"instances": [{"name": "m1", "warp": 9}]}, None, 400,
+     "Unknown fields in definition 0: warp"),
     ("PUT", "/2/nodes/node2/powercycle", None, None, 501, "does not offer"),
 ])
 def test_refusals_answer_the_status_and_submit_nothing(cluster, method, path, body, raw, status, explain):
