@@ -20,8 +20,8 @@ import pytest
 DATA = pathlib.Path(__file__).parent / "data"
 SURFACE = json.loads((DATA / "ganeti_surface.json").read_text())["families"]
 # family -> {subcommand: [options genet lacks]}; a subcommand mapped to null is missing whole
-TODO = DATA / "ganeti_surface_todo.json"
-STILL_MISSING: dict[str, dict[str, list[str] | None]] = json.loads(TODO.read_text())
+MISSING_FILE = DATA / "ganeti_surface_todo.json"
+STILL_MISSING: dict[str, dict[str, list[str] | None]] = json.loads(MISSING_FILE.read_text())
 
 
 def run_help(family: str, argv: list[str]) -> tuple[int, str]:
@@ -84,7 +84,7 @@ def test_ganetis_aliases_run_their_command(family, alias, target):
 
 if __name__ == "__main__":
     todo = {family: missing for family in sorted(SURFACE) if (missing := missing_of(family))}
-    TODO.write_text(json.dumps(todo, indent=1) + "\n")
+    MISSING_FILE.write_text(json.dumps(todo, indent=1) + "\n")
     commands = sum(len(f["commands"]) for f in SURFACE.values())
     options = sum(len(o) for f in SURFACE.values() for o in f["commands"].values())
     lacking = [(c, SURFACE[f]["commands"][c] if o is None else o) for f, m in todo.items() for c, o in m.items()]
