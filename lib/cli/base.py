@@ -145,7 +145,7 @@ def reason_trail(ns: argparse.Namespace) -> list[list]:
     the command that submitted it ("gnt:client:gnt-instance", "startup"); nanosecond stamps."""
     now = time.time_ns()
     trail = [["gnt:user", ns.reason, now]] if getattr(ns, "reason", None) else []
-    return trail + [[f"gnt:client:{getattr(ns, 'prog', 'genet')}", getattr(ns, "command", None) or "", now]]
+    return trail + [[f"gnt:client:{getattr(ns, 'prog', 'genet')}", getattr(ns, "invoked_as", ""), now]]
 
 
 def prepare(ns: argparse.Namespace, ops: list[OpCode]) -> list[OpCode]:
@@ -472,7 +472,7 @@ def _run(parser: argparse.ArgumentParser, prog: str, argv: list[str] | None) -> 
         parser.print_usage(sys.stderr)
         print(f"{prog}: error: a command is required", file=sys.stderr)
         return 2
-    ns.prog = prog
+    ns.prog, ns.invoked_as = prog, argv[0]      # the subcommand as typed (an alias too), as Ganeti records it
     try:
         return int(ns.handler(ns) or 0)
     except errors.GenericError as err:
