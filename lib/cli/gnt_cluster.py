@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from genet import bootstrap, config, errors, luxi, opcodes, paths
+from genet import bootstrap, config, errors, luxi, netutils, opcodes, paths
 from genet.cli import base, cluster_admin, info, ipolicy
 from genet.hypervisor import base as hypervisor_base
 
@@ -19,6 +19,8 @@ def cmd_init(ns) -> int:
         vg_name = None if ns.vg_name is None else opcodes.VgName().check(ns.vg_name)
     except ValueError as err:
         raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+    if ns.primary_ip_version is not None:
+        check_ip_version(netutils.resolve(paths.node_name()), ns.primary_ip_version)
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
                                   ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
                                                             "shared_file_storage_dir": ns.shared_file_storage_dir,
@@ -29,6 +31,14 @@ def cmd_init(ns) -> int:
     if defaults:            # the parameter defaults: the first job of the new cluster
         base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
     return 0
+
+
+def check_ip_version(address: str, version: int) -> None:
+    """Ganeti's --primary-ip-version: the master's address must be of that IP version."""
+    found = 6 if ":" in address else 4
+    if found != version:
+        raise errors.OpPrereqError(f"this node's primary address {address} is IPv{found}, not IPv{version}"
+                                   " (--primary-ip-version)", errors.ECode.INVAL)
 
 
 # the parameter defaults init takes, as modify does (the rest of init's options are its own)
@@ -218,6 +228,13 @@ def build(parser) -> None:
     p.add_argument("-s", "--secondary-ip", default=None, help="This node's replication address")
     p.add_argument("--noded-port", type=int, default=config.DEFAULT_NODED_PORT, help="Port of genet-noded")
     p.add_argument("--master-netdev", default=None, help="Accepted for Ganeti compatibility (no floating IP)")
+    p.add_argument("--primary-ip-version", type=int, choices=(4, 6), default=None,
+                   help="The IP version of the nodes' primary addresses (checked against this node's)")
+    p.add_argument("--no-etc-hosts", action="store_true",
+                   help="Do not edit /etc/hosts (genet never does; accepted for Ganeti scripts)")
+    p.add_argument("--no-ssh-init", action="store_true",
+                   help="Do not set up SSH keys (genet's nodes trust the cluster certificate, not SSH keys;"
+                        " accepted for Ganeti scripts)")
     # (the storage settings' defaults are the disk templates': DiskTemplate.SETTINGS)
     p.add_argument("--file-storage-dir", help="Directory for file disks, below each node's root")
     p.add_argument("--shared-file-storage-dir", help="Directory for sharedfile disks that every node mounts")

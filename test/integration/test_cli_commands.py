@@ -204,8 +204,13 @@ def test_init_with_a_file_storage_dir_puts_file_disks_there(tmp_path):
     from loopback import LoopbackCluster
     solo = LoopbackCluster(tmp_path, nodes=1)
     try:
+        proc = solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--primary-ip-version", "6",
+                        "solo", check=False)
+        assert proc.returncode == 1 and "is IPv4, not IPv6" in proc.stderr
+        assert not (solo.root("node1") / "var/lib/genet/config.data").exists()
         solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--file-storage-dir", "data/disks",
-                 f"--shared-file-storage-dir={tmp_path / 'shared'}", "solo")
+                 f"--shared-file-storage-dir={tmp_path / 'shared'}", "--primary-ip-version", "4", "--no-etc-hosts",
+                 "--no-ssh-init", "solo")
         info = parsed(solo.run("node1", "gnt-cluster", "info").stdout)
         assert info["Cluster parameters"]["file storage path"] == "data/disks"
         solo.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "f1")

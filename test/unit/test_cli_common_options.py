@@ -109,3 +109,12 @@ def test_reinstall_select_os_installs_the_number_typed(recorder, monkeypatch):
     monkeypatch.setattr("sys.stdin", _io.StringIO("x\n"))
     count = len(recorder.jobs)
     assert run(["gnt-instance", "reinstall", "--select-os", "web1"])[0] == 1 and len(recorder.jobs) == count + 1
+
+
+def test_init_checks_the_primary_ip_version_against_this_nodes_address():
+    from genet import errors
+    from genet.cli.gnt_cluster import check_ip_version
+    check_ip_version("192.0.2.1", 4)
+    check_ip_version("2001:db8::1", 6)
+    with pytest.raises(errors.OpPrereqError, match="primary address 192.0.2.1 is IPv4, not IPv6"):
+        check_ip_version("192.0.2.1", 6)
