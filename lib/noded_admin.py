@@ -1,6 +1,7 @@
 """genet-noded's procedures for cluster administration: commands and files from the master
 (gnt-cluster command and copyfile go over noded's mutual TLS, not SSH), real disk sizes
-(repair-disk-sizes) and certificate renewal (renew-crypto). Mixed into noded.NodeProcedures.
+(repair-disk-sizes), certificate renewal (renew-crypto), out-of-band programs run on the master
+and the node's own powercycle. Mixed into noded.NodeProcedures.
 
 Only a holder of the cluster certificate reaches these, and every such holder is a node of the
 cluster that may already create, start and remove instances: running a command adds no power.
@@ -12,8 +13,9 @@ import os
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from genet import errors, paths, ssl_utils
+from genet import errors, oob, paths, powercycle, ssl_utils
 from genet.objects import Disk
 from genet.rpc_defs import CommandResult
 
@@ -104,6 +106,12 @@ class AdminProcedures:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, base64.b64decode(data), mode=mode & 0o7777)
         return True
+
+    def rpc_run_oob(self, program: str, command: str, remote_node: str, program_timeout: float) -> Any:
+        return oob.run(program, command, remote_node, program_timeout)
+
+    def rpc_node_powercycle(self) -> str:
+        return powercycle.schedule()
 
     def rpc_installed_versions(self) -> list:
         return installed_versions()

@@ -592,6 +592,18 @@ def certificate_install(kind: str, pem: str | None) -> bool:
     """Store the RAPI (``rapi``) or SPICE (``spice``, ``spice-ca``) certificate here."""
 
 
+# node power (gnt-node power, health, powercycle; gnt-cluster epo)
+
+@procedure(timeout=lambda program_timeout, **_: program_timeout + 15)
+def run_oob(program: str, command: str, remote_node: str, program_timeout: float) -> Any:
+    """On the master: run a node's out-of-band program (genet.oob.run); its JSON answer."""
+
+
+@procedure(timeout=15)
+def node_powercycle() -> str:
+    """Restart this node soon, after answering (genet.powercycle); what will happen, in words."""
+
+
 # software upgrades (gnt-cluster upgrade)
 
 @procedure(timeout=10)

@@ -1,9 +1,10 @@
-"""Opcodes of nodes: add, remove, modify, and their storage units."""
+"""Opcodes of nodes: add, remove, modify, power, and their storage units."""
 from __future__ import annotations
 
+from genet import oob
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
 from genet.opcodes.group import DISK_STATE, HV_STATE, NDPARAMS, storage_types
-from genet.ptypes import Bool, Dict, ListOf, Maybe, OneOf, String
+from genet.ptypes import Bool, Dict, Float, Int, ListOf, Maybe, OneOf, String
 
 
 class OpNodeAdd(OpCode):
@@ -47,6 +48,30 @@ class OpNodeSetParams(OpCode):
               "--node-parameters", "KEY=VALUE,..."),
         Param("powered", Maybe(Bool()), None, "Record whether the node is powered on", "--node-powered"),
         HV_STATE, DISK_STATE,
+    )
+
+
+# --- power (genet.oob; gnt-node power, health, powercycle; gnt-cluster epo) ---
+
+class OpOobCommand(OpCode):
+    """Run an out-of-band command (power, health) for nodes through their OOB program, on the master."""
+    PARAMS = (
+        Param("node_names", ListOf(NAME), [], "Nodes to run the command for (empty: every node, but the"
+              " master for power-off and power-cycle)"),
+        Param("command", OneOf(*oob.COMMANDS), REQUIRED, "OOB command to run"),
+        Param("timeout", Int(1, 3600), oob.TIMEOUT, "Seconds before the OOB program is stopped", "--oob-timeout"),
+        Param("ignore_status", Bool(), False, "Power off nodes that are not marked offline", "--ignore-status"),
+        Param("power_delay", Float(0.0), oob.POWER_DELAY, "Seconds to wait between powering on two nodes",
+              "--power-delay", "SECONDS"),
+    )
+
+
+class OpNodePowercycle(OpCode):
+    """Hard-restart a node from its own node daemon (no OOB program needed)."""
+    SUMMARY_FIELD = "node_name"
+    PARAMS = (
+        Param("node_name", NAME, REQUIRED, "Node to powercycle", POSITIONAL, "NODE"),
+        Param("force", Bool(), False, "Powercycle the master node too", ("-f", "--force"), query="force"),
     )
 
 
