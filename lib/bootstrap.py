@@ -27,6 +27,8 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     address = netutils.resolve(name)
     paths.ensure_dirs()
     ssl_utils.generate_cluster_cert(paths.cluster_cert(), cluster_name)
+    from genet import impexp
+    impexp.domain_secret(create=True)
     data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
     if secondary_ip:
         data.nodes[name]["secondary_ip"] = secondary_ip
@@ -228,7 +230,7 @@ def destroy_local() -> None:
     daemon_util.stop_master_daemons()
     daemon_util.stop("genet-noded")
     for path in [paths.config_file(), journal_of(paths.config_file()), paths.queue_db(), paths.cluster_cert(),
-                 paths.queue_drain_file(), paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
+                 paths.cluster_domain_secret(), paths.queue_drain_file(), paths.queue_db().with_name("queue.db-wal"), paths.queue_db().with_name("queue.db-shm")]:
         path.unlink(missing_ok=True)
     for path in config.ssconf_files():
         path.unlink(missing_ok=True)

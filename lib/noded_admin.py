@@ -132,6 +132,10 @@ class AdminProcedures:
         self._stop_daemon()
         return True
 
+    def rpc_x509_cert_create(self, validity: int) -> list:
+        from genet import impexp
+        return impexp.create_transfer_key(validity)
+
     def rpc_certificate_stage(self, pem: str) -> dict:
         return ssl_utils.stage(paths.cluster_cert(), pem)
 

@@ -60,9 +60,13 @@ ssconf_file = _below(data_dir, "ssconf_{}")
 rapi_users_file = _below(data_dir, "rapi/users",
                          "RAPI users (Ganeti's format), copied to every master candidate by redist-conf.")
 queue_drain_file = _below(data_dir, "queue/drain")
+cluster_domain_secret = _below(data_dir, "cluster-domain-secret",
+                               "Ganeti's cluster domain secret: what clusters that move instances between"
+                               " them share (genet.impexp).")
 
 run_dir = _below(root, "var/run/genet")
 master_socket = _below(run_dir, "socket/master.sock")
+crypto_keys_dir = _below(run_dir, "crypto", "Keys and certificates made for one remote export each (Ganeti's).")
 pid_file = _below(run_dir, "{}.pid")
 master_contact_file = _below(run_dir, "master-contact",
                              "Touched at each heartbeat of the master: its age tells genet-noded it was cut off."

@@ -592,6 +592,12 @@ def certificate_install(kind: str, pem: str | None) -> bool:
     """Store the RAPI (``rapi``) or SPICE (``spice``, ``spice-ca``) certificate here."""
 
 
+@procedure(timeout=60)
+def x509_cert_create(validity: int) -> list:
+    """Make a key and certificate for one remote export here (impexp.create_transfer_key), valid
+    ``validity`` seconds; [its name, the certificate PEM] (the key stays on the node)."""
+
+
 # node power (gnt-node power, health, powercycle; gnt-cluster epo)
 
 @procedure(timeout=lambda program_timeout, **_: program_timeout + 15)

@@ -25,30 +25,35 @@ CLUSTER_CN = "genet-cluster"
 def generate_cluster_cert(path: Path, cluster_name: str, days: int = 5 * 365, common_name: str = CLUSTER_CN) -> None:
     """Write a new key and self-signed certificate (PEM, key first) to ``path`` (the cluster's, or
     with another ``common_name`` the RAPI's or SPICE's)."""
+    from genet.config import write_atomic
+    key_pem, cert_pem = self_signed(common_name, cluster_name, datetime.timedelta(days=days))
+    write_atomic(path, key_pem + cert_pem, mode=0o600)
+
+
+def self_signed(common_name: str, organization: str, lifetime: datetime.timedelta) -> tuple[bytes, bytes]:
+    """A new key and a certificate for it signed by itself, valid for ``lifetime`` from now (and
+    since a day ago, for clocks behind): (key PEM, certificate PEM)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from genet.config import write_atomic
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_name)])
-    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+    now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder()
             .subject_name(name).issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + datetime.timedelta(days=days))
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
             .sign(key, hashes.SHA256()))
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    pem += cert.public_bytes(serialization.Encoding.PEM)
-    write_atomic(path, pem, mode=0o600)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
 def rapi_cert() -> Path:

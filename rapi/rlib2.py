@@ -15,7 +15,7 @@ from typing import Callable, ClassVar
 
 from genet import errors, opcodes
 from genet.opcodes import Param, REQUIRED
-from genet.ptypes import Bool, Int, ListOf, OneOf, Only, String, Tag
+from genet.ptypes import Bool, Int, Json, ListOf, OneOf, Only, String, Tag
 from genet.rapi.baserlib import (HttpBadRequest, HttpNotFound, HttpServiceUnavailable, Request, Resource,
                                  body_dict, build_opcode, call, query_flag, query_value, submit, wait_job)
 
@@ -121,6 +121,11 @@ class R_root(Resource):
 
     def GET(self, req):
         return None
+
+
+class R_2(R_root):
+    PATTERN = "/2"
+    DOC = "Nothing; Ganeti answers null here too"
 
 
 class R_version(Resource):
@@ -271,6 +276,9 @@ class R_2_jobs_id_wait(Resource):
     PATTERN = "/2/jobs/([^/]+)/wait"
     DOC = "Wait up to 10 s for a job to change (body: fields, previous_job_info, previous_log_serial)"
     WRITE_METHODS = frozenset({"GET"})
+    BODY = {"GET": (Param("fields", ListOf(String()), REQUIRED, "The job fields to answer"),
+                    Param("previous_job_info", ListOf(Json()), None, "Their values as last seen (null: none yet)"),
+                    Param("previous_log_serial", Int(0), None, "The serial of the last log entry seen"))}
 
     def GET(self, req):
         job_id = _job_id(req)
@@ -400,6 +408,8 @@ def serve(kind: Kind, *, listed: str | None, create: str | None = None, one: str
 
 serve(NODE, listed="Nodes (bulk: with their details)", one="One node's details", tags="A node's tags", actions="""
     modify            POST  OpNodeSetParams            Change a node (OpNodeSetParams)
+    powercycle        POST  OpNodePowercycle           Hard-restart a node from its own node daemon
+                                                       (?force=1 for the master)
 """)
 
 serve(INSTANCE, listed=None,      # R_2_instances: creating one takes a request version
@@ -420,6 +430,9 @@ serve(INSTANCE, listed=None,      # R_2_instances: creating one takes a request 
     modify            PUT   OpInstanceSetParams        Change an instance (body: beparams, hvparams, disks, nics, ...)
     move              PUT   OpInstanceMove             Move a stopped or running instance's disks to another node
                                                        (body: target_node, shutdown_timeout)
+    prepare-export    PUT   OpBackupPrepare            Prepare a remote export (?mode=local|remote): for remote,
+                                                       the domain's handshake, the transfer key's name, its
+                                                       signed certificate
     export            PUT   OpBackupExport             Export an instance to a node
                                                        (body: mode, destination, shutdown, remove_instance)
     reboot            POST  OpInstanceReboot           Reboot an instance (?type=soft|hard|full)
@@ -445,6 +458,7 @@ serve(NETWORK, listed="Networks (bulk: with details); POST adds one (body: netwo
     connect           PUT   OpNetworkConnect           Connect a network to a node group
                                                        (body: group_name, network_mode, network_link, network_vlan)
     disconnect        PUT   OpNetworkDisconnect        Disconnect a network from a node group (body: group_name)
+    rename            PUT   OpNetworkRename            Rename a network (body: new_name)
 """)
 
 
@@ -651,6 +665,9 @@ class R_2_query(Resource):
     WRITE_METHODS = frozenset()      # PUT only reads (Ganeti: PUT_ACCESS = GET_ACCESS)
     AUTH_METHODS = frozenset({"GET", "PUT"})      # as Ganeti: queries need a user
     QUERY = {"GET": (FIELDS,), "PUT": (FIELDS,)}
+    BODY = {"PUT": (Param("fields", ListOf(String()), None, "The fields (or ?fields=a,b)"),
+                    Param("qfilter", ListOf(Json()), None, "A filter in Ganeti's list form"),
+                    Param("filter", ListOf(Json()), None, "The older name of qfilter (Ganeti's client sends both)"))}
 
     def GET(self, req):
         return call("Query", _query_resource(req), _fields_arg(req, True), None)
@@ -658,7 +675,7 @@ class R_2_query(Resource):
     def PUT(self, req):
         what = _query_resource(req)
         body = body_dict(req, allow_null=False)
-        unknown = sorted(set(body) - {"fields", "qfilter", "filter"})
+        unknown = sorted(set(body) - {p.name for p in self.BODY["PUT"]})
         if unknown:
             raise HttpBadRequest(f"unknown query body field(s): {', '.join(unknown)}")
         fields = body.get("fields")

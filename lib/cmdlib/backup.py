@@ -13,7 +13,7 @@ import io
 import time
 from dataclasses import dataclass, field
 
-from genet import errors, opcodes
+from genet import errors, impexp, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import InstanceLU, instance_of, is_running, node_address, storage_params
 from genet.cmdlib.disks import remove_disks
@@ -239,6 +239,24 @@ class LUBackupQuery(LogicalUnit):
 
     def exec(self):
         return list_exports(self, self.op.nodes)
+
+
+class LUBackupPrepare(InstanceLU):
+    """Ganeti's first step of a remote export, on the source cluster: the handshake that shows the
+    cluster domain, a key made on the primary node for the transfer (named, the name signed) and
+    its certificate signed with the domain secret. A local export needs nothing: None."""
+    OPCODE = opcodes.OpBackupPrepare
+
+    def exec(self):
+        if self.op.mode != "remote":
+            return None
+        secret = impexp.domain_secret(create=True)
+        pnode = self.inst.primary_node
+        self.feedback(f"Generating X509 certificate on {pnode}")
+        name, cert_pem = self.rpc.x509_cert_create(pnode, impexp.RIE_CERT_VALIDITY) \
+            .raise_on_error(f"cannot create an X509 key and certificate on {pnode}")
+        return {"handshake": impexp.handshake(secret), "x509_key_name": impexp.key_name(secret, name),
+                "x509_ca": impexp.sign_certificate(secret, cert_pem)}
 
 
 class LUBackupExport(InstanceLU):

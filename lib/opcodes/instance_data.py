@@ -120,6 +120,20 @@ class OpBackupQuery(OpCode):
     )
 
 
+EXPORT_MODE = OneOf("local", "remote")
+
+
+class OpBackupPrepare(OpCode):
+    """What a remote export of an instance needs from its cluster: for mode remote, the cluster
+    domain's handshake, the name of a transfer key made on the primary node and its certificate
+    signed with the domain secret; nothing for mode local."""
+    SUMMARY_FIELD = "instance_name"
+    PARAMS = (
+        INSTANCE_ARG,
+        Param("mode", EXPORT_MODE, REQUIRED, "Export mode: local (nothing to prepare) or remote", query="mode"),
+    )
+
+
 class OpBackupExport(OpCode):
     """Copy a stopped (or briefly stopped) instance's disks and configuration to a node's export directory."""
     SUMMARY_FIELD = "instance_name"
@@ -127,7 +141,7 @@ class OpBackupExport(OpCode):
         INSTANCE_ARG,
         Param("target_node", ExportTarget(), REQUIRED, "Node to export to", ("-n", "--node"), "NODE",
               rapi="destination"),
-        Param("mode", OneOf("local", "remote"), "local", "Export mode (genet exports locally only)"),
+        Param("mode", EXPORT_MODE, "local", "Export mode (genet exports locally only)"),
         Param("shutdown", Bool(), True, "Shut the instance down while its disks are copied", "--noshutdown"),
         Param("shutdown_timeout", Int(0, 3600), 120, "Seconds to wait for a clean shutdown",
               "--shutdown-timeout"),

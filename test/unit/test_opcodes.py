@@ -57,7 +57,7 @@ def test_cli_options_build_the_same_opcode_as_the_wire(opclass):
     samples = {"kind": "cluster", "disk_template": "diskless", "target_node": "node2",
                "network": "192.0.2.0/24", "group_name": "default", "network_mode": "bridged",
                "network_link": "br0", "output_fields": ["name"], "changes": {"allocatable": False},
-               "instances": [{"instance_name": "web1", "disk_template": "diskless"}], "command": "health"}
+               "instances": [{"instance_name": "web1", "disk_template": "diskless"}], "command": "health", "mode": "local"}
     extra = {p.name: samples[p.name] for p in opclass.PARAMS if p.required and p.cli != opcodes.POSITIONAL}
     op = base.opcode_from_args(opclass, ns, **extra)
     assert opcodes.from_dict(op.to_dict()).to_dict() == op.to_dict()

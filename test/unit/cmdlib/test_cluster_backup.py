@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genet import errors
-from genet.opcodes import (OpBackupExport, OpBackupQuery, OpBackupRemove, OpClusterVerify, OpClusterVerifyDisks,
+from genet.opcodes import (OpBackupExport, OpBackupPrepare, OpBackupQuery, OpBackupRemove, OpClusterVerify, OpClusterVerifyDisks,
                            OpInstanceCreate, OpInstanceRemove, OpNodeSetParams)
 
 
@@ -87,3 +87,45 @@ def test_an_offline_node_is_not_asked_and_the_master_cannot_go_offline(cluster):
     cluster.run(OpClusterVerify())
     assert all(node != "node3" for node, _ in cluster.transport.calls[calls:])
     cluster.refused(OpNodeSetParams(node_name="node1", offline=True), "master")
+
+
+# --- preparing a remote export (Ganeti's OpBackupPrepare) ---------------------------------------
+
+def ganeti_hmac(secret: str, message: str, salt: str) -> str:
+    """Ganeti's Sha1Hmac, computed here on its own to check genet's."""
+    import hashlib
+    import hmac
+    return hmac.new(secret.encode(), (salt + message).encode(), hashlib.sha1).hexdigest()
+
+
+def test_prepare_for_a_remote_export_answers_the_handshake_and_a_signed_transfer_key(cluster):
+    """When a remote export is prepared, the answer is Ganeti's: the handshake made with the cluster
+    domain secret, the name of a key made on the primary node (its directory holds the key and the
+    certificate) vouched for with the secret, and that certificate signed with it."""
+    create(cluster)
+    answer = cluster.run(OpBackupPrepare(instance_name="web1", mode="remote"))
+    secret = (cluster.nodes["node1"].root / "var/lib/genet/cluster-domain-secret").read_text().strip()
+    assert len(secret) == 40
+    version, digest, salt = answer["handshake"]
+    assert version == 0 and len(salt) == 16 and digest == ganeti_hmac(secret, "0:Hi, I'm Ganeti", salt)
+    name, digest, salt = answer["x509_key_name"]
+    assert digest == ganeti_hmac(secret, name, salt)
+    keys = cluster.nodes["node2"].root / "var/run/genet/crypto" / name
+    assert sorted(p.name for p in keys.iterdir()) == ["cert", "key"]
+    header, pem = answer["x509_ca"].split("\n\n", 1)
+    salt, digest = header.removeprefix("X-Ganeti-Signature: ").split("/")
+    assert pem == (keys / "cert").read_text() and digest == ganeti_hmac(secret, pem, salt)
+
+
+def test_prepare_for_a_local_export_answers_nothing_and_makes_no_key(cluster):
+    """When a local export is prepared, there is nothing to exchange: None, and no key anywhere."""
+    create(cluster)
+    assert cluster.run(OpBackupPrepare(instance_name="web1", mode="local")) is None
+    assert not (cluster.nodes["node2"].root / "var/run/genet/crypto").exists()
+
+
+def test_prepare_refuses_an_instance_whose_primary_node_is_offline(cluster):
+    """When the primary node is offline, no key can be made there: refused before any RPC."""
+    create(cluster, start=False)
+    cluster.run(OpNodeSetParams(node_name="node2", offline=True))
+    cluster.refused(OpBackupPrepare(instance_name="web1", mode="remote"), "node2 is offline")
