@@ -31,6 +31,11 @@ POWER_DELAY = 2.0       # seconds between two power-ons (Ganeti's OOB_POWER_DELA
 LINGER = 1.0            # seconds a program may take to exit after SIGTERM before SIGKILL
 
 
+def unsupported(node: str) -> str:
+    """Why ``node`` cannot take an out-of-band command (said alike by the master and the CLI)."""
+    return f"Node {node} does not support out-of-band commands: its node parameter oob_program is empty"
+
+
 def run(program: str, command: str, node: str, timeout: float = TIMEOUT) -> Any:
     """Run ``program command node``; its JSON answer (None when it printed nothing). A failure,
     a timeout or output that is not JSON raises CommandError with Ganeti's message."""

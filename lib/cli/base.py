@@ -242,6 +242,11 @@ def fields_from(output: str | None, default: list[str]) -> list[str]:
 _MISSING = {1: ("??", "(unknown)"), 2: ("?", "(nodata)"), 3: ("-", "(unavail)"), 4: ("*", "(offline)")}
 
 
+def format_result_error(status: int, verbose: bool) -> str:
+    """What stands for a value that is not there, by its status (Ganeti's FormatResultError)."""
+    return _MISSING.get(status, ("?", "(nodata)"))[bool(verbose)]
+
+
 def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: str = "name",
              client: luxi.Client | None = None) -> int:
     """The shared body of `gnt-* list`: query, filter, print a table. The arguments are names,
@@ -268,7 +273,7 @@ def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: 
             raise errors.OpPrereqError(f"{what}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
     unit = ns.units or default_unit(ns.separator)
     rows = [[format_value(value, fdef["kind"], unit) if status == 0 else
-             _MISSING.get(status, ("?", "(nodata)"))[bool(ns.verbose)]
+             format_result_error(status, ns.verbose)
              for (status, value), fdef in zip(row, defs)] for row in result["data"]]
     headers = None if ns.no_headers else [d["title"] for d in defs]
     numeric = [d["kind"] in ("number", "float", "unit") for d in defs]

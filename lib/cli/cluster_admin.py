@@ -180,8 +180,9 @@ def _node_selection(p) -> None:
 
 
 def build(sub) -> None:
-    from genet.cli import cluster_upgrade
+    from genet.cli import cluster_epo, cluster_upgrade
     cluster_upgrade.build(sub)
+    cluster_epo.build(sub)
     base.command(sub, "version", "Show the cluster's software, protocol and format versions", cmd_version)
     base.command(sub, "master-ping", "Exit 0 if the master daemon answers, 1 if not", cmd_master_ping)
 

@@ -6,7 +6,7 @@ import os
 import sys
 
 from genet import config, errors, luxi, netutils, opcodes, paths
-from genet.cli import base, info
+from genet.cli import base, info, node_power
 
 SSH_TIMEOUT = 20
 NODE_DEFAULT = ["name", "dtotal", "dfree", "mtotal", "mfree", "pinst_cnt", "sinst_cnt"]   # Ganeti's list columns
@@ -190,6 +190,7 @@ def build(parser) -> None:
     base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover, asks=True)
     base.add_object_commands(sub, "node", "node", "NODE", NODE_DEFAULT, cmd_info, tag_kind="node")
     build_storage(sub)
+    node_power.build(sub)
 
 
 def main(argv=None) -> int:

@@ -44,8 +44,7 @@ class LUOobCommand(LogicalUnit):
                                        f" {op.command}; {hint}", errors.ECode.INVAL)
         for name in names:
             if not oob_program(data, self.node(name)):
-                raise errors.OpPrereqError(f"Node {name} does not support out-of-band commands: its node"
-                                           " parameter oob_program is empty", errors.ECode.WRONG_STATE)
+                raise errors.OpPrereqError(oob.unsupported(name), errors.ECode.WRONG_STATE)
         if not names:       # every node, those without a program answering "unavailable"
             names = [n for n in data.nodes if not (op.command in SKIP_MASTER and n == self.master)]
         self.nodes = sorted((self.node(name) for name in names), key=lambda n: nice_key(n["name"]))

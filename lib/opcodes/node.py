@@ -59,7 +59,8 @@ class OpOobCommand(OpCode):
         Param("node_names", ListOf(NAME), [], "Nodes to run the command for (empty: every node, but the"
               " master for power-off and power-cycle)"),
         Param("command", OneOf(*oob.COMMANDS), REQUIRED, "OOB command to run"),
-        Param("timeout", Int(1, 3600), oob.TIMEOUT, "Seconds before the OOB program is stopped", "--oob-timeout"),
+        Param("timeout", Int(1, 3600), oob.TIMEOUT, "Seconds before the OOB program is stopped", "--oob-timeout",
+              "SECONDS"),
         Param("ignore_status", Bool(), False, "Power off nodes that are not marked offline", "--ignore-status"),
         Param("power_delay", Float(0.0), oob.POWER_DELAY, "Seconds to wait between powering on two nodes",
               "--power-delay", "SECONDS"),
