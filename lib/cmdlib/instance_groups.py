@@ -13,22 +13,12 @@ then the copy left behind goes to a second node of the target group (Ganeti's ch
 from __future__ import annotations
 
 from genet import errors, opcodes, params
+from genet.cmdlib.allocator import allocator
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import instance_of, refuse_forthcoming
 from genet.cmdlib.group import group_by_name
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
-
-# the allocator names genet answers to: Ganeti's standard one, for which genet's built-in
-# choice (most free memory) stands in
-ALLOCATORS = ("hail",)
-
-
-def check_allocator(name: str | None) -> None:
-    if name is not None and name not in ALLOCATORS:
-        raise errors.OpPrereqError(f"iallocator {name!r} is not available: genet runs no external allocator and"
-                                   f" answers to {', '.join(ALLOCATORS)} only, with its built-in choice of the node"
-                                   " with most free memory", errors.ECode.INVAL)
 
 
 class GroupPlanner:
@@ -130,7 +120,7 @@ class LUInstanceChangeGroup(LogicalUnit):
     REQ_BGL = False
 
     def expand_names(self):
-        check_allocator(self.op.iallocator)
+        allocator(self, self.op.iallocator)
         instance_of(self, self.op.instance_name)
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
         self.share_locks[Level.INSTANCE] = True
@@ -151,7 +141,7 @@ class LUGroupEvacuate(LogicalUnit):
     REQ_BGL = False
 
     def expand_names(self):
-        check_allocator(self.op.iallocator)
+        allocator(self, self.op.iallocator)
         self.group = self.cfg.read(lambda d: group_by_name(d, self.op.group_name))
         self.needed_locks[Level.INSTANCE] = ALL_SET
         self.share_locks[Level.INSTANCE] = True
