@@ -455,7 +455,7 @@ def test_genet_installs_the_pages_of_its_commands_and_the_overview_only():
     import genet_build
     pages = genet_build.installed_pages(MAN, installed_commands())
     assert sorted(pages.values()) == sorted([f"share/man/man8/{c}.8" for c in installed_commands()]
-                                            + ["share/man/man7/genet.7"])
+                                            + ["share/man/man7/genet.7", "share/man/man7/genet-hooks.7"])
 
 
 # --- the overview page ----------------------------------------------------------
