@@ -104,14 +104,20 @@ def node_pool() -> list:
 
 
 def _uid_in_use(uid: int) -> bool:
-    """Whether a process runs under ``uid`` (Ganeti asks pgrep -u)."""
+    """Whether a process runs under ``uid`` (Ganeti asks pgrep -u); a zombie (a stopped guest's
+    QEMU until its exit is collected) runs nothing."""
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    return True
-            except OSError:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
                 continue
+            with open(f"/proc/{entry.name}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            return True
     return False
 
 
