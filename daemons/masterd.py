@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 
-from genet import daemon_util, paths
+from genet import daemon_util, master_ip, paths
 from genet.masterd import LuxiHandlers, MasterContext, make_factory
 
 log = logging.getLogger("genet-masterd")
@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         reactor.callFromThread(reactor.stop)
     ctx.on_deposed = deposed
     threading.Thread(target=ctx.heartbeat, name="heartbeat", daemon=True).start()
+    threading.Thread(target=master_ip.at_master_daemon, args=(ctx.cfg.snapshot(), master_ip.START),
+                     name="master-ip", daemon=True).start()
     reactor.run()
     ctx.stop()
+    master_ip.at_master_daemon(ctx.cfg.snapshot(), master_ip.STOP)
     paths.pid_file("genet-masterd").unlink(missing_ok=True)
     os._exit(0)
 

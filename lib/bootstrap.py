@@ -4,14 +4,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from genet import config, daemon_util, errors, luxi, netutils, paths, ssl_utils
+from genet import config, daemon_util, errors, luxi, master_ip, netutils, paths, ssl_utils
 from genet.config_file import ConfigFile, journal_of
 from genet.rpc import NodeRpc, RpcClient
 
 
 def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size: int,
-                 noded_port: int, secondary_ip: str | None = None, storage: dict | None = None) -> dict:
-    """Make this node the master of a new one-node cluster and start its daemons."""
+                 noded_port: int, secondary_ip: str | None = None, storage: dict | None = None,
+                 network: dict | None = None) -> dict:
+    """Make this node the master of a new one-node cluster and start its daemons (genet-masterd
+    then puts the master IP on the device ``network`` names: master_ip.init_settings' arguments)."""
     if paths.config_file().exists():
         raise errors.OpPrereqError(f"this node is already part of a cluster ({paths.config_file()} exists);"
                                    " run 'gnt-cluster destroy' first", errors.ECode.EXISTS)
@@ -25,14 +27,16 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
         raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
     name = paths.node_name()
     address = netutils.resolve(name)
-    paths.ensure_dirs()
-    ssl_utils.generate_cluster_cert(paths.cluster_cert(), cluster_name)
-    from genet import impexp
-    impexp.domain_secret(create=True)
     data = config.new_cluster(cluster_name, name, address, noded_port, candidate_pool_size, hypervisors)
     if secondary_ip:
         data.nodes[name]["secondary_ip"] = secondary_ip
     data.cluster.update(config.storage_params(data), **storage)    # every template's settings
+    data.cluster["master_ip"] = master_ip.cluster_address(cluster_name, address)
+    master_ip.init_settings(data, **(network or {"netdev": None, "netmask": None, "external": False}))
+    paths.ensure_dirs()
+    ssl_utils.generate_cluster_cert(paths.cluster_cert(), cluster_name)
+    from genet import impexp
+    impexp.domain_secret(create=True)
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")
@@ -141,11 +145,13 @@ def master_failover(no_voting: bool) -> dict:
     _fence_majority(rpc, data, epoch, me, sorted(reachable), no_voting)
     fenced_at = time.monotonic()
     old_stopped = old in reachable and not rpc.stop_masterd(old).failed
+    warnings = _master_ip_down(rpc, data, old) if old in reachable else []
     data = _newest_config(rpc, data, rpc.node_info.on(sorted(reachable), timeout=5))
     merge_job_queues(rpc, [n for n in sorted(reachable) if data.nodes[n]["master_candidate"]])
     data.cluster["master_epoch"] = epoch
     data.cluster["master_node"] = me
-    data.cluster["master_ip"] = data.nodes[me]["primary_ip"]
+    if data.cluster["master_ip"] == data.nodes.get(old, {}).get("primary_ip"):    # no address of its own
+        data.cluster["master_ip"] = data.nodes[me]["primary_ip"]
     data["serial_no"] += 1
     ConfigFile(paths.config_file()).replace(config.dumps(data))
     content = config.dumps(data).decode()
@@ -164,7 +170,17 @@ def master_failover(no_voting: bool) -> dict:
     daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
     if not luxi.wait_for_socket(paths.master_socket()):
         raise errors.CommandError("genet-masterd did not start on the new master")
-    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable)}
+    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable),
+            "warnings": warnings}
+
+
+def _master_ip_down(rpc: NodeRpc, data, old: str) -> list[str]:
+    """Take the master IP off the old master (its masterd did at its stop, if it ran), as Ganeti's
+    master-failover does; the new master's masterd puts it up. A failure is a warning."""
+    if master_ip.problem(data):
+        return []
+    res = rpc.node_deactivate_master_ip(old, master_ip.network(data), data.cluster["use_external_mip_script"])
+    return [f"Could not disable the master IP: {res.fail_msg}"] if res.failed else []
 
 
 def _fence_majority(rpc: NodeRpc, data: dict, epoch: int, me: str, reachable: list[str], no_voting: bool) -> None:

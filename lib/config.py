@@ -159,7 +159,6 @@ def ssconf_values(data: dict) -> dict[str, str]:
     """The small files every node keeps so it knows the cluster without the config: Ganeti's
     (lists one item a line; "NAME ADDRESS", "NAME=VALUE", "UUID NAME" where Ganeti has them)."""
     from genet import __version__, params
-    from genet.uidpool import format_pool
     cluster = data.cluster
     nodes = sorted(data.nodes.values(), key=lambda n: n["name"])
     candidate_nodes = [n for n in nodes if n["master_candidate"] and not n["offline"]]
@@ -173,7 +172,8 @@ def ssconf_values(data: dict) -> dict[str, str]:
         "master_candidates_ips": lines(n["primary_ip"] for n in candidate_nodes),
         # Ganeti's candidates each have a certificate of their own; genet's share the cluster's
         "master_candidates_certs": "",
-        "master_ip": cluster["master_ip"], "master_netdev": "", "master_netmask": "32",
+        "master_ip": cluster["master_ip"], "master_netdev": cluster["master_netdev"],
+        "master_netmask": str(cluster["master_netmask"]),
         "master_node": cluster["master_node"], "noded_port": str(cluster["noded_port"]),
         "node_list": lines(n["name"] for n in nodes),
         "node_primary_ips": lines(f"{n['name']} {n['primary_ip']}" for n in nodes),
@@ -183,9 +183,8 @@ def ssconf_values(data: dict) -> dict[str, str]:
         "online_nodes": lines(n["name"] for n in nodes if not n["offline"]),
         "primary_ip_family": "10" if ":" in cluster["master_ip"] else "2",
         "instance_list": lines(sorted(data.instances)), "release_version": __version__,
-        "hypervisor_list": lines(cluster["enabled_hypervisors"]),
-        "maintain_node_health": str(cluster.maintain_node_health), "uid_pool": format_pool(cluster.uid_pool, "\n"),
-        "enabled_user_shutdown": "False",
+        "hypervisor_list": lines(cluster["enabled_hypervisors"]), "maintain_node_health": "False",
+        "uid_pool": "", "enabled_user_shutdown": "False",
         "nodegroups": lines(sorted(f"{g['uuid']} {g['name']}" for g in data.nodegroups.values())),
         "networks": lines(sorted(f"{n['uuid']} {n['name']}" for n in data.get("networks", {}).values())),
         "ssh_ports": lines(f"{n['name']}={params.ndparams(data, data.nodegroups.get(n['group'], {}), n.get('ndparams', {}))['ssh_port']}"

@@ -154,3 +154,22 @@ class AdminProcedures:
             ssl_utils.check_pem(pem, need_key=kind != "spice-ca")
             write_atomic(target, pem.encode(), mode=0o600 if kind != "spice-ca" else 0o644)
         return True
+
+
+    def rpc_restricted_command(self, cmd: str) -> str:
+        from genet import restricted_commands
+        return restricted_commands.run(cmd)
+
+    def rpc_node_activate_master_ip(self, params, use_external_mip_script: bool) -> str:
+        from genet import master_ip
+        return master_ip.setup(params, master_ip.START, use_external_mip_script)
+
+    def rpc_node_deactivate_master_ip(self, params, use_external_mip_script: bool) -> str:
+        from genet import master_ip
+        return master_ip.setup(params, master_ip.STOP, use_external_mip_script)
+
+    def rpc_node_change_master_netmask(self, old_netmask: int, netmask: int, master_ip: str,
+                                       master_netdev: str) -> bool:
+        from genet import master_ip as mip
+        mip.change_netmask(old_netmask, netmask, master_ip, master_netdev)
+        return True

@@ -247,7 +247,10 @@ class Cluster(Timestamped):
     cluster_name = Field(str)
     uuid = Field(str)
     master_node = Field(str)
-    master_ip = Field(str)
+    master_ip = Field(str)                   # the cluster name's address (genet.master_ip)
+    master_netdev = Field(str, "")           # the device the master holds it on; "": none, no floating IP
+    master_netmask = Field(int, 32)
+    use_external_mip_script = Field(bool, False)
     master_epoch = Field(int, 0)             # raised by every master-failover (config.master_epoch)
     noded_port = Field(int, 1811)
     candidate_pool_size = Field(int, 10)
@@ -271,17 +274,6 @@ class Cluster(Timestamped):
     diskparams = Field(dict, dict)
     ipolicy = Field(dict, dict)
     tags = Field(list, list)
-    uid_pool = Field(list, list)             # [[lower, higher], ...] (genet.uidpool), for security_model=pool
-    maintain_node_health = Field(bool, False)    # the watcher stops what runs on an offline node
-    prealloc_wipe_disks = Field(bool, False)     # new disks (and grown parts) are zeroed first
-    # used when neither nodes nor an allocator are given; Ganeti's default where htools is installed,
-    # genet's built-in allocator answers to it (genet.cmdlib.allocator)
-    default_iallocator = Field(str, "hail")
-    default_iallocator_params = Field(dict, dict)
-    reserved_lvs = Field(list, list)         # regular expressions of volumes verify does not report
-    drbd_usermode_helper = Field(str, "")    # what verify expects the nodes' DRBD to call
-    hv_state = Field(dict, dict)             # Ganeti's static resource state of the cluster
-    disk_state = Field(dict, dict)
 
 
 class DiskAccess(ConfigObject):

@@ -75,6 +75,14 @@ master_contact_file = _below(run_dir, "master-contact",
 log_dir = _below(root, "var/log/genet")
 log_file = _below(log_dir, "{}.log")
 
+# what the administrator provides (Ganeti's /etc/ganeti)
+conf_dir = _below(root, "etc/genet")
+external_master_setup_script = _below(conf_dir, "scripts/master-ip-setup",
+                                      "The administrator's master IP setup script (--use-external-mip-script).")
+restricted_commands_dir = _below(conf_dir, "restricted-commands",
+                                 "The only commands gnt-node restricted-command may run.")
+restricted_commands_lock = _below(root, "var/lock/genet-restricted-commands.lock")
+
 
 def hosts_file() -> Path | None:
     """Extra name→address table consulted before DNS (``GENET_HOSTS``)."""

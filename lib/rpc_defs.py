@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from genet import errors
+from genet.master_ip import MasterNetwork
 from genet.objects import Disk, DiskAccess, Instance
 from genet.wire import WireObject, WireTypeError, decode, encode
 
@@ -284,6 +285,23 @@ def leave_cluster() -> bool:
     """Forget the cluster and stop noded (gnt-node remove)."""
 
 
+# the master IP (genet.master_ip), on the master node
+
+@procedure(timeout=30)
+def node_activate_master_ip(params: MasterNetwork, use_external_mip_script: bool) -> str:
+    """Put the master IP on the master netdev here (master-ip-setup start); the script's output."""
+
+
+@procedure(timeout=30)
+def node_deactivate_master_ip(params: MasterNetwork, use_external_mip_script: bool) -> str:
+    """Take the master IP off the master netdev here (master-ip-setup stop); the script's output."""
+
+
+@procedure(timeout=30)
+def node_change_master_netmask(old_netmask: int, netmask: int, master_ip: str, master_netdev: str) -> bool:
+    """Give the master IP here its new netmask (added with it, then removed with the old one)."""
+
+
 # hypervisors and instances
 
 @procedure(timeout=15)
@@ -484,11 +502,6 @@ def storage_diagnose(storage_params: dict) -> list[list]:
     """Each registered disk template's state here: [template, where, usable, why not] (gnt-storage)."""
 
 
-@procedure(timeout=10)
-def drbd_helper() -> str | None:
-    """The usermode helper this node's DRBD kernel module runs; null when the module is not loaded."""
-
-
 # exports (gnt-backup)
 
 @procedure(timeout=30)
@@ -570,6 +583,12 @@ def blockdev_getdimensions(instance: str, template: str, disks: list[Disk], stor
 @procedure(timeout=3600)
 def run_command(command: str) -> CommandResult:
     """Run a shell command as root on this node (gnt-cluster command), its output and exit code."""
+
+
+@procedure(timeout=3600)
+def restricted_command(cmd: str) -> str:
+    """Run one of this node's restricted commands (genet.restricted_commands) without arguments; its
+    output (a refusal says no more than that it failed)."""
 
 
 @procedure(timeout=300)

@@ -7,7 +7,6 @@ import time
 from genet import bootstrap, config, errors, luxi, netutils, opcodes, paths
 from genet.cli import base, cluster_admin, info, ipolicy
 from genet.hypervisor import base as hypervisor_base
-from genet.uidpool import format_pool
 
 
 def cmd_init(ns) -> int:
@@ -26,10 +25,11 @@ def cmd_init(ns) -> int:
                                   ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
                                                             "shared_file_storage_dir": ns.shared_file_storage_dir,
                                                             "volume_group_name": vg_name,
-                                                            "mac_prefix": ns.mac_prefix})
+                                                            "mac_prefix": ns.mac_prefix},
+                                  network={"netdev": ns.master_netdev, "netmask": ns.master_netmask,
+                                           "external": ns.use_external_mip_script})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
-    defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key) is not None},
-                **init_drbd_helper(ns), **ipolicy.from_args(ns)}
+    defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key)}, **ipolicy.from_args(ns)}
     if defaults:            # the parameter defaults: the first job of the new cluster
         base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
     return 0
@@ -43,23 +43,8 @@ def check_ip_version(address: str, version: int) -> None:
                                    " (--primary-ip-version)", errors.ECode.INVAL)
 
 
-# the parameter defaults and settings init takes, as modify does (the rest of init's options are its own)
-INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams", "enabled_disk_templates",
-                 "uid_pool", "maintain_node_health", "prealloc_wipe_disks", "default_iallocator",
-                 "default_iallocator_params", "hv_state", "disk_state",
-                 "compression_tools", "install_image", "zeroing_image", "enabled_user_shutdown")
-
-
-def init_drbd_helper(ns) -> dict:
-    """Ganeti's init: with drbd enabled the helper defaults to /bin/true and cannot be unset."""
-    from genet.cmdlib.cluster_settings import DEFAULT_DRBD_HELPER
-    from genet.storage.base import names
-    drbd = "drbd" in (ns.enabled_disk_templates or names())
-    if drbd and ns.drbd_helper == "":
-        raise errors.OpPrereqError("Unsetting the drbd usermode helper while enabling DRBD is not allowed.",
-                                   errors.ECode.INVAL)
-    helper = DEFAULT_DRBD_HELPER if drbd and ns.drbd_helper is None else ns.drbd_helper
-    return {} if helper is None else {"drbd_helper": helper}
+# the parameter defaults init takes, as modify does (the rest of init's options are its own)
+INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams", "enabled_disk_templates")
 
 
 def cmd_destroy(ns) -> int:
@@ -119,7 +104,7 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
             ("shared file storage path", c["shared_file_storage_dir"]),
             ("gluster storage path", c["gluster_storage_dir"]),
             ("maintenance of node health", c["maintain_node_health"]),
-            ("uid pool", format_pool(c["uid_pool"])),
+            ("uid pool", ", ".join(map(str, c["uid_pool"]))),
             ("default instance allocator", c["default_iallocator"]),
             ("default instance allocator parameters", c["default_iallocator_params"]),
             ("primary ip version", info.number(c["primary_ip_version"], roman)),
@@ -157,6 +142,18 @@ def policy_entries(policy: dict, roman: bool = False) -> list:
 VERIFY_SKIPS = {"--no-nplus1-mem": "nplusone_mem", "--no-hv-param-assessment": "hvparam_assessment"}
 
 
+def cmd_activate_master_ip(ns) -> int:
+    base.submit_or_run(ns, [opcodes.OpClusterActivateMasterIp()])
+    return 0
+
+
+def cmd_deactivate_master_ip(ns) -> int:
+    base.confirm_or_fail(ns, "--yes", "This will disable the master IP. All the open connections to the master IP"
+                         " will be closed. To reach the master you will need to use its node IP")
+    base.submit_or_run(ns, [opcodes.OpClusterDeactivateMasterIp()])
+    return 0
+
+
 def cmd_verify(ns) -> int:
     skip = [check for check in VERIFY_SKIPS.values() if getattr(ns, f"skip_{check}")]
     op = base.opcode_from_args(opcodes.OpClusterVerify, ns, **({"skip_checks": skip} if skip else {}))
@@ -167,9 +164,7 @@ def cmd_verify(ns) -> int:
 
 
 def cmd_modify(ns) -> int:
-    # an empty list is a value here: --uid-pool= empties the pool, --reserved-lvs= the reservations
-    emptied = {key: [] for key in ("uid_pool", "reserved_lvs") if getattr(ns, key) == []}
-    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **emptied, **ipolicy.from_args(ns))
+    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **ipolicy.from_args(ns))
     if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS):
         raise errors.OpPrereqError("no parameters to change given", errors.ECode.INVAL)
     base.submit_or_run(ns, [op])
@@ -188,6 +183,8 @@ def cmd_master_failover(ns) -> int:
     print(f"Master role moved from {result['old_master']} to {result['new_master']}")
     if result["unreachable"]:
         print(f"Unreachable nodes (not updated): {', '.join(result['unreachable'])}")
+    for warning in result["warnings"]:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -246,7 +243,12 @@ def build(parser) -> None:
     p.add_argument("-C", "--candidate-pool-size", type=int, default=10, help="Wanted master candidates")
     p.add_argument("-s", "--secondary-ip", default=None, help="This node's replication address")
     p.add_argument("--noded-port", type=int, default=config.DEFAULT_NODED_PORT, help="Port of genet-noded")
-    p.add_argument("--master-netdev", default=None, help="Accepted for Ganeti compatibility (no floating IP)")
+    p.add_argument("--master-netdev", default=None, metavar="INTERFACE",
+                   help="The device the master holds the master IP on (default: none, no floating master IP)")
+    p.add_argument("--master-netmask", type=base.argument_type(opcodes.Int(1, 128), "master_netmask"),
+                   default=None, metavar="NETMASK", help="CIDR netmask of the master IP (default: 32, IPv6: 128)")
+    p.add_argument("--use-external-mip-script", type=base.argument_type(opcodes.Bool(), "use_external_mip_script"),
+                   default=False, metavar="yes|no", help="Run the administrator's master-ip-setup script")
     p.add_argument("--primary-ip-version", type=int, choices=(4, 6), default=None,
                    help="The IP version of the nodes' primary addresses (checked against this node's)")
     p.add_argument("--no-etc-hosts", action="store_true",
@@ -260,8 +262,7 @@ def build(parser) -> None:
     p.add_argument("--vg-name", help="LVM volume group of plain disks")
     p.add_argument("-m", "--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
     base.add_opcode_options(p, opcodes.OpClusterSetParams,
-                            skip=[q.name for q in opcodes.OpClusterSetParams.all_params()
-                                  if q.name not in (*INIT_DEFAULTS, "drbd_helper")])
+                            skip=[q.name for q in opcodes.OpClusterSetParams.all_params() if q.name not in INIT_DEFAULTS])
     ipolicy.add_options(p, old_specs=True)
 
     p = base.command(sub, "destroy", "Destroy the cluster (only the master may be left)", cmd_destroy)
@@ -280,6 +281,10 @@ def build(parser) -> None:
                                             cmd_modify))
     base.opcode_command(sub, "verify-disks", "Check the mirrored disks and mirror again where possible",
                         opcodes.OpClusterVerifyDisks, cmd_verify_disks)
+
+    base.command(sub, "activate-master-ip", "Put the master IP on the master netdev", cmd_activate_master_ip)
+    p = base.command(sub, "deactivate-master-ip", "Take the master IP off the master node", cmd_deactivate_master_ip)
+    p.add_argument("--yes", action="store_true", help="Do not require confirmation")
 
     p = base.command(sub, "redist-conf", "Push the configuration to all nodes again", cmd_redist)
     base.add_submit_options(p)

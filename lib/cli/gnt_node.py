@@ -190,6 +190,8 @@ def build(parser) -> None:
     base.opcode_command(sub, "failover", "Fail over every instance off a node", opcodes.OpNodeFailover, asks=True)
     base.add_object_commands(sub, "node", "node", "NODE", NODE_DEFAULT, cmd_info, tag_kind="node")
     build_storage(sub)
+    from genet.cli import restricted_command
+    restricted_command.build(sub)
     node_power.build(sub)
 
 

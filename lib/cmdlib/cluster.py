@@ -7,8 +7,7 @@ import time
 
 from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.cluster_settings import checked_settings
-from genet.cmdlib.cluster_verify_storage import verify_storage
+from genet.cmdlib.cluster_master_ip import MasterIpChange
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
@@ -44,6 +43,8 @@ def cluster_info(data) -> dict:
     return {
         "name": cluster["cluster_name"], "uuid": cluster["uuid"],
         "master": cluster["master_node"], "master_ip": cluster["master_ip"],
+        "master_netdev": cluster["master_netdev"], "master_netmask": cluster["master_netmask"],
+        "use_external_mip_script": cluster["use_external_mip_script"],
         "architecture": _architecture(),
         "software_version": __version__, "protocol_version": PROTOCOL_VERSION,
         "config_version": data["version"], "os_api_version": 20, "export_version": 0,
@@ -62,10 +63,9 @@ def cluster_info(data) -> dict:
         "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
         "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
         # what genet does not have: Ganeti's values for "none"
-        "master_netdev": "", "master_netmask": 32, "use_external_mip_script": False,
-        **{key: cluster[key] for key in ("default_iallocator", "default_iallocator_params", "maintain_node_health",
-                                         "uid_pool", "reserved_lvs", "drbd_usermode_helper", "prealloc_wipe_disks")},
-        "primary_ip_version": 4, "hidden_os": cluster.hidden_os, "blacklisted_os": cluster.blacklisted_os,
+        "default_iallocator": "", "default_iallocator_params": {}, "maintain_node_health": False,
+        "uid_pool": [], "reserved_lvs": [], "drbd_usermode_helper": "", "primary_ip_version": 4,
+        "prealloc_wipe_disks": False, "hidden_os": cluster.hidden_os, "blacklisted_os": cluster.blacklisted_os,
         "gluster_storage_dir": "",
         "install_image": "", "zeroing_image": "", "instance_communication_network": "",
         "compression_tools": [], "enabled_user_shutdown": False, "modify_ssh_setup": False,
@@ -147,9 +147,7 @@ class LUClusterVerify(EveryNodeLU):
         for node in sorted(data.nodes.values(), key=lambda n: n["name"]):
             if node["offline"] and (group is None or node["group"] == group):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
-        reachable = {n: a for n, a in online.items() if not results[n].failed}
-        self._verify_instances(data, reachable)
-        verify_storage(self.rpc, data, reachable, self._error, self._warning)
+        self._verify_instances(data, {n: a for n, a in online.items() if not results[n].failed})
         if group is not None:
             return {"ok": not self.problems, "errors": self.problems}
         wanted = min(data.cluster["candidate_pool_size"],
@@ -201,13 +199,6 @@ class LUClusterVerify(EveryNodeLU):
                     self._error("EINSTANCEWRONGNODE", "instance", name,
                                 f"running on {node}, which is not its primary node {primary}")
 
-    def _warning(self, code: str, kind: str, name: str, message: str) -> None:
-        """Ganeti's warnings: shown, but verify still passes."""
-        if code in self.op.ignore_errors:
-            return
-        self.feedback(f"  - WARNING:{code}:{kind}:{name}:{message}" if self.op.error_codes
-                      else f"  - WARNING: {kind} {name}: {message}")
-
     def _error(self, code: str, kind: str, name: str, message: str) -> None:
         if code in self.op.ignore_errors:
             return
@@ -240,6 +231,8 @@ class LUClusterSetParams(LogicalUnit):
                 raise errors.OpPrereqError(f"cannot change {what} while instances have disks in it:"
                                            f" {', '.join(using)}", errors.ECode.WRONG_STATE)
             self.values[setting] = value
+        self.master_ip = MasterIpChange(op, data)
+        self.values.update(self.master_ip.values)
         if op.enabled_hypervisors is not None:
             self.values["enabled_hypervisors"] = self._enabled_hypervisors(data, op.enabled_hypervisors)
         if op.enabled_disk_templates is not None:
@@ -282,7 +275,6 @@ class LUClusterSetParams(LogicalUnit):
                     elif action == "remove" and os_name in names:
                         names.remove(os_name)
                 self.values[key] = names
-        self.values.update(checked_settings(self, data))
 
     @staticmethod
     def _enabled_hypervisors(data, wanted: list[str]) -> list[str]:
@@ -313,7 +305,9 @@ class LUClusterSetParams(LogicalUnit):
                 data.cluster[key] = value
             data.cluster["mtime"] = time.time()
             return config.maintain_candidates(data)
+        self.master_ip.before(self.rpc, self.feedback, force=False)
         promoted = self.cfg.update(change)
+        self.master_ip.after(self.rpc, self.feedback)
         if self.op.max_running_jobs is not None:
             self.ctx.processor.set_workers(self.op.max_running_jobs)
         for name in promoted:

@@ -5,9 +5,10 @@ import re
 import tempfile
 from pathlib import Path
 
-from genet import errors, opcodes, paths, ssl_utils
+from genet import errors, master_ip, opcodes, paths, ssl_utils
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
+from genet.cmdlib.cluster_master_ip import floating, turn
 from genet.cmdlib.common import storage_params
 from genet.locking import ALL_SET, Level
 
@@ -36,21 +37,41 @@ class LUTagsSearch(LogicalUnit):
 
 
 class LUClusterRename(LogicalUnit):
-    """The name in the config; masterd writes it to every node's ssconf with the change. genet has
-    no floating master IP, so nothing moves on the network (Ganeti's also resolves the new name
-    to the master IP)."""
+    """The name in the config, and the master IP with it (the new name's address, Ganeti's): taken
+    down on the master before, put up after when the cluster has a floating master IP; masterd
+    writes both to every node's ssconf with the change."""
     OPCODE = opcodes.OpClusterRename
 
     def check_prereq(self):
-        if self.op.name == self.cfg.read(lambda d: d.cluster["cluster_name"]):
+        data = self.cfg.snapshot()
+        cluster = data.cluster
+        self.ip = master_ip.cluster_address(self.op.name, data.nodes[cluster["master_node"]]["primary_ip"])
+        if self.op.name == cluster["cluster_name"] and self.ip == cluster["master_ip"]:
             raise errors.OpPrereqError("Neither the name nor the IP address of the cluster has changed",
                                        errors.ECode.INVAL)
+        owned = {a for n in data.nodes.values() for a in (n["primary_ip"], n["secondary_ip"])}
+        if self.ip != cluster["master_ip"] and self.ip not in owned and master_ip.taken_elsewhere(self.ip):
+            raise errors.OpPrereqError(f"The given cluster IP address ({self.ip}) is reachable on the network",
+                                       errors.ECode.NOTUNIQUE)
 
     def exec(self):
+        old = self.cfg.snapshot()
+        if floating(old):
+            turn(self.rpc, old, master_ip.STOP).raise_on_error("Could not disable the master role")
+
         def change(data):
             data.cluster["cluster_name"] = self.op.name
+            data.cluster["master_ip"] = self.ip
         self.cfg.update(change)
-        self.feedback("genet has no master IP address: only the name changed")
+        new = self.cfg.snapshot()
+        why = master_ip.problem(new)
+        if why:
+            self.feedback(f"The master IP is not activated: {why}")
+        else:
+            res = turn(self.rpc, new, master_ip.START)
+            if res.failed:
+                self.feedback(f"WARNING: Could not re-enable the master role on the master, please restart"
+                              f" manually: {res.fail_msg}")
         return self.op.name
 
 

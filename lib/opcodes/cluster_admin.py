@@ -25,6 +25,14 @@ class OpClusterRename(OpCode):
     PARAMS = (Param("name", NAME, REQUIRED, "The cluster's new name", POSITIONAL, "NEW_NAME"),)
 
 
+class OpClusterActivateMasterIp(OpCode):
+    """Put the master IP on the master netdev of the master node (gnt-cluster activate-master-ip)."""
+
+
+class OpClusterDeactivateMasterIp(OpCode):
+    """Take the master IP off the master node (gnt-cluster deactivate-master-ip)."""
+
+
 class OpClusterRepairDiskSizes(OpCode):
     """Ask each primary node the real size of each disk and correct the config where it differs."""
     PARAMS = (

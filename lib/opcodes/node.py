@@ -141,3 +141,14 @@ class OpExtStorageDiagnose(OpCode):
               "Fields to return: name, node_status, nodegroup_status, parameters"),
         Param("names", ListOf(String(non_empty=True)), [], "Backends to report (all when empty)"),
     )
+
+
+class OpRestrictedCommand(OpCode):
+    """Run a restricted command (genet.restricted_commands) on nodes; per node [ok, output or error]."""
+    SUMMARY_FIELD = "command"
+    PARAMS = (
+        Param("command", String(non_empty=True, max_len=255), REQUIRED, "Name of the restricted command",
+              POSITIONAL, "COMMAND"),
+        Param("nodes", ListOf(NAME, 10000), REQUIRED, "Nodes to run it on", POSITIONAL, "NODE"),
+        Param("use_locking", Bool(), False, "Lock the nodes exclusively (else shared)", "--sync"),
+    )

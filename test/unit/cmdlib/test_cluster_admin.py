@@ -40,7 +40,7 @@ def test_rename_changes_the_name_in_the_config_and_every_nodes_ssconf(cluster):
     assert cluster.data().cluster["cluster_name"] == "c2"
     for node in cluster.nodes.values():
         assert (node.root / "var/lib/genet/ssconf_cluster_name").read_text().strip() == "c2"
-    assert any("no master IP" in line for line in cluster.log)
+    assert any("The master IP is not activated: no master netdev is configured" in line for line in cluster.log)
 
 
 def test_rename_to_the_same_name_is_refused(cluster):

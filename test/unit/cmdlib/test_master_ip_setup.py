@@ -1,0 +1,101 @@
+"""The master IP on a node (genet.master_ip): Ganeti's master-ip-setup steps run against a fake
+``ip`` (fake_ip.FakeIp), the administrator's script with Ganeti's environment, and the reasons a
+cluster has no floating address."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from fake_ip import FakeIp
+from genet import config, errors, master_ip, paths
+
+PARAMS = master_ip.MasterNetwork(node="node1", ip="203.0.113.200", netmask=32, netdev="eth0", ip_version=4)
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    fake = FakeIp()
+    monkeypatch.setattr(master_ip, "run", lambda argv, env=None: fake(argv))
+    monkeypatch.setattr(master_ip, "taken_elsewhere", lambda address: False)
+    with paths.acting_as(tmp_path, "node1"):
+        yield fake
+
+
+def test_start_puts_the_address_on_the_device_as_ganetis_script_does(ip):
+    """When the master IP is started, it is added with its netmask, the device's :0 label and no
+    preferred lifetime; started again, nothing is done."""
+    assert master_ip.setup(PARAMS, master_ip.START, external=False) == ""
+    assert ip.calls[-1] == ["ip", "address", "add", "203.0.113.200/32", "dev", "eth0", "label", "eth0:0",
+                            "preferred_lft", "0"]
+    assert ip.of("node1")["eth0"] == ["203.0.113.200/32"]
+    assert "already configured on this machine" in master_ip.setup(PARAMS, master_ip.START, external=False)
+    assert ip.of("node1")["eth0"] == ["203.0.113.200/32"]
+
+
+def test_start_refuses_an_address_another_machine_answers_at(ip, monkeypatch):
+    monkeypatch.setattr(master_ip, "taken_elsewhere", lambda address: True)
+    with pytest.raises(errors.OpExecError, match="Failed to start the master IP. Script return value: 1, output:"
+                                                 " 'Error: master IP address configured on another machine.'"):
+        master_ip.setup(PARAMS, master_ip.START, external=False)
+    assert ip.of("node1")["eth0"] == []
+
+
+def test_stop_removes_the_address_and_leaves_one_on_another_device_alone(ip):
+    """When stopped, the address goes; absent, nothing happens; on another device it is refused."""
+    master_ip.setup(PARAMS, master_ip.START, external=False)
+    master_ip.setup(PARAMS, master_ip.STOP, external=False)
+    assert ip.of("node1")["eth0"] == []
+    assert "not configured on this machine" in master_ip.setup(PARAMS, master_ip.STOP, external=False)
+    ip.of("node1")["eth1"].append("203.0.113.200/32")
+    with pytest.raises(errors.OpExecError, match="configured on wrong device"):
+        master_ip.setup(PARAMS, master_ip.STOP, external=False)
+    assert ip.of("node1")["eth1"] == ["203.0.113.200/32"]
+
+
+def test_a_new_netmask_is_added_before_the_old_one_goes(ip):
+    master_ip.setup(PARAMS, master_ip.START, external=False)
+    master_ip.change_netmask(32, 24, PARAMS.ip, "eth0")
+    assert ip.of("node1")["eth0"] == ["203.0.113.200/24"]
+    assert [c[2] for c in ip.calls[-2:]] == ["add", "del"]
+    master_ip.setup(dataclasses.replace(PARAMS, netmask=24), master_ip.STOP, external=False)
+    with pytest.raises(errors.OpExecError, match="The master IP address is not up"):
+        master_ip.change_netmask(24, 25, PARAMS.ip, "eth0")
+
+
+def test_the_external_script_runs_with_ganetis_environment_and_its_failure_is_reported(tmp_path):
+    """When use_external_mip_script is set, ROOT/etc/genet/scripts/master-ip-setup runs with the
+    action as its argument and MASTER_* in an environment of their own; a failure shows its output."""
+    with paths.acting_as(tmp_path, "node1"):
+        script = paths.external_master_setup_script()
+        script.parent.mkdir(parents=True)
+        record = tmp_path / "record"
+        script.write_text(f"#!/bin/sh\necho \"$1 $MASTER_IP/$MASTER_NETMASK $MASTER_NETDEV"
+                          f" v$CLUSTER_IP_VERSION ${{GENET_ROOT:-none}}\" >> {record}\n"
+                          "[ \"$1\" = start ] || { echo cannot stop; exit 3; }\n")
+        os.chmod(script, 0o755)
+        master_ip.setup(PARAMS, master_ip.START, external=True)
+        with pytest.raises(errors.OpExecError, match="Failed to stop the master IP. Script return value: 3,"
+                                                     " output: 'cannot stop\n'"):
+            master_ip.setup(PARAMS, master_ip.STOP, external=True)
+    assert record.read_text().splitlines() == ["start 203.0.113.200/32 eth0 v4 none", "stop 203.0.113.200/32 eth0 v4 none"]
+
+
+def cluster(netdev: str = "", ip: str = "203.0.113.200"):
+    data = config.new_cluster("c1", "node1", "127.0.0.11")
+    data.cluster.update(master_ip=ip, master_netdev=netdev)
+    return data
+
+
+def test_a_cluster_floats_its_master_ip_only_with_a_netdev_and_an_address_of_its_own():
+    assert "no master netdev is configured" in master_ip.problem(cluster())
+    assert "is node node1's own address" in master_ip.problem(cluster("eth0", "127.0.0.11"))
+    assert master_ip.problem(cluster("eth0")) is None
+    assert master_ip.network(cluster("eth0")) == PARAMS
+
+
+def test_the_default_netmask_is_the_address_length_and_a_longer_one_is_refused():
+    assert (master_ip.max_netmask("203.0.113.200"), master_ip.max_netmask("2001:db8::1")) == (32, 128)
+    with pytest.raises(errors.OpPrereqError, match=r"CIDR netmask \(33\) not valid for IPv4"):
+        master_ip.check_netmask("203.0.113.200", 33)
