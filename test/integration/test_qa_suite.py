@@ -48,7 +48,7 @@ def qa(dev, *args: str, password: str = "qapw") -> subprocess.CompletedProcess:
             "--rapi-ca", str(dev.ca),
             "--ssh", f"{ssh['user']}@{master}", "--ssh-option", f"IdentityFile={ssh['key']}",
             "--ssh-option", f"UserKnownHostsFile={ssh['known_hosts']}", "--disk-size", "64M", *args]
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def state(dev) -> dict:
@@ -56,9 +56,16 @@ def state(dev) -> dict:
     def rows(*argv: str) -> list[str]:
         return dev.run("node1", *argv).stdout.splitlines()
     return {"instances": rows("gnt-instance", "list", "--no-headers", "-o", "name,pnode,snodes,status,disk.sizes"),
-            "nodes": rows("gnt-node", "list", "--no-headers", "-o", "name,role,drained,offline"),
+            "nodes": rows("gnt-node", "list", "--no-headers", "-o", "name,role,drained,offline,group"),
             "tags": rows("gnt-cluster", "list-tags"),
-            "pool": [line for line in rows("gnt-cluster", "info") if "candidate pool size" in line]}
+            "pool": [line for line in rows("gnt-cluster", "info") if "candidate pool size" in line],
+            "groups": rows("gnt-group", "list", "--no-headers", "-o",
+                           "name,alloc_policy,custom_ipolicy,custom_ndparams"),
+            "networks": rows("gnt-network", "list", "--no-headers", "-o", "name"),
+            "filters": rows("gnt-filter", "list", "--no-headers", "-o", "uuid"),
+            "exports": rows("gnt-backup", "list", "--no-headers"),
+            "oses": rows("gnt-os", "list", "--no-headers") + [line for line in rows("gnt-cluster", "info")
+                                                              if line.startswith(("Hidden OSes", "Blacklisted OSes"))]}
 
 
 def job_count(dev) -> int:
@@ -88,10 +95,15 @@ def test_the_cluster_admin_block_passes_and_leaves_name_tags_and_files_as_they_w
     assert "qa-admin-" not in dev.run("node1", "gnt-cluster", "command", "ls /tmp ./tmp").stdout
 
 
+# the blocks of issue 14's command families: how many checks each has (all must pass)
+FAMILY_CHECKS = {"groups": 12, "networks": 8, "os": 6, "backup[file]": 6, "filters": 6, "debug": 5,
+                 "global-options": 5}
+
+
 def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     """When the suite runs every block on a healthy cluster, every check passes, the summary says
-    so, the operations really ran as jobs, and the instances, nodes, tags and parameters are
-    afterwards what they were before."""
+    so, the operations really ran as jobs, and the instances, nodes, groups, networks, filter rules,
+    exports, OSes, tags and parameters are afterwards what they were before."""
     before, jobs = state(dev), job_count(dev)
     proc = qa(dev, "--templates", TEMPLATES)
     out = proc.stdout
@@ -99,7 +111,9 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     assert [line for line in lines if line.startswith("FAIL")] == [], out + proc.stderr
     match = re.fullmatch(r"(\d+) passed, (\d+) failed", lines[-1])
     assert match and match.group(2) == "0", out
-    assert int(match.group(1)) >= 70, out
+    assert int(match.group(1)) >= 130, out
+    passed = [line.split(":")[0].removeprefix("PASS ") for line in lines if line.startswith("PASS")]
+    assert {block: passed.count(block) for block in FAMILY_CHECKS} == FAMILY_CHECKS, out
     assert proc.returncode == 0, out + proc.stderr
     for expected in ("PASS cluster: gnt-cluster verify",
                      "PASS nodes: gnt-node modify --drained yes, then no",
@@ -115,12 +129,23 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
                      "PASS evacuate: evacuate -s moves a mirror's secondary to another node",
                      "PASS evacuate: evacuate -p moves a primary instance off its node",
                      "PASS replace-disks[mirror]: replace-disks -n (new secondary)",
-                     "PASS rapi: POST /2/instances (diskless) job, followed with /2/jobs/ID/wait"):
+                     "PASS rapi: POST /2/instances (diskless) job, followed with /2/jobs/ID/wait",
+                     "PASS groups: gnt-group assign-nodes refuses to split a mirror's nodes unless --force",
+                     "PASS groups: gnt-group evacuate moves an instance to the other group",
+                     "PASS networks: an instance's NIC takes a free address from the pool; disconnect refused "
+                     "meanwhile",
+                     "PASS os: gnt-os modify --hidden and --blacklisted (twice each) hide it and refuse it",
+                     "PASS backup[file]: gnt-backup import --src-node node2 makes a running instance with the same "
+                     "disks",
+                     "PASS filters: a REJECT rule rejects the run's delay jobs (gnt-debug delay fails), only them; "
+                     "also on reason and opcode",
+                     "PASS debug: gnt-debug submit-job runs a JSON file of opcodes as one job",
+                     "PASS global-options: --reason is kept in the job's reason trail, before the client's entry"):
         assert expected in lines, out
     skipped = [line.split(":")[0:2] for line in lines if line.startswith("SKIP")]
     assert skipped == [["SKIP storage[lvm]", " all"], ["SKIP instances[diskless]", " grow-disk 0 by 128 MiB"]], out
     assert state(dev) == before
-    assert job_count(dev) - jobs >= 60
+    assert job_count(dev) - jobs >= 100
 
 
 def test_templates_not_enabled_and_missing_nodes_are_skipped_not_failed(dev):
