@@ -159,6 +159,7 @@ def ssconf_values(data: dict) -> dict[str, str]:
     """The small files every node keeps so it knows the cluster without the config: Ganeti's
     (lists one item a line; "NAME ADDRESS", "NAME=VALUE", "UUID NAME" where Ganeti has them)."""
     from genet import __version__, params
+    from genet.uidpool import format_pool
     cluster = data.cluster
     nodes = sorted(data.nodes.values(), key=lambda n: n["name"])
     candidate_nodes = [n for n in nodes if n["master_candidate"] and not n["offline"]]
@@ -183,8 +184,9 @@ def ssconf_values(data: dict) -> dict[str, str]:
         "online_nodes": lines(n["name"] for n in nodes if not n["offline"]),
         "primary_ip_family": "10" if ":" in cluster["master_ip"] else "2",
         "instance_list": lines(sorted(data.instances)), "release_version": __version__,
-        "hypervisor_list": lines(cluster["enabled_hypervisors"]), "maintain_node_health": "False",
-        "uid_pool": "", "enabled_user_shutdown": "False",
+        "hypervisor_list": lines(cluster["enabled_hypervisors"]),
+        "maintain_node_health": str(cluster.maintain_node_health), "uid_pool": format_pool(cluster.uid_pool, "\n"),
+        "enabled_user_shutdown": "False",
         "nodegroups": lines(sorted(f"{g['uuid']} {g['name']}" for g in data.nodegroups.values())),
         "networks": lines(sorted(f"{n['uuid']} {n['name']}" for n in data.get("networks", {}).values())),
         "ssh_ports": lines(f"{n['name']}={params.ndparams(data, data.nodegroups.get(n['group'], {}), n.get('ndparams', {}))['ssh_port']}"

@@ -88,6 +88,14 @@ class QuorumError(GenericError):
     """Too few master candidates acknowledged a replicated write."""
 
 
+class HooksAbort(GenericError):
+    """A pre hook script failed: the opcode does not run. args[0]: [node, script, output] each."""
+
+
+class HooksFailure(GenericError):
+    """The hooks could not be run at all."""
+
+
 class ParameterError(GenericError):
     """A query asked for an unknown field."""
 
@@ -169,6 +177,12 @@ def format_error(err: BaseException) -> str:
         return f"Failure: prerequisites not met for this operation:\nerror type: {err.args[1]}, error details:\n{err.args[0]}"
     if isinstance(err, OpExecError):
         return f"Failure: command execution error:\n{err.args[0] if err.args else err}"
+    if isinstance(err, HooksAbort):
+        return "Failure: hooks execution failed:\n" + "\n".join(
+            f"  node: {node}, script: {script}, output: {output}" if output else
+            f"  node: {node}, script: {script} (no output)" for node, script, output in err.args[0])
+    if isinstance(err, HooksFailure):
+        return f"Failure: hooks general failure: {err.args[0] if err.args else err}"
     if isinstance(err, LuxiError):
         return f"Cannot communicate with the master daemon.\n{err}"
     if isinstance(err, GenericError):

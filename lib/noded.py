@@ -418,6 +418,10 @@ class NodeProcedures(AdminProcedures):
         from genet.storage import units
         return units.diagnose(storage_params)
 
+    def rpc_drbd_helper(self) -> str | None:
+        from genet.storage.drbd.backend import DrbdStorage
+        return DrbdStorage().usermode_helper()
+
     def rpc_export_list(self) -> list:
         """Names of the complete exports on this node."""
         root = export_dir()

@@ -274,6 +274,17 @@ class Cluster(Timestamped):
     diskparams = Field(dict, dict)
     ipolicy = Field(dict, dict)
     tags = Field(list, list)
+    uid_pool = Field(list, list)             # [[lower, higher], ...] (genet.uidpool), for security_model=pool
+    maintain_node_health = Field(bool, False)    # the watcher stops what runs on an offline node
+    prealloc_wipe_disks = Field(bool, False)     # new disks (and grown parts) are zeroed first
+    # used when neither nodes nor an allocator are given; Ganeti's default where htools is installed,
+    # genet's built-in allocator answers to it (genet.cmdlib.allocator)
+    default_iallocator = Field(str, "hail")
+    default_iallocator_params = Field(dict, dict)
+    reserved_lvs = Field(list, list)         # regular expressions of volumes verify does not report
+    drbd_usermode_helper = Field(str, "")    # what verify expects the nodes' DRBD to call
+    hv_state = Field(dict, dict)             # Ganeti's static resource state of the cluster
+    disk_state = Field(dict, dict)
 
 
 class DiskAccess(ConfigObject):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from genet import errors, filters, opcodes
 from genet.cmdlib import lu_for
+from genet.hooks import POST, PRE, HooksMaster
 from genet.jobs import FINAL_NAMES, Job, JobStatus, timestamp
 from genet.locking import Level, LockError, LockTimeout
 
@@ -233,7 +234,7 @@ class Processor:
                     raise _Canceled()
                 self._set(job, index, JobStatus.RUNNING)
                 lu.check_prereq()
-                result = None if op.dry_run else lu.exec()
+                result = self._exec(lu, op.dry_run)
                 failed = False
             except _Canceled:
                 return self._finish(job, JobStatus.CANCELED, None, index)
@@ -256,6 +257,22 @@ class Processor:
                 job.opend[index] = timestamp()
             queue.save(job)
         self._finish(job, JobStatus.SUCCESS, None)
+
+    def _exec(self, lu, dry_run: bool):
+        """The LU's exec between its hooks (genet.hooks): a pre hook's veto stops it before it
+        acts (a dry run stops there too, as Ganeti's); the config-update hook follows any
+        change, even a failed exec's."""
+        hooks = HooksMaster(lu)
+        hooks.run(PRE)
+        if dry_run:
+            return None
+        serial = self.ctx.cfg.serial
+        try:
+            result = lu.exec()
+            return lu.hooks_result(hooks.run(POST), result)
+        finally:
+            if self.ctx.cfg.serial != serial:
+                hooks.config_update()
 
     def _unmet_dependency(self, job: Job, op) -> errors.GenericError | int | None:
         """None if every dependency ended in an accepted status.

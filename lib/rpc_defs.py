@@ -502,6 +502,11 @@ def storage_diagnose(storage_params: dict) -> list[list]:
     """Each registered disk template's state here: [template, where, usable, why not] (gnt-storage)."""
 
 
+@procedure(timeout=10)
+def drbd_helper() -> str | None:
+    """The usermode helper this node's DRBD kernel module runs; null when the module is not loaded."""
+
+
 # exports (gnt-backup)
 
 @procedure(timeout=30)

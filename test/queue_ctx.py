@@ -1,13 +1,27 @@
 """A job queue and processor without a master daemon, for the tests of both suites."""
 import time
+from pathlib import Path
 
-from genet import config
+from genet import config, serializer
 from genet.config_writer import ConfigWriter
 from genet.drbd_pool import Reservations
 from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager
 from genet.processor import Processor
 from genet.queue_store import QueueStore
+from genet.rpc import NodeRpc, RpcClient
+
+
+class NoHookScripts(RpcClient):
+    """The nodes of a queue test: no hooks directory, so every hooks call (the only node RPC
+    these jobs make) finds no script."""
+
+    def __init__(self):
+        super().__init__(Path("/nonexistent.pem"), 1811)
+
+    def _send(self, node, address, procedure, body, timeout, fail_fast):
+        assert procedure == "hooks_runner", procedure
+        return self._decode(node, procedure, 200, serializer.dumps([True, []]))
 
 
 class Ctx:
@@ -21,6 +35,7 @@ class Ctx:
         self.glm = LockManager()
         self.glm.add(Level.NODE, ["node1"])
         self.drbd_reservations = Reservations()
+        self.rpc = NodeRpc(NoHookScripts(), lambda node: "127.0.0.11")
         self.replicated = []
         self.queue = JobQueue(QueueStore(tmp_path / "queue.db"),
                               replicate or self.replicated.extend,

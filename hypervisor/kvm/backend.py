@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
+from genet import uidpool
 from genet.hypervisor.base import HvState, Hypervisor, HypervisorError
 from genet.objects import InstanceRuntime as Instance
 from genet.hypervisor.kvm import (capabilities, cmdline, cpus, devices, hotplug, migration, netdev, prereq, process,
@@ -50,6 +52,15 @@ _DEAF_RUNSTATES = {"paused", "postmigrate", "inmigrate", "prelaunch", "shutdown"
                    "internal-error", "io-error", "finish-migrate"}
 _CRASHED_RUNSTATES = {"guest-panicked", "internal-error"}
 _RUNSTATE_NAMES = {"prelaunch": "paused"}      # started with -S: paused before the first instruction
+
+
+def pool_user(uid: int) -> str:
+    """What -runas takes for a uid of the pool: its user name, as Ganeti passes it; a uid without
+    one runs as ``uid:gid`` with the group of the same number (QEMU 7 takes that too)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"{uid}:{uid}"
 
 
 class KvmHypervisor(Hypervisor):
@@ -127,7 +138,11 @@ class KvmHypervisor(Hypervisor):
         files.prepare()
         if params["use_chroot"]:
             files.chroot.mkdir(mode=0o750, exist_ok=True)
+        taken = None
         try:
+            if params["security_model"] == "pool":
+                taken = uidpool.take(uidpool.node_pool())
+                resolved.run_as = pool_user(taken.uid)
             for entry in layout["nics"]:
                 entry["tap"] = netdev.create_tap(entry["nic"], name, devices.multi_queue(params))
             argv = cmdline.build(inst, params, machine, accel, layout, files, paused or hold, incoming,
@@ -136,7 +151,7 @@ class KvmHypervisor(Hypervisor):
             process.launch(argv, files.dir, files.log, name)
             rt = Runtime(name=name, inst=inst, machine=machine, accel=accel, binary=caps.binary,
                          layout=layout, argv=argv, pid=process.read_pid(files.pidfile),
-                         start_time=time.time(), incoming=incoming)
+                         start_time=time.time(), incoming=incoming, uid=taken.uid if taken else None)
             self._after_launch(files, rt, resolved)
             if incoming and params["migration_caps"]:
                 migration.set_capabilities(self._mon(files), params["migration_caps"], True)
@@ -150,7 +165,11 @@ class KvmHypervisor(Hypervisor):
             for entry in layout["nics"]:
                 netdev.remove_tap(entry.get("tap"))
             files.remove()
+            if taken is not None:
+                uidpool.release(taken)
             raise
+        if taken is not None:
+            taken.unlock()          # the lock file stays: the uid is this guest's until it stops
 
     def _after_launch(self, files: Files, rt: Runtime, resolved: prereq.Resolved) -> None:
         """Passwords, vCPU pinning and where the remote display listens, once QEMU is up."""
@@ -213,6 +232,8 @@ class KvmHypervisor(Hypervisor):
     def _cleanup(self, files: Files, rt: Runtime | None) -> None:
         for entry in (rt.layout["nics"] if rt else []):
             netdev.remove_tap(entry.get("tap"))
+        if rt is not None and rt.uid is not None:
+            uidpool.release(rt.uid)
         files.remove()
 
     def pause(self, name: str) -> None:

@@ -36,10 +36,9 @@ def machine_option(machine: str, params: dict[str, Any]) -> str:
     return ",".join(props)
 
 
-def security_args(params: dict[str, Any], files: Files, run_with: bool) -> list[str]:
-    """Who QEMU becomes once set up: security_model=user runs it as security_domain, use_chroot
-    confines it to an empty directory (-runas/-chroot, or -run-with from QEMU 9)."""
-    user = params["security_domain"] if params["security_model"] == "user" else ""
+def security_args(user: str, params: dict[str, Any], files: Files, run_with: bool) -> list[str]:
+    """Who QEMU becomes once set up: ``user`` (security_model user or pool, see prereq.Resolved),
+    use_chroot confines it to an empty directory (-runas/-chroot, or -run-with from QEMU 9)."""
     chroot = str(files.chroot) if params["use_chroot"] else ""
     if run_with and (user or chroot):
         opts = ([f"user={user}"] if user else []) + ([f"chroot={chroot}"] if chroot else [])
@@ -63,7 +62,8 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
     as the hvparams give them, as in unit tests)."""
     if resolved is None:
         resolved = Resolved(vnc_host=params["vnc_bind_address"],
-                            spice=(params["spice_bind"], prereq.SPICE_PORTS.start) if params["spice_bind"] else None)
+                            spice=(params["spice_bind"], prereq.SPICE_PORTS.start) if params["spice_bind"] else None,
+                            run_as=params["security_domain"] if params["security_model"] == "user" else "")
     name = inst["name"]
     be = inst.get("beparams", {})
     argv = [params["kvm_path"], "-name", f"{name},debug-threads=on"]
@@ -104,7 +104,7 @@ def build(inst: dict, params: dict[str, Any], machine: str, accel: str, layout: 
     argv += media.args(params, machine)
     argv += nic_args(params, layout)
     argv += ["-device", f"virtio-balloon-pci,id=balloon0,addr={hex(devices.BALLOON_SLOT)}"]
-    argv += security_args(params, files, run_with)
+    argv += security_args(resolved.run_as, params, files, run_with)
     if paused:
         argv.append("-S")
     if incoming:

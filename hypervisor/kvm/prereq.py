@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genet import uidpool
 from genet.hypervisor.base import HypervisorError
 from genet.hypervisor.kvm import cpus, display, media, validation
 from genet.hypervisor.kvm.capabilities import Capabilities
@@ -35,6 +36,7 @@ class Resolved:
     vnc_password: str | None = None
     spice_password: str | None = None
     cpu_mask: cpus.Mask | None = None          # set when the vCPUs are to be pinned
+    run_as: str = ""                           # the user QEMU becomes (-runas): security_model user or pool
 
 
 def _refuse(name: str, value: Any, why: str) -> HypervisorError:
@@ -105,6 +107,8 @@ def check(inst: dict, params: dict[str, Any], caps: Capabilities) -> Resolved:
                                                       f" {', '.join(sorted(caps.aio_modes))}")
     _check_files(params, caps)
     _check_security(params, caps)
+    if params["security_model"] == "user":
+        out.run_as = params["security_domain"]
     vnc = params["vnc_bind_address"]
     if vnc:
         if vnc.startswith("/"):
@@ -158,15 +162,15 @@ def _check_files(params: dict[str, Any], caps: Capabilities) -> None:
 
 
 def _check_security(params: dict[str, Any], caps: Capabilities) -> None:
+    """security_model=pool takes its user when QEMU starts (KvmHypervisor, genet.uidpool)."""
     model = params["security_model"]
-    if model == "pool":
-        raise _refuse("security_model", "pool", "genet has no cluster uid pool to take users from;"
-                                                " use security_model=user")
+    if model == "pool" and not uidpool.node_pool():
+        raise _refuse("security_model", "pool", "the cluster's user-id pool is empty (gnt-cluster modify --uid-pool)")
     if model == "user":
         try:
             pwd.getpwnam(params["security_domain"])
         except KeyError:
             raise _refuse("security_domain", params["security_domain"], "no such user") from None
-    if (model == "user" or params["use_chroot"]) and not ({"-runas", "-run-with"} & caps.options):
-        name, value = ("security_model", model) if model == "user" else ("use_chroot", True)
+    if (model != "none" or params["use_chroot"]) and not ({"-runas", "-run-with"} & caps.options):
+        name, value = ("security_model", model) if model != "none" else ("use_chroot", True)
         raise _refuse(name, value, f"{caps.binary} has neither -runas nor -run-with")

@@ -34,6 +34,7 @@ class Runtime:
     spice: dict | None = None           # {"host", "port"}
     incoming: str | None = None         # the -incoming URI while this is a migration target
     stopping: bool = False              # stop() is under way: a vanished process is not a crash
+    uid: int | None = None              # taken from the cluster's uid pool (security_model=pool)
 
     @property
     def memory(self) -> int:

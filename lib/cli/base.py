@@ -159,14 +159,17 @@ def prepare(ns: argparse.Namespace, ops: list[OpCode]) -> list[OpCode]:
 def submit_or_run(ns: argparse.Namespace, ops: list[OpCode], client: luxi.Client | None = None,
                   feedback: Callable[[list], None] = print_log_entry) -> list | None:
     """Submit one job; with --submit print its id and return None, else wait for it (showing its
-    log with ``feedback``)."""
+    log with ``feedback``). --print-jobid prints the bare id first, as Ganeti's (which prints the
+    ``JobID:`` line of --submit on standard error: a script's ``$(... --submit --print-jobid)``
+    is the number alone)."""
     client = client or luxi.Client()
     job_id = client.submit_job([op.to_dict() for op in prepare(ns, ops)])
+    print_jobid = getattr(ns, "print_jobid", False)
+    if print_jobid:
+        print(job_id, flush=True)
     if getattr(ns, "submit", False):
-        print(f"JobID: {job_id}")
+        print(f"JobID: {job_id}", file=sys.stderr if print_jobid else sys.stdout)
         return None
-    if getattr(ns, "print_jobid", False):
-        print(f"JobID: {job_id}")
     return poll_job(client, job_id, feedback)
 
 
@@ -271,10 +274,14 @@ def run_list(ns: argparse.Namespace, what: str, default: list[str], name_field: 
         missing = [n for n in names if n not in found]
         if missing:
             raise errors.OpPrereqError(f"{what}(s) not found: {', '.join(missing)}", errors.ECode.NOENT)
+    data = result["data"]
+    if names and names == list(ns.names) and name_field in fields:     # Ganeti keeps the order asked
+        order = {name: index for index, name in reversed(list(enumerate(names)))}
+        data = sorted(data, key=lambda row: order.get(row[fields.index(name_field)][1], len(order)))
     unit = ns.units or default_unit(ns.separator)
     rows = [[format_value(value, fdef["kind"], unit) if status == 0 else
              format_result_error(status, ns.verbose)
-             for (status, value), fdef in zip(row, defs)] for row in result["data"]]
+             for (status, value), fdef in zip(row, defs)] for row in data]
     headers = None if ns.no_headers else [d["title"] for d in defs]
     numeric = [d["kind"] in ("number", "float", "unit") for d in defs]
     for line in format_table(headers, rows, ns.separator, numeric):

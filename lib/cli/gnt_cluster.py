@@ -7,6 +7,7 @@ import time
 from genet import bootstrap, config, errors, luxi, netutils, opcodes, paths
 from genet.cli import base, cluster_admin, info, ipolicy
 from genet.hypervisor import base as hypervisor_base
+from genet.uidpool import format_pool
 
 
 def cmd_init(ns) -> int:
@@ -29,7 +30,8 @@ def cmd_init(ns) -> int:
                                   network={"netdev": ns.master_netdev, "netmask": ns.master_netmask,
                                            "external": ns.use_external_mip_script})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
-    defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key)}, **ipolicy.from_args(ns)}
+    defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key) is not None},
+                **init_drbd_helper(ns), **ipolicy.from_args(ns)}
     if defaults:            # the parameter defaults: the first job of the new cluster
         base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
     return 0
@@ -43,8 +45,23 @@ def check_ip_version(address: str, version: int) -> None:
                                    " (--primary-ip-version)", errors.ECode.INVAL)
 
 
-# the parameter defaults init takes, as modify does (the rest of init's options are its own)
-INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams", "enabled_disk_templates")
+# the parameter defaults and settings init takes, as modify does (the rest of init's options are its own)
+INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams", "enabled_disk_templates",
+                 "uid_pool", "maintain_node_health", "prealloc_wipe_disks", "default_iallocator",
+                 "default_iallocator_params", "hv_state", "disk_state",
+                 "compression_tools", "install_image", "zeroing_image", "enabled_user_shutdown")
+
+
+def init_drbd_helper(ns) -> dict:
+    """Ganeti's init: with drbd enabled the helper defaults to /bin/true and cannot be unset."""
+    from genet.cmdlib.cluster_settings import DEFAULT_DRBD_HELPER
+    from genet.storage.base import names
+    drbd = "drbd" in (ns.enabled_disk_templates or names())
+    if drbd and ns.drbd_helper == "":
+        raise errors.OpPrereqError("Unsetting the drbd usermode helper while enabling DRBD is not allowed.",
+                                   errors.ECode.INVAL)
+    helper = DEFAULT_DRBD_HELPER if drbd and ns.drbd_helper is None else ns.drbd_helper
+    return {} if helper is None else {"drbd_helper": helper}
 
 
 def cmd_destroy(ns) -> int:
@@ -104,7 +121,7 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
             ("shared file storage path", c["shared_file_storage_dir"]),
             ("gluster storage path", c["gluster_storage_dir"]),
             ("maintenance of node health", c["maintain_node_health"]),
-            ("uid pool", ", ".join(map(str, c["uid_pool"]))),
+            ("uid pool", format_pool(c["uid_pool"])),
             ("default instance allocator", c["default_iallocator"]),
             ("default instance allocator parameters", c["default_iallocator_params"]),
             ("primary ip version", info.number(c["primary_ip_version"], roman)),
@@ -164,7 +181,9 @@ def cmd_verify(ns) -> int:
 
 
 def cmd_modify(ns) -> int:
-    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **ipolicy.from_args(ns))
+    # an empty list is a value here: --uid-pool= empties the pool, --reserved-lvs= the reservations
+    emptied = {key: [] for key in ("uid_pool", "reserved_lvs") if getattr(ns, key) == []}
+    op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **emptied, **ipolicy.from_args(ns))
     if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS):
         raise errors.OpPrereqError("no parameters to change given", errors.ECode.INVAL)
     base.submit_or_run(ns, [op])
@@ -262,7 +281,8 @@ def build(parser) -> None:
     p.add_argument("--vg-name", help="LVM volume group of plain disks")
     p.add_argument("-m", "--mac-prefix", default="aa:00:00", help="First three bytes of generated MAC addresses")
     base.add_opcode_options(p, opcodes.OpClusterSetParams,
-                            skip=[q.name for q in opcodes.OpClusterSetParams.all_params() if q.name not in INIT_DEFAULTS])
+                            skip=[q.name for q in opcodes.OpClusterSetParams.all_params()
+                                  if q.name not in (*INIT_DEFAULTS, "drbd_helper")])
     ipolicy.add_options(p, old_specs=True)
 
     p = base.command(sub, "destroy", "Destroy the cluster (only the master may be left)", cmd_destroy)

@@ -4,20 +4,40 @@ from __future__ import annotations
 import sys
 
 from genet import luxi, opcodes
-from genet.cli import base, ipolicy
+from genet.cli import base, info, ipolicy
 
 GROUP_DEFAULT = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]   # Ganeti's list columns
 INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "alloc_policy", "node_list", "pinst_list",
                "ndparams", "custom_ndparams", "diskparams", "custom_diskparams", "ipolicy", "custom_ipolicy",
                "tags"]
-def _print_params(title: str, merged: dict, custom: dict) -> None:
-    print(f"  {title}:")
-    for key in sorted(merged):
-        mark = " (custom)" if key in custom else ""
-        print(f"    - {key}: {base.format_value(merged[key])}{mark}")
+def policy_entries(own: dict, actual: dict) -> list:
+    """A group's instance policy as Ganeti's gnt-group info shows it: its own values as they are,
+    inherited ones as ``default (value)``."""
+    pairs = own.get("minmax") or actual["minmax"]
+    bounds = [{f"{bound}/{index}": info.params(pair[bound] if own.get("minmax") else {}, pair[bound])
+               for bound in ("max", "min")} for index, pair in enumerate(pairs)]
+    templates = ", ".join(actual["disk-templates"])
+    return [("bounds specs", bounds),
+            ("allowed disk templates", templates if "disk-templates" in own else f"default ({templates})"),
+            *[(key, str(own.get(key, f"default ({actual[key]})"))) for key in ("vcpu-ratio", "spindle-ratio")]]
+
+
+def entries(group: dict, networks: list[str]) -> list:
+    """Ganeti's four entries (name, node and disk parameters, policy), then what genet adds."""
+    return [("Node group", group["name"]),
+            ("Node parameters", info.params(group["custom_ndparams"], group["ndparams"])),
+            ("Disk parameters", info.params(group["custom_diskparams"], group["diskparams"])),
+            ("Instance policy", policy_entries(group["custom_ipolicy"], group["ipolicy"])),
+            ("UUID", group["uuid"]), ("Serial number", group["serial_no"]),
+            ("Creation time", info.timestamp(group["ctime"])), ("Modification time", info.timestamp(group["mtime"])),
+            ("Allocation policy", group["alloc_policy"]),
+            ("Nodes", ", ".join(group["node_list"]) or "(none)"),
+            ("Primary instances", ", ".join(group["pinst_list"]) or "(none)"),
+            ("Networks", networks or "(none)"), ("Tags", ", ".join(group["tags"]) or "(none)")]
 
 
 def cmd_info(ns) -> int:
+    """Ganeti's layout: a YAML list, one entry per group (genet.cli.info)."""
     client = luxi.Client()
     node_groups = base.query_named("group", INFO_FIELDS, ns.names, "node group", client)
     connections: dict[str, list[str]] = {}
@@ -25,25 +45,7 @@ def cmd_info(ns) -> int:
         for group, mode, link, vlan in groups:
             connections.setdefault(group, []).append(
                 f"{net}: mode {mode}, link {link or '-'}" + (f", vlan {vlan}" if vlan else ""))
-    for g in node_groups:
-        print(f"Node group: {g['name']}")
-        print(f"  UUID: {g['uuid']}")
-        print(f"  Serial number: {g['serial_no']}")
-        print(f"  Creation time: {base.format_value(g['ctime'], 'timestamp')}")
-        print(f"  Modification time: {base.format_value(g['mtime'], 'timestamp')}")
-        print(f"  Allocation policy: {g['alloc_policy']}")
-        print(f"  Nodes: {', '.join(g['node_list']) or '(none)'}")
-        print(f"  Primary instances: {', '.join(g['pinst_list']) or '(none)'}")
-        networks = sorted(connections.get(g["name"], []))
-        print("  Networks:" + ("" if networks else " (none)"))
-        for line in networks:
-            print(f"    - {line}")
-        _print_params("Node parameters", g["ndparams"], g["custom_ndparams"])
-        print("  Disk parameters:" + ("" if g["diskparams"] else " (none)"))
-        for template, params in sorted(g["diskparams"].items()):
-            print(f"    - {template}: {','.join(f'{k}={v}' for k, v in sorted(params.items()))}")
-        _print_params("Instance policy", g["ipolicy"], g["custom_ipolicy"])
-        print(f"  Tags: {', '.join(g['tags']) or '(none)'}")
+    print(info.dump([entries(g, sorted(connections.get(g["name"], []))) for g in node_groups]))
     return 0
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from genet import errors, opcodes
-from genet.cli import base
+from genet import errors, luxi, opcodes
+from genet.cli import base, info
 from genet.opcodes.group import HvParamsByHypervisor
 from genet.ptypes import Bool, Dict
 
@@ -25,14 +25,33 @@ def cmd_list(ns) -> int:
 
 
 def cmd_info(ns) -> int:
+    """Ganeti's layout: each OS reported (those named, if any) as ``NAME:`` with its facts; a name
+    no node reports shows the cluster's hypervisor and OS parameters kept for it, if any."""
+    wanted = list(dict.fromkeys(ns.names))
     for entry in _diagnose(ns):
-        print(f"OS: {entry['name']}")
-        print(f"  - valid: {entry['valid']}")
-        print(f"  - API versions: {', '.join(map(str, entry['api_versions'])) or '-'}")
-        print(f"  - variants: {', '.join(entry['variants']) or '-'}")
-        print("  - parameters:")
-        for name, doc in entry["parameters"]:
-            print(f"    - {name}: {doc}")
+        if wanted and entry["name"] not in wanted:
+            continue
+        if wanted:
+            wanted.remove(entry["name"])
+        print(f"{entry['name']}:")
+        for key in ("valid", "hidden", "blacklisted"):
+            print(f"  - {key}: {entry[key]}")
+        if entry["valid"]:
+            for title, values in (("API versions", entry["api_versions"]), ("variants", entry["variants"]),
+                                  ("parameters", [f"{name}: {doc}" for name, doc in entry["parameters"]])):
+                print(f"  - {title}:")
+                for value in values:
+                    print(f"    - {value}")
+        print(f"  - trusted: {entry.get('trusted', True)}")
+        print()
+    cluster = luxi.Client().call("QueryClusterInfo") if wanted else {}
+    for name in wanted:
+        if name in cluster["os_hvp"] or name in cluster["osparams"]:
+            print(info.dump([(name, [("OS-specific hypervisor parameters", cluster["os_hvp"].get(name, {})),
+                                     ("OS parameters", cluster["osparams"].get(name, {}))])]))
+        else:
+            print(f"{name}: ")
+        print()
     return 0
 
 
@@ -69,7 +88,8 @@ def build(parser) -> None:
     sub = base.subcommands(parser)
     p = base.command(sub, "list", "List the valid OS definitions (with variants)", cmd_list)
     p.add_argument("--no-headers", action="store_true", help="Do not print the header line")
-    base.command(sub, "info", "Show each OS's API versions, variants and parameters", cmd_info)
+    p = base.command(sub, "info", "Show each OS's state, API versions, variants and parameters", cmd_info)
+    p.add_argument("names", nargs="*", metavar="OS", help="Only these OSes")
     base.command(sub, "diagnose", "Show each OS's status on every node", cmd_diagnose)
     p = base.command(sub, "modify", "Change the cluster's settings for one OS", cmd_modify)
     p.add_argument("-H", "--hypervisor-parameters", dest="hvparams", metavar="HYPERVISOR:KEY=VALUE,...",

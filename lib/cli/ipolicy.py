@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from genet import opcodes
+from genet import opcodes, params
 from genet.opcodes.group import ISPECS as SPECS
 # Ganeti's older per-spec options (gnt-cluster init): option -> spec
 OLD_SPEC_OPTIONS = {"--specs-cpu-count": "cpu-count", "--specs-disk-count": "disk-count",
@@ -45,7 +45,10 @@ def bounds(text: str) -> list[dict]:
 
 
 def _typed(parse, option: str):
+    """``parse`` as an argparse type; ``default`` passes as it is (the group inherits again)."""
     def convert(text: str):
+        if text == params.RESET:
+            return text
         try:
             return parse(text)
         except ValueError as err:

@@ -1,8 +1,8 @@
 """The logical unit: how one opcode is executed.
 
 Phases: ``expand_names`` (locks only) → ``declare_locks`` per level → ``check_prereq``
-(may refuse, changes nothing) → ``exec`` (acts). A refusal therefore leaves the
-cluster untouched.
+(may refuse, changes nothing) → the pre hooks (a site script may refuse too) → ``exec``
+(acts) → the post hooks. A refusal therefore leaves the cluster untouched.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class LogicalUnit:
     """Base class. ``OPCODE`` names the opcode class the LU executes."""
     OPCODE: type["OpCode"]
     REQ_BGL = True           # exclusive Big Ganeti Lock: nothing else runs meanwhile
+    HPATH: str | None = None     # Ganeti's hooks directory name (genet.hooks); None: no hooks
+    HTYPE: str | None = None     # the hooks' object type: CLUSTER, NODE, GROUP, INSTANCE, NETWORK
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -60,6 +62,31 @@ class LogicalUnit:
 
     def exec(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement exec")
+
+    def hooks_env(self) -> dict[str, Any]:
+        """The hooks' variables without prefix (Ganeti's BuildHooksEnv); asked after check_prereq
+        and again after exec (the POST_ values), so it reads what check_prereq kept."""
+        return {}
+
+    def hooks_nodes(self) -> tuple[list[str], list[str]]:
+        """The nodes the pre and post hooks run on."""
+        return [], []
+
+    def hooks_post_nodes(self, nodes: list[str]) -> list[str]:
+        """The post hooks' nodes once exec ran (node add adds the new node)."""
+        return nodes
+
+    def hooks_result(self, results: dict[str, Any], result: Any) -> Any:
+        """The opcode's result given the post hooks' ``results`` (verify reports them)."""
+        return result
+
+    def master_node(self) -> str:
+        return self.cfg.read(lambda d: d.cluster["master_node"])
+
+    def on_master(self) -> tuple[list[str], list[str]]:
+        """The hooks nodes of the opcodes whose hooks Ganeti runs on the master alone."""
+        master = self.master_node()
+        return [master], [master]
 
     def cleanup(self, failed: bool) -> None:
         """Runs after the opcode, before its locks are released (e.g. drop a new lock on failure)."""

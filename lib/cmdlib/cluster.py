@@ -8,6 +8,8 @@ import time
 from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster_master_ip import MasterIpChange
+from genet.cmdlib.cluster_settings import checked_settings
+from genet.cmdlib.cluster_verify_storage import verify_storage
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
@@ -63,9 +65,9 @@ def cluster_info(data) -> dict:
         "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
         "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
         # what genet does not have: Ganeti's values for "none"
-        "default_iallocator": "", "default_iallocator_params": {}, "maintain_node_health": False,
-        "uid_pool": [], "reserved_lvs": [], "drbd_usermode_helper": "", "primary_ip_version": 4,
-        "prealloc_wipe_disks": False, "hidden_os": cluster.hidden_os, "blacklisted_os": cluster.blacklisted_os,
+        **{key: cluster[key] for key in ("default_iallocator", "default_iallocator_params", "maintain_node_health",
+                                         "uid_pool", "reserved_lvs", "drbd_usermode_helper", "prealloc_wipe_disks")},
+        "primary_ip_version": 4, "hidden_os": cluster.hidden_os, "blacklisted_os": cluster.blacklisted_os,
         "gluster_storage_dir": "",
         "install_image": "", "zeroing_image": "", "instance_communication_network": "",
         "compression_tools": [], "enabled_user_shutdown": False, "modify_ssh_setup": False,
@@ -147,7 +149,9 @@ class LUClusterVerify(EveryNodeLU):
         for node in sorted(data.nodes.values(), key=lambda n: n["name"]):
             if node["offline"] and (group is None or node["group"] == group):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
-        self._verify_instances(data, {n: a for n, a in online.items() if not results[n].failed})
+        reachable = {n: a for n, a in online.items() if not results[n].failed}
+        self._verify_instances(data, reachable)
+        verify_storage(self.rpc, data, reachable, self._error, self._warning)
         if group is not None:
             return {"ok": not self.problems, "errors": self.problems}
         wanted = min(data.cluster["candidate_pool_size"],
@@ -198,6 +202,13 @@ class LUClusterVerify(EveryNodeLU):
                 if node != primary:
                     self._error("EINSTANCEWRONGNODE", "instance", name,
                                 f"running on {node}, which is not its primary node {primary}")
+
+    def _warning(self, code: str, kind: str, name: str, message: str) -> None:
+        """Ganeti's warnings: shown, but verify still passes."""
+        if code in self.op.ignore_errors:
+            return
+        self.feedback(f"  - WARNING:{code}:{kind}:{name}:{message}" if self.op.error_codes
+                      else f"  - WARNING: {kind} {name}: {message}")
 
     def _error(self, code: str, kind: str, name: str, message: str) -> None:
         if code in self.op.ignore_errors:
@@ -275,6 +286,7 @@ class LUClusterSetParams(LogicalUnit):
                     elif action == "remove" and os_name in names:
                         names.remove(os_name)
                 self.values[key] = names
+        self.values.update(checked_settings(self, data))
 
     @staticmethod
     def _enabled_hypervisors(data, wanted: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ import time
 
 from genet import config, errors, opcodes, params
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.hooks_env import instance_env, instance_nodes
 from genet.locking import Level
 
 
@@ -76,8 +77,16 @@ def is_running(lu: LogicalUnit, inst: dict) -> bool:
 
 
 class InstanceLU(LogicalUnit):
-    """An LU acting on one existing instance: locks it and its primary node."""
+    """An LU acting on one existing instance: locks it and its primary node. Its hooks (when it
+    names an HPATH) get the instance's variables and run on the master and the instance's nodes."""
     REQ_BGL = False
+    HTYPE = "INSTANCE"
+
+    def hooks_env(self):
+        return instance_env(self, self.inst)
+
+    def hooks_nodes(self):
+        return instance_nodes(self, self.inst)
 
     def expand_names(self):
         instance_of(self, self.op.instance_name)        # "does not exist", not a missing lock

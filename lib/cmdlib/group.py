@@ -119,9 +119,12 @@ class LUGroupRename(LogicalUnit):
 
 
 def group_ipolicy(data, group: dict, changes: dict) -> dict:
-    """The group's own policy after ``changes``, refused unless the policy it then has holds together."""
+    """The group's own policy after ``changes``, refused unless the policy it then has holds together.
+    The cluster's standard specs need not lie within a group's own bounds (Ganeti checks them only
+    on the cluster); standard specs the group sets itself must."""
     own = changed_ipolicy(group.get("ipolicy", {}), params.ipolicy(data, group), changes)
-    checked_ipolicy(params.ipolicy(data, {"ipolicy": own}))
+    policy = params.ipolicy(data, {"ipolicy": own})
+    checked_ipolicy(policy if "std" in own else {key: value for key, value in policy.items() if key != "std"})
     return own
 
 

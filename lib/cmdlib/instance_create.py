@@ -6,6 +6,7 @@ import time
 import uuid as uuidlib
 
 from genet import errors, opcodes, params
+from genet.cmdlib.allocator import allocator_or_nodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_name_and_ip, check_node_online,
                                  check_os, check_template_enabled, free_memory, split_nodes, storage_params)
@@ -109,8 +110,7 @@ class LUInstanceCreate(LogicalUnit):
                   "hvparams": self.hvparams}
         self.beparams = check_beparams(params.beparams(data, wanted))
         check_hvparams(self.hypervisor, params.hvparams(data, wanted))
-        if op.iallocator and op.pnode:
-            raise errors.OpPrereqError("give either a primary node or an allocator, not both", errors.ECode.INVAL)
+        allocator_or_nodes(self, op.iallocator, self.wanted_pnode)
         self.mirrored = storage.get(op.disk_template).mirrored
         snode = self.wanted_snode
         if snode and not self.mirrored:

@@ -13,6 +13,10 @@ from genet.storage import base as storage
 
 class LUInstanceGrowDisk(InstanceLU):
     OPCODE = opcodes.OpInstanceGrowDisk
+    HPATH = "disk-grow"
+
+    def hooks_env(self):
+        return {"DISK": self.op.disk, "AMOUNT": self.op.amount, "ABSOLUTE": self.op.absolute, **super().hooks_env()}
 
     def check_prereq(self):
         super().check_prereq()
@@ -111,6 +115,7 @@ class LUInstanceRecreateDisks(InstanceLU):
     nodes recreates every disk (mirrored ones with new logical_ids), empty.
     """
     OPCODE = opcodes.OpInstanceRecreateDisks
+    HPATH = "instance-recreate-disks"
 
     def expand_names(self):
         op = self.op

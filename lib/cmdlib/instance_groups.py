@@ -13,22 +13,13 @@ then the copy left behind goes to a second node of the target group (Ganeti's ch
 from __future__ import annotations
 
 from genet import errors, opcodes, params
+from genet.cmdlib.allocator import allocator
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import instance_of, refuse_forthcoming
 from genet.cmdlib.group import group_by_name
+from genet.cmdlib.hooks_env import instance_env
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
-
-# the allocator names genet answers to: Ganeti's standard one, for which genet's built-in
-# choice (most free memory) stands in
-ALLOCATORS = ("hail",)
-
-
-def check_allocator(name: str | None) -> None:
-    if name is not None and name not in ALLOCATORS:
-        raise errors.OpPrereqError(f"iallocator {name!r} is not available: genet runs no external allocator and"
-                                   f" answers to {', '.join(ALLOCATORS)} only, with its built-in choice of the node"
-                                   " with most free memory", errors.ECode.INVAL)
 
 
 class GroupPlanner:
@@ -45,6 +36,7 @@ class GroupPlanner:
                                                errors.ECode.INVAL)
         else:
             targets = {uuid: g["name"] for uuid, g in data.nodegroups.items() if uuid not in leaving}
+        self.targets = sorted(targets)       # the target groups' UUIDs
         self.nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
                       if n["group"] in targets and n["vm_capable"] and not n["offline"] and not n["drained"]}
         if not self.nodes:
@@ -128,18 +120,26 @@ def submit(lu: LogicalUnit, jobs: list[list[opcodes.OpCode]], sequential: bool =
 class LUInstanceChangeGroup(LogicalUnit):
     OPCODE = opcodes.OpInstanceChangeGroup
     REQ_BGL = False
+    HPATH = "instance-change-group"
+    HTYPE = "INSTANCE"
+
+    def hooks_env(self):
+        return {"TARGET_GROUPS": " ".join(self.planner.targets), **instance_env(self, self.inst)}
+
+    def hooks_nodes(self):
+        return [self.master_node()], [self.master_node()]
 
     def expand_names(self):
-        check_allocator(self.op.iallocator)
+        allocator(self, self.op.iallocator)
         instance_of(self, self.op.instance_name)
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
         self.share_locks[Level.INSTANCE] = True
         self.lock_all_nodes()
 
     def check_prereq(self):
-        inst = instance_of(self, self.op.instance_name)
+        inst = self.inst = instance_of(self, self.op.instance_name)
         leaving = self.cfg.read(lambda d: instance_groups(d, inst))
-        planner = GroupPlanner(self, leaving, self.op.target_groups, f"instance {inst.name}")
+        planner = self.planner = GroupPlanner(self, leaving, self.op.target_groups, f"instance {inst.name}")
         self.jobs = [moves(inst, planner, False, self.op.early_release)]
 
     def exec(self):
@@ -149,9 +149,20 @@ class LUInstanceChangeGroup(LogicalUnit):
 class LUGroupEvacuate(LogicalUnit):
     OPCODE = opcodes.OpGroupEvacuate
     REQ_BGL = False
+    HPATH = "group-evacuate"
+    HTYPE = "GROUP"
+
+    def hooks_env(self):
+        return {"GROUP_NAME": self.op.group_name, "TARGET_GROUPS": " ".join(self.targets)}
+
+    def hooks_nodes(self):
+        uuid = self.group["uuid"]
+        nodes = [self.master_node(), *self.cfg.read(lambda d: sorted(n for n, node in d.nodes.items()
+                                                                     if node["group"] == uuid))]
+        return nodes, nodes
 
     def expand_names(self):
-        check_allocator(self.op.iallocator)
+        allocator(self, self.op.iallocator)
         self.group = self.cfg.read(lambda d: group_by_name(d, self.op.group_name))
         self.needed_locks[Level.INSTANCE] = ALL_SET
         self.share_locks[Level.INSTANCE] = True
@@ -164,10 +175,11 @@ class LUGroupEvacuate(LogicalUnit):
             return sorted((params.filled(data, inst) for inst in data.instances.values()
                            if uuid in instance_groups(data, inst)), key=lambda inst: inst.name)
         instances = self.cfg.read(inside)
-        self.jobs = []
+        self.jobs, self.targets = [], []
         if not instances:
             return
         planner = GroupPlanner(self, {uuid}, self.op.target_groups, f"the evacuation of {self.op.group_name}")
+        self.targets = planner.targets
         self.jobs = [moves(inst, planner, self.op.force_failover, self.op.early_release) for inst in instances]
 
     def exec(self):

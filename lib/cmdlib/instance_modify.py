@@ -8,6 +8,7 @@ from genet.cmdlib.common import (InstanceLU, check_beparams, check_hvparams, ins
                                  refuse_forthcoming)
 from genet.cmdlib.instance_create import check_file_options
 from genet.cmdlib.instance_state import OsChange, StateChange
+from genet.cmdlib.hooks_env import instance_env
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
                                 wait_for_sync)
 from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
@@ -18,6 +19,22 @@ from genet.storage import base as storage
 class LUInstanceSetParams(InstanceLU):
     """Ganeti's modify; disk and NIC changes reach a running guest by hot-plugging."""
     OPCODE = opcodes.OpInstanceSetParams
+    HPATH = "instance-modify"
+
+    def hooks_env(self):
+        """Ganeti's: the memory, CPUs and NICs as they will be, the new template and runtime memory."""
+        nics, added = list(self.inst.nics), iter(self.new_nics)
+        for action, index, _ in self.op.nics:
+            if action == "add":
+                nics.append(next(added))
+            else:
+                nics.pop(index)
+        env = instance_env(self, self.inst, beparams=self.changed_beparams, nics=nics)
+        if self.op.disk_template:
+            env["NEW_DISK_TEMPLATE"] = self.op.disk_template
+        if self.op.runtime_mem:
+            env["RUNTIME_MEMORY"] = self.op.runtime_mem
+        return env
 
     def declare_locks(self, level):
         super().declare_locks(level)
@@ -58,7 +75,8 @@ class LUInstanceSetParams(InstanceLU):
         self.beparams = params.changed(own.beparams, params.normalised_beparams(op.beparams))
         self.hvparams = params.changed(own.hvparams, op.hvparams)
         changed = own.replace(beparams=self.beparams, hvparams=self.hvparams)
-        self.state.check_memory(check_beparams(self.cfg.read(lambda d: params.beparams(d, changed))))
+        self.changed_beparams = self.cfg.read(lambda d: params.beparams(d, changed))
+        self.state.check_memory(check_beparams(self.changed_beparams))
         self.os = OsChange(self, own)
         check_hvparams(inst.hypervisor, self.cfg.read(lambda d: params.hvparams(d, changed)))
         if (op.disks or op.nics) and not op.hotplug and is_running(self, inst):

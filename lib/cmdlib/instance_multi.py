@@ -5,9 +5,10 @@ created by a job of its own. An instance no node can take is listed as failed, n
 from __future__ import annotations
 
 from genet import errors, opcodes, params
+from genet.cmdlib.allocator import allocator, check_allocator
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.group import group_by_name
-from genet.cmdlib.instance_groups import check_allocator, submit
+from genet.cmdlib.instance_groups import submit
 from genet.locking import Level
 from genet.storage import base as storage
 
@@ -25,7 +26,6 @@ class LUInstanceMultiAlloc(LogicalUnit):
 
     def expand_names(self):
         op = self.op
-        check_allocator(op.iallocator)
         given = []
         for request in op.instances:
             if request.get("iallocator") is not None:
@@ -42,6 +42,10 @@ class LUInstanceMultiAlloc(LogicalUnit):
         if twice:
             raise errors.OpPrereqError(f"There are duplicate instance names: {', '.join(twice)}", errors.ECode.INVAL)
         self.allocate = not any(given)
+        if self.allocate:
+            allocator(self, op.iallocator)
+        else:
+            check_allocator(op.iallocator)
         self.needed_locks[Level.NODE] = []        # only the nodes' memory is read; the creations lock
 
     def check_prereq(self):

@@ -50,9 +50,17 @@ class _NameGoingLU(InstanceLU):
 
 class LUInstanceRemove(_NameGoingLU):
     OPCODE = opcodes.OpInstanceRemove
+    HPATH = "instance-remove"
 
     def check_prereq(self):
         self.inst = instance_of(self, self.op.instance_name)
+
+    def hooks_env(self):
+        return {**super().hooks_env(), "SHUTDOWN_TIMEOUT": self.op.shutdown_timeout}
+
+    def hooks_nodes(self):
+        master = self.master_node()
+        return [master], [*self.inst.all_nodes, master]
 
     def exec(self):
         inst = self.inst
@@ -94,6 +102,10 @@ class _PowerLU(InstanceLU):
 
 class LUInstanceStartup(_PowerLU):
     OPCODE = opcodes.OpInstanceStartup
+    HPATH = "instance-start"
+
+    def hooks_env(self):
+        return {"FORCE": self.op.force, **super().hooks_env()}
 
     def check_prereq(self):
         super().check_prereq()
@@ -120,6 +132,10 @@ class LUInstanceStartup(_PowerLU):
 class LUInstanceShutdown(_PowerLU):
     """Ganeti's: an offline instance is shut down only with --force (e.g. one found ERROR_up)."""
     OPCODE = opcodes.OpInstanceShutdown
+    HPATH = "instance-stop"
+
+    def hooks_env(self):
+        return {**super().hooks_env(), "TIMEOUT": self.op.timeout}
 
     def check_offline(self) -> None:
         if not self.op.force:
@@ -153,6 +169,11 @@ def need_memory(lu: InstanceLU, node: str, inst) -> None:
 class LUInstanceReboot(InstanceLU):
     """Ganeti's reboot: a running instance is rebooted the way asked; a stopped one is started."""
     OPCODE = opcodes.OpInstanceReboot
+    HPATH = "instance-reboot"
+
+    def hooks_env(self):
+        return {"IGNORE_SECONDARIES": self.op.ignore_secondaries, "REBOOT_TYPE": self.op.reboot_type,
+                "SHUTDOWN_TIMEOUT": self.op.shutdown_timeout, **super().hooks_env()}
 
     def check_prereq(self):
         super().check_prereq()
@@ -210,6 +231,10 @@ class LUInstanceConsole(InstanceLU):
 class LUInstanceRename(_NameGoingLU):
     OPCODE = opcodes.OpInstanceRename
     REQ_BGL = True        # a new name: nothing else may take it meanwhile
+    HPATH = "instance-rename"
+
+    def hooks_env(self):
+        return {**super().hooks_env(), "INSTANCE_NEW_NAME": self.op.new_name}
 
     def check_prereq(self):
         super().check_prereq()
@@ -260,6 +285,7 @@ class LUInstanceRename(_NameGoingLU):
 
 class LUInstanceReinstall(InstanceLU):
     OPCODE = opcodes.OpInstanceReinstall
+    HPATH = "instance-reinstall"
 
     def check_prereq(self):
         super().check_prereq()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from genet import errors, opcodes, params
+from genet.cmdlib.allocator import allocator_or_nodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, refuse_forthcoming, storage_params
@@ -513,6 +514,7 @@ class LUNodeEvacuate(_NodeEmptying):
         if self.op.primary_only and self.op.secondary_only:
             raise errors.OpPrereqError("--primary-only and --secondary-only exclude each other",
                                        errors.ECode.INVAL)
+        allocator_or_nodes(self, self.op.iallocator, self.op.remote_node)
         reserved: dict[str, int] = {}
         self.plans = []
         for inst in [] if self.op.secondary_only else self.primaries():

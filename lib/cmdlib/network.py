@@ -16,6 +16,7 @@ import uuid as uuidlib
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.group import add_object, group_by_name, instances_in_group, touch
+from genet.cmdlib.hooks_env import network_env
 from genet.cmdlib.tags import _check_tags
 from genet.network_pool import AddressPool, nic_users
 
@@ -70,6 +71,16 @@ def _check_overlaps(data: dict, network: str | None, network6: str | None, skip:
 class LUNetworkAdd(LogicalUnit):
     """Define a network; its pool starts with the network, broadcast and gateway addresses taken."""
     OPCODE = opcodes.OpNetworkAdd
+    HPATH, HTYPE = "network-add", "NETWORK"
+
+    def hooks_env(self):
+        op = self.op
+        return network_env({"name": op.network_name, "network": op.network, "gateway": op.gateway,
+                            "network6": op.network6, "gateway6": op.gateway6, "mac_prefix": op.mac_prefix,
+                            "tags": op.tags})
+
+    def hooks_nodes(self):
+        return self.on_master()
 
     def check_prereq(self):
         op = self.op
@@ -120,6 +131,16 @@ class LUNetworkAdd(LogicalUnit):
 
 class LUNetworkRename(LogicalUnit):
     OPCODE = opcodes.OpNetworkRename
+    HPATH, HTYPE = "network-rename", "NETWORK"
+
+    def hooks_env(self):
+        return {"OLD_NAME": self.op.network_name, "NEW_NAME": self.op.new_name}
+
+    def hooks_nodes(self):
+        """The master and the nodes of the groups the network is connected to."""
+        nodes = [self.master_node(), *self.cfg.read(lambda d: sorted(
+            n for n, node in d.nodes.items() if self.net_uuid in d.nodegroups[node["group"]].get("networks", {})))]
+        return nodes, nodes
 
     def check_prereq(self):
         def check(data):
@@ -141,6 +162,13 @@ class LUNetworkRename(LogicalUnit):
 
 class LUNetworkRemove(LogicalUnit):
     OPCODE = opcodes.OpNetworkRemove
+    HPATH, HTYPE = "network-remove", "NETWORK"
+
+    def hooks_env(self):
+        return {"NETWORK_NAME": self.op.network_name}
+
+    def hooks_nodes(self):
+        return self.on_master()
 
     def check_prereq(self):
         data = self.cfg.snapshot()
@@ -173,6 +201,14 @@ class LUNetworkRemove(LogicalUnit):
 class LUNetworkSetParams(LogicalUnit):
     """Everything but the IPv4 network itself can change; reservations move with the gateway."""
     OPCODE = opcodes.OpNetworkSetParams
+    HPATH, HTYPE = "network-modify", "NETWORK"
+
+    def hooks_env(self):
+        net = self.cfg.read(lambda d: dict(d.networks[self.net_uuid]))
+        return network_env({**net, **self.values})
+
+    def hooks_nodes(self):
+        return self.on_master()
     KEYS = ("gateway", "network6", "gateway6", "mac_prefix", "add_reserved_ips", "remove_reserved_ips")
 
     def check_prereq(self):
@@ -238,7 +274,23 @@ class LUNetworkSetParams(LogicalUnit):
 
 class _GroupLinkLU(LogicalUnit):
     """Connect or disconnect a network and a group: check_prereq sets ``noop``, ``group_uuid`` and
-    ``net_uuid``; ``link`` changes the group's networks and says what it did."""
+    ``net_uuid``, and ``netparams`` (the link's mode, link and VLAN, None if there is none);
+    ``link`` changes the group's networks and says what it did."""
+    HTYPE = "NETWORK"
+
+    def hooks_env(self):
+        net = self.cfg.read(lambda d: dict(network_by_name(d, self.op.network_name)))
+        env = {"GROUP_NAME": self.op.group_name, **network_env(net)}
+        if self.netparams:
+            env.update(GROUP_NETWORK_MODE=self.netparams["mode"], GROUP_NETWORK_LINK=self.netparams["link"],
+                       GROUP_NETWORK_VLAN=self.netparams.get("vlan"))
+        return env
+
+    def hooks_nodes(self):
+        """The nodes of the group."""
+        nodes = self.cfg.read(lambda d: sorted(n for n, node in d.nodes.items()
+                                               if node["group"] == group_by_name(d, self.op.group_name)["uuid"]))
+        return nodes, nodes
 
     def link(self, networks: dict) -> str:
         raise NotImplementedError
@@ -260,6 +312,7 @@ class _GroupLinkLU(LogicalUnit):
 class LUNetworkConnect(_GroupLinkLU):
     """Record the NIC mode, link and VLAN of a network in a node group."""
     OPCODE = opcodes.OpNetworkConnect
+    HPATH = "network-connect"
 
     def check_prereq(self):
         op = self.op
@@ -275,7 +328,7 @@ class LUNetworkConnect(_GroupLinkLU):
         data = self.cfg.snapshot()
         group = group_by_name(data, op.group_name)
         net = network_by_name(data, op.network_name)
-        self.wanted = {"mode": op.network_mode, "link": op.network_link, "vlan": op.network_vlan}
+        self.wanted = self.netparams = {"mode": op.network_mode, "link": op.network_link, "vlan": op.network_vlan}
         current = group.get("networks", {}).get(net["uuid"])
         self.noop = current == self.wanted
         if self.noop:
@@ -311,12 +364,14 @@ class LUNetworkConnect(_GroupLinkLU):
 
 class LUNetworkDisconnect(_GroupLinkLU):
     OPCODE = opcodes.OpNetworkDisconnect
+    HPATH = "network-disconnect"
 
     def check_prereq(self):
         data = self.cfg.snapshot()
         group = group_by_name(data, self.op.group_name)
         net = network_by_name(data, self.op.network_name)
-        self.noop = net["uuid"] not in group.get("networks", {})
+        self.netparams = group.get("networks", {}).get(net["uuid"])
+        self.noop = self.netparams is None
         if self.noop:
             self.feedback(f"Network {net['name']} is not connected to node group {group['name']}")
             return

@@ -12,6 +12,20 @@ from genet.noded import PROTOCOL_VERSION
 class LUNodeAdd(LogicalUnit):
     """Join a prepared node: it runs noded with the cluster certificate already."""
     OPCODE = opcodes.OpNodeAdd
+    HPATH = "node-add"
+    HTYPE = "NODE"
+
+    def hooks_env(self):
+        op = self.op
+        return {"OP_TARGET": op.node_name, "NODE_NAME": op.node_name, "NODE_PIP": self.address,
+                "NODE_SIP": op.secondary_ip, "MASTER_CAPABLE": op.master_capable, "VM_CAPABLE": op.vm_capable}
+
+    def hooks_nodes(self):
+        others = self.cfg.read(lambda d: sorted(n for n in d.nodes if n != self.op.node_name))
+        return others, others
+
+    def hooks_post_nodes(self, nodes):
+        return [*nodes, self.op.node_name]
 
     def check_prereq(self):
         name = self.op.node_name
@@ -73,6 +87,15 @@ class LUNodeAdd(LogicalUnit):
 
 class LUNodeRemove(LogicalUnit):
     OPCODE = opcodes.OpNodeRemove
+    HPATH = "node-remove"
+    HTYPE = "NODE"
+
+    def hooks_env(self):
+        return {"OP_TARGET": self.op.node_name, "NODE_NAME": self.op.node_name}
+
+    def hooks_nodes(self):
+        others = self.cfg.read(lambda d: sorted(n for n in d.nodes if n != self.op.node_name))
+        return others, others
 
     def check_prereq(self):
         node = self.node(self.op.node_name)
@@ -112,6 +135,17 @@ SETTABLE = ("master_candidate", "offline", "drained", "master_capable", "vm_capa
 
 class LUNodeSetParams(LogicalUnit):
     OPCODE = opcodes.OpNodeSetParams
+    HPATH = "node-modify"
+    HTYPE = "NODE"
+
+    def hooks_env(self):
+        op = self.op
+        return {"OP_TARGET": op.node_name, "MASTER_CANDIDATE": op.master_candidate, "OFFLINE": op.offline,
+                "DRAINED": op.drained, "MASTER_CAPABLE": op.master_capable, "VM_CAPABLE": op.vm_capable}
+
+    def hooks_nodes(self):
+        nodes = [self.master_node(), self.op.node_name]
+        return nodes, nodes
 
     def expand_names(self):
         self.needed_locks[Level.NODE] = [self.op.node_name]

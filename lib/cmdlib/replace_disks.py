@@ -149,6 +149,18 @@ class LUInstanceReplaceDisks(InstanceLU):
     An instance whose template keeps no mirror is refused before any node is asked.
     """
     OPCODE = opcodes.OpInstanceReplaceDisks
+    HPATH = "mirrors-replace"
+
+    def hooks_env(self):
+        secondaries = self.inst.get("secondary_nodes", [])
+        return {"MODE": self.op.mode, "NEW_SECONDARY": self.op.remote_node,
+                "OLD_SECONDARY": secondaries[0] if secondaries else None, **super().hooks_env()}
+
+    def hooks_nodes(self):
+        nodes = [self.master_node(), self.inst.primary_node]
+        if self.op.remote_node:
+            nodes.append(self.op.remote_node)
+        return nodes, nodes
 
     def expand_names(self):
         op = self.op

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, disk_templates, hypervisors
-from genet.opcodes.group import IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
+from genet.opcodes.group import DISK_STATE, HV_STATE, IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS, MacPrefix
 from genet.ptypes import Bool, Constrained, Dict, Float, Int, ListOf, Maybe, OneOf, ParamType, String, Tag
+from genet.uidpool import UID_POOL
 
 
 # --- cluster ----------------------------------------------------------------
@@ -115,6 +116,30 @@ class OpClusterSetParams(OpCode):
         Param("hidden_os", Maybe(ListOf(OS_CHANGE, 100)), None, "OSes to hide or show: [[add|remove, OS]]"),
         Param("blacklisted_os", Maybe(ListOf(OS_CHANGE, 100)), None,
               "OSes to refuse or allow for new installs: [[add|remove, OS]]"),
+        # the user-id pool of security_model=pool (genet.uidpool); "" empties it
+        Param("uid_pool", Maybe(UID_POOL), None, "The user-id pool: its ranges replace the pool's",
+              "--uid-pool", "UID-POOL"),
+        Param("add_uids", Maybe(UID_POOL), None, "User-id ranges to add to the pool", "--add-uids", "UID-POOL"),
+        Param("remove_uids", Maybe(UID_POOL), None, "User-id ranges to remove from the pool (each exactly as"
+              " in it)", "--remove-uids", "UID-POOL"),
+        Param("max_tracked_jobs", Maybe(Int(1, 10000)), None, "Jobs whose files Ganeti's scheduler watches"
+              " with inotify (refused: genet's scheduler has no job files to watch)", "--max-tracked-jobs"),
+        Param("maintain_node_health", Maybe(Bool()), None, "The watcher shuts down the instances and disks of a"
+              " node marked offline", "--maintain-node-health", "yes|no"),
+        Param("prealloc_wipe_disks", Maybe(Bool()), None, "Zero new disks (and the new part of a grown one)"
+              " before use", "--prealloc-wipe-disks", "yes|no"),
+        Param("default_iallocator", Maybe(String()), None, "Allocator used when neither nodes nor one are"
+              " given (\"\": none, nodes must then be given)", ("-I", "--default-iallocator"), "NAME"),
+        Param("default_iallocator_params", Maybe(Dict()), None, "Parameters of the default allocator",
+              "--default-iallocator-params", "KEY=VALUE,..."),
+        Param("reserved_lvs", Maybe(ListOf(String(non_empty=True), 1000, csv=True)), None,
+              "Logical volumes (regular expressions) verify does not report as orphans", "--reserved-lvs",
+              "NAMES"),
+        Param("drbd_helper", Maybe(String(max_len=4096)), None, "The DRBD usermode helper the nodes must use",
+              "--drbd-usermode-helper", "HELPER"),
+        HV_STATE, DISK_STATE,
+        Param("force", Bool(), False, "Go on when the master IP cannot be taken down on the old master netdev",
+              "--force"),
     )
 
 

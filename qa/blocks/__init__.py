@@ -5,15 +5,23 @@ shows it in the first, simplest block. Every block removes the instances it crea
 """
 from __future__ import annotations
 
-from qa.blocks import cluster, cluster_admin, evacuate, instances, jobs, migration, nodes, rapi, replace_disks, storage
+from qa.blocks import (backup, cluster, cluster_admin, debug, evacuate, filters, global_options, groups, instances,
+                       jobs, migration, networks, nodes, oses, rapi, replace_disks, storage)
 
 BLOCKS = [
     ("cluster", cluster.run),
     ("cluster-admin", cluster_admin.run),
     ("nodes", nodes.run),
     ("jobs", jobs.run),
+    ("filters", filters.run),
+    ("debug", debug.run),
     ("storage", storage.run),
+    ("os", oses.run),
+    ("groups", groups.run),
+    ("networks", networks.run),
+    ("global-options", global_options.run),
     ("instances", instances.run),
+    ("backup", backup.run),
     ("migration", migration.run),
     ("evacuate", evacuate.run),
     ("replace-disks", replace_disks.run),

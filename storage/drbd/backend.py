@@ -77,6 +77,8 @@ class DrbdStorage(MirroredTemplate):
         self.bindir = p.get("drbd_bindir") or os.environ.get("GENET_DRBD_BINDIR") or None
         self.dev_dir = Path(p.get("drbd_dev_dir") or os.environ.get("GENET_DRBD_DEV_DIR") or "/dev")
         self.proc = Path(p.get("drbd_proc") or os.environ.get("GENET_DRBD_PROC") or "/proc/drbd")
+        self.helper_file = Path(p.get("drbd_helper_file") or os.environ.get("GENET_DRBD_HELPER_FILE")
+                                or "/sys/module/drbd/parameters/usermode_helper")
         self.conf_dir = Path(p.get("drbd_conf_dir") or paths.data_dir() / "drbd")
         self.connect_timeout = float(p.get("drbd_connect_timeout", 10.0))
         self.poll_interval = float(p.get("drbd_poll_interval", 0.25))
@@ -113,6 +115,14 @@ class DrbdStorage(MirroredTemplate):
         if major == 9:
             return "9"
         raise StorageError(f"DRBD {major}.{minor} on {self.node} is not supported (8.4 and 9 are)")
+
+    def usermode_helper(self) -> str | None:
+        """What the loaded module runs on state changes (Ganeti's drbd usermode helper); None
+        when the module is not loaded."""
+        try:
+            return self.helper_file.read_text().strip()
+        except FileNotFoundError:
+            return None
 
     def _cmds(self) -> Commands:
         return commands(self.version(), self.bindir)

@@ -193,7 +193,7 @@ def test_master_reconnects_after_a_node_daemon_restart(cluster):
 
 def test_job_options_print_jobid_priority_and_dry_run(cluster):
     out = cluster.run("node1", "gnt-debug", "delay", "--print-jobid", "--priority", "-5", "0").stdout
-    job_id = out.split("JobID: ", 1)[1].split()[0]
+    job_id = out.splitlines()[0]            # Ganeti's --print-jobid: the bare number first
     info = cluster.run("node1", "gnt-job", "info", job_id).stdout
     assert "Priority: -5" in info and "Status: success" in info
     cluster.run("node1", "gnt-cluster", "modify", "--dry-run", "-C", "3")

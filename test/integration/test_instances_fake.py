@@ -245,7 +245,7 @@ def test_os_list_info_diagnose(cluster):
     names = cluster.run("node1", "gnt-os", "list", "--no-headers").stdout.split()
     assert {"noop", "image"} <= set(names)
     info = cluster.run("node1", "gnt-os", "info").stdout
-    assert "OS: image" in info and "image:" in info
+    assert "image:" in info.splitlines() and "  - hidden: False" in info
     out = cluster.run("node1", "gnt-os", "diagnose").stdout
     assert "OS: noop [global status: valid]" in out and "Node: node3, status: valid" in out
 

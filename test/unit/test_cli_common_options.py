@@ -118,3 +118,27 @@ def test_init_checks_the_primary_ip_version_against_this_nodes_address():
     check_ip_version("2001:db8::1", 6)
     with pytest.raises(errors.OpPrereqError, match="primary address 192.0.2.1 is IPv4, not IPv6"):
         check_ip_version("192.0.2.1", 6)
+
+
+def test_print_jobid_prints_the_bare_number_first_and_submit_keeps_stdout_to_it(recorder):
+    """When --print-jobid is given, standard output starts with the job's number alone (Ganeti's);
+    with --submit too, it is all there is, the ``JobID:`` line going to standard error."""
+    code, out, _ = run(["gnt-debug", "delay", "--print-jobid", "0"])
+    assert code == 0 and out.splitlines()[0] == "1"
+    assert run(["gnt-debug", "delay", "--submit", "--print-jobid", "0"]) == (0, "2\n", "JobID: 2\n")
+    assert run(["gnt-debug", "delay", "--submit", "0"]) == (0, "JobID: 3\n", "")
+
+
+def test_a_list_of_names_is_printed_in_the_order_asked(monkeypatch):
+    """When names are given to a list command, the rows come in their order, as Ganeti's do,
+    whatever order the master answers in."""
+    from genet import luxi
+
+    def sorted_answer(self, method, what, fields, qfilter):
+        names = sorted(clause[2] for clause in (qfilter or ["|"])[1:])
+        return {"fields": [{"name": f, "title": f, "kind": "text", "doc": ""} for f in fields],
+                "data": [[[0, name]] for name in names]}
+    monkeypatch.setattr(luxi.Client, "call", sorted_answer)
+    assert run(["gnt-group", "list", "--no-headers", "-o", "name", "rack3", "default", "rack10"]) == \
+        (0, "rack3\ndefault\nrack10\n", "")
+    assert run(["gnt-network", "list", "--no-headers", "-o", "name"])[1] == ""

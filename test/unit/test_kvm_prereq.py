@@ -113,12 +113,19 @@ def test_spice_tls_needs_the_cluster_spice_certificate(tmp_path, monkeypatch):
         resolve(spice_bind="127.0.0.1", spice_use_tls=True)
 
 
-def test_security_model_pool_is_refused_and_user_needs_an_existing_user():
-    with pytest.raises(HypervisorError, match=r"'security_model'='pool'.*no cluster uid pool"):
+def test_security_model_pool_needs_a_uid_pool_and_user_an_existing_user(tmp_path, monkeypatch):
+    """When the node's ssconf has no uid pool, security_model=pool is refused; with one it passes
+    (the uid is taken at start); security_model=user resolves to its user."""
+    from genet import config, paths
+    monkeypatch.setenv("GENET_ROOT", str(tmp_path))
+    with pytest.raises(HypervisorError, match=r"'security_model'='pool'.*user-id pool is empty"):
         resolve(security_model="pool")
+    paths.ssconf_file("uid_pool").parent.mkdir(parents=True)
+    config.write_atomic(paths.ssconf_file("uid_pool"), b"5000-5009\n")
+    assert resolve(security_model="pool").run_as == ""
     with pytest.raises(HypervisorError, match=r"'security_domain'='no-such-user-x'.*no such user"):
         resolve(security_model="user", security_domain="no-such-user-x")
-    resolve(security_model="user", security_domain="nobody")
+    assert resolve(security_model="user", security_domain="nobody").run_as == "nobody"
 
 
 def test_cpu_mask_must_fit_the_vcpus_and_the_node():

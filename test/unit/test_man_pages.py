@@ -324,8 +324,9 @@ def test_every_job_list_field_is_documented_under_list():
 
 
 def test_every_cluster_verify_error_code_is_documented():
-    from genet.cmdlib import cluster
-    codes = set(re.findall(r'_error\(\s*"(E[A-Z]+)"', inspect.getsource(cluster)))
+    from genet.cmdlib import cluster, cluster_verify_storage
+    codes = set(re.findall(r'(?:error|warning)\(\s*"(E[A-Z]+)"',
+                           inspect.getsource(cluster) + inspect.getsource(cluster_verify_storage)))
     assert codes, "no verify error codes found in genet.cmdlib.cluster"
     body = section(page("gnt-cluster"), "VERIFY", "~")
     assert sorted(c for c in codes if f"``{c}``" not in body) == []
@@ -454,7 +455,7 @@ def test_genet_installs_the_pages_of_its_commands_and_the_overview_only():
     import genet_build
     pages = genet_build.installed_pages(MAN, installed_commands())
     assert sorted(pages.values()) == sorted([f"share/man/man8/{c}.8" for c in installed_commands()]
-                                            + ["share/man/man7/genet.7"])
+                                            + ["share/man/man7/genet.7", "share/man/man7/genet-hooks.7"])
 
 
 # --- the overview page ----------------------------------------------------------

@@ -27,6 +27,8 @@ def test_the_options_make_the_opcodes_policy():
                                                               "max": {"memory-size": 1024, "nic-count": 4}}],
                                                   "std": {"memory-size": 256}}}
     assert parsed() == {}
+    assert parsed("--ipolicy-vcpu-ratio", "default", "--ipolicy-bounds-specs", "default") == \
+        {"ipolicy": {"vcpu-ratio": "default", "minmax": "default"}}          # the group inherits again
     with pytest.raises(SystemExit):
         parsed("--ipolicy-bounds-specs", "min:memory-size=64")          # no max: side
 
@@ -73,3 +75,18 @@ def test_a_groups_resource_states_are_recorded_and_changed_per_hypervisor(cluste
     [group] = [g for g in cluster.data().nodegroups.values() if g.name == "rack2"]
     assert (group.hv_state, group.disk_state) == ({"fake": {"mem_total": 8192, "cpu_total": 16}},
                                                   {"file": {"disk_total": 1024}})
+
+
+def test_a_groups_bounds_need_not_hold_the_clusters_standard_specs(cluster):
+    """When a group's own bounds leave out the cluster's standard specs, they are taken (Ganeti checks
+    those only on the cluster); bounds that hold no value at all are still refused."""
+    cluster.run(OpGroupAdd(group_name="rack2"))
+    four = {"cpu-count": 4, "memory-size": 4}
+    cluster.run(OpGroupSetParams(group_name="rack2", ipolicy={"minmax": [{"min": four, "max": four}]}))
+    [group] = [g for g in cluster.data().nodegroups.values() if g.name == "rack2"]
+    assert group.ipolicy["minmax"][0]["min"]["cpu-count"] == 4
+    cluster.refused(OpGroupSetParams(group_name="rack2", ipolicy={"minmax": [{"min": {"cpu-count": 8},
+                                                                              "max": {"cpu-count": 4}}]}),
+                    "cpu-count minimum 8 is above its maximum 4", "wrong_input")
+    cluster.run(OpGroupSetParams(group_name="rack2", ipolicy={"minmax": "default"}))
+    assert all(g.ipolicy == {} for g in cluster.data().nodegroups.values())

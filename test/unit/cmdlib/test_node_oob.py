@@ -127,8 +127,9 @@ def test_a_node_without_program_is_refused_by_name_and_unavailable_among_all(clu
 
 
 def test_an_unknown_node_is_refused(cluster, program):
-    with pytest.raises(Exception, match="node 'node9' is not in the cluster"):
-        cluster.run(OpOobCommand(command="health", node_names=["node9"]))
+    cluster.refused(OpOobCommand(command="health", node_names=["node9"]), "node 'node9' is not in the cluster",
+                    "unknown_entity")
+    assert program.calls() == []
 
 
 def test_a_failing_program_gives_no_data_and_its_reason_as_a_warning(cluster, program):
