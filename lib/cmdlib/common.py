@@ -158,8 +158,8 @@ def check_hvparams(hypervisor: str, hvparams: dict) -> None:
     from genet.hypervisor import base as hvbase
     try:
         hvbase.HYPERVISORS.cls(hypervisor).check_parameters(hvparams)
-    except hvbase.HypervisorError as err:
-        raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
+    except (hvbase.HypervisorError, LookupError) as err:      # LookupError: no such hypervisor
+        raise errors.OpPrereqError(str(err).strip("'\""), errors.ECode.INVAL) from None
 
 
 def checked_ipolicy(policy: dict) -> dict:

@@ -18,6 +18,8 @@ def test_an_oses_hypervisor_parameters_come_between_the_clusters_and_the_instanc
     assert (hv["kernel_args"], hv["serial_speed"]) == ("for-noop", 9600)
     cluster.refused(OpClusterSetParams(os_hvp={"noop": {"fake": {"warp": "1"}}}), "unknown hvparams: warp",
                     "wrong_input")
+    cluster.refused(OpClusterSetParams(os_hvp={"noop": {"blahblahblubb": {"bar": ""}}}),
+                    "unknown hypervisor 'blahblahblubb'", "wrong_input")      # Ganeti's QA's invalid modify
 
 
 def test_hidden_oses_leave_the_listing_and_blacklisted_ones_are_not_installed(cluster):
