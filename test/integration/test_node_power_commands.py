@@ -57,9 +57,9 @@ def calls(c) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def noded_pid(c, node: str) -> int | None:
+def daemon_pid(c, node: str, daemon: str = "genet-noded") -> int | None:
     try:
-        pid = int((c.root(node) / "var/run/genet/genet-noded.pid").read_text())
+        pid = int((c.root(node) / f"var/run/genet/{daemon}.pid").read_text())
     except (OSError, ValueError):
         return None
     try:
@@ -107,7 +107,7 @@ def test_power_off_asks_for_force_marks_the_node_offline_and_stops_it(cluster):
     out = gnt(cluster, "gnt-node", "power", "-f", "off", "node3").stdout.splitlines()
     assert "Node node3 marked offline: it no longer counts for the majority" in out[0]     # the job's log
     assert out[1:] == ["Node  Status", "node3 invoked"]
-    assert noded_pid(cluster, "node3") is None
+    assert daemon_pid(cluster, "node3") is None
     assert node_row(cluster, "node3", "offline,powered") == ["Y", "N"]
     assert "powered: False" in gnt(cluster, "gnt-node", "info", "node3").stdout
     assert gnt(cluster, "gnt-node", "power", "status", "node3").stdout.splitlines()[1] == "node3 unpowered"
@@ -115,18 +115,18 @@ def test_power_off_asks_for_force_marks_the_node_offline_and_stops_it(cluster):
 
 def test_power_on_starts_the_node_and_records_it_powered(cluster):
     assert gnt(cluster, "gnt-node", "power", "on", "node3").stdout.splitlines()[1] == "node3 invoked"
-    assert noded_pid(cluster, "node3") is not None
+    assert daemon_pid(cluster, "node3") is not None
     gnt(cluster, "gnt-node", "modify", "-O", "no", "node3")
     assert node_row(cluster, "node3", "offline,powered") == ["N", "Y"]
 
 
 def test_power_cycle_of_all_leaves_the_master_alone(cluster):
     before = calls(cluster)
-    pids = {node: noded_pid(cluster, node) for node in ("node2", "node3")}
+    pids = {node: daemon_pid(cluster, node) for node in ("node2", "node3")}
     out = gnt(cluster, "gnt-node", "power", "-f", "--all", "cycle").stdout
     assert out.splitlines() == ["Node  Status", "node2 invoked", "node3 invoked"]
     assert calls(cluster)[len(before):] == ["power-cycle node2", "power-cycle node3"]
-    assert all(noded_pid(cluster, node) not in (None, pids[node]) for node in pids)
+    assert all(daemon_pid(cluster, node) not in (None, pids[node]) for node in pids)
 
 
 def test_health_lists_each_item_and_warns_of_the_bad_ones(cluster):
@@ -140,12 +140,12 @@ def test_powercycle_restarts_a_loopback_nodes_daemons_and_says_so(cluster):
     assert proc.returncode == 13 and "--yes" in proc.stderr
     proc = gnt(cluster, "gnt-node", "powercycle", "--yes", "node1", check=False)
     assert proc.returncode == 1 and "The node is the master and the force parameter was not set" in proc.stderr
-    before = noded_pid(cluster, "node2")
+    before = daemon_pid(cluster, "node2")
     proc = gnt(cluster, "gnt-node", "powercycle", "--yes", "node2")
     assert ("Restart of the node daemons scheduled in 5 seconds; the machine is not rebooted: this node's state"
             f" root is {cluster.root('node2')}, so it shares the machine with other nodes") in proc.stderr
     deadline = time.monotonic() + 30
-    while noded_pid(cluster, "node2") in (None, before):
+    while daemon_pid(cluster, "node2") in (None, before):
         assert time.monotonic() < deadline, "node2's noded was not restarted"
         time.sleep(0.2)
     gnt(cluster, "gnt-debug", "delay", "--no-master", "-n", "node2", "0")     # it answers the master again
@@ -159,7 +159,7 @@ def test_epo_stops_the_instances_powers_off_and_on_brings_them_back(cluster):
     assert proc.returncode == 1 and "node1 is the master node, please do a master-failover" in proc.stderr
     out = gnt(cluster, "gnt-cluster", "epo", "-f", "node3").stdout
     assert "Submit shutdown of instance web1" in out and "All instances have been stopped successfully" in out
-    assert noded_pid(cluster, "node3") is None
+    assert daemon_pid(cluster, "node3") is None
     assert node_row(cluster, "node3", "offline,powered") == ["N", "N"]
     out = gnt(cluster, "gnt-cluster", "epo", "-f", "--on", "--power-delay", "0", "node3").stdout.splitlines()
     assert out[-4:] == ["Waiting until all nodes are available again", "Node node3 became available",
@@ -172,3 +172,14 @@ def test_epo_on_skips_a_node_that_is_powered_and_waits_for_it(cluster):
     out = gnt(cluster, "gnt-cluster", "epo", "-f", "--on", "node2").stdout.splitlines()
     assert out == ["Node node2 is already in desired power state, skipping",
                    "Waiting until all nodes are available again", "Node node2 became available"]
+
+
+def test_powercycle_of_the_master_with_force_restarts_its_master_daemon_too(cluster):
+    masterd = daemon_pid(cluster, "node1", "genet-masterd")
+    gnt(cluster, "gnt-node", "powercycle", "--yes", "--force", "node1")
+    deadline = time.monotonic() + 60
+    while daemon_pid(cluster, "node1", "genet-masterd") in (None, masterd) or daemon_pid(cluster, "node1") is None \
+            or gnt(cluster, "gnt-cluster", "master-ping", check=False).returncode:
+        assert time.monotonic() < deadline, "node1's daemons did not come back"
+        time.sleep(0.5)
+    assert gnt(cluster, "gnt-node", "power", "status", "node2").stdout.splitlines()[1] == "node2 powered"
