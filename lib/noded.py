@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genet import __version__, config, config_file, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
 from genet.config_file import ConfigFile
+from genet.hooks_runner import HooksProcedures
 from genet.noded_admin import AdminProcedures
 from genet.objects import Disk, Instance, InstanceRuntime
 from genet.queue_store import QueueStore
@@ -27,7 +28,7 @@ CHANGE_ORDER_WAIT = 0.5  # how long a config change waits for the one before it,
 log = logging.getLogger("genet-noded")
 
 
-class NodeProcedures(AdminProcedures):
+class NodeProcedures(AdminProcedures, HooksProcedures):
     """Every procedure of genet.rpc_defs, as ``rpc_<name>`` with the same signature (the
     administration ones in noded_admin)."""
 

@@ -571,6 +571,14 @@ def os_rename(inst: Instance, old_name: str, storage_params: dict) -> str:
     """Run the OS rename script; the log's path."""
 
 
+# hooks (genet.hooks on the master, genet.hooks_runner here)
+
+@procedure(timeout=3600, targets=ALL_NODES)
+def hooks_runner(hpath: str, phase: str, env: dict[str, str]) -> list:
+    """Run the site's hook scripts of ``hpath`` (Ganeti's directory names) and ``phase`` with
+    ``env``; Ganeti's [script, result, output] per entry of the directory."""
+
+
 # cluster administration (gnt-cluster command, copyfile, repair-disk-sizes, renew-crypto)
 
 @dataclass
