@@ -410,8 +410,6 @@ serve(NODE, listed="Nodes (bulk: with their details)", one="One node's details",
     modify            POST  OpNodeSetParams            Change a node (OpNodeSetParams)
     powercycle        POST  OpNodePowercycle           Hard-restart a node from its own node daemon
                                                        (?force=1 for the master)
-    powercycle        POST  OpNodePowercycle           Hard-restart a node from its own node daemon
-                                                       (?force=1 for the master)
 """)
 
 serve(INSTANCE, listed=None,      # R_2_instances: creating one takes a request version

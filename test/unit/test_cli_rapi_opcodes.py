@@ -66,8 +66,6 @@ CASES = [
     ("OP_NODE_MIGRATE", ["gnt-node", "migrate", "-f", "node2"], "POST", "/2/nodes/node2/migrate", None),
     ("OP_NODE_POWERCYCLE", ["gnt-node", "powercycle", "--yes", "-f", "node2"],
      "POST", "/2/nodes/node2/powercycle?force=1", None),
-    ("OP_NODE_POWERCYCLE", ["gnt-node", "powercycle", "--yes", "-f", "node2"],
-     "POST", "/2/nodes/node2/powercycle?force=1", None),
     ("OP_NODE_MODIFY_STORAGE", ["gnt-node", "modify-storage", "--allocatable", "no", "node2", "lvm-pv", "/dev/sdb1"],
      "PUT", "/2/nodes/node2/storage/modify?storage_type=lvm-pv&name=%2Fdev%2Fsdb1&allocatable=0", None),
     ("OP_REPAIR_NODE_STORAGE", ["gnt-node", "repair-storage", "node2", "lvm-vg", "xenvg"],
