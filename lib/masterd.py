@@ -389,6 +389,7 @@ class MasterContext:
         """Give a candidate (new, or back after missing writes) the config and every job."""
         self.rpc.upload_config(name, self.cfg.content().decode()).raise_on_error()
         self.rpc.write_rapi_users(name, _read_or_none(paths.rapi_users_file()))
+        self.rpc.upload_file(name, *_domain_secret_file())
         store = self.queue.store
         ids = store.ids(None)
         for start in range(0, len(ids), 500):
@@ -430,6 +431,8 @@ class MasterContext:
         users = _read_or_none(paths.rapi_users_file())
         for name, res in self.rpc.write_rapi_users.on(peers, users).items():
             feedback(f"RAPI users file to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
+        for name, res in self.rpc.upload_file.on(peers, *_domain_secret_file()).items():
+            feedback(f"cluster domain secret to {name}: {'FAILED: ' + res.fail_msg if res.failed else 'ok'}")
         self._last_ssconf, self._ssconf_nodes = config.ssconf_values(data), set(online)
 
     # --- jobs ---------------------------------------------------------------
@@ -452,6 +455,16 @@ def _lock_rows(locks: dict[str, dict]) -> list[dict]:
     return [{"name": name, "mode": info["mode"], "owner": sorted(who(o) for o in info["owners"]),
              "pending": [[mode, [who(owner)]] for mode, owner in info["waiting"]]}
             for name, info in locks.items()]
+
+
+def _domain_secret_file() -> tuple[str, str, int]:
+    """upload_file's arguments for the cluster domain secret (made here first if the cluster
+    predates it), so that a new master prepares remote exports with the same secret."""
+    import base64
+    from genet import impexp
+    secret = impexp.domain_secret(create=True)
+    path = "/" + str(paths.cluster_domain_secret().relative_to(paths.root()))
+    return path, base64.b64encode(f"{secret}\n".encode()).decode(), 0o400
 
 
 def _read_or_none(path) -> str | None:

@@ -37,7 +37,6 @@ HttpForbidden = _http_error(403, "Forbidden")
 HttpNotFound = _http_error(404, "Not Found")
 HttpMethodNotAllowed = _http_error(405, "Method Not Allowed")
 HttpRequestEntityTooLarge = _http_error(413, "Request Entity Too Large")
-HttpNotImplemented = _http_error(501, "Not Implemented")
 HttpBadGateway = _http_error(502, "Bad Gateway")
 HttpServiceUnavailable = _http_error(503, "Service Unavailable")
 

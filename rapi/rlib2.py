@@ -25,7 +25,7 @@ I_FIELDS = ["name", "admin_state", "os", "pnode", "snodes", "disk_template", "ni
             "nic.modes", "nic.uuids", "nic.names", "nic.links", "nic.networks", "nic.networks.names",
             "nic.bridges", "network_port", "disk.sizes", "disk.spindles", "disk_usage", "disk.uuids",
             "disk.names", "beparams", "hvparams", "oper_state", "oper_ram", "oper_vcpus", "status",
-            "custom_hvparams", "custom_beparams", "custom_nicparams"] + COMMON_FIELDS
+            "custom_hvparams", "custom_beparams", "custom_nicparams", "custom_osparams"] + COMMON_FIELDS
 N_FIELDS = ["name", "offline", "master_candidate", "drained", "dtotal", "dfree", "sptotal", "spfree",
             "mtotal", "mnode", "mfree", "hv_state", "pinst_cnt", "sinst_cnt", "tags", "ctotal", "cnos",
             "cnodes", "csockets", "pip", "sip", "role", "pinst_list", "sinst_list", "master_capable",

@@ -3,9 +3,8 @@
 Twisted accepts and parses; each request is answered in a pool thread because
 resources talk luxi to masterd, which blocks. Status codes follow Ganeti: 400
 bad request, 401 no or wrong credentials, 403 not permitted, 404 unknown
-resource or object, 405 method, 413 body too large, 501 unknown feature,
-502 no master, 503 queue drained or full. Nothing else ever answers 500 unless
-genet itself is broken.
+resource or object, 405 method, 413 body too large, 502 no master, 503 queue
+drained or full. Nothing else ever answers 500 unless genet itself is broken.
 """
 from __future__ import annotations
 
@@ -24,8 +23,6 @@ from genet.rapi.baserlib import HttpError, Request
 log = logging.getLogger("genet-rapi")
 DEFAULT_PORT = 5080
 MAX_BODY = 1024 * 1024
-# Ganeti URLs genet knows but does not offer: 501, not 404 (none left)
-NOT_IMPLEMENTED: list[re.Pattern] = []
 
 
 class Router:
@@ -89,8 +86,6 @@ class Router:
             return openapi.document()
         resource, items = self.route(path)
         if resource is None:
-            if any(p.match(path) for p in NOT_IMPLEMENTED):
-                raise baserlib.HttpNotImplemented(f"{path} is a Ganeti resource genet does not offer")
             raise baserlib.HttpNotFound(f"no resource {path[:200]!r}")
         handler = getattr(resource, method, None) if method in ("GET", "PUT", "POST", "DELETE") else None
         if handler is None:

@@ -11,6 +11,8 @@ Two method names are the driver's own:
 - ``__methods__``: every public method of GanetiRapiClient with its parameters
   (``{name: {"required": [...], "optional": [...], "kwargs": bool}}``), so a test can
   check that it covers the installed client whole;
+- ``__request__`` (method, path, query, body): one request through the client's own transport
+  (``_SendRequest``), for the calls of a newer Ganeti client the installed one lacks;
 - ``__poll_job__`` (job_id, timeout): Ganeti's client-side job poll over RAPI
   (ganeti.rapi.client_utils.PollJob, i.e. cli.GenericPollJob with RapiJobPollCb), which
   the Debian package does not ship; answers ``{"status", "opresult", "messages", "calls"}``
@@ -77,7 +79,8 @@ def main():
     cl = rapi_client.GanetiRapiClient(conf["host"], port=conf["port"], username=conf.get("username"),
                                       password=conf.get("password"))
     own = {"__methods__": lambda: public_methods(),
-           "__poll_job__": lambda job_id, timeout=60: poll_job(cl, job_id, timeout)}
+           "__poll_job__": lambda job_id, timeout=60: poll_job(cl, job_id, timeout),
+           "__request__": lambda method, path, query, body: cl._SendRequest(method, path, query, body)}
     for line in sys.stdin:
         request = json.loads(line)
         method = own.get(request["method"]) or getattr(cl, request["method"])

@@ -151,8 +151,9 @@ def nothing_submitted(cluster):
 # --- cluster-level resources ------------------------------------------------------------
 
 def test_root_version_features_and_info(cluster):
-    """When anyone asks, /, /version, /2/features and /2/info answer without credentials."""
+    """When anyone asks, /, /2, /version, /2/features and /2/info answer without credentials."""
     assert ok("GET", "/", user=None) is None
+    assert ok("GET", "/2", user=None) is None
     assert ok("GET", "/version", user=None) == 2
     assert {"instance-create-reqv1", "node-evac-res1"} <= set(ok("GET", "/2/features", user=None))
     info = ok("GET", "/2/info", user=READER)
@@ -302,6 +303,15 @@ def test_node_modify_and_tags(cluster):
     assert gnt(cluster, "gnt-node", "list-tags", "node2").stdout.split() == ["rack:7"]
     run_job("DELETE", "/2/nodes/node2/tags?tag=rack:7")
     assert ok("GET", "/2/nodes/node2/tags") == []
+
+
+def test_node_powercycle_dry_run_checks_and_restarts_nothing(cluster):
+    """When a powercycle of the master is asked for as a dry run, force=1 lets the check pass and
+    nothing restarts; without force the master is refused."""
+    pid = (cluster.root("node1") / "var/run/genet/genet-noded.pid").read_text()
+    run_job("POST", "/2/nodes/node1/powercycle?dry-run=1&force=1")
+    assert "master" in failing_job("POST", "/2/nodes/node1/powercycle?dry-run=1")
+    assert (cluster.root("node1") / "var/run/genet/genet-noded.pid").read_text() == pid
 
 
 # --- instances --------------------------------------------------------------------------
@@ -476,6 +486,64 @@ def test_export_to_the_other_node(cluster):
     assert ok("GET", "/2/instances/db1")["pnode"] == "node1"
 
 
+def test_prepare_export_answers_ganetis_shapes(cluster):
+    """When an export is prepared, a local one needs nothing (null) and a remote one gets
+    Ganeti's handshake, transfer key name and signed certificate, the key made on db1's node."""
+    assert run_job("PUT", "/2/instances/db1/prepare-export?mode=local") is None
+    prepared = run_job("PUT", "/2/instances/db1/prepare-export?mode=remote")
+    assert prepared["handshake"][0] == 0 and prepared["x509_key_name"][0].startswith("x509-")
+    assert prepared["x509_ca"].startswith("X-Ganeti-Signature: ") and "BEGIN CERTIFICATE" in prepared["x509_ca"]
+    assert (cluster.root("node1") / "var/run/genet/crypto" / prepared["x509_key_name"][0] / "key").exists()
+    assert request("PUT", "/2/instances/db1/snapshot")[0] == 404          # never a Ganeti resource
+
+
+# --- every field Ganeti's doc/rapi.rst lists, with the kind its query gives it ----------------
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "unit", "data")
+with open(os.path.join(DATA, "ganeti_rapi.json")) as _f:
+    DOC_FIELDS = json.load(_f)["fields"]
+with open(os.path.join(DATA, "ganeti_query_fields.json")) as _f:
+    KINDS = json.load(_f)
+KIND_TYPES = {"text": (str,), "bool": (bool,), "number": (int,), "unit": (int,), "timestamp": (int, float)}
+EXAMPLE_TYPES = {"int": (int,), "str": (str,), "list": (list,), "dict": (dict,), "bool": (bool,),
+                 "float": (int, float)}
+
+
+def documented(entry: dict) -> dict[str, tuple]:
+    """Field -> the types its value may have: the query kind of the resource's field (anything for
+    ``other`` and fields no query has), or for a resource documented by example, the example's."""
+    if not entry["fields"]:
+        return {k: EXAMPLE_TYPES[t] for example in entry["examples"] for k, t in example.items()}
+    kinds = KINDS.get(entry["resource"].split("/")[2].rstrip("s"), {})
+    return {f: KIND_TYPES.get(kinds.get(f), (object,)) for f in entry["fields"]}
+
+
+def test_every_field_ganetis_doc_lists_is_answered_with_its_kind(cluster):
+    """When a resource Ganeti's doc/rapi.rst documents is asked for (its listings with bulk=1),
+    every field the doc lists is in each answer, null or of the kind Ganeti's query gives it."""
+    run_job("POST", "/2/networks", {"network_name": "netf", "network": "10.78.0.0/24", "gateway": "10.78.0.1"})
+    rule = ok("POST", "/2/filters", {"priority": 1, "predicates": [], "action": "CONTINUE"})
+    names = {"instance_name": "db1", "node_name": "node2", "group_name": "default", "network_name": "netf",
+             "filter_uuid": rule, "job_id": str(max(j["id"] for j in ok("GET", "/2/jobs")))}
+    problems = []
+    try:
+        for entry in DOC_FIELDS:
+            path = re.sub(r"\[(\w+)\]", lambda m: names[m.group(1)], entry["resource"])
+            answer = ok(entry["method"], path + ("?bulk=1" if "[" not in entry["resource"]
+                                                 and entry["resource"] != "/2/info" else ""))
+            for item in answer if isinstance(answer, list) else [answer]:
+                for field, types in documented(entry).items():
+                    if field not in item:
+                        problems.append(f"{path}: no {field}")
+                    elif item[field] is not None and (not isinstance(item[field], types)
+                                                      or isinstance(item[field], bool) and bool not in types):
+                        problems.append(f"{path}: {field} is {item[field]!r}, not {types}")
+    finally:
+        ok("DELETE", f"/2/filters/{rule}")
+        run_job("DELETE", "/2/networks/netf")
+    assert sorted(set(problems)) == []
+
+
 # --- node groups and networks ---------------------------------------------------------
 
 def test_group_add_modify_rename_assign_tags_remove(cluster):
@@ -504,6 +572,9 @@ def test_network_add_connect_modify_tags_disconnect_remove(cluster):
     assert ok("GET", "/2/networks/net1")["group_list"] == [["default", "bridged", "br0", ""]]
     run_job("PUT", "/2/networks/net1/modify", {"add_reserved_ips": ["10.77.0.9"]})
     assert "10.77.0.9" in ok("GET", "/2/networks/net1")["external_reservations"]
+    run_job("PUT", "/2/networks/net1/rename", {"new_name": "net2"})
+    assert ok("GET", "/2/networks") == [{"name": "net2", "uri": "/2/networks/net2"}]
+    run_job("PUT", "/2/networks/net2/rename", {"new_name": "net1"})
     run_job("PUT", "/2/networks/net1/tags?tag=lan")
     assert ok("GET", "/2/networks/net1/tags") == ["lan"]
     assert ok("GET", "/2/networks?bulk=1")[0]["tags"] == ["lan"]
@@ -585,7 +656,8 @@ CREATE = {"__version__": 1, "name": "x1", "disk_template": "diskless", "pnode": 
     ("POST", "/2/instances-multi-alloc", {"iallocator": "hail"}, None, 400, "missing required 'instances'"),
     ("POST", "/2/instances-multi-alloc", {"instances": [{"name": "m1", "warp": 9}]}, None, 400,
      "Unknown fields in definition 0: warp"),
-    ("PUT", "/2/nodes/node2/powercycle", None, None, 501, "does not offer"),
+    ("PUT", "/2/nodes/node2/powercycle", None, None, 405, "allowed: POST"),
+    ("PUT", "/2/instances/db1/open-port", None, None, 404, "no resource"),
 ])
 def test_refusals_answer_the_status_and_submit_nothing(cluster, method, path, body, raw, status, explain):
     """When a request is malformed, unknown or unsupported, the status says so and no job is submitted."""
@@ -764,7 +836,7 @@ def test_metrics_count_requests_jobs_nodes_and_instances(cluster):
     assert request("POST", "/2/instances", CREATE, user=None)[0] == 401
     after = metrics()
     codes = {s.labels["code"] for s in after["genet_rapi_requests"].samples}
-    assert {"200", "400", "401", "403", "404", "405", "413", "501", "503"} <= codes
+    assert {"200", "400", "401", "403", "404", "405", "413", "503"} <= codes
     count = lambda fams, method, code: sample(fams, "genet_rapi_requests", "genet_rapi_requests_total",
                                               method=method, code=code)
     assert count(after, "GET", "404") == count(before, "GET", "404") + 1
@@ -782,6 +854,19 @@ def test_metrics_count_requests_jobs_nodes_and_instances(cluster):
     run_job("DELETE", "/2/instances/m1")
     left = metrics().get("genet_instances")
     assert left is None or left.samples == []
+
+
+def test_metrics_show_the_active_data_collectors_of_every_node(cluster):
+    """When a data collector is switched off with gnt-cluster modify its metrics go, the others stay."""
+    families = metrics()
+    assert {s.labels["node"] for s in families["genet_node_cpu_load"].samples} == {"node1", "node2"}
+    assert 0 <= sample(families, "genet_node_cpu_load", "genet_node_cpu_load", node="node2", cpu="total") <= 1
+    assert families["genet_node_disk_reads"].samples
+    gnt(cluster, "gnt-cluster", "modify", "--enabled-data-collectors", "diskstats=false")
+    families = metrics()
+    assert "genet_node_disk_reads" not in families and "genet_node_cpu_load" in families
+    gnt(cluster, "gnt-cluster", "modify", "--enabled-data-collectors", "diskstats=true")
+    assert "genet_node_disk_reads" in metrics()
 
 
 # --- daemon options and the users file --------------------------------------------------------

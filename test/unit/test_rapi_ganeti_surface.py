@@ -1,8 +1,7 @@
 """genet's RAPI against Ganeti 3.1's, as its source has it (test/unit/data/ganeti_rapi.json, written by
 tools/ganeti-rapi-surface from lib/rapi/connector.py, rlib2.py and client.py): every URL and method
 Ganeti serves is served, and every query argument and body field Ganeti's client sends is taken.
-Paths that are not Ganeti's answer 404, as Ganeti answers them; 501 is kept for Ganeti's own
-resources genet does not offer yet (server.NOT_IMPLEMENTED).
+Paths that are not Ganeti's answer 404, as Ganeti answers them.
 """
 from __future__ import annotations
 
@@ -28,10 +27,6 @@ REQUESTS = sorted((name, request["method"], request["path"]) for name, info in D
 
 def concrete(path: str) -> str:
     return re.sub(r"\[([a-z_]+)\]", lambda m: SAMPLES.get(m.group(1), "x1"), path)
-
-
-def offered_later(path: str) -> bool:
-    return any(p.match(concrete(path)) for p in server.NOT_IMPLEMENTED)
 
 
 def resource_for(method: str, path: str):
@@ -60,32 +55,18 @@ def test_the_data_is_ganetis_whole_surface():
 
 @pytest.mark.parametrize("path,method", PAIRS, ids=[f"{m} {p}" for p, m in PAIRS])
 def test_every_url_and_method_of_ganeti_is_served(path, method):
-    """When Ganeti serves METHOD PATH, genet has a resource for it with that method (or, while it
-    is being built, answers Ganeti's resource with 501)."""
-    if offered_later(path):
-        assert answer(method, concrete(path)) == 501
-        return
+    """When Ganeti serves METHOD PATH, genet has a resource for it with that method."""
     resource_for(method, path)
-
-
-def test_only_ganetis_own_resources_answer_501():
-    """When a path is in the list of resources genet does not offer yet, it is one of Ganeti's."""
-    ganeti = [concrete(path) for path in DATA["resources"]]
-    assert all(any(p.match(path) for path in ganeti) for p in server.NOT_IMPLEMENTED)
 
 
 @pytest.mark.parametrize("path", ["/2/instances/web1/snapshot", "/2/instances/web1/open-port", "/2/nodes/n1/nope"])
 def test_a_path_ganeti_does_not_have_answers_404(path):
     """When a path is not Ganeti's (snapshot and open-port never were), the answer is Ganeti's
-    404 for an unknown resource, not 501."""
+    404 for an unknown resource."""
     assert answer("PUT", path) == 404
 
 
-def served_requests():
-    return [(name, method, path) for name, method, path in REQUESTS if not offered_later(path)]
-
-
-@pytest.mark.parametrize("name,method,path", served_requests(), ids=[r[0] for r in served_requests()])
+@pytest.mark.parametrize("name,method,path", REQUESTS, ids=[r[0] for r in REQUESTS])
 def test_every_query_argument_of_ganetis_client_is_taken(name, method, path):
     """When Ganeti's client sends a query argument (dry-run, force, reason, tag, bulk...), the
     resource takes it: genet refuses arguments it does not know, so none may be missing."""
@@ -100,7 +81,7 @@ def body_fields(name: str) -> set[str]:
     return set(info["body"]).union(*(body_fields(used) for used in info["uses"]))
 
 
-@pytest.mark.parametrize("name,method,path", served_requests(), ids=[r[0] for r in served_requests()])
+@pytest.mark.parametrize("name,method,path", REQUESTS, ids=[r[0] for r in REQUESTS])
 def test_every_body_field_of_ganetis_client_is_taken(name, method, path):
     """When Ganeti's client sends a body object, each of its fields is a parameter of the
     resource's opcode (by its name or Ganeti's) or a field the resource reads itself; where the

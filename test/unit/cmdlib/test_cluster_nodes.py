@@ -69,6 +69,17 @@ def test_redist_conf_brings_a_candidate_that_lost_its_copy_back(cluster):
         assert config.load(paths.config_file())["serial_no"] == cluster.data()["serial_no"]
 
 
+def test_redist_conf_gives_the_candidates_the_masters_cluster_domain_secret(cluster):
+    """When the configuration is redistributed, every candidate holds the master's cluster domain
+    secret (made first, for a cluster without one), so a new master prepares remote exports with it."""
+    cluster.run(OpClusterRedistConf())
+    secrets = {}
+    for name in ("node1", "node2", "node3"):
+        with cluster.nodes[name].acting():
+            secrets[name] = paths.cluster_domain_secret().read_text()
+    assert len(set(secrets.values())) == 1 and len(secrets["node1"].strip()) == 40
+
+
 def test_os_diagnose_lists_the_bundled_definitions_on_every_node(cluster):
     found = {entry["name"]: entry for entry in cluster.run(OpOsDiagnose())}
     assert found["noop"]["valid"] is True and sorted(found["noop"]["node_status"]) == ["node1", "node2", "node3"]
