@@ -317,7 +317,7 @@ class LUClusterSetParams(LogicalUnit):
                 data.cluster[key] = value
             data.cluster["mtime"] = time.time()
             return config.maintain_candidates(data)
-        self.master_ip.before(self.rpc, self.feedback, force=False)
+        self.master_ip.before(self.rpc, self.feedback, self.op.force)
         promoted = self.cfg.update(change)
         self.master_ip.after(self.rpc, self.feedback)
         if self.op.max_running_jobs is not None:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from fake_ip import FakeIp
-from genet import master_ip, restricted_commands
+from genet import errors, master_ip, restricted_commands
 from genet.opcodes import (OpClusterActivateMasterIp, OpClusterDeactivateMasterIp, OpClusterRename,
                            OpClusterSetParams, OpRestrictedCommand)
 
@@ -85,6 +85,21 @@ def test_the_external_script_gets_the_old_parameters_to_stop_and_the_new_to_star
     cluster.run(OpClusterSetParams(master_netdev="eth1", master_netmask=28))
     assert record.read_text().splitlines() == [f"start {MIP}/32 eth0", f"stop {MIP}/32 eth0", f"start {MIP}/28 eth1"]
     assert ip.calls == []
+
+
+def test_a_netdev_change_stops_where_the_old_address_cannot_be_taken_down_unless_forced(cluster, ip):
+    """When the master IP cannot be taken off the old device, the new device is refused and
+    nothing changes; with force the change goes on, saying so."""
+    cluster.run(OpClusterRename(name="mip.example"))
+    cluster.run(OpClusterSetParams(master_netdev="eth0"))
+    ip.of("node1")["eth0"] = []
+    ip.of("node1")["eth1"] = [f"{MIP}/32"]          # moved behind genet's back: stop refuses it
+    with pytest.raises(errors.OpExecError, match="Could not disable the master ip failed on node1: .*wrong device"):
+        cluster.run(OpClusterSetParams(master_netdev="eth1"))
+    assert cluster.data().cluster["master_netdev"] == "eth0"
+    cluster.run(OpClusterSetParams(master_netdev="eth1", force=True))
+    assert cluster.data().cluster["master_netdev"] == "eth1"
+    assert any("Could not disable the master ip (continuing anyway)" in line for line in cluster.log)
 
 
 @pytest.fixture
