@@ -186,7 +186,7 @@ def ssconf_values(data: dict) -> dict[str, str]:
         "instance_list": lines(sorted(data.instances)), "release_version": __version__,
         "hypervisor_list": lines(cluster["enabled_hypervisors"]),
         "maintain_node_health": str(cluster.maintain_node_health), "uid_pool": format_pool(cluster.uid_pool, "\n"),
-        "enabled_user_shutdown": "False",
+        "enabled_user_shutdown": str(cluster.enabled_user_shutdown),
         "nodegroups": lines(sorted(f"{g['uuid']} {g['name']}" for g in data.nodegroups.values())),
         "networks": lines(sorted(f"{n['uuid']} {n['name']}" for n in data.get("networks", {}).values())),
         "ssh_ports": lines(f"{n['name']}={params.ndparams(data, data.nodegroups.get(n['group'], {}), n.get('ndparams', {}))['ssh_port']}"

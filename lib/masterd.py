@@ -611,8 +611,16 @@ class LuxiHandlers:
         return until
 
     def QueryMetrics(self):
-        """What /metrics shows of the queue: jobs by status and the job latency histogram."""
-        return {"jobs": self.ctx.queue.store.status_counts(), "job_latency": self.ctx.job_latency.snapshot()}
+        """What /metrics shows: the queue's jobs by status and job latency histogram, and each online
+        node's reports of the active data collectors ({node: {collector: report}}, None: no answer)."""
+        from genet import collectors
+        data = self.ctx.cfg.snapshot()
+        settings = collectors.settings(data.cluster.data_collectors)
+        online = {n["name"]: n["primary_ip"] for n in data.nodes.values() if not n["offline"]}
+        results = self.ctx.rpc.data_collectors.on(online, settings) \
+            if any(c["active"] for c in settings.values()) else {}
+        return {"jobs": self.ctx.queue.store.status_counts(), "job_latency": self.ctx.job_latency.snapshot(),
+                "data_collectors": {name: None if res.failed else res.payload for name, res in results.items()}}
 
     def QueryQueueInfo(self):
         return {"drained": self.ctx.queue.drained(), "master": self.ctx.node_name}

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from genet import __version__, config, config_file, daemon_util, errors, paths, rpc_defs, serializer, ssl_utils, wire
+from genet.collectors import NodeCollectors
 from genet.config_file import ConfigFile
 from genet.hooks_runner import HooksProcedures
 from genet.noded_admin import AdminProcedures
@@ -38,6 +39,7 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         self._config_stored = threading.Condition(self._config_lock)   # a config change stored
         self._hypervisors: dict = {}
         self._receivers: dict = {}       # port -> genet.transfer.Receiver
+        self._collectors = NodeCollectors()
         self._config_files: dict[Path, ConfigFile] = {}
         self._stop_daemon = stop_daemon or (lambda: None)
 
@@ -139,6 +141,9 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
                 "version": __version__, "protocol": PROTOCOL_VERSION,
                 "ssconf": config.read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
                 "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
+
+    def rpc_data_collectors(self, settings: dict) -> dict:
+        return self._collectors.reports(settings)
 
     def rpc_test_delay(self, duration: float) -> bool:
         time.sleep(max(0.0, float(duration)))
@@ -303,11 +308,11 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         return True
 
     def rpc_blockdev_receive(self, instance: str, template: str, disk: Disk, index: int, storage_params: dict,
-                             address: str) -> int:
+                             address: str, compress: str = "none") -> int:
         """Wait for the data of an (already created) disk from another node; returns the port."""
         from genet import transfer
         from genet.storage.base import get
-        receiver = transfer.Receiver(get(template, storage_params).path(instance, disk, index), address)
+        receiver = transfer.Receiver(get(template, storage_params).path(instance, disk, index), address, compress)
         self._receivers[receiver.port] = receiver
         return receiver.port
 
@@ -318,10 +323,10 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         return receiver.result(wait)
 
     def rpc_blockdev_send(self, instance: str, template: str, disk: Disk, index: int, storage_params: dict,
-                          address: str, port: int) -> dict:
+                          address: str, port: int, compress: str = "none") -> dict:
         from genet import transfer
         from genet.storage.base import get
-        return transfer.send(get(template, storage_params).path(instance, disk, index), address, port)
+        return transfer.send(get(template, storage_params).path(instance, disk, index), address, port, compress)
 
     def rpc_blockdev_access(self, instance: str, template: str, disks: list[Disk], storage_params: dict) -> list:
         """Where each disk is on this node; fails naming a missing one."""
@@ -446,12 +451,12 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         staging.mkdir(parents=True, mode=0o750)
         return str(staging)
 
-    def rpc_export_receive(self, name: str, dump: str, address: str) -> int:
+    def rpc_export_receive(self, name: str, dump: str, address: str, compress: str = "none") -> int:
         """Wait for one disk image of a staged export from another node; returns the port."""
         from genet import transfer
         target = export_path(name, staging=True) / export_file_name(dump)
         target.touch(exist_ok=False)
-        receiver = transfer.Receiver(target, address)
+        receiver = transfer.Receiver(target, address, compress)
         self._receivers[receiver.port] = receiver
         return receiver.port
 
@@ -478,14 +483,14 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         shutil.rmtree(target)
         return True
 
-    def rpc_export_send(self, name: str, dump: str, address: str, port: int) -> dict:
+    def rpc_export_send(self, name: str, dump: str, address: str, port: int, compress: str = "none") -> dict:
         """Stream one disk image of an export to a Receiver (an import's new disk)."""
         from genet import transfer
         source = export_path(name) / export_file_name(dump)
         if not source.is_file():
             raise errors.OpPrereqError(f"export {name!r} on {paths.node_name()} has no image {dump!r}",
                                        errors.ECode.NOENT)
-        return transfer.send(source, address, port)
+        return transfer.send(source, address, port, compress)
 
     def rpc_instance_resize_disk(self, name: str, hypervisor: str, index: int, size: int) -> bool:
         """Give a running guest's disk its new size (Hypervisor.resize_disk)."""

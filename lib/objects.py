@@ -14,6 +14,7 @@ import copy
 from typing import Any, Callable, ClassVar
 
 from genet import errors
+from genet.compression import DEFAULT_TOOLS as DEFAULT_COMPRESSION_TOOLS
 
 REQUIRED = object()
 
@@ -274,6 +275,12 @@ class Cluster(Timestamped):
     diskparams = Field(dict, dict)
     ipolicy = Field(dict, dict)
     tags = Field(list, list)
+    compression_tools = Field(list, lambda: list(DEFAULT_COMPRESSION_TOOLS))   # genet.compression
+    install_image = Field(str, "")                  # recorded: genet runs no helper VMs
+    zeroing_image = Field(str, "")
+    instance_communication_network = Field(str, "")
+    enabled_user_shutdown = Field(bool, False)      # a guest's power-off is USER_down (query.instance)
+    data_collectors = Field(dict, dict)             # {collector: {"active", "interval"}} as set (genet.collectors)
     uid_pool = Field(list, list)             # [[lower, higher], ...] (genet.uidpool), for security_model=pool
     maintain_node_health = Field(bool, False)    # the watcher stops what runs on an offline node
     prealloc_wipe_disks = Field(bool, False)     # new disks (and grown parts) are zeroed first

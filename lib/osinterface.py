@@ -187,6 +187,9 @@ def load(path: Path, name: str | None = None) -> OsDefinition:
         if script == "verify" and api < 20:
             continue
         spath = path / script
+        if script == "create" and not spath.exists() and (path / "create_untrusted").exists():
+            raise OsError("only an untrusted create script (create_untrusted): Ganeti runs it in a helper VM"
+                          " booted from the cluster's install image; genet runs no helper VMs")
         if not spath.exists():
             raise OsError(f"missing script {script!r}")
         try:

@@ -188,6 +188,12 @@ def get(name: str) -> Procedure:
 
 # node and daemon state
 
+@procedure(timeout=30)
+def data_collectors(settings: dict) -> dict:
+    """The reports of the data collectors ``settings`` marks active ({name: {"active", "interval"}}):
+    {name: {"timestamp", "data"} or None where the node has nothing to collect} (genet.collectors)."""
+
+
 @procedure(timeout=10)
 def version() -> Version:
     """The protocol version and the software version."""
@@ -459,8 +465,9 @@ def blockdev_migration(instance: str, template: str, disks: list[Disk], storage_
 
 @procedure(timeout=120, guarded=True)
 def blockdev_receive(instance: str, template: str, disk: Disk, index: int, storage_params: dict,
-                     address: str) -> int:
-    """Wait for one disk's data from another node on a free port of ``address``; the port."""
+                     address: str, compress: str = "none") -> int:
+    """Wait for one disk's data from another node on a free port of ``address`` (expanding what
+    ``compress`` compressed); the port."""
 
 
 @procedure(timeout=lambda wait, **_: wait + 100, guarded=True)
@@ -470,8 +477,8 @@ def blockdev_received(port: int, wait: float) -> Transfer:
 
 @procedure(timeout=7200, guarded=True)
 def blockdev_send(instance: str, template: str, disk: Disk, index: int, storage_params: dict,
-                  address: str, port: int) -> Transfer:
-    """Stream one disk to a receiver on another node."""
+                  address: str, port: int, compress: str = "none") -> Transfer:
+    """Stream one disk to a receiver on another node (compressed with ``compress``)."""
 
 
 # storage units (storage.units: gnt-node list-storage, modify-storage, repair-storage, volumes)
@@ -525,8 +532,9 @@ def export_start(name: str) -> str:
 
 
 @procedure(timeout=120, guarded=True)
-def export_receive(name: str, dump: str, address: str) -> int:
-    """Wait for one disk image of the export on a free port; the port."""
+def export_receive(name: str, dump: str, address: str, compress: str = "none") -> int:
+    """Wait for one disk image of the export on a free port (expanding what ``compress``
+    compressed); the port."""
 
 
 @procedure(timeout=120, guarded=True)
@@ -545,8 +553,8 @@ def export_remove(name: str) -> bool:
 
 
 @procedure(timeout=7200, guarded=True)
-def export_send(name: str, dump: str, address: str, port: int) -> Transfer:
-    """Stream one disk image of an export to an importing node."""
+def export_send(name: str, dump: str, address: str, port: int, compress: str = "none") -> Transfer:
+    """Stream one disk image of an export to an importing node (compressed with ``compress``)."""
 
 
 # OS definitions

@@ -1,20 +1,28 @@
 """Copying disk data between nodes: a one-shot TLS stream with the cluster certificate.
 
 The receiving node listens on a free port and writes what arrives into the disk file;
-the sending node streams the file. Both sides compute a SHA-256, so the master can
-check that what arrived is what was sent.
+the sending node streams the file. Both sides compute a SHA-256 of the data (before
+compression), so the master can check that what arrived is what was sent.
+
+The stream is the data's size (8 bytes), then chunks, each after its length (4 bytes),
+ending with an empty one: with a compression tool (genet.compression) the sender pipes the
+file through the tool and the receiver through its expanding counterpart, and the chunks
+carry the compressed bytes, whose length nobody knows beforehand.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 from pathlib import Path
+from typing import BinaryIO, Callable
 
-from genet import errors, paths
+from genet import compression, errors, paths
 
 CHUNK = 1 << 20
 ACCEPT_TIMEOUT = 120.0
@@ -23,8 +31,9 @@ ACCEPT_TIMEOUT = 120.0
 class Receiver:
     """One incoming transfer into ``path``; ``result()`` waits for it to end."""
 
-    def __init__(self, path: Path, address: str):
+    def __init__(self, path: Path, address: str, compress: str = compression.NONE):
         self.path = path
+        self.expand = _tool_command(compression.expand_command(compress))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(paths.cluster_cert())
         ctx.load_verify_locations(paths.cluster_cert())
@@ -41,19 +50,15 @@ class Receiver:
         try:
             raw, _ = self._sock.accept()
             with self._ctx.wrap_socket(raw, server_side=True) as conn, open(self.path, "r+b") as out:
-                digest, size = hashlib.sha256(), 0
-                header = b""
-                while len(header) < 8 and (part := conn.recv(8 - len(header))):
-                    header += part
+                header = _read_exactly(conn, 8)
                 expected = int.from_bytes(header, "big") if len(header) == 8 else -1
-                while size < expected and (chunk := conn.recv(min(CHUNK, expected - size))):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
+                digest, size = _store(_frames(conn), out, self.expand)
+                if size != expected:
+                    raise errors.OpExecError(f"{size} bytes arrived, {expected} were announced")
                 out.truncate(size)
                 out.flush()
                 os.fsync(out.fileno())
-                self._outcome = {"bytes": size, "sha256": digest.hexdigest()}
+                self._outcome = {"bytes": size, "sha256": digest}
                 conn.sendall(json.dumps(self._outcome).encode())    # the sender waits for this
         except Exception as err:          # reported to the master by result()
             self._outcome = err
@@ -69,26 +74,26 @@ class Receiver:
         return self._outcome
 
 
-def send(path: Path, address: str, port: int) -> dict:
-    """Stream ``path`` to a Receiver on address:port; returns size and SHA-256 sent.
+def send(path: Path, address: str, port: int, compress: str = compression.NONE) -> dict:
+    """Stream ``path`` to a Receiver on address:port (through ``compress``); returns the size and
+    SHA-256 of the data sent.
 
-    The size goes first, then the data; the receiver answers with what it stored, which
-    also keeps this side reading until the peer is done (closing with unread data would
-    reset the connection and lose the tail).
+    The receiver answers with what it stored, which also keeps this side reading until the
+    peer is done (closing with unread data would reset the connection and lose the tail).
     """
     from genet.ssl_utils import client_context
-    digest, size = hashlib.sha256(), 0
+    command = _tool_command(compression.compress_command(compress))
     with socket.create_connection((address, port), timeout=60) as raw, \
             client_context(paths.cluster_cert()).wrap_socket(raw) as conn, open(path, "rb") as src:
         conn.sendall(os.fstat(src.fileno()).st_size.to_bytes(8, "big"))
-        while chunk := src.read(CHUNK):
-            conn.sendall(chunk)
-            digest.update(chunk)
-            size += len(chunk)
+        def frame(chunk: bytes) -> None:
+            conn.sendall(len(chunk).to_bytes(4, "big") + chunk)
+        digest, size = _pipe(src, frame, command)
+        conn.sendall(bytes(4))
         answer = b""
         while part := conn.recv(4096):
             answer += part
-    sent = {"bytes": size, "sha256": digest.hexdigest()}
+    sent = {"bytes": size, "sha256": digest}
     try:
         stored = json.loads(answer)
     except ValueError:
@@ -96,3 +101,105 @@ def send(path: Path, address: str, port: int) -> dict:
     if stored != sent:
         raise errors.OpExecError(f"{path.name} arrived damaged: sent {sent}, stored {stored}")
     return sent
+
+
+def _tool_command(command: list[str] | None) -> list[str] | None:
+    """``command`` with its program found on this node's PATH; a missing tool says so."""
+    if command is None:
+        return None
+    found = shutil.which(command[0])
+    if found is None:
+        raise errors.OpExecError(f"compression tool {command[0]!r} is not installed on this node")
+    return [found, *command[1:]]
+
+
+def _read_exactly(conn, count: int) -> bytes:
+    data = b""
+    while len(data) < count and (part := conn.recv(count - len(data))):
+        data += part
+    return data
+
+
+def _frames(conn):
+    """The chunks of the stream until the empty one that ends it."""
+    while True:
+        header = _read_exactly(conn, 4)
+        if len(header) < 4:
+            raise errors.OpExecError("the sender stopped in the middle of the stream")
+        length = int.from_bytes(header, "big")
+        if not length:
+            return
+        chunk = _read_exactly(conn, length)
+        if len(chunk) < length:
+            raise errors.OpExecError("the sender stopped in the middle of a chunk")
+        yield chunk
+
+
+def _pipe(src: BinaryIO, emit: Callable[[bytes], None], command: list[str] | None) -> tuple[str, int]:
+    """Read ``src`` to its end, emitting it (through ``command`` when given); the SHA-256 and
+    size of what was read."""
+    digest, size = hashlib.sha256(), 0
+    if command is None:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            emit(chunk)
+        return digest.hexdigest(), size
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def feed() -> None:
+        nonlocal size
+        try:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                proc.stdin.write(chunk)
+        except BrokenPipeError:     # the tool died: its exit status tells
+            pass
+        finally:
+            proc.stdin.close()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    while chunk := proc.stdout.read(CHUNK):
+        emit(chunk)
+    feeder.join()
+    _finish(proc, command)
+    return digest.hexdigest(), size
+
+
+def _store(chunks, out: BinaryIO, command: list[str] | None) -> tuple[str, int]:
+    """Write ``chunks`` to ``out`` (expanded by ``command`` when given); the SHA-256 and size written."""
+    digest, size = hashlib.sha256(), 0
+    def write(chunk: bytes) -> None:
+        nonlocal size
+        out.write(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+    if command is None:
+        for chunk in chunks:
+            write(chunk)
+        return digest.hexdigest(), size
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def drain() -> None:
+        while chunk := proc.stdout.read(CHUNK):
+            write(chunk)
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    try:
+        for chunk in chunks:
+            proc.stdin.write(chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        proc.stdin.close()
+        drainer.join()
+    _finish(proc, command)
+    return digest.hexdigest(), size
+
+
+def _finish(proc: subprocess.Popen, command: list[str]) -> None:
+    proc.wait()
+    error = proc.stderr.read().decode(errors="replace").strip()
+    proc.stderr.close()
+    proc.stdout.close()
+    if proc.returncode != 0:
+        raise errors.OpExecError(f"{' '.join(command)} failed (exit {proc.returncode}): {error or 'no message'}")

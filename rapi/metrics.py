@@ -61,6 +61,42 @@ class ClusterCollector:
         for status, count in sorted(statuses.items()):
             by_status.add_metric([status], count)
         yield by_status
+        yield from collector_metrics(queue.get("data_collectors", {}))
+
+
+# the diskstats fields shown (Ganeti's names) -> metric name and help
+DISK_METRICS = {"readsNum": ("genet_node_disk_reads", "Reads completed by a node's block device"),
+                "writes": ("genet_node_disk_writes", "Writes completed by a node's block device"),
+                "secRead": ("genet_node_disk_sectors_read", "Sectors read by a node's block device"),
+                "secWritten": ("genet_node_disk_sectors_written", "Sectors written by a node's block device"),
+                "timeIO": ("genet_node_disk_io_milliseconds", "Milliseconds a node's block device spent on I/O")}
+
+
+def collector_metrics(reports: dict):
+    """The nodes' data collector reports ({node: {collector: report}}): a deactivated collector
+    reports nowhere, so its metrics are absent."""
+    load = GaugeMetricFamily("genet_node_cpu_load", "Busy share of a node's CPU (cpu total: all of them) over"
+                             " the cpu-avg-load collector's interval", labels=["node", "cpu"])
+    disks = {key: GaugeMetricFamily(name, text, labels=["node", "device"]) for key, (name, text) in DISK_METRICS.items()}
+    seen = set()
+    for node, found in sorted(reports.items()):
+        for name, report in (found or {}).items():
+            if report is None:
+                continue
+            seen.add(name)
+            data = report["data"]
+            if name == "cpu-avg-load":
+                load.add_metric([node, "total"], data["cpu_total"])
+                for index, value in enumerate(data["cpus"]):
+                    load.add_metric([node, str(index)], value)
+            elif name == "diskstats":
+                for device in data:
+                    for key, family in disks.items():
+                        family.add_metric([node, device["name"]], device[key])
+    if "cpu-avg-load" in seen:
+        yield load
+    if "diskstats" in seen:
+        yield from disks.values()
 
 
 class Metrics:

@@ -22,6 +22,7 @@ def cmd_init(ns) -> int:
         raise errors.OpPrereqError(str(err), errors.ECode.INVAL) from None
     if ns.primary_ip_version is not None:
         check_ip_version(netutils.resolve(paths.node_name()), ns.primary_ip_version)
+    refuse_init_options(ns)
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
                                   ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
                                                             "shared_file_storage_dir": ns.shared_file_storage_dir,
@@ -43,6 +44,17 @@ def check_ip_version(address: str, version: int) -> None:
     if found != version:
         raise errors.OpPrereqError(f"this node's primary address {address} is IPv{found}, not IPv{version}"
                                    " (--primary-ip-version)", errors.ECode.INVAL)
+
+
+def refuse_init_options(ns) -> None:
+    """Ganeti's init options for what genet has not: refused, with the reason, before anything is made."""
+    if ns.gluster_storage_dir is not None:
+        raise errors.OpPrereqError("genet has no gluster disk template, so no gluster storage directory"
+                                   " (--gluster-storage-dir)", errors.ECode.INVAL)
+    if ns.ssh_key_type is not None or ns.ssh_key_bits is not None:
+        raise errors.OpPrereqError("genet makes no SSH keys (--ssh-key-type, --ssh-key-bits): its nodes trust"
+                                   " each other through the cluster certificate and gnt-node add logs in once"
+                                   " with the admin's own key", errors.ECode.INVAL)
 
 
 # the parameter defaults and settings init takes, as modify does (the rest of init's options are its own)
@@ -141,6 +153,8 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
         ("Default nic parameters", grouped(c["nicparams"])),
         ("Default disk parameters", grouped(c["diskparams"])),
         ("Instance policy - limits for instances", policy_entries(c["ipolicy"], roman)),
+        ("Data collectors", {name: {"active": active, "interval": f"{c['data_collector_interval'][name] / 1e6:.3f}s"}
+                             for name, active in c["enabled_data_collectors"].items()}),
     ]
 
 
@@ -186,7 +200,12 @@ def cmd_modify(ns) -> int:
     op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **emptied, **ipolicy.from_args(ns))
     if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS):
         raise errors.OpPrereqError("no parameters to change given", errors.ECode.INVAL)
-    base.submit_or_run(ns, [op])
+    client = luxi.Client()
+    [result] = base.submit_or_run(ns, [op], client) or [None]
+    # as Ganeti's: the jobs the change submitted (making the instance communication network) are waited for
+    for _, job_id in result.get("jobs", []) if isinstance(result, dict) else []:
+        print(f"Waiting for job {job_id} ...")
+        base.poll_job(client, job_id)
     return 0
 
 
@@ -275,6 +294,12 @@ def build(parser) -> None:
     p.add_argument("--no-ssh-init", action="store_true",
                    help="Do not set up SSH keys (genet's nodes trust the cluster certificate, not SSH keys;"
                         " accepted for Ganeti scripts)")
+    p.add_argument("--gluster-storage-dir", metavar="DIR", help="Directory of gluster disks (refused: genet"
+                   " has no gluster disk template)")
+    p.add_argument("--ssh-key-type", choices=("rsa", "dsa", "ecdsa"), default=None,
+                   help="Type of the SSH keys Ganeti makes (refused: genet makes none)")
+    p.add_argument("--ssh-key-bits", type=int, metavar="BITS", default=None,
+                   help="Length of the SSH keys Ganeti makes (refused: genet makes none)")
     # (the storage settings' defaults are the disk templates': DiskTemplate.SETTINGS)
     p.add_argument("--file-storage-dir", help="Directory for file disks, below each node's root")
     p.add_argument("--shared-file-storage-dir", help="Directory for sharedfile disks that every node mounts")

@@ -13,7 +13,7 @@ import io
 import time
 from dataclasses import dataclass, field
 
-from genet import errors, impexp, opcodes
+from genet import compression, errors, impexp, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import InstanceLU, instance_of, is_running, node_address, storage_params
 from genet.cmdlib.disks import remove_disks
@@ -193,6 +193,11 @@ def import_request(lu: LogicalUnit, export: Export) -> dict:
             "beparams": be, "hvparams": dict(hv, **op.hvparams), "tags": list(export.tags)}
 
 
+def check_compression(lu: LogicalUnit) -> None:
+    """The copy's compression (op.compress) must be none or one the cluster allows."""
+    compression.check_allowed(lu.op.compress, lu.cfg.read(lambda d: list(d.cluster.compression_tools)))
+
+
 def import_disks(lu: LogicalUnit, inst: dict, export: Export, images: list) -> None:
     """Copy each export image into the new (empty) disk on the primary node; grow it if larger."""
     pnode = inst.primary_node
@@ -203,9 +208,9 @@ def import_disks(lu: LogicalUnit, inst: dict, export: Export, images: list) -> N
             continue
         dump, size = image
         lu.feedback(f"* copying disk {index} ({size} MiB) from the export on {export.node}")
-        port = lu.rpc.blockdev_receive(pnode, inst.name, inst.disk_template, disk, index, sp, pnode_ip) \
-            .raise_on_error("preparing the copy")
-        sent = lu.rpc.export_send(export.node, export.path, dump, pnode_ip, port) \
+        port = lu.rpc.blockdev_receive(pnode, inst.name, inst.disk_template, disk, index, sp, pnode_ip,
+                                       lu.op.compress).raise_on_error("preparing the copy")
+        sent = lu.rpc.export_send(export.node, export.path, dump, pnode_ip, port, lu.op.compress) \
             .raise_on_error(f"sending image {dump}")
         got = lu.rpc.blockdev_received(pnode, port, 600).raise_on_error(f"receiving disk {index}")
         if got != sent:
@@ -280,7 +285,8 @@ class LUBackupExport(InstanceLU):
                                        errors.ECode.INVAL)
         if op.zero_free_space:
             raise errors.OpPrereqError("genet cannot zero an instance's free space (Ganeti's --zero-free-space"
-                                       " runs a zeroing helper instance, which genet has not)", errors.ECode.INVAL)
+                                       " boots a helper VM from the cluster's zeroing image, gnt-cluster modify"
+                                       " --zeroing-image; genet runs no helper VMs)", errors.ECode.INVAL)
         if op.zeroing_timeout_fixed is not None or op.zeroing_timeout_per_mib is not None:
             raise errors.OpPrereqError("the zeroing timeouts apply to --zero-free-space only", errors.ECode.INVAL)
         instance_of(self, op.instance_name)      # named before the node, as the user wrote them
@@ -293,6 +299,7 @@ class LUBackupExport(InstanceLU):
 
     def check_prereq(self):
         super().check_prereq()
+        check_compression(self)
         inst, target = self.inst, self.node(self.op.target_node)
         if target["offline"]:
             raise errors.OpPrereqError(f"target node {target['name']} is offline", errors.ECode.WRONG_STATE)
@@ -336,11 +343,11 @@ class LUBackupExport(InstanceLU):
         self.rpc.export_start(target, inst.name).raise_on_error("preparing the export directory")
         for index, disk in enumerate(inst.disks):
             dump = dump_name(index, disk)
-            port = self.rpc.export_receive(target, inst.name, dump, target_ip) \
+            port = self.rpc.export_receive(target, inst.name, dump, target_ip, self.op.compress) \
                 .raise_on_error("preparing the copy")
             self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
             sent = self.rpc.blockdev_send(source, inst.name, inst.disk_template, disk, index, sp, target_ip,
-                                          port).raise_on_error(f"sending disk {index}")
+                                          port, self.op.compress).raise_on_error(f"sending disk {index}")
             got = self.rpc.blockdev_received(target, port, 600).raise_on_error(f"receiving disk {index}")
             if got != sent:
                 raise errors.OpExecError(f"disk {index} arrived damaged on {target}: sent {sent}, got {got}")

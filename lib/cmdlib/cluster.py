@@ -6,6 +6,7 @@ import platform
 import time
 
 from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
+from genet.cmdlib import cluster_features
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster_master_ip import MasterIpChange
 from genet.cmdlib.cluster_settings import checked_settings
@@ -69,9 +70,10 @@ def cluster_info(data) -> dict:
                                          "uid_pool", "reserved_lvs", "drbd_usermode_helper", "prealloc_wipe_disks")},
         "primary_ip_version": 4, "hidden_os": cluster.hidden_os, "blacklisted_os": cluster.blacklisted_os,
         "gluster_storage_dir": "",
-        "install_image": "", "zeroing_image": "", "instance_communication_network": "",
-        "compression_tools": [], "enabled_user_shutdown": False, "modify_ssh_setup": False,
-        "ssh_key_type": "", "ssh_key_bits": 0, "enabled_data_collectors": {}, "data_collector_interval": {},
+        **{key: cluster[key] for key in ("install_image", "zeroing_image", "instance_communication_network",
+                                         "compression_tools", "enabled_user_shutdown")},
+        **cluster_features.collector_fields(cluster),
+        "modify_ssh_setup": False, "ssh_key_type": "", "ssh_key_bits": 0,
         "node_count": len(data.nodes), "instance_count": len(data.instances),
     }
 
@@ -287,6 +289,8 @@ class LUClusterSetParams(LogicalUnit):
                         names.remove(os_name)
                 self.values[key] = names
         self.values.update(checked_settings(self, data))
+        self.values.update(cluster_features.checked(self, data))
+        self.old_network = cluster.instance_communication_network
 
     @staticmethod
     def _enabled_hypervisors(data, wanted: list[str]) -> list[str]:
@@ -325,6 +329,9 @@ class LUClusterSetParams(LogicalUnit):
         for name in promoted:
             self.feedback(f"Promoted node {name} to master candidate")
             self.ctx.sync_new_candidate(name)
+        if self.op.instance_communication_network is not None:     # Ganeti's answer: the job it submitted
+            return cluster_features.apply_communication_network(self, self.old_network, self.cfg.snapshot()) \
+                or promoted
         return promoted
 
 

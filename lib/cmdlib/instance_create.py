@@ -71,6 +71,7 @@ class LUInstanceCreate(LogicalUnit):
         self.export, self.images = None, []
         if op.mode == "import":
             from genet.cmdlib import backup
+            backup.check_compression(self)
             self.export = backup.find_export(self, op.src_node, op.src_path or op.instance_name)
             req = backup.import_request(self, self.export)
             req["tags"] = sorted(set(req.get("tags") or []) | set(op.tags))
@@ -370,8 +371,10 @@ def check_unsupported(op) -> None:
     if op.no_nics and op.nics:
         raise errors.OpPrereqError("--no-nics and --net exclude each other", errors.ECode.INVAL)
     if op.instance_communication:
-        raise errors.OpPrereqError("genet has no instance communication network (Ganeti's"
-                                   " --communication): the instance cannot get that NIC", errors.ECode.INVAL)
+        raise errors.OpPrereqError("genet cannot serve instance communication (--communication): Ganeti's"
+                                   " communication NIC is answered by its metadata daemon, which genet has not"
+                                   " (gnt-cluster modify --instance-communication-network only records and"
+                                   " makes the network)", errors.ECode.INVAL)
     check_file_options(op.file_storage_dir, op.file_driver, op.disk_template)
 
 

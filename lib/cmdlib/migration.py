@@ -9,6 +9,7 @@ import time
 
 from genet import errors, opcodes, params
 from genet.cmdlib.allocator import allocator_or_nodes
+from genet.cmdlib.backup import check_compression
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, refuse_forthcoming, storage_params
@@ -580,6 +581,7 @@ class LUInstanceMove(LogicalUnit):
     def check_prereq(self):
         inst = self.inst = instance_of(self, self.op.instance_name)
         refuse_forthcoming(inst)
+        check_compression(self)
         if not storage.TEMPLATES.cls(inst.disk_template).moves_by_copy:
             movable = [t.name for t in storage.TEMPLATES.classes() if t.moves_by_copy]
             raise errors.OpPrereqError(f"instance {inst['name']} uses disk template {inst['disk_template']!r};"
@@ -618,11 +620,11 @@ class LUInstanceMove(LogicalUnit):
                 self.rpc.blockdev_create(target, inst.name, inst.disk_template, disk, index, sp) \
                     .raise_on_error(f"creating disk {index} on {target}")
                 done = index + 1
-                port = self.rpc.blockdev_receive(target, inst.name, inst.disk_template, disk, index, sp, target_ip) \
-                    .raise_on_error("preparing the copy")
+                port = self.rpc.blockdev_receive(target, inst.name, inst.disk_template, disk, index, sp, target_ip,
+                                                 self.op.compress).raise_on_error("preparing the copy")
                 self.feedback(f"* copying disk {index} ({disk['size']} MiB) to {target}")
-                sent = self.rpc.blockdev_send(source, inst.name, inst.disk_template, disk, index, sp, target_ip, port) \
-                    .raise_on_error(f"sending disk {index}")
+                sent = self.rpc.blockdev_send(source, inst.name, inst.disk_template, disk, index, sp, target_ip, port,
+                                              self.op.compress).raise_on_error(f"sending disk {index}")
                 got = self.rpc.blockdev_received(target, port, 600) \
                     .raise_on_error(f"receiving disk {index}")
                 if got != sent:

@@ -1,6 +1,7 @@
 """Opcodes of the cluster and its tags."""
 from __future__ import annotations
 
+from genet.collectors import CollectorFlags, CollectorIntervals
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, disk_templates, hypervisors
 from genet.opcodes.group import DISK_STATE, HV_STATE, IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
 from genet.opcodes.parameters import BEPARAMS, NICPARAMS, MacPrefix
@@ -71,6 +72,14 @@ class AbsolutePath(Constrained):
         return value
 
 
+class CompressionTools(ListOf):
+    """The allowed compression tools; on the CLI an empty value stands for Ganeti's default ones."""
+
+    def parse(self, text):
+        from genet.compression import DEFAULT_TOOLS
+        return super().parse(text) if text else list(DEFAULT_TOOLS)
+
+
 class OpClusterSetParams(OpCode):
     """Change cluster parameters (gnt-cluster modify)."""
     PARAMS = (
@@ -98,6 +107,25 @@ class OpClusterSetParams(OpCode):
               "HYPERVISOR,..."),
         Param("enabled_disk_templates", Maybe(ListOf(OneOf(disk_templates), 16, csv=True)), None,
               "The disk templates instances may use", "--enabled-disk-templates", "TEMPLATE,..."),
+        # Ganeti's optional features (genet.cmdlib.cluster_features checks them)
+        Param("compression_tools", Maybe(CompressionTools(String(non_empty=True), 100, csv=True)), None,
+              "Compression tools disk copies may use; gzip must be one (an empty value: Ganeti's default)",
+              "--compression-tools", "TOOL,..."),
+        Param("instance_communication_network", Maybe(String(max_len=255)), None,
+              "Network of the instances' communication NICs (made and connected to every group if missing;"
+              " empty: none)", "--instance-communication-network", "NETWORK"),
+        Param("install_image", Maybe(String(max_len=4096)), None, "Image for running untrusted OS scripts in a"
+              " helper VM (an absolute path or a URL; recorded: genet runs no helper VMs)", "--install-image",
+              "IMAGE"),
+        Param("zeroing_image", Maybe(String(max_len=4096)), None, "Image for zeroing an instance's free space"
+              " in a helper VM (an absolute path or a URL; recorded: genet runs no helper VMs)",
+              "--zeroing-image", "IMAGE"),
+        Param("enabled_user_shutdown", Maybe(Bool()), None, "Whether a guest's own power-off shows as USER_down"
+              " (KVM: with the user_shutdown hypervisor parameter)", "--user-shutdown", "yes|no"),
+        Param("enabled_data_collectors", Maybe(CollectorFlags()), None, "Data collectors to activate or"
+              " deactivate", "--enabled-data-collectors", "COLLECTOR=BOOL,..."),
+        Param("data_collector_interval", Maybe(CollectorIntervals()), None, "Seconds between two collections of a"
+              " data collector (microseconds over RAPI)", "--data-collector-interval", "COLLECTOR=SECONDS,..."),
         # the defaults objects inherit (genet.params); "default" drops the cluster's own value
         Param("hvparams", Maybe(HvParamsByHypervisor()), None, "Hypervisor parameters of one hypervisor",
               ("-H", "--hypervisor-parameters"), "HYPERVISOR:KEY=VALUE,..."),

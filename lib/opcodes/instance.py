@@ -31,9 +31,9 @@ _OSPARAMS_PRIVATE = Param("osparams_private", Maybe(Dict()), None, "Private OS p
                           " OS scripts, shown redacted", "--os-parameters-private", "KEY=VALUE,...")
 _OSPARAMS_SECRET = Param("osparams_secret", Maybe(Dict()), None, "Secret OS parameters: given to the OS scripts"
                          " of this job only, never stored", "--os-parameters-secret", "KEY=VALUE,...")
-# Ganeti's compression of disk copies: genet's TLS disk stream is uncompressed
-COMPRESS = Param("compress", OneOf("none"), "none", "Compression of the disk copy (genet's is uncompressed:"
-                 " none)", "--compress")
+# Ganeti's compression of disk copies: none or a tool the cluster allows (genet.compression)
+COMPRESS = Param("compress", String(non_empty=True, max_len=255), "none", "Compression of the disk copy: none or"
+                 " one of the cluster's compression tools", "--compress", "TOOL")
 # genet checks no instance policy yet (issue 15): the switch is accepted and has nothing to ignore
 _IGNORE_IPOLICY = Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations (genet enforces"
                         " no instance policy yet)", "--ignore-ipolicy")
@@ -105,7 +105,7 @@ class OpInstanceCreate(OpCode):
         Param("group_name", Maybe(NAME), None, "Place the instance on a node of this group",
               ("-g", "--node-group"), "GROUP"),
         Param("instance_communication", Bool(), False, "Ganeti's instance communication NIC (genet has no"
-              " communication network: refused)", ("-c", "--communication")),
+              " metadata daemon to answer on it: refused)", ("-c", "--communication")),
     )
 
 

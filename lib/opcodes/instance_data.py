@@ -148,8 +148,8 @@ class OpBackupExport(OpCode):
         Param("remove_instance", Bool(), False, "Remove the instance once it is exported", "--remove-instance"),
         Param("ignore_remove_failures", Bool(), False, "Remove the instance even if its disks cannot be deleted",
               "--ignore-remove-failures"),
-        Param("compress", OneOf("none"), "none", "Compression of the images' transport (genet's disk stream"
-              " is uncompressed: none)", "--transport-compression"),
+        Param("compress", String(non_empty=True, max_len=255), "none", "Compression of the images' transport:"
+              " none or one of the cluster's compression tools", "--transport-compression", "TOOL"),
         Param("zero_free_space", Bool(), False, "Zero the instance's free space first (Ganeti's zeroing helper"
               " instance; genet has none: refused)", "--zero-free-space"),
         Param("zeroing_timeout_fixed", Maybe(Int(0, 86400)), None, "Seconds the zeroing may take at least"

@@ -55,8 +55,10 @@ class InstanceContext:
         return NODATA if report is None else report.get(inst["name"])
 
 
-def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool) -> str:
-    """Ganeti's instance status from the admin state and what the primary node reports."""
+def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool, user_down: bool = False) -> str:
+    """Ganeti's instance status from the admin state and what the primary node reports; a guest
+    that powered itself off is USER_down where ``user_down`` allows it (allows_user_down), else
+    ERROR_down (which the watcher restarts)."""
     if node is None or node["offline"]:
         return "ERROR_nodeoffline"
     if not reachable:
@@ -64,17 +66,24 @@ def instance_status(inst: dict, node: dict, live: dict | None, reachable: bool) 
     up = inst["admin_state"] == "up"
     if live is not None and live.get("state") == "running":
         return "running" if up else "ERROR_up"
-    if live is not None and live.get("state") == "shutdown" and up:
+    if live is not None and live.get("state") == "shutdown" and up and user_down:
         return "USER_down"
     if up:
         return "ERROR_down"
     return "ADMIN_offline" if inst["admin_state"] == "offline" else "ADMIN_down"
 
 
+def allows_user_down(cluster: dict, inst: dict, hvparams: dict) -> bool:
+    """Ganeti's rule: the cluster's user shutdown is enabled and, for KVM, the instance's
+    user_shutdown hypervisor parameter too."""
+    return bool(cluster.get("enabled_user_shutdown")) and (inst["hypervisor"] != "kvm"
+                                                          or bool(hvparams.get("user_shutdown")))
+
+
 def _status(inst: dict, ctx: InstanceContext) -> str:
     info = ctx.live(inst)
     return instance_status(inst, ctx.data.nodes.get(inst["primary_node"]), None if info is NODATA else info,
-                           info is not NODATA)
+                           info is not NODATA, allows_user_down(ctx.data.cluster, inst, ctx.hvparams(inst)))
 
 
 def _oper_state(inst: dict, ctx: InstanceContext) -> Any:

@@ -107,3 +107,47 @@ def test_renew_crypto_refuses_what_genet_has_not_got(cluster):
     proc = cluster.run("node1", "gnt-cluster", "renew-crypto", "--new-rapi-certificate", "--rapi-certificate",
                        "/dev/null", check=False)
     assert proc.returncode == 1 and "Only one of the --new-rapi-certificate" in proc.stderr
+
+
+def test_optional_feature_settings_as_a_user_types_them(cluster):
+    """When the compression tools, helper images, communication network, user shutdown and data
+    collectors are set with modify, each changes what genet does or is refused naming why."""
+    from ganeti_info import parsed
+    gnt = lambda *argv, check=True: cluster.run("node1", *argv, check=check)
+    gnt("gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M", "--no-start", "-o", "noop", "w1")
+    [disk] = (cluster.root("node2") / "srv/genet/file-storage/w1").iterdir()
+    data = os.urandom(1 << 20) * 2
+    with open(disk, "r+b") as f:
+        f.write(data)
+    proc = gnt("gnt-instance", "move", "-f", "-n", "node3", "--compress", "lzop", "w1", check=False)
+    assert proc.returncode == 1 and "Compression tool not allowed, tools allowed are [gzip, gzip-fast, gzip-slow]" \
+        in proc.stderr
+    gnt("gnt-instance", "move", "-f", "-n", "node3", "--compress", "gzip-slow", "w1")
+    [moved] = (cluster.root("node3") / "srv/genet/file-storage/w1").iterdir()
+    assert moved.read_bytes()[:len(data)] == data
+    gnt("gnt-cluster", "modify", "--compression-tools", "gzip")
+    proc = gnt("gnt-backup", "export", "-n", "node1", "--transport-compression", "gzip-fast", "w1", check=False)
+    assert proc.returncode == 1 and "tools allowed are [gzip]" in proc.stderr
+    gnt("gnt-backup", "export", "-n", "node1", "--transport-compression", "gzip", "w1")
+    assert (cluster.root("node1") / "var/lib/genet/export/w1/disk0.raw").read_bytes()[:len(data)] == data
+
+    proc = gnt("gnt-cluster", "modify", "--install-image", "images/install.img", check=False)
+    assert proc.returncode == 1 and "Install image must be an absolute path or a URL" in proc.stderr
+    out = gnt("gnt-cluster", "modify", "--instance-communication-network", "comm", "--install-image",
+              "/srv/install.img", "--user-shutdown", "yes", "--enabled-data-collectors", "lv=false",
+              "--data-collector-interval", "cpu-avg-load=2").stdout
+    assert "Waiting for job" in out
+    assert gnt("gnt-network", "list", "--no-headers", "-o", "name,network,mac_prefix", "comm").stdout.split() == \
+        ["comm", "169.254.0.0/16", "52:54:00"]
+    info = parsed(gnt("gnt-cluster", "info").stdout)
+    params = info["Cluster parameters"]
+    assert (params["instance communication network"], params["install image"], params["enabled user shutdown"]) \
+        == ("comm", "/srv/install.img", True)
+    assert params["compression tools"] == ["gzip"]
+    assert info["Data collectors"]["lv"]["active"] is False
+    assert info["Data collectors"]["cpu-avg-load"] == {"active": True, "interval": "2.000s"}
+    for node in cluster.names:
+        assert (cluster.root(node) / "var/lib/genet/ssconf_enabled_user_shutdown").read_text().strip() == "True"
+    proc = gnt("gnt-instance", "add", "-t", "diskless", "-n", "node1", "--communication", "--no-start", "c1",
+               check=False)
+    assert proc.returncode == 1 and "genet cannot serve instance communication" in proc.stderr

@@ -105,6 +105,7 @@ def test_acpi_shutdown_then_startup(dev):
 
 
 def test_guest_that_powers_off_is_user_down(dev):
+    dev.run("node1", "gnt-cluster", "modify", "--user-shutdown", "yes")     # Ganeti's: with the hvparam
     dev.console("vm1", "poweroff -f\n")
     wait_for(lambda: dev.field("vm1", "status") == "USER_down", 30, "USER_down")
     dev.run("node1", "gnt-instance", "startup", "vm1")

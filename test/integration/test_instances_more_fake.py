@@ -41,7 +41,7 @@ def test_add_with_os_size_and_a_node_group_and_what_genet_refuses(cluster):
     gnt(cluster, "gnt-group", "assign-nodes", "rack2", "node3")
     gnt(cluster, "gnt-instance", "add", "-t", "file", "-s", "8M", "-g", "rack2", "--no-start", "db1")
     assert listing(cluster, "name", "pnode", "disk.sizes") == [["db1", "node3", "8"]]
-    for args, message in ((["-c"], "no instance communication network"),
+    for args, message in ((["-c"], "cannot serve instance communication"),
                           (["--file-driver", "blktap"], "loop driver only"),
                           (["--file-storage-dir", "mine"], "cannot place one instance elsewhere")):
         proc = gnt(cluster, "gnt-instance", "add", "-t", "file", "-s", "8M", *args, "x1", check=False)

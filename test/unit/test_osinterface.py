@@ -153,6 +153,7 @@ def test_diagnose_reports_broken_definitions(tmp_path, monkeypatch):
     (base / "dirscript" / "rename").mkdir()
     make_os(base, "api15", api="15\n")
     (base / "api15" / "verify").unlink()            # API 15 has no verify script
+    (make_os(base, "untrusted") / "create").rename(base / "untrusted" / "create_untrusted")
     monkeypatch.setenv("GENET_OS_SEARCH_PATH", str(base))
     diag = {e["name"]: e for e in osinterface.diagnose() if e["path"].startswith(str(base))}
     assert diag["noverify"]["valid"] is False
@@ -163,6 +164,8 @@ def test_diagnose_reports_broken_definitions(tmp_path, monkeypatch):
     assert "missing file 'ganeti_api_version'" in diag["noapi"]["diagnose"]
     assert "not a regular file" in diag["dirscript"]["diagnose"]
     assert diag["api15"]["valid"] and diag["api15"]["api_versions"] == [15]
+    # Ganeti runs an untrusted create script in a helper VM from the cluster's install image
+    assert diag["untrusted"]["diagnose"].startswith("only an untrusted create script (create_untrusted)")
     valid = {d.name for d in osinterface.discover()}
     assert "api15" in valid and not valid & {"noverify", "notexec", "oldapi", "badapi", "noapi"}
     with pytest.raises(OsError, match="not executable"):

@@ -50,11 +50,6 @@ def test_move_with_ignore_consistency_copies_even_when_the_instance_cannot_be_st
     assert any("copying its disks anyway" in line for line in cluster.log)
 
 
-def test_compression_other_than_none_is_refused_by_the_opcode():
-    with pytest.raises(errors.OpPrereqError, match="compress"):
-        OpInstanceMove(instance_name="web1", target_node="node3", compress="gzip")
-
-
 def test_activate_disks_accepts_ganetis_ignore_size_and_wait_for_sync(cluster):
     create(cluster, start=False)
     [[node, disk, path]] = cluster.run(OpInstanceActivateDisks(instance_name="web1", ignore_size=True,

@@ -157,7 +157,7 @@ def test_add_places_the_instance_in_the_group_asked_for(cluster):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"instance_communication": True}, "genet has no instance communication network"),
+    ({"instance_communication": True}, "genet cannot serve instance communication"),
     ({"file_storage_dir": "mine"}, "cannot place one instance elsewhere"),
     ({"file_driver": "blktap2"}, "has Ganeti's loop driver only"),
 ])
