@@ -302,6 +302,12 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         get(template, storage_params).grow(instance, disk, index, new_size)
         return True
 
+    def rpc_blockdev_wipe(self, instance: str, template: str, disk: Disk, index: int, storage_params: dict,
+                          offset: int, size: int) -> bool:
+        from genet.storage.base import get
+        get(template, storage_params).wipe(instance, disk, index, offset, size)
+        return True
+
     def rpc_blockdev_rename(self, old: str, new: str, template: str, disks: list[Disk], storage_params: dict) -> bool:
         from genet.storage.base import get
         get(template, storage_params).rename(old, new, disks)

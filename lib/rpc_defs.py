@@ -463,6 +463,12 @@ def blockdev_migration(instance: str, template: str, disks: list[Disk], storage_
     """One step (prepare, switch, finish, abort) of a live migration of mirrored disks."""
 
 
+@procedure(timeout=lambda size, **_: 60 + size / 10, guarded=True)
+def blockdev_wipe(instance: str, template: str, disk: Disk, index: int, storage_params: dict, offset: int,
+                  size: int) -> bool:
+    """Zero ``size`` MiB of this node's copy of a disk from ``offset`` MiB on (prealloc_wipe_disks)."""
+
+
 @procedure(timeout=120, guarded=True)
 def blockdev_receive(instance: str, template: str, disk: Disk, index: int, storage_params: dict,
                      address: str, compress: str = "none") -> int:

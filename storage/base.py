@@ -8,6 +8,7 @@ one succeeds, so a failed job can be rolled back or repeated.
 from __future__ import annotations
 
 import abc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,20 @@ from genet.registry import Registry
 
 
 TEMPLATES: Registry["DiskTemplate"] = Registry("disk template", "genet.storage")
+MIB = 1 << 20
+
+
+def zero_fill(path: Path, offset: int, size: int) -> None:
+    """Write zeros over ``size`` MiB of a file or block device from ``offset`` MiB on, to the disk."""
+    chunk = bytes(MIB)
+    try:
+        with open(path, "r+b", buffering=0) as f:
+            f.seek(offset * MIB)
+            for _ in range(size):
+                f.write(chunk)
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise StorageError(f"cannot wipe {path}: {err.strerror}") from None
 
 
 class DiskTemplate(abc.ABC):
@@ -65,6 +80,11 @@ class DiskTemplate(abc.ABC):
             run(["qemu-img", "create", "-q", "-f", fmt, str(path), f"{int(disk['size'])}M"],
                 f"creating disk {index} of {instance}")
         return self.access(instance, disk, index)
+
+    def wipe(self, instance: str, disk: dict, index: int, offset: int, size: int) -> None:
+        """Zero ``size`` MiB of this node's copy of a raw disk from ``offset`` MiB on (Ganeti's
+        prealloc_wipe_disks: a new disk shows nothing its storage held before)."""
+        zero_fill(self.path(instance, disk, index), offset, size)
 
     def access(self, instance: str, disk: dict, index: int) -> dict:
         path = self.path(instance, disk, index)

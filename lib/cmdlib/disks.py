@@ -26,6 +26,23 @@ def create_disk_on(lu: LogicalUnit, node: str, instance: str, template: str, dis
         .raise_on_error(f"creating disk {index} on {node}")
 
 
+def wipe_disks(lu: LogicalUnit, inst: dict, nodes: list[str], wanted: list[tuple[int, dict, int]]) -> None:
+    """Ganeti's prealloc_wipe_disks: zero what is new of each disk (index, disk, from MiB) on the
+    given nodes' copies, before anything reads it. A new qcow2 image reads zeros already."""
+    if not lu.cfg.read(lambda data: data.cluster.prealloc_wipe_disks):
+        return
+    if storage.get(inst.disk_template).shared:
+        nodes = [inst.primary_node]
+    for index, disk, offset in wanted:
+        if disk.get("format", "raw") != "raw":
+            lu.feedback(f"* not wiping disk {index} of {inst['name']}: a new {disk['format']} image reads zeros")
+            continue
+        for node in nodes:
+            lu.feedback(f"* wiping disk {index} of {inst['name']} on {node}")
+            lu.rpc.blockdev_wipe(node, inst.name, inst.disk_template, disk, index, storage_params(lu), offset,
+                                 disk["size"] - offset).raise_on_error(f"wiping disk {index} on {node}")
+
+
 def remove_all_disks(lu: LogicalUnit, inst: dict, first: int = 0) -> list[str]:
     """Remove the disks on the primary and on every secondary node (best effort)."""
     failures = []

@@ -10,7 +10,8 @@ from genet.cmdlib.allocator import allocator_or_nodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_name_and_ip, check_node_online,
                                  check_os, check_template_enabled, free_memory, split_nodes, storage_params)
-from genet.cmdlib.disks import assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync
+from genet.cmdlib.disks import (assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync,
+                                wipe_disks)
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.instance_ops import script_osparams
 from genet.cmdlib.power import start_instance
@@ -276,6 +277,8 @@ class LUInstanceCreate(LogicalUnit):
         else:
             self._create_disks(inst, nodes)
         try:
+            if not self.adopt:
+                wipe_disks(self, inst, nodes, [(index, disk, 0) for index, disk in enumerate(inst.disks)])
             self._fill_disks(inst)
         except errors.GenericError:
             self._undo_disks(inst)

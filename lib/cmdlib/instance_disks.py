@@ -6,7 +6,8 @@ import time
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import InstanceLU, check_node_online, instance_of, is_running, storage_params
-from genet.cmdlib.disks import assemble_disks, disk_status, give_logical_ids, shutdown_disks, wait_for_sync
+from genet.cmdlib.disks import (assemble_disks, disk_status, give_logical_ids, shutdown_disks, wait_for_sync,
+                                wipe_disks)
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
 
@@ -37,12 +38,17 @@ class LUInstanceGrowDisk(InstanceLU):
         template = storage.get(inst.disk_template)
         live = bool(template.running_grow) and is_running(self, inst)
         # the secondary first: a mirror can only copy to a target at least as large
+        grown = []
         for node in [*inst.get("secondary_nodes", []), inst.primary_node]:
             if live and template.running_grow == "hypervisor" and node == inst.primary_node:
                 continue                       # the guest's QEMU holds the image: it grows it below
             res = self.rpc.blockdev_grow(node, inst.name, inst.disk_template, inst.disks[index], index,
                                          self.new_size, storage_params(self))
             res.raise_on_error(f"growing disk {index} on {node}")
+            grown.append(node)
+        # (an image QEMU grows is a file whose new part reads zeros already)
+        grown_disk = {**inst.disks[index], "size": self.new_size}
+        wipe_disks(self, inst, grown, [(index, grown_disk, inst.disks[index]["size"])])
         if template.mirrored and self.op.wait_for_sync and \
                 any(found is not None and found.mirror is not None and found.mirror.role == "primary"
                     for found in disk_status(self, inst)):
@@ -216,6 +222,7 @@ class LUInstanceRecreateDisks(InstanceLU):
                     self.rpc.blockdev_create(target, inst.name, inst.disk_template, disk, index, sp) \
                         .raise_on_error(f"creating disk {index}")
                     created.append((target, index))
+                wipe_disks(self, moved, [target], [(index, moved.disks[index], 0) for index in self.missing[target]])
             if storage.get(inst.disk_template).mirrored:
                 # the primary's side is either new (no data anywhere: its first promotion is
                 # forced) or the one that kept the data; the new sides are filled from it

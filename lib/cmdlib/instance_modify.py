@@ -10,7 +10,7 @@ from genet.cmdlib.instance_create import check_file_options
 from genet.cmdlib.instance_state import OsChange, StateChange
 from genet.cmdlib.hooks_env import instance_env
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
-                                wait_for_sync)
+                                wait_for_sync, wipe_disks)
 from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
 from genet.locking import Level
 from genet.storage import base as storage
@@ -173,12 +173,19 @@ class LUInstanceSetParams(InstanceLU):
         synced (Ganeti waits for the sync too). Returns how the guest opens it."""
         inst = self.inst
         if not self.mirrored:
-            return create_disk_on(self, inst.primary_node, inst.name, inst.disk_template, device, index)
+            access = create_disk_on(self, inst.primary_node, inst.name, inst.disk_template, device, index)
+            try:
+                wipe_disks(self, inst, [inst.primary_node], [(index, device, 0)])
+            except errors.GenericError:
+                remove_all_disks(self, inst.replace(disks=[device]), first=index)
+                raise
+            return access
         give_logical_ids(self, inst.replace(disks=[*current, device]))     # sets device["logical_id"]
         new = inst.replace(disks=[device])
         try:
             for node in [*inst.secondary_nodes, inst.primary_node]:
                 create_disk_on(self, node, inst.name, inst.disk_template, device, index)
+            wipe_disks(self, inst, inst.all_nodes, [(index, device, 0)])
             # neither side has data yet: the first promotion is forced, as at creation
             [access] = assemble_disks(self, new, force=True, first=index)
         except errors.GenericError:

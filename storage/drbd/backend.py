@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genet import paths
 from genet.objects import DiskAccess
-from genet.storage.base import MirroredTemplate, StorageError, run
+from genet.storage.base import MirroredTemplate, StorageError, run, zero_fill
 from genet.storage.drbd.backing import Backing, FileBacking, lv_name, lvm_backing
 from genet.storage.drbd.commands import Commands, Commands9, commands
 from genet.storage.drbd.resource import (META_SIZE_MIB, Resource, Side, check_logical_id, connection_key,
@@ -115,6 +115,12 @@ class DrbdStorage(MirroredTemplate):
         if major == 9:
             return "9"
         raise StorageError(f"DRBD {major}.{minor} on {self.node} is not supported (8.4 and 9 are)")
+
+    def wipe(self, instance: str, disk: dict, index: int, offset: int, size: int) -> None:
+        """This node's data volume (the meta data lives on its own volume), whether or not the
+        device is up: each node zeroes its own copy."""
+        self.resource(instance, disk, index)
+        zero_fill(self.backing.path(volume_names(disk)[0]), offset, size)
 
     def usermode_helper(self) -> str | None:
         """What the loaded module runs on state changes (Ganeti's drbd usermode helper); None
