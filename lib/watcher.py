@@ -1,9 +1,12 @@
 """genet-watcher: the periodic repairs Ganeti's watcher does, run from cron on every node.
 
+On every node, with the cluster's maintain_node_health, it first shuts down what still runs on
+the node if the node is marked offline (genet.nodemaint).
+
 On the master it (1) restarts instances that should run but are down (ERROR_down),
 giving up on one after MAX_RESTARTS failed attempts in a row, (2) runs verify-disks,
 which mirrors again the disks of instances whose secondary came back (activate-disks),
-and (3) archives finished jobs older than --job-age. On other nodes it does nothing.
+and (3) archives finished jobs older than --job-age. On other nodes it does nothing more.
 ``gnt-cluster watcher pause`` stops it until a given time, cluster-wide.
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import sys
 import time
 
-from genet import errors, luxi, opcodes, paths
+from genet import errors, luxi, nodemaint, opcodes, paths
 
 MAX_RESTARTS = 5               # as Ganeti's watcher: then an admin has to look
 DEFAULT_JOB_AGE = 6 * 3600.0
@@ -93,6 +96,8 @@ def run(job_age: float, ignore_pause: bool = False) -> int:
     except OSError:
         log.info("not part of a cluster: nothing to do")
         return 0
+    if nodemaint.enabled():
+        nodemaint.run(ignore_pause=ignore_pause)
     if master != paths.node_name():
         return 0
     client = luxi.Client()
