@@ -207,12 +207,20 @@ def test_init_with_a_file_storage_dir_puts_file_disks_there(tmp_path):
         proc = solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--primary-ip-version", "6",
                         "solo", check=False)
         assert proc.returncode == 1 and "is IPv4, not IPv6" in proc.stderr
+        for option, why in (("--gluster-storage-dir=/srv/gluster", "genet has no gluster disk template"),
+                            ("--ssh-key-type=rsa", "genet makes no SSH keys")):
+            proc = solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), option, "solo", check=False)
+            assert proc.returncode == 1 and why in proc.stderr
         assert not (solo.root("node1") / "var/lib/genet/config.data").exists()
         solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--file-storage-dir", "data/disks",
                  f"--shared-file-storage-dir={tmp_path / 'shared'}", "--primary-ip-version", "4", "--no-etc-hosts",
-                 "--no-ssh-init", "solo")
+                 "--no-ssh-init", "--compression-tools", "gzip,lzop", "--user-shutdown", "yes",
+                 "--zeroing-image", "/srv/zero.img", "solo")
         info = parsed(solo.run("node1", "gnt-cluster", "info").stdout)
         assert info["Cluster parameters"]["file storage path"] == "data/disks"
+        assert info["Cluster parameters"]["compression tools"] == ["gzip", "lzop"]
+        assert (info["Cluster parameters"]["enabled user shutdown"], info["Cluster parameters"]["zeroing image"]) == \
+            (True, "/srv/zero.img")
         solo.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "f1")
         assert len(list((solo.root("node1") / "data/disks/f1").iterdir())) == 1
     finally:
