@@ -151,3 +151,48 @@ def test_optional_feature_settings_as_a_user_types_them(cluster):
     proc = gnt("gnt-instance", "add", "-t", "diskless", "-n", "node1", "--communication", "--no-start", "c1",
                check=False)
     assert proc.returncode == 1 and "genet cannot serve instance communication" in proc.stderr
+
+
+def test_cluster_settings_as_a_user_types_them(cluster):
+    """When the uid pool, default allocator, disk wiping, reserved volumes and DRBD helper are
+    set with modify, info, RAPI's /2/info and the nodes' ssconf show them and genet acts on them;
+    --max-tracked-jobs is refused naming why."""
+    from ganeti_info import parsed
+    gnt = lambda *argv, check=True: cluster.run("node1", *argv, check=check)
+    gnt("gnt-cluster", "modify", "--uid-pool", "5000-5009,5020", "--add-uids", "6000")
+    gnt("gnt-cluster", "modify", "--remove-uids", "5020")
+    params = parsed(gnt("gnt-cluster", "info").stdout)["Cluster parameters"]
+    assert params["uid pool"] == "5000-5009, 6000"
+    assert (cluster.root("node3") / "var/lib/genet/ssconf_uid_pool").read_text() == "5000-5009\n6000\n"
+    proc = gnt("gnt-cluster", "modify", "--remove-uids", "7000", check=False)
+    assert proc.returncode == 1 and "not found in the current user-id pool: 7000" in proc.stderr
+    gnt("gnt-cluster", "modify", "--uid-pool=")
+    assert cluster.client().call("QueryClusterInfo")["uid_pool"] == []
+
+    proc = gnt("gnt-cluster", "modify", "--max-tracked-jobs", "30", check=False)
+    assert proc.returncode == 1 and "tracks no job files" in proc.stderr
+
+    proc = gnt("gnt-cluster", "modify", "-I", "dumb", check=False)
+    assert proc.returncode == 1 and "iallocator 'dumb' is not available" in proc.stderr
+    gnt("gnt-cluster", "modify", "-I", "", "--default-iallocator-params", "x=1")
+    add = ("gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "-o", "noop")
+    proc = gnt(*add, "w1", check=False)
+    assert proc.returncode == 1 and "No iallocator or node given and no cluster-wide default iallocator" \
+        in proc.stderr
+    gnt("gnt-cluster", "modify", "--default-iallocator", "hail", "--prealloc-wipe-disks", "yes")
+    out = gnt(*add, "w1").stdout
+    node = gnt("gnt-instance", "list", "--no-headers", "-o", "pnode", "w1").stdout.strip()
+    assert f"wiping disk 0 of w1 on {node}" in out
+    [disk] = (cluster.root(node) / "srv/genet/file-storage/w1").iterdir()
+    assert disk.stat().st_blocks * 512 >= 4 << 20                       # written, not sparse
+
+    gnt("gnt-cluster", "modify", "--reserved-lvs", "xenvg/backup.*,xenvg/swap", "--drbd-usermode-helper",
+        "/bin/true", "--hypervisor-state", "fake:mem_total=4096")
+    info = cluster.client().call("QueryClusterInfo")
+    assert (info["default_iallocator"], info["default_iallocator_params"], info["prealloc_wipe_disks"],
+            info["reserved_lvs"], info["drbd_usermode_helper"]) == (
+        "hail", {"x": "1"}, True, ["xenvg/backup.*", "xenvg/swap"], "/bin/true")
+    params = parsed(gnt("gnt-cluster", "info").stdout)["Cluster parameters"]
+    assert params["lvm reserved volumes"] == "xenvg/backup.*, xenvg/swap"
+    gnt("gnt-cluster", "modify", "--reserved-lvs=")
+    assert parsed(gnt("gnt-cluster", "info").stdout)["Cluster parameters"]["lvm reserved volumes"] == "(none)"

@@ -112,3 +112,22 @@ def test_noded_runs_the_watcher_periodically(cluster, crashed):
     while status(cluster, "web1") != "running":
         assert time.monotonic() < deadline, "genet-noded did not run the watcher"
         time.sleep(0.5)
+
+
+def test_node_maintenance_stops_what_still_runs_on_a_node_marked_offline(cluster):
+    """With --maintain-node-health yes, the watcher on a node marked offline (which the master no
+    longer calls) asks the other candidates, learns it is offline and kills the instance still
+    running there; without the setting, or while the node is online, it leaves it."""
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node3", "-B", "memory=64M", "web1")
+    cluster.run("node1", "gnt-node", "modify", "-O", "yes", "node3")
+    watcher(cluster, "-d", node="node3")
+    assert sorted(fake_hv(cluster, "node3").all_info()) == ["web1"]         # not asked to maintain
+    cluster.run("node1", "gnt-node", "modify", "-O", "no", "node3")
+    cluster.run("node1", "gnt-cluster", "modify", "--maintain-node-health", "yes")
+    assert (cluster.root("node3") / "var/lib/genet/ssconf_maintain_node_health").read_text() == "True\n"
+    watcher(cluster, node="node3")
+    assert sorted(fake_hv(cluster, "node3").all_info()) == ["web1"]         # online: nothing to do
+    cluster.run("node1", "gnt-node", "modify", "-O", "yes", "node3")
+    log = watcher(cluster, node="node3")
+    assert "this node is offline; shutting down the instances still here: web1" in log
+    assert fake_hv(cluster, "node3").all_info() == {}
