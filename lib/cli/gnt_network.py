@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from genet import luxi, opcodes
 from genet.cli import base
 from genet.ptypes import OneOf, Record, String
 
 NETWORK_DEFAULT = ["name", "network", "gateway", "mac_prefix", "group_list", "tags"]   # Ganeti's columns
-INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "network", "gateway", "network6", "gateway6",
-               "mac_prefix", "free_count", "reserved_count", "map", "external_reservations", "group_list",
-               "inst_list", "tags"]
+INFO_FIELDS = ["name", "uuid", "serial_no", "network", "gateway", "network6", "gateway6", "mac_prefix", "free_count",
+               "reserved_count", "map", "external_reservations", "group_list", "inst_list"]
 NIC_PARAMS = Record("nic parameters", {"mode": OneOf(*opcodes.CONNECTION_MODES), "link": String(max_len=255),
                                        "vlan": String(max_len=255)})
 DEFAULT_BRIDGE = "gnt-br0"      # the link of bridged NICs that name none (as gnt-instance add)
@@ -69,30 +69,47 @@ def cmd_disconnect(ns) -> int:
 
 
 def cmd_info(ns) -> int:
-    for n in base.query_named("network", INFO_FIELDS, ns.names, "network"):
+    """Ganeti's layout, line for line (scripts read it): the pool's usage map 64 addresses a line,
+    the reservations, the groups with their NIC parameters, each instance with its addresses here."""
+    client = luxi.Client()
+    for n in base.query_named("network", INFO_FIELDS, ns.names, "network", client):
         size = n["free_count"] + n["reserved_count"]
         print(f"Network name: {n['name']}")
-        print(f"  UUID: {n['uuid']}")
-        print(f"  Serial number: {n['serial_no']}")
-        print(f"  Creation time: {base.format_value(n['ctime'], 'timestamp')}")
-        print(f"  Modification time: {base.format_value(n['mtime'], 'timestamp')}")
-        print(f"  Subnet: {n['network']}")
-        print(f"  Gateway: {n['gateway'] or '-'}")
-        print(f"  IPv6 subnet: {n['network6'] or '-'}")
-        print(f"  IPv6 gateway: {n['gateway6'] or '-'}")
-        print(f"  MAC prefix: {n['mac_prefix'] or '-'}")
+        print(f"UUID: {n['uuid']}")
+        print(f"Serial number: {n['serial_no']}")
+        for title, key in (("Subnet", "network"), ("Gateway", "gateway"), ("IPv6 Subnet", "network6"),
+                           ("IPv6 Gateway", "gateway6"), ("Mac Prefix", "mac_prefix")):
+            print(f"  {title}: {n[key]}")
         print(f"  Size: {size}")
         print(f"  Free: {n['free_count']} ({100.0 * n['free_count'] / size:.2f}%)")
-        print("  Usage map (X: reserved, .: free):")
+        print("  Usage map:")
         for start in range(0, len(n["map"]), MAP_WIDTH):
-            print(f"    {start:5d} {n['map'][start:start + MAP_WIDTH]}")
-        print(f"  Externally reserved addresses: {n['external_reservations'] or '(none)'}")
-        print("  Connected to node groups:" + ("" if n["group_list"] else " (none)"))
-        for conn in n["group_list"]:
-            print(f"    - {format_connection(*conn)}")
-        print(f"  Used by instances: {', '.join(n['inst_list']) or '(none)'}")
-        print(f"  Tags: {', '.join(n['tags']) or '(none)'}")
+            print(f"     {start:>4} {n['map'][start:start + MAP_WIDTH]:<{MAP_WIDTH}} {start + MAP_WIDTH - 1}")
+        print("         (X) used    (.) free")
+        if n["external_reservations"]:
+            print("  externally reserved IPs:")
+            for line in textwrap.wrap(n["external_reservations"], width=MAP_WIDTH):
+                print(f"    {line}")
+        if n["group_list"]:
+            print("  connected to node groups:")
+            for group, mode, link, vlan in n["group_list"]:
+                print(f"    {group} (mode:{mode} link:{link} vlan:{vlan})")
+        else:
+            print("  not connected to any node group")
+        if n["inst_list"]:
+            print(f"  used by {len(n['inst_list'])} instances:")
+            for name, ips, networks in _instance_nics(client, n["inst_list"]):
+                shown = ", ".join(f"{index}:{ip}" for index, (ip, net) in enumerate(zip(ips, networks))
+                                  if net == n["uuid"])
+                print(f"    {name}: {shown}")
+        else:
+            print("  not used by any instances")
     return 0
+
+
+def _instance_nics(client: luxi.Client, names: list[str]) -> list[tuple[str, list, list]]:
+    rows = base.query_named("instance", ["name", "nic.ips", "nic.networks"], names, "instance", client)
+    return [(row["name"], row["nic.ips"], row["nic.networks"]) for row in rows]
 
 
 def _group_command(sub, name: str, helptext: str, opclass, handler) -> argparse.ArgumentParser:

@@ -67,7 +67,8 @@ def _checks(ctx: Context, made: dict[str, list[str]]) -> None:
 
     group = ctx.new_name("group")
     made["group"].append(group)
-    with ctx.check(BLOCK, "gnt-network connect --nic-parameters; a connected network cannot be removed", True):
+    with ctx.check(BLOCK, "gnt-network connect --nic-parameters (info shows it); a connected network cannot be "
+                          "removed", True):
         ctx.gnt("gnt-group", "add", group)
         ctx.gnt("gnt-network", "connect", "--nic-parameters", "mode=bridged,link=qa-br9", network, group)
         row = _row(ctx, network, "group_cnt")
@@ -76,6 +77,7 @@ def _checks(ctx: Context, made: dict[str, list[str]]) -> None:
             raise CheckFailed(f"network {network} after connect: group_cnt {row['group_cnt']}, groups {groups}")
         if network not in _group_networks(ctx, group):
             raise CheckFailed(f"GET /2/groups/{group} does not name network {network}")
+        _expect_info(ctx, network, "  connected to node groups:", f"    {group} (mode:bridged link:qa-br9 vlan:)")
         generic.refused(ctx, "gnt-network", "remove", network)
 
     with ctx.check(BLOCK, "an instance's NIC takes a free address from the pool; disconnect refused meanwhile"):
@@ -107,6 +109,14 @@ def _checks(ctx: Context, made: dict[str, list[str]]) -> None:
             raise CheckFailed(f"GET /2/networks still lists {network}")
 
 
+def _expect_info(ctx: Context, network: str, *lines: str) -> None:
+    """gnt-network info shows ``lines`` (Ganeti's layout, which scripts read line by line)."""
+    shown = ctx.gnt("gnt-network", "info", network).stdout.splitlines()
+    missing = [line for line in lines if line not in shown]
+    if missing:
+        raise CheckFailed(f"gnt-network info {network} lacks the lines {missing}: {shown}")
+
+
 def _group_networks(ctx: Context, group: str) -> list[str]:
     return [entry if isinstance(entry, str) else entry[0] for entry in ctx.rapi.get(f"/2/groups/{group}")["networks"]]
 
@@ -131,6 +141,7 @@ def _pool_instance(ctx: Context, network: str) -> None:
         row = _row(ctx, network, "free_count", "inst_list")
         if (int(row["free_count"]), row["inst_list"]) != (free - 1, name):
             raise CheckFailed(f"network {network} after the instance: {row}, expected {free - 1} free")
+        _expect_info(ctx, network, "  used by 1 instances:", f"    {name}: 0:{address}")
         generic.refused(ctx, "gnt-network", "disconnect", network, home)
         ctx.remove_instance(name)
         if int(_row(ctx, network, "free_count")["free_count"]) != free:
