@@ -23,6 +23,7 @@ def cmd_init(ns) -> int:
     if ns.primary_ip_version is not None:
         check_ip_version(netutils.resolve(paths.node_name()), ns.primary_ip_version)
     refuse_init_options(ns)
+    drbd_helper = init_drbd_helper(ns)          # refused before anything is made
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
                                   ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
                                                             "shared_file_storage_dir": ns.shared_file_storage_dir,
@@ -32,7 +33,7 @@ def cmd_init(ns) -> int:
                                            "external": ns.use_external_mip_script})
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
     defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key) is not None},
-                **init_drbd_helper(ns), **ipolicy.from_args(ns)}
+                **drbd_helper, **ipolicy.from_args(ns)}
     if defaults:            # the parameter defaults: the first job of the new cluster
         base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
     return 0
@@ -198,7 +199,7 @@ def cmd_modify(ns) -> int:
     # an empty list is a value here: --uid-pool= empties the pool, --reserved-lvs= the reservations
     emptied = {key: [] for key in ("uid_pool", "reserved_lvs") if getattr(ns, key) == []}
     op = base.opcode_from_args(opcodes.OpClusterSetParams, ns, **emptied, **ipolicy.from_args(ns))
-    if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS):
+    if all(getattr(op, p.name) is None for p in opcodes.OpClusterSetParams.PARAMS if p.name != "force"):
         raise errors.OpPrereqError("no parameters to change given", errors.ECode.INVAL)
     client = luxi.Client()
     [result] = base.submit_or_run(ns, [op], client) or [None]

@@ -24,6 +24,10 @@ from genet.cli import gnt_cluster
     (["upgrade", "--to", "1.0.0", "--resume"], 1, "Precisely one of the options --to and --resume"),
     (["upgrade", "--to", "one"], 1, "Could not parse version string one"),
     (["command"], 1, "no command given"),
+    (["modify"], 1, "no parameters to change given"),
+    (["modify", "--force"], 1, "no parameters to change given"),
+    (["init", "--drbd-usermode-helper", "", "c1"], 1,
+     "Unsetting the drbd usermode helper while enabling DRBD is not allowed."),
 ])
 def test_refusals_exit_with_ganetis_code_and_message(argv, code, message, capsys, tmp_path):
     with paths.acting_as(tmp_path, "node1"):
