@@ -11,6 +11,7 @@ carry the compressed bytes, whose length nobody knows beforehand.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import ssl
 import subprocess
 import threading
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from genet import compression, errors, paths
 
@@ -145,24 +146,23 @@ def _pipe(src: BinaryIO, emit: Callable[[bytes], None], command: list[str] | Non
             size += len(chunk)
             emit(chunk)
         return digest.hexdigest(), size
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    def feed() -> None:
-        nonlocal size
-        try:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                proc.stdin.write(chunk)
-        except BrokenPipeError:     # the tool died: its exit status tells
-            pass
-        finally:
-            proc.stdin.close()
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    while chunk := proc.stdout.read(CHUNK):
-        emit(chunk)
-    feeder.join()
-    _finish(proc, command)
+    with _tool(command) as proc:
+        def feed() -> None:
+            nonlocal size
+            try:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    proc.stdin.write(chunk)
+            except (BrokenPipeError, ValueError):     # the tool died or was stopped: its exit status tells
+                pass
+            finally:
+                _close(proc.stdin)
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        while chunk := proc.stdout.read(CHUNK):
+            emit(chunk)
+        feeder.join()
     return digest.hexdigest(), size
 
 
@@ -178,28 +178,45 @@ def _store(chunks, out: BinaryIO, command: list[str] | None) -> tuple[str, int]:
         for chunk in chunks:
             write(chunk)
         return digest.hexdigest(), size
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    def drain() -> None:
-        while chunk := proc.stdout.read(CHUNK):
-            write(chunk)
-    drainer = threading.Thread(target=drain, daemon=True)
-    drainer.start()
-    try:
-        for chunk in chunks:
-            proc.stdin.write(chunk)
-    except BrokenPipeError:
-        pass
-    finally:
-        proc.stdin.close()
+    with _tool(command) as proc:
+        def drain() -> None:
+            while chunk := proc.stdout.read(CHUNK):
+                write(chunk)
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        try:
+            for chunk in chunks:
+                proc.stdin.write(chunk)
+        except BrokenPipeError:     # the tool died: its exit status tells
+            pass
+        finally:
+            _close(proc.stdin)
         drainer.join()
-    _finish(proc, command)
     return digest.hexdigest(), size
 
 
-def _finish(proc: subprocess.Popen, command: list[str]) -> None:
-    proc.wait()
-    error = proc.stderr.read().decode(errors="replace").strip()
-    proc.stderr.close()
-    proc.stdout.close()
+@contextlib.contextmanager
+def _tool(command: list[str]) -> Iterator[subprocess.Popen]:
+    """A compression tool reading stdin and writing stdout; killed if the copy fails meanwhile,
+    always waited for, and its failure (exit status, message) raised once it ends."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield proc
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        _close(proc.stdin)
+        proc.wait()
+        message = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        proc.stdout.close()
     if proc.returncode != 0:
-        raise errors.OpExecError(f"{' '.join(command)} failed (exit {proc.returncode}): {error or 'no message'}")
+        raise errors.OpExecError(f"{' '.join(command)} failed (exit {proc.returncode}): {message or 'no message'}")
+
+
+def _close(stream) -> None:
+    try:
+        stream.close()
+    except BrokenPipeError:       # its unwritten buffer: the tool is gone
+        pass

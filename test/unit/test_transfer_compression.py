@@ -51,6 +51,24 @@ def test_a_custom_tool_compresses_on_the_sender_and_expands_with_d_on_the_receiv
     assert sorted((node / "mygz.calls").read_text().splitlines()) == ["", "-d"]
 
 
+def test_a_tool_that_fails_fails_the_copy_with_its_message(node, monkeypatch):
+    """When the receiver's tool cannot expand the stream, the copy fails naming the tool, its exit
+    status and its message, and the sender learns that the copy was not confirmed."""
+    script = node / "badgz"
+    script.write_text("#!/bin/sh\nif [ \"$1\" = -d ]; then cat > /dev/null; echo corrupt >&2; exit 2; fi\n"
+                      "exec gzip -c\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{node}:{os.environ['PATH']}")
+    source, target = node / "s.img", node / "t.img"
+    source.write_bytes(os.urandom(3 << 20))
+    target.write_bytes(b"")
+    receiver = transfer.Receiver(target, "127.0.0.1", "badgz")
+    with pytest.raises(errors.OpExecError, match="the receiver of s.img did not confirm the copy"):
+        transfer.send(source, "127.0.0.1", receiver.port, "badgz")
+    with pytest.raises(errors.OpExecError, match=r"badgz -d failed \(exit 2\): corrupt"):
+        receiver.result(30)
+
+
 def test_a_tool_missing_on_the_node_fails_the_copy_naming_it(node):
     (node / "t.img").write_bytes(b"")
     with pytest.raises(errors.OpExecError, match="compression tool 'no-such-zip' is not installed on this node"):
