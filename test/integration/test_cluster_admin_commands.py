@@ -196,3 +196,29 @@ def test_cluster_settings_as_a_user_types_them(cluster):
     assert params["lvm reserved volumes"] == "xenvg/backup.*, xenvg/swap"
     gnt("gnt-cluster", "modify", "--reserved-lvs=")
     assert parsed(gnt("gnt-cluster", "info").stdout)["Cluster parameters"]["lvm reserved volumes"] == "(none)"
+
+
+def test_init_takes_the_cluster_settings(tmp_path):
+    """When a cluster is made with the settings, its first job sets them: info shows them and the
+    ssconf has them; an empty DRBD helper is refused before anything is made (drbd is enabled)."""
+    from ganeti_info import parsed
+    from loopback import LoopbackCluster
+    solo = LoopbackCluster(tmp_path, nodes=1)
+    try:
+        init = ("gnt-cluster", "init", "--noded-port", str(solo.port), f"--shared-file-storage-dir={tmp_path}/shared")
+        proc = solo.run("node1", *init, "--drbd-usermode-helper", "", "solo", check=False)
+        assert proc.returncode == 1 and "Unsetting the drbd usermode helper while enabling DRBD" in proc.stderr
+        assert not (solo.root("node1") / "var/lib/genet/config.data").exists()
+        solo.run("node1", *init, "--uid-pool", "5000-5009", "-I", "", "--default-iallocator-params", "a=b",
+                 "--maintain-node-health", "yes", "--prealloc-wipe-disks", "yes",
+                 "--hypervisor-state", "fake:mem_total=2048", "--disk-state", "lvm-vg:disk_total=100", "solo")
+        params = parsed(solo.run("node1", "gnt-cluster", "info").stdout)["Cluster parameters"]
+        assert (params["uid pool"], params["default instance allocator"], params["maintenance of node health"],
+                params["preallocation wipe disks"], params["drbd usermode helper"]) == (
+            "5000-5009", None, True, True, "/bin/true")          # (an empty value reads as None)
+        assert (solo.root("node1") / "var/lib/genet/ssconf_uid_pool").read_text() == "5000-5009\n"
+        proc = solo.run("node1", "gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "-o",
+                        "noop", "f1", check=False)
+        assert proc.returncode == 1 and "no cluster-wide default iallocator" in proc.stderr
+    finally:
+        solo.stop()
