@@ -36,7 +36,7 @@ def init_cluster(cluster_name: str, hypervisors: list[str], candidate_pool_size:
     paths.ensure_dirs()
     ssl_utils.generate_cluster_cert(paths.cluster_cert(), cluster_name)
     from genet import impexp
-    impexp.domain_secret(create=True)
+    impexp.domain_secret()
     write_local_state(data)
     try:
         daemon_util.start("genet-noded")

@@ -34,18 +34,15 @@ def new_salt() -> str:
     return secrets.token_hex(SALT_BYTES)
 
 
-def domain_secret(create: bool = False) -> str:
-    """This node's cluster domain secret; ``create``: make one first if there is none (the
-    cluster's first node at init, and clusters made before genet kept one)."""
+def domain_secret() -> str:
+    """This node's cluster domain secret, made first if there is none (on the cluster's first
+    node at init; on the master of a cluster made before genet kept one)."""
     path = paths.cluster_domain_secret()
     try:
         secret = path.read_text().strip()
     except FileNotFoundError:
-        if not create:
-            raise errors.OpPrereqError(f"no cluster domain secret on this node ({path})",
-                                       errors.ECode.ENVIRON) from None
         secret = ""
-    if not secret and create:
+    if not secret:
         from genet.config import write_atomic
         secret = secrets.token_hex(SECRET_BYTES)
         write_atomic(path, f"{secret}\n".encode(), mode=0o400)

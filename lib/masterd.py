@@ -462,7 +462,7 @@ def _domain_secret_file() -> tuple[str, str, int]:
     predates it), so that a new master prepares remote exports with the same secret."""
     import base64
     from genet import impexp
-    secret = impexp.domain_secret(create=True)
+    secret = impexp.domain_secret()
     path = "/" + str(paths.cluster_domain_secret().relative_to(paths.root()))
     return path, base64.b64encode(f"{secret}\n".encode()).decode(), 0o400
 

@@ -255,7 +255,7 @@ class LUBackupPrepare(InstanceLU):
     def exec(self):
         if self.op.mode != "remote":
             return None
-        secret = impexp.domain_secret(create=True)
+        secret = impexp.domain_secret()
         pnode = self.inst.primary_node
         self.feedback(f"Generating X509 certificate on {pnode}")
         name, cert_pem = self.rpc.x509_cert_create(pnode, impexp.RIE_CERT_VALIDITY) \

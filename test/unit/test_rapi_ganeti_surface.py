@@ -116,3 +116,8 @@ def test_prepare_export_without_a_known_mode_is_refused_and_submits_nothing(reco
     """When the mode is missing or not local/remote, the answer is a 400 naming it, and no job."""
     status, reply = handle("PUT", f"/2/instances/web1/prepare-export{query}")
     assert status == 400 and "mode" in reply["explain"] and recorder.jobs == []
+
+
+def test_the_features_are_ganetis():
+    """When /2/features is asked, the answer is Ganeti 3.1's feature strings, no more, no fewer."""
+    assert sorted(handle("GET", "/2/features")[1]) == DATA["features"]
