@@ -9,8 +9,10 @@ with Ganeti's environment when the cluster says ``use_external_mip_script``.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import shutil
 import socket
+import struct
 import subprocess
 from dataclasses import dataclass
 from typing import Callable
@@ -21,6 +23,7 @@ from genet.wire import WireObject
 START, STOP = "start", "stop"         # the setup script's actions
 PROBE_TIMEOUT = 1.0                   # seconds a connection to the master IP may take to tell it is taken
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+log = logging.getLogger("genet")
 
 
 @dataclass
@@ -184,12 +187,24 @@ def start(params: MasterNetwork, runner: Runner) -> tuple[int, str]:
 
 
 def announce(params: MasterNetwork, runner: Runner) -> None:
-    """Gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) where the tool is
-    installed, so that neighbours forget the old master's hardware address; best effort."""
-    if params.ip_version == 4 and shutil.which("arping"):
-        runner(["arping", "-q", "-U", "-c", "3", "-I", params.netdev, "-s", params.ip, params.ip])
-    elif params.ip_version == 6 and shutil.which("ndisc6"):
-        runner(["ndisc6", "-q", "-r", "3", params.ip, params.netdev])
+    """Tell the neighbours, whose caches may still hold the old master's hardware address for the
+    master IP: three gratuitous ARP requests (Ganeti's ``arping -U -c 3``), sent by genet itself so
+    that no tool is needed; for IPv6 an unsolicited advertisement where ``ndisc6`` is installed.
+    Best effort: a failure leaves the neighbours to find out by themselves."""
+    if params.ip_version == 6:
+        if shutil.which("ndisc6"):
+            runner(["ndisc6", "-q", "-r", "3", params.ip, params.netdev])
+        return
+    try:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            sock.bind((params.netdev, 0))
+            mac, address = sock.getsockname()[4], socket.inet_aton(params.ip)
+            request = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, address, bytes(6), address)
+            frame = (b"\xff" * 6 + mac + struct.pack("!H", 0x0806) + request).ljust(60, b"\0")
+            for _ in range(3):
+                sock.send(frame)
+    except OSError as err:
+        log.warning("no gratuitous ARP for %s on %s: %s", params.ip, params.netdev, err)
 
 
 def stop(params: MasterNetwork, runner: Runner) -> tuple[int, str]:
@@ -213,7 +228,7 @@ def change_netmask(old: int, new: int, address: str, netdev: str, runner: Runner
     if not is_local(address, runner):
         raise errors.OpExecError("The master IP address is not up, not attempting to change its netmask")
     label = ["dev", netdev, "label", f"{netdev}:0"]
-    if runner(["ip", "address", "add", f"{address}/{new}", *label])[0]:
+    if runner(["ip", "address", "add", f"{address}/{new}", *label, "preferred_lft", "0"])[0]:
         raise errors.OpExecError("Could not set the new netmask on the master IP address")
     if runner(["ip", "address", "del", f"{address}/{old}", *label])[0]:
         raise errors.OpExecError("Could not bring down the master IP address with the old netmask")
@@ -223,8 +238,6 @@ def at_master_daemon(data, action: str) -> None:
     """genet-masterd's start and stop on the master node: the master IP goes up and down with it
     (as Ganeti's luxid does at its start); a cluster without a floating address has nothing to do.
     Failures are logged: the master works without its floating address."""
-    import logging
-    log = logging.getLogger("genet-masterd")
     why = problem(data)
     if why:
         log.info("master IP not %s: %s", "activated" if action == START else "deactivated", why)

@@ -21,6 +21,7 @@ def ip(cluster, tmp_path, monkeypatch):
     fake, real = FakeIp(), master_ip.run
     monkeypatch.setattr(master_ip, "run", lambda argv, env=None: fake(argv) if argv[0] == "ip" else real(argv, env))
     monkeypatch.setattr(master_ip, "taken_elsewhere", lambda address: False)
+    monkeypatch.setattr(master_ip, "announce", lambda params, runner: None)     # no frame leaves the test
     hosts = tmp_path / "hosts"
     hosts.write_text(f"{MIP} mip.example\n")
     monkeypatch.setenv("GENET_HOSTS", str(hosts))

@@ -19,16 +19,17 @@ def ip(tmp_path, monkeypatch):
     fake = FakeIp()
     monkeypatch.setattr(master_ip, "run", lambda argv, env=None: fake(argv))
     monkeypatch.setattr(master_ip, "taken_elsewhere", lambda address: False)
+    monkeypatch.setattr(master_ip, "announce", lambda params, runner: fake.calls.append(["announce", params.ip]))
     with paths.acting_as(tmp_path, "node1"):
         yield fake
 
 
 def test_start_puts_the_address_on_the_device_as_ganetis_script_does(ip):
     """When the master IP is started, it is added with its netmask, the device's :0 label and no
-    preferred lifetime; started again, nothing is done."""
+    preferred lifetime, and announced to the neighbours; started again, nothing is done."""
     assert master_ip.setup(PARAMS, master_ip.START, external=False) == ""
-    assert ip.calls[-1] == ["ip", "address", "add", "203.0.113.200/32", "dev", "eth0", "label", "eth0:0",
-                            "preferred_lft", "0"]
+    assert ip.calls[-2:] == [["ip", "address", "add", "203.0.113.200/32", "dev", "eth0", "label", "eth0:0",
+                              "preferred_lft", "0"], ["announce", "203.0.113.200"]]
     assert ip.of("node1")["eth0"] == ["203.0.113.200/32"]
     assert "already configured on this machine" in master_ip.setup(PARAMS, master_ip.START, external=False)
     assert ip.of("node1")["eth0"] == ["203.0.113.200/32"]
