@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from genet import errors, oob, paths, powercycle, ssl_utils
+from genet.master_ip import MasterNetwork
 from genet.objects import Disk
 from genet.rpc_defs import CommandResult
 
@@ -160,11 +161,11 @@ class AdminProcedures:
         from genet import restricted_commands
         return restricted_commands.run(cmd)
 
-    def rpc_node_activate_master_ip(self, params, use_external_mip_script: bool) -> str:
+    def rpc_node_activate_master_ip(self, params: MasterNetwork, use_external_mip_script: bool) -> str:
         from genet import master_ip
         return master_ip.setup(params, master_ip.START, use_external_mip_script)
 
-    def rpc_node_deactivate_master_ip(self, params, use_external_mip_script: bool) -> str:
+    def rpc_node_deactivate_master_ip(self, params: MasterNetwork, use_external_mip_script: bool) -> str:
         from genet import master_ip
         return master_ip.setup(params, master_ip.STOP, use_external_mip_script)
 

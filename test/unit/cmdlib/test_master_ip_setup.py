@@ -100,3 +100,20 @@ def test_the_default_netmask_is_the_address_length_and_a_longer_one_is_refused()
     assert (master_ip.max_netmask("203.0.113.200"), master_ip.max_netmask("2001:db8::1")) == (32, 128)
     with pytest.raises(errors.OpPrereqError, match=r"CIDR netmask \(33\) not valid for IPv4"):
         master_ip.check_netmask("203.0.113.200", 33)
+
+
+def test_init_records_the_settings_and_refuses_what_ganetis_init_refuses(ip, monkeypatch):
+    """When init is given a master netdev, the device must exist here, the cluster name an address
+    of its own that nothing answers at; the netmask defaults to the address length."""
+    data = cluster(ip="203.0.113.200")
+    master_ip.init_settings(data, "eth0", None, external=True)
+    assert (data.cluster["master_netdev"], data.cluster["master_netmask"], data.cluster["use_external_mip_script"]) \
+        == ("eth0", 32, True)
+    with pytest.raises(errors.OpPrereqError, match=r"Invalid master netdev given \(br9\)"):
+        master_ip.init_settings(cluster(), "br9", None, external=False)
+    with pytest.raises(errors.OpPrereqError, match="--master-netdev: the master IP 127.0.0.11 is node node1's own"):
+        master_ip.init_settings(cluster(ip="127.0.0.11"), "eth0", 24, external=False)
+    monkeypatch.setattr(master_ip, "taken_elsewhere", lambda address: True)
+    with pytest.raises(errors.OpPrereqError, match=r"Cluster IP already active \(203.0.113.200\)"):
+        master_ip.init_settings(cluster(), None, None, external=False)
+    master_ip.init_settings(cluster(ip="127.0.0.11"), None, None, external=False)    # its own: not asked
