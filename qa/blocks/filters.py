@@ -1,5 +1,6 @@
 """Block ``filters``: gnt-filter as Ganeti's QA drives it (qa_filters.py): add, list, info, replace
-and delete, the watermark, and the actions REJECT, CONTINUE, ACCEPT and RATE_LIMIT on real jobs.
+and delete, the watermark, the actions REJECT, CONTINUE, ACCEPT and RATE_LIMIT on real jobs, and
+the ad-hoc rate limit a job's reason sets (``rate-limit:N:LABEL``).
 
 Every rule that acts matches only this block's own jobs (a reason of the run), so that other users
 of the cluster are not held up; the one rule without predicates is a CONTINUE, which changes
@@ -132,7 +133,7 @@ def _checks(ctx: Context, made: list[str]) -> None:
 
     with ctx.check(BLOCK, "a RATE_LIMIT 1 rule keeps the second of two jobs queued until the first ends"):
         rule = _add(ctx, made, mine, "--action=RATE_LIMIT 1")
-        first = _delay(ctx, reason, seconds="3")
+        first = _delay(ctx, reason, seconds="5")
         second = _delay(ctx, reason)
         time.sleep(1)
         states = (_status(ctx, first, final=False), _status(ctx, second, final=False))
@@ -141,3 +142,12 @@ def _checks(ctx: Context, made: list[str]) -> None:
         if (_status(ctx, first), _status(ctx, second)) != ("success", "success"):
             raise CheckFailed("the rate-limited jobs did not both succeed in the end")
         _delete(ctx, made, rule)
+
+    with ctx.check(BLOCK, "an ad-hoc --reason=rate-limit:2:LABEL lets two of three jobs start, then the third"):
+        limited = f"rate-limit:2:{reason}"
+        jobs = [_delay(ctx, limited, "--no-locks", seconds="5") for _ in range(3)]     # in parallel but for the limit
+        states = [_status(ctx, job, final=False) for job in jobs]
+        if states != ["running", "running", "queued"]:
+            raise CheckFailed(f"the jobs of an ad-hoc rate limit of 2 are {states}, expected two running, one queued")
+        if [_status(ctx, job) for job in jobs] != ["success"] * 3:
+            raise CheckFailed("the jobs of the ad-hoc rate limit did not all succeed in the end")
