@@ -44,9 +44,30 @@ def domain_secret() -> str:
         secret = ""
     if not secret:
         from genet.config import write_atomic
-        secret = secrets.token_hex(SECRET_BYTES)
+        secret = new_domain_secret()
         write_atomic(path, f"{secret}\n".encode(), mode=0o400)
     return secret
+
+
+def new_domain_secret() -> str:
+    return secrets.token_hex(SECRET_BYTES)
+
+
+def checked_domain_secret(text: str) -> str:
+    """A secret given to genet (renew-crypto --cluster-domain-secret FILE): one line, as Ganeti
+    reads the file (strictly one line of text)."""
+    lines = text.strip().splitlines()
+    if len(lines) != 1 or not lines[0].strip():
+        raise errors.OpPrereqError(f"a cluster domain secret is one line of text, not {len(lines)}",
+                                   errors.ECode.INVAL)
+    return lines[0].strip()
+
+
+def upload(secret: str) -> tuple[str, str, int]:
+    """upload_file's arguments that make ``secret`` a node's cluster domain secret."""
+    import base64
+    path = "/" + str(paths.cluster_domain_secret().relative_to(paths.root()))
+    return path, base64.b64encode(f"{secret}\n".encode()).decode(), 0o400
 
 
 def handshake(secret: str) -> list:

@@ -460,11 +460,8 @@ def _lock_rows(locks: dict[str, dict]) -> list[dict]:
 def _domain_secret_file() -> tuple[str, str, int]:
     """upload_file's arguments for the cluster domain secret (made here first if the cluster
     predates it), so that a new master prepares remote exports with the same secret."""
-    import base64
     from genet import impexp
-    secret = impexp.domain_secret()
-    path = "/" + str(paths.cluster_domain_secret().relative_to(paths.root()))
-    return path, base64.b64encode(f"{secret}\n".encode()).decode(), 0o400
+    return impexp.upload(impexp.domain_secret())
 
 
 def _read_or_none(path) -> str | None:

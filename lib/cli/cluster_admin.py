@@ -125,10 +125,6 @@ def cmd_copyfile(ns) -> int:
 # options of renew-crypto for what genet has not got, and why
 REFUSED_CRYPTO = {
     "new_confd_hmac_key": ("--new-confd-hmac-key", "genet has no confd daemon and no HMAC key"),
-    "new_cluster_domain_secret": ("--new-cluster-domain-secret",
-                                  "genet has no cluster domain secret (no inter-cluster instance moves)"),
-    "cluster_domain_secret": ("--cluster-domain-secret",
-                              "genet has no cluster domain secret (no inter-cluster instance moves)"),
     "new_ssh_keys": ("--new-ssh-keys", "genet's nodes trust each other through the cluster certificate;"
                      " it keeps no SSH keys"),
     "ssh_key_type": ("--ssh-key-type", "genet keeps no SSH keys"),
@@ -152,11 +148,16 @@ def cmd_renew_crypto(ns) -> int:
     if bool(ns.spice_certificate) != bool(ns.spice_ca_certificate):
         print("Both --spice-certificate and --spice-ca-certificate must be used.", file=sys.stderr)
         return 1
+    if ns.new_cluster_domain_secret and ns.cluster_domain_secret:
+        print("Only one of the --new-cluster-domain-secret and --cluster-domain-secret options can be"
+              " specified at the same time.", file=sys.stderr)
+        return 1
     op = opcodes.OpClusterRenewCrypto(
         node_certificates=ns.new_cluster_certificate or ns.new_node_certificates,
         new_rapi_certificate=ns.new_rapi_certificate, new_spice_certificate=ns.new_spice_certificate,
         rapi_certificate=_read(ns.rapi_certificate), spice_certificate=_read(ns.spice_certificate),
-        spice_ca_certificate=_read(ns.spice_ca_certificate))
+        spice_ca_certificate=_read(ns.spice_ca_certificate),
+        new_cluster_domain_secret=ns.new_cluster_domain_secret, cluster_domain_secret=_read(ns.cluster_domain_secret))
     if base.submit_or_run(ns, [op]) is not None:
         print('All requested certificates and keys have been replaced. Running "gnt-cluster verify" now is'
               ' recommended.')
@@ -213,7 +214,8 @@ def build(sub) -> None:
                    help="Reach the nodes at their secondary (replication) address")
     p.add_argument("file", metavar="FILE")
 
-    p = base.command(sub, "renew-crypto", "Renew the cluster, RAPI or SPICE certificates", cmd_renew_crypto)
+    p = base.command(sub, "renew-crypto", "Renew the cluster, RAPI or SPICE certificates or the cluster domain"
+                     " secret", cmd_renew_crypto)
     p.add_argument("-f", "--force", action="store_true", help="Do not ask for confirmation (genet never asks)")
     for flag, helptext in (("--new-cluster-certificate", "Renew the cluster certificate on every node"),
                            ("--new-node-certificates", "The same as --new-cluster-certificate (genet's nodes"
@@ -221,14 +223,14 @@ def build(sub) -> None:
                            ("--new-rapi-certificate", "Make a new self-signed RAPI certificate"),
                            ("--new-spice-certificate", "Make a new self-signed SPICE certificate (its own CA)"),
                            ("--new-confd-hmac-key", "Refused: genet has no confd HMAC key"),
-                           ("--new-cluster-domain-secret", "Refused: genet has no cluster domain secret"),
+                           ("--new-cluster-domain-secret", "Make a new cluster domain secret on every node"),
                            ("--new-ssh-keys", "Refused: genet keeps no SSH keys"),
                            ("--no-ssh-key-check", "Refused: genet keeps no SSH keys")):
         p.add_argument(flag, action="store_true", help=helptext)
     for flag, helptext in (("--rapi-certificate", "Use this RAPI certificate (PEM, with its key)"),
                            ("--spice-certificate", "Use this SPICE certificate (PEM, with its key)"),
                            ("--spice-ca-certificate", "The CA certificate that signed --spice-certificate"),
-                           ("--cluster-domain-secret", "Refused: genet has no cluster domain secret"),
+                           ("--cluster-domain-secret", "Use the cluster domain secret in this file (one line)"),
                            ("--ssh-key-type", "Refused: genet keeps no SSH keys"),
                            ("--ssh-key-bits", "Refused: genet keeps no SSH keys")):
         p.add_argument(flag, default=None, metavar="FILE" if "certificate" in flag or "secret" in flag else "VALUE",

@@ -5,7 +5,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from genet import errors, master_ip, opcodes, paths, ssl_utils
+from genet import errors, impexp, master_ip, opcodes, paths, ssl_utils
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.cluster_master_ip import floating, turn
@@ -123,8 +123,8 @@ class LUClusterRepairDiskSizes(LogicalUnit):
 class LUClusterRenewCrypto(LogicalUnit):
     """The cluster certificate in three rounds over every online node, so that any two nodes
     always share a trusted certificate (ssl_utils: stage, switch, retire); the master's own RPC
-    client reads the files again after each round. The RAPI and SPICE certificates are installed
-    on every online node (any candidate may become master)."""
+    client reads the files again after each round. The RAPI and SPICE certificates and the cluster
+    domain secret are installed on every online node (any candidate may become master)."""
     OPCODE = opcodes.OpClusterRenewCrypto
 
     def check_prereq(self):
@@ -138,6 +138,11 @@ class LUClusterRenewCrypto(LogicalUnit):
         if bool(op.spice_certificate) != bool(op.spice_ca_certificate):
             raise errors.OpPrereqError("Both --spice-certificate and --spice-ca-certificate must be given",
                                        errors.ECode.INVAL)
+        if op.new_cluster_domain_secret and op.cluster_domain_secret is not None:
+            raise errors.OpPrereqError("Only one of --new-cluster-domain-secret and --cluster-domain-secret may"
+                                       " be specified.", errors.ECode.INVAL)
+        self.secret = impexp.new_domain_secret() if op.new_cluster_domain_secret else \
+            impexp.checked_domain_secret(op.cluster_domain_secret) if op.cluster_domain_secret is not None else None
         try:
             for pem, key in ((op.rapi_certificate, True), (op.spice_certificate, True),
                              (op.spice_ca_certificate, False)):
@@ -163,6 +168,11 @@ class LUClusterRenewCrypto(LogicalUnit):
         if spice:
             self._install("spice", spice)
             self._install("spice-ca", spice_ca)
+        if self.secret is not None:
+            self.feedback(f"Installing the cluster domain secret on {len(self.nodes)} node(s)")
+            for node, res in sorted(self.rpc.upload_file.on(self.nodes, *impexp.upload(self.secret)).items()):
+                if res.failed:
+                    raise errors.OpExecError(f"cannot install the cluster domain secret on {node}: {res.fail_msg}")
         if self.offline:
             self.feedback(f"WARNING: offline node(s) {', '.join(self.offline)} were not updated; re-add them"
                           " (gnt-node add --readd) once they are back")

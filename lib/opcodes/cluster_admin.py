@@ -50,4 +50,6 @@ class OpClusterRenewCrypto(OpCode):
         Param("new_spice_certificate", Bool(), False, "Make a new SPICE certificate and CA"),
         Param("spice_certificate", Maybe(PEM), None, "The SPICE certificate and key to use (PEM text)"),
         Param("spice_ca_certificate", Maybe(PEM), None, "The CA certificate that signed it (PEM text)"),
+        Param("new_cluster_domain_secret", Bool(), False, "Make a new cluster domain secret"),
+        Param("cluster_domain_secret", Maybe(String()), None, "The cluster domain secret to use (one line)"),
     )

@@ -100,8 +100,22 @@ def test_renew_crypto_replaces_the_cluster_certificate_everywhere_without_losing
     assert served.strip() in rapi_pem
 
 
+def test_renew_crypto_installs_a_cluster_domain_secret_on_every_node(cluster, tmp_path):
+    """When a new cluster domain secret is made, or one is given in a file, every node holds it."""
+    def secrets() -> set[str]:
+        return {(cluster.root(node) / "var/lib/genet/cluster-domain-secret").read_text() for node in cluster.names}
+    made = (cluster.root("node1") / "var/lib/genet/cluster-domain-secret").read_text()     # init's
+    cluster.run("node1", "gnt-cluster", "renew-crypto", "-f", "--new-cluster-domain-secret")
+    (renewed,) = secrets()
+    assert renewed != made and len(renewed.strip()) == 40
+    given = tmp_path / "cds"
+    given.write_text("shared-with-the-other-cluster\n")
+    cluster.run("node1", "gnt-cluster", "renew-crypto", "-f", "--cluster-domain-secret", str(given))
+    assert secrets() == {"shared-with-the-other-cluster\n"}
+
+
 def test_renew_crypto_refuses_what_genet_has_not_got(cluster):
-    for flag in ("--new-confd-hmac-key", "--new-cluster-domain-secret", "--new-ssh-keys"):
+    for flag in ("--new-confd-hmac-key", "--new-ssh-keys"):
         proc = cluster.run("node1", "gnt-cluster", "renew-crypto", "-f", flag, check=False)
         assert proc.returncode == 1 and f"{flag} is not supported" in proc.stderr
     proc = cluster.run("node1", "gnt-cluster", "renew-crypto", "--new-rapi-certificate", "--rapi-certificate",

@@ -10,7 +10,9 @@ from genet.cli import gnt_cluster
 
 @pytest.mark.parametrize("argv, code, message", [
     (["renew-crypto", "--new-confd-hmac-key"], 1, "--new-confd-hmac-key is not supported: genet has no confd"),
-    (["renew-crypto", "--cluster-domain-secret", "/x"], 1, "--cluster-domain-secret is not supported"),
+    (["renew-crypto", "--cluster-domain-secret", "/nonexistent/cds"], 1, "cannot read /nonexistent/cds"),
+    (["renew-crypto", "--new-cluster-domain-secret", "--cluster-domain-secret", "/x"], 1,
+     "Only one of the --new-cluster-domain-secret and --cluster-domain-secret options can be specified"),
     (["renew-crypto", "--new-ssh-keys", "--no-ssh-key-check"], 1, "genet's nodes trust each other through the"
                                                                    " cluster certificate"),
     (["renew-crypto", "--ssh-key-bits", "4096"], 1, "--ssh-key-bits is not supported: genet keeps no SSH keys"),

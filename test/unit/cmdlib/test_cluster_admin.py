@@ -128,6 +128,24 @@ def test_renew_crypto_installs_a_given_rapi_certificate_and_refuses_a_broken_one
     ({"new_spice_certificate": True, "spice_certificate": "x", "spice_ca_certificate": "y"},
      "Only one of --new-spice-certificate"),
     ({"spice_certificate": "x"}, "Both --spice-certificate and --spice-ca-certificate"),
+    ({"new_cluster_domain_secret": True, "cluster_domain_secret": "x"}, "Only one of --new-cluster-domain-secret"),
+    ({"cluster_domain_secret": "one\ntwo\n"}, "one line of text, not 2"),
 ])
 def test_renew_crypto_refuses_conflicting_options(cluster, params, match):
     cluster.refused(OpClusterRenewCrypto(**params), match, "wrong_input")
+
+
+def domain_secrets(cluster) -> set[str]:
+    return {(node.root / "var/lib/genet/cluster-domain-secret").read_text() for node in cluster.nodes.values()}
+
+
+def test_renew_crypto_gives_every_node_a_new_or_the_given_cluster_domain_secret(cluster):
+    """When a new cluster domain secret is asked for, every node holds the same new one; when one is
+    given (a file's line), every node holds that one, as its single line."""
+    cluster.run(OpClusterRenewCrypto(new_cluster_domain_secret=True))
+    (made,) = domain_secrets(cluster)
+    assert len(made.strip()) == 40
+    cluster.run(OpClusterRenewCrypto(new_cluster_domain_secret=True))
+    assert domain_secrets(cluster) != {made}
+    cluster.run(OpClusterRenewCrypto(cluster_domain_secret="shared-by-two-clusters\n"))
+    assert domain_secrets(cluster) == {"shared-by-two-clusters\n"}
