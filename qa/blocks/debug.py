@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 
 from qa.context import Context
 from qa.report import CheckFailed
@@ -39,11 +40,16 @@ def run(ctx: Context) -> None:
             raise CheckFailed(f"gnt-job info {job} does not show a successful delay on {node} only: {info}")
 
     with ctx.check(BLOCK, "gnt-debug locks shows the master's node lock held by a running delay"):
-        job = _job_id(ctx.gnt("gnt-debug", "delay", "--submit", "3").stdout)
+        job = _job_id(ctx.gnt("gnt-debug", "delay", "--submit", "5").stdout)
         try:
-            rows = [line.split("|") for line in ctx.gnt("gnt-debug", "locks", "--no-headers", "--separator=|",
-                                                          "-o", "name,mode,owner").stdout.splitlines()]
-            held = [row for row in rows if row[0] == f"node/{facts.master}"]
+            deadline = time.monotonic() + 4
+            while True:         # until the job has started (and taken its lock)
+                rows = [line.split("|") for line in ctx.gnt("gnt-debug", "locks", "--no-headers", "--separator=|",
+                                                              "-o", "name,mode,owner").stdout.splitlines()]
+                held = [row for row in rows if row[0] == f"node/{facts.master}"]
+                if (held and held[0][1] != "-") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             if not held or held[0][1] != "exclusive" or job not in held[0][2]:
                 raise CheckFailed(f"gnt-debug locks shows {held} for node/{facts.master}, expected job {job} "
                                   f"holding it exclusively")
