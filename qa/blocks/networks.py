@@ -126,7 +126,8 @@ def _pool_instance(ctx: Context, network: str) -> None:
     of the pool's free ones, the network counts it, and it gives the address back when removed."""
     node = ctx.need_nodes(1, "an instance")[-1]
     [[home]] = ctx.gnt_rows("gnt-node", ["group"], node)
-    ctx.gnt("gnt-network", "connect", "--nic-parameters", "mode=bridged,link=qa-br9", network, home)
+    nic = ctx.rapi.get("/2/info")["nicparams"]["default"]     # a link the nodes have (Ganeti checks bridges)
+    ctx.gnt("gnt-network", "connect", "--nic-parameters", f"mode={nic['mode']},link={nic['link']}", network, home)
     free = int(_row(ctx, network, "free_count")["free_count"])
     reserved = set(_addresses(_row(ctx, network, "external_reservations")["external_reservations"]))
     name = ctx.new_name("pool")
