@@ -97,16 +97,26 @@ def sign_certificate(secret: str, cert_pem: str) -> str:
 def create_transfer_key(validity: int) -> list:
     """On a node: a key and self-signed certificate for one transfer, kept in a new directory of
     the crypto keys directory (Ganeti's x509-TIMESTAMP-RANDOM/key and cert); [name, cert PEM].
-    The key never leaves the node."""
+    The key never leaves the node; the keys whose certificates have expired go."""
     from genet import ssl_utils
     from genet.config import write_atomic
     lifetime = datetime.timedelta(seconds=min(validity, RIE_CERT_VALIDITY))
     key_pem, cert_pem = ssl_utils.self_signed(paths.node_name(), paths.node_name(), lifetime)
     root = paths.crypto_keys_dir()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _remove_expired(root)
     name = f"x509-{time.strftime('%Y-%m-%d_%H_%M_%S')}-{secrets.token_hex(4)}"
     directory = root / name
     directory.mkdir(mode=0o700)
     write_atomic(directory / "key", key_pem, mode=0o400)
     write_atomic(directory / "cert", cert_pem, mode=0o400)
     return [name, cert_pem.decode()]
+
+
+def _remove_expired(root) -> None:
+    """genet's exports are local, so no export removes a key it was prepared for: its directory
+    goes once its certificate (at most RIE_CERT_VALIDITY) has expired."""
+    import shutil
+    for directory in root.glob("x509-*"):
+        if time.time() - directory.stat().st_mtime > RIE_CERT_VALIDITY:
+            shutil.rmtree(directory, ignore_errors=True)

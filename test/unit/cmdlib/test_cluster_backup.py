@@ -2,6 +2,8 @@
 (conftest.Cluster)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from genet import errors
@@ -116,6 +118,19 @@ def test_prepare_for_a_remote_export_answers_the_handshake_and_a_signed_transfer
     header, pem = answer["x509_ca"].split("\n\n", 1)
     salt, digest = header.removeprefix("X-Ganeti-Signature: ").split("/")
     assert pem == (keys / "cert").read_text() and digest == ganeti_hmac(secret, pem, salt)
+
+
+def test_a_prepared_key_goes_once_its_certificate_has_expired(cluster):
+    """When a remote export is prepared, the keys of earlier preparations whose certificates have
+    expired (a day) are removed from the node; younger ones stay."""
+    create(cluster)
+    first = cluster.run(OpBackupPrepare(instance_name="web1", mode="remote"))["x509_key_name"][0]
+    second = cluster.run(OpBackupPrepare(instance_name="web1", mode="remote"))["x509_key_name"][0]
+    keys = cluster.nodes["node2"].root / "var/run/genet/crypto"
+    day_ago = keys.stat().st_mtime - 24 * 60 * 60 - 60
+    os.utime(keys / first, (day_ago, day_ago))
+    third = cluster.run(OpBackupPrepare(instance_name="web1", mode="remote"))["x509_key_name"][0]
+    assert sorted(p.name for p in keys.iterdir()) == sorted([second, third])
 
 
 def test_prepare_for_a_local_export_answers_nothing_and_makes_no_key(cluster):
