@@ -5,10 +5,10 @@ import functools
 import platform
 import time
 
-from genet import __version__, config, errors, opcodes, params, ssl_utils, paths
+from genet import __version__, config, errors, master_ip, opcodes, params, ssl_utils, paths
 from genet.cmdlib import cluster_features
 from genet.cmdlib.base import LogicalUnit
-from genet.cmdlib.cluster_master_ip import MasterIpChange
+from genet.cmdlib.cluster_master_ip import MasterIpChange, floating
 from genet.cmdlib.cluster_settings import checked_settings
 from genet.cmdlib.cluster_verify_storage import verify_storage
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
@@ -156,6 +156,8 @@ class LUClusterVerify(EveryNodeLU):
         verify_storage(self.rpc, data, reachable, self._error, self._warning)
         if group is not None:
             return {"ok": not self.problems, "errors": self.problems}
+        if floating(data) and not master_ip.is_local(data.cluster["master_ip"], master_ip.run):
+            self._error("ENODENET", "node", master, "the master node cannot reach the master IP (not configured?)")
         wanted = min(data.cluster["candidate_pool_size"],
                      sum(1 for n in data.nodes.values() if n["master_capable"] and not n["offline"]
                          and not n["drained"]))

@@ -64,8 +64,11 @@ def test_the_master_ip_lives_in_the_masters_namespace_and_follows_it(dev):
     assert f"{mip}/28" in addresses(dev, "node1")
     dev.run("node1", "gnt-cluster", "deactivate-master-ip", "--yes")
     assert f"{mip}/28" not in addresses(dev, "node1") and not answers(dev, "node2", mip)
+    proc = dev.run("node1", "gnt-cluster", "verify", ok=False)
+    assert proc.returncode == 1 and "node node1: the master node cannot reach the master IP" in proc.stdout
     dev.run("node1", "gnt-cluster", "activate-master-ip")
     assert f"{mip}/28" in addresses(dev, "node1")
+    dev.run("node1", "gnt-cluster", "verify")
 
     out = dev.run("node2", "gnt-cluster", "master-failover").stdout
     assert "Master role moved from node1 to node2" in out

@@ -10,7 +10,7 @@ import pytest
 from fake_ip import FakeIp
 from genet import errors, master_ip, restricted_commands
 from genet.opcodes import (OpClusterActivateMasterIp, OpClusterDeactivateMasterIp, OpClusterRename,
-                           OpClusterSetParams, OpRestrictedCommand)
+                           OpClusterSetParams, OpClusterVerify, OpRestrictedCommand)
 
 MIP = "203.0.113.200"
 
@@ -70,6 +70,16 @@ def test_the_master_ip_follows_rename_netdev_netmask_and_the_activate_commands(c
     cluster.run(OpClusterSetParams(master_netdev=""))
     assert ip.of("node1") == {"eth0": [], "eth1": []}
     cluster.refused(OpClusterActivateMasterIp(), "no master netdev is configured")
+
+
+def test_verify_reports_a_floating_master_ip_that_is_not_up(cluster, ip):
+    """When the master IP should float but is not on the master, verify says so as Ganeti's does."""
+    cluster.run(OpClusterRename(name="mip.example"))
+    cluster.run(OpClusterSetParams(master_netdev="eth0"))
+    assert cluster.run(OpClusterVerify())["ok"]
+    cluster.run(OpClusterDeactivateMasterIp())
+    assert cluster.run(OpClusterVerify())["errors"] == [
+        ["ENODENET", "node", "node1", "the master node cannot reach the master IP (not configured?)"]]
 
 
 def test_the_external_script_gets_the_old_parameters_to_stop_and_the_new_to_start(cluster, ip):
