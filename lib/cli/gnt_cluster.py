@@ -34,8 +34,9 @@ def cmd_init(ns) -> int:
     print(f"Cluster {ns.cluster_name} initialised; master is {data['cluster']['master_node']}")
     defaults = {**{key: getattr(ns, key) for key in INIT_DEFAULTS if getattr(ns, key) is not None},
                 **drbd_helper, **ipolicy.from_args(ns)}
-    if defaults:            # the parameter defaults: the first job of the new cluster
-        base.submit_or_run(ns, [opcodes.OpClusterSetParams(**defaults)])
+    # the first job of the new cluster: the parameter defaults, then the cluster-init hooks (Ganeti's)
+    base.submit_or_run(ns, [*([opcodes.OpClusterSetParams(**defaults)] if defaults else []),
+                            opcodes.OpClusterPostInit()])
     return 0
 
 

@@ -269,6 +269,19 @@ class LUBackupExport(InstanceLU):
     put it in place, then start the instance again or remove it; any failure before that point
     discards the staging directory and restarts the instance."""
     OPCODE = opcodes.OpBackupExport
+    HPATH = "instance-export"
+
+    def hooks_env(self):
+        op = self.op
+        return {"EXPORT_MODE": op.mode, "EXPORT_NODE": op.target_node, "EXPORT_DO_SHUTDOWN": op.shutdown,
+                "SHUTDOWN_TIMEOUT": op.shutdown_timeout, "REMOVE_INSTANCE": bool(op.remove_instance),
+                **super().hooks_env()}
+
+    def hooks_nodes(self):
+        nodes = [self.master_node(), self.inst.primary_node]
+        if self.op.mode == "local":
+            nodes.append(self.op.target_node)
+        return nodes, nodes
 
     def expand_names(self):
         op = self.op

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import re
 import time
 
 from genet import __version__, config, errors, master_ip, opcodes, params, ssl_utils, paths
@@ -11,6 +12,7 @@ from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster_master_ip import MasterIpChange, floating
 from genet.cmdlib.cluster_settings import checked_settings
 from genet.cmdlib.cluster_verify_storage import verify_storage
+from genet.hooks_runner import HKR_FAIL
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
@@ -93,8 +95,35 @@ class EveryNodeLU(LogicalUnit):
 
 
 class LUClusterVerify(EveryNodeLU):
-    """Check every node over TLS: reachability, versions, config serial, certs, clocks, ssconf."""
+    """Check every node over TLS: reachability, versions, config serial, certs, clocks, ssconf;
+    then the site's cluster-verify post hooks on those nodes, whose failures are verify errors."""
     OPCODE = opcodes.OpClusterVerify
+    HPATH, HTYPE = "cluster-verify", "CLUSTER"
+
+    def hooks_env(self):
+        data = self.cfg.snapshot()
+        return {"CLUSTER_TAGS": " ".join(data.cluster.get("tags", [])),
+                **{f"NODE_TAGS_{name}": " ".join(data.nodes[name].get("tags", [])) for name in self.hooks_nodes()[1]}}
+
+    def hooks_nodes(self):
+        data = self.cfg.snapshot()
+        group = self._group(data)
+        return [], sorted(n for n in online_nodes(data) if group is None or data.nodes[n]["group"] == group)
+
+    def hooks_result(self, results, result):
+        """Ganeti's: each failed script (or node that could not run them) is a verify error."""
+        if not results:
+            return result
+        self.feedback("* Hooks Results")
+        for node, res in sorted(results.items()):
+            if res.failed:
+                self._error("ENODEHOOKS", "node", node, f"Communication failure in hooks execution: {res.fail_msg}")
+                continue
+            for script, status, output in res.payload:
+                if status == HKR_FAIL:
+                    self._error("ENODEHOOKS", "node", node, f"Script {script} failed, output:")
+                    self.feedback(re.sub("^", "      ", output, flags=re.M))
+        return {**result, "ok": not self.problems}
 
     def check_prereq(self):
         self._group(self.cfg.snapshot())
@@ -226,6 +255,13 @@ class LUClusterVerify(EveryNodeLU):
 
 class LUClusterSetParams(LogicalUnit):
     OPCODE = opcodes.OpClusterSetParams
+    HPATH, HTYPE = "cluster-modify", "CLUSTER"
+
+    def hooks_env(self):
+        return {"OP_TARGET": self.cfg.read(lambda d: d.cluster["cluster_name"]), "NEW_VG_NAME": self.op.vg_name}
+
+    def hooks_nodes(self):
+        return self.on_master()
 
     def check_prereq(self):
         op, data = self.op, self.cfg.snapshot()
@@ -345,9 +381,31 @@ class LUClusterRedistConf(LogicalUnit):
         return True
 
 
+class LUClusterPostInit(LogicalUnit):
+    """Nothing but Ganeti's cluster-init hooks, once the new master's daemons run."""
+    OPCODE = opcodes.OpClusterPostInit
+    HPATH, HTYPE = "cluster-init", "CLUSTER"
+
+    def hooks_env(self):
+        return {"OP_TARGET": self.cfg.read(lambda d: d.cluster["cluster_name"])}
+
+    def hooks_nodes(self):
+        return [], [self.master_node()]
+
+    def exec(self):
+        return True
+
+
 class LUClusterDestroy(LogicalUnit):
     """Refuses while other nodes or instances remain; the CLI then stops the daemons."""
     OPCODE = opcodes.OpClusterDestroy
+    HPATH, HTYPE = "cluster-destroy", "CLUSTER"
+
+    def hooks_env(self):
+        return {"OP_TARGET": self.cfg.read(lambda d: d.cluster["cluster_name"])}
+
+    def hooks_nodes(self):
+        return [], [self.master_node()]
 
     def check_prereq(self):
         data = self.cfg.snapshot()

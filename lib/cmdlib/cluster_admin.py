@@ -41,10 +41,18 @@ class LUClusterRename(LogicalUnit):
     down on the master before, put up after when the cluster has a floating master IP; masterd
     writes both to every node's ssconf with the change."""
     OPCODE = opcodes.OpClusterRename
+    HPATH, HTYPE = "cluster-rename", "CLUSTER"
+
+    def hooks_env(self):
+        return {"OP_TARGET": self.old_name, "NEW_NAME": self.op.name}
+
+    def hooks_nodes(self):
+        return [self.master_node()], self.cfg.read(lambda d: sorted(d.nodes))
 
     def check_prereq(self):
         data = self.cfg.snapshot()
         cluster = data.cluster
+        self.old_name = cluster["cluster_name"]
         self.ip = master_ip.cluster_address(self.op.name, data.nodes[cluster["master_node"]]["primary_ip"])
         if self.op.name == cluster["cluster_name"] and self.ip == cluster["master_ip"]:
             raise errors.OpPrereqError("Neither the name nor the IP address of the cluster has changed",

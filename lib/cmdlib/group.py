@@ -53,6 +53,13 @@ def touch(obj: dict) -> None:
 class LUGroupAdd(LogicalUnit):
     """A new, empty group; nodes join it with assign-nodes or gnt-node add -g."""
     OPCODE = opcodes.OpGroupAdd
+    HPATH, HTYPE = "group-add", "GROUP"
+
+    def hooks_env(self):
+        return {"GROUP_NAME": self.op.group_name}
+
+    def hooks_nodes(self):
+        return self.on_master()
 
     def check_prereq(self):
         name = self.op.group_name
@@ -76,6 +83,13 @@ class LUGroupAdd(LogicalUnit):
 
 class LUGroupRemove(LogicalUnit):
     OPCODE = opcodes.OpGroupRemove
+    HPATH, HTYPE = "group-remove", "GROUP"
+
+    def hooks_env(self):
+        return {"GROUP_NAME": self.op.group_name}
+
+    def hooks_nodes(self):
+        return self.on_master()
 
     def check_prereq(self):
         def check(data):
@@ -99,6 +113,15 @@ class LUGroupRemove(LogicalUnit):
 
 class LUGroupRename(LogicalUnit):
     OPCODE = opcodes.OpGroupRename
+    HPATH, HTYPE = "group-rename", "GROUP"
+
+    def hooks_env(self):
+        return {"OLD_NAME": self.op.group_name, "NEW_NAME": self.op.new_name}
+
+    def hooks_nodes(self):
+        nodes = [self.master_node(), *self.cfg.read(lambda d: sorted(
+            n for n, node in d.nodes.items() if node["group"] == self.group_uuid))]
+        return nodes, nodes
 
     def check_prereq(self):
         def check(data):
@@ -130,6 +153,13 @@ def group_ipolicy(data, group: dict, changes: dict) -> dict:
 
 class LUGroupSetParams(LogicalUnit):
     OPCODE = opcodes.OpGroupSetParams
+    HPATH, HTYPE = "group-modify", "GROUP"
+
+    def hooks_env(self):
+        return {"GROUP_NAME": self.op.group_name, "NEW_ALLOC_POLICY": self.op.alloc_policy}
+
+    def hooks_nodes(self):
+        return self.on_master()
 
     def check_prereq(self):
         op = self.op

@@ -12,6 +12,7 @@ from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_
                                  check_os, check_template_enabled, free_memory, split_nodes, storage_params)
 from genet.cmdlib.disks import (assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync,
                                 wipe_disks)
+from genet.cmdlib.hooks_env import instance_env_of
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.instance_ops import script_osparams
 from genet.cmdlib.power import start_instance
@@ -22,6 +23,26 @@ from genet.storage import base as storage
 
 class LUInstanceCreate(LogicalUnit):
     OPCODE = opcodes.OpInstanceCreate
+    HPATH = "instance-add"
+    HTYPE = "INSTANCE"
+
+    def hooks_env(self):
+        op = self.op
+        env: dict = {"ADD_MODE": op.mode}
+        if self.export is not None:
+            env.update(SRC_NODE=op.src_node, SRC_PATH=op.src_path, SRC_IMAGES=self.images)
+        data = self.cfg.snapshot()
+        wanted = {"hypervisor": self.hypervisor, "os": self.os, "beparams": self.own_beparams,
+                  "hvparams": self.hvparams}
+        return {**env, **instance_env_of(data, {
+            "name": op.instance_name, "primary": self.pnode, "secondaries": [self.snode] if self.snode else [],
+            "os": self.os, "status": op.start, "template": op.disk_template, "hypervisor": self.hypervisor,
+            "nics": self.nics, "disks": self.req["disks"], "tags": op.tags, "beparams": self.beparams,
+            "hvparams": params.hvparams(data, wanted)})}
+
+    def hooks_nodes(self):
+        nodes = [self.master_node(), self.pnode, *([self.snode] if self.snode else [])]
+        return nodes, nodes
     REQ_BGL = False
 
     def expand_names(self):

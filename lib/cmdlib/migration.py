@@ -14,6 +14,7 @@ from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, refuse_forthcoming, storage_params
 from genet.cmdlib.disks import assemble_disks
+from genet.cmdlib.hooks_env import instance_env
 from genet.cmdlib.power import start_instance, stop_instance
 from genet.cmdlib.replace_disks import replace_mirror
 from genet.locking import ALL_SET, Level
@@ -159,15 +160,16 @@ class MovePlan:
         The target runs the instance before the config names it: the master knows it meanwhile.
         ``live`` None: as the instance's migration_mode hvparam says (Ganeti)."""
         if live is None:
-            live = self._mode_from_hvparams() != "non-live"
+            live = self.live_by_default()
         with self.lu.ctx.moving_to(self.inst.name, self.target):
             return self._migrate(live)
 
-    def _mode_from_hvparams(self) -> str:
+    def live_by_default(self) -> bool:
+        """As the instance's migration_mode hvparam says (Ganeti)."""
         from genet.hypervisor.base import HYPERVISORS
         hv = self.inst.hypervisor
         given = dict(self.lu.cfg.snapshot().cluster.get("hvparams", {}).get(hv, {}), **self.inst.hvparams)
-        return HYPERVISORS.cls(hv).fill_parameters(given).get("migration_mode", "live")
+        return HYPERVISORS.cls(hv).fill_parameters(given).get("migration_mode", "live") != "non-live"
 
     def _migrate(self, live: bool) -> dict:
         inst, feedback, hv = self.inst, self.lu.feedback, self.inst.hypervisor
@@ -371,6 +373,26 @@ class _InstanceMoving(LogicalUnit):
     """Runs one instance on another node (migrate, failover): locks it and every node, since
     the target may be any of them (an iallocator's choice, or a cleanup's search)."""
     REQ_BGL = False
+    HTYPE = "INSTANCE"
+
+    def hooks_env(self):
+        """Ganeti's: the instance's variables and where it goes (a cleanup: it stays)."""
+        inst = self.inst
+        target = self.plan.target if self.plan is not None else inst.primary_node
+        secondaries = inst.get("secondary_nodes", [])
+        env = {**instance_env(self, inst), "OLD_PRIMARY": inst.primary_node, "NEW_PRIMARY": target,
+               "OLD_SECONDARY": secondaries[0] if secondaries else "",
+               "NEW_SECONDARY": inst.primary_node if secondaries else ""}
+        return {**env, **self.moving_env()}
+
+    def moving_env(self) -> dict:
+        return {}
+
+    def hooks_nodes(self):
+        inst = self.inst
+        target = self.plan.target if self.plan is not None else inst.primary_node
+        nodes = [self.master_node(), inst.primary_node, *inst.get("secondary_nodes", []), target]
+        return nodes, nodes
 
     def expand_names(self):
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
@@ -379,12 +401,22 @@ class _InstanceMoving(LogicalUnit):
 
 class LUInstanceMigrate(_InstanceMoving):
     OPCODE = opcodes.OpInstanceMigrate
+    HPATH = "instance-migrate"
+
+    def moving_env(self):
+        return {"MIGRATE_LIVE": self.live(), "MIGRATE_CLEANUP": self.op.cleanup,
+                "ALLOW_RUNTIME_CHANGES": self.op.allow_runtime_changes}
+
+    def live(self) -> bool:
+        """Whether the migration is live: as asked, else as the instance's migration_mode says."""
+        if self.op.mode is None and self.op.live is None and not self.op.non_live:
+            return self.plan is None or self.plan.live_by_default()
+        return self.op.mode != "non-live" and self.op.live is not False and not self.op.non_live
 
     def check_prereq(self):
-        inst = instance_of(self, self.op.instance_name)
+        inst = self.inst = instance_of(self, self.op.instance_name)
         if self.op.cleanup:
             self.plan = None
-            self.inst = inst
             return
         try:
             self.plan = MovePlan(self, inst, self.op.target_node, need_running=True, can_copy=True)
@@ -400,10 +432,7 @@ class LUInstanceMigrate(_InstanceMoving):
             return cleanup_migration(self, self.inst)
         if self.failover:
             return self.plan.failover(False, 120)
-        if self.op.mode is None and self.op.live is None and not self.op.non_live:
-            return self.plan.migrate()                 # the instance's migration_mode decides
-        live = self.op.mode != "non-live" and self.op.live is not False and not self.op.non_live
-        return self.plan.migrate(live)
+        return self.plan.migrate(self.live())
 
 
 def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
@@ -433,11 +462,23 @@ def cleanup_migration(lu: LogicalUnit, inst: dict) -> dict:
 
 class LUInstanceFailover(_InstanceMoving):
     OPCODE = opcodes.OpInstanceFailover
+    HPATH = "instance-failover"
+
+    def moving_env(self):
+        return {"IGNORE_CONSISTENCY": self.op.ignore_consistency, "SHUTDOWN_TIMEOUT": self.op.shutdown_timeout,
+                "FAILOVER_CLEANUP": self.op.cleanup}
+
+    def hooks_nodes(self):
+        """Ganeti's: not the old primary before (it may be dead), but after."""
+        inst = self.inst
+        target = self.plan.target if self.plan is not None else inst.primary_node
+        pre = [self.master_node(), *inst.get("secondary_nodes", []), target]
+        return pre, [*pre, inst.primary_node]
 
     def check_prereq(self):
-        inst = instance_of(self, self.op.instance_name)
+        inst = self.inst = instance_of(self, self.op.instance_name)
         if self.op.cleanup:       # Ganeti's recovery after a failed failover
-            self.plan, self.inst = None, inst
+            self.plan = None
             return
         self.plan = MovePlan(self, inst, self.op.target_node, need_running=False)
         refuse_unreachable_primary(self, [self.plan])
@@ -493,6 +534,14 @@ class _NodeEmptying(LogicalUnit):
 
 class LUNodeMigrate(_NodeEmptying):
     OPCODE = opcodes.OpNodeMigrate
+    HPATH = "node-migrate"
+    HTYPE = "NODE"
+
+    def hooks_env(self):
+        return {"NODE_NAME": self.op.node_name}
+
+    def hooks_nodes(self):
+        return [self.master_node()], [self.master_node()]
 
     def check_prereq(self):
         reserved: dict[str, int] = {}
@@ -572,6 +621,16 @@ class LUInstanceMove(LogicalUnit):
     """Copies the disks over a TLS stream (checked by SHA-256), then starts the instance there."""
     OPCODE = opcodes.OpInstanceMove
     REQ_BGL = False
+    HPATH = "instance-move"
+    HTYPE = "INSTANCE"
+
+    def hooks_env(self):
+        return {"TARGET_NODE": self.op.target_node, "SHUTDOWN_TIMEOUT": self.op.shutdown_timeout,
+                **instance_env(self, self.inst)}
+
+    def hooks_nodes(self):
+        nodes = [self.master_node(), self.inst.primary_node, self.op.target_node]
+        return nodes, nodes
 
     def expand_names(self):
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]

@@ -188,6 +188,10 @@ class OpClusterDestroy(OpCode):
     """Tear the cluster down; only the master remains, without cluster state."""
 
 
+class OpClusterPostInit(OpCode):
+    """The new cluster's first job: runs the cluster-init post hooks (gnt-cluster init submits it)."""
+
+
 # --- tags -------------------------------------------------------------------
 
 _TAG_PARAMS = (
