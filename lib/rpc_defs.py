@@ -188,7 +188,7 @@ def get(name: str) -> Procedure:
 
 # node and daemon state
 
-@procedure(timeout=30)
+@procedure(timeout=5)           # a /metrics scrape waits no longer for a node that does not answer
 def data_collectors(settings: dict) -> dict:
     """The reports of the data collectors ``settings`` marks active ({name: {"active", "interval"}}):
     {name: {"timestamp", "data"} or None where the node has nothing to collect} (genet.collectors)."""
