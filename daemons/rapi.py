@@ -9,12 +9,15 @@ import logging
 import os
 import signal
 
-from genet import daemon_util, paths
+from twisted.internet.error import CannotListenError
+
+from genet import daemon_util, master_ip, paths
 from genet.rapi import baserlib
 from genet.rapi.auth import UsersFile
 from genet.rapi.server import DEFAULT_PORT, Router, context_factory, default_bind_address, make_site
 
 log = logging.getLogger("genet-rapi")
+MASTER_IP_CHECK = 5.0         # seconds between two looks for the floating master IP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +28,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--require-authentication", action="store_true",
                         help="refuse anonymous requests, reads included")
     return parser
+
+
+def listen_at_master_ip(reactor, listen, interval: float = MASTER_IP_CHECK) -> None:
+    """Listen at the floating master IP too, from the moment this node holds it (genet.master_ip:
+    the master puts it up at its start, or later on the administrator's command); once listening,
+    the socket stays and answers whenever the address is here."""
+    from twisted.internet import task, threads
+    listening: set[str] = set()
+
+    def found(ip: str | None) -> None:
+        if ip and ip not in listening:
+            try:
+                listen(ip)
+            except CannotListenError as err:
+                log.warning("cannot listen at the master IP %s: %s", ip, err)
+                return
+            listening.add(ip)
+            log.info("RAPI serving at the master IP %s too", ip)
+    loop = task.LoopingCall(lambda: threads.deferToThread(master_ip.held_here).addCallback(found))
+    loop.clock = reactor
+    loop.start(interval)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     router = Router(users, opts.require_authentication, Metrics(baserlib.call))
     reactor.suggestThreadPoolSize(64)
     address = opts.bind or default_bind_address()
-    reactor.listenSSL(opts.port, make_site(router), context_factory(), interface=address, backlog=256)
+    site = make_site(router)
+    reactor.listenSSL(opts.port, site, context_factory(), interface=address, backlog=256)
+    if opts.bind is None:
+        listen_at_master_ip(reactor, lambda ip: reactor.listenSSL(opts.port, site, context_factory(), interface=ip,
+                                                                  backlog=256))
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(users.reload))
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     daemon_util.write_pid_file("genet-rapi")

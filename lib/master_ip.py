@@ -234,6 +234,19 @@ def change_netmask(old: int, new: int, address: str, netdev: str, runner: Runner
         raise errors.OpExecError("Could not bring down the master IP address with the old netmask")
 
 
+def held_here() -> str | None:
+    """The master IP if this node is the master and holds it as the cluster's floating address
+    now (genet-rapi answers there too, as Ganeti's RAPI does at the cluster name)."""
+    from genet import config
+    try:
+        data = config.load(paths.config_file())
+    except errors.GenericError:
+        return None
+    if problem(data) or data.cluster["master_node"] != paths.node_name():
+        return None
+    return data.cluster["master_ip"] if is_local(data.cluster["master_ip"], run) else None
+
+
 def at_master_daemon(data, action: str) -> None:
     """genet-masterd's start and stop on the master node: the master IP goes up and down with it
     (as Ganeti's luxid does at its start); a cluster without a floating address has nothing to do.

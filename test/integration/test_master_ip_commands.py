@@ -1,8 +1,9 @@
 """The floating master IP on a 3-node dev cluster, as a user runs it: the cluster renamed to a name
 of its own address, given a master netdev, and the address then found with `ip -n NODE_NS address`
 in the master's network namespace (never on this machine's own interfaces): moved by a netmask
-change, taken down and up again, carried over by master-failover, and run through the
-administrator's own master-ip-setup script."""
+change, taken down and up again, carried over by master-failover (the RAPI answering there,
+as Ganeti's at the cluster name), and run through the administrator's own master-ip-setup
+script."""
 from __future__ import annotations
 
 import ipaddress
@@ -40,6 +41,18 @@ def answers(dev, node: str, address: str) -> bool:
     return dev.run(node, sys.executable, "-c", PROBE, address, ok=False).returncode == 0
 
 
+RAPI_INFO = ("import json, ssl, sys, urllib.request\ntry:\n"
+             "    reply = urllib.request.urlopen(f'https://{sys.argv[1]}:5080/2/info', timeout=5,"
+             " context=ssl._create_unverified_context())\nexcept OSError:\n    sys.exit(1)\n"
+             "print(json.load(reply)['name'])\n")
+
+
+def rapi_name(dev, node: str, address: str) -> str | None:
+    """The cluster name the RAPI at ``address`` gives ``node``, None if none answers."""
+    proc = dev.run(node, sys.executable, "-c", RAPI_INFO, address, ok=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def test_the_master_ip_lives_in_the_masters_namespace_and_follows_it(dev):
     subnet = ipaddress.ip_network(doc(dev)["subnet"])
     mip = str(subnet.network_address + 5)           # dev-cluster leaves .+2 to .+10 unused
@@ -55,6 +68,7 @@ def test_the_master_ip_lives_in_the_masters_namespace_and_follows_it(dev):
     assert not answers(dev, "node2", mip)
     dev.run("node1", "gnt-cluster", "modify", "--master-netdev", "eth0")
     assert f"{mip}/32" in addresses(dev, "node1") and answers(dev, "node2", mip)
+    wait_for(lambda: rapi_name(dev, "node2", mip) == "genet-mip", 30, "the RAPI at the master IP")
     info = dev.run("node1", "gnt-cluster", "info").stdout
     assert "master netdev: eth0" in info and "master netmask: 32" in info
 
@@ -75,6 +89,7 @@ def test_the_master_ip_lives_in_the_masters_namespace_and_follows_it(dev):
     assert f"{mip}/28" not in addresses(dev, "node1")
     wait_for(lambda: f"{mip}/28" in addresses(dev, "node2"), 30, "the master IP on node2")
     assert answers(dev, "node3", mip)
+    wait_for(lambda: rapi_name(dev, "node3", mip) == "genet-mip", 30, "the new master's RAPI at the master IP")
 
     # the administrator's script instead of the built-in steps, with Ganeti's environment
     record = dev.dir / "mip-record"
