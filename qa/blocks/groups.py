@@ -149,7 +149,40 @@ def _checks(ctx: Context, made: list[str]) -> None:
     with ctx.check(BLOCK, "gnt-group add-tags, list-tags, search-tags, remove-tags"):
         generic.check_tags(ctx, "gnt-group", "nodegroup", group)
 
+    with ctx.check(BLOCK, "RAPI /2/groups: POST, PUT modify and rename, own values put back unchanged, DELETE"):
+        _rapi_checks(ctx, made)
+
     _assign_checks(ctx, group, home)
+
+
+def _rapi_checks(ctx: Context, made: list[str]) -> None:
+    """Ganeti's TestRapiNodeGroups: every step a job; a group's own parameters as GET shows them are
+    what PUT modify takes, and putting them back changes nothing."""
+    first, second, third = (ctx.new_name("group") for _ in range(3))
+    made.extend([first, second, third])
+    ctx.rapi.run_job("POST", "/2/groups", {"name": first})
+    ctx.rapi.run_job("POST", "/2/groups", {"name": second, "alloc_policy": "unallocable"})
+    ctx.rapi.run_job("PUT", f"/2/groups/{first}/modify", {"alloc_policy": "unallocable"})
+    ctx.rapi.run_job("PUT", f"/2/groups/{second}/rename", {"new_name": third})
+    policies = {row[0]: row[1] for row in ctx.gnt_rows("gnt-group", ["name", "alloc_policy"])}
+    if (policies.get(first), policies.get(third), second in policies) != ("unallocable", "unallocable", False):
+        raise CheckFailed(f"gnt-group list after the RAPI's jobs: {policies}")
+    ctx.gnt("gnt-group", "modify", "--node-parameters", "spindle_count=3", "--ipolicy-vcpu-ratio", "2", third)
+    before = _rapi(ctx, third)
+    ctx.rapi.run_job("PUT", f"/2/groups/{third}/modify", {
+        "alloc_policy": before["alloc_policy"], "ndparams": before["custom_ndparams"],
+        "ipolicy": before["custom_ipolicy"], "diskparams": before["custom_diskparams"]})
+    after = _rapi(ctx, third)
+    changed = sorted(key for key in before if key not in ("mtime", "serial_no") and before[key] != after[key])
+    if changed:
+        raise CheckFailed(f"putting back group {third}'s own values changed {changed}")
+    for group in (first, third):
+        ctx.rapi.run_job("DELETE", f"/2/groups/{group}")
+        made.remove(group)
+    made.remove(second)
+    left = {first, third} & {g["name"] for g in ctx.rapi.get("/2/groups")}
+    if left:
+        raise CheckFailed(f"GET /2/groups still lists {sorted(left)} after DELETE")
 
 
 def _bounds(low: int, high: int) -> str:

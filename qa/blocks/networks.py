@@ -102,11 +102,34 @@ def _checks(ctx: Context, made: dict[str, list[str]]) -> None:
     with ctx.check(BLOCK, "gnt-network add-tags, list-tags, search-tags, remove-tags"):
         generic.check_tags(ctx, "gnt-network", "network", network)
 
+    with ctx.check(BLOCK, "RAPI /2/networks: POST, PUT modify, connect and disconnect, DELETE"):
+        _rapi_checks(ctx, made, group)
+
     with ctx.check(BLOCK, "gnt-network remove"):
         ctx.gnt("gnt-network", "remove", network)
         made["network"].remove(network)
         if network in [n["name"] for n in ctx.rapi.get("/2/networks")]:
             raise CheckFailed(f"GET /2/networks still lists {network}")
+
+
+def _rapi_checks(ctx: Context, made: dict[str, list[str]], group: str) -> None:
+    """What a web manager does with networks, each step a job, read back with gnt-network list."""
+    network = ctx.new_name("net")
+    made["network"].append(network)
+    ctx.rapi.run_job("POST", "/2/networks", {"network_name": network, "network": "198.18.102.0/28",
+                                             "gateway": "198.18.102.1"})
+    ctx.rapi.run_job("PUT", f"/2/networks/{network}/modify", {"add_reserved_ips": ["198.18.102.7"]})
+    ctx.rapi.run_job("PUT", f"/2/networks/{network}/connect", {"group_name": group, "network_mode": "bridged",
+                                                               "network_link": "qa-br9"})
+    row = _row(ctx, network, "network", "gateway", "external_reservations", "group_cnt")
+    if (row["network"], row["gateway"], row["group_cnt"]) != ("198.18.102.0/28", "198.18.102.1", "1") or \
+            "198.18.102.7" not in _addresses(row["external_reservations"]):
+        raise CheckFailed(f"gnt-network list after the RAPI's jobs: {row}")
+    ctx.rapi.run_job("PUT", f"/2/networks/{network}/disconnect", {"group_name": group})
+    ctx.rapi.run_job("DELETE", f"/2/networks/{network}")
+    made["network"].remove(network)
+    if network in [row[0] for row in ctx.gnt_rows("gnt-network", ["name"])]:
+        raise CheckFailed(f"gnt-network list still shows {network} after DELETE")
 
 
 def _expect_info(ctx: Context, network: str, *lines: str) -> None:
