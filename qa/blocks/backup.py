@@ -63,6 +63,14 @@ def _checks(ctx: Context, block: str, template: str, nodes: list[str], name: str
         original = ctx.instance(name)
         ctx.expect(copy, status="running", pnode=primary, os=original["os"], disk__sizes=original["disk.sizes"])
 
+    with ctx.check(block, "RAPI PUT /2/instances/NAME/export to the master replaces the export on the other node"):
+        master = ctx.facts.master
+        ctx.rapi.run_job("PUT", f"/2/instances/{name}/export", {"mode": "local", "destination": master})
+        listed = [row for row in _exports(ctx) if row[1] == name]
+        if listed != [[master, name]]:         # Ganeti removes an instance's exports on other nodes
+            raise CheckFailed(f"gnt-backup list shows {listed} for {name}, expected it on {master} only")
+        ctx.expect(name, status="running")
+
     with ctx.check(block, "gnt-backup export --remove-instance removes the instance, keeps the export"):
         ctx.gnt("gnt-backup", "export", "-n", target, "--remove-instance", copy)
         if ctx.instance_exists(copy):
