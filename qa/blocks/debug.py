@@ -39,6 +39,17 @@ def run(ctx: Context) -> None:
         if "on_master: False" not in info or f"on_nodes: ['{node}']" not in info or "Status: success" not in info:
             raise CheckFailed(f"gnt-job info {job} does not show a successful delay on {node} only: {info}")
 
+    check = "gnt-debug delay logs nothing, and --repeat 2 runs two delays (Ganeti's iterations)"
+    with ctx.check(BLOCK, check):
+        ctx.unless_known_bug(check, "")
+        out = ctx.gnt("gnt-debug", "delay", "--print-jobid", "0.01").stdout
+        if not out.strip().isdigit():       # $(gnt-debug delay --print-jobid 0.01) is the job's number
+            raise CheckFailed(f"gnt-debug delay --print-jobid printed more than the job ID: {out!r}")
+        job = _job_id(ctx.gnt("gnt-debug", "delay", "--print-jobid", "--repeat", "2", "0.01").stdout)
+        log = [line for line in _input_fields(ctx, job).splitlines() if "Message:" in line]
+        if len(log) != 2 or "Test delay iteration 0/1" not in log[0] or "Test delay iteration 1/1" not in log[1]:
+            raise CheckFailed(f"the log of delay --repeat 2 is {log}, expected Ganeti's iterations 0/1 and 1/1")
+
     with ctx.check(BLOCK, "gnt-debug locks shows the master's node lock held by a running delay"):
         job = _job_id(ctx.gnt("gnt-debug", "delay", "--submit", "5").stdout)
         try:

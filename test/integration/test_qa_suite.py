@@ -143,7 +143,9 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
                      "PASS global-options: --reason is kept in the job's reason trail, before the client's entry"):
         assert expected in lines, out
     skipped = [line.split(":")[0:2] for line in lines if line.startswith("SKIP")]
-    assert skipped == [["SKIP storage[lvm]", " all"], ["SKIP instances[diskless]", " grow-disk 0 by 128 MiB"]], out
+    assert skipped == [["SKIP debug", " gnt-debug delay logs nothing, and --repeat 2 runs two delays (Ganeti's "
+                        "iterations)"],                          # a known bug (qa/known_bugs.py)
+                       ["SKIP storage[lvm]", " all"], ["SKIP instances[diskless]", " grow-disk 0 by 128 MiB"]], out
     assert state(dev) == before
     assert job_count(dev) - jobs >= 100
 
