@@ -309,11 +309,14 @@ class LUClusterSetParams(LogicalUnit):
                       **self.values.get("osparams_private", cluster.osparams_private).get(os_name, {})}
             check_os(self, cluster.master_node, os_name, merged, install=False)
         if op.os_hvp:
-            self.values["os_hvp"] = {**cluster.os_hvp}
+            os_hvp = {**cluster.os_hvp}
             for os_name, per_hv in op.os_hvp.items():
-                self.values["os_hvp"][os_name] = params.changed_per_name(cluster.os_hvp.get(os_name, {}), per_hv)
-                for hv, hv_params in self.values["os_hvp"][os_name].items():
+                os_hvp[os_name] = params.changed_per_name(cluster.os_hvp.get(os_name, {}), per_hv)
+                for hv, hv_params in os_hvp[os_name].items():
                     check_hvparams(hv, hv_params)
+                if not os_hvp[os_name]:         # every parameter reset: the OS has no entry left
+                    del os_hvp[os_name]
+            self.values["os_hvp"] = os_hvp
         if op.ipolicy:
             self.values["ipolicy"] = changed_ipolicy(cluster.ipolicy, params.ipolicy(data), op.ipolicy)
             checked_ipolicy(params.ipolicy(data.replace(cluster=cluster.replace(ipolicy=self.values["ipolicy"]))))

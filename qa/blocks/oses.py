@@ -144,5 +144,5 @@ def _parameter_checks(ctx: Context, name: str) -> None:
         raise CheckFailed("gnt-os modify -H with an unknown hypervisor succeeded")
     ctx.gnt("gnt-os", "modify", "-H", f"{hypervisor}:{key}=default", "-O", f"{PARAMETER}=default", name)
     info = ctx.rapi.get("/2/info")
-    if any(info["os_hvp"].get(name, {}).values()) or info["osparams"].get(name):
+    if name in info["os_hvp"] or name in info["osparams"]:        # nothing of the run's OS is left
         raise CheckFailed(f"/2/info after the reset: os_hvp {info['os_hvp']}, osparams {info['osparams']}")

@@ -20,6 +20,8 @@ def test_an_oses_hypervisor_parameters_come_between_the_clusters_and_the_instanc
                     "wrong_input")
     cluster.refused(OpClusterSetParams(os_hvp={"noop": {"blahblahblubb": {"bar": ""}}}),
                     "unknown hypervisor 'blahblahblubb'", "wrong_input")      # Ganeti's QA's invalid modify
+    cluster.run(OpClusterSetParams(os_hvp={"noop": {"fake": {"kernel_args": "default"}}}))
+    assert cluster.data().cluster.os_hvp == {}          # nothing left of the OS's entry either
 
 
 def test_hidden_oses_leave_the_listing_and_blacklisted_ones_are_not_installed(cluster):
