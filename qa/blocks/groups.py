@@ -189,11 +189,22 @@ def _bounds(low: int, high: int) -> str:
     return f"min:{','.join(f'{s}={low}' for s in ISPECS)}/max:{','.join(f'{s}={high}' for s in ISPECS)}"
 
 
+def _home_nodes(ctx: Context, home: str, count: int, why: str) -> list[str]:
+    """The usable nodes in the master's group (master first), so that each goes back where it was;
+    Skip if there are fewer than ``count``."""
+    nodes = ctx.need_nodes(count, why)
+    groups = dict(zip(nodes, _node_groups(ctx, nodes)))
+    nodes = [node for node in nodes if groups[node] == home]
+    if len(nodes) < count:
+        raise Skip(f"{why} needs {count} usable nodes in group {home}, it has {len(nodes)}")
+    return nodes
+
+
 def _assign_checks(ctx: Context, group: str, home: str) -> None:
-    """assign-nodes and evacuate, on the last usable nodes (the master stays where it is)."""
+    """assign-nodes and evacuate, on the last usable nodes of the master's group (the master stays
+    where it is)."""
     with ctx.check(BLOCK, "gnt-group assign-nodes a node and back"):
-        nodes = ctx.need_nodes(2, "moving a node other than the master")
-        node = nodes[-1]
+        node = _home_nodes(ctx, home, 2, "moving a node other than the master")[-1]
         try:
             ctx.gnt("gnt-group", "assign-nodes", group, node)
             if _node_groups(ctx, [node]) != [group] or _rapi(ctx, group)["node_list"] != [node]:
@@ -207,7 +218,7 @@ def _assign_checks(ctx: Context, group: str, home: str) -> None:
         mirrored = ctx.runnable_templates(tpl.is_mirrored)
         if not mirrored:
             raise Skip("no mirrored template is exercised")
-        pair = ctx.need_nodes(3, "a mirror away from the master")[-2:]
+        pair = _home_nodes(ctx, home, 3, "a mirror away from the master")[-2:]
         name = ctx.new_name("split")
         ctx.add_instance(name, mirrored[0], pair, start=False)
         try:
@@ -225,7 +236,7 @@ def _assign_checks(ctx: Context, group: str, home: str) -> None:
             raise CheckFailed(f"nodes {pair} are not back in group {home}")
 
     with ctx.check(BLOCK, "gnt-group evacuate moves an instance to the other group"):
-        nodes = ctx.need_nodes(2, "evacuating a group")
+        nodes = _home_nodes(ctx, home, 2, "evacuating a group")
         movable = ctx.runnable_templates(lambda t: tpl.can_move(t) and not tpl.is_mirrored(t))
         if not movable:
             raise Skip("no template whose instances move between any two nodes is exercised")
