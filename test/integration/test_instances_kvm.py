@@ -4,6 +4,7 @@ The tests share one cluster (kvm hypervisor, TCG) and one instance, in file orde
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -270,3 +271,31 @@ def test_routed_nic_answers_ping_from_its_node(dev):
     wait_for(lambda: dev.run("node1", "ping", "-c", "1", "-W", "2", "10.200.0.5", ok=False).returncode == 0,
              20, "an answer to ping over the routed NIC")
     dev.run("node1", "gnt-instance", "remove", "vm6")
+
+
+def test_security_model_pool_runs_each_guest_as_a_uid_of_the_clusters_pool(dev):
+    """When the cluster has a uid pool, a guest with security_model=pool runs as one of its uids on
+    its node, takes another on the node it migrates to, and gives the first back."""
+    def uid_of(node: str, name: str) -> int:
+        pid = json.loads((dev.instance_dir(node, name) / "runtime.json").read_text())["pid"]
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:")))
+
+    def taken(node: str) -> list[str]:
+        locks = dev.dir / node / "root/var/run/genet/uid-pool"
+        return sorted(p.name for p in locks.iterdir()) if locks.is_dir() else []
+
+    proc = dev.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-nics", "-B", "memory=64M",
+                   "-H", "accel=tcg,security_model=pool", "vm7", ok=False)
+    assert proc.returncode == 1 and "user-id pool is empty" in proc.stderr
+    dev.run("node1", "gnt-cluster", "modify", "--uid-pool", "54321-54322")
+    dev.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-nics", "-B", "memory=64M",
+            "-H", "accel=tcg,security_model=pool", "vm7")
+    first = uid_of("node1", "vm7")
+    assert first in (54321, 54322) and taken("node1") == [str(first)]
+    dev.run("node1", "gnt-instance", "migrate", "-f", "-n", "node3", "vm7")
+    second = uid_of("node3", "vm7")
+    # (the dev cluster's nodes share one machine: while the source ran, node3 saw its uid in use)
+    assert second == ({54321, 54322} - {first}).pop() and str(second) in taken("node3") and taken("node1") == []
+    dev.run("node1", "gnt-instance", "remove", "-f", "vm7")
+    assert str(second) not in taken("node3")
