@@ -418,6 +418,11 @@ class LUInstanceMigrate(_InstanceMoving):
         if self.op.cleanup:
             self.plan = None
             return
+        if inst.beparams.get("always_failover"):      # Ganeti's backend parameter
+            self.feedback("Instance configured to always failover; fallback to failover")
+            self.plan = MovePlan(self, inst, self.op.target_node, need_running=False)
+            self.failover = True
+            return
         try:
             self.plan = MovePlan(self, inst, self.op.target_node, need_running=True, can_copy=True)
             self.failover = False

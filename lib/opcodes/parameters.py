@@ -7,7 +7,8 @@ import re
 from genet.ptypes import Bool, Int, OneOf, ParamType, Record, Size, String
 
 BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
-                               "vcpus": Int(1, 256), "auto_balance": Bool()})
+                               "vcpus": Int(1, 256), "auto_balance": Bool(), "always_failover": Bool(),
+                               "spindle_use": Int(0)})
 NIC_MODES = ("bridged", "routed")         # (Ganeti's openvswitch: not in genet)
 NICPARAMS = Record("nicparams", {"mode": OneOf(*NIC_MODES), "link": String(), "vlan": String()})
 
