@@ -67,14 +67,20 @@ INIT_DEFAULTS = ("hvparams", "beparams", "nicparams", "ndparams", "diskparams", 
 
 
 def init_drbd_helper(ns) -> dict:
-    """Ganeti's init: with drbd enabled the helper defaults to /bin/true and cannot be unset."""
+    """Ganeti's init: with drbd enabled the helper defaults to /bin/true, cannot be unset, and must
+    be the one this node's DRBD module runs (when it is loaded)."""
     from genet.cmdlib.cluster_settings import DEFAULT_DRBD_HELPER
     from genet.storage.base import names
+    from genet.storage.drbd.backend import DrbdStorage
     drbd = "drbd" in (ns.enabled_disk_templates or names())
     if drbd and ns.drbd_helper == "":
         raise errors.OpPrereqError("Unsetting the drbd usermode helper while enabling DRBD is not allowed.",
                                    errors.ECode.INVAL)
     helper = DEFAULT_DRBD_HELPER if drbd and ns.drbd_helper is None else ns.drbd_helper
+    current = DrbdStorage().usermode_helper() if drbd else None      # None: the module is not loaded here
+    if current is not None and current != helper:
+        raise errors.OpPrereqError(f"Error: requiring {helper} as drbd helper but {current} is the current helper",
+                                   errors.ECode.INVAL)
     return {} if helper is None else {"drbd_helper": helper}
 
 

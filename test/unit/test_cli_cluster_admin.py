@@ -41,3 +41,13 @@ def test_upgrade_resume_without_an_upgrade_in_progress_does_nothing(capsys, tmp_
     with paths.acting_as(tmp_path, "node1"):
         assert gnt_cluster.main(["upgrade", "--resume"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+def test_init_refuses_a_drbd_helper_other_than_the_loaded_modules(capsys, tmp_path, monkeypatch):
+    """When this node's DRBD module runs another helper, init stops before it makes anything."""
+    monkeypatch.setattr("genet.storage.drbd.backend.DrbdStorage.usermode_helper", lambda self: "/sbin/drbdadm")
+    with paths.acting_as(tmp_path, "node1"):
+        assert gnt_cluster.main(["init", "c1"]) == 1
+        assert not paths.config_file().exists()
+    assert "Error: requiring /bin/true as drbd helper but /sbin/drbdadm is the current helper" in \
+        " ".join(capsys.readouterr().err.split())
