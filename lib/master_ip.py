@@ -29,7 +29,6 @@ log = logging.getLogger("genet")
 @dataclass
 class MasterNetwork(WireObject):
     """Ganeti's MasterNetworkParameters: the master IP, its netmask, the device it goes on."""
-    node: str                 # the master node
     ip: str
     netmask: int
     netdev: str
@@ -40,8 +39,8 @@ class MasterNetwork(WireObject):
 
 def network(data) -> MasterNetwork:
     cluster = data.cluster
-    return MasterNetwork(cluster["master_node"], cluster["master_ip"], cluster["master_netmask"],
-                         cluster["master_netdev"], ip_version(cluster["master_ip"]))
+    return MasterNetwork(cluster["master_ip"], cluster["master_netmask"], cluster["master_netdev"],
+                         ip_version(cluster["master_ip"]))
 
 
 def ip_version(address: str) -> int:

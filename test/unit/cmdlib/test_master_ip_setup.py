@@ -11,7 +11,7 @@ import pytest
 from fake_ip import FakeIp
 from genet import config, errors, master_ip, paths
 
-PARAMS = master_ip.MasterNetwork(node="node1", ip="203.0.113.200", netmask=32, netdev="eth0", ip_version=4)
+PARAMS = master_ip.MasterNetwork(ip="203.0.113.200", netmask=32, netdev="eth0", ip_version=4)
 
 
 @pytest.fixture
