@@ -145,6 +145,7 @@ def test_config_update_runs_on_the_master_after_a_change_only(cluster, tmp_path)
 def test_verify_reports_a_failing_verify_hook_as_an_error_with_its_output_indented(cluster):
     script(cluster, "node2", "cluster-verify-post.d", "10-raid", "#!/bin/sh\necho disk sdb failed\n"
            "echo array degraded\nexit 1\n")
+    create(cluster)            # (as the verify tests do: the nodes have their ssconf once a job ran)
     result = cluster.run(OpClusterVerify())
     assert result["ok"] is False
     assert [e[:3] for e in result["errors"]] == [["ENODEHOOKS", "node", "node2"]]
