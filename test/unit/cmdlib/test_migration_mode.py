@@ -34,3 +34,12 @@ def test_node_migrate_takes_each_instance_s_migration_mode(cluster):
     create(cluster, "a2")
     cluster.run(OpNodeMigrate(node_name="node2"))
     assert sorted(modes(cluster)) == ["live", "non-live"]
+
+
+def test_an_instance_set_to_always_fail_over_is_failed_over_when_asked_to_migrate(cluster):
+    cluster.run(OpInstanceCreate(instance_name="web1", disk_template="diskless", pnode="node2", os_type="noop",
+                                 start=True, beparams={"memory": 64, "always_failover": True}))
+    cluster.run(OpInstanceMigrate(instance_name="web1", target_node="node3"))
+    assert "Instance configured to always failover; fallback to failover" in cluster.log
+    assert modes(cluster) == []
+    assert cluster.instance("web1")["primary_node"] == "node3" and cluster.running()["node3"] == ["web1"]
