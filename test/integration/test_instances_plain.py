@@ -106,3 +106,18 @@ def test_adoption_refusals_leave_the_volumes_as_they_were(lvm_cluster):
     assert set(volumes(c, "node2")) == {"keep1"}
     assert (c.base / "node2/dev/xenvg/keep1").read_bytes().startswith(b"keep1")
     assert c.run("node1", "gnt-instance", "list", "--no-headers", "-o", "name").stdout == ""
+
+
+
+def test_verify_warns_of_a_volume_no_disk_holds_until_it_is_reserved(lvm_cluster):
+    """When node2's volume group holds a volume made outside genet beside a plain instance's,
+    verify warns of it alone (and passes); once --reserved-lvs matches it, verify is quiet."""
+    c = lvm_cluster
+    make_volume(c, "node2", "backup1", 8, b"old-data")
+    c.run("node1", "gnt-instance", "add", "-t", "plain", "-n", "node2", "--disk", "0:size=8M", "--no-start",
+          "-o", "noop", "web1")
+    out = c.run("node1", "gnt-cluster", "verify").stdout
+    assert [line.split(" - ", 1)[1] for line in out.splitlines() if "WARNING" in line] == [
+        "WARNING: node node2: volume xenvg/backup1 is unknown"]
+    c.run("node1", "gnt-cluster", "modify", "--reserved-lvs", "xenvg/backup[0-9]+")
+    assert "WARNING" not in c.run("node1", "gnt-cluster", "verify").stdout
