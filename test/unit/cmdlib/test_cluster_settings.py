@@ -7,7 +7,7 @@ import pytest
 
 from genet import config, errors, paths
 from genet.opcodes import (OpClusterQuery, OpClusterSetParams, OpClusterVerify, OpGroupEvacuate, OpInstanceCreate,
-                           OpNodeEvacuate)
+                           OpInstanceMultiAlloc, OpNodeEvacuate)
 
 
 def info(cluster) -> dict:
@@ -93,6 +93,9 @@ def test_without_a_default_allocator_placement_needs_nodes_or_an_allocator(clust
     create(cluster, "web2", iallocator="hail")
     cluster.refused(OpNodeEvacuate(node_name="node2"), "No iallocator or node given")
     cluster.refused(OpGroupEvacuate(group_name="default"), "No iallocator was specified")
+    cluster.refused(OpInstanceMultiAlloc(instances=[{"instance_name": "web9", "disk_template": "diskless",
+                                                     "os_type": "noop", "disks": [], "nics": []}]),
+                    "No iallocator was specified")
     cluster.refused(OpInstanceCreate(instance_name="web3", disk_template="file", os_type="noop", disks=[{"size": 8}],
                                      start=False, iallocator="dumb"), "iallocator 'dumb' is not available")
 
