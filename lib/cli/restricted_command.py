@@ -29,9 +29,8 @@ def cmd_restricted_command(ns) -> int:
         raise errors.OpPrereqError("Node group or node names must be given", errors.ECode.INVAL)
     client = luxi.Client()
     nodes = online_nodes(client, ns.nodes, ns.nodegroup)
-    op = opcodes.OpRestrictedCommand(command=ns.command, nodes=nodes, use_locking=ns.use_locking)
-    results = base.submit_or_run(ns, [op], client)
-    if results is None:             # --submit
+    results = base.submit_or_run(ns, [base.opcode_from_args(opcodes.OpRestrictedCommand, ns, nodes=nodes)], client)
+    if not results or results[0] is None:      # --submit, --dry-run
         return 0
     code = 0
     for node, (ok, text) in zip(nodes, results[0]):
@@ -49,13 +48,10 @@ def cmd_restricted_command(ns) -> int:
 
 
 def build(sub) -> None:
-    p = base.command(sub, "restricted-command", "Run a restricted command on nodes", cmd_restricted_command)
+    p = base.opcode_command(sub, "restricted-command", "Run a restricted command on nodes", opcodes.OpRestrictedCommand,
+                            cmd_restricted_command, skip=["nodes"])
     p.add_argument("-M", "--show-machine-names", dest="show_machine_names", action="store_true",
                    help="Prefix every output line with the node's name")
-    p.add_argument("--sync", dest="use_locking", action="store_true",
-                   help="Lock the nodes exclusively while the command runs (else shared)")
     p.add_argument("-g", "--node-group", dest="nodegroup", metavar="GROUP",
                    help="Run on the online nodes of this group (name or UUID)")
-    base.add_submit_options(p)
-    p.add_argument("command", metavar="COMMAND")
     p.add_argument("nodes", nargs="*", metavar="NODE")

@@ -150,5 +150,6 @@ class OpRestrictedCommand(OpCode):
         Param("command", String(non_empty=True, max_len=255), REQUIRED, "Name of the restricted command",
               POSITIONAL, "COMMAND"),
         Param("nodes", ListOf(NAME, 10000), REQUIRED, "Nodes to run it on", POSITIONAL, "NODE"),
-        Param("use_locking", Bool(), False, "Lock the nodes exclusively (else shared)", "--sync"),
+        Param("use_locking", Bool(), False, "Lock the nodes exclusively while the command runs (else shared)",
+              "--sync"),
     )
