@@ -105,3 +105,23 @@ def test_repair_is_skipped_while_a_physical_volume_is_missing():
     assert "SKIP storage[lvm]: repair-storage of a consistent volume group changes nothing: a physical volume of" \
            " node1 is missing: repairing would drop volumes" in lines
     assert not [c for c in master.commands if c[1] == "repair-storage"]
+
+
+def test_free_space_that_moved_between_the_two_reads_is_read_again():
+    """When the RAPI's first answer differs only because the file system changed meanwhile, the
+    units are read again and the check passes once both sides agree."""
+    master = Master({})
+    rapi = Rapi(master, stale=True)
+    answers = iter([True, False])
+    original = rapi.run_job
+
+    def run_job(*args, **kwargs):
+        rapi.stale = next(answers, False)
+        return original(*args, **kwargs)
+    rapi.run_job = run_job
+    out = io.StringIO()
+    ctx = Context(Reporter(out), master, rapi, Options(prefix="qa-t-"))
+    ctx.facts = Facts(name="c1", master="node1", nodes=["node1"], all_nodes=["node1"], enabled=["file"],
+                      oses=["noop"], instances=[])
+    storage.run(ctx)
+    assert "PASS storage: list-storage[file] agrees with the RAPI" in out.getvalue().splitlines()
