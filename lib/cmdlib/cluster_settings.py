@@ -8,11 +8,9 @@ import re
 
 from genet import errors, params, uidpool
 from genet.cmdlib.allocator import check_allocator
+from genet.opcodes.group import DISK_STATE_DEFAULTS, HV_STATE_DEFAULTS
 
 DEFAULT_DRBD_HELPER = "/bin/true"          # Ganeti's, set at init when drbd is enabled
-# Ganeti's static resource state: its keys and the values a key left out takes
-HV_STATE_DEFAULTS = {"cpu_node": 1, "cpu_total": 1, "mem_hv": 0, "mem_node": 0, "mem_total": 0}
-DISK_STATE_DEFAULTS = {"disk_total": 0, "disk_reserved": 0, "disk_overhead": 0}
 # recorded as given (None: unchanged)
 _PLAIN = ("maintain_node_health", "prealloc_wipe_disks", "default_iallocator_params", "reserved_lvs")
 
@@ -41,28 +39,12 @@ def checked_settings(lu, data) -> dict:
         values["uid_pool"] = pool
     if op.drbd_helper is not None:
         values["drbd_usermode_helper"] = _drbd_helper(lu, data, op.drbd_helper)
-    if op.hv_state:
-        values["hv_state"] = _state(params.changed_per_name(cluster.hv_state, op.hv_state), HV_STATE_DEFAULTS)
-    if op.disk_state:
-        values["disk_state"] = _state(params.changed_per_name(cluster.disk_state, op.disk_state),
-                                      DISK_STATE_DEFAULTS)
+    # the cluster's static resource state is kept filled in, as Ganeti's (the keys checked by their type)
+    for key, defaults in (("hv_state", HV_STATE_DEFAULTS), ("disk_state", DISK_STATE_DEFAULTS)):
+        if getattr(op, key):
+            values[key] = {name: {**defaults, **state}
+                           for name, state in params.changed_per_name(cluster[key], getattr(op, key)).items()}
     return values
-
-
-def _state(per_name: dict, defaults: dict) -> dict:
-    """Ganeti's static resource state: only its keys, whole numbers, the others filled in."""
-    out = {}
-    for name, values in per_name.items():
-        unknown = sorted(set(values) - set(defaults))
-        if unknown:
-            raise errors.OpPrereqError(f"{name}: unknown key(s) {', '.join(unknown)} (known: {', '.join(defaults)})",
-                                       errors.ECode.INVAL)
-        try:
-            out[name] = {**defaults, **{key: int(value) for key, value in values.items()}}
-        except (TypeError, ValueError):
-            raise errors.OpPrereqError(f"{name}: the values must be whole numbers, got {values}",
-                                       errors.ECode.INVAL) from None
-    return out
 
 
 def drbd_enabled(lu, data) -> bool:

@@ -117,12 +117,43 @@ class PerStorageType(PerName):
         return storage_types()
 
 
-# Ganeti's static resource states (what a node or group offers an allocator, set by hand): recorded
-# and shown
-HV_STATE = Param("hv_state", Maybe(HvParamsByHypervisor()), None,
+# Ganeti's static resource states (what a node, group or the cluster offers an allocator, set by
+# hand): its keys, each with the value the cluster's state takes when the key is left out
+HV_STATE_DEFAULTS = {"cpu_node": 1, "cpu_total": 1, "mem_hv": 0, "mem_node": 0, "mem_total": 0}
+DISK_STATE_DEFAULTS = {"disk_total": 0, "disk_reserved": 0, "disk_overhead": 0}
+
+
+class ResourceState(PerName):
+    """A static resource state per name: whole numbers for Ganeti's keys only (``default``
+    drops a key again, as for parameters)."""
+    DEFAULTS: dict[str, int] = {}
+
+    def check(self, value):
+        out = super().check(value)
+        for name, values in out.items():
+            unknown = sorted(set(values) - set(self.DEFAULTS))
+            if unknown:
+                raise ValueError(f"{name}: unknown key(s) {', '.join(unknown)} (known: {', '.join(self.DEFAULTS)})")
+            try:
+                out[name] = {k: v if v == RESET else int(v) for k, v in values.items()}
+            except ValueError:
+                raise ValueError(f"{name}: the values must be whole numbers, got {values}") from None
+        return out
+
+
+class HvState(ResourceState, HvParamsByHypervisor):
+    DEFAULTS = HV_STATE_DEFAULTS
+
+
+class DiskState(ResourceState, PerStorageType):
+    DEFAULTS = DISK_STATE_DEFAULTS
+
+
+# recorded and shown
+HV_STATE = Param("hv_state", Maybe(HvState()), None,
                   "Hypervisor resource state: HYPERVISOR:mem_total=...,cpu_total=...", "--hypervisor-state",
                   "HYPERVISOR:KEY=VALUE,...")
-DISK_STATE = Param("disk_state", Maybe(PerStorageType()), None,
+DISK_STATE = Param("disk_state", Maybe(DiskState()), None,
                     "Disk resource state: STORAGE_TYPE:KEY=VALUE,...", "--disk-state", "STORAGE_TYPE:KEY=VALUE,...")
 _GROUP = Param("group_name", OBJECT_NAME, REQUIRED, "Node group name", POSITIONAL, "GROUP")
 _GROUP_SETTINGS = (

@@ -7,7 +7,7 @@ import pytest
 
 from genet import config, errors, paths
 from genet.opcodes import (OpClusterQuery, OpClusterSetParams, OpClusterVerify, OpGroupEvacuate, OpInstanceCreate,
-                           OpInstanceMultiAlloc, OpNodeEvacuate)
+                           OpGroupSetParams, OpInstanceMultiAlloc, OpNodeEvacuate, OpNodeSetParams)
 
 
 def info(cluster) -> dict:
@@ -111,7 +111,17 @@ def test_hypervisor_and_disk_state_keep_ganetis_keys_filled_in(cluster):
     assert cluster_cfg["hv_state"] == {"fake": {"cpu_node": 1, "cpu_total": 1, "mem_hv": 0, "mem_node": 0,
                                                 "mem_total": 4096}}
     assert cluster_cfg["disk_state"] == {"lvm-vg": {"disk_total": 10, "disk_reserved": 0, "disk_overhead": 0}}
-    cluster.refused(OpClusterSetParams(hv_state={"fake": {"memory": 1}}), "unknown key")
+
+
+@pytest.mark.parametrize("opcode", [OpClusterSetParams, OpNodeSetParams, OpGroupSetParams])
+@pytest.mark.parametrize("state,why", [
+    ({"hv_state": {"fake": {"memory": 1}}}, r"unknown key\(s\) memory \(known: cpu_node"),
+    ({"disk_state": {"lvm-vg": {"disk_total": "1G"}}}, "must be whole numbers")])
+def test_resource_states_take_ganetis_keys_and_whole_numbers_only(opcode, state, why):
+    """The cluster's, a node's and a group's states are checked alike, before any job."""
+    names = {OpNodeSetParams: {"node_name": "node1"}, OpGroupSetParams: {"group_name": "default"}}
+    with pytest.raises(errors.OpPrereqError, match=why):
+        opcode(**names.get(opcode, {}), **state)
 
 
 def test_unsetting_the_drbd_helper_is_refused_while_drbd_is_enabled(cluster):
