@@ -12,10 +12,10 @@ cannot be reached or is offline does not veto (Ganeti's rule: only a script's fa
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from genet import errors
-from genet.hooks_runner import HKR_FAIL
+from genet import config, errors, paths
+from genet.hooks_runner import HKR_FAIL, run_hooks
 
 if TYPE_CHECKING:
     from genet.cmdlib.base import LogicalUnit
@@ -25,6 +25,7 @@ HOOKS_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"    # the scripts' PATH, Ganeti's
 PRE, POST = "pre", "post"
 CONFIG_UPDATE = "config-update"
 PREFIXES = ("GANETI_", "GENET_")
+T = TypeVar("T")
 
 
 def prefixed(env: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -92,3 +93,19 @@ class HooksMaster:
         found = self.lu.cfg.read(lambda d: {n: d.nodes[n]["primary_ip"] for n in nodes
                                             if n in d.nodes and not d.nodes[n]["offline"]})
         return {n: found[n] for n in dict.fromkeys(nodes) if n in found}
+
+
+def run_locally(hpath: str, op_code: str, env: dict[str, Any], action: Callable[[], T]) -> T:
+    """Ganeti's local hooks, for what a node does outside any opcode (the master IP's turnup and
+    turndown): this node's pre scripts (a failure refuses ``action``), ``action``, its post scripts."""
+    common = {"HOOKS_VERSION": HOOKS_VERSION, "OP_CODE": op_code, "HOOKS_PATH": hpath,
+              "CLUSTER": config.ssconf_value("cluster_name"), "MASTER": config.ssconf_value("master_node")}
+    def phase(name: str, extra: dict[str, str]) -> list[list]:
+        return run_hooks(hpath, name, {"PATH": HOOKS_PATH, **prefixed({**common, "HOOKS_PHASE": name}),
+                                       **prefixed(env), **extra})
+    vetoes = [[paths.node_name(), script, output] for script, status, output in phase(PRE, {}) if status == HKR_FAIL]
+    if vetoes:
+        raise errors.HooksAbort(vetoes)
+    result = action()
+    phase(POST, prefixed(env, "POST_"))
+    return result

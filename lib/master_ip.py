@@ -17,10 +17,12 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-from genet import errors, paths
+from genet import errors, hooks, paths
 from genet.wire import WireObject
 
 START, STOP = "start", "stop"         # the setup script's actions
+TURN_HOOKS = {START: ("master-ip-turnup", "OP_CLUSTER_IP_TURNUP"),        # Ganeti's (hooks directory, op code)
+              STOP: ("master-ip-turndown", "OP_CLUSTER_IP_TURNDOWN")}
 PROBE_TIMEOUT = 1.0                   # seconds a connection to the master IP may take to tell it is taken
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 log = logging.getLogger("genet")
@@ -129,15 +131,19 @@ def setup(params: MasterNetwork, action: str, external: bool, runner: Runner | N
     """Start or stop the master IP here: the administrator's script, or the built-in steps (their
     commands run by ``runner``); the output. A failure is reported as Ganeti reports its script's."""
     runner = runner or run
-    if external:
-        script = paths.external_master_setup_script()
-        code, output = run([str(script), action], env={"PATH": SYSTEM_PATH, "LC_ALL": "C", **environment(params)})
-    else:
-        code, output = (start if action == START else stop)(params, runner)
-    if code:
-        raise errors.OpExecError(f"Failed to {action} the master IP. Script return value: {code},"
-                                 f" output: '{output}'")
-    return output
+
+    def act() -> str:
+        if external:
+            script = paths.external_master_setup_script()
+            code, output = run([str(script), action], env={"PATH": SYSTEM_PATH, "LC_ALL": "C", **environment(params)})
+        else:
+            code, output = (start if action == START else stop)(params, runner)
+        if code:
+            raise errors.OpExecError(f"Failed to {action} the master IP. Script return value: {code},"
+                                     f" output: '{output}'")
+        return output
+    hpath, op_code = TURN_HOOKS[action]       # Ganeti's master-ip-turnup and -turndown hooks around it
+    return hooks.run_locally(hpath, op_code, environment(params), act)
 
 
 def local_addresses(runner: Runner, netdev: str | None = None) -> list[str]:

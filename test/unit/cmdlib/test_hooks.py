@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genet import errors, hooks_runner
+from genet import errors, hooks_runner, master_ip
 from genet.cmdlib import base
 from genet.opcodes import (OpClusterVerify, OpGroupAdd, OpInstanceCreate, OpInstanceMigrate, OpInstanceShutdown,
                            OpNetworkAdd, OpNodeSetParams, OpTagsSet)
@@ -164,8 +164,8 @@ def test_migrate_tells_where_the_instance_goes(cluster, tmp_path):
 
 
 def test_the_manual_lists_every_hooks_directory_with_its_command():
-    """genet-hooks(7)'s OPERATIONS list is the LUs' HPATHs (with config-update, run after any)."""
-    declared = {lu.HPATH for lu in base._LUS.values() if lu.HPATH}
+    """genet-hooks(7)'s OPERATIONS list is the LUs' HPATHs and the master IP's local hooks."""
+    declared = {lu.HPATH for lu in base._LUS.values() if lu.HPATH} | {h for h, _ in master_ip.TURN_HOOKS.values()}
     text = (MAN / "genet-hooks.rst").read_text()
     operations = text[text.index("\nOPERATIONS\n"):text.index("\nEXAMPLE\n")]
     listed = set(re.findall(r"^``([a-z-]+)``", operations, re.M)) | set(re.findall(r"^``[a-z-]+``, ``([a-z-]+)``",

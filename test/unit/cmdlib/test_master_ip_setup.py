@@ -117,3 +117,28 @@ def test_init_records_the_settings_and_refuses_what_ganetis_init_refuses(ip, mon
     with pytest.raises(errors.OpPrereqError, match=r"Cluster IP already active \(203.0.113.200\)"):
         master_ip.init_settings(cluster(), None, None, external=False)
     master_ip.init_settings(cluster(ip="127.0.0.11"), None, None, external=False)    # its own: not asked
+
+
+def hook(tmp_path, directory: str, text: str) -> None:
+    folder = tmp_path / "etc/genet/hooks" / directory
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "10-check").write_text(text)
+    (folder / "10-check").chmod(0o755)
+
+
+def test_the_master_ip_hooks_run_around_it_and_a_failing_pre_script_keeps_it_down(ip, tmp_path):
+    """Ganeti's master-ip-turnup and -turndown hooks: on this node, with the address's variables;
+    a pre script's failure refuses the change before the address is touched."""
+    seen = tmp_path / "seen"
+    hook(tmp_path, "master-ip-turnup-post.d", f"#!/bin/sh\nenv | sort > {seen}\n")
+    master_ip.setup(PARAMS, master_ip.START, external=False)
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines())
+    assert (env["GANETI_OP_CODE"], env["GANETI_HOOKS_PATH"], env["GANETI_HOOKS_PHASE"], env["GANETI_MASTER_IP"],
+            env["GENET_MASTER_NETDEV"], env["GANETI_MASTER_NETMASK"], env["GANETI_CLUSTER_IP_VERSION"],
+            env["GANETI_POST_MASTER_IP"]) == ("OP_CLUSTER_IP_TURNUP", "master-ip-turnup", "post", "203.0.113.200",
+                                              "eth0", "32", "4", "203.0.113.200")
+    hook(tmp_path, "master-ip-turndown-pre.d", "#!/bin/sh\necho keep it\nexit 1\n")
+    with pytest.raises(errors.HooksAbort) as info:
+        master_ip.setup(PARAMS, master_ip.STOP, external=False)
+    assert info.value.args[0] == [["node1", "master-ip-turndown-pre.d/10-check", "keep it"]]
+    assert ip.of("node1")["eth0"] == ["203.0.113.200/32"]
