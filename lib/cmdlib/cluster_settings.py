@@ -34,9 +34,10 @@ def checked_settings(lu, data) -> dict:
         check_allocator(op.default_iallocator or None)
         values["default_iallocator"] = op.default_iallocator
     if op.uid_pool is not None or op.add_uids or op.remove_uids:
-        pool = op.uid_pool if op.uid_pool is not None else cluster.uid_pool
-        pool = uidpool.removed(uidpool.added(pool, op.add_uids or []), op.remove_uids or [])
-        values["uid_pool"] = pool
+        # in Ganeti's order: ranges added, then removed (each must be in the pool), then a whole
+        # new pool replaces the result
+        pool = uidpool.removed(uidpool.added(cluster.uid_pool, op.add_uids or []), op.remove_uids or [])
+        values["uid_pool"] = op.uid_pool if op.uid_pool is not None else pool
     if op.drbd_helper is not None:
         values["drbd_usermode_helper"] = _drbd_helper(lu, data, op.drbd_helper)
     # the cluster's static resource state is kept filled in, as Ganeti's (the keys checked by their type)
