@@ -67,3 +67,11 @@ def test_a_qcow2_image_is_not_written_over(cluster):
     cluster.run(OpInstanceCreate(instance_name="web1", disk_template="file", pnode="node2", os_type="noop",
                                  disks=[{"size": 8, "format": "qcow2"}], beparams={"memory": 128}, start=False))
     assert "* not wiping disk 0 of web1: a new qcow2 image reads zeros" in cluster.log
+
+
+def test_a_mirrored_disk_is_zeroed_on_both_its_nodes(cluster, mirrored):
+    cluster.run(OpClusterSetParams(prealloc_wipe_disks=True))
+    cluster.run(OpInstanceCreate(instance_name="web1", disk_template=mirrored.name, pnode="node2", snode="node3",
+                                 os_type="noop", disks=[{"size": 8}], beparams={"memory": 128}, start=False))
+    assert wiped(cluster) == ["* wiping disk 0 of web1 on node2", "* wiping disk 0 of web1 on node3"]
+    assert [allocated_mib(p) for node in ("node2", "node3") for p in disk_files(cluster, node)] == [8, 8]
