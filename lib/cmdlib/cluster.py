@@ -384,31 +384,30 @@ class LUClusterRedistConf(LogicalUnit):
         return True
 
 
-class LUClusterPostInit(LogicalUnit):
-    """Nothing but Ganeti's cluster-init hooks, once the new master's daemons run."""
-    OPCODE = opcodes.OpClusterPostInit
-    HPATH, HTYPE = "cluster-init", "CLUSTER"
+class _PostHooksOnMaster(LogicalUnit):
+    """An LU whose hooks Ganeti runs after it only, on the master, naming the cluster."""
+    HTYPE = "CLUSTER"
 
     def hooks_env(self):
         return {"OP_TARGET": self.cfg.read(lambda d: d.cluster["cluster_name"])}
 
     def hooks_nodes(self):
         return [], [self.master_node()]
+
+
+class LUClusterPostInit(_PostHooksOnMaster):
+    """Nothing but Ganeti's cluster-init hooks, once the new master's daemons run."""
+    OPCODE = opcodes.OpClusterPostInit
+    HPATH = "cluster-init"
 
     def exec(self):
         return True
 
 
-class LUClusterDestroy(LogicalUnit):
+class LUClusterDestroy(_PostHooksOnMaster):
     """Refuses while other nodes or instances remain; the CLI then stops the daemons."""
     OPCODE = opcodes.OpClusterDestroy
-    HPATH, HTYPE = "cluster-destroy", "CLUSTER"
-
-    def hooks_env(self):
-        return {"OP_TARGET": self.cfg.read(lambda d: d.cluster["cluster_name"])}
-
-    def hooks_nodes(self):
-        return [], [self.master_node()]
+    HPATH = "cluster-destroy"
 
     def check_prereq(self):
         data = self.cfg.snapshot()
