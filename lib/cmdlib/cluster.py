@@ -12,8 +12,8 @@ from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster_master_ip import MasterIpChange, floating
 from genet.cmdlib.cluster_settings import checked_settings
 from genet.cmdlib.cluster_verify_storage import verify_storage
-from genet.hooks_runner import HKR_FAIL
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
+from genet.hooks_runner import HKR_FAIL
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
 from genet.storage import base as storage
