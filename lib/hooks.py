@@ -38,12 +38,10 @@ class HooksMaster:
 
     def __init__(self, lu: "LogicalUnit"):
         self.lu = lu
-        cluster = lu.cfg.read(lambda d: dict(d.cluster))
-        self.common = {"HOOKS_VERSION": HOOKS_VERSION, "OP_CODE": lu.op.OP_ID,
-                       "CLUSTER": cluster["cluster_name"], "MASTER": cluster["master_node"]}
+        name, self.master = lu.cfg.read(lambda d: (d.cluster["cluster_name"], d.cluster["master_node"]))
+        self.common = {"HOOKS_VERSION": HOOKS_VERSION, "OP_CODE": lu.op.OP_ID, "CLUSTER": name, "MASTER": self.master}
         if lu.HTYPE:
             self.common["OBJECT_TYPE"] = lu.HTYPE
-        self.master = cluster["master_node"]
         self.pre_nodes: list[str] = []
         self.post_nodes: list[str] = []
         self.env: dict[str, Any] = {}
