@@ -8,11 +8,8 @@ from __future__ import annotations
 
 # (check, disk template; "" for a check of no template) -> the bug
 KNOWN_BUGS: dict[tuple[str, str], str] = {
-    # (the last one fixed: a mirror instance's rename left the secondary's copy under the old name)
-    ("gnt-debug delay logs nothing, and --repeat 2 runs two delays (Ganeti's iterations)", ""):
-        "genet bug: LUTestDelay runs repeat+1 rounds and logs 'Delay round N of M' even without --repeat "
-        "(Ganeti: one silent delay, or REPEAT delays logged 'Test delay iteration I/REPEAT-1'), so the output of "
-        "gnt-debug delay --print-jobid is not the job ID alone; tests of the queue rely on that log line",
+    # none known; the last ones fixed: a mirror instance's rename left the secondary's copy under
+    # the old name (LUInstanceRename); gnt-debug delay ran repeat+1 logged rounds (LUTestDelay)
 }
 
 

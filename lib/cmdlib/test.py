@@ -62,19 +62,26 @@ class LUTestDelay(LogicalUnit):
             self.node(name)         # refuses a node not in the cluster
 
     def exec(self):
-        rounds = self.op.repeat + 1
-        for round_ in range(rounds):
-            self.feedback(f"Delay round {round_ + 1} of {rounds}: sleeping {self.op.duration:g}s")
-            if self.op.interruptible:
-                if self._interruptible_delay():
-                    break
-                continue
-            if self.op.on_master:
-                self.clock.sleep(self.op.duration)
-            if self.op.on_nodes:
-                for res in self.rpc.test_delay.on(self.op.on_nodes, self.op.duration).values():
-                    res.raise_on_error()
+        """Ganeti's: without ``repeat`` one delay that logs nothing (a script's ``$(gnt-debug delay
+        --print-jobid ...)`` is the job's ID), else ``repeat`` delays, each logged as an iteration."""
+        if not self.op.repeat:
+            self._delay()
+        for iteration in range(self.op.repeat):
+            self.feedback(f"Test delay iteration {iteration}/{self.op.repeat - 1}")
+            if self._delay():
+                break
         return True
+
+    def _delay(self) -> bool:
+        """One delay: the master sleeps, then the nodes at the same time; True if interrupted."""
+        if self.op.interruptible:
+            return self._interruptible_delay()
+        if self.op.on_master:
+            self.clock.sleep(self.op.duration)
+        if self.op.on_nodes:
+            for res in self.rpc.test_delay.on(self.op.on_nodes, self.op.duration).values():
+                res.raise_on_error()
+        return False
 
     def _interruptible_delay(self) -> bool:
         """Wait ``duration`` seconds on a socket whose path the log tells; True when someone

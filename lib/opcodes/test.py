@@ -17,7 +17,7 @@ class OpTestDelay(OpCode):
         Param("duration", Float(minimum=0.0), REQUIRED, "Seconds to sleep", POSITIONAL, "DURATION"),
         Param("on_master", Bool(), True, "Sleep on the master", "--no-master"),
         Param("on_nodes", ListOf(NAME), [], "Nodes to sleep on as well", ("-n", "--node")),
-        Param("repeat", Int(0, 1000), 0, "Repeat the sleep this many times", ("-r", "--repeat")),
+        Param("repeat", Int(0, 1000), 0, "Sleep this many times, each logged (0: once, silently)", ("-r", "--repeat")),
         Param("interruptible", Bool(), False, "Sleep on the master until the time is up or something is sent to"
               " the unix socket the job's log names (no node is contacted; the locks are still taken)",
               ("-i", "--interruptible")),

@@ -41,7 +41,7 @@ def run(ctx: Context) -> None:
 
     check = "gnt-debug delay logs nothing, and --repeat 2 runs two delays (Ganeti's iterations)"
     with ctx.check(BLOCK, check):
-        ctx.unless_known_bug(check, "")
+        ctx.unless_known_bug(check, "")        # (a known bug of genet until it ran Ganeti's delays)
         out = ctx.gnt("gnt-debug", "delay", "--print-jobid", "0.01").stdout
         if not out.strip().isdigit():       # $(gnt-debug delay --print-jobid 0.01) is the job's number
             raise CheckFailed(f"gnt-debug delay --print-jobid printed more than the job ID: {out!r}")

@@ -51,10 +51,10 @@ def test_job_queue_is_replicated_to_candidates(cluster):
 
 
 def test_gnt_job_watch_streams_the_log(cluster):
-    out = cluster.run("node1", "gnt-debug", "delay", "--submit", "-r", "2", "0.2").stdout
+    out = cluster.run("node1", "gnt-debug", "delay", "--submit", "-r", "3", "0.2").stdout
     job_id = out.split()[-1]
     watched = cluster.run("node1", "gnt-job", "watch", job_id).stdout
-    assert "Delay round 1 of 3" in watched and "Delay round 3 of 3" in watched
+    assert "Test delay iteration 0/2" in watched and "Test delay iteration 2/2" in watched
 
 
 def test_kill_9_masterd_with_300_jobs_in_flight_loses_none(cluster):

@@ -86,14 +86,14 @@ def test_two_hundred_jobs_at_once_all_succeed(dev):
 
 def test_gnt_job_watch_streams_a_jobs_log(dev):
     """When a job logs messages, gnt-job watch prints each with the time of its own log entry."""
-    job_id = dev.run("node1", "gnt-debug", "delay", "--submit", "-r", "2", "0.3").stdout.split()[-1]
+    job_id = dev.run("node1", "gnt-debug", "delay", "--submit", "-r", "3", "0.3").stdout.split()[-1]
     out = dev.run("node1", "gnt-job", "watch", job_id).stdout
-    lines = [parsed for parsed in map(parse_log_line, out.splitlines()) if parsed and "Delay round" in parsed[1]]
-    assert [message for _, message in lines] == [f"Delay round {i} of 3: sleeping 0.3s" for i in (1, 2, 3)]
+    lines = [parsed for parsed in map(parse_log_line, out.splitlines()) if parsed and "Test delay" in parsed[1]]
+    assert [message for _, message in lines] == [f"Test delay iteration {i}/2" for i in (0, 1, 2)]
     client = luxi.Client(dev.root("node1") / "var/run/genet/socket/master.sock")
     (oplog,), = client.query_jobs([int(job_id)], ["oplog"])
     assert [stamp for stamp, _ in lines] == [time.ctime(ts[0]) for _, ts, _, message in oplog[0]
-                                             if "Delay round" in message]
+                                             if "Test delay" in message]
 
 
 def test_kill_9_masterd_with_300_jobs_in_flight(dev):

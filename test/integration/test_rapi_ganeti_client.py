@@ -267,21 +267,21 @@ def test_ganeti_poll_loop_returns_for_a_job_that_ended_before_it_looked(api, dev
     that comes without log entries) asks about a job that has ended and logged, it gets the
     job at once again after reading the log, and returns in two calls; genet used to answer
     null ("no change") there, and the loop asked again at full speed forever."""
-    job_id = submit_delay(dev, "--repeat", "2", "0.05")
+    job_id = submit_delay(dev, "--repeat", "3", "0.05")
     assert api.WaitForJobCompletion(job_id, 0.1, 300) is True
     polled = api.call("__poll_job__", job_id, 20)
     assert polled["status"] == "success" and polled["opresult"] == [True]
-    assert polled["messages"] == [f"Delay round {n} of 3: sleeping 0.05s" for n in (1, 2, 3)]
+    assert polled["messages"] == [f"Test delay iteration {n}/2" for n in (0, 1, 2)]
     assert polled["calls"] == 2
 
 
 def test_ganeti_poll_loop_follows_a_running_job_to_its_end(api, dev):
     """When the poll loop follows a job while it runs, it gets each log line as it comes and
     returns once the job ended."""
-    job_id = submit_delay(dev, "--repeat", "3", "0.3")
+    job_id = submit_delay(dev, "--repeat", "4", "0.3")
     polled = api.call("__poll_job__", job_id, 30)
     assert polled["status"] == "success"
-    assert polled["messages"] == [f"Delay round {n} of 4: sleeping 0.3s" for n in (1, 2, 3, 4)]
+    assert polled["messages"] == [f"Test delay iteration {n}/3" for n in (0, 1, 2, 3)]
     assert polled["calls"] < 20
 
 

@@ -139,7 +139,7 @@ def test_wait_for_change_answers_a_final_job_at_once_even_when_all_of_it_was_see
     """When a finished job is asked for again with what the caller already saw (its final
     info, the serial of its last log entry), its info comes back at once, not "nochange"
     after the timeout: Ganeti's poll loop stops only on a reply without log entries."""
-    [job_id] = ctx.processor.submit([[delay(0, repeat=2)]])
+    [job_id] = ctx.processor.submit([[delay(0, repeat=3)]])
     ctx.wait(job_id)
     first = ctx.queue.wait_for_change(job_id, ["status"], None, None, 5)
     assert first["job_info"] == ["success"] and len(first["log_entries"]) == 3
@@ -153,9 +153,9 @@ def test_wait_for_change_answers_a_final_job_at_once_even_when_all_of_it_was_see
 def test_wait_for_change_still_waits_on_a_running_job_that_did_not_change(ctx):
     """When a running job has nothing new for the caller, the call waits (here until the
     job ends) instead of answering at once."""
-    [job_id] = ctx.processor.submit([[delay(0.5)]])
+    [job_id] = ctx.processor.submit([[delay(0.5, repeat=1)]])
     deadline = time.monotonic() + 5
-    while True:     # running, with its one log line ("Delay round 1 of 1") published
+    while True:     # running, with its one log line ("Test delay iteration 0/0") published
         found = ctx.queue.get(job_id)
         if found and found[0]["status"] == "running" and found[0]["oplog"][0]:
             break

@@ -95,8 +95,10 @@ def test_tags_are_set_read_and_deleted(cluster):
 
 def test_delay_sleeps_on_the_master_clock_and_on_the_nodes(cluster):
     before = cluster.clock.time()
-    assert cluster.run(OpTestDelay(duration=30, on_master=True, repeat=1)) is True
+    assert cluster.run(OpTestDelay(duration=30, on_master=True, repeat=2)) is True      # Ganeti's: two
     assert cluster.clock.time() - before == 60
+    assert cluster.run(OpTestDelay(duration=30, on_master=True)) is True                  # once
+    assert cluster.clock.time() - before == 90
     assert cluster.run(OpTestDelay(duration=0, on_master=False, on_nodes=["node2", "node3"])) is True
 
 
