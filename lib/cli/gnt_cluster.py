@@ -24,6 +24,9 @@ def cmd_init(ns) -> int:
         check_ip_version(netutils.resolve(paths.node_name()), ns.primary_ip_version)
     refuse_init_options(ns)
     drbd_helper = init_drbd_helper(ns)          # refused before anything is made
+    if ns.default_iallocator:
+        from genet.cmdlib.allocator import check_allocator
+        check_allocator(ns.default_iallocator)
     data = bootstrap.init_cluster(ns.cluster_name, hypervisors, ns.candidate_pool_size, ns.noded_port,
                                   ns.secondary_ip, storage={"file_storage_dir": ns.file_storage_dir,
                                                             "shared_file_storage_dir": ns.shared_file_storage_dir,

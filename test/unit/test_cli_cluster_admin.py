@@ -30,6 +30,7 @@ from genet.cli import gnt_cluster
     (["modify", "--force"], 1, "no parameters to change given"),
     (["init", "--drbd-usermode-helper", "", "c1"], 1,
      "Unsetting the drbd usermode helper while enabling DRBD is not allowed."),
+    (["init", "-I", "dumb", "c1"], 1, "iallocator 'dumb' is not available"),
 ])
 def test_refusals_exit_with_ganetis_code_and_message(argv, code, message, capsys, tmp_path):
     with paths.acting_as(tmp_path, "node1"):
