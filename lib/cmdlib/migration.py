@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from genet import errors, opcodes, params
-from genet.cmdlib.allocator import allocator_or_nodes
+from genet.cmdlib.allocator import DEFAULT_SHORTCUT, allocator_or_nodes, check_allocator
 from genet.cmdlib.backup import check_compression
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster import online_nodes
@@ -91,8 +91,11 @@ class MovePlan:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
                 f" {self.source}; only a live migration can take them along", errors.ECode.WRONG_STATE)
-        if target and getattr(lu.op, "iallocator", None):
+        iallocator = getattr(lu.op, "iallocator", None)
+        if target and iallocator:
             raise errors.OpPrereqError("give either a target node or an allocator, not both", errors.ECode.INVAL)
+        if iallocator and iallocator != DEFAULT_SHORTCUT:
+            check_allocator(iallocator)
         self.target = target or choose_target(lu, inst, {self.source}, reserved)
         if self.target == self.source:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {self.target}",

@@ -43,3 +43,11 @@ def test_an_instance_set_to_always_fail_over_is_failed_over_when_asked_to_migrat
     assert "Instance configured to always failover; fallback to failover" in cluster.log
     assert modes(cluster) == []
     assert cluster.instance("web1")["primary_node"] == "node3" and cluster.running()["node3"] == ["web1"]
+
+
+def test_an_allocator_genet_does_not_have_is_refused_by_migrate_and_node_migrate(cluster):
+    create(cluster, "web1")
+    cluster.refused(OpInstanceMigrate(instance_name="web1", iallocator="dumb"), "iallocator 'dumb' is not available")
+    cluster.refused(OpNodeMigrate(node_name="node2", iallocator="dumb"), "iallocator 'dumb' is not available")
+    cluster.run(OpNodeMigrate(node_name="node2", iallocator="hail"))
+    assert cluster.instance("web1")["primary_node"] != "node2"
