@@ -23,13 +23,7 @@ class LUInstanceSetParams(InstanceLU):
 
     def hooks_env(self):
         """Ganeti's: the memory, CPUs and NICs as they will be, the new template and runtime memory."""
-        nics, added = list(self.inst.nics), iter(self.new_nics)
-        for action, index, _ in self.op.nics:
-            if action == "add":
-                nics.append(next(added))
-            else:
-                nics.pop(index)
-        env = instance_env(self, self.inst, beparams=self.changed_beparams, nics=nics)
+        env = instance_env(self, self.inst, beparams=self.changed_beparams, nics=self.nics_after)
         if self.op.disk_template:
             env["NEW_DISK_TEMPLATE"] = self.op.disk_template
         if self.op.runtime_mem:
@@ -88,6 +82,13 @@ class LUInstanceSetParams(InstanceLU):
         self._check_changes("disk", op.disks, len(inst.disks))
         self._check_changes("nic", op.nics, len(inst.nics))
         self.new_nics = make_nics(self.cfg.snapshot(), [p for a, _, p in op.nics if a == "add"], inst.primary_node)
+        self.nics_after = [dict(nic) for nic in inst.nics]      # for the hooks, as they will be
+        added = iter(self.new_nics)
+        for action, index, _ in op.nics:
+            if action == "add":
+                self.nics_after.append(next(added))
+            else:
+                self.nics_after.pop(index)
 
     def _check_mirrored_changes(self) -> None:
         """A mirrored disk is added or removed on both nodes, as a raw image."""

@@ -173,8 +173,8 @@ def test_cluster_settings_as_a_user_types_them(cluster):
     --max-tracked-jobs is refused naming why."""
     from ganeti_info import parsed
     gnt = lambda *argv, check=True: cluster.run("node1", *argv, check=check)
-    gnt("gnt-cluster", "modify", "--uid-pool", "5000-5009,5020", "--add-uids", "6000")
-    gnt("gnt-cluster", "modify", "--remove-uids", "5020")
+    gnt("gnt-cluster", "modify", "--uid-pool", "5000-5009,5020")
+    gnt("gnt-cluster", "modify", "--add-uids", "6000", "--remove-uids", "5020")
     params = parsed(gnt("gnt-cluster", "info").stdout)["Cluster parameters"]
     assert params["uid pool"] == "5000-5009, 6000"
     assert (cluster.root("node3") / "var/lib/genet/ssconf_uid_pool").read_text() == "5000-5009\n6000\n"

@@ -233,7 +233,7 @@ def test_instance_nics_take_their_addresses_from_the_network_pool(cluster):
     cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node1",
                     "--net", "0:ip=pool", "vm3", message="ip=pool needs a network")
     cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node1", "-I", "hail",
-                    "--net", "0:", "vm3", message="either a primary node or an allocator")
+                    "--net", "0:", "vm3", message="Do not specify both, iallocator and node")
     cluster.gnt("gnt-group", "add", "rack2")
     cluster.gnt("gnt-group", "assign-nodes", "rack2", "node3")
     cluster.refused("gnt-instance", "add", "-t", "diskless", "--no-start", "-n", "node3",

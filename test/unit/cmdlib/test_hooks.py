@@ -9,8 +9,8 @@ import pytest
 
 from genet import errors, hooks_runner, master_ip
 from genet.cmdlib import base
-from genet.opcodes import (OpClusterVerify, OpGroupAdd, OpInstanceCreate, OpInstanceMigrate, OpInstanceShutdown,
-                           OpNetworkAdd, OpNodeSetParams, OpTagsSet)
+from genet.opcodes import (OpClusterVerify, OpGroupAdd, OpInstanceCreate, OpInstanceMigrate, OpInstanceSetParams,
+                           OpInstanceShutdown, OpNetworkAdd, OpNodeSetParams, OpTagsSet)
 
 MAN = Path(__file__).resolve().parents[3] / "man"
 RECORD = """#!/bin/sh
@@ -172,3 +172,17 @@ def test_the_manual_lists_every_hooks_directory_with_its_command():
                                                                                    operations, re.M))
     assert listed == declared
     assert all(lu.HTYPE in ("CLUSTER", "NODE", "GROUP", "INSTANCE", "NETWORK") for lu in base._LUS.values() if lu.HPATH)
+
+
+def test_modify_tells_the_nics_and_memory_as_they_will_be(cluster, tmp_path):
+    """A NIC added and one removed: the hooks see the list after the change, before and after it."""
+    out = recorder(cluster, tmp_path, "instance-modify-pre.d", nodes=("node1",))
+    recorder(cluster, tmp_path, "instance-modify-post.d", nodes=("node1",))
+    create(cluster, nics=[{"mac": "aa:00:00:00:00:01"}, {"mac": "aa:00:00:00:00:02"}])
+    cluster.run(OpInstanceSetParams(instance_name="web1", beparams={"maxmem": 256},
+                                    nics=[["remove", 0, {}], ["add", -1, {"mac": "aa:00:00:00:00:03"}]]))
+    for phase in ("pre", "post"):
+        env = env_of(out / f"50-record-{phase}-node1")
+        assert (env["GANETI_INSTANCE_NIC_COUNT"], env["GANETI_INSTANCE_NIC0_MAC"], env["GANETI_INSTANCE_NIC1_MAC"],
+                env["GANETI_INSTANCE_MAXMEM"]) == ("2", "aa:00:00:00:00:02", "aa:00:00:00:00:03", "256")
+    assert env["GANETI_POST_INSTANCE_NIC1_MAC"] == "aa:00:00:00:00:03"
