@@ -12,6 +12,7 @@ cannot be reached or is offline does not veto (Ganeti's rule: only a script's fa
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from genet import config, errors, paths
@@ -20,6 +21,7 @@ from genet.hooks_runner import HKR_FAIL, run_hooks
 if TYPE_CHECKING:
     from genet.cmdlib.base import LogicalUnit
 
+log = logging.getLogger("genet.hooks")
 HOOKS_VERSION = 2
 HOOKS_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"    # the scripts' PATH, Ganeti's
 PRE, POST = "pre", "post"
@@ -55,8 +57,14 @@ class HooksMaster:
             return {}
         if phase == PRE:
             return self._run(self.lu.HPATH, PRE, self.pre_nodes, prefixed(self.env))
-        post = {**prefixed(self.env), **prefixed(self.lu.hooks_env(), "POST_")}
-        return self._run(self.lu.HPATH, POST, self.lu.hooks_post_nodes(self.post_nodes), post)
+        try:
+            after = prefixed(self.lu.hooks_env(), "POST_")
+        except Exception as err:      # the opcode is done: a bug here must not fail it, nor go unseen
+            log.exception("%s: the post hooks' environment", self.lu.op.OP_ID)
+            self.lu.feedback(f" - WARNING: the post hooks get no POST_ variables: {type(err).__name__}: {err}")
+            after = {}
+        return self._run(self.lu.HPATH, POST, self.lu.hooks_post_nodes(self.post_nodes),
+                         {**prefixed(self.env), **after})
 
     def config_update(self) -> None:
         """Ganeti's config-update hook: on the master, after an opcode changed the config."""

@@ -186,3 +186,22 @@ def test_modify_tells_the_nics_and_memory_as_they_will_be(cluster, tmp_path):
         assert (env["GANETI_INSTANCE_NIC_COUNT"], env["GANETI_INSTANCE_NIC0_MAC"], env["GANETI_INSTANCE_NIC1_MAC"],
                 env["GANETI_INSTANCE_MAXMEM"]) == ("2", "aa:00:00:00:00:02", "aa:00:00:00:00:03", "256")
     assert env["GANETI_POST_INSTANCE_NIC1_MAC"] == "aa:00:00:00:00:03"
+
+
+def test_a_post_environment_that_cannot_be_built_is_a_warning_and_the_done_opcode_stands(cluster, tmp_path,
+                                                                                         monkeypatch):
+    from genet.cmdlib.group import LUGroupAdd
+    out = recorder(cluster, tmp_path, "group-add-post.d", nodes=("node1",))
+    calls = []
+
+    def env_once(lu):
+        calls.append(lu)
+        if len(calls) > 1:
+            raise KeyError("gone")
+        return {"GROUP_NAME": lu.op.group_name}
+    monkeypatch.setattr(LUGroupAdd, "hooks_env", env_once)
+    cluster.run(OpGroupAdd(group_name="rack2"))
+    assert any(g["name"] == "rack2" for g in cluster.data()["nodegroups"].values())
+    assert " - WARNING: the post hooks get no POST_ variables: KeyError: 'gone'" in cluster.log
+    env = env_of(out / "50-record-post-node1")
+    assert env["GANETI_GROUP_NAME"] == "rack2" and "GANETI_POST_GROUP_NAME" not in env
