@@ -156,7 +156,6 @@ class AdminProcedures:
             write_atomic(target, pem.encode(), mode=0o600 if kind != "spice-ca" else 0o644)
         return True
 
-
     def rpc_restricted_command(self, cmd: str) -> str:
         from genet import restricted_commands
         return restricted_commands.run(cmd)
