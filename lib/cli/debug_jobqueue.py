@@ -11,8 +11,8 @@ import socket
 
 from genet import errors, luxi, opcodes
 from genet.cli import base
-from genet.cmdlib.test import (ELOG_JQUEUE_TEST, JQT_EXEC, JQT_EXPANDNAMES, JQT_LOGMSG, JQT_MSGPREFIX,
-                               JQT_STARTMSG)
+from genet.opcodes.test import (ELOG_JQUEUE_TEST, JQT_EXEC, JQT_EXPANDNAMES, JQT_LOGMSG, JQT_MSGPREFIX,
+                                 JQT_STARTMSG)
 
 # statuses a job must be in when the opcode reports each phase
 PHASE_STATUS = {JQT_EXPANDNAMES: "waiting", JQT_EXEC: "running", JQT_LOGMSG: "running"}

@@ -15,11 +15,10 @@ from typing import Callable, Iterator
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
+from genet.opcodes.test import (ELOG_JQUEUE_TEST, JQT_EXEC, JQT_EXPANDNAMES, JQT_LOGMSG, JQT_MSGPREFIX,
+                                 JQT_STARTMSG)
 
-ELOG_DELAY_TEST = "delay-test"          # Ganeti's log types: a socket to interrupt the delay on,
-ELOG_JQUEUE_TEST = "jqueue-test"        # and [socket, test, argument] for test-jobqueue's client
-JQT_MSGPREFIX = "TESTMSG="
-JQT_EXPANDNAMES, JQT_EXEC, JQT_STARTMSG, JQT_LOGMSG = "expandnames", "exec", "startmsg", "logmsg"
+ELOG_DELAY_TEST = "delay-test"          # Ganeti's log type: a socket to interrupt the delay on
 CLIENT_CONNECT_TIMEOUT = 20.0           # test-jobqueue's client connects within (Ganeti's)
 CLIENT_CONFIRM_TIMEOUT = 60.0
 # where allocators are looked for: genet's own folder, then Ganeti's default search path

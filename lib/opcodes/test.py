@@ -25,6 +25,13 @@ class OpTestDelay(OpCode):
     )
 
 
+# what an OpTestJqueue job tells the test-jobqueue client (its log type and the phases it reports;
+# Ganeti's names), and the prefix of the messages it logs
+ELOG_JQUEUE_TEST = "jqueue-test"
+JQT_MSGPREFIX = "TESTMSG="
+JQT_EXPANDNAMES, JQT_EXEC, JQT_STARTMSG, JQT_LOGMSG = "expandnames", "exec", "startmsg", "logmsg"
+
+
 class OpTestJqueue(OpCode):
     """Report the job's phases to a waiting client and log messages (gnt-debug test-jobqueue)."""
     PARAMS = (
