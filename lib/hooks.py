@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from genet import config, errors, paths
-from genet.hooks_runner import HKR_FAIL, run_hooks
+from genet.hooks_runner import HKR_FAIL, has_scripts, run_hooks
 
 if TYPE_CHECKING:
     from genet.cmdlib.base import LogicalUnit
@@ -72,6 +72,8 @@ class HooksMaster:
 
     def _run(self, hpath: str, phase: str, nodes: list[str], env: dict[str, str]) -> dict[str, Any]:
         targets = self._reachable(nodes)
+        if self.master in targets and not has_scripts(hpath, phase):     # masterd runs on the master
+            del targets[self.master]
         if not targets:
             return {}
         env = {"PATH": HOOKS_PATH, **prefixed({**self.common, "HOOKS_PHASE": phase, "HOOKS_PATH": hpath}), **env}

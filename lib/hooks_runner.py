@@ -26,6 +26,12 @@ def hooks_dir() -> Path:
     return paths.root() / "etc/genet/hooks"
 
 
+def has_scripts(hpath: str, phase: str) -> bool:
+    """Whether this node has a directory for ``hpath`` and ``phase`` (the master asks itself so,
+    without an RPC: most sites have no hooks, and most opcodes none)."""
+    return (hooks_dir() / f"{hpath}-{phase}.d").is_dir()
+
+
 def run_hooks(hpath: str, phase: str, env: dict[str, str], base: Path | None = None) -> list[list]:
     """Run the scripts of ``hpath`` and ``phase``; Ganeti's ``[script, result, output]`` for
     each entry of the directory (the script named relative to the hooks directory)."""
