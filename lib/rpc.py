@@ -19,6 +19,8 @@ from genet.wire import WireTypeError
 
 DEFAULT_TIMEOUT = 30.0
 DOWN_BACKOFF = 3.0      # after a failed connection, calls fail fast for this long
+CONNECT_TIMEOUT = 5.0   # a node that does not accept a connection (TCP and TLS) within this is unreachable
+                        # (Ganeti's RPC_CONNECT_TIMEOUT): a call's own timeout is for its answer
 
 
 class RpcResult:
@@ -133,6 +135,10 @@ class RpcClient:
             conn = self._connection(address, timeout)
             fresh = conn.sock is None
             try:
+                if fresh:     # not the kernel's two minutes of SYN retries on a dead node
+                    conn.timeout = min(timeout, CONNECT_TIMEOUT)
+                    conn.connect()
+                    conn.sock.settimeout(timeout)
                 conn.request("POST", f"/{procedure}", body, {"Content-Type": "application/json"})
                 response = conn.getresponse()
                 data = response.read()

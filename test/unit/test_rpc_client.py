@@ -113,6 +113,26 @@ def test_a_kept_connection_that_times_out_is_not_tried_again():
     assert log == ["request"]
 
 
+def test_a_node_that_does_not_take_the_connection_is_given_up_after_the_connect_timeout(tmp_path, monkeypatch):
+    """A node whose port takes the TCP connection but never answers the TLS handshake (or a dead
+    one, whose SYNs are lost) is unreachable after CONNECT_TIMEOUT, not after the call's own,
+    long timeout (the hooks' is an hour)."""
+    import socket
+    import time
+    from genet import rpc, ssl_utils
+    monkeypatch.setattr(rpc, "CONNECT_TIMEOUT", 0.3)
+    cert = tmp_path / "server.pem"
+    ssl_utils.generate_cluster_cert(cert, "c1")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        client = RpcClient(cert, silent.getsockname()[1])
+        started = time.monotonic()
+        result = client.call("node2", "127.0.0.1", "hooks_runner", ["group-add", "pre", {}])
+        assert time.monotonic() - started < 3
+    assert "unreachable" in result.fail_msg and "timed out" in result.fail_msg
+
+
 def test_a_typed_call_checks_its_arguments_before_anything_is_sent():
     """When a call site passes too few arguments or a wrong type, it is a bug there: TypeError
     naming the procedure and argument, and nothing reaches a node."""
