@@ -55,7 +55,8 @@ def state(dev) -> dict:
     """What a QA run must leave as it found it."""
     def rows(*argv: str) -> list[str]:
         return dev.run("node1", *argv).stdout.splitlines()
-    return {"instances": rows("gnt-instance", "list", "--no-headers", "-o", "name,pnode,snodes,status,disk.sizes"),
+    return {"cluster": rows("gnt-cluster", "getmaster") + rows("gnt-cluster", "info")[:1],
+            "instances": rows("gnt-instance", "list", "--no-headers", "-o", "name,pnode,snodes,status,disk.sizes"),
             "nodes": rows("gnt-node", "list", "--no-headers", "-o", "name,role,drained,offline,group"),
             "tags": rows("gnt-cluster", "list-tags"),
             "pool": [line for line in rows("gnt-cluster", "info") if "candidate pool size" in line],
@@ -72,38 +73,17 @@ def job_count(dev) -> int:
     return len(dev.run("node1", "gnt-job", "list", "--no-headers", "-o", "id").stdout.split())
 
 
-def test_the_jobs_block_passes_and_leaves_no_filter_rule(dev):
-    """When the jobs block runs alone, its four checks pass and the rules it added are gone."""
-    proc = qa(dev, "--blocks", "jobs")
-    lines = proc.stdout.splitlines()
-    assert len([line for line in lines if line.startswith("PASS jobs:")]) == 4, proc.stdout
-    assert not [line for line in lines if line.startswith("FAIL")] and lines[-1].endswith(" 0 failed"), proc.stdout
-    assert dev.run("node1", "gnt-filter", "list", "--no-headers").stdout == ""
-
-
-def test_the_cluster_admin_block_passes_and_leaves_name_tags_and_files_as_they_were(dev):
-    """When the cluster-admin block runs alone, its seven checks pass, and the cluster's name, its
-    tags and the nodes' /tmp are afterwards what they were."""
-    before = (state(dev), dev.run("node1", "gnt-cluster", "getmaster").stdout,
-              dev.run("node1", "gnt-cluster", "info").stdout.splitlines()[0])
-    proc = qa(dev, "--blocks", "cluster-admin")
-    lines = proc.stdout.splitlines()
-    assert len([line for line in lines if line.startswith("PASS cluster-admin:")]) == 7, proc.stdout
-    assert lines[-1] == "8 passed, 0 failed", proc.stdout       # with the setup's check
-    assert (state(dev), dev.run("node1", "gnt-cluster", "getmaster").stdout,
-            dev.run("node1", "gnt-cluster", "info").stdout.splitlines()[0]) == before
-    assert "qa-admin-" not in dev.run("node1", "gnt-cluster", "command", "ls /tmp ./tmp").stdout
-
-
-# the blocks of issue 14's command families: how many checks each has (all must pass)
-FAMILY_CHECKS = {"groups": 13, "networks": 9, "os": 6, "backup[file]": 7, "filters": 7, "debug": 6,
-                 "global-options": 5}
+# blocks and how many checks each has (all must pass): the jobs and cluster administration blocks,
+# and those of issue 14's command families
+BLOCK_CHECKS = {"jobs": 4, "cluster-admin": 7, "groups": 13, "networks": 9, "os": 6, "backup[file]": 7,
+                "filters": 7, "debug": 6, "global-options": 5}
 
 
 def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     """When the suite runs every block on a healthy cluster, every check passes, the summary says
-    so, the operations really ran as jobs, and the instances, nodes, groups, networks, filter rules,
-    exports, OSes, tags and parameters are afterwards what they were before."""
+    so, the operations really ran as jobs, and the cluster's name and master, the instances, nodes,
+    groups, networks, filter rules, exports, OSes, tags and parameters, and the nodes' /tmp are
+    afterwards what they were before."""
     before, jobs = state(dev), job_count(dev)
     proc = qa(dev, "--templates", TEMPLATES)
     out = proc.stdout
@@ -113,7 +93,7 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     assert match and match.group(2) == "0", out
     assert int(match.group(1)) >= 130, out
     passed = [line.split(":")[0].removeprefix("PASS ") for line in lines if line.startswith("PASS")]
-    assert {block: passed.count(block) for block in FAMILY_CHECKS} == FAMILY_CHECKS, out
+    assert {block: passed.count(block) for block in BLOCK_CHECKS} == BLOCK_CHECKS, out
     assert proc.returncode == 0, out + proc.stderr
     for expected in ("PASS cluster: gnt-cluster verify",
                      "PASS nodes: gnt-node modify --drained yes, then no",
@@ -146,6 +126,7 @@ def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     assert skipped == [["SKIP storage[lvm]", " all"], ["SKIP instances[diskless]", " grow-disk 0 by 128 MiB"]], out
     assert state(dev) == before
     assert job_count(dev) - jobs >= 100
+    assert "qa-admin-" not in dev.run("node1", "gnt-cluster", "command", "ls /tmp ./tmp").stdout
 
 
 def test_templates_not_enabled_and_missing_nodes_are_skipped_not_failed(dev):
