@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -53,16 +54,20 @@ def run_hooks(hpath: str, phase: str, env: dict[str, str], base: Path | None = N
 
 
 def _run(script: Path, env: dict[str, str]) -> tuple[int, str]:
+    """One script in a session of its own, so that a timeout kills what it started too."""
     try:
-        done = subprocess.run([str(script)], cwd=script.parent, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=SCRIPT_TIMEOUT,
-                              start_new_session=True)
-    except subprocess.TimeoutExpired:
-        return HKR_FAIL, f"Hook script execution error: timed out after {SCRIPT_TIMEOUT:.0f} s"
+        proc = subprocess.Popen([str(script)], cwd=script.parent, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as err:
         return HKR_FAIL, f"Hook script execution error: {err}"
-    output = done.stdout.decode("utf-8", "replace").strip()
-    return (HKR_FAIL if done.returncode else HKR_SUCCESS), output
+    with proc:
+        try:
+            output, _ = proc.communicate(timeout=SCRIPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return HKR_FAIL, f"Hook script execution error: timed out after {SCRIPT_TIMEOUT:.0f} s"
+    return (HKR_FAIL if proc.returncode else HKR_SUCCESS), output.decode("utf-8", "replace").strip()
 
 
 class HooksProcedures:

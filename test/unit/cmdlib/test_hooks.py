@@ -107,11 +107,15 @@ def test_only_executables_named_as_run_parts_wants_run_in_lexicographic_order(cl
         ("group-add-pre.d/20-second", hooks_runner.HKR_SUCCESS), ("group-add-pre.d/30-x.sh", hooks_runner.HKR_SKIP)]
 
 
-def test_a_script_that_runs_too_long_is_killed_and_counts_as_failed(cluster, monkeypatch):
+def test_a_script_that_runs_too_long_is_killed_with_what_it_started_and_counts_as_failed(cluster, monkeypatch,
+                                                                                         tmp_path):
     monkeypatch.setattr(hooks_runner, "SCRIPT_TIMEOUT", 0.5)
-    script(cluster, "node1", "group-add-pre.d", "10-hang", "#!/bin/sh\nsleep 30\n")
+    pid = tmp_path / "child.pid"
+    script(cluster, "node1", "group-add-pre.d", "10-hang", f"#!/bin/sh\nsleep 30 &\necho $! > {pid}\nwait\n")
     with pytest.raises(errors.HooksAbort, match="timed out after 0 s|timed out after 1 s"):
         cluster.run(OpGroupAdd(group_name="rack2"))
+    child = int(pid.read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
 
 
 def test_an_unreachable_node_does_not_veto(cluster):
