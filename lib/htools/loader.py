@@ -1,0 +1,119 @@
+"""Reading the cluster for an htools program: the backend its options name, then the
+utilisation data and node options applied as Ganeti's loadExternalData and setNodeStatus do."""
+from __future__ import annotations
+
+import sys
+
+from genet.htools import text
+from genet.htools.cluster import ClusterData
+from genet.htools.state import State
+
+
+class HtoolsError(Exception):
+    """A refusal an htools program prints as "Error: ..." and exits 1 on."""
+
+
+def fail(message: str) -> None:
+    print(f"Error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def common_suffix(names: list[str]) -> str:
+    """The longest ".domain" every name ends with (Ganeti strips it for display)."""
+    if not names:
+        return ""
+    first, rest = names[0], names[1:]
+    best = ""
+    for i in range(len(first)):
+        suffix = first[i:]
+        if suffix.startswith(".") and all(n.endswith(suffix) for n in rest):
+            best = suffix
+            break
+    return best
+
+
+def lookup_name(names: list[str], wanted: str) -> str | None:
+    """``wanted`` itself, or the one name it is the first components of (node1 for node1.example.com)."""
+    if wanted in names:
+        return wanted
+    hits = [n for n in names if n.startswith(wanted + ".")]
+    return hits[0] if len(hits) == 1 else None
+
+
+def read_cluster(args) -> ClusterData:
+    chosen = [x for x in (getattr(args, "master", None), getattr(args, "luxi", None) is not None or None,
+                          getattr(args, "text_data", None)) if x]
+    if len(chosen) > 1:
+        fail("Only one of the rapi, luxi, and data files options should be given.")
+    try:
+        if getattr(args, "text_data", None):
+            return text.load(args.text_data)
+        if getattr(args, "luxi", None) is not None or getattr(args, "master", None):
+            from genet.htools import live
+            return live.load(args)
+    except (OSError, text.FormatError, HtoolsError) as err:
+        fail(f"failed to load data, aborting: {err}")
+    fail("No backend selected! Exiting.")
+
+
+def _utilisation(path: str | None) -> dict:
+    if not path:
+        return {}
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f.read().splitlines():
+            parts = line.split(" ")
+            try:
+                if len(parts) != 5:
+                    raise ValueError
+                out[parts[0]] = tuple(float(x) for x in parts[1:])
+            except ValueError:
+                fail(f"can't parse utilisation data: Cannot parse line {line}")
+    return out
+
+
+def missing_resources(data: ClusterData, st: State) -> list[str]:
+    """Nodes whose free memory or disk is well below what their instances explain (Ganeti's
+    updateMissing warnings), last node first as Ganeti lists them."""
+    from genet.htools.nodevals import INDEX
+    used_dsk = [0] * len(data.nodes)
+    for inst in st.instances:
+        for n in (inst.pnode, inst.snode):
+            if n >= 0:
+                used_dsk[n] += inst.dsk
+    out = []
+    for k, node in enumerate(data.nodes):
+        delta_mem = int(st.F[INDEX["x_mem"], k])
+        delta_dsk = int(node.t_dsk) - node.f_dsk - used_dsk[k]
+        if delta_mem > 512 or delta_dsk > 1024:
+            out.insert(0, f"node {node.name} is missing {delta_mem} MB ram and {delta_dsk // 1024} GB disk")
+    return out
+
+
+def build_state(data: ClusterData, args, verbose: int = 1) -> State:
+    """The cluster as the algorithms read it, with the program's node and instance options."""
+    inst_names = [i.name for i in data.instances]
+    node_names = [n.name for n in data.nodes]
+    wanted = list(getattr(args, "select_instances", []) or []) + list(getattr(args, "exclude_instances", []) or [])
+    unknown = [w for w in wanted if lookup_name(inst_names, w) is None]
+    if unknown:
+        fail(f"failed to load data, aborting: Unknown instance(s): {unknown!r}")
+    offline = getattr(args, "offline", []) or []
+    wrong = [o for o in offline if lookup_name(node_names, o) is None]
+    if wrong:
+        fail(f"wrong node name(s) set as offline: {', '.join(wrong)}")
+    util = _utilisation(getattr(args, "dynu_file", None))
+    if getattr(args, "ignore_dynu", False):
+        util = {name: (0.0, 0.0, 0.0, 0.0) for name in inst_names}
+    extags = getattr(args, "exclusion_tags", None)
+    st = State(data, offline=[lookup_name(node_names, o) for o in offline],
+                 min_disk=getattr(args, "min_disk", 0.0), max_cpu=getattr(args, "max_cpu", None),
+                 exclusion_tags=[t + ":" for t in extags] if extags else None,
+                 select=[lookup_name(inst_names, w) for w in getattr(args, "select_instances", []) or []],
+                 exclude=[lookup_name(inst_names, w) for w in getattr(args, "exclude_instances", []) or []],
+                 util=util)
+    warnings = missing_resources(data, st)
+    if warnings and verbose:
+        print("Warning: cluster has inconsistent data:", file=sys.stderr)
+        print("".join(f"  - {w}\n" for w in warnings), file=sys.stderr)
+    return st

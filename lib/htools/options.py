@@ -1,0 +1,115 @@
+"""The htools' command-line options, each defined once with Ganeti's names and help.
+
+Every program picks the options it takes by name (``build_parser("hbal", [...])``), so an
+option means the same in hbal, hspace and hail, as in Ganeti's Ganeti.HTools.CLI.
+"""
+from __future__ import annotations
+
+import argparse
+
+from genet import __version__
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot parse {text!r} as a number") from None
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _ratio(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("Invalid value of the max-cpu ratio, expected >0")
+    return value
+
+
+def _list(text: str) -> list[str]:
+    return text.split(",") if text else []
+
+
+def _print_nodes(text: str) -> list[str]:
+    """-p FIELDS: a leading + adds the fields to the default ones (Ganeti's oPrintNodes)."""
+    return (["+"] + _list(text[1:])) if text.startswith("+") else _list(text)
+
+
+# name: (flags, argparse keyword arguments)
+OPTIONS = {
+    "print_nodes": (("-p", "--print-nodes"), dict(nargs="?", const=[], type=_print_nodes, metavar="FIELDS",
+                                                  help="print the final node list")),
+    "print_instances": (("--print-instances",), dict(action="store_true", help="print the final instance map")),
+    "print_commands": (("-C", "--print-commands"), dict(nargs="?", const="-", metavar="FILE",
+                       help="print the ganeti command list for reaching the solution, if an argument "
+                            "is passed then write the commands to a file named as such")),
+    "text_data": (("-t", "--text-data"), dict(metavar="FILE", help="the cluster data FILE")),
+    "evac_mode": (("-E", "--evac-mode"), dict(action="store_true",
+                  help="enable evacuation mode, where the algorithm only moves instances away from "
+                       "offline and drained nodes")),
+    "restricted_migration": (("--restricted-migration",), dict(action="store_true",
+                             help="disallow replace-primary moves (aka frf-moves); in evacuation mode, this "
+                                  "will ensure that the only migrations are off the drained nodes")),
+    "master": (("-m", "--master"), dict(metavar="ADDRESS", help="collect data via RAPI at the given ADDRESS")),
+    "luxi": (("-L", "--luxi"), dict(nargs="?", const="", metavar="SOCKET",
+                                    help="collect data from the local master daemon (or the given socket)")),
+    "exec": (("-X", "--exec"), dict(action="store_true",
+             help="execute the suggested moves via Luxi (only available when using it for data gathering)")),
+    "first_job_group": (("--first-job-group",), dict(action="store_true",
+                        help="only execute the first group of jobs")),
+    "reason": (("--reason",), dict(metavar="REASON", help="The reason to pass to the submitted jobs")),
+    "group": (("-G", "--group"), dict(metavar="ID", help="the target node group (name or UUID)")),
+    "max_length": (("-l", "--max-length"), dict(type=int, default=-1, metavar="N",
+                   help="cap the solution at this many balancing or allocation rounds (useful for very "
+                        "unbalanced clusters or empty clusters)")),
+    "verbose": (("-v", "--verbose"), dict(action="count", default=1, help="increase the verbosity level")),
+    "quiet": (("-q", "--quiet"), dict(action="count", default=0, help="decrease the verbosity level")),
+    "offline": (("-O", "--offline"), dict(action="append", default=[], metavar="NODE", help="set node as offline")),
+    "static_kvm_node_memory": (("--static-kvm-node-memory",), dict(type=int, default=4096, metavar="N",
+                               help="use static node memory [in MB] on KVM instead of value reported by "
+                                    "hypervisor. Use 0 to take value reported from hypervisor.")),
+    "min_score": (("-e", "--min-score"), dict(type=_ratio, default=1e-9, metavar="EPSILON",
+                  help="mininum excess to the N+1 limit to aim for")),
+    "max_cpu": (("--max-cpu",), dict(type=_positive, metavar="RATIO",
+                help="maximum virtual-to-physical cpu ratio for nodes (from 0 upwards) [default read from "
+                     "cluster]")),
+    "min_disk": (("--min-disk",), dict(type=_ratio, default=0.0, metavar="RATIO",
+                 help="minimum free disk space for nodes (between 0 and 1) [0]")),
+    "min_gain": (("-g", "--min-gain"), dict(type=_ratio, default=1e-2, metavar="DELTA",
+                 help="minimum gain to aim for in a balancing step before giving up")),
+    "min_gain_limit": (("--min-gain-limit",), dict(type=_ratio, default=1e-1, metavar="SCORE",
+                       help="minimum cluster score for which we start checking the min-gain")),
+    "no_disk_moves": (("--no-disk-moves",), dict(action="store_true",
+                      help="disallow disk moves from the list of allowed instance changes, thus allowing only "
+                           "the 'cheap' failover/migrate operations")),
+    "select_instances": (("--select-instances",), dict(type=_list, default=[], metavar="INSTS",
+                         help="only select given instances for any moves")),
+    "no_instance_moves": (("--no-instance-moves",), dict(action="store_true",
+                          help="disallow instance (primary node) moves from the list of allowed, instance "
+                               "changes, thus allowing only slower, but sometimes safer, drbd secondary changes")),
+    "ignore_soft_errors": (("--ignore-soft-errors",), dict(action="store_true",
+                           help="Ignore any soft restrictions in balancing")),
+    "dynu_file": (("-U", "--dynu-file"), dict(metavar="FILE",
+                  help="Import dynamic utilisation data from the given FILE")),
+    "ignore_dynu": (("--ignore-dynu",), dict(action="store_true", help="Ignore any dynamic utilisation information")),
+    "exclusion_tags": (("--exclusion-tags",), dict(type=_list, metavar="TAG,...",
+                       help="Enable instance exclusion based on given tag prefix")),
+    "exclude_instances": (("--exclude-instances",), dict(type=_list, default=[], metavar="INSTS",
+                          help="exclude given instances from any moves")),
+    "save": (("-S", "--save"), dict(metavar="FILE",
+             help="Save cluster state at the end of the processing to FILE")),
+    "priority": (("--priority",), dict(choices=("low", "normal", "high"), metavar="PRIO",
+                 help="set the priority of submitted jobs")),
+}
+
+
+def build_parser(prog: str, description: str, names: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-V", "--version", action="version", version=f"{prog} (genet) version {__version__}")
+    for name in names:
+        flags, kwargs = OPTIONS[name]
+        parser.add_argument(*flags, dest=name, **kwargs)
+    return parser
+
+
+def verbosity(args) -> int:
+    return args.verbose - args.quiet
