@@ -87,16 +87,36 @@ class GroupScore:
 
     def score_with(self, ds: np.ndarray, dss: np.ndarray, dmap) -> np.ndarray:
         """The score after a change that adds ``ds`` to each component's sum and ``dss`` to its
-        sum of squares (rows: NODE_METRICS, columns: candidates) and ``dmap`` to the map value."""
-        n, S = self.n, self.S[:, None]
+        sum of squares (first axis: NODE_METRICS, the others: candidates) and ``dmap`` to the
+        map value."""
+        extra = (1,) * (ds.ndim - 1)
+        n, S = self.n, self.S.reshape(-1, *extra)
         std = STD_ROWS
         with np.errstate(invalid="ignore", divide="ignore"):
             dnnvar = n * dss[std] - 2 * S[std] * ds[std] - ds[std] ** 2
-            var = np.maximum(0.0, self.var[std, None] + dnnvar / (n * n))
-        total = (WEIGHTS[std, None] * np.sqrt(var)).sum(axis=0)
+            var = np.maximum(0.0, self.var[std].reshape(-1, *extra) + dnnvar / (n * n))
+        total = (WEIGHTS[std].reshape(-1, *extra) * np.sqrt(var)).sum(axis=0)
         sums = np.concatenate([SUM_ROWS, OFF_ROWS])
-        total = total + (WEIGHTS[sums, None] * (S[sums] + ds[sums])).sum(axis=0)
+        total = total + (WEIGHTS[sums].reshape(-1, *extra) * (S[sums] + ds[sums])).sum(axis=0)
         return total + MAP_WEIGHT * (self.map_value() + dmap)
+
+
+def _score_rows(self, ds: list, dss: list, dmap):
+    """As score_with, with one (broadcastable) array per component instead of one stacked array."""
+    n = self.n
+    total = MAP_WEIGHT * (self.map_value() + dmap)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k, kind in enumerate(KINDS):
+            S, d = self.S[k], ds[k]
+            if kind == STD:
+                var = np.maximum(0.0, self.var[k] + (n * dss[k] - 2 * S * d - d * d) / (n * n))
+                total = total + WEIGHTS[k] * np.sqrt(var)
+            else:
+                total = total + WEIGHTS[k] * (S + d)
+    return total
+
+
+GroupScore.score_rows = _score_rows
 
 
 def optimal_score(state, members) -> float:

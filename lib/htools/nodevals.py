@@ -46,9 +46,12 @@ def _first_failure(checks) -> object:
     """The first failing check's code, per node: checks are (condition, code) in Ganeti's order."""
     code = 0
     for cond, fail in reversed(checks):
-        if cond is False:
+        if cond is False or cond is None:
             continue
-        code = np.where(cond, fail, code) if isinstance(cond, np.ndarray) else (fail if cond else code)
+        if isinstance(cond, np.ndarray) or isinstance(fail, np.ndarray) or isinstance(code, np.ndarray):
+            code = np.where(cond, fail, code)
+        elif cond:
+            code = fail
     return code
 
 
@@ -99,34 +102,38 @@ def remove_pri(v: Vals, inst, dsrd: object = 0, loc: object = None) -> Vals:
     return new
 
 
-def _forth_violation(v: Vals, inst, mem_forth, dsk_forth, sp_forth, inst_sp_forth, pcpu_forth):
-    disk = inst.uses_disk
-    return _first_failure([
-        (mem_forth <= 0, FAIL_MEM),
-        (disk and dsk_forth <= 0, FAIL_DISK),
-        (disk and dsk_forth < v.lo_dsk, FAIL_DISK),
-        (disk and np.logical_and(v.excl, sp_forth < 0), FAIL_SPINDLES),
-        (disk and inst_sp_forth > v.hi_sp, FAIL_DISK),
-        (np.logical_and(v.l_cpu >= 0, v.l_cpu < pcpu_forth), FAIL_CPU),
-    ])
+def _and(*conds):
+    """All conditions, for one node or per candidate (False stays a plain False)."""
+    out = True
+    for c in conds:
+        if c is False:
+            return False
+        out = c if out is True else np.logical_and(out, c)
+    return out
 
 
-def add_pri(v: Vals, inst, force: bool, tag_clash=False, dsrd: object = 0, loc: object = None):
+def add_pri(v: Vals, inst, force, tag_clash=False, dsrd: object = 0, loc: object = None):
     """The node with ``inst`` as a new primary, and why it does not fit (0: it fits).
 
     ``force`` skips the soft checks (N+1, CPU ratio, reserved disk, tags), as Ganeti does when
     the instance comes from an offline node; ``tag_clash`` tells which nodes already hold a
     primary with one of its exclusion tags; ``loc`` is the instance's location score there.
     """
-    strict = not force
+    strict = np.logical_not(force)
     disk = inst.uses_disk
     mem_forth = v.f_mem_forth - inst.mem
     dsk_forth = v.f_dsk_forth - inst.dsk * disk
     sp_forth = _free_spindles(v, inst, True, True)
     inst_sp_forth = _inst_spindles(v, inst, True, True)
     ucpu_forth = v.u_cpu_forth + inst.vcpus * inst.not_offline
-    forth_fail = _forth_violation(v, inst, mem_forth, dsk_forth, sp_forth, inst_sp_forth, ucpu_forth / v.t_cpu) \
-        if strict else 0
+    forth_fail = _first_failure([
+        (_and(strict, mem_forth <= 0), FAIL_MEM),
+        (_and(strict, disk, dsk_forth <= 0), FAIL_DISK),
+        (_and(strict, disk, dsk_forth < v.lo_dsk), FAIL_DISK),
+        (_and(strict, disk, v.excl, sp_forth < 0), FAIL_SPINDLES),
+        (_and(strict, disk, inst_sp_forth > v.hi_sp), FAIL_DISK),
+        (_and(strict, v.l_cpu >= 0, v.l_cpu < ucpu_forth / v.t_cpu), FAIL_CPU),
+    ])
     new = v.copy(f_mem_forth=mem_forth, f_dsk_forth=dsk_forth, f_sp_forth=sp_forth,
                  inst_sp_forth=inst_sp_forth, u_cpu_forth=ucpu_forth)
     if inst.forthcoming:
@@ -140,18 +147,14 @@ def add_pri(v: Vals, inst, force: bool, tag_clash=False, dsrd: object = 0, loc: 
     ucpu = v.u_cpu + inst.vcpus * inst.not_offline
     fail = _first_failure([
         (free_mem <= 0, FAIL_MEM),
-        (disk and dsk <= 0, FAIL_DISK),
-        (strict and disk and dsk < v.lo_dsk, FAIL_DISK),
-        (disk and np.logical_and(v.excl, free_sp < 0), FAIL_SPINDLES),
-        (strict and disk and inst_sp > v.hi_sp, FAIL_DISK),
-        (strict and np.logical_and(fail_n1, np.logical_not(v.fail_n1)), FAIL_MEM),
-        (strict and np.logical_and(v.l_cpu >= 0, v.l_cpu < ucpu / v.t_cpu), FAIL_CPU),
-        (strict and tag_clash, FAIL_TAGS),
+        (_and(disk, dsk <= 0), FAIL_DISK),
+        (_and(strict, disk, dsk < v.lo_dsk), FAIL_DISK),
+        (_and(disk, v.excl, free_sp < 0), FAIL_SPINDLES),
+        (_and(strict, disk, inst_sp > v.hi_sp), FAIL_DISK),
+        (_and(strict, fail_n1, np.logical_not(v.fail_n1)), FAIL_MEM),
+        (_and(strict, v.l_cpu >= 0, v.l_cpu < ucpu / v.t_cpu), FAIL_CPU),
+        (_and(strict, tag_clash), FAIL_TAGS),
         (forth_fail, forth_fail),
-    ]) if strict else _first_failure([
-        (free_mem <= 0, FAIL_MEM),
-        (disk and dsk <= 0, FAIL_DISK),
-        (disk and np.logical_and(v.excl, free_sp < 0), FAIL_SPINDLES),
     ])
     c, m, d, n = inst.util
     new.i_mem, new.fail_n1, new.f_dsk, new.f_sp, new.inst_sp, new.u_cpu = i_mem, fail_n1, dsk, free_sp, inst_sp, ucpu
@@ -170,34 +173,33 @@ def remove_sec(v: Vals, inst, peer_mem, other_peers_max) -> Vals:
     if inst.forthcoming:
         return new
     new_peer = peer_mem - inst.mem * inst.uses_sec_mem
-    r_mem = np.where(peer_mem < v.r_mem, v.r_mem, np.maximum(other_peers_max, new_peer))
+    new.r_mem = np.where(peer_mem < v.r_mem, v.r_mem, np.maximum(other_peers_max, new_peer))
     new.f_dsk = v.f_dsk + inst.dsk * inst.uses_disk
     new.f_sp = _free_spindles(v, inst, False, False)
     new.inst_sp = _inst_spindles(v, inst, False, False)
-    new.r_mem = r_mem if isinstance(r_mem, np.ndarray) and r_mem.ndim else float(r_mem)
     new.fail_n1 = unallocated_mem(v) <= new.r_mem
     new.load_d = v.load_d - inst.util[2]
     new.n_sec = v.n_sec - 1
     return new
 
 
-def add_sec(v: Vals, inst, peer_mem, force: bool, ignore_disks: bool = False):
+def add_sec(v: Vals, inst, peer_mem, force, ignore_disks=False):
     """The node with ``inst`` as a new secondary, and why it does not fit (0: it fits);
     ``peer_mem`` is what the node already reserves for the instance's (new) primary."""
-    strict = not force
-    sec_mem = inst.mem if inst.uses_sec_mem else 0
+    strict = np.logical_not(force)
+    sec_mem = inst.mem * inst.uses_sec_mem
     new_peer = peer_mem + sec_mem
     dsk_forth = v.f_dsk_forth - inst.dsk
     sp_forth = _free_spindles(v, inst, True, True)
     inst_sp_forth = _inst_spindles(v, inst, True, True)
     forth_fail = _first_failure([
-        (not inst.has_secondary, FAIL_DISK),
-        (dsk_forth <= 0, FAIL_DISK),
-        (dsk_forth < v.lo_dsk, FAIL_DISK),
-        (np.logical_and(v.excl, sp_forth < 0), FAIL_SPINDLES),
-        (inst_sp_forth > v.hi_sp, FAIL_DISK),
-        (sec_mem >= v.f_mem_forth, FAIL_MEM),
-    ]) if strict else 0
+        (_and(strict, not inst.has_secondary), FAIL_DISK),
+        (_and(strict, dsk_forth <= 0), FAIL_DISK),
+        (_and(strict, dsk_forth < v.lo_dsk), FAIL_DISK),
+        (_and(strict, v.excl, sp_forth < 0), FAIL_SPINDLES),
+        (_and(strict, inst_sp_forth > v.hi_sp), FAIL_DISK),
+        (_and(strict, sec_mem >= v.f_mem_forth), FAIL_MEM),
+    ])
     new = v.copy(f_dsk_forth=dsk_forth, f_sp_forth=sp_forth, inst_sp_forth=inst_sp_forth)
     if inst.forthcoming:
         return new, forth_fail
@@ -209,12 +211,12 @@ def add_sec(v: Vals, inst, peer_mem, force: bool, ignore_disks: bool = False):
     fail_n1 = old_mem <= r_mem
     fail = _first_failure([
         (not inst.has_secondary, FAIL_DISK),
-        (not ignore_disks and dsk <= 0, FAIL_DISK),
-        (strict and dsk < v.lo_dsk, FAIL_DISK),
-        (np.logical_and(v.excl, free_sp < 0), FAIL_SPINDLES),
-        (strict and inst_sp > v.hi_sp, FAIL_DISK),
-        (strict and sec_mem >= old_mem, FAIL_MEM),
-        (strict and np.logical_and(fail_n1, np.logical_not(v.fail_n1)), FAIL_MEM),
+        (_and(np.logical_not(ignore_disks), dsk <= 0), FAIL_DISK),
+        (_and(strict, dsk < v.lo_dsk), FAIL_DISK),
+        (_and(v.excl, free_sp < 0), FAIL_SPINDLES),
+        (_and(strict, inst_sp > v.hi_sp), FAIL_DISK),
+        (_and(strict, sec_mem >= old_mem), FAIL_MEM),
+        (_and(strict, fail_n1, np.logical_not(v.fail_n1)), FAIL_MEM),
         (forth_fail, forth_fail),
     ])
     new.f_dsk, new.f_sp, new.inst_sp, new.r_mem, new.fail_n1 = dsk, free_sp, inst_sp, r_mem, fail_n1

@@ -267,3 +267,99 @@ class State:
         best = row.max()
         row[primary] = saved
         return max(float(best), 0.0)
+
+
+class Batch:
+    """Instances weighed together: their numbers as (B, 1) columns, so a move's arithmetic runs
+    for every instance and every target node at once. All share what decides the code path
+    (template, forthcoming, whether their spindles are known); ``State.batches`` groups them."""
+
+    def __init__(self, st: State, insts: list[Inst]):
+        self.insts = insts
+        first = insts[0]
+        col = lambda values: np.array(values, float)[:, None]  # noqa: E731
+        self.mem, self.dsk, self.vcpus = (col([getattr(i, a) for i in insts]) for a in ("mem", "dsk", "vcpus"))
+        self.spindle_use = col([i.spindle_use for i in insts])
+        self.spindles = None if first.spindles is None else col([i.spindles for i in insts])
+        self.uses_mem = col([i.uses_mem for i in insts])
+        self.not_offline = col([i.not_offline for i in insts])
+        self.uses_sec_mem = col([i.uses_sec_mem for i in insts])
+        self.util = tuple(col([i.util[k] for i in insts]) for k in range(4))
+        self.loc = col([i.loc for i in insts])
+        self.pnode = np.array([i.pnode for i in insts], int)[:, None]
+        self.snode = np.array([i.snode for i in insts], int)[:, None]
+        self.uses_disk, self.has_secondary = first.uses_disk, first.has_secondary
+        self.forthcoming, self.mirror = first.forthcoming, first.mirror
+        self.X = np.zeros((len(insts), len(st.excl_tags)), bool)     # exclusion tags
+        self.D = np.zeros((len(insts), len(st.locations)))           # desired locations
+        for k, i in enumerate(insts):
+            self.X[k, i.excl] = True
+            self.D[k, i.dsrd] = 1.0
+        self.n_dsrd = col([i.n_dsrd for i in insts])
+        self.has_tags = bool(self.X.any())
+
+    def __len__(self) -> int:
+        return len(self.insts)
+
+
+def batch_key(inst: Inst) -> tuple:
+    return (inst.template, inst.forthcoming, inst.spindles is None)
+
+
+def _batched(self: State, insts: list[Inst], size: int) -> list[Batch]:
+    """The instances in batches of at most ``size`` that share a code path."""
+    groups: dict[tuple, list[Inst]] = {}
+    for inst in insts:
+        groups.setdefault(batch_key(inst), []).append(inst)
+    return [Batch(self, g[k:k + size]) for g in groups.values() for k in range(0, len(g), size)]
+
+
+def _per_instance(b: Batch, node: np.ndarray) -> bool:
+    """Whether ``node`` holds one node per instance (B, 1) rather than shared targets (1, T)."""
+    return node.shape == (len(b), 1)
+
+
+def _b_dsrd(self: State, b: Batch, node: np.ndarray):
+    """Per instance of ``b``, its desired locations node(s) ``node`` lack ((B,1) or (1,T) nodes)."""
+    if not b.n_dsrd.any():
+        return 0.0
+    if _per_instance(b, node):
+        have = (b.D * self.Lm[node[:, 0]]).sum(axis=1)[:, None]
+    else:
+        have = b.D @ self.Lm[node[0]].T.astype(float)
+    return b.n_dsrd - have
+
+
+def _b_tag_clash(self: State, b: Batch, node: np.ndarray):
+    if not b.has_tags:
+        return False
+    if _per_instance(b, node):
+        return ((self.C[node[:, 0]] > 0) & b.X).any(axis=1)[:, None]
+    return (b.X.astype(float) @ (self.C[node[0]] > 0).T.astype(float)) > 0
+
+
+def _b_offline(self: State, node: np.ndarray) -> np.ndarray:
+    return self.F[INDEX["offline"], node].astype(bool)
+
+
+def _b_may_migrate(self: State, src, dst):
+    if self.migration_ok is None:
+        return True
+    return self.migration_ok[src, dst]
+
+
+def _b_peer_max_without(self: State, node: np.ndarray, primary: np.ndarray) -> np.ndarray:
+    """Per row, the most ``node`` reserves for any primary but ``primary`` (0 when none)."""
+    rows = self.P[node[:, 0]]
+    top = rows.argmax(axis=1)
+    best = rows[np.arange(len(rows)), top]
+    second = np.partition(rows, -2, axis=1)[:, -2] if rows.shape[1] > 1 else np.zeros(len(rows))
+    return np.maximum(np.where(top == primary[:, 0], second, best), 0.0)[:, None]
+
+
+State.batches = _batched
+State.b_dsrd = _b_dsrd
+State.b_tag_clash = _b_tag_clash
+State.b_offline = _b_offline
+State.b_may_migrate = _b_may_migrate
+State.b_peer_max_without = _b_peer_max_without
