@@ -39,6 +39,7 @@ COMMANDS = [
     "gnt-network = genet.cli.gnt_network:main",
     "gnt-backup = genet.cli.gnt_backup:main",
     "gnt-storage = genet.cli.gnt_storage:main",
+    "hbal = genet.htools.hbal:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",
     "genet-rapi = genet.daemons.rapi:main",
