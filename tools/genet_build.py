@@ -25,6 +25,8 @@ from setuptools import Command
 OUT = Path("build/docs")
 COMPLETIONS = "share/bash-completion/completions"
 TITLE = re.compile(r"^([\w.-]+)\((\d)\) genet$")     # a page's first line: "gnt-node(8) genet"
+# pages that introduce a family of installed commands rather than one command, installed with them
+FAMILY_PAGES = ("htools",)
 
 
 def page_of(rst: Path) -> tuple[str, int]:
@@ -37,12 +39,12 @@ def page_of(rst: Path) -> tuple[str, int]:
 
 def installed_pages(man: Path, commands: list[str]) -> dict[Path, str]:
     """The pages installed with genet (each source and where it goes, below the prefix): those of
-    the installed commands and the overviews (section 7); not those of the tools in tools/ and
-    qa/, which only a source tree has."""
+    the installed commands, the overviews (section 7) and the pages of command families
+    (htools(1)); not those of the tools in tools/ and qa/, which only a source tree has."""
     pages = {}
     for rst in sorted(man.glob("*.rst")):
         name, section = page_of(rst)
-        if name in commands or section == 7:
+        if name in commands or section == 7 or name in FAMILY_PAGES:
             pages[rst] = f"share/man/man{section}/{name}.{section}"
     return pages
 

@@ -17,6 +17,7 @@ BIN = Path(sys.executable).parent
 COMMANDS = sorted(ep.name for ep in importlib.metadata.distribution("genet").entry_points
                   if ep.group == "console_scripts")
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+SECTIONS = {"hbal": 1}     # manual section of the commands that are not administration commands (8)
 
 
 def user_env(**extra: str) -> dict[str, str]:
@@ -31,14 +32,15 @@ def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def test_man_finds_the_page_of_every_installed_command_from_path():
     assert len(COMMANDS) >= 15 and "gnt-instance" in COMMANDS
-    found = {name: Path(run(["man", "-w", name]).stdout.strip()) for name in [*COMMANDS, "genet"]}
+    found = {name: Path(run(["man", "-w", name]).stdout.strip()) for name in [*COMMANDS, "genet", "htools"]}
     man = VENV.resolve() / "share/man"
     assert {name: path.resolve().relative_to(man).as_posix() for name, path in found.items()} == {
-        **{name: f"man8/{name}.8" for name in COMMANDS}, "genet": "man7/genet.7"}
+        **{name: f"man{SECTIONS.get(name, 8)}/{name}.{SECTIONS.get(name, 8)}" for name in COMMANDS},
+        "genet": "man7/genet.7", "htools": "man1/htools.1"}
 
 
 def test_every_installed_page_renders_without_complaint():
-    for name, section in [*((c, 8) for c in COMMANDS), ("genet", 7)]:
+    for name, section in [*((c, SECTIONS.get(c, 8)) for c in COMMANDS), ("genet", 7), ("htools", 1)]:
         result = run(["man", "-P", "cat", name])
         assert result.stderr == "", name
         assert result.stdout.splitlines()[0].split() == [f"{name}({section})", "genet", f"{name}({section})"]

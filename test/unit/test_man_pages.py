@@ -43,6 +43,7 @@ REQUIRED_PAGES = {  # page name -> manual section
     "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8, "gnt-storage": 8,
     "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8, "genet-watcher": 8,
     "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
+    "hbal": 1, "htools": 1,
 }
 ALL_PAGES = sorted(set(REQUIRED_PAGES) | {p.stem for p in MAN.glob("*.rst")})
 TITLE = re.compile(r"^([\w.-]+)\((\d)\) genet$")
@@ -454,8 +455,12 @@ def test_genet_installs_the_pages_of_its_commands_and_the_overview_only():
     """The tools of the source tree (dev-cluster, genet-qa) keep their pages there."""
     import genet_build
     pages = genet_build.installed_pages(MAN, installed_commands())
-    assert sorted(pages.values()) == sorted([f"share/man/man8/{c}.8" for c in installed_commands()]
-                                            + ["share/man/man7/genet.7", "share/man/man7/genet-hooks.7"])
+    sections = page_sections()
+    assert sections["hbal"] == 1 and sections["gnt-node"] == 8
+    assert sorted(pages.values()) == sorted([f"share/man/man{sections[c]}/{c}.{sections[c]}"
+                                             for c in installed_commands()]
+                                            + ["share/man/man7/genet.7", "share/man/man7/genet-hooks.7",
+                                               "share/man/man1/htools.1"])
 
 
 # --- the overview page ----------------------------------------------------------
