@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 REAL_HBAL = "/usr/lib/ganeti/3.0/usr/bin/hbal"
-GENET_HBAL = "/work/main/.venv/bin/hbal"
+GENET_HBAL = str(Path(sys.executable).with_name("hbal"))    # the hbal of the venv running this script
 DEFAULT_SIZES = (20, 200, 1000)
 
 INSTANCES_PER_NODE = 10

@@ -36,7 +36,7 @@ def _rows(client: luxi.Client, what: str, fields: list[str]) -> list[dict]:
     return [{f: value for f, (_, value) in zip(fields, row)} for row in result["data"]]
 
 
-def _node(row: dict, static_mem: int) -> Node:
+def node_from_row(row: dict, static_mem: int) -> Node:
     live = not row["offline"] and row["vm_capable"]
     ndp = row["ndparams"] or {}
     excl = bool(ndp.get("exclusive_storage", False))
@@ -52,7 +52,7 @@ def _node(row: dict, static_mem: int) -> Node:
                 n_cpu=int(num("cnos", 1)), cpu_speed=float(ndp.get("cpu_speed", 1.0)))
 
 
-def _instance(row: dict) -> Instance:
+def instance_from_row(row: dict) -> Instance:
     snodes = row["snodes"] or []
     return Instance(row["name"], int(row["be/maxmem"]), int(row["disk_usage"] or 0), int(row["be/vcpus"]),
                     row["status"], bool(row["be/auto_balance"]), row["pnode"], snodes[0] if snodes else None,
@@ -64,10 +64,10 @@ def read(client: luxi.Client, static_mem: int = 0) -> ClusterData:
     info = client.call("QueryClusterInfo")
     groups = [Group(g["name"], g["uuid"], g["alloc_policy"], list(g["tags"] or []), list(g["networks"] or []),
                     ipolicy(g["ipolicy"])) for g in _rows(client, "group", GROUP_FIELDS)]
-    nodes = [_node(r, static_mem) for r in _rows(client, "node", NODE_FIELDS)]
+    nodes = [node_from_row(r, static_mem) for r in _rows(client, "node", NODE_FIELDS)]
     for n in nodes:
         n.master = n.name == info["master"]
-    insts = [_instance(r) for r in _rows(client, "instance", INSTANCE_FIELDS)]
+    insts = [instance_from_row(r) for r in _rows(client, "instance", INSTANCE_FIELDS)]
     return ClusterData(groups, nodes, insts, list(info.get("tags") or []), ipolicy(info["ipolicy"]))
 
 
