@@ -164,7 +164,7 @@ class Balancer:
         kind = np.full(len(b), None, object)
         target = np.full(len(b), NO_NODE)
         targets = np.asarray(targets)[None, :]
-        kinds = allowed_kinds(b.mirror, use_secondary, opts, st.b_offline(p))
+        kinds = allowed_kinds(b.mirror, use_secondary, opts, st.offline(p))
         if kinds and targets.size:
             valid = (targets != p) & (targets != s)
             table = []
@@ -265,7 +265,7 @@ class Balancer:
             return None
         return self.apply(best[1], best[2], best[3])
 
-    def lazy_rounds(self, limit: int, on_step=None) -> list[Step]:
+    def lazy_rounds(self, limit: int, min_score: float = 0.0, on_step=None) -> list[Step]:
         """Balancing a large group: every instance's best move is weighed once, then the
         instances are taken best gain first, their move weighed again against the cluster as it
         is now (a few at a time), and made when it still beats every other instance's last known
@@ -274,7 +274,7 @@ class Balancer:
         import heapq
         steps: list[Step] = []
         narrow = True               # weigh against the promising targets until that finds nothing
-        while len(steps) < limit:
+        while len(steps) < limit and self.score.total() > min_score:
             now = self.score.total()
             targets = self.promising_targets(LAZY_TARGETS) if narrow else None
             heap = [(c[0] - now, c[1].idx, c[1]) for c in self.candidates(self.victims(), targets) if c[0] < now]
@@ -285,7 +285,7 @@ class Balancer:
                 break
             heapq.heapify(heap)
             made_before = len(steps)
-            while heap and len(steps) < limit:
+            while heap and len(steps) < limit and self.score.total() > min_score:
                 popped = [heapq.heappop(heap) for _ in range(min(LAZY_BATCH, len(heap)))]
                 insts = [e[2] for e in popped]
                 fresh = self.candidates(insts, self.promising_targets(LAZY_TARGETS))
@@ -294,6 +294,8 @@ class Balancer:
                 fresh.sort(key=lambda c: (c[0], c[1].idx))
                 touched: set[int] = set()
                 for score, inst, kind, target in fresh:
+                    if self.score.total() <= min_score:
+                        break
                     nodes = {inst.pnode, inst.snode, target} - {NO_NODE}
                     if nodes & touched:
                         heapq.heappush(heap, (score - now, inst.idx, inst))
@@ -325,7 +327,7 @@ class Balancer:
         ``min_score`` (Ganeti's iterateDepth and doNextBalance)."""
         limit = max_length if max_length >= 0 else 1 << 62
         if len(self.victims()) * len(self.online_arr) > EXACT_LIMIT:
-            return self.lazy_rounds(limit, on_step)
+            return self.lazy_rounds(limit, min_score, on_step)
         steps: list[Step] = []
         while len(steps) < limit and self.score.total() > min_score:
             step = self.step()

@@ -46,27 +46,27 @@ def _mig(ok) -> object:
 def _without(st: State, b: Batch):
     """The primaries without the instances and the secondaries without them (Ganeti's int_p, int_s)."""
     p, s = b.pnode, b.snode
-    int_p = remove_pri(st.vals(p), b, st.b_dsrd(b, p))
-    int_s = remove_sec(st.vals(s), b, st.P[s, p], st.b_peer_max_without(s, p)) if b.has_secondary else None
+    int_p = remove_pri(st.vals(p), b, st.dsrd(b, p))
+    int_s = remove_sec(st.vals(s), b, st.P[s, p], st.peer_max_without(s, p)) if b.has_secondary else None
     return int_p, int_s
 
 
 def failover(st: State, b: Batch, t=None, force=False) -> Outcome:
     p, s = b.pnode, b.snode
     int_p, int_s = _without(st, b)
-    force_p = np.logical_or(st.b_offline(p), force)
-    new_p, f1 = add_pri(int_s, b, force_p, st.b_tag_clash(b, s), st.b_dsrd(b, s))
-    new_s, f2 = add_sec(int_p, b, st.P[p, s], force_p, ignore_disks=st.b_offline(p))
-    return Outcome({"p": (p, new_s), "s": (s, new_p)}, first_failure(_mig(st.b_may_migrate(p, s)), f1, f2),
+    force_p = np.logical_or(st.offline(p), force)
+    new_p, f1 = add_pri(int_s, b, force_p, st.tag_clash(b, s), st.dsrd(b, s))
+    new_s, f2 = add_sec(int_p, b, st.P[p, s], force_p, ignore_disks=st.offline(p))
+    return Outcome({"p": (p, new_s), "s": (s, new_p)}, first_failure(_mig(st.may_migrate(p, s)), f1, f2),
                    s, p, b.loc, "p", "s")
 
 
 def failover_to_any(st: State, b: Batch, t, force=False) -> Outcome:
     p = b.pnode
-    new_t, fail = add_pri(st.vals(t), b, np.logical_or(st.b_offline(p), force), st.b_tag_clash(b, t),
-                          st.b_dsrd(b, t))
-    old_p = remove_pri(st.vals(p), b, st.b_dsrd(b, p))
-    return Outcome({"p": (p, old_p), "t": (t, new_t)}, first_failure(_mig(st.b_may_migrate(p, t)), fail),
+    new_t, fail = add_pri(st.vals(t), b, np.logical_or(st.offline(p), force), st.tag_clash(b, t),
+                          st.dsrd(b, t))
+    old_p = remove_pri(st.vals(p), b, st.dsrd(b, p))
+    return Outcome({"p": (p, old_p), "t": (t, new_t)}, first_failure(_mig(st.may_migrate(p, t)), fail),
                    t, b.snode, b.loc, "p", "t")
 
 
@@ -74,8 +74,8 @@ def replace_secondary(st: State, b: Batch, t, force=False) -> Outcome:
     p, s = b.pnode, b.snode
     int_p, int_s = _without(st, b)
     loc = st.LI[p, t]
-    new_t, f1 = add_sec(st.vals(t), b, st.P[t, p], np.logical_or(st.b_offline(s), force))
-    new_p, f2 = add_pri(int_p, b, True, dsrd=st.b_dsrd(b, p), loc=loc)
+    new_t, f1 = add_sec(st.vals(t), b, st.P[t, p], np.logical_or(st.offline(s), force))
+    new_p, f2 = add_pri(int_p, b, True, dsrd=st.dsrd(b, p), loc=loc)
     return Outcome({"p": (p, new_p), "s": (s, int_s), "t": (t, new_t)}, first_failure(f1, f2),
                    p, t, loc, None, None)
 
@@ -84,12 +84,12 @@ def replace_primary(st: State, b: Batch, t, force=False) -> Outcome:
     p, s = b.pnode, b.snode
     int_p, int_s = _without(st, b)
     loc = st.LI[t, s]
-    force_p = np.logical_or(st.b_offline(p), force)
-    tmp_s, f1 = add_pri(int_s, b, force_p, st.b_tag_clash(b, s), st.b_dsrd(b, s), loc=loc)
-    tmp_s = remove_pri(tmp_s, b, st.b_dsrd(b, s), loc=loc)
-    new_t, f2 = add_pri(st.vals(t), b, force_p, st.b_tag_clash(b, t), st.b_dsrd(b, t), loc=loc)
+    force_p = np.logical_or(st.offline(p), force)
+    tmp_s, f1 = add_pri(int_s, b, force_p, st.tag_clash(b, s), st.dsrd(b, s), loc=loc)
+    tmp_s = remove_pri(tmp_s, b, st.dsrd(b, s), loc=loc)
+    new_t, f2 = add_pri(st.vals(t), b, force_p, st.tag_clash(b, t), st.dsrd(b, t), loc=loc)
     new_s, f3 = add_sec(tmp_s, b, st.P[s, t], force_p)
-    mig = _mig(np.logical_and(st.b_may_migrate(p, s), st.b_may_migrate(s, t)))
+    mig = _mig(np.logical_and(st.may_migrate(p, s), st.may_migrate(s, t)))
     return Outcome({"p": (p, int_p), "s": (s, new_s), "t": (t, new_t)}, first_failure(mig, f1, f2, f3),
                    t, s, loc, "p", "t")
 
@@ -98,21 +98,21 @@ def replace_and_failover(st: State, b: Batch, t, force=False) -> Outcome:
     p, s = b.pnode, b.snode
     int_p, int_s = _without(st, b)
     loc = st.LI[t, p]
-    new_t, f1 = add_pri(st.vals(t), b, force, st.b_tag_clash(b, t), st.b_dsrd(b, t), loc=loc)
-    new_sec, f2 = add_sec(int_p, b, st.P[p, t], np.logical_or(st.b_offline(s), force))
+    new_t, f1 = add_pri(st.vals(t), b, force, st.tag_clash(b, t), st.dsrd(b, t), loc=loc)
+    new_sec, f2 = add_sec(int_p, b, st.P[p, t], np.logical_or(st.offline(s), force))
     return Outcome({"p": (p, new_sec), "s": (s, int_s), "t": (t, new_t)},
-                   first_failure(_mig(st.b_may_migrate(p, t)), f1, f2), t, p, loc, "p", "t")
+                   first_failure(_mig(st.may_migrate(p, t)), f1, f2), t, p, loc, "p", "t")
 
 
 def failover_and_replace(st: State, b: Batch, t, force=False) -> Outcome:
     p, s = b.pnode, b.snode
     int_p, int_s = _without(st, b)
     loc = st.LI[s, t]
-    force_p = np.logical_or(st.b_offline(p), force)
-    new_p, f1 = add_pri(int_s, b, force_p, st.b_tag_clash(b, s), st.b_dsrd(b, s), loc=loc)
+    force_p = np.logical_or(st.offline(p), force)
+    new_p, f1 = add_pri(int_s, b, force_p, st.tag_clash(b, s), st.dsrd(b, s), loc=loc)
     new_s, f2 = add_sec(st.vals(t), b, st.P[t, s], force_p)
     return Outcome({"p": (p, int_p), "s": (s, new_p), "t": (t, new_s)},
-                   first_failure(_mig(st.b_may_migrate(p, s)), f1, f2), s, t, loc, "p", "s")
+                   first_failure(_mig(st.may_migrate(p, s)), f1, f2), s, t, loc, "p", "s")
 
 
 MOVES = {FAILOVER: failover, FAILOVER_TO_ANY: failover_to_any, REPLACE_PRIMARY: replace_primary,

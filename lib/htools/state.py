@@ -163,7 +163,7 @@ class State:
                 v.load_c, v.load_m, v.load_d, v.load_n = (a + b for a, b in zip(
                     (v.load_c, v.load_m, v.load_d, v.load_n), inst.util))
                 v.inst_sp = nodevals._inst_spindles(v, inst, True, False)
-                v.loc += inst.loc + self.dsrd(inst, p)
+                v.loc += inst.loc + inst.n_dsrd - int(self.Lm[p, inst.dsrd].sum())
                 v.n_pri += 1
                 v.i_mem += inst.mem * inst.uses_mem
                 self.CM[p, inst.excl] += 1
@@ -222,27 +222,6 @@ class State:
     def store(self, idx: int, v: Vals) -> None:
         self.F[:, idx] = [float(x) for x in v.row()]
 
-    def dsrd(self, inst: Inst, node):
-        """The desired locations of ``inst`` that node(s) ``node`` lack (Ganeti's desired location score)."""
-        if not inst.n_dsrd:
-            return 0
-        return inst.n_dsrd - self.Lm[node][..., inst.dsrd].sum(axis=-1)
-
-    def tag_clash(self, inst: Inst, node):
-        """Whether node(s) already hold a primary with one of the instance's exclusion tags."""
-        if not len(inst.excl):
-            return False
-        hits = self.C[node][..., inst.excl] > 0
-        return bool(hits.any()) if hits.ndim == 1 else hits.any(axis=-1)
-
-    def may_migrate(self, src: int, dst):
-        if self.migration_ok is None:
-            return True
-        return self.migration_ok[src, dst]
-
-    def offline(self, node: int) -> bool:
-        return bool(self.F[INDEX["offline"], node])
-
     def groups_nodes(self) -> list[tuple[int, np.ndarray]]:
         """(group index, its node indices) for every group that has nodes, in group order."""
         return [(g, np.flatnonzero(self.node_group == g)) for g in range(len(self.data.groups))
@@ -257,16 +236,58 @@ class State:
         C = self.C[idx]
         return np.maximum(C - 1, 0).sum(axis=-1).astype(float) if C.shape[-1] else np.zeros(C.shape[:-1])
 
-    def peer_max_without(self, node: int, primary: int) -> float:
-        """The most ``node`` reserves for any primary but ``primary`` (0 when none)."""
-        row = self.P[node]
-        if len(row) < 2:
+
+
+    # --- what the moves read, for a batch of instances ------------------------------------
+    # ``node`` is one node per instance, shape (B, 1), or candidate targets shared by all, (1, T)
+
+    def batches(self, insts: list[Inst], size: int) -> list["Batch"]:
+        """The instances in batches of at most ``size`` that share a code path."""
+        groups: dict[tuple, list[Inst]] = {}
+        for inst in insts:
+            groups.setdefault((inst.template, inst.forthcoming, inst.spindles is None), []).append(inst)
+        return [Batch(self, g[k:k + size]) for g in groups.values() for k in range(0, len(g), size)]
+
+    def dsrd(self, b: "Batch", node: np.ndarray):
+        """Per instance, how many of its desired locations the node(s) lack (Ganeti's desired
+        location score)."""
+        if not b.n_dsrd.any():
             return 0.0
-        saved = row[primary]
-        row[primary] = -math.inf
-        best = row.max()
-        row[primary] = saved
-        return max(float(best), 0.0)
+        if _per_instance(b, node):
+            have = (b.D * self.Lm[node[:, 0]]).sum(axis=1)[:, None]
+        else:
+            have = b.D @ self.Lm[node[0]].T.astype(float)
+        return b.n_dsrd - have
+
+    def tag_clash(self, b: "Batch", node: np.ndarray):
+        """Whether the node(s) already hold a primary with one of the instance's exclusion tags."""
+        if not b.has_tags:
+            return False
+        if _per_instance(b, node):
+            return ((self.C[node[:, 0]] > 0) & b.X).any(axis=1)[:, None]
+        return (b.X.astype(float) @ (self.C[node[0]] > 0).T.astype(float)) > 0
+
+    def offline(self, node: np.ndarray) -> np.ndarray:
+        return self.F[INDEX["offline"], node].astype(bool)
+
+    def may_migrate(self, src, dst):
+        """Whether instances may migrate from src to dst (Ganeti's migration tags)."""
+        if self.migration_ok is None:
+            return True
+        return self.migration_ok[src, dst]
+
+    def peer_max_without(self, node: np.ndarray, primary: np.ndarray) -> np.ndarray:
+        """Per row, the most ``node`` reserves for any primary but ``primary`` (0 when none)."""
+        rows = self.P[node[:, 0]]
+        top = rows.argmax(axis=1)
+        best = rows[np.arange(len(rows)), top]
+        second = np.partition(rows, -2, axis=1)[:, -2] if rows.shape[1] > 1 else np.zeros(len(rows))
+        return np.maximum(np.where(top == primary[:, 0], second, best), 0.0)[:, None]
+
+
+def _per_instance(b: "Batch", node: np.ndarray) -> bool:
+    """Whether ``node`` holds one node per instance (B, 1) rather than shared targets (1, T)."""
+    return node.shape == (len(b), 1)
 
 
 class Batch:
@@ -300,66 +321,3 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.insts)
-
-
-def batch_key(inst: Inst) -> tuple:
-    return (inst.template, inst.forthcoming, inst.spindles is None)
-
-
-def _batched(self: State, insts: list[Inst], size: int) -> list[Batch]:
-    """The instances in batches of at most ``size`` that share a code path."""
-    groups: dict[tuple, list[Inst]] = {}
-    for inst in insts:
-        groups.setdefault(batch_key(inst), []).append(inst)
-    return [Batch(self, g[k:k + size]) for g in groups.values() for k in range(0, len(g), size)]
-
-
-def _per_instance(b: Batch, node: np.ndarray) -> bool:
-    """Whether ``node`` holds one node per instance (B, 1) rather than shared targets (1, T)."""
-    return node.shape == (len(b), 1)
-
-
-def _b_dsrd(self: State, b: Batch, node: np.ndarray):
-    """Per instance of ``b``, its desired locations node(s) ``node`` lack ((B,1) or (1,T) nodes)."""
-    if not b.n_dsrd.any():
-        return 0.0
-    if _per_instance(b, node):
-        have = (b.D * self.Lm[node[:, 0]]).sum(axis=1)[:, None]
-    else:
-        have = b.D @ self.Lm[node[0]].T.astype(float)
-    return b.n_dsrd - have
-
-
-def _b_tag_clash(self: State, b: Batch, node: np.ndarray):
-    if not b.has_tags:
-        return False
-    if _per_instance(b, node):
-        return ((self.C[node[:, 0]] > 0) & b.X).any(axis=1)[:, None]
-    return (b.X.astype(float) @ (self.C[node[0]] > 0).T.astype(float)) > 0
-
-
-def _b_offline(self: State, node: np.ndarray) -> np.ndarray:
-    return self.F[INDEX["offline"], node].astype(bool)
-
-
-def _b_may_migrate(self: State, src, dst):
-    if self.migration_ok is None:
-        return True
-    return self.migration_ok[src, dst]
-
-
-def _b_peer_max_without(self: State, node: np.ndarray, primary: np.ndarray) -> np.ndarray:
-    """Per row, the most ``node`` reserves for any primary but ``primary`` (0 when none)."""
-    rows = self.P[node[:, 0]]
-    top = rows.argmax(axis=1)
-    best = rows[np.arange(len(rows)), top]
-    second = np.partition(rows, -2, axis=1)[:, -2] if rows.shape[1] > 1 else np.zeros(len(rows))
-    return np.maximum(np.where(top == primary[:, 0], second, best), 0.0)[:, None]
-
-
-State.batches = _batched
-State.b_dsrd = _b_dsrd
-State.b_tag_clash = _b_tag_clash
-State.b_offline = _b_offline
-State.b_may_migrate = _b_may_migrate
-State.b_peer_max_without = _b_peer_max_without
