@@ -40,6 +40,7 @@ COMMANDS = [
     "gnt-backup = genet.cli.gnt_backup:main",
     "gnt-storage = genet.cli.gnt_storage:main",
     "hbal = genet.htools.hbal:main",
+    "hscan = genet.htools.hscan:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",
     "genet-rapi = genet.daemons.rapi:main",

@@ -121,3 +121,4 @@ class ClusterData:
     instances: list[Instance]
     tags: list[str] = field(default_factory=list)
     ipolicy: IPolicy = field(default_factory=default_ipolicy)
+    hypervisor: str | None = None       # the cluster's (live backends); a text file does not say

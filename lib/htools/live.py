@@ -2,8 +2,7 @@
 
 The same queries Ganeti's Luxi backend makes (Backend/Luxi.hs): nodes' memory, disk and CPUs,
 instances' sizes, states and nodes, groups and their policies, the cluster's tags and policy.
-As Ganeti does, a node that is offline, drained or not vm_capable is offline to the htools,
-and a KVM node's own memory is the --static-kvm-node-memory figure where one is given.
+As Ganeti does, a node that is offline, drained or not vm_capable is offline to the htools.
 """
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ def _rows(client: luxi.Client, what: str, fields: list[str]) -> list[dict]:
     return [{f: value for f, (_, value) in zip(fields, row)} for row in result["data"]]
 
 
-def node_from_row(row: dict, static_mem: int) -> Node:
+def node_from_row(row: dict) -> Node:
     live = not row["offline"] and row["vm_capable"]
     ndp = row["ndparams"] or {}
     excl = bool(ndp.get("exclusive_storage", False))
@@ -45,7 +44,7 @@ def node_from_row(row: dict, static_mem: int) -> Node:
         value = row[key]
         return default if not live or value is None else value
     spindles = num("sptotal") if excl else int(ndp.get("spindle_count", 1))
-    return Node(row["name"], float(num("mtotal")), static_mem if static_mem > 0 and live else int(num("mnode")),
+    return Node(row["name"], float(num("mtotal")), int(num("mnode")),
                 int(num("mfree")), float(num("dtotal")), int(num("dfree")), float(num("ctotal")),
                 row["group.uuid"], offline=not live or bool(row["drained"]), spindles=int(spindles),
                 tags=list(row["tags"] or []), excl_storage=excl, free_spindles=int(num("spfree")),
@@ -60,15 +59,21 @@ def instance_from_row(row: dict) -> Instance:
                     bool(row.get("forthcoming")))
 
 
-def read(client: luxi.Client, static_mem: int = 0) -> ClusterData:
+def read(client: luxi.Client) -> ClusterData:
     info = client.call("QueryClusterInfo")
     groups = [Group(g["name"], g["uuid"], g["alloc_policy"], list(g["tags"] or []), list(g["networks"] or []),
                     ipolicy(g["ipolicy"])) for g in _rows(client, "group", GROUP_FIELDS)]
-    nodes = [node_from_row(r, static_mem) for r in _rows(client, "node", NODE_FIELDS)]
+    nodes = [node_from_row(r) for r in _rows(client, "node", NODE_FIELDS)]
     for n in nodes:
         n.master = n.name == info["master"]
     insts = [instance_from_row(r) for r in _rows(client, "instance", INSTANCE_FIELDS)]
-    return ClusterData(groups, nodes, insts, list(info.get("tags") or []), ipolicy(info["ipolicy"]))
+    return ClusterData(groups, nodes, insts, list(info.get("tags") or []), ipolicy(info["ipolicy"]),
+                       cluster_hypervisor(info))
+
+
+def cluster_hypervisor(info: dict) -> str | None:
+    """The cluster's hypervisor, which decides whether --static-kvm-node-memory applies."""
+    return info.get("default_hypervisor") or (info.get("enabled_hypervisors") or [None])[0]
 
 
 def client_for(args) -> luxi.Client:
@@ -80,6 +85,6 @@ def load(args) -> ClusterData:
         from genet.htools import rapi_backend
         return rapi_backend.load(args.master)
     try:
-        return read(client_for(args), getattr(args, "static_kvm_node_memory", 0))
+        return read(client_for(args))
     except errors.GenericError as err:
         raise HtoolsError(str(err)) from None

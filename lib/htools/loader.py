@@ -111,7 +111,7 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
                  exclusion_tags=[t + ":" for t in extags] if extags else None,
                  select=[lookup_name(inst_names, w) for w in getattr(args, "select_instances", []) or []],
                  exclude=[lookup_name(inst_names, w) for w in getattr(args, "exclude_instances", []) or []],
-                 util=util)
+                 util=util, static_node_mem=getattr(args, "static_kvm_node_memory", 0))
     warnings = missing_resources(data, st)
     if warnings and verbose:
         print("Warning: cluster has inconsistent data:", file=sys.stderr)

@@ -97,6 +97,9 @@ OPTIONS = {
                           help="exclude given instances from any moves")),
     "save": (("-S", "--save"), dict(metavar="FILE",
              help="Save cluster state at the end of the processing to FILE")),
+    "output_dir": (("-d", "--output-dir"), dict(default=".", metavar="PATH",
+                   help="directory in which to write output files")),
+    "no_headers": (("--no-headers",), dict(action="store_true", help="do not show a header line")),
     "priority": (("--priority",), dict(choices=("low", "normal", "high"), metavar="PRIO",
                  help="set the priority of submitted jobs")),
 }

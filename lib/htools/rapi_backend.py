@@ -51,7 +51,7 @@ def load(address: str) -> ClusterData:
     for n in _get(base, "/2/nodes?bulk=1"):
         row = {**n, "vm_capable": n.get("vm_capable", True), "ndparams": n.get("ndparams") or {},
                "cnos": n.get("cnos", 1)}
-        node = live.node_from_row(row, 0)
+        node = live.node_from_row(row)
         node.master = node.name == info.get("master")
         nodes.append(node)
     insts = []
@@ -60,4 +60,5 @@ def load(address: str) -> ClusterData:
         insts.append(live.instance_from_row({
             **i, "be/maxmem": be.get("maxmem", be.get("memory")), "be/vcpus": be.get("vcpus", 1),
             "be/auto_balance": be.get("auto_balance", True), "be/spindle_use": be.get("spindle_use", 1)}))
-    return ClusterData(groups, nodes, insts, list(_get(base, "/2/tags")), live.ipolicy(info["ipolicy"]))
+    return ClusterData(groups, nodes, insts, list(_get(base, "/2/tags")), live.ipolicy(info["ipolicy"]),
+                       live.cluster_hypervisor(info))

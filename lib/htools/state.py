@@ -88,7 +88,7 @@ class State:
     """Nodes as rows of ``F`` (one per quantity in nodevals.FIELDS), instances as ``Inst``."""
 
     def __init__(self, data: ClusterData, *, offline=(), min_disk: float = 0.0, max_cpu: float | None = None,
-                 exclusion_tags=None, select=(), exclude=(), util: dict | None = None):
+                 exclusion_tags=None, select=(), exclude=(), util: dict | None = None, static_node_mem: int = 0):
         self.data = data
         nodes = data.nodes
         self.node_names = [n.name for n in nodes]
@@ -184,6 +184,8 @@ class State:
             self.store(inst.snode, v)
         col["r_mem"][:] = self.P.max(axis=1) if n_nodes else 0
         col["fail_n1"][:] = f_mem < col["r_mem"]
+        if static_node_mem > 0 and data.hypervisor == "kvm":     # Ganeti's setStaticKvmNodeMem
+            col["n_mem"][:] = static_node_mem
         col["x_mem"][:] = np.trunc(col["t_mem"]) - col["n_mem"] - col["i_mem"] - f_mem
 
         # policies of the nodes' groups, then the command line's node options

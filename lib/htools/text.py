@@ -167,6 +167,12 @@ def load(path: str) -> ClusterData:
 
 # --- writing -----------------------------------------------------------------------------------
 
+def _hs_double(x: float) -> str:
+    """A Double as Haskell's printf %f writes it: all its digits, no exponent (1.0, 0.25)."""
+    import numpy as np
+    return np.format_float_positional(float(x), trim="0")
+
+
 def _flag(value: bool) -> str:
     return "Y" if value else "N"
 
@@ -186,7 +192,7 @@ def node_line(n: Node) -> str:
     state = "Y" if n.offline else "M" if n.master else "N"
     return (f"{n.name}|{n.t_mem:.0f}|{n.n_mem}|{n.f_mem}|{n.t_dsk:.0f}|{n.f_dsk}|{n.t_cpu:.0f}|{state}|"
             f"{n.group}|{n.spindles}|{','.join(n.tags)}|{_flag(n.excl_storage)}|{n.free_spindles}|"
-            f"{n.n_cpu}|{n.cpu_speed:f}")
+            f"{n.n_cpu}|{_hs_double(n.cpu_speed)}")
 
 
 def instance_line(i: Instance) -> str:
