@@ -44,6 +44,7 @@ def gnt(tmp_path_factory):
         for name in NAMES:
             run("gnt-instance", "add", "-t", "mirror", "-n", "node1:node2", "--disk", "0:size=16M",
                 "-B", "memory=128M", "-H", hv, name)
+        run.dir = directory
         yield run
     finally:
         stop = tool("stop", "--dir", str(directory))
@@ -68,6 +69,35 @@ def test_hbal_plans_from_the_master_daemon(gnt):
     moves = re.findall(r"^\s+\d+\. (hb\d) node1:node2 => (\S+) ", out, re.M)
     assert moves, out
     assert "gnt-instance migrate -f" in out or "gnt-instance replace-disks -n" in out
+
+
+def without_live_memory(data: str) -> list[list[str]]:
+    """The text file's records with the nodes' own and free memory (which move by the second) blanked."""
+    out = []
+    for line in data.splitlines():
+        fields = line.split("|")
+        if len(fields) == 15:            # a node: name|t_mem|n_mem|f_mem|...
+            fields[2] = fields[3] = "-"
+        out.append(fields)
+    return out
+
+
+def test_hscan_saves_the_same_cluster_from_the_master_and_from_rapi(gnt):
+    saved = gnt.dir / "scans"
+    saved.mkdir()
+    address = gnt("gnt-node", "list", "--no-headers", "-o", "pip", "node1").stdout.strip()
+    local = gnt("hscan", "-d", str(saved)).stdout
+    remote = gnt("hscan", "-d", str(saved), address).stdout
+    assert re.search(r"^LOCAL\s+3\s+3\s+0\s+0\s", local, re.M), local
+    assert re.search(rf"^{re.escape(address)}\s+3\s+3\s", remote, re.M), remote
+    from_master = (saved / "LOCAL.data").read_text()
+    assert without_live_memory(from_master) == without_live_memory((saved / f"{address}.data").read_text())
+    assert "|mirror|" in from_master and "|node1|node2|" in from_master
+    planned = gnt("hbal", "-t", str(saved / "LOCAL.data")).stdout
+    assert "Loaded 3 nodes, 3 instances" in planned and score(planned, "Initial score") > 0
+    over_rapi = gnt("hbal", "-m", address).stdout
+    assert "Loaded 3 nodes, 3 instances" in over_rapi
+    assert score(over_rapi, "Initial score") == pytest.approx(score(planned, "Initial score"), rel=0.05)
 
 
 def test_hbal_executes_its_moves_as_jobs_and_spreads_the_instances(gnt):

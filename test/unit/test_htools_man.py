@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from genet.htools import display, hbal, metrics, state, text
+from genet.htools import display, hbal, hscan, metrics, state, text
 from test_man_pages import mentions, page, section
 
 
@@ -25,6 +25,15 @@ def test_every_hbal_option_is_in_the_synopsis_and_explained_under_options():
     options = option_strings(hbal.build_parser())
     assert {"-t", "--text-data", "-L", "-X", "--first-job-group", "--min-gain-limit", "-h"} <= set(options)
     text_ = page("hbal")
+    synopsis, explained = section(text_, "SYNOPSIS"), section(text_, "OPTIONS")
+    assert [o for o in options if not mentions(synopsis, o)] == []
+    assert [o for o in options if not mentions(explained, o)] == []
+
+
+def test_every_hscan_option_is_in_the_synopsis_and_explained_under_options():
+    options = option_strings(hscan.build_parser())
+    assert {"-d", "--output-dir", "-L", "--no-headers", "-h"} <= set(options)
+    text_ = page("hscan")
     synopsis, explained = section(text_, "SYNOPSIS"), section(text_, "OPTIONS")
     assert [o for o in options if not mentions(synopsis, o)] == []
     assert [o for o in options if not mentions(explained, o)] == []
