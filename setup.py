@@ -41,6 +41,7 @@ COMMANDS = [
     "gnt-storage = genet.cli.gnt_storage:main",
     "hbal = genet.htools.hbal:main",
     "hscan = genet.htools.hscan:main",
+    "hinfo = genet.htools.hinfo:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",
     "genet-rapi = genet.daemons.rapi:main",

@@ -67,10 +67,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     verbose = options.verbosity(args)
     data = loader.read_cluster(args)
-    st = loader.build_state(data, args, verbose)
     if verbose > 1:
         print("Loaded cluster tags: " + ",".join(data.tags))
-        print("Loaded cluster ipolicy: " + display.hs_policy(data.ipolicy))
+        print("Loaded cluster ipolicy: " + display.hs_policy(data.ipolicy), flush=True)
+    st = loader.build_state(data, args, verbose)
     if not st.instances:
         print("Cluster is empty, exiting.")
         return 0
@@ -84,9 +84,7 @@ def main(argv=None) -> int:
     suffix = loader.common_suffix(st.node_names + [i.name for i in st.instances])
     if suffix and verbose > 1:
         print(f"Note: Stripping common suffix of '{suffix}' from names")
-    aliases = [n[:len(n) - len(suffix)] for n in st.node_names]
-    for inst in st.instances:
-        inst.alias = inst.name[:len(inst.name) - len(suffix)]
+    aliases = loader.aliases(st)
     _save(args.save, "original", "before balancing", data)
     gname, members = _select_group(st, args.group)
     group_insts = st.group_instances(members) if len(members) else []
@@ -100,7 +98,7 @@ def main(argv=None) -> int:
     f_mem = [n.f_mem for n in data.nodes]
     if args.print_instances:
         print("\nInitial instance map:", file=sys.stderr)
-        sys.stderr.write(display.instance_table(st, group_insts, aliases))
+        sys.stderr.write(display.instance_table(st, group_insts, st.node_names))
     if args.print_nodes is not None:
         print("\nInitial cluster status:", file=sys.stderr)
         print(display.node_table(st, members, args.print_nodes, aliases, f_mem), file=sys.stderr)
@@ -143,7 +141,7 @@ def main(argv=None) -> int:
     _save(args.save, "balanced", "after balancing", placed(data, st))
     if args.print_instances:
         print("\nFinal instance map:", file=sys.stderr)
-        sys.stderr.write(display.instance_table(st, group_insts, aliases))
+        sys.stderr.write(display.instance_table(st, group_insts, st.node_names))
     if args.print_nodes is not None:
         print("\nFinal cluster status:", file=sys.stderr)
         print(display.node_table(st, members, args.print_nodes, aliases, f_mem), file=sys.stderr)

@@ -32,6 +32,15 @@ def common_suffix(names: list[str]) -> str:
     return best
 
 
+def aliases(st) -> list[str]:
+    """The nodes' names without the domain all names share, which the htools print; the
+    instances get theirs as ``alias``."""
+    suffix = common_suffix(st.node_names + [i.name for i in st.instances])
+    for inst in st.instances:
+        inst.alias = inst.name[:len(inst.name) - len(suffix)]
+    return [n[:len(n) - len(suffix)] for n in st.node_names]
+
+
 def lookup_name(names: list[str], wanted: str) -> str | None:
     """``wanted`` itself, or the one name it is the first components of (node1 for node1.example.com)."""
     if wanted in names:
@@ -98,16 +107,11 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
     unknown = [w for w in wanted if lookup_name(inst_names, w) is None]
     if unknown:
         fail(f"failed to load data, aborting: Unknown instance(s): {unknown!r}")
-    offline = getattr(args, "offline", []) or []
-    wrong = [o for o in offline if lookup_name(node_names, o) is None]
-    if wrong:
-        fail(f"wrong node name(s) set as offline: {', '.join(wrong)}")
     util = _utilisation(getattr(args, "dynu_file", None))
     if getattr(args, "ignore_dynu", False):
         util = {name: (0.0, 0.0, 0.0, 0.0) for name in inst_names}
     extags = getattr(args, "exclusion_tags", None)
-    st = State(data, offline=[lookup_name(node_names, o) for o in offline],
-                 min_disk=getattr(args, "min_disk", 0.0), max_cpu=getattr(args, "max_cpu", None),
+    st = State(data, min_disk=getattr(args, "min_disk", 0.0), max_cpu=getattr(args, "max_cpu", None),
                  exclusion_tags=[t + ":" for t in extags] if extags else None,
                  select=[lookup_name(inst_names, w) for w in getattr(args, "select_instances", []) or []],
                  exclude=[lookup_name(inst_names, w) for w in getattr(args, "exclude_instances", []) or []],
@@ -116,4 +120,9 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
     if warnings and verbose:
         print("Warning: cluster has inconsistent data:", file=sys.stderr)
         print("".join(f"  - {w}\n" for w in warnings), file=sys.stderr)
+    offline = getattr(args, "offline", []) or []          # then the node options (Ganeti's setNodeStatus)
+    wrong = [o for o in offline if lookup_name(node_names, o) is None]
+    if wrong:
+        fail(f"wrong node name(s) set as offline: {', '.join(wrong)}\n")
+    st.set_offline([lookup_name(node_names, o) for o in offline])
     return st

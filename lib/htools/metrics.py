@@ -71,7 +71,10 @@ class GroupScore:
         return float(np.maximum(M - 1, 0).sum())
 
     def values(self) -> list[float]:
-        """Each component's value, in METRICS order (what hbal -v -v -v prints)."""
+        """Each component's value, in METRICS order (what hbal -v -v -v prints); none at all
+        for a group without online nodes, as Ganeti's (its score is then 0)."""
+        if not self.n:
+            return []
         out = []
         node_values = iter(range(len(NODE_METRICS)))
         for _, _, kind in METRICS:

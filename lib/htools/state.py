@@ -87,7 +87,7 @@ def _tags_under(prefixes, tags) -> set[str]:
 class State:
     """Nodes as rows of ``F`` (one per quantity in nodevals.FIELDS), instances as ``Inst``."""
 
-    def __init__(self, data: ClusterData, *, offline=(), min_disk: float = 0.0, max_cpu: float | None = None,
+    def __init__(self, data: ClusterData, *, min_disk: float = 0.0, max_cpu: float | None = None,
                  exclusion_tags=None, select=(), exclude=(), util: dict | None = None, static_node_mem: int = 0):
         self.data = data
         nodes = data.nodes
@@ -196,8 +196,11 @@ class State:
         col["lo_dsk"][:] = np.floor(min_disk * col["t_dsk"])
         if max_cpu is not None:
             col["l_cpu"][:] = max_cpu
-        for name in offline:
-            col["offline"][self.node_index[name]] = True
+
+    def set_offline(self, names) -> None:
+        """Mark nodes offline (-O): no instance may move there, and instances leave them."""
+        for name in names:
+            self.F[INDEX["offline"], self.node_index[name]] = True
 
     # --- nodes ------------------------------------------------------------------------------
 

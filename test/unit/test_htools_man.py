@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from genet.htools import display, hbal, hscan, metrics, state, text
+from genet.htools import display, hbal, hinfo, hscan, metrics, state, text
 from test_man_pages import mentions, page, section
 
 
@@ -30,10 +30,11 @@ def test_every_hbal_option_is_in_the_synopsis_and_explained_under_options():
     assert [o for o in options if not mentions(explained, o)] == []
 
 
-def test_every_hscan_option_is_in_the_synopsis_and_explained_under_options():
-    options = option_strings(hscan.build_parser())
-    assert {"-d", "--output-dir", "-L", "--no-headers", "-h"} <= set(options)
-    text_ = page("hscan")
+@pytest.mark.parametrize("program", [hscan, hinfo], ids=["hscan", "hinfo"])
+def test_every_option_of_the_other_htools_is_in_the_synopsis_and_explained(program):
+    options = option_strings(program.build_parser())
+    assert {"-L", "-h", "-V"} <= set(options)
+    text_ = page(program.build_parser().prog)
     synopsis, explained = section(text_, "SYNOPSIS"), section(text_, "OPTIONS")
     assert [o for o in options if not mentions(synopsis, o)] == []
     assert [o for o in options if not mentions(explained, o)] == []
