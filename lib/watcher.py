@@ -6,7 +6,8 @@ the node if the node is marked offline (genet.nodemaint).
 On the master it (1) restarts instances that should run but are down (ERROR_down),
 giving up on one after MAX_RESTARTS failed attempts in a row, (2) runs verify-disks,
 which mirrors again the disks of instances whose secondary came back (activate-disks),
-and (3) archives finished jobs older than --job-age. On other nodes it does nothing more.
+(3) balances the cluster when it has automatic balancing on (genet.autobalance) and (4)
+archives finished jobs older than --job-age. On other nodes it does nothing more.
 ``gnt-cluster watcher pause`` stops it until a given time, cluster-wide.
 """
 from __future__ import annotations
@@ -83,6 +84,22 @@ def verify_disks(client: luxi.Client) -> list[list]:
     return [row for row in rows if row[3] != "in sync"]
 
 
+def balance(client: luxi.Client, state: dict, now: float) -> int:
+    """The automatic balancing round, when the cluster has it on and it is due (genet.autobalance)."""
+    from genet import autobalance
+    from genet.htools.execute import ExecutionError
+    config = client.call("QueryClusterInfo")["auto_balance"]
+    if not autobalance.due(config, state.get("auto_balance_last"), now):
+        return 0
+    state["auto_balance_last"] = now
+    save_state(state)
+    try:
+        return autobalance.run_round(client, config)
+    except ExecutionError as err:
+        log.error("auto-balance: %s", err)
+        return 0
+
+
 def paused_until(client: luxi.Client) -> float | None:
     [until] = client.call("QueryConfigValues", ["watcher_pause"])
     return until if until is not None and until > time.time() else None
@@ -110,6 +127,7 @@ def run(job_age: float, ignore_pause: bool = False) -> int:
     save_state(state)
     for name, index, _, now in verify_disks(client):
         log.warning("instance %s: disk %d stays %s", name, index, now)
+    balance(client, state, time.time())
     archived, _ = client.call("AutoArchiveJobs", job_age, 30.0)
     if archived:
         log.info("archived %d jobs", archived)

@@ -166,6 +166,11 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
         ("Instance policy - limits for instances", policy_entries(c["ipolicy"], roman)),
         ("Data collectors", {name: {"active": active, "interval": f"{c['data_collector_interval'][name] / 1e6:.3f}s"}
                              for name, active in c["enabled_data_collectors"].items()}),
+        ("Automatic balancing", {"enabled": c["auto_balance"]["enabled"],
+                                 "interval": f"{c['auto_balance']['interval']} minutes",
+                                 "threshold": c["auto_balance"]["threshold"],
+                                 "max moves": c["auto_balance"]["max_moves"],
+                                 "max migrations": c["auto_balance"]["max_migrations"]}),
     ]
 
 

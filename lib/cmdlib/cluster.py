@@ -6,7 +6,7 @@ import platform
 import re
 import time
 
-from genet import __version__, config, errors, master_ip, opcodes, params, ssl_utils, paths
+from genet import __version__, autobalance, config, errors, master_ip, opcodes, params, ssl_utils, paths
 from genet.cmdlib import cluster_features
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster_master_ip import MasterIpChange, floating
@@ -67,6 +67,7 @@ def cluster_info(data) -> dict:
         "beparams": {"default": {**config.DEFAULT_BEPARAMS, **params.normalised_beparams(cluster.beparams)}},
         "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
         "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
+        "auto_balance": autobalance.settings(cluster.auto_balance),
         # what genet does not have: Ganeti's values for "none"
         **{key: cluster[key] for key in ("default_iallocator", "default_iallocator_params", "maintain_node_health",
                                          "uid_pool", "reserved_lvs", "drbd_usermode_helper", "prealloc_wipe_disks")},
@@ -331,6 +332,9 @@ class LUClusterSetParams(LogicalUnit):
                 self.values[key] = names
         self.values.update(checked_settings(self, data))
         self.values.update(cluster_features.checked(self, data))
+        balancing = autobalance.changed(cluster.auto_balance, op)
+        if balancing is not None:
+            self.values["auto_balance"] = balancing
         self.old_network = cluster.instance_communication_network
 
     @staticmethod

@@ -42,15 +42,18 @@ def move_opcodes(step, node_names: list[str]) -> list:
     }[step.move]()
 
 
-def _annotate(ops: list, args) -> list[dict]:
+class ExecutionError(Exception):
+    """A job of the solution could not be submitted or did not succeed."""
+
+
+def _annotated(ops: list, reason: str, comment: str, priority: int | None) -> list[dict]:
     now = time.time_ns()
-    reason = args.reason or "hbal (genet) called"
     out = []
     for op in ops:
         op.reason = [["hbal", reason, now]]
-        op.comment = "rebalancing via hbal (genet)"
-        if args.priority:
-            op.priority = PRIORITIES[args.priority]
+        op.comment = comment
+        if priority is not None:
+            op.priority = priority
         out.append(op.to_dict())
     return out
 
@@ -75,13 +78,50 @@ def _wait(client, job_ids: list[int]) -> list[tuple[int, str]]:
     return statuses
 
 
+def job_sets(steps, max_parallel: int | None = None) -> list[list]:
+    """The moves in sets that touch no node twice (Ganeti's splitJobs), each cut into pieces of
+    at most ``max_parallel`` moves."""
+    sets = display.job_sets([(display.involved_nodes(s), s) for s in steps])
+    if not max_parallel:
+        return sets
+    return [js[k:k + max_parallel] for js in sets for k in range(0, len(js), max_parallel)]
+
+
+def carry_out(client, st, steps, reason: str, comment: str = "rebalancing via hbal (genet)",
+              max_parallel: int | None = None, priority: int | None = None, say=print,
+              first_set_only: bool = False, stop=lambda: False) -> int:
+    """Run the moves as jobs, set after set; the number of moves done. ExecutionError when a job
+    cannot be submitted or fails (the sets after it are not started); ``stop()`` is asked before
+    each set."""
+    sets = job_sets(steps, max_parallel)
+    if first_set_only:
+        sets = sets[:1]
+    done = 0
+    for number, jobset in enumerate(sets):
+        if stop():
+            say("Exiting early due to user request, ")
+            say(f"{number}jobset(s) submitted: ")
+            say(f"{len(sets) - number} jobset(s) not submitted:")
+            break
+        say("Executing jobset for instances " + ", ".join(step.inst.name for step in jobset))
+        try:
+            ids = [client.submit_job(_annotated(move_opcodes(step, st.node_names), reason, comment, priority))
+                   for step in jobset]
+        except errors.GenericError as err:
+            raise ExecutionError(f"Job submission error: {err}") from None
+        say("Got job IDs " + ",".join(str(i) for i in ids))
+        failures = [(i, s) for i, s in _wait(client, ids) if s != "success"]
+        if failures:
+            raise ExecutionError(f"Not all jobs completed successfully: {failures}\nAborting.")
+        done += len(jobset)
+    return done
+
+
 def run_jobs(args, st, steps) -> int:
+    """hbal -X: the moves as jobs, with Ganeti's Ctrl-C handling."""
     if args.luxi is None:
         print("Error: hbal: Execution of commands possible only on LUXI", file=sys.stderr)
         return 1
-    sets = display.job_sets([(display.involved_nodes(s), s) for s in steps])
-    if args.first_job_group:
-        sets = sets[:1]
     cancel = {"requested": False}
 
     def on_int(signum, frame):
@@ -93,23 +133,12 @@ def run_jobs(args, st, steps) -> int:
         raise SystemExit(2)
     signal.signal(signal.SIGINT, on_int)
     signal.signal(signal.SIGTERM, on_term)
-    client = live.client_for(args)
-    for number, jobset in enumerate(sets):
-        if cancel["requested"]:
-            print("Exiting early due to user request, ")
-            print(f"{number}jobset(s) submitted: ")
-            print(f"{len(sets) - number} jobset(s) not submitted:")
-            return 0
-        names = ", ".join(step.inst.name for step in jobset)
-        print(f"Executing jobset for instances {names}", flush=True)
-        try:
-            ids = [client.submit_job(_annotate(move_opcodes(step, st.node_names), args)) for step in jobset]
-        except errors.GenericError as err:
-            print(f"Error: hbal: Job submission error: {err}", file=sys.stderr)
-            return 1
-        print("Got job IDs " + ",".join(str(i) for i in ids), flush=True)
-        failures = [(i, s) for i, s in _wait(client, ids) if s != "success"]
-        if failures:
-            print(f"Error: hbal: Not all jobs completed successfully: {failures}\nAborting.", file=sys.stderr)
-            return 1
+    try:
+        carry_out(live.client_for(args), st, steps, args.reason or "hbal (genet) called",
+                  priority=PRIORITIES[args.priority] if args.priority else None,
+                  say=lambda line: print(line, flush=True), first_set_only=args.first_job_group,
+                  stop=lambda: cancel["requested"])
+    except ExecutionError as err:
+        print(f"Error: hbal: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -113,3 +113,33 @@ def test_hbal_executes_its_moves_as_jobs_and_spreads_the_instances(gnt):
     after = gnt("hbal", "-L").stdout
     assert score(after, "Initial score") < score(before, "Initial score")
     assert "No solution found" in after or "Cluster is already well balanced" in after, after
+
+
+def test_with_auto_balance_on_the_watcher_spreads_new_instances_and_leaves_the_tagged_one(gnt):
+    info = gnt("gnt-cluster", "info").stdout
+    assert re.search(r"Automatic balancing:\s*\n\s*enabled: False", info), info
+    hv = gnt("gnt-instance", "list", "--no-headers", "-o", "hv/kernel_path", "hb1").stdout.strip()
+    initrd = gnt("gnt-instance", "list", "--no-headers", "-o", "hv/initrd_path", "hb1").stdout.strip()
+    params = (f"kernel_path={hv},initrd_path={initrd},accel=tcg,serial_console=true,migration_downtime=10000,"
+              "kernel_args=console=ttyS0 quiet")
+    for name in ("hb4", "hb5", "hb6"):
+        gnt("gnt-instance", "add", "-t", "mirror", "-n", "node1:node2", "--disk", "0:size=16M",
+            "-B", "memory=128M", "-H", params, name)
+    gnt("gnt-instance", "add-tags", "hb4", "genet:auto-balance:stay")
+    gnt("genet-watcher")                       # off: the watcher leaves the cluster as it is
+    assert {n: placement(gnt)[n][0] for n in ("hb4", "hb5", "hb6")} == dict.fromkeys(("hb4", "hb5", "hb6"), "node1")
+    gnt("gnt-cluster", "modify", "--auto-balance", "yes", "--auto-balance-interval", "1",
+        "--auto-balance-threshold", "0.05", "--auto-balance-max-moves", "4")
+    info = gnt("gnt-cluster", "info").stdout
+    balancing = info[info.index("Automatic balancing:"):]
+    for line in ("enabled: True", "interval: 1 minutes", "threshold: 0.05", "max moves: 4", "max migrations: 2"):
+        assert f"  {line}\n" in balancing, balancing
+    before = score(gnt("hbal", "-L").stdout, "Initial score")
+    gnt("genet-watcher")
+    where = placement(gnt)
+    assert where["hb4"][0] == "node1", where                 # tagged to stay
+    assert {where[n][0] for n in ("hb5", "hb6")} != {"node1"}, where
+    assert all(status == "running" for _, _, status in where.values()), where
+    jobs = gnt("gnt-job", "list", "--no-headers", "-o", "status,summary").stdout.splitlines()
+    assert all(line.startswith("success") for line in jobs), jobs
+    assert score(gnt("hbal", "-L").stdout, "Initial score") < before
