@@ -33,6 +33,7 @@ LOAD_SIGN = np.array([{"free_mem_cv": -1, "free_disk_cv": -1, "reserved_mem_cv":
 TARGET_KINDS = [REPLACE_SECONDARY, REPLACE_AND_FAILOVER, REPLACE_PRIMARY, FAILOVER_AND_REPLACE]
 EXACT_LIMIT = 50_000       # instances x nodes up to which every round makes the single best move
 BATCH_CELLS = 200_000      # instances x nodes weighed in one array pass
+TIE = 1e-9                 # moves this close (relative) to the best are scored again as Ganeti does
 NOISE = 1e-11              # relative rounding noise of a score weighed from the aggregates
 LAZY_TARGETS = 64          # nodes they are weighed against (the most promising ones)
 LAZY_BATCH = 8             # instances weighed again together on a large group
@@ -154,9 +155,11 @@ class Balancer:
         scores = self.score.score_rows(ds, dss, self._map_delta(out, b))
         return np.where(np.asarray(out.fail) != 0, np.inf, scores)
 
-    def best_moves(self, b: Batch, targets: np.ndarray):
+    def best_moves(self, b: Batch, targets: np.ndarray, ties: list | None = None):
         """Each instance's best move: (score, kind, target) arrays, inf where it has none;
-        ties go to Ganeti's order (failover, then by target, then by move kind)."""
+        ties go to Ganeti's order (failover, then by target, then by move kind). With ``ties``,
+        every move within rounding noise of its instance's best is added to it, as (score,
+        Ganeti's order, instance, kind, target)."""
         st, opts, force = self.st, self.opts, self.opts.ignore_soft_errors
         p, s = b.pnode, b.snode
         use_secondary = (self.online_flag[s] if b.has_secondary else np.zeros_like(p, bool)) & opts.instance_moves
@@ -177,6 +180,7 @@ class Balancer:
             names = list(kinds)
             kind = np.array([names[q % len(names)] for q in pos], object)
             target = targets[0, pos // len(names)]
+        fo = np.full(len(b), np.inf)
         if b.mirror == MIRROR_INTERNAL and use_secondary.any():
             fo = self.outcome_score(moves.failover(st, b, None, force), b)[:, 0]
             fo = np.where(use_secondary[:, 0], fo, np.inf)
@@ -184,6 +188,18 @@ class Balancer:
             best = np.where(take, fo, best)
             kind = np.where(take, FAILOVER, kind)
             target = np.where(take, NO_NODE, target)
+        if ties is not None:
+            for r, inst in enumerate(b.insts):
+                if not np.isfinite(best[r]):
+                    continue
+                bar = best[r] + TIE * max(1.0, abs(best[r]))
+                if fo[r] <= bar:
+                    ties.append((float(fo[r]), (inst.idx, 0, 0, 0), inst, FAILOVER, NO_NODE))
+                if kinds and targets.size:
+                    for q in np.flatnonzero(table[r] <= bar):
+                        pos, k = divmod(int(q), len(names))
+                        ties.append((float(table[r, q]), (inst.idx, 1, pos, k), inst, names[k],
+                                     int(targets[0, pos])))
         return best, kind, target
 
     def promising_targets(self, count: int) -> np.ndarray:
@@ -234,14 +250,14 @@ class Balancer:
             out.append(inst)
         return out
 
-    def candidates(self, victims: list[Inst], targets: np.ndarray | None = None):
+    def candidates(self, victims: list[Inst], targets: np.ndarray | None = None, ties: list | None = None):
         """Every victim's best move (to ``targets``, default every online node of the group), as
         (score, instance, kind, target), in instance order."""
         targets = self.online_arr if targets is None else targets
         size = max(1, BATCH_CELLS // max(1, len(targets)))
         found = []
         for b in self.st.batches(victims, size):
-            best, kind, target = self.best_moves(b, targets)
+            best, kind, target = self.best_moves(b, targets, ties)
             found += [(float(sc), inst, k, int(t)) for sc, inst, k, t in zip(best, b.insts, kind, target)
                       if np.isfinite(sc)]
         found.sort(key=lambda c: c[1].idx)
@@ -255,15 +271,45 @@ class Balancer:
                 and (before > opts.min_gain_limit or before - after >= opts.min_gain))
 
     def step(self) -> Step | None:
-        """One round of Ganeti's tryBalance: the best move over all instances, if it gains enough."""
+        """One round of Ganeti's tryBalance: the best move over all instances, if it gains enough.
+        Moves that tie with the best to rounding noise are scored again with Ganeti's arithmetic
+        (ganeti_score), so the one Ganeti's hbal makes is the one made."""
         ini = self.score.total()
-        best = None
-        for cand in self.candidates(self.victims()):
-            if best is None or cand[0] < best[0]:
-                best = cand
-        if best is None or not self._gains_enough(ini, best[0]):
+        ties: list = []
+        found = self.candidates(self.victims(), ties=ties)
+        if not found:
+            return None
+        best = min(found, key=lambda c: c[0])
+        bar = best[0] + TIE * max(1.0, abs(best[0]))
+        near = [t for t in ties if t[0] <= bar]
+        if len(near) > 1:
+            ini = self.ganeti_score()
+            exact, _, inst, kind, target = min(((self.ganeti_score(t[2], t[3], t[4]), t[1], t[2], t[3], t[4])
+                                                for t in near), key=lambda e: (e[0], e[1]))
+            best = (exact, inst, kind, target)
+        if not self._gains_enough(ini, best[0]):
             return None
         return self.apply(best[1], best[2], best[3])
+
+    def ganeti_score(self, inst: Inst | None = None, kind: str | None = None, target: int | None = None) -> float:
+        """The group's score (after a move, if one is given) computed as Ganeti computes it."""
+        online, offline = self.score.online, self.score.offline_nodes
+        cols = {int(n): self.NM[:, n].copy() for n in np.concatenate([online, offline])}
+        dmap = 0.0
+        if inst is not None:
+            b = Batch(self.st, [inst])
+            out = moves.MOVES[kind](self.st, b, None if kind == FAILOVER else np.array([[target]]),
+                                    self.opts.ignore_soft_errors)
+            for role, (idx, v) in out.nodes.items():
+                new = nodevals.metric_values(v)
+                new[metrics.TAGS_ROW] = self._conflicts(out, role, idx, b)
+                cols[int(np.asarray(idx).reshape(-1)[0])] = np.array([float(np.asarray(x).reshape(-1)[0])
+                                                                     for x in new])
+            dmap = float(np.asarray(self._map_delta(out, b)).reshape(-1)[0])
+
+        def matrix(nodes):
+            return np.array([cols[int(n)] for n in sorted(nodes)]).T.reshape(len(metrics.NODE_METRICS), -1)
+        return metrics.ganeti_total(matrix(online), matrix(offline), self.score.map_value() + dmap)
 
     def lazy_rounds(self, limit: int, min_score: float = 0.0, on_step=None) -> list[Step]:
         """Balancing a large group: every instance's best move is weighed once, then the

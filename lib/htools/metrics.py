@@ -122,6 +122,37 @@ def _score_rows(self, ds: list, dss: list, dmap):
 GroupScore.score_rows = _score_rows
 
 
+def ganeti_total(online: np.ndarray, offline: np.ndarray, map_value: float) -> float:
+    """The score from the per-node values (columns in node order) with Ganeti's arithmetic:
+    left-to-right sums, a two-pass variance, then the weighted sum in METRICS order. It rounds
+    exactly as Ganeti's does, so where two moves tie to the last bit the same one wins."""
+    n = online.shape[1]
+    if not n:
+        return 0.0
+    node_rows = iter(range(len(NODE_METRICS)))
+    total = 0.0
+    for _, weight, kind in METRICS:
+        if kind == MAP:
+            value = map_value
+        else:
+            k = next(node_rows)
+            values = (offline if kind == OFFSUM else online)[k].tolist()
+            acc = 0.0
+            for x in values:
+                acc += x
+            if kind == STD:
+                mean = acc / n
+                nvar = 0.0
+                for x in values:
+                    d = x - mean
+                    nvar += d * d
+                value = (nvar / n) ** 0.5
+            else:
+                value = acc
+        total += weight * value
+    return total
+
+
 def optimal_score(state, members) -> float:
     """The lowest score N+1 reservations allow (Ganeti's optimalCVScore)."""
     members = np.asarray(members)
