@@ -7,7 +7,9 @@ initial score, the same final score to 6 decimals and the same number of moves.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -71,6 +73,13 @@ OPTION_SETS = {
     "select-instances": ("--select-instances", "inst0001,inst0002,inst0003,inst0005"),
     "exclude-instances": ("--exclude-instances", "inst0001,inst0004"),
     "ignore-dynu": ("--ignore-dynu",),
+    "verbose-5": ("-v", "-v", "-v", "-v", "-v"),
+    "min-disk": ("--min-disk", "0.2"),
+    "max-cpu": ("--max-cpu", "2"),
+    "min-score": ("-e", "50"),
+    "first-job-group": ("-C", "--first-job-group"),
+    "max-length-0": ("-l", "0"),
+    "evacuate-two": ("-O", "node001", "-O", "node002", "--evac-mode", "--restricted-migration"),
 }
 
 
@@ -99,6 +108,36 @@ def test_group_by_uuid(real_hbal, genet_hbal, clusters):
     real = lib.run(real_hbal, "-t", clusters["two-groups"], "-G", uuid)
     assert "Selected node group: other" in genet.stdout
     assert_same_run(real, genet)
+
+
+def utilisation(path, instances: int) -> None:
+    """A -U file: cpu, memory, disk and network load of every instance, varied."""
+    path.write_text("".join(f"inst{k:04d} {k % 5 + 0.5} {k % 3 * 2.0} {k % 7 * 0.25} {k % 4}.0\n"
+                            for k in range(1, instances + 1)))
+
+
+@pytest.mark.parametrize("cluster", [(5, 1), (8, 3)], ids=lambda c: f"{c[0]}nodes-seed{c[1]}")
+@pytest.mark.parametrize("extra", [(), ("--ignore-dynu",)])
+def test_dynamic_utilisation_file(real_hbal, genet_hbal, clusters, tmp_path, cluster, extra):
+    util = tmp_path / "util.txt"
+    utilisation(util, 10 * cluster[0])
+    real = lib.run(real_hbal, "-t", clusters[cluster], "-U", util, *extra)
+    genet = lib.run(genet_hbal, "-t", clusters[cluster], "-U", util, *extra)
+    assert real.returncode == 0, real.stderr
+    assert_same_run(real, genet)
+
+
+@pytest.mark.parametrize("line", ["inst0001 1 1 1", "inst0001 x 1 1 1"])
+def test_bad_utilisation_file(real_hbal, genet_hbal, clusters, tmp_path, line):
+    util = tmp_path / "util.txt"
+    util.write_text(line + "\n")
+    genet = refusal(real_hbal, genet_hbal, "-t", clusters[(5, 1)], "-U", util)
+    assert genet.stderr.startswith("Error: can't parse utilisation data: ")
+
+
+def test_missing_utilisation_file(real_hbal, genet_hbal, clusters, tmp_path):
+    genet = refusal(real_hbal, genet_hbal, "-t", clusters[(5, 1)], "-U", tmp_path / "nowhere.txt")
+    assert "Traceback" not in genet.stderr
 
 
 def test_commands_written_to_a_file(real_hbal, genet_hbal, clusters, tmp_path):
@@ -286,3 +325,19 @@ def test_bad_file_refused_with_ganetis_message(real_hbal, genet_hbal, tmp_path, 
     path.write_text(BAD_FILES[name]())
     genet = refusal(real_hbal, genet_hbal, "-t", path)
     assert genet.stderr.startswith("Error: failed to load data, aborting: ")
+
+
+def test_reader_gone_before_the_output(real_hbal, genet_hbal, clusters):
+    """`hbal ... | head` stops reading early; Ganeti's hbal then exits 0 without a word."""
+    results = []
+    for program in (real_hbal, genet_hbal):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = subprocess.run([str(program), "-t", str(clusters[(5, 1)])], stdout=write_end,
+                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=60)
+        finally:
+            os.close(write_end)
+        results.append((proc.returncode, proc.stderr))
+    assert results[0] == (0, "")
+    assert results[1] == results[0]
