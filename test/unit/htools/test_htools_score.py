@@ -23,29 +23,6 @@ def scores(real_hbal, genet_hbal, path, *options):
     return lib.initial_score(real.stdout), lib.initial_score(genet.stdout)
 
 
-def mixed_cluster(nodes: int, seed: int) -> str:
-    """A generated cluster with some instances offline, some stopped, some on shared storage.
-
-    Instances turned sharedfile/rbd lose their secondary but the nodes keep the disk space, and
-    stopped ones keep their memory counted: the loader's inconsistency warnings are part of it.
-    """
-    secs = lib.sections(lib.cluster_text(nodes, seed))
-    insts = []
-    for k, line in enumerate(secs[2]):
-        f = line.split("|")
-        if f[8] == "drbd" and k % 7 == 0:
-            f[8], f[7] = ("rbd" if k % 2 else "sharedfile"), ""
-        if k % 11 == 3:
-            f[4] = "ADMIN_offline"
-        elif k % 13 == 5:
-            f[4] = "ADMIN_down"
-        elif k % 17 == 6:
-            f[4] = "ERROR_down"
-        insts.append("|".join(f))
-    secs[2] = insts
-    return lib.join(secs)
-
-
 CASES = [(5, 1, ()), (8, 2, ("-O", "node003")), (12, 3, ("--ignore-dynu",)),
          (16, 4, ("--exclusion-tags", "backup")), (20, 5, ()), (25, 6, ("-O", "node001", "-O", "node010")),
          (30, 7, ("--ignore-dynu", "--exclusion-tags", "service,backup"))]
@@ -63,7 +40,7 @@ def test_initial_score_of_a_generated_cluster(real_hbal, genet_hbal, tmp_path, n
 def test_initial_score_with_offline_stopped_and_shared_storage_instances(real_hbal, genet_hbal, tmp_path,
                                                                            nodes, seed, options):
     path = tmp_path / "cluster.data"
-    path.write_text(mixed_cluster(nodes, seed))
+    path.write_text(lib.mixed_cluster(nodes, seed))
     real, genet = scores(real_hbal, genet_hbal, path, *options)
     assert genet == real
 
@@ -77,37 +54,11 @@ def test_initial_score_without_location_or_exclusion_tags(real_hbal, genet_hbal,
     assert genet == real
 
 
-UUID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-# a small hand-written cluster: every template that can be moved or not, two racks, a node
-# marked offline in the file, shorter old-format lines, an instance with spindles
-HAND = f"""\
-default|{UUID}|preferred||
-
-n1|32768|1024|12288|409600|204800|8|M|{UUID}|2|rack:a|N|2|1|1.0
-n2|32768|1024|28672|409600|348160|8|N|{UUID}|2|rack:a|N|2|1|1.0
-n3|65536|2048|61440|819200|757760|16|N|{UUID}|4|rack:b|N|4|2|2.0
-n4|65536|2048|63488|819200|819200|16|N|{UUID}|4|rack:b
-n5|16384|1024|15360|204800|204800|4|Y|{UUID}
-
-i1|8192|51200|2|running|Y|n1|n2|drbd|svc:web|1|-|N
-i2|4096|51200|2|running|Y|n1|n3|drbd|svc:web|1|-|N
-i3|4096|102400|4|ADMIN_down|Y|n1||plain|svc:db|2|-|N
-i4|4096|10240|1|running|Y|n2||sharedfile|svc:db
-i5|2048|10240|1|ADMIN_offline|N|n3||rbd||1
-i6|2048|10240|1|running|Y|n4||diskless||1|-
-i7|4096|51200|2|running|Y|n1|n3|drbd|svc:web|3|2|N
-i8|1024|10240|1|ERROR_up|Y|n2||file||1|-|N
-
-htools:nlocation:rack
-htools:iextags:svc
-"""
-
-
 @pytest.mark.parametrize("options", [(), ("-O", "n2"), ("--ignore-dynu",), ("--exclusion-tags", "svc"),
                                      ("-O", "n3", "--ignore-dynu")])
 def test_initial_score_of_a_hand_written_cluster(real_hbal, genet_hbal, tmp_path, options):
     path = tmp_path / "hand.data"
-    path.write_text(HAND)
+    path.write_text(lib.HAND_CLUSTER)
     real, genet = scores(real_hbal, genet_hbal, path, *options)
     assert genet == real
 
