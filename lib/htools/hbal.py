@@ -51,7 +51,8 @@ def placed(data, st: State):
     insts = [replace(i, pnode=st.node_names[x.pnode], snode=st.node_names[x.snode] if x.snode != NO_NODE else None)
              for i, x in zip(data.instances, st.instances)]
     from genet.htools.nodevals import INDEX
-    nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k])) for k, n in enumerate(data.nodes)]
+    nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k]), free_spindles=int(st.F[INDEX["f_sp"], k]))
+             for k, n in enumerate(data.nodes)]
     return replace(data, nodes=nodes, instances=insts)
 
 
@@ -63,6 +64,7 @@ def _save(path: str | None, ext: str, what: str, data) -> None:
         print(f"The cluster state {what} has been written to file '{out}'", file=sys.stderr)
 
 
+@options.entry
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     verbose = options.verbosity(args)

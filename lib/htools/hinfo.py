@@ -34,6 +34,7 @@ def bad_items(st: State, score: GroupScore) -> tuple[list[int], set[int]]:
     return bad, insts
 
 
+@options.entry
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     verbose = options.verbosity(args)

@@ -63,6 +63,7 @@ def scan(name: str, args, width: int) -> bool:
     return True
 
 
+@options.entry
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     names = args.clusters or [LOCAL]

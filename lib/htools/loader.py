@@ -60,24 +60,38 @@ def read_cluster(args) -> ClusterData:
         if getattr(args, "luxi", None) is not None or getattr(args, "master", None):
             from genet.htools import live
             return live.load(args)
-    except (OSError, text.FormatError, HtoolsError) as err:
+    except OSError as err:
+        fail(f"failed to load data, aborting: {io_error(err)}")
+    except (text.FormatError, HtoolsError) as err:
         fail(f"failed to load data, aborting: {err}")
-    fail("No backend selected! Exiting.")
+    fail("failed to load data, aborting: No backend selected! Exiting.")
 
 
-def _utilisation(path: str | None) -> dict:
+def io_error(err: OSError) -> str:
+    """An error opening a file as Haskell words it ("PATH: openFile: does not exist (...)")."""
+    what = {2: "does not exist", 13: "permission denied", 21: "inappropriate type"}.get(err.errno, "failed")
+    return f"{err.filename}: openFile: {what} ({err.strerror})"
+
+
+def _utilisation(path: str | None, prog: str) -> dict:
+    """The -U file: "NAME CPU MEM DISK NET" lines (Ganeti's parseUtilisation)."""
     if not path:
         return {}
     out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f.read().splitlines():
-            parts = line.split(" ")
-            try:
-                if len(parts) != 5:
-                    raise ValueError
-                out[parts[0]] = tuple(float(x) for x in parts[1:])
-            except ValueError:
-                fail(f"can't parse utilisation data: Cannot parse line {line}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        print(f"{prog}: {io_error(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for line in lines:
+        parts = line.split(" ")
+        if len(parts) != 5:
+            fail(f"can't parse utilisation data: Cannot parse line {line}")
+        try:
+            out[parts[0]] = tuple(text._number(float, parts[0], x) for x in parts[1:])
+        except text.FormatError as err:
+            fail(f"can't parse utilisation data: {err}")
     return out
 
 
@@ -87,9 +101,8 @@ def missing_resources(data: ClusterData, st: State) -> list[str]:
     from genet.htools.nodevals import INDEX
     used_dsk = [0] * len(data.nodes)
     for inst in st.instances:
-        for n in (inst.pnode, inst.snode):
-            if n >= 0:
-                used_dsk[n] += inst.dsk
+        for n in {inst.pnode, inst.snode} - {-1}:       # a node listed twice counts it once, as Ganeti
+            used_dsk[n] += inst.dsk
     out = []
     for k, node in enumerate(data.nodes):
         delta_mem = int(st.F[INDEX["x_mem"], k])
@@ -106,8 +119,8 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
     wanted = list(getattr(args, "select_instances", []) or []) + list(getattr(args, "exclude_instances", []) or [])
     unknown = [w for w in wanted if lookup_name(inst_names, w) is None]
     if unknown:
-        fail(f"failed to load data, aborting: Unknown instance(s): {unknown!r}")
-    util = _utilisation(getattr(args, "dynu_file", None))
+        fail(f"failed to load data, aborting: Unknown instance(s): {text.hs_show(unknown)}")
+    util = _utilisation(getattr(args, "dynu_file", None), getattr(args, "prog", "hbal"))
     if getattr(args, "ignore_dynu", False):
         util = {name: (0.0, 0.0, 0.0, 0.0) for name in inst_names}
     extags = getattr(args, "exclusion_tags", None)
@@ -120,9 +133,9 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
     if warnings and verbose:
         print("Warning: cluster has inconsistent data:", file=sys.stderr)
         print("".join(f"  - {w}\n" for w in warnings), file=sys.stderr)
-    offline = getattr(args, "offline", []) or []          # then the node options (Ganeti's setNodeStatus)
-    wrong = [o for o in offline if lookup_name(node_names, o) is None]
+    offline = list(reversed(getattr(args, "offline", []) or []))   # Ganeti's setNodeStatus, which
+    wrong = [o for o in offline if lookup_name(node_names, o) is None]   # sees the -O list last first
     if wrong:
-        fail(f"wrong node name(s) set as offline: {', '.join(wrong)}\n")
+        fail(f"wrong node name(s) set as offline: {','.join(wrong)}\n")
     st.set_offline([lookup_name(node_names, o) for o in offline])
     return st

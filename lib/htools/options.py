@@ -6,6 +6,9 @@ option means the same in hbal, hspace and hail, as in Ganeti's Ganeti.HTools.CLI
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import sys
 
 from genet import __version__
 
@@ -105,8 +108,22 @@ OPTIONS = {
 }
 
 
+def entry(body):
+    """A program's main: as Ganeti's, it ends quietly (status 0) when whoever reads its output
+    has gone (``hbal ... | head``)."""
+    @functools.wraps(body)
+    def main(argv=None) -> int:
+        try:
+            return body(argv)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    return main
+
+
 def build_parser(prog: str, description: str, names: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.set_defaults(prog=prog)
     parser.add_argument("-V", "--version", action="version", version=f"{prog} (genet) version {__version__}")
     for name in names:
         flags, kwargs = OPTIONS[name]

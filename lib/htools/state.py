@@ -151,6 +151,11 @@ class State:
         # Ganeti's fixNodes (setPri/setSec on every instance), buildPeers, then updateMissing
         for inst in self.instances:
             p = inst.pnode
+            if inst.snode == p:
+                # Ganeti's fixNodes updates the secondary from the node as it was before the
+                # primary's update, which is lost when both are the same node: do the same
+                self._add_secondary(inst)
+                continue
             v = self.vals(p)
             v.f_mem_forth -= inst.mem * (not inst.uses_mem)
             v.inst_sp_forth = nodevals._inst_spindles(v, inst, True, True)
@@ -169,19 +174,8 @@ class State:
                 self.CM[p, inst.excl] += 1
             self.C[p, inst.excl] += 1
             self.store(p, v)
-            if inst.snode == NO_NODE:
-                continue
-            v = self.vals(inst.snode)
-            v.inst_sp_forth = nodevals._inst_spindles(v, inst, True, True)
-            if inst.forthcoming:
-                v.f_dsk_forth -= inst.dsk * inst.uses_disk
-                v.f_sp_forth = nodevals._free_spindles(v, inst, True, True)
-            else:
-                v.load_d += inst.util[2]
-                v.inst_sp = nodevals._inst_spindles(v, inst, True, False)
-                v.n_sec += 1
-                self.P[inst.snode, p] += inst.mem * (inst.uses_sec_mem and not inst.forthcoming)
-            self.store(inst.snode, v)
+            if inst.snode != NO_NODE:
+                self._add_secondary(inst)
         col["r_mem"][:] = self.P.max(axis=1) if n_nodes else 0
         col["fail_n1"][:] = f_mem < col["r_mem"]
         if static_node_mem > 0 and data.hypervisor == "kvm":     # Ganeti's setStaticKvmNodeMem
@@ -201,6 +195,20 @@ class State:
         """Mark nodes offline (-O): no instance may move there, and instances leave them."""
         for name in names:
             self.F[INDEX["offline"], self.node_index[name]] = True
+
+    def _add_secondary(self, inst: Inst) -> None:
+        """Ganeti's setSec while loading: the instance counted on its secondary node."""
+        v = self.vals(inst.snode)
+        v.inst_sp_forth = nodevals._inst_spindles(v, inst, True, True)
+        if inst.forthcoming:
+            v.f_dsk_forth -= inst.dsk * inst.uses_disk
+            v.f_sp_forth = nodevals._free_spindles(v, inst, True, True)
+        else:
+            v.load_d += inst.util[2]
+            v.inst_sp = nodevals._inst_spindles(v, inst, True, False)
+            v.n_sec += 1
+            self.P[inst.snode, inst.pnode] += inst.mem * (inst.uses_sec_mem and not inst.forthcoming)
+        self.store(inst.snode, v)
 
     # --- nodes ------------------------------------------------------------------------------
 

@@ -20,11 +20,17 @@ def _split(text: str, sep: str) -> list[str]:
     return text.split(sep) if text else []
 
 
+def hs_show(fields: list[str]) -> str:
+    """A list of strings as Haskell's show writes it (Ganeti's messages quote records so)."""
+    return "[" + ",".join('"' + f.replace("\\", "\\\\").replace('"', '\\"') + '"' for f in fields) + "]"
+
+
 def _number(kind, owner: str, value: str):
+    """Ganeti's tryRead: the value, or "OWNER: cannot parse string 'VALUE'"."""
     try:
         return kind(value)
     except ValueError:
-        raise FormatError(f"Cannot parse {value!r} for {owner}") from None
+        raise FormatError(f"{owner}: cannot parse string '{value}'") from None
 
 
 def _yes_no(value: str, what: str) -> bool:
@@ -39,7 +45,7 @@ def _group(fields: list[str]) -> Group:
     if len(fields) == 4:
         fields = fields + [""]
     if len(fields) < 5:
-        raise FormatError(f"Invalid/incomplete group data: {fields!r}")
+        raise FormatError(f"Invalid/incomplete group data: '{hs_show(fields)}'")
     name, uuid, policy, tags, nets = fields[:5]
     if policy not in ALLOC_POLICIES:
         raise FormatError(f"Invalid alloc_policy {policy!r} for group {name}")
@@ -53,13 +59,13 @@ def _node(fields: list[str], groups: dict[str, Group]) -> Node:
     if 9 <= len(fields) < 15:
         fields = fields + NODE_DEFAULTS[len(fields) - 9:]
     if len(fields) < 15:
-        raise FormatError(f"Invalid/incomplete node data: {fields!r}")
+        raise FormatError(f"Invalid/incomplete node data: '{hs_show(fields)}'")
     name, tm, nm, fm, td, fd, tc, fo, gu, sp, tags, excl, fsp, ncpu, speed = fields[:15]
     if gu not in groups:
         raise FormatError(f"Unknown group '{gu}' for node {name}")
     if "?" in (tm, nm, fm, td, fd, tc):   # a node that did not answer: offline, empty
         return Node(name, 0.0, 0, 0, 0.0, 0, 0.0, gu, offline=True, spindles=0, n_cpu=0)
-    owner = f"node {name}"
+    owner = name
     return Node(name, _number(float, owner, tm), _number(int, owner, nm), _number(int, owner, fm),
                 _number(float, owner, td), _number(int, owner, fd), _number(float, owner, tc), gu,
                 offline=fo == "Y", master=fo == "M", spindles=_number(int, owner, sp),
@@ -75,16 +81,16 @@ def _instance(fields: list[str], nodes: set[str]) -> Instance:
     if 10 <= len(fields) < 13:
         fields = fields + INSTANCE_DEFAULTS[len(fields) - 10:]
     if len(fields) < 13:
-        raise FormatError(f"Invalid/incomplete instance data: {fields!r}")
+        raise FormatError(f"Invalid/incomplete instance data: '{hs_show(fields)}'")
     name, mem, dsk, vcpus, status, auto_bal, pnode, snode, dt, tags, su, spindles, forth = fields[:13]
     for node in (pnode, snode) if snode else (pnode,):
         if node not in nodes:
             raise FormatError(f"Unknown node '{node}' for instance {name}")
     if status not in INSTANCE_STATUSES:
-        raise FormatError(f"Invalid instance status {status!r} for instance {name}")
+        raise FormatError(f'Invalid string value for type InstanceStatus: "{status}"')
     if dt not in TEMPLATES:
-        raise FormatError(f"Instance {name}: invalid disk template {dt!r}")
-    owner = f"instance {name}"
+        raise FormatError(f'Instance {name}: Invalid string value for type DiskTemplate: "{dt}"')
+    owner = name
     inst = Instance(name, _number(int, owner, mem), _number(int, owner, dsk), _number(int, owner, vcpus), status,
                     _yes_no(auto_bal, f"auto_balance for instance {name}"), pnode, snode or None, dt,
                     _split(tags, ","), _number(int, owner, su),
