@@ -98,12 +98,7 @@ def main(argv=None) -> int:
     bal = Balancer(st, members, opts)
     _check_group(st, bal, group_insts, verbose, args.ignore_soft_errors)
     f_mem = [n.f_mem for n in data.nodes]
-    if args.print_instances:
-        print("\nInitial instance map:", file=sys.stderr)
-        sys.stderr.write(display.instance_table(st, group_insts, st.node_names))
-    if args.print_nodes is not None:
-        print("\nInitial cluster status:", file=sys.stderr)
-        print(display.node_table(st, members, args.print_nodes, aliases, f_mem), file=sys.stderr)
+    _print_tables(args, st, group_insts, members, aliases, f_mem, "Initial")
     ini = bal.score.total()
     ini_free = _free(st, members)
     optimum = metrics.optimal_score(st, members)
@@ -141,12 +136,7 @@ def main(argv=None) -> int:
     _print_commands(args.print_commands, "First set of jobs:" if args.first_job_group
                     else "Commands to run to reach the above solution:", display.format_commands(sets))
     _save(args.save, "balanced", "after balancing", placed(data, st))
-    if args.print_instances:
-        print("\nFinal instance map:", file=sys.stderr)
-        sys.stderr.write(display.instance_table(st, group_insts, st.node_names))
-    if args.print_nodes is not None:
-        print("\nFinal cluster status:", file=sys.stderr)
-        print(display.node_table(st, members, args.print_nodes, aliases, f_mem), file=sys.stderr)
+    _print_tables(args, st, group_insts, members, aliases, f_mem, "Final")
     if verbose > 3:
         print(f"Original: mem={ini_free[0]} disk={ini_free[1]}")
         print(f"Final:    mem={_free(st, members)[0]} disk={_free(st, members)[1]}")
@@ -154,6 +144,16 @@ def main(argv=None) -> int:
         from genet.htools import execute
         return execute.run_jobs(args, st, steps)
     return 0
+
+
+def _print_tables(args, st: State, insts, members, aliases, f_mem, when: str) -> None:
+    """--print-instances and -p: the instance map and the node table, on standard error."""
+    if args.print_instances:
+        print(f"\n{when} instance map:", file=sys.stderr)
+        sys.stderr.write(display.instance_table(st, insts, st.node_names))
+    if args.print_nodes is not None:
+        print(f"\n{when} cluster status:", file=sys.stderr)
+        print(display.node_table(st, members, args.print_nodes, aliases, f_mem), file=sys.stderr)
 
 
 def _free(st: State, members) -> tuple[int, int]:

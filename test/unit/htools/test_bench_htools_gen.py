@@ -5,23 +5,14 @@ wrong column shows up too. hbal itself is not run.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "htools.py"
+import htools_testlib
+
 
 
 def load_bench():
-    """bench/ is not a package: load the script as module bench_htools (once)."""
-    if "bench_htools" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_htools", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_htools"] = module        # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["bench_htools"]
+    return htools_testlib.bench()
 
 
 @pytest.fixture(scope="module")
