@@ -8,9 +8,11 @@ it submits them as jobs, each set of moves that touch different nodes in paralle
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from genet.htools import display, loader, metrics, options, text
 from genet.htools.balance import Balancer, Options
+from genet.htools.nodevals import INDEX, unallocated_mem
 from genet.htools.state import NO_NODE, State
 
 OPTION_NAMES = ["print_nodes", "print_instances", "print_commands", "text_data", "evac_mode",
@@ -47,10 +49,8 @@ def _select_group(st: State, name: str | None):
 
 def placed(data, st: State):
     """The cluster data with the instances where ``st`` has them now (for -S)."""
-    from dataclasses import replace
     insts = [replace(i, pnode=st.node_names[x.pnode], snode=st.node_names[x.snode] if x.snode != NO_NODE else None)
              for i, x in zip(data.instances, st.instances)]
-    from genet.htools.nodevals import INDEX
     nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k]), free_spindles=int(st.F[INDEX["f_sp"], k]))
              for k, n in enumerate(data.nodes)]
     return replace(data, nodes=nodes, instances=insts)
@@ -158,17 +158,14 @@ def _print_tables(args, st: State, insts, members, aliases, f_mem, when: str) ->
 
 def _free(st: State, members) -> tuple[int, int]:
     """The group's unallocated memory and free disk (Ganeti's csFmem, csFdsk)."""
-    from genet.htools.nodevals import INDEX, unallocated_mem
     v = st.vals(members)
     return int(unallocated_mem(v).sum()), int(st.F[INDEX["f_dsk"], members].sum())
 
 
 def _check_group(st: State, bal: Balancer, insts, verbose: int, force: bool) -> None:
     """Ganeti's checkGroup: N+1 failures and nodes that break their policy, before balancing."""
-    from genet.htools.nodevals import INDEX
     F = st.F
-    bad_nodes = [int(n) for n in bal.score.online if F[INDEX["fail_n1"], n]]
-    bad_insts = {i.idx for i in st.instances if i.pnode in bad_nodes or i.snode in bad_nodes}
+    bad_nodes, bad_insts = st.n1_failures(bal.score.online)
     if verbose >= 1:
         print(f"Initial check done: {len(bad_nodes)} bad nodes, {len(bad_insts)} bad instances.")
     others = [int(n) for n in bal.members if int(n) not in bad_nodes]

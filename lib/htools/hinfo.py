@@ -12,8 +12,7 @@ import numpy as np
 
 from genet.htools import display, loader, options
 from genet.htools.metrics import GroupScore
-from genet.htools.nodevals import INDEX
-from genet.htools.state import NO_NODE, State
+from genet.htools.state import NO_NODE
 
 OPTION_NAMES = ["print_nodes", "print_instances", "text_data", "master", "luxi", "verbose", "quiet", "offline",
                 "ignore_dynu", "static_kvm_node_memory"]
@@ -25,13 +24,6 @@ def build_parser():
 
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
-
-
-def bad_items(st: State, score: GroupScore) -> tuple[list[int], set[int]]:
-    """The online nodes failing N+1 and the instances on them (Ganeti's computeBadItems)."""
-    bad = [int(n) for n in score.online if st.F[INDEX["fail_n1"], n]]
-    insts = {i.idx for i in st.instances if i.pnode in bad or (i.snode != NO_NODE and i.snode in bad)}
-    return bad, insts
 
 
 @options.entry
@@ -61,7 +53,7 @@ def main(argv=None) -> int:
     rows, happy = [], True
     for gi, members in st.groups_nodes():
         score = GroupScore(st, members)
-        bad, bad_insts = bad_items(st, score)
+        bad, bad_insts = st.n1_failures(score.online)
         happy = happy and not bad
         rows.append([data.groups[gi].name, str(len(members)), str(len(st.group_instances(members))),
                      str(len(bad)), str(len(bad_insts)), str(not bad), f"{score.total():.8f}"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 from genet.htools import display, options, text
 from genet.htools.loader import HtoolsError
 from genet.htools.metrics import GroupScore
@@ -29,11 +31,9 @@ def build_parser():
 
 def summary(st: State, f_mem: list[int]) -> str:
     """Nodes, instances, N+1-failing nodes and their instances, memory, disk, score."""
-    import numpy as np
     nodes = np.arange(len(st.node_names))
     score = GroupScore(st, nodes)
-    bad = [int(n) for n in score.online if st.F[INDEX["fail_n1"], n]]
-    bad_insts = {i.idx for i in st.instances if i.pnode in bad or i.snode in bad}
+    bad, bad_insts = st.n1_failures(score.online)
     t_mem, t_dsk = st.F[INDEX["t_mem"]].sum(), st.F[INDEX["t_dsk"]].sum()
     f_dsk = int(st.F[INDEX["f_dsk"]].sum())
     return (f"{len(nodes):5d} {len(st.instances):5d} {len(bad):5d} {len(bad_insts):5d} {t_mem:6.0f} "

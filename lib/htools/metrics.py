@@ -28,10 +28,9 @@ RESERVED_MEM_RTOTAL_WEIGHT = 0.25
 NODE_METRICS = [m for m in METRICS if m[2] != MAP]
 KINDS = np.array([k for _, _, k in NODE_METRICS])
 WEIGHTS = np.array([w for _, w, _ in NODE_METRICS])
-STD_ROWS, SUM_ROWS, OFF_ROWS = (np.flatnonzero(KINDS == k) for k in (STD, SUM, OFFSUM))
+OFF_ROWS = np.flatnonzero(KINDS == OFFSUM)          # the counts over offline nodes
 TAGS_ROW = [m[0] for m in NODE_METRICS].index("pri_tags_score")
 MAP_WEIGHT = dict((n, w) for n, w, _ in METRICS)["location_exclusion_score"]
-MAP_POSITION = [m[0] for m in METRICS].index("location_exclusion_score")
 
 
 def node_metrics(state, idx, v=None, conflicts=None) -> np.ndarray:
@@ -88,38 +87,21 @@ class GroupScore:
     def total(self) -> float:
         return sum(w * v for (_, w, _), v in zip(METRICS, self.values()))
 
-    def score_with(self, ds: np.ndarray, dss: np.ndarray, dmap) -> np.ndarray:
-        """The score after a change that adds ``ds`` to each component's sum and ``dss`` to its
-        sum of squares (first axis: NODE_METRICS, the others: candidates) and ``dmap`` to the
-        map value."""
-        extra = (1,) * (ds.ndim - 1)
-        n, S = self.n, self.S.reshape(-1, *extra)
-        std = STD_ROWS
+    def score_rows(self, ds: list, dss: list, dmap):
+        """The score after a change that adds ``ds[k]`` to component k's sum and ``dss[k]`` to its
+        sum of squares (each a number or an array over candidates, broadcast together) and
+        ``dmap`` to the map value (Ganeti's updateStatistics, for many candidates at once)."""
+        n = self.n
+        total = MAP_WEIGHT * (self.map_value() + dmap)
         with np.errstate(invalid="ignore", divide="ignore"):
-            dnnvar = n * dss[std] - 2 * S[std] * ds[std] - ds[std] ** 2
-            var = np.maximum(0.0, self.var[std].reshape(-1, *extra) + dnnvar / (n * n))
-        total = (WEIGHTS[std].reshape(-1, *extra) * np.sqrt(var)).sum(axis=0)
-        sums = np.concatenate([SUM_ROWS, OFF_ROWS])
-        total = total + (WEIGHTS[sums].reshape(-1, *extra) * (S[sums] + ds[sums])).sum(axis=0)
-        return total + MAP_WEIGHT * (self.map_value() + dmap)
-
-
-def _score_rows(self, ds: list, dss: list, dmap):
-    """As score_with, with one (broadcastable) array per component instead of one stacked array."""
-    n = self.n
-    total = MAP_WEIGHT * (self.map_value() + dmap)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for k, kind in enumerate(KINDS):
-            S, d = self.S[k], ds[k]
-            if kind == STD:
-                var = np.maximum(0.0, self.var[k] + (n * dss[k] - 2 * S * d - d * d) / (n * n))
-                total = total + WEIGHTS[k] * np.sqrt(var)
-            else:
-                total = total + WEIGHTS[k] * (S + d)
-    return total
-
-
-GroupScore.score_rows = _score_rows
+            for k, kind in enumerate(KINDS):
+                S, d = self.S[k], ds[k]
+                if kind == STD:
+                    var = np.maximum(0.0, self.var[k] + (n * dss[k] - 2 * S * d - d * d) / (n * n))
+                    total = total + WEIGHTS[k] * np.sqrt(var)
+                else:
+                    total = total + WEIGHTS[k] * (S + d)
+        return total
 
 
 def ganeti_total(online: np.ndarray, offline: np.ndarray, map_value: float) -> float:

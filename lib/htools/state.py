@@ -8,7 +8,6 @@ location tags and which nodes it may migrate to.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -243,6 +242,13 @@ class State:
     def group_instances(self, members: np.ndarray) -> list[Inst]:
         inside = set(members.tolist())
         return [i for i in self.instances if i.pnode in inside]
+
+    def n1_failures(self, online) -> tuple[list[int], set[int]]:
+        """The nodes among ``online`` that fail N+1 and the instances on them (Ganeti's
+        computeBadItems)."""
+        bad = [int(n) for n in online if self.F[INDEX["fail_n1"], n]]
+        insts = {i.idx for i in self.instances if i.pnode in bad or (i.snode != NO_NODE and i.snode in bad)}
+        return bad, insts
 
     def tag_conflicts(self, idx=slice(None)) -> np.ndarray:
         """Primaries sharing an exclusion tag with another primary of the node, per node."""

@@ -115,3 +115,12 @@ def test_htools_page_explains_every_backend_and_its_example_file_reads():
     data = text.parse(example + "\n")
     assert [n.name for n in data.nodes] == ["node1", "node2"] and data.instances[0].snode == "node2"
     assert text.parse(text.serialize(data)) == data
+
+
+def test_the_hinfo_example_is_what_hinfo_prints_for_the_hbal_example_cluster(tmp_path, capsys):
+    data = literal_blocks(section(page("hbal"), "EXAMPLES"))[0]
+    (tmp_path / "cluster.data").write_text(data + "\n")
+    example = next(b for b in literal_blocks(section(page("hinfo"), "DESCRIPTION"))
+                   if b.startswith("$ hinfo -t cluster.data"))
+    assert hinfo.main(["-t", str(tmp_path / "cluster.data")]) == 0
+    assert example.split("\n", 1)[1] == capsys.readouterr().out.rstrip("\n")
