@@ -11,11 +11,11 @@ import sys
 import time
 
 from genet import errors, opcodes
+from genet.cli.gnt_job import PRIORITIES
 from genet.htools import display, live
 from genet.htools.moves import (FAILOVER, FAILOVER_AND_REPLACE, FAILOVER_TO_ANY, REPLACE_AND_FAILOVER,
                                 REPLACE_PRIMARY, REPLACE_SECONDARY)
 
-PRIORITIES = {"low": 10, "normal": 0, "high": -10}
 
 
 def move_opcodes(step, node_names: list[str]) -> list:

@@ -11,6 +11,7 @@ import os
 import sys
 
 from genet import __version__
+from genet.cli.gnt_job import PRIORITIES
 
 
 def _ratio(text: str) -> float:
@@ -103,7 +104,7 @@ OPTIONS = {
     "output_dir": (("-d", "--output-dir"), dict(default=".", metavar="PATH",
                    help="directory in which to write output files")),
     "no_headers": (("--no-headers",), dict(action="store_true", help="do not show a header line")),
-    "priority": (("--priority",), dict(choices=("low", "normal", "high"), metavar="PRIO",
+    "priority": (("--priority",), dict(choices=tuple(PRIORITIES), metavar="PRIO",
                  help="set the priority of submitted jobs")),
 }
 
