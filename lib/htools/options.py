@@ -104,6 +104,10 @@ OPTIONS = {
     "output_dir": (("-d", "--output-dir"), dict(default=".", metavar="PATH",
                    help="directory in which to write output files")),
     "no_headers": (("--no-headers",), dict(action="store_true", help="do not show a header line")),
+    "no_capacity_checks": (("--no-capacity-checks",), dict(action="store_true",
+                           help="disable capacity checks (like global N+1 redundancy)")),
+    "restrict_allocation_to": (("--restrict-allocation-to",), dict(type=_list, metavar="NODE,...",
+                               help="Restrict allocations to the given set of nodes")),
     "priority": (("--priority",), dict(choices=tuple(PRIORITIES), metavar="PRIO",
                  help="set the priority of submitted jobs")),
 }
@@ -122,15 +126,45 @@ def entry(body):
     return main
 
 
+class GetoptParser(argparse.ArgumentParser):
+    """Options whose argument is optional take it only attached (``-pFIELDS``,
+    ``--print-nodes=FIELDS``), as with Ganeti's getopt: ``hail -p FILE`` reads FILE as the input."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        optional = {flag: action.option_strings[-1] for action in self._actions if action.nargs == "?"
+                    for flag in action.option_strings}
+        rewritten = []
+        for arg in args:
+            if arg == "--":
+                rewritten.extend(args[len(rewritten):])
+                break
+            rewritten.append(f"{optional[arg]}={ATTACHED_NONE}" if arg in optional else arg)
+        return super().parse_known_args(rewritten, namespace)
+
+
+ATTACHED_NONE = "\0"        # stands for "no argument attached" between the rewrite and the type
+
+
+def _or_const(convert, const):
+    def parse(text: str):
+        if text == ATTACHED_NONE:
+            return const
+        return convert(text) if convert else text
+    return parse
+
+
 def build_parser(prog: str, description: str, names: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = GetoptParser(prog=prog, description=description)
     parser.set_defaults(prog=prog)
     parser.add_argument("-V", "--version", action="version", version=f"{prog} (genet) version {__version__}")
     for name in names:
         flags, kwargs = OPTIONS[name]
+        if kwargs.get("nargs") == "?":
+            kwargs = {**kwargs, "type": _or_const(kwargs.get("type"), kwargs["const"])}
         parser.add_argument(*flags, dest=name, **kwargs)
     return parser
 
 
 def verbosity(args) -> int:
-    return args.verbose - args.quiet
+    return args.verbose - getattr(args, "quiet", 0)
