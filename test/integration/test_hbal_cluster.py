@@ -72,12 +72,13 @@ def test_hbal_plans_from_the_master_daemon(gnt):
 
 
 def without_live_memory(data: str) -> list[list[str]]:
-    """The text file's records with the nodes' own and free memory (which move by the second) blanked."""
+    """The text file's records with the nodes' own and free memory and free disk blanked: they
+    move by the second (other programs on the machine use memory and write to its disk)."""
     out = []
     for line in data.splitlines():
         fields = line.split("|")
-        if len(fields) == 15:            # a node: name|t_mem|n_mem|f_mem|...
-            fields[2] = fields[3] = "-"
+        if len(fields) == 15:            # a node: name|t_mem|n_mem|f_mem|t_dsk|f_dsk|...
+            fields[2] = fields[3] = fields[5] = "-"
         out.append(fields)
     return out
 
