@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from genet import errors, opcodes, params
+from genet.cmdlib import iallocator
 from genet.cmdlib.allocator import DEFAULT_SHORTCUT, allocator_or_nodes, check_allocator
 from genet.cmdlib.backup import check_compression
 from genet.cmdlib.base import LogicalUnit
@@ -34,11 +35,16 @@ class NotRunning(errors.OpPrereqError):
 
 
 def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict[str, int]) -> str:
-    """The online vm-capable node (not in ``exclude``) with the most free memory that fits,
-    counting memory ``reserved`` by moves planned before this one."""
+    """The online vm-capable node (not in ``exclude``) the allocator chooses for the instance
+    (the one asked for with -I, else the cluster's default), counting memory ``reserved`` by
+    moves planned before this one; without any allocator, the one with most free memory."""
     data = lu.cfg.snapshot()
     nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
              if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
+    asked = getattr(lu.op, "iallocator", None)
+    name = data.cluster["default_iallocator"] if asked in (None, DEFAULT_SHORTCUT) else asked
+    if name:
+        return iallocator.place_existing(lu, name, data, inst, sorted(nodes), 1, reserved)[0]
     results = lu.rpc.hv_node_info.on(nodes, inst.hypervisor)
     free = {n: r.payload["memory_free"] - reserved.get(n, 0) for n, r in results.items() if not r.failed}
     fitting = [n for n in sorted(free) if free[n] >= inst.beparams["maxmem"]]

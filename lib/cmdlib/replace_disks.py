@@ -63,9 +63,10 @@ def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> lis
     sp = storage_params(lu)
     old = inst.secondary_nodes[0]
     new = remote_node
-    if new is None:
-        from genet.cmdlib.migration import choose_target
-        new = choose_target(lu, inst, {inst.primary_node, old}, {})
+    if new is None:      # Ganeti's relocate request: the allocator picks the new secondary
+        from genet.cmdlib import iallocator
+        from genet.cmdlib.allocator import allocator
+        new = iallocator.relocate(lu, allocator(lu, lu.op.iallocator), lu.cfg.snapshot(), inst, old)
     disks = [dict(d) for d in inst.disks]
     moved = inst.replace(secondary_nodes=[new], disks=disks)
     give_logical_ids(lu, moved)

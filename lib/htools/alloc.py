@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genet.htools import nodevals
 from genet.htools.cluster import ALLOC_POLICIES, Instance
 from genet.htools.metrics import ExactStats, node_metrics
 from genet.htools.moves import first_failure

@@ -23,6 +23,12 @@ def build_parser():
     return parser
 
 
+def defaults(args=()):
+    """hail's options as masterd runs it in-process: the nodes' memory as they report it, then
+    ``args`` (the cluster's iallocator parameters)."""
+    return build_parser().parse_args(["--static-kvm-node-memory=0", *args, "-"])
+
+
 def algorithm_options(args) -> alloc.Options:
     return alloc.Options(ignore_soft_errors=args.ignore_soft_errors, capacity=not args.no_capacity_checks,
                          restrict_to=args.restrict_allocation_to)
