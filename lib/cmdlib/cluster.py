@@ -14,6 +14,7 @@ from genet.cmdlib.cluster_settings import checked_settings
 from genet.cmdlib.cluster_verify_policy import verify_n_plus_one, verify_policies
 from genet.cmdlib.cluster_verify_storage import verify_storage
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
+from genet.cmdlib.instance_policy import warn_of_new_violations
 from genet.hooks_runner import HKR_FAIL
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
@@ -324,7 +325,9 @@ class LUClusterSetParams(LogicalUnit):
             self.values["os_hvp"] = os_hvp
         if op.ipolicy:
             self.values["ipolicy"] = changed_ipolicy(cluster.ipolicy, params.ipolicy(data), op.ipolicy)
-            checked_ipolicy(params.ipolicy(data.replace(cluster=cluster.replace(ipolicy=self.values["ipolicy"]))))
+            after = data.replace(cluster=cluster.replace(ipolicy=self.values["ipolicy"]))
+            checked_ipolicy(params.ipolicy(after))
+            warn_of_new_violations(self, data, after)
         for key in ("hidden_os", "blacklisted_os"):
             if getattr(op, key):
                 names = list(cluster[key])

@@ -55,3 +55,26 @@ def check_template_allowed(data: Any, node: str, template: str) -> None:
     if template not in allowed:
         raise errors.OpPrereqError(f"Disk template '{template}' in not allowed (allowed templates:"
                                    f" {ipolicy.comma_join(allowed)})", errors.ECode.WRONG_STATE)
+
+
+def newly_violating(before: Any, after: Any) -> list[str]:
+    """Ganeti's ComputeNewInstanceViolations for a policy change: the instances (with a node in
+    a group) that break the group's policy in config ``after`` but did not in ``before``."""
+    found = set()
+    for uuid in after.nodegroups:
+        members = {name for name, node in after.nodes.items() if node["group"] == uuid}
+        old, new = group_policy(before, uuid), group_policy(after, uuid)
+        for name, inst in after.instances.items():
+            if members & {inst["primary_node"], *inst.get("secondary_nodes", [])}:
+                be = params.beparams(after, inst)
+                if ipolicy.instance_violations(new, inst, be) and not ipolicy.instance_violations(old, inst, be):
+                    found.add(name)
+    return sorted(found)
+
+
+def warn_of_new_violations(lu: LogicalUnit, before: Any, after: Any) -> None:
+    """Ganeti's warning when a cluster's or group's policy changes under instances (they stay)."""
+    found = newly_violating(before, after)
+    if found:
+        lu.feedback(f"WARNING: After the ipolicy change the following instances violate them:"
+                    f" {ipolicy.comma_join(found)}")

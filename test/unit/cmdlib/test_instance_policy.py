@@ -188,6 +188,21 @@ def test_failover_and_replace_disks_to_another_group_meet_its_policy(cluster, mi
     assert cluster.instance("web1")["primary_node"] == "node2"
 
 
+def test_a_policy_change_under_instances_warns_of_those_it_makes_violate(cluster):
+    """When a group's or the cluster's policy changes so that instances break it, the change is
+    made and Ganeti's warning names them (those that broke it already are not named)."""
+    create(cluster)
+    create(cluster, name="db1", memory=512)
+    cluster.run(bound(**memory_between(256, 1024)))
+    assert "WARNING: After the ipolicy change the following instances violate them: web1" in cluster.log
+    cluster.run(OpClusterSetParams(ipolicy={"disk-templates": ["diskless"]}))
+    assert "WARNING: After the ipolicy change the following instances violate them: db1" in cluster.log
+    warnings = [line for line in cluster.log if line.startswith("WARNING: After the ipolicy change")]
+    cluster.run(bound(**{"disk-templates": ["file"]}))
+    assert [line for line in cluster.log if line.startswith("WARNING: After the ipolicy change")] == warnings
+    assert cluster.instance("web1") is not None and cluster.instance("db1") is not None
+
+
 # --- gnt-cluster verify ----------------------------------------------------------------------
 
 def test_verify_warns_of_an_instance_that_breaks_its_groups_policy(cluster):
