@@ -115,3 +115,19 @@ def test_the_default_policy_is_ganetis_and_allows_the_clusters_enabled_templates
     assert policy["std"] == PAIR["min"]
     own = params.ipolicy(_Data({"enabled_disk_templates": ["file"], "ipolicy": {"disk-templates": ["diskless"]}}))
     assert own["disk-templates"] == ["diskless"]
+
+
+def test_the_test_clusters_init_options_make_their_policy_and_it_holds_together():
+    """dev-cluster and the loopback clusters pass genet_dev.policy's options to gnt-cluster init:
+    they must parse into its policy, which must pass the cluster's own check."""
+    import argparse
+
+    from genet.cli import ipolicy as cli_ipolicy
+    from genet.cmdlib.common import checked_ipolicy
+    from genet_dev import policy
+    parser = argparse.ArgumentParser()
+    cli_ipolicy.add_options(parser, old_specs=True)
+    assert cli_ipolicy.from_args(parser.parse_args(policy.init_options())) == {"ipolicy": policy.TEST_IPOLICY}
+    checked_ipolicy(params.ipolicy(_Data({"ipolicy": policy.TEST_IPOLICY})))
+    tiny = InstanceSpec(memory=64, cpus=1, disk_sizes=(4,), nic_count=0, spindle_use=1, disk_templates=("file",))
+    assert violations({**policy.TEST_IPOLICY, "disk-templates": ["file"]}, tiny) == []
