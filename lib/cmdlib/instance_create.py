@@ -14,9 +14,11 @@ from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_
 from genet.cmdlib.disks import (assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync,
                                 wipe_disks)
 from genet.cmdlib.hooks_env import instance_env_of
+from genet.cmdlib.instance_policy import check_allocation
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.instance_ops import script_osparams
 from genet.cmdlib.power import start_instance
+from genet.ipolicy import InstanceSpec
 from genet.locking import Level
 from genet.objects import Instance
 from genet.storage import base as storage
@@ -164,6 +166,7 @@ class LUInstanceCreate(LogicalUnit):
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
+        check_allocation(self, data, self.pnode, [self._spec()], op.ignore_ipolicy)
         self.script_params = script_osparams(req["osparams"], op.osparams_private, op.osparams_secret)
         check_os(self, self.pnode, self.os, self.script_params)
         free = free_memory(self, self.pnode, self.hypervisor)
@@ -171,6 +174,15 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
+
+    def _spec(self) -> InstanceSpec:
+        """What the instance policy bounds of the new instance (an adopted volume's size is not
+        known yet: not checked)."""
+        disks = self.req["disks"]
+        return InstanceSpec(memory=self.beparams["maxmem"], cpus=self.beparams["vcpus"],
+                            disk_sizes=tuple(disk.get("size") for disk in disks), nic_count=len(self.nics),
+                            spindle_use=self.beparams["spindle_use"],
+                            disk_templates=(self.op.disk_template,) * len(disks))
 
     def _identify_defaults(self, data, req: dict) -> None:
         """Ganeti's --identify-defaults: a backend or hypervisor parameter equal to what the

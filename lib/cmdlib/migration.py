@@ -16,6 +16,7 @@ from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, refuse_forthcoming, storage_params
 from genet.cmdlib.disks import assemble_disks
 from genet.cmdlib.hooks_env import instance_env
+from genet.cmdlib.instance_policy import check_target_node
 from genet.cmdlib.power import start_instance, stop_instance
 from genet.cmdlib.replace_disks import replace_mirror
 from genet.locking import ALL_SET, Level
@@ -111,6 +112,7 @@ class MovePlan:
             raise errors.OpPrereqError(f"target node {self.target} is offline", errors.ECode.WRONG_STATE)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"target node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
+        check_target_node(lu, lu.cfg.snapshot(), inst, self.target, getattr(lu.op, "ignore_ipolicy", False))
         self.source_unreachable = False
         try:
             self.running = not self.source_offline and self._source_state() == "running"
@@ -669,6 +671,7 @@ class LUInstanceMove(LogicalUnit):
         if self.node(inst.primary_node)["offline"]:
             raise errors.OpPrereqError(f"the primary node {inst['primary_node']} is offline: its disks cannot be"
                                        " copied", errors.ECode.WRONG_STATE)
+        check_target_node(self, self.cfg.snapshot(), inst, target["name"], self.op.ignore_ipolicy)
         if inst.admin_state == "up":
             free = free_memory(self, target["name"], inst.hypervisor)
             if free < inst.beparams["maxmem"]:
