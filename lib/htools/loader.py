@@ -121,6 +121,11 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
     if unknown:
         fail(f"failed to load data, aborting: Unknown instance(s): {text.hs_show(unknown)}")
     util = _utilisation(getattr(args, "dynu_file", None), getattr(args, "prog", "hbal"))
+    measured = None
+    if getattr(args, "mond", False) and not getattr(args, "ignore_dynu", False):
+        from genet.htools import mond
+        measured = mond.read(args, data)
+        util.update(measured.util)
     if getattr(args, "ignore_dynu", False):
         util = {name: (0.0, 0.0, 0.0, 0.0) for name in inst_names}
     extags = getattr(args, "exclusion_tags", None)
@@ -129,6 +134,8 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
                  select=[lookup_name(inst_names, w) for w in getattr(args, "select_instances", []) or []],
                  exclude=[lookup_name(inst_names, w) for w in getattr(args, "exclude_instances", []) or []],
                  util=util, static_node_mem=getattr(args, "static_kvm_node_memory", 0))
+    if measured is not None:
+        measured.apply_node_cpu(st)
     warnings = missing_resources(data, st)
     if warnings and verbose:
         print("Warning: cluster has inconsistent data:", file=sys.stderr)

@@ -16,7 +16,8 @@ def test_auto_balance_is_off_by_default_and_its_settings_are_kept_and_shown(clus
     cluster.run(OpClusterSetParams(auto_balance=True, auto_balance_max_moves=3))
     cluster.run(OpClusterSetParams(auto_balance_interval=90, auto_balance_threshold=0.5))
     assert cluster.run(OpClusterQuery())["auto_balance"] == {
-        "enabled": True, "interval": 90, "threshold": 0.5, "max_moves": 3, "max_migrations": 2}
+        "enabled": True, "interval": 90, "threshold": 0.5, "max_moves": 3, "max_migrations": 2,
+        "usage": False}
     cluster.run(OpClusterSetParams(auto_balance=False))
     assert cluster.data().cluster.auto_balance["enabled"] is False
     assert cluster.data().cluster.auto_balance["max_moves"] == 3
