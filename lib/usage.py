@@ -42,6 +42,7 @@ DISK_SCALE = 100e6              # bytes/s that count as a disk load of 1
 NET_SCALE = 125e6               # bytes/s that count as a network load of 1 (a gigabit link)
 TREND_WEIGHT = 0.5
 MIN_LOAD = 0.01
+RECHECK = 5.0                   # seconds between two looks at the sampling interval
 METRICS = ("cpu", "mem", "disk", "net")
 
 log = logging.getLogger("genet-masterd")
@@ -197,14 +198,20 @@ class UsageSampler:
                 log.warning("usage history not written to %s: %s", self.path, err)
         return added
 
-    def run(self, stop: threading.Event) -> None:
-        """Rounds until ``stop`` is set, one per the collector's interval."""
+    def run(self, stop: threading.Event, recheck: float = RECHECK) -> None:
+        """Rounds until ``stop`` is set, one per the collector's interval; the interval is read
+        again every ``recheck`` seconds, so a change takes effect without waiting out the old one."""
+        last = None
         while True:
+            wait = recheck
             try:
-                self.round()
                 interval = self.setting()["interval"] / 1e6
+                now = self.clock.monotonic()
+                if last is None or now - last >= interval:
+                    last = now
+                    self.round()
+                wait = min(recheck, max(0.0, last + interval - self.clock.monotonic()))
             except Exception:           # a bad answer must not end the sampling for good
                 log.exception("usage sampling round failed")
-                interval = 60.0
-            if stop.wait(interval):
+            if stop.wait(wait):
                 return

@@ -47,3 +47,34 @@ class FakeCollectors:
         self.asked.append(settings)
         data = {"interval": 60.0, "node": NODE, "instances": self.instances}
         return {collectors.INST_USAGE: {"timestamp": float(len(self.asked)), "data": data}}
+
+
+class ClockStop:
+    """A stop event whose wait moves the cluster's clock and ends the loop after ``rounds`` waits."""
+
+    def __init__(self, clock, rounds: int, on_wait=None):
+        self.clock, self.left, self.on_wait, self.waits = clock, rounds, on_wait, []
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.clock.advance(seconds)
+        self.left -= 1
+        if self.on_wait:
+            self.on_wait(len(self.waits))
+        return self.left <= 0
+
+
+def test_the_sampling_loop_takes_a_round_per_interval_and_follows_a_changed_interval(cluster):
+    """When the interval is 60 s, the loop looks again every 5 s but samples once a minute;
+    set to 10 s, the next round comes within 5 s of the change."""
+    from genet.opcodes import OpClusterSetParams
+    rounds = []
+    sampler = cluster.ctx.usage
+    sampler.round = lambda: rounds.append(cluster.clock.monotonic()) or 0
+    start = cluster.clock.monotonic()
+
+    def change(waits):
+        if waits == 24:         # two minutes in
+            cluster.run(OpClusterSetParams(data_collector_interval={collectors.INST_USAGE: 10_000_000}))
+    sampler.run(ClockStop(cluster.clock, 36, change), recheck=5.0)
+    assert [r - start for r in rounds] == [0.0, 60.0, 120.0, 130.0, 140.0, 150.0, 160.0, 170.0]
