@@ -90,8 +90,12 @@ def run_round(client, config: dict) -> int:
     data = live.read(client)
     util = None
     if config.get("usage"):
+        from genet import errors
         from genet.htools import mond
-        util = mond.from_history(client.call("QueryUsage"), data, say=log.warning).util
+        try:
+            util = mond.from_history(client.call("QueryUsage"), data, say=log.warning).util
+        except errors.GenericError as err:
+            log.warning("auto-balance: no usage history (%s): scoring by declared sizes", err)
     st, steps = plan(data, config, util)
     if not steps:
         log.info("auto-balance: every node group is balanced")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genet import collectors, usage
+from genet import usage
 from genet.usage import UsageHistory
 
 NODE = {"cpus": 4, "cpu": 2.0, "memory_total": 8_000_000_000, "memory_used": 2_000_000_000}

@@ -152,3 +152,16 @@ def test_a_round_by_usage_moves_a_busy_instance_and_otherwise_reads_no_history(m
     assert asked == ["QueryUsage"] and done == len(made) >= 1
     name, old_p, new_p = made[0]
     assert name in ("a1", "a2") and old_p == "node1" and new_p != "node1"
+
+
+def test_a_round_by_usage_without_a_history_scores_by_declared_sizes(monkeypatch, caplog):
+    from genet import errors
+    from genet.htools import live
+
+    class Client:
+        def call(self, method):
+            raise errors.LuxiError("unknown method QueryUsage")
+    monkeypatch.setattr(live, "read", lambda client: text.parse(EVEN))
+    config = {**autobalance.DEFAULTS, "enabled": True, "threshold": 0.1, "usage": True}
+    assert autobalance.run_round(Client(), config) == 0
+    assert "no usage history (unknown method QueryUsage): scoring by declared sizes" in caplog.text

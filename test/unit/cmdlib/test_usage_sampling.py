@@ -26,7 +26,7 @@ def test_a_sampling_round_asks_every_online_node_for_inst_usage_and_skips_one_th
     cluster.nodes["node2"].reachable = True
     cluster.clock.advance(60)
     assert sampler.round() == 2
-    asked = {n: s for n, s in ((c.name, c.asked) for c in (cluster.nodes[k].procs._collectors for k in cluster.nodes))}
+    asked = {name: node.procs._collectors.asked for name, node in cluster.nodes.items()}
     assert asked["node3"] == [] and all(list(s) == [collectors.INST_USAGE] for s in asked["node1"])
     snap = LuxiHandlers(cluster.ctx).QueryUsage()
     assert [s[1] for s in snap["instances"]["db1"]] == ["node1", "node1"]

@@ -185,3 +185,15 @@ def test_mond_data_in_ganetis_format_prints_what_ganetis_hbal_prints(tmp_path, c
         args[4] = tmp_path / "none.json"
     theirs, ours = lib.run(real, *args), lib.run(lib.GENET_HBAL, *args)
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_without_an_answer_from_the_master_hbal_warns_and_keeps_the_declared_loads(even_file, monkeypatch, capsys):
+    from genet import errors
+
+    def call(self, method, *args):
+        raise errors.LuxiError("no master daemon")
+    monkeypatch.setattr(luxi.Client, "call", call)
+    assert hbal.main(["-t", str(even_file), "--mond=yes"]) == 0
+    assert "Failed to read the usage history from the master daemon: no master daemon" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        hbal.main(["-t", str(even_file), "--mond=yes", "--exit-on-missing-mond-data"])
