@@ -128,3 +128,4 @@ class ClusterData:
     tags: list[str] = field(default_factory=list)
     ipolicy: IPolicy = field(default_factory=default_ipolicy)
     hypervisor: str | None = None       # the cluster's (live backends); a text file does not say
+    measured: object | None = None      # hbal --mond's loads (genet.htools.mond.Loads), read with the rest

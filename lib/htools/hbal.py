@@ -19,7 +19,8 @@ OPTION_NAMES = ["print_nodes", "print_instances", "print_commands", "text_data",
                 "restricted_migration", "master", "luxi", "exec", "first_job_group", "reason", "group",
                 "max_length", "verbose", "quiet", "offline", "static_kvm_node_memory", "min_score", "max_cpu",
                 "min_disk", "min_gain", "min_gain_limit", "no_disk_moves", "select_instances",
-                "no_instance_moves", "ignore_soft_errors", "dynu_file", "ignore_dynu", "exclusion_tags",
+                "no_instance_moves", "ignore_soft_errors", "dynu_file", "ignore_dynu", "mond", "mond_data",
+                "exit_on_missing_mond_data", "exclusion_tags",
                 "exclude_instances", "save", "priority"]
 
 

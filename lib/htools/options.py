@@ -29,6 +29,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def _yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"Invalid choice '{text}', pass one of 'yes' or 'no'")
+    return text == "yes"
+
+
 def _list(text: str) -> list[str]:
     return text.split(",") if text else []
 
@@ -95,6 +101,11 @@ OPTIONS = {
     "dynu_file": (("-U", "--dynu-file"), dict(metavar="FILE",
                   help="Import dynamic utilisation data from the given FILE")),
     "ignore_dynu": (("--ignore-dynu",), dict(action="store_true", help="Ignore any dynamic utilisation information")),
+    "mond": (("--mond",), dict(nargs="?", const=True, default=False, type=_yes_no, metavar="yes|no",
+             help="pass either 'yes' or 'no' to query all monDs")),
+    "mond_data": (("--mond-data",), dict(metavar="FILE", help="Import data provided by MonDs from the given FILE")),
+    "exit_on_missing_mond_data": (("--exit-on-missing-mond-data",), dict(
+        action="store_true", help="abort if the data available from the monitoring daemons is incomplete")),
     "exclusion_tags": (("--exclusion-tags",), dict(type=_list, metavar="TAG,...",
                        help="Enable instance exclusion based on given tag prefix")),
     "exclude_instances": (("--exclude-instances",), dict(type=_list, default=[], metavar="INSTS",
