@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     if verbose > 1:
         print(f"Received request: {request}", file=sys.stderr)
     _print_nodes(args, st, data, "Initial")
-    _save(args.save, "pre-ialloc", "before iallocator run", data)
+    _save(args.save, "pre-ialloc", "before iallocator run", placed(data, st))
     ok, info, result = answer(st, request, algorithm_options(args))
     print(ialloc.response(ok, info, result))
     _print_nodes(args, st, data, "Final")

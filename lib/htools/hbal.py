@@ -53,8 +53,8 @@ def placed(data, st: State, insts=None):
     the state's instances in the order of ``data.instances`` when not all of them."""
     insts = [replace(i, pnode=st.node_names[x.pnode], snode=st.node_names[x.snode] if x.snode != NO_NODE else None)
              for i, x in zip(data.instances, st.instances if insts is None else insts)]
-    nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k]), free_spindles=int(st.F[INDEX["f_sp"], k]))
-             for k, n in enumerate(data.nodes)]
+    nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k]), free_spindles=int(st.F[INDEX["f_sp"], k]),
+                     n_mem=int(st.F[INDEX["n_mem"], k])) for k, n in enumerate(data.nodes)]
     return replace(data, nodes=nodes, instances=insts)
 
 
