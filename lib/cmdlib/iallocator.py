@@ -23,6 +23,19 @@ SEARCH_PATH = ("/usr/lib/genet/iallocators", "/usr/local/lib/ganeti/iallocators"
                "/usr/share/ganeti/iallocators", "/usr/local/share/ganeti/iallocators")
 TIMEOUT = 300.0
 MIRRORED = ("drbd", "mirror")
+# genet's templates as a Ganeti allocator knows them: genet's mirror keeps a copy on a secondary
+# node as drbd does, so Ganeti's hail (and any allocator written for Ganeti) can place it
+GANETI_TEMPLATES = {"mirror": "drbd"}
+
+
+def ganeti_template(name: str) -> str:
+    return GANETI_TEMPLATES.get(name, name)
+
+
+def _policy(policy: dict) -> dict:
+    """An instance policy whose allowed templates are named as Ganeti names them."""
+    names = [ganeti_template(t) for t in policy.get("disk-templates", [])]
+    return {**policy, "disk-templates": sorted(set(names), key=names.index)}
 
 
 def search_path() -> tuple[str, ...]:
@@ -54,7 +67,7 @@ def required_nodes(template: str) -> int:
 def new_instance(name: str, template: str, disks: list[dict], nics: list[dict], memory: int, vcpus: int,
                  spindle_use: int, os_name: str, hypervisor: str, tags=()) -> dict:
     """A new instance as an allocate or multi-allocate request describes it."""
-    return {"name": name, "disk_template": template, "tags": list(tags), "os": os_name, "vcpus": vcpus,
+    return {"name": name, "disk_template": ganeti_template(template), "tags": list(tags), "os": os_name, "vcpus": vcpus,
             "memory": memory, "spindle_use": spindle_use, "hypervisor": hypervisor,
             "disks": [{"size": int(d.get("size", 0)), "mode": d.get("mode", "rw")} for d in disks],
             "disk_space_total": sum(int(d.get("size", 0)) for d in disks),
@@ -69,9 +82,9 @@ def message(lu, data, request: dict) -> dict:
     live = _live(lu, data)
     return {
         "version": VERSION, "cluster_name": cluster["cluster_name"], "cluster_tags": list(cluster.get("tags", [])),
-        "enabled_hypervisors": list(cluster["enabled_hypervisors"]), "ipolicy": params.ipolicy(data),
+        "enabled_hypervisors": list(cluster["enabled_hypervisors"]), "ipolicy": _policy(params.ipolicy(data)),
         "nodegroups": {u: {"name": g["name"], "alloc_policy": g["alloc_policy"], "networks": list(g["networks"]),
-                           "ipolicy": params.ipolicy(data, g), "tags": list(g["tags"])}
+                           "ipolicy": _policy(params.ipolicy(data, g)), "tags": list(g["tags"])}
                        for u, g in data.nodegroups.items()},
         "nodes": {n["name"]: _node(data, n, live.get(n["name"])) for n in data.nodes.values()},
         "instances": {i["name"]: _instance(data, i) for i in data.instances.values()},
@@ -138,7 +151,7 @@ def _instance(data, inst: dict) -> dict:
             "nics": [{"mac": n.get("mac"), "ip": n.get("ip"), "mode": (n.get("nicparams") or {}).get("mode"),
                       "link": (n.get("nicparams") or {}).get("link", n.get("link")), "network": n.get("network")}
                      for n in inst["nics"]],
-            "disk_template": inst["disk_template"], "os": inst["os"], "tags": list(inst["tags"]),
+            "disk_template": ganeti_template(inst["disk_template"]), "os": inst["os"], "tags": list(inst["tags"]),
             "hypervisor": inst["hypervisor"], "admin_state": inst["admin_state"],
             "memory": int(be["maxmem"]), "vcpus": int(be["vcpus"]), "spindle_use": int(be.get("spindle_use", 1)),
             "nodes": [inst["primary_node"], *inst["secondary_nodes"]]}

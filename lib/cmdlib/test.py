@@ -204,7 +204,8 @@ class LUTestAllocator(LogicalUnit):
                     "relocate_from": list(inst["secondary_nodes"]) or [inst["primary_node"]]}
         hypervisor = op.hypervisor or data.cluster["enabled_hypervisors"][0]
         one = {"name": op.name, "disks": list(op.disks), "nics": list(op.nics), "vcpus": op.vcpus,
-               "memory": op.memory, "spindle_use": op.spindle_use, "disk_template": op.disk_template,
+               "memory": op.memory, "spindle_use": op.spindle_use,
+               "disk_template": iallocator.ganeti_template(op.disk_template),
                "os": op.os, "tags": list(op.tags), "hypervisor": hypervisor,
                "required_nodes": iallocator.required_nodes(op.disk_template),
                "disk_space_total": sum(d["size"] for d in op.disks)}
