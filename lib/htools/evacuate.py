@@ -163,7 +163,7 @@ def _change_all(st: State, inst, gi: int, avail, force: bool) -> list[dict]:
         for s in avail:
             if p == s:
                 continue
-            trial = st.clone()
+            trial = st.clone(moving=[inst.idx])
             t_inst = trial.instances[inst.idx]
             try:
                 ops = _all_inner(trial, t_inst, int(p), int(s), force)

@@ -26,7 +26,10 @@ EVACUABLE = frozenset({"diskless", "sharedfile", "rbd", "ext", "gluster"})
 
 
 class Redundancy:
-    """The redundancy check of ``st`` (or of its nodes ``members``), with options as Ganeti's."""
+    """The redundancy check of ``st`` with one more instance placed (or of its nodes
+    ``members``), with options as Ganeti's. What the new instance cannot change is worked out
+    once: each mirrored instance's own failover, and the memory each node's mirrored primaries
+    need on each of their secondaries; a placement then recomputes only what touches its nodes."""
 
     def __init__(self, st: State, opts, members=None):
         self.st, self.opts = st, opts
@@ -36,50 +39,73 @@ class Redundancy:
             keep &= ~st.F[INDEX["offline"], nodes].astype(bool)
         self.nodes = nodes[keep]
         self.members = nodes
+        checked = set(self.nodes.tolist())
+        placed = [i for i in st.instances if i.pnode != NO_NODE and i.pnode in checked]
+        self.mirrored = [i for i in placed if i.has_secondary]
+        self.others = sorted({i.pnode for i in placed if not i.has_secondary})
+        self.failing = _failing(st, self.mirrored)
+        self.need, self.count = _needs(st, self.mirrored)
 
     def passes_with(self, inst):
         """A predicate on a placement (node tuple) of the new instance ``inst``."""
         from genet.htools.alloc import place
 
         def passes(nodes) -> bool:
-            trial = self.st.clone()
-            place(trial, trial.instances[inst.idx], nodes, self.opts.ignore_soft_errors)
-            return redundant(trial, self.nodes, self.members)
+            trial = self.st.clone(moving=[inst.idx])
+            new = trial.instances[inst.idx]
+            place(trial, new, nodes, self.opts.ignore_soft_errors)
+            return self._mirrored_ok(trial, new, set(nodes)) and all(
+                _simulate(trial, n, self.members) for n in self._simulated(new))
         return passes
 
+    def _simulated(self, new) -> list[int]:
+        nodes = set(self.others)
+        if not new.has_secondary and new.pnode in set(self.nodes.tolist()):
+            nodes.add(new.pnode)
+        return sorted(nodes)
 
-def redundant(st: State, nodes, members) -> bool:
-    """Ganeti's redundant: every node in ``nodes`` can be evacuated (within ``members``)."""
-    nodes = set(int(n) for n in nodes)
-    placed = [i for i in st.instances if i.pnode != NO_NODE]
-    mirrored = [i for i in placed if i.has_secondary and i.pnode in nodes]
-    others = {i.pnode for i in placed if not i.has_secondary and i.pnode in nodes}
-    if not _mirrored_fail_over(st, mirrored):
-        return False
-    return all(_simulate(st, n, members) for n in sorted(others))
-
-
-def _mirrored_fail_over(st: State, insts) -> bool:
-    """Whether each node's mirrored primaries can all fail over to their secondaries."""
-    for b in st.batches(insts, BATCH):
-        if np.any(np.asarray(moves.failover(st, b, force=True).fail) != 0):
+    def _mirrored_ok(self, trial: State, new, touched: set[int]) -> bool:
+        """Every mirrored failover fits, the ones near the placement checked again."""
+        near = [i for i in self.mirrored if i.pnode in touched or i.snode in touched]
+        if self.failing - {i.idx for i in near}:
             return False
-    real = [i for i in insts if not i.forthcoming]
-    if not real:
-        return True
+        mine = [trial.instances[i.idx] for i in near]
+        if new.has_secondary and new.pnode in set(self.nodes.tolist()):
+            mine.append(new)
+        if mine and _failing(trial, mine):
+            return False
+        need, count = self.need, self.count
+        if new.has_secondary and not new.forthcoming and new.pnode in set(self.nodes.tolist()):
+            need, count = need.copy(), count.copy()
+            need[new.pnode, new.snode] += new.mem * new.uses_mem
+            count[new.pnode, new.snode] += 1
+        free = unallocated_mem(trial.vals(np.arange(len(trial.node_names))))
+        return not np.any((count > 0) & (free[None, :] - need <= 0))
+
+
+def _failing(st: State, insts) -> set[int]:
+    """The mirrored instances that cannot fail over on their own (soft limits ignored)."""
+    out = set()
+    for b in st.batches(insts, BATCH):
+        fail = np.broadcast_to(np.asarray(moves.failover(st, b, force=True).fail), (len(b), 1)).reshape(-1)
+        out |= {i.idx for i, f in zip(b.insts, fail) if f}
+    return out
+
+
+def _needs(st: State, insts):
+    """The memory each node's running mirrored primaries take on each secondary, and how many."""
     n = len(st.node_names)
-    need = np.zeros((n, n))
-    count = np.zeros((n, n), int)
-    for i in real:
-        need[i.pnode, i.snode] += i.mem * i.uses_mem
-        count[i.pnode, i.snode] += 1
-    free = unallocated_mem(st.vals(np.arange(n)))
-    return not np.any((count > 0) & (free[None, :] - need <= 0))
+    need, count = np.zeros((n, n)), np.zeros((n, n), int)
+    for i in insts:
+        if not i.forthcoming:
+            need[i.pnode, i.snode] += i.mem * i.uses_mem
+            count[i.pnode, i.snode] += 1
+    return need, count
 
 
 def _simulate(st: State, node: int, members) -> bool:
     """Ganeti's canEvacuateNode for a node with instances other than mirrored ones."""
-    trial = st.clone()
+    trial = st.clone(moving=[i.idx for i in st.instances if i.pnode == node])
     group = trial.node_group[node]
     escape = np.array([m for m in np.asarray(members, int)
                        if m != node and trial.node_group[m] == group], int)

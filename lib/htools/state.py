@@ -215,12 +215,15 @@ class State:
         self.instance_index[inst.name] = inst.idx
         return inst
 
-    def clone(self) -> "State":
-        """A copy whose numbers and placements can change without touching this one."""
+    def clone(self, moving=None) -> "State":
+        """A copy whose numbers and placements can change without touching this one; only the
+        instances ``moving`` (indices; all when None) may be moved in it."""
         new = copy.copy(self)
         for name in ("F", "P", "C", "CM"):
             setattr(new, name, getattr(self, name).copy())
-        new.instances = [copy.copy(i) for i in self.instances]
+        new.instances = list(self.instances)
+        for k in range(len(self.instances)) if moving is None else moving:
+            new.instances[k] = copy.copy(self.instances[k])
         new.instance_index = dict(self.instance_index)
         new.excl_names, new.excl_tags = dict(self.excl_names), list(self.excl_tags)
         return new
