@@ -90,12 +90,12 @@ def plan(st, args, conf: reboot.Conf, nodes: list[int]) -> tuple[list, list[tupl
                 loader.fail("Not enough capacity to move non-redundant instances")
             groups += split
     if args.full_evacuation:
-        migrated = [(nodes_, reboot.migrate_off(c, nodes_)) for nodes_, c in groups]
+        migrated = [(members, reboot.migrate_off(c, members)) for members, c in groups]
         if any(c is None for _, c in migrated):
             loader.fail("Failed to migrate instances off nodes")
         groups = []
-        for nodes_, c in migrated:
-            split = reboot.split_secondaries(c, nodes_, targets)
+        for members, c in migrated:
+            split = reboot.split_secondaries(c, members, targets)
             if split is None:
                 loader.fail("Not enough capacity to move secondaries")
             groups += split
