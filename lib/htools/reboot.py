@@ -63,8 +63,9 @@ def add_primary(node: Room, inst: Inst) -> Room | None:
 def remove_primary(node: Room, inst: Inst) -> Room:
     if inst.forthcoming:
         return node
-    return replace(node, free_mem=node.free_mem + inst.mem * inst.uses_mem, f_dsk=node.f_dsk + inst.dsk * inst.uses_disk,
-                   f_sp=_free_spindles(node, inst, False), pri=_without(node.pri, inst.idx))
+    return replace(node, free_mem=node.free_mem + inst.mem * inst.uses_mem,
+                   f_dsk=node.f_dsk + inst.dsk * inst.uses_disk, f_sp=_free_spindles(node, inst, False),
+                   pri=_without(node.pri, inst.idx))
 
 
 def add_secondary(node: Room, inst: Inst) -> Room | None:

@@ -1,6 +1,7 @@
 """Small random clusters that exercise what hroller decides on: tight memory and disk, nodes
 of two groups interleaved, offline nodes among the others, non-redundant instances of every
-kind, exclusive storage with spindles, node tags, zero, one or two master nodes.
+kind, forthcoming instances, exclusive storage with spindles, node tags, zero, one or two
+master nodes.
 
 Deterministic for a seed (random.Random), written in Ganeti's text format.
 """
@@ -15,10 +16,11 @@ POLICY = ("128,1,1024,1,1,1|128,1,1024,1,1,1;32768,8,1048576,16,8,12|"
           "diskless,file,sharedfile,plain,blockdev,drbd,rbd,ext|4.0|32.0")
 
 
-def random_cluster(seed: int) -> str:
+def random_cluster(seed: int, sizes: tuple[int, int] = (3, 9)) -> str:
+    """A cluster of between sizes[0] and sizes[1] nodes, with up to three instances a node."""
     rnd = random.Random(seed)
     n_groups = rnd.choice([1, 1, 2])
-    n_nodes = rnd.randint(3, 9)
+    n_nodes = rnd.randint(*sizes)
     masters = rnd.choices([0, 1, 2], weights=[1, 8, 1])[0]
     master_at = set(rnd.sample(range(n_nodes), masters))
     nodes = []
@@ -41,8 +43,10 @@ def random_cluster(seed: int) -> str:
         snode = rnd.choice(same_group) if template == "drbd" else None
         inst = dict(name=f"inst{j:02d}", mem=rnd.choice([512, 1024, 2048, 3072]),
                     dsk=rnd.choice([2048, 8192, 20480]), status=rnd.choice(STATUSES), template=template,
-                    pnode=pnode, snode=snode, spindles=rnd.choice(["", "1", "2"]))
+                    pnode=pnode, snode=snode, spindles=rnd.choice(["", "1", "2"]), forthcoming=rnd.random() < 0.08)
         insts.append(inst)
+        if inst["forthcoming"]:
+            continue
         if inst["status"] in ("running", "ERROR_up"):
             used_mem[pnode] += inst["mem"]
         for k in (pnode, snode):
@@ -63,7 +67,7 @@ def random_cluster(seed: int) -> str:
     for i in insts:
         snode = nodes[i["snode"]]["name"] if i["snode"] is not None else ""
         lines_insts.append(f"{i['name']}|{i['mem']}|{i['dsk']}|1|{i['status']}|Y|{nodes[i['pnode']]['name']}|{snode}|"
-                           f"{i['template']}||1|{i['spindles'] or '-'}|N")
+                           f"{i['template']}||1|{i['spindles'] or '-'}|{'Y' if i['forthcoming'] else 'N'}")
     policies = [f"|{POLICY}"] + [f"{name}|{POLICY}" for name, _ in GROUPS[:n_groups]]
     sections = [lines_groups, lines_nodes, lines_insts, [], policies]
     return "\n".join("".join(line + "\n" for line in s) for s in sections)

@@ -124,6 +124,14 @@ def test_same_output_as_ganeti_on_random_tight_clusters(real_hroller, capsys, tm
     assert differences(real_hroller, capsys, path, RANDOM_OPTIONS) == []
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_same_output_as_ganeti_on_larger_random_clusters(real_hroller, capsys, tmp_path, seed):
+    """With 15 to 60 nodes the colourings differ in size and break many ties: still Ganeti's."""
+    path = tmp_path / f"random-{seed}.data"
+    path.write_text(random_cluster(1000 + seed, (15, 60)))
+    assert differences(real_hroller, capsys, path, RANDOM_OPTIONS[:4]) == []
+
+
 @pytest.mark.parametrize("nodes,seed", [(5, 1), (20, 4), (50, 5)])
 def test_same_output_as_ganeti_on_generated_clusters(real_hroller, capsys, tmp_path, nodes, seed):
     path = tmp_path / "cluster.data"
