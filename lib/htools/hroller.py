@@ -7,7 +7,6 @@ Prints the groups, largest first and the master's last, with the moves (--print-
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from genet.htools import graph, loader, options, reboot, text
@@ -19,10 +18,22 @@ OPTION_NAMES = ["luxi", "master", "text_data", "offline", "offline_maintenance",
 
 
 def build_parser():
-    parser = options.build_parser("hroller", "Cluster rolling maintenance scheduler for genet (Ganeti's hroller).",
-                                  OPTION_NAMES)
-    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)     # refused, as Ganeti does
-    return parser
+    return options.build_parser("hroller", "Cluster rolling maintenance scheduler for genet (Ganeti's hroller).",
+                                OPTION_NAMES)
+
+
+def _parse(argv):
+    """The options; an unknown option is a usage error, an argument is refused as Ganeti does."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    end = rest.index("--") if "--" in rest else len(rest)        # what follows "--" is arguments
+    unknown = [a for a in rest[:end] if a.startswith("-")]
+    rest = rest[:end] + rest[end + 1:]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:
+        loader.fail("This program doesn't take any arguments.")
+    return args
 
 
 def _check_master(data, force: bool) -> None:
@@ -114,9 +125,7 @@ def _ordered(st, groups, selected: set[int]):
 
 @options.entry
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.args:
-        loader.fail("This program doesn't take any arguments.")
+    args = _parse(argv)
     verbose = options.verbosity(args)
     data = loader.read_cluster(args)
     st = loader.build_state(data, args, verbose, node_status=False)

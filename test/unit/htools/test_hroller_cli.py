@@ -170,10 +170,11 @@ def genet_hroller():
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["-t", "/nonexistent/cluster.data"], ["-t", "DATA", "extra"], ["-t", "DATA", "-m", "localhost"],
+    [], ["-t", "/nonexistent/cluster.data"], ["-t", "DATA", "extra"], ["-t", "DATA", "--", "-v"],
+    ["-t", "DATA", "-m", "localhost"],
     ["-t", "DATA", "-G", "no-such-group"], ["-t", "DATA", "-O", "no-such-node", "-O", "node-01-002"],
     ["-t", "DATA", "--print-moves", "--full-evacuation"], ["-t", "DATA", "--one-step-only", "-v"],
-], ids=["no-backend", "missing-file", "argument", "two-backends", "unknown-group", "unknown-node", "moves",
+], ids=["no-backend", "missing-file", "argument", "argument-after-dashes", "two-backends", "unknown-group", "unknown-node", "moves",
         "one-step"])
 def test_console_script_prints_and_exits_as_ganetis(real_hroller, genet_hroller, argv):
     argv = [str(lib.GANETI_DATA / "hroller-nonredundant.data") if a == "DATA" else a for a in argv]
