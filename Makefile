@@ -3,6 +3,9 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= /tmp/genet-demo
 PYTEST_ARGS ?=
+# the suite runs in TEST_JOBS processes, each test file in one of them (a file's tests share its
+# clusters); pytest's temporary folders are kept short (a node's unix sockets live under them)
+TEST_JOBS ?= 4
 
 .PHONY: deps guest demo demo-stop check unit integration
 
@@ -20,7 +23,8 @@ demo-stop: deps
 	PATH=$(VENV)/bin:$$PATH $(PY) tools/dev-cluster stop --dir $(DEMO_DIR)
 
 check: guest
-	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) test
+	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile \
+		--basetemp=$$(mktemp -d /tmp/gt.XXXXXX) $(PYTEST_ARGS) test
 
 unit: deps
 	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q -p no:cacheprovider test/unit

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         reactor.callFromThread(reactor.stop)
     ctx.on_deposed = deposed
     threading.Thread(target=ctx.heartbeat, name="heartbeat", daemon=True).start()
+    threading.Thread(target=ctx.usage_sampling, name="usage", daemon=True).start()
     threading.Thread(target=master_ip.at_master_daemon, args=(ctx.cfg.snapshot(), master_ip.START),
                      name="master-ip", daemon=True).start()
     reactor.run()

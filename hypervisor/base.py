@@ -87,6 +87,12 @@ class Hypervisor(abc.ABC):
     def all_info(self) -> dict[str, dict]:
         return {name: info for name in self.list_instances() if (info := self.info(name)) is not None}
 
+    def usage_sources(self) -> dict[str, dict]:
+        """{instance: {"pid", "taps"}}: the running processes whose use of CPU, memory, disk and
+        network the inst-usage collector measures (genet.inst_usage); none for a backend without
+        real processes."""
+        return {}
+
     @abc.abstractmethod
     def node_info(self) -> dict:
         """{"memory_total", "memory_free", "memory_hv" (used by guests), "cpu_total"} in MiB / count."""

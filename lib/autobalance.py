@@ -6,7 +6,9 @@ more than ``threshold`` above the best its N+1 reservations allow, makes at most
 ``max_moves`` moves, each an ordinary job in the queue (visible in ``gnt-job list``,
 cancellable), at most ``max_migrations`` of them at once. It never moves an instance tagged
 STAY_TAG or whose ``auto_balance`` backend parameter is off, nor one with a node that is
-offline or drained, and never moves anything onto such a node.
+offline or drained, and never moves anything onto such a node. With ``usage`` on
+(``--auto-balance-usage yes``) the score weighs what the instances really use, from the
+master's usage history (genet.usage, as hbal --mond=yes), instead of Ganeti's default loads.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from genet.opcodes.base import Param
 from genet.ptypes import Bool, Float, Int, Maybe
 
 STAY_TAG = "genet:auto-balance:stay"
-DEFAULTS = {"enabled": False, "interval": 30, "threshold": 1.0, "max_moves": 10, "max_migrations": 2}
+DEFAULTS = {"enabled": False, "interval": 30, "threshold": 1.0, "max_moves": 10, "max_migrations": 2,
+            "usage": False}
 # opcode parameter -> key of the cluster's auto_balance setting
 KEYS = {"auto_balance": "enabled", "auto_balance_interval": "interval", "auto_balance_threshold": "threshold",
-        "auto_balance_max_moves": "max_moves", "auto_balance_max_migrations": "max_migrations"}
+        "auto_balance_max_moves": "max_moves", "auto_balance_max_migrations": "max_migrations",
+        "auto_balance_usage": "usage"}
 PARAMS = (
     Param("auto_balance", Maybe(Bool()), None, "Let the watcher balance the cluster by itself",
           "--auto-balance", "yes|no"),
@@ -31,6 +35,9 @@ PARAMS = (
           "--auto-balance-max-moves", "N"),
     Param("auto_balance_max_migrations", Maybe(Int(1, 64)), None, "Most moves of a round running at once",
           "--auto-balance-max-migrations", "N"),
+    Param("auto_balance_usage", Maybe(Bool()), None, "Score by what the instances really use (recent CPU,"
+          " memory, disk and network use and its trend) instead of their declared sizes",
+          "--auto-balance-usage", "yes|no"),
 )
 
 log = logging.getLogger("genet-watcher")
@@ -51,14 +58,15 @@ def due(config: dict, last: float | None, now: float) -> bool:
     return bool(config["enabled"]) and (last is None or now - last >= config["interval"] * 60)
 
 
-def plan(data, config: dict) -> tuple[object, list]:
+def plan(data, config: dict, util: dict | None = None) -> tuple[object, list]:
     """The moves of one round: for each node group whose score is above the threshold, hbal's
-    moves among the instances that may move, at most max_moves in all. (state, steps)."""
+    moves among the instances that may move, at most max_moves in all. (state, steps).
+    ``util``: the instances' loads ({name: (cpu, mem, disk, net)}) when scoring by usage."""
     from genet.htools import metrics
     from genet.htools.balance import Balancer
     from genet.htools.state import NO_NODE, State
     from genet.htools.nodevals import INDEX
-    st = State(data)
+    st = State(data, util=util)
     offline = st.F[INDEX["offline"]].astype(bool)
     for inst in st.instances:        # never touch what stays, or what lives on an unavailable node
         if STAY_TAG in inst.tags or any(n != NO_NODE and offline[n] for n in (inst.pnode, inst.snode)):
@@ -79,7 +87,16 @@ def plan(data, config: dict) -> tuple[object, list]:
 def run_round(client, config: dict) -> int:
     """One balancing round through the master daemon; the number of moves made."""
     from genet.htools import execute, live
-    st, steps = plan(live.read(client), config)
+    data = live.read(client)
+    util = None
+    if config.get("usage"):
+        from genet import errors
+        from genet.htools import mond
+        try:
+            util = mond.from_history(client.call("QueryUsage"), data, say=log.warning).util
+        except errors.GenericError as err:
+            log.warning("auto-balance: no usage history (%s): scoring by declared sizes", err)
+    st, steps = plan(data, config, util)
     if not steps:
         log.info("auto-balance: every node group is balanced")
         return 0

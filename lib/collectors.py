@@ -7,7 +7,9 @@ node runs them (NodeCollectors; their reports reach RAPI's /metrics).
 genet's nodes have what two of Ganeti's collectors read: the CPUs' load (cpu-avg-load, from
 /proc/stat) and the block devices' statistics (diskstats, from /proc/diskstats). drbd and lv
 read kernel DRBD and LVM, and the two Xen ones Xen, which genet's nodes have not: those report
-nothing (``None``), active or not.
+nothing (``None``), active or not. genet adds one of its own, inst-usage (genet.inst_usage):
+what each instance's process really uses, which the master keeps as a short history
+(genet.usage) for hbal --mond and automatic balancing.
 """
 from __future__ import annotations
 
@@ -16,16 +18,21 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from genet.inst_usage import InstanceUsage
 from genet.ptypes import Dict
 
-# Ganeti's DATA_COLLECTOR_NAMES
-NAMES = ("cpu-avg-load", "diskstats", "drbd", "inst-status-xen", "lv", "xen-cpu-avg-load")
+INST_USAGE = "inst-usage"
+# Ganeti's DATA_COLLECTOR_NAMES, then genet's own
+NAMES = ("cpu-avg-load", "diskstats", "drbd", "inst-status-xen", "lv", "xen-cpu-avg-load", INST_USAGE)
 DEFAULT_INTERVAL = 5_000_000       # microseconds (Ganeti's MOND_TIME_INTERVAL, 5 s)
+# inst-usage feeds the master's history: a sample a minute keeps an hour in 60 (genet.usage)
+DEFAULT_INTERVALS = {INST_USAGE: 60_000_000}
 
 
 def settings(recorded: dict) -> dict[str, dict]:
     """Every collector's {"active", "interval"} (microseconds), the recorded values over the defaults."""
-    return {name: {"active": True, "interval": DEFAULT_INTERVAL, **recorded.get(name, {})} for name in NAMES}
+    return {name: {"active": True, "interval": DEFAULT_INTERVALS.get(name, DEFAULT_INTERVAL), **recorded.get(name, {})}
+            for name in NAMES}
 
 
 def changed(recorded: dict, active: dict | None, intervals: dict | None) -> dict:
@@ -89,12 +96,16 @@ class NodeCollectors:
     again. So the interval is also the window of cpu-avg-load, the CPUs' busy share between two
     runs; a collector deactivated forgets its state."""
 
-    def __init__(self, proc: Path = Path("/proc"), clock: Callable[[], float] = time.monotonic):
+    def __init__(self, proc: Path = Path("/proc"), clock: Callable[[], float] = time.monotonic,
+                 instances: Callable[[], dict] = dict, sys_net: Path = Path("/sys/class/net")):
         self._proc, self._clock = proc, clock
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, dict]] = {}       # name -> (clock, report)
         self._cpu_counters: list[tuple[int, int]] | None = None
-        self._runs = {"cpu-avg-load": self._cpu_avg_load, "diskstats": self._diskstats}
+        self._instances = instances
+        self._usage = InstanceUsage(proc, sys_net)
+        self._runs = {"cpu-avg-load": self._cpu_avg_load, "diskstats": self._diskstats,
+                      INST_USAGE: lambda: self._usage.sample(self._instances(), self._clock())}
 
     def reports(self, settings: dict[str, dict]) -> dict[str, dict | None]:
         """{collector: {"timestamp", "data"} or None (nothing to collect here)} of the active ones."""
@@ -119,6 +130,8 @@ class NodeCollectors:
         self._last.pop(name, None)
         if name == "cpu-avg-load":
             self._cpu_counters = None
+        elif name == INST_USAGE:
+            self._usage.forget()
 
     def _cpu_avg_load(self) -> dict:
         """Ganeti's cpu-avg-load: each CPU's busy share since the last run (since boot at the first)."""

@@ -17,7 +17,8 @@ ETX = b"\x03"
 METHODS = ("SubmitJob", "SubmitManyJobs", "WaitForJobChange", "CancelJob", "ArchiveJob",
            "AutoArchiveJobs", "Query", "QueryFields", "QueryJobs", "QueryClusterInfo",
            "QueryConfigValues", "QueryTags", "SetDrainFlag", "QueryQueueInfo", "QueryMetrics",
-           "SetWatcherPause", "ChangeJobPriority", "ReplaceFilter", "DeleteFilter", "QueryFilters")
+           "SetWatcherPause", "ChangeJobPriority", "ReplaceFilter", "DeleteFilter", "QueryFilters",
+           "QueryUsage")
 
 
 class Client:

@@ -20,6 +20,7 @@ from genet.locking import Level, LockManager
 from genet.processor import Processor
 from genet.queue_store import QueueStore
 from genet.rpc import NodeRpc, RpcClient, RpcResult
+from genet.usage import UsageHistory, UsageSampler
 
 log = logging.getLogger("genet-masterd")
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -89,6 +90,7 @@ class MasterContext:
         self.job_latency = LatencyHistogram()
         self.queue = JobQueue(store, self._replicate_jobs, on_final=self._job_final)
         self.processor = Processor(self, workers or data.cluster["max_running_jobs"])
+        self.usage = UsageSampler(UsageHistory(), self.rpc, self.cfg, clock)
 
     @classmethod
     def on_this_node(cls, workers: int | None = None, no_voting: bool = False) -> "MasterContext":
@@ -106,7 +108,13 @@ class MasterContext:
         ctx = cls(node_name, cfg, RpcClient(paths.cluster_cert(), data.cluster["noded_port"]),
                   QueueStore(paths.queue_db()), workers=workers, read_lease=not no_voting)
         ctx.processor.recover(node_name)
+        ctx.usage.path = paths.usage_history_file()
+        ctx.usage.history = UsageHistory.load(ctx.usage.path, ctx.clock.time())
         return ctx
+
+    def usage_sampling(self) -> None:
+        """Sample what nodes and instances use until this master stops (genet.usage)."""
+        self.usage.run(self._heartbeat_stop)
 
     def address_of(self, node: str) -> str:
         """A node's primary address, from the config (NodeRpc's resolver)."""
@@ -618,6 +626,10 @@ class LuxiHandlers:
             if any(c["active"] for c in settings.values()) else {}
         return {"jobs": self.ctx.queue.store.status_counts(), "job_latency": self.ctx.job_latency.snapshot(),
                 "data_collectors": {name: None if res.failed else res.payload for name, res in results.items()}}
+
+    def QueryUsage(self):
+        """The recent samples of what nodes and instances really use (genet.usage.UsageHistory)."""
+        return self.ctx.usage.history.snapshot()
 
     def QueryQueueInfo(self):
         return {"drained": self.ctx.queue.drained(), "master": self.ctx.node_name}

@@ -39,7 +39,7 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         self._config_stored = threading.Condition(self._config_lock)   # a config change stored
         self._hypervisors: dict = {}
         self._receivers: dict = {}       # port -> genet.transfer.Receiver
-        self._collectors = NodeCollectors()
+        self._collectors = NodeCollectors(instances=self._usage_sources)
         self._config_files: dict[Path, ConfigFile] = {}
         self._stop_daemon = stop_daemon or (lambda: None)
 
@@ -265,6 +265,16 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         if name not in self._hypervisors:
             self._hypervisors[name] = hvbase.get(name)
         return self._hypervisors[name]
+
+    def _usage_sources(self) -> dict[str, dict]:
+        """The processes of the instances this node runs, under the cluster's hypervisors (inst-usage)."""
+        found: dict[str, dict] = {}
+        for hv in (config.ssconf_value("hypervisor_list") or "").split():
+            try:
+                found.update(self._hv(hv).usage_sources())
+            except Exception as err:        # a backend that cannot tell must not end the report
+                log.warning("inst-usage: hypervisor %s: %s", hv, err)
+        return found
 
     def rpc_hv_node_info(self, hypervisor: str) -> dict:
         return self._hv(hypervisor).node_info()

@@ -16,12 +16,13 @@ DEFAULT_NDPARAMS = {"oob_program": "", "spindle_count": 1, "exclusive_storage": 
                     "ovs_name": "switch1", "ovs_link": "", "ssh_port": 22, "cpu_speed": 1.0}
 _ISPEC_MIN = {"memory-size": 128, "cpu-count": 1, "disk-count": 1, "disk-size": 1024, "nic-count": 1,
               "spindle-use": 1}
+# Ganeti's default instance policy; its "disk-templates" (Ganeti: every template, cut down to the
+# enabled ones at cluster init) are the cluster's enabled templates, filled in by ``ipolicy``
 DEFAULT_IPOLICY = {
     "minmax": [{"min": dict(_ISPEC_MIN),
                 "max": {"memory-size": 32768, "cpu-count": 8, "disk-count": 16, "disk-size": 1024 * 1024,
                         "nic-count": 8, "spindle-use": 12}}],
-    "std": dict(_ISPEC_MIN), "disk-templates": ["diskless", "file", "sharedfile"],
-    "vcpu-ratio": 4.0, "spindle-ratio": 32.0,
+    "std": dict(_ISPEC_MIN), "vcpu-ratio": 4.0, "spindle-ratio": 32.0,
 }
 
 
@@ -90,7 +91,9 @@ def ndparams(data: Any, group: dict, own: dict) -> dict:
 
 def ipolicy(data: Any, group: dict | None = None) -> dict:
     """The instance policy that applies (in a group): the defaults, the cluster's, the group's."""
-    return {**DEFAULT_IPOLICY, **data.cluster.get("ipolicy", {}), **(group or {}).get("ipolicy", {})}
+    from genet.storage.units import enabled_templates
+    return {**DEFAULT_IPOLICY, "disk-templates": enabled_templates(data.cluster), **data.cluster.get("ipolicy", {}),
+            **(group or {}).get("ipolicy", {})}
 
 
 def diskparams(data: Any, group: dict | None = None) -> dict:

@@ -57,6 +57,8 @@ master_epoch_file = _below(data_dir, "master_epoch",
 cluster_cert = _below(data_dir, "server.pem",
                       "Cluster certificate and key (PEM): identity of every node for mutual TLS.")
 ssconf_file = _below(data_dir, "ssconf_{}")
+usage_history_file = _below(data_dir, "usage-history.json",
+                            "The master's recent samples of what nodes and instances use (genet.usage).")
 rapi_users_file = _below(data_dir, "rapi/users",
                          "RAPI users (Ganeti's format), copied to every master candidate by redist-conf.")
 queue_drain_file = _below(data_dir, "queue/drain")

@@ -72,12 +72,23 @@ DISK_METRICS = {"readsNum": ("genet_node_disk_reads", "Reads completed by a node
                 "timeIO": ("genet_node_disk_io_milliseconds", "Milliseconds a node's block device spent on I/O")}
 
 
+# inst-usage's per-instance figures (genet.inst_usage)
+INSTANCE_METRICS = {"cpu": ("genet_instance_cpu", "CPUs an instance's process kept busy over the inst-usage"
+                            " collector's interval"),
+                    "memory": ("genet_instance_memory_bytes", "Resident memory of an instance's process"),
+                    "disk": ("genet_instance_disk_bytes_per_second", "Bytes per second an instance's process read"
+                             " and wrote to storage"),
+                    "net": ("genet_instance_net_bytes_per_second", "Bytes per second through an instance's taps")}
+
+
 def collector_metrics(reports: dict):
     """The nodes' data collector reports ({node: {collector: report}}): a deactivated collector
     reports nowhere, so its metrics are absent."""
     load = GaugeMetricFamily("genet_node_cpu_load", "Busy share of a node's CPU (cpu total: all of them) over"
                              " the cpu-avg-load collector's interval", labels=["node", "cpu"])
     disks = {key: GaugeMetricFamily(name, text, labels=["node", "device"]) for key, (name, text) in DISK_METRICS.items()}
+    usage = {key: GaugeMetricFamily(name, text, labels=["node", "instance"])
+             for key, (name, text) in INSTANCE_METRICS.items()}
     seen = set()
     for node, found in sorted(reports.items()):
         for name, report in (found or {}).items():
@@ -93,10 +104,16 @@ def collector_metrics(reports: dict):
                 for device in data:
                     for key, family in disks.items():
                         family.add_metric([node, device["name"]], device[key])
+            elif name == "inst-usage":
+                for instance, measured in sorted(data["instances"].items()):
+                    for key, family in usage.items():
+                        family.add_metric([node, instance], measured[key])
     if "cpu-avg-load" in seen:
         yield load
     if "diskstats" in seen:
         yield from disks.values()
+    if "inst-usage" in seen:
+        yield from usage.values()
 
 
 class Metrics:

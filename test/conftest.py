@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+# test files that take minutes start first, so that the processes of `make check` (pytest-xdist,
+# a file per process) end about together instead of one of them starting the QA suite last
+SLOW_FIRST = ("test_qa_suite.py", "test_instances_mirror.py", "test_split_brain_vm.py", "test_rapi_ganeti_client.py",
+              "test_instances_drbd.py", "test_instances_kvm.py", "test_split_brain.py", "test_hbal_cluster.py")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))     # genet_dev: dev-cluster, test guest
 
 
@@ -21,3 +25,8 @@ def node_env(tmp_path, monkeypatch):
     monkeypatch.setenv("GENET_HOSTS", str(hosts))
     monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")
     return tmp_path
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: k for k, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

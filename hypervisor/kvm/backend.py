@@ -284,6 +284,19 @@ class KvmHypervisor(Hypervisor):
     def list_instances(self) -> list[str]:
         return names(self._run_root)
 
+    def usage_sources(self) -> dict[str, dict]:
+        """From the runtime records alone (no QMP), so measuring stays cheap."""
+        out = {}
+        for name in self.list_instances():
+            files = self._files(name)
+            try:
+                rt = files.load()
+            except HypervisorError:
+                continue
+            if rt is not None and process.alive(rt.pid, files.pidfile):
+                out[name] = {"pid": rt.pid, "taps": [e["tap"] for e in rt.layout.get("nics", []) if e.get("tap")]}
+        return out
+
     def node_info(self) -> dict:
         mem: dict[str, int] = {}
         with open("/proc/meminfo") as f:

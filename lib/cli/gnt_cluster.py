@@ -170,7 +170,8 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
                                  "interval": f"{c['auto_balance']['interval']} minutes",
                                  "threshold": c["auto_balance"]["threshold"],
                                  "max moves": c["auto_balance"]["max_moves"],
-                                 "max migrations": c["auto_balance"]["max_migrations"]}),
+                                 "max migrations": c["auto_balance"]["max_migrations"],
+                                 "by usage": c["auto_balance"]["usage"]}),
     ]
 
 

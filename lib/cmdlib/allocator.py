@@ -1,22 +1,19 @@
 """Which allocator places instances: the one asked for (-I), else the cluster's default
 (gnt-cluster modify -I), as Ganeti's CheckIAllocatorOrNode and GetDefaultIAllocator decide.
-
-genet runs no external allocator yet (issue 15): it answers to Ganeti's standard allocator's
-name only, with its built-in choice of the node with most free memory.
+``hail`` is genet's built-in; any other name is a program in the iallocator search path
+(genet.cmdlib.iallocator runs either).
 """
 from __future__ import annotations
 
 from genet import errors
+from genet.cmdlib import iallocator
 
-ALLOCATORS = ("hail",)
 DEFAULT_SHORTCUT = "."          # Ganeti's -I .: the cluster's default allocator
 
 
 def check_allocator(name: str | None) -> None:
-    if name is not None and name not in ALLOCATORS:
-        raise errors.OpPrereqError(f"iallocator {name!r} is not available: genet runs no external allocator and"
-                                   f" answers to {', '.join(ALLOCATORS)} only, with its built-in choice of the node"
-                                   " with most free memory", errors.ECode.INVAL)
+    if name is not None:
+        iallocator.check(name)
 
 
 def default_allocator(cfg) -> str:

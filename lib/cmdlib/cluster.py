@@ -11,8 +11,10 @@ from genet.cmdlib import cluster_features
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.cluster_master_ip import MasterIpChange, floating
 from genet.cmdlib.cluster_settings import checked_settings
+from genet.cmdlib.cluster_verify_policy import verify_n_plus_one, verify_policies
 from genet.cmdlib.cluster_verify_storage import verify_storage
 from genet.cmdlib.common import changed_ipolicy, check_beparams, check_hvparams, check_os, checked_ipolicy
+from genet.cmdlib.instance_policy import warn_of_new_violations
 from genet.hooks_runner import HKR_FAIL
 from genet.jobqueue import MAX_UNFINISHED
 from genet.noded import PROTOCOL_VERSION
@@ -183,7 +185,10 @@ class LUClusterVerify(EveryNodeLU):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
         reachable = {n: a for n, a in online.items() if not results[n].failed}
         self._verify_instances(data, reachable)
+        verify_policies(data, group, self._warning)
         verify_storage(self.rpc, data, reachable, self._error, self._warning)
+        if "nplusone_mem" not in self.op.skip_checks:
+            verify_n_plus_one(self.rpc, data, reachable, group, self.feedback, self._error)
         if group is not None:
             return {"ok": not self.problems, "errors": self.problems}
         if floating(data) and not master_ip.is_local(data.cluster["master_ip"], master_ip.run):
@@ -320,7 +325,9 @@ class LUClusterSetParams(LogicalUnit):
             self.values["os_hvp"] = os_hvp
         if op.ipolicy:
             self.values["ipolicy"] = changed_ipolicy(cluster.ipolicy, params.ipolicy(data), op.ipolicy)
-            checked_ipolicy(params.ipolicy(data.replace(cluster=cluster.replace(ipolicy=self.values["ipolicy"]))))
+            after = data.replace(cluster=cluster.replace(ipolicy=self.values["ipolicy"]))
+            checked_ipolicy(params.ipolicy(after))
+            warn_of_new_violations(self, data, after)
         for key in ("hidden_os", "blacklisted_os"):
             if getattr(op, key):
                 names = list(cluster[key])

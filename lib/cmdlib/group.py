@@ -14,6 +14,7 @@ import uuid as uuidlib
 from genet import errors, network_pool, opcodes, params
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import changed_ipolicy, checked_ipolicy
+from genet.cmdlib.instance_policy import warn_of_new_violations
 
 DEFAULT_ALLOC_POLICY = "preferred"
 
@@ -169,7 +170,11 @@ class LUGroupSetParams(LogicalUnit):
             raise errors.OpPrereqError(f"no changes requested: give at least one of {', '.join(settings)}",
                                        errors.ECode.INVAL)
         if op.ipolicy is not None:
-            self.ipolicy = self.cfg.read(lambda d: group_ipolicy(d, d.nodegroups[self.group_uuid], op.ipolicy))
+            data = self.cfg.snapshot()
+            group = data.nodegroups[self.group_uuid]
+            self.ipolicy = group_ipolicy(data, group, op.ipolicy)
+            warn_of_new_violations(self, data, data.replace(
+                nodegroups={**data.nodegroups, self.group_uuid: group.replace(ipolicy=self.ipolicy)}))
 
     def exec(self):
         op = self.op

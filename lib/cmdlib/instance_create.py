@@ -6,6 +6,7 @@ import time
 import uuid as uuidlib
 
 from genet import errors, opcodes, params
+from genet.cmdlib import iallocator
 from genet.cmdlib.allocator import allocator_or_nodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_name_and_ip, check_node_online,
@@ -13,9 +14,11 @@ from genet.cmdlib.common import (applied, check_beparams, check_hvparams, check_
 from genet.cmdlib.disks import (assemble_disks, give_logical_ids, remove_all_disks, remove_disks, wait_for_sync,
                                 wipe_disks)
 from genet.cmdlib.hooks_env import instance_env_of
+from genet.cmdlib.instance_policy import check_allocation
 from genet.cmdlib.nics import NAME_RE, make_nics, release_nic_ips, reserve_nic_ips
 from genet.cmdlib.instance_ops import script_osparams
 from genet.cmdlib.power import start_instance
+from genet.ipolicy import InstanceSpec
 from genet.locking import Level
 from genet.objects import Instance
 from genet.storage import base as storage
@@ -133,7 +136,7 @@ class LUInstanceCreate(LogicalUnit):
                   "hvparams": self.hvparams}
         self.beparams = check_beparams(params.beparams(data, wanted))
         check_hvparams(self.hypervisor, params.hvparams(data, wanted))
-        allocator_or_nodes(self, op.iallocator, self.wanted_pnode)
+        self.allocator = allocator_or_nodes(self, op.iallocator, self.wanted_pnode)
         self.mirrored = storage.get(op.disk_template).mirrored
         snode = self.wanted_snode
         if snode and not self.mirrored:
@@ -147,9 +150,11 @@ class LUInstanceCreate(LogicalUnit):
         check_name_and_ip(op.instance_name, op.name_check, op.ip_check)
         check_unsupported(op)
         self.group = self._group(data)
-        self.pnode = self.wanted_pnode or self._allocate(data)
-        if self.mirrored and not snode:      # the secondary: where a failover would take it
-            snode = self._allocate(data, exclude=self.pnode)
+        if self.allocator:
+            chosen = self._allocate(data, req)
+            self.pnode, snode = chosen[0], (chosen[1] if len(chosen) > 1 else None)
+        else:
+            self.pnode = self.wanted_pnode
         self.snode = snode
         if snode:
             if snode == self.pnode:
@@ -161,6 +166,7 @@ class LUInstanceCreate(LogicalUnit):
         node = check_node_online(self, self.pnode)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"node {self.pnode} is not vm capable", errors.ECode.WRONG_STATE)
+        check_allocation(self, data, self.pnode, [self._spec()], op.ignore_ipolicy)
         self.script_params = script_osparams(req["osparams"], op.osparams_private, op.osparams_secret)
         check_os(self, self.pnode, self.os, self.script_params)
         free = free_memory(self, self.pnode, self.hypervisor)
@@ -168,6 +174,15 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.OpPrereqError(f"not enough memory on node {self.pnode} for instance"
                                        f" {op.instance_name}: needed {self.beparams['maxmem']} MiB,"
                                        f" free {free} MiB", errors.ECode.NORES)
+
+    def _spec(self) -> InstanceSpec:
+        """What the instance policy bounds of the new instance (an adopted volume's size is not
+        known yet: not checked)."""
+        disks = self.req["disks"]
+        return InstanceSpec(memory=self.beparams["maxmem"], cpus=self.beparams["vcpus"],
+                            disk_sizes=tuple(disk.get("size") for disk in disks), nic_count=len(self.nics),
+                            spindle_use=self.beparams["spindle_use"],
+                            disk_templates=(self.op.disk_template,) * len(disks))
 
     def _identify_defaults(self, data, req: dict) -> None:
         """Ganeti's --identify-defaults: a backend or hypervisor parameter equal to what the
@@ -219,25 +234,19 @@ class LUInstanceCreate(LogicalUnit):
                                            errors.ECode.INVAL)
         return uuid
 
-    def _allocate(self, data: dict, exclude: str | None = None) -> str:
-        """The online vm-capable node (not ``exclude``, the primary when choosing the secondary;
-        in the group asked for) with the most free memory that can hold the instance."""
-        nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
-                 if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] != exclude
-                 and self.group in (None, n["group"])}
-        results = self.rpc.hv_node_info.on(nodes, self.hypervisor)
-        free = {name: res.payload["memory_free"] for name, res in results.items() if not res.failed}
-        if not free:
-            where = f" in node group {self.op.group_name}" if self.group else ""
-            raise errors.OpPrereqError(f"no vm-capable node{where} other than {exclude} is reachable for the"
-                                       f" secondary copy of {self.op.instance_name}" if exclude else
-                                       f"no vm-capable node{where} is reachable", errors.ECode.NORES)
-        best = max(sorted(free), key=lambda n: free[n])
-        if free[best] < self.beparams["maxmem"]:
-            raise errors.OpPrereqError(f"no node has {self.beparams['maxmem']} MiB free for instance"
-                                       f" {self.op.instance_name} (most free: {best}, {free[best]} MiB)",
-                                       errors.ECode.NORES)
-        return best
+    def _allocate(self, data, req: dict) -> list[str]:
+        """The nodes the allocator chooses (Ganeti's allocate request), logged as Ganeti logs them."""
+        op = self.op
+        request = {"type": "allocate", **iallocator.new_instance(
+            op.instance_name, op.disk_template, req["disks"], req["nics"], int(self.beparams["maxmem"]),
+            int(self.beparams["vcpus"]), int(self.beparams.get("spindle_use", 1)), self.os, self.hypervisor,
+            req["tags"])}
+        if self.group is not None:
+            request["group_name"] = op.group_name
+        chosen = iallocator.allocate(self, self.allocator, data, request)
+        self.feedback(f"Selected nodes for instance {op.instance_name} via iallocator {self.allocator}:"
+                      f" {', '.join(chosen)}")
+        return chosen
 
     def exec(self):
         op = self.op

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 
-from genet import errors, opcodes
+from genet import errors, ipolicy, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import InstanceLU, check_node_online, instance_of, is_running, storage_params
 from genet.cmdlib.disks import (assemble_disks, disk_status, give_logical_ids, shutdown_disks, wait_for_sync,
                                 wipe_disks)
+from genet.cmdlib.instance_policy import group_policy, refuse_or_warn
 from genet.locking import ALL_SET, Level
 from genet.storage import base as storage
 
@@ -32,6 +33,20 @@ class LUInstanceGrowDisk(InstanceLU):
         if self.new_size <= old:
             raise errors.OpPrereqError(f"disk {self.op.disk} of {self.inst['name']} has {old} MiB; the new size"
                                        f" {self.new_size} MiB would not grow it", errors.ECode.INVAL)
+        self._check_policy()
+
+    def _check_policy(self) -> None:
+        """Ganeti's: the grown disk (with the others, their count and template) meets the policy
+        of the primary node's group; --ignore-ipolicy makes a violation a warning."""
+        inst = self.inst
+        data = self.cfg.snapshot()
+        sizes = tuple(self.new_size if index == self.op.disk else disk["size"] for index, disk in enumerate(inst.disks))
+        policy = group_policy(data, data.nodes[inst.primary_node]["group"])
+        found = ipolicy.violations(policy, ipolicy.InstanceSpec(disk_sizes=sizes,
+                                                                disk_templates=(inst.disk_template,) * len(sizes)))
+        if found:
+            refuse_or_warn(self, f"Growing disk {self.op.disk} violates policy: {ipolicy.comma_join(found)}",
+                           self.op.ignore_ipolicy)
 
     def exec(self):
         inst, index = self.inst, self.op.disk

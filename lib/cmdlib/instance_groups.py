@@ -1,8 +1,8 @@
 """Moving instances to the nodes of other node groups (gnt-instance change-group, gnt-group
 evacuate), as Ganeti does: the LU plans each instance's moves and submits them as one job per
 instance; its result names those jobs, ``{"jobs": [[true, JOB_ID], ...]}``, which the CLI then
-follows. Without an external allocator the target is the node with most free memory, as
-genet's create picks it.
+follows. The allocator (-I, else the cluster's default) picks the nodes in the target groups
+for each instance, with the moves planned before it counted.
 
 The moves per disk template: shared disks (diskless, sharedfile) migrate a running instance
 and fail a stopped one over; local disks (file, plain) migrate live with their disks, and a
@@ -13,6 +13,7 @@ then the copy left behind goes to a second node of the target group (Ganeti's ch
 from __future__ import annotations
 
 from genet import errors, opcodes, params
+from genet.cmdlib import iallocator
 from genet.cmdlib.allocator import allocator
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import instance_of, refuse_forthcoming
@@ -23,47 +24,37 @@ from genet.storage import base as storage
 
 
 class GroupPlanner:
-    """The online vm-capable nodes of the target groups and their free memory, less what the
-    moves planned so far take (so the instances of one evacuation spread out)."""
+    """The online vm-capable nodes of the target groups, and the allocator that places each
+    instance on them; the memory the moves planned so far take is counted (so the instances of
+    one evacuation spread out)."""
 
-    def __init__(self, lu: LogicalUnit, leaving: set[str], wanted: list[str], what: str):
+    def __init__(self, lu: LogicalUnit, leaving: set[str], wanted: list[str], what: str, name: str):
         data = lu.cfg.snapshot()
         if wanted:
-            targets = {group_by_name(data, name)["uuid"]: name for name in wanted}
-            for uuid, name in targets.items():
+            targets = {group_by_name(data, group)["uuid"]: group for group in wanted}
+            for uuid, group in targets.items():
                 if uuid in leaving:
-                    raise errors.OpPrereqError(f"node group {name} cannot be a target: {what} leaves it",
+                    raise errors.OpPrereqError(f"node group {group} cannot be a target: {what} leaves it",
                                                errors.ECode.INVAL)
         else:
             targets = {uuid: g["name"] for uuid, g in data.nodegroups.items() if uuid not in leaving}
         self.targets = sorted(targets)       # the target groups' UUIDs
-        self.nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
-                      if n["group"] in targets and n["vm_capable"] and not n["offline"] and not n["drained"]}
+        self.nodes = sorted(n["name"] for n in data.nodes.values()
+                            if n["group"] in targets and n["vm_capable"] and not n["offline"] and not n["drained"])
         if not self.nodes:
             raise errors.OpPrereqError(f"no online vm-capable node in the target groups"
                                        f" ({', '.join(sorted(targets.values())) or 'none'})", errors.ECode.NORES)
-        self.lu = lu
-        self._free: dict[str, dict[str, int]] = {}        # per hypervisor
+        self.lu, self.name = lu, name
+        self.reserved: dict[str, int] = {}
 
-    def free(self, hypervisor: str) -> dict[str, int]:
-        if hypervisor not in self._free:
-            results = self.lu.rpc.hv_node_info.on(self.nodes, hypervisor)
-            self._free[hypervisor] = {name: int(res.payload["memory_free"]) for name, res in results.items()
-                                      if not res.failed}
-        return self._free[hypervisor]
-
-    def pick(self, inst, runs: bool, exclude: frozenset[str]) -> str:
-        """The node (not in ``exclude``) with most free memory; one the instance will run on
-        must have its maxmem free."""
-        free = self.free(inst.hypervisor)
-        need = inst.beparams["maxmem"] if runs else 0
-        fitting = [name for name in sorted(free) if name not in exclude and free[name] >= need]
-        if not fitting:
-            raise errors.OpPrereqError(f"no node of the target groups other than {', '.join(sorted(exclude))}"
-                                       f" can take instance {inst.name} ({need} MiB free needed)", errors.ECode.NORES)
-        best = max(fitting, key=lambda name: free[name])
-        free[best] -= need
-        return best
+    def pick(self, inst, runs: bool, exclude: frozenset[str], count: int = 1) -> list[str]:
+        """``count`` nodes (primary first, not in ``exclude``) the allocator places the instance on."""
+        data = self.lu.cfg.snapshot()
+        candidates = [n for n in self.nodes if n not in exclude]
+        chosen = iallocator.place_existing(self.lu, self.name, data, inst, candidates, count, self.reserved)
+        if runs:
+            self.reserved[chosen[0]] = self.reserved.get(chosen[0], 0) + int(inst.beparams["maxmem"])
+        return chosen
 
 
 def instance_groups(data, inst) -> set[str]:
@@ -91,9 +82,8 @@ def moves(inst, planner: GroupPlanner, force_failover: bool, early_release: bool
                                    errors.ECode.WRONG_STATE)
     here = frozenset(inst.all_nodes)
     if not template.mirrored:
-        return [go(planner.pick(inst, runs, here))]
-    first = planner.pick(inst, runs, here)
-    second = planner.pick(inst, False, here | {first})
+        return [go(planner.pick(inst, runs, here)[0])]
+    first, second = planner.pick(inst, runs, here, 2)
 
     def secondary(node: str) -> opcodes.OpCode:
         return opcodes.OpInstanceReplaceDisks(instance_name=name, mode="replace_new_secondary", remote_node=node,
@@ -130,7 +120,7 @@ class LUInstanceChangeGroup(LogicalUnit):
         return [self.master_node()], [self.master_node()]
 
     def expand_names(self):
-        allocator(self, self.op.iallocator)
+        self.allocator = allocator(self, self.op.iallocator)
         instance_of(self, self.op.instance_name)
         self.needed_locks[Level.INSTANCE] = [self.op.instance_name]
         self.share_locks[Level.INSTANCE] = True
@@ -139,7 +129,8 @@ class LUInstanceChangeGroup(LogicalUnit):
     def check_prereq(self):
         inst = self.inst = instance_of(self, self.op.instance_name)
         leaving = self.cfg.read(lambda d: instance_groups(d, inst))
-        planner = self.planner = GroupPlanner(self, leaving, self.op.target_groups, f"instance {inst.name}")
+        planner = self.planner = GroupPlanner(self, leaving, self.op.target_groups, f"instance {inst.name}",
+                                              self.allocator)
         self.jobs = [moves(inst, planner, False, self.op.early_release)]
 
     def exec(self):
@@ -162,7 +153,7 @@ class LUGroupEvacuate(LogicalUnit):
         return nodes, nodes
 
     def expand_names(self):
-        allocator(self, self.op.iallocator)
+        self.allocator = allocator(self, self.op.iallocator)
         self.group = self.cfg.read(lambda d: group_by_name(d, self.op.group_name))
         self.needed_locks[Level.INSTANCE] = ALL_SET
         self.share_locks[Level.INSTANCE] = True
@@ -178,7 +169,8 @@ class LUGroupEvacuate(LogicalUnit):
         self.jobs, self.targets = [], []
         if not instances:
             return
-        planner = GroupPlanner(self, {uuid}, self.op.target_groups, f"the evacuation of {self.op.group_name}")
+        planner = GroupPlanner(self, {uuid}, self.op.target_groups, f"the evacuation of {self.op.group_name}",
+                               self.allocator)
         self.targets = planner.targets
         self.jobs = [moves(inst, planner, self.op.force_failover, self.op.early_release) for inst in instances]
 

@@ -9,9 +9,11 @@ from genet.cmdlib.common import (InstanceLU, check_beparams, check_hvparams, ins
 from genet.cmdlib.instance_create import check_file_options
 from genet.cmdlib.instance_state import OsChange, StateChange
 from genet.cmdlib.hooks_env import instance_env
+from genet.cmdlib.instance_policy import check_allocation, check_target_node, check_template_allowed
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, give_logical_ids, remove_all_disks, shutdown_disks,
                                 wait_for_sync, wipe_disks)
 from genet.cmdlib.nics import make_nics, release_nic_ips, reserve_nic_ips
+from genet.ipolicy import InstanceSpec
 from genet.locking import Level
 from genet.storage import base as storage
 
@@ -89,6 +91,31 @@ class LUInstanceSetParams(InstanceLU):
                 self.nics_after.append(next(added))
             else:
                 self.nics_after.pop(index)
+        self._check_policy()
+
+    def _check_policy(self) -> None:
+        """Ganeti's: the instance as it will be meets its group's policy, with its maxmem and with
+        its minmem; a conversion's new template must be allowed there, and its new secondary
+        node, in another group, meet that group's policy."""
+        op, inst = self.op, self.inst
+        data = self.cfg.snapshot()
+        primary = op.pnode or inst.primary_node
+        if op.disk_template:
+            if op.remote_node and storage.TEMPLATES.cls(op.disk_template).mirrored:
+                check_target_node(self, data, inst, op.remote_node, op.ignore_ipolicy)
+            check_template_allowed(data, primary, op.disk_template)
+        sizes = [disk["size"] for disk in inst.disks]
+        for action, index, spec in op.disks:
+            if action == "add":
+                sizes.append(spec["size"])
+            else:
+                sizes.pop(index)
+        template = op.disk_template or inst.disk_template
+        be = self.changed_beparams
+        specs = [InstanceSpec(memory=be[memory], cpus=be["vcpus"], disk_sizes=tuple(sizes),
+                              nic_count=len(self.nics_after), spindle_use=be["spindle_use"],
+                              disk_templates=(template,) * len(sizes)) for memory in ("maxmem", "minmem")]
+        check_allocation(self, data, primary, specs, op.ignore_ipolicy)
 
     def _check_mirrored_changes(self) -> None:
         """A mirrored disk is added or removed on both nodes, as a raw image."""

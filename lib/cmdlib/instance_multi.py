@@ -1,10 +1,12 @@
 """Creating several instances at once (gnt-instance batch-create, RAPI instances-multi-alloc),
 as Ganeti's OpInstanceMultiAlloc: the nodes of the instances that name none are chosen
-together (most free memory, less what the instances before took), then each instance is
-created by a job of its own. An instance no node can take is listed as failed, not created."""
+together by the allocator (one multi-allocate request: each instance placed on the cluster as
+the ones before it left it), then each instance is created by a job of its own. An instance
+the allocator cannot place is listed as failed, not created."""
 from __future__ import annotations
 
 from genet import errors, opcodes, params
+from genet.cmdlib import iallocator
 from genet.cmdlib.allocator import allocator, check_allocator
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.group import group_by_name
@@ -14,6 +16,7 @@ from genet.storage import base as storage
 
 
 def _mirrored(request: dict) -> bool:
+    """Whether the request's template keeps a second copy (it then needs a secondary node)."""
     try:
         return storage.TEMPLATES.cls(request["disk_template"]).mirrored
     except LookupError:
@@ -43,7 +46,7 @@ class LUInstanceMultiAlloc(LogicalUnit):
             raise errors.OpPrereqError(f"There are duplicate instance names: {', '.join(twice)}", errors.ECode.INVAL)
         self.allocate = not any(given)
         if self.allocate:
-            allocator(self, op.iallocator)
+            self.iallocator = allocator(self, op.iallocator)
         else:
             check_allocator(op.iallocator)
         self.needed_locks[Level.NODE] = []        # only the nodes' memory is read; the creations lock
@@ -53,40 +56,30 @@ class LUInstanceMultiAlloc(LogicalUnit):
         self.failed: list[str] = []
         if self.allocate:
             data = self.cfg.snapshot()
-            free: dict[str, dict[str, int]] = {}
+            placed, failed = iallocator.allocate(self, self.iallocator, data, {
+                "type": "multi-allocate", "instances": [self._described(data, r) for r in self.requests]})
+            nodes = dict((name, chosen) for name, chosen in placed)
             for request in self.requests:
-                if not self._place(data, request, free):
-                    self.failed.append(request["instance_name"])
+                if request["instance_name"] in nodes:
+                    request["pnode"] = ":".join(nodes[request["instance_name"]])
+            self.failed = [name for name, _ in failed]
 
-    def _place(self, data, request: dict, free: dict[str, dict[str, int]]) -> bool:
-        """Set the request's nodes: most free memory among the online vm-capable nodes (of its
-        group, if it names one), the memory it needs taken off; False if none can take it."""
+    def _described(self, data, request: dict) -> dict:
+        """One instance of the multi-allocate request."""
         hypervisor = request.get("hypervisor") or data.cluster["enabled_hypervisors"][0]
         wanted = {"hypervisor": hypervisor, "os": request.get("os_type") or "noop",
                   "beparams": params.normalised_beparams(request.get("beparams") or {})}
-        need = params.beparams(data, wanted)["maxmem"]
-        group = group_by_name(data, request["group_name"])["uuid"] if request.get("group_name") else None
-        if hypervisor not in free:
-            nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
-                     if n["vm_capable"] and not n["offline"] and not n["drained"]}
-            results = self.rpc.hv_node_info.on(nodes, hypervisor)
-            free[hypervisor] = {name: int(res.payload["memory_free"]) for name, res in results.items()
-                                if not res.failed}
-        room = free[hypervisor]
-        fitting = sorted((name for name in room if room[name] >= need and group in (None, data.nodes[name]["group"])),
-                         key=lambda name: (-room[name], name))
-        count = 2 if _mirrored(request) else 1
-        if len(fitting) < count:
-            return False
-        chosen = fitting[:count]
-        for name in chosen:
-            room[name] -= need
-        request["pnode"] = ":".join(chosen)
-        return True
+        be = params.beparams(data, wanted)
+        out = iallocator.new_instance(request["instance_name"], request["disk_template"], request.get("disks") or [],
+                                      request.get("nics") or [], int(be["maxmem"]), int(be["vcpus"]),
+                                      int(be.get("spindle_use", 1)), wanted["os"], hypervisor, request.get("tags") or [])
+        if request.get("group_name"):
+            group_by_name(data, request["group_name"])
+        return out
 
     def exec(self):
         placed = [request for request in self.requests if request["instance_name"] not in self.failed]
         for name in self.failed:
-            self.feedback(f"Warning: no node can take instance {name}; it is not created")
+            self.feedback(f"Warning: the allocator could not place instance {name}; it is not created")
         result = submit(self, [[opcodes.OpInstanceCreate(**request)] for request in placed])
         return {**result, "allocatable": [request["instance_name"] for request in placed], "failed": self.failed}

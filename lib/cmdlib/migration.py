@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from genet import errors, opcodes, params
+from genet.cmdlib import iallocator
 from genet.cmdlib.allocator import DEFAULT_SHORTCUT, allocator_or_nodes, check_allocator
 from genet.cmdlib.backup import check_compression
 from genet.cmdlib.base import LogicalUnit
@@ -15,6 +16,7 @@ from genet.cmdlib.cluster import online_nodes
 from genet.cmdlib.common import free_memory, instance_of, node_address, refuse_forthcoming, storage_params
 from genet.cmdlib.disks import assemble_disks
 from genet.cmdlib.hooks_env import instance_env
+from genet.cmdlib.instance_policy import check_target_node
 from genet.cmdlib.power import start_instance, stop_instance
 from genet.cmdlib.replace_disks import replace_mirror
 from genet.locking import ALL_SET, Level
@@ -34,11 +36,16 @@ class NotRunning(errors.OpPrereqError):
 
 
 def choose_target(lu: LogicalUnit, inst: dict, exclude: set[str], reserved: dict[str, int]) -> str:
-    """The online vm-capable node (not in ``exclude``) with the most free memory that fits,
-    counting memory ``reserved`` by moves planned before this one."""
+    """The online vm-capable node (not in ``exclude``) the allocator chooses for the instance
+    (the one asked for with -I, else the cluster's default), counting memory ``reserved`` by
+    moves planned before this one; without any allocator, the one with most free memory."""
     data = lu.cfg.snapshot()
     nodes = {n["name"]: n["primary_ip"] for n in data.nodes.values()
              if n["vm_capable"] and not n["offline"] and not n["drained"] and n["name"] not in exclude}
+    asked = getattr(lu.op, "iallocator", None)
+    name = data.cluster["default_iallocator"] if asked in (None, DEFAULT_SHORTCUT) else asked
+    if name:
+        return iallocator.place_existing(lu, name, data, inst, sorted(nodes), 1, reserved)[0]
     results = lu.rpc.hv_node_info.on(nodes, inst.hypervisor)
     free = {n: r.payload["memory_free"] - reserved.get(n, 0) for n, r in results.items() if not r.failed}
     fitting = [n for n in sorted(free) if free[n] >= inst.beparams["maxmem"]]
@@ -105,6 +112,7 @@ class MovePlan:
             raise errors.OpPrereqError(f"target node {self.target} is offline", errors.ECode.WRONG_STATE)
         if not node["vm_capable"]:
             raise errors.OpPrereqError(f"target node {self.target} is not vm capable", errors.ECode.WRONG_STATE)
+        check_target_node(lu, lu.cfg.snapshot(), inst, self.target, getattr(lu.op, "ignore_ipolicy", False))
         self.source_unreachable = False
         try:
             self.running = not self.source_offline and self._source_state() == "running"
@@ -663,6 +671,7 @@ class LUInstanceMove(LogicalUnit):
         if self.node(inst.primary_node)["offline"]:
             raise errors.OpPrereqError(f"the primary node {inst['primary_node']} is offline: its disks cannot be"
                                        " copied", errors.ECode.WRONG_STATE)
+        check_target_node(self, self.cfg.snapshot(), inst, target["name"], self.op.ignore_ipolicy)
         if inst.admin_state == "up":
             free = free_memory(self, target["name"], inst.hypervisor)
             if free < inst.beparams["maxmem"]:

@@ -7,6 +7,7 @@ import time
 from genet import errors, opcodes
 from genet.cmdlib.base import LogicalUnit
 from genet.cmdlib.common import InstanceLU, check_node_online, instance_of, is_running, storage_params
+from genet.cmdlib.instance_policy import check_target_node
 from genet.cmdlib.disks import (assemble_disks, create_disk_on, disk_status, each_disk, give_logical_ids, remove_disks,
                                 shutdown_disks, wait_for_sync)
 from genet.locking import Level
@@ -63,9 +64,10 @@ def _move_secondary(lu: LogicalUnit, inst: dict, remote_node: str | None) -> lis
     sp = storage_params(lu)
     old = inst.secondary_nodes[0]
     new = remote_node
-    if new is None:
-        from genet.cmdlib.migration import choose_target
-        new = choose_target(lu, inst, {inst.primary_node, old}, {})
+    if new is None:      # Ganeti's relocate request: the allocator picks the new secondary
+        from genet.cmdlib import iallocator
+        from genet.cmdlib.allocator import allocator
+        new = iallocator.relocate(lu, allocator(lu, lu.op.iallocator), lu.cfg.snapshot(), inst, old)
     disks = [dict(d) for d in inst.disks]
     moved = inst.replace(secondary_nodes=[new], disks=disks)
     give_logical_ids(lu, moved)
@@ -203,6 +205,7 @@ class LUInstanceReplaceDisks(InstanceLU):
                                            errors.ECode.INVAL)
             if not node["vm_capable"]:
                 raise errors.OpPrereqError(f"node {remote} is not vm capable", errors.ECode.WRONG_STATE)
+            check_target_node(self, self.cfg.snapshot(), inst, remote, self.op.ignore_ipolicy)
 
     def exec(self):
         return replace_mirror(self, self.inst, self.op.mode, self.op.remote_node, self.op.disks)

@@ -6,13 +6,12 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import time
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from genet import errors, opcodes
+from genet.cmdlib import iallocator
 from genet.cmdlib.base import LogicalUnit
 from genet.locking import Level
 from genet.opcodes.test import (ELOG_JQUEUE_TEST, JQT_EXEC, JQT_EXPANDNAMES, JQT_LOGMSG, JQT_MSGPREFIX,
@@ -21,11 +20,6 @@ from genet.opcodes.test import (ELOG_JQUEUE_TEST, JQT_EXEC, JQT_EXPANDNAMES, JQT
 ELOG_DELAY_TEST = "delay-test"          # Ganeti's log type: a socket to interrupt the delay on
 CLIENT_CONNECT_TIMEOUT = 20.0           # test-jobqueue's client connects within (Ganeti's)
 CLIENT_CONFIRM_TIMEOUT = 60.0
-# where allocators are looked for: genet's own folder, then Ganeti's default search path
-IALLOCATOR_SEARCH_PATH = ("/usr/lib/genet/iallocators", "/usr/local/lib/ganeti/iallocators",
-                          "/usr/lib/ganeti/iallocators", "/usr/share/ganeti/iallocators",
-                          "/usr/local/share/ganeti/iallocators")
-IALLOCATOR_VERSION = 2
 
 
 @contextlib.contextmanager
@@ -159,15 +153,10 @@ class LUTestOsParams(LogicalUnit):
         self.feedback(f"Secret OS parameters: {self.op.osparams_secret}")
 
 
-def find_allocator(name: str, search_path: tuple[str, ...] = IALLOCATOR_SEARCH_PATH) -> Path | None:
-    """The allocator program ``name`` (a path, or a name in the search path), if it is executable."""
-    candidates = [Path(name)] if os.path.isabs(name) else [Path(folder) / name for folder in search_path]
-    return next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
-
-
 class LUTestAllocator(LogicalUnit):
     """Build an iallocator request as Ganeti's doc/iallocator.rst describes it and show it (direction
-    in), or run the named allocator program on it and show its answer (direction out)."""
+    in), or run the named allocator (genet's built-in hail or a program) on it and show its answer
+    (direction out)."""
     OPCODE = opcodes.OpTestAllocator
     REQ_BGL = False
 
@@ -192,48 +181,16 @@ class LUTestAllocator(LogicalUnit):
         if op.direction == "out":
             if op.iallocator is None:
                 raise errors.OpPrereqError("Missing allocator name", errors.ECode.INVAL)
-            self.program = find_allocator(op.iallocator)
-            if self.program is None:
-                raise errors.OpPrereqError(
-                    f"allocator {op.iallocator!r} not found: no executable of that name in"
-                    f" {', '.join(IALLOCATOR_SEARCH_PATH)} (genet has no built-in allocator yet)", errors.ECode.NOENT)
+            iallocator.check(op.iallocator)
 
     def exec(self):
-        text = json.dumps(self.request(self.cfg.snapshot(), self._live_nodes), sort_keys=True, indent=2)
+        data = self.cfg.snapshot()
+        msg = iallocator.message(self, data, self._request_part(data))
         if self.op.direction == "in":
-            return text
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="genet-ialloc-") as request:
-            request.write(text)
-            request.flush()
-            done = subprocess.run([str(self.program), request.name], capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise errors.OpExecError(f"allocator {self.op.iallocator} failed (exit {done.returncode}):"
-                                     f" {(done.stderr or done.stdout).strip()}")
-        return done.stdout
+            return json.dumps(msg, sort_keys=True, indent=2)
+        return json.dumps(iallocator.run(self.op.iallocator, msg))
 
-    def _live_nodes(self, nodes: dict[str, str]) -> dict[str, dict | None]:
-        results = self.rpc.node_info.on(nodes)
-        return {name: None if res.failed else res.payload for name, res in results.items()}
-
-    def request(self, data: dict, live: Callable[[dict[str, str]], dict]) -> dict:
-        """The whole input message: the cluster as the allocator sees it and the request."""
-        cluster = data.cluster
-        asked = {n["name"]: n["primary_ip"] for n in data.nodes.values()
-                 if not n["offline"] and not n["drained"] and n["vm_capable"]}
-        reports = live(asked) if asked else {}
-        return {
-            "version": IALLOCATOR_VERSION, "cluster_name": cluster["cluster_name"],
-            "cluster_tags": list(cluster.get("tags", [])),
-            "enabled_hypervisors": list(cluster["enabled_hypervisors"]), "ipolicy": {},
-            "nodegroups": {u: {"name": g["name"], "alloc_policy": g["alloc_policy"], "networks": list(g["networks"]),
-                               "ipolicy": g["ipolicy"], "tags": list(g["tags"])}
-                           for u, g in data.nodegroups.items()},
-            "nodes": {n["name"]: _node_entry(data, n, reports.get(n["name"])) for n in data.nodes.values()},
-            "instances": {i["name"]: _instance_entry(i) for i in data.instances.values()},
-            "request": self._request_part(data),
-        }
-
-    def _request_part(self, data: dict) -> dict:
+    def _request_part(self, data) -> dict:
         op = self.op
         if op.mode in ("change-group", "node-evacuate"):
             part = {"type": op.mode, "instances": list(op.instances)}
@@ -247,34 +204,12 @@ class LUTestAllocator(LogicalUnit):
                     "relocate_from": list(inst["secondary_nodes"]) or [inst["primary_node"]]}
         hypervisor = op.hypervisor or data.cluster["enabled_hypervisors"][0]
         one = {"name": op.name, "disks": list(op.disks), "nics": list(op.nics), "vcpus": op.vcpus,
-               "memory": op.memory, "spindle_use": op.spindle_use, "disk_template": op.disk_template,
+               "memory": op.memory, "spindle_use": op.spindle_use,
+               "disk_template": iallocator.ganeti_template(op.disk_template),
                "os": op.os, "tags": list(op.tags), "hypervisor": hypervisor,
-               "required_nodes": 2 if op.disk_template in ("drbd", "mirror") else 1,
+               "required_nodes": iallocator.required_nodes(op.disk_template),
                "disk_space_total": sum(d["size"] for d in op.disks)}
         if op.mode == "allocate":
             return {"type": "allocate", **one}
         return {"type": "multi-allocate",
                 "instances": [{**one, "name": f"{op.name}{i}"} for i in range(op.count)]}
-
-
-def _node_entry(data: dict, node: dict, report: dict | None) -> dict:
-    entry = {"primary_ip": node["primary_ip"], "secondary_ip": node["secondary_ip"], "tags": list(node["tags"]),
-             "master_candidate": node["master_candidate"], "drained": node["drained"], "offline": node["offline"],
-             "master_capable": node["master_capable"], "vm_capable": node["vm_capable"], "group": node["group"]}
-    if report is not None:
-        primaries = [i for i in data.instances.values() if i["primary_node"] == node["name"]]
-        memory = lambda i: int(i["beparams"].get("maxmem", data.cluster["beparams"].get("maxmem", 128)))  # noqa: E731
-        entry.update(total_memory=report["mtotal"], free_memory=report["mfree"], total_disk=report["dtotal"],
-                     free_disk=report["dfree"], total_cpus=report["ctotal"],
-                     i_pri_memory=sum(memory(i) for i in primaries),
-                     i_pri_up_memory=sum(memory(i) for i in primaries if i["admin_state"] == "up"))
-    return entry
-
-
-def _instance_entry(inst: dict) -> dict:
-    return {"disks": [{"size": d["size"], "mode": d.get("mode", "rw")} for d in inst["disks"]],
-            "nics": [{"mac": n.get("mac"), "ip": n.get("ip"), "bridge": n.get("link")} for n in inst["nics"]],
-            "disk_template": inst["disk_template"], "os": inst["os"], "tags": list(inst["tags"]),
-            "hypervisor": inst["hypervisor"], "admin_state": inst["admin_state"],
-            "memory": inst["beparams"].get("maxmem"), "vcpus": inst["beparams"].get("vcpus"),
-            "nodes": [inst["primary_node"], *inst["secondary_nodes"]]}

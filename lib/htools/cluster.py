@@ -108,10 +108,16 @@ class Instance:
     spindles: int | None = None     # disk spindles (exclusive storage), None when unknown
     forthcoming: bool = False
     util: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)   # cpu, mem, disk, net load
+    disks: list[tuple[int, int | None]] | None = None   # (size, spindles) each; None: one disk of dsk
+    nics: list[str | None] = field(default_factory=list)   # the network each NIC is on, if any
 
     @property
     def mirror(self) -> str:
         return TEMPLATES[self.template][0]
+
+    @property
+    def disk_list(self) -> list[tuple[int, int | None]]:
+        return self.disks if self.disks is not None else [(self.dsk, self.spindles)]
 
 
 @dataclass
@@ -122,3 +128,4 @@ class ClusterData:
     tags: list[str] = field(default_factory=list)
     ipolicy: IPolicy = field(default_factory=default_ipolicy)
     hypervisor: str | None = None       # the cluster's (live backends); a text file does not say
+    measured: object | None = None      # hbal --mond's loads (genet.htools.mond.Loads), read with the rest

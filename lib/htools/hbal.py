@@ -19,7 +19,8 @@ OPTION_NAMES = ["print_nodes", "print_instances", "print_commands", "text_data",
                 "restricted_migration", "master", "luxi", "exec", "first_job_group", "reason", "group",
                 "max_length", "verbose", "quiet", "offline", "static_kvm_node_memory", "min_score", "max_cpu",
                 "min_disk", "min_gain", "min_gain_limit", "no_disk_moves", "select_instances",
-                "no_instance_moves", "ignore_soft_errors", "dynu_file", "ignore_dynu", "exclusion_tags",
+                "no_instance_moves", "ignore_soft_errors", "dynu_file", "ignore_dynu", "mond", "mond_data",
+                "exit_on_missing_mond_data", "exclusion_tags",
                 "exclude_instances", "save", "priority"]
 
 
@@ -47,12 +48,13 @@ def _select_group(st: State, name: str | None):
     loader.fail("Aborting.")
 
 
-def placed(data, st: State):
-    """The cluster data with the instances where ``st`` has them now (for -S)."""
+def placed(data, st: State, insts=None):
+    """The cluster data with the instances where ``st`` has them now (for -S); ``insts`` are
+    the state's instances in the order of ``data.instances`` when not all of them."""
     insts = [replace(i, pnode=st.node_names[x.pnode], snode=st.node_names[x.snode] if x.snode != NO_NODE else None)
-             for i, x in zip(data.instances, st.instances)]
-    nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k]), free_spindles=int(st.F[INDEX["f_sp"], k]))
-             for k, n in enumerate(data.nodes)]
+             for i, x in zip(data.instances, st.instances if insts is None else insts)]
+    nodes = [replace(n, f_dsk=int(st.F[INDEX["f_dsk"], k]), free_spindles=int(st.F[INDEX["f_sp"], k]),
+                     n_mem=int(st.F[INDEX["n_mem"], k])) for k, n in enumerate(data.nodes)]
     return replace(data, nodes=nodes, instances=insts)
 
 

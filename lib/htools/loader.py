@@ -50,6 +50,16 @@ def lookup_name(names: list[str], wanted: str) -> str | None:
 
 
 def read_cluster(args) -> ClusterData:
+    """The cluster from the backend the options name, with what --mond measured (as Ganeti's
+    loadExternalData, before anything is printed)."""
+    data = _read_backend(args)
+    if getattr(args, "mond", False) and not getattr(args, "ignore_dynu", False):
+        from genet.htools import mond
+        data.measured = mond.read(args, data)
+    return data
+
+
+def _read_backend(args) -> ClusterData:
     chosen = [x for x in (getattr(args, "master", None), getattr(args, "luxi", None) is not None or None,
                           getattr(args, "text_data", None)) if x]
     if len(chosen) > 1:
@@ -121,6 +131,9 @@ def build_state(data: ClusterData, args, verbose: int = 1, node_status: bool = T
     if unknown:
         fail(f"failed to load data, aborting: Unknown instance(s): {text.hs_show(unknown)}")
     util = _utilisation(getattr(args, "dynu_file", None), getattr(args, "prog", "hbal"))
+    measured = data.measured
+    if measured is not None:
+        util.update(measured.util)
     if getattr(args, "ignore_dynu", False):
         util = {name: (0.0, 0.0, 0.0, 0.0) for name in inst_names}
     extags = getattr(args, "exclusion_tags", None)
@@ -129,6 +142,8 @@ def build_state(data: ClusterData, args, verbose: int = 1, node_status: bool = T
                  select=[lookup_name(inst_names, w) for w in getattr(args, "select_instances", []) or []],
                  exclude=[lookup_name(inst_names, w) for w in getattr(args, "exclude_instances", []) or []],
                  util=util, static_node_mem=getattr(args, "static_kvm_node_memory", 0))
+    if measured is not None:
+        measured.apply_node_cpu(st)
     warnings = missing_resources(data, st)
     if warnings and verbose:
         print("Warning: cluster has inconsistent data:", file=sys.stderr)

@@ -147,3 +147,98 @@ def optimal_score(state, members) -> float:
         return 0.0
     drbd_mem = state.P[members].sum()
     return RESERVED_MEM_RTOTAL_WEIGHT * (drbd_mem / less_one - drbd_mem / total)
+
+
+def _left_sum(rows: np.ndarray) -> np.ndarray:
+    """Each row's sum added left to right, as Ganeti's folds add (numpy's sum pairs terms)."""
+    if rows.shape[-1] == 0:
+        return np.zeros(rows.shape[:-1])
+    return np.add.accumulate(rows, axis=-1)[..., -1]
+
+
+class ExactStats:
+    """Ganeti's statistics of a node list (compClusterStatistics) computed with its arithmetic,
+    and the score after replacing nodes' values (updateStatistics, compCVfromStats), for many
+    candidates at once. Allocation compares candidates by these scores, which tie exactly
+    where Ganeti's tie, so the same node wins."""
+
+    def __init__(self, state, nodes):
+        nodes = np.asarray(nodes, int)
+        off = state.F[nodevals.INDEX["offline"], nodes].astype(bool)
+        self.state, self.nodes = state, nodes
+        self.online, self.offline = nodes[~off], nodes[off]
+        self.n = float(len(self.online))
+        self.on_values = node_metrics(state, self.online) if len(self.online) else np.zeros((len(NODE_METRICS), 0))
+        off_values = node_metrics(state, self.offline) if len(self.offline) else np.zeros((len(NODE_METRICS), 0))
+        self.S = _left_sum(self.on_values)
+        self.S[OFF_ROWS] = _left_sum(off_values[OFF_ROWS])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.S / self.n
+            d = self.on_values - mean[:, None]
+            self.var = _left_sum(d * d) / self.n
+        self.M = state.Lm[self.online].T.astype(np.int64) @ state.CM[self.online]
+
+    def map_value(self) -> float:
+        return float(np.maximum(self.M - 1, 0).sum())
+
+    def total(self, S=None, var=None, map_value=None) -> object:
+        """compCVfromStats: the weighted values added in METRICS order."""
+        S, var = (self.S if S is None else S), (self.var if var is None else var)
+        out = 0.0
+        rows = iter(range(len(NODE_METRICS)))
+        for _, weight, kind in METRICS:
+            if kind == MAP:
+                value = self.map_value() if map_value is None else map_value
+            else:
+                k = next(rows)
+                value = np.sqrt(var[k]) if kind == STD else S[k]
+            out = out + weight * value
+        return out if self.n else 0.0
+
+    def after(self, changes, dmap=0.0) -> object:
+        """The score after each (old values, new values) pair in ``changes`` replaces one online
+        node's contribution, in order (arrays broadcast over candidates)."""
+        n = self.n
+        S, var = list(self.S), list(self.var)
+        for k, kind in enumerate(KINDS):
+            if kind == OFFSUM:
+                continue
+            for old, new in changes:
+                x, y = old[k], new[k]
+                if kind == SUM:
+                    S[k] = S[k] + (y - x)
+                    continue
+                ds = y - x
+                dss = y * y - x * x
+                dnnvar = (n * dss - 2 * S[k] * ds) - ds * ds
+                S[k] = S[k] + ds
+                var[k] = np.maximum(0.0, var[k] + dnnvar / (n * n))
+        return self.total(S, var, self.map_value() + dmap)
+
+    def replaced(self, changes, dmap=0.0, chunk: int = 64) -> np.ndarray:
+        """The score computed afresh (compCV) for each candidate j, with node ``nodes[j]`` taking
+        the values ``values[:, j]`` for each (nodes, values) in ``changes`` (values: K x T)."""
+        T = len(changes[0][0])
+        dmap = np.broadcast_to(np.asarray(dmap, float), (T,))
+        on_pos = {int(n): k for k, n in enumerate(self.online)}
+        off_pos = {int(n): k for k, n in enumerate(self.offline)}
+        off_values = node_metrics(self.state, self.offline) if len(self.offline) else np.zeros((len(NODE_METRICS), 0))
+        out = np.empty(T)
+        for lo in range(0, T, chunk):
+            hi = min(T, lo + chunk)
+            on = np.repeat(self.on_values[:, None, :], hi - lo, axis=1)          # K x T x n
+            off = np.repeat(off_values[:, None, :], hi - lo, axis=1)
+            for nodes, values in changes:
+                for j in range(lo, hi):
+                    node = int(nodes[j])
+                    if node in on_pos:
+                        on[:, j - lo, on_pos[node]] = values[:, j]
+                    else:
+                        off[:, j - lo, off_pos[node]] = values[:, j]
+            S = _left_sum(on)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                d = on - (S / self.n)[..., None]
+                var = _left_sum(d * d) / self.n
+            S[OFF_ROWS] = _left_sum(off[OFF_ROWS])
+            out[lo:hi] = self.total(S, var, self.map_value() + dmap[lo:hi])
+        return out

@@ -120,6 +120,14 @@ MOVES = {FAILOVER: failover, FAILOVER_TO_ANY: failover_to_any, REPLACE_PRIMARY: 
          FAILOVER_AND_REPLACE: failover_and_replace}
 
 
+class MoveRefused(ValueError):
+    """A move the cluster does not allow; ``code`` says why (a nodevals.FAIL_* code)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def _one(x):
     return float(np.asarray(x, float).reshape(-1)[0])
 
@@ -130,7 +138,7 @@ def apply(st: State, inst, move: str, t: int | None, force: bool = False) -> Out
     target = None if t is None else np.array([[t]])
     out = MOVES[move](st, b, target, force)
     if _one(out.fail):
-        raise ValueError(f"move {move} of {inst.name} is not possible (failure {_one(out.fail)})")
+        raise MoveRefused(f"move {move} of {inst.name} is not possible (failure {_one(out.fail)})", int(_one(out.fail)))
     old_p, old_s = inst.pnode, inst.snode
     new_p, new_s = int(_one(out.new_p)), int(_one(out.new_s))
     for idx, vals in out.nodes.values():

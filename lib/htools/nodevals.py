@@ -19,9 +19,13 @@ FIELDS = ("t_mem", "n_mem", "i_mem", "x_mem", "f_mem_forth",
 INDEX = {name: i for i, name in enumerate(FIELDS)}
 
 # why an instance does not fit (Ganeti's FailMode), in the order Ganeti checks them
-FAIL_MEM, FAIL_DISK, FAIL_CPU, FAIL_SPINDLES, FAIL_TAGS, FAIL_MIG = range(1, 7)
+FAIL_MEM, FAIL_DISK, FAIL_CPU, FAIL_SPINDLES, FAIL_TAGS, FAIL_MIG, FAIL_N1, FAIL_DISK_COUNT, FAIL_INTERNAL = range(1, 10)
 FAIL_NAMES = {FAIL_MEM: "FailMem", FAIL_DISK: "FailDisk", FAIL_CPU: "FailCPU",
-              FAIL_SPINDLES: "FailSpindles", FAIL_TAGS: "FailTags", FAIL_MIG: "FailMig"}
+              FAIL_SPINDLES: "FailSpindles", FAIL_TAGS: "FailTags", FAIL_MIG: "FailMig", FAIL_N1: "FailN1",
+              FAIL_DISK_COUNT: "FailDiskCount", FAIL_INTERNAL: "FailInternal"}
+# the order Ganeti's FailMode declares them in, which is the order its failure counts are listed in
+FAIL_ORDER = (FAIL_MEM, FAIL_DISK, FAIL_CPU, FAIL_N1, FAIL_TAGS, FAIL_MIG, FAIL_DISK_COUNT, FAIL_SPINDLES,
+              FAIL_INTERNAL)
 
 
 class Vals:

@@ -29,6 +29,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def _yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"Invalid choice '{text}', pass one of 'yes' or 'no'")
+    return text == "yes"
+
+
 def _list(text: str) -> list[str]:
     return text.split(",") if text else []
 
@@ -95,6 +101,11 @@ OPTIONS = {
     "dynu_file": (("-U", "--dynu-file"), dict(metavar="FILE",
                   help="Import dynamic utilisation data from the given FILE")),
     "ignore_dynu": (("--ignore-dynu",), dict(action="store_true", help="Ignore any dynamic utilisation information")),
+    "mond": (("--mond",), dict(nargs="?", const=True, default=False, type=_yes_no, metavar="yes|no",
+             help="pass either 'yes' or 'no' to query all monDs")),
+    "mond_data": (("--mond-data",), dict(metavar="FILE", help="Import data provided by MonDs from the given FILE")),
+    "exit_on_missing_mond_data": (("--exit-on-missing-mond-data",), dict(
+        action="store_true", help="abort if the data available from the monitoring daemons is incomplete")),
     "exclusion_tags": (("--exclusion-tags",), dict(type=_list, metavar="TAG,...",
                        help="Enable instance exclusion based on given tag prefix")),
     "exclude_instances": (("--exclude-instances",), dict(type=_list, default=[], metavar="INSTS",
@@ -117,6 +128,10 @@ OPTIONS = {
     "force": (("-f", "--force"), dict(action="store_true",
               help="force the execution of this program, even if warnings would otherwise prevent it")),
     "one_step_only": (("--one-step-only",), dict(action="store_true", help="Only do the first step")),
+    "no_capacity_checks": (("--no-capacity-checks",), dict(action="store_true",
+                           help="disable capacity checks (like global N+1 redundancy)")),
+    "restrict_allocation_to": (("--restrict-allocation-to",), dict(type=_list, metavar="NODE,...",
+                               help="Restrict allocations to the given set of nodes")),
     "priority": (("--priority",), dict(choices=tuple(PRIORITIES), metavar="PRIO",
                  help="set the priority of submitted jobs")),
 }
@@ -135,15 +150,45 @@ def entry(body):
     return main
 
 
+class GetoptParser(argparse.ArgumentParser):
+    """Options whose argument is optional take it only attached (``-pFIELDS``,
+    ``--print-nodes=FIELDS``), as with Ganeti's getopt: ``hail -p FILE`` reads FILE as the input."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        optional = {flag: action.option_strings[-1] for action in self._actions if action.nargs == "?"
+                    for flag in action.option_strings}
+        rewritten = []
+        for arg in args:
+            if arg == "--":
+                rewritten.extend(args[len(rewritten):])
+                break
+            rewritten.append(f"{optional[arg]}={ATTACHED_NONE}" if arg in optional else arg)
+        return super().parse_known_args(rewritten, namespace)
+
+
+ATTACHED_NONE = "\0"        # stands for "no argument attached" between the rewrite and the type
+
+
+def _or_const(convert, const):
+    def parse(text: str):
+        if text == ATTACHED_NONE:
+            return const
+        return convert(text) if convert else text
+    return parse
+
+
 def build_parser(prog: str, description: str, names: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = GetoptParser(prog=prog, description=description)
     parser.set_defaults(prog=prog)
     parser.add_argument("-V", "--version", action="version", version=f"{prog} (genet) version {__version__}")
     for name in names:
         flags, kwargs = OPTIONS[name]
+        if kwargs.get("nargs") == "?":
+            kwargs = {**kwargs, "type": _or_const(kwargs.get("type"), kwargs["const"])}
         parser.add_argument(*flags, dest=name, **kwargs)
     return parser
 
 
 def verbosity(args) -> int:
-    return args.verbose - args.quiet
+    return args.verbose - getattr(args, "quiet", 0)

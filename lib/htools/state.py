@@ -8,12 +8,13 @@ location tags and which nodes it may migrate to.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from genet.htools import nodevals
-from genet.htools.cluster import MEMORY_STATUSES, MIRROR_INTERNAL, RUNNING_STATUSES, TEMPLATES, ClusterData
+from genet.htools.cluster import MEMORY_STATUSES, MIRROR_INTERNAL, RUNNING_STATUSES, TEMPLATES, ClusterData, Instance
 from genet.htools.nodevals import FIELDS, INDEX, Vals
 
 EXCLUSION_PREFIX = "htools:iextags:"
@@ -48,6 +49,8 @@ class Inst:
     dsrd: np.ndarray = field(default_factory=lambda: np.zeros(0, int))   # desired location columns
     n_dsrd: int = 0                                                      # desired locations, known or not
     loc: int = 0                                                         # locations shared by its nodes
+    disks: list = field(default_factory=list)                            # (size, spindles) of each disk
+    nics: list = field(default_factory=list)                             # the network of each NIC
 
     @property
     def uses_mem(self) -> bool:
@@ -72,7 +75,6 @@ class Inst:
     @property
     def has_secondary(self) -> bool:
         return self.mirror == MIRROR_INTERNAL
-
 
 def _prefixed(tags, prefix: str) -> list[str]:
     return [t[len(prefix):] for t in tags if t.startswith(prefix) and t[len(prefix):]]
@@ -124,6 +126,8 @@ class State:
         self.migration_ok = self._migration_matrix(ctags, nodes)
 
         excl_names: dict[str, int] = {}
+        self.excl_names = excl_names
+        self.ex_prefixes, self.dsrd_prefixes = ex_prefixes, dsrd_prefixes
         self.instances: list[Inst] = []
         selected, excluded = set(select), set(exclude)
         for idx, i in enumerate(data.instances):
@@ -139,7 +143,7 @@ class State:
                         tuple((util or {}).get(i.name, i.util)), list(i.tags),
                         np.array([excl_names.setdefault(t, len(excl_names)) for t in excl], int),
                         np.array([loc_col[t] for t in dsrd if t in loc_col], int), len(dsrd),
-                        int(self.LI[p, s]) if s != NO_NODE else 0)
+                        int(self.LI[p, s]) if s != NO_NODE else 0, list(i.disk_list), list(i.nics))
             self.instances.append(inst)
         self.instance_index = {inst.name: inst.idx for inst in self.instances}
         self.excl_tags = list(excl_names)
@@ -189,6 +193,37 @@ class State:
         col["lo_dsk"][:] = np.floor(min_disk * col["t_dsk"])
         if max_cpu is not None:
             col["l_cpu"][:] = max_cpu
+
+    def new_instance(self, i: Instance) -> Inst:
+        """``i`` as an instance of this cluster that is on no node yet (a request to allocate):
+        its exclusion tags and desired locations read as the loaded instances' were."""
+        for t in i.tags:
+            if any(t.startswith(pfx) for pfx in self.ex_prefixes) and t not in self.excl_names:
+                self.excl_names[t] = len(self.excl_names)
+                self.excl_tags.append(t)
+                self.C = np.hstack([self.C, np.zeros((len(self.node_names), 1), np.int64)])
+                self.CM = np.hstack([self.CM, np.zeros((len(self.node_names), 1), np.int64)])
+        excl = [self.excl_names[t] for t in i.tags if t in self.excl_names]
+        loc_col = {t: j for j, t in enumerate(self.locations)}
+        dsrd = [t for t in i.tags if any(t.startswith(pfx) for pfx in self.dsrd_prefixes)]
+        inst = Inst(len(self.instances), i.name, i.mem, i.dsk, i.vcpus, i.status, i.template,
+                    TEMPLATES[i.template][0], NO_NODE, NO_NODE, i.auto_balance, TEMPLATES[i.template][2],
+                    i.forthcoming, i.spindle_use, i.spindles, tuple(i.util), list(i.tags), np.array(excl, int),
+                    np.array([loc_col[t] for t in dsrd if t in loc_col], int), len(dsrd), 0,
+                    list(i.disk_list), list(i.nics))
+        self.instances.append(inst)
+        self.instance_index[inst.name] = inst.idx
+        return inst
+
+    def clone(self) -> "State":
+        """A copy whose numbers and placements can change without touching this one."""
+        new = copy.copy(self)
+        for name in ("F", "P", "C", "CM"):
+            setattr(new, name, getattr(self, name).copy())
+        new.instances = [copy.copy(i) for i in self.instances]
+        new.instance_index = dict(self.instance_index)
+        new.excl_names, new.excl_tags = dict(self.excl_names), list(self.excl_tags)
+        return new
 
     def set_offline(self, names) -> None:
         """Mark nodes offline (-O): no instance may move there, and instances leave them."""

@@ -162,7 +162,7 @@ _GROUP_SETTINGS = (
     Param("ndparams", Maybe(NDPARAMS), None, "Node parameters", "--node-parameters", "KEY=VALUE,..."),
     Param("diskparams", Maybe(DiskParams()), None, "Parameters of one disk template",
           ("-D", "--disk-parameters"), "TEMPLATE:KEY=VALUE,..."),
-    Param("ipolicy", Maybe(IPOLICY), None, "Instance policy (recorded, not enforced yet)"),
+    Param("ipolicy", Maybe(IPOLICY), None, "Instance policy (the --ipolicy-* options)"),
     HV_STATE, DISK_STATE,
 )
 

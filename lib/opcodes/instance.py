@@ -34,9 +34,10 @@ _OSPARAMS_SECRET = Param("osparams_secret", Maybe(Dict()), None, "Secret OS para
 # Ganeti's compression of disk copies: none or a tool the cluster allows (genet.compression)
 COMPRESS = Param("compress", String(non_empty=True, max_len=255), "none", "Compression of the disk copy: none or"
                  " one of the cluster's compression tools", "--compress", "TOOL")
-# genet checks no instance policy yet (issue 15): the switch is accepted and has nothing to ignore
-_IGNORE_IPOLICY = Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations (genet enforces"
-                        " no instance policy yet)", "--ignore-ipolicy")
+# Ganeti's switch: an instance that would break the instance policy (of its group, or of the
+# group it moves to) is only warned about, not refused (genet.cmdlib.instance_policy)
+IGNORE_IPOLICY = Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations (warn instead of"
+                       " refusing)", "--ignore-ipolicy")
 # Ganeti's file drivers: genet reaches file disks as images, Ganeti's "loop" meaning; no blktap
 FILE_DRIVER = Param("file_driver", Maybe(OneOf("loop", "blktap", "blktap2")), None,
                     "Driver of file disks (genet has loop only)", "--file-driver")
@@ -94,7 +95,7 @@ class OpInstanceCreate(OpCode):
         _NAME_CHECK, _IP_CHECK, _WAIT_FOR_SYNC,
         Param("conflicts_check", Bool(), True, "Refuse NIC addresses already taken in their network",
               "--no-conflicts-check"),
-        _OSPARAMS_PRIVATE, _OSPARAMS_SECRET, _IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR, COMPRESS,
+        _OSPARAMS_PRIVATE, _OSPARAMS_SECRET, IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR, COMPRESS,
         Param("no_nics", Bool(), False, "No NICs: none of the cluster's (gnt-instance add's default), none of"
               " an export's (import)", "--no-nics"),
         Param("identify_defaults", Bool(), False, "Record no backend or hypervisor parameter equal to the"
@@ -203,7 +204,7 @@ class OpInstanceMigrate(OpCode):
               "--ignore-hvversions"),
         Param("allow_runtime_changes", Bool(), True, "Let the migration change the instance's runtime (genet's"
               " never does)", "--no-runtime-changes"),
-        _IGNORE_IPOLICY,
+        IGNORE_IPOLICY,
     )
 
 
@@ -227,7 +228,7 @@ class OpInstanceFailover(OpCode):
               "--shutdown-timeout"),
         Param("cleanup", Bool(), False, "Recover from a failed failover: keep the instance where it runs",
               "--cleanup"),
-        _IGNORE_IPOLICY,
+        IGNORE_IPOLICY,
     )
 
 
@@ -238,7 +239,7 @@ class OpNodeMigrate(OpCode):
         Param("node_name", NAME, REQUIRED, "Node to empty", POSITIONAL, "NODE"),
         Param("mode", Maybe(OneOf("live", "non-live")), None, "Migration mode (default live)",
               "--migration-mode", query="mode"),
-        _TARGET, _IALLOCATOR, _IGNORE_IPOLICY,
+        _TARGET, _IALLOCATOR, IGNORE_IPOLICY,
     )
 
 
@@ -282,7 +283,7 @@ class OpInstanceGrowDisk(OpCode):
         Param("amount", Size(), REQUIRED, "How much to add (or the new size with --absolute)",
               POSITIONAL, "AMOUNT"),
         Param("absolute", Bool(), False, "AMOUNT is the new size, not an increase", "--absolute"),
-        _WAIT_FOR_SYNC,
+        _WAIT_FOR_SYNC, IGNORE_IPOLICY,
     )
 
 
@@ -346,7 +347,7 @@ class OpInstanceSetParams(OpCode):
         Param("force_variant", Bool(), False, "Accept an OS variant the OS does not list", "--force-variant"),
         Param("osparams", Maybe(Dict()), None, "OS parameters to change (default: drop one)",
               ("-O", "--os-parameters"), "KEY=VALUE,..."),
-        _OSPARAMS_PRIVATE, _IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR,
+        _OSPARAMS_PRIVATE, IGNORE_IPOLICY, FILE_DRIVER, FILE_STORAGE_DIR,
         Param("ext_params", Dict(), {}, "ExtStorage parameters (genet has no ExtStorage: refused)",
               ("-e", "--ext-params"), "KEY=VALUE,..."),
         Param("force", Bool(), False, "Runtime memory outside minmem..maxmem; a new primary without asking"
@@ -381,7 +382,7 @@ class OpInstanceMove(OpCode):
               "--shutdown-timeout"),
         Param("ignore_consistency", Bool(), False, "Copy the disks even if the instance cannot be shut down"
               " on its node", "--ignore-consistency"),
-        COMPRESS, _IGNORE_IPOLICY,
+        COMPRESS, IGNORE_IPOLICY,
     )
 
 

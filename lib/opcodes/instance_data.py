@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED
-from genet.opcodes.instance import INSTANCE_ARG, INSTANCE_NAME
+from genet.opcodes.instance import IGNORE_IPOLICY, INSTANCE_ARG, INSTANCE_NAME
 from genet.ptypes import Bool, Float, Int, ListOf, Maybe, OneOf, ParamType, Record, Size, String
 
 
@@ -108,7 +108,7 @@ class OpInstanceReplaceDisks(OpCode):
               query="iallocator"),
         Param("early_release", Bool(), False, "Release locks as soon as possible", "--early-release",
               query="early_release"),
-        Param("ignore_ipolicy", Bool(), False, "Ignore instance policy violations", "--ignore-ipolicy"),
+        IGNORE_IPOLICY,
     )
 
 

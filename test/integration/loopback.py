@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from genet import luxi, opcodes
+from genet_dev import policy
 
 BIN = Path(sys.executable).parent
 PORT = 21811
@@ -142,7 +143,7 @@ class LoopbackCluster(StoredConfig):
             for node in self.names:
                 self.fake_drbd(node, "init", node, self.drbd, f"--proc={self.base / node / 'drbd.proc'}",
                                f"--dev-dir={self.base / node / 'dev'}", "--step=25")
-        self.run("node1", "gnt-cluster", "init", "--noded-port", str(self.port),
+        self.run("node1", "gnt-cluster", "init", "--noded-port", str(self.port), *policy.init_options(),
                  f"--shared-file-storage-dir={self.base / 'shared'}", self.CLUSTER_NAME)
         for node in self.names[1:]:
             self.join(node)

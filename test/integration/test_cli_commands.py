@@ -2,6 +2,7 @@
 import time
 
 from ganeti_info import parsed
+from genet_dev import policy
 
 
 def lines(proc):
@@ -215,7 +216,7 @@ def test_init_with_a_file_storage_dir_puts_file_disks_there(tmp_path):
         solo.run("node1", "gnt-cluster", "init", "--noded-port", str(solo.port), "--file-storage-dir", "data/disks",
                  f"--shared-file-storage-dir={tmp_path / 'shared'}", "--primary-ip-version", "4", "--no-etc-hosts",
                  "--no-ssh-init", "--compression-tools", "gzip,lzop", "--user-shutdown", "yes",
-                 "--zeroing-image", "/srv/zero.img", "solo")
+                 "--zeroing-image", "/srv/zero.img", *policy.init_options(), "solo")
         info = parsed(solo.run("node1", "gnt-cluster", "info").stdout)
         assert info["Cluster parameters"]["file storage path"] == "data/disks"
         assert info["Cluster parameters"]["compression tools"] == ["gzip", "lzop"]

@@ -47,7 +47,10 @@ def test_job_queue_is_replicated_to_candidates(cluster):
     import sqlite3
     job_id = max(cluster.client().call("QueryJobs", None, ["id"]))[0]
     db = sqlite3.connect(cluster.root("node2") / "var/lib/genet/queue.db")
-    assert db.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone() == ("success",)
+    deadline = time.monotonic() + 30       # the final update reaches the candidates right after the job ends
+    while db.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone() != ("success",):
+        assert time.monotonic() < deadline, "the job's final status never reached node2's queue"
+        time.sleep(0.1)
 
 
 def test_gnt_job_watch_streams_the_log(cluster):

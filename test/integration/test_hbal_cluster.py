@@ -72,12 +72,13 @@ def test_hbal_plans_from_the_master_daemon(gnt):
 
 
 def without_live_memory(data: str) -> list[list[str]]:
-    """The text file's records with the nodes' own and free memory (which move by the second) blanked."""
+    """The text file's records with the nodes' own and free memory and free disk blanked: they
+    move by the second (other programs on the machine use memory and write to its disk)."""
     out = []
     for line in data.splitlines():
         fields = line.split("|")
-        if len(fields) == 15:            # a node: name|t_mem|n_mem|f_mem|...
-            fields[2] = fields[3] = "-"
+        if len(fields) == 15:            # a node: name|t_mem|n_mem|f_mem|t_dsk|f_dsk|...
+            fields[2] = fields[3] = fields[5] = "-"
         out.append(fields)
     return out
 
@@ -117,7 +118,8 @@ def test_hbal_executes_its_moves_as_jobs_and_spreads_the_instances(gnt):
 
 def test_with_auto_balance_on_the_watcher_spreads_new_instances_and_leaves_the_tagged_one(gnt):
     info = gnt("gnt-cluster", "info").stdout
-    assert re.search(r"Automatic balancing:\s*\n\s*enabled: False", info), info
+    balancing = info[info.index("Automatic balancing:"):]
+    assert "\n  enabled: False\n" in balancing and "\n  by usage: False\n" in balancing, info
     hv = gnt("gnt-instance", "list", "--no-headers", "-o", "hv/kernel_path", "hb1").stdout.strip()
     initrd = gnt("gnt-instance", "list", "--no-headers", "-o", "hv/initrd_path", "hb1").stdout.strip()
     params = (f"kernel_path={hv},initrd_path={initrd},accel=tcg,serial_console=true,migration_downtime=10000,"
@@ -143,3 +145,25 @@ def test_with_auto_balance_on_the_watcher_spreads_new_instances_and_leaves_the_t
     jobs = gnt("gnt-job", "list", "--no-headers", "-o", "status,summary").stdout.splitlines()
     assert all(line.startswith("success") for line in jobs), jobs
     assert score(gnt("hbal", "-L").stdout, "Initial score") < before
+
+
+GANETI_HAIL = "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail"
+
+
+def test_instances_without_nodes_are_placed_by_hail_and_by_ganetis_hail_through_i(gnt):
+    """The last test: it adds guests. genet's built-in hail (the cluster's default allocator)
+    and Ganeti's own hail (-I PATH, reading genet's request) place mirrored guests; both say so."""
+    params = ",".join(f"{key}={gnt('gnt-instance', 'list', '--no-headers', '-o', f'hv/{key}', 'hb1').stdout.strip()}"
+                      for key in ("kernel_path", "initrd_path")) + ",accel=tcg,kernel_args=console=ttyS0 quiet"
+    request = gnt("gnt-debug", "iallocator", "--dir", "in", "-m", "allocate", "-t", "mirror", "--disks", "16",
+                  "--mem", "128", "hb7").stdout
+    assert '"disk_template": "drbd"' in request and '"required_nodes": 2' in request
+    for name, allocator in (("hb7", []), ("hb8", ["-I", GANETI_HAIL])):
+        out = gnt("gnt-instance", "add", "-t", "mirror", "--disk", "0:size=16M", "-B", "memory=128M",
+                  "-H", params, *allocator, name)
+        chosen = re.search(rf"Selected nodes for instance {name} via iallocator (\S+): (\S+), (\S+)",
+                           out.stdout + out.stderr)
+        assert chosen and chosen.group(1) == (allocator[1] if allocator else "hail"), out.stdout + out.stderr
+        assert placement(gnt)[name] == (chosen.group(2), chosen.group(3), "running")
+    gnt("gnt-instance", "remove", "-f", "hb7")
+    gnt("gnt-instance", "remove", "-f", "hb8")

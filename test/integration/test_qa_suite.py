@@ -79,6 +79,7 @@ BLOCK_CHECKS = {"jobs": 4, "cluster-admin": 7, "groups": 13, "networks": 9, "os"
                 "filters": 7, "debug": 6, "global-options": 5}
 
 
+@pytest.mark.timeout(600)        # minutes of real work, slower when the machine is busy
 def test_the_whole_suite_passes_and_leaves_the_cluster_as_it_was(dev):
     """When the suite runs every block on a healthy cluster, every check passes, the summary says
     so, the operations really ran as jobs, and the cluster's name and master, the instances, nodes,

@@ -42,3 +42,10 @@ def test_init_refuses_what_genet_cannot_honour(args, message, tmp_path, monkeypa
     assert code == 1 and message in err
     assert not (tmp_path / "var/lib/genet/config.data").exists()
 
+
+
+def test_modify_auto_balance_usage_takes_yes_or_no_alone(recorder):
+    """genet's --auto-balance-usage sets that one setting of automatic balancing."""
+    assert run(["gnt-cluster", "modify", "--auto-balance-usage", "yes"])[0] == 0
+    [[op]] = recorder.jobs
+    assert op["auto_balance_usage"] is True and op["auto_balance"] is None

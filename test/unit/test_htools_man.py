@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from genet.htools import display, hbal, hinfo, hroller, hscan, metrics, state, text
+from genet.htools import display, hail, hbal, hinfo, hroller, hscan, metrics, state, text
 from test_man_pages import mentions, page, section
 
 
@@ -30,10 +30,10 @@ def test_every_hbal_option_is_in_the_synopsis_and_explained_under_options():
     assert [o for o in options if not mentions(explained, o)] == []
 
 
-@pytest.mark.parametrize("program", [hscan, hinfo, hroller], ids=["hscan", "hinfo", "hroller"])
+@pytest.mark.parametrize("program", [hscan, hinfo, hail, hroller], ids=["hscan", "hinfo", "hail", "hroller"])
 def test_every_option_of_the_other_htools_is_in_the_synopsis_and_explained(program):
     options = option_strings(program.build_parser())
-    assert {"-L", "-h", "-V"} <= set(options)
+    assert {"-h", "-V"} <= set(options)
     text_ = page(program.build_parser().prog)
     synopsis, explained = section(text_, "SYNOPSIS"), section(text_, "OPTIONS")
     assert [o for o in options if not mentions(synopsis, o)] == []
@@ -145,4 +145,22 @@ def test_hroller_examples_print_what_hroller_prints(tmp_path, capsys):
 
 def test_htools_page_lists_every_htools_program():
     synopsis = section(page("htools"), "SYNOPSIS")
-    assert [p for p in ("hbal", "hscan", "hinfo", "hroller") if f"**{p}**" not in synopsis] == []
+    assert [p for p in ("hbal", "hscan", "hinfo", "hail", "hroller") if f"**{p}**" not in synopsis] == []
+
+
+def test_the_hail_example_is_what_hail_answers_on_the_hbal_example_cluster(tmp_path, capsys):
+    (tmp_path / "cluster.data").write_text(literal_blocks(section(page("hbal"), "EXAMPLES"))[0] + "\n")
+    blocks = literal_blocks(section(page("hail"), "DESCRIPTION"))
+    request = next(b for b in blocks if b.startswith('{"version"'))
+    (tmp_path / "request.json").write_text(request)
+    example = next(b for b in blocks if b.startswith("$ hail -t cluster.data request.json"))
+    assert hail.main(["-t", str(tmp_path / "cluster.data"), str(tmp_path / "request.json")]) == 0
+    assert example.split("\n", 1)[1] == capsys.readouterr().out.rstrip("\n")
+
+
+def test_hail_page_names_every_request_type_and_failure_reason():
+    from genet.htools import ialloc, nodevals
+    body = section(page("hail"), "DESCRIPTION")
+    assert [t for t in ialloc.REQUEST_TYPES if not re.search(rf"^{t}$", body, re.M)] == []
+    shown = [nodevals.FAIL_NAMES[c] for c in nodevals.FAIL_ORDER if c != nodevals.FAIL_INTERNAL]
+    assert [name for name in shown if f"``{name}``" not in body] == []

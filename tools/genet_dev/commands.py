@@ -36,6 +36,7 @@ from typing import Iterator
 
 from genet import netguard
 from genet.hypervisor import base as hypervisor_base
+from genet_dev import policy
 from genet_dev.cluster import (Cluster, State, check_tag, daemon_pids, live_netns, load_state, node_env, node_pids,
                                process_env, run_in_node, sshd_config, sshd_pid, start_sshd, teardown)
 from genet_dev.netns import (CLUSTER_FILE, CLUSTER_NAME, Failure, GUEST_BRIDGE, GUEST_GATEWAY, MAX_NODES, SSHD,
@@ -207,7 +208,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         master = nodes[0]
         try:
             (directory / "shared").mkdir(exist_ok=True)
-            run_in_node(master, ["gnt-cluster", "init",
+            run_in_node(master, ["gnt-cluster", "init", *policy.init_options(),
                                  f"--enabled-hypervisors={args.hypervisor}",
                                  f"--shared-file-storage-dir={directory / 'shared'}", CLUSTER_NAME],
                         timeout=args.timeout)

@@ -8,6 +8,7 @@ No daemon, socket, root or QEMU; time is a ManualClock that polls advance.
 """
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from genet.masterd import MasterContext
 from genet.noded import NodeProcedures
 from genet.queue_store import QueueStore
 from genet.rpc import RpcClient, RpcResult
+from genet_dev.policy import TEST_IPOLICY
 
 ADDRESSES = {"node1": "127.0.0.11", "node2": "127.0.0.12", "node3": "127.0.0.13", "node4": "127.0.0.14"}
 MEMBERS = ("node1", "node2", "node3")       # node4 is a machine to add
@@ -84,6 +86,7 @@ class Cluster:
         self.clock = ManualClock()
         self._tmp, self._cert, self._fabric = tmp_path, cert, FakeFabric()
         data = config.new_cluster("c1", "node1", ADDRESSES["node1"], enabled_hypervisors=["fake"])
+        data.cluster["ipolicy"] = copy.deepcopy(TEST_IPOLICY)     # as dev-cluster inits (genet_dev.policy)
         for name in MEMBERS[1:]:
             config.add_node(data, name, ADDRESSES[name], master_candidate=True)
         self.nodes: dict[str, Node] = {}

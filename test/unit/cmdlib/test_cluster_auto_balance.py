@@ -16,7 +16,8 @@ def test_auto_balance_is_off_by_default_and_its_settings_are_kept_and_shown(clus
     cluster.run(OpClusterSetParams(auto_balance=True, auto_balance_max_moves=3))
     cluster.run(OpClusterSetParams(auto_balance_interval=90, auto_balance_threshold=0.5))
     assert cluster.run(OpClusterQuery())["auto_balance"] == {
-        "enabled": True, "interval": 90, "threshold": 0.5, "max_moves": 3, "max_migrations": 2}
+        "enabled": True, "interval": 90, "threshold": 0.5, "max_moves": 3, "max_migrations": 2,
+        "usage": False}
     cluster.run(OpClusterSetParams(auto_balance=False))
     assert cluster.data().cluster.auto_balance["enabled"] is False
     assert cluster.data().cluster.auto_balance["max_moves"] == 3
@@ -98,3 +99,69 @@ def test_the_watcher_runs_a_round_only_when_due(monkeypatch):
     watcher.balance(Client(), state, 5000.0 + 599)
     watcher.balance(Client(), state, 5000.0 + 600)
     assert len(rounds) == 2 and state["auto_balance_last"] == 5600.0
+
+
+# four alike nodes, mirrored instances spread evenly by size; node1's two keep its CPUs busy
+EVEN = """default|g1|preferred||
+
+node1|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
+node2|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
+node3|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
+node4|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
+
+a1|4096|10240|2|running|Y|node1|node2|drbd||1|-|N
+a2|4096|10240|2|running|Y|node1|node3|drbd||1|-|N
+b1|4096|10240|2|running|Y|node2|node3|drbd||1|-|N
+b2|4096|10240|2|running|Y|node2|node4|drbd||1|-|N
+c1|4096|10240|2|running|Y|node3|node4|drbd||1|-|N
+c2|4096|10240|2|running|Y|node3|node1|drbd||1|-|N
+d1|4096|10240|2|running|Y|node4|node1|drbd||1|-|N
+d2|4096|10240|2|running|Y|node4|node2|drbd||1|-|N
+
+"""
+BUSY_NODE1 = {"keep": 3600.0, "max_samples": 720, "nodes": {}, "instances": {
+    name: [[60.0 * k, "node" + "1234"["abcd".index(name[0])], 0.85 if name[0] == "a" else 0.05, 0.05, 0.02, 0.01]
+           for k in range(5)] for name in ("a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2")}}
+
+
+def test_auto_balance_usage_is_a_setting_of_its_own_off_by_default(cluster):
+    assert cluster.run(OpClusterQuery())["auto_balance"]["usage"] is False
+    cluster.run(OpClusterSetParams(auto_balance_usage=True))
+    assert cluster.run(OpClusterQuery())["auto_balance"] == {**autobalance.DEFAULTS, "usage": True}
+
+
+@pytest.mark.parametrize("usage", [False, True])
+def test_a_round_by_usage_moves_a_busy_instance_and_otherwise_reads_no_history(monkeypatch, usage):
+    """When the group is even by size a round makes no move; with usage on it reads the master's
+    usage history and moves one of node1's busy instances off node1."""
+    from genet.htools import execute, live
+    asked, made = [], []
+
+    class Client:
+        def call(self, method):
+            asked.append(method)
+            return BUSY_NODE1
+    monkeypatch.setattr(live, "read", lambda client: text.parse(EVEN))
+    monkeypatch.setattr(execute, "carry_out", lambda client, st, steps, *a, **k: made.extend(
+        (s.inst.name, st.node_names[s.old_p], st.node_names[s.new_p]) for s in steps) or len(steps))
+    config = {**autobalance.DEFAULTS, "enabled": True, "threshold": 0.1, "usage": usage}
+    done = autobalance.run_round(Client(), config)
+    if not usage:
+        assert (done, asked, made) == (0, [], [])
+        return
+    assert asked == ["QueryUsage"] and done == len(made) >= 1
+    name, old_p, new_p = made[0]
+    assert name in ("a1", "a2") and old_p == "node1" and new_p != "node1"
+
+
+def test_a_round_by_usage_without_a_history_scores_by_declared_sizes(monkeypatch, caplog):
+    from genet import errors
+    from genet.htools import live
+
+    class Client:
+        def call(self, method):
+            raise errors.LuxiError("unknown method QueryUsage")
+    monkeypatch.setattr(live, "read", lambda client: text.parse(EVEN))
+    config = {**autobalance.DEFAULTS, "enabled": True, "threshold": 0.1, "usage": True}
+    assert autobalance.run_round(Client(), config) == 0
+    assert "no usage history (unknown method QueryUsage): scoring by declared sizes" in caplog.text

@@ -51,8 +51,15 @@ def test_direction_out_runs_the_named_allocator_on_the_input(cluster, tmp_path):
 
 
 def test_an_allocator_that_is_not_there_is_refused_naming_where_it_was_looked_for(cluster):
-    err = cluster.refused(allocate(direction="out", iallocator="hail"), "allocator 'hail' not found")
+    err = cluster.refused(allocate(direction="out", iallocator="nosuch"), "iallocator 'nosuch' is not available")
     assert "/usr/lib/ganeti/iallocators" in str(err)
+
+
+def test_direction_out_with_hail_answers_with_genets_built_in_allocator(cluster):
+    answer = json.loads(cluster.run(allocate(direction="out", iallocator="hail")))
+    assert answer["success"] is True, answer
+    assert answer["info"].startswith("Request successful: Selected group: default, Group default (preferred): score: ")
+    assert len(answer["result"]) == 2 and set(answer["result"]) <= {"node1", "node2", "node3"}
     cluster.refused(allocate(direction="out"), "Missing allocator name")
 
 

@@ -81,9 +81,10 @@ class Planner:
     def __init__(self):
         self.picked = []
 
-    def pick(self, inst, runs, exclude):
-        self.picked.append((runs, sorted(exclude)))
-        return f"t{len(self.picked)}"
+    def pick(self, inst, runs, exclude, count=1):
+        first = len(self.picked) + 1
+        self.picked.append((runs, sorted(exclude), count))
+        return [f"t{first + k}" for k in range(count)]
 
 
 @pytest.mark.parametrize("state, force_failover, move", [
@@ -98,7 +99,7 @@ def test_a_mirrored_instance_gets_its_copy_in_the_target_group_moves_to_it_then_
     assert [(op.OP_ID, getattr(op, "remote_node", None) or op.target_node) for op in ops] == [
         ("OP_INSTANCE_REPLACE_DISKS", "t1"), (move, "t1"), ("OP_INSTANCE_REPLACE_DISKS", "t2")]
     assert ops[0].early_release and ops[0].mode == "replace_new_secondary"
-    assert planner.picked == [(state == "up", ["p", "s"]), (False, ["p", "s", "t1"])]
+    assert planner.picked == [(state == "up", ["p", "s"], 2)]
 
 
 @pytest.mark.parametrize("state, force_failover, why", [
@@ -123,10 +124,25 @@ def test_multi_alloc_spreads_the_instances_and_creates_each_in_a_job_of_its_own(
     assert sorted(cluster.instance(f"b{i}")["primary_node"] for i in range(3)) == ["node1", "node2", "node3"]
 
 
-def test_multi_alloc_lists_an_instance_no_node_can_take_as_failed(cluster):
-    result = cluster.run(OpInstanceMultiAlloc(instances=[creation("small"), creation("huge", memory=1 << 20)]))
+def test_multi_alloc_with_an_instance_no_node_can_take_creates_none_as_ganetis_hail(cluster):
+    err = cluster.refused(OpInstanceMultiAlloc(instances=[creation("small"), creation("huge", memory=1 << 20)]),
+                          "Can't compute nodes using iallocator 'hail': Request failed: Group default",
+                          "insufficient_resources")
+    assert "FailMem" in str(err) and cluster.instance("small") is None
+
+
+def test_multi_alloc_lists_what_an_allocator_could_not_place_as_failed(cluster, tmp_path, monkeypatch):
+    program = tmp_path / "half"
+    program.write_text("#!/bin/sh\n"
+                       "python3 -c 'import json,sys; r=json.load(open(sys.argv[-1]))[\"request\"][\"instances\"];"
+                       " print(json.dumps({\"success\": True, \"info\": \"half\", \"result\": "
+                       "[[[r[0][\"name\"], [\"node2\"]]], [[r[1][\"name\"], \"no room\"]]]}))' \"$@\"\n")
+    program.chmod(0o755)
+    result = cluster.run(OpInstanceMultiAlloc(iallocator=str(program),
+                                              instances=[creation("small"), creation("huge", memory=1 << 20)]))
     assert (result["allocatable"], result["failed"]) == (["small"], ["huge"])
     assert follow(cluster, result) == ["success"] and cluster.instance("huge") is None
+    assert cluster.instance("small")["primary_node"] == "node2"
 
 
 @pytest.mark.parametrize("instances, message", [

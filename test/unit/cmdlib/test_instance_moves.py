@@ -52,8 +52,8 @@ def test_migrate_to_a_full_or_offline_target_is_refused(cluster):
     create(cluster)
     for node in ("node1", "node3"):
         create(cluster, name=f"hog-{node}", node=node, template="diskless", memory=4000)
-    cluster.refused(OpInstanceMigrate(instance_name="web1"), "no node can take instance web1 \\(128 MiB\\)",
-                    "insufficient_resources")
+    cluster.refused(OpInstanceMigrate(instance_name="web1"), "Can't compute nodes using iallocator 'hail':"
+                    " Request failed: .*failure reasons: FailMem: 2", "insufficient_resources")
     cluster.refused(OpInstanceMigrate(instance_name="web1", target_node="node1"),
                     "not enough memory on target node node1 for instance web1: needed 128 MiB, free 96 MiB",
                     "insufficient_resources")
@@ -117,8 +117,8 @@ def test_evacuate_with_ignore_soft_errors_leaves_what_has_nowhere_to_go(cluster)
     create(cluster, name="small", template="diskless")
     for node in ("node1", "node3"):
         create(cluster, name=f"fill-{node}", node=node, template="diskless", memory=2000)
-    cluster.refused(OpNodeEvacuate(node_name="node2", primary_only=True), "no node can take instance big",
-                    "insufficient_resources")
+    cluster.refused(OpNodeEvacuate(node_name="node2", primary_only=True), "Can't compute nodes using iallocator"
+                    " 'hail': Request failed: .*FailMem: 2", "insufficient_resources")
     cluster.run(OpNodeEvacuate(node_name="node2", primary_only=True, ignore_soft_errors=True))
     assert cluster.instance("big")["primary_node"] == "node2"
     assert cluster.instance("small")["primary_node"] in ("node1", "node3")

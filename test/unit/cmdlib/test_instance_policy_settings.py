@@ -1,6 +1,6 @@
 """Instance policies as settings (Ganeti's --ipolicy-* and --specs-* options), in-process: parsed,
-completed from the policy before, checked, recorded per cluster and group. (Enforcing them on
-instances is issue 15's.)"""
+completed from the policy before, checked, recorded per cluster and group (enforcing them:
+test_instance_policy.py)."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,13 @@ import pytest
 
 from genet.cli import ipolicy
 from genet.opcodes import OpClusterQuery, OpClusterSetParams, OpGroupAdd, OpGroupSetParams
+
+
+@pytest.fixture(autouse=True)
+def default_policy(request):
+    """The cluster has Ganeti's default bounds (the test clusters' own are wider: genet_dev.policy)."""
+    if "cluster" in request.fixturenames:
+        request.getfixturevalue("cluster").run(OpClusterSetParams(ipolicy={"minmax": "default"}))
 
 
 def parsed(*argv: str, old_specs: bool = False) -> dict:
