@@ -46,6 +46,16 @@ class Graph:
     def vertices(self) -> range:
         return range(self.lo, self.hi + 1)
 
+    def multiplicities(self) -> dict[int, dict[int, int]]:
+        """Per vertex, each neighbour once with the number of edges to it."""
+        out: dict[int, dict[int, int]] = {}
+        for v, neigh in self.adj.items():
+            counts: dict[int, int] = {}
+            for u in neigh:
+                counts[u] = counts.get(u, 0) + 1
+            out[v] = counts
+        return out
+
     def __str__(self) -> str:
         """Haskell's show of the graph's array."""
         assocs = ",".join(f"({v},[{','.join(map(str, self.adj[v]))}])" for v in self.vertices())
@@ -88,6 +98,7 @@ class _Colouring:
 
     def __init__(self, g: Graph):
         self.g = g
+        self.neighbours = g.multiplicities()
         self.colour: dict[int, int] = {}
         self.neigh_colours: dict[int, set[int]] = {v: set() for v in g.vertices()}
         self.coloured_neigh = {v: 0 for v in g.vertices()}      # with multiplicity
@@ -98,9 +109,9 @@ class _Colouring:
         while c in taken:
             c += 1
         self.colour[v] = c
-        for u in self.g.adj[v]:
+        for u, edges in self.neighbours[v].items():
             self.neigh_colours[u].add(c)
-            self.coloured_neigh[u] += 1
+            self.coloured_neigh[u] += edges
 
 
 def colour_lf(g: Graph) -> dict[int, int]:
@@ -140,7 +151,7 @@ def _colour_dynamic(g: Graph, saturation: bool) -> dict[int, int]:
         done[k] = True
         key[k] = -1
         col.paint(v)
-        for u in set(g.adj[v]):
+        for u in col.neighbours[v]:
             j = u - lo
             if not done[j]:
                 first = len(col.neigh_colours[u]) if saturation else col.coloured_neigh[u]

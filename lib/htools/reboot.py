@@ -32,8 +32,8 @@ class Room:
     sec: tuple[int, ...]    # secondary instances (sList)
 
 
-def _without(items: tuple[int, ...], idx: int) -> tuple[int, ...]:
-    """The tuple less the first ``idx`` in it (Haskell's ``delete``)."""
+def _without(items, idx: int):
+    """The tuple or list less the first ``idx`` in it (Haskell's ``delete``)."""
     if idx not in items:
         return items
     k = items.index(idx)
@@ -185,12 +185,16 @@ def greedy_clear(conf: Conf, nodes: list[int], targets: list[int], what, place) 
     that are not cleared themselves, and the plan once they have (Ganeti's greedyClearNodes)."""
     cleared = []
     for node in nodes:
-        others = [t for t in targets if t != node]
-        group = conf.nodes[node].group
-        new = place(conf, what(conf, node), [t for t in others if conf.nodes[t].group == group])
-        if new is not None:
-            cleared.append(node)
-            targets, conf = others, new
+        others = _without(targets, node)
+        leaving = what(conf, node)
+        if leaving:         # (a node with nothing to move is cleared as it is)
+            group = conf.nodes[node].group
+            new = place(conf, leaving, [t for t in others if conf.nodes[t].group == group])
+            if new is None:
+                continue
+            conf = new
+        cleared.append(node)
+        targets = others
     return cleared, conf
 
 
@@ -226,8 +230,10 @@ def moves(before: Conf, after: Conf) -> list[tuple[str, str, str | None]]:
     """The instances on other nodes in ``after`` (a swap of primary and secondary is no move):
     name, primary and, for mirrored ones, secondary (Ganeti's getMoves)."""
     out = []
-    for inst in before.insts:
-        i = inst.idx
+    changed = [i for i, (p, s, p2, s2) in enumerate(zip(before.pnode, before.snode, after.pnode, after.snode))
+               if p != p2 or s != s2]
+    for i in changed:
+        inst = before.insts[i]
         p, s, p2, s2 = before.pnode[i], before.snode[i], after.pnode[i], after.snode[i]
         if not (p != p2 or (inst.has_secondary and s != s2)) or (p2 == s and s2 == p):
             continue
