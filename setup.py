@@ -42,6 +42,7 @@ COMMANDS = [
     "hbal = genet.htools.hbal:main",
     "hscan = genet.htools.hscan:main",
     "hinfo = genet.htools.hinfo:main",
+    "hroller = genet.htools.hroller:main",
     "hail = genet.htools.hail:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from genet.htools import display, loader, metrics, options, text
+from genet.htools import display, loader, metrics, options
 from genet.htools.balance import Balancer, Options
 from genet.htools.nodevals import INDEX, unallocated_mem
 from genet.htools.state import NO_NODE, State
@@ -58,14 +58,6 @@ def placed(data, st: State, insts=None):
     return replace(data, nodes=nodes, instances=insts)
 
 
-def _save(path: str | None, ext: str, what: str, data) -> None:
-    if path:
-        out = f"{path}.{ext}"
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text.serialize(data))
-        print(f"The cluster state {what} has been written to file '{out}'", file=sys.stderr)
-
-
 @options.entry
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
@@ -89,7 +81,7 @@ def main(argv=None) -> int:
     if suffix and verbose > 1:
         print(f"Note: Stripping common suffix of '{suffix}' from names")
     aliases = loader.aliases(st)
-    _save(args.save, "original", "before balancing", data)
+    loader.save_cluster(args.save, "original", "before balancing", data)
     gname, members = _select_group(st, args.group)
     group_insts = st.group_instances(members) if len(members) else []
     print(f"Group size {len(members)} nodes, {len(group_insts)} instances")
@@ -137,7 +129,7 @@ def main(argv=None) -> int:
         sets = sets[:1]
     _print_commands(args.print_commands, "First set of jobs:" if args.first_job_group
                     else "Commands to run to reach the above solution:", display.format_commands(sets))
-    _save(args.save, "balanced", "after balancing", placed(data, st))
+    loader.save_cluster(args.save, "balanced", "after balancing", placed(data, st))
     _print_tables(args, st, group_insts, members, aliases, f_mem, "Final")
     if verbose > 3:
         print(f"Original: mem={ini_free[0]} disk={ini_free[1]}")

@@ -122,10 +122,10 @@ def missing_resources(data: ClusterData, st: State) -> list[str]:
     return out
 
 
-def build_state(data: ClusterData, args, verbose: int = 1) -> State:
-    """The cluster as the algorithms read it, with the program's node and instance options."""
+def build_state(data: ClusterData, args, verbose: int = 1, node_status: bool = True) -> State:
+    """The cluster as the algorithms read it, with the program's node and instance options
+    (without -O when ``node_status`` is false: the program calls set_node_status later)."""
     inst_names = [i.name for i in data.instances]
-    node_names = [n.name for n in data.nodes]
     wanted = list(getattr(args, "select_instances", []) or []) + list(getattr(args, "exclude_instances", []) or [])
     unknown = [w for w in wanted if lookup_name(inst_names, w) is None]
     if unknown:
@@ -148,9 +148,24 @@ def build_state(data: ClusterData, args, verbose: int = 1) -> State:
     if warnings and verbose:
         print("Warning: cluster has inconsistent data:", file=sys.stderr)
         print("".join(f"  - {w}\n" for w in warnings), file=sys.stderr)
-    offline = list(reversed(getattr(args, "offline", []) or []))   # Ganeti's setNodeStatus, which
-    wrong = [o for o in offline if lookup_name(node_names, o) is None]   # sees the -O list last first
+    if node_status:
+        set_node_status(st, args)
+    return st
+
+
+def set_node_status(st: State, args) -> None:
+    """The nodes -O names marked offline (Ganeti's setNodeStatus, which sees the list last first)."""
+    offline = list(reversed(getattr(args, "offline", []) or []))
+    wrong = [o for o in offline if lookup_name(st.node_names, o) is None]
     if wrong:
         fail(f"wrong node name(s) set as offline: {','.join(wrong)}\n")
-    st.set_offline([lookup_name(node_names, o) for o in offline])
-    return st
+    st.set_offline([lookup_name(st.node_names, o) for o in offline])
+
+
+def save_cluster(path: str | None, ext: str, what: str, data: ClusterData) -> None:
+    """-S FILE: the cluster written to FILE.ext in the text format (Ganeti's maybeSaveData)."""
+    if path:
+        out = f"{path}.{ext}"
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text.serialize(data))
+        print(f"The cluster state {what} has been written to file '{out}'", file=sys.stderr)

@@ -110,7 +110,7 @@ def _ispec(text: str, owner: str) -> ISpec:
 
 def _ipolicy(fields: list[str]) -> tuple[str, IPolicy]:
     if len(fields) < 6:
-        raise FormatError(f"Invalid ipolicy data: {fields!r}")
+        raise FormatError(f"Invalid ipolicy data: '{hs_show(fields)}'")
     owner, std, minmax, templates, vcpu_ratio, spindle_ratio = fields[:6]
     specs = _split(minmax, ";")
     if len(specs) % 2:

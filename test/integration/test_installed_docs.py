@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 COMMANDS = sorted(ep.name for ep in importlib.metadata.distribution("genet").entry_points
                   if ep.group == "console_scripts")
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
-SECTIONS = {"hbal": 1, "hscan": 1, "hinfo": 1}     # manual section of the commands that are not administration commands (8)
+SECTIONS = {"hbal": 1, "hscan": 1, "hinfo": 1, "hail": 1, "hroller": 1}   # not administration commands (8)
 
 
 def user_env(**extra: str) -> dict[str, str]:

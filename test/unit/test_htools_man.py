@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from genet.htools import display, hail, hbal, hinfo, hscan, metrics, state, text
+from genet.htools import display, hail, hbal, hinfo, hroller, hscan, metrics, state, text
 from test_man_pages import mentions, page, section
 
 
@@ -30,7 +30,7 @@ def test_every_hbal_option_is_in_the_synopsis_and_explained_under_options():
     assert [o for o in options if not mentions(explained, o)] == []
 
 
-@pytest.mark.parametrize("program", [hscan, hinfo, hail], ids=["hscan", "hinfo", "hail"])
+@pytest.mark.parametrize("program", [hscan, hinfo, hail, hroller], ids=["hscan", "hinfo", "hail", "hroller"])
 def test_every_option_of_the_other_htools_is_in_the_synopsis_and_explained(program):
     options = option_strings(program.build_parser())
     assert {"-h", "-V"} <= set(options)
@@ -124,6 +124,28 @@ def test_the_hinfo_example_is_what_hinfo_prints_for_the_hbal_example_cluster(tmp
                    if b.startswith("$ hinfo -t cluster.data"))
     assert hinfo.main(["-t", str(tmp_path / "cluster.data")]) == 0
     assert example.split("\n", 1)[1] == capsys.readouterr().out.rstrip("\n")
+
+
+def test_hroller_examples_print_what_hroller_prints(tmp_path, capsys):
+    """Every example run on the page's cluster.data shows hroller's whole output."""
+    blocks = literal_blocks(section(page("hroller"), "EXAMPLES"))
+    data = blocks[0]
+    assert text.parse(data + "\n").instances, "the first example block is the cluster.data file"
+    (tmp_path / "cluster.data").write_text(data + "\n")
+    runs = [b for b in blocks if b.startswith("$ hroller -t cluster.data")]
+    assert len(runs) >= 4
+    for block in runs:
+        command, *shown = block.split("\n")
+        argv = [str(tmp_path / "cluster.data") if w == "cluster.data" else w for w in shlex.split(command)[2:]]
+        assert hroller.main(argv) == 0
+        out = capsys.readouterr()
+        assert out.err == "", command
+        assert out.out.rstrip("\n").split("\n") == shown, command
+
+
+def test_htools_page_lists_every_htools_program():
+    synopsis = section(page("htools"), "SYNOPSIS")
+    assert [p for p in ("hbal", "hscan", "hinfo", "hail", "hroller") if f"**{p}**" not in synopsis] == []
 
 
 def test_the_hail_example_is_what_hail_answers_on_the_hbal_example_cluster(tmp_path, capsys):

@@ -15,3 +15,8 @@ def real_hbal():
 def genet_hbal():
     assert htools_testlib.GENET_HBAL.exists(), f"genet's hbal is not installed at {htools_testlib.GENET_HBAL}"
     return htools_testlib.GENET_HBAL
+
+
+@pytest.fixture(scope="session")
+def real_hroller():
+    return htools_testlib.require_real("hroller")

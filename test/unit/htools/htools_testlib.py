@@ -17,8 +17,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench" / "htools.py"
-REAL_HBAL = Path("/usr/lib/ganeti/3.0/usr/bin/hbal")
+REAL_HTOOLS = Path("/usr/lib/ganeti/3.0/usr/bin")
+REAL_HBAL = REAL_HTOOLS / "hbal"
 GENET_HBAL = Path(sys.executable).parent / "hbal"
+GANETI_DATA = Path(__file__).resolve().parent / "ganeti_data"      # Ganeti 3.0.2's test clusters
 # running instances hold their memory on the primary (Ganeti's instanceRunning-like states)
 MEMORY_STATUSES = ("running", "ERROR_up", "ERROR_nodedown", "ERROR_nodeoffline", "ERROR_wrongnode")
 
@@ -38,18 +40,24 @@ def cluster_text(nodes: int, seed: int) -> str:
     return b.to_text(b.generate(nodes, seed))
 
 
-def require_real_hbal() -> Path:
-    if not os.access(REAL_HBAL, os.X_OK):
-        pytest.fail(f"Ganeti's hbal is missing at {REAL_HBAL}: the htools comparison tests need it; "
+def require_real(tool: str) -> Path:
+    """Ganeti's program ``tool`` (hbal, hroller...): the reference, never skipped."""
+    path = REAL_HTOOLS / tool
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"Ganeti's {tool} is missing at {path}: the htools comparison tests need it; "
                     "autotools/install-deps installs it (Debian package ganeti-htools-3.0)")
-    return REAL_HBAL
+    return path
 
 
-def run(program: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def require_real_hbal() -> Path:
+    return require_real("hbal")
+
+
+def run(program: Path, *args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The program as a user runs it, C locale so that both tools print the same way."""
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     return subprocess.run([str(program), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 def initial_score(stdout: str) -> str:
