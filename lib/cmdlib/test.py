@@ -168,6 +168,8 @@ class LUTestAllocator(LogicalUnit):
         data = self.cfg.snapshot()
         op = self.op
         if op.mode in ("allocate", "multi-allocate"):
+            if op.disk_template is None:
+                raise errors.OpPrereqError("Missing attribute 'disk_template' on opcode input", errors.ECode.INVAL)
             if op.name in data.instances:
                 raise errors.OpPrereqError(f"Instance '{op.name}' already in the cluster", errors.ECode.EXISTS)
             for disk in op.disks:

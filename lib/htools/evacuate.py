@@ -108,8 +108,7 @@ def best_target(st: State, inst, move: str, targets: np.ndarray, force: bool, gi
     pri_moves = out.pri_from is not None
     dmap = [map_change(st, stats, inst, inst.pnode if pri_moves else None, int(t) if pri_moves else None)
             for t in targets[ok]]
-    scores = stats.replaced([c for c in changes if _in_group(st, c[0], gi)], dmap)
-    best = ok[len(ok) - 1 - int(np.argmin(scores[::-1]))]
+    best = ok[stats.best_replaced([c for c in changes if _in_group(st, c[0], gi)], dmap)]
     return int(targets[best]), None
 
 

@@ -129,7 +129,7 @@ def _recreate(st: State, inst, escape: np.ndarray) -> bool:
     if not len(escape):
         return False
     stats = ExactStats(st, np.arange(len(st.node_names)))
-    sol = alloc.try_singles(st, stats, inst, escape, alloc.Options(ignore_soft_errors=True), lambda _: True)
+    sol = alloc.try_singles(st, stats, inst, escape, alloc.Options(ignore_soft_errors=True), None)
     if sol.nodes is None:
         return False
     alloc.place(st, copy.copy(inst), sol.nodes, True)

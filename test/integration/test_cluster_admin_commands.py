@@ -188,7 +188,7 @@ def test_cluster_settings_as_a_user_types_them(cluster):
 
     proc = gnt("gnt-cluster", "modify", "-I", "dumb", check=False)
     assert proc.returncode == 1 and "iallocator 'dumb' is not available" in proc.stderr
-    gnt("gnt-cluster", "modify", "-I", "", "--default-iallocator-params", "x=1")
+    gnt("gnt-cluster", "modify", "-I", "", "--default-iallocator-params", "static-kvm-node-memory=0")
     add = ("gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "-o", "noop")
     proc = gnt(*add, "w1", check=False)
     assert proc.returncode == 1 and "No iallocator or node given and no cluster-wide default iallocator" \
