@@ -190,7 +190,7 @@ class LUTestAllocator(LogicalUnit):
         msg = iallocator.message(self, data, self._request_part(data))
         if self.op.direction == "in":
             return json.dumps(msg, sort_keys=True, indent=2)
-        return json.dumps(iallocator.run(self.op.iallocator, msg))
+        return json.dumps(iallocator.run(self.op.iallocator, msg, iallocator.arguments(data)))
 
     def _request_part(self, data) -> dict:
         op = self.op
