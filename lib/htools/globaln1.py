@@ -133,19 +133,21 @@ def _one_node_takes_all(st: State, node: int, escape: np.ndarray) -> bool:
     take the next), and the step-by-step simulation is not needed."""
     mine = [i for i in st.instances if i.pnode == node]
     moving = [i for i in mine if not i.has_secondary and not i.forthcoming]
-    if not len(escape) or any(i.spindles is None for i in moving):
+    v = st.vals(escape)
+    excl = np.asarray(v.excl, bool)
+    if not len(escape) or (excl.any() and any(i.spindles is None for i in moving)):
         return False
     failing_over = np.zeros(len(st.node_names))
     for i in mine:
         if i.has_secondary and not i.forthcoming:
             failing_over[i.snode] += i.mem * i.uses_mem
-    v = st.vals(escape)
     free = unallocated_mem(v) - failing_over[escape] - sum(i.mem * i.uses_mem for i in moving)
     fits = free > 0
     disk = [i for i in moving if i.uses_disk]
     if disk:
         fits &= v.f_dsk - sum(i.dsk for i in disk) > 0
-        fits &= ~np.asarray(v.excl, bool) | (v.f_sp - sum(i.spindles for i in disk) >= 0)
+        if excl.any():
+            fits &= ~excl | (v.f_sp - sum(i.spindles for i in disk) >= 0)
     for i in moving:
         if i.template in EVACUABLE:
             fits &= np.asarray(st.may_migrate(node, escape), bool)
