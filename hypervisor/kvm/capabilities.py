@@ -81,24 +81,30 @@ def probe(binary: str) -> Capabilities:
         return _cache[key]
 
 
+PROBE_ATTEMPTS = 3
+
+
 def _run_probe(binary: str) -> Capabilities:
     accel = "kvm:tcg" if kvm_device_opens() else "tcg"
     requests = ["qmp_capabilities", "query-version", "query-kvm", "query-machines", "query-commands",
                 "query-migrate-capabilities", "query-qmp-schema", "quit"]
     stdin = "".join(json.dumps({"execute": r, "id": r}) + "\n" for r in requests)
     argv = [binary, "-machine", f"none,accel={accel}", "-nodefaults", "-display", "none", "-qmp", "stdio"]
-    try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise HypervisorError(f"probing QEMU {binary} failed: {err}") from None
-    replies = {}
-    for line in proc.stdout.splitlines():
+    for _ in range(PROBE_ATTEMPTS):     # a busy machine may see QEMU quit before its longest answer is out
         try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        if "id" in msg and "return" in msg:
-            replies[msg["id"]] = msg["return"]
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise HypervisorError(f"probing QEMU {binary} failed: {err}") from None
+        replies = {}
+        for line in proc.stdout.splitlines():
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "id" in msg and "return" in msg:
+                replies[msg["id"]] = msg["return"]
+        if set(requests) - {"quit"} <= set(replies):
+            break
     if "query-machines" not in replies:
         raise HypervisorError(f"probing QEMU {binary} failed: {proc.stderr.strip()[-500:] or 'no answer'}")
     v = replies["query-version"]["qemu"]

@@ -23,7 +23,7 @@ from genet.ptypes import Bool, OneOf
 # the kind of name a value is, by the metavar the parsers give it
 NAME_KINDS = {
     "NODE": "nodes", "PNODE": "nodes", "TARGET_NODE": "nodes", "REMOTE_NODE": "nodes",
-    "PRIMARY[:SECONDARY]": "nodes", "INSTANCE": "instances", "GROUP": "groups",
+    "PRIMARY[:SECONDARY]": "nodes", "NODE,...": "nodes", "INSTANCE": "instances", "GROUP": "groups",
     "NETWORK_NAME": "networks", "OS_TYPE": "oses", "OS": "oses", "JOB_ID": "jobs",
 }
 # where each kind of name is read from: an ssconf file (Ganeti's name for it) and the field of

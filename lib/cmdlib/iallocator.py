@@ -8,6 +8,7 @@ gnt-debug iallocator.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,8 @@ VERSION = 2
 SEARCH_PATH = ("/usr/lib/genet/iallocators", "/usr/local/lib/ganeti/iallocators", "/usr/lib/ganeti/iallocators",
                "/usr/share/ganeti/iallocators", "/usr/local/share/ganeti/iallocators")
 TIMEOUT = 300.0
+# the built-in hail checks global N+1 redundancy only in groups of at least this many nodes
+CAPACITY_MIN_NODES = 2
 MIRRORED = ("drbd", "mirror")
 # genet's templates as a Ganeti allocator knows them: genet's mirror keeps a copy on a secondary
 # node as drbd does, so Ganeti's hail (and any allocator written for Ganeti) can place it
@@ -208,7 +211,8 @@ def _builtin(msg: dict, args: list[str]) -> dict:
     except ialloc.RequestError as err:
         raise errors.OpExecError(f"iallocator request not understood: {err}") from None
     st = loader.build_state(data, options, verbose=0)
-    success, info, result = hail.answer(st, request, hail.algorithm_options(options))
+    opts = dataclasses.replace(hail.algorithm_options(options), capacity_min_nodes=CAPACITY_MIN_NODES)
+    success, info, result = hail.answer(st, request, opts)
     return {"success": success, "info": info, "result": result}
 
 

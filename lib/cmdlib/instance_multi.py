@@ -56,8 +56,15 @@ class LUInstanceMultiAlloc(LogicalUnit):
         self.failed: list[str] = []
         if self.allocate:
             data = self.cfg.snapshot()
-            placed, failed = iallocator.allocate(self, self.iallocator, data, {
-                "type": "multi-allocate", "instances": [self._described(data, r) for r in self.requests]})
+            request = {"type": "multi-allocate", "instances": [self._described(data, r) for r in self.requests]}
+            groups = {r.get("group_name") for r in self.requests}
+            if len(groups) > 1:      # Ganeti's request names one group for all of them
+                raise errors.OpPrereqError("the instances of one multi-allocation are placed in one node group:"
+                                           f" they name {', '.join(sorted(str(g) for g in groups))}",
+                                           errors.ECode.INVAL)
+            if groups != {None}:
+                request["group_name"] = groups.pop()
+            placed, failed = iallocator.allocate(self, self.iallocator, data, request)
             nodes = dict((name, chosen) for name, chosen in placed)
             for request in self.requests:
                 if request["instance_name"] in nodes:

@@ -88,7 +88,12 @@ class MovePlan:
         template = storage.get(inst.disk_template)
         self.mirrored = template.mirrored
         self.copy_disks = not template.shared and not self.mirrored
-        if self.mirrored:
+        iallocator = getattr(lu.op, "iallocator", None)
+        if target and iallocator:
+            raise errors.OpPrereqError("give either a target node or an allocator, not both", errors.ECode.INVAL)
+        if iallocator and iallocator != DEFAULT_SHORTCUT:
+            check_allocator(iallocator)
+        if self.mirrored:       # an allocator has no choice to make: the secondary is the target
             secondary = inst.secondary_nodes[0]
             if target and target != secondary:
                 raise errors.OpPrereqError(f"instance {inst['name']} has its disks mirrored to {secondary}; it can"
@@ -98,11 +103,6 @@ class MovePlan:
             raise errors.OpPrereqError(
                 f"instance {inst['name']} uses disk template {inst['disk_template']!r}, whose disks stay on"
                 f" {self.source}; only a live migration can take them along", errors.ECode.WRONG_STATE)
-        iallocator = getattr(lu.op, "iallocator", None)
-        if target and iallocator:
-            raise errors.OpPrereqError("give either a target node or an allocator, not both", errors.ECode.INVAL)
-        if iallocator and iallocator != DEFAULT_SHORTCUT:
-            check_allocator(iallocator)
         self.target = target or choose_target(lu, inst, {self.source}, reserved)
         if self.target == self.source:
             raise errors.OpPrereqError(f"instance {inst['name']} is already on {self.target}",

@@ -168,6 +168,8 @@ class LUTestAllocator(LogicalUnit):
         data = self.cfg.snapshot()
         op = self.op
         if op.mode in ("allocate", "multi-allocate"):
+            if op.disk_template is None:
+                raise errors.OpPrereqError("Missing attribute 'disk_template' on opcode input", errors.ECode.INVAL)
             if op.name in data.instances:
                 raise errors.OpPrereqError(f"Instance '{op.name}' already in the cluster", errors.ECode.EXISTS)
             for disk in op.disks:
@@ -188,7 +190,7 @@ class LUTestAllocator(LogicalUnit):
         msg = iallocator.message(self, data, self._request_part(data))
         if self.op.direction == "in":
             return json.dumps(msg, sort_keys=True, indent=2)
-        return json.dumps(iallocator.run(self.op.iallocator, msg))
+        return json.dumps(iallocator.run(self.op.iallocator, msg, iallocator.arguments(data)))
 
     def _request_part(self, data) -> dict:
         op = self.op

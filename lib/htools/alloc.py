@@ -36,6 +36,9 @@ class Options:
     accept_existing: bool = False         # --accept-existing-errors
     restrict_to: list[str] | None = None  # --restrict-allocation-to
     capacity_ignore_groups: tuple = ()
+    # genet's master: no global N+1 check in a group of fewer nodes than this (a group of one
+    # node can never be redundant, so Ganeti's hail refuses every allocation there); 0: Ganeti's
+    capacity_min_nodes: int = 0
 
 
 @dataclass
@@ -108,7 +111,8 @@ def _map_gain(st: State, stats: ExactStats, inst: Inst, nodes: np.ndarray):
 
 
 def try_singles(st: State, stats: ExactStats, inst: Inst, nodes: np.ndarray, opts: Options, passes) -> Solution:
-    """Ganeti's tryAlloc on single nodes (allocateOnSingle: compCV of the whole list)."""
+    """Ganeti's tryAlloc on single nodes (allocateOnSingle: compCV of the whole list); with
+    ``passes`` None, only the best candidate is wanted (and scored afresh)."""
     if not len(nodes):
         raise AllocError("No online nodes")
     b = Batch(st, [inst])
@@ -119,6 +123,12 @@ def try_singles(st: State, stats: ExactStats, inst: Inst, nodes: np.ndarray, opt
     values = node_metrics(st, None, new, conflicts_with(st, inst.excl, row)).reshape(-1, len(nodes))
     ok = np.flatnonzero(fails == 0)
     scores = np.full(len(nodes), np.inf)
+    if passes is None:
+        failures = [int(f) for f in fails if f]
+        if not len(ok):
+            return Solution(failures)
+        best = int(ok[stats.best_replaced([(nodes[ok], values[:, ok])], _map_gain(st, stats, inst, nodes[ok]))])
+        return Solution(failures, len(ok), (int(nodes[best]),))
     if len(ok):
         scores[ok] = stats.replaced([(nodes[ok], values[:, ok])], _map_gain(st, stats, inst, nodes[ok]))
     best, allocs, failures = _pick(scores, fails, np.arange(len(nodes)), lambda k: passes((int(nodes[k]),)))
@@ -210,10 +220,10 @@ def place(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False) ->
     inst.pnode, inst.snode, inst.loc = p, s, loc
 
 
-def n1_check(st: State, opts: Options, inst: Inst, members=None):
-    """The predicate a placement of ``inst`` must pass: global N+1 redundancy afterwards
-    (within ``members``), or none with --no-capacity-checks."""
-    if not opts.capacity:
+def n1_check(st: State, opts: Options, inst: Inst, members=None, group=None):
+    """The predicate a placement of ``inst`` (in ``group``, its online nodes) must pass: global
+    N+1 redundancy afterwards (within ``members``), or none with --no-capacity-checks."""
+    if not opts.capacity or (group is not None and len(group) < opts.capacity_min_nodes):
         return lambda _: True
     from genet.htools.globaln1 import Redundancy
     return Redundancy(st, opts, members).passes_with(inst)
@@ -242,8 +252,9 @@ def find_best_group(st: State, inst: Inst, count: int, opts: Options, allowed=No
                             f" {inst.name}")
             continue
         try:
-            sol = try_alloc(st, inst, np.arange(len(st.node_names)), online_nodes(st, members, opts), count, opts,
-                            n1_check(st, opts, inst))
+            candidates = online_nodes(st, members, opts)
+            sol = try_alloc(st, inst, np.arange(len(st.node_names)), candidates, count, opts,
+                            n1_check(st, opts, inst, group=candidates))
         except AllocError as err:
             results.append((gi, None, str(err)))
             continue
@@ -283,8 +294,8 @@ def try_group_alloc(st: State, inst: Inst, count: int, opts: Options, group_name
     g = st.data.groups[gi]
     if not has_networks(st, gi, inst):
         raise AllocError(f"The group {g.name} is not connected to a network required by instance {inst.name}")
-    sol = try_alloc(st, inst, members, online_nodes(st, members, opts), count, opts,
-                    n1_check(st, opts, inst, members))
+    candidates = online_nodes(st, members, opts)
+    sol = try_alloc(st, inst, members, candidates, count, opts, n1_check(st, opts, inst, members, candidates))
     sol.log = [f"Group {g.name} ({g.alloc_policy}): {line}" for line in sol.log]
     return sol
 

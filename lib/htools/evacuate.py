@@ -80,11 +80,6 @@ def apply_move(st: State, inst, move: str, target: int | None, force: bool) -> N
         raise EvacError(FAIL_NAMES[err.code]) from None
 
 
-def group_score(st: State, gi: int) -> float:
-    """Ganeti's compCVNodes over one group's nodes."""
-    return float(ExactStats(st, np.flatnonzero(st.node_group == gi)).total())
-
-
 def best_target(st: State, inst, move: str, targets: np.ndarray, force: bool, gi: int):
     """Ganeti's evacOneNodeInner folded over ``targets``: the target after which group ``gi``
     scores lowest (the later one on a tie), or the failure message of every target tried."""
@@ -108,8 +103,7 @@ def best_target(st: State, inst, move: str, targets: np.ndarray, force: bool, gi
     pri_moves = out.pri_from is not None
     dmap = [map_change(st, stats, inst, inst.pnode if pri_moves else None, int(t) if pri_moves else None)
             for t in targets[ok]]
-    scores = stats.replaced([c for c in changes if _in_group(st, c[0], gi)], dmap)
-    best = ok[len(ok) - 1 - int(np.argmin(scores[::-1]))]
+    best = ok[stats.best_replaced([c for c in changes if _in_group(st, c[0], gi)], dmap)]
     return int(targets[best]), None
 
 
@@ -157,36 +151,66 @@ def one_node_only(st: State, inst, gi: int, avail, force: bool) -> list[dict]:
 
 def _change_all(st: State, inst, gi: int, avail, force: bool) -> list[dict]:
     """Ganeti's ChangeAll for a mirrored instance: every (primary, secondary) pair tried as
-    replace-secondary, failover, replace-secondary; the lowest group score wins."""
+    replace-secondary, failover, replace-secondary; the lowest group score wins (the later pair
+    on a tie). The first two steps are made once per primary, the last weighed for every
+    secondary at once."""
+    avail = [int(n) for n in avail]
     best, best_score, error = None, None, "no nodes available"
+    group = np.flatnonzero(st.node_group == gi)
     for p in avail:
-        for s in avail:
-            if p == s:
-                continue
-            trial = st.clone(moving=[inst.idx])
-            t_inst = trial.instances[inst.idx]
-            try:
-                ops = _all_inner(trial, t_inst, int(p), int(s), force)
-            except EvacError as err:
-                if best is None:
-                    error = f"Allocation failed: {err}"
-                continue
-            score = group_score(trial, gi)
-            if best is None or not best_score < score:
-                best, best_score = (trial, ops), score
+        others = np.array([s for s in avail if s != p], int)
+        if not len(others):
+            continue
+        trial = st.clone(moving=[inst.idx])
+        moved = trial.instances[inst.idx]
+        try:
+            _first_steps(trial, moved, p, force)
+        except EvacError as err:
+            if best is None:
+                error = f"Allocation failed: {err}"
+            continue
+        b = Batch(trial, [moved])
+        row = others[None, :]
+        out = moves.replace_secondary(trial, b, row, force)
+        fails = np.broadcast_to(np.asarray(out.fail), row.shape).reshape(-1)
+        ok = np.flatnonzero(fails == 0)
+        if best is None:
+            bad = np.flatnonzero(fails != 0)
+            before = bad[bad < (ok[0] if len(ok) else len(fails))]
+            if len(before):
+                error = f"Allocation failed: Changing secondary to final secondary: {FAIL_NAMES[int(fails[before[-1]])]}"
+        if not len(ok):
+            continue
+        stats = ExactStats(trial, group)
+        changes = []
+        for role, (idx, vals) in out.nodes.items():
+            nodes = np.broadcast_to(np.asarray(idx), row.shape).reshape(-1)[ok]
+            values = node_metrics(trial, None, vals, trial.tag_conflicts(np.broadcast_to(np.asarray(idx), row.shape)))
+            values = np.broadcast_to(values.reshape(values.shape[0], -1), (values.shape[0], len(others)))
+            if _in_group(trial, nodes, gi):
+                changes.append((nodes, values[:, ok]))
+        k = stats.best_replaced(changes)
+        score = float(stats.replaced([(nodes[k:k + 1], values[:, k:k + 1]) for nodes, values in changes])[0])
+        if best is None or not best_score < score:
+            best, best_score = (p, int(others[ok[k]])), score
     if best is None:
         raise EvacError(f"Can't find any good nodes for relocation: {error}")
-    trial, ops = best
-    _adopt(st, trial)
-    return ops
+    return _all_inner(st, inst, best[0], best[1], force)
 
 
-def _all_inner(st: State, inst, p: int, s: int, force: bool) -> list[dict]:
+def _first_steps(st: State, inst, p: int, force: bool) -> list:
+    """ChangeAll's moves up to the new primary: (a failover off an offline primary,) the
+    secondary to ``p``, a failover to it."""
     steps = []
     if st.F[INDEX["offline"], inst.pnode]:
         _step(st, inst, FAILOVER, None, force, "Failing over to the secondary", steps)
     _step(st, inst, REPLACE_SECONDARY, p, force, "Changing secondary to new primary", steps)
     _step(st, inst, FAILOVER, None, force, "Failing over to new primary", steps)
+    return steps
+
+
+def _all_inner(st: State, inst, p: int, s: int, force: bool) -> list[dict]:
+    steps = _first_steps(st, inst, p, force)
     _step(st, inst, REPLACE_SECONDARY, s, force, "Changing secondary to final secondary", steps)
     return [op for move, target in steps for op in opcodes(st, inst, move, target)]
 
@@ -197,11 +221,6 @@ def _step(st, inst, move, target, force, what, steps) -> None:
     except EvacError as err:
         raise EvacError(f"{what}: {err}") from None
     steps.append((move, target))
-
-
-def _adopt(st: State, trial: State) -> None:
-    """Make ``st`` what ``trial`` (a clone of it) has become."""
-    st.__dict__.update(trial.__dict__)
 
 
 def evacuate_instance(st: State, inst, mode: str, gi: int, avail, force: bool) -> list[dict]:

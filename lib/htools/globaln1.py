@@ -17,6 +17,7 @@ import numpy as np
 from genet.htools import alloc, evacuate, moves
 from genet.htools.metrics import ExactStats
 from genet.htools.nodevals import INDEX, unallocated_mem
+from genet.htools.policy import policy_failures
 from genet.htools.state import NO_NODE, State
 
 BATCH = 4096
@@ -121,11 +122,13 @@ def _needs(st: State, insts):
 
 
 def _simulate(st: State, node: int, members) -> bool:
-    """Ganeti's canEvacuateNode for a node with instances other than mirrored ones."""
+    """Ganeti's canEvacuateNode for a node with instances other than mirrored ones (its
+    mirrored ones are known to fail over)."""
+    group = st.node_group[node]
+    escape = np.array([m for m in np.asarray(members, int) if m != node and st.node_group[m] == group], int)
+    if _one_node_takes_all(st, node, escape):
+        return True
     trial = st.clone(moving=[i.idx for i in st.instances if i.pnode == node])
-    group = trial.node_group[node]
-    escape = np.array([m for m in np.asarray(members, int)
-                       if m != node and trial.node_group[m] == group], int)
     mine = [i for i in reversed(trial.instances) if i.pnode == node]
     try:
         for i in mine:
@@ -140,13 +143,41 @@ def _simulate(st: State, node: int, members) -> bool:
     return all(_recreate(trial, i, escape) for i in stay)
 
 
+def _one_node_takes_all(st: State, node: int, escape: np.ndarray) -> bool:
+    """Whether, once the node's mirrored instances have failed over, one node of ``escape``
+    could take every other instance of the node at once. Then the evacuation cannot fail,
+    whichever nodes Ganeti's fold picks for them one by one (each pick leaves that node able to
+    take the next), and the step-by-step simulation is not needed."""
+    mine = [i for i in st.instances if i.pnode == node]
+    moving = [i for i in mine if not i.has_secondary and not i.forthcoming]
+    if not len(escape) or any(i.spindles is None for i in moving):
+        return False
+    failing_over = np.zeros(len(st.node_names))
+    for i in mine:
+        if i.has_secondary and not i.forthcoming:
+            failing_over[i.snode] += i.mem * i.uses_mem
+    v = st.vals(escape)
+    free = unallocated_mem(v) - failing_over[escape] - sum(i.mem * i.uses_mem for i in moving)
+    fits = free > 0
+    disk = [i for i in moving if i.uses_disk]
+    if disk:
+        fits &= v.f_dsk - sum(i.dsk for i in disk) > 0
+        fits &= ~np.asarray(v.excl, bool) | (v.f_sp - sum(i.spindles for i in disk) >= 0)
+    for i in moving:
+        if i.template in EVACUABLE:
+            fits &= np.asarray(st.may_migrate(node, escape), bool)
+        else:
+            fits &= policy_failures(st, i, escape) == 0
+    return bool(fits.any())
+
+
 def _recreate(st: State, inst, escape: np.ndarray) -> bool:
     """Ganeti's recreate: a copy of the instance where the cluster then scores lowest (the
     original stays where it is)."""
     if not len(escape):
         return False
     stats = ExactStats(st, np.arange(len(st.node_names)))
-    sol = alloc.try_singles(st, stats, inst, escape, alloc.Options(ignore_soft_errors=True), lambda _: True)
+    sol = alloc.try_singles(st, stats, inst, escape, alloc.Options(ignore_soft_errors=True), None)
     if sol.nodes is None:
         return False
     alloc.place(st, copy.copy(inst), sol.nodes, True)

@@ -107,7 +107,8 @@ def main(argv=None) -> int:
         data, request = ialloc.parse(body)
     except ialloc.RequestError as err:
         loader.fail(str(err))
-    if args.text_data:
+    if args.text_data:      # as Ganeti's: the request's own cluster is read (and warned about) first
+        loader.build_state(data, args)
         data = loader.read_cluster(args)
     verbose = options.verbosity(args)
     st = loader.build_state(data, args)

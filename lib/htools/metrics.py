@@ -242,3 +242,24 @@ class ExactStats:
             S[OFF_ROWS] = _left_sum(off[OFF_ROWS])
             out[lo:hi] = self.total(S, var, self.map_value() + dmap[lo:hi])
         return out
+
+    def best_replaced(self, changes, dmap=0.0, tie: float = 1e-9) -> int:
+        """The candidate Ganeti's fold picks on ``replaced``'s scores (the lowest, the last on a
+        tie), without scoring every candidate afresh: all are weighed from the statistics
+        (``after``), then those within ``tie`` (relative) of the best, and any that changes an
+        offline node, are scored afresh."""
+        T = len(changes[0][0])
+        dmap = np.broadcast_to(np.asarray(dmap, float), (T,))
+        on_pos = {int(n): k for k, n in enumerate(self.online)}
+        online = np.ones(T, bool)
+        pairs = []
+        for nodes, values in changes:
+            pos = np.array([on_pos.get(int(n), -1) for n in nodes])
+            online &= pos >= 0
+            pairs.append((self.on_values[:, np.where(pos >= 0, pos, 0)], values))
+        approx = np.asarray(np.broadcast_to(self.after(pairs, dmap), (T,)), float)
+        best = approx[online].min() if online.any() else np.inf
+        near = np.flatnonzero(~online | (approx <= best + tie * max(1.0, abs(best))))
+        exact = self.replaced([(nodes[near], values[:, near]) for nodes, values in changes], dmap[near])
+        winners = near[exact == exact.min()]
+        return int(winners[-1])

@@ -19,7 +19,7 @@ FINAL = ("success", "error", "canceled")
 
 def run(ctx: Context) -> None:
     with ctx.check(BLOCK, "gnt-job change-priority and cancel of delays queued behind another"):
-        first = _submit(ctx, "4")
+        first = _submit(ctx, "10")        # still running while the others are handled, on a busy machine too
         second, third = _submit(ctx, "2"), _submit(ctx, "0")
         out = ctx.gnt("gnt-job", "change-priority", "--priority", "high", third).stdout
         if f"job {third}" not in out:

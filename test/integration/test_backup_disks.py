@@ -238,7 +238,7 @@ def test_recreate_disks_creates_only_missing_disks(cluster):
 def test_recreate_disks_on_a_new_node_and_refusals(cluster):
     cluster.run("node1", "gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=4M",
                 "--disk", "1:size=4M", "--no-start", "rn1")
-    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "--no-start", "dl1")
+    cluster.run("node1", "gnt-instance", "add", "-t", "diskless", "-n", "node1", "--no-start", "dl1")
     for args, message in [
         (["--disk", "0", "-n", "node3", "rn1"], "cannot recreate only some disks and change the nodes"),
         (["--disk", "5", "rn1"], "instance rn1 has no disk 5 (it has 2)"),

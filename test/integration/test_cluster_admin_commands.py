@@ -188,7 +188,7 @@ def test_cluster_settings_as_a_user_types_them(cluster):
 
     proc = gnt("gnt-cluster", "modify", "-I", "dumb", check=False)
     assert proc.returncode == 1 and "iallocator 'dumb' is not available" in proc.stderr
-    gnt("gnt-cluster", "modify", "-I", "", "--default-iallocator-params", "x=1")
+    gnt("gnt-cluster", "modify", "-I", "", "--default-iallocator-params", "static-kvm-node-memory=0")
     add = ("gnt-instance", "add", "-t", "file", "--disk", "0:size=4M", "--no-start", "-o", "noop")
     proc = gnt(*add, "w1", check=False)
     assert proc.returncode == 1 and "No iallocator or node given and no cluster-wide default iallocator" \
@@ -205,7 +205,7 @@ def test_cluster_settings_as_a_user_types_them(cluster):
     info = cluster.client().call("QueryClusterInfo")
     assert (info["default_iallocator"], info["default_iallocator_params"], info["prealloc_wipe_disks"],
             info["reserved_lvs"], info["drbd_usermode_helper"]) == (
-        "hail", {"x": "1"}, True, ["xenvg/backup.*", "xenvg/swap"], "/bin/true")
+        "hail", {"static-kvm-node-memory": "0"}, True, ["xenvg/backup.*", "xenvg/swap"], "/bin/true")
     params = parsed(gnt("gnt-cluster", "info").stdout)["Cluster parameters"]
     assert params["lvm reserved volumes"] == "xenvg/backup.*, xenvg/swap"
     gnt("gnt-cluster", "modify", "--reserved-lvs=")

@@ -37,7 +37,7 @@ def test_add_file_instance_creates_its_disk_and_remove_deletes_it(cluster):
 @pytest.mark.parametrize("args, message", [
     (["-t", "diskless", "-o", "nosuchos", "x1"], "OS 'nosuchos' cannot be used"),
     (["-t", "diskless", "-n", "node9", "x1"], "node 'node9' is not in the cluster"),
-    (["-t", "diskless", "-B", "memory=1000000G", "x1"], "no node has"),
+    (["-t", "diskless", "-B", "memory=1000000G", "x1"], "Can't compute nodes using iallocator 'hail'"),
     (["-t", "diskless", "-n", "node2", "-B", "memory=1000000G", "x1"], "not enough memory on node node2"),
     (["-t", "file", "x1"], "needs at least one disk"),
     (["-t", "diskless", "--net", "0:mac=zz", "x1"], "invalid MAC address"),

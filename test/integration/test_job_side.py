@@ -25,7 +25,7 @@ def until(check, timeout: float = 20) -> None:
 def test_a_delay_behind_another_is_canceled_before_it_starts(cluster):
     """Ganeti's QA: a second delay waits for the first's lock and is canceled meanwhile; its watch
     fails and it ends canceled; wait and change-priority act on the queue."""
-    first = submit(cluster, "gnt-debug", "delay", "4")
+    first = submit(cluster, "gnt-debug", "delay", "10")      # long enough to still run on a busy machine
     second = submit(cluster, "gnt-debug", "delay", "2")
     until(lambda: status(cluster, second) == "waiting")
     third = submit(cluster, "gnt-debug", "delay", "0")
@@ -78,7 +78,10 @@ def test_debug_commands(cluster, tmp_path):
     assert request["request"]["memory"] == 512 and sorted(request["nodes"]) == ["node1", "node2", "node3"]
     proc = cluster.run("node1", "gnt-debug", "allocator", "--dir", "out", "-I", "hail", "-m", "allocate", "new1",
                        check=False)
-    assert proc.returncode == 1 and "allocator 'hail' not found" in proc.stderr
+    assert proc.returncode == 1 and "Missing attribute 'disk_template'" in proc.stderr
+    answer = json.loads(cluster.run("node1", "gnt-debug", "allocator", "--dir", "out", "-I", "hail", "-m",
+                                    "allocate", "-t", "file", "--disks", "8", "new1").stdout)
+    assert answer["success"] is True and answer["result"][0] in ("node1", "node2", "node3"), answer
     proc = cluster.run("node1", "gnt-debug", "wconfd", "echo", "x", check=False)
     assert proc.returncode == 1 and "genet-masterd" in proc.stderr
     cluster.run("node1", "gnt-job", "wait", holder)

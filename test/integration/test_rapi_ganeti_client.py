@@ -458,7 +458,7 @@ TABLE = [
                         "hvparams": {}, "osparams": {}, "start": True, "no_install": False, "tags": ["table:i"],
                         "name_check": False, "ip_check": False, "conflicts_check": True, "wait_for_sync": False},
         sent=lambda op: op["wait_for_sync"] is False and op["pnode"] == "node2"),
-    Row("InstancesMultiAlloc", lambda n: [[ALLOCATION]], JOB),
+    Row("InstancesMultiAlloc", lambda n: [[ALLOCATION]], fails("Can't compute nodes using iallocator 'hail'")),
     Row("GetInstances", expect=data(lambda v: any("cli" in str(inst) for inst in v)),
         full=lambda n: {"bulk": True}),
     Row("GetInstance", lambda n: [n.inst], data(lambda v: v["status"] == "running")),

@@ -3,6 +3,8 @@ defaults, shown by info, refused out of range; and the watcher's balancing round
 plans) obeys them: threshold, moves per round, instances tagged to stay, unavailable nodes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genet import autobalance, watcher
@@ -102,23 +104,7 @@ def test_the_watcher_runs_a_round_only_when_due(monkeypatch):
 
 
 # four alike nodes, mirrored instances spread evenly by size; node1's two keep its CPUs busy
-EVEN = """default|g1|preferred||
-
-node1|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-node2|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-node3|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-node4|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-
-a1|4096|10240|2|running|Y|node1|node2|drbd||1|-|N
-a2|4096|10240|2|running|Y|node1|node3|drbd||1|-|N
-b1|4096|10240|2|running|Y|node2|node3|drbd||1|-|N
-b2|4096|10240|2|running|Y|node2|node4|drbd||1|-|N
-c1|4096|10240|2|running|Y|node3|node4|drbd||1|-|N
-c2|4096|10240|2|running|Y|node3|node1|drbd||1|-|N
-d1|4096|10240|2|running|Y|node4|node1|drbd||1|-|N
-d2|4096|10240|2|running|Y|node4|node2|drbd||1|-|N
-
-"""
+EVEN = (Path(__file__).resolve().parents[1] / "data" / "even-four-nodes.data").read_text()
 BUSY_NODE1 = {"keep": 3600.0, "max_samples": 720, "nodes": {}, "instances": {
     name: [[60.0 * k, "node" + "1234"["abcd".index(name[0])], 0.85 if name[0] == "a" else 0.05, 0.05, 0.02, 0.01]
            for k in range(5)] for name in ("a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2")}}

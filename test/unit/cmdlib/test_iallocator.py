@@ -91,3 +91,18 @@ def test_an_allocator_that_cannot_place_refuses_the_creation_naming_itself(clust
 def test_unknown_allocator_names_are_refused_before_anything_happens(cluster):
     cluster.refused(OpInstanceCreate(instance_name="x", disk_template="diskless", os_type="noop",
                                      iallocator="nosuch"), "iallocator 'nosuch' is not available", "wrong_input")
+
+
+def test_a_multi_allocation_in_a_group_is_placed_on_its_nodes(cluster):
+    from genet.opcodes import OpGroupAdd, OpGroupAssignNodes, OpInstanceMultiAlloc
+    cluster.run(OpGroupAdd(group_name="rack2"))
+    cluster.run(OpGroupAssignNodes(group_name="rack2", nodes=["node2", "node3"]))
+    creation = [{"instance_name": f"b{k}", "disk_template": "diskless", "os_type": "noop",
+                 "beparams": {"memory": 128}, "group_name": "rack2"} for k in range(2)]
+    result = cluster.run(OpInstanceMultiAlloc(instances=creation))
+    assert result["allocatable"] == ["b0", "b1"]
+    assert [cluster.wait(job_id)["status"] for _, job_id in result["jobs"]] == ["success", "success"]
+    assert {cluster.instance(f"b{k}")["primary_node"] for k in range(2)} <= {"node2", "node3"}
+    cluster.refused(OpInstanceMultiAlloc(instances=[{**creation[0], "instance_name": "c1"},
+                                                    {**creation[1], "instance_name": "c2", "group_name": "default"}]),
+                    "placed in one node group: they name default, rack2", "wrong_input")

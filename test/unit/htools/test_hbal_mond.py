@@ -4,6 +4,7 @@ instance raises the score and is what hbal moves; without --mond nothing changes
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,23 +15,7 @@ from genet.htools.state import State
 from genet.htools import metrics
 
 # four alike nodes, two mirrored instances each as primary and two as secondary: even by size
-EVEN = """default|g1|preferred||
-
-node1|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-node2|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-node3|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-node4|65536|1024|56320|409600|368640|16|N|g1|1||N|0|1|1.0
-
-a1|4096|10240|2|running|Y|node1|node2|drbd||1|-|N
-a2|4096|10240|2|running|Y|node1|node3|drbd||1|-|N
-b1|4096|10240|2|running|Y|node2|node3|drbd||1|-|N
-b2|4096|10240|2|running|Y|node2|node4|drbd||1|-|N
-c1|4096|10240|2|running|Y|node3|node4|drbd||1|-|N
-c2|4096|10240|2|running|Y|node3|node1|drbd||1|-|N
-d1|4096|10240|2|running|Y|node4|node1|drbd||1|-|N
-d2|4096|10240|2|running|Y|node4|node2|drbd||1|-|N
-
-"""
+EVEN = (Path(__file__).resolve().parents[1] / "data" / "even-four-nodes.data").read_text()
 
 
 def history(cpu: dict[str, list[float]], node_of=lambda name: "node" + "1234"["abcd".index(name[0])]) -> dict:
