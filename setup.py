@@ -43,6 +43,7 @@ COMMANDS = [
     "hscan = genet.htools.hscan:main",
     "hinfo = genet.htools.hinfo:main",
     "hroller = genet.htools.hroller:main",
+    "hcheck = genet.htools.hcheck:main",
     "hail = genet.htools.hail:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",

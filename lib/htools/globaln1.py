@@ -84,6 +84,23 @@ class Redundancy:
         return not np.any((count > 0) & (free[None, :] - need <= 0))
 
 
+def evacuable(st: State, members) -> list[bool]:
+    """Ganeti's canEvacuateNode for each node of ``members`` (a node group), escaping within
+    the group: what hcheck counts as "not directly evacuateable". A node fails when one of its
+    mirrored primaries cannot fail over, or they do not fit in a secondary together, or its
+    other instances cannot go elsewhere."""
+    members = [int(n) for n in members]
+    inside = set(members)
+    mine = [i for i in st.instances if i.pnode in inside]
+    mirrored = [i for i in mine if i.has_secondary]
+    blocked = {st.instances[k].pnode for k in _failing(st, mirrored)}
+    need, count = _needs(st, mirrored)
+    free = unallocated_mem(st.vals(np.arange(len(st.node_names))))
+    blocked |= set(np.flatnonzero(((count > 0) & (free[None, :] - need <= 0)).any(axis=1)).tolist())
+    others = {i.pnode for i in mine if not i.has_secondary}
+    return [n not in blocked and (n not in others or _simulate(st, n, members)) for n in members]
+
+
 def _failing(st: State, insts) -> set[int]:
     """The mirrored instances that cannot fail over on their own (soft limits ignored)."""
     out = set()

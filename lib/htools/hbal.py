@@ -86,10 +86,7 @@ def main(argv=None) -> int:
     group_insts = st.group_instances(members) if len(members) else []
     print(f"Group size {len(members)} nodes, {len(group_insts)} instances")
     print(f"Selected node group: {gname}")
-    opts = Options(disk_moves=not args.no_disk_moves, instance_moves=not args.no_instance_moves,
-                   restricted_migration=args.restricted_migration, ignore_soft_errors=args.ignore_soft_errors,
-                   evac_mode=args.evac_mode, min_gain=args.min_gain, min_gain_limit=args.min_gain_limit)
-    bal = Balancer(st, members, opts)
+    bal = Balancer(st, members, balancer_options(args))
     _check_group(st, bal, group_insts, verbose, args.ignore_soft_errors)
     f_mem = [n.f_mem for n in data.nodes]
     _print_tables(args, st, group_insts, members, aliases, f_mem, "Initial")
@@ -138,6 +135,15 @@ def main(argv=None) -> int:
         from genet.htools import execute
         return execute.run_jobs(args, st, steps)
     return 0
+
+
+def balancer_options(args) -> Options:
+    """The balancing options hbal's command line sets (Ganeti's fromCLIOptions); hcheck's
+    simulation balances with the same ones."""
+    return Options(disk_moves=not args.no_disk_moves, instance_moves=not args.no_instance_moves,
+                   restricted_migration=getattr(args, "restricted_migration", False),
+                   ignore_soft_errors=args.ignore_soft_errors, evac_mode=args.evac_mode,
+                   min_gain=args.min_gain, min_gain_limit=args.min_gain_limit)
 
 
 def _print_tables(args, st: State, insts, members, aliases, f_mem, when: str) -> None:

@@ -70,11 +70,25 @@ def _read_backend(args) -> ClusterData:
         if getattr(args, "luxi", None) is not None or getattr(args, "master", None):
             from genet.htools import live
             return live.load(args)
+        if getattr(args, "ialloc_src", None):
+            return _read_ialloc(args.ialloc_src)
     except OSError as err:
         fail(f"failed to load data, aborting: {io_error(err)}")
     except (text.FormatError, HtoolsError) as err:
         fail(f"failed to load data, aborting: {err}")
     fail("failed to load data, aborting: No backend selected! Exiting.")
+
+
+def _read_ialloc(path: str) -> ClusterData:
+    """-I FILE: the cluster an IAllocator request describes (a request that does not parse is
+    refused as hail refuses it, without the "failed to load data" of the other backends)."""
+    from genet.htools import ialloc     # ialloc reads live's policies, and live this module
+    with open(path, encoding="utf-8") as f:
+        body = f.read()
+    try:
+        return ialloc.parse(body)[0]
+    except ialloc.RequestError as err:
+        fail(str(err))
 
 
 def io_error(err: OSError) -> str:

@@ -132,6 +132,14 @@ OPTIONS = {
                            help="disable capacity checks (like global N+1 redundancy)")),
     "restrict_allocation_to": (("--restrict-allocation-to",), dict(type=_list, metavar="NODE,...",
                                help="Restrict allocations to the given set of nodes")),
+    "machine_readable": (("--machine-readable",), dict(nargs="?", const=True, default=False, type=_yes_no,
+                         metavar="CHOICE", help="enable machine readable output (pass either 'yes' or 'no' to "
+                                                "explicitly control the flag, or without an argument defaults to "
+                                                "yes)")),
+    "no_simulation": (("--no-simulation",), dict(action="store_true",
+                      help="do not perform rebalancing simulation")),
+    "ialloc_src": (("-I", "--ialloc-src"), dict(metavar="FILE",
+                   help="Specify an iallocator spec as the cluster data source")),
     "priority": (("--priority",), dict(choices=tuple(PRIORITIES), metavar="PRIO",
                  help="set the priority of submitted jobs")),
 }

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from genet.htools import display, hail, hbal, hinfo, hroller, hscan, metrics, state, text
+from genet.htools import display, hail, hbal, hcheck, hinfo, hroller, hscan, metrics, state, text
 from test_man_pages import mentions, page, section
 
 
@@ -30,7 +30,8 @@ def test_every_hbal_option_is_in_the_synopsis_and_explained_under_options():
     assert [o for o in options if not mentions(explained, o)] == []
 
 
-@pytest.mark.parametrize("program", [hscan, hinfo, hail, hroller], ids=["hscan", "hinfo", "hail", "hroller"])
+@pytest.mark.parametrize("program", [hscan, hinfo, hail, hroller, hcheck],
+                         ids=["hscan", "hinfo", "hail", "hroller", "hcheck"])
 def test_every_option_of_the_other_htools_is_in_the_synopsis_and_explained(program):
     options = option_strings(program.build_parser())
     assert {"-h", "-V"} <= set(options)
@@ -145,7 +146,34 @@ def test_hroller_examples_print_what_hroller_prints(tmp_path, capsys):
 
 def test_htools_page_lists_every_htools_program():
     synopsis = section(page("htools"), "SYNOPSIS")
-    assert [p for p in ("hbal", "hscan", "hinfo", "hail", "hroller") if f"**{p}**" not in synopsis] == []
+    assert [p for p in ("hbal", "hscan", "hinfo", "hail", "hroller", "hcheck") if f"**{p}**" not in synopsis] == []
+
+
+def test_the_hcheck_examples_are_what_hcheck_prints_for_the_hbal_example_cluster(tmp_path, capsys):
+    """Every hcheck run shown on the page, on hbal(1)'s example cluster: its whole output and
+    the exit status the page gives (1 when the cluster needs rebalancing)."""
+    (tmp_path / "cluster.data").write_text(literal_blocks(section(page("hbal"), "EXAMPLES"))[0] + "\n")
+    blocks = literal_blocks(section(page("hcheck"), "DESCRIPTION"))
+    runs = [b for b in blocks if b.startswith("$ hcheck -t cluster.data")]
+    assert len(runs) == 3
+    for block in runs:
+        command, *shown = block.split("\n")
+        words = shlex.split(command)[2:]
+        head = words.index("|") if "|" in words else None
+        argv = [str(tmp_path / "cluster.data") if w == "cluster.data" else w for w in words[:head]]
+        status = hcheck.main(argv)
+        printed = capsys.readouterr().out.rstrip("\n").split("\n")
+        if head is not None:
+            assert words[head + 1:] == ["head", "-3"]
+            printed = printed[:3]
+        assert [line.rstrip() for line in printed] == shown, command
+        assert status == (1 if "Cluster needs rebalancing." in shown else 0), command
+
+
+def test_hcheck_page_names_every_machine_readable_key():
+    body = section(page("hcheck"), "Machine-readable output", "~")
+    keys = [k for k, _ in hcheck.COUNTS + [hcheck.GN1_COUNT, hcheck.GROUP_EXTRA, hcheck.CLUSTER_EXTRA]]
+    assert [k for k in keys + list(hcheck.PHASES) if f"``{k}``" not in body] == []
 
 
 def test_the_hail_example_is_what_hail_answers_on_the_hbal_example_cluster(tmp_path, capsys):
