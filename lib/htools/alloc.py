@@ -288,7 +288,7 @@ def try_group_alloc(st: State, inst: Inst, count: int, opts: Options, group_name
     """Ganeti's tryGroupAlloc: allocation inside the named group only, scored over it."""
     names = [g.name for g in st.data.groups]
     if group_name not in names:
-        raise AllocError(f"Can't find group with name {group_name}")   # FIXME exact text
+        raise AllocError(f"Wrong number of elems found with name {group_name}")
     gi = names.index(group_name)
     members = np.flatnonzero(st.node_group == gi)
     g = st.data.groups[gi]

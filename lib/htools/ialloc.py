@@ -115,7 +115,7 @@ def _node(name: str, d: dict, groups: dict) -> Node:
     offline, drained, group = o.get("offline", "Bool"), o.get("drained", "Bool"), o.get("group", "String")
     vm_capable = o.maybe("vm_capable", "Bool", True)
     if group not in groups:
-        raise RequestError(f"Unknown node group '{group}' for node {name}")  # FIXME exact
+        raise RequestError(f"Unknown group '{group}' for node {name}")
     ndparams = Obj(o.get("ndparams", "JSObject"), o.context)
     tags = o.maybe("tags", "list", [])
     excl = ndparams.get("exclusive_storage", "Bool")
@@ -167,12 +167,19 @@ def parse(text: str) -> tuple[ClusterData, Request]:
 
 def _request(req: Obj, data: ClusterData) -> Request:
     kind = req.get("type", "String")
-    by_name = {i.name for i in data.instances}
 
-    def known(name):
-        if name not in by_name:
-            raise RequestError(f"Unknown instance '{name}'")   # FIXME exact
+    def found(name, names):
+        """Ganeti's Container.findByName: exactly one thing of that name."""
+        if name not in names:
+            raise RequestError(f"Wrong number of elems found with name {name}")
         return name
+
+    def known(name):      # Ganeti's lookupInstance
+        if name not in {i.name for i in data.instances}:
+            raise RequestError(f"Unknown instance '{name}'")
+        return name
+    instances = {i.name for i in data.instances}
+    groups = {g.uuid for g in data.groups} | {g.name for g in data.groups}
     if kind == "allocate":
         name = req.get("name", "String")
         group, restrict = req.maybe("group_name", "String"), req.maybe("restrict-to-nodes", "list")
@@ -181,12 +188,14 @@ def _request(req: Obj, data: ClusterData) -> Request:
     if kind == "relocate":
         name = known(req.get("name", "String"))
         count = req.get("required_nodes", "Int")
-        return Request(kind, [name], [count], relocate_from=list(req.get("relocate_from", "list")))
+        nodes = {n.name for n in data.nodes}
+        return Request(kind, [name], [count],
+                       relocate_from=[found(n, nodes) for n in req.get("relocate_from", "list")])
     if kind == "change-group":
-        names = [known(n) for n in req.get("instances", "list")]
-        return Request(kind, names, target_groups=list(req.get("target_groups", "list")))
+        names = [found(n, instances) for n in req.get("instances", "list")]
+        return Request(kind, names, target_groups=[found(g, groups) for g in req.get("target_groups", "list")])
     if kind == "node-evacuate":
-        names = [known(n) for n in req.get("instances", "list")]
+        names = [found(n, instances) for n in req.get("instances", "list")]
         mode = req.get("evac_mode", "String")
         if mode not in EVAC_MODES:
             raise RequestError(f'invalid request dict: key \'evac_mode\': Invalid string value for type EvacMode: "{mode}"')

@@ -140,3 +140,24 @@ def test_unreadable_requests_are_refused_as_ganeti_refuses_them(hails, tmp_path,
 @pytest.mark.parametrize("args", [[], ["a.json", "b.json"], ["nowhere.json"]])
 def test_wrong_arguments_are_refused_as_ganeti_refuses_them(hails, args):
     assert same(hails, *args).returncode == 1
+
+
+@pytest.mark.parametrize("case", ["unknown group to allocate in", "node in an unknown group", "unknown instance to relocate",
+                                  "unknown instance to evacuate", "unknown target group", "unknown node to relocate from"])
+def test_requests_naming_what_is_not_there_get_ganetis_answer(hails, tmp_path, case):
+    data = text.parse(tl.cluster_text(5, 1))
+    mirrored = next(i for i in data.instances if i.template == "drbd")
+    allocate = {"type": "allocate", **new("n1", "drbd", 256, 2048)}
+    relocate = {"type": "relocate", "name": mirrored.name, "required_nodes": 1, "relocate_from": [mirrored.snode]}
+    request = {"unknown group to allocate in": {**allocate, "group_name": "nosuch"},
+               "node in an unknown group": allocate,
+               "unknown instance to relocate": {**relocate, "name": "ghost"},
+               "unknown instance to evacuate": {"type": "node-evacuate", "instances": ["ghost"], "evac_mode": "all"},
+               "unknown target group": {"type": "change-group", "instances": [mirrored.name],
+                                        "target_groups": ["nosuch"]},
+               "unknown node to relocate from": {**relocate, "relocate_from": ["nonode"]}}[case]
+    message = ialloc.message(data, request)
+    if case == "node in an unknown group":
+        message["nodes"][data.nodes[0].name]["group"] = "nosuchgroup"
+    (tmp_path / "r.json").write_text(json.dumps(message))
+    same(hails, tmp_path / "r.json")
