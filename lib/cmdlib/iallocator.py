@@ -25,7 +25,6 @@ SEARCH_PATH = ("/usr/lib/genet/iallocators", "/usr/local/lib/ganeti/iallocators"
 TIMEOUT = 300.0
 # the built-in hail checks global N+1 redundancy only in groups of at least this many nodes
 CAPACITY_MIN_NODES = 2
-MIRRORED = ("drbd", "mirror")
 # genet's templates as a Ganeti allocator knows them: genet's mirror keeps a copy on a secondary
 # node as drbd does, so Ganeti's hail (and any allocator written for Ganeti) can place it
 GANETI_TEMPLATES = {"mirror": "drbd"}
@@ -64,7 +63,12 @@ def check(name: str) -> None:
 # --- the request ------------------------------------------------------------------------------
 
 def required_nodes(template: str) -> int:
-    return 2 if template in MIRRORED else 1
+    """Two nodes for a template that keeps a second copy, else one (unknown templates: one)."""
+    from genet.storage.base import TEMPLATES
+    try:
+        return 2 if TEMPLATES.cls(template).mirrored else 1
+    except LookupError:
+        return 1
 
 
 def new_instance(name: str, template: str, disks: list[dict], nics: list[dict], memory: int, vcpus: int,
