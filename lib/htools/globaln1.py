@@ -29,8 +29,9 @@ EVACUABLE = frozenset({"diskless", "sharedfile", "rbd", "ext", "gluster"})
 class Redundancy:
     """The redundancy check of ``st`` with one more instance placed (or of its nodes
     ``members``), with options as Ganeti's. What the new instance cannot change is worked out
-    once: each mirrored instance's own failover, and the memory each node's mirrored primaries
-    need on each of their secondaries; a placement then recomputes only what touches its nodes."""
+    once: each mirrored instance's own failover, the memory each node's mirrored primaries need
+    on each of their secondaries and where that does not fit, each node's instances; a
+    placement then recomputes only what touches its nodes."""
 
     def __init__(self, st: State, opts, members=None):
         self.st, self.opts = st, opts
@@ -39,13 +40,23 @@ class Redundancy:
         if opts.accept_existing:
             keep &= ~st.F[INDEX["offline"], nodes].astype(bool)
         self.nodes = nodes[keep]
+        self.checked = set(self.nodes.tolist())
         self.members = nodes
-        checked = set(self.nodes.tolist())
-        placed = [i for i in st.instances if i.pnode != NO_NODE and i.pnode in checked]
+        placed = [i for i in st.instances if i.pnode != NO_NODE and i.pnode in self.checked]
         self.mirrored = [i for i in placed if i.has_secondary]
+        self.touching: dict[int, list] = {}          # node -> mirrored instances on it
+        for i in self.mirrored:
+            for n in {i.pnode, i.snode}:
+                self.touching.setdefault(n, []).append(i)
+        self.primaries: dict[int, list] = {}         # node -> its primaries, the latest first
+        for i in reversed(st.instances):
+            if i.pnode != NO_NODE:
+                self.primaries.setdefault(i.pnode, []).append(i)
         self.others = sorted({i.pnode for i in placed if not i.has_secondary})
         self.failing = _failing(st, self.mirrored)
         self.need, self.count = _needs(st, self.mirrored)
+        self.free = unallocated_mem(st.vals(np.arange(len(st.node_names))))
+        self.short = (self.count > 0) & (self.free[None, :] - self.need <= 0)   # failovers that do not fit
 
     def passes_with(self, inst):
         """A predicate on a placement (node tuple) of the new instance ``inst``."""
@@ -55,33 +66,42 @@ class Redundancy:
             trial = self.st.clone(moving=[inst.idx])
             new = trial.instances[inst.idx]
             place(trial, new, nodes, self.opts.ignore_soft_errors)
-            return self._mirrored_ok(trial, new, set(nodes)) and all(
-                _simulate(trial, n, self.members) for n in self._simulated(new))
+            if not self._mirrored_ok(trial, new, set(nodes)):
+                return False
+            for n in self._simulated(new):
+                mine = ([new] if new.pnode == n else []) + self.primaries.get(n, [])
+                if not _simulate(trial, n, self.members, mine):
+                    return False
+            return True
         return passes
 
     def _simulated(self, new) -> list[int]:
         nodes = set(self.others)
-        if not new.has_secondary and new.pnode in set(self.nodes.tolist()):
+        if not new.has_secondary and new.pnode in self.checked:
             nodes.add(new.pnode)
         return sorted(nodes)
 
     def _mirrored_ok(self, trial: State, new, touched: set[int]) -> bool:
-        """Every mirrored failover fits, the ones near the placement checked again."""
-        near = [i for i in self.mirrored if i.pnode in touched or i.snode in touched]
-        if self.failing - {i.idx for i in near}:
+        """Every mirrored failover fits, the ones near the placement checked again, and so
+        does the memory failing over to each node (the new primary's free memory is less)."""
+        near = {i.idx: i for n in touched for i in self.touching.get(n, [])}
+        if self.failing - set(near):
             return False
-        mine = [trial.instances[i.idx] for i in near]
-        if new.has_secondary and new.pnode in set(self.nodes.tolist()):
+        mine = [trial.instances[k] for k in near]
+        counted = new.has_secondary and new.pnode in self.checked
+        if counted:
             mine.append(new)
         if mine and _failing(trial, mine):
             return False
-        need, count = self.need, self.count
-        if new.has_secondary and not new.forthcoming and new.pnode in set(self.nodes.tolist()):
-            need, count = need.copy(), count.copy()
-            need[new.pnode, new.snode] += new.mem * new.uses_mem
-            count[new.pnode, new.snode] += 1
-        free = unallocated_mem(trial.vals(np.arange(len(trial.node_names))))
-        return not np.any((count > 0) & (free[None, :] - need <= 0))
+        p = new.pnode
+        short = self.short.sum() - self.short[:, p].sum()
+        free_p = float(np.ravel(unallocated_mem(trial.vals(p)))[0])
+        if short or ((self.count[:, p] > 0) & (free_p - self.need[:, p] <= 0)).any():
+            return False
+        if counted and not new.forthcoming:
+            s = new.snode
+            return bool(self.free[s] - (self.need[p, s] + new.mem * new.uses_mem) > 0)
+        return True
 
 
 def evacuable(st: State, members) -> list[bool]:
@@ -91,14 +111,17 @@ def evacuable(st: State, members) -> list[bool]:
     other instances cannot go elsewhere."""
     members = [int(n) for n in members]
     inside = set(members)
-    mine = [i for i in st.instances if i.pnode in inside]
-    mirrored = [i for i in mine if i.has_secondary]
+    mine: dict[int, list] = {}
+    for i in reversed(st.instances):
+        if i.pnode in inside:
+            mine.setdefault(i.pnode, []).append(i)
+    mirrored = [i for insts in mine.values() for i in insts if i.has_secondary]
     blocked = {st.instances[k].pnode for k in _failing(st, mirrored)}
     need, count = _needs(st, mirrored)
     free = unallocated_mem(st.vals(np.arange(len(st.node_names))))
     blocked |= set(np.flatnonzero(((count > 0) & (free[None, :] - need <= 0)).any(axis=1)).tolist())
-    others = {i.pnode for i in mine if not i.has_secondary}
-    return [n not in blocked and (n not in others or _simulate(st, n, members)) for n in members]
+    others = {n for n, insts in mine.items() if any(not i.has_secondary for i in insts)}
+    return [n not in blocked and (n not in others or _simulate(st, n, members, mine[n])) for n in members]
 
 
 def _failing(st: State, insts) -> set[int]:
@@ -121,15 +144,15 @@ def _needs(st: State, insts):
     return need, count
 
 
-def _simulate(st: State, node: int, members) -> bool:
+def _simulate(st: State, node: int, members, mine) -> bool:
     """Ganeti's canEvacuateNode for a node with instances other than mirrored ones (its
-    mirrored ones are known to fail over)."""
+    mirrored ones are known to fail over); ``mine``: its primaries, the latest first."""
     group = st.node_group[node]
     escape = np.array([m for m in np.asarray(members, int) if m != node and st.node_group[m] == group], int)
-    if _one_node_takes_all(st, node, escape):
+    if _one_node_takes_all(st, node, escape, mine):
         return True
-    trial = st.clone(moving=[i.idx for i in st.instances if i.pnode == node])
-    mine = [i for i in reversed(trial.instances) if i.pnode == node]
+    trial = st.clone(moving=[i.idx for i in mine])
+    mine = [trial.instances[i.idx] for i in mine]
     try:
         for i in mine:
             if i.has_secondary:
@@ -143,12 +166,11 @@ def _simulate(st: State, node: int, members) -> bool:
     return all(_recreate(trial, i, escape) for i in stay)
 
 
-def _one_node_takes_all(st: State, node: int, escape: np.ndarray) -> bool:
+def _one_node_takes_all(st: State, node: int, escape: np.ndarray, mine) -> bool:
     """Whether, once the node's mirrored instances have failed over, one node of ``escape``
     could take every other instance of the node at once. Then the evacuation cannot fail,
     whichever nodes Ganeti's fold picks for them one by one (each pick leaves that node able to
     take the next), and the step-by-step simulation is not needed."""
-    mine = [i for i in st.instances if i.pnode == node]
     moving = [i for i in mine if not i.has_secondary and not i.forthcoming]
     v = st.vals(escape)
     excl = np.asarray(v.excl, bool)
