@@ -53,6 +53,10 @@ class Redundancy:
             if i.pnode != NO_NODE:
                 self.primaries.setdefault(i.pnode, []).append(i)
         self.others = sorted({i.pnode for i in placed if not i.has_secondary})
+        # for each of those nodes, a few nodes that could take all its other instances at once:
+        # as long as a placement leaves one of them (and the node) alone, it stays evacuable
+        self.takers = {n: _takers(st, n, _escape(st, n, self.members), self.primaries[n])[:3].tolist()
+                       for n in self.others}
         self.failing = _failing(st, self.mirrored)
         self.need, self.count = _needs(st, self.mirrored)
         self.free = unallocated_mem(st.vals(np.arange(len(st.node_names))))
@@ -68,7 +72,10 @@ class Redundancy:
             place(trial, new, nodes, self.opts.ignore_soft_errors)
             if not self._mirrored_ok(trial, new, set(nodes)):
                 return False
+            touched = set(nodes)
             for n in self._simulated(new):
+                if n not in touched and set(self.takers.get(n, [])) - touched:
+                    continue
                 mine = ([new] if new.pnode == n else []) + self.primaries.get(n, [])
                 if not _simulate(trial, n, self.members, mine):
                     return False
@@ -148,8 +155,8 @@ def _simulate(st: State, node: int, members, mine) -> bool:
     """Ganeti's canEvacuateNode for a node with instances other than mirrored ones (its
     mirrored ones are known to fail over); ``mine``: its primaries, the latest first."""
     group = st.node_group[node]
-    escape = np.array([m for m in np.asarray(members, int) if m != node and st.node_group[m] == group], int)
-    if _one_node_takes_all(st, node, escape, mine):
+    escape = _escape(st, node, members)
+    if len(_takers(st, node, escape, mine)):
         return True
     trial = st.clone(moving=[i.idx for i in mine])
     mine = [trial.instances[i.idx] for i in mine]
@@ -166,16 +173,22 @@ def _simulate(st: State, node: int, members, mine) -> bool:
     return all(_recreate(trial, i, escape) for i in stay)
 
 
-def _one_node_takes_all(st: State, node: int, escape: np.ndarray, mine) -> bool:
-    """Whether, once the node's mirrored instances have failed over, one node of ``escape``
-    could take every other instance of the node at once. Then the evacuation cannot fail,
-    whichever nodes Ganeti's fold picks for them one by one (each pick leaves that node able to
-    take the next), and the step-by-step simulation is not needed."""
+def _escape(st: State, node: int, members) -> np.ndarray:
+    """Where a node's instances may go: the other nodes of its group among ``members``."""
+    members = np.asarray(members, int)
+    return members[(st.node_group[members] == st.node_group[node]) & (members != node)]
+
+
+def _takers(st: State, node: int, escape: np.ndarray, mine) -> np.ndarray:
+    """The nodes of ``escape`` each of which could take every instance of the node but its
+    mirrored ones (which fail over to their secondaries first) at once. With one, the
+    evacuation cannot fail, whichever nodes Ganeti's fold picks for them one by one (each pick
+    leaves that node able to take the next), and the step-by-step simulation is not needed."""
     moving = [i for i in mine if not i.has_secondary and not i.forthcoming]
     v = st.vals(escape)
     excl = np.asarray(v.excl, bool)
     if not len(escape) or (excl.any() and any(i.spindles is None for i in moving)):
-        return False
+        return escape[:0]
     failing_over = np.zeros(len(st.node_names))
     for i in mine:
         if i.has_secondary and not i.forthcoming:
@@ -192,7 +205,7 @@ def _one_node_takes_all(st: State, node: int, escape: np.ndarray, mine) -> bool:
             fits &= np.asarray(st.may_migrate(node, escape), bool)
         else:
             fits &= policy_failures(st, i, escape) == 0
-    return bool(fits.any())
+    return escape[np.asarray(fits, bool)]
 
 
 def _recreate(st: State, inst, escape: np.ndarray) -> bool:

@@ -46,12 +46,10 @@ def violation(inst, pol: IPolicy, excl: bool) -> int:
 
 
 def policy_failures(st, inst, nodes) -> np.ndarray:
-    """The policy failure of ``inst`` on each node (its group's policy, its storage)."""
-    seen: dict[tuple[int, bool], int] = {}
-    out = np.zeros(len(nodes), int)
-    for k, n in enumerate(np.asarray(nodes).tolist()):
-        key = (int(st.node_group[n]), bool(st.F[INDEX["excl"], n]))
-        if key not in seen:
-            seen[key] = violation(inst, st.data.groups[key[0]].ipolicy, key[1])
-        out[k] = seen[key]
-    return out
+    """The policy failure of ``inst`` on each node (its group's policy, its storage), worked
+    out once per (group, exclusive storage) pair among the nodes."""
+    nodes = np.asarray(nodes, int)
+    keys = st.node_group[nodes] * 2 + st.F[INDEX["excl"], nodes].astype(int)
+    kinds, where = np.unique(keys, return_inverse=True)
+    codes = np.array([violation(inst, st.data.groups[k // 2].ipolicy, bool(k % 2)) for k in kinds.tolist()], int)
+    return codes[where] if len(nodes) else np.zeros(0, int)
