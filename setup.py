@@ -43,6 +43,7 @@ COMMANDS = [
     "hscan = genet.htools.hscan:main",
     "hinfo = genet.htools.hinfo:main",
     "hail = genet.htools.hail:main",
+    "hspace = genet.htools.hspace:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",
     "genet-rapi = genet.daemons.rapi:main",
