@@ -8,6 +8,7 @@ Ganeti's hspace does.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import replace
 
@@ -32,13 +33,8 @@ STANDARD = ("SPEC", "Standard (fixed-size)", "Standard")
 
 def build_parser():
     parser = options.build_parser("hspace", "Cluster space analyzer for genet (Ganeti's hspace).", OPTION_NAMES)
-    parser.add_argument("args", nargs="*", help=argparse_suppress())
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     return parser
-
-
-def argparse_suppress():
-    import argparse
-    return argparse.SUPPRESS
 
 
 # --- output -----------------------------------------------------------------------------------
