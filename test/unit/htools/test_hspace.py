@@ -92,7 +92,7 @@ def _write(tmp_path, name: str, data) -> Path:
 def test_a_full_generated_cluster_takes_nothing_more(hspaces, tmp_path):
     """Generated clusters fail N+1 already: no instance is placed, the reason is FailN1."""
     path = tmp_path / "full.data"
-    path.write_text(tl.cluster_text(20, 1))
+    path.write_text(tl.cluster_text(10, 1))
     for mode in ([], ["--machine-readable"]):
         out = same(hspaces, "-t", path, *mode)
     assert "HTS_ALLOC_FAIL_REASON=FAILN1" in out.stdout
