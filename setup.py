@@ -45,6 +45,7 @@ COMMANDS = [
     "hroller = genet.htools.hroller:main",
     "hcheck = genet.htools.hcheck:main",
     "hail = genet.htools.hail:main",
+    "hspace = genet.htools.hspace:main",
     "genet-masterd = genet.daemons.masterd:main",
     "genet-noded = genet.daemons.noded:main",
     "genet-rapi = genet.daemons.rapi:main",

@@ -129,3 +129,4 @@ class ClusterData:
     ipolicy: IPolicy = field(default_factory=default_ipolicy)
     hypervisor: str | None = None       # the cluster's (live backends); a text file does not say
     measured: object | None = None      # hbal --mond's loads (genet.htools.mond.Loads), read with the rest
+    first_node_index: int = 0           # how Ganeti's backend numbered the nodes (from 1 for --simulate)

@@ -111,6 +111,18 @@ class Redundancy:
         return True
 
 
+def redundant(st: State, nodes, members) -> bool:
+    """Ganeti's redundant: every node of ``nodes`` can be evacuated, each within its group
+    among ``members``."""
+    members = [int(m) for m in members]
+    checked = set(int(n) for n in nodes)
+    for gi in sorted({int(st.node_group[m]) for m in members}):
+        inside = [m for m in members if st.node_group[m] == gi]
+        if not all(ok for n, ok in zip(inside, evacuable(st, inside)) if n in checked):
+            return False
+    return True
+
+
 def evacuable(st: State, members) -> list[bool]:
     """Ganeti's canEvacuateNode for each node of ``members`` (a node group), escaping within
     the group: what hcheck counts as "not directly evacuateable". A node fails when one of its

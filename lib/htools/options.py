@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import sys
+from fractions import Fraction
 
 from genet import __version__
 from genet.cli.gnt_job import PRIORITIES
@@ -32,6 +34,78 @@ def _positive(text: str) -> float:
 def _yes_no(text: str) -> bool:
     if text not in ("yes", "no"):
         raise argparse.ArgumentTypeError(f"Invalid choice '{text}', pass one of 'yes' or 'no'")
+    return text == "yes"
+
+
+class GanetiOptionError(Exception):
+    """An option value Ganeti's parser refuses, with Ganeti's words (the program exits 1)."""
+
+
+def _hs_int(what: str):
+    """Ganeti's tryRead for an integer: its message names ``what``."""
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"\s*-?\d+\s*", text):
+            raise GanetiOptionError(f"{what}: cannot parse string '{text}'")
+        return int(text)
+    return parse
+
+
+_DECIMAL_MIB = Fraction(1000, 1024) ** 2
+# Ganeti's parseUnitValue, in its order: (the unit as written, the unit upper-cased, factor to MiB)
+UNITS = (("m", "MIB", 1), ("g", "GIB", 1024), ("t", "TIB", 1024 ** 2),
+         ("M", "MB", _DECIMAL_MIB), ("G", "GB", _DECIMAL_MIB * 1000), ("T", "TB", _DECIMAL_MIB * 1000 ** 2))
+
+
+def parse_unit(text: str) -> int:
+    """Ganeti's parseUnit: a number of MiB with an optional unit (m, g, t binary; M, G, T decimal)."""
+    m = re.match(r"\s*(-?\d+)(.*)$", text, re.S)
+    if not m:
+        raise ValueError(f"Can't parse string '{text}'")
+    unit = m.group(2).lstrip(" ")
+    factors = [f for short, long, f in UNITS if unit == short or unit.upper() == long]
+    if unit and not factors:
+        raise ValueError(f"Unknown unit '{unit}'")
+    factor = factors[0] if unit else 1
+    return int(int(m.group(1)) * Fraction(factor))
+
+
+def ispec(descr: str):
+    """Ganeti's parseISpecString: 'disk,ram,cpu[,spindles]' as (cpu, mem, disk, spindles)."""
+    def parse(text: str) -> tuple[int, int, int, int]:
+        parts = text.split(",")
+        if not 3 <= len(parts) <= 4:
+            raise GanetiOptionError(f"Invalid {descr} specification: '{text}', expected disk,ram,cpu")
+        values = []
+        for what, value in zip(("disk", "memory"), parts):
+            try:
+                values.append(parse_unit(value))
+            except ValueError as err:
+                raise GanetiOptionError(f"{descr} specs {what}: {err}") from None
+        values += [_hs_int(f"{descr} specs {what}")(value) for what, value in zip(("cpus", "spindles"), parts[2:])]
+        dsk, mem, cpu, spn = values + [1] * (4 - len(values))
+        return cpu, mem, dsk, spn
+    return parse
+
+
+def _spindle_use(text: str) -> int:
+    value = _hs_int("parsing spindle-use")(text)
+    if value < 0:
+        raise GanetiOptionError("Invalid value of the spindle-use (expected >= 0)")
+    return value
+
+
+GANETI_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "blockdev", "drbd", "rbd", "ext", "gluster")
+
+
+def _disk_template(text: str) -> str:
+    if text not in GANETI_TEMPLATES:
+        raise GanetiOptionError(f'Invalid string value for type DiskTemplate: "{text}"')
+    return text
+
+
+def _choice_yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise GanetiOptionError(f"Invalid choice '{text}', pass one of 'yes' or 'no'")
     return text == "yes"
 
 
@@ -68,7 +142,7 @@ OPTIONS = {
                         help="only execute the first group of jobs")),
     "reason": (("--reason",), dict(metavar="REASON", help="The reason to pass to the submitted jobs")),
     "group": (("-G", "--group"), dict(metavar="ID", help="the target node group (name or UUID)")),
-    "max_length": (("-l", "--max-length"), dict(type=int, default=-1, metavar="N",
+    "max_length": (("-l", "--max-length"), dict(type=_hs_int("max solution length"), default=-1, metavar="N",
                    help="cap the solution at this many balancing or allocation rounds (useful for very "
                         "unbalanced clusters or empty clusters)")),
     "verbose": (("-v", "--verbose"), dict(action="count", default=1, help="increase the verbosity level")),
@@ -132,10 +206,24 @@ OPTIONS = {
                            help="disable capacity checks (like global N+1 redundancy)")),
     "restrict_allocation_to": (("--restrict-allocation-to",), dict(type=_list, metavar="NODE,...",
                                help="Restrict allocations to the given set of nodes")),
-    "machine_readable": (("--machine-readable",), dict(nargs="?", const=True, default=False, type=_yes_no,
+    "disk_template": (("--disk-template",), dict(type=_disk_template, metavar="TEMPLATE",
+                      help="select the desired disk template")),
+    "spindle_use": (("--spindle-use",), dict(type=_spindle_use, metavar="SPINDLES",
+                    help="select how many virtual spindle instances use [default read from cluster]")),
+    "simulate": (("--simulate",), dict(action="append", default=[], metavar="SPEC",
+                 help="simulate an empty cluster, given as 'alloc_policy,num_nodes,disk,ram,cpu'")),
+    "independent_groups": (("--independent-groups",), dict(action="store_true",
+                           help="Consider groups independently")),
+    "accept_existing_errors": (("--accept-existing-errors",), dict(action="store_true",
+                               help="Accept existing N+1 violations; just don't add new ones")),
+    "machine_readable": (("--machine-readable",), dict(nargs="?", const=True, default=False, type=_choice_yes_no,
                          metavar="CHOICE", help="enable machine readable output (pass either 'yes' or 'no' to "
-                                                "explicitly control the flag, or without an argument defaults to "
-                                                "yes)")),
+                                                "explicitly control the flag, or without an argument defaults "
+                                                "to yes)")),
+    "standard_alloc": (("--standard-alloc",), dict(type=ispec("standard"), metavar="STDSPEC",
+                       help="enable standard specs allocation, given as 'disk,ram,cpu'")),
+    "tiered_alloc": (("--tiered-alloc",), dict(type=ispec("tiered"), metavar="TSPEC",
+                     help="enable tiered specs allocation, given as 'disk,ram,cpu'")),
     "no_simulation": (("--no-simulation",), dict(action="store_true",
                       help="do not perform rebalancing simulation")),
     "ialloc_src": (("-I", "--ialloc-src"), dict(metavar="FILE",
@@ -160,7 +248,15 @@ def entry(body):
 
 class GetoptParser(argparse.ArgumentParser):
     """Options whose argument is optional take it only attached (``-pFIELDS``,
-    ``--print-nodes=FIELDS``), as with Ganeti's getopt: ``hail -p FILE`` reads FILE as the input."""
+    ``--print-nodes=FIELDS``), as with Ganeti's getopt: ``hail -p FILE`` reads FILE as the input.
+    A value Ganeti's own parser refuses is refused with its message and status."""
+
+    def _get_value(self, action, arg_string):
+        try:
+            return super()._get_value(action, arg_string)
+        except GanetiOptionError as err:
+            print(f"Error while parsing command line arguments:\n{err}", file=sys.stderr)
+            raise SystemExit(1) from None
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)

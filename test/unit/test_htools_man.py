@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from genet.htools import display, hail, hbal, hcheck, hinfo, hroller, hscan, metrics, state, text
+from genet.htools import display, hail, hbal, hcheck, hinfo, hroller, hscan, hspace, metrics, state, text
 from test_man_pages import mentions, page, section
 
 
@@ -30,8 +30,8 @@ def test_every_hbal_option_is_in_the_synopsis_and_explained_under_options():
     assert [o for o in options if not mentions(explained, o)] == []
 
 
-@pytest.mark.parametrize("program", [hscan, hinfo, hail, hroller, hcheck],
-                         ids=["hscan", "hinfo", "hail", "hroller", "hcheck"])
+@pytest.mark.parametrize("program", [hscan, hinfo, hail, hroller, hcheck, hspace],
+                         ids=["hscan", "hinfo", "hail", "hroller", "hcheck", "hspace"])
 def test_every_option_of_the_other_htools_is_in_the_synopsis_and_explained(program):
     options = option_strings(program.build_parser())
     assert {"-h", "-V"} <= set(options)
@@ -184,6 +184,26 @@ def test_the_hail_example_is_what_hail_answers_on_the_hbal_example_cluster(tmp_p
     example = next(b for b in blocks if b.startswith("$ hail -t cluster.data request.json"))
     assert hail.main(["-t", str(tmp_path / "cluster.data"), str(tmp_path / "request.json")]) == 0
     assert example.split("\n", 1)[1] == capsys.readouterr().out.rstrip("\n")
+
+
+def test_the_hspace_example_is_what_hspace_plans_for_the_hbal_example_cluster(tmp_path, capsys):
+    (tmp_path / "cluster.data").write_text(literal_blocks(section(page("hbal"), "EXAMPLES"))[0] + "\n")
+    example = next(b for b in literal_blocks(section(page("hspace"), "DESCRIPTION"))
+                   if b.startswith("$ hspace -t cluster.data"))
+    command, printed = example.split("\n", 1)
+    args = shlex.split(command)[2:]
+    assert hspace.main([str(tmp_path / a) if a == "cluster.data" else a for a in args]) == 0
+    assert printed == capsys.readouterr().out.rstrip("\n")
+
+
+def test_hspace_page_names_every_failure_reason_and_machine_readable_key():
+    from genet.htools import nodevals
+    body = section(page("hspace"), "DESCRIPTION")
+    assert [n for n in nodevals.FAIL_NAMES.values() if f"``{n}``" not in body] == []
+    keys = section(page("hspace"), "OUTPUT")
+    cs = hspace.capacity.Stats()
+    stat_keys = [k.split("_", 1)[1] for k, _ in hspace.stats_keys("INI", cs)]
+    assert [k for k in stat_keys if f"``{k}``" not in keys] == []
 
 
 def test_hail_page_names_every_request_type_and_failure_reason():
