@@ -14,7 +14,6 @@ time limit is shown with the limit).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import resource
 import subprocess
@@ -22,30 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from genet.htools import ialloc, text
+import htools as generated        # bench/htools.py, next to this script
+from genet.htools import ialloc
 from genet.htools.cluster import Instance
 
-HERE = Path(__file__).resolve().parent
 REAL = "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail"
 GENET = str(Path(sys.executable).parent / "hail")
-
-
-def generator():
-    spec = importlib.util.spec_from_file_location("bench_htools", HERE / "htools.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_htools"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def roomy(data):
-    """Twice the memory and disk on every node: room for new instances."""
-    for n in data.nodes:
-        n.f_mem += int(n.t_mem)
-        n.t_mem *= 2
-        n.f_dsk += int(n.t_dsk)
-        n.t_dsk *= 2
-    return data
 
 
 def requests(data) -> list[tuple[str, dict]]:
@@ -89,13 +70,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--keep", metavar="DIR", help="keep the request files in DIR")
     args = parser.parse_args()
-    gen = generator()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-hail-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"{'nodes':>5} {'request':9} {'checks':6}  {'Ganeti hail':>24} {'cpu s':>7}  {'genet hail':>24} {'cpu s':>7}"
           "  same")
     for size in (int(s) for s in args.sizes.split(",")):
-        data = roomy(text.parse(gen.to_text(gen.generate(size, args.seed))))
+        data = generated.roomy(size, args.seed)
         data.hypervisor = "kvm"
         for name, request in requests(data):
             path = folder / f"{size}-{name}.json"

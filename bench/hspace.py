@@ -11,36 +11,21 @@ hspace plans nothing). Each program gets a time limit; one that runs out is repo
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+import htools as generated        # bench/htools.py, next to this script
+
 REAL = "/usr/lib/ganeti/3.0/usr/bin/hspace"
 GENET = str(Path(sys.executable).parent / "hspace")
 
 
-def generator():
-    spec = importlib.util.spec_from_file_location("bench_htools", HERE / "htools.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_htools"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def roomy_text(nodes: int, seed: int) -> str:
     from genet.htools import text
-    gen = generator()
-    data = text.parse(gen.to_text(gen.generate(nodes, seed)))
-    for n in data.nodes:
-        n.f_mem += int(n.t_mem)
-        n.t_mem *= 2
-        n.f_dsk += int(n.t_dsk)
-        n.t_dsk *= 2
-    return text.serialize(data)
+    return text.serialize(generated.roomy(nodes, seed))
 
 
 def run(program: str, path: Path, timeout: float, extra: list[str]) -> tuple[str, dict]:

@@ -255,6 +255,19 @@ def generate(node_count: int, seed: int) -> Cluster:
 
 # ---------------------------------------------------------------- the text format
 
+def roomy(nodes: int, seed: int):
+    """The generated cluster with twice the memory and disk on every node (room for new
+    instances: what bench/hail.py and bench/hspace.py plan on), as genet's cluster records."""
+    from genet.htools import text
+    data = text.parse(to_text(generate(nodes, seed)))
+    for n in data.nodes:
+        n.f_mem += int(n.t_mem)
+        n.t_mem *= 2
+        n.f_dsk += int(n.t_dsk)
+        n.t_dsk *= 2
+    return data
+
+
 def node_line(node: Node, group_uuid: str) -> str:
     # name|t_mem|n_mem|f_mem|t_disk|f_disk|t_cpu|offline|group|spindles|tags|excl_stor|
     # free_spindles|node_cpus|cpu_speed
