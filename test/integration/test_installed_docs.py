@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,11 @@ BIN = Path(sys.executable).parent
 COMMANDS = sorted(ep.name for ep in importlib.metadata.distribution("genet").entry_points
                   if ep.group == "console_scripts")
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
-SECTIONS = {"hbal": 1, "hscan": 1, "hinfo": 1, "hail": 1, "hroller": 1}   # not administration commands (8)
+MAN_SOURCES = Path(__file__).resolve().parents[2] / "man"
+# each command's manual section, as its page's title says (``hbal(1) genet``: the htools are 1,
+# the administration commands 8)
+SECTIONS = {name: int(re.match(r"[\w-]+\((\d)\)", (MAN_SOURCES / f"{name}.rst").read_text()).group(1))
+            for name in COMMANDS if (MAN_SOURCES / f"{name}.rst").exists()}
 
 
 def user_env(**extra: str) -> dict[str, str]:
