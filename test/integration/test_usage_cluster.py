@@ -12,41 +12,26 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from devnet import dev_cluster
 from genet_dev import testguest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "dev-cluster"
 QUERY_USAGE = "import json; from genet import luxi; print(json.dumps(luxi.Client().call('QueryUsage')))"
-
-
-def tool(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def gnt(tmp_path_factory):
     guest = testguest.ensure()
-    directory = tmp_path_factory.mktemp("usage") / "cluster"
-
-    def run(*cmd: str, ok: bool = True) -> subprocess.CompletedProcess:
-        proc = tool("exec", "--dir", str(directory), "node1", "--", *cmd)
-        if ok:
-            assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc
-    try:
-        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    with dev_cluster(tmp_path_factory.mktemp("usage") / "cluster", "--hypervisor", "kvm") as dev:
+        def run(*cmd: str, ok: bool = True) -> subprocess.CompletedProcess:
+            return dev.run("node1", *cmd, ok=ok)
         run("gnt-cluster", "modify", "--data-collector-interval", "inst-usage=2")
         hv = (f"kernel_path={guest['kernel']},initrd_path={guest['initrd']},accel=tcg,"
               "serial_console=true,kernel_args=console=ttyS0 quiet")
         run("gnt-instance", "add", "-t", "diskless", "-n", "node1", "-B", "memory=128M", "-H", hv, "us1")
         yield run
-    finally:
-        stop = tool("stop", "--dir", str(directory))
-        assert stop.returncode == 0, stop.stderr
 
 
 def history(gnt) -> dict:
