@@ -145,8 +145,13 @@ def test_remove_deletes_the_disk(dev):
 
 
 def uptime(dev: Dev, name: str) -> float:
-    out = dev.console(name, "echo UP$((1))-$(cut -d' ' -f1 /proc/uptime)-END\n")   # the echo of the
-    return float(out.split("UP1-", 1)[1].split("-END", 1)[0])                       # typed line differs
+    """The guest's uptime, read on its console; asked again when a busy machine's guest answered
+    after the console closed."""
+    for _ in range(5):
+        out = dev.console(name, "echo UP$((1))-$(cut -d' ' -f1 /proc/uptime)-END\n")   # the echo of the
+        if "UP1-" in out and "-END" in out.split("UP1-", 1)[1]:                          # typed line differs
+            return float(out.split("UP1-", 1)[1].split("-END", 1)[0])
+    pytest.fail(f"no uptime on {name}'s console: {out!r}")
 
 
 def test_live_migration_keeps_the_guest_running(dev):
