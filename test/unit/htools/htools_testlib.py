@@ -40,13 +40,21 @@ def cluster_text(nodes: int, seed: int) -> str:
     return b.to_text(b.generate(nodes, seed))
 
 
-def require_real(tool: str) -> Path:
-    """Ganeti's program ``tool`` (hbal, hroller...): the reference, never skipped."""
-    path = REAL_HTOOLS / tool
+def require_real(tool: str, path: Path | None = None) -> Path:
+    """Ganeti's program ``tool`` (hbal, hroller...; at ``path`` if not with the others): the
+    reference, never skipped."""
+    path = REAL_HTOOLS / tool if path is None else path
     if not os.access(path, os.X_OK):
         pytest.fail(f"Ganeti's {tool} is missing at {path}: the htools comparison tests need it; "
                     "autotools/install-deps installs it (Debian package ganeti-htools-3.0)")
     return path
+
+
+def programs(tool: str, real: Path | None = None) -> tuple[Path, Path]:
+    """Ganeti's ``tool`` and genet's, both required."""
+    genet = Path(sys.executable).parent / tool
+    assert genet.exists(), f"genet's {tool} is not installed at {genet}"
+    return require_real(tool, real), genet
 
 
 def require_real_hbal() -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,16 +19,11 @@ from genet.htools import ialloc, text
 from genet.htools.cluster import Group, Instance
 
 REAL_HAIL = Path("/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail")
-GENET_HAIL = Path(sys.executable).parent / "hail"
 
 
 @pytest.fixture(scope="module")
 def hails():
-    if not REAL_HAIL.exists():
-        pytest.fail(f"Ganeti's hail is missing at {REAL_HAIL}: autotools/install-deps installs it"
-                    " (Debian package ganeti-htools-3.0)")
-    assert GENET_HAIL.exists(), f"genet's hail is not installed at {GENET_HAIL}"
-    return REAL_HAIL, GENET_HAIL
+    return tl.programs("hail", REAL_HAIL)
 
 
 def same(hails, *args):

@@ -5,7 +5,6 @@ ones), in both output modes, and the same refusals of what it cannot do.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,12 @@ import htools_testlib as tl
 from genet.htools import text
 from test_hail import roomy
 
-REAL_HSPACE = Path("/usr/lib/ganeti/3.0/usr/bin/hspace")
-GENET_HSPACE = Path(sys.executable).parent / "hspace"
 DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
 def hspaces():
-    if not REAL_HSPACE.exists():
-        pytest.fail(f"Ganeti's hspace is missing at {REAL_HSPACE}: autotools/install-deps installs it"
-                    " (Debian package ganeti-htools-3.0)")
-    assert GENET_HSPACE.exists(), f"genet's hspace is not installed at {GENET_HSPACE}"
-    return REAL_HSPACE, GENET_HSPACE
+    return tl.programs("hspace")
 
 
 def same(hspaces, *args):
