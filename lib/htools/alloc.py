@@ -110,27 +110,30 @@ def _map_gain(st: State, stats: ExactStats, inst: Inst, nodes: np.ndarray):
     return (st.Lm[nodes].astype(float) @ present).sum(axis=1)
 
 
+def on_single(st: State, inst: Inst, nodes: np.ndarray, force: bool):
+    """Ganeti's allocateOnSingle's checks: each of ``nodes`` with the instance as a new
+    primary, and the failure code there (0: it fits)."""
+    b, row = Batch(st, [inst]), nodes[None, :]
+    new, fail = add_pri(st.vals(row), b, force, st.tag_clash(b, row), st.dsrd(b, row), loc=0)
+    fails = first_failure(policy_failures(st, inst, nodes), np.ravel(np.broadcast_to(fail, row.shape)))
+    return new, np.asarray(fails, int).reshape(-1)
+
+
 def try_singles(st: State, stats: ExactStats, inst: Inst, nodes: np.ndarray, opts: Options, passes) -> Solution:
     """Ganeti's tryAlloc on single nodes (allocateOnSingle: compCV of the whole list); with
     ``passes`` None, only the best candidate is wanted (and scored afresh)."""
     if not len(nodes):
         raise AllocError("No online nodes")
-    b = Batch(st, [inst])
-    row = nodes[None, :]
-    new, fail = add_pri(st.vals(row), b, opts.ignore_soft_errors, st.tag_clash(b, row), st.dsrd(b, row), loc=0)
-    fails = first_failure(policy_failures(st, inst, nodes), np.ravel(np.broadcast_to(fail, row.shape)))
-    fails = np.asarray(fails, int).reshape(-1)
-    values = node_metrics(st, None, new, conflicts_with(st, inst.excl, row)).reshape(-1, len(nodes))
+    new, fails = on_single(st, inst, nodes, opts.ignore_soft_errors)
     ok = np.flatnonzero(fails == 0)
-    scores = np.full(len(nodes), np.inf)
+    if not len(ok):
+        return Solution([int(f) for f in fails if f])
+    values = node_metrics(st, None, new, conflicts_with(st, inst.excl, nodes[None, :])).reshape(-1, len(nodes))
     if passes is None:
-        failures = [int(f) for f in fails if f]
-        if not len(ok):
-            return Solution(failures)
         best = int(ok[stats.best_replaced([(nodes[ok], values[:, ok])], _map_gain(st, stats, inst, nodes[ok]))])
-        return Solution(failures, len(ok), (int(nodes[best]),))
-    if len(ok):
-        scores[ok] = stats.replaced([(nodes[ok], values[:, ok])], _map_gain(st, stats, inst, nodes[ok]))
+        return Solution([int(f) for f in fails if f], len(ok), (int(nodes[best]),))
+    scores = np.full(len(nodes), np.inf)
+    scores[ok] = stats.replaced([(nodes[ok], values[:, ok])], _map_gain(st, stats, inst, nodes[ok]))
     best, allocs, failures = _pick(scores, fails, np.arange(len(nodes)), lambda k: passes((int(nodes[k]),)))
     return Solution(failures, allocs, None if best is None else (int(nodes[best]),),
                     0.0 if best is None else float(scores[best]))
@@ -169,6 +172,8 @@ def _pairs_of(st, stats, b, inst, primaries, nodes, pol, opts, passes) -> list[S
     shape = (len(primaries), len(nodes))
     fails = np.broadcast_to(np.asarray(first_failure(pol_p[:, None], fail_p, fail_s), int), shape).copy()
     same = (p_col == s_row) | (st.node_group[p_col] != st.node_group[s_row])
+    if not (fails[~same] == 0).any():           # nothing fits: no scores to weigh
+        return [Solution([int(f) for f in fails[k][~same[k]] if f]) for k in range(len(primaries))]
     old_p = node_metrics(st, p_col)
     conflicts_p = conflicts_with(st, inst.excl, p_col)
     new_pm = node_metrics(st, None, new_p, conflicts_p)

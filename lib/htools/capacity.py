@@ -83,6 +83,7 @@ class Planner:
         self.candidates = candidates
         self.names: list[str] = []           # the instances placed, in order
         self.answers: dict = {}              # (spec, capacity): (failures, nodes) on the cluster as it is
+        self._redundancy = None              # the N+1 check of the cluster as it is
 
     # --- one placement ------------------------------------------------------------------------
 
@@ -92,13 +93,25 @@ class Planner:
         st = self.st
         inst = st.new_instance(self.template.instance(spec, f"new-{len(self.names)}"))
         opts = replace(self.opts, capacity=capacity)
+        passes = (lambda nodes: self.redundancy().passes_with(inst)(nodes)) if capacity else None
         try:
             sol = alloc.try_alloc(st, inst, np.arange(len(st.node_names)), self.candidates, self.template.nodes,
-                                  opts, alloc.n1_check(st, opts, inst))
+                                  opts, passes or alloc.n1_check(st, opts, inst))
         except alloc.AllocError:
             self._drop(inst)
             raise
         return inst, sol
+
+    def redundancy(self) -> globaln1.Redundancy:
+        """The global N+1 check of the cluster as it is, kept (with what it worked out) until
+        the cluster changes."""
+        if self._redundancy is None:
+            self._redundancy = globaln1.Redundancy(self.st, self.opts)
+        return self._redundancy
+
+    def changed(self) -> None:
+        """Forget what was worked out on the cluster as it was."""
+        self.answers, self._redundancy = {}, None
 
     def _drop(self, inst) -> None:
         st = self.st
@@ -121,7 +134,7 @@ class Planner:
             inst = self.st.new_instance(self.template.instance(spec, f"new-{len(self.names)}"))
             alloc.place(self.st, inst, nodes, self.opts.ignore_soft_errors)
             self.names.append(inst.name)
-            self.answers = {}
+            self.changed()
         return failures, nodes is not None
 
     # --- standard allocation ------------------------------------------------------------------
@@ -156,7 +169,8 @@ class Planner:
                     return res
                 placed, limit = res.placed, rest
                 continue
-            self.st, self.names, self.answers = saved, saved_names, {}
+            self.st, self.names = saved, saved_names
+            self.changed()
             if huge:
                 huge = False
                 continue
@@ -171,7 +185,7 @@ class Planner:
         return max(guess, 20)
 
     def redundant(self) -> bool:
-        red = globaln1.Redundancy(self.st, self.opts)
+        red = self.redundancy()
         return globaln1.redundant(self.st, red.nodes, red.members)
 
     # --- tiered allocation --------------------------------------------------------------------

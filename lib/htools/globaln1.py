@@ -11,6 +11,7 @@ targets by score as Ganeti does.
 from __future__ import annotations
 
 import copy
+from functools import cached_property
 
 import numpy as np
 
@@ -42,25 +43,79 @@ class Redundancy:
         self.nodes = nodes[keep]
         self.checked = set(self.nodes.tolist())
         self.members = nodes
-        placed = [i for i in st.instances if i.pnode != NO_NODE and i.pnode in self.checked]
-        self.mirrored = [i for i in placed if i.has_secondary]
-        self.touching: dict[int, list] = {}          # node -> mirrored instances on it
+
+    # what a placement cannot change, worked out when a placement is first checked
+
+    @cached_property
+    def mirrored(self) -> list:
+        return [i for i in self.st.instances if i.pnode != NO_NODE and i.pnode in self.checked and i.has_secondary]
+
+    @cached_property
+    def touching(self) -> dict[int, list]:
+        """node -> the mirrored instances on it"""
+        out: dict[int, list] = {}
         for i in self.mirrored:
             for n in {i.pnode, i.snode}:
-                self.touching.setdefault(n, []).append(i)
-        self.primaries: dict[int, list] = {}         # node -> its primaries, the latest first
-        for i in reversed(st.instances):
+                out.setdefault(n, []).append(i)
+        return out
+
+    @cached_property
+    def primaries(self) -> dict[int, list]:
+        """node -> its primaries, the latest first"""
+        out: dict[int, list] = {}
+        for i in reversed(self.st.instances):
             if i.pnode != NO_NODE:
-                self.primaries.setdefault(i.pnode, []).append(i)
-        self.others = sorted({i.pnode for i in placed if not i.has_secondary})
-        # for each of those nodes, a few nodes that could take all its other instances at once:
-        # as long as a placement leaves one of them (and the node) alone, it stays evacuable
-        self.takers = {n: _takers(st, n, _escape(st, n, self.members), self.primaries[n])[:3].tolist()
-                       for n in self.others}
-        self.failing = _failing(st, self.mirrored)
-        self.need, self.count = _needs(st, self.mirrored)
-        self.free = unallocated_mem(st.vals(np.arange(len(st.node_names))))
-        self.short = (self.count > 0) & (self.free[None, :] - self.need <= 0)   # failovers that do not fit
+                out.setdefault(i.pnode, []).append(i)
+        return out
+
+    @cached_property
+    def others(self) -> list[int]:
+        """the checked nodes with primaries that are not mirrored: their evacuation is simulated"""
+        return sorted({i.pnode for i in self.st.instances
+                       if i.pnode != NO_NODE and i.pnode in self.checked and not i.has_secondary})
+
+    @cached_property
+    def takers(self) -> dict[int, list]:
+        """For each of ``others``, a few nodes that could take all its other instances at once:
+        as long as a placement leaves one of them (and the node) alone, it stays evacuable."""
+        st = self.st
+        return {n: _takers(st, n, _escape(st, n, self.members), self.primaries[n])[:3].tolist()
+                for n in self.others}
+
+    @cached_property
+    def critical(self) -> list[tuple[object, np.ndarray, np.ndarray]]:
+        """The instances of ``others`` to be recreated that fit (on their own) on at most two
+        nodes of their group once their node's mirrored primaries failed over: (instance,
+        those nodes, their quantities then). A placement that takes that room makes the node's
+        evacuation certain to fail, with no simulation: nodes only fill up while a node is
+        emptied (failovers, moves, recreated copies)."""
+        out = []
+        for n in self.others:
+            mine = self.primaries[n]
+            stay = [i for i in mine if not i.has_secondary and i.template not in EVACUABLE]
+            after = self.st.clone(moving=[i.idx for i in mine])
+            try:
+                _fail_over(after, [after.instances[i.idx] for i in mine])
+            except moves.MoveRefused:
+                continue
+            escape = _escape(self.st, n, self.members)
+            for i in stay:
+                fit = _fitting(after, i, escape)
+                if len(fit) <= 2:
+                    out.append((i, fit, after.F[:, fit]))
+        return out
+
+    @cached_property
+    def failing(self) -> set[int]:
+        return _failing(self.st, self.mirrored)
+
+    @cached_property
+    def needs(self):
+        """The memory each node's mirrored primaries need on each secondary, how many, and the
+        failovers that do not fit."""
+        need, count = _needs(self.st, self.mirrored)
+        free = unallocated_mem(self.st.vals(np.arange(len(self.st.node_names))))
+        return need, count, free, (count > 0) & (free[None, :] - need <= 0)
 
     def passes_with(self, inst):
         """A predicate on a placement (node tuple) of the new instance ``inst``."""
@@ -70,9 +125,9 @@ class Redundancy:
             trial = self.st.clone(moving=[inst.idx])
             new = trial.instances[inst.idx]
             place(trial, new, nodes, self.opts.ignore_soft_errors)
-            if not self._mirrored_ok(trial, new, set(nodes)):
-                return False
             touched = set(nodes)
+            if self._room_taken(trial, touched) or not self._mirrored_ok(trial, new, touched):
+                return False
             for n in self._simulated(new):
                 if n not in touched and set(self.takers.get(n, [])) - touched:
                     continue
@@ -88,6 +143,22 @@ class Redundancy:
             nodes.add(new.pnode)
         return sorted(nodes)
 
+    def _room_taken(self, trial: State, touched: set[int]) -> bool:
+        """Whether the placement took the last room of an instance whose node could then not
+        be emptied (see ``critical``). The checks a recreated copy must pass read only
+        quantities a placement adds to, so the placement's change to a node adds to what the
+        failovers left there."""
+        view = None
+        for i, fit, after in self.critical:
+            if set(fit.tolist()) <= touched:
+                if view is None:
+                    view = copy.copy(self.st)
+                    view.F = self.st.F.copy()
+                view.F[:, fit] = after + trial.F[:, fit] - self.st.F[:, fit]
+                if not len(_fitting(view, i, fit)):
+                    return True
+        return False
+
     def _mirrored_ok(self, trial: State, new, touched: set[int]) -> bool:
         """Every mirrored failover fits, the ones near the placement checked again, and so
         does the memory failing over to each node (the new primary's free memory is less)."""
@@ -101,13 +172,13 @@ class Redundancy:
         if mine and _failing(trial, mine):
             return False
         p = new.pnode
-        short = self.short.sum() - self.short[:, p].sum()
+        need, count, free, short = self.needs
         free_p = float(np.ravel(unallocated_mem(trial.vals(p)))[0])
-        if short or ((self.count[:, p] > 0) & (free_p - self.need[:, p] <= 0)).any():
+        if short.sum() - short[:, p].sum() or ((count[:, p] > 0) & (free_p - need[:, p] <= 0)).any():
             return False
         if counted and not new.forthcoming:
             s = new.snode
-            return bool(self.free[s] - (self.need[p, s] + new.mem * new.uses_mem) > 0)
+            return bool(free[s] - (need[p, s] + new.mem * new.uses_mem) > 0)
         return True
 
 
@@ -173,9 +244,7 @@ def _simulate(st: State, node: int, members, mine) -> bool:
     trial = st.clone(moving=[i.idx for i in mine])
     mine = [trial.instances[i.idx] for i in mine]
     try:
-        for i in mine:
-            if i.has_secondary:
-                moves.apply(trial, i, moves.FAILOVER, None, force=True)
+        _fail_over(trial, mine)
         for i in mine:
             if not i.has_secondary and i.template in EVACUABLE:
                 evacuate.one_node_only(trial, i, group, escape, True)
@@ -183,6 +252,13 @@ def _simulate(st: State, node: int, members, mine) -> bool:
         return False
     stay = sorted((i for i in mine if not i.has_secondary and not i.template in EVACUABLE), key=lambda i: -i.mem)
     return all(_recreate(trial, i, escape) for i in stay)
+
+
+def _fail_over(st: State, mine) -> None:
+    """Fail the mirrored ones of ``mine`` over to their secondaries (in ``st``)."""
+    for i in mine:
+        if i.has_secondary:
+            moves.apply(st, i, moves.FAILOVER, None, force=True)
 
 
 def _escape(st: State, node: int, members) -> np.ndarray:
@@ -218,6 +294,11 @@ def _takers(st: State, node: int, escape: np.ndarray, mine) -> np.ndarray:
         else:
             fits &= policy_failures(st, i, escape) == 0
     return escape[np.asarray(fits, bool)]
+
+
+def _fitting(st: State, inst, nodes: np.ndarray) -> np.ndarray:
+    """The nodes of ``nodes`` a copy of ``inst`` fits on by itself, as recreating it checks."""
+    return nodes[alloc.on_single(st, inst, nodes, True)[1] == 0] if len(nodes) else nodes
 
 
 def _recreate(st: State, inst, escape: np.ndarray) -> bool:

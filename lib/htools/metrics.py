@@ -9,6 +9,8 @@ without going over every node again (Ganeti's updateStatistics), for many target
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from genet.htools import nodevals
@@ -168,15 +170,30 @@ class ExactStats:
         self.state, self.nodes = state, nodes
         self.online, self.offline = nodes[~off], nodes[off]
         self.n = float(len(self.online))
-        self.on_values = node_metrics(state, self.online) if len(self.online) else np.zeros((len(NODE_METRICS), 0))
-        off_values = node_metrics(state, self.offline) if len(self.offline) else np.zeros((len(NODE_METRICS), 0))
-        self.S = _left_sum(self.on_values)
-        self.S[OFF_ROWS] = _left_sum(off_values[OFF_ROWS])
+
+    # worked out when first asked: an allocation where nothing fits never needs them
+
+    @cached_property
+    def on_values(self) -> np.ndarray:
+        return node_metrics(self.state, self.online) if len(self.online) else np.zeros((len(NODE_METRICS), 0))
+
+    @cached_property
+    def S(self) -> np.ndarray:
+        off_values = (node_metrics(self.state, self.offline) if len(self.offline)
+                      else np.zeros((len(NODE_METRICS), 0)))
+        S = _left_sum(self.on_values)
+        S[OFF_ROWS] = _left_sum(off_values[OFF_ROWS])
+        return S
+
+    @cached_property
+    def var(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = self.S / self.n
-            d = self.on_values - mean[:, None]
-            self.var = _left_sum(d * d) / self.n
-        self.M = state.Lm[self.online].T.astype(np.int64) @ state.CM[self.online]
+            d = self.on_values - (self.S / self.n)[:, None]
+            return _left_sum(d * d) / self.n
+
+    @cached_property
+    def M(self) -> np.ndarray:
+        return self.state.Lm[self.online].T.astype(np.int64) @ self.state.CM[self.online]
 
     def map_value(self) -> float:
         return float(np.maximum(self.M - 1, 0).sum())
