@@ -206,23 +206,30 @@ def try_alloc(st: State, inst: Inst, stats_nodes, candidates, count: int, opts: 
     return sol
 
 
-def place(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False) -> None:
-    """Put the new instance on its chosen nodes (Ganeti's extractNl/updateIl)."""
-    b = Batch(st, [inst])
-    p = nodes[0]
-    s = nodes[1] if len(nodes) > 1 else NO_NODE
+def placement(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False) -> dict[int, object]:
+    """The numbers (Vals of plain floats) of the new instance's nodes once it is placed there."""
+    p = int(nodes[0])
+    s = int(nodes[1]) if len(nodes) > 1 else NO_NODE
     loc = int(st.LI[p, s]) if s != NO_NODE else 0
-    col = np.array([[p]])
-    new_p, _ = add_pri(st.vals(col), b, force, st.tag_clash(b, col), st.dsrd(b, col), loc=loc)
+    new_p, _ = add_pri(st.vals(p), inst, force, st.clashes(inst, p), st.missing_locations(inst, p), loc=loc)
+    if s == NO_NODE:
+        return {p: new_p}
+    return {p: new_p, s: add_sec(st.vals(s), inst, float(st.P[s, p]), False)[0]}
+
+
+def place(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False, changed=None) -> None:
+    """Put the new instance on its chosen nodes (Ganeti's extractNl/updateIl); ``changed``:
+    its placement, when already worked out."""
+    for node, v in (changed or placement(st, inst, nodes, force)).items():
+        st.store(node, v)
+    p = int(nodes[0])
+    s = int(nodes[1]) if len(nodes) > 1 else NO_NODE
     if s != NO_NODE:
-        new_s, _ = add_sec(st.vals(np.array([[s]])), b, st.P[s, p], False)
-        st.F[:, s] = [float(np.ravel(x)[0]) for x in new_s.row()]
         st.P[s, p] += inst.mem * (inst.uses_sec_mem and not inst.forthcoming)
-    st.F[:, p] = [float(np.ravel(x)[0]) for x in new_p.row()]
     st.C[p, inst.excl] += 1
     if not inst.forthcoming:
         st.CM[p, inst.excl] += 1
-    inst.pnode, inst.snode, inst.loc = p, s, loc
+    inst.pnode, inst.snode, inst.loc = p, s, int(st.LI[p, s]) if s != NO_NODE else 0
 
 
 def n1_check(st: State, opts: Options, inst: Inst, members=None, group=None):

@@ -119,14 +119,15 @@ class Redundancy:
 
     def passes_with(self, inst):
         """A predicate on a placement (node tuple) of the new instance ``inst``."""
-        from genet.htools.alloc import place
-
         def passes(nodes) -> bool:
+            changed = alloc.placement(self.st, inst, nodes, self.opts.ignore_soft_errors)
+            if self._room_taken(changed):
+                return False
             trial = self.st.clone(moving=[inst.idx])
             new = trial.instances[inst.idx]
-            place(trial, new, nodes, self.opts.ignore_soft_errors)
+            alloc.place(trial, new, nodes, changed=changed)
             touched = set(nodes)
-            if self._room_taken(trial, touched) or not self._mirrored_ok(trial, new, touched):
+            if not self._mirrored_ok(trial, new, touched):
                 return False
             for n in self._simulated(new):
                 if n not in touched and set(self.takers.get(n, [])) - touched:
@@ -143,19 +144,24 @@ class Redundancy:
             nodes.add(new.pnode)
         return sorted(nodes)
 
-    def _room_taken(self, trial: State, touched: set[int]) -> bool:
-        """Whether the placement took the last room of an instance whose node could then not
-        be emptied (see ``critical``). The checks a recreated copy must pass read only
-        quantities a placement adds to, so the placement's change to a node adds to what the
-        failovers left there."""
+    def _room_taken(self, changed: dict) -> bool:
+        """Whether the placement (its nodes' new numbers) took the last room of an instance
+        whose node could then not be emptied (see ``critical``). The checks a recreated copy
+        must pass read only quantities a placement adds to, so the placement's change to a
+        node adds to what the failovers left there."""
         view = None
         for i, fit, after in self.critical:
-            if set(fit.tolist()) <= touched:
+            if set(fit.tolist()) <= changed.keys():
                 if view is None:
                     view = copy.copy(self.st)
                     view.F = self.st.F.copy()
-                view.F[:, fit] = after + trial.F[:, fit] - self.st.F[:, fit]
-                if not len(_fitting(view, i, fit)):
+                    for node, v in changed.items():
+                        view.F[:, node] = v.row()
+                placed = view.F[:, fit]
+                view.F[:, fit] = placed + after - self.st.F[:, fit]
+                fits = len(_fitting(view, i, fit))
+                view.F[:, fit] = placed
+                if not fits:
                     return True
         return False
 

@@ -324,6 +324,14 @@ class State:
             return ((self.C[node[:, 0]] > 0) & b.X).any(axis=1)[:, None]
         return (b.X.astype(float) @ (self.C[node[0]] > 0).T.astype(float)) > 0
 
+    def clashes(self, inst: Inst, node: int) -> bool:
+        """tag_clash for one instance and one node."""
+        return bool(len(inst.excl)) and bool((self.C[node, inst.excl] > 0).any())
+
+    def missing_locations(self, inst: Inst, node: int) -> float:
+        """dsrd for one instance and one node."""
+        return float(inst.n_dsrd - self.Lm[node, inst.dsrd].sum()) if inst.n_dsrd else 0.0
+
     def offline(self, node: np.ndarray) -> np.ndarray:
         return self.F[INDEX["offline"], node].astype(bool)
 
