@@ -157,40 +157,44 @@ def _change_all(st: State, inst, gi: int, avail, force: bool) -> list[dict]:
     avail = [int(n) for n in avail]
     best, best_score, error = None, None, "no nodes available"
     group = np.flatnonzero(st.node_group == gi)
+    base = ExactStats(st, group)
+    base.S, base.var, base.M                  # worked out on the cluster as it is, before any trial
     for p in avail:
         others = np.array([s for s in avail if s != p], int)
         if not len(others):
             continue
-        trial = st.clone(moving=[inst.idx])
-        moved = trial.instances[inst.idx]
-        try:
-            _first_steps(trial, moved, p, force)
-        except EvacError as err:
+        touched = [inst.pnode, inst.snode, p]
+        with st.trying(touched, inst) as trial:
+            try:
+                _first_steps(trial, inst, p, force)
+            except EvacError as err:
+                if best is None:
+                    error = f"Allocation failed: {err}"
+                continue
+            b = Batch(trial, [inst])
+            row = others[None, :]
+            out = moves.replace_secondary(trial, b, row, force)
+            fails = np.broadcast_to(np.asarray(out.fail), row.shape).reshape(-1)
+            ok = np.flatnonzero(fails == 0)
             if best is None:
-                error = f"Allocation failed: {err}"
-            continue
-        b = Batch(trial, [moved])
-        row = others[None, :]
-        out = moves.replace_secondary(trial, b, row, force)
-        fails = np.broadcast_to(np.asarray(out.fail), row.shape).reshape(-1)
-        ok = np.flatnonzero(fails == 0)
-        if best is None:
-            bad = np.flatnonzero(fails != 0)
-            before = bad[bad < (ok[0] if len(ok) else len(fails))]
-            if len(before):
-                error = f"Allocation failed: Changing secondary to final secondary: {FAIL_NAMES[int(fails[before[-1]])]}"
-        if not len(ok):
-            continue
-        stats = ExactStats(trial, group)
-        changes = []
-        for role, (idx, vals) in out.nodes.items():
-            nodes = np.broadcast_to(np.asarray(idx), row.shape).reshape(-1)[ok]
-            values = node_metrics(trial, None, vals, trial.tag_conflicts(np.broadcast_to(np.asarray(idx), row.shape)))
-            values = np.broadcast_to(values.reshape(values.shape[0], -1), (values.shape[0], len(others)))
-            if _in_group(trial, nodes, gi):
-                changes.append((nodes, values[:, ok]))
-        k = stats.best_replaced(changes)
-        score = float(stats.replaced([(nodes[k:k + 1], values[:, k:k + 1]) for nodes, values in changes])[0])
+                bad = np.flatnonzero(fails != 0)
+                before = bad[bad < (ok[0] if len(ok) else len(fails))]
+                if len(before):
+                    error = ("Allocation failed: Changing secondary to final secondary: "
+                             f"{FAIL_NAMES[int(fails[before[-1]])]}")
+            if not len(ok):
+                continue
+            stats = base.with_changed(touched)
+            changes = []
+            for role, (idx, vals) in out.nodes.items():
+                nodes = np.broadcast_to(np.asarray(idx), row.shape).reshape(-1)[ok]
+                values = node_metrics(trial, None, vals,
+                                      trial.tag_conflicts(np.broadcast_to(np.asarray(idx), row.shape)))
+                values = np.broadcast_to(values.reshape(values.shape[0], -1), (values.shape[0], len(others)))
+                if _in_group(trial, nodes, gi):
+                    changes.append((nodes, values[:, ok]))
+            k = stats.best_replaced(changes)
+            score = float(stats.replaced([(nodes[k:k + 1], values[:, k:k + 1]) for nodes, values in changes])[0])
         if best is None or not best_score < score:
             best, best_score = (p, int(others[ok[k]])), score
     if best is None:

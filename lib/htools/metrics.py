@@ -193,7 +193,31 @@ class ExactStats:
 
     @cached_property
     def M(self) -> np.ndarray:
-        return self.state.Lm[self.online].T.astype(np.int64) @ self.state.CM[self.online]
+        """Primaries with each exclusion tag per location (counts: exact in floats, which
+        multiply faster)."""
+        on = self.online
+        return (self.state.Lm[on].T.astype(float) @ self.state.CM[on].astype(float)).astype(np.int64)
+
+    @cached_property
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each node's column among the online and among the offline nodes (-1: not there)."""
+        out = []
+        for nodes in (self.online, self.offline):
+            pos = np.full(len(self.state.node_names), -1)
+            pos[nodes] = np.arange(len(nodes))
+            out.append(pos)
+        return out[0], out[1]
+
+    def with_changed(self, nodes) -> "ExactStats":
+        """The statistics of the same nodes once the numbers of ``nodes`` changed in the state
+        (none going online or offline): the other online nodes' values are reused."""
+        new = ExactStats(self.state, self.nodes)
+        online = np.flatnonzero(np.isin(self.online, list(nodes)))
+        values = self.on_values.copy()
+        if len(online):
+            values[:, online] = node_metrics(self.state, self.online[online])
+        new.on_values = values
+        return new
 
     def map_value(self) -> float:
         return float(np.maximum(self.M - 1, 0).sum())
@@ -237,8 +261,7 @@ class ExactStats:
         the values ``values[:, j]`` for each (nodes, values) in ``changes`` (values: K x T)."""
         T = len(changes[0][0])
         dmap = np.broadcast_to(np.asarray(dmap, float), (T,))
-        on_pos = {int(n): k for k, n in enumerate(self.online)}
-        off_pos = {int(n): k for k, n in enumerate(self.offline)}
+        on_pos, off_pos = self.positions
         off_values = node_metrics(self.state, self.offline) if len(self.offline) else np.zeros((len(NODE_METRICS), 0))
         out = np.empty(T)
         for lo in range(0, T, chunk):
@@ -248,7 +271,7 @@ class ExactStats:
             for nodes, values in changes:
                 for j in range(lo, hi):
                     node = int(nodes[j])
-                    if node in on_pos:
+                    if on_pos[node] >= 0:
                         on[:, j - lo, on_pos[node]] = values[:, j]
                     else:
                         off[:, j - lo, off_pos[node]] = values[:, j]
@@ -267,11 +290,11 @@ class ExactStats:
         offline node, are scored afresh."""
         T = len(changes[0][0])
         dmap = np.broadcast_to(np.asarray(dmap, float), (T,))
-        on_pos = {int(n): k for k, n in enumerate(self.online)}
+        on_pos = self.positions[0]
         online = np.ones(T, bool)
         pairs = []
         for nodes, values in changes:
-            pos = np.array([on_pos.get(int(n), -1) for n in nodes])
+            pos = on_pos[np.asarray(nodes, int)]
             online &= pos >= 0
             pairs.append((self.on_values[:, np.where(pos >= 0, pos, 0)], values))
         approx = np.asarray(np.broadcast_to(self.after(pairs, dmap), (T,)), float)

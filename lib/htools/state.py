@@ -9,6 +9,7 @@ location tags and which nodes it may migrate to.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,6 +228,23 @@ class State:
         new.instance_index = dict(self.instance_index)
         new.excl_names, new.excl_tags = dict(self.excl_names), list(self.excl_tags)
         return new
+
+    @contextmanager
+    def trying(self, nodes, inst: Inst):
+        """Moves of ``inst`` among ``nodes`` made inside are undone on leaving: a trial without
+        the copy a clone makes of every matrix."""
+        nodes = sorted({int(n) for n in nodes} - {NO_NODE})
+        f_cols, p_rows, p_cols = self.F[:, nodes].copy(), self.P[nodes].copy(), self.P[:, nodes].copy()
+        c_rows, cm_rows = self.C[nodes].copy(), self.CM[nodes].copy()
+        where = inst.pnode, inst.snode, inst.loc
+        try:
+            yield self
+        finally:
+            self.F[:, nodes] = f_cols
+            self.P[nodes] = p_rows
+            self.P[:, nodes] = p_cols
+            self.C[nodes], self.CM[nodes] = c_rows, cm_rows
+            inst.pnode, inst.snode, inst.loc = where
 
     def set_offline(self, names) -> None:
         """Mark nodes offline (-O): no instance may move there, and instances leave them."""
