@@ -15,7 +15,7 @@ from genet.htools.balance import Balancer, Options
 from genet.htools.nodevals import INDEX, unallocated_mem
 from genet.htools.state import NO_NODE, State
 
-OPTION_NAMES = ["print_nodes", "print_instances", "print_commands", "text_data", "evac_mode",
+OPTION_NAMES = ["print_nodes", "print_instances", "print_commands", "text_data", "ialloc_src", "evac_mode",
                 "restricted_migration", "master", "luxi", "exec", "first_job_group", "reason", "group",
                 "max_length", "verbose", "quiet", "offline", "static_kvm_node_memory", "min_score", "max_cpu",
                 "min_disk", "min_gain", "min_gain_limit", "no_disk_moves", "select_instances",

@@ -14,8 +14,8 @@ from genet.htools import display, loader, options
 from genet.htools.metrics import GroupScore
 from genet.htools.state import NO_NODE
 
-OPTION_NAMES = ["print_nodes", "print_instances", "text_data", "master", "luxi", "verbose", "quiet", "offline",
-                "ignore_dynu", "static_kvm_node_memory"]
+OPTION_NAMES = ["print_nodes", "print_instances", "text_data", "ialloc_src", "master", "luxi", "verbose", "quiet", "offline",
+                "ignore_dynu", "mond", "mond_data", "static_kvm_node_memory"]
 
 
 def build_parser():

@@ -12,7 +12,7 @@ import sys
 from genet.htools import graph, loader, options, reboot, text
 from genet.htools.nodevals import INDEX
 
-OPTION_NAMES = ["luxi", "master", "text_data", "offline", "offline_maintenance", "verbose", "quiet", "no_headers",
+OPTION_NAMES = ["luxi", "master", "text_data", "ialloc_src", "offline", "offline_maintenance", "verbose", "quiet", "no_headers",
                 "node_tags", "save", "group", "print_moves", "full_evacuation", "skip_non_redundant",
                 "ignore_non_redundant", "force", "one_step_only", "static_kvm_node_memory"]
 

@@ -21,7 +21,7 @@ from genet.htools.metrics import ExactStats
 from genet.htools.nodevals import FAIL_N1, FAIL_NAMES, INDEX
 from genet.htools.state import NO_NODE, State
 
-OPTION_NAMES = ["print_nodes", "text_data", "disk_template", "spindle_use", "simulate", "master", "luxi",
+OPTION_NAMES = ["print_nodes", "text_data", "ialloc_src", "disk_template", "spindle_use", "simulate", "master", "luxi",
                 "verbose", "quiet", "independent_groups", "accept_existing_errors", "offline",
                 "no_capacity_checks", "machine_readable", "max_cpu", "max_length", "min_disk", "standard_alloc",
                 "tiered_alloc", "save", "static_kvm_node_memory"]

@@ -182,3 +182,18 @@ def test_without_an_answer_from_the_master_hbal_warns_and_keeps_the_declared_loa
     assert "Failed to read the usage history from the master daemon: no master daemon" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         hbal.main(["-t", str(even_file), "--mond=yes", "--exit-on-missing-mond-data"])
+
+
+@pytest.mark.parametrize("case", ["all nodes", "a node missing", "mond off"])
+def test_hinfo_takes_mond_data_as_ganetis_hinfo(tmp_path, case):
+    """hinfo --mond/--mond-data: the load components of the score it prints are Ganeti's."""
+    real, genet = lib.programs("hinfo")
+    cluster = tmp_path / "c.data"
+    cluster.write_text(lib.cluster_text(5, 1))
+    nodes = [line.split("|")[0] for line in lib.sections(cluster.read_text())[1]]
+    data = tmp_path / "mond.json"
+    cpu_avg_load_file(data, nodes[:4] if case == "a node missing" else nodes, [0.9, 0.1, 0.2, 0.5, 0.05])
+    args = ["-t", cluster, "--mond=no" if case == "mond off" else "--mond=yes", "--mond-data", data, "-v", "-v"]
+    theirs, ours = lib.run(real, *args), lib.run(genet, *args)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert "cpu_load" in ours.stdout
