@@ -58,14 +58,14 @@ class Solution:
         return Solution(other.failures + self.failures, self.allocs + other.allocs, best.nodes, best.score,
                         other.log + self.log)
 
-    def describe(self, st: State) -> str:
-        """Ganeti's describeSolution of one group's solution."""
+    def describe(self, st: State, metric=lambda score: f"{score:.8f}") -> str:
+        """Ganeti's describeSolution of one group's solution (``metric`` writes its score)."""
         counts = [(code, self.failures.count(code)) for code in FAIL_ORDER]
         reasons = ", ".join(f"{FAIL_NAMES[c]}: {k}" for c, k in counts if k > 0)
         if self.nodes is None:
             return "No valid allocation solutions, failure reasons: " + (reasons or "unknown reasons")
         names = "/".join(st.node_names[n] for n in self.nodes)
-        return (f"score: {self.score:.8f}, successes {self.allocs}, failures {len(self.failures)} ({reasons})"
+        return (f"score: {metric(self.score)}, successes {self.allocs}, failures {len(self.failures)} ({reasons})"
                 f" for node(s) {names}")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from genet.htools import alloc, display, evacuate, ialloc, loader, options, text
+from genet.htools import alloc, dedicated, display, evacuate, ialloc, loader, options, text
 from genet.htools.hbal import placed
 from genet.htools.state import NO_NODE, State
 
@@ -43,18 +43,30 @@ def answer(st: State, request: ialloc.Request, opts: alloc.Options) -> tuple[boo
     return True, f"Request successful: {info}", result
 
 
+def is_dedicated(st: State, rq: ialloc.Request) -> bool:
+    """Whether an allocation request is answered with the lost-allocations metric (Ganeti's
+    dedicated allocation: every node it may use has exclusive storage)."""
+    return rq.kind in ("allocate", "multi-allocate") and dedicated.is_dedicated(st, rq.group)
+
+
 def _process(st: State, rq: ialloc.Request, opts: alloc.Options):
+    lost_allocations = is_dedicated(st, rq)
     if rq.kind == "allocate":
         if rq.restrict_to is not None and opts.restrict_to is None:
             opts = replace(opts, restrict_to=list(rq.restrict_to))
-        inst, sol = alloc.allocate(st, rq.instances[0], rq.required_nodes[0], opts, rq.group)
+        if lost_allocations:
+            inst = st.new_instance(rq.instances[0])
+            sol = dedicated.allocate(st, inst, rq.required_nodes[0], opts, rq.group)
+        else:
+            inst, sol = alloc.allocate(st, rq.instances[0], rq.required_nodes[0], opts, rq.group)
         info = ", ".join(sol.log)
         if sol.nodes is None:
             raise alloc.AllocError(info)
         alloc.place(st, inst, sol.nodes, opts.ignore_soft_errors)
         return info, [st.node_names[n] for n in sol.nodes]
     if rq.kind == "multi-allocate":
-        done = alloc.allocate_list(st, [(r, c, rq.group) for r, c in zip(rq.instances, rq.required_nodes)], opts)
+        requests = [(r, c, rq.group) for r, c in zip(rq.instances, rq.required_nodes)]
+        done = (dedicated.allocate_list if lost_allocations else alloc.allocate_list)(st, requests, opts)
         good = [[inst.name, [st.node_names[n] for n in sol.nodes]] for inst, sol in done if sol.nodes is not None]
         bad = [[inst.name, ", ".join(sol.log)] for inst, sol in done if sol.nodes is None]
         return (f"{len(bad)} instances failed to allocate and {len(good)} were allocated successfully",
@@ -114,6 +126,8 @@ def main(argv=None) -> int:
     st = loader.build_state(data, args)
     if verbose > 1:
         print(f"Received request: {request}", file=sys.stderr)
+        if is_dedicated(st, request):
+            print("Allocation on a dedicated cluster; using lost-allocations metrics.", file=sys.stderr)
     _print_nodes(args, st, data, "Initial")
     _save(args.save, "pre-ialloc", "before iallocator run", placed(data, st))
     ok, info, result = answer(st, request, algorithm_options(args))

@@ -155,3 +155,67 @@ def test_requests_naming_what_is_not_there_get_ganetis_answer(hails, tmp_path, c
         message["nodes"][data.nodes[0].name]["group"] = "nosuchgroup"
     (tmp_path / "r.json").write_text(json.dumps(message))
     same(hails, tmp_path / "r.json")
+
+
+def dedicated(data, groups: int = 1):
+    """Every node with exclusive storage (24 spindles, each instance disk one spindle per
+    10 GiB) under a policy of three min/max pairs, as Ganeti's dedicated-allocation tests have;
+    with ``groups`` 2 a second group of the same nodes, unallocable."""
+    from genet.htools.cluster import IPolicy, ISpec
+    pairs = [(ISpec(m - 2, c, d - 20, c, 1, c), ISpec(m, c, d, c, 1, c))
+             for m, c, d in ((1024, 1, 10240), (2048, 2, 20480), (4096, 4, 40960))]
+    policy = IPolicy(pairs, pairs[0][1], ["plain", "drbd"], 4.0, 32.0)
+    for g in data.groups:
+        g.ipolicy = policy
+    used = {n.name: 0 for n in data.nodes}
+    for i in data.instances:
+        i.spindles = max(1, i.dsk // 10240)
+        i.disks = [(i.dsk, i.spindles)]
+        for n in (i.pnode, i.snode):
+            if n:
+                used[n] += i.spindles
+    for n in data.nodes:
+        n.excl_storage, n.spindles = True, 24 + used[n.name]
+        n.free_spindles = n.spindles - used[n.name]
+    if groups == 2:
+        data = roomy(data, 3)
+        data.groups[1].alloc_policy = "unallocable"
+    return data
+
+
+def spindled(name: str, template: str, mem: int, dsk: int, cpus: int = 1) -> dict:
+    inst = Instance(name, mem, dsk, cpus, "running", True, "", None, template, [], cpus, dsk // 10240,
+                    disks=[(dsk, dsk // 10240)])
+    return {"name": name, "required_nodes": 2 if template == "drbd" else 1,
+            **ialloc.instance_dict(inst, with_nodes=False)}
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_dedicated_clusters_are_allocated_by_lost_allocations_as_ganetis_hail(hails, tmp_path, groups):
+    """Where every node the allocation may use has exclusive storage, both hails place by the
+    allocations a placement costs (the score line shows the metric), for one and two nodes,
+    in one group or the best one, one instance or several, and refuse the same way."""
+    data = dedicated(roomy(text.parse(tl.cluster_text(8, 4))), groups)
+    data.hypervisor = "kvm"
+    group = data.groups[0].name
+    asks = {"plain": spindled("d1", "plain", 1024, 10240), "drbd": spindled("d2", "drbd", 1023, 10240),
+            "in-group": {**spindled("d3", "plain", 4095, 40950, 4), "group_name": group},
+            "too-big": spindled("d4", "plain", 4096 * 64, 40960, 4),
+            "off-policy": spindled("d5", "plain", 3000, 10240, 3)}
+    requests = [(name, {"type": "allocate", **body}) for name, body in asks.items()]
+    many = [spindled(f"m{k}", "plain" if k % 2 else "drbd", 1024, 10240) for k in range(5)]
+    requests += [("multi", {"type": "multi-allocate", "instances": many}),
+                 ("multi-in-group", {"type": "multi-allocate",
+                                     "instances": [{**m, "group_name": group} for m in many]})]
+    answers = {}
+    for name, request in requests:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(ialloc.message(data, request)))
+        answers[name] = json.loads(same(hails, path).stdout)
+        same(hails, "--ignore-soft-errors", path)
+    assert "score: ([" in answers["plain"]["info"] and answers["plain"]["success"]
+    assert answers["drbd"]["success"] and len(answers["drbd"]["result"]) == 2
+    assert not answers["too-big"]["success"] and not answers["off-policy"]["success"]
+    assert answers["multi"]["success"] and len(answers["multi"]["result"][0]) == 5
+    verbose = [tl.run(p, "-v", "-v", tmp_path / "plain.json").stderr for p in hails]
+    assert all("Allocation on a dedicated cluster; using lost-allocations metrics." in err for err in verbose)
