@@ -51,12 +51,14 @@ class Solution:
     score: float = 0.0
     log: list[str] = field(default_factory=list)
 
-    def better_of(self, other: "Solution") -> "Solution":
-        """Ganeti's sumAllocs: failures and counts add up, the lower score wins (the later on a tie)."""
-        keep_mine = self.nodes is not None and (other.nodes is None or self.score < other.score)
-        best = self if keep_mine else other
-        return Solution(other.failures + self.failures, self.allocs + other.allocs, best.nodes, best.score,
-                        other.log + self.log)
+    def add(self, other: "Solution") -> None:
+        """Ganeti's sumAllocs, in place: failures and counts add up, the lower score wins (the
+        later on a tie). (Only the failures' counts are ever read, not their order.)"""
+        if other.nodes is not None and (self.nodes is None or not self.score < other.score):
+            self.nodes, self.score = other.nodes, other.score
+        self.failures.extend(other.failures)
+        self.allocs += other.allocs
+        self.log = other.log + self.log
 
     def describe(self, st: State, metric=lambda score: f"{score:.8f}") -> str:
         """Ganeti's describeSolution of one group's solution (``metric`` writes its score)."""
@@ -83,15 +85,21 @@ def _pick(scores: np.ndarray, fails: np.ndarray, order: np.ndarray, passes) -> t
     """Ganeti's collectionToSolution over candidates tried in ``order``: the lowest score wins,
     among equal scores the one tried last; candidates that fail ``passes`` are dropped as FailN1.
     Returns the winner's position, how many fitted, and the failure codes."""
-    fitted = order[fails[order] == 0]
-    failures = [int(f) for f in fails[order] if f]
+    tried = fails[order]
+    fitted = order[tried == 0]
+    failures = tried[tried != 0].tolist()
     if not len(fitted):
         return None, 0, failures
-    ranked = sorted(range(len(fitted)), key=lambda k: (scores[fitted[k]], -k))
-    for dropped, k in enumerate(ranked):
+    ranks = scores[fitted]
+    best = len(ranks) - 1 - int(np.argmin(ranks[::-1]))       # the lowest, the last on a tie
+    if passes(int(fitted[best])):
+        return int(fitted[best]), len(fitted), failures
+    ranked = sorted(range(len(fitted)), key=lambda k: (scores[fitted[k]], -k))[1:]
+    failures = [FAIL_N1] + failures
+    for dropped, k in enumerate(ranked, 1):
         if passes(int(fitted[k])):
-            return int(fitted[k]), len(fitted) - dropped, [FAIL_N1] * dropped + failures
-    return None, 0, [FAIL_N1] * len(fitted) + failures
+            return int(fitted[k]), len(fitted) - dropped, [FAIL_N1] * (dropped - 1) + failures
+    return None, 0, [FAIL_N1] * (len(fitted) - 1) + failures
 
 
 def conflicts_with(st: State, excl: np.ndarray, nodes: np.ndarray):
@@ -156,7 +164,7 @@ def try_pairs(st: State, stats: ExactStats, inst: Inst, nodes: np.ndarray, opts:
     for lo in range(0, len(primaries), PAIR_CHUNK):
         chunk = primaries[lo:lo + PAIR_CHUNK]
         for sol in _pairs_of(st, stats, b, inst, chunk, nodes, pol, opts, passes):
-            total = total.better_of(sol)
+            total.add(sol)
     return total
 
 
