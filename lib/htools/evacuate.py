@@ -164,7 +164,7 @@ def _change_all(st: State, inst, gi: int, avail, force: bool) -> list[dict]:
         if not len(others):
             continue
         touched = [inst.pnode, inst.snode, p]
-        with st.trying(touched, inst) as trial:
+        with st.trying(touched, [inst]) as trial:
             try:
                 _first_steps(trial, inst, p, force)
             except EvacError as err:

@@ -43,6 +43,7 @@ class Redundancy:
         self.nodes = nodes[keep]
         self.checked = set(self.nodes.tolist())
         self.members = nodes
+        self._critical: dict[int, list] = {}
 
     # what a placement cannot change, worked out when a placement is first checked
 
@@ -82,28 +83,29 @@ class Redundancy:
         return {n: _takers(st, n, _escape(st, n, self.members), self.primaries[n])[:3].tolist()
                 for n in self.others}
 
-    @cached_property
-    def critical(self) -> list[tuple[object, np.ndarray, np.ndarray]]:
-        """The instances of ``others`` to be recreated that fit (on their own) on at most two
-        nodes of their group once their node's mirrored primaries failed over: (instance,
-        those nodes, their quantities then). A placement that takes that room makes the node's
-        evacuation certain to fail, with no simulation: nodes only fill up while a node is
-        emptied (failovers, moves, recreated copies)."""
-        out = []
-        for n in self.others:
+    def critical(self, n: int) -> list[tuple[object, np.ndarray, np.ndarray]]:
+        """The instances of node ``n`` (one of ``others``) to be recreated when it is emptied
+        that fit, on their own, on at most two nodes of its group once its mirrored primaries
+        failed over: (instance, those nodes, their quantities then). A placement that takes
+        that room makes the node's evacuation certain to fail, with no simulation: nodes only
+        fill up while a node is emptied (failovers, moves, recreated copies). Worked out for a
+        node the first time it must be simulated."""
+        if n not in self._critical:
+            self._critical[n] = out = []
             mine = self.primaries[n]
             stay = [i for i in mine if not i.has_secondary and i.template not in EVACUABLE]
-            after = self.st.clone(moving=[i.idx for i in mine])
-            try:
-                _fail_over(after, [after.instances[i.idx] for i in mine])
-            except moves.MoveRefused:
-                continue
+            mirrored = [i for i in mine if i.has_secondary]
             escape = _escape(self.st, n, self.members)
-            for i in stay:
-                fit = _fitting(after, i, escape)
-                if len(fit) <= 2:
-                    out.append((i, fit, after.F[:, fit]))
-        return out
+            with self.st.trying([n] + [i.snode for i in mirrored], mirrored) as after:
+                try:
+                    _fail_over(after, mirrored)
+                except moves.MoveRefused:
+                    stay = []
+                for i in stay:
+                    fit = _fitting(after, i, escape)
+                    if len(fit) <= 2:
+                        out.append((i, fit, after.F[:, fit].copy()))
+        return self._critical[n]
 
     @cached_property
     def failing(self) -> set[int]:
@@ -120,37 +122,48 @@ class Redundancy:
     def passes_with(self, inst):
         """A predicate on a placement (node tuple) of the new instance ``inst``."""
         def passes(nodes) -> bool:
+            touched = set(nodes)
+            simulated = self._simulated(inst, nodes[0], touched)
             changed = alloc.placement(self.st, inst, nodes, self.opts.ignore_soft_errors)
-            if self._room_taken(changed):
+            # screened first: the nodes whose every taker the placement fills, and those whose
+            # critical instances are known; the others once no node could take their
+            # instances at once any more (working their critical instances out costs a
+            # simulation of failovers, which most placements never need)
+            early = [n for n in simulated if n in self.primaries and (n not in touched or n in self._critical)]
+            if any(self._room_taken(n, changed) for n in early):
                 return False
             trial = self.st.clone(moving=[inst.idx])
             new = trial.instances[inst.idx]
             alloc.place(trial, new, nodes, changed=changed)
-            touched = set(nodes)
             if not self._mirrored_ok(trial, new, touched):
                 return False
-            for n in self._simulated(new):
-                if n not in touched and set(self.takers.get(n, [])) - touched:
-                    continue
+            for n in simulated:
                 mine = ([new] if new.pnode == n else []) + self.primaries.get(n, [])
-                if not _simulate(trial, n, self.members, mine):
+                if len(_takers(trial, n, _escape(trial, n, self.members), mine)):
+                    continue
+                if n in self.primaries and n not in early and self._room_taken(n, changed):
+                    return False
+                if not _emptied(trial, n, self.members, mine):
                     return False
             return True
         return passes
 
-    def _simulated(self, new) -> list[int]:
+    def _simulated(self, inst, pnode: int, touched: set[int]) -> list[int]:
+        """The nodes whose evacuation a placement (primary ``pnode``) must be simulated for:
+        those of ``others`` (and the new primary, for an unmirrored instance) it touches or
+        whose every taker it touches."""
         nodes = set(self.others)
-        if not new.has_secondary and new.pnode in self.checked:
-            nodes.add(new.pnode)
-        return sorted(nodes)
+        if not inst.has_secondary and pnode in self.checked:
+            nodes.add(pnode)
+        return [n for n in sorted(nodes) if n in touched or not set(self.takers.get(n, [])) - touched]
 
-    def _room_taken(self, changed: dict) -> bool:
+    def _room_taken(self, n: int, changed: dict) -> bool:
         """Whether the placement (its nodes' new numbers) took the last room of an instance
-        whose node could then not be emptied (see ``critical``). The checks a recreated copy
-        must pass read only quantities a placement adds to, so the placement's change to a
-        node adds to what the failovers left there."""
+        of node ``n``, which could then not be emptied (see ``critical``). The checks a
+        recreated copy must pass read only quantities a placement adds to, so the placement's
+        change to a node adds to what the failovers left there."""
         view = None
-        for i, fit, after in self.critical:
+        for i, fit, after in self.critical(n):
             if set(fit.tolist()) <= changed.keys():
                 if view is None:
                     view = copy.copy(self.st)
@@ -243,10 +256,14 @@ def _needs(st: State, insts):
 def _simulate(st: State, node: int, members, mine) -> bool:
     """Ganeti's canEvacuateNode for a node with instances other than mirrored ones (its
     mirrored ones are known to fail over); ``mine``: its primaries, the latest first."""
+    return bool(len(_takers(st, node, _escape(st, node, members), mine))) or _emptied(st, node, members, mine)
+
+
+def _emptied(st: State, node: int, members, mine) -> bool:
+    """The step-by-step simulation of emptying the node: its mirrored primaries failed over,
+    its shared-storage ones moved, the rest recreated elsewhere, the largest first."""
     group = st.node_group[node]
     escape = _escape(st, node, members)
-    if len(_takers(st, node, escape, mine)):
-        return True
     trial = st.clone(moving=[i.idx for i in mine])
     mine = [trial.instances[i.idx] for i in mine]
     try:

@@ -230,13 +230,13 @@ class State:
         return new
 
     @contextmanager
-    def trying(self, nodes, inst: Inst):
-        """Moves of ``inst`` among ``nodes`` made inside are undone on leaving: a trial without
+    def trying(self, nodes, insts: list[Inst]):
+        """Moves of ``insts`` among ``nodes`` made inside are undone on leaving: a trial without
         the copy a clone makes of every matrix."""
         nodes = sorted({int(n) for n in nodes} - {NO_NODE})
         f_cols, p_rows, p_cols = self.F[:, nodes].copy(), self.P[nodes].copy(), self.P[:, nodes].copy()
         c_rows, cm_rows = self.C[nodes].copy(), self.CM[nodes].copy()
-        where = inst.pnode, inst.snode, inst.loc
+        where = [(i, i.pnode, i.snode, i.loc) for i in insts]
         try:
             yield self
         finally:
@@ -244,7 +244,8 @@ class State:
             self.P[nodes] = p_rows
             self.P[:, nodes] = p_cols
             self.C[nodes], self.CM[nodes] = c_rows, cm_rows
-            inst.pnode, inst.snode, inst.loc = where
+            for i, pnode, snode, loc in where:
+                i.pnode, i.snode, i.loc = pnode, snode, loc
 
     def set_offline(self, names) -> None:
         """Mark nodes offline (-O): no instance may move there, and instances leave them."""
