@@ -278,13 +278,19 @@ class MasterContext:
                 self.step_down(name, f"{name} knows master {beat.master} of epoch {beat.epoch} (this master's:"
                                      f" {self.epoch})", beat.master)
                 return
-            if beat.cut_off or self.strays_pending(name):
+            if (beat.cut_off or self.strays_pending(name)) and self._still_online(name):
                 self.stop_strays(name, nodes[name])
             if name in peers:
                 answered += 1
                 self._track_candidate(name, res)        # one that missed job updates catches up now
         if answered >= needed:
             self.majority_heard = started
+
+    def _still_online(self, name: str) -> bool:
+        """Whether the node is online in the config now: one set offline while a round's call
+        to it was under way (a partitioned node answers when its link comes back) is not
+        called again until it is set online."""
+        return self.cfg.read(lambda d: name in d.nodes and not d.nodes[name]["offline"])
 
     def stop_strays(self, name: str, address: str) -> bool:
         """Stop on node ``name`` every instance the config places elsewhere, except one a job is

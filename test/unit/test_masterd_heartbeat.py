@@ -20,9 +20,11 @@ class Nodes:
         self.heartbeat: dict[str, object] = {}      # node -> answer, or an error
         self.stops: list[tuple[str, list]] = []
         self.during_stop = lambda: None             # what happens elsewhere while a node stops strays
+        self.during_heartbeat = lambda node: None   # ... while a node's heartbeat is under way
 
     def __call__(self, node, procedure, args):
         if procedure == "heartbeat":
+            self.during_heartbeat(node)
             answer = self.heartbeat.get(node, {"master": "node1", "epoch": 0, "cut_off": False})
             if isinstance(answer, errors.GenericError):
                 raise answer
@@ -68,6 +70,24 @@ def test_a_node_that_says_it_was_cut_off_has_its_strays_stopped(ctx):
     """When node3 answers that it was cut off (it heard no heartbeat for a while), it is told to
     keep only the instances placed on it, even though this master saw no failed round."""
     ctx.nodes.heartbeat["node3"] = {"master": "node1", "epoch": 0, "cut_off": True}
+    ctx.heartbeat_round()
+    assert ctx.nodes.stops == [("node3", ["on3"])]
+
+
+def test_a_node_set_offline_while_its_heartbeat_is_under_way_is_not_called_again(ctx):
+    """A partitioned node answers a round's call when its link comes back; if it was set offline
+    meanwhile the master leaves its instances alone (it does not call an offline node) until it
+    is set online again."""
+    def set_offline(node):
+        if node == "node3":
+            ctx.cfg.update(lambda d: d.nodes["node3"].update(offline=True))
+    ctx.nodes.during_heartbeat = set_offline
+    ctx.nodes.heartbeat["node3"] = {"master": "node1", "epoch": 0, "cut_off": True}
+    ctx.heartbeat_round()
+    ctx.heartbeat_round()
+    assert ctx.nodes.stops == []
+    ctx.nodes.during_heartbeat = lambda node: None
+    ctx.cfg.update(lambda d: d.nodes["node3"].update(offline=False))
     ctx.heartbeat_round()
     assert ctx.nodes.stops == [("node3", ["on3"])]
 
