@@ -214,11 +214,16 @@ def try_alloc(st: State, inst: Inst, stats_nodes, candidates, count: int, opts: 
     return sol
 
 
-def placement(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False) -> dict[int, object]:
-    """The numbers (Vals of plain floats) of the new instance's nodes once it is placed there."""
+def _roles(st: State, nodes: tuple[int, ...]) -> tuple[int, int, int]:
+    """The primary, the secondary (NO_NODE) and the locations they share."""
     p = int(nodes[0])
     s = int(nodes[1]) if len(nodes) > 1 else NO_NODE
-    loc = int(st.LI[p, s]) if s != NO_NODE else 0
+    return p, s, int(st.LI[p, s]) if s != NO_NODE else 0
+
+
+def placement(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False) -> dict[int, object]:
+    """The numbers (Vals of plain floats) of the new instance's nodes once it is placed there."""
+    p, s, loc = _roles(st, nodes)
     new_p, _ = add_pri(st.vals(p), inst, force, st.clashes(inst, p), st.missing_locations(inst, p), loc=loc)
     if s == NO_NODE:
         return {p: new_p}
@@ -230,14 +235,13 @@ def place(st: State, inst: Inst, nodes: tuple[int, ...], force: bool = False, ch
     its placement, when already worked out."""
     for node, v in (changed or placement(st, inst, nodes, force)).items():
         st.store(node, v)
-    p = int(nodes[0])
-    s = int(nodes[1]) if len(nodes) > 1 else NO_NODE
+    p, s, loc = _roles(st, nodes)
     if s != NO_NODE:
         st.P[s, p] += inst.mem * (inst.uses_sec_mem and not inst.forthcoming)
     st.C[p, inst.excl] += 1
     if not inst.forthcoming:
         st.CM[p, inst.excl] += 1
-    inst.pnode, inst.snode, inst.loc = p, s, int(st.LI[p, s]) if s != NO_NODE else 0
+    inst.pnode, inst.snode, inst.loc = p, s, loc
 
 
 def n1_check(st: State, opts: Options, inst: Inst, members=None, group=None):
@@ -279,22 +283,31 @@ def find_best_group(st: State, inst: Inst, count: int, opts: Options, allowed=No
             results.append((gi, None, str(err)))
             continue
         results.append((gi, sol, None))
-    for gi, sol, err in results:
-        g = st.data.groups[gi]
-        if sol is None:
-            messages.append(f"Group {g.name}: error {err}")
-        else:
-            messages.extend(f"Group {g.name} ({g.alloc_policy}): {line}" for line in sol.log)
-    good = [(gi, sol) for gi, sol, _ in reversed(results)
-            if sol is not None and sol.nodes is not None and st.data.groups[gi].alloc_policy != "unallocable"]
-    good.sort(key=lambda gs: (group_policy_rank(st, gs[0]), gs[1].score))
-    if not good:
+    messages += [line for gi, sol, err in results for line in group_log(st, gi, sol, err)]
+    best = best_group(st, results)
+    if best is None:
         if not groups:   # Ganeti's hail says nothing more when the cluster has no nodes at all
             raise AllocError("" if allowed is None else
                              f"no groups for evacuation: allowed groups was Just {hs_show(allowed)}, all groups: []")
         raise AllocError(", ".join(messages))
-    gi, sol = good[0]
-    return gi, sol, messages
+    return best[0], best[1], messages
+
+
+def group_log(st: State, gi: int, sol: Solution | None, error: str | None) -> list[str]:
+    """Ganeti's solutionDescription of one group's result (a solution, or the error)."""
+    g = st.data.groups[gi]
+    if sol is None:
+        return [f"Group {g.name}: error {error}"]
+    return [f"Group {g.name} ({g.alloc_policy}): {line}" for line in sol.log]
+
+
+def best_group(st: State, results) -> tuple[int, Solution] | None:
+    """Ganeti's filterMGResults and sortMGResults over (group, solution, error) results: the
+    allocable group with a solution, the preferred policy first, then the lowest score."""
+    good = [(gi, sol) for gi, sol, _ in reversed(results)
+            if sol is not None and sol.nodes is not None and st.data.groups[gi].alloc_policy != "unallocable"]
+    good.sort(key=lambda gs: (group_policy_rank(st, gs[0]), gs[1].score))
+    return good[0] if good else None
 
 
 def try_mg_alloc(st: State, inst: Inst, count: int, opts: Options) -> Solution:

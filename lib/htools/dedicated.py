@@ -109,14 +109,6 @@ def find_allocation(st: State, opts: Options, gi: int, inst: Inst, count: int) -
     return sol
 
 
-def group_log(st: State, gi: int, sol: Solution | None, error: str | None) -> list[str]:
-    """Ganeti's solutionDescription of one group's result."""
-    g = st.data.groups[gi]
-    if sol is None:
-        return [f"Group {g.name}: error {error}"]
-    return [f"Group {g.name} ({g.alloc_policy}): {line}" for line in sol.log]
-
-
 def find_mg_allocation(st: State, opts: Options, inst: Inst, count: int) -> Solution:
     """Ganeti's findMGAllocation: every group with nodes tried, the best allocable one chosen
     (preferred policy first, then the lowest metric)."""
@@ -126,13 +118,11 @@ def find_mg_allocation(st: State, opts: Options, inst: Inst, count: int) -> Solu
             results.append((gi, find_allocation(st, opts, gi, inst, count), None))
         except AllocError as err:
             results.append((gi, None, str(err)))
-    messages = [line for gi, sol, err in results for line in group_log(st, gi, sol, err)]
-    good = [(gi, sol) for gi, sol, _ in reversed(results)
-            if sol is not None and sol.nodes is not None and st.data.groups[gi].alloc_policy != "unallocable"]
-    good.sort(key=lambda gs: (alloc.group_policy_rank(st, gs[0]), gs[1].score))
-    if not good:
+    messages = [line for gi, sol, err in results for line in alloc.group_log(st, gi, sol, err)]
+    best = alloc.best_group(st, results)
+    if best is None:
         raise AllocError(", ".join(messages))
-    gi, sol = good[0]
+    gi, sol = best
     sol.log = [f"Selected group: {st.data.groups[gi].name}"] + messages
     return sol
 
@@ -150,7 +140,7 @@ def allocate(st: State, inst: Inst, count: int, opts: Options, group: str | None
     gi = names.index(group)
     sol = find_allocation(groups_from or st, opts, gi, inst, count)
     if prefixed:
-        sol.log = group_log(st, gi, sol, None)
+        sol.log = alloc.group_log(st, gi, sol, None)
     return sol
 
 
