@@ -11,16 +11,20 @@ States of a candidate (``Elector``):
   old master's writes from then on), takes the newest config and every job version they hold
   (each acknowledged write is on a majority, and two majorities meet), and only then starts
   masterd. If it cannot, it gives the role back (revokes the lease) and is a follower again.
-- master: ``MasterLease`` renews the lease every ``keepalive`` seconds. The lease is known valid
-  until the send time of the last renewal the store confirmed plus the TTL; ``margin`` before
-  that, without a newer confirmation, the master stops accepting jobs and steps down. The store
-  expires the lease no earlier than that, so a new master is elected only after the old one
-  stopped: two masters never accept jobs at the same time. A master paused past its lease (and
-  so not stopped) is still harmless: the candidates hold the newer epoch and refuse its writes.
+- master: masterd runs with the lease. If it stops (it stepped down, or crashed), the
+  candidate gives the role back (revokes the lease) and is a follower again.
 
-Every effect on the node (fencing candidates, starting or stopping masterd) goes through
-``Local``; time through a Clock; the key through a Store. The scenario simulator drives this
-same code (genet.ha.sim).
+Inside masterd, ``MasterLease`` renews the lease every ``keepalive`` seconds (every ``RETRY``
+seconds while renewals go unanswered). The lease is known valid until the send time of the last
+renewal the store confirmed plus the TTL; ``margin`` before that, without a newer confirmation,
+masterd stops accepting jobs and steps down. The store expires the lease no earlier than that,
+so a new master is elected only after the old one stopped: two masters never accept jobs at the
+same time. A master paused past its lease (and so not stopped) is still harmless: the
+candidates hold the newer epoch and refuse its writes.
+
+Every effect on the node (fencing candidates, starting masterd) goes through ``Local``; time
+through a Clock; the key through a Store. The scenario simulator drives this same code
+(genet.ha.sim).
 """
 from __future__ import annotations
 
@@ -50,15 +54,16 @@ class Local(Protocol):
         """Fence a majority of candidates with ``epoch``, take the newest config and job queue,
         make this node the master in the config. None when done; else why not."""
 
-    def start_master(self, lease: int, epoch: int) -> None:
-        """Start masterd (and RAPI, the master IP) holding ``lease``."""
+    def start_master(self, lease: int, granted: float, epoch: int) -> None:
+        """Start masterd (and RAPI, the master IP) holding ``lease``, granted at ``granted``."""
 
-    def stop_master(self, reason: str) -> None:
-        """Stop masterd and RAPI and drop the master IP, at once."""
+    def master_running(self) -> bool:
+        """Whether the masterd started here still runs."""
 
 
 class MasterLease:
-    """The master's hold on its role: renewals, and whether it may still accept jobs."""
+    """The master's hold on its role, kept by masterd: renewals, and whether it may still
+    accept jobs."""
 
     def __init__(self, store: Store, clock: Clock, timing: Timing, lease: int, granted: float):
         """``granted``: when the grant of ``lease`` was sent (its TTL runs from no earlier)."""
@@ -89,6 +94,22 @@ class MasterLease:
             self.lost = True
         return not self.lost
 
+    def next_delay(self) -> float:
+        """Seconds to the next renewal: sooner while they go unanswered."""
+        return self.timing.keepalive if self.confirmed else min(self.timing.keepalive, RETRY)
+
+    def release(self) -> None:
+        """Give the role back at once (a master that steps down), if the store can be reached."""
+        self.lost = True
+        _revoke(self.store, self.lease)
+
+
+def _revoke(store: Store, lease: int) -> None:
+    try:
+        store.revoke(lease)
+    except StoreUnavailable:
+        pass
+
 
 class Elector:
     """One master candidate's part in the election (see the module's docstring)."""
@@ -96,40 +117,19 @@ class Elector:
     def __init__(self, node: str, store: Store, local: Local, clock: Clock, timing: Timing, log: Log):
         self.node, self.store, self.local, self.clock, self.timing, self.log = node, store, local, clock, timing, log
         self.role = Role.FOLLOWER
-        self.lease: MasterLease | None = None
+        self.lease: int | None = None
         self.epoch = 0
         self.known: str | None = None       # the master last read from the store
 
     def tick(self) -> None:
-        """One round: a master renews its lease; a follower looks and may campaign."""
+        """One round: a master checks its masterd still runs; a follower looks, may campaign."""
         if self.role is Role.MASTER:
-            self._renew()
+            if not self.local.master_running():
+                self.log(f"{self.node}: masterd stopped: the master role is free again")
+                _revoke(self.store, self.lease)
+                self.role, self.lease = Role.FOLLOWER, None
         else:
             self._look()
-
-    def next_delay(self) -> float:
-        """Seconds to the next tick: a master renews every ``keepalive`` seconds, and again as
-        soon as it can when a renewal went unanswered; a follower looks every ``elect`` seconds."""
-        if self.role is not Role.MASTER:
-            return self.timing.elect
-        return self.timing.keepalive if self.lease.confirmed else min(self.timing.keepalive, RETRY)
-
-    def holds_lease(self) -> bool:
-        return self.role is Role.MASTER and self.lease is not None and self.lease.holds()
-
-    def _renew(self) -> None:
-        if not self.lease.renew():
-            self.step_down(f"lost the master lease (epoch {self.epoch})")
-
-    def step_down(self, reason: str) -> None:
-        self.role = Role.FOLLOWER
-        self.local.stop_master(reason)
-        self.log(f"{self.node}: steps down: {reason}")
-        try:
-            self.store.revoke(self.lease.lease)
-        except StoreUnavailable:
-            pass
-        self.lease = None
 
     def _look(self) -> None:
         try:
@@ -153,26 +153,11 @@ class Elector:
         except StoreUnavailable:
             won = False
         if not won:
-            self._revoke(lease)
+            _revoke(self.store, lease)
             return
         self.epoch = epoch + 1
         self.log(f"{self.node}: won the election (epoch {self.epoch})")
         self._become_master(lease, granted)
-
-    def _become_master(self, lease: int, granted: float) -> str | None:
-        """Take over (fence, catch up) under ``lease``, then start masterd; None when master."""
-        held = MasterLease(self.store, self.clock, self.timing, lease, granted)
-        why_not = self.local.take_over(self.epoch)
-        if why_not is None and not held.renew():
-            why_not = f"lost the lease while taking over (epoch {self.epoch})"
-        if why_not is not None:
-            self.log(f"{self.node}: gives the role back: {why_not}")
-            self._revoke(lease)
-            return why_not
-        self.role, self.lease, self.known = Role.MASTER, held, self.node
-        self.local.start_master(lease, self.epoch)
-        self.log(f"{self.node}: is master (epoch {self.epoch})")
-        return None
 
     def hand_over(self) -> str | None:
         """Take the role from the current master at once (manual master-failover); None when
@@ -185,19 +170,25 @@ class Elector:
             leader = self.store.leader()
             lease = self.store.grant(self.timing.lease_ttl)
             if not self.store.hand_over(self.node, lease, leader.epoch):
-                self._revoke(lease)
+                _revoke(self.store, lease)
                 return "another node took the master role meanwhile"
         except StoreUnavailable as err:
             return f"the leadership store cannot be reached from {self.node}: {err}"
         if leader.lease is not None:
-            self._revoke(leader.lease)
+            _revoke(self.store, leader.lease)
         self.epoch = leader.epoch + 1
         source = f"from {leader.node}" if leader.node else "(nobody held it)"
         self.log(f"{self.node}: takes the master role {source} (epoch {self.epoch})")
         return self._become_master(lease, granted)
 
-    def _revoke(self, lease: int) -> None:
-        try:
-            self.store.revoke(lease)
-        except StoreUnavailable:
-            pass
+    def _become_master(self, lease: int, granted: float) -> str | None:
+        """Take over (fence, catch up) under ``lease``, then start masterd; None when master."""
+        why_not = self.local.take_over(self.epoch)
+        if why_not is not None:
+            self.log(f"{self.node}: gives the role back: {why_not}")
+            _revoke(self.store, lease)
+            return why_not
+        self.role, self.lease, self.known = Role.MASTER, lease, self.node
+        self.local.start_master(lease, granted, self.epoch)
+        self.log(f"{self.node}: is master (epoch {self.epoch})")
+        return None

@@ -11,7 +11,8 @@ in steps of ``STEP`` seconds, so a scenario of minutes runs in milliseconds.
 A scenario (genet.ha.scenario parses it) sets up the world and lists timed events; the run's
 log is compared with the expected one. Invariants are checked on every step, and a breach is a
 ``VIOLATION`` line in the log: two nodes accepting jobs at once, an acknowledged job missing from
-a master's queue, a guest running on two nodes, two configs of one serial that differ.
+a master's queue, a job acknowledged by an older epoch after a newer one acknowledged one, a
+guest running on two nodes, two configs of one serial that differ.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Callable
 
 from genet.clock import ManualClock
 from genet.ha import recovery as rec
-from genet.ha.election import Elector
+from genet.ha.election import Elector, MasterLease
 from genet.ha.store import Leader, StoreUnavailable
 from genet.ha.timing import Timing
 from genet.ha.watchdog import Watchdog
@@ -100,9 +101,10 @@ class World:
         self.auto_failover = True
         self.store = SimStore(self)
         self.acked: set[int] = set()
+        self.acked_epoch = 0            # the newest epoch that acknowledged a job
         self.next_job = 1
         self.configs: dict[int, Config] = {}     # every config ever committed, by serial
-        self.violations = 0
+        self.breaches: set[str] = set()
         self._placement: list = []
 
     # --- the log -------------------------------------------------------------
@@ -114,8 +116,10 @@ class World:
             self._out(line)
 
     def violation(self, text: str) -> None:
-        self.violations += 1
-        self.log(f"VIOLATION {text}")
+        """Log a breach once, when it starts (a state checked every step stays wrong a while)."""
+        if text not in self.breaches:
+            self.breaches.add(text)
+            self.log(f"VIOLATION {text}")
 
     # --- set-up --------------------------------------------------------------
 
@@ -158,8 +162,7 @@ class World:
 
     def masters(self) -> list[str]:
         """Nodes whose masterd runs and holds its lease (would accept a job now)."""
-        return [n.name for n in self.nodes.values()
-                if n.master is not None and n.elector.holds_lease()]
+        return [n.name for n in self.nodes.values() if n.master is not None and n.master.holds()]
 
     # --- one step ------------------------------------------------------------
 
@@ -172,7 +175,7 @@ class World:
         for node in self._up():
             if node.elector is not None and now >= node.next_elect:
                 node.elector.tick()
-                node.next_elect = now + node.elector.next_delay()
+                node.next_elect = now + self.timing.elect
         for node in self._up():
             if node.master is not None:
                 node.master.tick(now)
@@ -259,8 +262,13 @@ class World:
         job = self.next_job
         self.next_job += 1
         for name in reachable:
-            if self.nodes[name].master.accept(job):
+            master = self.nodes[name].master
+            if master.accept(job):
+                if master.epoch < self.acked_epoch:
+                    self.violation(f"{name} of epoch {master.epoch} acknowledged job {job} after a master of"
+                                   f" epoch {self.acked_epoch} did")
                 self.acked.add(job)
+                self.acked_epoch = max(self.acked_epoch, master.epoch)
                 return
 
     def final(self) -> None:
@@ -273,9 +281,9 @@ class World:
             missing = sorted(self.acked - node.jobs)
             if missing:
                 self.violation(f"master {name} lacks acknowledged jobs {missing}")
-            self.log(f"end: master {name} (epoch {node.elector.epoch}), config serial {node.config.serial},"
+            self.log(f"end: master {name} (epoch {node.master.epoch}), config serial {node.config.serial},"
                      f" {len(self.acked)} jobs acknowledged, all in its queue" if not missing else
-                     f"end: master {name} (epoch {node.elector.epoch})")
+                     f"end: master {name} (epoch {node.master.epoch})")
         for inst in sorted(self.instances.values(), key=lambda i: i.name):
             running = sorted(n for n in inst.running_on if self.nodes[n].powered)
             self.log(f"end: {inst.name} runs on {', '.join(running) or 'no node'}")
@@ -424,11 +432,11 @@ class Local:
         world.committed(config)
         return None
 
-    def start_master(self, lease: int, epoch: int) -> None:
-        self.node.master = Master(self.world, self.node, epoch)
+    def start_master(self, lease: int, granted: float, epoch: int) -> None:
+        self.node.master = Master(self.world, self.node, epoch, lease, granted)
 
-    def stop_master(self, reason: str) -> None:
-        self.node.master = None
+    def master_running(self) -> bool:
+        return self.node.master is not None
 
 
 def _majority(config: Config) -> int:
@@ -447,13 +455,28 @@ class Guests:
 class Master:
     """A running masterd in the simulation: heartbeats, recovery, replicated writes."""
 
-    def __init__(self, world: World, node: Node, epoch: int):
+    def __init__(self, world: World, node: Node, epoch: int, lease: int, granted: float):
         self.world, self.node, self.epoch = world, node, epoch
+        self.lease = MasterLease(world.store.client(node.name), world.clock, world.timing, lease, granted)
         self.recovery = rec.Recovery(RecoveryEnv(world, self), world.clock, world.timing, world.log)
-        self.next_beat = world.clock.monotonic()
+        self.next_beat = self.next_renewal = world.clock.monotonic()
+
+    def holds(self) -> bool:
+        """Whether it would accept a job now: it holds a lease the store still has."""
+        return self.lease.holds() and self.lease.lease in self.world.store.leases
+
+    def step_down(self, reason: str) -> None:
+        self.lease.release()
+        self.node.master = None
+        self.world.log(f"{self.node.name}: steps down: {reason}")
 
     def tick(self, now: float) -> None:
-        if now < self.next_beat or not self.node.elector.holds_lease():
+        if now >= self.next_renewal:
+            if not self.lease.renew():
+                self.step_down(f"lost the master lease (epoch {self.epoch})")
+                return
+            self.next_renewal = now + self.lease.next_delay()
+        if now < self.next_beat or not self.lease.holds():
             return
         self.next_beat = now + self.world.timing.heartbeat
         for name, node in sorted(self.world.nodes.items()):
@@ -462,7 +485,7 @@ class Master:
             if not self.world.talk(self.node.name, name):
                 continue
             if node.epoch > self.epoch:
-                self.node.elector.step_down(f"{name} refused a heartbeat of epoch {self.epoch}: a newer master"
+                self.step_down(f"{name} refused a heartbeat of epoch {self.epoch}: a newer master"
                                             " took over")
                 return
             self.recovery.heard(name)
@@ -483,7 +506,7 @@ class Master:
         peers = [n for n in self.world.nodes.values() if n.candidate and self.world.talk(self.node.name, n.name)]
         newer = sorted(n.name for n in peers if n.epoch > self.epoch)
         if newer:
-            self.node.elector.step_down(f"{', '.join(newer)} refused a write of epoch {self.epoch}: a newer"
+            self.step_down(f"{', '.join(newer)} refused a write of epoch {self.epoch}: a newer"
                                         " master took over")
             return False
         for peer in peers:
@@ -492,7 +515,7 @@ class Master:
         return len(counted) >= _majority(self.node.config)
 
     def accept(self, job: int) -> bool:
-        if not self.node.elector.holds_lease():
+        if not self.lease.holds():
             return False
         return self.replicate(lambda peer: peer.jobs.add(job))
 
