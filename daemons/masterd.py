@@ -20,6 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genet-masterd", description="genet master daemon")
     parser.add_argument("--workers", type=int, default=None, help="concurrent jobs (default: cluster setting)")
     parser.add_argument("--no-voting", action="store_true", help="start without asking the other nodes")
+    parser.add_argument("--lease", type=int, default=None,
+                        help="the etcd lease of the master role this node won (automatic master failover)")
+    parser.add_argument("--lease-granted", type=float, default=None,
+                        help="when the lease was asked for (the system's monotonic clock)")
     return parser
 
 
@@ -29,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
 
     paths.ensure_dirs()
-    ctx = MasterContext.on_this_node(opts.workers, opts.no_voting)
+    ctx = MasterContext.on_this_node(opts.workers, opts.no_voting, elected=opts.lease is not None)
+    if opts.lease is not None:
+        ctx.hold_lease(opts.lease, opts.lease_granted)
     reactor.suggestThreadPoolSize(128)
     sock = paths.master_socket()
     sock.unlink(missing_ok=True)
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     ctx.on_deposed = deposed
     threading.Thread(target=ctx.heartbeat, name="heartbeat", daemon=True).start()
     threading.Thread(target=ctx.usage_sampling, name="usage", daemon=True).start()
+    threading.Thread(target=ctx.instance_ha, name="instance-ha", daemon=True).start()
+    threading.Thread(target=ctx.keep_lease, name="lease", daemon=True).start()
     threading.Thread(target=master_ip.at_master_daemon, args=(ctx.cfg.snapshot(), master_ip.START),
                      name="master-ip", daemon=True).start()
     reactor.run()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 
 from genet import config, daemon_util, paths, ssl_utils
 from genet.noded import NodeProcedures, make_site
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     if opts.watcher_interval:
         from genet import watcher
         watcher.schedule(reactor, opts.watcher_interval)
+    from genet.ha.node_agent import Agent      # automatic master failover's part on this node
+    stop_agent = threading.Event()
+    threading.Thread(target=Agent().run, args=(stop_agent,), name="election", daemon=True).start()
     reactor.run()
+    stop_agent.set()
     paths.pid_file("genet-noded").unlink(missing_ok=True)
 
 

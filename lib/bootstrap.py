@@ -110,7 +110,9 @@ def check_master_votes(data: dict, me: str, no_voting: bool) -> None:
 
 
 def master_failover(no_voting: bool) -> dict:
-    """Run on a master candidate: take over the master role and start masterd here."""
+    """Run on a master candidate: take over the master role and start masterd here. With
+    automatic master failover on, the role is taken on the leadership store (genet.ha), which
+    raises the epoch; otherwise the new epoch is one above every epoch a reachable node knows."""
     me = paths.node_name()
     data = config.load(paths.config_file())
     if me not in data.nodes:
@@ -137,17 +139,35 @@ def master_failover(no_voting: bool) -> dict:
                                    errors.ECode.WRONG_STATE)
     if old == me:
         raise errors.OpPrereqError(f"node {me} is already the master", errors.ECode.WRONG_STATE)
-    # a new term, first: the nodes that record it refuse every write of the old master from now on,
-    # so the config and the queue gathered below cannot change behind our back (the old master may
-    # be alive behind a partition)
+    from genet.ha import settings as ha_settings
+    if ha_settings.settings(data.cluster.ha)["auto_master_failover"] and not no_voting:
+        from genet.ha import node_agent
+        node_agent.hand_over(data)
+        return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable), "warnings": []}
     epoch = 1 + max([config.master_epoch(data), config.fenced()[0]] +
                     [infos[n].payload.get("master_epoch", 0) for n in reachable])
-    _fence_majority(rpc, data, epoch, me, sorted(reachable), no_voting)
+    warnings = take_master_role(rpc, data, me, epoch, sorted(reachable), no_voting)
+    daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
+    if not luxi.wait_for_socket(paths.master_socket()):
+        raise errors.CommandError("genet-masterd did not start on the new master")
+    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable),
+            "warnings": warnings}
+
+
+def take_master_role(rpc: NodeRpc, data, me: str, epoch: int, reachable: list[str], no_voting: bool = False,
+                     wait_lease: bool = True) -> list[str]:
+    """Make ``me`` the master of ``epoch`` in the config of the reachable nodes, masterd not yet
+    started: fence a majority of candidates with the new epoch first (from then on they refuse
+    the old master's writes, so the config and queue gathered below cannot change behind our
+    back), stop the old master's daemons if it answers, take the newest config and every job
+    version the candidates hold, write the new config everywhere. Warnings to show."""
+    old = data.cluster["master_node"]
+    _fence_majority(rpc, data, epoch, me, reachable, no_voting)
     fenced_at = time.monotonic()
     old_stopped = old in reachable and not rpc.stop_masterd(old).failed
     warnings = _master_ip_down(rpc, data, old) if old in reachable else []
-    data = _newest_config(rpc, data, rpc.node_info.on(sorted(reachable), timeout=5))
-    merge_job_queues(rpc, [n for n in sorted(reachable) if data.nodes[n]["master_candidate"]])
+    data = _newest_config(rpc, data, rpc.node_info.on(reachable, timeout=5))
+    merge_job_queues(rpc, [n for n in reachable if data.nodes[n]["master_candidate"]])
     data.cluster["master_epoch"] = epoch
     data.cluster["master_node"] = me
     if data.cluster["master_ip"] == data.nodes.get(old, {}).get("primary_ip"):    # no address of its own
@@ -156,22 +176,18 @@ def master_failover(no_voting: bool) -> dict:
     ConfigFile(paths.config_file()).replace(config.dumps(data))
     content = config.dumps(data).decode()
     ssconf = config.ssconf_values(data)
-    for name in sorted(reachable):
+    for name in reachable:
         if data.nodes[name]["master_candidate"]:
             rpc.upload_config(name, content)
         rpc.write_ssconf(name, ssconf)
     for key, value in ssconf.items():
         config.write_atomic(paths.ssconf_file(key), f"{value}\n".encode())
-    if not old_stopped:
+    if not old_stopped and wait_lease:
         # the old master may still answer reads behind a partition until its lease runs out; the
         # fenced majority no longer renews it, so nothing is committed here before it has
         from genet.masterd import READ_LEASE
         time.sleep(max(0.0, fenced_at + READ_LEASE - time.monotonic()))
-    daemon_util.start_master_daemons(["--no-voting"] if no_voting else [])
-    if not luxi.wait_for_socket(paths.master_socket()):
-        raise errors.CommandError("genet-masterd did not start on the new master")
-    return {"old_master": old, "new_master": me, "unreachable": sorted(set(others) - reachable),
-            "warnings": warnings}
+    return warnings
 
 
 def _master_ip_down(rpc: NodeRpc, data, old: str) -> list[str]:

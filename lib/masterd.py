@@ -15,6 +15,8 @@ from genet.clock import SYSTEM, Clock
 from genet.config_file import ConfigFile
 from genet.config_writer import ConfigWriter
 from genet.drbd_pool import Reservations
+from genet.ha.election import MasterLease
+from genet.ha.master_env import MasterRecovery
 from genet.jobqueue import JobQueue
 from genet.locking import Level, LockManager
 from genet.processor import Processor
@@ -91,12 +93,16 @@ class MasterContext:
         self.queue = JobQueue(store, self._replicate_jobs, on_final=self._job_final)
         self.processor = Processor(self, workers or data.cluster["max_running_jobs"])
         self.usage = UsageSampler(UsageHistory(), self.rpc, self.cfg, clock)
+        self.ha = MasterRecovery(self)
+        self.lease: MasterLease | None = None    # the master role's etcd lease (automatic failover)
 
     @classmethod
-    def on_this_node(cls, workers: int | None = None, no_voting: bool = False) -> "MasterContext":
+    def on_this_node(cls, workers: int | None = None, no_voting: bool = False,
+                     elected: bool = False) -> "MasterContext":
         """The daemon's context: this node's config and job queue, jobs left running by the
         previous master failed. Refused unless the config names this node the master and (without
-        ``no_voting``) a majority of the nodes agrees."""
+        ``no_voting``, or a lease won on the leadership store: ``elected``) a majority of the
+        nodes agrees."""
         node_name = paths.node_name()
         cfg = ConfigWriter(paths.config_file())
         data = cfg.snapshot()
@@ -104,7 +110,7 @@ class MasterContext:
             raise errors.NotMasterError(
                 f"this node ({node_name}) is not the master; the master is {data['cluster']['master_node']}")
         from genet.bootstrap import check_master_votes
-        check_master_votes(data, node_name, no_voting)
+        check_master_votes(data, node_name, no_voting or elected)
         ctx = cls(node_name, cfg, RpcClient(paths.cluster_cert(), data.cluster["noded_port"]),
                   QueueStore(paths.queue_db()), workers=workers, read_lease=not no_voting)
         ctx.processor.recover(node_name)
@@ -115,6 +121,49 @@ class MasterContext:
     def usage_sampling(self) -> None:
         """Sample what nodes and instances use until this master stops (genet.usage)."""
         self.usage.run(self._heartbeat_stop)
+
+    # --- the master lease (automatic master failover, genet.ha.election) -------
+
+    def hold_lease(self, lease: int, granted: float | None = None) -> None:
+        """Hold the master role's ``lease`` (asked for at ``granted``, default now) from now on:
+        keep_lease renews it, and no job is accepted once it may have expired."""
+        from genet.ha import node_agent, settings
+        data = self.cfg.snapshot()
+        timing = settings.timing(data.cluster.get("ha", {}))
+        self.lease = MasterLease(node_agent.store_of(data), self.clock, timing, lease,
+                                 self.clock.monotonic() if granted is None else granted)
+
+    def release_lease(self) -> None:
+        """Give the role up on the store (automatic failover turned off): nothing else changes."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
+
+    def keep_lease(self) -> None:
+        """Renew the lease while this master runs; the moment it may have expired, stop
+        accepting jobs and step down (a candidate takes over once the store lets it expire)."""
+        while not self._heartbeat_stop.is_set():
+            lease = self.lease
+            if lease is None:
+                delay = 1.0
+            elif not lease.renew():
+                if lease is self.lease:
+                    self.step_down("the leadership store", f"lost the master lease {lease.lease}", None)
+                return
+            else:
+                delay = lease.next_delay()
+            if self._heartbeat_stop.wait(delay):
+                return
+
+    def check_lease(self) -> None:
+        """Refuse to act as master once the lease may have expired (see keep_lease)."""
+        lease = self.lease
+        if lease is not None and not lease.holds():
+            raise errors.NotMasterError(f"{self.node_name} lost its master lease; a master candidate takes over")
+
+    def instance_ha(self) -> None:
+        """Fence dead nodes and restart their HA instances until this master stops (genet.ha)."""
+        self.ha.run(self._heartbeat_stop)
 
     def address_of(self, node: str) -> str:
         """A node's primary address, from the config (NodeRpc's resolver)."""
@@ -143,6 +192,7 @@ class MasterContext:
     def _replicate_config(self, data: dict, change: dict | None) -> None:
         """Send ``change`` (None: the whole document) to the candidates; a candidate that missed
         an earlier change answers with its older serial and gets the whole document instead."""
+        self.check_lease()
         peers, needed = self._peers(data)
         serial = data.serial_no
         committed = lambda r: not r.failed and r.payload == serial      # noqa: E731
@@ -198,6 +248,7 @@ class MasterContext:
             log.warning("config not sent to %s: %s", name, res.fail_msg)
 
     def _replicate_jobs(self, records: list) -> None:
+        self.check_lease()
         peers, needed = self.cfg.read(self._peers)
         if not peers:
             return
@@ -280,6 +331,7 @@ class MasterContext:
                 return
             if (beat.cut_off or self.strays_pending(name)) and self._still_online(name):
                 self.stop_strays(name, nodes[name])
+            self.ha.heard(name, beat.synced)
             if name in peers:
                 answered += 1
                 self._track_candidate(name, res)        # one that missed job updates catches up now
@@ -452,6 +504,7 @@ class MasterContext:
     # --- jobs ---------------------------------------------------------------
 
     def submit(self, jobs: list[list[dict]]) -> list[int]:
+        self.check_lease()
         self.note_offline_decision(jobs)
         return self.processor.submit(jobs)
 

@@ -86,7 +86,16 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         cut_off = self.cut_off_for() is not None
         if not cut_off:
             self._heard_master()
-        return Heartbeat(cut_off=cut_off, **self._master_and_epoch())
+        return Heartbeat(cut_off=cut_off, synced=self._synced_primaries(), **self._master_and_epoch())
+
+    @staticmethod
+    def _synced_primaries() -> list[str]:
+        from genet.storage.base import TEMPLATES
+        synced: set[str] = set()
+        for template in TEMPLATES.classes():
+            if getattr(template, "mirrored", False):
+                synced |= template.synced_primaries()
+        return sorted(synced)
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config
@@ -650,6 +659,14 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
 
     def rpc_stop_masterd(self) -> bool:
         return daemon_util.stop_master_daemons()
+
+    def rpc_etcd_start(self, members: dict, token: str) -> int:
+        from genet.ha import node_agent
+        return node_agent.start_member(members, token)
+
+    def rpc_etcd_stop(self) -> bool:
+        from genet.ha import node_agent
+        return node_agent.stop_member()
 
     def rpc_leave_cluster(self) -> bool:
         """Forget the cluster: stop masterd, remove state, then stop noded itself."""

@@ -282,6 +282,7 @@ class Cluster(Timestamped):
     enabled_user_shutdown = Field(bool, False)      # a guest's power-off is USER_down (query.instance)
     data_collectors = Field(dict, dict)             # {collector: {"active", "interval"}} as set (genet.collectors)
     auto_balance = Field(dict, dict)                # what was set of genet.autobalance.DEFAULTS
+    ha = Field(dict, dict)                          # what was set of genet.ha.settings.DEFAULTS
     uid_pool = Field(list, list)             # [[lower, higher], ...] (genet.uidpool), for security_model=pool
     maintain_node_health = Field(bool, False)    # the watcher stops what runs on an offline node
     prealloc_wipe_disks = Field(bool, False)     # new disks (and grown parts) are zeroed first

@@ -69,6 +69,7 @@ class Heartbeat(WireObject):
     master: str | None
     epoch: int
     cut_off: bool = False
+    synced: list[str] | None = None    # instances whose mirrors this primary holds in sync (instance HA)
 
 
 @dataclass
@@ -284,6 +285,19 @@ def start_masterd(args: list[str] | None = None) -> int:
 @procedure(timeout=20, targets=CANDIDATES)
 def stop_masterd() -> bool:
     """Stop genet-masterd and genet-rapi here."""
+
+
+# the leadership store (genet.ha): an etcd member on each master candidate
+
+@procedure(timeout=30, targets=CANDIDATES)
+def etcd_start(members: dict[str, str], token: str) -> int:
+    """Start this node's etcd member as one of a new store of ``members`` (name -> primary IP),
+    the cluster named ``token``; its pid. Kept running by genet-noded from then on."""
+
+
+@procedure(timeout=30, targets=CANDIDATES)
+def etcd_stop() -> bool:
+    """Stop this node's etcd member and forget its data (automatic failover turned off)."""
 
 
 @procedure(timeout=20)

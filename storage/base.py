@@ -184,6 +184,14 @@ class MirroredTemplate(DiskTemplate):
     def resync(self, instance: str, disk: dict, index: int) -> str:
         """On the primary: mirror again to a secondary that came back; says what happened."""
 
+    @classmethod
+    def synced_primaries(cls) -> set[str]:
+        """The instances this node serves as primary whose every disk of this template is in
+        sync with its secondary right now. Instance HA restarts a mirrored instance from its
+        secondary only on this evidence, reported with each heartbeat (genet.ha.recovery);
+        a template that cannot tell reports none, and its instances are not restarted."""
+        return set()
+
     @abc.abstractmethod
     def retarget(self, instance: str, disk: dict, index: int) -> str:
         """On the primary: mirror to the secondary the logical_id names now (replace-disks)."""

@@ -327,6 +327,29 @@ class MirrorStorage(FileStorage, MirroredTemplate):
         jobs = self._qmp(disk, [("query-block-jobs", None)], what)[0]
         return next((j for j in jobs if j["device"] == JOB), None)
 
+    @classmethod
+    def synced_primaries(cls) -> set[str]:
+        """Scanned from the daemons running here (no config needed: any node can answer): an
+        instance counts once each of its primary disks has a READY mirror job whose connection
+        to the secondary is up."""
+        from genet import qmp
+        verdict: dict[str, bool] = {}
+        for state_file in (paths.run_dir() / "mirror").glob("*/state.json"):
+            try:
+                state = json.loads(state_file.read_text())
+            except (OSError, ValueError):
+                continue
+            if state.get("role") != "primary" or not isinstance(state.get("pid"), int) or not _alive(state["pid"]):
+                continue
+            try:
+                jobs = qmp.Monitor(state_file.parent / "qmp.sock", "mirror").execute_many([("query-block-jobs", None)])[0]
+            except qmp.QmpError:
+                jobs = []
+            job = next((j for j in jobs if j["device"] == JOB), None)
+            synced = job is not None and job["ready"] and not job["paused"] and job["io-status"] == "ok"
+            verdict[state["instance"]] = verdict.get(state["instance"], True) and synced
+        return {name for name, synced in verdict.items() if synced}
+
     def status(self, instance: str, disk: dict, index: int) -> dict:
         state = self._state(disk)
         out = {"role": state["role"] if state else None, "connected": False, "local_ok": True,

@@ -166,6 +166,8 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
         ("Instance policy - limits for instances", policy_entries(c["ipolicy"], roman)),
         ("Data collectors", {name: {"active": active, "interval": f"{c['data_collector_interval'][name] / 1e6:.3f}s"}
                              for name, active in c["enabled_data_collectors"].items()}),
+        ("High availability", {"automatic master failover": c["ha"]["auto_master_failover"],
+                               **{f"{key} timeout": f"{value:g} s" for key, value in c["ha"]["timeouts"].items()}}),
         ("Automatic balancing", {"enabled": c["auto_balance"]["enabled"],
                                  "interval": f"{c['auto_balance']['interval']} minutes",
                                  "threshold": c["auto_balance"]["threshold"],

@@ -8,7 +8,9 @@ import time
 
 from genet import __version__, autobalance, config, errors, master_ip, opcodes, params, ssl_utils, paths
 from genet.cmdlib import cluster_features
+from genet.ha import settings as ha_settings
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.cluster_ha import StoreChange
 from genet.cmdlib.cluster_master_ip import MasterIpChange, floating
 from genet.cmdlib.cluster_settings import checked_settings
 from genet.cmdlib.cluster_verify_policy import verify_n_plus_one, verify_policies
@@ -70,6 +72,7 @@ def cluster_info(data) -> dict:
         "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
         "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
         "auto_balance": autobalance.settings(cluster.auto_balance),
+        "ha": ha_settings.settings(cluster.ha),
         # what genet does not have: Ganeti's values for "none"
         **{key: cluster[key] for key in ("default_iallocator", "default_iallocator_params", "maintain_node_health",
                                          "uid_pool", "reserved_lvs", "drbd_usermode_helper", "prealloc_wipe_disks")},
@@ -185,6 +188,9 @@ class LUClusterVerify(EveryNodeLU):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
         reachable = {n: a for n, a in online.items() if not results[n].failed}
         self._verify_instances(data, reachable)
+        for subject, text in sorted(self.ctx.ha.alerts().items()):     # what instance HA could not do
+            kind = "node" if subject in data.nodes else "instance"
+            self._error("ENODEHA" if kind == "node" else "EINSTANCEHA", kind, subject, text)
         verify_policies(data, group, self._warning)
         verify_storage(self.rpc, data, reachable, self._error, self._warning)
         if "nplusone_mem" not in self.op.skip_checks:
@@ -342,6 +348,11 @@ class LUClusterSetParams(LogicalUnit):
         balancing = autobalance.changed(cluster.auto_balance, op)
         if balancing is not None:
             self.values["auto_balance"] = balancing
+        voters = sorted(n.name for n in data.nodes.values() if n.master_candidate and not n.offline)
+        ha = ha_settings.changed(cluster.ha, op, voters)
+        if ha is not None:
+            self.values["ha"] = ha
+        self.store = StoreChange(self, data, ha)
         self.old_network = cluster.instance_communication_network
 
     @staticmethod
@@ -374,7 +385,9 @@ class LUClusterSetParams(LogicalUnit):
             data.cluster["mtime"] = time.time()
             return config.maintain_candidates(data)
         self.master_ip.before(self.rpc, self.feedback, self.op.force)
+        self.store.before()
         promoted = self.cfg.update(change)
+        self.store.after()
         self.master_ip.after(self.rpc, self.feedback)
         if self.op.max_running_jobs is not None:
             self.ctx.processor.set_workers(self.op.max_running_jobs)

@@ -12,8 +12,8 @@ offline, and its HA instances are failed over, in that order and never out of it
 - A fenced node is set offline, then each of its HA instances, highest ``ha_priority`` first,
   is failed over: a mirrored one (mirror, drbd) to its secondary, only if the secondary's copy
   was in sync when the node was lost; one on shared storage to the node the allocator picks.
-  The target must be online, not drained nor in maintenance, and have the memory free (what
-  this round already placed there counted). An instance is failed over once: the failover job
+  The target must have answered the last heartbeat, be online, not drained nor in maintenance,
+  and have the memory free (asked anew before each restart). An instance is failed over once: the failover job
   itself refuses an instance no longer on the dead node.
 """
 from __future__ import annotations
@@ -25,8 +25,6 @@ from genet.clock import Clock
 from genet.ha.timing import Timing
 
 Log = Callable[[str], None]
-MIRRORED = ("mirror", "drbd")           # failed over to their secondary
-SHARED = ("sharedfile", "rbd", "ext", "gluster", "diskless")     # restart on any node
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +36,6 @@ class NodeView:
     vm_capable: bool = True
     oob: bool = False               # has an out-of-band program
     watchdog: bool = False          # runs the self-fencing watchdog
-    memory_free: int = 0            # MiB, from its last answer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +49,13 @@ class InstanceView:
     priority: int = 0
     admin_up: bool = True
 
+    @property
+    def storage(self):
+        """Its disk template's class (genet.storage): mirrored ones fail over to the secondary,
+        shared ones restart anywhere, the others cannot leave their node."""
+        from genet.storage.base import TEMPLATES
+        return TEMPLATES.cls(self.template)
+
 
 class Env(Protocol):
     """The master's side of the world, as recovery sees it."""
@@ -59,6 +63,9 @@ class Env(Protocol):
     def nodes(self) -> dict[str, NodeView]: ...
     def instances(self) -> dict[str, InstanceView]: ...
     def master(self) -> str: ...
+
+    def memory_free(self, node: str) -> int:
+        """MiB ``node`` has free for another guest now."""
 
     def power_off(self, node: str) -> str | None:
         """Power ``node`` off through its out-of-band program and confirm it is off; None when
@@ -100,8 +107,9 @@ class Recovery:
         self.alerts: dict[str, str] = {}     # subject -> why it is not recovered
         self.done: set[str] = set()          # instances failed over by this master
 
-    def heard(self, node: str) -> None:
-        self.last_heard[node] = self.clock.monotonic()
+    def heard(self, node: str, when: float | None = None) -> None:
+        """``node`` answered a heartbeat (at ``when``, default now)."""
+        self.last_heard[node] = self.clock.monotonic() if when is None else when
         if node in self.dead and not self.dead[node].fenced:
             self.log(f"recovery: {node} answers again before it was fenced: nothing to recover")
             del self.dead[node]
@@ -169,7 +177,7 @@ class Recovery:
         would then only cost its guests, which may still run behind a partition."""
         reasons = []
         for inst in self._ha_instances(dead, instances):
-            target, why_not = self._target(inst, nodes, {}, now)
+            target, why_not = self._target(inst, nodes, now)
             if target is not None:
                 return None
             reasons.append(f"{inst.name}: {why_not}")
@@ -186,9 +194,8 @@ class Recovery:
 
     def _recover(self, dead: str, nodes: dict[str, NodeView], instances: dict[str, InstanceView],
                  now: float) -> None:
-        placed: dict[str, int] = {}          # memory this round promised each node
         for inst in self._ha_instances(dead, instances):
-            target, why_not = self._target(inst, nodes, placed, now)
+            target, why_not = self._target(inst, nodes, now)
             if target is None:
                 self._alert(inst.name, f"HA instance {inst.name} of dead node {dead} is not restarted: {why_not}")
                 continue
@@ -196,18 +203,16 @@ class Recovery:
             if why_not is not None:
                 self._alert(inst.name, f"HA instance {inst.name} failed over to {target} failed: {why_not}")
                 continue
-            placed[target] = placed.get(target, 0) + inst.memory
             self.done.add(inst.name)
             self._clear(inst.name)
             self.log(f"recovery: {inst.name} restarted on {target}")
 
-    def _target(self, inst: InstanceView, nodes: dict[str, NodeView], placed: dict[str, int],
-                now: float) -> tuple[str | None, str]:
-        if inst.template in MIRRORED:
+    def _target(self, inst: InstanceView, nodes: dict[str, NodeView], now: float) -> tuple[str | None, str]:
+        if inst.storage.mirrored:
             target = inst.secondary
             if not self.env.copy_in_sync(inst.name):
                 return None, f"the copy on its secondary {target} was not in sync when {inst.primary} was lost"
-        elif inst.template in SHARED:
+        elif inst.storage.shared:
             exclude = {n for n, v in nodes.items() if not self._usable(v, now)} | {inst.primary}
             target = self.env.allocate(inst.name, exclude)
             if target is None:
@@ -217,7 +222,7 @@ class Recovery:
         node = nodes.get(target)
         if node is None or not self._usable(node, now):
             return None, f"its target {target} is offline, silent, drained or in maintenance"
-        free = node.memory_free - placed.get(target, 0)
+        free = self.env.memory_free(target)     # asked again for each: the last restart used some
         if free < inst.memory:
             return None, f"{target} has {free} MiB free, it needs {inst.memory} MiB"
         return target, ""

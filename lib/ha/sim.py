@@ -535,14 +535,14 @@ class RecoveryEnv:
         self.world, self.m = world, master
 
     def nodes(self) -> dict[str, rec.NodeView]:
-        views = {}
-        for name, node in self.world.nodes.items():
-            used = sum(i.memory for i in self.world.instances.values() if name in i.running_on)
-            views[name] = rec.NodeView(name=name, offline=name in self.m.node.config.offline,
-                                       vm_capable=node.vm_capable, oob=node.oob, watchdog=node.watchdog,
-                                       drained=node.drained, maintenance=node.maintenance,
-                                       memory_free=node.memory - used)
-        return views
+        return {name: rec.NodeView(name=name, offline=name in self.m.node.config.offline, vm_capable=node.vm_capable,
+                                   oob=node.oob, watchdog=node.watchdog, drained=node.drained,
+                                   maintenance=node.maintenance)
+                for name, node in self.world.nodes.items()}
+
+    def memory_free(self, node: str) -> int:
+        used = sum(i.memory for i in self.world.instances.values() if node in i.running_on)
+        return self.world.nodes[node].memory - used
 
     def instances(self) -> dict[str, rec.InstanceView]:
         views = {}
@@ -577,7 +577,8 @@ class RecoveryEnv:
 
     def allocate(self, instance: str, exclude: set[str]) -> str | None:
         need = self.world.instances[instance].memory
-        free = {n: v.memory_free for n, v in self.nodes().items() if n not in exclude and v.memory_free >= need}
+        free = {n: self.memory_free(n) for n in self.world.nodes if n not in exclude}
+        free = {n: room for n, room in free.items() if room >= need}
         return max(sorted(free), key=lambda n: free[n]) if free else None
 
     def failover(self, instance: str, node: str, target: str) -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from genet import autobalance
+from genet.ha import settings as ha_settings
 from genet.collectors import CollectorFlags, CollectorIntervals
 from genet.opcodes.base import NAME, OpCode, POSITIONAL, Param, REQUIRED, TAG_KINDS, disk_templates, hypervisors
 from genet.opcodes.group import DISK_STATE, HV_STATE, IPOLICY, NDPARAMS, DiskParams, HvParamsByHypervisor, ParamOverrides
@@ -124,6 +125,7 @@ class OpClusterSetParams(OpCode):
         Param("enabled_user_shutdown", Maybe(Bool()), None, "Whether a guest's own power-off shows as USER_down"
               " (KVM: with the user_shutdown hypervisor parameter)", "--user-shutdown", "yes|no"),
         *autobalance.PARAMS,        # genet's: the watcher balances the cluster by itself (genet.autobalance)
+        *ha_settings.PARAMS,        # genet's: automatic master failover and the HA timeouts (genet.ha)
         Param("enabled_data_collectors", Maybe(CollectorFlags()), None, "Data collectors to activate or"
               " deactivate", "--enabled-data-collectors", "COLLECTOR=BOOL,..."),
         Param("data_collector_interval", Maybe(CollectorIntervals()), None, "Seconds between two collections of a"
