@@ -149,6 +149,7 @@ def start(member: Member, initial: Mapping[str, str], state: State, token: str, 
 
 
 def _listens(member: Member) -> bool:
+    """Whether etcd opened its client port (it logs this probe as a "rejected connection")."""
     try:
         socket.create_connection((member.ip, member.client_port), timeout=0.5).close()
     except OSError:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from genet import daemon_util, paths, ssl_utils
 from genet.ha import etcd_member
@@ -165,6 +166,20 @@ def test_a_claim_under_a_revoked_lease_is_refused(nodes):
     assert not store.claim("node1", lease, 0)
     assert not store.keepalive(lease)
     assert store.leader() == Leader(None, None, 0)
+
+
+def test_a_client_without_the_cluster_certificate_is_refused(nodes, tmp_path):
+    """When a client presents another cluster's certificate, or none, the member refuses the
+    TLS handshake: only holders of the cluster key reach the store."""
+    member = nodes.members["node1"]
+    stranger = tmp_path / "stranger.pem"
+    ssl_utils.generate_cluster_cert(stranger, "another-cluster")
+    with pytest.raises(StoreUnavailable):
+        EtcdStore(member.ip, member.client_port, stranger).leader()
+    with paths.acting_as(nodes.root("node1"), "node1"):
+        ca = etcd_member.tls_files()[1]
+    with pytest.raises(requests.exceptions.SSLError):      # the member itself is trusted: no client certificate
+        requests.post(f"{member.client_url}/v3/kv/range", json={"key": "Zm9v"}, verify=str(ca), timeout=2)
 
 
 def test_a_member_cut_off_from_its_majority_is_unavailable_within_the_timeout(nodes):
