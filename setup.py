@@ -25,7 +25,7 @@ PACKAGES = {".".join((name, *init.parent.relative_to(folder).parts)): str(init.p
             for name, folder in ROOTS.items() for init in sorted(Path(folder).rglob("__init__.py"))}
 
 REQUIRES = ["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
-            "paramiko", "bitarray", "service-identity", "prometheus-client", "orjson", "numpy"]
+            "paramiko", "bitarray", "service-identity", "prometheus-client", "orjson", "numpy", "etcd3gw"]
 
 COMMANDS = [
     "gnt-cluster = genet.cli.gnt_cluster:main",

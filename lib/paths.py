@@ -65,6 +65,8 @@ queue_drain_file = _below(data_dir, "queue/drain")
 cluster_domain_secret = _below(data_dir, "cluster-domain-secret",
                                "Ganeti's cluster domain secret: what clusters that move instances between"
                                " them share (genet.impexp).")
+etcd_dir = _below(data_dir, "etcd",
+                  "This node's etcd member (genet.ha.etcd_member): its data and its TLS files.")
 
 run_dir = _below(root, "var/run/genet")
 master_socket = _below(run_dir, "socket/master.sock")

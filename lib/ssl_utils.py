@@ -140,23 +140,39 @@ def issue_replication_creds(cluster_pem: Path, directory: Path, days: int = 365)
     a leaf certificate (CN ``genet-replication``) signed by the cluster key; the
     peers trust the cluster certificate as CA. Returns ``directory``.
     """
+    from genet.config import write_atomic
+
+    ca_pem = ca_certificates([cluster_pem])
+    if (directory / "ca-cert.pem").exists() and (directory / "ca-cert.pem").read_bytes() == ca_pem:
+        return directory
+    key_pem, leaf_pem = sign_leaf(cluster_pem, REPLICATION_CN, days)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for role in ("server", "client"):
+        write_atomic(directory / f"{role}-key.pem", key_pem, mode=0o600)
+        write_atomic(directory / f"{role}-cert.pem", leaf_pem)
+    write_atomic(directory / "ca-cert.pem", ca_pem)
+    return directory
+
+
+def sign_leaf(cluster_pem: Path, common_name: str, days: int, ips: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """A new key and a certificate for it signed by the cluster key, for TLS peers that check
+    names or refuse a CA certificate as a leaf (GnuTLS, Go): server and client use, a SAN of
+    ``common_name`` and of each address in ``ips``. (key PEM, certificate PEM)"""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    from genet.config import write_atomic
-
     pem = cluster_pem.read_bytes()
     ca_cert = x509.load_pem_x509_certificate(pem)
-    if (directory / "ca-cert.pem").exists() and (directory / "ca-cert.pem").read_bytes() == \
-            ca_cert.public_bytes(serialization.Encoding.PEM):
-        return directory
     ca_key = serialization.load_pem_private_key(pem, password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    names = [x509.DNSName(common_name), *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips)]
     leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, REPLICATION_CN)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -165,17 +181,20 @@ def issue_replication_creds(cluster_pem: Path, directory: Path, days: int = 365)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(REPLICATION_CN)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(ca_key, hashes.SHA256()))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for role in ("server", "client"):
-        write_atomic(directory / f"{role}-key.pem", key_pem, mode=0o600)
-        write_atomic(directory / f"{role}-cert.pem", leaf_pem)
-    write_atomic(directory / "ca-cert.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
-    return directory
+    return key_pem, leaf.public_bytes(serialization.Encoding.PEM)
+
+
+def ca_certificates(paths: list[Path]) -> bytes:
+    """The certificates alone (no keys) of the PEM files ``paths``, one after the other: a CA
+    file for programs that read every PEM block of it as a certificate (GnuTLS, etcd)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    return b"".join(x509.load_pem_x509_certificate(p.read_bytes()).public_bytes(serialization.Encoding.PEM)
+                    for p in paths)
 
 
 def cert_info(path: Path) -> dict:
