@@ -86,16 +86,8 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         cut_off = self.cut_off_for() is not None
         if not cut_off:
             self._heard_master()
-        return Heartbeat(cut_off=cut_off, synced=self._synced_primaries(), **self._master_and_epoch())
-
-    @staticmethod
-    def _synced_primaries() -> list[str]:
-        from genet.storage.base import TEMPLATES
-        synced: set[str] = set()
-        for template in TEMPLATES.classes():
-            if getattr(template, "mirrored", False):
-                synced |= template.synced_primaries()
-        return sorted(synced)
+        from genet.storage.base import synced_primaries
+        return Heartbeat(cut_off=cut_off, synced=synced_primaries(), **self._master_and_epoch())
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from genet import errors
@@ -69,7 +69,7 @@ class Heartbeat(WireObject):
     master: str | None
     epoch: int
     cut_off: bool = False
-    synced: list[str] | None = None    # instances whose mirrors this primary holds in sync (instance HA)
+    synced: list[str] = field(default_factory=list)   # instances whose mirrors this primary holds in sync (instance HA)
 
 
 @dataclass

@@ -274,3 +274,8 @@ def get(template: str, params: dict | None = None) -> DiskTemplate:
         return TEMPLATES.cls(template)(params)
     except LookupError as err:
         raise StorageError(str(err)) from None
+
+
+def synced_primaries() -> list[str]:
+    """The instances this node holds in sync as primary, over every mirrored template."""
+    return sorted(set().union(*(t.synced_primaries() for t in TEMPLATES.classes() if t.mirrored)))

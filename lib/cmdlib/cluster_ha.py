@@ -2,7 +2,7 @@
 leadership store, an etcd member on every online master candidate, is made before the setting
 is written and taken away after. Turning it on also hands the running master the role on the
 new store, in its current epoch (the store's epoch is seeded one below it, and the first claim
-raises it by one), so no epoch is skipped and nothing else moves."""
+raises it by one; a cluster still in epoch 0 moves to 1), so no epoch is skipped."""
 from __future__ import annotations
 
 from genet import errors
@@ -44,7 +44,7 @@ class StoreChange:
         from genet.ha import node_agent
         lu, ctx = self.lu, self.lu.ctx
         store = node_agent.store_of(self.data)
-        epoch = master_epoch(self.data)
+        epoch = max(1, master_epoch(self.data))     # a cluster never failed over is in epoch 0
         deadline = ctx.clock.monotonic() + READY_TIMEOUT
         while True:
             try:
@@ -61,6 +61,9 @@ class StoreChange:
                                              f" {READY_TIMEOUT:.0f} s: {err}") from None
                 ctx.clock.sleep(0.5)
         ctx.hold_lease(lease, granted)
+        if epoch != ctx.epoch:
+            ctx.epoch = epoch
+            lu.values["master_epoch"] = epoch
         lu.feedback(f"{ctx.node_name} holds the master role on the store (epoch {epoch})")
 
     def after(self) -> None:
