@@ -14,12 +14,11 @@ import uuid as uuidlib
 from pathlib import Path
 
 from genet import config_file, paths, serializer
+from genet.opcodes.parameters import DEFAULT_BEPARAMS
 from genet.objects import ConfigData
 
 CONFIG_VERSION = 1
 DEFAULT_NODED_PORT = 1811
-DEFAULT_BEPARAMS = {"maxmem": 128, "minmem": 128, "vcpus": 1, "auto_balance": True, "always_failover": False,
-                    "spindle_use": 1}
 # the ssconf files: Ganeti's (with its names and formats, which its tools read) and genet's
 # noded_port; one hvparams_HYPERVISOR file per hypervisor
 SSCONF_KEYS = ("cluster_name", "cluster_tags", "file_storage_dir", "shared_file_storage_dir", "gluster_storage_dir",

@@ -6,9 +6,14 @@ import re
 
 from genet.ptypes import Bool, Int, OneOf, ParamType, Record, Size, String
 
-BEPARAMS = Record("beparams", {"memory": Size(), "maxmem": Size(), "minmem": Size(),
-                               "vcpus": Int(1, 256), "auto_balance": Bool(), "always_failover": Bool(),
-                               "spindle_use": Int(0)})
+# every backend parameter once: its type and the built-in default the cluster's own start from
+_BACKEND = {"maxmem": (Size(), 128), "minmem": (Size(), 128), "vcpus": (Int(1, 256), 1),
+            "auto_balance": (Bool(), True), "always_failover": (Bool(), False), "spindle_use": (Int(0), 1),
+            "ha": (Bool(), False),                 # restart elsewhere when the node dies (issue 16)
+            "ha_priority": (Int(), 0)}             # among those, higher restarts first
+# Ganeti's ``memory`` stands for maxmem and minmem together (genet.params.normalised_beparams)
+BEPARAMS = Record("beparams", {"memory": Size(), **{name: ptype for name, (ptype, _) in _BACKEND.items()}})
+DEFAULT_BEPARAMS = {name: default for name, (_, default) in _BACKEND.items()}
 NIC_MODES = ("bridged", "routed")         # (Ganeti's openvswitch: not in genet)
 NICPARAMS = Record("nicparams", {"mode": OneOf(*NIC_MODES), "link": String(), "vlan": String()})
 
