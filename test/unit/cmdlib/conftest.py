@@ -182,11 +182,14 @@ def cluster_cert(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def mirrored():
-    """The cluster may use disk template ``fakemirror`` (fake_mirror.FakeMirror) while the test runs."""
+def mirrored(monkeypatch):
+    """The cluster may use disk template ``fakemirror`` (fake_mirror.FakeMirror) while the test runs;
+    allocators know it as they know mirror (as drbd)."""
     from fake_mirror import FakeMirror
+    from genet.cmdlib import iallocator
     from genet.storage.base import TEMPLATES
     TEMPLATES.add(FakeMirror)
+    monkeypatch.setitem(iallocator.GANETI_TEMPLATES, FakeMirror.name, "drbd")
     yield FakeMirror
     TEMPLATES.remove(FakeMirror.name)
 
