@@ -253,8 +253,6 @@ class LUNodeSetParams(LogicalUnit):
         promoted = self.cfg.update(change)
         if self.op.offline:
             self.feedback(f"Node {self.op.node_name} marked offline: it no longer counts for the majority")
-        if self.maintenance is not None:
-            self.enter_maintenance()
         result = []
         for flag in SETTABLE:
             value = getattr(self.op, flag)
@@ -268,11 +266,13 @@ class LUNodeSetParams(LogicalUnit):
             promoted.append(self.op.node_name)
         for candidate in promoted:
             self.ctx.sync_new_candidate(candidate)
+        if self.maintenance is not None:
+            self.enter_maintenance()
         return result
 
     def enter_maintenance(self) -> None:
         """The drained node is emptied, then recorded as in maintenance; a move that fails leaves
-        it drained (nothing new lands there) and says how far it got."""
+        it drained (nothing new lands there), the moves before it done."""
         name = self.op.node_name
         self.feedback(f"Node {name} drained; moving its instances away")
         try:

@@ -49,14 +49,14 @@ class MaintenancePlan:
         name = allocator(lu, None) if secondaries else None
         self.new_secondaries = [(inst, iallocator.relocate(lu, name, data, inst, node)) for inst in secondaries]
 
-    def run(self) -> list[dict]:
+    def run(self) -> None:
         """Running instances migrate live, stopped ones change node (a failover of nothing
-        running), each move saying so in the log; then the secondary copies move. One result
-        per instance."""
-        lu = self.lu
-        done = [plan.migrate() if plan.running else plan.failover(False, 120) for plan in self.moves]
+        running), each move saying so in the log; then the secondary copies move."""
+        for plan in self.moves:
+            if plan.running:
+                plan.migrate()
+            else:
+                plan.failover(False, 120)
         for inst, new in self.new_secondaries:
-            lu.feedback(f"* moving the secondary copy of {inst['name']} from {self.node} to {new}")
-            replace_mirror(lu, inst, "replace_new_secondary", new, [])
-            done.append({"instance": inst.name, "secondary": new})
-        return done
+            self.lu.feedback(f"* moving the secondary copy of {inst['name']} from {self.node} to {new}")
+            replace_mirror(self.lu, inst, "replace_new_secondary", new, [])
