@@ -203,6 +203,7 @@ class Node(Serialised):
     vm_capable = Field(bool, True)
     offline = Field(bool, False)
     drained = Field(bool, False)
+    maintenance = Field(bool, False)         # emptied and drained for maintenance (gnt-node modify --maintenance)
     group = Field(str)                       # a NodeGroup's uuid
     ndparams = Field(dict, dict)             # its own; the group's and cluster's fill in (genet.params)
     powered = Field(bool, True)              # as the admin (or an out-of-band program) says

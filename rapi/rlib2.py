@@ -26,7 +26,7 @@ I_FIELDS = ["name", "admin_state", "os", "pnode", "snodes", "disk_template", "ni
             "nic.bridges", "network_port", "disk.sizes", "disk.spindles", "disk_usage", "disk.uuids",
             "disk.names", "beparams", "hvparams", "oper_state", "oper_ram", "oper_vcpus", "status",
             "custom_hvparams", "custom_beparams", "custom_nicparams", "custom_osparams"] + COMMON_FIELDS
-N_FIELDS = ["name", "offline", "master_candidate", "drained", "dtotal", "dfree", "sptotal", "spfree",
+N_FIELDS = ["name", "offline", "master_candidate", "drained", "maintenance", "dtotal", "dfree", "sptotal", "spfree",
             "mtotal", "mnode", "mfree", "hv_state", "pinst_cnt", "sinst_cnt", "tags", "ctotal", "cnos",
             "cnodes", "csockets", "pip", "sip", "role", "pinst_list", "sinst_list", "master_capable",
             "vm_capable", "ndparams", "group.uuid", "ctime", "mtime", "uuid", "serial_no"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from genet import luxi, opcodes
-from genet.cli import base, info, ipolicy
+from genet.cli import base, group_maintenance, info, ipolicy
 
 GROUP_DEFAULT = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]   # Ganeti's list columns
 INFO_FIELDS = ["name", "uuid", "serial_no", "ctime", "mtime", "alloc_policy", "node_list", "pinst_list",
@@ -75,6 +75,9 @@ def build(parser) -> None:
     base.opcode_command(sub, "assign-nodes", "Move nodes into a node group", opcodes.OpGroupAssignNodes)
     base.opcode_command(sub, "evacuate", "Move every instance of a node group to other groups",
                         opcodes.OpGroupEvacuate, cmd_evacuate)
+    group_maintenance.add_options(base.command(sub, "maintenance", "Put the group's nodes into maintenance in"
+                                               " hroller's reboot groups, run a command for each, bring them back",
+                                               group_maintenance.cmd_maintenance))
     base.add_object_commands(sub, "group", "node group", "GROUP", GROUP_DEFAULT, cmd_info, tag_kind="nodegroup")
     p = base.command(sub, "show-ispecs-cmd", "Print the add commands that recreate the groups' policy specs",
                      cmd_show_ispecs)

@@ -62,8 +62,8 @@ def cmd_add(ns) -> int:
     return 0
 
 
-INFO_FIELDS = ["name", "pip", "sip", "pinst_list", "sinst_list", "master_candidate", "drained", "offline",
-               "master_capable", "vm_capable", "powered", "ndparams", "custom_ndparams"]
+INFO_FIELDS = ["name", "pip", "sip", "pinst_list", "sinst_list", "master_candidate", "drained", "maintenance",
+               "offline", "master_capable", "vm_capable", "powered", "ndparams", "custom_ndparams"]
 
 
 def cmd_info(ns) -> int:
@@ -72,7 +72,7 @@ def cmd_info(ns) -> int:
     for node in base.query_named("node", INFO_FIELDS, ns.names, "node"):
         entries = [("Node name", node["name"]), ("primary ip", node["pip"]), ("secondary ip", node["sip"]),
                    ("master candidate", node["master_candidate"]), ("drained", node["drained"]),
-                   ("offline", node["offline"])]
+                   ("maintenance", node["maintenance"]), ("offline", node["offline"])]
         if node["powered"] is not None:
             entries.append(("powered", node["powered"]))
         entries += [("master_capable", node["master_capable"]), ("vm_capable", node["vm_capable"])]

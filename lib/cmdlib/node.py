@@ -5,7 +5,8 @@ import time
 
 from genet import config, errors, netutils, opcodes, params, paths, ssl_utils
 from genet.cmdlib.base import LogicalUnit
-from genet.locking import Level
+from genet.cmdlib.node_maintenance import MaintenancePlan
+from genet.locking import ALL_SET, Level
 from genet.noded import PROTOCOL_VERSION
 
 
@@ -130,7 +131,7 @@ class LUNodeRemove(LogicalUnit):
 
 # what gnt-node modify may change (each an OpNodeSetParams parameter)
 SETTABLE = ("master_candidate", "offline", "drained", "master_capable", "vm_capable", "secondary_ip", "powered",
-            "ndparams", "hv_state", "disk_state")
+            "ndparams", "hv_state", "disk_state", "maintenance")
 
 
 class LUNodeSetParams(LogicalUnit):
@@ -141,7 +142,8 @@ class LUNodeSetParams(LogicalUnit):
     def hooks_env(self):
         op = self.op
         return {"OP_TARGET": op.node_name, "MASTER_CANDIDATE": op.master_candidate, "OFFLINE": op.offline,
-                "DRAINED": op.drained, "MASTER_CAPABLE": op.master_capable, "VM_CAPABLE": op.vm_capable}
+                "DRAINED": op.drained, "MASTER_CAPABLE": op.master_capable, "VM_CAPABLE": op.vm_capable,
+                "MAINTENANCE": op.maintenance}
 
     def hooks_nodes(self):
         nodes = [self.master_node(), self.op.node_name]
@@ -149,10 +151,16 @@ class LUNodeSetParams(LogicalUnit):
 
     def expand_names(self):
         self.needed_locks[Level.NODE] = [self.op.node_name]
+        if self.op.maintenance:     # its moves may take any instance to any node, without stopping the cluster
+            self.REQ_BGL = False
+            self.needed_locks[Level.INSTANCE] = ALL_SET
+            self.lock_all_nodes()
 
     def check_prereq(self):
         op = self.op
         node = self.node(op.node_name)
+        self.maintenance = None
+        self.check_maintenance(node)
         flags = [f for f in ("master_candidate", "offline", "drained") if getattr(op, f) is True]
         if len(flags) > 1:
             raise errors.OpPrereqError(f"only one of master_candidate, offline and drained can be true,"
@@ -175,6 +183,30 @@ class LUNodeSetParams(LogicalUnit):
             raise errors.OpPrereqError(f"node {node['name']!r} is offline, drained or not master capable;"
                                        " it cannot become a candidate", errors.ECode.WRONG_STATE)
         self.draft_check(data)
+        if op.maintenance:
+            self.maintenance = MaintenancePlan(self, node["name"], op.maintenance_secondaries == "move")
+
+    def check_maintenance(self, node: dict) -> None:
+        """--maintenance drains and undrains by itself, so it comes alone among the role flags; a
+        node in maintenance stays drained until its maintenance ends."""
+        op = self.op
+        if op.maintenance_secondaries == "move" and not op.maintenance:
+            raise errors.OpPrereqError("--maintenance-secondaries move goes with --maintenance yes",
+                                       errors.ECode.INVAL)
+        flags = [f for f in ("master_candidate", "offline", "drained") if getattr(op, f) is not None]
+        if op.maintenance is not None and flags:
+            raise errors.OpPrereqError(f"--maintenance sets the drained flag itself; give {', '.join(flags)}"
+                                       " in another modify", errors.ECode.INVAL)
+        if node["maintenance"] and op.drained is False:
+            raise errors.OpPrereqError(f"node {node['name']!r} is in maintenance; end it with --maintenance no",
+                                       errors.ECode.WRONG_STATE)
+        if op.maintenance and node["name"] == self.master_node():
+            raise errors.OpPrereqError(f"the master node {node['name']!r} cannot be put in maintenance; fail the"
+                                       " master over first (gnt-cluster master-failover on another node)",
+                                       errors.ECode.INVAL)
+        if op.maintenance and node["offline"]:
+            raise errors.OpPrereqError(f"node {node['name']!r} is offline: bring it online before maintenance",
+                                       errors.ECode.WRONG_STATE)
 
     def _apply(self, data: dict) -> None:
         node = data.nodes[self.op.node_name]
@@ -182,6 +214,9 @@ class LUNodeSetParams(LogicalUnit):
             value = getattr(self.op, flag)
             if value is not None:
                 node[flag] = value
+        if self.op.maintenance is not None:    # recorded as in maintenance once it is empty (exec)
+            node["drained"] = self.op.maintenance
+            node["maintenance"] = node["maintenance"] and self.op.maintenance
         for key, merge in (("ndparams", params.changed), ("hv_state", params.changed_per_name),
                            ("disk_state", params.changed_per_name)):
             if getattr(self.op, key):
@@ -209,7 +244,8 @@ class LUNodeSetParams(LogicalUnit):
     def exec(self):
         def change(data):
             self._apply(data)
-            if not (self.op.auto_promote or self.op.offline is False or self.op.drained is False):
+            if not (self.op.auto_promote or self.op.offline is False or self.op.drained is False
+                    or self.op.maintenance is False):
                 return []
             # a node explicitly demoted stays demoted; others fill the pool
             keep_out = frozenset([self.op.node_name]) if self.op.master_candidate is False else frozenset()
@@ -230,4 +266,23 @@ class LUNodeSetParams(LogicalUnit):
             promoted.append(self.op.node_name)
         for candidate in promoted:
             self.ctx.sync_new_candidate(candidate)
+        if self.maintenance is not None:
+            self.enter_maintenance()
         return result
+
+    def enter_maintenance(self) -> None:
+        """The drained node is emptied, then recorded as in maintenance; a move that fails leaves
+        it drained (nothing new lands there), the moves before it done."""
+        name = self.op.node_name
+        self.feedback(f"Node {name} drained; moving its instances away")
+        try:
+            self.maintenance.run()
+        except errors.OpExecError as err:
+            raise errors.OpExecError(f"maintenance of node {name} stopped: {err.args[0]}; the node stays drained,"
+                                     " run gnt-node modify --maintenance yes again once the cause is fixed") from None
+
+        def change(data):
+            node = data.nodes[name]
+            node.update(maintenance=True, mtime=time.time(), serial_no=node["serial_no"] + 1)
+        self.cfg.update(change)
+        self.feedback(f"Node {name} is in maintenance")

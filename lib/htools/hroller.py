@@ -123,6 +123,24 @@ def _ordered(st, groups, selected: set[int]):
             [(others + masters, c) for others, masters, c in split if masters])
 
 
+def reboot_groups(data, group: str, full_evacuation: bool = False) -> list[list[str]]:
+    """The nodes of ``group`` as ``hroller -G GROUP`` prints them (gnt-group maintenance):
+    one list of names per reboot group, in order."""
+    argv = ["-G", group] + (["--full-evacuation"] if full_evacuation else [])
+    args = _parse(argv)
+    st = loader.build_state(data, args, verbose=0)
+    _, _, ordered = _reboot_plan(st, data, args)
+    return [[st.node_names[n] for n in nodes] for nodes, _ in ordered]
+
+
+def _reboot_plan(st, data, args):
+    """The cluster before, the colourings and the reboot groups in hroller's order, each with its plan."""
+    before = reboot.Conf.from_state(st)
+    selected = _selected_nodes(st, before, args, _wanted_group(data, args.group))
+    results, groups = plan(st, args, before, selected)
+    return before, results, _ordered(st, groups, set(selected))
+
+
 @options.entry
 def main(argv=None) -> int:
     args = _parse(argv)
@@ -132,10 +150,7 @@ def main(argv=None) -> int:
     _check_master(data, args.force)
     loader.set_node_status(st, args)
     loader.save_cluster(args.save, "original", "before hroller run", data)
-    before = reboot.Conf.from_state(st)
-    selected = _selected_nodes(st, before, args, _wanted_group(data, args.group))
-    results, groups = plan(st, args, before, selected)
-    ordered = _ordered(st, groups, set(selected))
+    before, results, ordered = _reboot_plan(st, data, args)
     if verbose > 1:
         print(graph.stats(results))
     if args.one_step_only:

@@ -30,6 +30,9 @@ class OpNodeRemove(OpCode):
     PARAMS = (Param("node_name", NAME, REQUIRED, "Node to remove", POSITIONAL, "NODE"),)
 
 
+MAINTENANCE_SECONDARIES = ("leave", "move")      # what maintenance does with the node's secondary copies
+
+
 class OpNodeSetParams(OpCode):
     """Change a node's role flags (gnt-node modify)."""
     SUMMARY_FIELD = "node_name"
@@ -47,6 +50,11 @@ class OpNodeSetParams(OpCode):
         Param("ndparams", Maybe(NDPARAMS), None, "The node's own node parameters (default: inherit again)",
               "--node-parameters", "KEY=VALUE,..."),
         Param("powered", Maybe(Bool()), None, "Record whether the node is powered on", "--node-powered"),
+        Param("maintenance", Maybe(Bool()), None, "Maintenance mode: yes drains the node and migrates its primary"
+              " instances away (one job), no ends it and undrains the node", "--maintenance"),
+        Param("maintenance_secondaries", OneOf(*MAINTENANCE_SECONDARIES), "leave", "With --maintenance yes:"
+              " whether the secondary copies of mirrored disks stay on the node (leave) or move (move)",
+              "--maintenance-secondaries"),
         HV_STATE, DISK_STATE,
     )
 

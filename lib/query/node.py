@@ -102,6 +102,8 @@ NODE_FIELDS: Table = {
     "vm_capable": Field("VMCapable", "bool", "Whether node can host instances", attr("vm_capable")),
     "offline": Field("Offline", "bool", "Whether node is marked offline", attr("offline")),
     "drained": Field("Drained", "bool", "Whether node is drained", attr("drained")),
+    "maintenance": Field("Maintenance", "bool", "Whether node is in maintenance (drained, its primary"
+                         " instances moved away)", attr("maintenance")),
     "role": Field("Role", "text", _ROLES, lambda n, c: config.node_role(c.data, n)[0].upper()),
     "group": Field("Group", "text", "Node group",
                    lambda n, c: c.data.nodegroups[n["group"]]["name"] if n["group"] in c.data.nodegroups

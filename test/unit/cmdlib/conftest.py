@@ -182,11 +182,16 @@ def cluster_cert(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def mirrored():
-    """The cluster may use disk template ``fakemirror`` (fake_mirror.FakeMirror) while the test runs."""
+def mirrored(monkeypatch):
+    """The cluster may use disk template ``fakemirror`` (fake_mirror.FakeMirror) while the test runs;
+    allocators and the htools know it as they know mirror."""
     from fake_mirror import FakeMirror
+    from genet.cmdlib import iallocator
+    from genet.htools import cluster as htools_cluster
     from genet.storage.base import TEMPLATES
     TEMPLATES.add(FakeMirror)
+    monkeypatch.setitem(iallocator.GANETI_TEMPLATES, FakeMirror.name, iallocator.ganeti_template("mirror"))
+    monkeypatch.setitem(htools_cluster.TEMPLATES, FakeMirror.name, htools_cluster.TEMPLATES["mirror"])
     yield FakeMirror
     TEMPLATES.remove(FakeMirror.name)
 
@@ -196,3 +201,21 @@ def cluster(tmp_path, cluster_cert, monkeypatch):
     built = Cluster(tmp_path, cluster_cert, monkeypatch)
     yield built
     built.stop()
+
+
+@pytest.fixture
+def gnt(cluster, monkeypatch, capsys):
+    """Runs a gnt-* command against the in-process cluster's real luxi handlers: (exit code, output)."""
+    from genet import luxi
+    from genet.cli import base as cli_base
+    from genet.masterd import LuxiHandlers
+    from unit.live_luxi import wire_call
+    handlers = LuxiHandlers(cluster.ctx)
+    monkeypatch.setattr(luxi.Client, "call", lambda self, method, *args: wire_call(handlers, method, *args))
+
+    def run(command: str, *argv: str) -> tuple[int, str]:
+        module = __import__(f"genet.cli.{command.replace('-', '_')}", fromlist=["build"])
+        code = cli_base.run(command, module.build, list(argv))
+        out = capsys.readouterr()
+        return code, out.out + out.err
+    return run

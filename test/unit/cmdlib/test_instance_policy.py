@@ -249,24 +249,6 @@ def test_only_auto_balanced_instances_count_for_n_plus_one(cluster, mirrored, au
 
 # --- as a user runs them -----------------------------------------------------------------------
 
-@pytest.fixture
-def gnt(cluster, monkeypatch, capsys):
-    """Runs a gnt-* command against the in-process cluster's real luxi handlers: (exit code, output)."""
-    from genet import luxi
-    from genet.cli import base as cli_base
-    from genet.masterd import LuxiHandlers
-    from unit.live_luxi import wire_call
-    handlers = LuxiHandlers(cluster.ctx)
-    monkeypatch.setattr(luxi.Client, "call", lambda self, method, *args: wire_call(handlers, method, *args))
-
-    def run(command: str, *argv: str) -> tuple[int, str]:
-        module = __import__(f"genet.cli.{command.replace('-', '_')}", fromlist=["build"])
-        code = cli_base.run(command, module.build, list(argv))
-        out = capsys.readouterr()
-        return code, out.out + out.err
-    return run
-
-
 def test_gnt_instance_add_is_refused_by_the_policy_unless_told_to_ignore_it(cluster, gnt):
     cluster.run(bound(**memory_between(256, 1024)))
     code, out = gnt("gnt-instance", "add", "-t", "file", "-n", "node2", "--disk", "0:size=8M", "-B", "memory=128M",
