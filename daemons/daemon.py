@@ -1,4 +1,5 @@
-"""genet-daemon start|stop: (re)start this node's daemons, masterd only on the master.
+"""genet-daemon start|stop: (re)start this node's daemons, masterd only on the master (with
+automatic master failover on, only genet-noded: its election starts masterd on the winner).
 
 Only argument parsing lives here; starting and stopping is genet.daemon_util.
 """
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
             daemon_util.stop("genet-noded")
             return 0
         daemon_util.start("genet-noded")
+        from genet.ha import node_agent
+        if node_agent.wanted(node_agent.local_config()):
+            return 0        # automatic master failover: masterd starts where the election says
         master = paths.ssconf_file("master_node")
         if master.exists() and master.read_text().strip() == paths.node_name():
             daemon_util.start_master_daemons()

@@ -148,7 +148,8 @@ class MasterContext:
                 delay = 1.0
             elif not lease.renew():
                 if lease is self.lease:
-                    self.step_down("the leadership store", f"lost the master lease {lease.lease}", None)
+                    self.step_down("the leadership store", f"lost the master lease {lease.lease}", None,
+                                   catch_up=False)
                 return
             else:
                 delay = lease.next_delay()
@@ -400,25 +401,28 @@ class MasterContext:
                 f"{self.node_name} has not heard a majority of the master candidates for {silent:.0f} s: it may"
                 " have been deposed by a master-failover behind a partition, so it serves no reads")
 
-    def step_down(self, source: str, reason: str, new_master: str | None) -> None:
-        """A master of a newer epoch exists: stop acting as master, at once and for good."""
+    def step_down(self, source: str, reason: str, new_master: str | None, catch_up: bool = True) -> None:
+        """A master of a newer epoch exists (or, without ``catch_up``, this master lost its
+        lease and one will): stop acting as master, at once and for good."""
         with self._state_lock:
             if self.deposed is not None:
                 return
             self.deposed = new_master or "unknown"
         log.error("stepping down as master: %s", reason)
-        threading.Thread(target=self._leave_master_role, args=(source,), daemon=True).start()
+        threading.Thread(target=self._leave_master_role, args=(source, catch_up), daemon=True).start()
 
-    def _leave_master_role(self, source: str) -> None:
+    def _leave_master_role(self, source: str, catch_up: bool = True) -> None:
         """Keep nothing this master could not commit: the config and ssconf come from a node of
         the newer epoch; the local job queue is emptied (its uncommitted versions may carry
         higher sequence numbers than the committed ones, which could then never replace them)
-        and filled again from the new master."""
+        and filled again from the new master. A master that lost its lease stops serving at
+        once instead: the new master, once elected, gives this candidate both when it answers
+        (a candidate that missed its updates is synced)."""
         from genet.bootstrap import merge_job_queues
         self._heartbeat_stop.set()
         self.queue.stop()                   # no more writes of this master's own
         self.queue.store.purge()
-        data = self._config_of_newer_epoch([self.deposed, source])
+        data = self._config_of_newer_epoch([self.deposed, source]) if catch_up else None
         if data is not None:
             self.deposed = new = data.cluster["master_node"]
             try:
@@ -452,8 +456,9 @@ class MasterContext:
         return None
 
     def sync_new_candidate(self, name: str) -> None:
-        """Give a candidate (new, or back after missing writes) the config and every job."""
+        """Give a candidate (new, or back after missing writes) the config, its ssconf and every job."""
         self.rpc.upload_config(name, self.cfg.content().decode()).raise_on_error()
+        self.rpc.write_ssconf(name, config.ssconf_values(self.cfg.snapshot())).raise_on_error()
         self.rpc.write_rapi_users(name, _read_or_none(paths.rapi_users_file()))
         self.rpc.upload_file(name, *_domain_secret_file())
         store = self.queue.store

@@ -115,6 +115,10 @@ def argv(member: Member, initial: Mapping[str, str], state: State, token: str) -
         # the cluster key, so the peer's address is not looked for in its certificate
         "--experimental-peer-skip-client-san-verification",
         "--heartbeat-interval", str(HEARTBEAT_MS), "--election-timeout", str(ELECTION_MS),
+        # a member back from a partition asks before it campaigns, instead of forcing an election
+        # with its raised term: otherwise every heal costs the store its leader, and the master
+        # the renewals of its lease for that long (etcd 3.4's default is off)
+        "--pre-vote",
         "--logger", "zap", "--log-outputs", "stderr",
     ]
 

@@ -20,6 +20,7 @@ from genet.clock import SYSTEM
 from genet.ha import election, settings
 
 log = logging.getLogger("genet-noded")
+TAKE_OVER_ASK = 1.5     # seconds the winner waits for each node's answer before taking over
 
 
 def member_of(data) -> "etcd_member.Member":    # noqa: F821 (imported when used)
@@ -39,7 +40,7 @@ def store_of(data):
 _loaded: dict = {}      # path -> (its files' stamp, config): the agent looks every second
 
 
-def _local_config():
+def local_config():
     """This node's config (candidates hold one), read again only when the file changed."""
     from genet.config_file import journal_of
     path = paths.config_file()
@@ -105,15 +106,16 @@ class NodeLocal:
     """genet.ha.election.Local on this node."""
 
     def auto_failover(self) -> bool:
-        return wanted(_local_config())
+        return wanted(local_config())
 
     def take_over(self, epoch: int) -> str | None:
         from genet import bootstrap
-        data = _local_config()
+        data = local_config()
         me = paths.node_name()
         rpc = bootstrap._rpc(data)
         others = [n["name"] for n in data.nodes.values() if not n["offline"] and n["name"] != me]
-        reachable = sorted(n for n, r in rpc.node_info.on(others, timeout=5).items() if not r.failed)
+        # a dead node must not hold the take-over up: a live one answers in milliseconds
+        reachable = sorted(n for n, r in rpc.node_info.on(others, timeout=TAKE_OVER_ASK).items() if not r.failed)
         try:
             bootstrap.take_master_role(rpc, data, me, epoch, reachable, wait_lease=False)
         except errors.GenericError as err:
@@ -135,7 +137,7 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         while True:
-            data = _local_config()
+            data = local_config()
             interval = settings.timing(data.cluster.get("ha", {}) if data is not None else {}).elect
             try:
                 self.round(data)

@@ -4,11 +4,14 @@ node counts as dead, how long a node without a BMC waits before it fences itself
 They are cluster parameters (``gnt-cluster modify --ha-timeouts``); these are the defaults, and
 why each has its value:
 
-- ``lease_ttl`` 6 s: a dead master is replaced after at most one lease plus one election check.
-  etcd renews every lease for a full TTL when its own leader changes (the old master node may
-  have been etcd's leader too), so the worst case is two leases: 12 s, inside the 15 s promise.
-- ``keepalive`` 1.5 s: four renewals per lease, so one lost packet costs nothing.
-- ``margin`` 1.5 s: a master steps down this long before its lease could have expired on the
+- ``lease_ttl`` 4 s: a dead master is replaced after at most one lease plus one election check
+  and the take-over. etcd renews every lease for a full TTL when its own leader changes (the
+  old master node may have been etcd's leader too), so the worst case is two leases: 8 s, which
+  leaves the take-over (fencing the candidates, the newest config and queue, masterd's start)
+  room inside the 15 s the issue promises.
+- ``keepalive`` 1 s: four renewals per lease, and an unanswered one is retried every 0.5 s, so
+  a master steps down only after 3 s without a single answer.
+- ``margin`` 1 s: a master steps down this long before its lease could have expired on the
   store (the lease runs from when the store received the renewal, which is after it was sent);
   covers clock rate differences and the time to stop accepting jobs.
 - ``elect`` 1 s: how often a candidate looks whether the role is free.
@@ -25,9 +28,9 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    lease_ttl: float = 6.0
-    keepalive: float = 1.5
-    margin: float = 1.5
+    lease_ttl: float = 4.0
+    keepalive: float = 1.0
+    margin: float = 1.0
     elect: float = 1.0
     heartbeat: float = 2.0
     node_dead: float = 10.0
