@@ -78,6 +78,8 @@ def asked(bmc: Bmc, what: str, call, *args):
         return call(*args)
     except pyghmi_errors.PyghmiException as err:
         raise AgentError(f"the BMC at {bmc} failed {what}: {err or 'no answer'}") from None
+    except NotImplementedError:      # pyghmi's word for a BMC kind it cannot handle (device SDRs)
+        raise AgentError(f"pyghmi cannot ask the BMC at {bmc} {what}: not supported for this BMC") from None
 
 
 def powered(bmc: Bmc, ipmi: ipmi_command.Command) -> bool:
