@@ -25,7 +25,8 @@ PACKAGES = {".".join((name, *init.parent.relative_to(folder).parts)): str(init.p
             for name, folder in ROOTS.items() for init in sorted(Path(folder).rglob("__init__.py"))}
 
 REQUIRES = ["twisted", "pyopenssl", "cryptography", "pyparsing", "qemu.qmp",
-            "paramiko", "bitarray", "service-identity", "prometheus-client", "orjson", "numpy", "etcd3gw"]
+            "paramiko", "bitarray", "service-identity", "prometheus-client", "orjson", "numpy", "etcd3gw",
+            "pyghmi"]
 
 COMMANDS = [
     "gnt-cluster = genet.cli.gnt_cluster:main",
@@ -52,6 +53,8 @@ COMMANDS = [
     "genet-watcher = genet.daemons.watcher:main",
     "genet-daemon = genet.daemons.daemon:main",
     "genet-prepare-node-join = genet.daemons.prepare_node_join:main",
+    "genet-oob-ipmi = genet.daemons.oob_ipmi:main",
+    "genet-oob-script = genet.daemons.oob_script:main",
 ]
 
 DOCS = genet_build.Docs(man=Path("man"), commands=COMMANDS, packages=PACKAGES, bundled_os=OS_DIR, version=VERSION)

@@ -86,6 +86,8 @@ external_master_setup_script = _below(conf_dir, "scripts/master-ip-setup",
 restricted_commands_dir = _below(conf_dir, "restricted-commands",
                                  "The only commands gnt-node restricted-command may run.")
 restricted_commands_lock = _below(root, "var/lock/genet-restricted-commands.lock")
+oob_agent_config = _below(conf_dir, "oob/{}.conf",
+                          "A bundled out-of-band agent's per-node settings (genet.fence): ipmi.conf, script.conf.")
 
 
 def hosts_file() -> Path | None:

@@ -42,7 +42,8 @@ REQUIRED_PAGES = {  # page name -> manual section
     "gnt-cluster": 8, "gnt-node": 8, "gnt-job": 8, "gnt-debug": 8, "gnt-filter": 8, "gnt-instance": 8, "gnt-os": 8,
     "gnt-group": 8, "gnt-network": 8, "gnt-backup": 8, "gnt-storage": 8,
     "genet-masterd": 8, "genet-rapi": 8, "genet-noded": 8, "genet-daemon": 8, "genet-watcher": 8,
-    "genet-prepare-node-join": 8, "dev-cluster": 8, "build-test-guest": 8,
+    "genet-prepare-node-join": 8, "genet-oob-ipmi": 8, "genet-oob-script": 8, "dev-cluster": 8,
+    "build-test-guest": 8,
     "hbal": 1, "htools": 1, "hscan": 1, "hinfo": 1, "hail": 1, "hroller": 1,
 }
 ALL_PAGES = sorted(set(REQUIRED_PAGES) | {p.stem for p in MAN.glob("*.rst")})

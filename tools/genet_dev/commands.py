@@ -17,6 +17,8 @@ Files in the cluster directory DIR::
     id_ed25519[.pub]        the cluster's SSH key (GENET_SSH_KEY), authorized on every node
     authorized_keys, known_hosts
     nodeI/root              node I's GENET_ROOT
+    nodeI/root/etc/genet/oob/script.conf   how genet-oob-script fences the nodes (genet_dev.fencing)
+    host-netns              the host's network namespace, bind-mounted (genet_dev.fencing)
     nodeI/sshd_config, sshd.log, sshd.pid, ssh_host_ed25519_key[.pub]
 
 Exit codes: 0 success, 1 a step failed (its command and output are printed), 2 refused
@@ -36,7 +38,7 @@ from typing import Iterator
 
 from genet import netguard
 from genet.hypervisor import base as hypervisor_base
-from genet_dev import policy
+from genet_dev import fencing, policy
 from genet_dev.cluster import (Cluster, State, check_tag, daemon_pids, live_netns, load_state, node_env, node_pids,
                                process_env, run_in_node, sshd_config, sshd_pid, start_sshd, teardown)
 from genet_dev.netns import (CLUSTER_FILE, CLUSTER_NAME, Failure, GUEST_BRIDGE, GUEST_GATEWAY, MAX_NODES, SSHD,
@@ -90,7 +92,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     check_prereqs()
     needed = netguard.machine_needs(warn=log)      # resolved before the lock: DNS may be slow
     if not args.no_init:
-        for command in ("gnt-cluster", "gnt-node"):
+        for command in ("gnt-cluster", "gnt-node", fencing.AGENT):
             if not os.access(bindir / command, os.X_OK):
                 raise Failure(f"genet's {command} is not in {bindir}; run dev-cluster with "
                               "the python of genet's venv, pass --bin-dir, or use --no-init")
@@ -164,6 +166,8 @@ def cmd_start(args: argparse.Namespace) -> int:
                           "root": str(root), "env": node_env(directory, i, bindir),
                           "state": "up"})
 
+        fencing.install(directory, [Path(n["root"]) for n in nodes])
+
         hosts = [f"# dev-cluster {directory} (tag {tag})"]
         hosts += [f"{n['ip']} {n['name']}" for n in nodes]
         hosts.append(f"{nodes[0]['ip']} {CLUSTER_NAME}   # the cluster name: the master")
@@ -197,6 +201,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             "guest_bridge": GUEST_BRIDGE, "guest_gateway": GUEST_GATEWAY,
             "shared_dir": str(directory / "shared"),
             "cluster_name": CLUSTER_NAME, "initialized": False,
+            "oob_program": None if args.no_init else str(bindir / fencing.AGENT),
             "ssh": {"user": "root", "port": 22, "key": str(key),
                     "known_hosts": str(directory / "known_hosts")},
             "nodes": nodes,
@@ -210,6 +215,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             (directory / "shared").mkdir(exist_ok=True)
             run_in_node(master, ["gnt-cluster", "init", *policy.init_options(),
                                  f"--enabled-hypervisors={args.hypervisor}",
+                                 f"--node-parameters={fencing.oob_program(bindir)}",
                                  f"--shared-file-storage-dir={directory / 'shared'}", CLUSTER_NAME],
                         timeout=args.timeout)
             for node in nodes[1:]:
@@ -261,6 +267,8 @@ def cmd_kill_node(args: argparse.Namespace) -> int:
     with locked_node(args) as (cluster, node):
         count = kill_netns_processes(node["netns"])
         set_link(node["veth"], up=False)
+        if link_is_up(node["veth"]) is not False:      # a fence must be sure: see fencing
+            raise Failure(f"link {node['veth']} of {node['name']} is not down after `ip link set down`")
         node["state"] = "killed"
         cluster.doc["pids"][node["name"]] = {}
         cluster.save()
@@ -363,6 +371,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_power_status(args: argparse.Namespace) -> int:
+    """The node's recorded power (killed: off) as genet-oob-script reads it: exit 0 powered, 1 off,
+    3 unknown (never 1 for a failure: that would report a node off that may run)."""
+    try:
+        node = Cluster.load(check_dir(args.dir)).node(args.node)
+    except (Failure, UsageError) as err:
+        print(f"dev-cluster: power-status failed: {err}", file=sys.stderr)
+        return fencing.UNKNOWN
+    powered = node.get("state") != "killed"
+    print(f"{node['name']} {'powered' if powered else 'off (killed)'}")
+    return fencing.POWERED if powered else fencing.UNPOWERED
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    directory = check_dir(args.dir)
+    node = Cluster.load(directory).node(args.node)
+    for item, status in fencing.health(node_status(directory, node)):
+        print(f"{item} {status}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dev-cluster",
@@ -411,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("stop", cmd_stop, "kill everything, delete namespaces, links, bridge and DIR")
     p = add("status", cmd_status, "per node: namespace, link, sshd, genet daemons")
     p.add_argument("--json", action="store_true")
+    add("power-status", cmd_power_status, "exit 0 if the node is powered (not killed), 1 if "
+        "kill-node killed it, 3 if that cannot be told", node=True)
+    add("health", cmd_health, "one line 'ITEM OK|CRITICAL' for the node's namespace, link, sshd "
+        "and genet-noded", node=True)
     return parser
 
 
