@@ -316,14 +316,18 @@ class MasterContext:
 
     def heartbeat_round(self, timeout: float = HEARTBEAT) -> None:
         started = self.clock.monotonic()
-        nodes, peers, needed = self.cfg.read(lambda d: (
-            {n["name"]: n["primary_ip"] for n in d.nodes.values() if not n["offline"]}, *self._peers(d)))
+        nodes, peers, needed, serial = self.cfg.read(lambda d: (
+            {n["name"]: n["primary_ip"] for n in d.nodes.values() if not n["offline"]}, *self._peers(d),
+            d.serial_no))
         answered = 1        # this master
         for name, res in self.rpc.heartbeat.on(nodes, self.epoch, self.node_name, timeout=timeout).items():
             if self._check_epoch(name, res):
                 return
             if res.failed:
                 self.strays_possible_on(name)
+                if name in peers:       # it may miss updates whose quorum did not wait for it
+                    with self._state_lock:
+                        self._lagging.add(name)
                 continue
             beat = res.payload
             if beat.epoch > self.epoch:
@@ -335,7 +339,10 @@ class MasterContext:
             self.ha.heard(name, beat.synced)
             if name in peers:
                 answered += 1
-                self._track_candidate(name, res)        # one that missed job updates catches up now
+                if beat.serial < serial:    # it missed config writes (a take-over's, behind a partition)
+                    with self._state_lock:
+                        self._lagging.add(name)
+                self._track_candidate(name, res)        # one that missed updates catches up now
         if answered >= needed:
             self.majority_heard = started
 

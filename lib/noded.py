@@ -87,7 +87,8 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         if not cut_off:
             self._heard_master()
         from genet.storage.base import synced_primaries
-        return Heartbeat(cut_off=cut_off, synced=synced_primaries(), **self._master_and_epoch())
+        return Heartbeat(cut_off=cut_off, synced=synced_primaries(), serial=self._config_stamp()[0],
+                         **self._master_and_epoch())
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:
         """Stop every instance running here that is not in ``allowed`` (the instances the config

@@ -70,6 +70,7 @@ class Heartbeat(WireObject):
     epoch: int
     cut_off: bool = False
     synced: list[str] = field(default_factory=list)   # instances whose mirrors this primary holds in sync (instance HA)
+    serial: int = -1                   # the serial of its config copy (-1: none): a candidate behind is caught up
 
 
 @dataclass

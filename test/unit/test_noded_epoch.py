@@ -48,7 +48,7 @@ def test_a_newer_epoch_wins_over_a_higher_serial(node):
     """When a new master (epoch 2) pushes its config, it is stored even if the serial is lower
     (the higher one held a deposed master's uncommitted changes)."""
     assert node.rpc_upload_config(cluster_config(epoch=2, serial=3)) == 3
-    assert node.rpc_heartbeat(2, "node2") == Heartbeat("node2", 2, False)
+    assert node.rpc_heartbeat(2, "node2") == Heartbeat("node2", 2, False, serial=3)
     assert node.rpc_upload_config(cluster_config(epoch=2, serial=2)) == 3      # same epoch: the serial rules
 
 
@@ -65,7 +65,7 @@ def test_a_fence_refuses_the_old_master_before_the_new_config_arrives(node):
     """When master-failover fences a node with a new epoch, the writes of the old epoch are refused
     at once, naming the node that takes over, though the config still names the old master."""
     assert node.rpc_fence(2, "node3") == 2
-    assert node.rpc_heartbeat(2, "node3") == Heartbeat("node3", 2, False)
+    assert node.rpc_heartbeat(2, "node3") == Heartbeat("node3", 2, False, serial=5)
     with pytest.raises(errors.EpochError, match="the master is now node3 \\(epoch 2\\)"):
         node.rpc_jobqueue_update([record(6, 9)], 1)
     with pytest.raises(errors.EpochError):
@@ -106,5 +106,5 @@ def test_every_procedure_is_defined_once_and_implemented_with_its_signature():
 
 def test_results_go_out_as_plain_json(node):
     """When a procedure returns a typed result, call() gives the wire form the client decodes."""
-    assert node.call("heartbeat", [1, "node2"]) == {"master": "node2", "epoch": 1, "cut_off": False, "synced": []}
+    assert node.call("heartbeat", [1, "node2"]) == {"master": "node2", "epoch": 1, "cut_off": False, "synced": [], "serial": 5}
     assert node.call("version", [])["protocol"] == 1

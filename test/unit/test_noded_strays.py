@@ -62,7 +62,7 @@ def test_a_node_that_never_heard_a_master_is_not_cut_off(node):
     """When a node never had a heartbeat (new, or rebooted: nothing of its guests survived), it
     serves instance requests and its first heartbeat asks for nothing more."""
     assert node.cut_off_for() is None
-    assert node.rpc_heartbeat(1, "node2") == Heartbeat("node2", 1, False)
+    assert node.rpc_heartbeat(1, "node2") == Heartbeat("node2", 1, False, serial=5)
     run(node, "inst1")
     assert node.call("instance_stop", ["inst1", "fake", 0, True]) is True
 
