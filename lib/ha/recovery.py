@@ -12,7 +12,7 @@ offline, and its HA instances are failed over, in that order and never out of it
 - A fenced node is set offline, then each of its HA instances, highest ``ha_priority`` first,
   is failed over: a mirrored one (mirror, drbd) to its secondary, only if the secondary's copy
   was in sync when the node was lost; one on shared storage to the node the allocator picks.
-  The target must have answered the last heartbeat, be online, not drained nor in maintenance,
+  The target must have answered a recent heartbeat, be online, not drained nor in maintenance,
   and have the memory free (asked anew before each restart). An instance is failed over once: the failover job
   itself refuses an instance no longer on the dead node.
 """
@@ -25,6 +25,8 @@ from genet.clock import Clock
 from genet.ha.timing import Timing
 
 Log = Callable[[str], None]
+RECENT = 3      # heartbeat intervals within which a restart target must have answered (a round
+                # with a silent node in it lasts its interval plus the call's timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,8 +230,8 @@ class Recovery:
         return target, ""
 
     def _usable(self, node: NodeView, now: float) -> bool:
-        """A node an instance may restart on: answered the last heartbeat round, takes guests."""
-        answered = now - self.last_heard.get(node.name, float("-inf")) <= self.timing.heartbeat
+        """A node an instance may restart on: answered a recent heartbeat round, takes guests."""
+        answered = now - self.last_heard.get(node.name, float("-inf")) <= RECENT * self.timing.heartbeat
         return answered and node.vm_capable and not (node.offline or node.drained or node.maintenance)
 
     def _alert(self, subject: str, text: str) -> None:
