@@ -155,7 +155,7 @@ def master_failover(no_voting: bool) -> dict:
 
 
 def take_master_role(rpc: NodeRpc, data, me: str, epoch: int, reachable: list[str], no_voting: bool = False,
-                     wait_lease: bool = True) -> list[str]:
+                     wait_lease: bool = True, how: str = "master-failover") -> list[str]:
     """Make ``me`` the master of ``epoch`` in the config of the reachable nodes, masterd not yet
     started: fence a majority of candidates with the new epoch first (from then on they refuse
     the old master's writes, so the config and queue gathered below cannot change behind our
@@ -170,6 +170,8 @@ def take_master_role(rpc: NodeRpc, data, me: str, epoch: int, reachable: list[st
     merge_job_queues(rpc, [n for n in reachable if data.nodes[n]["master_candidate"]])
     data.cluster["master_epoch"] = epoch
     data.cluster["master_node"] = me
+    from genet.ha import settings as ha_settings
+    data.cluster["ha"] = ha_settings.record_takeover(data.cluster.get("ha", {}), me, epoch, how, time.time())
     if data.cluster["master_ip"] == data.nodes.get(old, {}).get("primary_ip"):    # no address of its own
         data.cluster["master_ip"] = data.nodes[me]["primary_ip"]
     data["serial_no"] += 1

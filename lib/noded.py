@@ -142,7 +142,8 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
                 "master_epoch": self._epoch(),
                 "version": __version__, "protocol": PROTOCOL_VERSION,
                 "ssconf": config.read_ssconf(), "cert": ssl_utils.cert_info(paths.cluster_cert()),
-                "masterd_pid": daemon_util.pid_of("genet-masterd"), **resources()}
+                "masterd_pid": daemon_util.pid_of("genet-masterd"), "etcd_pid": daemon_util.pid_of("genet-etcd"),
+                **resources()}
 
     def rpc_data_collectors(self, settings: dict) -> dict:
         return self._collectors.reports(settings)

@@ -167,6 +167,7 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
         ("Data collectors", {name: {"active": active, "interval": f"{c['data_collector_interval'][name] / 1e6:.3f}s"}
                              for name, active in c["enabled_data_collectors"].items()}),
         ("High availability", {"automatic master failover": c["ha"]["auto_master_failover"],
+                               "master epoch": c["master_epoch"], "last take-over": _takeover(c["ha"]),
                                **{f"{key} timeout": f"{value:g} s" for key, value in c["ha"]["timeouts"].items()}}),
         ("Automatic balancing", {"enabled": c["auto_balance"]["enabled"],
                                  "interval": f"{c['auto_balance']['interval']} minutes",
@@ -175,6 +176,15 @@ def cluster_entries(c: dict, roman: bool = False) -> list:
                                  "max migrations": c["auto_balance"]["max_migrations"],
                                  "by usage": c["auto_balance"]["usage"]}),
     ]
+
+
+def _takeover(ha: dict) -> str:
+    """The last take-over of the master role, in words ("none" if none was recorded)."""
+    last = ha.get("last_takeover")
+    if not last:
+        return "none"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["time"]))
+    return f"{last['node']} (epoch {last['epoch']}, by {last['how']}) at {when}"
 
 
 def policy_entries(policy: dict, roman: bool = False) -> list:

@@ -72,7 +72,7 @@ def cluster_info(data) -> dict:
         "nicparams": {"default": params.nicparams(data)}, "ndparams": params.ndparams(data, {}, {}),
         "diskparams": params.diskparams(data), "ipolicy": params.ipolicy(data),
         "auto_balance": autobalance.settings(cluster.auto_balance),
-        "ha": ha_settings.settings(cluster.ha),
+        "ha": ha_settings.settings(cluster.ha), "master_epoch": config.master_epoch(data),
         # what genet does not have: Ganeti's values for "none"
         **{key: cluster[key] for key in ("default_iallocator", "default_iallocator_params", "maintain_node_health",
                                          "uid_pool", "reserved_lvs", "drbd_usermode_helper", "prealloc_wipe_disks")},
@@ -188,6 +188,7 @@ class LUClusterVerify(EveryNodeLU):
                 self.feedback(f"  - NOTICE: node {node['name']} is offline, not checked")
         reachable = {n: a for n, a in online.items() if not results[n].failed}
         self._verify_instances(data, reachable)
+        self._verify_store(data, {n: results[n].payload for n in reachable})
         for subject, text in sorted(self.ctx.ha.alerts().items()):     # what instance HA could not do
             kind = "node" if subject in data.nodes else "instance"
             self._error("ENODEHA" if kind == "node" else "EINSTANCEHA", kind, subject, text)
@@ -207,6 +208,19 @@ class LUClusterVerify(EveryNodeLU):
             self._error("ECLUSTERCFG", "cluster", data.cluster["cluster_name"],
                         f"only {have} master candidates, {wanted} wanted")
         return {"ok": not self.problems, "errors": self.problems}
+
+    def _verify_store(self, data, infos: dict) -> None:
+        """With automatic master failover on: every online candidate runs its member of the
+        leadership store, and this master holds the lease."""
+        if not ha_settings.settings(data.cluster.ha)["auto_master_failover"]:
+            return
+        for name, info in sorted(infos.items()):
+            if data.nodes[name]["master_candidate"] and not info.get("etcd_pid"):
+                self._error("ENODEHA", "node", name, "its member of the leadership store (etcd) does not run:"
+                                                     " automatic master failover may lose its majority")
+        if self.ctx.lease is None or not self.ctx.lease.holds():
+            self._error("ECLUSTERCFG", "cluster", data.cluster["cluster_name"],
+                        f"automatic master failover is on but {self.ctx.node_name} holds no master lease")
 
     def _group(self, data) -> str | None:
         """The UUID of the group --node-group names (None: the whole cluster)."""

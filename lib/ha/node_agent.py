@@ -103,7 +103,10 @@ def keep_member_running(data) -> bool:
 
 
 class NodeLocal:
-    """genet.ha.election.Local on this node."""
+    """genet.ha.election.Local on this node; ``how`` it takes over goes into the config."""
+
+    def __init__(self, how: str = "election"):
+        self.how = how
 
     def auto_failover(self) -> bool:
         return wanted(local_config())
@@ -117,7 +120,7 @@ class NodeLocal:
         # a dead node must not hold the take-over up: a live one answers in milliseconds
         reachable = sorted(n for n, r in rpc.node_info.on(others, timeout=TAKE_OVER_ASK).items() if not r.failed)
         try:
-            bootstrap.take_master_role(rpc, data, me, epoch, reachable, wait_lease=False)
+            bootstrap.take_master_role(rpc, data, me, epoch, reachable, wait_lease=False, how=self.how)
         except errors.GenericError as err:
             return str(err)
         return None
@@ -161,7 +164,7 @@ class Agent:
 def hand_over(data) -> None:
     """Manual master-failover with automatic failover on: take the role on the store from the
     current master (its lease is revoked), then take over and start masterd here."""
-    elector = election.Elector(paths.node_name(), store_of(data), NodeLocal(), SYSTEM,
+    elector = election.Elector(paths.node_name(), store_of(data), NodeLocal("master-failover"), SYSTEM,
                                settings.timing(data.cluster.get("ha", {})), log.warning)
     why_not = elector.hand_over()
     if why_not is not None:

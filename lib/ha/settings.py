@@ -22,10 +22,18 @@ PARAMS = (
 
 
 def settings(stored: dict) -> dict:
-    """The cluster's settings, defaults filled in."""
+    """The cluster's settings, defaults filled in, and the last take-over if there was one."""
     stored = stored or {}
-    return {"auto_master_failover": stored.get("auto_master_failover", DEFAULTS["auto_master_failover"]),
-            "timeouts": {**DEFAULTS["timeouts"], **stored.get("timeouts", {})}}
+    out = {"auto_master_failover": stored.get("auto_master_failover", DEFAULTS["auto_master_failover"]),
+           "timeouts": {**DEFAULTS["timeouts"], **stored.get("timeouts", {})}}
+    if "last_takeover" in stored:
+        out["last_takeover"] = stored["last_takeover"]
+    return out
+
+
+def record_takeover(stored: dict, node: str, epoch: int, how: str, when: float) -> dict:
+    """The settings with this take-over of the master role as the last one (gnt-cluster info)."""
+    return {**(stored or {}), "last_takeover": {"node": node, "epoch": epoch, "how": how, "time": when}}
 
 
 def timing(stored: dict) -> Timing:

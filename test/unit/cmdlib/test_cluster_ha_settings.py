@@ -7,13 +7,66 @@ import dataclasses
 
 import pytest
 
-from genet import errors
+from genet import errors, paths
 from genet.ha import settings
 from genet.ha.timing import Timing
 from genet.opcodes import OpClusterQuery, OpClusterSetParams, OpNodeSetParams
 
 
-def test_off_by_default_and_the_settings_are_kept_and_shown(cluster):
+class MemoryStore:
+    """The leadership store in memory (what the LU needs of genet.ha.etcd.EtcdStore)."""
+
+    def __init__(self):
+        self.epoch, self.master, self.leases = 0, None, set()
+
+    def seed_epoch(self, epoch):
+        self.epoch = self.epoch or epoch
+
+    def grant(self, ttl):
+        self.leases.add(len(self.leases) + 1)
+        return len(self.leases)
+
+    def claim(self, node, lease, epoch):
+        if self.master is not None or self.epoch != epoch:
+            return False
+        self.master, self.epoch = (node, lease), epoch + 1
+        return True
+
+    def keepalive(self, lease):
+        return lease in self.leases
+
+    def revoke(self, lease):
+        self.leases.discard(lease)
+        if self.master and self.master[1] == lease:
+            self.master = None
+
+
+@pytest.fixture
+def store(monkeypatch):
+    """No etcd in-process: the members' start and stop are recorded, the store is in memory."""
+    from genet.ha import node_agent
+    memory = MemoryStore()
+    memory.members = {}
+    monkeypatch.setattr(node_agent, "store_of", lambda data: memory)
+    monkeypatch.setattr(node_agent, "start_member",
+                        lambda members, token: memory.members.__setitem__(paths.node_name(), members) or 1)
+    monkeypatch.setattr(node_agent, "stop_member", lambda: memory.members.pop(paths.node_name(), None) is not None)
+    return memory
+
+
+def test_turning_it_on_starts_a_member_on_every_candidate_and_hands_the_master_its_lease(cluster, store):
+    assert cluster.ctx.lease is None and cluster.data().cluster["master_epoch"] == 0
+    cluster.run(OpClusterSetParams(auto_master_failover=True))
+    voters = {name: node.address for name, node in cluster.nodes.items()}
+    assert store.members == {name: voters for name in voters}
+    assert store.master == ("node1", cluster.ctx.lease.lease) and store.epoch == 1
+    assert cluster.data().cluster["master_epoch"] == 1 == cluster.ctx.epoch      # epoch 0 moves to 1
+    assert cluster.ctx.lease.holds()
+    cluster.run(OpClusterSetParams(auto_master_failover=False))
+    assert cluster.ctx.lease is None and store.master is None and store.members == {}
+
+
+def test_off_by_default_and_the_settings_are_kept_and_shown(cluster, store):
     shown = cluster.run(OpClusterQuery())["ha"]
     assert shown == {"auto_master_failover": False, "timeouts": dataclasses.asdict(Timing())}
     cluster.run(OpClusterSetParams(auto_master_failover=True, ha_timeouts={"node_dead": 15.0}))
