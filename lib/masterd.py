@@ -492,7 +492,7 @@ class MasterContext:
                 node = self.cfg.read(lambda d: d.nodes.get(name))
                 if node is None or name == self.node_name or not node["master_candidate"]:
                     continue
-                if self.rpc.version(name, timeout=3).failed:
+                if self.rpc.version(name, timeout=1).failed:     # a live node answers in milliseconds
                     log.warning("candidate %s is unreachable and being set offline: it no longer counts"
                                 " for the majority", name)
                     self.excluded.add(name)

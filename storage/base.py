@@ -165,6 +165,9 @@ class MirroredTemplate(DiskTemplate):
     """
     mirrored = True
     single_node = ""         # the template its data stays in when the mirror is dropped (modify -t)
+    # in the params of an assembly: the master knows the other side is offline or unreachable, so
+    # the primary comes up degraded at once instead of waiting for a peer that will not answer
+    PEER_DOWN = "peer_down"
     # OS scripts write to the assembled primary device (True: every write is mirrored as it
     # happens) rather than to offline_access's local image (copied whole at the next assembly)
     install_assembled = False

@@ -143,7 +143,8 @@ class MirrorStorage(FileStorage, MirroredTemplate):
                 raise StorageError(f"disk {index} of {instance} is missing ({image})")
             self._start(instance, disk, index, role, image, self.run_dir(disk))
         if role == "primary":
-            self._ensure_mirror(instance, disk, index)
+            if not self.params.get(self.PEER_DOWN):
+                self._ensure_mirror(instance, disk, index)
             return self.access(instance, disk, index)
         return {"role": "secondary"}
 

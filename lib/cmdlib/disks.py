@@ -102,6 +102,7 @@ def assemble_disks(lu: LogicalUnit, inst: dict, force: bool = False, first: int 
         if lu.node(node)["offline"] or node in unreachable:
             lu.feedback(f"Warning: secondary node {node} is {'offline' if lu.node(node)['offline'] else 'unreachable'}:"
                         f" the disks of {inst['name']} run degraded")
+            params = {**params, template.PEER_DOWN: True}
             continue
         res = lu.rpc.blockdev_assemble(node, inst.name, inst.disk_template, inst.disks, "secondary", params,
                                        False, first, timeout=60)

@@ -146,7 +146,9 @@ class LUNodeSetParams(LogicalUnit):
                 "MAINTENANCE": op.maintenance}
 
     def hooks_nodes(self):
-        nodes = [self.master_node(), self.op.node_name]
+        """The master and the node, unless the node is being set offline: that is done to
+        nodes that do not answer (a dead node, instance HA), and its hooks would only wait."""
+        nodes = [self.master_node()] + ([] if self.op.offline else [self.op.node_name])
         return nodes, nodes
 
     def expand_names(self):
