@@ -77,3 +77,14 @@ class StoreChange:
         for name, res in sorted(self.lu.rpc.etcd_stop.on(self.voters).items()):
             if res.failed:
                 self.lu.feedback(f" - WARNING: could not stop the store's member on {name}: {res.fail_msg}")
+
+
+def refuse_store_member_change(data, node: dict, what: str) -> None:
+    """A master candidate is a member of the leadership store while automatic failover is on;
+    removing or demoting it would leave a member the store still counts for its majority, so
+    it is refused until failover is turned off (and on again, with the new set of candidates)."""
+    if node["master_candidate"] and settings.settings(data.cluster.get("ha", {}))["auto_master_failover"]:
+        raise errors.OpPrereqError(
+            f"node {node['name']} is a member of the leadership store (automatic master failover is on);"
+            f" to {what} it, run gnt-cluster modify --auto-master-failover no first, and yes again after",
+            errors.ECode.WRONG_STATE)

@@ -5,6 +5,7 @@ import time
 
 from genet import config, errors, netutils, opcodes, params, paths, ssl_utils
 from genet.cmdlib.base import LogicalUnit
+from genet.cmdlib.cluster_ha import refuse_store_member_change
 from genet.cmdlib.node_maintenance import MaintenancePlan
 from genet.locking import ALL_SET, Level
 from genet.noded import PROTOCOL_VERSION
@@ -109,6 +110,7 @@ class LUNodeRemove(LogicalUnit):
         if users:
             raise errors.OpPrereqError(f"node {node['name']!r} still holds instance(s) {', '.join(users)}",
                                        errors.ECode.WRONG_STATE)
+        refuse_store_member_change(self.cfg.snapshot(), node, "remove")
         self.removed = node
 
     def exec(self):
@@ -179,6 +181,8 @@ class LUNodeSetParams(LogicalUnit):
         if is_master and (op.master_candidate is False or op.offline or op.drained or op.master_capable is False):
             raise errors.OpPrereqError(f"the master node {node['name']!r} cannot be demoted, drained or"
                                        " set offline; fail the master over first", errors.ECode.INVAL)
+        if op.master_candidate is False or op.master_capable is False:
+            refuse_store_member_change(data, node, "demote")
         if op.master_candidate and (node["offline"] and op.offline is not False
                                     or node["drained"] and op.drained is not False
                                     or not node["master_capable"] and not op.master_capable):

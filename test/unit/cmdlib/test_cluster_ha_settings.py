@@ -95,3 +95,14 @@ def test_timeouts_that_do_not_fit_together_are_refused(cluster):
         OpClusterSetParams(ha_timeouts={"lease": 2.0})
     with pytest.raises(errors.OpPrereqError, match="ha_timeouts node_dead: .*at least 0.1"):
         OpClusterSetParams(ha_timeouts={"node_dead": 0.0})
+
+
+def test_a_store_member_is_neither_removed_nor_demoted_while_failover_is_on(cluster, store):
+    from genet.opcodes import OpNodeRemove
+    cluster.run(OpClusterSetParams(auto_master_failover=True))
+    cluster.refused(OpNodeRemove(node_name="node3"), "node3 is a member of the leadership store.*--auto-master-"
+                                                     "failover no first")
+    cluster.refused(OpNodeSetParams(node_name="node3", master_candidate=False, auto_promote=True),
+                    "to demote it, run gnt-cluster modify --auto-master-failover no first")
+    cluster.run(OpClusterSetParams(auto_master_failover=False))
+    cluster.run(OpNodeSetParams(node_name="node3", master_candidate=False, auto_promote=True))
