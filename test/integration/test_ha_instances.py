@@ -12,22 +12,12 @@ import time
 
 import pytest
 from devnet import wait_for
-from test_instances_mirror import BLOCK_KIB, Dev, booted, hvparams, image_md5, tool
-
-from genet_dev import testguest
+from test_instances_mirror import BLOCK_KIB, Dev, booted, hvparams, image_md5, kvm_cluster, tool
 
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    testguest.ensure()
-    directory = tmp_path_factory.mktemp("ha-instances") / "cluster"
-    try:
-        proc = tool("start", "--nodes", "4", "--hypervisor", "kvm", "--dir", str(directory))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        yield Dev(directory)
-    finally:
-        stop = tool("stop", "--dir", str(directory))
-        assert stop.returncode == 0, stop.stderr
+    yield from kvm_cluster(tmp_path_factory, "ha-instances", nodes=4)
 
 
 def add_ha_instance(dev: Dev, name: str, nodes: str, ip: str) -> None:

@@ -57,17 +57,22 @@ class Dev:
         return self.dir / node / "root/var/run/genet/kvm" / name / "serial.log"
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory):
+def kvm_cluster(tmp_path_factory, name: str, nodes: int = 3):
+    """A kvm dev cluster of ``nodes`` nodes for the test guest, stopped afterwards."""
     testguest.ensure()
-    directory = tmp_path_factory.mktemp("mirror") / "cluster"
+    directory = tmp_path_factory.mktemp(name) / "cluster"
     try:
-        proc = tool("start", "--nodes", "3", "--hypervisor", "kvm", "--dir", str(directory))
+        proc = tool("start", "--nodes", str(nodes), "--hypervisor", "kvm", "--dir", str(directory))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield Dev(directory)
     finally:
         stop = tool("stop", "--dir", str(directory))
         assert stop.returncode == 0, stop.stderr
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    yield from kvm_cluster(tmp_path_factory, "mirror")
 
 
 def hvparams() -> str:

@@ -4,6 +4,7 @@ two-node cluster needs a witness) and when the timeouts do not fit together."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -106,3 +107,15 @@ def test_a_store_member_is_neither_removed_nor_demoted_while_failover_is_on(clus
                     "to demote it, run gnt-cluster modify --auto-master-failover no first")
     cluster.run(OpClusterSetParams(auto_master_failover=False))
     cluster.run(OpNodeSetParams(node_name="node3", master_candidate=False, auto_promote=True))
+
+
+def test_verify_reports_candidates_without_their_member_and_a_master_without_its_lease(cluster, store):
+    from genet.opcodes import OpClusterVerify
+    cluster.run(OpClusterSetParams(auto_master_failover=True))
+    cluster.run(OpClusterVerify())
+    missing = [line for line in cluster.log if "its member of the leadership store (etcd) does not run" in line]
+    assert sorted(re.search(r"node(\d)", line).group(0) for line in missing) == ["node1", "node2", "node3"]
+    assert not [line for line in cluster.log if "holds no master lease" in line]
+    cluster.ctx.lease = None        # a master started without its lease (by hand)
+    cluster.run(OpClusterVerify())
+    assert [line for line in cluster.log if "automatic master failover is on but node1 holds no master lease" in line]
