@@ -118,3 +118,15 @@ def test_a_partitioned_master_has_stopped_before_another_accepts_and_one_master_
     time.sleep(3)
     assert [n for n in NODES if dev.masterd_runs(n)] == [new]
     assert dev.stored_config(old)["serial_no"] == dev.stored_config(new)["serial_no"]
+
+
+def test_a_manual_master_failover_takes_the_role_on_the_store(dev):
+    old = dev.master_on(NODES)
+    target = next(n for n in NODES if n != old)
+    epoch = dev.stored_config(old)["cluster"]["master_epoch"]
+    dev.run(target, "gnt-cluster", "master-failover")
+    assert dev.master_on(NODES) == target
+    wait_for(lambda: not dev.masterd_runs(old), 30, f"{old} to stop its masterd")
+    assert dev.stored_config(target)["cluster"]["master_epoch"] == epoch + 1
+    info = dev.run(target, "gnt-cluster", "info").stdout
+    assert re.search(rf"last take-over: {target} \(epoch {epoch + 1}, by master-failover\)", info), info
