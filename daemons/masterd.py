@@ -14,6 +14,7 @@ from genet import daemon_util, master_ip, paths
 from genet.masterd import LuxiHandlers, MasterContext, make_factory
 
 log = logging.getLogger("genet-masterd")
+STOP_GRACE = 10.0       # seconds the daemon may take to stop before it exits regardless
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=master_ip.at_master_daemon, args=(ctx.cfg.snapshot(), master_ip.START),
                      name="master-ip", daemon=True).start()
     reactor.run()
+    # a bounded stop: a deposed master must not linger (its node may win the next election, and
+    # a masterd still running there would keep the new one from starting)
+    threading.Timer(STOP_GRACE, os._exit, args=(0,)).start()
     ctx.stop()
     master_ip.at_master_daemon(ctx.cfg.snapshot(), master_ip.STOP)
     paths.pid_file("genet-masterd").unlink(missing_ok=True)

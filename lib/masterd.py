@@ -83,6 +83,7 @@ class MasterContext:
         self._ssconf_nodes: set[str] = set()     # who holds _last_ssconf
         self.excluded: set[str] = set()     # see _peers
         self._lagging: set[str] = set()     # candidates that missed job updates
+        self._queue_mark = 0                # the queue's newest version at the last heartbeat round
         self._suspect: dict[str, int] = {}  # nodes that may run instances placed elsewhere -> times marked
         self._moving: dict[str, str] = {}   # instance -> the node a job is moving it to (moving_to)
         self.majority_heard = clock.monotonic()
@@ -319,6 +320,9 @@ class MasterContext:
         nodes, peers, needed, serial = self.cfg.read(lambda d: (
             {n["name"]: n["primary_ip"] for n in d.nodes.values() if not n["offline"]}, *self._peers(d),
             d.serial_no))
+        # every job version stored here before the previous round was committed, so on a majority;
+        # a candidate whose copy ends before it lost some (it stepped down and emptied its copy)
+        queue_mark, self._queue_mark = self._queue_mark, self.queue.store.max_seq()
         answered = 1        # this master
         for name, res in self.rpc.heartbeat.on(nodes, self.epoch, self.node_name, timeout=timeout).items():
             if self._check_epoch(name, res):
@@ -339,8 +343,8 @@ class MasterContext:
             self.ha.heard(name, beat.synced)
             if name in peers:
                 answered += 1
-                if beat.serial < serial:    # it missed config writes (a take-over's, behind a partition)
-                    with self._state_lock:
+                if beat.serial < serial or beat.queue_seq < queue_mark:
+                    with self._state_lock:  # it missed writes (a take-over's, behind a partition)
                         self._lagging.add(name)
                 self._track_candidate(name, res)        # one that missed updates catches up now
         if answered >= needed:

@@ -87,7 +87,9 @@ class NodeProcedures(AdminProcedures, HooksProcedures):
         if not cut_off:
             self._heard_master()
         from genet.storage.base import synced_primaries
-        return Heartbeat(cut_off=cut_off, synced=synced_primaries(), serial=self._config_stamp()[0],
+        serial = self._config_stamp()[0]
+        queue_seq = self._queue_store().max_seq() if serial >= 0 else 0     # candidates hold a copy
+        return Heartbeat(cut_off=cut_off, synced=synced_primaries(), serial=serial, queue_seq=queue_seq,
                          **self._master_and_epoch())
 
     def rpc_stop_strays(self, epoch: int, allowed: list) -> list:

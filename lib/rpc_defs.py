@@ -71,6 +71,7 @@ class Heartbeat(WireObject):
     cut_off: bool = False
     synced: list[str] = field(default_factory=list)   # instances whose mirrors this primary holds in sync (instance HA)
     serial: int = -1                   # the serial of its config copy (-1: none): a candidate behind is caught up
+    queue_seq: int = 0                 # the newest job version its queue copy holds (0: none), likewise
 
 
 @dataclass

@@ -50,9 +50,10 @@ class Local(Protocol):
     def auto_failover(self) -> bool:
         """Whether the cluster has automatic master failover on (its config)."""
 
-    def take_over(self, epoch: int) -> str | None:
+    def take_over(self, epoch: int, lease: int) -> str | None:
         """Fence a majority of candidates with ``epoch``, take the newest config and job queue,
-        make this node the master in the config. None when done; else why not."""
+        make this node the master in the config, keeping ``lease`` alive meanwhile. None when
+        done; else why not."""
 
     def start_master(self, lease: int, granted: float, epoch: int) -> None:
         """Start masterd (and RAPI, the master IP) holding ``lease``, granted at ``granted``."""
@@ -183,7 +184,7 @@ class Elector:
 
     def _become_master(self, lease: int, granted: float) -> str | None:
         """Take over (fence, catch up) under ``lease``, then start masterd; None when master."""
-        why_not = self.local.take_over(self.epoch)
+        why_not = self.local.take_over(self.epoch, lease)
         if why_not is not None:
             self.log(f"{self.node}: gives the role back: {why_not}")
             _revoke(self.store, lease)

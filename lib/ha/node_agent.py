@@ -105,27 +105,51 @@ def keep_member_running(data) -> bool:
 class NodeLocal:
     """genet.ha.election.Local on this node; ``how`` it takes over goes into the config."""
 
-    def __init__(self, how: str = "election"):
-        self.how = how
+    def __init__(self, store, timing, how: str = "election"):
+        self.store, self.timing, self.how = store, timing, how
+        self.renewed: float | None = None    # send time of the last renewal answered during a take-over
 
     def auto_failover(self) -> bool:
         return wanted(local_config())
 
-    def take_over(self, epoch: int) -> str | None:
+    def take_over(self, epoch: int, lease: int) -> str | None:
+        """bootstrap.take_master_role, the lease renewed meanwhile (a take-over that waits for
+        a slow node must not outlive it)."""
         from genet import bootstrap
         data = local_config()
         me = paths.node_name()
         rpc = bootstrap._rpc(data)
         others = [n["name"] for n in data.nodes.values() if not n["offline"] and n["name"] != me]
-        # a dead node must not hold the take-over up: a live one answers in milliseconds
-        reachable = sorted(n for n, r in rpc.node_info.on(others, timeout=TAKE_OVER_ASK).items() if not r.failed)
+        done = threading.Event()
+        keeper = threading.Thread(target=self._keep, args=(lease, done), daemon=True)
+        keeper.start()
         try:
+            # a dead node must not hold the take-over up: a live one answers in milliseconds
+            reachable = sorted(n for n, r in rpc.node_info.on(others, timeout=TAKE_OVER_ASK).items()
+                               if not r.failed)
             bootstrap.take_master_role(rpc, data, me, epoch, reachable, wait_lease=False, how=self.how)
         except errors.GenericError as err:
             return str(err)
+        finally:
+            done.set()
+            keeper.join()
         return None
 
+    def _keep(self, lease: int, done: threading.Event) -> None:
+        from genet.ha.store import StoreUnavailable
+        while not done.wait(self.timing.keepalive):
+            sent = SYSTEM.monotonic()
+            try:
+                if self.store.keepalive(lease):
+                    self.renewed = sent
+            except StoreUnavailable:
+                pass
+
     def start_master(self, lease: int, granted: float, epoch: int) -> None:
+        """masterd with the lease (a masterd still here is a deposed one on its way out: stopped
+        first, or it would keep the new one from starting)."""
+        daemon_util.stop_master_daemons()
+        granted = max(granted, self.renewed or granted)
         daemon_util.start_master_daemons(["--lease", str(lease), "--lease-granted", repr(granted)])
 
     def master_running(self) -> bool:
@@ -156,16 +180,19 @@ class Agent:
         if not keep_member_running(data):
             return              # not a member yet: the master starts it (etcd_start)
         if self.elector is None:
-            self.elector = election.Elector(paths.node_name(), store_of(data), NodeLocal(), SYSTEM,
-                                            settings.timing(data.cluster.get("ha", {})), log.warning)
+            self.elector = elector_of(data, "election")
         self.elector.tick()
+
+
+def elector_of(data, how: str) -> election.Elector:
+    """This node's elector; ``how`` it would take over is recorded in the config."""
+    store, timing = store_of(data), settings.timing(data.cluster.get("ha", {}))
+    return election.Elector(paths.node_name(), store, NodeLocal(store, timing, how), SYSTEM, timing, log.warning)
 
 
 def hand_over(data) -> None:
     """Manual master-failover with automatic failover on: take the role on the store from the
     current master (its lease is revoked), then take over and start masterd here."""
-    elector = election.Elector(paths.node_name(), store_of(data), NodeLocal("master-failover"), SYSTEM,
-                               settings.timing(data.cluster.get("ha", {})), log.warning)
-    why_not = elector.hand_over()
+    why_not = elector_of(data, "master-failover").hand_over()
     if why_not is not None:
         raise errors.OpPrereqError(f"master-failover refused: {why_not}", errors.ECode.ENVIRON)

@@ -411,7 +411,7 @@ class Local:
     def auto_failover(self) -> bool:
         return self.world.auto_failover
 
-    def take_over(self, epoch: int) -> str | None:
+    def take_over(self, epoch: int, lease: int) -> str | None:
         world, me = self.world, self.node
         peers = [n for n in world.nodes.values() if n.candidate and world.talk(me.name, n.name)]
         newer = [n.name for n in peers if n.epoch > epoch]

@@ -2,6 +2,8 @@
 runs but the config places elsewhere, and it keeps (or loses) the master's read lease."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from genet import config, errors, paths
@@ -137,3 +139,29 @@ def test_a_node_marked_again_while_its_strays_are_stopped_stays_marked(ctx):
     ctx.heartbeat_round()
     ctx.heartbeat_round()
     assert ctx.nodes.stops == [("node2", ["on2"]), ("node2", [])]
+
+
+def test_a_candidate_behind_in_config_or_queue_is_caught_up_when_it_answers(ctx, monkeypatch):
+    """A candidate whose copy of the config is older than the master's, or whose queue copy ends
+    before what the master held at the previous round (one that stepped down emptied it), gets
+    everything again, though none of its calls failed."""
+    resynced = []
+    real_thread = threading.Thread
+
+    def thread(target=None, args=(), **kwargs):      # a resync runs at once, here
+        if target == ctx._resync:
+            return type("Now", (), {"start": lambda self: resynced.append(*args)})()
+        return real_thread(target=target, args=args, **kwargs)
+    monkeypatch.setattr(threading, "Thread", thread)
+    round_ = ctx.heartbeat_round
+    serial = ctx.cfg.snapshot().serial_no
+    ctx.queue.store.write([(1, 0, '{"id": 1, "status": "success"}', 7)])
+    up_to_date = {"master": "node1", "epoch": 0, "cut_off": False, "serial": serial, "queue_seq": 7}
+    ctx.nodes.heartbeat.update(node2=dict(up_to_date, queue_seq=0), node3=dict(up_to_date))
+    round_()                 # the mark is taken: nothing was due before it
+    assert resynced == []
+    round_()
+    assert resynced == ["node2"]
+    ctx.nodes.heartbeat.update(node2=dict(up_to_date), node3=dict(up_to_date, serial=serial - 1))
+    round_()
+    assert resynced == ["node2", "node3"]

@@ -106,5 +106,5 @@ def test_every_procedure_is_defined_once_and_implemented_with_its_signature():
 
 def test_results_go_out_as_plain_json(node):
     """When a procedure returns a typed result, call() gives the wire form the client decodes."""
-    assert node.call("heartbeat", [1, "node2"]) == {"master": "node2", "epoch": 1, "cut_off": False, "synced": [], "serial": 5}
+    assert node.call("heartbeat", [1, "node2"]) == {"master": "node2", "epoch": 1, "cut_off": False, "synced": [], "serial": 5, "queue_seq": 0}
     assert node.call("version", [])["protocol"] == 1

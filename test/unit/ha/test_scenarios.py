@@ -40,8 +40,8 @@ def test_a_recovery_that_skips_the_fence_is_caught_running_a_guest_twice(monkeyp
 def test_a_takeover_without_the_others_queues_is_caught_losing_acknowledged_jobs(monkeypatch):
     take_over = sim.Local.take_over
 
-    def forgetful(self, epoch):
-        why_not = take_over(self, epoch)
+    def forgetful(self, epoch, lease):
+        why_not = take_over(self, epoch, lease)
         self.node.jobs = set(list(self.node.jobs)[:1])
         return why_not
     monkeypatch.setattr(sim.Local, "take_over", forgetful)
