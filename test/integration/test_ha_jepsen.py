@@ -427,7 +427,8 @@ def keep_logs(dev: Dev, where: Path):
 
 
 @pytest.mark.timeout(SECONDS + 600)     # the run itself, then the repair, the agreement and the checks
-def test_clients_keep_every_acknowledged_operation_while_a_nemesis_kills_and_partitions_nodes(tmp_path):
+def test_clients_keep_every_acknowledged_operation_while_a_nemesis_kills_and_partitions_nodes(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("jepsen")      # short: the master's unix socket lives below it
     print(f"\njepsen: seed {SEED} (GENET_JEPSEN_SEED), {SECONDS:.0f} s (GENET_JEPSEN_SECONDS)", flush=True)
     rnd = random.Random(SEED)
     with dev_cluster(tmp_path / "cluster", cls=Dev) as dev, keep_logs(dev, tmp_path / "logs"):
